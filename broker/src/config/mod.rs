@@ -1,0 +1,419 @@
+//! Broker configuration: Kafka's property names, read from a properties file
+//! and overridden by `GREGOR_*` environment variables.
+//!
+//! Every key is either used, or a Kafka tuning knob that Gregor does not need
+//! (accepted and logged), or an error: a typo must not silently fall back to
+//! a default.
+
+pub mod listener;
+pub mod properties;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+pub use listener::{Endpoint, Listener};
+use properties::Property;
+
+/// Why the configuration cannot be used. Each message names the key.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The properties file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// File that failed.
+        path: PathBuf,
+        /// Underlying error.
+        source: std::io::Error,
+    },
+    /// A required key is absent.
+    #[error("missing required setting `{0}`")]
+    Missing(&'static str),
+    /// A key Gregor does not know.
+    #[error("unknown setting `{key}` (from {origin})")]
+    Unknown {
+        /// The key.
+        key: String,
+        /// File and line, or environment variable.
+        origin: String,
+    },
+    /// A value that does not parse or is out of range.
+    #[error("invalid value `{value}` for `{key}` (from {origin}): {reason}")]
+    Invalid {
+        /// The key.
+        key: String,
+        /// The offending value.
+        value: String,
+        /// File and line, or environment variable.
+        origin: String,
+        /// What was expected.
+        reason: String,
+    },
+}
+
+/// Defaults for per-topic log settings, from the broker's `log.*` keys.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LogDefaults {
+    /// `log.segment.bytes`
+    pub segment_bytes: u64,
+    /// `log.roll.ms` / `log.roll.hours`
+    pub segment_ms: i64,
+    /// `log.retention.ms` / `.minutes` / `.hours` (-1: keep forever)
+    pub retention_ms: i64,
+    /// `log.retention.bytes` (-1: unlimited)
+    pub retention_bytes: i64,
+    /// `log.index.interval.bytes`
+    pub index_interval_bytes: u32,
+    /// `message.max.bytes`: the largest record batch accepted.
+    pub max_message_bytes: u32,
+    /// `log.flush.interval.messages`
+    pub flush_messages: u64,
+    /// `log.flush.interval.ms` (-1: never by time)
+    pub flush_ms: i64,
+    /// `log.cleanup.policy`
+    pub cleanup_policy: String,
+    /// `min.insync.replicas`
+    pub min_insync_replicas: i32,
+}
+
+/// Everything the broker reads from its configuration.
+#[derive(Debug, Clone)]
+pub struct BrokerConfig {
+    /// `node.id`
+    pub node_id: i32,
+    /// `listeners`: where to bind, by listener name.
+    pub listeners: Vec<Listener>,
+    /// `advertised.listeners`: what clients are told, by listener name.
+    pub advertised: BTreeMap<String, Endpoint>,
+    /// `inter.broker.listener.name`
+    pub inter_broker_listener: String,
+    /// `log.dirs` (or `log.dir`)
+    pub log_dirs: Vec<PathBuf>,
+    /// `num.partitions`
+    pub num_partitions: i32,
+    /// `default.replication.factor`
+    pub default_replication_factor: i16,
+    /// `auto.create.topics.enable`
+    pub auto_create_topics: bool,
+    /// `delete.topic.enable`
+    pub delete_topic_enable: bool,
+    /// `socket.request.max.bytes`: the largest request frame accepted.
+    pub socket_request_max_bytes: usize,
+    /// `queued.max.requests`: requests read ahead on one connection.
+    pub queued_max_requests: usize,
+    /// `log.retention.check.interval.ms`
+    pub retention_check_interval_ms: u64,
+    /// `group.initial.rebalance.delay.ms`
+    pub group_initial_rebalance_delay_ms: u64,
+    /// `group.min.session.timeout.ms`
+    pub group_min_session_timeout_ms: u64,
+    /// `group.max.session.timeout.ms`
+    pub group_max_session_timeout_ms: u64,
+    /// Defaults for every topic's log.
+    pub log: LogDefaults,
+}
+
+/// Kafka settings that tune the JVM broker's internals. Gregor has no use for
+/// them but accepts them so an existing `server.properties` starts unchanged.
+const ACCEPTED_AND_IGNORED: &[&str] = &[
+    "num.network.threads",
+    "num.io.threads",
+    "num.replica.fetchers",
+    "num.recovery.threads.per.data.dir",
+    "background.threads",
+    "socket.send.buffer.bytes",
+    "socket.receive.buffer.bytes",
+    "offsets.topic.replication.factor",
+    "offsets.topic.num.partitions",
+    "transaction.state.log.replication.factor",
+    "transaction.state.log.min.isr",
+    "share.coordinator.state.topic.replication.factor",
+    "share.coordinator.state.topic.min.isr",
+    "process.roles",
+    "controller.listener.names",
+    "controller.quorum.voters",
+    "controller.quorum.bootstrap.servers",
+];
+
+/// Tracks which keys have been consumed so leftovers can be reported.
+struct Settings {
+    props: BTreeMap<String, Property>,
+}
+
+impl Settings {
+    fn take(&mut self, key: &str) -> Option<Property> {
+        self.props.remove(key)
+    }
+
+    fn parse<T: FromStr>(&mut self, key: &str, what: &str) -> Result<Option<T>, ConfigError> {
+        let Some(p) = self.take(key) else {
+            return Ok(None);
+        };
+        p.value
+            .parse::<T>()
+            .map(Some)
+            .map_err(|_| invalid(&p, format!("expected {what}")))
+    }
+
+    fn int<T: FromStr + PartialOrd + Copy + std::fmt::Display>(
+        &mut self,
+        key: &str,
+        default: T,
+        min: T,
+    ) -> Result<T, ConfigError> {
+        let origin = self.props.get(key).cloned();
+        let value = self.parse::<T>(key, "an integer")?.unwrap_or(default);
+        if value < min {
+            if let Some(p) = origin {
+                return Err(invalid(&p, format!("must be at least {min}")));
+            }
+        }
+        Ok(value)
+    }
+
+    fn bool(&mut self, key: &str, default: bool) -> Result<bool, ConfigError> {
+        Ok(self.parse(key, "true or false")?.unwrap_or(default))
+    }
+
+    fn string(&mut self, key: &str) -> Option<Property> {
+        self.take(key)
+    }
+}
+
+fn invalid(p: &Property, reason: String) -> ConfigError {
+    ConfigError::Invalid {
+        key: p.key.clone(),
+        value: p.value.clone(),
+        origin: p.origin.clone(),
+        reason,
+    }
+}
+
+impl BrokerConfig {
+    /// Reads `path`, applies `GREGOR_*` overrides from `env`, and validates.
+    pub fn load(
+        path: &Path,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let mut props = properties::parse(&text, &path.display().to_string());
+        for (var, value) in env {
+            if let Some(key) = properties::env_key(&var) {
+                props.insert(
+                    key.clone(),
+                    Property {
+                        key,
+                        value: value.trim().to_string(),
+                        origin: format!("environment variable {var}"),
+                    },
+                );
+            }
+        }
+        Self::from_properties(props)
+    }
+
+    /// Validates parsed properties.
+    pub fn from_properties(props: BTreeMap<String, Property>) -> Result<Self, ConfigError> {
+        let mut s = Settings { props };
+        let node_id = s
+            .parse::<i32>("node.id", "an integer")?
+            .or(s.parse::<i32>("broker.id", "an integer")?)
+            .ok_or(ConfigError::Missing("node.id"))?;
+
+        let protocol_map = match s.string("listener.security.protocol.map") {
+            Some(p) => listener::parse_protocol_map(&p)?,
+            None => listener::default_protocol_map(),
+        };
+        let listeners = match s.string("listeners") {
+            Some(p) => listener::parse_listeners(&p, &protocol_map)?,
+            None => listener::parse_listeners(
+                &Property {
+                    key: "listeners".into(),
+                    value: "PLAINTEXT://:9092".into(),
+                    origin: "default".into(),
+                },
+                &protocol_map,
+            )?,
+        };
+        let advertised = match s.string("advertised.listeners") {
+            Some(p) => listener::parse_advertised(&p, &listeners)?,
+            None => listener::advertise_bound(&listeners),
+        };
+        let inter_broker_listener = match s.string("inter.broker.listener.name") {
+            Some(p) if listeners.iter().any(|l| l.name == p.value) => p.value,
+            Some(p) => return Err(invalid(&p, "no listener has this name".into())),
+            None => listeners
+                .first()
+                .map(|l| l.name.clone())
+                .unwrap_or_default(),
+        };
+
+        let log_dirs = s
+            .string("log.dirs")
+            .or_else(|| s.string("log.dir"))
+            .ok_or(ConfigError::Missing("log.dirs"))?;
+        let dirs: Vec<PathBuf> = log_dirs
+            .value
+            .split(',')
+            .map(str::trim)
+            .filter(|d| !d.is_empty())
+            .map(PathBuf::from)
+            .collect();
+        if dirs.is_empty() {
+            return Err(invalid(
+                &log_dirs,
+                "expected one or more directories".into(),
+            ));
+        }
+
+        // The finest unit given wins, as in Kafka; every one is still checked.
+        let retention_ms_key = s.parse::<i64>("log.retention.ms", "an integer")?;
+        let retention_minutes = s.parse::<i64>("log.retention.minutes", "an integer")?;
+        let retention_hours = s.int("log.retention.hours", 168i64, -1)?;
+        let retention_ms = retention_ms_key
+            .or(retention_minutes.map(|m| m.saturating_mul(60_000)))
+            .unwrap_or(retention_hours.saturating_mul(3_600_000));
+        let roll_ms = s.parse::<i64>("log.roll.ms", "an integer")?;
+        let roll_hours = s.int("log.roll.hours", 168i64, 1)?;
+        let segment_ms = roll_ms.unwrap_or(roll_hours.saturating_mul(3_600_000));
+        let cleanup_policy = match s.string("log.cleanup.policy") {
+            Some(p) if p.value == "delete" => p.value,
+            Some(p) => {
+                return Err(invalid(
+                    &p,
+                    "only `delete` is supported (compaction is not built yet)".into(),
+                ))
+            }
+            None => "delete".into(),
+        };
+        let log = LogDefaults {
+            segment_bytes: s.int("log.segment.bytes", 1u64 << 30, 14)?,
+            segment_ms,
+            retention_ms,
+            retention_bytes: s.int("log.retention.bytes", -1i64, -1)?,
+            index_interval_bytes: s.int("log.index.interval.bytes", 4096u32, 0)?,
+            max_message_bytes: s.int("message.max.bytes", 1_048_588u32, 0)?,
+            flush_messages: s.int("log.flush.interval.messages", u64::MAX >> 1, 1)?,
+            flush_ms: s.int("log.flush.interval.ms", -1i64, -1)?,
+            cleanup_policy,
+            min_insync_replicas: s.int("min.insync.replicas", 1i32, 1)?,
+        };
+
+        let config = BrokerConfig {
+            node_id,
+            listeners,
+            advertised,
+            inter_broker_listener,
+            log_dirs: dirs,
+            num_partitions: s.int("num.partitions", 1i32, 1)?,
+            default_replication_factor: s.int("default.replication.factor", 1i16, 1)?,
+            auto_create_topics: s.bool("auto.create.topics.enable", true)?,
+            delete_topic_enable: s.bool("delete.topic.enable", true)?,
+            socket_request_max_bytes: s.int("socket.request.max.bytes", 104_857_600usize, 64)?,
+            queued_max_requests: s.int("queued.max.requests", 500usize, 1)?,
+            retention_check_interval_ms: s.int("log.retention.check.interval.ms", 300_000u64, 1)?,
+            group_initial_rebalance_delay_ms: s.int(
+                "group.initial.rebalance.delay.ms",
+                3000u64,
+                0,
+            )?,
+            group_min_session_timeout_ms: s.int("group.min.session.timeout.ms", 6000u64, 1)?,
+            group_max_session_timeout_ms: s.int("group.max.session.timeout.ms", 1_800_000u64, 1)?,
+            log,
+        };
+
+        for key in ACCEPTED_AND_IGNORED {
+            if let Some(p) = s.take(key) {
+                tracing::info!(key = %p.key, origin = %p.origin, "setting accepted; Gregor does not need it");
+            }
+        }
+        if let Some((_, p)) = s.props.into_iter().next() {
+            return Err(ConfigError::Unknown {
+                key: p.key,
+                origin: p.origin,
+            });
+        }
+        Ok(config)
+    }
+
+    /// The advertised endpoint of the named listener.
+    pub fn advertised_endpoint(&self, listener: &str) -> Option<&Endpoint> {
+        self.advertised.get(listener)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(text: &str) -> Result<BrokerConfig, ConfigError> {
+        BrokerConfig::from_properties(properties::parse(text, "t"))
+    }
+
+    const BASE: &str = "node.id=1\nlog.dirs=/tmp/g\n";
+
+    #[test]
+    fn minimal_file_gets_kafka_defaults() {
+        let c = load(BASE).expect("valid");
+        assert_eq!(c.node_id, 1);
+        assert_eq!(c.num_partitions, 1);
+        assert_eq!(c.listeners.len(), 1);
+        assert_eq!(c.listeners[0].name, "PLAINTEXT");
+        assert_eq!(c.listeners[0].port, 9092);
+        assert_eq!(c.log.retention_ms, 168 * 3_600_000);
+        assert_eq!(c.socket_request_max_bytes, 104_857_600);
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let cases = [
+            ("log.dirs=/x\n", "node.id"),
+            ("node.id=1\n", "log.dirs"),
+            ("node.id=1\nlog.dirs=/x\nlog.dirz=/y\n", "log.dirz"),
+            (
+                "node.id=1\nlog.dirs=/x\nnum.partitions=zero\n",
+                "num.partitions",
+            ),
+            (
+                "node.id=1\nlog.dirs=/x\nnum.partitions=0\n",
+                "num.partitions",
+            ),
+            ("node.id=x\nlog.dirs=/x\n", "node.id"),
+            (
+                "node.id=1\nlog.dirs=/x\nauto.create.topics.enable=yes\n",
+                "auto.create.topics.enable",
+            ),
+            (
+                "node.id=1\nlog.dirs=/x\ninter.broker.listener.name=NOPE\n",
+                "inter.broker.listener.name",
+            ),
+        ];
+        for (text, key) in cases {
+            let err = load(text).expect_err(text).to_string();
+            assert!(err.contains(key), "{text:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn retention_units_follow_kafkas_precedence() {
+        let c = load(&format!(
+            "{BASE}log.retention.hours=1\nlog.retention.minutes=2\n"
+        ))
+        .expect("ok");
+        assert_eq!(c.log.retention_ms, 120_000);
+        let c = load(&format!(
+            "{BASE}log.retention.minutes=2\nlog.retention.ms=5\n"
+        ))
+        .expect("ok");
+        assert_eq!(c.log.retention_ms, 5);
+    }
+
+    #[test]
+    fn kafka_tuning_knobs_are_accepted() {
+        let c = load(&format!("{BASE}num.network.threads=3\nnum.io.threads=8\n"));
+        assert!(c.is_ok());
+    }
+}

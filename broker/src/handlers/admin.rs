@@ -1,0 +1,194 @@
+//! CreateTopics, DeleteTopics and CreatePartitions.
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
+
+use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
+use kafka_protocol::messages::create_topics_response::{
+    CreatableTopicConfigs, CreatableTopicResult,
+};
+use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
+use kafka_protocol::messages::{
+    CreatePartitionsRequest, CreatePartitionsResponse, CreateTopicsRequest, CreateTopicsResponse,
+    DeleteTopicsRequest, DeleteTopicsResponse, TopicName,
+};
+use kafka_protocol::ResponseError;
+use uuid::Uuid;
+
+use super::errors::topic_error;
+use super::text;
+use crate::node::Node;
+use crate::topic::{config, NewTopic, TopicError};
+
+/// Kafka's DescribeConfigs/CreateTopics source code for a topic override.
+const SOURCE_TOPIC: i8 = 1;
+/// ... and for a broker default.
+const SOURCE_DEFAULT: i8 = 5;
+
+/// Creates topics (or, with `validate_only`, only checks them).
+pub fn create_topics(
+    node: &Arc<Node>,
+    req: CreateTopicsRequest,
+    version: i16,
+) -> CreateTopicsResponse {
+    let mut resp = CreateTopicsResponse::default();
+    let mut seen = HashSet::new();
+    let duplicates: HashSet<String> = req
+        .topics
+        .iter()
+        .filter(|t| !seen.insert(t.name.as_str().to_string()))
+        .map(|t| t.name.as_str().to_string())
+        .collect();
+    for t in req.topics {
+        let name = t.name.as_str().to_string();
+        let mut r = CreatableTopicResult::default();
+        r.name = t.name.clone();
+        r.num_partitions = -1;
+        r.replication_factor = -1;
+        if duplicates.contains(&name) {
+            r.error_code = ResponseError::InvalidRequest.code();
+            r.error_message = Some(text(format!(
+                "topic `{name}` appears more than once in the request"
+            )));
+            resp.topics.push(r);
+            continue;
+        }
+        let partitions = if !t.assignments.is_empty() {
+            t.assignments.len() as i32
+        } else if t.num_partitions == -1 {
+            node.config.num_partitions
+        } else {
+            t.num_partitions
+        };
+        let replication_factor = match t.assignments.first() {
+            Some(a) => a.broker_ids.len() as i16,
+            None if t.replication_factor == -1 => node.config.default_replication_factor,
+            None => t.replication_factor,
+        };
+        let configs: BTreeMap<String, String> = t
+            .configs
+            .iter()
+            .filter_map(|c| {
+                c.value
+                    .as_ref()
+                    .map(|v| (c.name.to_string(), v.to_string()))
+            })
+            .collect();
+        let new = NewTopic {
+            name: name.clone(),
+            partitions,
+            replication_factor,
+            configs,
+        };
+        let unknown_broker = t
+            .assignments
+            .iter()
+            .flat_map(|a| a.broker_ids.iter())
+            .find(|b| b.0 != node.config.node_id);
+        let result = match unknown_broker {
+            Some(b) => Err(TopicError::InvalidReplicationFactor(format!(
+                "replica assignment names broker {}, which does not exist",
+                b.0
+            ))),
+            None if req.validate_only => node
+                .topics
+                .validate(&new, node.live_brokers())
+                .map(|_| Uuid::nil()),
+            None => node.topics.create(&new, node.live_brokers()).map(|t| t.id),
+        };
+        match result {
+            Ok(id) => {
+                r.topic_id = id;
+                r.num_partitions = partitions;
+                r.replication_factor = replication_factor;
+                if version >= 5 {
+                    r.configs = Some(
+                        config::describe(&new.configs, node.topics.defaults())
+                            .into_iter()
+                            .map(|d| {
+                                let mut c = CreatableTopicConfigs::default();
+                                c.name = text(d.name);
+                                c.value = Some(text(d.value));
+                                c.config_source = if d.is_override {
+                                    SOURCE_TOPIC
+                                } else {
+                                    SOURCE_DEFAULT
+                                };
+                                c
+                            })
+                            .collect(),
+                    );
+                }
+            }
+            Err(e) => {
+                tracing::info!(topic = %name, error = %e, "create topic refused");
+                r.error_code = topic_error(&e).code();
+                r.error_message = Some(text(e.to_string()));
+            }
+        }
+        resp.topics.push(r);
+    }
+    resp
+}
+
+/// Deletes topics by name, or (v6+) by id.
+pub fn delete_topics(node: &Arc<Node>, req: DeleteTopicsRequest) -> DeleteTopicsResponse {
+    let mut resp = DeleteTopicsResponse::default();
+    let targets: Vec<(Option<TopicName>, Uuid)> = if req.topics.is_empty() {
+        req.topic_names
+            .into_iter()
+            .map(|n| (Some(n), Uuid::nil()))
+            .collect()
+    } else {
+        req.topics
+            .into_iter()
+            .map(|t| (t.name, t.topic_id))
+            .collect()
+    };
+    for (name, id) in targets {
+        let mut r = DeletableTopicResult::default();
+        r.topic_id = id;
+        let resolved = match &name {
+            Some(n) => Some(n.as_str().to_string()),
+            None => node.topics.get_by_id(id).map(|t| t.name.clone()),
+        };
+        r.name = resolved
+            .as_ref()
+            .map(|n| TopicName(text(n.clone())))
+            .or(name);
+        let result = match resolved {
+            None => Err(ResponseError::UnknownTopicId),
+            Some(_) if !node.config.delete_topic_enable => {
+                Err(ResponseError::TopicDeletionDisabled)
+            }
+            Some(n) => node.topics.delete(&n).map_err(|e| topic_error(&e)),
+        };
+        match result {
+            Ok(deleted_id) => r.topic_id = deleted_id,
+            Err(code) => r.error_code = code.code(),
+        }
+        resp.responses.push(r);
+    }
+    resp
+}
+
+/// Grows topics' partition counts.
+pub fn create_partitions(
+    node: &Arc<Node>,
+    req: CreatePartitionsRequest,
+) -> CreatePartitionsResponse {
+    let mut resp = CreatePartitionsResponse::default();
+    for t in req.topics {
+        let mut r = CreatePartitionsTopicResult::default();
+        r.name = t.name.clone();
+        if let Err(e) = node
+            .topics
+            .add_partitions(t.name.as_str(), t.count, req.validate_only)
+        {
+            r.error_code = topic_error(&e).code();
+            r.error_message = Some(text(e.to_string()));
+        }
+        resp.results.push(r);
+    }
+    resp
+}

@@ -1,0 +1,233 @@
+//! DescribeConfigs, AlterConfigs and IncrementalAlterConfigs for topics, and
+//! a read-only view of the broker's settings.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use kafka_protocol::messages::describe_configs_response::{
+    DescribeConfigsResourceResult, DescribeConfigsResult,
+};
+use kafka_protocol::messages::{
+    alter_configs_response, incremental_alter_configs_response, AlterConfigsRequest,
+    AlterConfigsResponse, DescribeConfigsRequest, DescribeConfigsResponse,
+    IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse,
+};
+use kafka_protocol::ResponseError;
+
+use super::text;
+use crate::node::Node;
+use crate::topic::config;
+
+/// Kafka's resource types.
+const TOPIC: i8 = 2;
+const BROKER: i8 = 4;
+/// Kafka's config sources.
+const SOURCE_TOPIC: i8 = 1;
+const SOURCE_STATIC_BROKER: i8 = 4;
+const SOURCE_DEFAULT: i8 = 5;
+
+/// One described setting: name, value, source, type, read-only.
+type Described = (String, String, i8, i8, bool);
+
+/// Describes topic settings (every one, with its source) or the broker's.
+pub fn describe_configs(node: &Arc<Node>, req: DescribeConfigsRequest) -> DescribeConfigsResponse {
+    let mut resp = DescribeConfigsResponse::default();
+    for res in req.resources {
+        let mut r = DescribeConfigsResult::default();
+        r.resource_type = res.resource_type;
+        r.resource_name = res.resource_name.clone();
+        let name = res.resource_name.to_string();
+        let entries: Result<Vec<Described>, (ResponseError, String)> = match res.resource_type {
+            TOPIC => match node.topics.get(&name) {
+                Some(t) => Ok(config::describe(&t.configs, node.topics.defaults())
+                    .into_iter()
+                    .map(|d| {
+                        let source = if d.is_override {
+                            SOURCE_TOPIC
+                        } else {
+                            SOURCE_DEFAULT
+                        };
+                        (d.name, d.value, source, d.config_type, false)
+                    })
+                    .collect()),
+                None => Err((
+                    ResponseError::UnknownTopicOrPartition,
+                    format!("topic `{name}` does not exist"),
+                )),
+            },
+            BROKER if name.is_empty() || name == node.config.node_id.to_string() => {
+                Ok(broker_settings(node)
+                    .into_iter()
+                    .map(|(k, v)| (k.to_string(), v, SOURCE_STATIC_BROKER, 2, true))
+                    .collect())
+            }
+            BROKER => Err((
+                ResponseError::InvalidRequest,
+                format!("no broker `{name}` here"),
+            )),
+            other => Err((
+                ResponseError::InvalidRequest,
+                format!("resource type {other} is not supported"),
+            )),
+        };
+        match entries {
+            Ok(entries) => {
+                let keys = res.configuration_keys.as_ref();
+                r.configs = entries
+                    .into_iter()
+                    .filter(|(k, ..)| keys.is_none_or(|ks| ks.iter().any(|x| x.as_str() == k)))
+                    .map(|(k, v, source, config_type, read_only)| {
+                        let mut c = DescribeConfigsResourceResult::default();
+                        c.name = text(k);
+                        c.value = Some(text(v));
+                        c.config_source = source;
+                        c.config_type = config_type;
+                        c.read_only = read_only;
+                        c
+                    })
+                    .collect();
+            }
+            Err((code, message)) => {
+                r.error_code = code.code();
+                r.error_message = Some(text(message));
+            }
+        }
+        resp.results.push(r);
+    }
+    resp
+}
+
+/// The broker settings a user most often asks about.
+fn broker_settings(node: &Node) -> Vec<(&'static str, String)> {
+    let c = &node.config;
+    vec![
+        ("node.id", c.node_id.to_string()),
+        ("num.partitions", c.num_partitions.to_string()),
+        (
+            "default.replication.factor",
+            c.default_replication_factor.to_string(),
+        ),
+        (
+            "auto.create.topics.enable",
+            c.auto_create_topics.to_string(),
+        ),
+        ("log.retention.ms", c.log.retention_ms.to_string()),
+        ("log.retention.bytes", c.log.retention_bytes.to_string()),
+        ("log.segment.bytes", c.log.segment_bytes.to_string()),
+        ("message.max.bytes", c.log.max_message_bytes.to_string()),
+        ("min.insync.replicas", c.log.min_insync_replicas.to_string()),
+        (
+            "socket.request.max.bytes",
+            c.socket_request_max_bytes.to_string(),
+        ),
+    ]
+}
+
+/// Validates and applies a topic's complete new override set.
+fn apply(
+    node: &Node,
+    resource_type: i8,
+    name: &str,
+    configs: BTreeMap<String, String>,
+    validate_only: bool,
+) -> Result<(), (ResponseError, String)> {
+    if resource_type != TOPIC {
+        return Err((
+            ResponseError::InvalidRequest,
+            "only topic settings can be changed at run time".to_string(),
+        ));
+    }
+    if node.topics.get(name).is_none() {
+        return Err((
+            ResponseError::UnknownTopicOrPartition,
+            format!("topic `{name}` does not exist"),
+        ));
+    }
+    for (k, v) in &configs {
+        config::validate(k, v).map_err(|e| (ResponseError::InvalidConfig, e.to_string()))?;
+    }
+    if validate_only {
+        return Ok(());
+    }
+    node.topics
+        .set_configs(name, configs)
+        .map_err(|e| (super::errors::topic_error(&e), e.to_string()))?;
+    tracing::info!(topic = name, "topic settings changed");
+    Ok(())
+}
+
+/// AlterConfigs: replaces a topic's overrides with the given set.
+pub fn alter_configs(node: &Arc<Node>, req: AlterConfigsRequest) -> AlterConfigsResponse {
+    let mut resp = AlterConfigsResponse::default();
+    for res in req.resources {
+        let mut r = alter_configs_response::AlterConfigsResourceResponse::default();
+        r.resource_type = res.resource_type;
+        r.resource_name = res.resource_name.clone();
+        let configs = res
+            .configs
+            .iter()
+            .filter_map(|c| {
+                c.value
+                    .as_ref()
+                    .map(|v| (c.name.to_string(), v.to_string()))
+            })
+            .collect();
+        if let Err((code, message)) = apply(
+            node,
+            res.resource_type,
+            res.resource_name.as_str(),
+            configs,
+            req.validate_only,
+        ) {
+            r.error_code = code.code();
+            r.error_message = Some(text(message));
+        }
+        resp.responses.push(r);
+    }
+    resp
+}
+
+/// IncrementalAlterConfigs: SET (0) and DELETE (1) single settings.
+pub fn incremental_alter_configs(
+    node: &Arc<Node>,
+    req: IncrementalAlterConfigsRequest,
+) -> IncrementalAlterConfigsResponse {
+    let mut resp = IncrementalAlterConfigsResponse::default();
+    for res in req.resources {
+        let mut r = incremental_alter_configs_response::AlterConfigsResourceResponse::default();
+        r.resource_type = res.resource_type;
+        r.resource_name = res.resource_name.clone();
+        let name = res.resource_name.to_string();
+        let mut configs = node
+            .topics
+            .get(&name)
+            .map(|t| t.configs.clone())
+            .unwrap_or_default();
+        let mut outcome = Ok(());
+        for c in &res.configs {
+            let key = c.name.to_string();
+            match (c.config_operation, c.value.as_ref()) {
+                (0, Some(v)) => {
+                    configs.insert(key, v.to_string());
+                }
+                (1, _) => {
+                    configs.remove(&key);
+                }
+                (op, _) => {
+                    outcome = Err((
+                        ResponseError::InvalidConfig,
+                        format!("operation {op} on `{key}` is not supported"),
+                    ));
+                }
+            }
+        }
+        let outcome =
+            outcome.and_then(|_| apply(node, res.resource_type, &name, configs, req.validate_only));
+        if let Err((code, message)) = outcome {
+            r.error_code = code.code();
+            r.error_message = Some(text(message));
+        }
+        resp.responses.push(r);
+    }
+    resp
+}

@@ -1,0 +1,47 @@
+//! Internal errors to the Kafka error codes clients act on.
+
+use kafka_protocol::ResponseError;
+
+use crate::log::LogError;
+use crate::partition::PartitionError;
+use crate::topic::TopicError;
+
+/// The Kafka error for a failed topic administration call.
+pub fn topic_error(e: &TopicError) -> ResponseError {
+    match e {
+        TopicError::InvalidName(_) => ResponseError::InvalidTopicException,
+        TopicError::Exists(_) => ResponseError::TopicAlreadyExists,
+        TopicError::Unknown(_) => ResponseError::UnknownTopicOrPartition,
+        TopicError::InvalidPartitions(_) => ResponseError::InvalidPartitions,
+        TopicError::InvalidReplicationFactor(_) => ResponseError::InvalidReplicationFactor,
+        TopicError::Config(_) => ResponseError::InvalidConfig,
+        TopicError::Internal(_) => ResponseError::InvalidRequest,
+        TopicError::Partition { source, .. } => partition_error(source),
+        TopicError::Save { .. } => ResponseError::KafkaStorageError,
+    }
+}
+
+/// The Kafka error for a failed partition read or write.
+pub fn partition_error(e: &PartitionError) -> ResponseError {
+    match e {
+        PartitionError::Log(l) => log_error(l),
+        PartitionError::BatchCount(_) => ResponseError::InvalidRecord,
+        PartitionError::OutOfOrderSequence { .. } => ResponseError::OutOfOrderSequenceNumber,
+        PartitionError::StaleEpoch { .. } => ResponseError::InvalidProducerEpoch,
+    }
+}
+
+/// The Kafka error for a log failure.
+pub fn log_error(e: &LogError) -> ResponseError {
+    match e {
+        LogError::OffsetOutOfRange { .. } => ResponseError::OffsetOutOfRange,
+        LogError::RecordTooLarge { .. } => ResponseError::MessageTooLarge,
+        LogError::Batch(b) => match b {
+            crate::log::batch::BatchError::UnsupportedMagic { .. } => {
+                ResponseError::UnsupportedForMessageFormat
+            }
+            _ => ResponseError::CorruptMessage,
+        },
+        _ => ResponseError::KafkaStorageError,
+    }
+}

@@ -1,0 +1,126 @@
+//! Fetch: read stored batches, long-polling until `min_bytes` are available
+//! or `max_wait_ms` passes. Waiting costs nothing: the task sleeps on the
+//! node's append signal.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use kafka_protocol::messages::fetch_request::FetchTopic;
+use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+use kafka_protocol::messages::{FetchRequest, FetchResponse};
+use kafka_protocol::ResponseError;
+
+use super::errors::partition_error;
+use crate::node::Node;
+use crate::protocol::RequestContext;
+
+/// Answers a fetch (no fetch sessions: session id 0 tells clients to send
+/// full requests).
+pub async fn fetch(node: &Arc<Node>, ctx: &RequestContext, req: FetchRequest) -> FetchResponse {
+    let deadline =
+        tokio::time::Instant::now() + Duration::from_millis(req.max_wait_ms.max(0) as u64);
+    let min_bytes = req.min_bytes.max(0) as usize;
+    let mut appended = node.appended.subscribe();
+    loop {
+        // Mark the current signal as seen before reading, so an append that
+        // lands during the read wakes the wait below.
+        appended.borrow_and_update();
+        let (resp, bytes, errors) = read_once(node, ctx, &req);
+        if bytes >= min_bytes || errors || tokio::time::Instant::now() >= deadline {
+            return resp;
+        }
+        tokio::select! {
+            changed = appended.changed() => {
+                if changed.is_err() {
+                    return resp;
+                }
+            }
+            _ = tokio::time::sleep_until(deadline) => {
+                return read_once(node, ctx, &req).0;
+            }
+        }
+    }
+}
+
+/// One pass over the requested partitions: the response, the bytes it
+/// carries, and whether any partition failed.
+fn read_once(
+    node: &Node,
+    ctx: &RequestContext,
+    req: &FetchRequest,
+) -> (FetchResponse, usize, bool) {
+    let mut resp = FetchResponse::default();
+    let mut remaining = req.max_bytes.max(0) as usize;
+    let mut total = 0usize;
+    let mut errors = false;
+    for topic in &req.topics {
+        let (name, known) = resolve(node, ctx, topic);
+        let mut out = FetchableTopicResponse::default();
+        out.topic = topic.topic.clone();
+        out.topic_id = topic.topic_id;
+        for part in &topic.partitions {
+            let mut d = PartitionData::default();
+            d.partition_index = part.partition;
+            d.high_watermark = -1;
+            d.last_stable_offset = -1;
+            d.log_start_offset = -1;
+            if req.isolation_level == 1 {
+                d.aborted_transactions = Some(Vec::new());
+            }
+            let partition = name
+                .as_deref()
+                .and_then(|n| node.topics.partition(n, part.partition));
+            match partition {
+                None => {
+                    errors = true;
+                    d.error_code = if known {
+                        ResponseError::UnknownTopicOrPartition.code()
+                    } else if ctx.api_version >= 13 {
+                        ResponseError::UnknownTopicId.code()
+                    } else {
+                        ResponseError::UnknownTopicOrPartition.code()
+                    };
+                }
+                Some(p) => {
+                    let limit = (part.partition_max_bytes.max(0) as usize).min(remaining);
+                    match p.read(part.fetch_offset, limit, total == 0) {
+                        Ok((records, marks)) => {
+                            d.high_watermark = marks.high_watermark;
+                            d.last_stable_offset = marks.high_watermark;
+                            d.log_start_offset = marks.log_start_offset;
+                            remaining = remaining.saturating_sub(records.len());
+                            total += records.len();
+                            d.records = Some(records);
+                        }
+                        Err(e) => {
+                            errors = true;
+                            let marks = p.watermarks();
+                            d.high_watermark = marks.high_watermark;
+                            d.last_stable_offset = marks.high_watermark;
+                            d.log_start_offset = marks.log_start_offset;
+                            d.error_code = partition_error(&e).code();
+                        }
+                    }
+                }
+            }
+            out.partitions.push(d);
+        }
+        resp.responses.push(out);
+    }
+    (resp, total, errors)
+}
+
+/// The topic's name, from the request or (v13+) from its id, and whether
+/// the topic exists.
+fn resolve(node: &Node, ctx: &RequestContext, topic: &FetchTopic) -> (Option<String>, bool) {
+    if ctx.api_version >= 13 {
+        match node.topics.get_by_id(topic.topic_id) {
+            Some(t) => (Some(t.name.clone()), true),
+            None => (None, false),
+        }
+    } else {
+        let name = topic.topic.as_str().to_string();
+        let known = node.topics.get(&name).is_some();
+        (Some(name), known)
+    }
+}

@@ -1,0 +1,37 @@
+//! InitProducerId: ids for idempotent producers.
+
+use std::sync::Arc;
+
+use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, ProducerId};
+use kafka_protocol::ResponseError;
+
+use crate::node::Node;
+
+/// Gives an idempotent producer a fresh id, or bumps the epoch of the id it
+/// already has (KIP-360). Transactional ids are refused until transactions
+/// are built.
+pub fn init_producer_id(node: &Arc<Node>, req: InitProducerIdRequest) -> InitProducerIdResponse {
+    let mut resp = InitProducerIdResponse::default();
+    resp.producer_id = ProducerId(-1);
+    resp.producer_epoch = -1;
+    if req.transactional_id.as_ref().is_some_and(|t| !t.is_empty()) {
+        resp.error_code = ResponseError::UnsupportedVersion.code();
+        return resp;
+    }
+    if req.producer_id.0 >= 0 && req.producer_epoch >= 0 && req.producer_epoch < i16::MAX - 1 {
+        resp.producer_id = req.producer_id;
+        resp.producer_epoch = req.producer_epoch + 1;
+        return resp;
+    }
+    match node.producer_ids.next() {
+        Ok(id) => {
+            resp.producer_id = ProducerId(id);
+            resp.producer_epoch = 0;
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "cannot reserve producer ids");
+            resp.error_code = ResponseError::KafkaStorageError.code();
+        }
+    }
+    resp
+}

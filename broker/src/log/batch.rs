@@ -1,0 +1,313 @@
+//! A view over Kafka v2 record batches as they lie in a byte buffer.
+//!
+//! Layout of the 61-byte header: baseOffset i64, batchLength i32,
+//! partitionLeaderEpoch i32, magic i8, crc u32, attributes i16,
+//! lastOffsetDelta i32, baseTimestamp i64, maxTimestamp i64, producerId i64,
+//! producerEpoch i16, baseSequence i32, recordCount i32. The CRC-32C covers
+//! everything from `attributes` on, so the broker may rewrite the base
+//! offset and leader epoch without touching the client's checksum.
+
+/// Size of the fixed batch header.
+pub const HEADER_LEN: usize = 61;
+/// Bytes before `batchLength` counts (baseOffset + batchLength).
+pub const LOG_OVERHEAD: usize = 12;
+const CRC_START: usize = 21;
+
+/// Why bytes are not a valid record batch.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BatchError {
+    /// Fewer bytes than the header or the declared length.
+    #[error("truncated record batch at byte {position}: {reason}")]
+    Truncated {
+        /// Byte position of the batch in the buffer.
+        position: usize,
+        /// What is missing.
+        reason: &'static str,
+    },
+    /// A message format older than v2.
+    #[error("record batch at byte {position} has magic {magic}; only v2 (magic 2) is supported")]
+    UnsupportedMagic {
+        /// Byte position.
+        position: usize,
+        /// The magic byte found.
+        magic: i8,
+    },
+    /// The checksum does not match the contents.
+    #[error("record batch at byte {position} fails its CRC check (stored {stored:#010x}, computed {computed:#010x})")]
+    Crc {
+        /// Byte position.
+        position: usize,
+        /// CRC in the header.
+        stored: u32,
+        /// CRC of the bytes.
+        computed: u32,
+    },
+    /// Header fields that contradict each other.
+    #[error("record batch at byte {position} is inconsistent: {reason}")]
+    Invalid {
+        /// Byte position.
+        position: usize,
+        /// Which fields.
+        reason: &'static str,
+    },
+}
+
+/// The header fields of one batch, and where it lies in its buffer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchHeader {
+    /// Byte position of the batch in the buffer it was parsed from.
+    pub position: usize,
+    /// Total size including the 12-byte log overhead.
+    pub size: usize,
+    /// First offset.
+    pub base_offset: i64,
+    /// Last offset (base + lastOffsetDelta).
+    pub last_offset: i64,
+    /// Leader epoch the batch was written in.
+    pub leader_epoch: i32,
+    /// Attribute bits (compression, timestamp type, transactional, control).
+    pub attributes: i16,
+    /// Timestamp of the first record.
+    pub base_timestamp: i64,
+    /// Largest timestamp in the batch.
+    pub max_timestamp: i64,
+    /// Producer id (-1 when not idempotent).
+    pub producer_id: i64,
+    /// Producer epoch.
+    pub producer_epoch: i16,
+    /// Sequence of the first record.
+    pub base_sequence: i32,
+    /// Number of records.
+    pub record_count: i32,
+}
+
+impl BatchHeader {
+    /// Number of offsets the batch spans.
+    pub fn offset_count(&self) -> i64 {
+        self.last_offset - self.base_offset + 1
+    }
+}
+
+fn i16_at(b: &[u8], at: usize) -> i16 {
+    i16::from_be_bytes([b[at], b[at + 1]])
+}
+fn i32_at(b: &[u8], at: usize) -> i32 {
+    i32::from_be_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
+}
+fn i64_at(b: &[u8], at: usize) -> i64 {
+    let mut a = [0u8; 8];
+    a.copy_from_slice(&b[at..at + 8]);
+    i64::from_be_bytes(a)
+}
+
+/// Parses the header of the batch starting at `position` without checking
+/// its CRC; the declared length must fit in `buf`.
+pub fn parse_header(buf: &[u8], position: usize) -> Result<BatchHeader, BatchError> {
+    let h = parse_prefix(&buf[position..], position)?;
+    if buf.len() - position < h.size {
+        return Err(BatchError::Truncated {
+            position,
+            reason: "shorter than its declared length",
+        });
+    }
+    Ok(h)
+}
+
+/// Parses a batch header from `b`, which needs to hold only the header
+/// (not the records); `position` is recorded in the result.
+pub fn parse_prefix(b: &[u8], position: usize) -> Result<BatchHeader, BatchError> {
+    if b.len() < HEADER_LEN {
+        return Err(BatchError::Truncated {
+            position,
+            reason: "shorter than a batch header",
+        });
+    }
+    let magic = b[16] as i8;
+    if magic != 2 {
+        return Err(BatchError::UnsupportedMagic { position, magic });
+    }
+    let length = i32_at(b, 8);
+    if length < (HEADER_LEN - LOG_OVERHEAD) as i32 {
+        return Err(BatchError::Invalid {
+            position,
+            reason: "batch length is smaller than its header",
+        });
+    }
+    let size = LOG_OVERHEAD + length as usize;
+    let base_offset = i64_at(b, 0);
+    let last_delta = i32_at(b, 23);
+    let record_count = i32_at(b, 57);
+    if last_delta < 0 || record_count < 0 {
+        return Err(BatchError::Invalid {
+            position,
+            reason: "negative lastOffsetDelta or record count",
+        });
+    }
+    Ok(BatchHeader {
+        position,
+        size,
+        base_offset,
+        last_offset: base_offset + last_delta as i64,
+        leader_epoch: i32_at(b, 12),
+        attributes: i16_at(b, 21),
+        base_timestamp: i64_at(b, 27),
+        max_timestamp: i64_at(b, 35),
+        producer_id: i64_at(b, 43),
+        producer_epoch: i16_at(b, 51),
+        base_sequence: i32_at(b, 53),
+        record_count,
+    })
+}
+
+/// Checks the CRC of a parsed batch.
+pub fn check_crc(buf: &[u8], h: &BatchHeader) -> Result<(), BatchError> {
+    let b = &buf[h.position..h.position + h.size];
+    let stored = i32_at(b, 17) as u32;
+    let computed = crc32c::crc32c(&b[CRC_START..]);
+    if stored != computed {
+        return Err(BatchError::Crc {
+            position: h.position,
+            stored,
+            computed,
+        });
+    }
+    Ok(())
+}
+
+/// Parses and fully validates every batch in `buf`, which must hold whole
+/// batches and nothing else. A produced batch must hold at least one record
+/// and span exactly as many offsets as it has records.
+pub fn validate_all(buf: &[u8]) -> Result<Vec<BatchHeader>, BatchError> {
+    let mut out = Vec::new();
+    let mut pos = 0;
+    while pos < buf.len() {
+        let h = parse_header(buf, pos)?;
+        check_crc(buf, &h)?;
+        if h.record_count == 0 || h.offset_count() != h.record_count as i64 {
+            return Err(BatchError::Invalid {
+                position: pos,
+                reason: "record count does not match lastOffsetDelta",
+            });
+        }
+        pos += h.size;
+        out.push(h);
+    }
+    Ok(out)
+}
+
+/// Headers of the whole batches at the front of `buf`, stopping at the
+/// first incomplete or invalid one; returns them and the byte count they
+/// cover. Used by recovery and by scans of stored data.
+pub fn scan_valid(buf: &[u8]) -> (Vec<BatchHeader>, usize) {
+    let mut out = Vec::new();
+    let mut pos = 0;
+    while pos < buf.len() {
+        let Ok(h) = parse_header(buf, pos) else { break };
+        if check_crc(buf, &h).is_err() {
+            break;
+        }
+        pos += h.size;
+        out.push(h);
+    }
+    (out, pos)
+}
+
+/// Rewrites a batch's base offset and leader epoch in place.
+pub fn assign(buf: &mut [u8], h: &BatchHeader, base_offset: i64, leader_epoch: i32) {
+    let b = &mut buf[h.position..];
+    b[0..8].copy_from_slice(&base_offset.to_be_bytes());
+    b[12..16].copy_from_slice(&leader_epoch.to_be_bytes());
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use bytes::{Bytes, BytesMut};
+    use kafka_protocol::records::{
+        Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+    };
+
+    /// Encodes records with `kafka-protocol`'s encoder, as a client would.
+    pub fn encode(values: &[&str], timestamps: &[i64], compression: Compression) -> BytesMut {
+        let records: Vec<Record> = values
+            .iter()
+            .zip(timestamps)
+            .enumerate()
+            .map(|(i, (v, ts))| Record {
+                transactional: false,
+                delete_horizon: false,
+                control: false,
+                partition_leader_epoch: 0,
+                producer_id: -1,
+                producer_epoch: -1,
+                timestamp_type: TimestampType::Creation,
+                offset: i as i64,
+                // The encoder groups records whose offset - sequence agree;
+                // a base sequence of -1 marks a non-idempotent batch.
+                sequence: i as i32 - 1,
+                timestamp: *ts,
+                key: Some(Bytes::from(format!("k{i}"))),
+                value: Some(Bytes::from(v.to_string())),
+                headers: Default::default(),
+            })
+            .collect();
+        let mut buf = BytesMut::new();
+        RecordBatchEncoder::encode(
+            &mut buf,
+            &records,
+            &RecordEncodeOptions {
+                version: 2,
+                compression,
+            },
+        )
+        .expect("encode");
+        buf
+    }
+
+    #[test]
+    fn parses_and_validates_a_client_batch() {
+        let buf = encode(&["a", "b", "c"], &[10, 30, 20], Compression::None);
+        let hs = validate_all(&buf).expect("valid");
+        assert_eq!(hs.len(), 1);
+        assert_eq!(hs[0].record_count, 3);
+        assert_eq!(hs[0].last_offset, 2);
+        assert_eq!(hs[0].max_timestamp, 30);
+        assert_eq!(hs[0].size, buf.len());
+    }
+
+    #[test]
+    fn rewriting_offset_and_epoch_keeps_the_crc_valid() {
+        let mut buf = encode(&["a"], &[1], Compression::Gzip);
+        let h = validate_all(&buf).expect("valid")[0];
+        assign(&mut buf, &h, 1000, 7);
+        let h2 = validate_all(&buf).expect("still valid")[0];
+        assert_eq!(h2.base_offset, 1000);
+        assert_eq!(h2.leader_epoch, 7);
+    }
+
+    #[test]
+    fn damage_is_detected() {
+        let good = encode(&["a", "b"], &[1, 2], Compression::None);
+        let mut flipped = good.clone();
+        let last = flipped.len() - 1;
+        flipped[last] ^= 0xff;
+        assert!(matches!(
+            validate_all(&flipped),
+            Err(BatchError::Crc { .. })
+        ));
+        assert!(matches!(
+            validate_all(&good[..good.len() - 3]),
+            Err(BatchError::Truncated { .. })
+        ));
+        let mut old = good.clone();
+        old[16] = 1;
+        assert!(matches!(
+            validate_all(&old),
+            Err(BatchError::UnsupportedMagic { .. })
+        ));
+        let mut two = good.clone();
+        two.extend_from_slice(&good[..10]);
+        let (hs, len) = scan_valid(&two);
+        assert_eq!((hs.len(), len), (1, good.len()));
+    }
+}

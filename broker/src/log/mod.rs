@@ -1,0 +1,555 @@
+//! A partition's log: a directory of segments holding Kafka record batches
+//! exactly as producers sent them (only the base offset and leader epoch are
+//! filled in), rolled by size and age, trimmed by retention and
+//! DeleteRecords, and recovered after a crash by cutting off a torn tail.
+
+pub mod batch;
+pub mod config;
+pub mod segment;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::records::RecordBatchDecoder;
+
+pub use batch::BatchError;
+pub use config::LogConfig;
+use segment::Segment;
+
+/// Errors of log operations, with the context to act on them.
+#[derive(Debug, thiserror::Error)]
+pub enum LogError {
+    /// Disk I/O failed.
+    #[error("I/O error on {path}: {source}")]
+    Io {
+        /// File or directory.
+        path: PathBuf,
+        /// Cause.
+        source: std::io::Error,
+    },
+    /// A batch is malformed or fails its checksum.
+    #[error(transparent)]
+    Batch(#[from] BatchError),
+    /// A batch is larger than `max.message.bytes`.
+    #[error("record batch of {size} bytes exceeds max.message.bytes={max}")]
+    RecordTooLarge {
+        /// Batch size.
+        size: usize,
+        /// The limit.
+        max: u32,
+    },
+    /// The offset is not in the log.
+    #[error("offset {requested} is outside the log ({log_start}..{log_end})")]
+    OffsetOutOfRange {
+        /// Offset asked for.
+        requested: i64,
+        /// First stored offset.
+        log_start: i64,
+        /// Next offset to be written.
+        log_end: i64,
+    },
+    /// Stored records could not be decoded.
+    #[error("cannot decode stored batch: {0}")]
+    Decode(String),
+}
+
+impl LogError {
+    fn io(path: &Path, source: std::io::Error) -> Self {
+        LogError::Io {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+}
+
+/// What an append wrote.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AppendInfo {
+    /// First offset assigned.
+    pub base_offset: i64,
+    /// Last offset assigned.
+    pub last_offset: i64,
+}
+
+const START_CHECKPOINT: &str = "log-start-offset";
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// One partition's log.
+pub struct Log {
+    dir: PathBuf,
+    config: LogConfig,
+    segments: BTreeMap<i64, Segment>,
+    log_start_offset: i64,
+    unflushed_messages: u64,
+}
+
+impl Log {
+    /// Opens the log in `dir` (creating it), recovering the active segment.
+    pub fn open(dir: &Path, config: LogConfig) -> Result<Log, LogError> {
+        std::fs::create_dir_all(dir).map_err(|e| LogError::io(dir, e))?;
+        let mut bases: Vec<i64> = std::fs::read_dir(dir)
+            .map_err(|e| LogError::io(dir, e))?
+            .filter_map(|e| e.ok())
+            .filter_map(|e| {
+                let name = e.file_name().into_string().ok()?;
+                name.strip_suffix(".log")?.parse::<i64>().ok()
+            })
+            .collect();
+        bases.sort_unstable();
+        let now = now_ms();
+        let mut segments = BTreeMap::new();
+        let last = bases.last().copied();
+        for base in bases {
+            let path = dir.join(segment::file_name(base));
+            let active = Some(base) == last;
+            let (seg, dropped) =
+                Segment::open(&path, base, active, config.index_interval_bytes, now)?;
+            if dropped > 0 {
+                tracing::warn!(
+                    log = %dir.display(),
+                    segment = %path.display(),
+                    position = seg.size(),
+                    bytes = dropped,
+                    "recovery truncated a torn or corrupt tail of the log"
+                );
+            }
+            segments.insert(base, seg);
+        }
+        if segments.is_empty() {
+            segments.insert(0, Segment::create(dir, 0, now)?);
+        }
+        let first_base = segments.keys().next().copied().unwrap_or(0);
+        let checkpoint = std::fs::read_to_string(dir.join(START_CHECKPOINT))
+            .ok()
+            .and_then(|s| s.trim().parse::<i64>().ok())
+            .unwrap_or(first_base);
+        let mut log = Log {
+            dir: dir.to_path_buf(),
+            config,
+            segments,
+            log_start_offset: 0,
+            unflushed_messages: 0,
+        };
+        log.log_start_offset = checkpoint.max(first_base).min(log.log_end_offset());
+        Ok(log)
+    }
+
+    fn active(&self) -> &Segment {
+        // `open` and every deletion keep at least one segment.
+        self.segments
+            .values()
+            .next_back()
+            .expect("a log always has a segment")
+    }
+
+    /// Next offset to be written.
+    pub fn log_end_offset(&self) -> i64 {
+        self.active().next_offset()
+    }
+
+    /// First offset still readable.
+    pub fn log_start_offset(&self) -> i64 {
+        self.log_start_offset
+    }
+
+    /// Bytes stored.
+    pub fn size_bytes(&self) -> u64 {
+        self.segments.values().map(Segment::size).sum()
+    }
+
+    /// The settings in force.
+    pub fn config(&self) -> &LogConfig {
+        &self.config
+    }
+
+    /// Replaces the settings; they apply from the next append or check.
+    pub fn set_config(&mut self, config: LogConfig) {
+        self.config = config;
+    }
+
+    /// Validates `records` (whole v2 batches as a producer sent them),
+    /// assigns offsets and the leader epoch in place, and writes them.
+    /// Nothing is written if any batch is invalid.
+    pub fn append(
+        &mut self,
+        records: &mut [u8],
+        leader_epoch: i32,
+    ) -> Result<AppendInfo, LogError> {
+        let mut headers = batch::validate_all(records)?;
+        if let Some(h) = headers
+            .iter()
+            .find(|h| h.size > self.config.max_message_bytes as usize)
+        {
+            return Err(LogError::RecordTooLarge {
+                size: h.size,
+                max: self.config.max_message_bytes,
+            });
+        }
+        let base_offset = self.log_end_offset();
+        let mut next = base_offset;
+        for h in headers.iter_mut() {
+            batch::assign(records, h, next, leader_epoch);
+            let count = h.offset_count();
+            h.base_offset = next;
+            h.last_offset = next + count - 1;
+            h.leader_epoch = leader_epoch;
+            next += count;
+        }
+        self.maybe_roll(records.len() as u64)?;
+        let interval = self.config.index_interval_bytes;
+        let active = self
+            .segments
+            .values_mut()
+            .next_back()
+            .expect("a log always has a segment");
+        active.append(records, &headers, interval)?;
+        self.unflushed_messages += (next - base_offset) as u64;
+        if self.unflushed_messages >= self.config.flush_messages {
+            self.flush()?;
+        }
+        Ok(AppendInfo {
+            base_offset,
+            last_offset: next - 1,
+        })
+    }
+
+    fn maybe_roll(&mut self, incoming: u64) -> Result<(), LogError> {
+        let now = now_ms();
+        let active = self.active();
+        let full = active.size() > 0 && active.size() + incoming > self.config.segment_bytes;
+        let old = active.size() > 0 && now - active.created_ms >= self.config.segment_ms;
+        if full || old {
+            self.roll(now)?;
+        }
+        Ok(())
+    }
+
+    fn roll(&mut self, now: i64) -> Result<(), LogError> {
+        let base = self.log_end_offset();
+        self.active().flush()?;
+        let seg = Segment::create(&self.dir, base, now)?;
+        self.segments.insert(base, seg);
+        Ok(())
+    }
+
+    /// Whole batches starting with the one that holds `offset`, at most
+    /// `max_bytes` unless the first batch alone is larger and `min_one` is
+    /// set (KIP-74).
+    pub fn read(&self, offset: i64, max_bytes: usize, min_one: bool) -> Result<Bytes, LogError> {
+        let end = self.log_end_offset();
+        if offset < self.log_start_offset || offset > end {
+            return Err(LogError::OffsetOutOfRange {
+                requested: offset,
+                log_start: self.log_start_offset,
+                log_end: end,
+            });
+        }
+        for (_, seg) in self
+            .segments
+            .range(..=offset)
+            .next_back()
+            .into_iter()
+            .chain(self.segments.range(offset + 1..))
+        {
+            let data = seg.read(offset, max_bytes, min_one)?;
+            if !data.is_empty() || seg.next_offset() > offset {
+                return Ok(Bytes::from(data));
+            }
+        }
+        Ok(Bytes::new())
+    }
+
+    /// The first record with a timestamp at or after `ts`: its offset and
+    /// timestamp.
+    pub fn offset_for_timestamp(&self, ts: i64) -> Result<Option<(i64, i64)>, LogError> {
+        for seg in self.segments.values() {
+            if let Some(bytes) = seg.batch_reaching(ts)? {
+                let found = records_of(bytes)?
+                    .into_iter()
+                    .find(|(offset, t)| *t >= ts && *offset >= self.log_start_offset);
+                if found.is_some() {
+                    return Ok(found);
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// The record with the largest timestamp: its offset and timestamp.
+    pub fn max_timestamp(&self) -> Result<Option<(i64, i64)>, LogError> {
+        let Some(seg) = self
+            .segments
+            .values()
+            .filter(|s| s.size() > 0)
+            .max_by_key(|s| s.max_timestamp())
+        else {
+            return Ok(None);
+        };
+        let Some(bytes) = seg.max_timestamp_batch()? else {
+            return Ok(None);
+        };
+        let records = records_of(bytes)?;
+        let best = records.iter().map(|(_, t)| *t).max();
+        Ok(best.and_then(|max| records.into_iter().find(|(_, t)| *t == max)))
+    }
+
+    /// Makes `offset` the new log start (DeleteRecords); whole segments
+    /// below it are removed. Returns the new log start offset.
+    pub fn delete_records_before(&mut self, offset: i64) -> Result<i64, LogError> {
+        let end = self.log_end_offset();
+        if offset > end || offset < 0 {
+            return Err(LogError::OffsetOutOfRange {
+                requested: offset,
+                log_start: self.log_start_offset,
+                log_end: end,
+            });
+        }
+        if offset <= self.log_start_offset {
+            return Ok(self.log_start_offset);
+        }
+        self.log_start_offset = offset;
+        self.save_start()?;
+        if offset == end && self.active().size() > 0 {
+            self.roll(now_ms())?;
+        }
+        self.delete_segments_while(|seg, _| seg.next_offset() <= offset)?;
+        Ok(self.log_start_offset)
+    }
+
+    /// Deletes old segments by `retention.ms` and `retention.bytes`; never
+    /// the active one. Returns how many were removed.
+    pub fn enforce_retention(&mut self, now_ms: i64) -> Result<u64, LogError> {
+        let retention_ms = self.config.retention_ms;
+        let retention_bytes = self.config.retention_bytes;
+        let mut total = self.size_bytes() as i64;
+        self.delete_segments_while(|seg, _| {
+            let expired = retention_ms >= 0 && seg.max_timestamp() < now_ms - retention_ms;
+            let oversized = retention_bytes >= 0 && total - seg.size() as i64 >= retention_bytes;
+            if expired || oversized {
+                total -= seg.size() as i64;
+                true
+            } else {
+                false
+            }
+        })
+    }
+
+    /// Removes oldest non-active segments while `doomed` says so.
+    fn delete_segments_while(
+        &mut self,
+        mut doomed: impl FnMut(&Segment, i64) -> bool,
+    ) -> Result<u64, LogError> {
+        let mut deleted = 0;
+        while self.segments.len() > 1 {
+            let (&base, seg) = self.segments.iter().next().expect("more than one segment");
+            if !doomed(seg, base) {
+                break;
+            }
+            let seg = self.segments.remove(&base).expect("just seen");
+            seg.delete()?;
+            deleted += 1;
+        }
+        if deleted > 0 {
+            let first = self.segments.keys().next().copied().unwrap_or(0);
+            if first > self.log_start_offset {
+                self.log_start_offset = first;
+                self.save_start()?;
+            }
+        }
+        Ok(deleted)
+    }
+
+    fn save_start(&self) -> Result<(), LogError> {
+        let path = self.dir.join(START_CHECKPOINT);
+        let tmp = self.dir.join(format!("{START_CHECKPOINT}.tmp"));
+        std::fs::write(&tmp, self.log_start_offset.to_string())
+            .map_err(|e| LogError::io(&tmp, e))?;
+        std::fs::rename(&tmp, &path).map_err(|e| LogError::io(&path, e))
+    }
+
+    /// Forces everything written to disk.
+    pub fn flush(&mut self) -> Result<(), LogError> {
+        self.active().flush()?;
+        self.unflushed_messages = 0;
+        Ok(())
+    }
+}
+
+/// Offsets and timestamps of every record in one stored batch (decompressed
+/// by `kafka-protocol`).
+fn records_of(bytes: Vec<u8>) -> Result<Vec<(i64, i64)>, LogError> {
+    let mut buf = BytesMut::from(&bytes[..]).freeze();
+    let set =
+        RecordBatchDecoder::decode(&mut buf).map_err(|e| LogError::Decode(format!("{e:#}")))?;
+    Ok(set
+        .records
+        .iter()
+        .map(|r| (r.offset, r.timestamp))
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use batch::tests::encode;
+    use kafka_protocol::records::Compression;
+
+    fn small() -> LogConfig {
+        LogConfig {
+            segment_bytes: 300,
+            index_interval_bytes: 100,
+            ..LogConfig::default()
+        }
+    }
+
+    fn put(log: &mut Log, values: &[&str], ts: &[i64], c: Compression) -> AppendInfo {
+        let mut b = encode(values, ts, c);
+        log.append(&mut b, 0).expect("append")
+    }
+
+    #[test]
+    fn offsets_are_assigned_and_data_reads_back_across_segments() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut log = Log::open(dir.path(), small()).expect("open");
+        let codecs = [
+            Compression::None,
+            Compression::Gzip,
+            Compression::Lz4,
+            Compression::Zstd,
+            Compression::Snappy,
+        ];
+        for i in 0..20 {
+            let info = put(
+                &mut log,
+                &["x", "y"],
+                &[i, i + 1],
+                codecs[i as usize % codecs.len()],
+            );
+            assert_eq!(info.base_offset, 2 * i);
+        }
+        assert!(log.segments.len() > 3, "rolled by size");
+        assert_eq!(log.log_end_offset(), 40);
+        for offset in [0, 7, 21, 39] {
+            let data = log.read(offset, 1, true).expect("read");
+            let h = batch::validate_all(&data).expect("stored bytes stay valid");
+            assert!(h[0].base_offset <= offset && offset <= h[0].last_offset);
+        }
+        assert!(log.read(40, 1000, true).expect("at end").is_empty());
+        assert!(matches!(
+            log.read(41, 10, true),
+            Err(LogError::OffsetOutOfRange { .. })
+        ));
+        let big = log.read(0, 1 << 20, false).expect("read");
+        assert!(batch::validate_all(&big).expect("valid").len() > 1);
+        assert!(log.read(0, 1, false).expect("nothing fits").is_empty());
+    }
+
+    #[test]
+    fn reopen_keeps_everything_and_a_torn_tail_is_cut() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        {
+            let mut log = Log::open(dir.path(), small()).expect("open");
+            for i in 0..5 {
+                put(&mut log, &["a"], &[i], Compression::None);
+            }
+        }
+        let active = std::fs::read_dir(dir.path())
+            .expect("dir")
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "log"))
+            .max()
+            .expect("a segment");
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&active)
+            .expect("open segment");
+        std::io::Write::write_all(&mut f, &[0, 0, 0, 0, 0, 0, 0, 9, 0, 0, 1]).expect("garbage");
+        drop(f);
+        let mut log = Log::open(dir.path(), small()).expect("recover");
+        assert_eq!(log.log_end_offset(), 5);
+        assert_eq!(
+            put(&mut log, &["b"], &[9], Compression::None).base_offset,
+            5
+        );
+    }
+
+    #[test]
+    fn a_bad_batch_writes_nothing() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut log = Log::open(dir.path(), small()).expect("open");
+        let mut b = encode(&["a"], &[1], Compression::None);
+        let last = b.len() - 1;
+        b[last] ^= 1;
+        assert!(matches!(
+            log.append(&mut b, 0),
+            Err(LogError::Batch(BatchError::Crc { .. }))
+        ));
+        let mut cfg = small();
+        cfg.max_message_bytes = 10;
+        log.set_config(cfg);
+        let mut b = encode(&["a"], &[1], Compression::None);
+        assert!(matches!(
+            log.append(&mut b, 0),
+            Err(LogError::RecordTooLarge { .. })
+        ));
+        assert_eq!(log.log_end_offset(), 0);
+        assert_eq!(log.size_bytes(), 0);
+    }
+
+    #[test]
+    fn timestamps_find_the_exact_record() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut log = Log::open(dir.path(), small()).expect("open");
+        put(
+            &mut log,
+            &["a", "b", "c"],
+            &[100, 200, 300],
+            Compression::Gzip,
+        );
+        put(&mut log, &["d", "e"], &[400, 150], Compression::None);
+        assert_eq!(log.offset_for_timestamp(0).expect("ts"), Some((0, 100)));
+        assert_eq!(log.offset_for_timestamp(201).expect("ts"), Some((2, 300)));
+        assert_eq!(log.offset_for_timestamp(350).expect("ts"), Some((3, 400)));
+        assert_eq!(log.offset_for_timestamp(401).expect("ts"), None);
+        assert_eq!(log.max_timestamp().expect("max"), Some((3, 400)));
+    }
+
+    #[test]
+    fn delete_records_and_retention_move_the_start_and_survive_reopen() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut log = Log::open(dir.path(), small()).expect("open");
+        for i in 0..20 {
+            put(&mut log, &["x", "y"], &[i, i], Compression::None);
+        }
+        let segments_before = log.segments.len();
+        assert_eq!(log.delete_records_before(15).expect("delete"), 15);
+        assert!(log.segments.len() < segments_before);
+        assert!(matches!(
+            log.read(14, 100, true),
+            Err(LogError::OffsetOutOfRange { .. })
+        ));
+        assert!(log.delete_records_before(41).is_err());
+        drop(log);
+        let mut log = Log::open(dir.path(), small()).expect("reopen");
+        assert_eq!(log.log_start_offset(), 15);
+        let mut cfg = small();
+        cfg.retention_bytes = 400;
+        log.set_config(cfg);
+        assert!(log.enforce_retention(now_ms()).expect("by size") > 0);
+        assert!(log.size_bytes() <= 400 + 300);
+        let mut cfg = small();
+        cfg.retention_ms = 1000;
+        log.set_config(cfg);
+        log.enforce_retention(now_ms()).expect("by time");
+        assert_eq!(log.segments.len(), 1, "all but the active segment expired");
+        assert!(log.log_start_offset() > 15);
+    }
+}

@@ -1,0 +1,278 @@
+//! One segment of a partition log: a `.log` file of record batches named by
+//! its first offset, with sparse offset and time indexes kept in memory and
+//! rebuilt from the batch headers when the segment is opened.
+
+use std::fs::{File, OpenOptions};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+use super::batch::{self, BatchHeader, HEADER_LEN};
+use super::LogError;
+
+/// One entry of the sparse indexes: a batch's base offset, where it starts
+/// in the file, and the largest timestamp of all batches before and in it.
+#[derive(Debug, Clone, Copy)]
+struct IndexEntry {
+    offset: i64,
+    position: u64,
+    max_timestamp_so_far: i64,
+}
+
+/// A segment file and what is known about its contents.
+pub struct Segment {
+    /// First offset the segment can hold (its file name).
+    pub base_offset: i64,
+    path: PathBuf,
+    file: File,
+    size: u64,
+    /// Offset after the last batch.
+    next_offset: i64,
+    index: Vec<IndexEntry>,
+    bytes_since_index: u64,
+    /// Largest record timestamp, and where its batch is.
+    max_timestamp: i64,
+    max_timestamp_position: u64,
+    /// When the segment was created (milliseconds), for `segment.ms`.
+    pub created_ms: i64,
+}
+
+/// File name of the segment starting at `base_offset`.
+pub fn file_name(base_offset: i64) -> String {
+    format!("{base_offset:020}.log")
+}
+
+impl Segment {
+    /// Creates an empty segment.
+    pub fn create(dir: &Path, base_offset: i64, now_ms: i64) -> Result<Segment, LogError> {
+        let path = dir.join(file_name(base_offset));
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(true)
+            .read(true)
+            .write(true)
+            .open(&path)
+            .map_err(|e| LogError::io(&path, e))?;
+        Ok(Segment {
+            base_offset,
+            path,
+            file,
+            size: 0,
+            next_offset: base_offset,
+            index: Vec::new(),
+            bytes_since_index: 0,
+            max_timestamp: -1,
+            max_timestamp_position: 0,
+            created_ms: now_ms,
+        })
+    }
+
+    /// Opens an existing segment, reading its batch headers to rebuild the
+    /// indexes. With `verify`, every batch's CRC is checked and a torn or
+    /// corrupt tail is cut off; returns the segment and the bytes dropped.
+    pub fn open(
+        path: &Path,
+        base_offset: i64,
+        verify: bool,
+        index_interval: u32,
+        now_ms: i64,
+    ) -> Result<(Segment, u64), LogError> {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(path)
+            .map_err(|e| LogError::io(path, e))?;
+        let len = file.metadata().map_err(|e| LogError::io(path, e))?.len();
+        let mut seg = Segment {
+            base_offset,
+            path: path.to_path_buf(),
+            file,
+            size: 0,
+            next_offset: base_offset,
+            index: Vec::new(),
+            bytes_since_index: u64::MAX,
+            max_timestamp: -1,
+            max_timestamp_position: 0,
+            created_ms: now_ms,
+        };
+        let mut pos = 0u64;
+        let mut header = [0u8; HEADER_LEN];
+        while pos + HEADER_LEN as u64 <= len {
+            if seg.file.read_exact_at(&mut header, pos).is_err() {
+                break;
+            }
+            let Ok(h) = batch::parse_prefix(&header, pos as usize) else {
+                break;
+            };
+            if pos + h.size as u64 > len {
+                break;
+            }
+            if verify {
+                let mut whole = vec![0u8; h.size];
+                seg.file
+                    .read_exact_at(&mut whole, pos)
+                    .map_err(|e| LogError::io(path, e))?;
+                let mut local = h;
+                local.position = 0;
+                if batch::check_crc(&whole, &local).is_err() {
+                    break;
+                }
+            }
+            seg.note_batch(&h, pos, index_interval);
+            pos += h.size as u64;
+        }
+        let dropped = len - pos;
+        if dropped > 0 {
+            seg.file.set_len(pos).map_err(|e| LogError::io(path, e))?;
+            seg.file.sync_all().map_err(|e| LogError::io(path, e))?;
+        }
+        seg.size = pos;
+        Ok((seg, dropped))
+    }
+
+    /// Updates offsets, indexes and timestamps for a batch at `position`.
+    fn note_batch(&mut self, h: &BatchHeader, position: u64, index_interval: u32) {
+        if h.max_timestamp > self.max_timestamp {
+            self.max_timestamp = h.max_timestamp;
+            self.max_timestamp_position = position;
+        }
+        if self.bytes_since_index >= index_interval as u64 {
+            self.index.push(IndexEntry {
+                offset: h.base_offset,
+                position,
+                max_timestamp_so_far: self.max_timestamp,
+            });
+            self.bytes_since_index = 0;
+        }
+        self.bytes_since_index = self.bytes_since_index.saturating_add(h.size as u64);
+        self.next_offset = h.last_offset + 1;
+        self.size = position + h.size as u64;
+    }
+
+    /// Appends already validated batches whose offsets are assigned.
+    pub fn append(
+        &mut self,
+        data: &[u8],
+        headers: &[BatchHeader],
+        index_interval: u32,
+    ) -> Result<(), LogError> {
+        let start = self.size;
+        self.file
+            .write_all_at(data, start)
+            .map_err(|e| LogError::io(&self.path, e))?;
+        for h in headers {
+            self.note_batch(h, start + h.position as u64, index_interval);
+        }
+        Ok(())
+    }
+
+    /// Bytes in the file.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// Offset after the last batch.
+    pub fn next_offset(&self) -> i64 {
+        self.next_offset
+    }
+
+    /// Largest record timestamp (-1 when empty).
+    pub fn max_timestamp(&self) -> i64 {
+        self.max_timestamp
+    }
+
+    fn header_at(&self, position: u64) -> Result<BatchHeader, LogError> {
+        let mut header = [0u8; HEADER_LEN];
+        self.file
+            .read_exact_at(&mut header, position)
+            .map_err(|e| LogError::io(&self.path, e))?;
+        batch::parse_prefix(&header, position as usize).map_err(LogError::from)
+    }
+
+    /// Position of the batch containing `offset`, or `None` past the end.
+    fn position_of(&self, offset: i64) -> Result<Option<u64>, LogError> {
+        let i = self.index.partition_point(|e| e.offset <= offset);
+        let mut pos = if i == 0 {
+            0
+        } else {
+            self.index[i - 1].position
+        };
+        while pos < self.size {
+            let h = self.header_at(pos)?;
+            if h.last_offset >= offset {
+                return Ok(Some(pos));
+            }
+            pos += h.size as u64;
+        }
+        Ok(None)
+    }
+
+    /// Whole batches from the one containing `offset`, up to `max_bytes`
+    /// (or the first batch alone when `min_one`).
+    pub fn read(&self, offset: i64, max_bytes: usize, min_one: bool) -> Result<Vec<u8>, LogError> {
+        let Some(start) = self.position_of(offset)? else {
+            return Ok(Vec::new());
+        };
+        let mut end = start;
+        while end < self.size {
+            let h = self.header_at(end)?;
+            let next = end + h.size as u64;
+            if (next - start) as usize > max_bytes && !(min_one && end == start) {
+                break;
+            }
+            end = next;
+        }
+        self.read_range(start, end)
+    }
+
+    fn read_range(&self, start: u64, end: u64) -> Result<Vec<u8>, LogError> {
+        let mut buf = vec![0u8; (end - start) as usize];
+        self.file
+            .read_exact_at(&mut buf, start)
+            .map_err(|e| LogError::io(&self.path, e))?;
+        Ok(buf)
+    }
+
+    /// The first batch whose newest record is at or after `ts`, as bytes.
+    pub fn batch_reaching(&self, ts: i64) -> Result<Option<Vec<u8>>, LogError> {
+        if self.max_timestamp < ts {
+            return Ok(None);
+        }
+        // Batches before the last index entry still below `ts` cannot reach it.
+        let i = self.index.partition_point(|e| e.max_timestamp_so_far < ts);
+        let mut pos = if i == 0 {
+            0
+        } else {
+            self.index[i - 1].position
+        };
+        while pos < self.size {
+            let h = self.header_at(pos)?;
+            if h.max_timestamp >= ts {
+                return self.read_range(pos, pos + h.size as u64).map(Some);
+            }
+            pos += h.size as u64;
+        }
+        Ok(None)
+    }
+
+    /// The batch holding the segment's largest timestamp.
+    pub fn max_timestamp_batch(&self) -> Result<Option<Vec<u8>>, LogError> {
+        if self.size == 0 {
+            return Ok(None);
+        }
+        let h = self.header_at(self.max_timestamp_position)?;
+        self.read_range(h.position as u64, h.position as u64 + h.size as u64)
+            .map(Some)
+    }
+
+    /// Forces written data to disk.
+    pub fn flush(&self) -> Result<(), LogError> {
+        self.file
+            .sync_data()
+            .map_err(|e| LogError::io(&self.path, e))
+    }
+
+    /// Deletes the segment's file.
+    pub fn delete(self) -> Result<(), LogError> {
+        std::fs::remove_file(&self.path).map_err(|e| LogError::io(&self.path, e))
+    }
+}
