@@ -1,0 +1,263 @@
+"""Test harness: real Gregor broker processes, a real Apache Kafka 4.3.1
+reference broker, and Apache Kafka's own Java tools.
+
+Everything here starts processes and talks to them over real sockets; the
+fixtures only decide ports and directories and clean up afterwards.
+"""
+
+import os
+import signal
+import socket
+import subprocess
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+GREGOR_BIN = Path(os.environ.get("TEST_GREGOR_BIN", ROOT / "target" / "release" / "gregor"))
+KAFKA_VERSION = "4.3.1"
+KAFKA_LIBS = ROOT / ".cache" / f"kafka-{KAFKA_VERSION}" / "libs"
+LOG4J = ROOT / "tests" / "log4j.properties"
+
+# The kafka-*.sh scripts are thin wrappers over these classes.
+TOOLS = {
+    "kafka-topics": "org.apache.kafka.tools.TopicCommand",
+    "kafka-configs": "kafka.admin.ConfigCommand",
+    "kafka-console-producer": "org.apache.kafka.tools.ConsoleProducer",
+    "kafka-console-consumer": "org.apache.kafka.tools.consumer.ConsoleConsumer",
+    "kafka-get-offsets": "org.apache.kafka.tools.GetOffsetShell",
+    "kafka-producer-perf-test": "org.apache.kafka.tools.ProducerPerformance",
+    "kafka-consumer-groups": "org.apache.kafka.tools.consumer.group.ConsumerGroupCommand",
+    "kafka-delete-records": "org.apache.kafka.tools.DeleteRecordsCommand",
+    "kafka-storage": "kafka.tools.StorageTool",
+    "kafka-server-start": "kafka.Kafka",
+}
+
+
+def java_command(tool, *args, heap="256m"):
+    """The command line the `tool` script would run."""
+    return [
+        "java",
+        f"-Xmx{heap}",
+        "-XX:+UseSerialGC",
+        "-XX:TieredStopAtLevel=1",
+        f"-Dlog4j.configuration=file:{LOG4J}",
+        "-cp",
+        f"{KAFKA_LIBS}/*",
+        TOOLS[tool],
+        *[str(a) for a in args],
+    ]
+
+
+def kafka_tool(tool, *args, input=None, timeout=120, check=True):
+    """Runs one of Apache Kafka's command-line tools to completion."""
+    proc = subprocess.run(
+        java_command(tool, *args),
+        input=input,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(
+            f"{tool} {' '.join(map(str, args))} exited {proc.returncode}\n"
+            f"stdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
+        )
+    return proc
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_port(port, proc, log, timeout=60):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"process exited with {proc.returncode}:\n{log.read_text()}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise AssertionError(f"port {port} did not open within {timeout}s:\n{log.read_text()}")
+
+
+class Gregor:
+    """One Gregor broker process with an INTERNAL and an EXTERNAL listener."""
+
+    def __init__(self, workdir, props=None, env=None, node_id=1):
+        self.workdir = Path(workdir)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.data = self.workdir / "data"
+        self.internal_port = free_port()
+        self.external_port = free_port()
+        self.node_id = node_id
+        self.props = {
+            "node.id": str(node_id),
+            "listeners": f"INTERNAL://127.0.0.1:{self.internal_port},"
+            f"EXTERNAL://127.0.0.1:{self.external_port}",
+            # Different advertised hosts show which listener answered.
+            "advertised.listeners": f"INTERNAL://127.0.0.1:{self.internal_port},"
+            f"EXTERNAL://localhost:{self.external_port}",
+            "listener.security.protocol.map": "INTERNAL:PLAINTEXT,EXTERNAL:PLAINTEXT",
+            "inter.broker.listener.name": "INTERNAL",
+            "log.dirs": str(self.data),
+            "num.partitions": "1",
+            "group.initial.rebalance.delay.ms": "0",
+        }
+        self.props.update(props or {})
+        self.env = env or {}
+        self.proc = None
+        self.log = self.workdir / "gregor.log"
+        self.config = self.workdir / "server.properties"
+
+    @property
+    def bootstrap(self):
+        return f"127.0.0.1:{self.external_port}"
+
+    @property
+    def internal_bootstrap(self):
+        return f"127.0.0.1:{self.internal_port}"
+
+    def write_config(self):
+        self.config.write_text("".join(f"{k}={v}\n" for k, v in self.props.items()))
+
+    def start(self):
+        self.write_config()
+        env = {k: v for k, v in os.environ.items() if not k.startswith("GREGOR_")}
+        env.setdefault("RUST_LOG", "info")
+        env.update(self.env)
+        with open(self.log, "a") as log:
+            self.proc = subprocess.Popen(
+                [str(GREGOR_BIN), "broker", str(self.config)],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
+            )
+        wait_for_port(self.external_port, self.proc, self.log)
+        return self
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+                raise AssertionError("broker did not stop within 30s of SIGTERM")
+
+    def kill(self):
+        """kill -9: no flush, no goodbye."""
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait()
+
+    def restart(self):
+        self.stop()
+        return self.start()
+
+    def log_text(self):
+        return self.log.read_text()
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+
+class ApacheKafka:
+    """Apache Kafka 4.3.1 from the same jars as the tools: KRaft, one node
+    that is both controller and broker."""
+
+    def __init__(self, workdir):
+        self.workdir = Path(workdir)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.port = free_port()
+        self.controller_port = free_port()
+        self.config = self.workdir / "server.properties"
+        self.log = self.workdir / "kafka.log"
+        self.proc = None
+
+    @property
+    def bootstrap(self):
+        return f"127.0.0.1:{self.port}"
+
+    def start(self):
+        props = {
+            "process.roles": "broker,controller",
+            "node.id": "1",
+            "controller.quorum.voters": f"1@127.0.0.1:{self.controller_port}",
+            "listeners": f"PLAINTEXT://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{self.controller_port}",
+            "advertised.listeners": f"PLAINTEXT://127.0.0.1:{self.port}",
+            "controller.listener.names": "CONTROLLER",
+            "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+            "log.dirs": str(self.workdir / "data"),
+            "num.partitions": "1",
+            "offsets.topic.replication.factor": "1",
+            "offsets.topic.num.partitions": "1",
+            "transaction.state.log.replication.factor": "1",
+            "transaction.state.log.min.isr": "1",
+            "group.initial.rebalance.delay.ms": "0",
+        }
+        self.config.write_text("".join(f"{k}={v}\n" for k, v in props.items()))
+        kafka_tool(
+            "kafka-storage", "format", "--config", self.config,
+            "--cluster-id", "GregorDifferentialTst",
+            "--ignore-formatted",
+        )
+        with open(self.log, "a") as log:
+            self.proc = subprocess.Popen(
+                java_command("kafka-server-start", self.config, heap="768m"),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        wait_for_port(self.port, self.proc, self.log, timeout=120)
+        return self
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+@pytest.fixture
+def gregor(tmp_path):
+    """A fresh single Gregor broker."""
+    broker = Gregor(tmp_path / "gregor").start()
+    yield broker
+    broker.stop()
+
+
+@pytest.fixture
+def gregor_factory(tmp_path):
+    """Builds brokers with custom settings; stops them all afterwards."""
+    started = []
+
+    def make(props=None, env=None, start=True, name=None):
+        broker = Gregor(tmp_path / (name or f"gregor{len(started)}"), props=props, env=env)
+        started.append(broker)
+        return broker.start() if start else broker
+
+    yield make
+    for b in started:
+        if b.alive():
+            b.stop()
+
+
+@pytest.fixture(scope="session")
+def apache_kafka(tmp_path_factory):
+    """The reference broker, shared by the differential tests."""
+    broker = ApacheKafka(tmp_path_factory.mktemp("apache-kafka")).start()
+    yield broker
+    broker.stop()
+
+
+def unique(prefix):
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"

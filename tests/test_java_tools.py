@@ -1,0 +1,187 @@
+"""Apache Kafka 4.3.1's own command-line tools against one Gregor broker."""
+
+import re
+
+from conftest import kafka_tool, unique
+
+
+def topics(broker, *args, **kw):
+    return kafka_tool("kafka-topics", "--bootstrap-server", broker.bootstrap, *args, **kw)
+
+
+def test_topic_lifecycle(gregor):
+    name = unique("life")
+    out = topics(gregor, "--create", "--topic", name, "--partitions", "3").stdout
+    assert f"Created topic {name}." in out
+    assert name in topics(gregor, "--list").stdout.split()
+
+    desc = topics(gregor, "--describe", "--topic", name).stdout
+    assert "PartitionCount: 3" in desc and "ReplicationFactor: 1" in desc
+    assert len(re.findall(r"Partition: \d+\s+Leader: 1\s+Replicas: 1\s+Isr: 1", desc)) == 3
+
+    dup = topics(gregor, "--create", "--topic", name, "--partitions", "1", check=False)
+    assert dup.returncode != 0 and "already exists" in dup.stdout + dup.stderr
+
+    topics(gregor, "--alter", "--topic", name, "--partitions", "5")
+    assert "PartitionCount: 5" in topics(gregor, "--describe", "--topic", name).stdout
+    shrink = topics(gregor, "--alter", "--topic", name, "--partitions", "2", check=False)
+    assert shrink.returncode != 0
+    assert "PartitionCount: 5" in topics(gregor, "--describe", "--topic", name).stdout
+
+    topics(gregor, "--delete", "--topic", name)
+    assert name not in topics(gregor, "--list").stdout.split()
+
+
+def test_invalid_topics_are_refused(gregor):
+    for args, expect in [
+        (["--topic", "bad/name", "--partitions", "1"], "InvalidTopicException"),
+        (["--topic", unique("zero"), "--partitions", "0"], "partitions"),
+        (["--topic", unique("rf"), "--partitions", "1", "--replication-factor", "3"], "replication factor"),
+    ]:
+        proc = topics(gregor, "--create", *args, check=False)
+        text = proc.stdout + proc.stderr
+        assert proc.returncode != 0, text
+        assert expect.lower() in text.lower(), text
+    assert topics(gregor, "--list").stdout.split() == []
+
+
+def test_topic_configs_describe_and_alter(gregor):
+    name = unique("cfg")
+    topics(gregor, "--create", "--topic", name, "--partitions", "1", "--config", "retention.ms=60000")
+
+    def describe():
+        return kafka_tool(
+            "kafka-configs", "--bootstrap-server", gregor.bootstrap,
+            "--entity-type", "topics", "--entity-name", name, "--describe", "--all",
+        ).stdout
+
+    out = describe()
+    assert "retention.ms=60000" in out
+    assert "segment.bytes=1073741824" in out
+    kafka_tool(
+        "kafka-configs", "--bootstrap-server", gregor.bootstrap,
+        "--entity-type", "topics", "--entity-name", name, "--alter",
+        "--add-config", "retention.ms=120000,max.message.bytes=2048",
+    )
+    out = describe()
+    assert "retention.ms=120000" in out and "max.message.bytes=2048" in out
+    kafka_tool(
+        "kafka-configs", "--bootstrap-server", gregor.bootstrap,
+        "--entity-type", "topics", "--entity-name", name, "--alter",
+        "--delete-config", "retention.ms",
+    )
+    assert "retention.ms=604800000" in describe()
+    bad = kafka_tool(
+        "kafka-configs", "--bootstrap-server", gregor.bootstrap,
+        "--entity-type", "topics", "--entity-name", name, "--alter",
+        "--add-config", "retention.ms=soon", check=False,
+    )
+    assert bad.returncode != 0 and "retention.ms" in bad.stdout + bad.stderr
+
+
+def test_console_producer_and_consumer(gregor):
+    name = unique("console")
+    topics(gregor, "--create", "--topic", name, "--partitions", "2")
+    lines = [f"k{i}:value-{i}" for i in range(200)]
+    kafka_tool(
+        "kafka-console-producer", "--bootstrap-server", gregor.bootstrap, "--topic", name,
+        "--reader-property", "parse.key=true", "--reader-property", "key.separator=:",
+        input="\n".join(lines) + "\n",
+    )
+    out = kafka_tool(
+        "kafka-console-consumer", "--bootstrap-server", gregor.bootstrap, "--topic", name,
+        "--from-beginning", "--max-messages", "200", "--timeout-ms", "30000",
+        "--formatter-property", "print.key=true", "--formatter-property", "key.separator=:",
+    ).stdout.split()
+    assert sorted(out) == sorted(lines)
+
+    offsets = kafka_tool(
+        "kafka-get-offsets", "--bootstrap-server", gregor.bootstrap, "--topic", name,
+    ).stdout.split()
+    ends = {line.rsplit(":", 2)[1]: int(line.rsplit(":", 2)[2]) for line in offsets}
+    assert sum(ends.values()) == 200 and set(ends) == {"0", "1"}
+
+    # Reading one partition from an offset.
+    out = kafka_tool(
+        "kafka-console-consumer", "--bootstrap-server", gregor.bootstrap, "--topic", name,
+        "--partition", "0", "--offset", str(ends["0"] - 3), "--max-messages", "3",
+        "--timeout-ms", "30000",
+    ).stdout.split()
+    assert len(out) == 3 and all(v.startswith("value-") for v in out)
+
+    earliest = kafka_tool(
+        "kafka-get-offsets", "--bootstrap-server", gregor.bootstrap, "--topic", name,
+        "--time", "-2",
+    ).stdout.split()
+    assert sorted(earliest) == [f"{name}:0:0", f"{name}:1:0"]
+
+
+def test_consumer_groups_tool(gregor):
+    name = unique("groups")
+    group = unique("g")
+    topics(gregor, "--create", "--topic", name, "--partitions", "3")
+    kafka_tool(
+        "kafka-console-producer", "--bootstrap-server", gregor.bootstrap, "--topic", name,
+        input="".join(f"m{i}\n" for i in range(30)),
+    )
+    kafka_tool(
+        "kafka-console-consumer", "--bootstrap-server", gregor.bootstrap, "--topic", name,
+        "--group", group, "--from-beginning", "--max-messages", "30", "--timeout-ms", "30000",
+    )
+    groups = kafka_tool("kafka-consumer-groups", "--bootstrap-server", gregor.bootstrap, "--list").stdout
+    assert group in groups.split()
+    desc = kafka_tool(
+        "kafka-consumer-groups", "--bootstrap-server", gregor.bootstrap, "--describe", "--group", group,
+    ).stdout
+    rows = [line.split() for line in desc.splitlines() if line.startswith(group)]
+    assert len(rows) == 3
+    assert sum(int(r[3]) for r in rows) == 30 and all(r[5] == "0" for r in rows)
+
+    kafka_tool(
+        "kafka-consumer-groups", "--bootstrap-server", gregor.bootstrap, "--group", group,
+        "--topic", name, "--reset-offsets", "--to-earliest", "--execute",
+    )
+    desc = kafka_tool(
+        "kafka-consumer-groups", "--bootstrap-server", gregor.bootstrap, "--describe", "--group", group,
+    ).stdout
+    rows = [line.split() for line in desc.splitlines() if line.startswith(group)]
+    assert all(r[3] == "0" for r in rows) and sum(int(r[5]) for r in rows) == 30
+
+    kafka_tool("kafka-consumer-groups", "--bootstrap-server", gregor.bootstrap, "--delete", "--group", group)
+    groups = kafka_tool("kafka-consumer-groups", "--bootstrap-server", gregor.bootstrap, "--list").stdout
+    assert group not in groups.split()
+
+
+def test_delete_records_tool(gregor, tmp_path):
+    name = unique("delrec")
+    topics(gregor, "--create", "--topic", name, "--partitions", "1")
+    kafka_tool(
+        "kafka-console-producer", "--bootstrap-server", gregor.bootstrap, "--topic", name,
+        input="".join(f"r{i}\n" for i in range(10)),
+    )
+    spec = tmp_path / "delete.json"
+    spec.write_text('{"partitions":[{"topic":"%s","partition":0,"offset":4}],"version":1}' % name)
+    out = kafka_tool(
+        "kafka-delete-records", "--bootstrap-server", gregor.bootstrap, "--offset-json-file", spec,
+    ).stdout
+    assert "low_watermark: 4" in out
+    out = kafka_tool(
+        "kafka-console-consumer", "--bootstrap-server", gregor.bootstrap, "--topic", name,
+        "--from-beginning", "--max-messages", "6", "--timeout-ms", "30000",
+    ).stdout.split()
+    assert out == [f"r{i}" for i in range(4, 10)]
+
+
+def test_producer_perf_test(gregor):
+    name = unique("perf")
+    topics(gregor, "--create", "--topic", name, "--partitions", "2")
+    out = kafka_tool(
+        "kafka-producer-perf-test", "--topic", name, "--num-records", "20000",
+        "--record-size", "100", "--throughput", "-1",
+        "--producer-props", f"bootstrap.servers={gregor.bootstrap}", "acks=all",
+    ).stdout
+    assert re.search(r"20000 records sent", out), out
+    ends = kafka_tool(
+        "kafka-get-offsets", "--bootstrap-server", gregor.bootstrap, "--topic", name,
+    ).stdout.split()
+    assert sum(int(line.rsplit(":", 1)[1]) for line in ends) == 20000
