@@ -29,7 +29,11 @@ const EARLIEST_LOCAL: i64 = -4;
 
 /// Answers ListOffsets: by special timestamp or the first offset at or after
 /// a time.
-pub fn list_offsets(node: &Arc<Node>, req: ListOffsetsRequest) -> ListOffsetsResponse {
+pub fn list_offsets(
+    node: &Arc<Node>,
+    req: ListOffsetsRequest,
+    version: i16,
+) -> ListOffsetsResponse {
     let mut resp = ListOffsetsResponse::default();
     for topic in req.topics {
         let mut out = ListOffsetsTopicResponse::default();
@@ -59,7 +63,10 @@ pub fn list_offsets(node: &Arc<Node>, req: ListOffsetsRequest) -> ListOffsetsRes
                         Ok(Some((offset, ts))) => {
                             r.offset = offset;
                             r.timestamp = ts;
-                            r.leader_epoch = 0;
+                            // Leader epochs appear in v4.
+                            if version >= 4 {
+                                r.leader_epoch = 0;
+                            }
                         }
                         Ok(None) => {}
                         Err(e) => r.error_code = partition_error(&e).code(),

@@ -147,7 +147,7 @@ async fn dispatch(
         Rq::DescribeCluster(r) => Rs::DescribeCluster(metadata::describe_cluster(node, ctx, r)),
         Rq::Produce(r) => return produce::produce(node, r).map(Rs::Produce),
         Rq::Fetch(r) => Rs::Fetch(fetch::fetch(node, ctx, r).await),
-        Rq::ListOffsets(r) => Rs::ListOffsets(offsets::list_offsets(node, r)),
+        Rq::ListOffsets(r) => Rs::ListOffsets(offsets::list_offsets(node, r, v)),
         Rq::OffsetForLeaderEpoch(r) => {
             Rs::OffsetForLeaderEpoch(offsets::offset_for_leader_epoch(node, r))
         }

@@ -1,0 +1,303 @@
+//! Every API at every version Gregor advertises gets an answer that encodes:
+//! a request naming a real topic goes through the handler and back out at
+//! that version. This catches response fields set where a version lacks them.
+
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::messages::*;
+use kafka_protocol::protocol::{Encodable, StrBytes};
+use kafka_protocol::records::{
+    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+};
+
+use gregor_broker::config::BrokerConfig;
+use gregor_broker::node::Node;
+use gregor_broker::protocol::{handle_frame, versions, ConnectionInfo};
+use gregor_broker::topic::NewTopic;
+
+const TOPIC: &str = "sweep";
+
+fn s(text: &str) -> StrBytes {
+    StrBytes::from_string(text.to_string())
+}
+
+fn records() -> Bytes {
+    let record = Record {
+        transactional: false,
+        control: false,
+        delete_horizon: false,
+        partition_leader_epoch: 0,
+        producer_id: -1,
+        producer_epoch: -1,
+        timestamp_type: TimestampType::Creation,
+        offset: 0,
+        sequence: -1,
+        timestamp: 1_700_000_000_000,
+        key: Some(Bytes::from_static(b"k")),
+        value: Some(Bytes::from_static(b"v")),
+        headers: Default::default(),
+    };
+    let mut buf = BytesMut::new();
+    let options = RecordEncodeOptions {
+        version: 2,
+        compression: Compression::None,
+    };
+    RecordBatchEncoder::encode(&mut buf, &[record], &options).expect("encode records");
+    buf.freeze()
+}
+
+/// A request of `api` at `version` that refers to the test topic where the
+/// API takes topics.
+fn sample(api: ApiKey, version: i16, topic_id: uuid::Uuid) -> RequestKind {
+    let name = TopicName(s(TOPIC));
+    let group = GroupId(s("sweep-group"));
+    match api {
+        ApiKey::Produce => {
+            let mut p = produce_request::PartitionProduceData::default();
+            p.records = Some(records());
+            let mut t = produce_request::TopicProduceData::default();
+            t.name = name;
+            t.topic_id = topic_id;
+            t.partition_data = vec![p];
+            let mut r = ProduceRequest::default();
+            r.acks = -1;
+            r.timeout_ms = 1000;
+            r.topic_data = vec![t];
+            RequestKind::Produce(r)
+        }
+        ApiKey::Fetch => {
+            let mut p = fetch_request::FetchPartition::default();
+            p.partition_max_bytes = 1 << 20;
+            let mut t = fetch_request::FetchTopic::default();
+            if version >= 13 {
+                t.topic_id = topic_id;
+            } else {
+                t.topic = name;
+            }
+            t.partitions = vec![p];
+            let mut r = FetchRequest::default();
+            r.replica_id = BrokerId(-1);
+            r.max_bytes = 1 << 20;
+            r.topics = vec![t];
+            RequestKind::Fetch(r)
+        }
+        ApiKey::ListOffsets => {
+            let mut p = list_offsets_request::ListOffsetsPartition::default();
+            p.timestamp = 1_600_000_000_000;
+            let mut t = list_offsets_request::ListOffsetsTopic::default();
+            t.name = name;
+            t.partitions = vec![p];
+            let mut r = ListOffsetsRequest::default();
+            r.replica_id = BrokerId(-1);
+            r.topics = vec![t];
+            RequestKind::ListOffsets(r)
+        }
+        ApiKey::Metadata => {
+            let mut t = metadata_request::MetadataRequestTopic::default();
+            t.name = Some(name);
+            let mut r = MetadataRequest::default();
+            r.topics = Some(vec![t]);
+            RequestKind::Metadata(r)
+        }
+        ApiKey::OffsetCommit => {
+            let mut p = offset_commit_request::OffsetCommitRequestPartition::default();
+            p.committed_offset = 1;
+            p.committed_metadata = Some(s("m"));
+            let mut t = offset_commit_request::OffsetCommitRequestTopic::default();
+            t.name = name;
+            t.partitions = vec![p];
+            let mut r = OffsetCommitRequest::default();
+            r.group_id = group;
+            r.generation_id_or_member_epoch = -1;
+            r.topics = vec![t];
+            RequestKind::OffsetCommit(r)
+        }
+        ApiKey::OffsetFetch => {
+            let mut r = OffsetFetchRequest::default();
+            if version >= 8 {
+                let mut t = offset_fetch_request::OffsetFetchRequestTopics::default();
+                t.name = name;
+                t.partition_indexes = vec![0];
+                let mut g = offset_fetch_request::OffsetFetchRequestGroup::default();
+                g.group_id = group;
+                g.topics = Some(vec![t]);
+                r.groups = vec![g];
+            } else {
+                let mut t = offset_fetch_request::OffsetFetchRequestTopic::default();
+                t.name = name;
+                t.partition_indexes = vec![0];
+                r.group_id = group;
+                r.topics = Some(vec![t]);
+            }
+            RequestKind::OffsetFetch(r)
+        }
+        ApiKey::FindCoordinator => {
+            let mut r = FindCoordinatorRequest::default();
+            if version >= 4 {
+                r.coordinator_keys = vec![s("sweep-group")];
+            } else {
+                r.key = s("sweep-group");
+            }
+            RequestKind::FindCoordinator(r)
+        }
+        ApiKey::JoinGroup => {
+            let mut p = join_group_request::JoinGroupRequestProtocol::default();
+            p.name = s("range");
+            let mut r = JoinGroupRequest::default();
+            r.group_id = GroupId(s(&format!("join-{version}")));
+            r.session_timeout_ms = 10_000;
+            r.rebalance_timeout_ms = 10_000;
+            r.protocol_type = s("consumer");
+            r.protocols = vec![p];
+            RequestKind::JoinGroup(r)
+        }
+        ApiKey::DescribeGroups => {
+            let mut r = DescribeGroupsRequest::default();
+            r.groups = vec![group, GroupId(s("join-0"))];
+            RequestKind::DescribeGroups(r)
+        }
+        ApiKey::CreateTopics => {
+            let mut t = create_topics_request::CreatableTopic::default();
+            t.name = TopicName(s(&format!("created-{version}")));
+            t.num_partitions = 1;
+            t.replication_factor = 1;
+            let mut r = CreateTopicsRequest::default();
+            r.topics = vec![t];
+            r.timeout_ms = 1000;
+            RequestKind::CreateTopics(r)
+        }
+        ApiKey::DeleteRecords => {
+            let mut p = delete_records_request::DeleteRecordsPartition::default();
+            p.offset = 0;
+            let mut t = delete_records_request::DeleteRecordsTopic::default();
+            t.name = name;
+            t.partitions = vec![p];
+            let mut r = DeleteRecordsRequest::default();
+            r.topics = vec![t];
+            RequestKind::DeleteRecords(r)
+        }
+        ApiKey::OffsetForLeaderEpoch => {
+            let mut p = offset_for_leader_epoch_request::OffsetForLeaderPartition::default();
+            p.leader_epoch = 0;
+            let mut t = offset_for_leader_epoch_request::OffsetForLeaderTopic::default();
+            t.topic = name;
+            t.partitions = vec![p];
+            let mut r = OffsetForLeaderEpochRequest::default();
+            r.replica_id = BrokerId(-1);
+            r.topics = vec![t];
+            RequestKind::OffsetForLeaderEpoch(r)
+        }
+        ApiKey::DescribeConfigs => {
+            let mut res = describe_configs_request::DescribeConfigsResource::default();
+            res.resource_type = 2;
+            res.resource_name = s(TOPIC);
+            let mut b = describe_configs_request::DescribeConfigsResource::default();
+            b.resource_type = 4;
+            b.resource_name = s("1");
+            let mut r = DescribeConfigsRequest::default();
+            r.resources = vec![res, b];
+            r.include_synonyms = version >= 1;
+            r.include_documentation = version >= 3;
+            RequestKind::DescribeConfigs(r)
+        }
+        ApiKey::InitProducerId => {
+            let mut r = InitProducerIdRequest::default();
+            r.transaction_timeout_ms = 60_000;
+            r.producer_id = ProducerId(-1);
+            r.producer_epoch = -1;
+            RequestKind::InitProducerId(r)
+        }
+        ApiKey::ListGroups => RequestKind::ListGroups(ListGroupsRequest::default()),
+        ApiKey::DescribeCluster => RequestKind::DescribeCluster(DescribeClusterRequest::default()),
+        other => RequestKind::default_for(other),
+    }
+}
+
+trait DefaultFor {
+    fn default_for(api: ApiKey) -> Self;
+}
+
+impl DefaultFor for RequestKind {
+    fn default_for(api: ApiKey) -> Self {
+        match api {
+            ApiKey::Heartbeat => RequestKind::Heartbeat(Default::default()),
+            ApiKey::LeaveGroup => RequestKind::LeaveGroup(Default::default()),
+            ApiKey::SyncGroup => RequestKind::SyncGroup(Default::default()),
+            ApiKey::ApiVersions => RequestKind::ApiVersions(Default::default()),
+            ApiKey::DeleteTopics => RequestKind::DeleteTopics(Default::default()),
+            ApiKey::AlterConfigs => RequestKind::AlterConfigs(Default::default()),
+            ApiKey::CreatePartitions => RequestKind::CreatePartitions(Default::default()),
+            ApiKey::DeleteGroups => RequestKind::DeleteGroups(Default::default()),
+            ApiKey::IncrementalAlterConfigs => {
+                RequestKind::IncrementalAlterConfigs(Default::default())
+            }
+            ApiKey::OffsetDelete => {
+                let mut r = OffsetDeleteRequest::default();
+                r.group_id = GroupId(s("sweep-group"));
+                RequestKind::OffsetDelete(r)
+            }
+            other => panic!("no sample request for {other:?}; add one to this test"),
+        }
+    }
+}
+
+fn frame(api: ApiKey, version: i16, request: &RequestKind) -> Bytes {
+    let mut header = RequestHeader::default();
+    header.request_api_key = api as i16;
+    header.request_api_version = version;
+    header.correlation_id = 42;
+    header.client_id = Some(s("sweep"));
+    let mut buf = BytesMut::new();
+    header
+        .encode(&mut buf, api.request_header_version(version))
+        .expect("encode header");
+    request
+        .encode(&mut buf, version)
+        .unwrap_or_else(|e| panic!("encode {api:?} v{version}: {e}"));
+    buf.freeze()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_advertised_version_answers() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let text = format!(
+        "node.id=1\nlisteners=PLAINTEXT://127.0.0.1:0\nlog.dirs={}\ngroup.initial.rebalance.delay.ms=0\n",
+        dir.path().display()
+    );
+    let path = dir.path().join("server.properties");
+    std::fs::write(&path, text).expect("write config");
+    let config = BrokerConfig::load(&path, Vec::new()).expect("config");
+    let node: Arc<Node> = Node::start(config).expect("node");
+    let topic = node
+        .topics
+        .create(
+            &NewTopic {
+                name: TOPIC.to_string(),
+                partitions: 2,
+                replication_factor: 1,
+                configs: Default::default(),
+            },
+            1,
+        )
+        .expect("create topic");
+
+    for &(api, min, max) in versions::SUPPORTED {
+        for version in min..=max {
+            if !versions::is_supported(api, version) {
+                continue;
+            }
+            let request = sample(api, version, topic.id);
+            let conn = ConnectionInfo {
+                peer: "127.0.0.1".into(),
+                listener: "PLAINTEXT".into(),
+            };
+            let answer = handle_frame(node.clone(), frame(api, version, &request), conn).await;
+            match answer {
+                Ok(Some(bytes)) => assert!(bytes.len() > 8, "{api:?} v{version}: empty response"),
+                Ok(None) => panic!("{api:?} v{version}: no response"),
+                Err(e) => panic!("{api:?} v{version}: {e}"),
+            }
+        }
+    }
+}
