@@ -1,22 +1,22 @@
-//! One client connection: read size-prefixed frames, handle each request on
-//! its own task so slow ones (a long-polling fetch) do not stall reading,
-//! and write the responses back in request order.
+//! One client connection: a reader task pulls size-prefixed frames off the
+//! socket while the requests before them are handled, and the requests are
+//! handled strictly one after another, in order, as Kafka does. Order is
+//! what producers rely on: batches a client pipelines on one connection are
+//! appended in the order it sent them.
 
 use std::sync::Arc;
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufWriter};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
 
 use crate::node::Node;
 use crate::protocol::{self, ConnectionInfo, ProtocolError};
 
-/// Requests read ahead of their responses on one connection. Clients keep
-/// five in flight by default; the bound stops a flood from using unbounded
-/// memory.
-const MAX_IN_FLIGHT: usize = 32;
+/// Frames read ahead of the one being handled. Clients keep up to five
+/// requests in flight; the bound caps the memory one connection can hold.
+const READ_AHEAD: usize = 8;
 
 /// Why a connection was closed by the broker.
 #[derive(Debug, thiserror::Error)]
@@ -31,17 +31,15 @@ enum CloseReason {
     Io(#[from] std::io::Error),
 }
 
-type Pending = JoinHandle<Result<Option<BytesMut>, ProtocolError>>;
-
 /// Serves `stream` until the client closes it or sends something that
 /// cannot be answered.
 pub async fn serve(node: Arc<Node>, stream: TcpStream, info: ConnectionInfo) {
     let _ = stream.set_nodelay(true);
     let (read, write) = stream.into_split();
-    let (tx, rx) = mpsc::channel::<Pending>(MAX_IN_FLIGHT);
+    let (tx, rx) = mpsc::channel::<Bytes>(READ_AHEAD);
     let max = node.config.socket_request_max_bytes;
-    let reader = read_requests(node, read, tx, info.clone(), max);
-    let writer = write_responses(write, rx);
+    let reader = read_frames(read, tx, max);
+    let writer = handle_in_order(node, write, rx, info.clone());
     match tokio::try_join!(reader, writer) {
         Ok(_) => tracing::debug!(peer = %info.peer, "connection closed by client"),
         Err(CloseReason::Io(e)) => {
@@ -53,11 +51,9 @@ pub async fn serve(node: Arc<Node>, stream: TcpStream, info: ConnectionInfo) {
     }
 }
 
-async fn read_requests(
-    node: Arc<Node>,
+async fn read_frames(
     mut read: tokio::net::tcp::OwnedReadHalf,
-    tx: mpsc::Sender<Pending>,
-    info: ConnectionInfo,
+    tx: mpsc::Sender<Bytes>,
     max: usize,
 ) -> Result<(), CloseReason> {
     loop {
@@ -71,25 +67,24 @@ async fn read_requests(
         }
         let mut frame = BytesMut::zeroed(size as usize);
         read.read_exact(&mut frame).await?;
-        let task = tokio::spawn(protocol::handle_frame(
-            node.clone(),
-            frame.freeze(),
-            info.clone(),
-        ));
-        if tx.send(task).await.is_err() {
-            // The writer stopped: the connection is going away.
+        if tx.send(frame.freeze()).await.is_err() {
+            // The handler stopped: the connection is going away.
             return Ok(());
         }
     }
 }
 
-async fn write_responses(
+async fn handle_in_order(
+    node: Arc<Node>,
     write: tokio::net::tcp::OwnedWriteHalf,
-    mut rx: mpsc::Receiver<Pending>,
+    mut rx: mpsc::Receiver<Bytes>,
+    info: ConnectionInfo,
 ) -> Result<(), CloseReason> {
     let mut out = BufWriter::new(write);
-    while let Some(task) = rx.recv().await {
-        if let Some(response) = task.await?? {
+    while let Some(frame) = rx.recv().await {
+        // A task of its own, so a panicking handler ends only this connection.
+        let handled = tokio::spawn(protocol::handle_frame(node.clone(), frame, info.clone()));
+        if let Some(response) = handled.await?? {
             out.write_all(&response).await?;
         }
         if rx.is_empty() {

@@ -1,0 +1,100 @@
+"""Just enough of the Kafka wire format, by hand, to send requests real
+clients never would: malformed, truncated, oversized, corrupt."""
+
+import socket
+import struct
+
+from kafka.record.memory_records import MemoryRecordsBuilder
+
+
+def string(s):
+    if s is None:
+        return struct.pack(">h", -1)
+    b = s.encode()
+    return struct.pack(">h", len(b)) + b
+
+
+def header(api_key, version, correlation_id=1, client_id="wire-test"):
+    """Request header v1 (non-flexible)."""
+    return struct.pack(">hhi", api_key, version, correlation_id) + string(client_id)
+
+
+def frame(payload):
+    return struct.pack(">i", len(payload)) + payload
+
+
+def batch(values, magic=2):
+    builder = MemoryRecordsBuilder(magic=magic, compression_type=0, batch_size=1 << 20)
+    for i, v in enumerate(values):
+        builder.append(timestamp=1_700_000_000_000 + i, key=None, value=v)
+    builder.close()
+    return bytes(builder.buffer())
+
+
+def produce_v3(topic, partition, records, acks=-1, correlation_id=1):
+    body = string(None) + struct.pack(">hi", acks, 10000)
+    body += struct.pack(">i", 1) + string(topic)
+    body += struct.pack(">i", 1) + struct.pack(">i", partition) + struct.pack(">i", len(records)) + records
+    return frame(header(0, 3, correlation_id) + body)
+
+
+def fetch_v4(topic, partition, offset, max_wait_ms, min_bytes, correlation_id=1):
+    body = struct.pack(">iiiib", -1, max_wait_ms, min_bytes, 1 << 20, 0)
+    body += struct.pack(">i", 1) + string(topic)
+    body += struct.pack(">i", 1) + struct.pack(">iqi", partition, offset, 1 << 20)
+    return frame(header(1, 4, correlation_id) + body)
+
+
+class Connection:
+    def __init__(self, bootstrap, timeout=10):
+        host, port = bootstrap.rsplit(":", 1)
+        self.sock = socket.create_connection((host, int(port)), timeout=timeout)
+
+    def send(self, data):
+        self.sock.sendall(data)
+
+    def recv_exact(self, n):
+        out = b""
+        while len(out) < n:
+            chunk = self.sock.recv(n - len(out))
+            if not chunk:
+                raise ConnectionError("closed by broker")
+            out += chunk
+        return out
+
+    def response(self):
+        """The next response frame (without its size), or ConnectionError."""
+        (size,) = struct.unpack(">i", self.recv_exact(4))
+        return self.recv_exact(size)
+
+    def closed_by_peer(self, timeout=10):
+        """True when the broker closes the connection (EOF or reset)."""
+        self.sock.settimeout(timeout)
+        try:
+            return self.sock.recv(1) == b""
+        except ConnectionResetError:
+            return True
+        except socket.timeout:
+            return False
+
+    def close(self):
+        self.sock.close()
+
+
+def produce_v3_error(response):
+    """(error_code, base_offset) of the single partition in a Produce v3 response."""
+    pos = 4  # correlation id
+    (ntopics,) = struct.unpack_from(">i", response, pos)
+    pos += 4
+    (nlen,) = struct.unpack_from(">h", response, pos)
+    pos += 2 + nlen
+    (nparts,) = struct.unpack_from(">i", response, pos)
+    pos += 4
+    _, error, base_offset = struct.unpack_from(">ihq", response, pos)
+    assert ntopics == 1 and nparts == 1
+    return error, base_offset
+
+
+def api_versions_error(response):
+    """Error code of an ApiVersions v0 response."""
+    return struct.unpack_from(">h", response, 4)[0]
