@@ -98,3 +98,35 @@ def produce_v3_error(response):
 def api_versions_error(response):
     """Error code of an ApiVersions v0 response."""
     return struct.unpack_from(">h", response, 4)[0]
+
+
+def fetch_v4_partition(response):
+    """(error_code, high_watermark, records) of the single partition in a
+    Fetch v4 response."""
+    pos = 4 + 4  # correlation id, throttle time
+    (ntopics,) = struct.unpack_from(">i", response, pos)
+    pos += 4
+    (nlen,) = struct.unpack_from(">h", response, pos)
+    pos += 2 + nlen
+    (nparts,) = struct.unpack_from(">i", response, pos)
+    pos += 4
+    _, error, high_watermark, _last_stable = struct.unpack_from(">ihqq", response, pos)
+    pos += 4 + 2 + 8 + 8
+    (naborted,) = struct.unpack_from(">i", response, pos)
+    pos += 4 + max(naborted, 0) * 16
+    (size,) = struct.unpack_from(">i", response, pos)
+    pos += 4
+    assert ntopics == 1 and nparts == 1
+    return error, high_watermark, response[pos:pos + max(size, 0)]
+
+
+def batch_count(records):
+    """How many record batches a Fetch returned."""
+    count, pos = 0, 0
+    while pos + 12 <= len(records):
+        (length,) = struct.unpack_from(">i", records, pos + 8)
+        if pos + 12 + length > len(records):
+            break
+        count += 1
+        pos += 12 + length
+    return count

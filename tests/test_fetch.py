@@ -1,0 +1,99 @@
+"""Fetch long-polling and size limits."""
+
+import threading
+import time
+from pathlib import Path
+
+from confluent_kafka import Consumer
+from confluent_kafka.admin import AdminClient, NewTopic
+
+import wire
+from conftest import unique
+
+
+def create(bootstrap, topic):
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin.create_topics([NewTopic(topic, 1, 1)])[topic].result(30)
+
+
+def test_fetch_waits_up_to_max_wait_and_wakes_on_new_data(gregor):
+    topic = unique("poll")
+    create(gregor.bootstrap, topic)
+    conn = wire.Connection(gregor.bootstrap, timeout=30)
+
+    started = time.monotonic()
+    conn.send(wire.fetch_v4(topic, 0, 0, max_wait_ms=1500, min_bytes=1))
+    error, hw, records = wire.fetch_v4_partition(conn.response())
+    waited = time.monotonic() - started
+    assert (error, hw, records) == (0, 0, b"")
+    assert waited >= 1.4, f"an empty fetch returned after {waited:.2f}s, before max_wait_ms"
+
+    # A waiting fetch returns as soon as a record arrives, not at max_wait.
+    writer = wire.Connection(gregor.bootstrap)
+    timer = threading.Timer(0.5, lambda: writer.send(wire.produce_v3(topic, 0, wire.batch([b"wake"]))))
+    started = time.monotonic()
+    timer.start()
+    conn.send(wire.fetch_v4(topic, 0, 0, max_wait_ms=20000, min_bytes=1))
+    error, hw, records = wire.fetch_v4_partition(conn.response())
+    waited = time.monotonic() - started
+    timer.join()
+    assert error == 0 and hw == 1 and b"wake" in records
+    assert waited < 10, f"fetch slept {waited:.1f}s past the arrival of data"
+    writer.close()
+    conn.close()
+
+
+def test_fetch_respects_partition_max_bytes_but_returns_one_batch(gregor):
+    topic = unique("limits")
+    create(gregor.bootstrap, topic)
+    conn = wire.Connection(gregor.bootstrap)
+    for i in range(5):
+        conn.send(wire.produce_v3(topic, 0, wire.batch([bytes([65 + i]) * 1000])))
+        assert wire.produce_v3_error(conn.response()) == (0, i)
+
+    def fetch(offset, partition_max):
+        body = wire.struct.pack(">iiiib", -1, 0, 1, 1 << 20, 0)
+        body += wire.struct.pack(">i", 1) + wire.string(topic)
+        body += wire.struct.pack(">i", 1) + wire.struct.pack(">iqi", 0, offset, partition_max)
+        conn.send(wire.frame(wire.header(1, 4) + body))
+        return wire.fetch_v4_partition(conn.response())
+
+    _, _, records = fetch(0, 100)  # smaller than one batch: still one batch (KIP-74)
+    assert wire.batch_count(records) == 1
+    _, _, records = fetch(0, 2500)
+    assert wire.batch_count(records) == 2
+    _, _, records = fetch(3, 1 << 20)
+    assert wire.batch_count(records) == 2
+    error, _, _ = fetch(99, 1 << 20)
+    assert error == 1  # OFFSET_OUT_OF_RANGE
+    conn.close()
+
+
+def cpu_seconds(pid):
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / 100  # utime + stime, in clock ticks
+
+
+def test_consumers_waiting_on_an_idle_topic_cost_almost_no_cpu(gregor):
+    topic = unique("idle")
+    create(gregor.bootstrap, topic)
+    consumers = []
+    for _ in range(5):
+        c = Consumer({"bootstrap.servers": gregor.bootstrap, "group.id": unique("idle"),
+                      "fetch.wait.max.ms": 500})
+        c.subscribe([topic])
+        consumers.append(c)
+    deadline = time.monotonic() + 3
+    while time.monotonic() < deadline:  # let them join and start polling
+        for c in consumers:
+            c.poll(0.05)
+    before = cpu_seconds(gregor.proc.pid)
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        for c in consumers:
+            assert c.poll(0.1) is None
+    used = cpu_seconds(gregor.proc.pid) - before
+    for c in consumers:
+        c.close()
+    # A busy-waiting fetch would burn a whole core (5 s here).
+    assert used < 0.5, f"broker used {used:.2f}s of CPU in 5s with idle consumers"
