@@ -40,6 +40,8 @@ pub fn log_error(e: &LogError) -> ResponseError {
             crate::log::batch::BatchError::UnsupportedMagic { .. } => {
                 ResponseError::UnsupportedForMessageFormat
             }
+            // Kafka answers a batch cut short with INVALID_RECORD.
+            crate::log::batch::BatchError::Truncated { .. } => ResponseError::InvalidRecord,
             _ => ResponseError::CorruptMessage,
         },
         _ => ResponseError::KafkaStorageError,
