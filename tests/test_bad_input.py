@@ -71,6 +71,8 @@ CLOSING_CASES = {
     "unsupported version": wire.frame(wire.header(3, 99) + b"\0" * 8),
     "truncated body": wire.frame(wire.header(3, 1) + struct.pack(">i", 5) + b"\0\x04ab"),
     "garbage": wire.frame(b"\x7f\x01" * 50),
+    # An array claiming two billion elements in a few bytes (found by fuzzing).
+    "huge array length": wire.frame(wire.header(3, 0) + struct.pack(">i", 0x7FFFFFFF)),
 }
 
 LOG_REASONS = {
@@ -81,6 +83,7 @@ LOG_REASONS = {
     "unsupported version": "version 99 is not supported",
     "truncated body": "malformed Metadata v1",
     "garbage": "unknown API key",
+    "huge array length": "Array length 2147483647 exceeds",
 }
 
 

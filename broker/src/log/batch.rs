@@ -143,11 +143,17 @@ pub fn parse_prefix(b: &[u8], position: usize) -> Result<BatchHeader, BatchError
             reason: "negative lastOffsetDelta or record count",
         });
     }
+    let Some(last_offset) = base_offset.checked_add(last_delta as i64) else {
+        return Err(BatchError::Invalid {
+            position,
+            reason: "baseOffset + lastOffsetDelta overflows",
+        });
+    };
     Ok(BatchHeader {
         position,
         size,
         base_offset,
-        last_offset: base_offset + last_delta as i64,
+        last_offset,
         leader_epoch: i32_at(b, 12),
         attributes: i16_at(b, 21),
         base_timestamp: i64_at(b, 27),

@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use kafka_protocol::records::RecordBatchDecoder;
 
 pub use batch::BatchError;
@@ -272,7 +272,7 @@ impl Log {
     pub fn offset_for_timestamp(&self, ts: i64) -> Result<Option<(i64, i64)>, LogError> {
         for seg in self.segments.values() {
             if let Some(bytes) = seg.batch_reaching(ts)? {
-                let found = records_of(bytes)?
+                let found = record_timestamps(&bytes)?
                     .into_iter()
                     .find(|(offset, t)| *t >= ts && *offset >= self.log_start_offset);
                 if found.is_some() {
@@ -296,7 +296,7 @@ impl Log {
         let Some(bytes) = seg.max_timestamp_batch()? else {
             return Ok(None);
         };
-        let records = records_of(bytes)?;
+        let records = record_timestamps(&bytes)?;
         let best = records.iter().map(|(_, t)| *t).max();
         Ok(best.and_then(|max| records.into_iter().find(|(_, t)| *t == max)))
     }
@@ -384,9 +384,9 @@ impl Log {
 }
 
 /// Offsets and timestamps of every record in one stored batch (decompressed
-/// by `kafka-protocol`).
-fn records_of(bytes: Vec<u8>) -> Result<Vec<(i64, i64)>, LogError> {
-    let mut buf = BytesMut::from(&bytes[..]).freeze();
+/// by `kafka-protocol`). The bytes came from a client, so this is fuzzed.
+pub fn record_timestamps(bytes: &[u8]) -> Result<Vec<(i64, i64)>, LogError> {
+    let mut buf = Bytes::copy_from_slice(bytes);
     let set =
         RecordBatchDecoder::decode(&mut buf).map_err(|e| LogError::Decode(format!("{e:#}")))?;
     Ok(set

@@ -79,13 +79,31 @@ pub struct ConnectionInfo {
     pub listener: String,
 }
 
-/// Handles one request frame (without its size prefix). `None` means no
-/// response is sent (Produce with acks=0).
-pub async fn handle_frame(
-    node: Arc<Node>,
-    mut frame: Bytes,
-    conn: ConnectionInfo,
-) -> Result<Option<BytesMut>, ProtocolError> {
+/// A request frame, decoded.
+#[derive(Debug)]
+pub enum Decoded {
+    /// An ApiVersions request newer than any version served: it gets the v0
+    /// fallback answer.
+    ApiVersionsFallback {
+        /// Correlation id to echo.
+        correlation_id: i32,
+    },
+    /// A request to dispatch.
+    Request {
+        /// The API.
+        api: ApiKey,
+        /// Its version.
+        version: i16,
+        /// The header.
+        header: RequestHeader,
+        /// The body (boxed: request structs are large).
+        request: Box<RequestKind>,
+    },
+}
+
+/// Decodes a request frame (without its size prefix). Pure: this is what the
+/// fuzz target drives with arbitrary bytes.
+pub fn decode_frame(mut frame: Bytes) -> Result<Decoded, ProtocolError> {
     if frame.len() < 8 {
         return Err(ProtocolError::TooShort(frame.len()));
     }
@@ -96,7 +114,7 @@ pub async fn handle_frame(
     if !versions::is_supported(api, version) {
         if api == ApiKey::ApiVersions {
             // A client newer than us: answer in v0 so it can pick a version.
-            return Ok(Some(api_versions_fallback(correlation_id)));
+            return Ok(Decoded::ApiVersionsFallback { correlation_id });
         }
         return Err(ProtocolError::UnsupportedVersion { api, version });
     }
@@ -116,6 +134,33 @@ pub async fn handle_frame(
             "request has trailing bytes"
         );
     }
+    Ok(Decoded::Request {
+        api,
+        version,
+        header,
+        request: Box::new(request),
+    })
+}
+
+/// Handles one request frame (without its size prefix). `None` means no
+/// response is sent (Produce with acks=0).
+pub async fn handle_frame(
+    node: Arc<Node>,
+    frame: Bytes,
+    conn: ConnectionInfo,
+) -> Result<Option<BytesMut>, ProtocolError> {
+    let (api, version, header, request) = match decode_frame(frame)? {
+        Decoded::ApiVersionsFallback { correlation_id } => {
+            return Ok(Some(api_versions_fallback(correlation_id)));
+        }
+        Decoded::Request {
+            api,
+            version,
+            header,
+            request,
+        } => (api, version, header, *request),
+    };
+    let correlation_id = header.correlation_id;
     let ctx = RequestContext {
         api_version: version,
         client_id: header
