@@ -1,5 +1,5 @@
 """What survives a broker that dies: kill -9 in the middle of producing,
-a torn tail on disk, a clean restart."""
+a torn tail on disk, a clean restart; and what retention removes."""
 
 import json
 import subprocess
@@ -157,3 +157,32 @@ def test_clean_restart_keeps_topics_configs_data_and_deleted_records(gregor_fact
     assert configs["retention.ms"].value == "3600000"
     md = admin.list_topics(topic, timeout=10)
     assert len(md.topics[topic].partitions) == 3
+
+
+def test_retention_by_size_and_time_moves_the_log_start(gregor_factory):
+    broker = gregor_factory(props={"log.retention.check.interval.ms": "200", "log.segment.bytes": "1024"})
+    by_size, by_time = unique("retain-size"), unique("retain-time")
+    create(broker.bootstrap, by_size, 1, config={"retention.bytes": "3000"})
+    create(broker.bootstrap, by_time, 1, config={"retention.ms": "1000"})
+    value = "x" * 200
+    produce(broker.bootstrap, by_size, [value] * 60)
+    produce(broker.bootstrap, by_time, [value] * 20)
+    consumer = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": unique("ret")})
+
+    def start_offsets():
+        return [consumer.get_watermark_offsets(TopicPartition(t, 0), timeout=10) for t in (by_size, by_time)]
+
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        (size_lo, size_hi), (time_lo, time_hi) = start_offsets()
+        if size_lo > 0 and time_lo > 0:
+            break
+        time.sleep(0.2)
+    assert (size_hi, time_hi) == (60, 20)
+    # Whole segments go; what stays of the size-limited log fits the limit
+    # plus the active segment.
+    kept = sum(f.stat().st_size for f in segment_files(broker, by_size, 0))
+    assert size_lo > 0 and kept <= 3000 + 1024 + 300
+    # Everything but the active segment is past retention.ms.
+    assert time_lo > 0 and len(segment_files(broker, by_time, 0)) <= 2
+    consumer.close()
