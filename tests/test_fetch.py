@@ -69,6 +69,33 @@ def test_fetch_respects_partition_max_bytes_but_returns_one_batch(gregor):
     conn.close()
 
 
+def test_fetch_max_bytes_caps_the_whole_response(gregor):
+    topic = unique("maxbytes")
+    admin = AdminClient({"bootstrap.servers": gregor.bootstrap})
+    admin.create_topics([NewTopic(topic, 2, 1)])[topic].result(30)
+    conn = wire.Connection(gregor.bootstrap)
+    for p in (0, 1):
+        for i in range(3):
+            conn.send(wire.produce_v3(topic, p, wire.batch([b"y" * 1000])))
+            assert wire.produce_v3_error(conn.response()) == (0, i)
+
+    def fetch_both(max_bytes):
+        body = wire.struct.pack(">iiiib", -1, 0, 1, max_bytes, 0)
+        body += wire.struct.pack(">i", 1) + wire.string(topic)
+        body += wire.struct.pack(">i", 2)
+        for p in (0, 1):
+            body += wire.struct.pack(">iqi", p, 0, 1 << 20)
+        conn.send(wire.frame(wire.header(1, 4) + body))
+        return wire.fetch_v4_batches(conn.response())
+
+    # Room for about two batches in all: the first partition fills it; a
+    # first batch is always returned even when it alone is over the limit.
+    assert fetch_both(2500) == {0: 2, 1: 0}
+    assert fetch_both(10) == {0: 1, 1: 0}
+    assert fetch_both(1 << 20) == {0: 3, 1: 3}
+    conn.close()
+
+
 def cpu_seconds(pid):
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / 100  # utime + stime, in clock ticks

@@ -221,3 +221,18 @@ def test_kafka_python_round_trip(gregor, codec):
         assert m.headers == [("n", str(i).encode())]
         assert m.timestamp == 1_650_000_000_000 + i
         assert m.partition == i % 2
+
+
+@pytest.mark.parametrize("acks", [0, 1, "all"])
+def test_kafka_python_acks_levels(gregor, acks):
+    topic = unique(f"kpacks{acks}")
+    create_topic(gregor.bootstrap, topic)
+    producer = KafkaProducer(bootstrap_servers=gregor.bootstrap, acks=acks, linger_ms=5)
+    futures = [producer.send(topic, value=f"m{i}".encode(), partition=0) for i in range(50)]
+    metas = [f.get(timeout=30) for f in futures]
+    producer.flush()
+    producer.close()
+    if acks != 0:  # with acks=0 nothing comes back to report an offset
+        assert [m.offset for m in metas] == list(range(50))
+    got = consume_n(gregor.bootstrap, topic, 50, partitions=[0])
+    assert [m.value() for m in got] == [f"m{i}".encode() for i in range(50)]

@@ -120,6 +120,30 @@ def fetch_v4_partition(response):
     return error, high_watermark, response[pos:pos + max(size, 0)]
 
 
+def fetch_v4_batches(response):
+    """{partition: number of batches} for every partition of the single
+    topic in a Fetch v4 response."""
+    pos = 4 + 4
+    (ntopics,) = struct.unpack_from(">i", response, pos)
+    pos += 4
+    (nlen,) = struct.unpack_from(">h", response, pos)
+    pos += 2 + nlen
+    (nparts,) = struct.unpack_from(">i", response, pos)
+    pos += 4
+    out = {}
+    for _ in range(nparts):
+        (partition,) = struct.unpack_from(">i", response, pos)
+        pos += 4 + 2 + 8 + 8
+        (naborted,) = struct.unpack_from(">i", response, pos)
+        pos += 4 + max(naborted, 0) * 16
+        (size,) = struct.unpack_from(">i", response, pos)
+        pos += 4
+        out[partition] = batch_count(response[pos:pos + max(size, 0)])
+        pos += max(size, 0)
+    assert ntopics == 1
+    return out
+
+
 def batch_count(records):
     """How many record batches a Fetch returned."""
     count, pos = 0, 0
