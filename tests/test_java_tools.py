@@ -1,6 +1,7 @@
 """Apache Kafka 4.3.1's own command-line tools against one Gregor broker."""
 
 import re
+import uuid
 
 from conftest import kafka_tool, unique
 
@@ -185,3 +186,33 @@ def test_producer_perf_test(gregor):
         "kafka-get-offsets", "--bootstrap-server", gregor.bootstrap, "--topic", name,
     ).stdout.split()
     assert sum(int(line.rsplit(":", 1)[1]) for line in ends) == 20000
+
+
+def test_kafka_dump_log_reads_gregors_segments_and_indexes(gregor_factory):
+    broker = gregor_factory(props={"log.segment.bytes": "1500", "log.index.interval.bytes": "1"})
+    name = unique("dump")
+    topics(broker, "--create", "--topic", name, "--partitions", "1")
+    for i in range(8):
+        kafka_tool(
+            "kafka-console-producer", "--bootstrap-server", broker.bootstrap, "--topic", name,
+            "--compression-codec", "gzip",
+            input="".join(f"batch{i}-record{j}-{uuid.uuid4().hex}\n" for j in range(10)),
+        )
+    broker.stop()
+    segments = sorted((broker.data / f"{name}-0").glob("*.log"))
+    assert len(segments) >= 2
+    sealed = segments[0]
+
+    out = kafka_tool("kafka-dump-log", "--files", sealed, "--print-data-log", "--deep-iteration").stdout
+    offsets = [int(m) for m in re.findall(r"\| offset: (\d+) ", out)]
+    assert offsets and offsets == list(range(offsets[0], offsets[0] + len(offsets)))
+    assert "batch0-record0-" in out and "compresscodec: gzip" in out
+    assert "isvalid: true" in out and "isvalid: false" not in out
+
+    out = kafka_tool("kafka-dump-log", "--files", sealed.with_suffix(".index"), "--index-sanity-check").stdout
+    assert "passed sanity check" in out, out
+    out = kafka_tool("kafka-dump-log", "--files", sealed.with_suffix(".index")).stdout
+    entries = re.findall(r"offset: (\d+) position: (\d+)", out)
+    assert len(entries) >= 2
+    out = kafka_tool("kafka-dump-log", "--files", sealed.with_suffix(".timeindex")).stdout
+    assert len(re.findall(r"timestamp: \d+ offset: \d+", out)) == len(entries)

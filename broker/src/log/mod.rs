@@ -5,6 +5,7 @@
 
 pub mod batch;
 pub mod config;
+pub mod index;
 pub mod segment;
 
 use std::collections::BTreeMap;
@@ -235,6 +236,7 @@ impl Log {
     fn roll(&mut self, now: i64) -> Result<(), LogError> {
         let base = self.log_end_offset();
         self.active().flush()?;
+        self.active().write_index_files()?;
         let seg = Segment::create(&self.dir, base, now)?;
         self.segments.insert(base, seg);
         Ok(())

@@ -1,22 +1,16 @@
 //! One segment of a partition log: a `.log` file of record batches named by
-//! its first offset, with sparse offset and time indexes kept in memory and
-//! rebuilt from the batch headers when the segment is opened.
+//! its first offset, with sparse offset and time indexes kept in memory.
+//! When a segment is sealed its indexes are written beside it (`.index`,
+//! `.timeindex`, see `index`) and read back on open; the active segment's,
+//! or any that are missing or damaged, are rebuilt from the batch headers.
 
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use super::batch::{self, BatchHeader, HEADER_LEN};
+use super::index::{self, IndexEntry};
 use super::LogError;
-
-/// One entry of the sparse indexes: a batch's base offset, where it starts
-/// in the file, and the largest timestamp of all batches before and in it.
-#[derive(Debug, Clone, Copy)]
-struct IndexEntry {
-    offset: i64,
-    position: u64,
-    max_timestamp_so_far: i64,
-}
 
 /// A segment file and what is known about its contents.
 pub struct Segment {
@@ -29,9 +23,8 @@ pub struct Segment {
     next_offset: i64,
     index: Vec<IndexEntry>,
     bytes_since_index: u64,
-    /// Largest record timestamp, and where its batch is.
+    /// Largest record timestamp.
     max_timestamp: i64,
-    max_timestamp_position: u64,
     /// When the segment was created (milliseconds), for `segment.ms`.
     pub created_ms: i64,
 }
@@ -39,6 +32,13 @@ pub struct Segment {
 /// File name of the segment starting at `base_offset`.
 pub fn file_name(base_offset: i64) -> String {
     format!("{base_offset:020}.log")
+}
+
+/// Reads a sealed segment's index files; `None` when absent or damaged.
+fn read_index(log_path: &Path, base_offset: i64, size: u64) -> Option<Vec<IndexEntry>> {
+    let offsets = std::fs::read(log_path.with_extension(index::OFFSET_SUFFIX)).ok()?;
+    let times = std::fs::read(log_path.with_extension(index::TIME_SUFFIX)).ok()?;
+    index::decode(base_offset, &offsets, &times, size)
 }
 
 impl Segment {
@@ -61,7 +61,6 @@ impl Segment {
             index: Vec::new(),
             bytes_since_index: 0,
             max_timestamp: -1,
-            max_timestamp_position: 0,
             created_ms: now_ms,
         })
     }
@@ -91,10 +90,12 @@ impl Segment {
             index: Vec::new(),
             bytes_since_index: u64::MAX,
             max_timestamp: -1,
-            max_timestamp_position: 0,
             created_ms: now_ms,
         };
         let mut pos = 0u64;
+        if !verify {
+            pos = seg.resume_from_index_files(len).unwrap_or(0);
+        }
         let mut header = [0u8; HEADER_LEN];
         while pos + HEADER_LEN as u64 <= len {
             if seg.file.read_exact_at(&mut header, pos).is_err() {
@@ -129,12 +130,42 @@ impl Segment {
         Ok((seg, dropped))
     }
 
+    /// Loads the index files of a sealed segment and positions the state
+    /// after the last indexed batch, so only batches after it are scanned.
+    /// Returns where scanning resumes, or `None` to rebuild from scratch.
+    fn resume_from_index_files(&mut self, len: u64) -> Option<u64> {
+        let entries = read_index(&self.path, self.base_offset, len)?;
+        let last = *entries.last()?;
+        // The last entry must point at a batch with the offset it names.
+        let h = self.header_at(last.position).ok()?;
+        if h.base_offset != last.offset || last.position + h.size as u64 > len {
+            return None;
+        }
+        self.index = entries;
+        self.max_timestamp = last.max_timestamp_so_far;
+        self.bytes_since_index = h.size as u64;
+        self.next_offset = h.last_offset + 1;
+        self.size = last.position + h.size as u64;
+        Some(self.size)
+    }
+
+    /// Writes the indexes beside the segment, once it takes no more appends.
+    pub fn write_index_files(&self) -> Result<(), LogError> {
+        let Some((offsets, times)) = index::encode(self.base_offset, &self.index) else {
+            return Ok(());
+        };
+        for (suffix, bytes) in [(index::OFFSET_SUFFIX, offsets), (index::TIME_SUFFIX, times)] {
+            let path = self.path.with_extension(suffix);
+            let tmp = self.path.with_extension(format!("{suffix}.tmp"));
+            std::fs::write(&tmp, &bytes).map_err(|e| LogError::io(&tmp, e))?;
+            std::fs::rename(&tmp, &path).map_err(|e| LogError::io(&path, e))?;
+        }
+        Ok(())
+    }
+
     /// Updates offsets, indexes and timestamps for a batch at `position`.
     fn note_batch(&mut self, h: &BatchHeader, position: u64, index_interval: u32) {
-        if h.max_timestamp > self.max_timestamp {
-            self.max_timestamp = h.max_timestamp;
-            self.max_timestamp_position = position;
-        }
+        self.max_timestamp = self.max_timestamp.max(h.max_timestamp);
         if self.bytes_since_index >= index_interval as u64 {
             self.index.push(IndexEntry {
                 offset: h.base_offset,
@@ -254,14 +285,12 @@ impl Segment {
         Ok(None)
     }
 
-    /// The batch holding the segment's largest timestamp.
+    /// The first batch holding the segment's largest timestamp.
     pub fn max_timestamp_batch(&self) -> Result<Option<Vec<u8>>, LogError> {
         if self.size == 0 {
             return Ok(None);
         }
-        let h = self.header_at(self.max_timestamp_position)?;
-        self.read_range(h.position as u64, h.position as u64 + h.size as u64)
-            .map(Some)
+        self.batch_reaching(self.max_timestamp)
     }
 
     /// Forces written data to disk.
@@ -271,8 +300,80 @@ impl Segment {
             .map_err(|e| LogError::io(&self.path, e))
     }
 
-    /// Deletes the segment's file.
+    /// Deletes the segment's files.
     pub fn delete(self) -> Result<(), LogError> {
+        for suffix in [index::OFFSET_SUFFIX, index::TIME_SUFFIX] {
+            let path = self.path.with_extension(suffix);
+            match std::fs::remove_file(&path) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(LogError::io(&path, e));
+                }
+                _ => {}
+            }
+        }
         std::fs::remove_file(&self.path).map_err(|e| LogError::io(&self.path, e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::log::batch::tests::encode;
+    use kafka_protocol::records::Compression;
+
+    /// A sealed segment of `batches` one-record batches, indexed every batch.
+    fn sealed(dir: &Path, batches: i64) -> Segment {
+        let mut seg = Segment::create(dir, 100, 0).expect("create");
+        for i in 0..batches {
+            let mut buf = encode(&["value"], &[1000 + i], Compression::None);
+            let h = batch::validate_all(&buf).expect("valid")[0];
+            batch::assign(&mut buf, &h, 100 + i, 0);
+            let h = batch::validate_all(&buf).expect("valid");
+            seg.append(&buf, &h, 0).expect("append");
+        }
+        seg.write_index_files().expect("write index");
+        seg
+    }
+
+    #[test]
+    fn a_sealed_segment_reopens_from_its_index_files() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut seg = sealed(dir.path(), 20);
+        // A sparser index than a rebuild would make shows the files were used.
+        seg.index = vec![seg.index[0], seg.index[7], seg.index[19]];
+        seg.write_index_files().expect("write index");
+        let (reopened, dropped) = Segment::open(&seg.path, 100, false, 0, 0).expect("open");
+        assert_eq!(dropped, 0);
+        assert_eq!(reopened.index, seg.index);
+        assert_eq!(
+            (
+                reopened.next_offset(),
+                reopened.size(),
+                reopened.max_timestamp()
+            ),
+            (120, seg.size(), 1019)
+        );
+        let read = reopened.read(110, 1, true).expect("read");
+        assert_eq!(
+            batch::validate_all(&read).expect("a batch")[0].base_offset,
+            110
+        );
+    }
+
+    #[test]
+    fn damaged_index_files_are_rebuilt_from_the_log() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let seg = sealed(dir.path(), 20);
+        let index_path = seg.path.with_extension(index::OFFSET_SUFFIX);
+        let mut bytes = std::fs::read(&index_path).expect("index");
+        bytes.truncate(bytes.len() - 3);
+        std::fs::write(&index_path, bytes).expect("damage");
+        let (reopened, _) = Segment::open(&seg.path, 100, false, 0, 0).expect("open");
+        assert_eq!(reopened.index, seg.index);
+        std::fs::remove_file(&index_path).expect("remove");
+        let (reopened, _) = Segment::open(&seg.path, 100, false, 0, 0).expect("open");
+        assert_eq!(reopened.index, seg.index);
+        reopened.delete().expect("delete");
+        assert_eq!(std::fs::read_dir(dir.path()).expect("dir").count(), 0);
     }
 }
