@@ -46,7 +46,7 @@ def admin_script(admin):
     # min.insync.replicas is left out: Kafka 4's KRaft format step installs a
     # cluster-wide dynamic default for it, so it is not reported as a default.
     for key in ["retention.ms", "retention.bytes", "segment.bytes", "cleanup.policy", "max.message.bytes",
-                "message.timestamp.type", "compression.type", "segment.ms", "flush.messages"]:
+                "message.timestamp.type", "compression.type", "segment.ms", "flush.messages", "flush.ms"]:
         seen[f"config {key}"] = (configs[key].value, configs[key].is_default, configs[key].is_read_only)
     missing = ConfigResource("topic", "no-such-topic")
     seen["describe unknown topic"] = error_name(admin.describe_configs([missing])[missing])

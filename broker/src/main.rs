@@ -74,6 +74,7 @@ fn run_broker(path: PathBuf) -> ExitCode {
         };
         tracing::info!(node_id = node.config.node_id, cluster_id = %node.cluster_id, "broker started");
         tokio::spawn(maintenance::run(node.clone()));
+        tokio::spawn(maintenance::run_flusher(node.clone()));
         tokio::spawn(node.groups.clone().run_session_sweeper());
         server::serve(node.clone(), bound, shutdown_signal()).await;
         tracing::info!("shutting down: flushing logs");

@@ -68,7 +68,7 @@ pub struct LogDefaults {
     pub max_message_bytes: u32,
     /// `log.flush.interval.messages`
     pub flush_messages: u64,
-    /// `log.flush.interval.ms` (-1: never by time)
+    /// `log.flush.interval.ms` (`i64::MAX`: never by time)
     pub flush_ms: i64,
     /// `log.cleanup.policy`
     pub cleanup_policy: String,
@@ -297,7 +297,7 @@ impl BrokerConfig {
             index_interval_bytes: s.int("log.index.interval.bytes", 4096u32, 0)?,
             max_message_bytes: s.int("message.max.bytes", 1_048_588u32, 0)?,
             flush_messages: s.int("log.flush.interval.messages", u64::MAX >> 1, 1)?,
-            flush_ms: s.int("log.flush.interval.ms", -1i64, -1)?,
+            flush_ms: s.int("log.flush.interval.ms", i64::MAX, 0)?,
             cleanup_policy,
             min_insync_replicas: s.int("min.insync.replicas", 1i32, 1)?,
         };

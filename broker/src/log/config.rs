@@ -18,7 +18,7 @@ pub struct LogConfig {
     pub max_message_bytes: u32,
     /// fsync after this many messages (`flush.messages`).
     pub flush_messages: u64,
-    /// fsync after this long (`flush.ms`, -1: never by time).
+    /// fsync after this long (`flush.ms`; `i64::MAX`: never by time).
     pub flush_ms: i64,
 }
 
@@ -33,7 +33,7 @@ impl Default for LogConfig {
             index_interval_bytes: 4096,
             max_message_bytes: 1_048_588,
             flush_messages: u64::MAX >> 1,
-            flush_ms: -1,
+            flush_ms: i64::MAX,
         }
     }
 }

@@ -90,6 +90,8 @@ pub struct Log {
     segments: BTreeMap<i64, Segment>,
     log_start_offset: i64,
     unflushed_messages: u64,
+    /// When the log was last forced to disk.
+    last_flush_ms: i64,
 }
 
 impl Log {
@@ -138,6 +140,7 @@ impl Log {
             segments,
             log_start_offset: 0,
             unflushed_messages: 0,
+            last_flush_ms: now,
         };
         log.log_start_offset = checkpoint.max(first_base).min(log.log_end_offset());
         Ok(log)
@@ -381,8 +384,30 @@ impl Log {
     pub fn flush(&mut self) -> Result<(), LogError> {
         self.active().flush()?;
         self.unflushed_messages = 0;
+        self.last_flush_ms = now_ms();
         Ok(())
     }
+
+    /// Flushes when unflushed records are older than `flush.ms`; returns
+    /// whether it did.
+    pub fn flush_if_due(&mut self, now_ms: i64) -> Result<bool, LogError> {
+        if !flush_due(
+            self.unflushed_messages,
+            self.last_flush_ms,
+            self.config.flush_ms,
+            now_ms,
+        ) {
+            return Ok(false);
+        }
+        self.flush()?;
+        Ok(true)
+    }
+}
+
+/// Whether `flush.ms` asks for a flush now (`i64::MAX`, Kafka's default,
+/// means never by time).
+fn flush_due(unflushed: u64, last_flush_ms: i64, flush_ms: i64, now_ms: i64) -> bool {
+    unflushed > 0 && flush_ms < i64::MAX && now_ms.saturating_sub(last_flush_ms) >= flush_ms
 }
 
 /// Offsets and timestamps of every record in one stored batch (decompressed
@@ -403,6 +428,25 @@ mod tests {
     use super::*;
     use batch::tests::encode;
     use kafka_protocol::records::Compression;
+
+    #[test]
+    fn flush_ms_table() {
+        let never = i64::MAX;
+        let cases = [
+            (0, 0, 10, 100, false),         // nothing to flush
+            (5, 0, 10, 5, false),           // not yet
+            (5, 0, 10, 10, true),           // due
+            (5, 0, never, i64::MAX, false), // never by time
+            (5, 0, 0, 0, true),             // every time
+        ];
+        for (unflushed, last, flush_ms, now, want) in cases {
+            assert_eq!(
+                flush_due(unflushed, last, flush_ms, now),
+                want,
+                "{unflushed} {last} {flush_ms} {now}"
+            );
+        }
+    }
 
     fn small() -> LogConfig {
         LogConfig {

@@ -190,6 +190,11 @@ impl Partition {
     pub fn flush(&self) -> Result<(), PartitionError> {
         Ok(self.lock().log.flush()?)
     }
+
+    /// Flushes if `flush.ms` has passed since the last flush.
+    pub fn flush_if_due(&self, now_ms: i64) -> Result<bool, PartitionError> {
+        Ok(self.lock().log.flush_if_due(now_ms)?)
+    }
 }
 
 fn watermarks(log: &Log) -> Watermarks {

@@ -45,7 +45,7 @@ const KNOWN: &[(&str, Kind, i8)] = &[
         2,
     ),
     ("flush.messages", Kind::Long(1), 5),
-    ("flush.ms", Kind::Long(-1), 5),
+    ("flush.ms", Kind::Long(0), 5),
     ("index.interval.bytes", Kind::Long(0), 3),
     ("max.message.bytes", Kind::Long(0), 3),
     ("message.timestamp.type", Kind::OneOf(&["CreateTime"]), 2),
@@ -171,7 +171,7 @@ mod tests {
             index_interval_bytes: 4096,
             max_message_bytes: 1_048_588,
             flush_messages: u64::MAX >> 1,
-            flush_ms: -1,
+            flush_ms: i64::MAX,
             cleanup_policy: "delete".into(),
             min_insync_replicas: 1,
         }
