@@ -43,6 +43,41 @@ def test_fetch_waits_up_to_max_wait_and_wakes_on_new_data(gregor):
     conn.close()
 
 
+def test_fetch_waits_for_min_bytes(gregor):
+    topic = unique("minbytes")
+    create(gregor.bootstrap, topic)
+    conn = wire.Connection(gregor.bootstrap, timeout=30)
+    writer = wire.Connection(gregor.bootstrap)
+
+    def produce(size):
+        writer.send(wire.produce_v3(topic, 0, wire.batch([b"z" * size])))
+        assert wire.produce_v3_error(writer.response())[0] == 0
+
+    # One small batch does not reach min_bytes: the fetch holds until max_wait.
+    timer = threading.Timer(0.3, produce, args=(100,))
+    started = time.monotonic()
+    timer.start()
+    conn.send(wire.fetch_v4(topic, 0, 0, max_wait_ms=2000, min_bytes=5000))
+    error, hw, records = wire.fetch_v4_partition(conn.response())
+    waited = time.monotonic() - started
+    timer.join()
+    assert error == 0 and hw == 1 and wire.batch_count(records) == 1
+    assert waited >= 1.9, f"returned after {waited:.2f}s with less than min_bytes"
+
+    # Enough bytes arriving ends the wait early.
+    timer = threading.Timer(0.3, produce, args=(6000,))
+    started = time.monotonic()
+    timer.start()
+    conn.send(wire.fetch_v4(topic, 0, 0, max_wait_ms=20000, min_bytes=5000))
+    error, hw, records = wire.fetch_v4_partition(conn.response())
+    waited = time.monotonic() - started
+    timer.join()
+    assert error == 0 and hw == 2 and wire.batch_count(records) == 2
+    assert waited < 10, f"fetch slept {waited:.1f}s after min_bytes arrived"
+    writer.close()
+    conn.close()
+
+
 def test_fetch_respects_partition_max_bytes_but_returns_one_batch(gregor):
     topic = unique("limits")
     create(gregor.bootstrap, topic)
