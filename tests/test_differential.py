@@ -142,6 +142,44 @@ def wire_script(bootstrap):
         conn.send(wire.produce_v3(TOPIC, 1, records))
         seen[label] = wire.produce_v3_error(conn.response())[0]
     conn.close()
+    seen.update(group_wire_script(bootstrap))
+    return seen
+
+
+def group_wire_script(bootstrap):
+    """The classic group protocol, including the requests a confused or
+    hostile client sends."""
+    seen = {}
+    group = "wire-group"
+    conn = wire.Connection(bootstrap, timeout=30)
+
+    def ask(request, parse=wire.error_only):
+        conn.send(request)
+        return parse(conn.response())
+
+    seen["heartbeat unknown group"] = ask(wire.heartbeat_v0("no-such-group", 1, "nobody"))
+    seen["join empty group id"] = ask(wire.join_group_v0(""), wire.join_group_v0_result)[0]
+    seen["join session too short"] = ask(wire.join_group_v0(group, session_ms=1), wire.join_group_v0_result)[0]
+    seen["join no protocols"] = ask(wire.join_group_v0(group, protocols=()), wire.join_group_v0_result)[0]
+    error, generation, protocol, leader, member, count = ask(wire.join_group_v0(group), wire.join_group_v0_result)
+    seen["join"] = (error, generation, protocol, leader == member, count)
+    seen["join other protocol type"] = ask(
+        wire.join_group_v0(group, protocol_type="connect"), wire.join_group_v0_result)[0]
+    seen["sync"] = ask(wire.sync_group_v0(group, generation, member, [(member, b"plan")]), wire.sync_group_v0_result)
+    seen["sync unknown member"] = ask(wire.sync_group_v0(group, generation, "nobody"), wire.sync_group_v0_result)
+    seen["heartbeat"] = ask(wire.heartbeat_v0(group, generation, member))
+    seen["heartbeat wrong generation"] = ask(wire.heartbeat_v0(group, generation + 1, member))
+    seen["heartbeat unknown member"] = ask(wire.heartbeat_v0(group, generation, "nobody"))
+    commit = wire.offset_commit_v2_error
+    seen["commit"] = ask(wire.offset_commit_v2(group, generation, member, TOPIC, 0, 3, "m"), commit)
+    seen["commit oversized metadata"] = ask(
+        wire.offset_commit_v2(group, generation, member, TOPIC, 0, 4, "x" * 5000), commit)
+    seen["commit wrong generation"] = ask(wire.offset_commit_v2(group, generation + 1, member, TOPIC, 0, 5), commit)
+    seen["commit unknown member"] = ask(wire.offset_commit_v2(group, generation, "nobody", TOPIC, 0, 5), commit)
+    seen["commit unknown partition"] = ask(wire.offset_commit_v2(group, generation, member, TOPIC, 99, 5), commit)
+    seen["fetch committed"] = ask(wire.offset_fetch_v1(group, TOPIC, 0), wire.offset_fetch_v1_result)
+    seen["fetch uncommitted"] = ask(wire.offset_fetch_v1(group, TOPIC, 1), wire.offset_fetch_v1_result)
+    conn.close()
     return seen
 
 
@@ -157,7 +195,7 @@ def observe(bootstrap):
 def observations(apache_kafka, tmp_path_factory):
     from conftest import Gregor
 
-    gregor = Gregor(tmp_path_factory.mktemp("gregor-differential"), props={"num.partitions": "1"}).start()
+    gregor = Gregor(tmp_path_factory.mktemp("gregor-differential"), props={"num.partitions": "1", "group.initial.rebalance.delay.ms": "0"}).start()
     try:
         ours = observe(gregor.bootstrap)
     finally:

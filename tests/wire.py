@@ -154,3 +154,106 @@ def batch_count(records):
         count += 1
         pos += 12 + length
     return count
+
+
+class Reader:
+    """Reads big-endian fields off a response body."""
+
+    def __init__(self, data, pos=0):
+        self.data, self.pos = data, pos
+
+    def take(self, fmt):
+        values = struct.unpack_from(fmt, self.data, self.pos)
+        self.pos += struct.calcsize(fmt)
+        return values[0] if len(values) == 1 else values
+
+    def string(self):
+        n = self.take(">h")
+        if n < 0:
+            return None
+        s = self.data[self.pos:self.pos + n].decode()
+        self.pos += n
+        return s
+
+    def bytes(self):
+        n = self.take(">i")
+        if n < 0:
+            return None
+        b = self.data[self.pos:self.pos + n]
+        self.pos += n
+        return b
+
+
+def byte_string(b):
+    return struct.pack(">i", len(b)) + b
+
+
+def join_group_v0(group, member_id="", protocols=(("range", b""),), session_ms=10000, protocol_type="consumer"):
+    body = string(group) + struct.pack(">i", session_ms) + string(member_id) + string(protocol_type)
+    body += struct.pack(">i", len(protocols))
+    for name, metadata in protocols:
+        body += string(name) + byte_string(metadata)
+    return frame(header(11, 0) + body)
+
+
+def join_group_v0_result(response):
+    """(error, generation, protocol, leader, member_id, member count)."""
+    r = Reader(response, 4)
+    error, generation = r.take(">hi")
+    protocol, leader, member_id = r.string(), r.string(), r.string()
+    return error, generation, protocol, leader, member_id, r.take(">i")
+
+
+def sync_group_v0(group, generation, member_id, assignments=()):
+    body = string(group) + struct.pack(">i", generation) + string(member_id)
+    body += struct.pack(">i", len(assignments))
+    for member, assignment in assignments:
+        body += string(member) + byte_string(assignment)
+    return frame(header(14, 0) + body)
+
+
+def sync_group_v0_result(response):
+    """(error, assignment)."""
+    r = Reader(response, 4)
+    return r.take(">h"), r.bytes()
+
+
+def heartbeat_v0(group, generation, member_id):
+    return frame(header(12, 0) + string(group) + struct.pack(">i", generation) + string(member_id))
+
+
+def error_only(response):
+    """The error code right after the correlation id (Heartbeat v0 and the like)."""
+    return struct.unpack_from(">h", response, 4)[0]
+
+
+def offset_commit_v2(group, generation, member_id, topic, partition, offset, metadata=""):
+    body = string(group) + struct.pack(">i", generation) + string(member_id) + struct.pack(">q", -1)
+    body += struct.pack(">i", 1) + string(topic)
+    body += struct.pack(">i", 1) + struct.pack(">iq", partition, offset) + string(metadata)
+    return frame(header(8, 2) + body)
+
+
+def offset_commit_v2_error(response):
+    r = Reader(response, 4)
+    assert r.take(">i") == 1
+    r.string()
+    assert r.take(">i") == 1
+    _, error = r.take(">ih")
+    return error
+
+
+def offset_fetch_v1(group, topic, partition):
+    body = string(group) + struct.pack(">i", 1) + string(topic) + struct.pack(">i", 1) + struct.pack(">i", partition)
+    return frame(header(9, 1) + body)
+
+
+def offset_fetch_v1_result(response):
+    """(offset, metadata, error) of the single partition."""
+    r = Reader(response, 4)
+    assert r.take(">i") == 1
+    r.string()
+    assert r.take(">i") == 1
+    _, offset = r.take(">iq")
+    metadata = r.string()
+    return offset, metadata, r.take(">h")

@@ -56,6 +56,8 @@ struct JoinOutcome {
     member_id: String,
     /// Only for the leader: every member with its metadata.
     members: Vec<(String, Option<String>, Bytes)>,
+    /// The leader keeps the current assignment instead of computing one.
+    skip_assignment: bool,
 }
 
 /// A group with the clients waiting on it.
@@ -196,6 +198,7 @@ impl GroupCoordinator {
             }
         }
 
+        let mut static_rejoin = false;
         let member_id = if member_id.is_empty() {
             // A static member that rejoins keeps its place under a new id.
             let previous = instance_id.as_ref().and_then(|inst| {
@@ -208,6 +211,7 @@ impl GroupCoordinator {
             });
             let new_id = format!("{}-{}", client_id, uuid::Uuid::new_v4());
             if let Some(old) = previous {
+                static_rejoin = true;
                 if let Some(mut m) = entry.group.members.remove(&old) {
                     m.id = new_id.clone();
                     entry.group.members.insert(new_id.clone(), m);
@@ -263,7 +267,12 @@ impl GroupCoordinator {
             GroupState::Empty => self.start_rebalance(entry, &group_id, true),
             GroupState::CompletingRebalance | GroupState::Stable => {
                 let is_leader = entry.group.leader.as_deref() == Some(member_id.as_str());
-                if changed || is_leader || entry.group.state == GroupState::CompletingRebalance {
+                // A static member coming back unchanged, even the leader,
+                // takes its old place without a rebalance (KIP-345).
+                let must_rebalance = changed
+                    || (is_leader && !static_rejoin)
+                    || entry.group.state == GroupState::CompletingRebalance;
+                if must_rebalance {
                     self.start_rebalance(entry, &group_id, false);
                 } else {
                     // A follower rejoining with the same subscription gets the
@@ -271,7 +280,10 @@ impl GroupCoordinator {
                     let tx = entry.join_waiters.remove(&member_id);
                     if let (Some(tx), Some(m)) = (tx, entry.group.members.get_mut(&member_id)) {
                         m.joined = true;
-                        let _ = tx.send(outcome_for(&entry.group, &member_id));
+                        let mut outcome = outcome_for(&entry.group, &member_id);
+                        // The leader need not assign again (KIP-814, v9+).
+                        outcome.skip_assignment = is_leader && version >= 9;
+                        let _ = tx.send(outcome);
                     }
                     return Ok(rx);
                 }
@@ -343,7 +355,11 @@ impl GroupCoordinator {
             let Some(entry) = inner.groups.get_mut(&group_id) else {
                 return sync_response(Err(ResponseError::UnknownMemberId.code()), None, None);
             };
-            if let Err(e) = entry.group.check_member(&member_id, req.generation_id) {
+            let instance = req.group_instance_id.as_deref();
+            if let Err(e) = entry
+                .group
+                .check_member(&member_id, instance, req.generation_id)
+            {
                 return sync_response(Err(group_error(e)), None, None);
             }
             let ptype = entry.group.protocol_type.clone();
@@ -417,7 +433,11 @@ impl GroupCoordinator {
             return resp;
         };
         let member_id = req.member_id.to_string();
-        if let Err(e) = entry.group.check_member(&member_id, req.generation_id) {
+        let instance = req.group_instance_id.as_deref();
+        if let Err(e) = entry
+            .group
+            .check_member(&member_id, instance, req.generation_id)
+        {
             resp.error_code = group_error(e);
             return resp;
         }
@@ -576,10 +596,11 @@ impl GroupCoordinator {
                     }
                 }
                 None => ResponseError::UnknownMemberId.code(),
-                Some(e) => match e
-                    .group
-                    .check_member(&req.member_id, req.generation_id_or_member_epoch)
-                {
+                Some(e) => match e.group.check_member(
+                    &req.member_id,
+                    req.group_instance_id.as_deref(),
+                    req.generation_id_or_member_epoch,
+                ) {
                     Err(err) => group_error(err),
                     Ok(()) if e.group.state == GroupState::CompletingRebalance => {
                         ResponseError::RebalanceInProgress.code()
@@ -976,6 +997,7 @@ fn outcome_for(group: &Group, member_id: &str) -> JoinOutcome {
         leader,
         member_id: member_id.to_string(),
         members,
+        skip_assignment: false,
     }
 }
 
@@ -988,6 +1010,7 @@ fn join_response(o: JoinOutcome) -> JoinGroupResponse {
     r.protocol_name = Some(StrBytes::from_string(o.protocol.unwrap_or_default()));
     r.leader = StrBytes::from_string(o.leader);
     r.member_id = StrBytes::from_string(o.member_id);
+    r.skip_assignment = o.skip_assignment;
     r.members = o
         .members
         .into_iter()
@@ -1023,6 +1046,7 @@ fn group_error(e: GroupError) -> i16 {
     match e {
         GroupError::UnknownMember => ResponseError::UnknownMemberId,
         GroupError::IllegalGeneration => ResponseError::IllegalGeneration,
+        GroupError::FencedInstance => ResponseError::FencedInstanceId,
     }
     .code()
 }

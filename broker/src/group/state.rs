@@ -64,6 +64,8 @@ pub enum GroupError {
     UnknownMember,
     /// ILLEGAL_GENERATION
     IllegalGeneration,
+    /// FENCED_INSTANCE_ID: a newer incarnation of a static member took over.
+    FencedInstance,
 }
 
 /// A consumer group.
@@ -156,8 +158,23 @@ impl Group {
         gone
     }
 
-    /// Checks member and generation for SyncGroup, Heartbeat and commits.
-    pub fn check_member(&self, member: &str, generation: i32) -> Result<(), GroupError> {
+    /// Checks member, static instance and generation for SyncGroup,
+    /// Heartbeat and commits.
+    pub fn check_member(
+        &self,
+        member: &str,
+        instance: Option<&str>,
+        generation: i32,
+    ) -> Result<(), GroupError> {
+        if let Some(instance) = instance {
+            let current = self
+                .members
+                .values()
+                .find(|m| m.instance_id.as_deref() == Some(instance));
+            if current.is_some_and(|m| m.id != member) {
+                return Err(GroupError::FencedInstance);
+            }
+        }
         if !self.members.contains_key(member) {
             return Err(GroupError::UnknownMember);
         }
@@ -276,9 +293,18 @@ mod tests {
         }
         assert_eq!(g.complete_join(), vec!["b".to_string()]);
         assert_eq!((g.generation, g.leader.as_deref()), (2, Some("a")));
-        assert_eq!(g.check_member("b", 2), Err(GroupError::UnknownMember));
-        assert_eq!(g.check_member("a", 1), Err(GroupError::IllegalGeneration));
-        assert_eq!(g.check_member("a", 2), Ok(()));
+        assert_eq!(g.check_member("b", None, 2), Err(GroupError::UnknownMember));
+        assert_eq!(
+            g.check_member("a", None, 1),
+            Err(GroupError::IllegalGeneration)
+        );
+        assert_eq!(g.check_member("a", None, 2), Ok(()));
+        g.members.get_mut("c").expect("member").instance_id = Some("static-c".into());
+        assert_eq!(g.check_member("c", Some("static-c"), 2), Ok(()));
+        assert_eq!(
+            g.check_member("old-c", Some("static-c"), 2),
+            Err(GroupError::FencedInstance)
+        );
     }
 
     #[test]

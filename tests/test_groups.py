@@ -1,0 +1,194 @@
+"""Consumer groups with real consumers in their own processes: partitions
+shared exclusively, rebalances on join, leave and kill -9, commits that hold
+across consumer and broker restarts, cooperative and static members."""
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from conftest import kafka_tool, unique
+
+MEMBER = Path(__file__).with_name("group_member.py")
+
+
+class Member:
+    def __init__(self, broker, group, topic, workdir, name, **conf):
+        self.events_path = Path(workdir) / f"{name}.events"
+        self.stop_path = Path(workdir) / f"{name}.stop"
+        extra = [f"{k.replace('_', '.')}={v}" for k, v in conf.items()]
+        self.proc = subprocess.Popen([sys.executable, str(MEMBER), broker.bootstrap, group, topic,
+                                      str(self.events_path), str(self.stop_path), *extra])
+
+    def events(self, kind=None):
+        if not self.events_path.exists():
+            return []
+        out = [json.loads(line) for line in self.events_path.read_text().splitlines() if line.endswith("}")]
+        return [e for e in out if kind is None or e["event"] == kind]
+
+    def owned(self):
+        assigned = [e for e in self.events() if e["event"] in ("assigned", "revoked")]
+        if not assigned:
+            return set()
+        last = assigned[-1]
+        return set(last["partitions"] if last["event"] == "assigned" else last["kept"])
+
+    def records(self):
+        return {(e["partition"], e["offset"]): e["value"] for e in self.events("record")}
+
+    def stop(self):
+        self.stop_path.touch()
+        self.proc.wait(timeout=30)
+
+    def kill(self):
+        self.proc.kill()
+        self.proc.wait()
+
+
+def wait_until(condition, timeout, what):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return time.monotonic()
+        time.sleep(0.1)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def exclusive_cover(members, partitions):
+    owned = [m.owned() for m in members]
+    return sum(len(o) for o in owned) == partitions and set().union(*owned) == set(range(partitions))
+
+
+def create(bootstrap, topic, partitions):
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin.create_topics([NewTopic(topic, partitions, 1)])[topic].result(30)
+
+
+def produce(bootstrap, topic, values, partitions):
+    p = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5})
+    for i, v in enumerate(values):
+        p.produce(topic, value=v, partition=i % partitions)
+    assert p.flush(30) == 0
+
+
+def all_records(members):
+    seen = {}
+    for m in members:
+        seen.update(m.records())
+    return seen
+
+
+@pytest.fixture
+def members(tmp_path):
+    started = []
+
+    def start(broker, group, topic, name, **conf):
+        m = Member(broker, group, topic, tmp_path, name, **conf)
+        started.append(m)
+        return m
+
+    yield start
+    for m in started:
+        if m.proc.poll() is None:
+            m.kill()
+
+
+def test_three_members_share_six_partitions_through_joins_leaves_and_kill_9(gregor, members):
+    topic, group = unique("share6"), unique("zero")
+    create(gregor.bootstrap, topic, 6)
+    a, b, c = (members(gregor, group, topic, n) for n in "abc")
+    wait_until(lambda: exclusive_cover([a, b, c], 6) and all(len(m.owned()) == 2 for m in (a, b, c)),
+               60, "three members with two partitions each")
+
+    produce(gregor.bootstrap, topic, [f"first-{i}" for i in range(600)], 6)
+    wait_until(lambda: len(all_records([a, b, c])) == 600, 60, "600 records consumed")
+
+    # kill -9: no LeaveGroup; the session timeout (6 s) must expire it.
+    a.kill()
+    killed = time.monotonic()
+    healed = wait_until(lambda: exclusive_cover([b, c], 6), 60, "b and c to own all six partitions")
+    assert healed - killed < 6 + 10, f"rebalance took {healed - killed:.1f}s after the kill"
+
+    produce(gregor.bootstrap, topic, [f"second-{i}" for i in range(300)], 6)
+    wait_until(lambda: sum(v.startswith("second-") for v in all_records([b, c]).values()) == 300,
+               60, "300 more records consumed by b and c")
+
+    # A clean leave rebalances at once; a new member joins.
+    b.stop()
+    wait_until(lambda: exclusive_cover([c], 6), 30, "c to own everything after b left")
+    d = members(gregor, group, topic, "d")
+    wait_until(lambda: exclusive_cover([c, d], 6) and len(d.owned()) == 3, 60, "c and d to share")
+
+    seen = all_records([a, b, c, d])
+    assert sorted(v for v in seen.values()) == sorted([f"first-{i}" for i in range(600)]
+                                                       + [f"second-{i}" for i in range(300)])
+    c.stop()
+    d.stop()
+
+    # Everything was committed: restarted members read only what is new.
+    e, f = members(gregor, group, topic, "e"), members(gregor, group, topic, "f")
+    wait_until(lambda: exclusive_cover([e, f], 6), 60, "e and f to share")
+    produce(gregor.bootstrap, topic, [f"third-{i}" for i in range(60)], 6)
+    wait_until(lambda: len(all_records([e, f])) >= 60, 60, "60 new records")
+    time.sleep(1)
+    assert sorted(all_records([e, f]).values()) == sorted(f"third-{i}" for i in range(60))
+
+
+def test_two_groups_each_get_the_whole_stream(gregor, members):
+    topic = unique("fanout")
+    create(gregor.bootstrap, topic, 3)
+    g1 = [members(gregor, "g-one", topic, f"one{i}") for i in range(2)]
+    g2 = [members(gregor, "g-two", topic, f"two{i}") for i in range(1)]
+    produce(gregor.bootstrap, topic, [f"v{i}" for i in range(300)], 3)
+    wait_until(lambda: len(all_records(g1)) == 300 and len(all_records(g2)) == 300, 60, "both groups")
+    assert sorted(all_records(g1).values()) == sorted(all_records(g2).values())
+
+
+def test_cooperative_sticky_moves_only_what_it_must(gregor, members):
+    topic, group = unique("coop"), unique("coop")
+    create(gregor.bootstrap, topic, 4)
+    conf = {"partition_assignment_strategy": "cooperative-sticky"}
+    a = members(gregor, group, topic, "a", **conf)
+    wait_until(lambda: a.owned() == {0, 1, 2, 3}, 60, "a to own all four")
+    b = members(gregor, group, topic, "b", **conf)
+    wait_until(lambda: exclusive_cover([a, b], 4) and len(b.owned()) == 2, 60, "a and b to share")
+    # a gave up two partitions and kept two the whole time.
+    revokes = a.events("revoked")
+    assert revokes and all(len(r["kept"]) >= 2 for r in revokes), revokes
+
+
+def test_a_static_member_comes_back_without_moving_the_others(gregor, members):
+    topic, group = unique("static"), unique("static")
+    create(gregor.bootstrap, topic, 4)
+    a = members(gregor, group, topic, "a", group_instance_id="member-a")
+    b = members(gregor, group, topic, "b", group_instance_id="member-b")
+    wait_until(lambda: exclusive_cover([a, b], 4) and len(a.owned()) == 2, 60, "a and b to share")
+    before = a.owned()
+    b_history = len(b.events("assigned")), len(b.events("revoked"))
+    a.kill()
+    a2 = members(gregor, group, topic, "a2", group_instance_id="member-a")
+    wait_until(lambda: a2.owned() == before, 60, "the static member to get its partitions back")
+    time.sleep(2)
+    assert b.owned() == {0, 1, 2, 3} - before
+    assert (len(b.events("assigned")), len(b.events("revoked"))) == b_history
+
+
+def test_consumer_groups_tool_deletes_offsets_of_an_idle_group(gregor):
+    topic, group = unique("deloff"), unique("deloff")
+    create(gregor.bootstrap, topic, 2)
+    produce(gregor.bootstrap, topic, [f"v{i}" for i in range(10)], 2)
+    consumer = Consumer({"bootstrap.servers": gregor.bootstrap, "group.id": group})
+    consumer.commit(offsets=[TopicPartition(topic, 0, 5), TopicPartition(topic, 1, 5)], asynchronous=False)
+    consumer.close()
+    out = kafka_tool("kafka-consumer-groups", "--bootstrap-server", gregor.bootstrap, "--delete-offsets",
+                     "--group", group, "--topic", topic).stdout
+    assert out.count("Successful") == 2, out
+    consumer = Consumer({"bootstrap.servers": gregor.bootstrap, "group.id": group})
+    committed = consumer.committed([TopicPartition(topic, 0), TopicPartition(topic, 1)], timeout=10)
+    assert [tp.offset for tp in committed] == [-1001, -1001]  # librdkafka's "no commit"
+    consumer.close()
