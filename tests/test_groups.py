@@ -12,7 +12,7 @@ import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from conftest import kafka_tool, unique
+from conftest import java_command, kafka_tool, unique
 
 MEMBER = Path(__file__).with_name("group_member.py")
 
@@ -192,3 +192,37 @@ def test_consumer_groups_tool_deletes_offsets_of_an_idle_group(gregor):
     committed = consumer.committed([TopicPartition(topic, 0), TopicPartition(topic, 1)], timeout=10)
     assert [tp.offset for tp in committed] == [-1001, -1001]  # librdkafka's "no commit"
     consumer.close()
+
+
+def test_java_consumers_with_the_consumer_group_protocol(gregor_factory):
+    broker = gregor_factory(props={"group.consumer.heartbeat.interval.ms": "500"})
+    topic, group = unique("kip848"), unique("next")
+    create(broker.bootstrap, topic, 4)
+    produce(broker.bootstrap, topic, [f"v{i}" for i in range(400)], 4)
+
+    def consumer(max_messages):
+        return subprocess.Popen(
+            java_command("kafka-console-consumer", "--bootstrap-server", broker.bootstrap, "--topic", topic,
+                         "--group", group, "--from-beginning", "--max-messages", max_messages,
+                         "--timeout-ms", "20000", "--consumer-property", "group.protocol=consumer",
+                         "--formatter-property", "print.partition=true"),
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    first, second = consumer(200), consumer(200)
+    out1, err1 = first.communicate(timeout=120)
+    out2, err2 = second.communicate(timeout=120)
+    lines = out1.split("\n") + out2.split("\n")
+    values = sorted(line.split("\t")[-1] for line in lines if "\t" in line)
+    assert values == sorted(f"v{i}" for i in range(400)), (err1[-2000:], err2[-2000:])
+    # Each consumer owned partitions the other did not.
+    parts1 = {line.split("\t")[0] for line in out1.split("\n") if "\t" in line}
+    parts2 = {line.split("\t")[0] for line in out2.split("\n") if "\t" in line}
+    assert parts1 and parts2 and not parts1 & parts2, (parts1, parts2)
+
+    desc = kafka_tool("kafka-consumer-groups", "--bootstrap-server", broker.bootstrap,
+                      "--describe", "--group", group).stdout
+    rows = [line.split() for line in desc.splitlines() if line.startswith(group)]
+    assert len(rows) == 4 and sum(int(r[3]) for r in rows) == 400, desc
+    listed = kafka_tool("kafka-consumer-groups", "--bootstrap-server", broker.bootstrap, "--list",
+                        "--type").stdout
+    assert any(group in line and "Consumer" in line for line in listed.splitlines()), listed

@@ -232,6 +232,22 @@ impl DefaultFor for RequestKind {
             ApiKey::IncrementalAlterConfigs => {
                 RequestKind::IncrementalAlterConfigs(Default::default())
             }
+            ApiKey::ConsumerGroupHeartbeat => {
+                let mut r = ConsumerGroupHeartbeatRequest::default();
+                r.group_id = GroupId(s("sweep-consumer-group"));
+                r.rebalance_timeout_ms = 30_000;
+                r.subscribed_topic_names = Some(vec![TopicName(s(TOPIC))]);
+                r.topic_partitions = Some(vec![]);
+                RequestKind::ConsumerGroupHeartbeat(r)
+            }
+            ApiKey::ConsumerGroupDescribe => {
+                let mut r = ConsumerGroupDescribeRequest::default();
+                r.group_ids = vec![
+                    GroupId(s("sweep-consumer-group")),
+                    GroupId(s("sweep-group")),
+                ];
+                RequestKind::ConsumerGroupDescribe(r)
+            }
             ApiKey::OffsetDelete => {
                 let mut r = OffsetDeleteRequest::default();
                 r.group_id = GroupId(s("sweep-group"));

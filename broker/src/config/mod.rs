@@ -109,6 +109,10 @@ pub struct BrokerConfig {
     pub group_min_session_timeout_ms: u64,
     /// `group.max.session.timeout.ms`
     pub group_max_session_timeout_ms: u64,
+    /// `group.consumer.session.timeout.ms`
+    pub group_consumer_session_timeout_ms: u64,
+    /// `group.consumer.heartbeat.interval.ms`
+    pub group_consumer_heartbeat_interval_ms: u64,
     /// Defaults for every topic's log.
     pub log: LogDefaults,
 }
@@ -322,6 +326,16 @@ impl BrokerConfig {
             )?,
             group_min_session_timeout_ms: s.int("group.min.session.timeout.ms", 6000u64, 1)?,
             group_max_session_timeout_ms: s.int("group.max.session.timeout.ms", 1_800_000u64, 1)?,
+            group_consumer_session_timeout_ms: s.int(
+                "group.consumer.session.timeout.ms",
+                45_000u64,
+                1,
+            )?,
+            group_consumer_heartbeat_interval_ms: s.int(
+                "group.consumer.heartbeat.interval.ms",
+                5_000u64,
+                1,
+            )?,
             log,
         };
 

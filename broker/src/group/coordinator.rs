@@ -23,6 +23,7 @@ use kafka_protocol::protocol::{Decodable, StrBytes};
 use kafka_protocol::ResponseError;
 use tokio::sync::oneshot;
 
+use super::consumer::ConsumerGroup;
 use super::offsets::{Committed, OffsetStore};
 use super::state::{Group, GroupError, GroupState, Member};
 use crate::topic::TopicRegistry;
@@ -40,6 +41,10 @@ pub struct GroupSettings {
     pub min_session_timeout: Duration,
     /// `group.max.session.timeout.ms`
     pub max_session_timeout: Duration,
+    /// `group.consumer.session.timeout.ms` (consumer protocol)
+    pub consumer_session_timeout: Duration,
+    /// `group.consumer.heartbeat.interval.ms` (consumer protocol)
+    pub consumer_heartbeat_interval: Duration,
 }
 
 /// Offsets found for OffsetFetch: per topic, per partition, if committed.
@@ -86,15 +91,17 @@ impl Entry {
     }
 }
 
-struct Inner {
+pub(super) struct Inner {
     groups: HashMap<String, Entry>,
-    offsets: OffsetStore,
+    /// Groups of the consumer protocol (KIP-848), see `heartbeat`.
+    pub(super) consumer_groups: HashMap<String, ConsumerGroup>,
+    pub(super) offsets: OffsetStore,
 }
 
 /// Coordinates every consumer group on this broker.
 pub struct GroupCoordinator {
     inner: Arc<Mutex<Inner>>,
-    settings: GroupSettings,
+    pub(super) settings: GroupSettings,
 }
 
 impl GroupCoordinator {
@@ -104,13 +111,14 @@ impl GroupCoordinator {
         Ok(GroupCoordinator {
             inner: Arc::new(Mutex::new(Inner {
                 groups: HashMap::new(),
+                consumer_groups: HashMap::new(),
                 offsets,
             })),
             settings,
         })
     }
 
-    fn lock(&self) -> MutexGuard<'_, Inner> {
+    pub(super) fn lock(&self) -> MutexGuard<'_, Inner> {
         lock(&self.inner)
     }
 
@@ -540,6 +548,11 @@ impl GroupCoordinator {
     pub fn expire_sessions(&self) {
         let now = Instant::now();
         let mut inner = self.lock();
+        for (group_id, group) in inner.consumer_groups.iter_mut() {
+            for id in group.expire(now) {
+                tracing::info!(group = %group_id, member = %id, "member session expired");
+            }
+        }
         let ids: Vec<String> = inner.groups.keys().cloned().collect();
         for group_id in ids {
             let Some(entry) = inner.groups.get_mut(&group_id) else {
@@ -584,6 +597,20 @@ impl GroupCoordinator {
         let mut inner = self.lock();
         let group_error_code = if group_id.is_empty() {
             ResponseError::InvalidGroupId.code()
+        } else if let Some(g) = inner.consumer_groups.get(&group_id) {
+            let simple = req.generation_id_or_member_epoch < 0 && req.member_id.is_empty();
+            match g.members.get(req.member_id.as_str()) {
+                _ if simple && g.members.is_empty() => 0,
+                None => ResponseError::UnknownMemberId.code(),
+                Some(m) => {
+                    let epoch = req.generation_id_or_member_epoch;
+                    if epoch == m.epoch || epoch == m.previous_epoch {
+                        0
+                    } else {
+                        ResponseError::StaleMemberEpoch.code()
+                    }
+                }
+            }
         } else {
             match inner.groups.get(&group_id) {
                 // A simple (non-member) commit needs a group with no members.
@@ -806,11 +833,11 @@ impl GroupCoordinator {
     pub async fn list_groups(&self, req: ListGroupsRequest, _version: i16) -> ListGroupsResponse {
         use kafka_protocol::messages::list_groups_response::ListedGroup;
         let inner = self.lock();
-        let mut listed: BTreeMap<String, (String, &'static str)> = BTreeMap::new();
+        let mut listed: BTreeMap<String, (String, &'static str, &'static str)> = BTreeMap::new();
         for id in inner.offsets.group_ids() {
             listed.insert(
                 id.clone(),
-                ("consumer".to_string(), GroupState::Empty.name()),
+                ("consumer".to_string(), GroupState::Empty.name(), "classic"),
             );
         }
         for (id, e) in &inner.groups {
@@ -822,23 +849,26 @@ impl GroupCoordinator {
                 .protocol_type
                 .clone()
                 .unwrap_or_else(|| "consumer".to_string());
-            listed.insert(id.clone(), (ptype, e.group.state.name()));
+            listed.insert(id.clone(), (ptype, e.group.state.name(), "classic"));
+        }
+        for (id, g) in &inner.consumer_groups {
+            listed.insert(id.clone(), ("consumer".to_string(), g.state(), "consumer"));
         }
         let states: Vec<String> = req.states_filter.iter().map(|s| s.to_lowercase()).collect();
         let types: Vec<String> = req.types_filter.iter().map(|s| s.to_lowercase()).collect();
         let mut resp = ListGroupsResponse::default();
-        for (id, (ptype, state)) in listed {
+        for (id, (ptype, state, kind)) in listed {
             if !states.is_empty() && !states.contains(&state.to_lowercase()) {
                 continue;
             }
-            if !types.is_empty() && !types.iter().any(|t| t == "classic") {
+            if !types.is_empty() && !types.iter().any(|t| t == kind) {
                 continue;
             }
             let mut g = ListedGroup::default();
             g.group_id = GroupId(StrBytes::from_string(id));
             g.protocol_type = StrBytes::from_string(ptype);
             g.group_state = StrBytes::from_static_str(state);
-            g.group_type = StrBytes::from_static_str("classic");
+            g.group_type = StrBytes::from_static_str(kind);
             resp.groups.push(g);
         }
         resp
@@ -855,17 +885,23 @@ impl GroupCoordinator {
         let mut resp = DeleteGroupsResponse::default();
         for id in req.groups_names {
             let known = inner.groups.contains_key(id.as_str())
+                || inner.consumer_groups.contains_key(id.as_str())
                 || inner.offsets.group(id.as_str()).is_some();
-            let error = if !known {
-                ResponseError::GroupIdNotFound.code()
-            } else if inner
+            let busy = inner
                 .groups
                 .get(id.as_str())
                 .is_some_and(|e| !e.group.members.is_empty())
-            {
+                || inner
+                    .consumer_groups
+                    .get(id.as_str())
+                    .is_some_and(|g| !g.members.is_empty());
+            let error = if !known {
+                ResponseError::GroupIdNotFound.code()
+            } else if busy {
                 ResponseError::NonEmptyGroup.code()
             } else {
                 inner.groups.remove(id.as_str());
+                inner.consumer_groups.remove(id.as_str());
                 match inner.offsets.drop_group(&id) {
                     Ok(()) => 0,
                     Err(e) => {
@@ -929,6 +965,15 @@ impl GroupCoordinator {
     /// Forces committed offsets to disk (at shutdown).
     pub fn flush(&self) -> std::io::Result<()> {
         self.lock().offsets.sync()
+    }
+}
+
+impl Inner {
+    /// Whether a classic-protocol group of this id has live members.
+    pub(super) fn classic_group_has_members(&self, group_id: &str) -> bool {
+        self.groups
+            .get(group_id)
+            .is_some_and(|e| !e.group.members.is_empty())
     }
 }
 

@@ -222,6 +222,14 @@ async fn dispatch(
         Rq::DescribeGroups(r) => Rs::DescribeGroups(node.groups.describe_groups(r, v).await),
         Rq::ListGroups(r) => Rs::ListGroups(node.groups.list_groups(r, v).await),
         Rq::DeleteGroups(r) => Rs::DeleteGroups(node.groups.delete_groups(r, v).await),
+        Rq::ConsumerGroupHeartbeat(r) => Rs::ConsumerGroupHeartbeat(
+            node.groups
+                .consumer_group_heartbeat(r, &node.topics, &ctx.client_id, &ctx.client_host)
+                .await,
+        ),
+        Rq::ConsumerGroupDescribe(r) => {
+            Rs::ConsumerGroupDescribe(node.groups.consumer_group_describe(r, &node.topics).await)
+        }
         Rq::OffsetDelete(r) => Rs::OffsetDelete(node.groups.offset_delete(r, v).await),
         // `versions::is_supported` lets only the APIs above through.
         other => {
