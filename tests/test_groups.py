@@ -226,3 +226,35 @@ def test_java_consumers_with_the_consumer_group_protocol(gregor_factory):
     listed = kafka_tool("kafka-consumer-groups", "--bootstrap-server", broker.bootstrap, "--list",
                         "--type").stdout
     assert any(group in line and "Consumer" in line for line in listed.splitlines()), listed
+
+
+def test_commits_are_kafka_records_in_consumer_offsets_and_survive_restarts(gregor_factory):
+    broker = gregor_factory(props={"offsets.topic.num.partitions": "3"})
+    topic, group = unique("stored"), unique("stored")
+    create(broker.bootstrap, topic, 2)
+    consumer = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": group})
+    consumer.commit(offsets=[TopicPartition(topic, 0, 5), TopicPartition(topic, 1, 9)], asynchronous=False)
+    consumer.commit(offsets=[TopicPartition(topic, 0, 6)], asynchronous=False)
+    consumer.close()
+
+    # Kafka's own formatter reads the records Gregor wrote.
+    out = kafka_tool("kafka-console-consumer", "--bootstrap-server", broker.bootstrap,
+                     "--topic", "__consumer_offsets", "--from-beginning", "--max-messages", "3",
+                     "--timeout-ms", "20000",
+                     "--formatter", "org.apache.kafka.tools.consumer.OffsetsMessageFormatter").stdout
+    # The formatter writes records back to back, with no newline.
+    records, pos, decoder = [], out.find("{"), json.JSONDecoder()
+    while pos != -1:
+        record, end = decoder.raw_decode(out, pos)
+        records.append(record)
+        pos = out.find("{", end)
+    seen = [(r["key"]["data"]["group"], r["key"]["data"]["partition"], r["value"]["data"]["offset"])
+            for r in records]
+    assert seen == [(group, 0, 5), (group, 1, 9), (group, 0, 6)]
+
+    broker.kill()
+    broker.start()
+    consumer = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": group})
+    committed = consumer.committed([TopicPartition(topic, 0), TopicPartition(topic, 1)], timeout=10)
+    assert [tp.offset for tp in committed] == [6, 9]
+    consumer.close()

@@ -43,7 +43,7 @@ def test_invalid_topics_are_refused(gregor):
         text = proc.stdout + proc.stderr
         assert proc.returncode != 0, text
         assert expect.lower() in text.lower(), text
-    assert topics(gregor, "--list").stdout.split() == []
+    assert topics(gregor, "--list", "--exclude-internal").stdout.split() == []
 
 
 def test_topic_configs_describe_and_alter(gregor):

@@ -6,9 +6,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::config::{BrokerConfig, Endpoint};
+use crate::group::offsets::{OffsetStoreError, OFFSETS_TOPIC};
 use crate::group::{GroupCoordinator, GroupSettings};
 use crate::producer_id::ProducerIdAllocator;
-use crate::topic::{TopicError, TopicRegistry};
+use crate::topic::{NewTopic, TopicError, TopicRegistry};
 
 /// Why the node could not start.
 #[derive(Debug, thiserror::Error)]
@@ -34,6 +35,9 @@ pub enum StartError {
     /// Loading topics failed.
     #[error(transparent)]
     Topics(#[from] TopicError),
+    /// Committed offsets could not be loaded.
+    #[error("loading committed offsets: {0}")]
+    Offsets(#[from] OffsetStoreError),
 }
 
 /// One running broker.
@@ -80,14 +84,11 @@ impl Node {
                 config.group_consumer_heartbeat_interval_ms,
             ),
         };
-        let groups = Arc::new(
-            GroupCoordinator::open(&config.log_dirs[0], settings).map_err(|source| {
-                StartError::LogDir {
-                    path: config.log_dirs[0].clone(),
-                    source,
-                }
-            })?,
-        );
+        let offsets_topic = match topics.get(OFFSETS_TOPIC) {
+            Some(t) => t,
+            None => topics.create(&offsets_topic(&config), 1)?,
+        };
+        let groups = Arc::new(GroupCoordinator::open(offsets_topic, settings)?);
         Ok(Arc::new(Node {
             config,
             cluster_id,
@@ -132,6 +133,25 @@ fn new_cluster_id() -> String {
 
 /// Creates `dir` if needed and checks or writes its `meta.properties`, the
 /// same file Kafka keeps, so a directory is never used by two nodes.
+/// The internal topic of committed offsets, as Kafka sets it up: kept
+/// forever (superseded records are dropped by the coordinator's
+/// checkpoints), with segments and batches sized for it.
+fn offsets_topic(config: &BrokerConfig) -> NewTopic {
+    NewTopic {
+        name: OFFSETS_TOPIC.to_string(),
+        partitions: config.offsets_topic_num_partitions,
+        replication_factor: 1,
+        configs: [
+            ("retention.ms", "-1"),
+            ("segment.bytes", "104857600"),
+            ("max.message.bytes", "10485760"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect(),
+    }
+}
+
 fn claim_log_dir(dir: &Path, node_id: i32, cluster_id: Option<&str>) -> Result<String, StartError> {
     let io = |source| StartError::LogDir {
         path: dir.to_path_buf(),

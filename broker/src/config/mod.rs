@@ -76,6 +76,25 @@ pub struct LogDefaults {
     pub min_insync_replicas: i32,
 }
 
+#[cfg(test)]
+impl LogDefaults {
+    /// Small, fixed defaults for unit tests.
+    pub fn for_tests() -> Self {
+        LogDefaults {
+            segment_bytes: 1 << 30,
+            segment_ms: 1000,
+            retention_ms: 5000,
+            retention_bytes: -1,
+            index_interval_bytes: 4096,
+            max_message_bytes: 1_048_588,
+            flush_messages: u64::MAX >> 1,
+            flush_ms: i64::MAX,
+            cleanup_policy: "delete".into(),
+            min_insync_replicas: 1,
+        }
+    }
+}
+
 /// Everything the broker reads from its configuration.
 #[derive(Debug, Clone)]
 pub struct BrokerConfig {
@@ -109,6 +128,8 @@ pub struct BrokerConfig {
     pub group_min_session_timeout_ms: u64,
     /// `group.max.session.timeout.ms`
     pub group_max_session_timeout_ms: u64,
+    /// `offsets.topic.num.partitions`
+    pub offsets_topic_num_partitions: i32,
     /// `group.consumer.session.timeout.ms`
     pub group_consumer_session_timeout_ms: u64,
     /// `group.consumer.heartbeat.interval.ms`
@@ -128,7 +149,6 @@ const ACCEPTED_AND_IGNORED: &[&str] = &[
     "socket.send.buffer.bytes",
     "socket.receive.buffer.bytes",
     "offsets.topic.replication.factor",
-    "offsets.topic.num.partitions",
     "transaction.state.log.replication.factor",
     "transaction.state.log.min.isr",
     "share.coordinator.state.topic.replication.factor",
@@ -326,6 +346,7 @@ impl BrokerConfig {
             )?,
             group_min_session_timeout_ms: s.int("group.min.session.timeout.ms", 6000u64, 1)?,
             group_max_session_timeout_ms: s.int("group.max.session.timeout.ms", 1_800_000u64, 1)?,
+            offsets_topic_num_partitions: s.int("offsets.topic.num.partitions", 50i32, 1)?,
             group_consumer_session_timeout_ms: s.int(
                 "group.consumer.session.timeout.ms",
                 45_000u64,

@@ -7,7 +7,6 @@
 //! are tasks that re-take the lock and check they still apply.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -24,9 +23,9 @@ use kafka_protocol::ResponseError;
 use tokio::sync::oneshot;
 
 use super::consumer::ConsumerGroup;
-use super::offsets::{Committed, OffsetStore};
+use super::offsets::{Committed, OffsetStore, OffsetStoreError};
 use super::state::{Group, GroupError, GroupState, Member};
-use crate::topic::TopicRegistry;
+use crate::topic::{Topic, TopicRegistry};
 
 /// Longest metadata string a commit may carry (Kafka's
 /// `offset.metadata.max.bytes` default).
@@ -106,8 +105,11 @@ pub struct GroupCoordinator {
 
 impl GroupCoordinator {
     /// Opens the coordinator, loading committed offsets from `dir`.
-    pub fn open(dir: &Path, settings: GroupSettings) -> std::io::Result<GroupCoordinator> {
-        let offsets = OffsetStore::open(dir)?;
+    pub fn open(
+        offsets_topic: Arc<Topic>,
+        settings: GroupSettings,
+    ) -> Result<GroupCoordinator, OffsetStoreError> {
+        let offsets = OffsetStore::open(offsets_topic)?;
         Ok(GroupCoordinator {
             inner: Arc::new(Mutex::new(Inner {
                 groups: HashMap::new(),
@@ -637,6 +639,9 @@ impl GroupCoordinator {
             }
         };
         let mut resp = OffsetCommitResponse::default();
+        // Valid commits are written together; their partitions' error codes
+        // are filled in once the write is done.
+        let mut accepted: Vec<(String, i32, Committed)> = Vec::new();
         for t in req.topics {
             let mut rt = OffsetCommitResponseTopic::default();
             rt.name = t.name.clone();
@@ -662,20 +667,22 @@ impl GroupCoordinator {
                             .map(|m| m.to_string())
                             .unwrap_or_default(),
                     };
-                    match inner
-                        .offsets
-                        .commit(&group_id, &t.name, p.partition_index, committed)
-                    {
-                        Ok(()) => 0,
-                        Err(e) => {
-                            tracing::error!(group = %group_id, error = %e, "cannot store a committed offset");
-                            ResponseError::KafkaStorageError.code()
-                        }
-                    }
+                    accepted.push((t.name.to_string(), p.partition_index, committed));
+                    0
                 };
                 rt.partitions.push(rp);
             }
             resp.topics.push(rt);
+        }
+        if !accepted.is_empty() {
+            if let Err(e) = inner.offsets.commit(&group_id, accepted) {
+                tracing::error!(group = %group_id, error = %e, "cannot store committed offsets");
+                for rp in resp.topics.iter_mut().flat_map(|t| t.partitions.iter_mut()) {
+                    if rp.error_code == 0 {
+                        rp.error_code = ResponseError::KafkaStorageError.code();
+                    }
+                }
+            }
         }
         if group_error_code == 0 {
             if let Some(m) = inner
@@ -963,7 +970,7 @@ impl GroupCoordinator {
     }
 
     /// Forces committed offsets to disk (at shutdown).
-    pub fn flush(&self) -> std::io::Result<()> {
+    pub fn flush(&self) -> Result<(), OffsetStoreError> {
         self.lock().offsets.sync()
     }
 }

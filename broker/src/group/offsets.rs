@@ -1,15 +1,29 @@
-//! Committed offsets, kept in memory and journaled to a file so they survive
-//! a restart. The journal is one JSON record per line; it is rewritten
-//! compacted at start-up.
+//! Committed offsets: kept in memory, written as records to the internal
+//! `__consumer_offsets` topic (see `offset_records`), and rebuilt from it at
+//! start-up. A group's commits go to one partition of that topic, chosen as
+//! Kafka chooses it. Superseded records are dropped by a checkpoint: the
+//! live commits are written again and everything before them deleted.
 
 use std::collections::BTreeMap;
-use std::fs::{File, OpenOptions};
-use std::io::{self, BufRead, BufReader, Write};
-use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
 
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::records::{
+    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+};
 use serde::{Deserialize, Serialize};
 
-const FILE_NAME: &str = "gregor-group-offsets.log";
+use super::offset_records::{self, OffsetRecord};
+use crate::partition::{Partition, PartitionError};
+use crate::topic::Topic;
+
+/// Name of the internal topic.
+pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
+
+/// Records per batch when writing many commits at once; with metadata of at
+/// most 4 KiB each this stays under the topic's `max.message.bytes`.
+const BATCH_RECORDS: usize = 100;
 
 /// One committed offset.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -22,23 +36,24 @@ pub struct Committed {
     pub metadata: String,
 }
 
-/// A journal line.
-#[derive(Debug, Serialize, Deserialize)]
-#[serde(tag = "op", rename_all = "snake_case")]
-enum Entry {
-    Commit {
-        group: String,
-        topic: String,
+/// Why the offsets topic could not be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum OffsetStoreError {
+    /// Appending to or reading the partition failed.
+    #[error("__consumer_offsets partition {partition}: {source}")]
+    Partition {
+        /// Partition index.
         partition: i32,
-        committed: Committed,
+        /// Cause.
+        source: PartitionError,
     },
-    Delete {
-        group: String,
-        topic: String,
+    /// Stored records could not be decoded.
+    #[error("__consumer_offsets partition {partition}: undecodable records: {reason}")]
+    Decode {
+        /// Partition index.
         partition: i32,
-    },
-    DropGroup {
-        group: String,
+        /// Decoder message.
+        reason: String,
     },
 }
 
@@ -47,47 +62,68 @@ pub type GroupOffsets = BTreeMap<(String, i32), Committed>;
 
 /// All groups' committed offsets.
 pub struct OffsetStore {
-    path: PathBuf,
-    file: File,
+    topic: Arc<Topic>,
     groups: BTreeMap<String, GroupOffsets>,
+    /// Records in the topic that a checkpoint would drop.
+    superseded: usize,
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
 }
 
 impl OffsetStore {
-    /// Loads the journal in `dir` (a torn last line from a crash is dropped)
-    /// and rewrites it compacted.
-    pub fn open(dir: &Path) -> io::Result<OffsetStore> {
-        let path = dir.join(FILE_NAME);
-        let mut groups: BTreeMap<String, GroupOffsets> = BTreeMap::new();
-        if let Ok(f) = File::open(&path) {
-            for line in BufReader::new(f).lines() {
-                let line = line?;
-                match serde_json::from_str::<Entry>(&line) {
-                    Ok(entry) => apply(&mut groups, entry),
-                    Err(e) => {
-                        tracing::warn!(file = %path.display(), error = %e, "skipping an unreadable offset record")
-                    }
+    /// Replays the offsets topic, then checkpoints it when most of it is
+    /// superseded.
+    pub fn open(topic: Arc<Topic>) -> Result<OffsetStore, OffsetStoreError> {
+        let mut store = OffsetStore {
+            topic,
+            groups: BTreeMap::new(),
+            superseded: 0,
+        };
+        let mut records = 0usize;
+        for p in store.topic.partitions.clone() {
+            records += store.replay(&p)?;
+        }
+        store.superseded = records.saturating_sub(store.live_count());
+        store.checkpoint_if_worthwhile()?;
+        Ok(store)
+    }
+
+    fn replay(&mut self, p: &Partition) -> Result<usize, OffsetStoreError> {
+        let fail = |source| OffsetStoreError::Partition {
+            partition: p.index,
+            source,
+        };
+        let mut offset = p.watermarks().log_start_offset;
+        let mut count = 0;
+        loop {
+            let (data, marks) = p.read(offset, 1 << 20, true).map_err(fail)?;
+            if data.is_empty() || offset >= marks.high_watermark {
+                return Ok(count);
+            }
+            let mut buf = data;
+            let set =
+                RecordBatchDecoder::decode(&mut buf).map_err(|e| OffsetStoreError::Decode {
+                    partition: p.index,
+                    reason: format!("{e:#}"),
+                })?;
+            for r in &set.records {
+                offset = offset.max(r.offset + 1);
+                count += 1;
+                let Some(key) = &r.key else { continue };
+                if let Some(rec) = offset_records::decode(key, r.value.as_deref()) {
+                    apply(&mut self.groups, rec);
                 }
             }
         }
-        let tmp = dir.join(format!("{FILE_NAME}.tmp"));
-        {
-            let mut out = io::BufWriter::new(File::create(&tmp)?);
-            for (group, offsets) in &groups {
-                for ((topic, partition), committed) in offsets {
-                    let entry = Entry::Commit {
-                        group: group.clone(),
-                        topic: topic.clone(),
-                        partition: *partition,
-                        committed: committed.clone(),
-                    };
-                    writeln!(out, "{}", to_line(&entry))?;
-                }
-            }
-            out.into_inner().map_err(|e| e.into_error())?.sync_all()?;
-        }
-        std::fs::rename(&tmp, &path)?;
-        let file = OpenOptions::new().append(true).open(&path)?;
-        Ok(OffsetStore { path, file, groups })
+    }
+
+    fn live_count(&self) -> usize {
+        self.groups.values().map(|g| g.len()).sum()
     }
 
     /// A group's offsets, if it has any.
@@ -100,87 +136,216 @@ impl OffsetStore {
         self.groups.keys()
     }
 
-    /// Records a commit.
+    fn partition_of(&self, group: &str) -> &Arc<Partition> {
+        let index = offset_records::partition_for(group, self.topic.partitions.len() as i32);
+        &self.topic.partitions[index as usize]
+    }
+
+    /// Records commits of one group, all in one batch.
     pub fn commit(
+        &mut self,
+        group: &str,
+        commits: Vec<(String, i32, Committed)>,
+    ) -> Result<(), OffsetStoreError> {
+        let now = now_ms();
+        let entries: Vec<(Bytes, Option<Bytes>)> = commits
+            .iter()
+            .map(|(t, p, c)| {
+                (
+                    offset_records::key(group, t, *p),
+                    Some(offset_records::value(c, now)),
+                )
+            })
+            .collect();
+        self.write(group, entries)?;
+        for (topic, partition, committed) in commits {
+            let rec = OffsetRecord::Commit {
+                group: group.to_string(),
+                topic,
+                partition,
+                committed,
+            };
+            self.superseded += apply(&mut self.groups, rec);
+        }
+        self.checkpoint_if_worthwhile()
+    }
+
+    /// Forgets one partition's offset.
+    pub fn delete(
         &mut self,
         group: &str,
         topic: &str,
         partition: i32,
-        committed: Committed,
-    ) -> io::Result<()> {
-        let entry = Entry::Commit {
+    ) -> Result<(), OffsetStoreError> {
+        self.write(
+            group,
+            vec![(offset_records::key(group, topic, partition), None)],
+        )?;
+        let rec = OffsetRecord::Delete {
             group: group.to_string(),
             topic: topic.to_string(),
             partition,
-            committed,
         };
-        self.write(entry)
-    }
-
-    /// Forgets one partition's offset.
-    pub fn delete(&mut self, group: &str, topic: &str, partition: i32) -> io::Result<()> {
-        self.write(Entry::Delete {
-            group: group.to_string(),
-            topic: topic.to_string(),
-            partition,
-        })
+        self.superseded += apply(&mut self.groups, rec) + 1;
+        Ok(())
     }
 
     /// Forgets a whole group.
-    pub fn drop_group(&mut self, group: &str) -> io::Result<()> {
-        self.write(Entry::DropGroup {
-            group: group.to_string(),
-        })
+    pub fn drop_group(&mut self, group: &str) -> Result<(), OffsetStoreError> {
+        let keys: Vec<(String, i32)> = self
+            .groups
+            .get(group)
+            .map(|g| g.keys().cloned().collect())
+            .unwrap_or_default();
+        let tombstones = keys
+            .iter()
+            .map(|(t, p)| (offset_records::key(group, t, *p), None))
+            .collect();
+        self.write(group, tombstones)?;
+        self.superseded += 2 * keys.len();
+        self.groups.remove(group);
+        Ok(())
     }
 
-    /// Forces the journal to disk.
-    pub fn sync(&self) -> io::Result<()> {
-        self.file.sync_data()
+    /// Forces the offsets topic to disk.
+    pub fn sync(&self) -> Result<(), OffsetStoreError> {
+        for p in &self.topic.partitions {
+            p.flush().map_err(|source| OffsetStoreError::Partition {
+                partition: p.index,
+                source,
+            })?;
+        }
+        Ok(())
     }
 
-    fn write(&mut self, entry: Entry) -> io::Result<()> {
-        let mut line = to_line(&entry);
-        line.push('\n');
-        self.file.write_all(line.as_bytes()).map_err(|e| {
-            io::Error::new(e.kind(), format!("writing {}: {e}", self.path.display()))
-        })?;
-        apply(&mut self.groups, entry);
+    fn write(
+        &self,
+        group: &str,
+        entries: Vec<(Bytes, Option<Bytes>)>,
+    ) -> Result<(), OffsetStoreError> {
+        for chunk in entries.chunks(BATCH_RECORDS) {
+            append(self.partition_of(group), chunk.to_vec())?;
+        }
+        Ok(())
+    }
+
+    /// Rewrites the live commits and deletes everything before them, once
+    /// superseded records outnumber live ones (and there are enough to
+    /// matter).
+    fn checkpoint_if_worthwhile(&mut self) -> Result<(), OffsetStoreError> {
+        if self.superseded < 10_000 || self.superseded < 2 * self.live_count() {
+            return Ok(());
+        }
+        let now = now_ms();
+        let count = self.topic.partitions.len() as i32;
+        for p in &self.topic.partitions {
+            let fail = |source| OffsetStoreError::Partition {
+                partition: p.index,
+                source,
+            };
+            let start = p.watermarks().high_watermark;
+            let live: Vec<(Bytes, Option<Bytes>)> = self
+                .groups
+                .iter()
+                .filter(|(g, _)| offset_records::partition_for(g, count) == p.index)
+                .flat_map(|(g, offsets)| {
+                    offsets.iter().map(move |((t, part), c)| {
+                        (
+                            offset_records::key(g, t, *part),
+                            Some(offset_records::value(c, now)),
+                        )
+                    })
+                })
+                .collect();
+            let mut chunks = live.into_iter().peekable();
+            while chunks.peek().is_some() {
+                let chunk: Vec<_> = chunks.by_ref().take(BATCH_RECORDS).collect();
+                append(p, chunk)?;
+            }
+            p.delete_records_before(start).map_err(fail)?;
+        }
+        tracing::info!(
+            superseded = self.superseded,
+            "checkpointed __consumer_offsets"
+        );
+        self.superseded = 0;
         Ok(())
     }
 }
 
-fn to_line(entry: &Entry) -> String {
-    // Serializing plain strings and integers cannot fail.
-    serde_json::to_string(entry).unwrap_or_default()
+/// Appends records as one batch.
+fn append(p: &Partition, entries: Vec<(Bytes, Option<Bytes>)>) -> Result<(), OffsetStoreError> {
+    if entries.is_empty() {
+        return Ok(());
+    }
+    let now = now_ms();
+    let records: Vec<Record> = entries
+        .into_iter()
+        .enumerate()
+        .map(|(i, (key, value))| Record {
+            transactional: false,
+            control: false,
+            delete_horizon: false,
+            partition_leader_epoch: 0,
+            producer_id: -1,
+            producer_epoch: -1,
+            timestamp_type: TimestampType::Creation,
+            offset: i as i64,
+            // Non-idempotent: a base sequence of -1, offsets and sequences in step.
+            sequence: i as i32 - 1,
+            timestamp: now,
+            key: Some(key),
+            value,
+            headers: Default::default(),
+        })
+        .collect();
+    let mut buf = BytesMut::new();
+    let options = RecordEncodeOptions {
+        version: 2,
+        compression: Compression::None,
+    };
+    RecordBatchEncoder::encode(&mut buf, &records, &options).map_err(|e| {
+        OffsetStoreError::Decode {
+            partition: p.index,
+            reason: format!("encoding commits: {e:#}"),
+        }
+    })?;
+    p.append(&mut buf)
+        .map_err(|source| OffsetStoreError::Partition {
+            partition: p.index,
+            source,
+        })?;
+    Ok(())
 }
 
-fn apply(groups: &mut BTreeMap<String, GroupOffsets>, entry: Entry) {
-    match entry {
-        Entry::Commit {
+/// Applies one record; returns how many earlier records it supersedes.
+fn apply(groups: &mut BTreeMap<String, GroupOffsets>, rec: OffsetRecord) -> usize {
+    match rec {
+        OffsetRecord::Commit {
             group,
             topic,
             partition,
             committed,
-        } => {
+        } => usize::from(
             groups
                 .entry(group)
                 .or_default()
-                .insert((topic, partition), committed);
-        }
-        Entry::Delete {
+                .insert((topic, partition), committed)
+                .is_some(),
+        ),
+        OffsetRecord::Delete {
             group,
             topic,
             partition,
         } => {
-            if let Some(g) = groups.get_mut(&group) {
-                g.remove(&(topic, partition));
-                if g.is_empty() {
-                    groups.remove(&group);
-                }
+            let Some(g) = groups.get_mut(&group) else {
+                return 0;
+            };
+            let removed = usize::from(g.remove(&(topic, partition)).is_some());
+            if g.is_empty() {
+                groups.remove(&group);
             }
-        }
-        Entry::DropGroup { group } => {
-            groups.remove(&group);
+            removed
         }
     }
 }
@@ -188,37 +353,84 @@ fn apply(groups: &mut BTreeMap<String, GroupOffsets>, entry: Entry) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::LogDefaults;
+    use crate::topic::{NewTopic, TopicRegistry};
+
+    fn registry(dir: &std::path::Path) -> (TopicRegistry, Arc<Topic>) {
+        let appended = Arc::new(tokio::sync::watch::channel(0u64).0);
+        let topics = TopicRegistry::open(&[dir.to_path_buf()], LogDefaults::for_tests(), appended)
+            .expect("open");
+        let topic = match topics.get(OFFSETS_TOPIC) {
+            Some(t) => t,
+            None => {
+                let new = NewTopic {
+                    name: OFFSETS_TOPIC.into(),
+                    partitions: 3,
+                    replication_factor: 1,
+                    configs: Default::default(),
+                };
+                topics.create(&new, 1).expect("create")
+            }
+        };
+        (topics, topic)
+    }
 
     fn c(offset: i64) -> Committed {
         Committed {
             offset,
             leader_epoch: -1,
-            metadata: String::new(),
+            metadata: format!("m{offset}"),
         }
     }
 
     #[test]
-    fn offsets_survive_reopen_and_a_torn_line() {
+    fn commits_are_rebuilt_from_the_topic() {
         let dir = tempfile::tempdir().expect("tempdir");
         {
-            let mut s = OffsetStore::open(dir.path()).expect("open");
-            s.commit("g", "t", 0, c(5)).expect("commit");
-            s.commit("g", "t", 0, c(7)).expect("commit");
-            s.commit("g", "t", 1, c(3)).expect("commit");
+            let (_topics, topic) = registry(dir.path());
+            let mut s = OffsetStore::open(topic).expect("open");
+            s.commit("g", vec![("t".into(), 0, c(5)), ("t".into(), 1, c(3))])
+                .expect("commit");
+            s.commit("g", vec![("t".into(), 0, c(7))]).expect("commit");
             s.delete("g", "t", 1).expect("delete");
-            s.commit("h", "t", 0, c(1)).expect("commit");
+            s.commit("h", vec![("t".into(), 0, c(1))]).expect("commit");
             s.drop_group("h").expect("drop");
+            s.commit("other", vec![("u".into(), 2, c(9))])
+                .expect("commit");
         }
-        let mut f = OpenOptions::new()
-            .append(true)
-            .open(dir.path().join(FILE_NAME))
-            .expect("file");
-        f.write_all(b"{\"op\":\"commit\",\"gro")
-            .expect("torn write");
-        let s = OffsetStore::open(dir.path()).expect("reopen");
+        let (_topics, topic) = registry(dir.path());
+        let s = OffsetStore::open(topic).expect("reopen");
         let g = s.group("g").expect("group g");
         assert_eq!(g.len(), 1);
         assert_eq!(g.get(&("t".to_string(), 0)), Some(&c(7)));
         assert!(s.group("h").is_none());
+        assert_eq!(
+            s.group("other").and_then(|o| o.get(&("u".to_string(), 2))),
+            Some(&c(9))
+        );
+    }
+
+    #[test]
+    fn a_checkpoint_drops_superseded_records_and_keeps_the_live_ones() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (_topics, topic) = registry(dir.path());
+        let mut s = OffsetStore::open(topic.clone()).expect("open");
+        for i in 0..12_000 {
+            s.commit("busy", vec![("t".into(), i % 2, c(i as i64))])
+                .expect("commit");
+        }
+        let p = &topic.partitions[offset_records::partition_for("busy", 3) as usize];
+        let marks = p.watermarks();
+        assert!(marks.log_start_offset > 0, "nothing was dropped: {marks:?}");
+        // A checkpoint ran near 10 000 superseded records; 2 000 came after.
+        assert!(
+            marks.high_watermark - marks.log_start_offset <= 2_100,
+            "{marks:?}"
+        );
+        drop(s);
+        let s = OffsetStore::open(topic).expect("reopen");
+        let g = s.group("busy").expect("group");
+        assert_eq!(g.get(&("t".to_string(), 0)), Some(&c(11_998)));
+        assert_eq!(g.get(&("t".to_string(), 1)), Some(&c(11_999)));
     }
 }

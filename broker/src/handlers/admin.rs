@@ -17,6 +17,7 @@ use uuid::Uuid;
 
 use super::errors::topic_error;
 use super::text;
+use crate::group::offsets::OFFSETS_TOPIC;
 use crate::node::Node;
 use crate::topic::{config, NewTopic, TopicError};
 
@@ -161,6 +162,8 @@ pub fn delete_topics(node: &Arc<Node>, req: DeleteTopicsRequest) -> DeleteTopics
             Some(_) if !node.config.delete_topic_enable => {
                 Err(ResponseError::TopicDeletionDisabled)
             }
+            // Committed offsets live there; the coordinator holds it open.
+            Some(n) if n == OFFSETS_TOPIC => Err(ResponseError::InvalidRequest),
             Some(n) => node.topics.delete(&n).map_err(|e| topic_error(&e)),
         };
         match result {
@@ -181,9 +184,15 @@ pub fn create_partitions(
     for t in req.topics {
         let mut r = CreatePartitionsTopicResult::default();
         r.name = t.name.clone();
-        if let Err(e) = node
-            .topics
-            .add_partitions(t.name.as_str(), t.count, req.validate_only)
+        if t.name.as_str() == OFFSETS_TOPIC {
+            // Groups are mapped to its partitions by their count.
+            r.error_code = ResponseError::InvalidRequest.code();
+            r.error_message = Some(text(format!(
+                "the partition count of {OFFSETS_TOPIC} cannot change"
+            )));
+        } else if let Err(e) =
+            node.topics
+                .add_partitions(t.name.as_str(), t.count, req.validate_only)
         {
             r.error_code = topic_error(&e).code();
             r.error_message = Some(text(e.to_string()));

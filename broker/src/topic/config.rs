@@ -163,18 +163,7 @@ mod tests {
     use super::*;
 
     fn defaults() -> LogDefaults {
-        LogDefaults {
-            segment_bytes: 1 << 30,
-            segment_ms: 1000,
-            retention_ms: 5000,
-            retention_bytes: -1,
-            index_interval_bytes: 4096,
-            max_message_bytes: 1_048_588,
-            flush_messages: u64::MAX >> 1,
-            flush_ms: i64::MAX,
-            cleanup_policy: "delete".into(),
-            min_insync_replicas: 1,
-        }
+        LogDefaults::for_tests()
     }
 
     #[test]
