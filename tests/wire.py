@@ -257,3 +257,15 @@ def offset_fetch_v1_result(response):
     _, offset = r.take(">iq")
     metadata = r.string()
     return offset, metadata, r.take(">h")
+
+
+def raw_batch(payload, record_count, attributes=0):
+    """A v2 batch around arbitrary record bytes, with a correct CRC: for
+    batches whose contents are wrong in ways a checksum cannot catch."""
+    from kafka.record._crc32c import crc as crc32c
+
+    after_crc = struct.pack(">hiqqqhii", attributes, record_count - 1, 1_700_000_000_000,
+                            1_700_000_000_000, -1, -1, -1, record_count) + payload
+    crc = crc32c(after_crc)
+    length = 4 + 1 + 4 + len(after_crc)  # leader epoch, magic, crc, rest
+    return struct.pack(">qiibI", 0, length, -1, 2, crc) + after_crc

@@ -1,12 +1,15 @@
-//! Arbitrary bytes as the records of a Produce request: validating them and
-//! decoding them (as ListOffsets by time does) must return, never panic or
-//! abort.
+//! Arbitrary bytes as the records of a Produce request: validating them,
+//! their records included, and decoding them (as ListOffsets by time does)
+//! must return, never panic or abort.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let _ = gregor_broker::log::batch::scan_valid(data);
+    let (headers, _) = gregor_broker::log::batch::scan_valid(data);
+    for h in &headers {
+        let _ = gregor_broker::log::batch::validate_records(data, h);
+    }
     let _ = gregor_broker::log::batch::validate_all(data);
     let _ = gregor_broker::log::record_timestamps(data);
 });

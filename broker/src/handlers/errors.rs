@@ -40,8 +40,10 @@ pub fn log_error(e: &LogError) -> ResponseError {
             crate::log::batch::BatchError::UnsupportedMagic { .. } => {
                 ResponseError::UnsupportedForMessageFormat
             }
-            // Kafka answers a batch cut short with INVALID_RECORD.
-            crate::log::batch::BatchError::Truncated { .. } => ResponseError::InvalidRecord,
+            // Kafka answers a batch cut short, or records that do not
+            // decode, with INVALID_RECORD.
+            crate::log::batch::BatchError::Truncated { .. }
+            | crate::log::batch::BatchError::Records { .. } => ResponseError::InvalidRecord,
             _ => ResponseError::CorruptMessage,
         },
         _ => ResponseError::KafkaStorageError,

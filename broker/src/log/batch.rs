@@ -50,6 +50,14 @@ pub enum BatchError {
         /// Which fields.
         reason: &'static str,
     },
+    /// The records inside do not decode or disagree with the header.
+    #[error("records of the batch at byte {position} are invalid: {reason}")]
+    Records {
+        /// Byte position.
+        position: usize,
+        /// What is wrong.
+        reason: String,
+    },
 }
 
 /// The header fields of one batch, and where it lies in its buffer.
@@ -163,6 +171,36 @@ pub fn parse_prefix(b: &[u8], position: usize) -> Result<BatchHeader, BatchError
         base_sequence: i32_at(b, 53),
         record_count,
     })
+}
+
+/// Decodes every record of one batch (decompressing it) and checks that
+/// they agree with its header, as Kafka does before accepting a batch: a
+/// batch that passes its CRC but holds unreadable records would otherwise
+/// be stored and break every consumer that reads it.
+pub fn validate_records(buf: &[u8], h: &BatchHeader) -> Result<(), BatchError> {
+    let fail = |reason: String| BatchError::Records {
+        position: h.position,
+        reason,
+    };
+    let mut bytes = bytes::Bytes::copy_from_slice(&buf[h.position..h.position + h.size]);
+    let set = kafka_protocol::records::RecordBatchDecoder::decode(&mut bytes)
+        .map_err(|e| fail(format!("{e:#}")))?;
+    if set.records.len() != h.record_count as usize {
+        return Err(fail(format!(
+            "{} records where the header counts {}",
+            set.records.len(),
+            h.record_count
+        )));
+    }
+    let consecutive = set
+        .records
+        .iter()
+        .enumerate()
+        .all(|(i, r)| r.offset == h.base_offset + i as i64);
+    if !consecutive {
+        return Err(fail("offset deltas are not 0, 1, 2, ...".into()));
+    }
+    Ok(())
 }
 
 /// Checks the CRC of a parsed batch.
@@ -310,6 +348,19 @@ pub(crate) mod tests {
         assert!(matches!(
             validate_all(&old),
             Err(BatchError::UnsupportedMagic { .. })
+        ));
+        for h in validate_all(&good).expect("valid") {
+            validate_records(&good, &h).expect("records decode");
+        }
+        let gzip = encode(&["a", "b", "c"], &[1, 2, 3], Compression::Gzip);
+        let h = validate_all(&gzip).expect("valid")[0];
+        validate_records(&gzip, &h).expect("gzip records decode");
+        let mut miscounted = good.clone();
+        miscounted[60] = 3; // record count 3, lastOffsetDelta still 1
+        let h = parse_header(&miscounted, 0).expect("header parses");
+        assert!(matches!(
+            validate_records(&miscounted, &h),
+            Err(BatchError::Records { .. })
         ));
         let mut two = good.clone();
         two.extend_from_slice(&good[..10]);

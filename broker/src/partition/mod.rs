@@ -102,6 +102,7 @@ impl Partition {
             return Err(PartitionError::BatchCount(headers.len()));
         }
         let h = &headers[0];
+        batch::validate_records(records, h).map_err(LogError::from)?;
         let id = BatchIdentity {
             producer_id: h.producer_id,
             producer_epoch: h.producer_epoch,
