@@ -25,7 +25,7 @@ pub fn topic_error(e: &TopicError) -> ResponseError {
 pub fn partition_error(e: &PartitionError) -> ResponseError {
     match e {
         PartitionError::Log(l) => log_error(l),
-        PartitionError::BatchCount(_) => ResponseError::InvalidRecord,
+        PartitionError::ExtraBytes(_) => ResponseError::InvalidRecord,
         PartitionError::OutOfOrderSequence { .. } => ResponseError::OutOfOrderSequenceNumber,
         PartitionError::StaleEpoch { .. } => ResponseError::InvalidProducerEpoch,
     }

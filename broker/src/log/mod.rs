@@ -179,8 +179,9 @@ impl Log {
         self.config = config;
     }
 
-    /// Validates `records` (whole v2 batches as a producer sent them),
-    /// assigns offsets and the leader epoch in place, and writes them.
+    /// Validates `records` (whole v2 batches as a producer sent them, their
+    /// records included), assigns offsets and the leader epoch in place, and
+    /// writes them.
     /// Nothing is written if any batch is invalid.
     pub fn append(
         &mut self,
@@ -188,6 +189,9 @@ impl Log {
         leader_epoch: i32,
     ) -> Result<AppendInfo, LogError> {
         let mut headers = batch::validate_all(records)?;
+        for h in &headers {
+            batch::validate_records(records, h)?;
+        }
         if let Some(h) = headers
             .iter()
             .find(|h| h.size > self.config.max_message_bytes as usize)

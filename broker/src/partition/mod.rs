@@ -18,8 +18,8 @@ pub enum PartitionError {
     #[error(transparent)]
     Log(#[from] LogError),
     /// Produce v3+ carries exactly one batch per partition.
-    #[error("a produce request must carry exactly one record batch per partition, got {0}")]
-    BatchCount(usize),
+    #[error("a produce request must carry exactly one record batch per partition; {0} bytes follow the first")]
+    ExtraBytes(usize),
     /// Idempotent sequence gap.
     #[error("out-of-order sequence from producer {producer_id}")]
     OutOfOrderSequence {
@@ -97,12 +97,12 @@ impl Partition {
 
     /// Appends one produced batch, de-duplicating idempotent retries.
     pub fn append(&self, records: &mut [u8]) -> Result<Appended, PartitionError> {
-        let headers = batch::validate_all(records).map_err(LogError::from)?;
-        if headers.len() != 1 {
-            return Err(PartitionError::BatchCount(headers.len()));
+        // The header alone decides de-duplication; the log validates the
+        // whole batch (CRC, records) once, when it is really appended.
+        let h = &batch::parse_header(records, 0).map_err(LogError::from)?;
+        if h.size != records.len() {
+            return Err(PartitionError::ExtraBytes(records.len() - h.size));
         }
-        let h = &headers[0];
-        batch::validate_records(records, h).map_err(LogError::from)?;
         let id = BatchIdentity {
             producer_id: h.producer_id,
             producer_epoch: h.producer_epoch,
