@@ -258,3 +258,19 @@ def test_commits_are_kafka_records_in_consumer_offsets_and_survive_restarts(greg
     committed = consumer.committed([TopicPartition(topic, 0), TopicPartition(topic, 1)], timeout=10)
     assert [tp.offset for tp in committed] == [6, 9]
     consumer.close()
+
+
+def test_a_broker_restart_does_not_rebalance_a_stable_group(gregor_factory, members):
+    broker = gregor_factory()
+    topic, group = unique("resume"), unique("resume")
+    create(broker.bootstrap, topic, 4)
+    a, b = members(broker, group, topic, "a"), members(broker, group, topic, "b")
+    wait_until(lambda: exclusive_cover([a, b], 4) and len(a.owned()) == 2, 60, "a and b to share")
+    time.sleep(1)
+    history = [(len(m.events("assigned")), len(m.events("revoked"))) for m in (a, b)]
+
+    # The group's membership is stored in __consumer_offsets and restored.
+    broker.restart()
+    produce(broker.bootstrap, topic, [f"after-{i}" for i in range(40)], 4)
+    wait_until(lambda: len(all_records([a, b])) == 40, 60, "records produced after the restart")
+    assert [(len(m.events("assigned")), len(m.events("revoked"))) for m in (a, b)] == history

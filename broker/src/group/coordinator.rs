@@ -75,6 +75,8 @@ struct Entry {
     round: u64,
     /// The initial delay of a new group's first rebalance is running.
     delaying: bool,
+    /// The membership settled (Stable or Empty) and should be stored.
+    dirty: bool,
 }
 
 impl Entry {
@@ -86,6 +88,7 @@ impl Entry {
             sync_waiters: HashMap::new(),
             round: 0,
             delaying: false,
+            dirty: false,
         }
     }
 }
@@ -110,9 +113,21 @@ impl GroupCoordinator {
         settings: GroupSettings,
     ) -> Result<GroupCoordinator, OffsetStoreError> {
         let offsets = OffsetStore::open(offsets_topic)?;
+        // Classic groups resume where they were: members keep their ids,
+        // generation and assignment, and get a fresh session to heartbeat.
+        let now = Instant::now();
+        let groups = offsets
+            .group_metadata()
+            .iter()
+            .map(|(id, md)| {
+                let mut entry = Entry::new(id);
+                entry.group = Group::from_metadata(id, md, now);
+                (id.clone(), entry)
+            })
+            .collect();
         Ok(GroupCoordinator {
             inner: Arc::new(Mutex::new(Inner {
-                groups: HashMap::new(),
+                groups,
                 consumer_groups: HashMap::new(),
                 offsets,
             })),
@@ -342,6 +357,7 @@ impl GroupCoordinator {
                     entry.delaying = false;
                     if entry.group.all_joined() {
                         complete_join(entry);
+                        guard.persist(&group_id);
                         return;
                     }
                 }
@@ -406,6 +422,7 @@ impl GroupCoordinator {
                     m.assignment = given.get(&m.id).cloned().unwrap_or_default();
                 }
                 entry.group.state = GroupState::Stable;
+                entry.dirty = true;
                 for (id, tx) in entry.sync_waiters.drain() {
                     let a = entry
                         .group
@@ -421,6 +438,7 @@ impl GroupCoordinator {
                     .get(&member_id)
                     .map(|m| m.assignment.clone())
                     .unwrap_or_default();
+                inner.persist(&group_id);
                 return sync_response(Ok(a), ptype, proto);
             }
             let (tx, rx) = oneshot::channel();
@@ -514,6 +532,7 @@ impl GroupCoordinator {
             r.error_code = error;
             resp.members.push(r);
         }
+        inner.persist(&group_id);
         if version < 3 {
             resp.error_code = any_error;
             resp.members.clear();
@@ -535,6 +554,7 @@ impl GroupCoordinator {
         let was_preparing = entry.group.state == GroupState::PreparingRebalance;
         entry.group.remove(member_id);
         if entry.group.members.is_empty() {
+            entry.dirty = true;
             return;
         }
         if was_preparing {
@@ -573,6 +593,7 @@ impl GroupCoordinator {
                 tracing::info!(group = %group_id, member = %id, "member session expired");
                 self.remove_member(entry, &group_id, &id);
             }
+            inner.persist(&group_id);
         }
     }
 
@@ -909,7 +930,13 @@ impl GroupCoordinator {
             } else {
                 inner.groups.remove(id.as_str());
                 inner.consumer_groups.remove(id.as_str());
-                match inner.offsets.drop_group(&id) {
+                let stored = inner.offsets.group_metadata().contains_key(id.as_str());
+                let forgotten = if stored {
+                    inner.offsets.save_group(&id, None)
+                } else {
+                    Ok(())
+                };
+                match forgotten.and_then(|()| inner.offsets.drop_group(&id)) {
                     Ok(()) => 0,
                     Err(e) => {
                         tracing::error!(group = %id.as_str(), error = %e, "cannot record a group deletion");
@@ -976,12 +1003,34 @@ impl GroupCoordinator {
 }
 
 impl Inner {
+    /// Stores a group's membership if it settled since it was last stored.
+    fn persist(&mut self, group_id: &str) {
+        let Some(entry) = self.groups.get_mut(group_id) else {
+            return;
+        };
+        if !entry.dirty {
+            return;
+        }
+        entry.dirty = false;
+        let metadata = entry.group.to_metadata(now_ms());
+        if let Err(e) = self.offsets.save_group(group_id, Some(metadata)) {
+            tracing::error!(group = %group_id, error = %e, "cannot store group membership");
+        }
+    }
+
     /// Whether a classic-protocol group of this id has live members.
     pub(super) fn classic_group_has_members(&self, group_id: &str) -> bool {
         self.groups
             .get(group_id)
             .is_some_and(|e| !e.group.members.is_empty())
     }
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
 }
 
 fn lock(inner: &Mutex<Inner>) -> MutexGuard<'_, Inner> {
@@ -1002,11 +1051,15 @@ async fn expire_rebalance(inner: Arc<Mutex<Inner>>, group_id: String, round: u64
             complete_join(entry);
         }
     }
+    guard.persist(&group_id);
 }
 
 /// Ends the join phase and answers every parked JoinGroup.
 fn complete_join(entry: &mut Entry) {
     let gone = entry.group.complete_join();
+    if entry.group.members.is_empty() {
+        entry.dirty = true;
+    }
     for id in gone {
         entry.join_waiters.remove(&id);
     }

@@ -14,7 +14,7 @@ use kafka_protocol::records::{
 };
 use serde::{Deserialize, Serialize};
 
-use super::offset_records::{self, OffsetRecord};
+use super::offset_records::{self, GroupMetadata, OffsetRecord};
 use crate::partition::{Partition, PartitionError};
 use crate::topic::Topic;
 
@@ -60,10 +60,11 @@ pub enum OffsetStoreError {
 /// Offsets of one group: (topic, partition) → committed.
 pub type GroupOffsets = BTreeMap<(String, i32), Committed>;
 
-/// All groups' committed offsets.
+/// All groups' committed offsets, and the classic groups' membership.
 pub struct OffsetStore {
     topic: Arc<Topic>,
     groups: BTreeMap<String, GroupOffsets>,
+    metadata: BTreeMap<String, GroupMetadata>,
     /// Records in the topic that a checkpoint would drop.
     superseded: usize,
 }
@@ -82,6 +83,7 @@ impl OffsetStore {
         let mut store = OffsetStore {
             topic,
             groups: BTreeMap::new(),
+            metadata: BTreeMap::new(),
             superseded: 0,
         };
         let mut records = 0usize;
@@ -116,14 +118,74 @@ impl OffsetStore {
                 count += 1;
                 let Some(key) = &r.key else { continue };
                 if let Some(rec) = offset_records::decode(key, r.value.as_deref()) {
-                    apply(&mut self.groups, rec);
+                    self.apply(rec);
                 }
             }
         }
     }
 
     fn live_count(&self) -> usize {
-        self.groups.values().map(|g| g.len()).sum()
+        self.groups.values().map(|g| g.len()).sum::<usize>() + self.metadata.len()
+    }
+
+    /// Stored membership of every classic group, as of the last rebalance.
+    pub fn group_metadata(&self) -> &BTreeMap<String, GroupMetadata> {
+        &self.metadata
+    }
+
+    /// Records a classic group's membership (`None`: the group is gone).
+    pub fn save_group(
+        &mut self,
+        group: &str,
+        metadata: Option<GroupMetadata>,
+    ) -> Result<(), OffsetStoreError> {
+        let value = metadata.as_ref().map(offset_records::group_value);
+        self.write(group, vec![(offset_records::group_key(group), value)])?;
+        let rec = OffsetRecord::Group {
+            group: group.to_string(),
+            metadata,
+        };
+        self.superseded += self.apply(rec);
+        self.checkpoint_if_worthwhile()
+    }
+
+    /// Applies one record; returns how many earlier records it supersedes.
+    fn apply(&mut self, rec: OffsetRecord) -> usize {
+        match rec {
+            OffsetRecord::Commit {
+                group,
+                topic,
+                partition,
+                committed,
+            } => usize::from(
+                self.groups
+                    .entry(group)
+                    .or_default()
+                    .insert((topic, partition), committed)
+                    .is_some(),
+            ),
+            OffsetRecord::Delete {
+                group,
+                topic,
+                partition,
+            } => {
+                let Some(g) = self.groups.get_mut(&group) else {
+                    return 0;
+                };
+                let removed = usize::from(g.remove(&(topic, partition)).is_some());
+                if g.is_empty() {
+                    self.groups.remove(&group);
+                }
+                removed
+            }
+            OffsetRecord::Group { group, metadata } => {
+                let previous = match metadata {
+                    Some(m) => self.metadata.insert(group, m),
+                    None => self.metadata.remove(&group),
+                };
+                usize::from(previous.is_some())
+            }
+        }
     }
 
     /// A group's offsets, if it has any.
@@ -165,7 +227,7 @@ impl OffsetStore {
                 partition,
                 committed,
             };
-            self.superseded += apply(&mut self.groups, rec);
+            self.superseded += self.apply(rec);
         }
         self.checkpoint_if_worthwhile()
     }
@@ -186,7 +248,7 @@ impl OffsetStore {
             topic: topic.to_string(),
             partition,
         };
-        self.superseded += apply(&mut self.groups, rec) + 1;
+        self.superseded += self.apply(rec) + 1;
         Ok(())
     }
 
@@ -316,38 +378,6 @@ fn append(p: &Partition, entries: Vec<(Bytes, Option<Bytes>)>) -> Result<(), Off
             source,
         })?;
     Ok(())
-}
-
-/// Applies one record; returns how many earlier records it supersedes.
-fn apply(groups: &mut BTreeMap<String, GroupOffsets>, rec: OffsetRecord) -> usize {
-    match rec {
-        OffsetRecord::Commit {
-            group,
-            topic,
-            partition,
-            committed,
-        } => usize::from(
-            groups
-                .entry(group)
-                .or_default()
-                .insert((topic, partition), committed)
-                .is_some(),
-        ),
-        OffsetRecord::Delete {
-            group,
-            topic,
-            partition,
-        } => {
-            let Some(g) = groups.get_mut(&group) else {
-                return 0;
-            };
-            let removed = usize::from(g.remove(&(topic, partition)).is_some());
-            if g.is_empty() {
-                groups.remove(&group);
-            }
-            removed
-        }
-    }
 }
 
 #[cfg(test)]

@@ -7,6 +7,8 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
+use super::offset_records::{GroupMetadata, MemberMetadata};
+
 /// Kafka's group states.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum GroupState {
@@ -200,6 +202,72 @@ impl Group {
     }
 }
 
+impl Group {
+    /// What is stored of the group once a rebalance settles: members with
+    /// the chosen protocol's subscription and their assignment.
+    pub fn to_metadata(&self, now_ms: i64) -> GroupMetadata {
+        let protocol = self.protocol.clone();
+        GroupMetadata {
+            protocol_type: self.protocol_type.clone().unwrap_or_default(),
+            generation: self.generation,
+            protocol: protocol.clone(),
+            leader: self.leader.clone(),
+            state_timestamp: now_ms,
+            members: self
+                .members
+                .values()
+                .map(|m| MemberMetadata {
+                    member_id: m.id.clone(),
+                    instance_id: m.instance_id.clone(),
+                    client_id: m.client_id.clone(),
+                    client_host: m.client_host.clone(),
+                    rebalance_timeout_ms: m.rebalance_timeout.as_millis() as i32,
+                    session_timeout_ms: m.session_timeout.as_millis() as i32,
+                    subscription: protocol
+                        .as_ref()
+                        .and_then(|p| m.protocols.iter().find(|(n, _)| n == p))
+                        .map(|(_, md)| md.clone())
+                        .unwrap_or_default(),
+                    assignment: m.assignment.clone(),
+                })
+                .collect(),
+        }
+    }
+
+    /// A group as it was stored: Stable with its members (each with a
+    /// fresh session) or Empty.
+    pub fn from_metadata(id: &str, md: &GroupMetadata, now: Instant) -> Group {
+        let mut g = Group::new(id);
+        g.generation = md.generation;
+        g.protocol_type = Some(md.protocol_type.clone());
+        if md.members.is_empty() {
+            return g;
+        }
+        g.state = GroupState::Stable;
+        g.protocol = md.protocol.clone();
+        g.leader = md.leader.clone();
+        for m in &md.members {
+            let member = Member {
+                id: m.member_id.clone(),
+                instance_id: m.instance_id.clone(),
+                client_id: m.client_id.clone(),
+                client_host: m.client_host.clone(),
+                session_timeout: Duration::from_millis(m.session_timeout_ms.max(0) as u64),
+                rebalance_timeout: Duration::from_millis(m.rebalance_timeout_ms.max(0) as u64),
+                protocols: vec![(
+                    md.protocol.clone().unwrap_or_default(),
+                    m.subscription.clone(),
+                )],
+                assignment: m.assignment.clone(),
+                last_seen: now,
+                joined: true,
+            };
+            g.members.insert(m.member_id.clone(), member);
+        }
+        g
+    }
+}
+
 /// The protocol every member supports that most members rank highest
 /// (ties go to the first in the earliest member's list).
 pub fn choose_protocol<'a>(members: impl Iterator<Item = &'a Member> + Clone) -> Option<String> {
@@ -318,6 +386,29 @@ mod tests {
         assert!(g.remove("b"));
         assert_eq!(g.state, GroupState::Empty);
         assert!(!g.remove("b"));
+    }
+
+    #[test]
+    fn a_stable_group_survives_a_round_trip_through_its_metadata() {
+        let mut g = Group::new("g");
+        g.protocol_type = Some("consumer".into());
+        for id in ["a", "b"] {
+            let mut m = member(id, &["range", "sticky"]);
+            m.assignment = Bytes::from(format!("plan-{id}"));
+            g.members.insert(id.into(), m);
+        }
+        g.complete_join();
+        g.state = GroupState::Stable;
+        let back = Group::from_metadata("g", &g.to_metadata(1), Instant::now());
+        assert_eq!(
+            (back.state, back.generation, back.leader.clone()),
+            (GroupState::Stable, 1, Some("a".into()))
+        );
+        assert_eq!(back.protocol.as_deref(), Some("range"));
+        assert_eq!(back.members["b"].assignment, Bytes::from("plan-b"));
+        assert_eq!(back.check_member("b", None, 1), Ok(()));
+        let empty = Group::from_metadata("g", &Group::new("g").to_metadata(1), Instant::now());
+        assert_eq!(empty.state, GroupState::Empty);
     }
 
     #[test]
