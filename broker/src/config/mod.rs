@@ -12,6 +12,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
+use crate::log::LogConfig;
+
 pub use listener::{Endpoint, Listener};
 use properties::Property;
 
@@ -51,25 +53,13 @@ pub enum ConfigError {
     },
 }
 
-/// Defaults for per-topic log settings, from the broker's `log.*` keys.
+/// Defaults for per-topic settings, from the broker's `log.*` keys: the
+/// log's own settings plus those the log does not act on itself.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LogDefaults {
-    /// `log.segment.bytes`
-    pub segment_bytes: u64,
-    /// `log.roll.ms` / `log.roll.hours`
-    pub segment_ms: i64,
-    /// `log.retention.ms` / `.minutes` / `.hours` (-1: keep forever)
-    pub retention_ms: i64,
-    /// `log.retention.bytes` (-1: unlimited)
-    pub retention_bytes: i64,
-    /// `log.index.interval.bytes`
-    pub index_interval_bytes: u32,
-    /// `message.max.bytes`: the largest record batch accepted.
-    pub max_message_bytes: u32,
-    /// `log.flush.interval.messages`
-    pub flush_messages: u64,
-    /// `log.flush.interval.ms` (`i64::MAX`: never by time)
-    pub flush_ms: i64,
+    /// `log.segment.bytes`, `log.roll.*`, `log.retention.*`,
+    /// `log.index.interval.bytes`, `message.max.bytes`, `log.flush.*`.
+    pub config: LogConfig,
     /// `log.cleanup.policy`
     pub cleanup_policy: String,
     /// `min.insync.replicas`
@@ -81,14 +71,11 @@ impl LogDefaults {
     /// Small, fixed defaults for unit tests.
     pub fn for_tests() -> Self {
         LogDefaults {
-            segment_bytes: 1 << 30,
-            segment_ms: 1000,
-            retention_ms: 5000,
-            retention_bytes: -1,
-            index_interval_bytes: 4096,
-            max_message_bytes: 1_048_588,
-            flush_messages: u64::MAX >> 1,
-            flush_ms: i64::MAX,
+            config: LogConfig {
+                segment_ms: 1000,
+                retention_ms: 5000,
+                ..LogConfig::default()
+            },
             cleanup_policy: "delete".into(),
             min_insync_replicas: 1,
         }
@@ -314,14 +301,16 @@ impl BrokerConfig {
             None => "delete".into(),
         };
         let log = LogDefaults {
-            segment_bytes: s.int("log.segment.bytes", 1u64 << 30, 14)?,
-            segment_ms,
-            retention_ms,
-            retention_bytes: s.int("log.retention.bytes", -1i64, -1)?,
-            index_interval_bytes: s.int("log.index.interval.bytes", 4096u32, 0)?,
-            max_message_bytes: s.int("message.max.bytes", 1_048_588u32, 0)?,
-            flush_messages: s.int("log.flush.interval.messages", u64::MAX >> 1, 1)?,
-            flush_ms: s.int("log.flush.interval.ms", i64::MAX, 0)?,
+            config: LogConfig {
+                segment_bytes: s.int("log.segment.bytes", 1u64 << 30, 14)?,
+                segment_ms,
+                retention_ms,
+                retention_bytes: s.int("log.retention.bytes", -1i64, -1)?,
+                index_interval_bytes: s.int("log.index.interval.bytes", 4096u32, 0)?,
+                max_message_bytes: s.int("message.max.bytes", 1_048_588u32, 0)?,
+                flush_messages: s.int("log.flush.interval.messages", u64::MAX >> 1, 1)?,
+                flush_ms: s.int("log.flush.interval.ms", i64::MAX, 0)?,
+            },
             cleanup_policy,
             min_insync_replicas: s.int("min.insync.replicas", 1i32, 1)?,
         };
@@ -398,7 +387,7 @@ mod tests {
         assert_eq!(c.listeners.len(), 1);
         assert_eq!(c.listeners[0].name, "PLAINTEXT");
         assert_eq!(c.listeners[0].port, 9092);
-        assert_eq!(c.log.retention_ms, 168 * 3_600_000);
+        assert_eq!(c.log.config.retention_ms, 168 * 3_600_000);
         assert_eq!(c.socket_request_max_bytes, 104_857_600);
     }
 
@@ -438,12 +427,12 @@ mod tests {
             "{BASE}log.retention.hours=1\nlog.retention.minutes=2\n"
         ))
         .expect("ok");
-        assert_eq!(c.log.retention_ms, 120_000);
+        assert_eq!(c.log.config.retention_ms, 120_000);
         let c = load(&format!(
             "{BASE}log.retention.minutes=2\nlog.retention.ms=5\n"
         ))
         .expect("ok");
-        assert_eq!(c.log.retention_ms, 5);
+        assert_eq!(c.log.config.retention_ms, 5);
     }
 
     #[test]

@@ -111,10 +111,16 @@ fn broker_settings(node: &Node) -> Vec<(&'static str, String)> {
             "auto.create.topics.enable",
             c.auto_create_topics.to_string(),
         ),
-        ("log.retention.ms", c.log.retention_ms.to_string()),
-        ("log.retention.bytes", c.log.retention_bytes.to_string()),
-        ("log.segment.bytes", c.log.segment_bytes.to_string()),
-        ("message.max.bytes", c.log.max_message_bytes.to_string()),
+        ("log.retention.ms", c.log.config.retention_ms.to_string()),
+        (
+            "log.retention.bytes",
+            c.log.config.retention_bytes.to_string(),
+        ),
+        ("log.segment.bytes", c.log.config.segment_bytes.to_string()),
+        (
+            "message.max.bytes",
+            c.log.config.max_message_bytes.to_string(),
+        ),
         ("min.insync.replicas", c.log.min_insync_replicas.to_string()),
         (
             "socket.request.max.bytes",

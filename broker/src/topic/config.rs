@@ -96,16 +96,16 @@ fn default_value(key: &str, d: &LogDefaults) -> String {
     match key {
         "cleanup.policy" => d.cleanup_policy.clone(),
         "compression.type" => "producer".into(),
-        "flush.messages" => d.flush_messages.to_string(),
-        "flush.ms" => d.flush_ms.to_string(),
-        "index.interval.bytes" => d.index_interval_bytes.to_string(),
-        "max.message.bytes" => d.max_message_bytes.to_string(),
+        "flush.messages" => d.config.flush_messages.to_string(),
+        "flush.ms" => d.config.flush_ms.to_string(),
+        "index.interval.bytes" => d.config.index_interval_bytes.to_string(),
+        "max.message.bytes" => d.config.max_message_bytes.to_string(),
         "message.timestamp.type" => "CreateTime".into(),
         "min.insync.replicas" => d.min_insync_replicas.to_string(),
-        "retention.bytes" => d.retention_bytes.to_string(),
-        "retention.ms" => d.retention_ms.to_string(),
-        "segment.bytes" => d.segment_bytes.to_string(),
-        "segment.ms" => d.segment_ms.to_string(),
+        "retention.bytes" => d.config.retention_bytes.to_string(),
+        "retention.ms" => d.config.retention_ms.to_string(),
+        "segment.bytes" => d.config.segment_bytes.to_string(),
+        "segment.ms" => d.config.segment_ms.to_string(),
         _ => String::new(),
     }
 }
@@ -147,14 +147,18 @@ fn effective<T: std::str::FromStr>(
 /// The log settings for a topic with these overrides.
 pub fn log_config(overrides: &BTreeMap<String, String>, d: &LogDefaults) -> LogConfig {
     LogConfig {
-        segment_bytes: effective(overrides, "segment.bytes", d.segment_bytes),
-        segment_ms: effective(overrides, "segment.ms", d.segment_ms),
-        retention_ms: effective(overrides, "retention.ms", d.retention_ms),
-        retention_bytes: effective(overrides, "retention.bytes", d.retention_bytes),
-        index_interval_bytes: effective(overrides, "index.interval.bytes", d.index_interval_bytes),
-        max_message_bytes: effective(overrides, "max.message.bytes", d.max_message_bytes),
-        flush_messages: effective(overrides, "flush.messages", d.flush_messages),
-        flush_ms: effective(overrides, "flush.ms", d.flush_ms),
+        segment_bytes: effective(overrides, "segment.bytes", d.config.segment_bytes),
+        segment_ms: effective(overrides, "segment.ms", d.config.segment_ms),
+        retention_ms: effective(overrides, "retention.ms", d.config.retention_ms),
+        retention_bytes: effective(overrides, "retention.bytes", d.config.retention_bytes),
+        index_interval_bytes: effective(
+            overrides,
+            "index.interval.bytes",
+            d.config.index_interval_bytes,
+        ),
+        max_message_bytes: effective(overrides, "max.message.bytes", d.config.max_message_bytes),
+        flush_messages: effective(overrides, "flush.messages", d.config.flush_messages),
+        flush_ms: effective(overrides, "flush.ms", d.config.flush_ms),
     }
 }
 
