@@ -1,5 +1,6 @@
 """Apache Kafka 4.3.1's own command-line tools against one Gregor broker."""
 
+import json
 import re
 import uuid
 
@@ -216,3 +217,25 @@ def test_kafka_dump_log_reads_gregors_segments_and_indexes(gregor_factory):
     assert len(entries) >= 2
     out = kafka_tool("kafka-dump-log", "--files", sealed.with_suffix(".timeindex")).stdout
     assert len(re.findall(r"timestamp: \d+ offset: \d+", out)) == len(entries)
+
+
+def test_kafka_log_dirs_reports_partition_sizes(gregor_factory, tmp_path):
+    first, second = tmp_path / "disk-a", tmp_path / "disk-b"
+    broker = gregor_factory(props={"log.dirs": f"{first},{second}"})
+    name = unique("dirs")
+    topics(broker, "--create", "--topic", name, "--partitions", "2")
+    kafka_tool(
+        "kafka-console-producer", "--bootstrap-server", broker.bootstrap, "--topic", name,
+        input="".join(f"record-{i}\n" for i in range(100)),
+    )
+    out = kafka_tool("kafka-log-dirs", "--bootstrap-server", broker.bootstrap, "--describe",
+                     "--topic-list", name).stdout
+    report = json.loads(next(line for line in out.splitlines() if line.startswith("{")))
+    [b] = report["brokers"]
+    dirs = {d["logDir"]: d for d in b["logDirs"]}
+    assert set(dirs) == {str(first), str(second)}
+    sizes = {p["partition"]: p["size"] for d in dirs.values() for p in d["partitions"]}
+    assert set(sizes) == {f"{name}-0", f"{name}-1"}
+    on_disk = {f"{name}-{i}": sum(f.stat().st_size for f in d.glob(f"{name}-{i}/*.log"))
+               for i in (0, 1) for d in (first, second) if (d / f"{name}-{i}").exists()}
+    assert sizes == on_disk and sum(sizes.values()) > 100 * len("record-00")

@@ -248,6 +248,14 @@ impl DefaultFor for RequestKind {
                 ];
                 RequestKind::ConsumerGroupDescribe(r)
             }
+            ApiKey::DescribeLogDirs => {
+                let mut t = describe_log_dirs_request::DescribableLogDirTopic::default();
+                t.topic = TopicName(s(TOPIC));
+                t.partitions = vec![0, 1];
+                let mut r = DescribeLogDirsRequest::default();
+                r.topics = Some(vec![t]);
+                RequestKind::DescribeLogDirs(r)
+            }
             ApiKey::OffsetDelete => {
                 let mut r = OffsetDeleteRequest::default();
                 r.group_id = GroupId(s("sweep-group"));

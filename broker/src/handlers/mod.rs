@@ -6,6 +6,7 @@ pub mod configs;
 pub mod errors;
 pub mod fetch;
 pub mod group;
+pub mod log_dirs;
 pub mod metadata;
 pub mod offsets;
 pub mod produce;

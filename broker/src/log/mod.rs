@@ -164,6 +164,11 @@ impl Log {
         self.log_start_offset
     }
 
+    /// The partition's directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
     /// Bytes stored.
     pub fn size_bytes(&self) -> u64 {
         self.segments.values().map(Segment::size).sum()

@@ -151,6 +151,18 @@ impl Partition {
         Ok((data, watermarks(&state.log)))
     }
 
+    /// Bytes stored, and the log directory (of `log.dirs`) holding them.
+    pub fn disk_usage(&self) -> (u64, std::path::PathBuf) {
+        let state = self.lock();
+        let dir = state
+            .log
+            .dir()
+            .parent()
+            .map(|p| p.to_path_buf())
+            .unwrap_or_default();
+        (state.log.size_bytes(), dir)
+    }
+
     /// Current offsets.
     pub fn watermarks(&self) -> Watermarks {
         watermarks(&self.lock().log)

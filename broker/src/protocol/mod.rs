@@ -222,6 +222,7 @@ async fn dispatch(
         Rq::DescribeGroups(r) => Rs::DescribeGroups(node.groups.describe_groups(r, v).await),
         Rq::ListGroups(r) => Rs::ListGroups(node.groups.list_groups(r, v).await),
         Rq::DeleteGroups(r) => Rs::DeleteGroups(node.groups.delete_groups(r, v).await),
+        Rq::DescribeLogDirs(r) => Rs::DescribeLogDirs(log_dirs::describe_log_dirs(node, r)),
         Rq::ConsumerGroupHeartbeat(r) => Rs::ConsumerGroupHeartbeat(
             node.groups
                 .consumer_group_heartbeat(r, &node.topics, &ctx.client_id, &ctx.client_host)
