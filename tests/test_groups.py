@@ -285,3 +285,41 @@ def test_a_broker_restart_does_not_rebalance_a_stable_group(gregor_factory, memb
     produce(broker.bootstrap, topic, [f"after-{i}" for i in range(40)], 4)
     wait_until(lambda: len(all_records([a, b])) == 40, 60, "records produced after the restart")
     assert [(len(m.events("assigned")), len(m.events("revoked"))) for m in (a, b)] == history
+
+
+def test_a_killed_consumer_protocol_member_is_expired_and_its_partitions_move(gregor_factory, tmp_path):
+    broker = gregor_factory(props={"group.consumer.heartbeat.interval.ms": "500",
+                                   "group.consumer.session.timeout.ms": "6000"})
+    topic, group = unique("kip848kill"), unique("next")
+    create(broker.bootstrap, topic, 4)
+
+    def consumer(name):
+        out = open(tmp_path / f"{name}.out", "w")
+        proc = subprocess.Popen(
+            java_command("kafka-console-consumer", "--bootstrap-server", broker.bootstrap, "--topic", topic,
+                         "--group", group, "--from-beginning", "--timeout-ms", "60000",
+                         "--command-property", "group.protocol=consumer"),
+            stdout=out, stderr=subprocess.DEVNULL)
+        return proc, tmp_path / f"{name}.out"
+
+    def partitions_per_member():
+        out = kafka_tool("kafka-consumer-groups", "--bootstrap-server", broker.bootstrap,
+                         "--describe", "--group", group, "--members", check=False).stdout
+        return sorted(int(line.split()[-1]) for line in out.splitlines() if line.startswith(group))
+
+    (a, a_out), (b, _) = consumer("a"), consumer("b")
+    try:
+        wait_until(lambda: partitions_per_member() == [2, 2], 90, "two members with two partitions each")
+        b.kill()
+        b.wait()
+        produce(broker.bootstrap, topic, [f"after-{i}" for i in range(40)], 4)
+        # b's partitions come to a once b's session (6 s) runs out.
+        wanted = {f"after-{i}" for i in range(40)}
+        wait_until(lambda: wanted <= set(a_out.read_text().split()), 60,
+                   "a to read every record produced after b died")
+        assert partitions_per_member() == [4]
+    finally:
+        for p in (a, b):
+            if p.poll() is None:
+                p.kill()
+                p.wait()
