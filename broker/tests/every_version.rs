@@ -7,11 +7,10 @@ use std::sync::Arc;
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::{Encodable, StrBytes};
-use kafka_protocol::records::{
-    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-};
+use kafka_protocol::records::Compression;
 
 use gregor_broker::config::BrokerConfig;
+use gregor_broker::log::batch;
 use gregor_broker::node::Node;
 use gregor_broker::protocol::{handle_frame, versions, ConnectionInfo};
 use gregor_broker::topic::NewTopic;
@@ -23,28 +22,14 @@ fn s(text: &str) -> StrBytes {
 }
 
 fn records() -> Bytes {
-    let record = Record {
-        transactional: false,
-        control: false,
-        delete_horizon: false,
-        partition_leader_epoch: 0,
-        producer_id: -1,
-        producer_epoch: -1,
-        timestamp_type: TimestampType::Creation,
-        offset: 0,
-        sequence: -1,
-        timestamp: 1_700_000_000_000,
-        key: Some(Bytes::from_static(b"k")),
-        value: Some(Bytes::from_static(b"v")),
-        headers: Default::default(),
-    };
-    let mut buf = BytesMut::new();
-    let options = RecordEncodeOptions {
-        version: 2,
-        compression: Compression::None,
-    };
-    RecordBatchEncoder::encode(&mut buf, &[record], &options).expect("encode records");
-    buf.freeze()
+    let record = (
+        Some(Bytes::from_static(b"k")),
+        Some(Bytes::from_static(b"v")),
+        1_700_000_000_000,
+    );
+    batch::encode([record], Compression::None)
+        .expect("encode records")
+        .freeze()
 }
 
 /// A request of `api` at `version` that refers to the test topic where the

@@ -11,5 +11,5 @@ fuzz_target!(|data: &[u8]| {
         let _ = gregor_broker::log::batch::validate_records(data, h);
     }
     let _ = gregor_broker::log::batch::validate_all(data);
-    let _ = gregor_broker::log::record_timestamps(data);
+    let _ = gregor_broker::log::record_timestamps(bytes::Bytes::copy_from_slice(data));
 });

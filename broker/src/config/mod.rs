@@ -105,8 +105,6 @@ pub struct BrokerConfig {
     pub delete_topic_enable: bool,
     /// `socket.request.max.bytes`: the largest request frame accepted.
     pub socket_request_max_bytes: usize,
-    /// `queued.max.requests`: requests read ahead on one connection.
-    pub queued_max_requests: usize,
     /// `log.retention.check.interval.ms`
     pub retention_check_interval_ms: u64,
     /// `group.initial.rebalance.delay.ms`
@@ -130,6 +128,7 @@ pub struct BrokerConfig {
 const ACCEPTED_AND_IGNORED: &[&str] = &[
     "num.network.threads",
     "num.io.threads",
+    "queued.max.requests",
     "num.replica.fetchers",
     "num.recovery.threads.per.data.dir",
     "background.threads",
@@ -326,7 +325,6 @@ impl BrokerConfig {
             auto_create_topics: s.bool("auto.create.topics.enable", true)?,
             delete_topic_enable: s.bool("delete.topic.enable", true)?,
             socket_request_max_bytes: s.int("socket.request.max.bytes", 104_857_600usize, 64)?,
-            queued_max_requests: s.int("queued.max.requests", 500usize, 1)?,
             retention_check_interval_ms: s.int("log.retention.check.interval.ms", 300_000u64, 1)?,
             group_initial_rebalance_delay_ms: s.int(
                 "group.initial.rebalance.delay.ms",

@@ -8,13 +8,12 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use bytes::{Bytes, BytesMut};
-use kafka_protocol::records::{
-    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-};
+use bytes::Bytes;
+use kafka_protocol::records::{Compression, RecordBatchDecoder};
 use serde::{Deserialize, Serialize};
 
 use super::offset_records::{self, GroupMetadata, OffsetRecord};
+use crate::log::batch;
 use crate::partition::{Partition, PartitionError};
 use crate::topic::Topic;
 
@@ -341,37 +340,14 @@ fn append(p: &Partition, entries: Vec<(Bytes, Option<Bytes>)>) -> Result<(), Off
         return Ok(());
     }
     let now = now_ms();
-    let records: Vec<Record> = entries
+    let records = entries
         .into_iter()
-        .enumerate()
-        .map(|(i, (key, value))| Record {
-            transactional: false,
-            control: false,
-            delete_horizon: false,
-            partition_leader_epoch: 0,
-            producer_id: -1,
-            producer_epoch: -1,
-            timestamp_type: TimestampType::Creation,
-            offset: i as i64,
-            // Non-idempotent: a base sequence of -1, offsets and sequences in step.
-            sequence: i as i32 - 1,
-            timestamp: now,
-            key: Some(key),
-            value,
-            headers: Default::default(),
-        })
-        .collect();
-    let mut buf = BytesMut::new();
-    let options = RecordEncodeOptions {
-        version: 2,
-        compression: Compression::None,
-    };
-    RecordBatchEncoder::encode(&mut buf, &records, &options).map_err(|e| {
-        OffsetStoreError::Decode {
+        .map(|(key, value)| (Some(key), value, now));
+    let mut buf =
+        batch::encode(records, Compression::None).map_err(|e| OffsetStoreError::Decode {
             partition: p.index,
-            reason: format!("encoding commits: {e:#}"),
-        }
-    })?;
+            reason: format!("encoding commits: {e}"),
+        })?;
     p.append(&mut buf)
         .map_err(|source| OffsetStoreError::Partition {
             partition: p.index,

@@ -7,6 +7,11 @@
 //! everything from `attributes` on, so the broker may rewrite the base
 //! offset and leader epoch without touching the client's checksum.
 
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::records::{
+    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+};
+
 /// Size of the fixed batch header.
 pub const HEADER_LEN: usize = 61;
 /// Bytes before `batchLength` counts (baseOffset + batchLength).
@@ -182,7 +187,7 @@ pub fn validate_records(buf: &[u8], h: &BatchHeader) -> Result<(), BatchError> {
         position: h.position,
         reason,
     };
-    let mut bytes = bytes::Bytes::copy_from_slice(&buf[h.position..h.position + h.size]);
+    let mut bytes = Bytes::copy_from_slice(&buf[h.position..h.position + h.size]);
     let set = kafka_protocol::records::RecordBatchDecoder::decode(&mut bytes)
         .map_err(|e| fail(format!("{e:#}")))?;
     if set.records.len() != h.record_count as usize {
@@ -263,49 +268,64 @@ pub fn assign(buf: &mut [u8], h: &BatchHeader, base_offset: i64, leader_epoch: i
     b[12..16].copy_from_slice(&leader_epoch.to_be_bytes());
 }
 
+/// Encodes `(key, value, timestamp)` records as one batch the way a plain
+/// (non-idempotent) producer sends it, offsets counted from 0; the log
+/// assigns the real ones on append.
+pub fn encode(
+    records: impl IntoIterator<Item = (Option<Bytes>, Option<Bytes>, i64)>,
+    compression: Compression,
+) -> Result<BytesMut, BatchError> {
+    let records: Vec<Record> = records
+        .into_iter()
+        .enumerate()
+        .map(|(i, (key, value, timestamp))| Record {
+            transactional: false,
+            control: false,
+            delete_horizon: false,
+            partition_leader_epoch: 0,
+            producer_id: -1,
+            producer_epoch: -1,
+            timestamp_type: TimestampType::Creation,
+            offset: i as i64,
+            // The encoder groups records whose offset - sequence agree;
+            // a base sequence of -1 marks a non-idempotent batch.
+            sequence: i as i32 - 1,
+            timestamp,
+            key,
+            value,
+            headers: Default::default(),
+        })
+        .collect();
+    let mut buf = BytesMut::new();
+    let options = RecordEncodeOptions {
+        version: 2,
+        compression,
+    };
+    RecordBatchEncoder::encode(&mut buf, &records, &options).map_err(|e| BatchError::Records {
+        position: 0,
+        reason: format!("cannot encode: {e:#}"),
+    })?;
+    Ok(buf)
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use bytes::{Bytes, BytesMut};
-    use kafka_protocol::records::{
-        Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-    };
 
-    /// Encodes records with `kafka-protocol`'s encoder, as a client would.
+    /// A client-like batch of keyed values (keys `k0`, `k1`, ...).
     pub fn encode(values: &[&str], timestamps: &[i64], compression: Compression) -> BytesMut {
-        let records: Vec<Record> = values
+        let records = values
             .iter()
             .zip(timestamps)
             .enumerate()
-            .map(|(i, (v, ts))| Record {
-                transactional: false,
-                delete_horizon: false,
-                control: false,
-                partition_leader_epoch: 0,
-                producer_id: -1,
-                producer_epoch: -1,
-                timestamp_type: TimestampType::Creation,
-                offset: i as i64,
-                // The encoder groups records whose offset - sequence agree;
-                // a base sequence of -1 marks a non-idempotent batch.
-                sequence: i as i32 - 1,
-                timestamp: *ts,
-                key: Some(Bytes::from(format!("k{i}"))),
-                value: Some(Bytes::from(v.to_string())),
-                headers: Default::default(),
-            })
-            .collect();
-        let mut buf = BytesMut::new();
-        RecordBatchEncoder::encode(
-            &mut buf,
-            &records,
-            &RecordEncodeOptions {
-                version: 2,
-                compression,
-            },
-        )
-        .expect("encode");
-        buf
+            .map(|(i, (v, ts))| {
+                (
+                    Some(Bytes::from(format!("k{i}"))),
+                    Some(Bytes::from(v.to_string())),
+                    *ts,
+                )
+            });
+        super::encode(records, compression).expect("encode")
     }
 
     #[test]

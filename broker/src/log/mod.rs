@@ -286,7 +286,7 @@ impl Log {
     pub fn offset_for_timestamp(&self, ts: i64) -> Result<Option<(i64, i64)>, LogError> {
         for seg in self.segments.values() {
             if let Some(bytes) = seg.batch_reaching(ts)? {
-                let found = record_timestamps(&bytes)?
+                let found = record_timestamps(Bytes::from(bytes))?
                     .into_iter()
                     .find(|(offset, t)| *t >= ts && *offset >= self.log_start_offset);
                 if found.is_some() {
@@ -310,7 +310,7 @@ impl Log {
         let Some(bytes) = seg.max_timestamp_batch()? else {
             return Ok(None);
         };
-        let records = record_timestamps(&bytes)?;
+        let records = record_timestamps(Bytes::from(bytes))?;
         let best = records.iter().map(|(_, t)| *t).max();
         Ok(best.and_then(|max| records.into_iter().find(|(_, t)| *t == max)))
     }
@@ -421,8 +421,7 @@ fn flush_due(unflushed: u64, last_flush_ms: i64, flush_ms: i64, now_ms: i64) -> 
 
 /// Offsets and timestamps of every record in one stored batch (decompressed
 /// by `kafka-protocol`). The bytes came from a client, so this is fuzzed.
-pub fn record_timestamps(bytes: &[u8]) -> Result<Vec<(i64, i64)>, LogError> {
-    let mut buf = Bytes::copy_from_slice(bytes);
+pub fn record_timestamps(mut buf: Bytes) -> Result<Vec<(i64, i64)>, LogError> {
     let set =
         RecordBatchDecoder::decode(&mut buf).map_err(|e| LogError::Decode(format!("{e:#}")))?;
     Ok(set
