@@ -22,7 +22,7 @@ def test_fetch_waits_up_to_max_wait_and_wakes_on_new_data(gregor):
     conn = wire.Connection(gregor.bootstrap, timeout=30)
 
     started = time.monotonic()
-    conn.send(wire.fetch_v4(topic, 0, 0, max_wait_ms=1500, min_bytes=1))
+    conn.send(wire.fetch_v4(topic, {0: 0}, max_wait_ms=1500, min_bytes=1))
     error, hw, records = wire.fetch_v4_partition(conn.response())
     waited = time.monotonic() - started
     assert (error, hw, records) == (0, 0, b"")
@@ -33,7 +33,7 @@ def test_fetch_waits_up_to_max_wait_and_wakes_on_new_data(gregor):
     timer = threading.Timer(0.5, lambda: writer.send(wire.produce_v3(topic, 0, wire.batch([b"wake"]))))
     started = time.monotonic()
     timer.start()
-    conn.send(wire.fetch_v4(topic, 0, 0, max_wait_ms=20000, min_bytes=1))
+    conn.send(wire.fetch_v4(topic, {0: 0}, max_wait_ms=20000, min_bytes=1))
     error, hw, records = wire.fetch_v4_partition(conn.response())
     waited = time.monotonic() - started
     timer.join()
@@ -57,7 +57,7 @@ def test_fetch_waits_for_min_bytes(gregor):
     timer = threading.Timer(0.3, produce, args=(100,))
     started = time.monotonic()
     timer.start()
-    conn.send(wire.fetch_v4(topic, 0, 0, max_wait_ms=2000, min_bytes=5000))
+    conn.send(wire.fetch_v4(topic, {0: 0}, max_wait_ms=2000, min_bytes=5000))
     error, hw, records = wire.fetch_v4_partition(conn.response())
     waited = time.monotonic() - started
     timer.join()
@@ -68,7 +68,7 @@ def test_fetch_waits_for_min_bytes(gregor):
     timer = threading.Timer(0.3, produce, args=(6000,))
     started = time.monotonic()
     timer.start()
-    conn.send(wire.fetch_v4(topic, 0, 0, max_wait_ms=20000, min_bytes=5000))
+    conn.send(wire.fetch_v4(topic, {0: 0}, max_wait_ms=20000, min_bytes=5000))
     error, hw, records = wire.fetch_v4_partition(conn.response())
     waited = time.monotonic() - started
     timer.join()
@@ -87,10 +87,7 @@ def test_fetch_respects_partition_max_bytes_but_returns_one_batch(gregor):
         assert wire.produce_v3_error(conn.response()) == (0, i)
 
     def fetch(offset, partition_max):
-        body = wire.struct.pack(">iiiib", -1, 0, 1, 1 << 20, 0)
-        body += wire.struct.pack(">i", 1) + wire.string(topic)
-        body += wire.struct.pack(">i", 1) + wire.struct.pack(">iqi", 0, offset, partition_max)
-        conn.send(wire.frame(wire.header(1, 4) + body))
+        conn.send(wire.fetch_v4(topic, {0: offset}, max_wait_ms=0, min_bytes=1, partition_max_bytes=partition_max))
         return wire.fetch_v4_partition(conn.response())
 
     _, _, records = fetch(0, 100)  # smaller than one batch: still one batch (KIP-74)
@@ -115,12 +112,7 @@ def test_fetch_max_bytes_caps_the_whole_response(gregor):
             assert wire.produce_v3_error(conn.response()) == (0, i)
 
     def fetch_both(max_bytes):
-        body = wire.struct.pack(">iiiib", -1, 0, 1, max_bytes, 0)
-        body += wire.struct.pack(">i", 1) + wire.string(topic)
-        body += wire.struct.pack(">i", 2)
-        for p in (0, 1):
-            body += wire.struct.pack(">iqi", p, 0, 1 << 20)
-        conn.send(wire.frame(wire.header(1, 4) + body))
+        conn.send(wire.fetch_v4(topic, {0: 0, 1: 0}, max_wait_ms=0, min_bytes=1, max_bytes=max_bytes))
         return wire.fetch_v4_batches(conn.response())
 
     # Room for about two batches in all: the first partition fills it; a

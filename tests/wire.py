@@ -38,11 +38,14 @@ def produce_v3(topic, partition, records, acks=-1, correlation_id=1):
     return frame(header(0, 3, correlation_id) + body)
 
 
-def fetch_v4(topic, partition, offset, max_wait_ms, min_bytes, correlation_id=1):
-    body = struct.pack(">iiiib", -1, max_wait_ms, min_bytes, 1 << 20, 0)
+def fetch_v4(topic, offsets, max_wait_ms, min_bytes, max_bytes=1 << 20, partition_max_bytes=1 << 20):
+    """Fetch v4 of one topic from `offsets` ({partition: offset})."""
+    body = struct.pack(">iiiib", -1, max_wait_ms, min_bytes, max_bytes, 0)
     body += struct.pack(">i", 1) + string(topic)
-    body += struct.pack(">i", 1) + struct.pack(">iqi", partition, offset, 1 << 20)
-    return frame(header(1, 4, correlation_id) + body)
+    body += struct.pack(">i", len(offsets))
+    for p, o in offsets.items():
+        body += struct.pack(">iqi", p, o, partition_max_bytes)
+    return frame(header(1, 4) + body)
 
 
 class Connection:
@@ -81,81 +84,6 @@ class Connection:
         self.sock.close()
 
 
-def produce_v3_error(response):
-    """(error_code, base_offset) of the single partition in a Produce v3 response."""
-    pos = 4  # correlation id
-    (ntopics,) = struct.unpack_from(">i", response, pos)
-    pos += 4
-    (nlen,) = struct.unpack_from(">h", response, pos)
-    pos += 2 + nlen
-    (nparts,) = struct.unpack_from(">i", response, pos)
-    pos += 4
-    _, error, base_offset = struct.unpack_from(">ihq", response, pos)
-    assert ntopics == 1 and nparts == 1
-    return error, base_offset
-
-
-def api_versions_error(response):
-    """Error code of an ApiVersions v0 response."""
-    return struct.unpack_from(">h", response, 4)[0]
-
-
-def fetch_v4_partition(response):
-    """(error_code, high_watermark, records) of the single partition in a
-    Fetch v4 response."""
-    pos = 4 + 4  # correlation id, throttle time
-    (ntopics,) = struct.unpack_from(">i", response, pos)
-    pos += 4
-    (nlen,) = struct.unpack_from(">h", response, pos)
-    pos += 2 + nlen
-    (nparts,) = struct.unpack_from(">i", response, pos)
-    pos += 4
-    _, error, high_watermark, _last_stable = struct.unpack_from(">ihqq", response, pos)
-    pos += 4 + 2 + 8 + 8
-    (naborted,) = struct.unpack_from(">i", response, pos)
-    pos += 4 + max(naborted, 0) * 16
-    (size,) = struct.unpack_from(">i", response, pos)
-    pos += 4
-    assert ntopics == 1 and nparts == 1
-    return error, high_watermark, response[pos:pos + max(size, 0)]
-
-
-def fetch_v4_batches(response):
-    """{partition: number of batches} for every partition of the single
-    topic in a Fetch v4 response."""
-    pos = 4 + 4
-    (ntopics,) = struct.unpack_from(">i", response, pos)
-    pos += 4
-    (nlen,) = struct.unpack_from(">h", response, pos)
-    pos += 2 + nlen
-    (nparts,) = struct.unpack_from(">i", response, pos)
-    pos += 4
-    out = {}
-    for _ in range(nparts):
-        (partition,) = struct.unpack_from(">i", response, pos)
-        pos += 4 + 2 + 8 + 8
-        (naborted,) = struct.unpack_from(">i", response, pos)
-        pos += 4 + max(naborted, 0) * 16
-        (size,) = struct.unpack_from(">i", response, pos)
-        pos += 4
-        out[partition] = batch_count(response[pos:pos + max(size, 0)])
-        pos += max(size, 0)
-    assert ntopics == 1
-    return out
-
-
-def batch_count(records):
-    """How many record batches a Fetch returned."""
-    count, pos = 0, 0
-    while pos + 12 <= len(records):
-        (length,) = struct.unpack_from(">i", records, pos + 8)
-        if pos + 12 + length > len(records):
-            break
-        count += 1
-        pos += 12 + length
-    return count
-
-
 class Reader:
     """Reads big-endian fields off a response body."""
 
@@ -182,6 +110,59 @@ class Reader:
         b = self.data[self.pos:self.pos + n]
         self.pos += n
         return b
+
+
+def produce_v3_error(response):
+    """(error_code, base_offset) of the single partition in a Produce v3 response."""
+    r = Reader(response, 4)  # after the correlation id
+    assert r.take(">i") == 1
+    r.string()
+    assert r.take(">i") == 1
+    _, error, base_offset = r.take(">ihq")
+    return error, base_offset
+
+
+def api_versions_error(response):
+    """Error code of an ApiVersions v0 response."""
+    return struct.unpack_from(">h", response, 4)[0]
+
+
+def fetch_v4_partitions(response):
+    """{partition: (error_code, high_watermark, records)} for the single
+    topic of a Fetch v4 response."""
+    r = Reader(response, 8)  # after the correlation id and throttle time
+    assert r.take(">i") == 1
+    r.string()
+    out = {}
+    for _ in range(r.take(">i")):
+        partition, error, high_watermark, _last_stable = r.take(">ihqq")
+        aborted = r.take(">i")
+        r.pos += max(aborted, 0) * 16  # skip the aborted transactions
+        out[partition] = (error, high_watermark, r.bytes() or b"")
+    return out
+
+
+def fetch_v4_partition(response):
+    """(error_code, high_watermark, records) of the single partition."""
+    [result] = fetch_v4_partitions(response).values()
+    return result
+
+
+def fetch_v4_batches(response):
+    """{partition: number of batches} for every partition."""
+    return {p: batch_count(records) for p, (_, _, records) in fetch_v4_partitions(response).items()}
+
+
+def batch_count(records):
+    """How many record batches a Fetch returned."""
+    count, pos = 0, 0
+    while pos + 12 <= len(records):
+        (length,) = struct.unpack_from(">i", records, pos + 8)
+        if pos + 12 + length > len(records):
+            break
+        count += 1
+        pos += 12 + length
+    return count
 
 
 def byte_string(b):
