@@ -8,8 +8,10 @@
 //! - [`partition`] is one partition: its log plus idempotent-producer state.
 //! - [`log`] stores each partition as a segmented log of Kafka record batches.
 //! - [`group`] coordinates consumer groups and their committed offsets.
-//! - [`producer_id`] hands out producer ids; [`maintenance`] runs retention.
+//! - [`producer_id`] hands out producer ids; [`maintenance`] runs retention
+//!   and time-based flushing; [`clock`] is wall-clock time in milliseconds.
 
+pub mod clock;
 pub mod config;
 pub mod group;
 pub mod handlers;

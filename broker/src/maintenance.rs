@@ -1,29 +1,29 @@
 //! Background upkeep of the logs: retention and time-based flushing.
 
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::clock::now_ms;
+use crate::node::Node;
+
 /// How often partitions are checked against their `flush.ms`.
 const FLUSH_CHECK: Duration = Duration::from_secs(1);
 
-use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
-
-use crate::node::Node;
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
-
-/// Flushes partitions whose `flush.ms` has passed, forever.
-pub async fn run_flusher(node: Arc<Node>) {
-    let mut tick = tokio::time::interval(FLUSH_CHECK);
+/// Runs `work` every `period`, forever. It does file I/O, so it runs on the
+/// blocking pool, off the request threads.
+async fn every(period: Duration, node: Arc<Node>, work: fn(&Node)) {
+    let mut tick = tokio::time::interval(period);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
         let node = node.clone();
-        let _ = tokio::task::spawn_blocking(move || flush_due(&node)).await;
+        let _ = tokio::task::spawn_blocking(move || work(&node)).await;
     }
+}
+
+/// Flushes partitions whose `flush.ms` has passed, forever.
+pub async fn run_flusher(node: Arc<Node>) {
+    every(FLUSH_CHECK, node, flush_due).await
 }
 
 fn flush_due(node: &Node) {
@@ -39,16 +39,8 @@ fn flush_due(node: &Node) {
 
 /// Applies retention every `log.retention.check.interval.ms`, forever.
 pub async fn run(node: Arc<Node>) {
-    let mut tick = tokio::time::interval(Duration::from_millis(
-        node.config.retention_check_interval_ms,
-    ));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tick.tick().await;
-        let node = node.clone();
-        // Deleting segments is file I/O; keep it off the request threads.
-        let _ = tokio::task::spawn_blocking(move || enforce_retention(&node)).await;
-    }
+    let period = Duration::from_millis(node.config.retention_check_interval_ms);
+    every(period, node, enforce_retention).await
 }
 
 fn enforce_retention(node: &Node) {

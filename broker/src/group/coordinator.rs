@@ -25,6 +25,7 @@ use tokio::sync::oneshot;
 use super::consumer::ConsumerGroup;
 use super::offsets::{Committed, OffsetStore, OffsetStoreError};
 use super::state::{Group, GroupError, GroupState, Member};
+use crate::clock::now_ms;
 use crate::topic::{Topic, TopicRegistry};
 
 /// Longest metadata string a commit may carry (Kafka's
@@ -1024,13 +1025,6 @@ impl Inner {
             .get(group_id)
             .is_some_and(|e| !e.group.members.is_empty())
     }
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }
 
 fn lock(inner: &Mutex<Inner>) -> MutexGuard<'_, Inner> {

@@ -6,13 +6,13 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use kafka_protocol::records::{Compression, RecordBatchDecoder};
 use serde::{Deserialize, Serialize};
 
 use super::offset_records::{self, GroupMetadata, OffsetRecord};
+use crate::clock::now_ms;
 use crate::log::batch;
 use crate::partition::{Partition, PartitionError};
 use crate::topic::Topic;
@@ -66,13 +66,6 @@ pub struct OffsetStore {
     metadata: BTreeMap<String, GroupMetadata>,
     /// Records in the topic that a checkpoint would drop.
     superseded: usize,
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }
 
 impl OffsetStore {

@@ -10,10 +10,11 @@ pub mod segment;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use kafka_protocol::records::RecordBatchDecoder;
+
+use crate::clock::now_ms;
 
 pub use batch::BatchError;
 pub use config::LogConfig;
@@ -75,13 +76,6 @@ pub struct AppendInfo {
 }
 
 const START_CHECKPOINT: &str = "log-start-offset";
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
 
 /// One partition's log.
 pub struct Log {
