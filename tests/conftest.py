@@ -111,6 +111,10 @@ class Gregor:
             "log.dirs": str(self.data),
             "num.partitions": "1",
             "group.initial.rebalance.delay.ms": "0",
+            # A broker killed with -9 and restarted waits for its previous
+            # registration to expire; keep that short in tests.
+            "broker.session.timeout.ms": "3000",
+            "broker.heartbeat.interval.ms": "500",
         }
         self.props.update(props or {})
         self.env = env or {}

@@ -13,13 +13,17 @@
 
 pub mod clock;
 pub mod config;
+pub mod dev;
 pub mod group;
 pub mod handlers;
+pub mod ids;
 pub mod log;
 pub mod maintenance;
+pub mod metadata;
 pub mod node;
 pub mod partition;
 pub mod producer_id;
 pub mod protocol;
+pub mod replication;
 pub mod server;
 pub mod topic;

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use gregor_broker::{config::BrokerConfig, maintenance, node::Node, server};
+use gregor_broker::{config::BrokerConfig, dev, maintenance, node::Node, server};
 
 #[derive(Parser)]
 #[command(name = "gregor", version, about = "A Kafka-compatible broker")]
@@ -22,13 +22,22 @@ enum Command {
         /// Path to server.properties.
         config: PathBuf,
     },
+    /// Start a local three-broker cluster: internal listeners on
+    /// 127.0.0.1:29092-29094, external ones on localhost:9092-9094. Ctrl-C
+    /// stops all three.
+    Dev {
+        /// Keep the brokers' data in DIR (and reuse it next time); without
+        /// it, a temporary folder is used and removed at exit.
+        #[arg(long, value_name = "DIR")]
+        data: Option<PathBuf>,
+    },
 }
 
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,openraft=warn")),
         )
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
@@ -36,6 +45,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Broker { config } => run_broker(config),
+        Command::Dev { data } => run_dev(data),
     }
 }
 
@@ -58,14 +68,15 @@ fn run_broker(path: PathBuf) -> ExitCode {
         }
     };
     runtime.block_on(async move {
-        let node = match Node::start(config) {
+        let node = match Node::start(config).await {
             Ok(n) => n,
             Err(e) => {
                 eprintln!("gregor: cannot start: {e}");
                 return ExitCode::FAILURE;
             }
         };
-        let bound = match server::bind_all(&node.config.listeners).await {
+        let listeners: Vec<_> = node.config.kafka_listeners().cloned().collect();
+        let bound = match server::bind_all(&listeners).await {
             Ok(b) => b,
             Err(e) => {
                 eprintln!("gregor: {e}");
@@ -75,13 +86,116 @@ fn run_broker(path: PathBuf) -> ExitCode {
         tracing::info!(node_id = node.config.node_id, cluster_id = %node.cluster_id, "broker started");
         tokio::spawn(maintenance::run(node.clone()));
         tokio::spawn(maintenance::run_flusher(node.clone()));
+        tokio::spawn(maintenance::run_isr_checks(node.clone()));
         tokio::spawn(node.groups.clone().run_session_sweeper());
-        server::serve(node.clone(), bound, shutdown_signal()).await;
-        tracing::info!("shutting down: flushing logs");
+        let stopping = node.clone();
+        server::serve(node.clone(), bound, async move {
+            shutdown_signal().await;
+            tracing::info!("shutting down: moving leadership away");
+            stopping.shutdown().await;
+        })
+        .await;
+        tracing::info!("flushing logs");
         maintenance::flush_all(&node);
         tracing::info!("stopped");
         ExitCode::SUCCESS
     })
+}
+
+/// Runs three broker processes of this same executable and stops them
+/// together.
+fn run_dev(data: Option<PathBuf>) -> ExitCode {
+    let keep = data.is_some();
+    let root = data
+        .unwrap_or_else(|| std::env::temp_dir().join(format!("gregor-dev-{}", std::process::id())));
+    let exe = match std::env::current_exe() {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!("gregor: cannot find this executable: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let mut children = Vec::new();
+    for n in 1..=dev::BROKERS {
+        let dir = root.join(format!("broker-{n}"));
+        let file = dir.join("server.properties");
+        let written = std::fs::create_dir_all(&dir)
+            .and_then(|()| std::fs::write(&file, dev::server_properties(n, &dir)));
+        if let Err(e) = written {
+            eprintln!("gregor: cannot write {}: {e}", file.display());
+            stop(&mut children);
+            return ExitCode::FAILURE;
+        }
+        match std::process::Command::new(&exe)
+            .arg("broker")
+            .arg(&file)
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+        {
+            Ok(mut child) => {
+                if let Some(err) = child.stderr.take() {
+                    prefix_lines(format!("broker-{n} | "), err);
+                }
+                children.push(child);
+            }
+            Err(e) => {
+                eprintln!("gregor: cannot start broker {n}: {e}");
+                stop(&mut children);
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    let bootstrap: Vec<String> = (1..=dev::BROKERS)
+        .map(|n| format!("localhost:{}", dev::ports(n).1))
+        .collect();
+    eprintln!(
+        "gregor dev: {} brokers, data in {}{}\n  clients: --bootstrap-server {}\n  Ctrl-C stops them.",
+        dev::BROKERS,
+        root.display(),
+        if keep { "" } else { " (removed at exit; --data DIR keeps it)" },
+        bootstrap.join(",")
+    );
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("gregor: cannot start the async runtime: {e}");
+            stop(&mut children);
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(shutdown_signal());
+    stop(&mut children);
+    if !keep {
+        if let Err(e) = std::fs::remove_dir_all(&root) {
+            eprintln!("gregor: could not remove {}: {e}", root.display());
+        }
+    }
+    ExitCode::SUCCESS
+}
+
+/// Asks every broker to stop (SIGTERM: controlled shutdown) and waits.
+fn stop(children: &mut [std::process::Child]) {
+    use nix::sys::signal::{kill, Signal};
+    use nix::unistd::Pid;
+    for c in children.iter() {
+        let _ = kill(Pid::from_raw(c.id() as i32), Signal::SIGTERM);
+    }
+    for c in children.iter_mut() {
+        let _ = c.wait();
+    }
+}
+
+/// Copies a child's output to ours, each line prefixed.
+fn prefix_lines(prefix: String, from: impl std::io::Read + Send + 'static) {
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(from).lines().map_while(Result::ok) {
+            eprintln!("{prefix}{line}");
+        }
+    });
 }
 
 async fn shutdown_signal() {

@@ -1,4 +1,5 @@
-//! Background upkeep of the logs: retention and time-based flushing.
+//! Background upkeep of the logs: retention, time-based flushing, and the
+//! leader's check for followers that fell out of sync.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,6 +22,25 @@ async fn every(period: Duration, node: Arc<Node>, work: fn(&Node)) {
     }
 }
 
+/// As leader, asks to drop followers that lag more than
+/// `replica.lag.time.max.ms` from the ISR, forever.
+pub async fn run_isr_checks(node: Arc<Node>) {
+    let period = Duration::from_millis((node.config.replica_lag_time_max_ms / 4).max(100));
+    every(period, node, check_isr).await
+}
+
+fn check_isr(node: &Node) {
+    let lag = node.config.replica_lag_time_max_ms as i64;
+    for topic in node.topics.all() {
+        for p in topic.local() {
+            if let Some(change) = p.isr_change(lag) {
+                node.isr
+                    .propose(&node.quorum, node.config.node_id, &p.topic, p.index, change);
+            }
+        }
+    }
+}
+
 /// Flushes partitions whose `flush.ms` has passed, forever.
 pub async fn run_flusher(node: Arc<Node>) {
     every(FLUSH_CHECK, node, flush_due).await
@@ -29,7 +49,7 @@ pub async fn run_flusher(node: Arc<Node>) {
 fn flush_due(node: &Node) {
     let now = now_ms();
     for topic in node.topics.all() {
-        for p in &topic.partitions {
+        for p in topic.local() {
             if let Err(e) = p.flush_if_due(now) {
                 tracing::warn!(topic = %p.topic, partition = p.index, error = %e, "flush failed");
             }
@@ -46,7 +66,7 @@ pub async fn run(node: Arc<Node>) {
 fn enforce_retention(node: &Node) {
     let now = now_ms();
     for topic in node.topics.all() {
-        for p in &topic.partitions {
+        for p in topic.local() {
             match p.enforce_retention(now) {
                 Ok(0) => {}
                 Ok(n) => {
@@ -66,7 +86,7 @@ pub fn flush_all(node: &Node) {
         tracing::warn!(error = %e, "flushing committed offsets failed");
     }
     for topic in node.topics.all() {
-        for p in &topic.partitions {
+        for p in topic.local() {
             if let Err(e) = p.flush() {
                 tracing::warn!(topic = %p.topic, partition = p.index, error = %e, "flush failed");
             }

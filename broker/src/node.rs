@@ -1,15 +1,33 @@
-//! This broker's shared state: configuration, identity, topics, groups and
-//! producer ids. Every connection's handlers read it through an `Arc<Node>`.
+//! This broker's shared state: configuration, its place in the metadata
+//! quorum, topics, groups and producer ids. Every connection's handlers read
+//! it through an `Arc<Node>`.
 
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use kafka_protocol::ResponseError;
+use tokio::sync::watch;
+use uuid::Uuid;
+
 use crate::config::{BrokerConfig, Endpoint};
 use crate::group::offsets::{OffsetStoreError, OFFSETS_TOPIC};
 use crate::group::{GroupCoordinator, GroupSettings};
+use crate::ids::new_cluster_id;
+use crate::metadata::controller::{ControllerRequest, ControllerResponse};
+use crate::metadata::image::ClusterImage;
+use crate::metadata::quorum::{Quorum, QuorumError, QuorumSettings};
+use crate::metadata::records::{Applied, BrokerEndpoint, Refusal};
+use crate::metadata::registration::{self, Registration, RegistrationError};
+use crate::partition::Partition;
 use crate::producer_id::ProducerIdAllocator;
-use crate::topic::{NewTopic, TopicError, TopicRegistry};
+use crate::replication::fetcher::{self, FetchSettings, Followed};
+use crate::replication::isr::IsrProposer;
+use crate::topic::TopicRegistry;
+
+/// How long admin changes wait for the controller and for this broker to
+/// see their effect.
+pub const ADMIN_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Why the node could not start.
 #[derive(Debug, thiserror::Error)]
@@ -23,21 +41,30 @@ pub enum StartError {
         source: std::io::Error,
     },
     /// The log directory belongs to another node or cluster.
-    #[error("log directory {path} belongs to node {found}, but this is node.id={expected}")]
-    WrongNode {
+    #[error("log directory {path} belongs to {found}, but this is {expected}")]
+    WrongOwner {
         /// The directory.
         path: std::path::PathBuf,
-        /// node.id in its meta.properties.
+        /// Who its meta.properties names.
         found: String,
-        /// This broker's node.id.
-        expected: i32,
+        /// Who this is.
+        expected: String,
     },
-    /// Loading topics failed.
+    /// The controller listener cannot be bound.
     #[error(transparent)]
-    Topics(#[from] TopicError),
+    Bind(#[from] crate::server::BindError),
+    /// The metadata quorum could not start.
+    #[error(transparent)]
+    Quorum(#[from] QuorumError),
+    /// The broker could not register.
+    #[error(transparent)]
+    Registration(#[from] RegistrationError),
     /// Committed offsets could not be loaded.
     #[error("loading committed offsets: {0}")]
     Offsets(#[from] OffsetStoreError),
+    /// The offsets topic could not be created.
+    #[error("cannot create {OFFSETS_TOPIC}: {0}")]
+    OffsetsTopic(String),
 }
 
 /// One running broker.
@@ -46,33 +73,115 @@ pub struct Node {
     pub config: BrokerConfig,
     /// Cluster id, kept in each log directory's `meta.properties`.
     pub cluster_id: String,
-    /// Topics and partitions.
-    pub topics: TopicRegistry,
+    /// This node's member of the metadata quorum.
+    pub quorum: Arc<Quorum>,
+    /// Topics and this broker's replicas.
+    pub topics: Arc<TopicRegistry>,
     /// Consumer groups.
     pub groups: Arc<GroupCoordinator>,
     /// Producer ids for idempotent producers.
     pub producer_ids: ProducerIdAllocator,
+    /// ISR changes this broker asks for as a leader.
+    pub isr: IsrProposer,
     /// Bumped after every append; long-polling fetches wait on it.
     pub appended: Arc<tokio::sync::watch::Sender<u64>>,
+    /// This broker's registration epoch.
+    epoch: Arc<watch::Sender<i64>>,
+    /// Set to stop heartbeating at shutdown.
+    stop_heartbeats: watch::Sender<bool>,
 }
 
 impl Node {
-    /// Prepares the log directories, recovers every partition and loads state.
-    pub fn start(config: BrokerConfig) -> Result<Arc<Node>, StartError> {
-        let mut cluster_id = None;
+    /// Joins the metadata quorum, registers, opens this broker's replicas
+    /// and loads group state.
+    pub async fn start(config: BrokerConfig) -> Result<Arc<Node>, StartError> {
+        let mut known_cluster = None;
         for dir in &config.log_dirs {
-            let id = claim_log_dir(dir, config.node_id, cluster_id.as_deref())?;
-            cluster_id.get_or_insert(id);
-        }
-        let cluster_id = cluster_id.unwrap_or_else(new_cluster_id);
-        let appended = Arc::new(tokio::sync::watch::channel(0u64).0);
-        let topics = TopicRegistry::open(&config.log_dirs, config.log.clone(), appended.clone())?;
-        let producer_ids = ProducerIdAllocator::open(&config.log_dirs[0]).map_err(|source| {
-            StartError::LogDir {
-                path: config.log_dirs[0].clone(),
-                source,
+            if let Some(id) = claim_log_dir(dir, config.node_id)? {
+                known_cluster.get_or_insert(id);
             }
-        })?;
+        }
+        let controller_socket = match config
+            .controller_listener
+            .as_ref()
+            .and_then(|name| config.listeners.iter().find(|l| &l.name == name))
+        {
+            Some(l) => Some(crate::server::bind_all(std::slice::from_ref(l)).await?),
+            None => None,
+        };
+        let quorum = Quorum::start(QuorumSettings {
+            node_id: config.node_id,
+            voters: config.voters.clone(),
+            dir: config.metadata_log_dir.join("__cluster_metadata-0"),
+            election_timeout: Duration::from_millis(config.controller_election_timeout_ms),
+            session_timeout: Duration::from_millis(config.broker_session_timeout_ms),
+            cluster_id: known_cluster.clone().unwrap_or_else(new_cluster_id),
+        })
+        .await?;
+        if let Some(bound) = controller_socket.into_iter().flatten().next() {
+            tokio::spawn(quorum.clone().serve(bound.socket));
+        }
+
+        let appended = Arc::new(tokio::sync::watch::channel(0u64).0);
+        let topics = Arc::new(TopicRegistry::new(
+            config.node_id,
+            &config.log_dirs,
+            config.log.clone(),
+            appended.clone(),
+        ));
+        let followed = watch::channel(Followed::new()).0;
+        tokio::spawn(fetcher::run(
+            FetchSettings {
+                me: config.node_id,
+                listener: config.inter_broker_listener.clone(),
+                max_wait: Duration::from_millis(config.replica_fetch_wait_max_ms),
+                partition_max_bytes: config.replica_fetch_max_bytes,
+                max_bytes: config.replica_fetch_response_max_bytes,
+            },
+            quorum.subscribe(),
+            followed.subscribe(),
+        ));
+        tokio::spawn(follow_metadata(quorum.clone(), topics.clone(), followed));
+
+        let me = Registration {
+            id: config.node_id,
+            incarnation: Uuid::new_v4(),
+            endpoints: config
+                .kafka_listeners()
+                .filter_map(|l| {
+                    let e = config.advertised_endpoint(&l.name)?;
+                    Some(BrokerEndpoint {
+                        listener: l.name.clone(),
+                        host: e.host.clone(),
+                        port: e.port,
+                    })
+                })
+                .collect(),
+            rack: config.broker_rack.clone(),
+        };
+        // Long enough for an earlier process's session to run out after the
+        // controller (maybe this node) restarted.
+        let patience =
+            Duration::from_millis(config.broker_session_timeout_ms * 2) + Duration::from_secs(5);
+        let epoch = registration::register(&quorum, &me, patience).await?;
+        tracing::info!(epoch, "registered with the controller");
+        let epoch = Arc::new(watch::channel(epoch).0);
+        let stop_heartbeats = watch::channel(false).0;
+        tokio::spawn(registration::heartbeat(
+            quorum.clone(),
+            me,
+            epoch.clone(),
+            Duration::from_millis(config.broker_heartbeat_interval_ms),
+            patience,
+            stop_heartbeats.subscribe(),
+        ));
+
+        let cluster_id = cluster_id(&quorum).await;
+        for dir in &config.log_dirs {
+            record_cluster_id(dir, config.node_id, &cluster_id)?;
+        }
+
+        let offsets_topic = offsets_topic(&config, &quorum, &topics).await?;
         let settings = GroupSettings {
             initial_rebalance_delay: Duration::from_millis(config.group_initial_rebalance_delay_ms),
             min_session_timeout: Duration::from_millis(config.group_min_session_timeout_ms),
@@ -84,18 +193,18 @@ impl Node {
                 config.group_consumer_heartbeat_interval_ms,
             ),
         };
-        let offsets_topic = match topics.get(OFFSETS_TOPIC) {
-            Some(t) => t,
-            None => topics.create(&offsets_topic(&config), 1)?,
-        };
         let groups = Arc::new(GroupCoordinator::open(offsets_topic, settings)?);
         Ok(Arc::new(Node {
             config,
             cluster_id,
+            quorum,
             topics,
             groups,
-            producer_ids,
+            producer_ids: ProducerIdAllocator::default(),
+            isr: IsrProposer::default(),
             appended,
+            epoch,
+            stop_heartbeats,
         }))
     }
 
@@ -104,55 +213,176 @@ impl Node {
         self.config.advertised_endpoint(listener)
     }
 
-    /// Brokers currently alive (this one, until the cluster issue lands).
-    pub fn live_brokers(&self) -> usize {
-        1
-    }
-}
-
-/// A fresh cluster id: 16 random bytes in URL-safe base64, as Kafka's are.
-fn new_cluster_id() -> String {
-    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    let bytes = uuid::Uuid::new_v4().into_bytes();
-    let mut bits: u32 = 0;
-    let mut nbits = 0;
-    let mut out = String::with_capacity(22);
-    for b in bytes {
-        bits = (bits << 8) | b as u32;
-        nbits += 8;
-        while nbits >= 6 {
-            nbits -= 6;
-            out.push(ALPHABET[((bits >> nbits) & 63) as usize] as char);
+    /// This broker's replica of a partition; NOT_LEADER_OR_FOLLOWER when
+    /// the partition exists elsewhere, UNKNOWN_TOPIC_OR_PARTITION when not
+    /// at all.
+    pub fn replica(&self, topic: &str, index: i32) -> Result<Arc<Partition>, ResponseError> {
+        let t = self
+            .topics
+            .get(topic)
+            .ok_or(ResponseError::UnknownTopicOrPartition)?;
+        match usize::try_from(index)
+            .ok()
+            .and_then(|i| t.partitions.get(i))
+        {
+            Some(Some(p)) => Ok(p.clone()),
+            Some(None) => Err(ResponseError::NotLeaderOrFollower),
+            None => Err(ResponseError::UnknownTopicOrPartition),
         }
     }
-    if nbits > 0 {
-        out.push(ALPHABET[((bits << (6 - nbits)) & 63) as usize] as char);
+
+    /// The cluster metadata as this broker has applied it.
+    pub fn image(&self) -> Arc<ClusterImage> {
+        self.quorum.view().image
     }
-    out
+
+    /// Sends a change to the active controller and waits until this broker's
+    /// topics reflect it. The outcome, or why there is none.
+    pub async fn change(&self, req: ControllerRequest) -> Result<Applied, String> {
+        match self.quorum.request(req, ADMIN_TIMEOUT).await {
+            Ok(ControllerResponse::Applied { index, applied }) => {
+                if index > 0 && !self.topics.wait_synced(index, ADMIN_TIMEOUT).await {
+                    tracing::warn!(index, "change committed but not yet applied here");
+                }
+                Ok(applied)
+            }
+            Ok(other) => Err(format!("unexpected controller answer {other:?}")),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    /// Moves this broker's leaderships away and leaves the quorum's view of
+    /// live brokers, before the process exits.
+    pub async fn shutdown(&self) {
+        self.stop_heartbeats.send_replace(true);
+        let epoch = *self.epoch.borrow();
+        if registration::controlled_shutdown(
+            &self.quorum,
+            self.config.node_id,
+            epoch,
+            Duration::from_secs(10),
+        )
+        .await
+        {
+            tracing::info!("controlled shutdown: leadership moved away");
+        } else {
+            tracing::warn!("controlled shutdown not confirmed by the controller; stopping anyway");
+        }
+        self.quorum.shutdown().await;
+    }
 }
 
-/// Creates `dir` if needed and checks or writes its `meta.properties`, the
-/// same file Kafka keeps, so a directory is never used by two nodes.
+/// Keeps the topic registry, and the partitions the fetcher follows, in
+/// line with the metadata this node applies.
+async fn follow_metadata(
+    quorum: Arc<Quorum>,
+    topics: Arc<TopicRegistry>,
+    followed: watch::Sender<Followed>,
+) {
+    let mut rx = quorum.subscribe();
+    loop {
+        let view = rx.borrow_and_update().clone();
+        let registry = topics.clone();
+        // Opening replicas reads and recovers logs: keep it off the
+        // request-serving threads.
+        let synced =
+            tokio::task::spawn_blocking(move || registry.sync(&view.image, view.applied_index))
+                .await;
+        match synced {
+            Ok(f) => {
+                followed.send_if_modified(|old| {
+                    let same = old.len() == f.len()
+                        && old.iter().zip(&f).all(|((a, pa), (b, pb))| {
+                            a == b
+                                && pa.len() == pb.len()
+                                && pa.iter().zip(pb).all(|(x, y)| Arc::ptr_eq(x, y))
+                        });
+                    if !same {
+                        *old = f;
+                    }
+                    !same
+                });
+            }
+            Err(e) => tracing::error!(error = %e, "applying metadata to the topic registry failed"),
+        }
+        if rx.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+/// The cluster id, once the first active controller has set it.
+async fn cluster_id(quorum: &Quorum) -> String {
+    let mut rx = quorum.subscribe();
+    loop {
+        let id = rx.borrow_and_update().image.cluster_id.clone();
+        if !id.is_empty() {
+            return id;
+        }
+        if rx.changed().await.is_err() {
+            return String::new();
+        }
+    }
+}
+
 /// The internal topic of committed offsets, as Kafka sets it up: kept
 /// forever (superseded records are dropped by the coordinator's
-/// checkpoints), with segments and batches sized for it.
-fn offsets_topic(config: &BrokerConfig) -> NewTopic {
-    NewTopic {
-        name: OFFSETS_TOPIC.to_string(),
-        partitions: config.offsets_topic_num_partitions,
-        replication_factor: 1,
-        configs: [
-            ("retention.ms", "-1"),
-            ("segment.bytes", "104857600"),
-            ("max.message.bytes", "10485760"),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect(),
+/// checkpoints), with segments and batches sized for it, replicated on
+/// `offsets.topic.replication.factor` brokers (at most the number of
+/// voters, so a lone node works). Created by the first broker that needs it;
+/// the others wait until their registry holds it.
+async fn offsets_topic(
+    config: &BrokerConfig,
+    quorum: &Quorum,
+    topics: &TopicRegistry,
+) -> Result<Arc<crate::topic::Topic>, StartError> {
+    let rf = config
+        .offsets_topic_replication_factor
+        .min(config.voters.len() as i16)
+        .max(1);
+    loop {
+        if let Some(t) = topics.get(OFFSETS_TOPIC) {
+            return Ok(t);
+        }
+        let req = ControllerRequest::CreateTopic {
+            name: OFFSETS_TOPIC.to_string(),
+            partitions: config.offsets_topic_num_partitions,
+            replication_factor: rf,
+            configs: [
+                ("retention.ms", "-1"),
+                ("segment.bytes", "104857600"),
+                ("max.message.bytes", "10485760"),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+            assignment: None,
+            validate_only: false,
+        };
+        match quorum.request(req, ADMIN_TIMEOUT).await {
+            Ok(ControllerResponse::Applied {
+                index,
+                applied: Applied::Done | Applied::Refused(Refusal::TopicExists(_)),
+            }) => {
+                topics.wait_synced(index, ADMIN_TIMEOUT).await;
+            }
+            Ok(ControllerResponse::Applied {
+                applied: Applied::Refused(Refusal::InvalidReplicationFactor(why)),
+                ..
+            }) => {
+                tracing::info!(%why, "waiting for brokers to create {OFFSETS_TOPIC}");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            Ok(other) => return Err(StartError::OffsetsTopic(format!("{other:?}"))),
+            Err(e) => return Err(StartError::OffsetsTopic(e.to_string())),
+        }
     }
 }
 
-fn claim_log_dir(dir: &Path, node_id: i32, cluster_id: Option<&str>) -> Result<String, StartError> {
+/// Creates `dir` if needed and checks its `meta.properties` (the same file
+/// Kafka keeps) names this node, so a directory is never used by two nodes.
+/// Returns the cluster id it records, if any.
+fn claim_log_dir(dir: &Path, node_id: i32) -> Result<Option<String>, StartError> {
     let io = |source| StartError::LogDir {
         path: dir.to_path_buf(),
         source,
@@ -167,26 +397,40 @@ fn claim_log_dir(dir: &Path, node_id: i32, cluster_id: Option<&str>) -> Result<S
                 .map(|p| p.value.clone())
                 .unwrap_or_default();
             if found != node_id.to_string() {
-                return Err(StartError::WrongNode {
+                return Err(StartError::WrongOwner {
                     path: dir.to_path_buf(),
-                    found,
-                    expected: node_id,
+                    found: format!("node {found}"),
+                    expected: format!("node.id={node_id}"),
                 });
             }
-            Ok(props
-                .get("cluster.id")
-                .map(|p| p.value.clone())
-                .unwrap_or_else(new_cluster_id))
+            Ok(props.get("cluster.id").map(|p| p.value.clone()))
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let id = cluster_id
-                .map(str::to_string)
-                .unwrap_or_else(new_cluster_id);
-            let text = format!("version=1\ncluster.id={id}\nnode.id={node_id}\n");
+            let text = format!("version=1\nnode.id={node_id}\n");
             std::fs::write(&meta, text).map_err(io)?;
-            Ok(id)
+            Ok(None)
         }
         Err(e) => Err(io(e)),
+    }
+}
+
+/// Records the cluster id in `dir`'s `meta.properties`, refusing a
+/// directory that belongs to another cluster.
+fn record_cluster_id(dir: &Path, node_id: i32, cluster_id: &str) -> Result<(), StartError> {
+    match claim_log_dir(dir, node_id)? {
+        Some(found) if found == cluster_id => Ok(()),
+        Some(found) => Err(StartError::WrongOwner {
+            path: dir.to_path_buf(),
+            found: format!("cluster {found}"),
+            expected: format!("cluster {cluster_id}"),
+        }),
+        None => {
+            let text = format!("version=1\ncluster.id={cluster_id}\nnode.id={node_id}\n");
+            std::fs::write(dir.join("meta.properties"), text).map_err(|source| StartError::LogDir {
+                path: dir.to_path_buf(),
+                source,
+            })
+        }
     }
 }
 
@@ -195,22 +439,21 @@ mod tests {
     use super::*;
 
     #[test]
-    fn cluster_ids_look_like_kafkas() {
-        let id = new_cluster_id();
-        assert_eq!(id.len(), 22);
-        assert!(id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
-    }
-
-    #[test]
-    fn a_log_dir_is_claimed_once() {
+    fn a_log_dir_belongs_to_one_node_and_one_cluster() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let first = claim_log_dir(dir.path(), 1, None).expect("claim");
-        assert_eq!(claim_log_dir(dir.path(), 1, None).expect("again"), first);
+        assert_eq!(claim_log_dir(dir.path(), 1).expect("claim"), None);
+        record_cluster_id(dir.path(), 1, "abc").expect("record");
+        assert_eq!(
+            claim_log_dir(dir.path(), 1).expect("again").as_deref(),
+            Some("abc")
+        );
         assert!(matches!(
-            claim_log_dir(dir.path(), 2, None),
-            Err(StartError::WrongNode { .. })
+            claim_log_dir(dir.path(), 2),
+            Err(StartError::WrongOwner { .. })
+        ));
+        assert!(matches!(
+            record_cluster_id(dir.path(), 1, "other"),
+            Err(StartError::WrongOwner { .. })
         ));
     }
 }

@@ -13,7 +13,7 @@ use gregor_broker::config::BrokerConfig;
 use gregor_broker::log::batch;
 use gregor_broker::node::Node;
 use gregor_broker::protocol::{handle_frame, versions, ConnectionInfo};
-use gregor_broker::topic::NewTopic;
+use gregor_broker::topic::{changes, NewTopic};
 
 const TOPIC: &str = "sweep";
 
@@ -277,19 +277,17 @@ async fn every_advertised_version_answers() {
     let path = dir.path().join("server.properties");
     std::fs::write(&path, text).expect("write config");
     let config = BrokerConfig::load(&path, Vec::new()).expect("config");
-    let node: Arc<Node> = Node::start(config).expect("node");
-    let topic = node
-        .topics
-        .create(
-            &NewTopic {
-                name: TOPIC.to_string(),
-                partitions: 2,
-                replication_factor: 1,
-                configs: Default::default(),
-            },
-            1,
-        )
+    let node: Arc<Node> = Node::start(config).await.expect("node");
+    let new = NewTopic {
+        name: TOPIC.to_string(),
+        partitions: 2,
+        replication_factor: 1,
+        configs: Default::default(),
+    };
+    changes::create(&node, &new, None, false)
+        .await
         .expect("create topic");
+    let topic = node.topics.get(TOPIC).expect("topic");
 
     for &(api, min, max) in versions::SUPPORTED {
         for version in min..=max {

@@ -7,6 +7,7 @@
 
 pub mod listener;
 pub mod properties;
+pub mod quorum;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -93,6 +94,30 @@ pub struct BrokerConfig {
     pub advertised: BTreeMap<String, Endpoint>,
     /// `inter.broker.listener.name`
     pub inter_broker_listener: String,
+    /// `controller.listener.names`: the listener the metadata quorum uses,
+    /// if this node has one (a lone node needs none).
+    pub controller_listener: Option<String>,
+    /// `controller.quorum.voters`: node id → `host:port` of its controller
+    /// listener. Without the setting, this node alone.
+    pub voters: BTreeMap<i32, String>,
+    /// `controller.quorum.election.timeout.ms`
+    pub controller_election_timeout_ms: u64,
+    /// `broker.session.timeout.ms`: silence after which a broker is fenced.
+    pub broker_session_timeout_ms: u64,
+    /// `broker.heartbeat.interval.ms`
+    pub broker_heartbeat_interval_ms: u64,
+    /// `broker.rack`
+    pub broker_rack: Option<String>,
+    /// `replica.lag.time.max.ms`: a follower behind for longer leaves the ISR.
+    pub replica_lag_time_max_ms: u64,
+    /// `replica.fetch.wait.max.ms`
+    pub replica_fetch_wait_max_ms: u64,
+    /// `replica.fetch.max.bytes`
+    pub replica_fetch_max_bytes: i32,
+    /// `replica.fetch.response.max.bytes`
+    pub replica_fetch_response_max_bytes: i32,
+    /// `metadata.log.dir` (default: the first of `log.dirs`).
+    pub metadata_log_dir: PathBuf,
     /// `log.dirs` (or `log.dir`)
     pub log_dirs: Vec<PathBuf>,
     /// `num.partitions`
@@ -115,6 +140,8 @@ pub struct BrokerConfig {
     pub group_max_session_timeout_ms: u64,
     /// `offsets.topic.num.partitions`
     pub offsets_topic_num_partitions: i32,
+    /// `offsets.topic.replication.factor`
+    pub offsets_topic_replication_factor: i16,
     /// `group.consumer.session.timeout.ms`
     pub group_consumer_session_timeout_ms: u64,
     /// `group.consumer.heartbeat.interval.ms`
@@ -134,15 +161,10 @@ const ACCEPTED_AND_IGNORED: &[&str] = &[
     "background.threads",
     "socket.send.buffer.bytes",
     "socket.receive.buffer.bytes",
-    "offsets.topic.replication.factor",
     "transaction.state.log.replication.factor",
     "transaction.state.log.min.isr",
     "share.coordinator.state.topic.replication.factor",
     "share.coordinator.state.topic.min.isr",
-    "process.roles",
-    "controller.listener.names",
-    "controller.quorum.voters",
-    "controller.quorum.bootstrap.servers",
 ];
 
 /// Tracks which keys have been consumed so leftovers can be reported.
@@ -252,14 +274,45 @@ impl BrokerConfig {
             Some(p) => listener::parse_advertised(&p, &listeners)?,
             None => listener::advertise_bound(&listeners),
         };
+        let controller_listener =
+            quorum::controller_listener(s.string("controller.listener.names"), &listeners)?;
+        let advertised = advertised
+            .into_iter()
+            .filter(|(name, _)| Some(name) != controller_listener.as_ref())
+            .collect();
+        if let Some(p) = s.string("process.roles") {
+            quorum::check_roles(&p)?;
+        }
+        if let Some(p) = s.string("controller.quorum.bootstrap.servers") {
+            return Err(invalid(
+                &p,
+                "the quorum's members are fixed: list them in controller.quorum.voters".into(),
+            ));
+        }
+        let voters = quorum::voters(
+            s.string("controller.quorum.voters"),
+            node_id,
+            controller_listener.as_deref(),
+            &listeners,
+        )?;
         let inter_broker_listener = match s.string("inter.broker.listener.name") {
+            Some(p) if Some(&p.value) == controller_listener.as_ref() => {
+                return Err(invalid(
+                    &p,
+                    "the controller listener serves the quorum only".into(),
+                ))
+            }
             Some(p) if listeners.iter().any(|l| l.name == p.value) => p.value,
             Some(p) => return Err(invalid(&p, "no listener has this name".into())),
             None => listeners
-                .first()
+                .iter()
                 .map(|l| l.name.clone())
+                .find(|n| Some(n) != controller_listener.as_ref())
                 .unwrap_or_default(),
         };
+        if listeners.len() == usize::from(controller_listener.is_some()) {
+            return Err(ConfigError::Missing("listeners"));
+        }
 
         let log_dirs = s
             .string("log.dirs")
@@ -314,11 +367,34 @@ impl BrokerConfig {
             min_insync_replicas: s.int("min.insync.replicas", 1i32, 1)?,
         };
 
+        let metadata_log_dir = s
+            .string("metadata.log.dir")
+            .map(|p| PathBuf::from(p.value))
+            .unwrap_or_else(|| dirs[0].clone());
         let config = BrokerConfig {
             node_id,
             listeners,
             advertised,
             inter_broker_listener,
+            controller_listener,
+            voters,
+            controller_election_timeout_ms: s.int(
+                "controller.quorum.election.timeout.ms",
+                1000u64,
+                10,
+            )?,
+            broker_session_timeout_ms: s.int("broker.session.timeout.ms", 9000u64, 1)?,
+            broker_heartbeat_interval_ms: s.int("broker.heartbeat.interval.ms", 2000u64, 1)?,
+            broker_rack: s.string("broker.rack").map(|p| p.value),
+            replica_lag_time_max_ms: s.int("replica.lag.time.max.ms", 30_000u64, 1)?,
+            replica_fetch_wait_max_ms: s.int("replica.fetch.wait.max.ms", 500u64, 0)?,
+            replica_fetch_max_bytes: s.int("replica.fetch.max.bytes", 1_048_576i32, 1)?,
+            replica_fetch_response_max_bytes: s.int(
+                "replica.fetch.response.max.bytes",
+                10_485_760i32,
+                1,
+            )?,
+            metadata_log_dir,
             log_dirs: dirs,
             num_partitions: s.int("num.partitions", 1i32, 1)?,
             default_replication_factor: s.int("default.replication.factor", 1i16, 1)?,
@@ -334,6 +410,7 @@ impl BrokerConfig {
             group_min_session_timeout_ms: s.int("group.min.session.timeout.ms", 6000u64, 1)?,
             group_max_session_timeout_ms: s.int("group.max.session.timeout.ms", 1_800_000u64, 1)?,
             offsets_topic_num_partitions: s.int("offsets.topic.num.partitions", 50i32, 1)?,
+            offsets_topic_replication_factor: s.int("offsets.topic.replication.factor", 3i16, 1)?,
             group_consumer_session_timeout_ms: s.int(
                 "group.consumer.session.timeout.ms",
                 45_000u64,
@@ -364,6 +441,13 @@ impl BrokerConfig {
     /// The advertised endpoint of the named listener.
     pub fn advertised_endpoint(&self, listener: &str) -> Option<&Endpoint> {
         self.advertised.get(listener)
+    }
+
+    /// The listeners that speak the Kafka protocol (all but the controller's).
+    pub fn kafka_listeners(&self) -> impl Iterator<Item = &Listener> {
+        self.listeners
+            .iter()
+            .filter(|l| Some(&l.name) != self.controller_listener.as_ref())
     }
 }
 

@@ -46,6 +46,12 @@ pub enum OffsetStoreError {
         /// Cause.
         source: PartitionError,
     },
+    /// This broker holds no replica of the group's partition.
+    #[error("__consumer_offsets partition {partition} has no replica on this broker")]
+    NotLocal {
+        /// Partition index.
+        partition: i32,
+    },
     /// Stored records could not be decoded.
     #[error("__consumer_offsets partition {partition}: undecodable records: {reason}")]
     Decode {
@@ -79,7 +85,7 @@ impl OffsetStore {
             superseded: 0,
         };
         let mut records = 0usize;
-        for p in store.topic.partitions.clone() {
+        for p in store.topic.local().cloned().collect::<Vec<_>>() {
             records += store.replay(&p)?;
         }
         store.superseded = records.saturating_sub(store.live_count());
@@ -95,8 +101,8 @@ impl OffsetStore {
         let mut offset = p.watermarks().log_start_offset;
         let mut count = 0;
         loop {
-            let (data, marks) = p.read(offset, 1 << 20, true).map_err(fail)?;
-            if data.is_empty() || offset >= marks.high_watermark {
+            let (data, marks) = p.read(offset, 1 << 20, true, true).map_err(fail)?;
+            if data.is_empty() || offset >= marks.log_end_offset {
                 return Ok(count);
             }
             let mut buf = data;
@@ -190,9 +196,13 @@ impl OffsetStore {
         self.groups.keys()
     }
 
-    fn partition_of(&self, group: &str) -> &Arc<Partition> {
+    fn partition_of(&self, group: &str) -> Result<&Arc<Partition>, OffsetStoreError> {
         let index = offset_records::partition_for(group, self.topic.partitions.len() as i32);
-        &self.topic.partitions[index as usize]
+        self.topic
+            .partitions
+            .get(index as usize)
+            .and_then(|p| p.as_ref())
+            .ok_or(OffsetStoreError::NotLocal { partition: index })
     }
 
     /// Records commits of one group, all in one batch.
@@ -263,7 +273,7 @@ impl OffsetStore {
 
     /// Forces the offsets topic to disk.
     pub fn sync(&self) -> Result<(), OffsetStoreError> {
-        for p in &self.topic.partitions {
+        for p in self.topic.local() {
             p.flush().map_err(|source| OffsetStoreError::Partition {
                 partition: p.index,
                 source,
@@ -278,7 +288,7 @@ impl OffsetStore {
         entries: Vec<(Bytes, Option<Bytes>)>,
     ) -> Result<(), OffsetStoreError> {
         for chunk in entries.chunks(BATCH_RECORDS) {
-            append(self.partition_of(group), chunk.to_vec())?;
+            append(self.partition_of(group)?, chunk.to_vec())?;
         }
         Ok(())
     }
@@ -292,7 +302,7 @@ impl OffsetStore {
         }
         let now = now_ms();
         let count = self.topic.partitions.len() as i32;
-        for p in &self.topic.partitions {
+        for p in self.topic.local() {
             let fail = |source| OffsetStoreError::Partition {
                 partition: p.index,
                 source,
@@ -353,24 +363,38 @@ fn append(p: &Partition, entries: Vec<(Bytes, Option<Bytes>)>) -> Result<(), Off
 mod tests {
     use super::*;
     use crate::config::LogDefaults;
-    use crate::topic::{NewTopic, TopicRegistry};
+    use crate::metadata::image::ClusterImage;
+    use crate::metadata::records::MetadataRecord;
+    use crate::topic::TopicRegistry;
 
+    /// A registry on `dir` holding the offsets topic (3 partitions) on
+    /// broker 1, as the metadata log would create it.
     fn registry(dir: &std::path::Path) -> (TopicRegistry, Arc<Topic>) {
         let appended = Arc::new(tokio::sync::watch::channel(0u64).0);
-        let topics = TopicRegistry::open(&[dir.to_path_buf()], LogDefaults::for_tests(), appended)
-            .expect("open");
-        let topic = match topics.get(OFFSETS_TOPIC) {
-            Some(t) => t,
-            None => {
-                let new = NewTopic {
-                    name: OFFSETS_TOPIC.into(),
-                    partitions: 3,
-                    replication_factor: 1,
-                    configs: Default::default(),
-                };
-                topics.create(&new, 1).expect("create")
-            }
-        };
+        let topics =
+            TopicRegistry::new(1, &[dir.to_path_buf()], LogDefaults::for_tests(), appended);
+        let mut image = ClusterImage::default();
+        image.apply(
+            1,
+            &MetadataRecord::RegisterBroker {
+                id: 1,
+                incarnation: uuid::Uuid::from_u128(1),
+                endpoints: vec![],
+                rack: None,
+            },
+        );
+        image.apply(2, &MetadataRecord::UnfenceBroker { id: 1, epoch: 1 });
+        image.apply(
+            3,
+            &MetadataRecord::CreateTopic {
+                name: OFFSETS_TOPIC.into(),
+                id: uuid::Uuid::from_u128(1),
+                configs: Default::default(),
+                assignment: vec![vec![1]; 3],
+            },
+        );
+        topics.sync(&image, 3);
+        let topic = topics.get(OFFSETS_TOPIC).expect("offsets topic");
         (topics, topic)
     }
 
@@ -418,7 +442,9 @@ mod tests {
             s.commit("busy", vec![("t".into(), i % 2, c(i as i64))])
                 .expect("commit");
         }
-        let p = &topic.partitions[offset_records::partition_for("busy", 3) as usize];
+        let p = topic.partitions[offset_records::partition_for("busy", 3) as usize]
+            .as_ref()
+            .expect("local");
         let marks = p.watermarks();
         assert!(marks.log_start_offset > 0, "nothing was dropped: {marks:?}");
         // A checkpoint ran near 10 000 superseded records; 2 000 came after.

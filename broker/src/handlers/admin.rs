@@ -19,7 +19,7 @@ use super::errors::topic_error;
 use super::text;
 use crate::group::offsets::OFFSETS_TOPIC;
 use crate::node::Node;
-use crate::topic::{config, NewTopic, TopicError};
+use crate::topic::{changes, config, NewTopic};
 
 /// Kafka's DescribeConfigs/CreateTopics source code for a topic override.
 const SOURCE_TOPIC: i8 = 1;
@@ -27,7 +27,7 @@ const SOURCE_TOPIC: i8 = 1;
 const SOURCE_DEFAULT: i8 = 5;
 
 /// Creates topics (or, with `validate_only`, only checks them).
-pub fn create_topics(
+pub async fn create_topics(
     node: &Arc<Node>,
     req: CreateTopicsRequest,
     version: i16,
@@ -81,22 +81,14 @@ pub fn create_topics(
             replication_factor,
             configs,
         };
-        let unknown_broker = t
-            .assignments
-            .iter()
-            .flat_map(|a| a.broker_ids.iter())
-            .find(|b| b.0 != node.config.node_id);
-        let result = match unknown_broker {
-            Some(b) => Err(TopicError::InvalidReplicationFactor(format!(
-                "replica assignment names broker {}, which does not exist",
-                b.0
-            ))),
-            None if req.validate_only => node
-                .topics
-                .validate(&new, node.live_brokers())
-                .map(|_| Uuid::nil()),
-            None => node.topics.create(&new, node.live_brokers()).map(|t| t.id),
-        };
+        let assignment = (!t.assignments.is_empty()).then(|| {
+            let mut a: Vec<_> = t.assignments.iter().collect();
+            a.sort_by_key(|a| a.partition_index);
+            a.iter()
+                .map(|a| a.broker_ids.iter().map(|b| b.0).collect())
+                .collect()
+        });
+        let result = changes::create(node, &new, assignment, req.validate_only).await;
         match result {
             Ok(id) => {
                 r.topic_id = id;
@@ -133,7 +125,7 @@ pub fn create_topics(
 }
 
 /// Deletes topics by name, or (v6+) by id.
-pub fn delete_topics(node: &Arc<Node>, req: DeleteTopicsRequest) -> DeleteTopicsResponse {
+pub async fn delete_topics(node: &Arc<Node>, req: DeleteTopicsRequest) -> DeleteTopicsResponse {
     let mut resp = DeleteTopicsResponse::default();
     let targets: Vec<(Option<TopicName>, Uuid)> = if req.topics.is_empty() {
         req.topic_names
@@ -164,7 +156,7 @@ pub fn delete_topics(node: &Arc<Node>, req: DeleteTopicsRequest) -> DeleteTopics
             }
             // Committed offsets live there; the coordinator holds it open.
             Some(n) if n == OFFSETS_TOPIC => Err(ResponseError::InvalidRequest),
-            Some(n) => node.topics.delete(&n).map_err(|e| topic_error(&e)),
+            Some(n) => changes::delete(node, &n).await.map_err(|e| topic_error(&e)),
         };
         match result {
             Ok(deleted_id) => r.topic_id = deleted_id,
@@ -176,7 +168,7 @@ pub fn delete_topics(node: &Arc<Node>, req: DeleteTopicsRequest) -> DeleteTopics
 }
 
 /// Grows topics' partition counts.
-pub fn create_partitions(
+pub async fn create_partitions(
     node: &Arc<Node>,
     req: CreatePartitionsRequest,
 ) -> CreatePartitionsResponse {
@@ -190,9 +182,18 @@ pub fn create_partitions(
             r.error_message = Some(text(format!(
                 "the partition count of {OFFSETS_TOPIC} cannot change"
             )));
-        } else if let Err(e) =
-            node.topics
-                .add_partitions(t.name.as_str(), t.count, req.validate_only)
+        } else if let Err(e) = changes::add_partitions(
+            node,
+            t.name.as_str(),
+            t.count,
+            t.assignments.as_ref().map(|a| {
+                a.iter()
+                    .map(|a| a.broker_ids.iter().map(|b| b.0).collect())
+                    .collect()
+            }),
+            req.validate_only,
+        )
+        .await
         {
             r.error_code = topic_error(&e).code();
             r.error_message = Some(text(e.to_string()));

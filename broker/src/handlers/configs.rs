@@ -130,7 +130,7 @@ fn broker_settings(node: &Node) -> Vec<(&'static str, String)> {
 }
 
 /// Validates and applies a topic's complete new override set.
-fn apply(
+async fn apply(
     node: &Node,
     resource_type: i8,
     name: &str,
@@ -155,15 +155,15 @@ fn apply(
     if validate_only {
         return Ok(());
     }
-    node.topics
-        .set_configs(name, configs)
+    crate::topic::changes::set_configs(node, name, configs)
+        .await
         .map_err(|e| (super::errors::topic_error(&e), e.to_string()))?;
     tracing::info!(topic = name, "topic settings changed");
     Ok(())
 }
 
 /// AlterConfigs: replaces a topic's overrides with the given set.
-pub fn alter_configs(node: &Arc<Node>, req: AlterConfigsRequest) -> AlterConfigsResponse {
+pub async fn alter_configs(node: &Arc<Node>, req: AlterConfigsRequest) -> AlterConfigsResponse {
     let mut resp = AlterConfigsResponse::default();
     for res in req.resources {
         let mut r = alter_configs_response::AlterConfigsResourceResponse::default();
@@ -184,7 +184,9 @@ pub fn alter_configs(node: &Arc<Node>, req: AlterConfigsRequest) -> AlterConfigs
             res.resource_name.as_str(),
             configs,
             req.validate_only,
-        ) {
+        )
+        .await
+        {
             r.error_code = code.code();
             r.error_message = Some(text(message));
         }
@@ -194,7 +196,7 @@ pub fn alter_configs(node: &Arc<Node>, req: AlterConfigsRequest) -> AlterConfigs
 }
 
 /// IncrementalAlterConfigs: SET (0) and DELETE (1) single settings.
-pub fn incremental_alter_configs(
+pub async fn incremental_alter_configs(
     node: &Arc<Node>,
     req: IncrementalAlterConfigsRequest,
 ) -> IncrementalAlterConfigsResponse {
@@ -227,8 +229,10 @@ pub fn incremental_alter_configs(
                 }
             }
         }
-        let outcome =
-            outcome.and_then(|_| apply(node, res.resource_type, &name, configs, req.validate_only));
+        let outcome = match outcome {
+            Ok(()) => apply(node, res.resource_type, &name, configs, req.validate_only).await,
+            Err(e) => Err(e),
+        };
         if let Err((code, message)) = outcome {
             r.error_code = code.code();
             r.error_message = Some(text(message));

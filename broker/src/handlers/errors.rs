@@ -3,6 +3,7 @@
 use kafka_protocol::ResponseError;
 
 use crate::log::LogError;
+use crate::metadata::records::Refusal;
 use crate::partition::PartitionError;
 use crate::topic::TopicError;
 
@@ -17,7 +18,26 @@ pub fn topic_error(e: &TopicError) -> ResponseError {
         TopicError::Config(_) => ResponseError::InvalidConfig,
         TopicError::Internal(_) => ResponseError::InvalidRequest,
         TopicError::Partition { source, .. } => partition_error(source),
-        TopicError::Save { .. } => ResponseError::KafkaStorageError,
+        TopicError::Controller(_) => ResponseError::RequestTimedOut,
+        TopicError::Refused(r) => refusal_error(r),
+    }
+}
+
+/// The Kafka error for a change the controller refused.
+pub fn refusal_error(r: &Refusal) -> ResponseError {
+    match r {
+        Refusal::UnknownTopicOrPartition(_) => ResponseError::UnknownTopicOrPartition,
+        Refusal::TopicExists(_) => ResponseError::TopicAlreadyExists,
+        Refusal::StaleBrokerEpoch(_) => ResponseError::StaleBrokerEpoch,
+        Refusal::DuplicateBroker(_) => ResponseError::DuplicateBrokerRegistration,
+        Refusal::FencedLeaderEpoch(_) => ResponseError::FencedLeaderEpoch,
+        Refusal::InvalidUpdateVersion(_) => ResponseError::InvalidUpdateVersion,
+        Refusal::IneligibleReplica(_) => ResponseError::IneligibleReplica,
+        Refusal::InvalidReplicationFactor(_) => ResponseError::InvalidReplicationFactor,
+        Refusal::InvalidReplicaAssignment(_) => ResponseError::InvalidReplicaAssignment,
+        Refusal::PreferredLeaderNotAvailable(_) => ResponseError::PreferredLeaderNotAvailable,
+        Refusal::ElectionNotNeeded(_) => ResponseError::ElectionNotNeeded,
+        Refusal::NoReassignmentInProgress(_) => ResponseError::NoReassignmentInProgress,
     }
 }
 
@@ -28,6 +48,9 @@ pub fn partition_error(e: &PartitionError) -> ResponseError {
         PartitionError::ExtraBytes(_) => ResponseError::InvalidRecord,
         PartitionError::OutOfOrderSequence { .. } => ResponseError::OutOfOrderSequenceNumber,
         PartitionError::StaleEpoch { .. } => ResponseError::InvalidProducerEpoch,
+        PartitionError::NotLeader { .. } => ResponseError::NotLeaderOrFollower,
+        PartitionError::UnknownLeaderEpoch { .. } => ResponseError::UnknownLeaderEpoch,
+        PartitionError::FencedLeaderEpoch { .. } => ResponseError::FencedLeaderEpoch,
     }
 }
 

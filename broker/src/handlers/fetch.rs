@@ -12,6 +12,7 @@ use kafka_protocol::ResponseError;
 
 use super::errors::partition_error;
 use crate::node::Node;
+use crate::partition::ReplicaFetch;
 use crate::protocol::RequestContext;
 
 /// Answers a fetch (no fetch sessions: session id 0 tells clients to send
@@ -50,6 +51,10 @@ fn read_once(
     req: &FetchRequest,
 ) -> (FetchResponse, usize, bool) {
     let mut resp = FetchResponse::default();
+    // A broker copying partitions names itself (v15+ in replica_state).
+    let follower = [req.replica_id.0, req.replica_state.replica_id.0]
+        .into_iter()
+        .find(|id| *id >= 0);
     let mut remaining = req.max_bytes.max(0) as usize;
     let mut total = 0usize;
     let mut errors = false;
@@ -67,37 +72,71 @@ fn read_once(
             if req.isolation_level == 1 {
                 d.aborted_transactions = Some(Vec::new());
             }
-            let partition = name
-                .as_deref()
-                .and_then(|n| node.topics.partition(n, part.partition));
+            let partition = match name.as_deref() {
+                Some(n) => node.replica(n, part.partition),
+                None => Err(ResponseError::UnknownTopicOrPartition),
+            };
             match partition {
-                None => {
+                Err(code) => {
                     errors = true;
                     d.error_code = if known {
-                        ResponseError::UnknownTopicOrPartition.code()
+                        code.code()
                     } else if ctx.api_version >= 13 {
                         ResponseError::UnknownTopicId.code()
                     } else {
                         ResponseError::UnknownTopicOrPartition.code()
                     };
                 }
-                Some(p) => {
+                Ok(p) => {
                     let limit = (part.partition_max_bytes.max(0) as usize).min(remaining);
-                    match p.read(part.fetch_offset, limit, total == 0) {
-                        Ok((records, marks)) => {
-                            d.high_watermark = marks.high_watermark;
-                            d.last_stable_offset = marks.high_watermark;
-                            d.log_start_offset = marks.log_start_offset;
+                    let verdict = match follower {
+                        Some(f) => p
+                            .replica_fetch(
+                                f,
+                                part.current_leader_epoch,
+                                part.fetch_offset,
+                                part.last_fetched_epoch,
+                                node.config.replica_lag_time_max_ms as i64,
+                            )
+                            .map(|(verdict, change)| {
+                                if let Some(change) = change {
+                                    node.isr.propose(
+                                        &node.quorum,
+                                        node.config.node_id,
+                                        &p.topic,
+                                        p.index,
+                                        change,
+                                    );
+                                }
+                                verdict
+                            }),
+                        None => p
+                            .check_leader(part.current_leader_epoch)
+                            .map(|()| ReplicaFetch::Serve),
+                    };
+                    let read = verdict.and_then(|v| match v {
+                        ReplicaFetch::Serve => p
+                            .read(part.fetch_offset, limit, total == 0, follower.is_some())
+                            .map(Some),
+                        ReplicaFetch::Diverging { epoch, end_offset } => {
+                            d.diverging_epoch.epoch = epoch;
+                            d.diverging_epoch.end_offset = end_offset;
+                            Ok(None)
+                        }
+                    });
+                    let marks = p.watermarks();
+                    d.high_watermark = marks.high_watermark;
+                    d.last_stable_offset = marks.high_watermark;
+                    d.log_start_offset = marks.log_start_offset;
+                    match read {
+                        Ok(Some((records, _))) => {
                             remaining = remaining.saturating_sub(records.len());
                             total += records.len();
                             d.records = Some(records);
                         }
+                        Ok(None) => errors = true,
                         Err(e) => {
                             errors = true;
-                            let marks = p.watermarks();
-                            d.high_watermark = marks.high_watermark;
-                            d.last_stable_offset = marks.high_watermark;
-                            d.log_start_offset = marks.log_start_offset;
                             d.error_code = partition_error(&e).code();
                         }
                     }

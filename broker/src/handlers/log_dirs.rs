@@ -30,7 +30,7 @@ pub fn describe_log_dirs(node: &Arc<Node>, req: DescribeLogDirsRequest) -> Descr
         .map(|d| (d.clone(), BTreeMap::new()))
         .collect();
     for topic in node.topics.all() {
-        for p in &topic.partitions {
+        for p in topic.local() {
             let asked = match &wanted {
                 None => true,
                 Some(w) => w

@@ -14,54 +14,75 @@ use kafka_protocol::messages::{
 use kafka_protocol::ResponseError;
 
 use super::text;
+use crate::group::offsets::OFFSETS_TOPIC;
+use crate::metadata::image::{ClusterImage, TopicImage, NO_LEADER};
 use crate::node::Node;
 use crate::protocol::RequestContext;
-use crate::topic::{name, NewTopic, Topic};
+use crate::topic::{changes, name, NewTopic, TopicError};
 
 /// Kafka's marker for "authorized operations not requested".
 const OPERATIONS_OMITTED: i32 = i32::MIN;
 
 /// Answers Metadata, creating requested topics when auto-creation is on.
-pub fn metadata(node: &Arc<Node>, ctx: &RequestContext, req: MetadataRequest) -> MetadataResponse {
+pub async fn metadata(
+    node: &Arc<Node>,
+    ctx: &RequestContext,
+    req: MetadataRequest,
+) -> MetadataResponse {
     let mut resp = MetadataResponse::default();
-    let endpoint = node.endpoint(&ctx.listener);
-    let mut broker = MetadataResponseBroker::default();
-    broker.node_id = BrokerId(node.config.node_id);
-    broker.host = text(endpoint.map(|e| e.host.clone()).unwrap_or_default());
-    broker.port = endpoint.map(|e| e.port as i32).unwrap_or(0);
-    resp.brokers = vec![broker];
     resp.cluster_id = Some(text(node.cluster_id.clone()));
-    resp.controller_id = BrokerId(node.config.node_id);
+    resp.controller_id = BrokerId(node.quorum.active_controller().unwrap_or(-1));
     resp.cluster_authorized_operations = OPERATIONS_OMITTED;
 
     // v0 sends an empty list for "all topics"; v1+ sends null.
     let wanted = match req.topics {
         Some(t) if !(t.is_empty() && ctx.api_version == 0) => t,
         _ => {
-            resp.topics = node
+            let image = node.image();
+            resp.brokers = brokers(&image, &ctx.listener);
+            resp.topics = image
                 .topics
-                .all()
                 .iter()
-                .map(|t| describe(node, t))
+                .map(|(name, t)| describe(&image, name, t))
                 .collect();
             return resp;
         }
     };
     let auto_create = req.allow_auto_topic_creation || ctx.api_version < 4;
+    for t in &wanted {
+        if let Some(n) = &t.name {
+            let name = n.as_str();
+            if node.topics.get(name).is_none()
+                && auto_create
+                && node.config.auto_create_topics
+                && name::validate(name).is_ok()
+            {
+                create(node, name).await;
+            }
+        }
+    }
+    let image = node.image();
+    resp.brokers = brokers(&image, &ctx.listener);
     for t in wanted {
-        let topic = match &t.name {
-            Some(n) => lookup_or_create(
-                node,
-                n.as_str(),
-                auto_create && node.config.auto_create_topics,
-            ),
-            None => node
+        let found = match &t.name {
+            Some(n) => match image.topics.get_key_value(n.as_str()) {
+                Some(found) => Ok(found),
+                None if name::validate(n.as_str()).is_err() => {
+                    Err(ResponseError::InvalidTopicException)
+                }
+                None if auto_create && node.config.auto_create_topics => {
+                    Err(ResponseError::LeaderNotAvailable)
+                }
+                None => Err(ResponseError::UnknownTopicOrPartition),
+            },
+            None => image
                 .topics
-                .get_by_id(t.topic_id)
+                .iter()
+                .find(|(_, topic)| topic.id == t.topic_id)
                 .ok_or(ResponseError::UnknownTopicId),
         };
-        match topic {
-            Ok(topic) => resp.topics.push(describe(node, &topic)),
+        match found {
+            Ok((name, topic)) => resp.topics.push(describe(&image, name, topic)),
             Err(code) => {
                 let mut r = MetadataResponseTopic::default();
                 r.error_code = code.code();
@@ -75,74 +96,92 @@ pub fn metadata(node: &Arc<Node>, ctx: &RequestContext, req: MetadataRequest) ->
     resp
 }
 
-fn lookup_or_create(node: &Node, name: &str, create: bool) -> Result<Arc<Topic>, ResponseError> {
-    if let Some(t) = node.topics.get(name) {
-        return Ok(t);
-    }
-    if name::validate(name).is_err() {
-        return Err(ResponseError::InvalidTopicException);
-    }
-    if !create {
-        return Err(ResponseError::UnknownTopicOrPartition);
-    }
+/// Auto-creates a topic with the broker's defaults.
+async fn create(node: &Node, name: &str) {
     let new = NewTopic {
         name: name.to_string(),
         partitions: node.config.num_partitions,
         replication_factor: node.config.default_replication_factor,
         configs: Default::default(),
     };
-    match node.topics.create(&new, node.live_brokers()) {
-        Ok(t) => Ok(t),
+    match changes::create(node, &new, None, false).await {
         // Another request created it first.
-        Err(crate::topic::TopicError::Exists(_)) => node
-            .topics
-            .get(name)
-            .ok_or(ResponseError::UnknownTopicOrPartition),
-        Err(e) => {
-            tracing::warn!(topic = name, error = %e, "auto-creating topic failed");
-            Err(super::errors::topic_error(&e))
-        }
+        Ok(_) | Err(TopicError::Exists(_)) => {}
+        Err(e) => tracing::warn!(topic = name, error = %e, "auto-creating topic failed"),
     }
 }
 
-fn describe(node: &Node, topic: &Topic) -> MetadataResponseTopic {
-    let me = BrokerId(node.config.node_id);
+/// The live brokers, at their address on `listener`.
+fn brokers(image: &ClusterImage, listener: &str) -> Vec<MetadataResponseBroker> {
+    image
+        .live_brokers()
+        .filter_map(|b| {
+            let e = b.endpoint(listener)?;
+            let mut r = MetadataResponseBroker::default();
+            r.node_id = BrokerId(b.id);
+            r.host = text(e.host.clone());
+            r.port = e.port as i32;
+            r.rack = b.rack.clone().map(text);
+            Some(r)
+        })
+        .collect()
+}
+
+fn describe(image: &ClusterImage, name: &str, topic: &TopicImage) -> MetadataResponseTopic {
+    let ids = |v: &[i32]| v.iter().map(|b| BrokerId(*b)).collect::<Vec<_>>();
     let mut r = MetadataResponseTopic::default();
-    r.name = Some(TopicName(text(topic.name.clone())));
+    r.name = Some(TopicName(text(name.to_string())));
     r.topic_id = topic.id;
-    r.is_internal = topic.name.starts_with("__");
+    r.is_internal = name == OFFSETS_TOPIC;
     r.topic_authorized_operations = OPERATIONS_OMITTED;
     r.partitions = topic
         .partitions
         .iter()
-        .map(|p| {
+        .enumerate()
+        .map(|(i, p)| {
             let mut m = MetadataResponsePartition::default();
-            m.partition_index = p.index;
-            m.leader_id = me;
-            m.leader_epoch = 0;
-            m.replica_nodes = vec![me];
-            m.isr_nodes = vec![me];
+            m.partition_index = i as i32;
+            if p.leader == NO_LEADER {
+                m.error_code = ResponseError::LeaderNotAvailable.code();
+            }
+            m.leader_id = BrokerId(p.leader);
+            m.leader_epoch = p.leader_epoch;
+            m.replica_nodes = ids(&p.replicas);
+            m.isr_nodes = ids(&p.isr);
+            m.offline_replicas = p
+                .replicas
+                .iter()
+                .filter(|r| image.brokers.get(r).is_none_or(|b| b.fenced))
+                .map(|r| BrokerId(*r))
+                .collect();
             m
         })
         .collect();
     r
 }
 
-/// Answers DescribeCluster with this broker's address on the request's listener.
+/// Answers DescribeCluster with the live brokers' addresses on the
+/// request's listener.
 pub fn describe_cluster(
     node: &Arc<Node>,
     ctx: &RequestContext,
     _req: DescribeClusterRequest,
 ) -> DescribeClusterResponse {
     let mut resp = DescribeClusterResponse::default();
-    let endpoint = node.endpoint(&ctx.listener);
-    let mut b = DescribeClusterBroker::default();
-    b.broker_id = BrokerId(node.config.node_id);
-    b.host = text(endpoint.map(|e| e.host.clone()).unwrap_or_default());
-    b.port = endpoint.map(|e| e.port as i32).unwrap_or(0);
-    resp.brokers = vec![b];
+    let image = node.image();
+    resp.brokers = brokers(&image, &ctx.listener)
+        .into_iter()
+        .map(|b| {
+            let mut d = DescribeClusterBroker::default();
+            d.broker_id = b.node_id;
+            d.host = b.host;
+            d.port = b.port;
+            d.rack = b.rack;
+            d
+        })
+        .collect();
     resp.cluster_id = text(node.cluster_id.clone());
-    resp.controller_id = BrokerId(node.config.node_id);
+    resp.controller_id = BrokerId(node.quorum.active_controller().unwrap_or(-1));
     resp.cluster_authorized_operations = OPERATIONS_OMITTED;
     resp
 }

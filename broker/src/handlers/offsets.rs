@@ -16,7 +16,6 @@ use kafka_protocol::messages::{
     DeleteRecordsRequest, DeleteRecordsResponse, ListOffsetsRequest, ListOffsetsResponse,
     OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse,
 };
-use kafka_protocol::ResponseError;
 
 use super::errors::partition_error;
 use crate::node::Node;
@@ -44,12 +43,16 @@ pub fn list_offsets(
             r.timestamp = -1;
             r.offset = -1;
             r.leader_epoch = -1;
-            match node
-                .topics
-                .partition(topic.name.as_str(), part.partition_index)
-            {
-                None => r.error_code = ResponseError::UnknownTopicOrPartition.code(),
-                Some(p) => {
+            let replica = node
+                .replica(topic.name.as_str(), part.partition_index)
+                .and_then(|p| {
+                    p.check_leader(part.current_leader_epoch)
+                        .map(|()| p)
+                        .map_err(|e| partition_error(&e))
+                });
+            match replica {
+                Err(code) => r.error_code = code.code(),
+                Ok(p) => {
                     let marks = p.watermarks();
                     let found = match part.timestamp {
                         LATEST => Ok(Some((marks.high_watermark, -1))),
@@ -65,7 +68,7 @@ pub fn list_offsets(
                             r.timestamp = ts;
                             // Leader epochs appear in v4.
                             if version >= 4 {
-                                r.leader_epoch = 0;
+                                r.leader_epoch = p.epoch_at(offset.saturating_sub(1).max(0));
                             }
                         }
                         Ok(None) => {}
@@ -80,9 +83,8 @@ pub fn list_offsets(
     resp
 }
 
-/// Answers OffsetForLeaderEpoch. Every record so far was written in leader
-/// epoch 0 (a single broker never changes leader), so any epoch at or above
-/// 0 ends at the log end.
+/// Answers OffsetForLeaderEpoch from the leader-epoch history: where the
+/// largest epoch at or below the asked one ends.
 pub fn offset_for_leader_epoch(
     node: &Arc<Node>,
     req: OffsetForLeaderEpochRequest,
@@ -96,16 +98,19 @@ pub fn offset_for_leader_epoch(
             r.partition = part.partition;
             r.leader_epoch = -1;
             r.end_offset = -1;
-            match node.topics.partition(topic.topic.as_str(), part.partition) {
-                None => r.error_code = ResponseError::UnknownTopicOrPartition.code(),
-                Some(_) if part.current_leader_epoch > 0 => {
-                    r.error_code = ResponseError::UnknownLeaderEpoch.code()
+            let found = node
+                .replica(topic.topic.as_str(), part.partition)
+                .and_then(|p| {
+                    p.check_leader(part.current_leader_epoch)
+                        .map(|()| p.end_offset_for(part.leader_epoch))
+                        .map_err(|e| partition_error(&e))
+                });
+            match found {
+                Ok((epoch, end)) => {
+                    r.leader_epoch = epoch;
+                    r.end_offset = end;
                 }
-                Some(p) if part.leader_epoch >= 0 => {
-                    r.leader_epoch = 0;
-                    r.end_offset = p.watermarks().high_watermark;
-                }
-                Some(_) => {}
+                Err(code) => r.error_code = code.code(),
             }
             out.partitions.push(r);
         }
@@ -124,12 +129,16 @@ pub fn delete_records(node: &Arc<Node>, req: DeleteRecordsRequest) -> DeleteReco
             let mut r = DeleteRecordsPartitionResult::default();
             r.partition_index = part.partition_index;
             r.low_watermark = -1;
-            match node
-                .topics
-                .partition(topic.name.as_str(), part.partition_index)
-            {
-                None => r.error_code = ResponseError::UnknownTopicOrPartition.code(),
-                Some(p) => match p.delete_records_before(part.offset) {
+            let replica = node
+                .replica(topic.name.as_str(), part.partition_index)
+                .and_then(|p| {
+                    p.check_leader(-1)
+                        .map(|()| p)
+                        .map_err(|e| partition_error(&e))
+                });
+            match replica {
+                Err(code) => r.error_code = code.code(),
+                Ok(p) => match p.delete_records_before(part.offset) {
                     Ok(low) => r.low_watermark = low,
                     Err(e) => r.error_code = partition_error(&e).code(),
                 },

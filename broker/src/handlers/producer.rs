@@ -10,7 +10,10 @@ use crate::node::Node;
 /// Gives an idempotent producer a fresh id, or bumps the epoch of the id it
 /// already has (KIP-360). Transactional ids are refused until transactions
 /// are built.
-pub fn init_producer_id(node: &Arc<Node>, req: InitProducerIdRequest) -> InitProducerIdResponse {
+pub async fn init_producer_id(
+    node: &Arc<Node>,
+    req: InitProducerIdRequest,
+) -> InitProducerIdResponse {
     let mut resp = InitProducerIdResponse::default();
     resp.producer_id = ProducerId(-1);
     resp.producer_epoch = -1;
@@ -23,14 +26,14 @@ pub fn init_producer_id(node: &Arc<Node>, req: InitProducerIdRequest) -> InitPro
         resp.producer_epoch = req.producer_epoch + 1;
         return resp;
     }
-    match node.producer_ids.next() {
+    match node.producer_ids.next(&node.quorum).await {
         Ok(id) => {
             resp.producer_id = ProducerId(id);
             resp.producer_epoch = 0;
         }
         Err(e) => {
-            tracing::error!(error = %e, "cannot reserve producer ids");
-            resp.error_code = ResponseError::KafkaStorageError.code();
+            tracing::warn!(error = %e, "cannot reserve producer ids");
+            resp.error_code = ResponseError::CoordinatorNotAvailable.code();
         }
     }
     resp

@@ -228,6 +228,83 @@ impl Log {
         })
     }
 
+    /// Appends batches copied from the partition leader: their offsets and
+    /// leader epochs are kept, and must continue this log.
+    pub fn append_replicated(&mut self, records: &[u8]) -> Result<AppendInfo, LogError> {
+        let headers = batch::validate_all(records)?;
+        let (Some(first), Some(last)) = (headers.first(), headers.last()) else {
+            let end = self.log_end_offset();
+            return Ok(AppendInfo {
+                base_offset: end,
+                last_offset: end - 1,
+            });
+        };
+        let end = self.log_end_offset();
+        if first.base_offset != end {
+            return Err(LogError::OffsetOutOfRange {
+                requested: first.base_offset,
+                log_start: self.log_start_offset,
+                log_end: end,
+            });
+        }
+        self.maybe_roll(records.len() as u64)?;
+        let interval = self.config.index_interval_bytes;
+        let active = self
+            .segments
+            .values_mut()
+            .next_back()
+            .expect("a log always has a segment");
+        active.append(records, &headers, interval)?;
+        self.unflushed_messages += (last.last_offset + 1 - first.base_offset) as u64;
+        if self.unflushed_messages >= self.config.flush_messages {
+            self.flush()?;
+        }
+        Ok(AppendInfo {
+            base_offset: first.base_offset,
+            last_offset: last.last_offset,
+        })
+    }
+
+    /// Drops every record at or after `offset` (a follower whose log
+    /// diverged from its leader's).
+    pub fn truncate_to(&mut self, offset: i64) -> Result<(), LogError> {
+        if offset >= self.log_end_offset() {
+            return Ok(());
+        }
+        let doomed: Vec<i64> = self
+            .segments
+            .range(offset.max(0)..)
+            .map(|(b, _)| *b)
+            .collect();
+        for base in doomed {
+            if let Some(seg) = self.segments.remove(&base) {
+                seg.delete()?;
+            }
+        }
+        match self.segments.values_mut().next_back() {
+            Some(seg) => seg.truncate_to(offset)?,
+            None => {
+                let seg = Segment::create(&self.dir, offset, now_ms())?;
+                self.segments.insert(offset, seg);
+            }
+        }
+        self.log_start_offset = self.log_start_offset.min(self.log_end_offset());
+        Ok(())
+    }
+
+    /// Empties the log and restarts it at `offset` (a follower that fell
+    /// behind its leader's log start).
+    pub fn reset_to(&mut self, offset: i64) -> Result<(), LogError> {
+        for (_, seg) in std::mem::take(&mut self.segments) {
+            seg.delete()?;
+        }
+        let seg = Segment::create(&self.dir, offset, now_ms())?;
+        self.segments.insert(offset, seg);
+        self.log_start_offset = offset;
+        std::fs::write(self.dir.join(START_CHECKPOINT), offset.to_string())
+            .map_err(|e| LogError::io(&self.dir, e))
+    }
+
     fn maybe_roll(&mut self, incoming: u64) -> Result<(), LogError> {
         let now = now_ms();
         let active = self.active();
@@ -461,6 +538,57 @@ mod tests {
     fn put(log: &mut Log, values: &[&str], ts: &[i64], c: Compression) -> AppendInfo {
         let mut b = encode(values, ts, c);
         log.append(&mut b, 0).expect("append")
+    }
+
+    #[test]
+    fn a_follower_copies_batches_as_they_are_and_truncates_a_divergent_tail() {
+        // Everything from `from`, segment by segment, as fetches would.
+        fn copy(from: &Log, to: &mut Log, start: i64) {
+            let mut at = start;
+            while at < from.log_end_offset() {
+                let data = from.read(at, 1 << 20, true).expect("read");
+                to.append_replicated(&data).expect("replicate");
+                at = to.log_end_offset();
+            }
+        }
+        fn batches(log: &Log) -> Vec<(i64, i32)> {
+            let mut out = Vec::new();
+            let mut at = 0;
+            while at < log.log_end_offset() {
+                let data = log.read(at, 1 << 20, true).expect("read");
+                for h in batch::validate_all(&data).expect("valid") {
+                    out.push((h.base_offset, h.leader_epoch));
+                    at = h.last_offset + 1;
+                }
+            }
+            out
+        }
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut leader = Log::open(&dir.path().join("l"), small()).expect("open");
+        let mut follower = Log::open(&dir.path().join("f"), small()).expect("open");
+        for i in 0..10 {
+            let mut b = encode(&["x", "y"], &[i, i], Compression::None);
+            leader.append(&mut b, (i / 4) as i32).expect("append");
+        }
+        copy(&leader, &mut follower, 0);
+        assert_eq!(follower.log_end_offset(), 20);
+        assert_eq!(batches(&follower), batches(&leader));
+        assert_eq!(batches(&leader)[9], (18, 2));
+        // Offsets must continue the log.
+        let again = leader.read(4, 1 << 20, true).expect("read");
+        assert!(matches!(
+            follower.append_replicated(&again),
+            Err(LogError::OffsetOutOfRange { .. })
+        ));
+        follower.truncate_to(8).expect("truncate");
+        assert_eq!(follower.log_end_offset(), 8);
+        copy(&leader, &mut follower, 8);
+        assert_eq!(batches(&follower), batches(&leader));
+        follower.truncate_to(0).expect("truncate all");
+        assert_eq!(follower.log_end_offset(), 0);
+        drop(follower);
+        let reopened = Log::open(&dir.path().join("f"), small()).expect("reopen");
+        assert_eq!(reopened.log_end_offset(), 0);
     }
 
     #[test]

@@ -300,6 +300,44 @@ impl Segment {
             .map_err(|e| LogError::io(&self.path, e))
     }
 
+    /// Cuts the segment before the batch holding `offset` (a follower
+    /// dropping records its leader does not have). Its index files are
+    /// removed; they are rewritten when the segment is sealed again.
+    pub fn truncate_to(&mut self, offset: i64) -> Result<(), LogError> {
+        let Some(pos) = self.position_of(offset)? else {
+            return Ok(());
+        };
+        self.file
+            .set_len(pos)
+            .map_err(|e| LogError::io(&self.path, e))?;
+        for suffix in [index::OFFSET_SUFFIX, index::TIME_SUFFIX] {
+            let path = self.path.with_extension(suffix);
+            match std::fs::remove_file(&path) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(LogError::io(&path, e));
+                }
+                _ => {}
+            }
+        }
+        self.index.retain(|e| e.position < pos);
+        self.size = pos;
+        self.next_offset = if pos == 0 {
+            self.base_offset
+        } else {
+            offset.min(self.next_offset)
+        };
+        // The largest timestamp may have been cut; recompute it.
+        self.max_timestamp = -1;
+        let mut at = 0;
+        while at < self.size {
+            let h = self.header_at(at)?;
+            self.max_timestamp = self.max_timestamp.max(h.max_timestamp);
+            self.next_offset = h.last_offset + 1;
+            at += h.size as u64;
+        }
+        Ok(())
+    }
+
     /// Deletes the segment's files.
     pub fn delete(self) -> Result<(), LogError> {
         for suffix in [index::OFFSET_SUFFIX, index::TIME_SUFFIX] {

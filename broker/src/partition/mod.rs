@@ -1,5 +1,6 @@
-//! One partition on this broker: its log, its producers' sequence state, and
-//! the signal that wakes fetches waiting for new data.
+//! One partition replica on this broker: its log, its producers' sequence
+//! state, its leader-epoch history, and its role: leader (tracking its
+//! followers and the high watermark) or follower (copying its leader).
 
 pub mod producer_state;
 
@@ -7,8 +8,13 @@ use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::Bytes;
+use tokio::sync::watch;
 
+use crate::clock::now_ms;
 use crate::log::{batch, Log, LogConfig, LogError};
+use crate::metadata::image::{PartitionImage, NO_LEADER};
+use crate::replication::epochs::EpochHistory;
+use crate::replication::leader::LeaderState;
 use producer_state::{BatchIdentity, Check, ProducerStates};
 
 /// Errors of a partition operation, each mapping to one Kafka error code.
@@ -34,6 +40,28 @@ pub enum PartitionError {
         /// The stale epoch.
         epoch: i16,
     },
+    /// This broker does not lead the partition.
+    #[error("this broker is not the leader of the partition (leader: {leader})")]
+    NotLeader {
+        /// The leader as this broker knows it (-1: none).
+        leader: i32,
+    },
+    /// The client knows a newer leader epoch than this broker.
+    #[error("leader epoch {requested} is newer than this broker's {current}")]
+    UnknownLeaderEpoch {
+        /// The client's epoch.
+        requested: i32,
+        /// This broker's.
+        current: i32,
+    },
+    /// The client's leader epoch is older than the current one.
+    #[error("leader epoch {requested} is older than the current {current}")]
+    FencedLeaderEpoch {
+        /// The client's epoch.
+        requested: i32,
+        /// The current one.
+        current: i32,
+    },
 }
 
 /// What an accepted produce wrote (or had already written).
@@ -41,6 +69,8 @@ pub enum PartitionError {
 pub struct Appended {
     /// First offset of the batch.
     pub base_offset: i64,
+    /// Offset after the batch: the high watermark `acks=all` waits for.
+    pub end_offset: i64,
     /// Log start offset after the write.
     pub log_start_offset: i64,
 }
@@ -48,25 +78,84 @@ pub struct Appended {
 /// Offsets a fetch response reports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Watermarks {
-    /// Next offset to be written; with one replica it is the high watermark.
+    /// Offsets below it are on every in-sync replica; consumers read up to it.
     pub high_watermark: i64,
     /// First offset still stored.
     pub log_start_offset: i64,
+    /// Next offset to be written.
+    pub log_end_offset: i64,
+}
+
+/// What this replica does.
+#[derive(Debug, Clone)]
+enum Role {
+    /// Leads: appends, serves reads, tracks followers.
+    Leader(LeaderState),
+    /// Copies `leader` (or waits for one, `NO_LEADER`).
+    Follower {
+        leader: i32,
+        epoch: i32,
+        high_watermark: i64,
+    },
 }
 
 struct State {
     log: Log,
     producers: ProducerStates,
+    epochs: EpochHistory,
+    role: Role,
 }
 
-/// A partition this broker stores.
+/// Where a follower fetches from, for the fetcher.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FollowerPosition {
+    /// Its leader.
+    pub leader: i32,
+    /// The leader epoch it knows.
+    pub epoch: i32,
+    /// Its log end: where to fetch from.
+    pub fetch_offset: i64,
+    /// The epoch of its last record (-1: empty log).
+    pub last_fetched_epoch: i32,
+}
+
+/// A follower's fetch as the leader judges it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReplicaFetch {
+    /// Serve records from the fetch offset.
+    Serve,
+    /// The follower's log diverges: it must truncate to `end_offset` (the
+    /// end of `epoch` here) before fetching again.
+    Diverging {
+        /// Largest epoch at or below the follower's last one.
+        epoch: i32,
+        /// Where that epoch ends here.
+        end_offset: i64,
+    },
+}
+
+/// An ISR change the leader wants from the controller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IsrChange {
+    /// The leader's epoch.
+    pub leader_epoch: i32,
+    /// The partition epoch it has seen.
+    pub partition_epoch: i32,
+    /// The ISR it wants.
+    pub isr: Vec<i32>,
+}
+
+/// A partition replica this broker stores.
 pub struct Partition {
     /// Topic name.
     pub topic: String,
     /// Partition index.
     pub index: i32,
+    /// This broker.
+    me: i32,
     state: Mutex<State>,
     appended: Arc<tokio::sync::watch::Sender<u64>>,
+    high_watermark: watch::Sender<i64>,
 }
 
 impl Partition {
@@ -75,18 +164,120 @@ impl Partition {
     pub fn open(
         topic: &str,
         index: i32,
+        me: i32,
         dir: &Path,
         config: LogConfig,
         appended: Arc<tokio::sync::watch::Sender<u64>>,
     ) -> Result<Self, PartitionError> {
         let log = Log::open(dir, config)?;
-        let producers = rebuild_producers(&log)?;
+        let (producers, epochs) = rebuild_state(&log)?;
         Ok(Partition {
             topic: topic.to_string(),
             index,
-            state: Mutex::new(State { log, producers }),
+            me,
+            state: Mutex::new(State {
+                log,
+                producers,
+                epochs,
+                role: Role::Follower {
+                    leader: NO_LEADER,
+                    epoch: -1,
+                    high_watermark: 0,
+                },
+            }),
             appended,
+            high_watermark: watch::channel(0).0,
         })
+    }
+
+    /// Takes the role the metadata gives this replica. Returns where to
+    /// fetch from when it is (now) a follower.
+    pub fn apply(&self, image: &PartitionImage) -> Option<FollowerPosition> {
+        let now = now_ms();
+        let mut state = self.lock();
+        let log_end = state.log.log_end_offset();
+        let current_hw = high_watermark(&state);
+        match &mut state.role {
+            Role::Leader(l) if image.leader == self.me && l.epoch == image.leader_epoch => {
+                if l.partition_epoch != image.partition_epoch {
+                    l.update(
+                        image.partition_epoch,
+                        image.replicas.clone(),
+                        image.isr.clone(),
+                        now,
+                    );
+                    l.advance(log_end);
+                }
+            }
+            _ if image.leader == self.me => {
+                state.epochs.assign(image.leader_epoch, log_end);
+                tracing::info!(topic = %self.topic, partition = self.index, epoch = image.leader_epoch, log_end, "leading");
+                state.role =
+                    Role::Leader(LeaderState::new(self.me, image, log_end, current_hw, now));
+            }
+            _ => {
+                state.role = Role::Follower {
+                    leader: image.leader,
+                    epoch: image.leader_epoch,
+                    high_watermark: current_hw.min(log_end),
+                };
+            }
+        }
+        let hw = high_watermark(&state);
+        let position = self.follower_position(&state);
+        drop(state);
+        self.publish_hw(hw);
+        position
+    }
+
+    fn follower_position(&self, state: &State) -> Option<FollowerPosition> {
+        match state.role {
+            Role::Follower { leader, epoch, .. } if leader != NO_LEADER => Some(FollowerPosition {
+                leader,
+                epoch,
+                fetch_offset: state.log.log_end_offset(),
+                last_fetched_epoch: state.epochs.latest(),
+            }),
+            _ => None,
+        }
+    }
+
+    /// Where this follower fetches from now (`None` when leading).
+    pub fn position(&self) -> Option<FollowerPosition> {
+        self.follower_position(&self.lock())
+    }
+
+    fn publish_hw(&self, hw: i64) {
+        let moved = self.high_watermark.send_if_modified(|old| {
+            if *old != hw {
+                *old = hw;
+                true
+            } else {
+                false
+            }
+        });
+        if moved {
+            self.appended.send_modify(|n| *n = n.wrapping_add(1));
+        }
+    }
+
+    /// Follows the high watermark (for `acks=all`).
+    pub fn subscribe_high_watermark(&self) -> watch::Receiver<i64> {
+        self.high_watermark.subscribe()
+    }
+
+    /// The in-sync replicas when leading, for `min.insync.replicas`.
+    pub fn isr_size(&self) -> Option<usize> {
+        match &self.lock().role {
+            Role::Leader(l) => Some(l.isr.len()),
+            Role::Follower { .. } => None,
+        }
+    }
+
+    /// Checks a client's view of the leader (`current_leader_epoch`, -1 for
+    /// none) against this replica: it must be the leader, in that epoch.
+    pub fn check_leader(&self, current_leader_epoch: i32) -> Result<(), PartitionError> {
+        check_leader(&self.lock(), current_leader_epoch)
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -95,7 +286,8 @@ impl Partition {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Appends one produced batch, de-duplicating idempotent retries.
+    /// Appends one produced batch as leader, de-duplicating idempotent
+    /// retries.
     pub fn append(&self, records: &mut [u8]) -> Result<Appended, PartitionError> {
         // The header alone decides de-duplication; the log validates the
         // whole batch (CRC, records) once, when it is really appended.
@@ -110,6 +302,11 @@ impl Partition {
             record_count: h.record_count,
         };
         let mut state = self.lock();
+        check_leader(&state, -1)?;
+        let epoch = match &state.role {
+            Role::Leader(l) => l.epoch,
+            Role::Follower { .. } => -1,
+        };
         let base_offset = match state.producers.check(&id) {
             Check::Duplicate { base_offset } => base_offset,
             Check::OutOfOrder => {
@@ -124,31 +321,190 @@ impl Partition {
                 })
             }
             Check::Append => {
-                let info = state.log.append(records, 0)?;
+                let info = state.log.append(records, epoch)?;
                 state.producers.record(&id, info.base_offset);
                 info.base_offset
             }
         };
+        let end_offset = base_offset + i64::from(h.record_count.max(1));
         let log_start_offset = state.log.log_start_offset();
+        let log_end = state.log.log_end_offset();
+        if let Role::Leader(l) = &mut state.role {
+            l.advance(log_end);
+        }
+        let hw = high_watermark(&state);
         drop(state);
         self.appended.send_modify(|n| *n = n.wrapping_add(1));
+        self.publish_hw(hw);
         Ok(Appended {
             base_offset,
+            end_offset,
             log_start_offset,
         })
     }
 
+    /// A follower's fetch, judged by the leader: whether its log diverges,
+    /// else its progress is recorded. Returns the verdict and an ISR change
+    /// to ask for, if its progress calls for one.
+    pub fn replica_fetch(
+        &self,
+        follower: i32,
+        current_leader_epoch: i32,
+        fetch_offset: i64,
+        last_fetched_epoch: i32,
+        max_lag_ms: i64,
+    ) -> Result<(ReplicaFetch, Option<IsrChange>), PartitionError> {
+        let now = now_ms();
+        let mut state = self.lock();
+        check_leader(&state, current_leader_epoch)?;
+        let log_end = state.log.log_end_offset();
+        if last_fetched_epoch >= 0 {
+            let (epoch, end_offset) = state.epochs.end_offset_for(last_fetched_epoch, log_end);
+            if epoch != last_fetched_epoch || end_offset < fetch_offset {
+                return Ok((ReplicaFetch::Diverging { epoch, end_offset }, None));
+            }
+        }
+        let Role::Leader(l) = &mut state.role else {
+            return Err(PartitionError::NotLeader { leader: NO_LEADER });
+        };
+        l.on_fetch(follower, fetch_offset, log_end, now);
+        let change = l.wanted_isr(now, max_lag_ms).map(|isr| IsrChange {
+            leader_epoch: l.epoch,
+            partition_epoch: l.partition_epoch,
+            isr,
+        });
+        let hw = l.high_watermark;
+        drop(state);
+        self.publish_hw(hw);
+        Ok((ReplicaFetch::Serve, change))
+    }
+
+    /// The ISR change the leader wants now, if any (lagging followers).
+    pub fn isr_change(&self, max_lag_ms: i64) -> Option<IsrChange> {
+        match &self.lock().role {
+            Role::Leader(l) => l.wanted_isr(now_ms(), max_lag_ms).map(|isr| IsrChange {
+                leader_epoch: l.epoch,
+                partition_epoch: l.partition_epoch,
+                isr,
+            }),
+            Role::Follower { .. } => None,
+        }
+    }
+
+    /// Appends batches fetched from the leader (as follower, at `epoch`)
+    /// and takes its high watermark.
+    pub fn append_replicated(
+        &self,
+        epoch: i32,
+        records: &[u8],
+        leader_high_watermark: i64,
+    ) -> Result<(), PartitionError> {
+        let mut state = self.lock();
+        match state.role {
+            Role::Follower { epoch: e, .. } if e == epoch => {}
+            _ => {
+                return Err(PartitionError::FencedLeaderEpoch {
+                    requested: epoch,
+                    current: -1,
+                })
+            }
+        }
+        if !records.is_empty() {
+            let headers = batch::validate_all(records).map_err(LogError::from)?;
+            state.log.append_replicated(records)?;
+            for h in &headers {
+                state.epochs.assign(h.leader_epoch, h.base_offset);
+                state.producers.record(
+                    &BatchIdentity {
+                        producer_id: h.producer_id,
+                        producer_epoch: h.producer_epoch,
+                        base_sequence: h.base_sequence,
+                        record_count: h.record_count,
+                    },
+                    h.base_offset,
+                );
+            }
+        }
+        let log_end = state.log.log_end_offset();
+        if let Role::Follower { high_watermark, .. } = &mut state.role {
+            *high_watermark = leader_high_watermark.min(log_end).max(*high_watermark);
+        }
+        let hw = high_watermark(&state);
+        drop(state);
+        if !records.is_empty() {
+            self.appended.send_modify(|n| *n = n.wrapping_add(1));
+        }
+        self.publish_hw(hw);
+        Ok(())
+    }
+
+    /// Drops records at or after `offset`: a follower whose log diverged
+    /// from its leader's.
+    pub fn truncate_to(&self, offset: i64) -> Result<(), PartitionError> {
+        let mut state = self.lock();
+        let before = state.log.log_end_offset();
+        if offset >= before {
+            return Ok(());
+        }
+        state.log.truncate_to(offset)?;
+        state.epochs.truncate_from(offset);
+        let (producers, _) = rebuild_state(&state.log)?;
+        state.producers = producers;
+        if let Role::Follower { high_watermark, .. } = &mut state.role {
+            *high_watermark = (*high_watermark).min(offset);
+        }
+        tracing::warn!(topic = %self.topic, partition = self.index, from = before, to = offset, "truncated a log that diverged from its leader");
+        Ok(())
+    }
+
+    /// Empties the replica and restarts it at `offset`: a follower behind
+    /// its leader's log start.
+    pub fn reset_to(&self, offset: i64) -> Result<(), PartitionError> {
+        let mut state = self.lock();
+        state.log.reset_to(offset)?;
+        state.epochs = EpochHistory::default();
+        state.producers = ProducerStates::default();
+        if let Role::Follower { high_watermark, .. } = &mut state.role {
+            *high_watermark = offset;
+        }
+        tracing::warn!(topic = %self.topic, partition = self.index, offset, "replica restarted at the leader's log start");
+        Ok(())
+    }
+
+    /// The leader epoch of the records at `offset`.
+    pub fn epoch_at(&self, offset: i64) -> i32 {
+        self.lock().epochs.epoch_at(offset)
+    }
+
+    /// Kafka's OffsetForLeaderEpoch: the largest epoch at or below `epoch`
+    /// and where its records end.
+    pub fn end_offset_for(&self, epoch: i32) -> (i32, i64) {
+        let state = self.lock();
+        state
+            .epochs
+            .end_offset_for(epoch, state.log.log_end_offset())
+    }
+
     /// Reads whole batches from `offset`, at most `max_bytes` unless the
-    /// first batch alone is larger and `min_one` is set.
+    /// first batch alone is larger and `min_one` is set. Consumers
+    /// (`replica` false) read up to the high watermark, followers to the
+    /// log end.
     pub fn read(
         &self,
         offset: i64,
         max_bytes: usize,
         min_one: bool,
+        replica: bool,
     ) -> Result<(Bytes, Watermarks), PartitionError> {
         let state = self.lock();
+        let marks = watermarks(&state);
         let data = state.log.read(offset, max_bytes, min_one)?;
-        Ok((data, watermarks(&state.log)))
+        let data = if replica {
+            data
+        } else {
+            below(data, marks.high_watermark)
+        };
+        Ok((data, marks))
     }
 
     /// Bytes stored, and the log directory (of `log.dirs`) holding them.
@@ -165,7 +521,7 @@ impl Partition {
 
     /// Current offsets.
     pub fn watermarks(&self) -> Watermarks {
-        watermarks(&self.lock().log)
+        watermarks(&self.lock())
     }
 
     /// First offset with a timestamp at or after `ts`, and that timestamp.
@@ -182,11 +538,13 @@ impl Partition {
     pub fn delete_records_before(&self, offset: i64) -> Result<i64, PartitionError> {
         let mut state = self.lock();
         let target = if offset == -1 {
-            state.log.log_end_offset()
+            high_watermark(&state)
         } else {
             offset
         };
-        Ok(state.log.delete_records_before(target)?)
+        let start = state.log.delete_records_before(target)?;
+        state.epochs.truncate_before(start);
+        Ok(start)
     }
 
     /// Applies retention; returns the number of segments removed.
@@ -210,24 +568,73 @@ impl Partition {
     }
 }
 
-fn watermarks(log: &Log) -> Watermarks {
-    Watermarks {
-        high_watermark: log.log_end_offset(),
-        log_start_offset: log.log_start_offset(),
+fn high_watermark(state: &State) -> i64 {
+    match &state.role {
+        Role::Leader(l) => l.high_watermark,
+        Role::Follower { high_watermark, .. } => *high_watermark,
     }
 }
 
+fn watermarks(state: &State) -> Watermarks {
+    Watermarks {
+        high_watermark: high_watermark(state),
+        log_start_offset: state.log.log_start_offset(),
+        log_end_offset: state.log.log_end_offset(),
+    }
+}
+
+fn check_leader(state: &State, current_leader_epoch: i32) -> Result<(), PartitionError> {
+    match &state.role {
+        Role::Leader(l) if current_leader_epoch < 0 || current_leader_epoch == l.epoch => Ok(()),
+        Role::Leader(l) if current_leader_epoch > l.epoch => {
+            Err(PartitionError::UnknownLeaderEpoch {
+                requested: current_leader_epoch,
+                current: l.epoch,
+            })
+        }
+        Role::Leader(l) => Err(PartitionError::FencedLeaderEpoch {
+            requested: current_leader_epoch,
+            current: l.epoch,
+        }),
+        Role::Follower { leader, epoch, .. } => {
+            if current_leader_epoch > *epoch {
+                Err(PartitionError::UnknownLeaderEpoch {
+                    requested: current_leader_epoch,
+                    current: *epoch,
+                })
+            } else {
+                Err(PartitionError::NotLeader { leader: *leader })
+            }
+        }
+    }
+}
+
+/// The whole batches of `data` that end below `limit`.
+fn below(data: Bytes, limit: i64) -> Bytes {
+    let mut pos = 0;
+    while pos < data.len() {
+        match batch::parse_header(&data, pos) {
+            Ok(h) if h.last_offset < limit => pos += h.size,
+            _ => break,
+        }
+    }
+    data.slice(..pos)
+}
+
 /// Replays the batch headers of the log so idempotent producers that retry
-/// across a broker restart are still de-duplicated.
-fn rebuild_producers(log: &Log) -> Result<ProducerStates, PartitionError> {
+/// across a broker restart are still de-duplicated, and so the leader-epoch
+/// history is known.
+fn rebuild_state(log: &Log) -> Result<(ProducerStates, EpochHistory), PartitionError> {
     const CHUNK: usize = 1 << 20;
     let mut states = ProducerStates::default();
+    let mut epochs = EpochHistory::default();
     let mut offset = log.log_start_offset();
     while offset < log.log_end_offset() {
         let data = log.read(offset, CHUNK, true)?;
         let headers = batch::validate_all(&data).map_err(LogError::from)?;
         let Some(last) = headers.last() else { break };
         for h in &headers {
+            epochs.assign(h.leader_epoch, h.base_offset);
             states.record(
                 &BatchIdentity {
                     producer_id: h.producer_id,
@@ -240,5 +647,5 @@ fn rebuild_producers(log: &Log) -> Result<ProducerStates, PartitionError> {
         }
         offset = last.last_offset + 1;
     }
-    Ok(states)
+    Ok((states, epochs))
 }

@@ -188,23 +188,23 @@ async fn dispatch(
     let v = ctx.api_version;
     Some(match request {
         Rq::ApiVersions(_) => Rs::ApiVersions(api_versions()),
-        Rq::Metadata(r) => Rs::Metadata(metadata::metadata(node, ctx, r)),
+        Rq::Metadata(r) => Rs::Metadata(metadata::metadata(node, ctx, r).await),
         Rq::DescribeCluster(r) => Rs::DescribeCluster(metadata::describe_cluster(node, ctx, r)),
-        Rq::Produce(r) => return produce::produce(node, r).map(Rs::Produce),
+        Rq::Produce(r) => return produce::produce(node, r).await.map(Rs::Produce),
         Rq::Fetch(r) => Rs::Fetch(fetch::fetch(node, ctx, r).await),
         Rq::ListOffsets(r) => Rs::ListOffsets(offsets::list_offsets(node, r, v)),
         Rq::OffsetForLeaderEpoch(r) => {
             Rs::OffsetForLeaderEpoch(offsets::offset_for_leader_epoch(node, r))
         }
         Rq::DeleteRecords(r) => Rs::DeleteRecords(offsets::delete_records(node, r)),
-        Rq::InitProducerId(r) => Rs::InitProducerId(producer::init_producer_id(node, r)),
-        Rq::CreateTopics(r) => Rs::CreateTopics(admin::create_topics(node, r, v)),
-        Rq::DeleteTopics(r) => Rs::DeleteTopics(admin::delete_topics(node, r)),
-        Rq::CreatePartitions(r) => Rs::CreatePartitions(admin::create_partitions(node, r)),
+        Rq::InitProducerId(r) => Rs::InitProducerId(producer::init_producer_id(node, r).await),
+        Rq::CreateTopics(r) => Rs::CreateTopics(admin::create_topics(node, r, v).await),
+        Rq::DeleteTopics(r) => Rs::DeleteTopics(admin::delete_topics(node, r).await),
+        Rq::CreatePartitions(r) => Rs::CreatePartitions(admin::create_partitions(node, r).await),
         Rq::DescribeConfigs(r) => Rs::DescribeConfigs(configs::describe_configs(node, r)),
-        Rq::AlterConfigs(r) => Rs::AlterConfigs(configs::alter_configs(node, r)),
+        Rq::AlterConfigs(r) => Rs::AlterConfigs(configs::alter_configs(node, r).await),
         Rq::IncrementalAlterConfigs(r) => {
-            Rs::IncrementalAlterConfigs(configs::incremental_alter_configs(node, r))
+            Rs::IncrementalAlterConfigs(configs::incremental_alter_configs(node, r).await)
         }
         Rq::FindCoordinator(r) => Rs::FindCoordinator(group::find_coordinator(node, ctx, r)),
         Rq::JoinGroup(r) => Rs::JoinGroup(

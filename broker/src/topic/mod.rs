@@ -1,10 +1,12 @@
-//! Topics on this broker: names, ids, settings and partitions, kept in a
-//! registry that is saved to the first log directory so a restart brings
-//! every topic back.
+//! Topics as this broker holds them: every topic of the cluster metadata,
+//! with the partitions this broker has a replica of opened. The registry
+//! follows the metadata image (`sync`); topics are changed through the
+//! active controller, never here.
 
+pub mod changes;
 pub mod config;
-pub mod metadata_file;
 pub mod name;
+pub mod partition_file;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -13,8 +15,9 @@ use std::sync::{Arc, RwLock};
 use uuid::Uuid;
 
 use crate::config::LogDefaults;
+use crate::metadata::image::ClusterImage;
 use crate::partition::{Partition, PartitionError};
-use metadata_file::{MetadataFile, TopicRecord};
+use crate::replication::fetcher::Followed;
 
 /// Errors of topic administration, mapped to Kafka error codes by handlers.
 #[derive(Debug, thiserror::Error)]
@@ -50,17 +53,15 @@ pub enum TopicError {
         /// Cause.
         source: PartitionError,
     },
-    /// Saving topic metadata failed.
-    #[error("cannot save topic metadata to {path}: {source}")]
-    Save {
-        /// The metadata file.
-        path: PathBuf,
-        /// Cause.
-        source: std::io::Error,
-    },
+    /// The controller could not be reached.
+    #[error("{0}")]
+    Controller(String),
+    /// The controller refused the change.
+    #[error(transparent)]
+    Refused(crate::metadata::records::Refusal),
 }
 
-/// A topic and its partitions.
+/// A topic and this broker's replicas of its partitions.
 pub struct Topic {
     /// Topic name.
     pub name: String,
@@ -68,8 +69,15 @@ pub struct Topic {
     pub id: Uuid,
     /// Settings that differ from the broker defaults.
     pub configs: BTreeMap<String, String>,
-    /// Partitions in index order.
-    pub partitions: Vec<Arc<Partition>>,
+    /// Partitions in index order; `None` where this broker has no replica.
+    pub partitions: Vec<Option<Arc<Partition>>>,
+}
+
+impl Topic {
+    /// This broker's replicas of the topic's partitions.
+    pub fn local(&self) -> impl Iterator<Item = &Arc<Partition>> {
+        self.partitions.iter().flatten()
+    }
 }
 
 /// What a new topic should look like.
@@ -85,15 +93,38 @@ pub struct NewTopic {
     pub configs: BTreeMap<String, String>,
 }
 
-/// All topics of this broker.
+impl NewTopic {
+    /// Checks what can be checked without the controller: the name, the
+    /// counts and the settings.
+    pub fn validate(&self) -> Result<(), TopicError> {
+        name::validate(&self.name)?;
+        if self.partitions <= 0 {
+            return Err(TopicError::InvalidPartitions(format!(
+                "number of partitions must be larger than 0, got {}",
+                self.partitions
+            )));
+        }
+        if self.replication_factor <= 0 {
+            return Err(TopicError::InvalidReplicationFactor(format!(
+                "replication factor must be larger than 0, got {}",
+                self.replication_factor
+            )));
+        }
+        for (k, v) in &self.configs {
+            config::validate(k, v)?;
+        }
+        Ok(())
+    }
+}
+
+/// Every topic, and this broker's replicas.
 pub struct TopicRegistry {
+    node_id: i32,
     log_dirs: Vec<PathBuf>,
     defaults: LogDefaults,
     topics: RwLock<BTreeMap<String, Arc<Topic>>>,
-    file: MetadataFile,
     appended: Arc<tokio::sync::watch::Sender<u64>>,
-    /// Serialises changes so the metadata file is written in order.
-    admin: std::sync::Mutex<()>,
+    synced: tokio::sync::watch::Sender<u64>,
 }
 
 fn partition_dir(log_dirs: &[PathBuf], topic: &str, index: i32) -> PathBuf {
@@ -110,32 +141,21 @@ fn partition_dir(log_dirs: &[PathBuf], topic: &str, index: i32) -> PathBuf {
 }
 
 impl TopicRegistry {
-    /// Loads the saved topics and opens (recovering) every partition.
-    pub fn open(
+    /// An empty registry for broker `node_id`; `sync` fills it.
+    pub fn new(
+        node_id: i32,
         log_dirs: &[PathBuf],
         defaults: LogDefaults,
         appended: Arc<tokio::sync::watch::Sender<u64>>,
-    ) -> Result<Self, TopicError> {
-        let file = MetadataFile::new(&log_dirs[0]);
-        let saved = file.load().map_err(|source| TopicError::Save {
-            path: file.path().to_path_buf(),
-            source,
-        })?;
-        let registry = TopicRegistry {
+    ) -> Self {
+        TopicRegistry {
+            node_id,
             log_dirs: log_dirs.to_vec(),
             defaults,
             topics: RwLock::new(BTreeMap::new()),
-            file,
             appended,
-            admin: std::sync::Mutex::new(()),
-        };
-        let mut topics = BTreeMap::new();
-        for record in saved {
-            let topic = registry.open_topic(&record)?;
-            topics.insert(record.name.clone(), Arc::new(topic));
+            synced: tokio::sync::watch::channel(0).0,
         }
-        *registry.write() = topics;
-        Ok(registry)
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<String, Arc<Topic>>> {
@@ -146,48 +166,109 @@ impl TopicRegistry {
         self.topics.write().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn open_topic(&self, record: &TopicRecord) -> Result<Topic, TopicError> {
-        let log_config = config::log_config(&record.configs, &self.defaults);
-        let partitions = (0..record.partitions)
-            .map(|i| {
-                let dir = partition_dir(&self.log_dirs, &record.name, i);
-                Partition::open(
-                    &record.name,
-                    i,
-                    &dir,
-                    log_config.clone(),
-                    self.appended.clone(),
-                )
-                .map(Arc::new)
-                .map_err(|source| TopicError::Partition {
-                    topic: record.name.clone(),
-                    partition: i,
-                    source,
-                })
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(Topic {
-            name: record.name.clone(),
-            id: record.id,
-            configs: record.configs.clone(),
-            partitions,
-        })
+    /// Brings the registry in line with `image` (applied up to `index`):
+    /// opens new local replicas, applies setting changes, and removes the
+    /// data of deleted topics and of replicas moved away. A replica that
+    /// cannot be opened is logged and left out; the others still serve.
+    ///
+    /// Every local replica takes the role the image gives it; the followers
+    /// are returned by leader, for the fetcher.
+    pub fn sync(&self, image: &ClusterImage, index: u64) -> Followed {
+        let current = self.read().clone();
+        let mut followed = Followed::new();
+        let mut next = BTreeMap::new();
+        for (name, t) in &image.topics {
+            let old = current.get(name).filter(|o| o.id == t.id);
+            let log_config = config::log_config(&t.configs, &self.defaults);
+            let reconfigured = old.is_some_and(|o| o.configs != t.configs);
+            let mut partitions = Vec::with_capacity(t.partitions.len());
+            for (i, p) in t.partitions.iter().enumerate() {
+                let index = i as i32;
+                let existing = old.and_then(|o| o.partitions.get(i).cloned().flatten());
+                let local = p.replicas.contains(&self.node_id);
+                partitions.push(match (local, existing) {
+                    (true, Some(e)) => {
+                        if reconfigured {
+                            e.set_config(log_config.clone());
+                        }
+                        Some(e)
+                    }
+                    (true, None) => self.open(name, t.id, index, log_config.clone()),
+                    (false, Some(_)) => {
+                        tracing::info!(topic = %name, partition = index, "replica moved away; removing its data");
+                        remove_later(&partition_dir(&self.log_dirs, name, index));
+                        None
+                    }
+                    (false, None) => None,
+                });
+                if let Some(Some(local)) = partitions.last() {
+                    if let Some(pos) = local.apply(p) {
+                        followed.entry(pos.leader).or_default().push(local.clone());
+                    }
+                }
+            }
+            next.insert(
+                name.clone(),
+                Arc::new(Topic {
+                    name: name.clone(),
+                    id: t.id,
+                    configs: t.configs.clone(),
+                    partitions,
+                }),
+            );
+        }
+        for (name, old) in &current {
+            if next.get(name).is_some_and(|n| n.id == old.id) {
+                continue;
+            }
+            tracing::info!(topic = %name, "deleted topic");
+            for (i, p) in old.partitions.iter().enumerate() {
+                if p.is_some() {
+                    remove_later(&partition_dir(&self.log_dirs, name, i as i32));
+                }
+            }
+        }
+        *self.write() = next;
+        self.synced.send_replace(index);
+        followed
     }
 
-    fn save(&self, topics: &BTreeMap<String, Arc<Topic>>) -> Result<(), TopicError> {
-        let records: Vec<TopicRecord> = topics
-            .values()
-            .map(|t| TopicRecord {
-                name: t.name.clone(),
-                id: t.id,
-                partitions: t.partitions.len() as i32,
-                configs: t.configs.clone(),
-            })
-            .collect();
-        self.file.save(&records).map_err(|source| TopicError::Save {
-            path: self.file.path().to_path_buf(),
-            source,
-        })
+    fn open(
+        &self,
+        topic: &str,
+        id: Uuid,
+        index: i32,
+        config: crate::log::LogConfig,
+    ) -> Option<Arc<Partition>> {
+        let dir = partition_dir(&self.log_dirs, topic, index);
+        let opened = partition_file::claim(&dir, id)
+            .map_err(|e| e.to_string())
+            .and_then(|()| {
+                Partition::open(
+                    topic,
+                    index,
+                    self.node_id,
+                    &dir,
+                    config,
+                    self.appended.clone(),
+                )
+                .map_err(|e| e.to_string())
+            });
+        match opened {
+            Ok(p) => Some(Arc::new(p)),
+            Err(e) => {
+                tracing::error!(topic, partition = index, dir = %dir.display(), error = %e, "cannot open replica; it stays offline on this broker");
+                None
+            }
+        }
+    }
+
+    /// Waits until the registry reflects the metadata log up to `index`.
+    pub async fn wait_synced(&self, index: u64, timeout: std::time::Duration) -> bool {
+        let mut rx = self.synced.subscribe();
+        tokio::time::timeout(timeout, rx.wait_for(|s| *s >= index))
+            .await
+            .is_ok_and(|r| r.is_ok())
     }
 
     /// The broker-wide log defaults.
@@ -205,162 +286,17 @@ impl TopicRegistry {
         self.read().values().find(|t| t.id == id).cloned()
     }
 
-    /// One partition.
+    /// This broker's replica of one partition.
     pub fn partition(&self, topic: &str, index: i32) -> Option<Arc<Partition>> {
         let t = self.get(topic)?;
         usize::try_from(index)
             .ok()
-            .and_then(|i| t.partitions.get(i).cloned())
+            .and_then(|i| t.partitions.get(i).cloned().flatten())
     }
 
     /// Every topic, by name.
     pub fn all(&self) -> Vec<Arc<Topic>> {
         self.read().values().cloned().collect()
-    }
-
-    /// Checks a new topic without creating it.
-    pub fn validate(&self, new: &NewTopic, live_brokers: usize) -> Result<(), TopicError> {
-        name::validate(&new.name)?;
-        if self.get(&new.name).is_some() {
-            return Err(TopicError::Exists(new.name.clone()));
-        }
-        if new.partitions <= 0 {
-            return Err(TopicError::InvalidPartitions(format!(
-                "number of partitions must be larger than 0, got {}",
-                new.partitions
-            )));
-        }
-        if new.replication_factor <= 0 {
-            return Err(TopicError::InvalidReplicationFactor(format!(
-                "replication factor must be larger than 0, got {}",
-                new.replication_factor
-            )));
-        }
-        if new.replication_factor as usize > live_brokers {
-            return Err(TopicError::InvalidReplicationFactor(format!(
-                "replication factor {} is larger than the {} available broker(s)",
-                new.replication_factor, live_brokers
-            )));
-        }
-        for (k, v) in &new.configs {
-            config::validate(k, v)?;
-        }
-        Ok(())
-    }
-
-    /// Creates a topic and its partition logs.
-    pub fn create(&self, new: &NewTopic, live_brokers: usize) -> Result<Arc<Topic>, TopicError> {
-        let _admin = self.admin.lock().unwrap_or_else(|e| e.into_inner());
-        self.validate(new, live_brokers)?;
-        let record = TopicRecord {
-            name: new.name.clone(),
-            id: Uuid::new_v4(),
-            partitions: new.partitions,
-            configs: new.configs.clone(),
-        };
-        let topic = Arc::new(self.open_topic(&record)?);
-        let mut topics = self.read().clone();
-        topics.insert(new.name.clone(), topic.clone());
-        self.save(&topics)?;
-        *self.write() = topics;
-        tracing::info!(topic = %new.name, partitions = new.partitions, "created topic");
-        Ok(topic)
-    }
-
-    /// Grows a topic to `count` partitions.
-    pub fn add_partitions(
-        &self,
-        name: &str,
-        count: i32,
-        validate_only: bool,
-    ) -> Result<(), TopicError> {
-        let _admin = self.admin.lock().unwrap_or_else(|e| e.into_inner());
-        let old = self
-            .get(name)
-            .ok_or_else(|| TopicError::Unknown(name.into()))?;
-        let current = old.partitions.len() as i32;
-        if count < current {
-            return Err(TopicError::InvalidPartitions(format!(
-                "topic `{name}` has {current} partitions; the count can only grow, not become {count}"
-            )));
-        }
-        if count == current {
-            return Err(TopicError::InvalidPartitions(format!(
-                "topic `{name}` already has {current} partitions"
-            )));
-        }
-        if validate_only {
-            return Ok(());
-        }
-        let log_config = config::log_config(&old.configs, &self.defaults);
-        let mut partitions = old.partitions.clone();
-        for i in current..count {
-            let dir = partition_dir(&self.log_dirs, name, i);
-            let p = Partition::open(name, i, &dir, log_config.clone(), self.appended.clone())
-                .map_err(|source| TopicError::Partition {
-                    topic: name.into(),
-                    partition: i,
-                    source,
-                })?;
-            partitions.push(Arc::new(p));
-        }
-        self.replace(Topic {
-            name: old.name.clone(),
-            id: old.id,
-            configs: old.configs.clone(),
-            partitions,
-        })
-    }
-
-    /// Replaces a topic's setting overrides (already validated).
-    pub fn set_configs(
-        &self,
-        name: &str,
-        configs: BTreeMap<String, String>,
-    ) -> Result<(), TopicError> {
-        let _admin = self.admin.lock().unwrap_or_else(|e| e.into_inner());
-        let old = self
-            .get(name)
-            .ok_or_else(|| TopicError::Unknown(name.into()))?;
-        let log_config = config::log_config(&configs, &self.defaults);
-        for p in &old.partitions {
-            p.set_config(log_config.clone());
-        }
-        self.replace(Topic {
-            name: old.name.clone(),
-            id: old.id,
-            configs,
-            partitions: old.partitions.clone(),
-        })
-    }
-
-    fn replace(&self, topic: Topic) -> Result<(), TopicError> {
-        let mut topics = self.read().clone();
-        topics.insert(topic.name.clone(), Arc::new(topic));
-        self.save(&topics)?;
-        *self.write() = topics;
-        Ok(())
-    }
-
-    /// Deletes a topic and, in the background, its data.
-    pub fn delete(&self, name: &str) -> Result<Uuid, TopicError> {
-        let _admin = self.admin.lock().unwrap_or_else(|e| e.into_inner());
-        let mut topics = self.read().clone();
-        let topic = topics
-            .remove(name)
-            .ok_or_else(|| TopicError::Unknown(name.into()))?;
-        self.save(&topics)?;
-        *self.write() = topics;
-        let dirs: Vec<PathBuf> = (0..topic.partitions.len() as i32)
-            .map(|i| partition_dir(&self.log_dirs, name, i))
-            .collect();
-        let id = topic.id;
-        drop(topic);
-        for dir in dirs {
-            remove_later(&dir);
-        }
-        tracing::info!(topic = %name, "deleted topic");
-        Ok(id)
     }
 }
 

@@ -1,0 +1,393 @@
+//! The active controller: the Raft leader of the metadata quorum. Brokers
+//! send it registrations, heartbeats and changes; it turns them into
+//! metadata records, and it fences brokers whose heartbeats stop.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use openraft::error::{ClientWriteError, RaftError};
+use openraft::Raft;
+use serde::{Deserialize, Serialize};
+use tokio::time::Instant;
+use uuid::Uuid;
+
+use super::image::ClusterImage;
+use super::placement::{self, Candidate};
+use super::records::{Applied, BrokerEndpoint, MetadataRecord, Refusal};
+use super::store::MetadataView;
+use super::TypeConfig;
+
+/// A request to the active controller.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum ControllerRequest {
+    /// A broker starts.
+    Register {
+        /// `node.id`.
+        id: i32,
+        /// This process.
+        incarnation: Uuid,
+        /// Advertised listeners.
+        endpoints: Vec<BrokerEndpoint>,
+        /// `broker.rack`.
+        rack: Option<String>,
+    },
+    /// A broker is alive (or, with `shutting_down`, wants to stop).
+    Heartbeat {
+        /// Broker.
+        id: i32,
+        /// Registration epoch.
+        epoch: i64,
+        /// Move its leaderships away and fence it.
+        shutting_down: bool,
+    },
+    /// Create a topic, placing replicas unless `assignment` is given.
+    CreateTopic {
+        /// Name.
+        name: String,
+        /// Partition count (ignored with an assignment).
+        partitions: i32,
+        /// Replication factor (ignored with an assignment).
+        replication_factor: i16,
+        /// Overrides.
+        configs: BTreeMap<String, String>,
+        /// Explicit replicas per partition.
+        assignment: Option<Vec<Vec<i32>>>,
+        /// Only check.
+        validate_only: bool,
+    },
+    /// Grow a topic to `count` partitions.
+    CreatePartitions {
+        /// Topic.
+        name: String,
+        /// New total.
+        count: i32,
+        /// Replicas of the new partitions.
+        assignment: Option<Vec<Vec<i32>>>,
+        /// Only check.
+        validate_only: bool,
+    },
+    /// A record the sender built in full.
+    Propose(MetadataRecord),
+}
+
+/// The active controller's answer.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum ControllerResponse {
+    /// The record was committed at `index` with this outcome.
+    Applied {
+        /// Metadata log index.
+        index: u64,
+        /// Outcome.
+        applied: Applied,
+    },
+    /// A heartbeat's answer.
+    Heartbeat {
+        /// Whether the broker is fenced now.
+        fenced: bool,
+        /// False when the broker must register again.
+        registered: bool,
+    },
+    /// This node is not the active controller.
+    NotController {
+        /// The active controller, if known.
+        leader: Option<u64>,
+    },
+    /// The quorum could not take the change (no majority, shutting down).
+    Unavailable(String),
+}
+
+/// Leader-side state: when each broker was last heard from.
+pub struct Controller {
+    raft: Raft<TypeConfig>,
+    view: tokio::sync::watch::Receiver<MetadataView>,
+    session_timeout: Duration,
+    cluster_id: String,
+    heard: Mutex<HashMap<i32, Instant>>,
+}
+
+impl Controller {
+    /// A controller over `raft`, fencing brokers silent for
+    /// `session_timeout`, naming a new cluster `cluster_id`.
+    pub fn new(
+        raft: Raft<TypeConfig>,
+        view: tokio::sync::watch::Receiver<MetadataView>,
+        session_timeout: Duration,
+        cluster_id: String,
+    ) -> Self {
+        Controller {
+            raft,
+            view,
+            session_timeout,
+            cluster_id,
+            heard: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn image(&self) -> Arc<ClusterImage> {
+        self.view.borrow().image.clone()
+    }
+
+    fn heard(&self) -> std::sync::MutexGuard<'_, HashMap<i32, Instant>> {
+        self.heard.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Handles a request on this node, if it is the active controller.
+    pub async fn handle(&self, req: ControllerRequest) -> ControllerResponse {
+        match req {
+            ControllerRequest::Register {
+                id,
+                incarnation,
+                endpoints,
+                rack,
+            } => {
+                let resp = self
+                    .propose(MetadataRecord::RegisterBroker {
+                        id,
+                        incarnation,
+                        endpoints,
+                        rack,
+                    })
+                    .await;
+                if matches!(
+                    resp,
+                    ControllerResponse::Applied {
+                        applied: Applied::BrokerEpoch(_),
+                        ..
+                    }
+                ) {
+                    self.heard().insert(id, Instant::now());
+                }
+                resp
+            }
+            ControllerRequest::Heartbeat {
+                id,
+                epoch,
+                shutting_down,
+            } => self.heartbeat(id, epoch, shutting_down).await,
+            ControllerRequest::CreateTopic {
+                name,
+                partitions,
+                replication_factor,
+                configs,
+                assignment,
+                validate_only,
+            } => {
+                let image = self.image();
+                let assignment = match assignment {
+                    Some(a) => a,
+                    None => match place(&image, 0, partitions, replication_factor) {
+                        Ok(a) => a,
+                        Err(r) => return refused(r),
+                    },
+                };
+                if let Err(r) = check_brokers(&image, &assignment) {
+                    return refused(r);
+                }
+                if image.topics.contains_key(&name) {
+                    return refused(Refusal::TopicExists(name));
+                }
+                if validate_only {
+                    return ControllerResponse::Applied {
+                        index: 0,
+                        applied: Applied::Done,
+                    };
+                }
+                self.propose(MetadataRecord::CreateTopic {
+                    name,
+                    id: Uuid::new_v4(),
+                    configs,
+                    assignment,
+                })
+                .await
+            }
+            ControllerRequest::CreatePartitions {
+                name,
+                count,
+                assignment,
+                validate_only,
+            } => {
+                let image = self.image();
+                let Some(topic) = image.topics.get(&name) else {
+                    return refused(Refusal::UnknownTopicOrPartition(format!(
+                        "topic `{name}` does not exist"
+                    )));
+                };
+                let current = topic.partitions.len() as i32;
+                let rf = topic
+                    .partitions
+                    .first()
+                    .map(|p| (p.replicas.len() - p.adding.len()) as i16)
+                    .unwrap_or(1);
+                let assignment = match assignment {
+                    Some(a) => a,
+                    None => match place(&image, current, count - current, rf) {
+                        Ok(a) => a,
+                        Err(r) => return refused(r),
+                    },
+                };
+                if let Err(r) = check_brokers(&image, &assignment) {
+                    return refused(r);
+                }
+                if validate_only {
+                    return ControllerResponse::Applied {
+                        index: 0,
+                        applied: Applied::Done,
+                    };
+                }
+                self.propose(MetadataRecord::CreatePartitions { name, assignment })
+                    .await
+            }
+            ControllerRequest::Propose(record) => self.propose(record).await,
+        }
+    }
+
+    async fn heartbeat(&self, id: i32, epoch: i64, shutting_down: bool) -> ControllerResponse {
+        let image = self.image();
+        let Some(b) = image.brokers.get(&id).filter(|b| b.epoch == epoch) else {
+            return ControllerResponse::Heartbeat {
+                fenced: true,
+                registered: false,
+            };
+        };
+        self.heard().insert(id, Instant::now());
+        let fenced = b.fenced;
+        let change = match (fenced, shutting_down) {
+            (true, false) => Some(MetadataRecord::UnfenceBroker { id, epoch }),
+            (false, true) => Some(MetadataRecord::FenceBroker { id, epoch }),
+            _ => None,
+        };
+        let Some(change) = change else {
+            return ControllerResponse::Heartbeat {
+                fenced,
+                registered: true,
+            };
+        };
+        match self.propose(change).await {
+            ControllerResponse::Applied {
+                applied: Applied::Done,
+                ..
+            } => ControllerResponse::Heartbeat {
+                fenced: shutting_down,
+                registered: true,
+            },
+            ControllerResponse::Applied {
+                applied: Applied::Refused(_),
+                ..
+            } => ControllerResponse::Heartbeat {
+                fenced: true,
+                registered: false,
+            },
+            other => other,
+        }
+    }
+
+    /// Proposes `record` and waits until it is committed and applied.
+    pub async fn propose(&self, record: MetadataRecord) -> ControllerResponse {
+        match self.raft.client_write(record).await {
+            Ok(r) => ControllerResponse::Applied {
+                index: r.log_id.index,
+                applied: r.data,
+            },
+            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
+                ControllerResponse::NotController {
+                    leader: f.leader_id,
+                }
+            }
+            Err(e) => ControllerResponse::Unavailable(e.to_string()),
+        }
+    }
+
+    /// While this node is the active controller, names the cluster if it
+    /// has no id yet and fences brokers whose heartbeats stopped. Runs until
+    /// the node stops.
+    pub async fn run_fencing(self: Arc<Self>) {
+        let mut metrics = self.raft.metrics();
+        let mut active_since: Option<Instant> = None;
+        let tick = (self.session_timeout / 4).max(Duration::from_millis(50));
+        loop {
+            tokio::time::sleep(tick).await;
+            let leader = {
+                let m = metrics.borrow_and_update();
+                m.current_leader == Some(m.id)
+            };
+            if !leader {
+                active_since = None;
+                continue;
+            }
+            // A new active controller gives every broker a full session
+            // before fencing it: it has not heard from anyone yet.
+            let since = *active_since.get_or_insert_with(Instant::now);
+            let image = self.image();
+            if image.cluster_id.is_empty() {
+                self.propose(MetadataRecord::InitCluster {
+                    cluster_id: self.cluster_id.clone(),
+                })
+                .await;
+            }
+            let now = Instant::now();
+            let silent: Vec<(i32, i64)> = {
+                let heard = self.heard();
+                image
+                    .live_brokers()
+                    .filter(|b| {
+                        let last = heard.get(&b.id).copied().unwrap_or(since).max(since);
+                        now.duration_since(last) > self.session_timeout
+                    })
+                    .map(|b| (b.id, b.epoch))
+                    .collect()
+            };
+            for (id, epoch) in silent {
+                tracing::warn!(
+                    broker = id,
+                    "no heartbeat within broker.session.timeout.ms; fencing it"
+                );
+                self.propose(MetadataRecord::FenceBroker { id, epoch })
+                    .await;
+            }
+        }
+    }
+}
+
+fn refused(r: Refusal) -> ControllerResponse {
+    ControllerResponse::Applied {
+        index: 0,
+        applied: Applied::Refused(r),
+    }
+}
+
+/// Replicas for new partitions over the live brokers.
+fn place(
+    image: &ClusterImage,
+    first: i32,
+    count: i32,
+    replication_factor: i16,
+) -> Result<Vec<Vec<i32>>, Refusal> {
+    let candidates: Vec<Candidate> = image
+        .live_brokers()
+        .map(|b| Candidate {
+            id: b.id,
+            rack: b.rack.clone(),
+        })
+        .collect();
+    let rf = usize::try_from(replication_factor).unwrap_or(0);
+    placement::assign(&candidates, first, count, rf).ok_or_else(|| {
+        Refusal::InvalidReplicationFactor(format!(
+            "replication factor {replication_factor} is larger than the {} available broker(s)",
+            candidates.len()
+        ))
+    })
+}
+
+fn check_brokers(image: &ClusterImage, assignment: &[Vec<i32>]) -> Result<(), Refusal> {
+    match assignment
+        .iter()
+        .flatten()
+        .find(|b| !image.brokers.contains_key(b))
+    {
+        Some(b) => Err(Refusal::InvalidReplicaAssignment(format!(
+            "replica assignment names broker {b}, which is not registered"
+        ))),
+        None => Ok(()),
+    }
+}

@@ -1,0 +1,800 @@
+//! The cluster as the metadata log describes it: brokers, topics, and for
+//! every partition its replicas, ISR, leader and epochs. `apply` is a pure,
+//! deterministic function, so every node that applies the same records holds
+//! the same image; leader elections on fencing happen here for that reason.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::records::{Applied, BrokerEndpoint, MetadataRecord, Refusal};
+
+/// "No leader" in Kafka's encoding.
+pub const NO_LEADER: i32 = -1;
+
+/// A registered broker.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BrokerRegistration {
+    /// `node.id`.
+    pub id: i32,
+    /// The log index of its registration (KRaft's broker epoch).
+    pub epoch: i64,
+    /// The process that registered.
+    pub incarnation: Uuid,
+    /// Advertised listeners.
+    pub endpoints: Vec<BrokerEndpoint>,
+    /// `broker.rack`.
+    pub rack: Option<String>,
+    /// Fenced brokers lead nothing and are not in ISRs they could leave.
+    pub fenced: bool,
+}
+
+impl BrokerRegistration {
+    /// Its address on `listener`.
+    pub fn endpoint(&self, listener: &str) -> Option<&BrokerEndpoint> {
+        self.endpoints.iter().find(|e| e.listener == listener)
+    }
+}
+
+/// One partition's replication state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartitionImage {
+    /// Replicas, preferred leader first.
+    pub replicas: Vec<i32>,
+    /// In-sync replicas.
+    pub isr: Vec<i32>,
+    /// Leader, or [`NO_LEADER`].
+    pub leader: i32,
+    /// Bumped on every leader change.
+    pub leader_epoch: i32,
+    /// Bumped on every change.
+    pub partition_epoch: i32,
+    /// Replicas being added by a reassignment.
+    pub adding: Vec<i32>,
+    /// Replicas being removed by a reassignment.
+    pub removing: Vec<i32>,
+}
+
+/// A topic.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TopicImage {
+    /// Topic id.
+    pub id: Uuid,
+    /// Setting overrides.
+    pub configs: BTreeMap<String, String>,
+    /// Partitions by index.
+    pub partitions: Vec<PartitionImage>,
+}
+
+/// The whole cluster.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClusterImage {
+    /// The cluster id, set once by the first active controller.
+    pub cluster_id: String,
+    /// Registered brokers.
+    pub brokers: BTreeMap<i32, BrokerRegistration>,
+    /// Topics by name.
+    pub topics: BTreeMap<String, TopicImage>,
+    /// The next unreserved producer id.
+    pub next_producer_id: i64,
+}
+
+impl ClusterImage {
+    /// Brokers that are registered and not fenced.
+    pub fn live_brokers(&self) -> impl Iterator<Item = &BrokerRegistration> {
+        self.brokers.values().filter(|b| !b.fenced)
+    }
+
+    fn is_live(&self, id: i32) -> bool {
+        self.brokers.get(&id).is_some_and(|b| !b.fenced)
+    }
+
+    /// A partition, if it exists.
+    pub fn partition(&self, topic: &str, partition: i32) -> Option<&PartitionImage> {
+        self.topics
+            .get(topic)?
+            .partitions
+            .get(usize::try_from(partition).ok()?)
+    }
+
+    /// A topic's name by id.
+    pub fn topic_name(&self, id: Uuid) -> Option<&str> {
+        self.topics
+            .iter()
+            .find(|(_, t)| t.id == id)
+            .map(|(n, _)| n.as_str())
+    }
+
+    /// Applies one record; `index` is its position in the metadata log.
+    pub fn apply(&mut self, index: u64, record: &MetadataRecord) -> Applied {
+        match self.try_apply(index, record) {
+            Ok(a) => a,
+            Err(r) => Applied::Refused(r),
+        }
+    }
+
+    fn try_apply(&mut self, index: u64, record: &MetadataRecord) -> Result<Applied, Refusal> {
+        match record {
+            MetadataRecord::InitCluster { cluster_id } => {
+                if self.cluster_id.is_empty() {
+                    self.cluster_id = cluster_id.clone();
+                }
+                Ok(Applied::Done)
+            }
+            MetadataRecord::RegisterBroker {
+                id,
+                incarnation,
+                endpoints,
+                rack,
+            } => {
+                if let Some(old) = self.brokers.get(id) {
+                    if !old.fenced && old.incarnation != *incarnation {
+                        return Err(Refusal::DuplicateBroker(*id));
+                    }
+                }
+                let epoch = index as i64;
+                // A restart leaves every ISR it could and leads nothing until
+                // it is unfenced, exactly like a fenced broker.
+                self.fence(*id);
+                self.brokers.insert(
+                    *id,
+                    BrokerRegistration {
+                        id: *id,
+                        epoch,
+                        incarnation: *incarnation,
+                        endpoints: endpoints.clone(),
+                        rack: rack.clone(),
+                        fenced: true,
+                    },
+                );
+                Ok(Applied::BrokerEpoch(epoch))
+            }
+            MetadataRecord::UnfenceBroker { id, epoch } => {
+                self.check_epoch(*id, *epoch)?;
+                if let Some(b) = self.brokers.get_mut(id) {
+                    b.fenced = false;
+                }
+                self.unfence(*id);
+                Ok(Applied::Done)
+            }
+            MetadataRecord::FenceBroker { id, epoch } => {
+                self.check_epoch(*id, *epoch)?;
+                self.fence(*id);
+                if let Some(b) = self.brokers.get_mut(id) {
+                    b.fenced = true;
+                }
+                Ok(Applied::Done)
+            }
+            MetadataRecord::CreateTopic {
+                name,
+                id,
+                configs,
+                assignment,
+            } => {
+                if self.topics.contains_key(name) {
+                    return Err(Refusal::TopicExists(name.clone()));
+                }
+                let partitions = assignment
+                    .iter()
+                    .map(|replicas| self.new_partition(replicas))
+                    .collect::<Result<Vec<_>, _>>()?;
+                self.topics.insert(
+                    name.clone(),
+                    TopicImage {
+                        id: *id,
+                        configs: configs.clone(),
+                        partitions,
+                    },
+                );
+                Ok(Applied::Done)
+            }
+            MetadataRecord::CreatePartitions { name, assignment } => {
+                let new = assignment
+                    .iter()
+                    .map(|replicas| self.new_partition(replicas))
+                    .collect::<Result<Vec<_>, _>>()?;
+                let topic = self.topic_mut(name)?;
+                topic.partitions.extend(new);
+                Ok(Applied::Done)
+            }
+            MetadataRecord::DeleteTopic { name } => {
+                self.topics
+                    .remove(name)
+                    .ok_or_else(|| unknown_topic(name))?;
+                Ok(Applied::Done)
+            }
+            MetadataRecord::SetTopicConfigs { name, configs } => {
+                self.topic_mut(name)?.configs = configs.clone();
+                Ok(Applied::Done)
+            }
+            MetadataRecord::ChangeIsr {
+                topic,
+                partition,
+                leader,
+                leader_epoch,
+                partition_epoch,
+                isr,
+            } => self.change_isr(
+                topic,
+                *partition,
+                *leader,
+                *leader_epoch,
+                *partition_epoch,
+                isr,
+            ),
+            MetadataRecord::ElectPreferredLeader { topic, partition } => {
+                self.elect_preferred(topic, *partition)
+            }
+            MetadataRecord::Reassign {
+                topic,
+                partition,
+                target,
+            } => self.reassign(topic, *partition, target.as_deref()),
+            MetadataRecord::AllocateProducerIds { count } => {
+                let first = self.next_producer_id;
+                self.next_producer_id = first.saturating_add((*count).max(1));
+                Ok(Applied::ProducerIds(first))
+            }
+        }
+    }
+
+    fn check_epoch(&self, id: i32, epoch: i64) -> Result<(), Refusal> {
+        match self.brokers.get(&id) {
+            Some(b) if b.epoch == epoch => Ok(()),
+            Some(b) => Err(Refusal::StaleBrokerEpoch(format!(
+                "broker {id} is registered with epoch {}, not {epoch}",
+                b.epoch
+            ))),
+            None => Err(Refusal::StaleBrokerEpoch(format!(
+                "broker {id} is not registered"
+            ))),
+        }
+    }
+
+    fn topic_mut(&mut self, name: &str) -> Result<&mut TopicImage, Refusal> {
+        self.topics.get_mut(name).ok_or_else(|| unknown_topic(name))
+    }
+
+    fn partition_mut(&mut self, topic: &str, p: i32) -> Result<&mut PartitionImage, Refusal> {
+        let t = self.topic_mut(topic)?;
+        usize::try_from(p)
+            .ok()
+            .and_then(|i| t.partitions.get_mut(i))
+            .ok_or_else(|| Refusal::UnknownTopicOrPartition(format!("{topic}-{p} does not exist")))
+    }
+
+    fn new_partition(&self, replicas: &[i32]) -> Result<PartitionImage, Refusal> {
+        check_replica_list(replicas)?;
+        let isr: Vec<i32> = replicas
+            .iter()
+            .copied()
+            .filter(|r| self.is_live(*r))
+            .collect();
+        // A partition whose replicas are all down starts offline with every
+        // replica in its ISR, so the first of them to come back leads it.
+        let (leader, isr) = match isr.first() {
+            Some(l) => (*l, isr),
+            None => (NO_LEADER, replicas.to_vec()),
+        };
+        Ok(PartitionImage {
+            replicas: replicas.to_vec(),
+            isr,
+            leader,
+            leader_epoch: 0,
+            partition_epoch: 0,
+            adding: Vec::new(),
+            removing: Vec::new(),
+        })
+    }
+
+    /// Takes `id` out of every ISR it can leave and moves its leaderships.
+    fn fence(&mut self, id: i32) {
+        let live: Vec<i32> = self
+            .live_brokers()
+            .map(|b| b.id)
+            .filter(|b| *b != id)
+            .collect();
+        for p in self.topics.values_mut().flat_map(|t| &mut t.partitions) {
+            if !p.isr.contains(&id) {
+                continue;
+            }
+            let rest: Vec<i32> = p.isr.iter().copied().filter(|r| *r != id).collect();
+            if rest.is_empty() {
+                // The last in-sync copy: keep it in the ISR (so it can lead
+                // again when it returns) but the partition is offline.
+                if p.leader == id {
+                    p.leader = NO_LEADER;
+                    p.leader_epoch += 1;
+                    p.partition_epoch += 1;
+                }
+                continue;
+            }
+            p.isr = rest;
+            if p.leader == id {
+                p.leader = p
+                    .replicas
+                    .iter()
+                    .copied()
+                    .find(|r| p.isr.contains(r) && live.contains(r))
+                    .unwrap_or(NO_LEADER);
+                p.leader_epoch += 1;
+            }
+            p.partition_epoch += 1;
+        }
+    }
+
+    /// Gives leaderless partitions whose ISR holds `id` a leader again.
+    fn unfence(&mut self, id: i32) {
+        for p in self.topics.values_mut().flat_map(|t| &mut t.partitions) {
+            if p.leader == NO_LEADER && p.isr.contains(&id) {
+                p.leader = id;
+                p.leader_epoch += 1;
+                p.partition_epoch += 1;
+            }
+        }
+    }
+
+    fn change_isr(
+        &mut self,
+        topic: &str,
+        partition: i32,
+        leader: i32,
+        leader_epoch: i32,
+        partition_epoch: i32,
+        isr: &[i32],
+    ) -> Result<Applied, Refusal> {
+        let live: Vec<i32> = self.live_brokers().map(|b| b.id).collect();
+        let p = self.partition_mut(topic, partition)?;
+        if p.leader != leader || p.leader_epoch != leader_epoch {
+            return Err(Refusal::FencedLeaderEpoch(format!(
+                "{topic}-{partition}: leader {leader} epoch {leader_epoch} is not the current leader {} epoch {}",
+                p.leader, p.leader_epoch
+            )));
+        }
+        if p.partition_epoch != partition_epoch {
+            return Err(Refusal::InvalidUpdateVersion(format!(
+                "{topic}-{partition}: partition epoch {partition_epoch} is stale (now {})",
+                p.partition_epoch
+            )));
+        }
+        check_replica_list(isr)?;
+        if !isr.contains(&leader) {
+            return Err(Refusal::InvalidReplicaAssignment(format!(
+                "{topic}-{partition}: the ISR must contain its leader {leader}"
+            )));
+        }
+        if let Some(bad) = isr
+            .iter()
+            .find(|r| !p.replicas.contains(r) || (!p.isr.contains(r) && !live.contains(r)))
+        {
+            return Err(Refusal::IneligibleReplica(format!(
+                "{topic}-{partition}: broker {bad} cannot join the ISR (not a live replica)"
+            )));
+        }
+        p.isr = isr.to_vec();
+        p.partition_epoch += 1;
+        finish_reassignment(p, &live);
+        Ok(Applied::Partition {
+            leader_epoch: p.leader_epoch,
+            partition_epoch: p.partition_epoch,
+        })
+    }
+
+    fn elect_preferred(&mut self, topic: &str, partition: i32) -> Result<Applied, Refusal> {
+        let live: Vec<i32> = self.live_brokers().map(|b| b.id).collect();
+        let p = self.partition_mut(topic, partition)?;
+        let Some(&preferred) = p.replicas.first() else {
+            return Err(Refusal::PreferredLeaderNotAvailable(format!(
+                "{topic}-{partition} has no replicas"
+            )));
+        };
+        if p.leader == preferred {
+            return Err(Refusal::ElectionNotNeeded(format!(
+                "{topic}-{partition} is already led by its preferred replica {preferred}"
+            )));
+        }
+        if !p.isr.contains(&preferred) || !live.contains(&preferred) {
+            return Err(Refusal::PreferredLeaderNotAvailable(format!(
+                "{topic}-{partition}: preferred replica {preferred} is not a live member of the ISR"
+            )));
+        }
+        p.leader = preferred;
+        p.leader_epoch += 1;
+        p.partition_epoch += 1;
+        Ok(Applied::Partition {
+            leader_epoch: p.leader_epoch,
+            partition_epoch: p.partition_epoch,
+        })
+    }
+
+    fn reassign(
+        &mut self,
+        topic: &str,
+        partition: i32,
+        target: Option<&[i32]>,
+    ) -> Result<Applied, Refusal> {
+        let live: Vec<i32> = self.live_brokers().map(|b| b.id).collect();
+        let registered: Vec<i32> = self.brokers.keys().copied().collect();
+        let p = self.partition_mut(topic, partition)?;
+        let original: Vec<i32> = p
+            .replicas
+            .iter()
+            .copied()
+            .filter(|r| !p.adding.contains(r))
+            .collect();
+        let target = match target {
+            Some(t) => t.to_vec(),
+            None if p.adding.is_empty() && p.removing.is_empty() => {
+                return Err(Refusal::NoReassignmentInProgress(format!(
+                    "{topic}-{partition} is not being reassigned"
+                )))
+            }
+            None => original.clone(),
+        };
+        check_replica_list(&target)?;
+        if let Some(b) = target.iter().find(|b| !registered.contains(b)) {
+            return Err(Refusal::InvalidReplicaAssignment(format!(
+                "broker {b} is not registered"
+            )));
+        }
+        // During a move the partition is replicated to the new replicas
+        // followed by the ones being removed, as in Kafka; it ends when
+        // every new replica is in the ISR. (So a cancelled move keeps the
+        // old replicas but not necessarily their old order.)
+        let mut replicas = target.clone();
+        replicas.extend(original.iter().filter(|r| !target.contains(r)));
+        p.adding = target
+            .iter()
+            .copied()
+            .filter(|r| !original.contains(r))
+            .collect();
+        p.removing = original
+            .iter()
+            .copied()
+            .filter(|r| !target.contains(r))
+            .collect();
+        p.isr.retain(|r| replicas.contains(r));
+        p.replicas = replicas;
+        p.partition_epoch += 1;
+        finish_reassignment(p, &live);
+        Ok(Applied::Partition {
+            leader_epoch: p.leader_epoch,
+            partition_epoch: p.partition_epoch,
+        })
+    }
+}
+
+/// Completes a reassignment whose new replicas are all in the ISR: the
+/// replicas become the target, the removed ones leave, and leadership moves
+/// if the leader was removed.
+fn finish_reassignment(p: &mut PartitionImage, live: &[i32]) {
+    if p.adding.iter().any(|r| !p.isr.contains(r)) {
+        return;
+    }
+    if p.adding.is_empty() && p.removing.is_empty() {
+        return;
+    }
+    let removing = std::mem::take(&mut p.removing);
+    p.adding.clear();
+    p.replicas.retain(|r| !removing.contains(r));
+    p.isr.retain(|r| !removing.contains(r));
+    if removing.contains(&p.leader) || p.leader == NO_LEADER {
+        p.leader = p
+            .replicas
+            .iter()
+            .copied()
+            .find(|r| p.isr.contains(r) && live.contains(r))
+            .unwrap_or(NO_LEADER);
+        p.leader_epoch += 1;
+    }
+    p.partition_epoch += 1;
+}
+
+fn check_replica_list(replicas: &[i32]) -> Result<(), Refusal> {
+    if replicas.is_empty() {
+        return Err(Refusal::InvalidReplicaAssignment(
+            "a partition needs at least one replica".into(),
+        ));
+    }
+    let mut seen = replicas.to_vec();
+    seen.sort_unstable();
+    seen.dedup();
+    if seen.len() != replicas.len() {
+        return Err(Refusal::InvalidReplicaAssignment(format!(
+            "replica list {replicas:?} names a broker twice"
+        )));
+    }
+    Ok(())
+}
+
+fn unknown_topic(name: &str) -> Refusal {
+    Refusal::UnknownTopicOrPartition(format!("topic `{name}` does not exist"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn register(img: &mut ClusterImage, index: u64, id: i32) -> i64 {
+        let rec = MetadataRecord::RegisterBroker {
+            id,
+            incarnation: Uuid::from_u128(id as u128 * 1000 + index as u128),
+            endpoints: vec![],
+            rack: None,
+        };
+        match img.apply(index, &rec) {
+            Applied::BrokerEpoch(e) => e,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    /// Three live brokers (epochs 1, 2, 3) and topic `t` with one
+    /// partition on replicas [1, 2, 3].
+    fn cluster() -> ClusterImage {
+        let mut img = ClusterImage::default();
+        for id in 1..=3 {
+            let epoch = register(&mut img, id as u64, id);
+            assert_eq!(
+                img.apply(10 + id as u64, &MetadataRecord::UnfenceBroker { id, epoch }),
+                Applied::Done
+            );
+        }
+        img.apply(
+            20,
+            &MetadataRecord::CreateTopic {
+                name: "t".into(),
+                id: Uuid::from_u128(7),
+                configs: BTreeMap::new(),
+                assignment: vec![vec![1, 2, 3]],
+            },
+        );
+        img
+    }
+
+    fn p(img: &ClusterImage) -> &PartitionImage {
+        img.partition("t", 0).expect("partition")
+    }
+
+    #[test]
+    fn new_partitions_are_led_by_their_first_live_replica() {
+        let img = cluster();
+        assert_eq!(p(&img).leader, 1);
+        assert_eq!(p(&img).isr, vec![1, 2, 3]);
+    }
+
+    #[test]
+    fn fencing_moves_leadership_within_the_isr() {
+        let mut img = cluster();
+        img.apply(30, &MetadataRecord::FenceBroker { id: 1, epoch: 1 });
+        assert_eq!((p(&img).leader, p(&img).leader_epoch), (2, 1));
+        assert_eq!(p(&img).isr, vec![2, 3]);
+        img.apply(31, &MetadataRecord::FenceBroker { id: 2, epoch: 2 });
+        assert_eq!((p(&img).leader, p(&img).isr.clone()), (3, vec![3]));
+        // The last in-sync replica stays in the ISR; the partition goes
+        // offline instead of electing an out-of-sync replica.
+        img.apply(32, &MetadataRecord::FenceBroker { id: 3, epoch: 3 });
+        assert_eq!((p(&img).leader, p(&img).isr.clone()), (NO_LEADER, vec![3]));
+        // Broker 1 returning does not lead: it is not in the ISR.
+        let e = register(&mut img, 33, 1);
+        img.apply(34, &MetadataRecord::UnfenceBroker { id: 1, epoch: e });
+        assert_eq!(p(&img).leader, NO_LEADER);
+        let e = register(&mut img, 35, 3);
+        img.apply(36, &MetadataRecord::UnfenceBroker { id: 3, epoch: e });
+        assert_eq!((p(&img).leader, p(&img).leader_epoch), (3, 4));
+    }
+
+    #[test]
+    fn a_second_live_process_cannot_take_a_broker_id() {
+        let mut img = cluster();
+        let rec = MetadataRecord::RegisterBroker {
+            id: 2,
+            incarnation: Uuid::from_u128(99),
+            endpoints: vec![],
+            rack: None,
+        };
+        assert_eq!(
+            img.apply(40, &rec),
+            Applied::Refused(Refusal::DuplicateBroker(2))
+        );
+        // Once the old process is fenced (its heartbeats stopped), a new
+        // process may register the id.
+        img.apply(41, &MetadataRecord::FenceBroker { id: 2, epoch: 2 });
+        assert_eq!(img.apply(42, &rec), Applied::BrokerEpoch(42));
+    }
+
+    #[test]
+    fn stale_epochs_are_refused() {
+        let mut img = cluster();
+        let cases = [
+            (MetadataRecord::FenceBroker { id: 1, epoch: 9 }, "epoch"),
+            (
+                MetadataRecord::ChangeIsr {
+                    topic: "t".into(),
+                    partition: 0,
+                    leader: 2,
+                    leader_epoch: 0,
+                    partition_epoch: 0,
+                    isr: vec![2],
+                },
+                "not the current leader",
+            ),
+            (
+                MetadataRecord::ChangeIsr {
+                    topic: "t".into(),
+                    partition: 0,
+                    leader: 1,
+                    leader_epoch: 0,
+                    partition_epoch: 5,
+                    isr: vec![1],
+                },
+                "stale",
+            ),
+            (
+                MetadataRecord::ChangeIsr {
+                    topic: "t".into(),
+                    partition: 0,
+                    leader: 1,
+                    leader_epoch: 0,
+                    partition_epoch: 0,
+                    isr: vec![2, 3],
+                },
+                "must contain its leader",
+            ),
+            (
+                MetadataRecord::ChangeIsr {
+                    topic: "t".into(),
+                    partition: 0,
+                    leader: 1,
+                    leader_epoch: 0,
+                    partition_epoch: 0,
+                    isr: vec![1, 4],
+                },
+                "cannot join",
+            ),
+        ];
+        for (rec, text) in cases {
+            match img.apply(50, &rec) {
+                Applied::Refused(r) => assert!(r.to_string().contains(text), "{rec:?}: {r}"),
+                other => panic!("{rec:?} was applied: {other:?}"),
+            }
+        }
+        assert_eq!(p(&img).partition_epoch, 0);
+    }
+
+    #[test]
+    fn isr_shrinks_and_expands_through_the_leader() {
+        let mut img = cluster();
+        let change = |isr: Vec<i32>, partition_epoch| MetadataRecord::ChangeIsr {
+            topic: "t".into(),
+            partition: 0,
+            leader: 1,
+            leader_epoch: 0,
+            partition_epoch,
+            isr,
+        };
+        assert_eq!(
+            img.apply(60, &change(vec![1, 2], 0)),
+            Applied::Partition {
+                leader_epoch: 0,
+                partition_epoch: 1
+            }
+        );
+        assert_eq!(p(&img).isr, vec![1, 2]);
+        img.apply(61, &change(vec![1, 2, 3], 1));
+        assert_eq!(p(&img).isr, vec![1, 2, 3]);
+    }
+
+    #[test]
+    fn preferred_leader_election() {
+        let mut img = cluster();
+        assert!(matches!(
+            img.apply(
+                70,
+                &MetadataRecord::ElectPreferredLeader {
+                    topic: "t".into(),
+                    partition: 0
+                }
+            ),
+            Applied::Refused(Refusal::ElectionNotNeeded(_))
+        ));
+        img.apply(71, &MetadataRecord::FenceBroker { id: 1, epoch: 1 });
+        let e = register(&mut img, 72, 1);
+        img.apply(73, &MetadataRecord::UnfenceBroker { id: 1, epoch: e });
+        let elect = MetadataRecord::ElectPreferredLeader {
+            topic: "t".into(),
+            partition: 0,
+        };
+        // Not back in the ISR yet.
+        assert!(matches!(
+            img.apply(74, &elect),
+            Applied::Refused(Refusal::PreferredLeaderNotAvailable(_))
+        ));
+        let cur = p(&img).clone();
+        img.apply(
+            75,
+            &MetadataRecord::ChangeIsr {
+                topic: "t".into(),
+                partition: 0,
+                leader: cur.leader,
+                leader_epoch: cur.leader_epoch,
+                partition_epoch: cur.partition_epoch,
+                isr: vec![2, 3, 1],
+            },
+        );
+        assert!(matches!(img.apply(76, &elect), Applied::Partition { .. }));
+        assert_eq!(p(&img).leader, 1);
+    }
+
+    #[test]
+    fn reassignment_completes_when_new_replicas_are_in_sync() {
+        let mut img = cluster();
+        let e = register(&mut img, 80, 4);
+        img.apply(81, &MetadataRecord::UnfenceBroker { id: 4, epoch: e });
+        img.apply(
+            82,
+            &MetadataRecord::Reassign {
+                topic: "t".into(),
+                partition: 0,
+                target: Some(vec![2, 3, 4]),
+            },
+        );
+        let during = p(&img).clone();
+        assert_eq!(during.replicas, vec![2, 3, 4, 1]);
+        assert_eq!(
+            (during.adding.clone(), during.removing.clone()),
+            (vec![4], vec![1])
+        );
+        assert_eq!(during.leader, 1);
+        img.apply(
+            83,
+            &MetadataRecord::ChangeIsr {
+                topic: "t".into(),
+                partition: 0,
+                leader: 1,
+                leader_epoch: during.leader_epoch,
+                partition_epoch: during.partition_epoch,
+                isr: vec![1, 2, 3, 4],
+            },
+        );
+        let after = p(&img);
+        assert_eq!(after.replicas, vec![2, 3, 4]);
+        assert_eq!(after.isr, vec![2, 3, 4]);
+        assert_eq!(after.leader, 2);
+        assert!(after.adding.is_empty() && after.removing.is_empty());
+    }
+
+    #[test]
+    fn cancelling_a_reassignment_restores_the_replicas() {
+        let mut img = cluster();
+        let e = register(&mut img, 90, 4);
+        img.apply(91, &MetadataRecord::UnfenceBroker { id: 4, epoch: e });
+        let reassign = |target| MetadataRecord::Reassign {
+            topic: "t".into(),
+            partition: 0,
+            target,
+        };
+        assert!(matches!(
+            img.apply(92, &reassign(None)),
+            Applied::Refused(Refusal::NoReassignmentInProgress(_))
+        ));
+        img.apply(93, &reassign(Some(vec![4, 2, 3])));
+        img.apply(94, &reassign(None));
+        let mut replicas = p(&img).replicas.clone();
+        replicas.sort_unstable();
+        assert_eq!(replicas, vec![1, 2, 3]);
+        assert!(p(&img).adding.is_empty() && p(&img).removing.is_empty());
+        assert_eq!(p(&img).leader, 1);
+    }
+
+    #[test]
+    fn producer_id_blocks_never_overlap() {
+        let mut img = ClusterImage::default();
+        let a = img.apply(1, &MetadataRecord::AllocateProducerIds { count: 1000 });
+        let b = img.apply(2, &MetadataRecord::AllocateProducerIds { count: 1000 });
+        assert_eq!(
+            (a, b),
+            (Applied::ProducerIds(0), Applied::ProducerIds(1000))
+        );
+    }
+}

@@ -1,0 +1,33 @@
+//! Cluster metadata (KRaft's role), kept by a Raft quorum of the controller
+//! nodes with `openraft`:
+//! - [`records`] are the changes written to the metadata log;
+//! - [`image`] is the cluster they describe, built by applying them in order
+//!   (pure and deterministic, so every node agrees);
+//! - [`placement`] decides where new replicas go;
+//! - [`store`] keeps the Raft log, vote and snapshots on disk;
+//! - [`network`] is the controller listener's protocol;
+//! - [`controller`] is the active controller's work: registrations,
+//!   heartbeats, fencing, topic changes;
+//! - [`quorum`] starts this node's member and routes requests to the
+//!   active controller;
+//! - [`registration`] is the broker's side: register, heartbeat, and
+//!   controlled shutdown.
+
+pub mod controller;
+pub mod image;
+pub mod network;
+pub mod placement;
+pub mod quorum;
+pub mod records;
+pub mod registration;
+pub mod store;
+
+openraft::declare_raft_types!(
+    /// Raft types of the metadata quorum.
+    pub TypeConfig:
+        D = records::MetadataRecord,
+        R = records::Applied,
+        NodeId = u64,
+        Node = openraft::BasicNode,
+        SnapshotData = std::io::Cursor<Vec<u8>>,
+);

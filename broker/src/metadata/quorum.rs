@@ -1,0 +1,279 @@
+//! This node's place in the metadata quorum: it starts the Raft member,
+//! serves the controller listener, and routes requests to whichever node is
+//! the active controller.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use openraft::error::{InitializeError, RaftError};
+use openraft::{BasicNode, Raft, SnapshotPolicy};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+
+use super::controller::{Controller, ControllerRequest, ControllerResponse};
+use super::network::{self, Connection, Network, Request, Response};
+use super::store::{LogStore, MetadataView, StateMachine};
+use super::TypeConfig;
+
+/// How this node takes part in the quorum.
+#[derive(Debug, Clone)]
+pub struct QuorumSettings {
+    /// `node.id`.
+    pub node_id: i32,
+    /// `controller.quorum.voters`: id → `host:port` of its controller
+    /// listener. A single voter with no address runs without a network.
+    pub voters: BTreeMap<i32, String>,
+    /// Where the metadata log and snapshots live.
+    pub dir: PathBuf,
+    /// `controller.quorum.election.timeout.ms`.
+    pub election_timeout: Duration,
+    /// `broker.session.timeout.ms`.
+    pub session_timeout: Duration,
+    /// The id to give the cluster if this node is the first to lead it.
+    pub cluster_id: String,
+}
+
+/// Why the quorum could not start or answer.
+#[derive(Debug, thiserror::Error)]
+pub enum QuorumError {
+    /// The metadata directory cannot be used.
+    #[error("metadata log in {dir}: {source}")]
+    Storage {
+        /// The directory.
+        dir: PathBuf,
+        /// Cause.
+        source: std::io::Error,
+    },
+    /// Raft refused its settings or failed.
+    #[error("metadata quorum: {0}")]
+    Raft(String),
+    /// No active controller answered in time.
+    #[error("no active controller answered within {0:?} (is a majority of controller.quorum.voters running?)")]
+    NoController(Duration),
+}
+
+/// This node's quorum member.
+pub struct Quorum {
+    node_id: i32,
+    raft: Raft<TypeConfig>,
+    controller: Arc<Controller>,
+    voters: BTreeMap<u64, String>,
+    view: watch::Receiver<MetadataView>,
+    clients: tokio::sync::Mutex<HashMap<u64, Connection>>,
+}
+
+impl Quorum {
+    /// Opens the metadata log and joins (or, the first time, forms) the quorum.
+    pub async fn start(settings: QuorumSettings) -> Result<Arc<Quorum>, QuorumError> {
+        let storage = |source| QuorumError::Storage {
+            dir: settings.dir.clone(),
+            source,
+        };
+        let log = LogStore::open(&settings.dir).map_err(storage)?;
+        let sm = StateMachine::open(&settings.dir).map_err(storage)?;
+        let view = sm.subscribe();
+        let election = settings.election_timeout.as_millis() as u64;
+        let config = openraft::Config {
+            cluster_name: "gregor".into(),
+            election_timeout_min: election,
+            election_timeout_max: election * 2,
+            heartbeat_interval: (election / 4).max(10),
+            snapshot_policy: SnapshotPolicy::LogsSinceLast(1000),
+            max_in_snapshot_log_to_keep: 100,
+            ..Default::default()
+        }
+        .validate()
+        .map_err(|e| QuorumError::Raft(e.to_string()))?;
+        let id = settings.node_id as u64;
+        let raft = Raft::new(id, Arc::new(config), Network, log, sm)
+            .await
+            .map_err(|e| QuorumError::Raft(e.to_string()))?;
+        let voters: BTreeMap<u64, String> = settings
+            .voters
+            .iter()
+            .map(|(k, v)| (*k as u64, v.clone()))
+            .collect();
+        let initialized = raft
+            .is_initialized()
+            .await
+            .map_err(|e| QuorumError::Raft(e.to_string()))?;
+        if !initialized {
+            // Every voter proposes the same initial membership; whichever
+            // votes first wins and the others' identical entry is replaced.
+            let members: BTreeMap<u64, BasicNode> = voters
+                .iter()
+                .map(|(k, v)| (*k, BasicNode::new(v.clone())))
+                .collect();
+            match raft.initialize(members).await {
+                Ok(()) => {}
+                Err(RaftError::APIError(InitializeError::NotAllowed(_))) => {}
+                Err(e) => return Err(QuorumError::Raft(e.to_string())),
+            }
+        }
+        if voters.len() == 1 {
+            // Alone, there is nobody to wait for: lead at once.
+            let _ = raft.trigger().elect().await;
+        }
+        let controller = Arc::new(Controller::new(
+            raft.clone(),
+            view.clone(),
+            settings.session_timeout,
+            settings.cluster_id.clone(),
+        ));
+        tokio::spawn(controller.clone().run_fencing());
+        Ok(Arc::new(Quorum {
+            node_id: settings.node_id,
+            raft,
+            controller,
+            voters,
+            view,
+            clients: tokio::sync::Mutex::new(HashMap::new()),
+        }))
+    }
+
+    /// The metadata applied on this node.
+    pub fn view(&self) -> MetadataView {
+        self.view.borrow().clone()
+    }
+
+    /// Follows the metadata applied on this node.
+    pub fn subscribe(&self) -> watch::Receiver<MetadataView> {
+        self.view.clone()
+    }
+
+    /// The active controller, if one is known.
+    pub fn active_controller(&self) -> Option<i32> {
+        self.raft
+            .metrics()
+            .borrow()
+            .current_leader
+            .map(|l| l as i32)
+    }
+
+    /// The configured voters.
+    pub fn voters(&self) -> impl Iterator<Item = i32> + '_ {
+        self.voters.keys().map(|k| *k as i32)
+    }
+
+    /// Waits until this node has applied the metadata log up to `index`.
+    pub async fn wait_applied(&self, index: u64, timeout: Duration) -> bool {
+        let mut rx = self.view.clone();
+        tokio::time::timeout(timeout, rx.wait_for(|v| v.applied_index >= index))
+            .await
+            .is_ok_and(|r| r.is_ok())
+    }
+
+    /// Sends `req` to the active controller, wherever it is, retrying
+    /// through elections until `timeout`.
+    pub async fn request(
+        &self,
+        req: ControllerRequest,
+        timeout: Duration,
+    ) -> Result<ControllerResponse, QuorumError> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut hint: Option<u64> = None;
+        loop {
+            let target = hint
+                .take()
+                .or_else(|| self.raft.metrics().borrow().current_leader);
+            let resp = match target {
+                Some(t) if t == self.node_id as u64 => {
+                    Some(self.controller.handle(req.clone()).await)
+                }
+                Some(t) => self.forward(t, &req, deadline).await,
+                None => None,
+            };
+            match resp {
+                Some(ControllerResponse::NotController { leader }) => hint = leader,
+                Some(ControllerResponse::Unavailable(why)) => {
+                    tracing::debug!(%why, "active controller could not commit; retrying");
+                }
+                Some(r) => return Ok(r),
+                None => {}
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(QuorumError::NoController(timeout));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    async fn forward(
+        &self,
+        target: u64,
+        req: &ControllerRequest,
+        deadline: tokio::time::Instant,
+    ) -> Option<ControllerResponse> {
+        let addr = self.voters.get(&target)?.clone();
+        let mut clients = self.clients.lock().await;
+        let conn = clients
+            .entry(target)
+            .or_insert_with(|| Connection::new(addr));
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        match conn
+            .call(
+                &Request::Controller(req.clone()),
+                left.max(Duration::from_millis(100)),
+            )
+            .await
+        {
+            Ok(Response::Controller(r)) => Some(r),
+            Ok(_) => None,
+            Err(e) => {
+                tracing::debug!(controller = target, error = %e, "controller unreachable");
+                None
+            }
+        }
+    }
+
+    /// Serves the controller listener until the process ends.
+    pub async fn serve(self: Arc<Self>, listener: TcpListener) {
+        loop {
+            match listener.accept().await {
+                Ok((stream, _)) => {
+                    let _ = stream.set_nodelay(true);
+                    tokio::spawn(self.clone().serve_connection(stream));
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "controller listener accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        }
+    }
+
+    async fn serve_connection(self: Arc<Self>, mut stream: TcpStream) {
+        loop {
+            let req = match network::read_frame::<Request>(&mut stream).await {
+                Ok(Some(r)) => r,
+                Ok(None) => return,
+                Err(e) => {
+                    tracing::debug!(error = %e, "bad controller message; closing");
+                    return;
+                }
+            };
+            let resp = match req {
+                Request::AppendEntries(r) => {
+                    Response::AppendEntries(self.raft.append_entries(r).await)
+                }
+                Request::Vote(r) => Response::Vote(self.raft.vote(r).await),
+                Request::InstallSnapshot(r) => {
+                    Response::InstallSnapshot(self.raft.install_snapshot(r).await)
+                }
+                Request::Controller(r) => Response::Controller(self.controller.handle(r).await),
+            };
+            if network::write_frame(&mut stream, &resp).await.is_err() {
+                return;
+            }
+        }
+    }
+
+    /// Stops the Raft member.
+    pub async fn shutdown(&self) {
+        if let Err(e) = self.raft.shutdown().await {
+            tracing::warn!(error = %e, "metadata quorum did not stop cleanly");
+        }
+    }
+}

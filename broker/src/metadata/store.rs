@@ -1,0 +1,471 @@
+//! Durable storage of the metadata quorum for `openraft`: the Raft log and
+//! vote (`log.jsonl`, `state.json`) and the state machine, which is the
+//! [`ClusterImage`] with its latest snapshot (`snapshot.json`), all in one
+//! directory. Entries are one JSON object per line, appended and synced
+//! before Raft is told they are stored; rewrites (truncation, purging) go
+//! through a temporary file and a rename so a crash leaves the old or the
+//! new file, never half of one. A torn last line is dropped on start.
+
+use std::collections::BTreeMap;
+use std::fmt::Debug;
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead, BufReader, Cursor, Write};
+use std::ops::RangeBounds;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use openraft::storage::{LogFlushed, LogState, RaftLogStorage, RaftStateMachine, Snapshot};
+use openraft::{
+    Entry, EntryPayload, LogId, RaftLogReader, RaftSnapshotBuilder, SnapshotMeta, StorageError,
+    StorageIOError, StoredMembership, Vote,
+};
+use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
+
+use super::image::ClusterImage;
+use super::records::Applied;
+use super::TypeConfig;
+
+type NodeId = u64;
+type Node = openraft::BasicNode;
+
+/// The metadata every node has applied, published after each batch.
+#[derive(Debug, Clone, Default)]
+pub struct MetadataView {
+    /// The cluster.
+    pub image: Arc<ClusterImage>,
+    /// Log index of the last applied entry (0 before any).
+    pub applied_index: u64,
+}
+
+/// The Raft log of this node.
+#[derive(Clone)]
+pub struct LogStore {
+    inner: Arc<Mutex<LogInner>>,
+}
+
+#[derive(Default, Serialize, Deserialize)]
+struct HardState {
+    vote: Option<Vote<NodeId>>,
+    committed: Option<LogId<NodeId>>,
+    last_purged: Option<LogId<NodeId>>,
+}
+
+struct LogInner {
+    dir: PathBuf,
+    entries: BTreeMap<u64, Entry<TypeConfig>>,
+    hard: HardState,
+    file: File,
+}
+
+fn io_err(e: impl std::fmt::Display) -> std::io::Error {
+    std::io::Error::other(e.to_string())
+}
+
+/// Writes `bytes` to `path` through a synced temporary file and a rename.
+fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let tmp = path.with_extension("tmp");
+    let mut f = File::create(&tmp)?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path)?;
+    if let Some(dir) = path.parent() {
+        File::open(dir)?.sync_all()?;
+    }
+    Ok(())
+}
+
+impl LogStore {
+    /// Opens (creating) the log in `dir`.
+    pub fn open(dir: &Path) -> std::io::Result<Self> {
+        std::fs::create_dir_all(dir)?;
+        let hard = match std::fs::read(dir.join("state.json")) {
+            Ok(b) => serde_json::from_slice(&b).map_err(io_err)?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => HardState::default(),
+            Err(e) => return Err(e),
+        };
+        let path = dir.join("log.jsonl");
+        let mut entries = BTreeMap::new();
+        let mut good_len = 0u64;
+        let mut torn = false;
+        if let Ok(f) = File::open(&path) {
+            let mut reader = BufReader::new(f);
+            let mut line = String::new();
+            loop {
+                line.clear();
+                let n = reader.read_line(&mut line)?;
+                if n == 0 {
+                    break;
+                }
+                match serde_json::from_str::<Entry<TypeConfig>>(line.trim_end()) {
+                    Ok(e) if line.ends_with('\n') => {
+                        good_len += n as u64;
+                        entries.insert(e.log_id.index, e);
+                    }
+                    _ => {
+                        torn = true;
+                        break;
+                    }
+                }
+            }
+        }
+        let file = OpenOptions::new().create(true).append(true).open(&path)?;
+        if torn {
+            tracing::warn!(file = %path.display(), "metadata log ends in a torn entry; dropping it");
+            file.set_len(good_len)?;
+        }
+        Ok(LogStore {
+            inner: Arc::new(Mutex::new(LogInner {
+                dir: dir.to_path_buf(),
+                entries,
+                hard,
+                file,
+            })),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, LogInner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl LogInner {
+    fn save_hard(&self) -> std::io::Result<()> {
+        let bytes = serde_json::to_vec(&self.hard).map_err(io_err)?;
+        write_atomically(&self.dir.join("state.json"), &bytes)
+    }
+
+    fn rewrite(&mut self) -> std::io::Result<()> {
+        let mut text = Vec::new();
+        for e in self.entries.values() {
+            serde_json::to_writer(&mut text, e).map_err(io_err)?;
+            text.push(b'\n');
+        }
+        let path = self.dir.join("log.jsonl");
+        write_atomically(&path, &text)?;
+        self.file = OpenOptions::new().append(true).open(&path)?;
+        Ok(())
+    }
+}
+
+impl RaftLogReader<TypeConfig> for LogStore {
+    async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + Send>(
+        &mut self,
+        range: RB,
+    ) -> Result<Vec<Entry<TypeConfig>>, StorageError<NodeId>> {
+        Ok(self
+            .lock()
+            .entries
+            .range(range)
+            .map(|(_, e)| e.clone())
+            .collect())
+    }
+}
+
+impl RaftLogStorage<TypeConfig> for LogStore {
+    type LogReader = LogStore;
+
+    async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, StorageError<NodeId>> {
+        let inner = self.lock();
+        let last_purged = inner.hard.last_purged;
+        let last = inner
+            .entries
+            .values()
+            .next_back()
+            .map(|e| e.log_id)
+            .or(last_purged);
+        Ok(LogState {
+            last_purged_log_id: last_purged,
+            last_log_id: last,
+        })
+    }
+
+    async fn get_log_reader(&mut self) -> Self::LogReader {
+        self.clone()
+    }
+
+    async fn save_vote(&mut self, vote: &Vote<NodeId>) -> Result<(), StorageError<NodeId>> {
+        let mut inner = self.lock();
+        inner.hard.vote = Some(*vote);
+        inner
+            .save_hard()
+            .map_err(|e| StorageIOError::write_vote(&e).into())
+    }
+
+    async fn read_vote(&mut self) -> Result<Option<Vote<NodeId>>, StorageError<NodeId>> {
+        Ok(self.lock().hard.vote)
+    }
+
+    async fn save_committed(
+        &mut self,
+        committed: Option<LogId<NodeId>>,
+    ) -> Result<(), StorageError<NodeId>> {
+        let mut inner = self.lock();
+        inner.hard.committed = committed;
+        inner
+            .save_hard()
+            .map_err(|e| StorageIOError::write(&e).into())
+    }
+
+    async fn read_committed(&mut self) -> Result<Option<LogId<NodeId>>, StorageError<NodeId>> {
+        Ok(self.lock().hard.committed)
+    }
+
+    async fn append<I>(
+        &mut self,
+        entries: I,
+        callback: LogFlushed<TypeConfig>,
+    ) -> Result<(), StorageError<NodeId>>
+    where
+        I: IntoIterator<Item = Entry<TypeConfig>> + Send,
+        I::IntoIter: Send,
+    {
+        let mut inner = self.lock();
+        let mut text = Vec::new();
+        let mut batch = Vec::new();
+        for e in entries {
+            serde_json::to_writer(&mut text, &e).map_err(|e| StorageIOError::write_logs(&e))?;
+            text.push(b'\n');
+            batch.push(e);
+        }
+        let written = inner
+            .file
+            .write_all(&text)
+            .and_then(|_| inner.file.sync_data());
+        if let Err(e) = &written {
+            tracing::error!(error = %e, "cannot write the metadata log");
+        } else {
+            for e in batch {
+                inner.entries.insert(e.log_id.index, e);
+            }
+        }
+        let failed = written.as_ref().err().map(StorageIOError::write_logs);
+        callback.log_io_completed(written);
+        match failed {
+            Some(e) => Err(e.into()),
+            None => Ok(()),
+        }
+    }
+
+    async fn truncate(&mut self, log_id: LogId<NodeId>) -> Result<(), StorageError<NodeId>> {
+        let mut inner = self.lock();
+        inner.entries.retain(|i, _| *i < log_id.index);
+        inner
+            .rewrite()
+            .map_err(|e| StorageIOError::write_logs(&e).into())
+    }
+
+    async fn purge(&mut self, log_id: LogId<NodeId>) -> Result<(), StorageError<NodeId>> {
+        let mut inner = self.lock();
+        inner.hard.last_purged = Some(log_id);
+        inner
+            .save_hard()
+            .map_err(|e| StorageIOError::write_logs(&e))?;
+        inner.entries.retain(|i, _| *i > log_id.index);
+        inner
+            .rewrite()
+            .map_err(|e| StorageIOError::write_logs(&e).into())
+    }
+}
+
+/// What a snapshot holds: everything applied up to its last log id.
+#[derive(Serialize, Deserialize)]
+struct SnapshotData {
+    last_applied: Option<LogId<NodeId>>,
+    membership: StoredMembership<NodeId, Node>,
+    image: ClusterImage,
+}
+
+#[derive(Serialize, Deserialize)]
+struct StoredSnapshot {
+    meta: SnapshotMeta<NodeId, Node>,
+    data: Vec<u8>,
+}
+
+struct SmInner {
+    dir: PathBuf,
+    last_applied: Option<LogId<NodeId>>,
+    membership: StoredMembership<NodeId, Node>,
+    image: ClusterImage,
+    snapshot: Option<StoredSnapshot>,
+    snapshots_built: u64,
+}
+
+/// The state machine: applies committed records to the [`ClusterImage`]
+/// and publishes each new view.
+#[derive(Clone)]
+pub struct StateMachine {
+    inner: Arc<Mutex<SmInner>>,
+    publish: Arc<watch::Sender<MetadataView>>,
+}
+
+impl StateMachine {
+    /// Opens the state machine in `dir`, starting from its saved snapshot.
+    pub fn open(dir: &Path) -> std::io::Result<Self> {
+        std::fs::create_dir_all(dir)?;
+        let mut inner = SmInner {
+            dir: dir.to_path_buf(),
+            last_applied: None,
+            membership: StoredMembership::default(),
+            image: ClusterImage::default(),
+            snapshot: None,
+            snapshots_built: 0,
+        };
+        match std::fs::read(dir.join("snapshot.json")) {
+            Ok(b) => {
+                let stored: StoredSnapshot = serde_json::from_slice(&b).map_err(io_err)?;
+                let data: SnapshotData = serde_json::from_slice(&stored.data).map_err(io_err)?;
+                inner.last_applied = data.last_applied;
+                inner.membership = data.membership;
+                inner.image = data.image;
+                inner.snapshot = Some(stored);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+        let view = MetadataView {
+            image: Arc::new(inner.image.clone()),
+            applied_index: inner.last_applied.map(|l| l.index).unwrap_or(0),
+        };
+        Ok(StateMachine {
+            inner: Arc::new(Mutex::new(inner)),
+            publish: Arc::new(watch::channel(view).0),
+        })
+    }
+
+    /// Follows every applied change.
+    pub fn subscribe(&self) -> watch::Receiver<MetadataView> {
+        self.publish.subscribe()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, SmInner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn publish(&self, inner: &SmInner) {
+        self.publish.send_replace(MetadataView {
+            image: Arc::new(inner.image.clone()),
+            applied_index: inner.last_applied.map(|l| l.index).unwrap_or(0),
+        });
+    }
+}
+
+impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
+    async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, StorageError<NodeId>> {
+        let mut inner = self.lock();
+        let data = serde_json::to_vec(&SnapshotData {
+            last_applied: inner.last_applied,
+            membership: inner.membership.clone(),
+            image: inner.image.clone(),
+        })
+        .map_err(|e| StorageIOError::write_snapshot(None, &e))?;
+        inner.snapshots_built += 1;
+        let snapshot_id = match inner.last_applied {
+            Some(l) => format!("{}-{}-{}", l.leader_id, l.index, inner.snapshots_built),
+            None => format!("none-{}", inner.snapshots_built),
+        };
+        let meta = SnapshotMeta {
+            last_log_id: inner.last_applied,
+            last_membership: inner.membership.clone(),
+            snapshot_id,
+        };
+        let stored = StoredSnapshot {
+            meta: meta.clone(),
+            data: data.clone(),
+        };
+        let bytes =
+            serde_json::to_vec(&stored).map_err(|e| StorageIOError::write_snapshot(None, &e))?;
+        write_atomically(&inner.dir.join("snapshot.json"), &bytes)
+            .map_err(|e| StorageIOError::write_snapshot(None, &e))?;
+        inner.snapshot = Some(stored);
+        Ok(Snapshot {
+            meta,
+            snapshot: Box::new(Cursor::new(data)),
+        })
+    }
+}
+
+impl RaftStateMachine<TypeConfig> for StateMachine {
+    type SnapshotBuilder = StateMachine;
+
+    async fn applied_state(
+        &mut self,
+    ) -> Result<(Option<LogId<NodeId>>, StoredMembership<NodeId, Node>), StorageError<NodeId>> {
+        let inner = self.lock();
+        Ok((inner.last_applied, inner.membership.clone()))
+    }
+
+    async fn apply<I>(&mut self, entries: I) -> Result<Vec<Applied>, StorageError<NodeId>>
+    where
+        I: IntoIterator<Item = Entry<TypeConfig>> + Send,
+        I::IntoIter: Send,
+    {
+        let mut inner = self.lock();
+        let mut out = Vec::new();
+        for entry in entries {
+            inner.last_applied = Some(entry.log_id);
+            let result = match entry.payload {
+                EntryPayload::Blank => Applied::Done,
+                EntryPayload::Normal(record) => {
+                    let applied = inner.image.apply(entry.log_id.index, &record);
+                    if let Applied::Refused(r) = &applied {
+                        tracing::debug!(?record, reason = %r, "metadata record refused");
+                    }
+                    applied
+                }
+                EntryPayload::Membership(m) => {
+                    inner.membership = StoredMembership::new(Some(entry.log_id), m);
+                    Applied::Done
+                }
+            };
+            out.push(result);
+        }
+        self.publish(&inner);
+        Ok(out)
+    }
+
+    async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
+        self.clone()
+    }
+
+    async fn begin_receiving_snapshot(
+        &mut self,
+    ) -> Result<Box<Cursor<Vec<u8>>>, StorageError<NodeId>> {
+        Ok(Box::new(Cursor::new(Vec::new())))
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        meta: &SnapshotMeta<NodeId, Node>,
+        snapshot: Box<Cursor<Vec<u8>>>,
+    ) -> Result<(), StorageError<NodeId>> {
+        let bytes = snapshot.into_inner();
+        let data: SnapshotData = serde_json::from_slice(&bytes)
+            .map_err(|e| StorageIOError::read_snapshot(Some(meta.signature()), &e))?;
+        let mut inner = self.lock();
+        let stored = StoredSnapshot {
+            meta: meta.clone(),
+            data: bytes,
+        };
+        let file =
+            serde_json::to_vec(&stored).map_err(|e| StorageIOError::write_snapshot(None, &e))?;
+        write_atomically(&inner.dir.join("snapshot.json"), &file)
+            .map_err(|e| StorageIOError::write_snapshot(Some(meta.signature()), &e))?;
+        inner.last_applied = meta.last_log_id;
+        inner.membership = meta.last_membership.clone();
+        inner.image = data.image;
+        inner.snapshot = Some(stored);
+        self.publish(&inner);
+        Ok(())
+    }
+
+    async fn get_current_snapshot(
+        &mut self,
+    ) -> Result<Option<Snapshot<TypeConfig>>, StorageError<NodeId>> {
+        let inner = self.lock();
+        Ok(inner.snapshot.as_ref().map(|s| Snapshot {
+            meta: s.meta.clone(),
+            snapshot: Box::new(Cursor::new(s.data.clone())),
+        }))
+    }
+}

@@ -1,0 +1,123 @@
+//! The leader-epoch history of one partition's log: at which offset each
+//! leader epoch's records start. A leader answers OffsetForLeaderEpoch and
+//! detects a follower's diverging log from it; it is rebuilt from the batch
+//! headers when the log is opened (every batch carries its leader epoch).
+
+/// Kafka's "no epoch".
+pub const UNDEFINED_EPOCH: i32 = -1;
+/// Kafka's "no offset".
+pub const UNDEFINED_OFFSET: i64 = -1;
+
+/// Epoch → start offset, in increasing order of both.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EpochHistory {
+    entries: Vec<(i32, i64)>,
+}
+
+impl EpochHistory {
+    /// Notes that records of `epoch` start at `offset` (ignored unless the
+    /// epoch is newer than the latest known).
+    pub fn assign(&mut self, epoch: i32, offset: i64) {
+        if epoch < 0 {
+            return;
+        }
+        match self.entries.last() {
+            Some((last, _)) if *last >= epoch => {}
+            _ => self.entries.push((epoch, offset)),
+        }
+    }
+
+    /// The latest epoch with records (or assigned by a new leader).
+    pub fn latest(&self) -> i32 {
+        self.entries.last().map(|e| e.0).unwrap_or(UNDEFINED_EPOCH)
+    }
+
+    /// Kafka's OffsetForLeaderEpoch answer for `epoch` on a log ending at
+    /// `log_end`: the largest epoch at or below it, and the offset where
+    /// that epoch's records end (where the next epoch starts, or the log
+    /// end for the latest).
+    pub fn end_offset_for(&self, epoch: i32, log_end: i64) -> (i32, i64) {
+        let i = self.entries.partition_point(|(e, _)| *e <= epoch);
+        if i == 0 {
+            return (UNDEFINED_EPOCH, UNDEFINED_OFFSET);
+        }
+        let found = self.entries[i - 1].0;
+        match self.entries.get(i) {
+            Some((_, next_start)) => (found, *next_start),
+            None => (found, log_end),
+        }
+    }
+
+    /// The epoch whose records hold `offset` (-1 when unknown).
+    pub fn epoch_at(&self, offset: i64) -> i32 {
+        let i = self.entries.partition_point(|(_, start)| *start <= offset);
+        if i == 0 {
+            UNDEFINED_EPOCH
+        } else {
+            self.entries[i - 1].0
+        }
+    }
+
+    /// Forgets epochs whose records were all truncated away (start at or
+    /// after `offset`).
+    pub fn truncate_from(&mut self, offset: i64) {
+        self.entries.retain(|(_, start)| *start < offset);
+    }
+
+    /// Forgets epochs that ended before `offset` (records deleted from the
+    /// start of the log), keeping the one that covers it.
+    pub fn truncate_before(&mut self, offset: i64) {
+        let covering = self.entries.partition_point(|(_, start)| *start <= offset);
+        if covering > 1 {
+            self.entries.drain(..covering - 1);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn history() -> EpochHistory {
+        let mut h = EpochHistory::default();
+        for (e, o) in [(0, 0), (0, 5), (2, 10), (1, 12), (5, 20)] {
+            h.assign(e, o);
+        }
+        h
+    }
+
+    #[test]
+    fn end_offsets_follow_kafkas_rules() {
+        let h = history();
+        let cases = [
+            (-1, (UNDEFINED_EPOCH, UNDEFINED_OFFSET)),
+            (0, (0, 10)),
+            (1, (0, 10)),
+            (2, (2, 20)),
+            (4, (2, 20)),
+            (5, (5, 30)),
+            (9, (5, 30)),
+        ];
+        for (epoch, want) in cases {
+            assert_eq!(h.end_offset_for(epoch, 30), want, "epoch {epoch}");
+        }
+        assert_eq!(h.latest(), 5);
+        assert_eq!(
+            [0, 9, 10, 19, 20, 99].map(|o| h.epoch_at(o)),
+            [0, 0, 2, 2, 5, 5]
+        );
+    }
+
+    #[test]
+    fn truncation_forgets_epochs_without_records() {
+        let mut h = history();
+        h.truncate_from(20);
+        assert_eq!(h.latest(), 2);
+        h.truncate_from(3);
+        assert_eq!(h.latest(), 0);
+        let mut h = history();
+        h.truncate_before(15);
+        assert_eq!(h.end_offset_for(0, 30), (UNDEFINED_EPOCH, UNDEFINED_OFFSET));
+        assert_eq!(h.end_offset_for(2, 30), (2, 20));
+    }
+}

@@ -1,0 +1,292 @@
+//! The follower's side of replication: one task per leader broker fetches,
+//! with Kafka's own Fetch request (v12, as a replica), every partition this
+//! broker follows on that leader, appends what comes back, takes the
+//! leader's high watermark, and truncates where the leader says the logs
+//! diverge.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use kafka_protocol::messages::{
+    ApiKey, BrokerId, FetchRequest, FetchResponse, RequestHeader, ResponseHeader, TopicName,
+};
+use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+use kafka_protocol::ResponseError;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+
+use crate::metadata::store::MetadataView;
+use crate::partition::Partition;
+
+/// Fetch version used between brokers: replica id in the body, leader
+/// epochs, diverging-epoch answers, topics by name.
+const VERSION: i16 = 12;
+
+/// How followers fetch.
+#[derive(Debug, Clone)]
+pub struct FetchSettings {
+    /// This broker.
+    pub me: i32,
+    /// `inter.broker.listener.name`: where leaders are reached.
+    pub listener: String,
+    /// `replica.fetch.wait.max.ms`
+    pub max_wait: Duration,
+    /// `replica.fetch.max.bytes`
+    pub partition_max_bytes: i32,
+    /// `replica.fetch.response.max.bytes`
+    pub max_bytes: i32,
+}
+
+/// Partitions followed, by leader.
+pub type Followed = BTreeMap<i32, Vec<Arc<Partition>>>;
+
+/// Runs one fetch task per leader with followed partitions, starting and
+/// ending them as `followed` changes.
+pub async fn run(
+    settings: FetchSettings,
+    image: watch::Receiver<MetadataView>,
+    mut followed: watch::Receiver<Followed>,
+) {
+    let mut tasks: BTreeMap<i32, tokio::task::JoinHandle<()>> = BTreeMap::new();
+    loop {
+        let leaders: Vec<i32> = followed.borrow_and_update().keys().copied().collect();
+        tasks.retain(|leader, task| {
+            let keep = leaders.contains(leader) && !task.is_finished();
+            if !keep {
+                task.abort();
+            }
+            keep
+        });
+        for leader in leaders {
+            tasks.entry(leader).or_insert_with(|| {
+                tokio::spawn(follow(
+                    leader,
+                    settings.clone(),
+                    image.clone(),
+                    followed.clone(),
+                ))
+            });
+        }
+        if followed.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Fetches from `leader` until it leads nothing this broker follows.
+async fn follow(
+    leader: i32,
+    settings: FetchSettings,
+    image: watch::Receiver<MetadataView>,
+    followed: watch::Receiver<Followed>,
+) {
+    let mut conn: Option<TcpStream> = None;
+    let mut correlation = 0i32;
+    loop {
+        let partitions = followed.borrow().get(&leader).cloned().unwrap_or_default();
+        if partitions.is_empty() {
+            return;
+        }
+        if conn.is_none() {
+            let addr = image
+                .borrow()
+                .image
+                .brokers
+                .get(&leader)
+                .filter(|b| !b.fenced)
+                .and_then(|b| b.endpoint(&settings.listener))
+                .map(|e| format!("{}:{}", e.host, e.port));
+            let Some(addr) = addr else {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                continue;
+            };
+            match TcpStream::connect(&addr).await {
+                Ok(s) => {
+                    let _ = s.set_nodelay(true);
+                    conn = Some(s);
+                }
+                Err(e) => {
+                    tracing::debug!(leader, %addr, error = %e, "cannot reach leader");
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                    continue;
+                }
+            }
+        }
+        let Some(stream) = conn.as_mut() else {
+            continue;
+        };
+        let Some(request) = build(&settings, &partitions) else {
+            // Every partition changed role; wait for the next metadata.
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            continue;
+        };
+        correlation = correlation.wrapping_add(1);
+        let timeout = settings.max_wait + Duration::from_secs(10);
+        match tokio::time::timeout(timeout, exchange(stream, correlation, &request)).await {
+            Ok(Ok(resp)) => {
+                if !apply(&partitions, resp) {
+                    // Errors (not leader, fenced epoch): the metadata is
+                    // about to change; don't spin.
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+            Ok(Err(e)) => {
+                tracing::debug!(leader, error = %e, "fetch from leader failed");
+                conn = None;
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Err(_) => {
+                tracing::debug!(leader, "fetch from leader timed out");
+                conn = None;
+            }
+        }
+    }
+}
+
+fn build(settings: &FetchSettings, partitions: &[Arc<Partition>]) -> Option<FetchRequest> {
+    let mut topics: BTreeMap<String, Vec<FetchPartition>> = BTreeMap::new();
+    for p in partitions {
+        let Some(pos) = p.position() else { continue };
+        let mut fp = FetchPartition::default();
+        fp.partition = p.index;
+        fp.current_leader_epoch = pos.epoch;
+        fp.fetch_offset = pos.fetch_offset;
+        fp.last_fetched_epoch = pos.last_fetched_epoch;
+        fp.log_start_offset = p.watermarks().log_start_offset;
+        fp.partition_max_bytes = settings.partition_max_bytes;
+        topics.entry(p.topic.clone()).or_default().push(fp);
+    }
+    if topics.is_empty() {
+        return None;
+    }
+    let mut req = FetchRequest::default();
+    req.replica_id = BrokerId(settings.me);
+    req.max_wait_ms = settings.max_wait.as_millis() as i32;
+    req.min_bytes = 1;
+    req.max_bytes = settings.max_bytes;
+    req.session_epoch = -1;
+    req.topics = topics
+        .into_iter()
+        .map(|(name, partitions)| {
+            let mut t = FetchTopic::default();
+            t.topic = TopicName(StrBytes::from_string(name));
+            t.partitions = partitions;
+            t
+        })
+        .collect();
+    Some(req)
+}
+
+/// Applies a fetch response; false when some partition reported an error.
+fn apply(partitions: &[Arc<Partition>], resp: FetchResponse) -> bool {
+    let mut clean = true;
+    for t in resp.responses {
+        for d in t.partitions {
+            let Some(p) = partitions
+                .iter()
+                .find(|p| p.topic == t.topic.as_str() && p.index == d.partition_index)
+            else {
+                continue;
+            };
+            let Some(pos) = p.position() else { continue };
+            let outcome = match ResponseError::try_from_code(d.error_code) {
+                None if d.diverging_epoch.epoch >= 0 || d.diverging_epoch.end_offset >= 0 => {
+                    // Keep what both logs agree on: up to where the
+                    // leader's epoch ends, or ours does.
+                    let (_, ours) = p.end_offset_for(d.diverging_epoch.epoch);
+                    let to = if d.diverging_epoch.epoch < 0 {
+                        0
+                    } else {
+                        d.diverging_epoch.end_offset.min(ours.max(0))
+                    };
+                    p.truncate_to(to)
+                }
+                None => p
+                    .append_replicated(
+                        pos.epoch,
+                        d.records.as_deref().unwrap_or_default(),
+                        d.high_watermark,
+                    )
+                    .and_then(|()| {
+                        // Records the leader deleted (retention,
+                        // DeleteRecords) go here too.
+                        if d.log_start_offset > p.watermarks().log_start_offset {
+                            p.delete_records_before(d.log_start_offset).map(|_| ())
+                        } else {
+                            Ok(())
+                        }
+                    }),
+                Some(ResponseError::OffsetOutOfRange) => {
+                    clean = false;
+                    // Behind the leader's log start: start over from there.
+                    if pos.fetch_offset < d.log_start_offset {
+                        p.reset_to(d.log_start_offset)
+                    } else {
+                        p.truncate_to(d.high_watermark.max(0))
+                    }
+                }
+                Some(e) => {
+                    clean = false;
+                    tracing::debug!(topic = %p.topic, partition = p.index, error = ?e, "leader refused fetch");
+                    Ok(())
+                }
+            };
+            if let Err(e) = outcome {
+                clean = false;
+                tracing::warn!(topic = %p.topic, partition = p.index, error = %e, "cannot apply fetched data");
+            }
+        }
+    }
+    clean
+}
+
+/// Sends one request and reads its response.
+async fn exchange(
+    stream: &mut TcpStream,
+    correlation: i32,
+    req: &FetchRequest,
+) -> std::io::Result<FetchResponse> {
+    let bad =
+        |e: anyhow::Error| std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string());
+    let mut header = RequestHeader::default();
+    header.request_api_key = ApiKey::Fetch as i16;
+    header.request_api_version = VERSION;
+    header.correlation_id = correlation;
+    header.client_id = Some(StrBytes::from_static_str("gregor-replica"));
+    let mut body = BytesMut::new();
+    header
+        .encode(&mut body, ApiKey::Fetch.request_header_version(VERSION))
+        .map_err(bad)?;
+    req.encode(&mut body, VERSION).map_err(bad)?;
+    let mut frame = BytesMut::with_capacity(body.len() + 4);
+    frame.put_i32(body.len() as i32);
+    frame.extend_from_slice(&body);
+    stream.write_all(&frame).await?;
+    let len = stream.read_i32().await?;
+    if len < 0 {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            "negative frame length",
+        ));
+    }
+    let mut buf = vec![0u8; len as usize];
+    stream.read_exact(&mut buf).await?;
+    let mut buf = Bytes::from(buf);
+    let h = ResponseHeader::decode(&mut buf, ApiKey::Fetch.response_header_version(VERSION))
+        .map_err(bad)?;
+    if h.correlation_id != correlation {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            "response to another request",
+        ));
+    }
+    let resp = FetchResponse::decode(&mut buf, VERSION).map_err(bad)?;
+    if buf.has_remaining() {
+        tracing::debug!(left = buf.remaining(), "fetch response had trailing bytes");
+    }
+    Ok(resp)
+}
