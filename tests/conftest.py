@@ -35,6 +35,7 @@ TOOLS = {
     "kafka-log-dirs": "org.apache.kafka.tools.LogDirsCommand",
     "kafka-storage": "kafka.tools.StorageTool",
     "kafka-server-start": "kafka.Kafka",
+    "kafka-verifiable-producer": "org.apache.kafka.tools.VerifiableProducer",
 }
 
 
@@ -133,7 +134,7 @@ class Gregor:
     def write_config(self):
         self.config.write_text("".join(f"{k}={v}\n" for k, v in self.props.items()))
 
-    def start(self):
+    def start(self, wait=True):
         self.write_config()
         env = {k: v for k, v in os.environ.items() if not k.startswith("GREGOR_")}
         env.setdefault("RUST_LOG", "info")
@@ -145,7 +146,13 @@ class Gregor:
                 stderr=subprocess.STDOUT,
                 env=env,
             )
-        wait_for_port(self.external_port, self.proc, self.log)
+        if wait:
+            self.wait()
+        return self
+
+    def wait(self, timeout=60):
+        """Until the broker serves clients (it has joined its cluster)."""
+        wait_for_port(self.external_port, self.proc, self.log, timeout)
         return self
 
     def stop(self):
@@ -172,6 +179,54 @@ class Gregor:
 
     def alive(self):
         return self.proc is not None and self.proc.poll() is None
+
+
+class GregorCluster:
+    """Brokers that are also the voters of one metadata quorum, each with
+    INTERNAL, EXTERNAL and CONTROLLER listeners on loopback ports."""
+
+    def __init__(self, workdir, size=3, props=None):
+        workdir = Path(workdir)
+        controller_ports = [free_port() for _ in range(size)]
+        voters = ",".join(f"{i + 1}@127.0.0.1:{p}" for i, p in enumerate(controller_ports))
+        self.brokers = []
+        for i, cport in enumerate(controller_ports):
+            b = Gregor(workdir / f"broker-{i + 1}", node_id=i + 1)
+            b.props["listeners"] += f",CONTROLLER://127.0.0.1:{cport}"
+            b.props["listener.security.protocol.map"] += ",CONTROLLER:PLAINTEXT"
+            b.props.update({
+                "controller.listener.names": "CONTROLLER",
+                "controller.quorum.voters": voters,
+                "default.replication.factor": str(size),
+                "offsets.topic.replication.factor": str(size),
+                "min.insync.replicas": "2",
+                "replica.lag.time.max.ms": "5000",
+            })
+            b.props.update(props or {})
+            self.brokers.append(b)
+
+    @property
+    def bootstrap(self):
+        return ",".join(b.bootstrap for b in self.brokers)
+
+    def broker(self, node_id):
+        return self.brokers[node_id - 1]
+
+    def start(self):
+        # A broker serves once the quorum has formed, so start them all
+        # before waiting for any.
+        for b in self.brokers:
+            b.start(wait=False)
+        for b in self.brokers:
+            b.wait(timeout=90)
+        return self
+
+    def stop(self):
+        for b in self.brokers:
+            if b.alive():
+                b.proc.send_signal(signal.SIGTERM)
+        for b in self.brokers:
+            b.stop()
 
 
 class ApacheKafka:
@@ -255,6 +310,14 @@ def gregor_factory(tmp_path):
     for b in started:
         if b.alive():
             b.stop()
+
+
+@pytest.fixture
+def cluster(tmp_path):
+    """A fresh three-broker Gregor cluster."""
+    c = GregorCluster(tmp_path / "cluster").start()
+    yield c
+    c.stop()
 
 
 @pytest.fixture(scope="session")

@@ -97,6 +97,7 @@ fn run_broker(path: PathBuf) -> ExitCode {
         .await;
         tracing::info!("flushing logs");
         maintenance::flush_all(&node);
+        node.quorum.shutdown().await;
         tracing::info!("stopped");
         ExitCode::SUCCESS
     })

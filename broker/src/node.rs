@@ -11,7 +11,7 @@ use tokio::sync::watch;
 use uuid::Uuid;
 
 use crate::config::{BrokerConfig, Endpoint};
-use crate::group::offsets::{OffsetStoreError, OFFSETS_TOPIC};
+use crate::group::offsets::OFFSETS_TOPIC;
 use crate::group::{GroupCoordinator, GroupSettings};
 use crate::ids::new_cluster_id;
 use crate::metadata::controller::{ControllerRequest, ControllerResponse};
@@ -59,9 +59,6 @@ pub enum StartError {
     /// The broker could not register.
     #[error(transparent)]
     Registration(#[from] RegistrationError),
-    /// Committed offsets could not be loaded.
-    #[error("loading committed offsets: {0}")]
-    Offsets(#[from] OffsetStoreError),
     /// The offsets topic could not be created.
     #[error("cannot create {OFFSETS_TOPIC}: {0}")]
     OffsetsTopic(String),
@@ -193,7 +190,11 @@ impl Node {
                 config.group_consumer_heartbeat_interval_ms,
             ),
         };
-        let groups = Arc::new(GroupCoordinator::open(offsets_topic, settings)?);
+        let groups = Arc::new(GroupCoordinator::new(
+            offsets_topic.partitions.len() as i32,
+            settings,
+        ));
+        tokio::spawn(follow_offsets_leadership(topics.clone(), groups.clone()));
         Ok(Arc::new(Node {
             config,
             cluster_id,
@@ -251,8 +252,8 @@ impl Node {
         }
     }
 
-    /// Moves this broker's leaderships away and leaves the quorum's view of
-    /// live brokers, before the process exits.
+    /// Moves this broker's leaderships away (it is fenced), before it stops
+    /// serving.
     pub async fn shutdown(&self) {
         self.stop_heartbeats.send_replace(true);
         let epoch = *self.epoch.borrow();
@@ -268,7 +269,6 @@ impl Node {
         } else {
             tracing::warn!("controlled shutdown not confirmed by the controller; stopping anyway");
         }
-        self.quorum.shutdown().await;
     }
 }
 
@@ -306,6 +306,27 @@ async fn follow_metadata(
             Err(e) => tracing::error!(error = %e, "applying metadata to the topic registry failed"),
         }
         if rx.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Makes the group coordinator serve the groups of exactly the offsets
+/// partitions this broker leads, as leadership moves.
+async fn follow_offsets_leadership(topics: Arc<TopicRegistry>, groups: Arc<GroupCoordinator>) {
+    let mut synced = topics.subscribe_synced();
+    loop {
+        synced.borrow_and_update();
+        let led: Vec<Arc<Partition>> = topics
+            .get(OFFSETS_TOPIC)
+            .map(|t| t.local().filter(|p| p.is_leader()).cloned().collect())
+            .unwrap_or_default();
+        let groups = groups.clone();
+        // Loading replays the partition's log: off the request threads.
+        if let Err(e) = tokio::task::spawn_blocking(move || groups.lead(&led)).await {
+            tracing::error!(error = %e, "moving group coordination failed");
+        }
+        if synced.changed().await.is_err() {
             return;
         }
     }

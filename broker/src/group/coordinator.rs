@@ -23,10 +23,12 @@ use kafka_protocol::ResponseError;
 use tokio::sync::oneshot;
 
 use super::consumer::ConsumerGroup;
+use super::offset_records::GroupMetadata;
 use super::offsets::{Committed, OffsetStore, OffsetStoreError};
 use super::state::{Group, GroupError, GroupState, Member};
 use crate::clock::now_ms;
-use crate::topic::{Topic, TopicRegistry};
+use crate::partition::Partition;
+use crate::topic::TopicRegistry;
 
 /// Longest metadata string a commit may carry (Kafka's
 /// `offset.metadata.max.bytes` default).
@@ -64,6 +66,10 @@ struct JoinOutcome {
     /// The leader keeps the current assignment instead of computing one.
     skip_assignment: bool,
 }
+
+/// How long an offset commit waits for replication (Kafka's
+/// `offsets.commit.timeout.ms` default).
+const COMMIT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A group with the clients waiting on it.
 struct Entry {
@@ -108,32 +114,81 @@ pub struct GroupCoordinator {
 }
 
 impl GroupCoordinator {
-    /// Opens the coordinator, loading committed offsets from `dir`.
-    pub fn open(
-        offsets_topic: Arc<Topic>,
-        settings: GroupSettings,
-    ) -> Result<GroupCoordinator, OffsetStoreError> {
-        let offsets = OffsetStore::open(offsets_topic)?;
-        // Classic groups resume where they were: members keep their ids,
-        // generation and assignment, and get a fresh session to heartbeat.
-        let now = Instant::now();
-        let groups = offsets
-            .group_metadata()
-            .iter()
-            .map(|(id, md)| {
-                let mut entry = Entry::new(id);
-                entry.group = Group::from_metadata(id, md, now);
-                (id.clone(), entry)
-            })
-            .collect();
-        Ok(GroupCoordinator {
+    /// A coordinator over an offsets topic of `partitions` partitions; it
+    /// serves the groups of the partitions it is given to lead (`lead`).
+    pub fn new(partitions: i32, settings: GroupSettings) -> GroupCoordinator {
+        GroupCoordinator {
             inner: Arc::new(Mutex::new(Inner {
-                groups,
+                groups: HashMap::new(),
                 consumer_groups: HashMap::new(),
-                offsets,
+                offsets: OffsetStore::new(partitions),
             })),
             settings,
-        })
+        }
+    }
+
+    /// Serves exactly the groups of `led`, the offsets partitions this
+    /// broker leads now: newly led ones are loaded from their log (classic
+    /// groups resume with their members, generation and assignment, each
+    /// member with a fresh session), the others are dropped, so their
+    /// clients get NOT_COORDINATOR and find the new coordinator.
+    pub fn lead(&self, led: &[Arc<Partition>]) {
+        let mut inner = self.lock();
+        let now = Instant::now();
+        let keep: HashSet<i32> = led.iter().map(|p| p.index).collect();
+        let lost: Vec<i32> = inner
+            .offsets
+            .loaded()
+            .filter(|i| !keep.contains(i))
+            .collect();
+        for index in lost {
+            let Inner {
+                groups,
+                consumer_groups,
+                offsets,
+            } = &mut *inner;
+            offsets.unload(index);
+            groups.retain(|g, _| offsets.partition_for(g) != index);
+            consumer_groups.retain(|g, _| offsets.partition_for(g) != index);
+            tracing::info!(
+                partition = index,
+                "no longer coordinating the groups of this offsets partition"
+            );
+        }
+        for p in led {
+            if inner.offsets.loaded().any(|i| i == p.index) {
+                continue;
+            }
+            if let Err(e) = inner.offsets.load(p.clone()) {
+                tracing::error!(partition = p.index, error = %e, "cannot load groups");
+                continue;
+            }
+            let restored: Vec<(String, GroupMetadata)> = inner
+                .offsets
+                .group_metadata()
+                .iter()
+                .filter(|(id, _)| inner.offsets.partition_for(id) == p.index)
+                .map(|(id, md)| (id.clone(), md.clone()))
+                .collect();
+            for (id, md) in restored {
+                let mut entry = Entry::new(&id);
+                entry.group = Group::from_metadata(&id, &md, now);
+                inner.groups.insert(id, entry);
+            }
+            tracing::info!(
+                partition = p.index,
+                "coordinating the groups of this offsets partition"
+            );
+        }
+    }
+
+    /// NOT_COORDINATOR when this broker does not lead `group`'s partition.
+    pub(super) fn check_coordinator(inner: &Inner, group: &str) -> Result<(), ResponseError> {
+        if inner.offsets.serves(group) {
+            Ok(())
+        } else {
+            Err(ResponseError::NotCoordinator)
+        }
     }
 
     pub(super) fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -205,6 +260,9 @@ impl GroupCoordinator {
         let instance_id = req.group_instance_id.as_ref().map(|s| s.to_string());
 
         let mut inner = self.lock();
+        if let Err(code) = Self::check_coordinator(&inner, &group_id) {
+            return Err(Box::new(fail(code, &member_id)));
+        }
         if !member_id.is_empty() && !inner.groups.contains_key(&group_id) {
             return Err(Box::new(fail(ResponseError::UnknownMemberId, &member_id)));
         }
@@ -379,6 +437,9 @@ impl GroupCoordinator {
             let mut inner = self.lock();
             let group_id = req.group_id.to_string();
             let member_id = req.member_id.to_string();
+            if let Err(code) = Self::check_coordinator(&inner, &group_id) {
+                return sync_response(Err(code.code()), None, None);
+            }
             let Some(entry) = inner.groups.get_mut(&group_id) else {
                 return sync_response(Err(ResponseError::UnknownMemberId.code()), None, None);
             };
@@ -457,6 +518,10 @@ impl GroupCoordinator {
     pub async fn heartbeat(&self, req: HeartbeatRequest, _version: i16) -> HeartbeatResponse {
         let mut resp = HeartbeatResponse::default();
         let mut inner = self.lock();
+        if let Err(code) = Self::check_coordinator(&inner, req.group_id.as_str()) {
+            resp.error_code = code.code();
+            return resp;
+        }
         let Some(entry) = inner.groups.get_mut(req.group_id.as_str()) else {
             resp.error_code = ResponseError::UnknownMemberId.code();
             return resp;
@@ -485,6 +550,10 @@ impl GroupCoordinator {
         let mut resp = LeaveGroupResponse::default();
         let mut inner = self.lock();
         let group_id = req.group_id.to_string();
+        if let Err(code) = Self::check_coordinator(&inner, &group_id) {
+            resp.error_code = code.code();
+            return resp;
+        }
         let leaving: Vec<(String, Option<String>)> = if version < 3 {
             vec![(req.member_id.to_string(), None)]
         } else {
@@ -618,101 +687,123 @@ impl GroupCoordinator {
             OffsetCommitResponsePartition, OffsetCommitResponseTopic,
         };
         let group_id = req.group_id.to_string();
-        let mut inner = self.lock();
-        let group_error_code = if group_id.is_empty() {
-            ResponseError::InvalidGroupId.code()
-        } else if let Some(g) = inner.consumer_groups.get(&group_id) {
-            let simple = req.generation_id_or_member_epoch < 0 && req.member_id.is_empty();
-            match g.members.get(req.member_id.as_str()) {
-                _ if simple && g.members.is_empty() => 0,
-                None => ResponseError::UnknownMemberId.code(),
-                Some(m) => {
-                    let epoch = req.generation_id_or_member_epoch;
-                    if epoch == m.epoch || epoch == m.previous_epoch {
-                        0
-                    } else {
-                        ResponseError::StaleMemberEpoch.code()
-                    }
-                }
-            }
-        } else {
-            match inner.groups.get(&group_id) {
-                // A simple (non-member) commit needs a group with no members.
-                _ if req.generation_id_or_member_epoch < 0 && req.member_id.is_empty() => {
-                    match inner.groups.get(&group_id) {
-                        Some(e) if !e.group.members.is_empty() => {
-                            ResponseError::UnknownMemberId.code()
+        let (mut resp, pending) = {
+            let mut inner = self.lock();
+            let group_error_code = if group_id.is_empty() {
+                ResponseError::InvalidGroupId.code()
+            } else if let Err(code) = Self::check_coordinator(&inner, &group_id) {
+                code.code()
+            } else if let Some(g) = inner.consumer_groups.get(&group_id) {
+                let simple = req.generation_id_or_member_epoch < 0 && req.member_id.is_empty();
+                match g.members.get(req.member_id.as_str()) {
+                    _ if simple && g.members.is_empty() => 0,
+                    None => ResponseError::UnknownMemberId.code(),
+                    Some(m) => {
+                        let epoch = req.generation_id_or_member_epoch;
+                        if epoch == m.epoch || epoch == m.previous_epoch {
+                            0
+                        } else {
+                            ResponseError::StaleMemberEpoch.code()
                         }
-                        _ => 0,
                     }
                 }
-                None => ResponseError::UnknownMemberId.code(),
-                Some(e) => match e.group.check_member(
-                    &req.member_id,
-                    req.group_instance_id.as_deref(),
-                    req.generation_id_or_member_epoch,
-                ) {
-                    Err(err) => group_error(err),
-                    Ok(()) if e.group.state == GroupState::CompletingRebalance => {
-                        ResponseError::RebalanceInProgress.code()
+            } else {
+                match inner.groups.get(&group_id) {
+                    // A simple (non-member) commit needs a group with no members.
+                    _ if req.generation_id_or_member_epoch < 0 && req.member_id.is_empty() => {
+                        match inner.groups.get(&group_id) {
+                            Some(e) if !e.group.members.is_empty() => {
+                                ResponseError::UnknownMemberId.code()
+                            }
+                            _ => 0,
+                        }
                     }
-                    Ok(()) => 0,
-                },
-            }
-        };
-        let mut resp = OffsetCommitResponse::default();
-        // Valid commits are written together; their partitions' error codes
-        // are filled in once the write is done.
-        let mut accepted: Vec<(String, i32, Committed)> = Vec::new();
-        for t in req.topics {
-            let mut rt = OffsetCommitResponseTopic::default();
-            rt.name = t.name.clone();
-            for p in t.partitions {
-                let mut rp = OffsetCommitResponsePartition::default();
-                rp.partition_index = p.partition_index;
-                rp.error_code = if group_error_code != 0 {
-                    group_error_code
-                } else if topics.partition(&t.name, p.partition_index).is_none() {
-                    ResponseError::UnknownTopicOrPartition.code()
-                } else if p
-                    .committed_metadata
-                    .as_ref()
-                    .is_some_and(|m| m.len() > MAX_OFFSET_METADATA)
-                {
-                    ResponseError::OffsetMetadataTooLarge.code()
-                } else {
-                    let committed = Committed {
-                        offset: p.committed_offset,
-                        leader_epoch: p.committed_leader_epoch,
-                        metadata: p
-                            .committed_metadata
-                            .map(|m| m.to_string())
-                            .unwrap_or_default(),
+                    None => ResponseError::UnknownMemberId.code(),
+                    Some(e) => match e.group.check_member(
+                        &req.member_id,
+                        req.group_instance_id.as_deref(),
+                        req.generation_id_or_member_epoch,
+                    ) {
+                        Err(err) => group_error(err),
+                        Ok(()) if e.group.state == GroupState::CompletingRebalance => {
+                            ResponseError::RebalanceInProgress.code()
+                        }
+                        Ok(()) => 0,
+                    },
+                }
+            };
+            let mut resp = OffsetCommitResponse::default();
+            // Valid commits are written together; their partitions' error codes
+            // are filled in once the write is done.
+            let mut accepted: Vec<(String, i32, Committed)> = Vec::new();
+            for t in req.topics {
+                let mut rt = OffsetCommitResponseTopic::default();
+                rt.name = t.name.clone();
+                for p in t.partitions {
+                    let mut rp = OffsetCommitResponsePartition::default();
+                    rp.partition_index = p.partition_index;
+                    rp.error_code = if group_error_code != 0 {
+                        group_error_code
+                    } else if topics.partition(&t.name, p.partition_index).is_none() {
+                        ResponseError::UnknownTopicOrPartition.code()
+                    } else if p
+                        .committed_metadata
+                        .as_ref()
+                        .is_some_and(|m| m.len() > MAX_OFFSET_METADATA)
+                    {
+                        ResponseError::OffsetMetadataTooLarge.code()
+                    } else {
+                        let committed = Committed {
+                            offset: p.committed_offset,
+                            leader_epoch: p.committed_leader_epoch,
+                            metadata: p
+                                .committed_metadata
+                                .map(|m| m.to_string())
+                                .unwrap_or_default(),
+                        };
+                        accepted.push((t.name.to_string(), p.partition_index, committed));
+                        0
                     };
-                    accepted.push((t.name.to_string(), p.partition_index, committed));
-                    0
-                };
-                rt.partitions.push(rp);
+                    rt.partitions.push(rp);
+                }
+                resp.topics.push(rt);
             }
-            resp.topics.push(rt);
-        }
-        if !accepted.is_empty() {
-            if let Err(e) = inner.offsets.commit(&group_id, accepted) {
-                tracing::error!(group = %group_id, error = %e, "cannot store committed offsets");
+            if !accepted.is_empty() {
+                if let Err(e) = inner.offsets.commit(&group_id, accepted) {
+                    tracing::error!(group = %group_id, error = %e, "cannot store committed offsets");
+                    for rp in resp.topics.iter_mut().flat_map(|t| t.partitions.iter_mut()) {
+                        if rp.error_code == 0 {
+                            rp.error_code = ResponseError::KafkaStorageError.code();
+                        }
+                    }
+                }
+            }
+            if group_error_code == 0 {
+                if let Some(m) = inner
+                    .groups
+                    .get_mut(&group_id)
+                    .and_then(|e| e.group.members.get_mut(req.member_id.as_str()))
+                {
+                    m.last_seen = Instant::now();
+                }
+            }
+            // Like a produce with acks=all: the commit is confirmed once the
+            // offsets partition's in-sync replicas hold it.
+            let pending = inner.offsets.take_last_write();
+            (resp, pending)
+        };
+        if let Some((p, end)) = pending {
+            let mut hw = p.subscribe_high_watermark();
+            let replicated = tokio::time::timeout(COMMIT_TIMEOUT, hw.wait_for(|hw| *hw >= end))
+                .await
+                .is_ok_and(|r| r.is_ok());
+            if !replicated {
+                tracing::warn!(group = %group_id, "offset commit not replicated in time");
                 for rp in resp.topics.iter_mut().flat_map(|t| t.partitions.iter_mut()) {
                     if rp.error_code == 0 {
-                        rp.error_code = ResponseError::KafkaStorageError.code();
+                        rp.error_code = ResponseError::RequestTimedOut.code();
                     }
                 }
-            }
-        }
-        if group_error_code == 0 {
-            if let Some(m) = inner
-                .groups
-                .get_mut(&group_id)
-                .and_then(|e| e.group.members.get_mut(req.member_id.as_str()))
-            {
-                m.last_seen = Instant::now();
             }
         }
         resp
@@ -753,6 +844,10 @@ impl GroupCoordinator {
         };
         let mut resp = OffsetFetchResponse::default();
         if version < 8 {
+            if let Err(code) = Self::check_coordinator(&inner, req.group_id.as_str()) {
+                resp.error_code = code.code();
+                return resp;
+            }
             let wanted = req.topics.map(|ts| {
                 ts.into_iter()
                     .map(|t| (t.name.to_string(), t.partition_indexes))
@@ -785,6 +880,11 @@ impl GroupCoordinator {
                 });
                 let mut rg = OffsetFetchResponseGroup::default();
                 rg.group_id = g.group_id.clone();
+                if let Err(code) = Self::check_coordinator(&inner, g.group_id.as_str()) {
+                    rg.error_code = code.code();
+                    resp.groups.push(rg);
+                    continue;
+                }
                 for (topic, parts) in lookup(&g.group_id, wanted) {
                     let mut rt = OffsetFetchResponseTopics::default();
                     rt.name = TopicName(StrBytes::from_string(topic));
@@ -824,6 +924,12 @@ impl GroupCoordinator {
             let mut d = DescribedGroup::default();
             d.group_id = id.clone();
             d.authorized_operations = i32::MIN;
+            if let Err(code) = Self::check_coordinator(&inner, id.as_str()) {
+                d.error_code = code.code();
+                d.group_state = StrBytes::from_static_str("");
+                resp.groups.push(d);
+                continue;
+            }
             match inner.groups.get(id.as_str()) {
                 Some(e) => {
                     let g = &e.group;
@@ -913,6 +1019,13 @@ impl GroupCoordinator {
         let mut inner = self.lock();
         let mut resp = DeleteGroupsResponse::default();
         for id in req.groups_names {
+            if let Err(code) = Self::check_coordinator(&inner, id.as_str()) {
+                let mut r = DeletableGroupResult::default();
+                r.group_id = id;
+                r.error_code = code.code();
+                resp.results.push(r);
+                continue;
+            }
             let known = inner.groups.contains_key(id.as_str())
                 || inner.consumer_groups.contains_key(id.as_str())
                 || inner.offsets.group(id.as_str()).is_some();
@@ -965,6 +1078,10 @@ impl GroupCoordinator {
         let mut inner = self.lock();
         let mut resp = OffsetDeleteResponse::default();
         let group_id = req.group_id.to_string();
+        if let Err(code) = Self::check_coordinator(&inner, &group_id) {
+            resp.error_code = code.code();
+            return resp;
+        }
         let known =
             inner.groups.contains_key(&group_id) || inner.offsets.group(&group_id).is_some();
         if !known {

@@ -87,6 +87,9 @@ impl GroupCoordinator {
         });
 
         let mut inner = self.lock();
+        if let Err(code) = Self::check_coordinator(&inner, &group_id) {
+            return fail(resp, code, "this broker does not coordinate the group");
+        }
         if inner.classic_group_has_members(&group_id) {
             return fail(
                 resp,
@@ -194,6 +197,11 @@ impl GroupCoordinator {
             let mut d = DescribedGroup::default();
             d.group_id = id.clone();
             d.authorized_operations = i32::MIN;
+            if let Err(code) = Self::check_coordinator(&inner, id.as_str()) {
+                d.error_code = code.code();
+                resp.groups.push(d);
+                continue;
+            }
             match inner.consumer_groups.get(id.as_str()) {
                 Some(g) => {
                     d.group_state = StrBytes::from_static_str(g.state());

@@ -15,7 +15,6 @@ use super::offset_records::{self, GroupMetadata, OffsetRecord};
 use crate::clock::now_ms;
 use crate::log::batch;
 use crate::partition::{Partition, PartitionError};
-use crate::topic::Topic;
 
 /// Name of the internal topic.
 pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
@@ -65,32 +64,79 @@ pub enum OffsetStoreError {
 /// Offsets of one group: (topic, partition) → committed.
 pub type GroupOffsets = BTreeMap<(String, i32), Committed>;
 
-/// All groups' committed offsets, and the classic groups' membership.
+/// The committed offsets, and the classic groups' membership, of the
+/// groups whose `__consumer_offsets` partitions this broker leads (loaded).
 pub struct OffsetStore {
-    topic: Arc<Topic>,
+    /// Partitions of the offsets topic.
+    count: i32,
+    /// The partitions loaded, by index.
+    loaded: BTreeMap<i32, Arc<Partition>>,
     groups: BTreeMap<String, GroupOffsets>,
     metadata: BTreeMap<String, GroupMetadata>,
     /// Records in the topic that a checkpoint would drop.
     superseded: usize,
+    /// The partition and end offset of the last write, which the caller
+    /// may wait to see replicated.
+    last_write: Option<(Arc<Partition>, i64)>,
 }
 
 impl OffsetStore {
-    /// Replays the offsets topic, then checkpoints it when most of it is
-    /// superseded.
-    pub fn open(topic: Arc<Topic>) -> Result<OffsetStore, OffsetStoreError> {
-        let mut store = OffsetStore {
-            topic,
+    /// An empty store over an offsets topic of `count` partitions.
+    pub fn new(count: i32) -> OffsetStore {
+        OffsetStore {
+            count: count.max(1),
+            loaded: BTreeMap::new(),
             groups: BTreeMap::new(),
             metadata: BTreeMap::new(),
             superseded: 0,
-        };
-        let mut records = 0usize;
-        for p in store.topic.local().cloned().collect::<Vec<_>>() {
-            records += store.replay(&p)?;
+            last_write: None,
         }
-        store.superseded = records.saturating_sub(store.live_count());
-        store.checkpoint_if_worthwhile()?;
-        Ok(store)
+    }
+
+    /// Where the last write ends, to wait for its replication.
+    pub fn take_last_write(&mut self) -> Option<(Arc<Partition>, i64)> {
+        self.last_write.take()
+    }
+
+    /// The offsets partition of `group`.
+    pub fn partition_for(&self, group: &str) -> i32 {
+        offset_records::partition_for(group, self.count)
+    }
+
+    /// Whether this store serves `group` (it leads the group's partition).
+    pub fn serves(&self, group: &str) -> bool {
+        self.loaded.contains_key(&self.partition_for(group))
+    }
+
+    /// Indexes of the loaded partitions.
+    pub fn loaded(&self) -> impl Iterator<Item = i32> + '_ {
+        self.loaded.keys().copied()
+    }
+
+    /// Loads the groups of partition `p` (now led here) from its log, then
+    /// checkpoints when most of what is stored is superseded.
+    pub fn load(&mut self, p: Arc<Partition>) -> Result<(), OffsetStoreError> {
+        let records = self.replay(&p)?;
+        self.loaded.insert(p.index, p);
+        self.superseded += records.saturating_sub(self.live_count());
+        self.checkpoint_if_worthwhile()
+    }
+
+    /// Forgets the groups of partition `index` (led elsewhere now); returns
+    /// their ids.
+    pub fn unload(&mut self, index: i32) -> Vec<String> {
+        self.loaded.remove(&index);
+        let count = self.count;
+        let mine = |g: &String| offset_records::partition_for(g, count) == index;
+        let mut gone: Vec<String> = self.groups.keys().filter(|g| mine(g)).cloned().collect();
+        gone.extend(self.metadata.keys().filter(|g| mine(g)).cloned());
+        gone.sort();
+        gone.dedup();
+        for g in &gone {
+            self.groups.remove(g);
+            self.metadata.remove(g);
+        }
+        gone
     }
 
     fn replay(&mut self, p: &Partition) -> Result<usize, OffsetStoreError> {
@@ -196,12 +242,11 @@ impl OffsetStore {
         self.groups.keys()
     }
 
-    fn partition_of(&self, group: &str) -> Result<&Arc<Partition>, OffsetStoreError> {
-        let index = offset_records::partition_for(group, self.topic.partitions.len() as i32);
-        self.topic
-            .partitions
-            .get(index as usize)
-            .and_then(|p| p.as_ref())
+    /// The loaded partition holding `group`'s records.
+    pub fn partition_of(&self, group: &str) -> Result<&Arc<Partition>, OffsetStoreError> {
+        let index = self.partition_for(group);
+        self.loaded
+            .get(&index)
             .ok_or(OffsetStoreError::NotLocal { partition: index })
     }
 
@@ -273,7 +318,7 @@ impl OffsetStore {
 
     /// Forces the offsets topic to disk.
     pub fn sync(&self) -> Result<(), OffsetStoreError> {
-        for p in self.topic.local() {
+        for p in self.loaded.values() {
             p.flush().map_err(|source| OffsetStoreError::Partition {
                 partition: p.index,
                 source,
@@ -283,12 +328,15 @@ impl OffsetStore {
     }
 
     fn write(
-        &self,
+        &mut self,
         group: &str,
         entries: Vec<(Bytes, Option<Bytes>)>,
     ) -> Result<(), OffsetStoreError> {
+        let p = self.partition_of(group)?.clone();
         for chunk in entries.chunks(BATCH_RECORDS) {
-            append(self.partition_of(group)?, chunk.to_vec())?;
+            if let Some(end) = append(&p, chunk.to_vec())? {
+                self.last_write = Some((p.clone(), end));
+            }
         }
         Ok(())
     }
@@ -301,17 +349,18 @@ impl OffsetStore {
             return Ok(());
         }
         let now = now_ms();
-        let count = self.topic.partitions.len() as i32;
-        for p in self.topic.local() {
+        let count = self.count;
+        for p in self.loaded.values() {
             let fail = |source| OffsetStoreError::Partition {
                 partition: p.index,
                 source,
             };
-            let start = p.watermarks().high_watermark;
-            let live: Vec<(Bytes, Option<Bytes>)> = self
+            let start = p.watermarks().log_end_offset;
+            let mine = |g: &String| offset_records::partition_for(g, count) == p.index;
+            let mut live: Vec<(Bytes, Option<Bytes>)> = self
                 .groups
                 .iter()
-                .filter(|(g, _)| offset_records::partition_for(g, count) == p.index)
+                .filter(|(g, _)| mine(g))
                 .flat_map(|(g, offsets)| {
                     offsets.iter().map(move |((t, part), c)| {
                         (
@@ -321,6 +370,13 @@ impl OffsetStore {
                     })
                 })
                 .collect();
+            // Classic groups' membership is live state too.
+            live.extend(self.metadata.iter().filter(|(g, _)| mine(g)).map(|(g, m)| {
+                (
+                    offset_records::group_key(g),
+                    Some(offset_records::group_value(m)),
+                )
+            }));
             let mut chunks = live.into_iter().peekable();
             while chunks.peek().is_some() {
                 let chunk: Vec<_> = chunks.by_ref().take(BATCH_RECORDS).collect();
@@ -337,10 +393,13 @@ impl OffsetStore {
     }
 }
 
-/// Appends records as one batch.
-fn append(p: &Partition, entries: Vec<(Bytes, Option<Bytes>)>) -> Result<(), OffsetStoreError> {
+/// Appends records as one batch; returns the offset after it.
+fn append(
+    p: &Partition,
+    entries: Vec<(Bytes, Option<Bytes>)>,
+) -> Result<Option<i64>, OffsetStoreError> {
     if entries.is_empty() {
-        return Ok(());
+        return Ok(None);
     }
     let now = now_ms();
     let records = entries
@@ -351,12 +410,13 @@ fn append(p: &Partition, entries: Vec<(Bytes, Option<Bytes>)>) -> Result<(), Off
             partition: p.index,
             reason: format!("encoding commits: {e}"),
         })?;
-    p.append(&mut buf)
+    let appended = p
+        .append(&mut buf)
         .map_err(|source| OffsetStoreError::Partition {
             partition: p.index,
             source,
         })?;
-    Ok(())
+    Ok(Some(appended.end_offset))
 }
 
 #[cfg(test)]
@@ -365,7 +425,7 @@ mod tests {
     use crate::config::LogDefaults;
     use crate::metadata::image::ClusterImage;
     use crate::metadata::records::MetadataRecord;
-    use crate::topic::TopicRegistry;
+    use crate::topic::{Topic, TopicRegistry};
 
     /// A registry on `dir` holding the offsets topic (3 partitions) on
     /// broker 1, as the metadata log would create it.
@@ -398,6 +458,15 @@ mod tests {
         (topics, topic)
     }
 
+    /// A store that leads every partition of `topic`.
+    fn store(topic: &Topic) -> OffsetStore {
+        let mut s = OffsetStore::new(topic.partitions.len() as i32);
+        for p in topic.local() {
+            s.load(p.clone()).expect("load");
+        }
+        s
+    }
+
     fn c(offset: i64) -> Committed {
         Committed {
             offset,
@@ -411,7 +480,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         {
             let (_topics, topic) = registry(dir.path());
-            let mut s = OffsetStore::open(topic).expect("open");
+            let mut s = store(&topic);
             s.commit("g", vec![("t".into(), 0, c(5)), ("t".into(), 1, c(3))])
                 .expect("commit");
             s.commit("g", vec![("t".into(), 0, c(7))]).expect("commit");
@@ -422,7 +491,7 @@ mod tests {
                 .expect("commit");
         }
         let (_topics, topic) = registry(dir.path());
-        let s = OffsetStore::open(topic).expect("reopen");
+        let s = store(&topic);
         let g = s.group("g").expect("group g");
         assert_eq!(g.len(), 1);
         assert_eq!(g.get(&("t".to_string(), 0)), Some(&c(7)));
@@ -437,7 +506,7 @@ mod tests {
     fn a_checkpoint_drops_superseded_records_and_keeps_the_live_ones() {
         let dir = tempfile::tempdir().expect("tempdir");
         let (_topics, topic) = registry(dir.path());
-        let mut s = OffsetStore::open(topic.clone()).expect("open");
+        let mut s = store(&topic);
         for i in 0..12_000 {
             s.commit("busy", vec![("t".into(), i % 2, c(i as i64))])
                 .expect("commit");
@@ -453,7 +522,7 @@ mod tests {
             "{marks:?}"
         );
         drop(s);
-        let s = OffsetStore::open(topic).expect("reopen");
+        let s = store(&topic);
         let g = s.group("busy").expect("group");
         assert_eq!(g.get(&("t".to_string(), 0)), Some(&c(11_998)));
         assert_eq!(g.get(&("t".to_string(), 1)), Some(&c(11_999)));

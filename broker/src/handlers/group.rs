@@ -7,26 +7,45 @@ use kafka_protocol::messages::{BrokerId, FindCoordinatorRequest, FindCoordinator
 use kafka_protocol::ResponseError;
 
 use super::text;
+use crate::group::offset_records::partition_for;
+use crate::group::offsets::OFFSETS_TOPIC;
+use crate::metadata::image::NO_LEADER;
 use crate::node::Node;
 use crate::protocol::RequestContext;
 
 /// Key type of FindCoordinator for transactions.
 const KEY_TYPE_TRANSACTION: i8 = 1;
 
-/// Every group is coordinated by this broker (on the request's listener);
-/// transaction coordinators do not exist yet.
+/// A group is coordinated by the leader of its `__consumer_offsets`
+/// partition, reached at its address on the request's listener; transaction
+/// coordinators do not exist yet.
 pub fn find_coordinator(
     node: &Arc<Node>,
     ctx: &RequestContext,
     req: FindCoordinatorRequest,
 ) -> FindCoordinatorResponse {
-    let endpoint = node.endpoint(&ctx.listener);
-    let host = endpoint.map(|e| e.host.clone()).unwrap_or_default();
-    let port = endpoint.map(|e| e.port as i32).unwrap_or(-1);
-    let error = if req.key_type == KEY_TYPE_TRANSACTION {
-        ResponseError::CoordinatorNotAvailable.code()
-    } else {
-        0
+    let image = node.image();
+    let locate = |key: &str| -> Result<(i32, String, i32), ResponseError> {
+        if req.key_type == KEY_TYPE_TRANSACTION {
+            return Err(ResponseError::CoordinatorNotAvailable);
+        }
+        let topic = image
+            .topics
+            .get(OFFSETS_TOPIC)
+            .ok_or(ResponseError::CoordinatorNotAvailable)?;
+        let index = partition_for(key, topic.partitions.len() as i32);
+        let leader = image
+            .partition(OFFSETS_TOPIC, index)
+            .map(|p| p.leader)
+            .filter(|l| *l != NO_LEADER)
+            .ok_or(ResponseError::CoordinatorNotAvailable)?;
+        let endpoint = image
+            .brokers
+            .get(&leader)
+            .filter(|b| !b.fenced)
+            .and_then(|b| b.endpoint(&ctx.listener))
+            .ok_or(ResponseError::CoordinatorNotAvailable)?;
+        Ok((leader, endpoint.host.clone(), endpoint.port as i32))
     };
     let mut resp = FindCoordinatorResponse::default();
     if ctx.api_version >= 4 {
@@ -36,27 +55,33 @@ pub fn find_coordinator(
             .map(|key| {
                 let mut c = Coordinator::default();
                 c.key = key.clone();
-                c.error_code = error;
-                if error == 0 {
-                    c.node_id = BrokerId(node.config.node_id);
-                    c.host = text(host.clone());
-                    c.port = port;
-                } else {
-                    c.node_id = BrokerId(-1);
-                    c.port = -1;
+                match locate(key.as_str()) {
+                    Ok((id, host, port)) => {
+                        c.node_id = BrokerId(id);
+                        c.host = text(host);
+                        c.port = port;
+                    }
+                    Err(code) => {
+                        c.error_code = code.code();
+                        c.node_id = BrokerId(-1);
+                        c.port = -1;
+                    }
                 }
                 c
             })
             .collect();
     } else {
-        resp.error_code = error;
-        if error == 0 {
-            resp.node_id = BrokerId(node.config.node_id);
-            resp.host = text(host);
-            resp.port = port;
-        } else {
-            resp.node_id = BrokerId(-1);
-            resp.port = -1;
+        match locate(req.key.as_str()) {
+            Ok((id, host, port)) => {
+                resp.node_id = BrokerId(id);
+                resp.host = text(host);
+                resp.port = port;
+            }
+            Err(code) => {
+                resp.error_code = code.code();
+                resp.node_id = BrokerId(-1);
+                resp.port = -1;
+            }
         }
     }
     resp

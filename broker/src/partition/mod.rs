@@ -266,6 +266,11 @@ impl Partition {
         self.high_watermark.subscribe()
     }
 
+    /// Whether this replica leads the partition.
+    pub fn is_leader(&self) -> bool {
+        matches!(self.lock().role, Role::Leader(_))
+    }
+
     /// The in-sync replicas when leading, for `min.insync.replicas`.
     pub fn isr_size(&self) -> Option<usize> {
         match &self.lock().role {
@@ -358,11 +363,11 @@ impl Partition {
         let mut state = self.lock();
         check_leader(&state, current_leader_epoch)?;
         let log_end = state.log.log_end_offset();
-        if last_fetched_epoch >= 0 {
-            let (epoch, end_offset) = state.epochs.end_offset_for(last_fetched_epoch, log_end);
-            if epoch != last_fetched_epoch || end_offset < fetch_offset {
-                return Ok((ReplicaFetch::Diverging { epoch, end_offset }, None));
-            }
+        if let Some(diverging) = state
+            .epochs
+            .divergence(last_fetched_epoch, fetch_offset, log_end)
+        {
+            return Ok((diverging, None));
         }
         let Role::Leader(l) = &mut state.role else {
             return Err(PartitionError::NotLeader { leader: NO_LEADER });
@@ -442,12 +447,14 @@ impl Partition {
     /// from its leader's.
     pub fn truncate_to(&self, offset: i64) -> Result<(), PartitionError> {
         let mut state = self.lock();
+        // Epochs assigned without records (a leadership that wrote nothing)
+        // go too, or the follower would report them again.
+        state.epochs.truncate_from(offset);
         let before = state.log.log_end_offset();
         if offset >= before {
             return Ok(());
         }
         state.log.truncate_to(offset)?;
-        state.epochs.truncate_from(offset);
         let (producers, _) = rebuild_state(&state.log)?;
         state.producers = producers;
         if let Role::Follower { high_watermark, .. } = &mut state.role {

@@ -3,6 +3,8 @@
 //! detects a follower's diverging log from it; it is rebuilt from the batch
 //! headers when the log is opened (every batch carries its leader epoch).
 
+use crate::partition::ReplicaFetch;
+
 /// Kafka's "no epoch".
 pub const UNDEFINED_EPOCH: i32 = -1;
 /// Kafka's "no offset".
@@ -58,6 +60,33 @@ impl EpochHistory {
         }
     }
 
+    /// Whether a follower whose log ends at `fetch_offset` with records of
+    /// `last_fetched_epoch` (-1: none) has records this log (ending at
+    /// `log_end`) does not: then it must truncate to the returned end
+    /// offset before fetching.
+    pub fn divergence(
+        &self,
+        last_fetched_epoch: i32,
+        fetch_offset: i64,
+        log_end: i64,
+    ) -> Option<ReplicaFetch> {
+        if last_fetched_epoch < 0 {
+            return None;
+        }
+        let (epoch, end_offset) = self.end_offset_for(last_fetched_epoch, log_end);
+        if epoch == UNDEFINED_EPOCH {
+            // Older than anything here: only what precedes this log's first
+            // known epoch can be shared.
+            let first = self.entries.first().map(|e| e.1).unwrap_or(log_end);
+            return (fetch_offset > first).then_some(ReplicaFetch::Diverging {
+                epoch: UNDEFINED_EPOCH,
+                end_offset: first,
+            });
+        }
+        (epoch != last_fetched_epoch || end_offset < fetch_offset)
+            .then_some(ReplicaFetch::Diverging { epoch, end_offset })
+    }
+
     /// Forgets epochs whose records were all truncated away (start at or
     /// after `offset`).
     pub fn truncate_from(&mut self, offset: i64) {
@@ -105,6 +134,67 @@ mod tests {
         assert_eq!(
             [0, 9, 10, 19, 20, 99].map(|o| h.epoch_at(o)),
             [0, 0, 2, 2, 5, 5]
+        );
+    }
+
+    #[test]
+    fn divergence_is_found_where_the_logs_part() {
+        use ReplicaFetch::Diverging;
+        let h = history();
+        let cases = [
+            // (follower's last epoch, its log end, verdict)
+            (-1, 0, None),
+            (5, 30, None),
+            (5, 25, None),
+            (2, 20, None),
+            (2, 15, None),
+            // It wrote in epoch 2 past where epoch 2 ended here.
+            (
+                2,
+                22,
+                Some(Diverging {
+                    epoch: 2,
+                    end_offset: 20,
+                }),
+            ),
+            // Epochs 3 and 4 never had records here.
+            (
+                3,
+                22,
+                Some(Diverging {
+                    epoch: 2,
+                    end_offset: 20,
+                }),
+            ),
+            (
+                0,
+                12,
+                Some(Diverging {
+                    epoch: 0,
+                    end_offset: 10,
+                }),
+            ),
+        ];
+        for (epoch, end, want) in cases {
+            assert_eq!(
+                h.divergence(epoch, end, 30),
+                want,
+                "epoch {epoch} end {end}"
+            );
+        }
+        // A leader whose history starts at epoch 1, offset 0, and a follower
+        // with a stray epoch 0 and no records: nothing to truncate.
+        let mut h = EpochHistory::default();
+        h.assign(1, 0);
+        assert_eq!(h.divergence(0, 0, 0), None);
+        let mut h = EpochHistory::default();
+        h.assign(1, 10);
+        assert_eq!(
+            h.divergence(0, 15, 40),
+            Some(Diverging {
+                epoch: UNDEFINED_EPOCH,
+                end_offset: 10
+            })
         );
     }
 

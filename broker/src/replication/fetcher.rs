@@ -197,10 +197,10 @@ fn apply(partitions: &[Arc<Partition>], resp: FetchResponse) -> bool {
                 None if d.diverging_epoch.epoch >= 0 || d.diverging_epoch.end_offset >= 0 => {
                     // Keep what both logs agree on: up to where the
                     // leader's epoch ends, or ours does.
-                    let (_, ours) = p.end_offset_for(d.diverging_epoch.epoch);
                     let to = if d.diverging_epoch.epoch < 0 {
-                        0
+                        d.diverging_epoch.end_offset.max(0)
                     } else {
+                        let (_, ours) = p.end_offset_for(d.diverging_epoch.epoch);
                         d.diverging_epoch.end_offset.min(ours.max(0))
                     };
                     p.truncate_to(to)

@@ -263,6 +263,11 @@ impl TopicRegistry {
         }
     }
 
+    /// Follows the metadata index the registry reflects.
+    pub fn subscribe_synced(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.synced.subscribe()
+    }
+
     /// Waits until the registry reflects the metadata log up to `index`.
     pub async fn wait_synced(&self, index: u64, timeout: std::time::Duration) -> bool {
         let mut rx = self.synced.subscribe();

@@ -1,0 +1,170 @@
+"""A three-broker Gregor cluster driven by Apache Kafka's Java tools and
+librdkafka: replicated topics, consumption in a group, and a leader killed
+with -9 while an idempotent acks=all producer writes."""
+
+import json
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+from confluent_kafka import Consumer, TopicPartition
+
+from conftest import java_command, kafka_tool, unique
+
+
+def wait_until(condition, timeout, what):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def describe(bootstrap, topic):
+    """kafka-topics --describe as {partition: (leader, replicas, isr)}."""
+    out = kafka_tool("kafka-topics", "--bootstrap-server", bootstrap,
+                     "--describe", "--topic", topic).stdout
+    parts = {}
+    for line in out.splitlines():
+        fields = dict(
+            f.split(": ", 1) for f in line.strip().split("\t") if ": " in f
+        )
+        if "Partition" in fields:
+            ids = lambda v: [int(x) for x in v.split(",") if x.strip()]  # noqa: E731
+            parts[int(fields["Partition"])] = (
+                int(fields["Leader"]), ids(fields["Replicas"]), ids(fields["Isr"])
+            )
+    return parts
+
+
+def create(bootstrap, topic, partitions, rf=3):
+    kafka_tool("kafka-topics", "--bootstrap-server", bootstrap, "--create", "--topic", topic,
+               "--partitions", partitions, "--replication-factor", rf)
+
+
+def stored_log(broker, topic, partition):
+    """The bytes of one replica's log, segment by segment."""
+    d = Path(broker.data) / f"{topic}-{partition}"
+    return b"".join(p.read_bytes() for p in sorted(d.glob("*.log")))
+
+
+def read_back(bootstrap, topic, partitions):
+    """Every record of every partition, as {partition: [(offset, value)]}."""
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": unique("check"),
+                  "enable.auto.commit": False})
+    ends = {}
+    for p in range(partitions):
+        _, high = c.get_watermark_offsets(TopicPartition(topic, p), timeout=30)
+        ends[p] = high
+    c.assign([TopicPartition(topic, p, 0) for p in range(partitions)])
+    got = {p: [] for p in range(partitions)}
+    deadline = time.monotonic() + 90
+    while any(len(got[p]) < ends[p] for p in got) and time.monotonic() < deadline:
+        m = c.poll(1.0)
+        if m is None or m.error():
+            continue
+        got[m.partition()].append((m.offset(), m.value().decode()))
+    c.close()
+    return got
+
+
+def test_java_tools_against_three_brokers(cluster):
+    topic = unique("demo")
+    create(cluster.bootstrap, topic, 6)
+    parts = describe(cluster.bootstrap, topic)
+    assert sorted(parts) == list(range(6))
+    assert {leader for leader, _, _ in parts.values()} == {1, 2, 3}, parts
+    for leader, replicas, isr in parts.values():
+        assert sorted(replicas) == [1, 2, 3] and sorted(isr) == [1, 2, 3], parts
+        assert leader == replicas[0]
+
+    values = [f"v{i}" for i in range(3000)]
+    kafka_tool("kafka-console-producer", "--bootstrap-server", cluster.bootstrap,
+               "--topic", topic, "--command-property", "acks=all",
+               "--command-property", "batch.size=2000",
+               input="\n".join(values) + "\n")
+    out = kafka_tool("kafka-console-consumer", "--bootstrap-server", cluster.bootstrap,
+                     "--topic", topic, "--from-beginning", "--max-messages", len(values),
+                     "--timeout-ms", 60000).stdout
+    assert sorted(out.split()) == sorted(values)
+
+    out = kafka_tool("kafka-console-consumer", "--bootstrap-server", cluster.bootstrap,
+                     "--topic", topic, "--group", "zero", "--from-beginning",
+                     "--max-messages", len(values), "--timeout-ms", 60000).stdout
+    assert sorted(out.split()) == sorted(values)
+    groups = kafka_tool("kafka-consumer-groups", "--bootstrap-server", cluster.bootstrap,
+                        "--describe", "--group", "zero").stdout
+    lags = [line.split() for line in groups.splitlines() if line.startswith("zero ")]
+    assert len(lags) == 6 and all(row[5] == "0" for row in lags), groups
+
+    # Every replica holds the same bytes as its leader.
+    for p in range(6):
+        wait_until(lambda: len({stored_log(b, topic, p) for b in cluster.brokers}) == 1, 30,
+                   f"the replicas of partition {p} to match")
+
+
+def test_killing_a_leader_loses_no_acknowledged_record(cluster, tmp_path):
+    topic = unique("failover")
+    create(cluster.bootstrap, topic, 3)
+    config = tmp_path / "producer.properties"
+    config.write_text("enable.idempotence=true\nacks=all\ndelivery.timeout.ms=120000\n"
+                      "request.timeout.ms=10000\nretries=2147483647\n")
+    out = tmp_path / "producer.out"
+    producer = subprocess.Popen(
+        java_command("kafka-verifiable-producer", "--bootstrap-server", cluster.bootstrap,
+                     "--topic", topic, "--max-messages", 12000, "--throughput", 600,
+                     "--producer.config", config),
+        stdout=open(out, "w"), stderr=subprocess.DEVNULL)
+
+    def events(name):
+        result = []
+        for line in out.read_text().splitlines():
+            try:
+                e = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if e.get("name") == name:
+                result.append(e)
+        return result
+
+    try:
+        wait_until(lambda: len(events("producer_send_success")) >= 1500, 90, "the producer to get going")
+        victim = describe(cluster.bootstrap, topic)[0][0]
+        acked_before = len(events("producer_send_success"))
+        cluster.broker(victim).kill()
+
+        # Another in-sync replica leads within the session timeout, and the
+        # producer goes on.
+        wait_until(lambda: all(leader not in (victim, -1) for leader, _, _ in
+                               describe(cluster.bootstrap, topic).values()), 60,
+                   "new leaders for the killed broker's partitions")
+        wait_until(lambda: len(events("producer_send_success")) >= acked_before + 1500, 90,
+                   "the producer to continue after the kill")
+
+        # The killed broker comes back, catches up and rejoins every ISR.
+        cluster.broker(victim).start()
+        wait_until(lambda: all(sorted(isr) == [1, 2, 3] for _, _, isr in
+                               describe(cluster.bootstrap, topic).values()), 90,
+                   "the restarted broker to rejoin the ISR")
+        assert producer.wait(timeout=180) == 0
+    finally:
+        if producer.poll() is None:
+            producer.send_signal(signal.SIGKILL)
+            producer.wait()
+
+    acked = events("producer_send_success")
+    assert len(acked) == 12000, f"{len(events('producer_send_error'))} send errors"
+    stored = read_back(cluster.bootstrap, topic, 3)
+    by_value = {}
+    for p, records in stored.items():
+        for offset, value in records:
+            assert value not in by_value, f"{value} stored twice"
+            by_value[value] = (p, offset)
+    for e in acked:
+        assert by_value.get(e["value"]) == (e["partition"], e["offset"]), e
+    # All replicas hold the same log once the restarted one caught up.
+    for p in range(3):
+        wait_until(lambda: len({stored_log(b, topic, p) for b in cluster.brokers}) == 1, 60,
+                   f"the replicas of partition {p} to match")
