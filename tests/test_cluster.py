@@ -168,3 +168,52 @@ def test_killing_a_leader_loses_no_acknowledged_record(cluster, tmp_path):
     for p in range(3):
         wait_until(lambda: len({stored_log(b, topic, p) for b in cluster.brokers}) == 1, 60,
                    f"the replicas of partition {p} to match")
+
+
+def test_bad_requests_to_a_cluster_get_clear_errors(cluster, tmp_path):
+    # More replicas than live brokers.
+    out = kafka_tool("kafka-topics", "--bootstrap-server", cluster.bootstrap, "--create",
+                     "--topic", unique("toomany"), "--partitions", 1,
+                     "--replication-factor", 4, check=False)
+    assert out.returncode != 0
+    assert "InvalidReplicationFactorException" in out.stderr
+    assert "larger than the 3 available broker(s)" in out.stderr
+
+    # A second process with a node id that is taken: a clear error, and the
+    # cluster keeps serving.
+    from conftest import Gregor
+    twin = Gregor(tmp_path / "twin", node_id=2, props=dict(cluster.broker(2).props))
+    twin.props["log.dirs"] = str(tmp_path / "twin" / "data")
+    twin.start(wait=False)
+    assert twin.proc.wait(timeout=60) != 0
+    assert "cannot bind listener" in twin.log_text()
+    topic = unique("still")
+    create(cluster.bootstrap, topic, 3)
+    kafka_tool("kafka-console-producer", "--bootstrap-server", cluster.bootstrap,
+               "--topic", topic, "--command-property", "acks=all", input="a\nb\nc\n")
+
+
+def test_a_corrupt_replica_is_repaired_from_the_others(cluster):
+    topic = unique("corrupt")
+    create(cluster.bootstrap, topic, 1)
+    values = [f"r{i}" for i in range(2000)]
+    kafka_tool("kafka-console-producer", "--bootstrap-server", cluster.bootstrap,
+               "--topic", topic, "--command-property", "acks=all",
+               "--command-property", "batch.size=1000", input="\n".join(values) + "\n")
+    leader, replicas, _ = describe(cluster.bootstrap, topic)[0]
+    victim = cluster.broker(next(r for r in replicas if r != leader))
+    wait_until(lambda: len({stored_log(b, topic, 0) for b in cluster.brokers}) == 1, 30,
+               "the replicas to match")
+    victim.stop()
+    segment = sorted((Path(victim.data) / f"{topic}-0").glob("*.log"))[-1]
+    data = bytearray(segment.read_bytes())
+    middle = len(data) // 2
+    data[middle:middle + 16] = b"\xde\xad\xbe\xef" * 4
+    segment.write_bytes(bytes(data))
+    victim.start()
+    assert "recovery truncated a torn or corrupt tail of the log" in victim.log_text()
+    # It fetches what it lost from the leader; nothing is lost anywhere.
+    wait_until(lambda: len({stored_log(b, topic, 0) for b in cluster.brokers}) == 1, 60,
+               "the damaged replica to be repaired")
+    got = read_back(cluster.bootstrap, topic, 1)
+    assert [v for _, v in got[0]] == values

@@ -1,0 +1,53 @@
+"""`gregor dev`, the README's first command: three local brokers with
+internal listeners on 29092-29094 and external ones on 9092-9094."""
+
+import os
+import signal
+import subprocess
+
+from conftest import GREGOR_BIN, kafka_tool, unique, wait_for_port
+
+BOOTSTRAP = "localhost:9092,localhost:9093,localhost:9094"
+INTERNAL = "127.0.0.1:29092,127.0.0.1:29093,127.0.0.1:29094"
+
+
+def start(data, log):
+    # Its own process group, so a signal reaches all of it as Ctrl-C would.
+    with open(log, "w") as out:
+        proc = subprocess.Popen([str(GREGOR_BIN), "dev", "--data", str(data)],
+                                stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    for port in (9092, 9093, 9094, 29092, 29093, 29094):
+        wait_for_port(port, proc, log, timeout=90)
+    return proc
+
+
+def ctrl_c(proc):
+    os.killpg(proc.pid, signal.SIGINT)
+    return proc.wait(timeout=60)
+
+
+def test_gregor_dev_runs_a_three_broker_cluster_and_keeps_data_with_data_dir(tmp_path):
+    data = tmp_path / "dev"
+    topic = unique("dev")
+    proc = start(data, tmp_path / "dev.log")
+    try:
+        kafka_tool("kafka-topics", "--bootstrap-server", BOOTSTRAP, "--create",
+                   "--topic", topic, "--partitions", 6, "--replication-factor", 3)
+        kafka_tool("kafka-console-producer", "--bootstrap-server", INTERNAL,
+                   "--topic", topic, "--command-property", "acks=all", input="x\ny\nz\n")
+    finally:
+        assert ctrl_c(proc) == 0
+    text = (tmp_path / "dev.log").read_text()
+    for n in (1, 2, 3):
+        assert f"broker-{n} | " in text and "INFO gregor: stopped" in text
+    assert text.count("INFO gregor: stopped") == 3
+
+    # --data keeps the cluster: the topic and its records are still there.
+    proc = start(data, tmp_path / "dev2.log")
+    try:
+        out = kafka_tool("kafka-console-consumer", "--bootstrap-server", BOOTSTRAP,
+                         "--topic", topic, "--from-beginning", "--max-messages", 3,
+                         "--timeout-ms", 60000).stdout
+        assert sorted(out.split()) == ["x", "y", "z"]
+    finally:
+        assert ctrl_c(proc) == 0
