@@ -217,3 +217,58 @@ def test_a_corrupt_replica_is_repaired_from_the_others(cluster):
                "the damaged replica to be repaired")
     got = read_back(cluster.bootstrap, topic, 1)
     assert [v for _, v in got[0]] == values
+
+
+def test_controlled_shutdown_and_preferred_leader_election(cluster):
+    topic = unique("pref")
+    create(cluster.bootstrap, topic, 6)
+    kafka_tool("kafka-console-producer", "--bootstrap-server", cluster.bootstrap,
+               "--topic", topic, "--command-property", "acks=all", input="a\nb\nc\n")
+    # SIGTERM: the broker hands its leaderships over before it exits.
+    cluster.broker(1).stop()
+    parts = describe(cluster.brokers[1].bootstrap, topic)
+    assert all(leader in (2, 3) for leader, _, _ in parts.values()), parts
+    assert all(1 not in isr for _, _, isr in parts.values()), parts
+
+    cluster.broker(1).start()
+    wait_until(lambda: all(sorted(isr) == [1, 2, 3] for _, _, isr in
+                           describe(cluster.bootstrap, topic).values()), 60,
+               "broker 1 to rejoin every ISR")
+    out = kafka_tool("kafka-leader-election", "--bootstrap-server", cluster.bootstrap,
+                     "--election-type", "preferred", "--all-topic-partitions").stdout
+    assert "Successfully completed leader election" in out, out
+    parts = describe(cluster.bootstrap, topic)
+    assert all(leader == replicas[0] for leader, replicas, _ in parts.values()), parts
+    out = kafka_tool("kafka-leader-election", "--bootstrap-server", cluster.bootstrap,
+                     "--election-type", "preferred", "--topic", topic, "--partition", 0,
+                     check=False)
+    assert "Valid replica already elected" in out.stdout + out.stderr, out
+
+
+def test_reassigning_a_partition_moves_its_data(cluster, tmp_path):
+    topic = unique("moving")
+    kafka_tool("kafka-topics", "--bootstrap-server", cluster.bootstrap, "--create",
+               "--topic", topic, "--replica-assignment", "1:2")
+    values = [f"m{i}" for i in range(500)]
+    kafka_tool("kafka-console-producer", "--bootstrap-server", cluster.bootstrap,
+               "--topic", topic, "--command-property", "acks=all", input="\n".join(values) + "\n")
+    plan = tmp_path / "plan.json"
+    plan.write_text(json.dumps({"version": 1, "partitions": [
+        {"topic": topic, "partition": 0, "replicas": [2, 3]}]}))
+    out = kafka_tool("kafka-reassign-partitions", "--bootstrap-server", cluster.bootstrap,
+                     "--reassignment-json-file", plan, "--execute").stdout
+    assert "Successfully started partition reassignment" in out, out
+
+    def done():
+        out = kafka_tool("kafka-reassign-partitions", "--bootstrap-server", cluster.bootstrap,
+                         "--reassignment-json-file", plan, "--verify").stdout
+        return f"Reassignment of partition {topic}-0 is completed" in out
+
+    wait_until(done, 60, "the reassignment to complete")
+    leader, replicas, isr = describe(cluster.bootstrap, topic)[0]
+    assert replicas == [2, 3] and sorted(isr) == [2, 3] and leader == 2
+    assert stored_log(cluster.broker(3), topic, 0) == stored_log(cluster.broker(2), topic, 0)
+    wait_until(lambda: not (Path(cluster.broker(1).data) / f"{topic}-0").exists(), 30,
+               "the old replica's data to be removed")
+    got = read_back(cluster.bootstrap, topic, 1)
+    assert [v for _, v in got[0]] == values

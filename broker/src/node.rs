@@ -113,6 +113,9 @@ impl Node {
             election_timeout: Duration::from_millis(config.controller_election_timeout_ms),
             session_timeout: Duration::from_millis(config.broker_session_timeout_ms),
             cluster_id: known_cluster.clone().unwrap_or_else(new_cluster_id),
+            preferred_leader_check: config
+                .auto_leader_rebalance
+                .then(|| Duration::from_secs(config.leader_imbalance_check_interval_seconds)),
         })
         .await?;
         if let Some(bound) = controller_socket.into_iter().flatten().next() {

@@ -246,6 +246,28 @@ impl DefaultFor for RequestKind {
                 r.group_id = GroupId(s("sweep-group"));
                 RequestKind::OffsetDelete(r)
             }
+            ApiKey::ElectLeaders => {
+                let mut t = elect_leaders_request::TopicPartitions::default();
+                t.topic = TopicName(s(TOPIC));
+                t.partitions = vec![0, 1];
+                let mut r = ElectLeadersRequest::default();
+                r.topic_partitions = Some(vec![t]);
+                RequestKind::ElectLeaders(r)
+            }
+            ApiKey::AlterPartitionReassignments => {
+                let mut p = alter_partition_reassignments_request::ReassignablePartition::default();
+                p.partition_index = 0;
+                p.replicas = Some(vec![BrokerId(1)]);
+                let mut t = alter_partition_reassignments_request::ReassignableTopic::default();
+                t.name = TopicName(s(TOPIC));
+                t.partitions = vec![p];
+                let mut r = AlterPartitionReassignmentsRequest::default();
+                r.topics = vec![t];
+                RequestKind::AlterPartitionReassignments(r)
+            }
+            ApiKey::ListPartitionReassignments => {
+                RequestKind::ListPartitionReassignments(ListPartitionReassignmentsRequest::default())
+            }
             other => panic!("no sample request for {other:?}; add one to this test"),
         }
     }

@@ -108,6 +108,10 @@ pub struct BrokerConfig {
     pub broker_heartbeat_interval_ms: u64,
     /// `broker.rack`
     pub broker_rack: Option<String>,
+    /// `auto.leader.rebalance.enable`
+    pub auto_leader_rebalance: bool,
+    /// `leader.imbalance.check.interval.seconds`
+    pub leader_imbalance_check_interval_seconds: u64,
     /// `replica.lag.time.max.ms`: a follower behind for longer leaves the ISR.
     pub replica_lag_time_max_ms: u64,
     /// `replica.fetch.wait.max.ms`
@@ -386,6 +390,12 @@ impl BrokerConfig {
             broker_session_timeout_ms: s.int("broker.session.timeout.ms", 9000u64, 1)?,
             broker_heartbeat_interval_ms: s.int("broker.heartbeat.interval.ms", 2000u64, 1)?,
             broker_rack: s.string("broker.rack").map(|p| p.value),
+            auto_leader_rebalance: s.bool("auto.leader.rebalance.enable", true)?,
+            leader_imbalance_check_interval_seconds: s.int(
+                "leader.imbalance.check.interval.seconds",
+                300u64,
+                1,
+            )?,
             replica_lag_time_max_ms: s.int("replica.lag.time.max.ms", 30_000u64, 1)?,
             replica_fetch_wait_max_ms: s.int("replica.fetch.wait.max.ms", 500u64, 0)?,
             replica_fetch_max_bytes: s.int("replica.fetch.max.bytes", 1_048_576i32, 1)?,

@@ -229,7 +229,12 @@ pub async fn incremental_alter_configs(
                 }
             }
         }
+        // Gregor has no dynamic broker settings, so deleting one (as
+        // kafka-reassign-partitions does to clear replication throttles) is
+        // a no-op, as it is in Kafka for a setting that is not set.
+        let removes_only = res.configs.iter().all(|c| c.config_operation == 1);
         let outcome = match outcome {
+            Ok(()) if res.resource_type == BROKER && removes_only => Ok(()),
             Ok(()) => apply(node, res.resource_type, &name, configs, req.validate_only).await,
             Err(e) => Err(e),
         };

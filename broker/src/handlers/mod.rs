@@ -9,6 +9,7 @@ pub mod group;
 pub mod log_dirs;
 pub mod metadata;
 pub mod offsets;
+pub mod placement;
 pub mod produce;
 pub mod producer;
 

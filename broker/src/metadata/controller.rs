@@ -103,23 +103,28 @@ pub struct Controller {
     view: tokio::sync::watch::Receiver<MetadataView>,
     session_timeout: Duration,
     cluster_id: String,
+    preferred_leader_check: Option<Duration>,
     heard: Mutex<HashMap<i32, Instant>>,
 }
 
 impl Controller {
     /// A controller over `raft`, fencing brokers silent for
-    /// `session_timeout`, naming a new cluster `cluster_id`.
+    /// `session_timeout`, naming a new cluster `cluster_id`, and (every
+    /// `preferred_leader_check`) moving leadership back to preferred
+    /// replicas.
     pub fn new(
         raft: Raft<TypeConfig>,
         view: tokio::sync::watch::Receiver<MetadataView>,
         session_timeout: Duration,
         cluster_id: String,
+        preferred_leader_check: Option<Duration>,
     ) -> Self {
         Controller {
             raft,
             view,
             session_timeout,
             cluster_id,
+            preferred_leader_check,
             heard: Mutex::new(HashMap::new()),
         }
     }
@@ -299,11 +304,12 @@ impl Controller {
     }
 
     /// While this node is the active controller, names the cluster if it
-    /// has no id yet and fences brokers whose heartbeats stopped. Runs until
-    /// the node stops.
-    pub async fn run_fencing(self: Arc<Self>) {
+    /// has no id yet, fences brokers whose heartbeats stopped, and restores
+    /// preferred leaders. Runs until the node stops.
+    pub async fn run(self: Arc<Self>) {
         let mut metrics = self.raft.metrics();
         let mut active_since: Option<Instant> = None;
+        let mut last_rebalance = Instant::now();
         let tick = (self.session_timeout / 4).max(Duration::from_millis(50));
         loop {
             tokio::time::sleep(tick).await;
@@ -344,6 +350,16 @@ impl Controller {
                 );
                 self.propose(MetadataRecord::FenceBroker { id, epoch })
                     .await;
+            }
+            if let Some(every) = self.preferred_leader_check {
+                if now.duration_since(last_rebalance) >= every {
+                    last_rebalance = now;
+                    for (topic, partition) in image.preferred_leader_elections() {
+                        tracing::info!(%topic, partition, "moving leadership back to the preferred replica");
+                        self.propose(MetadataRecord::ElectPreferredLeader { topic, partition })
+                            .await;
+                    }
+                }
             }
         }
     }

@@ -106,6 +106,26 @@ impl ClusterImage {
             .map(|(n, _)| n.as_str())
     }
 
+    /// Partitions not led by their preferred replica (the first) although
+    /// it is live and in sync: where `auto.leader.rebalance.enable` moves
+    /// leadership back.
+    pub fn preferred_leader_elections(&self) -> Vec<(String, i32)> {
+        let mut out = Vec::new();
+        for (name, t) in &self.topics {
+            for (i, p) in t.partitions.iter().enumerate() {
+                if let Some(&preferred) = p.replicas.first() {
+                    if p.leader != preferred
+                        && p.isr.contains(&preferred)
+                        && self.is_live(preferred)
+                    {
+                        out.push((name.clone(), i as i32));
+                    }
+                }
+            }
+        }
+        out
+    }
+
     /// Applies one record; `index` is its position in the metadata log.
     pub fn apply(&mut self, index: u64, record: &MetadataRecord) -> Applied {
         match self.try_apply(index, record) {
@@ -722,8 +742,10 @@ mod tests {
                 isr: vec![2, 3, 1],
             },
         );
+        assert_eq!(img.preferred_leader_elections(), vec![("t".to_string(), 0)]);
         assert!(matches!(img.apply(76, &elect), Applied::Partition { .. }));
         assert_eq!(p(&img).leader, 1);
+        assert!(img.preferred_leader_elections().is_empty());
     }
 
     #[test]

@@ -33,6 +33,9 @@ pub struct QuorumSettings {
     pub session_timeout: Duration,
     /// The id to give the cluster if this node is the first to lead it.
     pub cluster_id: String,
+    /// `leader.imbalance.check.interval.seconds` when
+    /// `auto.leader.rebalance.enable` is on.
+    pub preferred_leader_check: Option<Duration>,
 }
 
 /// Why the quorum could not start or answer.
@@ -121,8 +124,9 @@ impl Quorum {
             view.clone(),
             settings.session_timeout,
             settings.cluster_id.clone(),
+            settings.preferred_leader_check,
         ));
-        tokio::spawn(controller.clone().run_fencing());
+        tokio::spawn(controller.clone().run());
         Ok(Arc::new(Quorum {
             node_id: settings.node_id,
             raft,

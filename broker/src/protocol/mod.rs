@@ -190,6 +190,13 @@ async fn dispatch(
         Rq::ApiVersions(_) => Rs::ApiVersions(api_versions()),
         Rq::Metadata(r) => Rs::Metadata(metadata::metadata(node, ctx, r).await),
         Rq::DescribeCluster(r) => Rs::DescribeCluster(metadata::describe_cluster(node, ctx, r)),
+        Rq::ElectLeaders(r) => Rs::ElectLeaders(placement::elect_leaders(node, r).await),
+        Rq::AlterPartitionReassignments(r) => {
+            Rs::AlterPartitionReassignments(placement::alter_partition_reassignments(node, r).await)
+        }
+        Rq::ListPartitionReassignments(r) => {
+            Rs::ListPartitionReassignments(placement::list_partition_reassignments(node, r))
+        }
         Rq::Produce(r) => return produce::produce(node, r).await.map(Rs::Produce),
         Rq::Fetch(r) => Rs::Fetch(fetch::fetch(node, ctx, r).await),
         Rq::ListOffsets(r) => Rs::ListOffsets(offsets::list_offsets(node, r, v)),

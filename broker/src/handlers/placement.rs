@@ -1,0 +1,187 @@
+//! Where partitions live and who leads them: ElectLeaders
+//! (`kafka-leader-election`), AlterPartitionReassignments and
+//! ListPartitionReassignments (`kafka-reassign-partitions`). Each change is
+//! a metadata record decided by the active controller.
+
+use std::sync::Arc;
+
+use kafka_protocol::messages::alter_partition_reassignments_response::{
+    ReassignablePartitionResponse, ReassignableTopicResponse,
+};
+use kafka_protocol::messages::elect_leaders_response::{PartitionResult, ReplicaElectionResult};
+use kafka_protocol::messages::list_partition_reassignments_response::{
+    OngoingPartitionReassignment, OngoingTopicReassignment,
+};
+use kafka_protocol::messages::{
+    AlterPartitionReassignmentsRequest, AlterPartitionReassignmentsResponse, BrokerId,
+    ElectLeadersRequest, ElectLeadersResponse, ListPartitionReassignmentsRequest,
+    ListPartitionReassignmentsResponse, TopicName,
+};
+use kafka_protocol::ResponseError;
+
+use super::errors::refusal_error;
+use super::text;
+use crate::metadata::controller::ControllerRequest;
+use crate::metadata::records::{Applied, MetadataRecord};
+use crate::node::Node;
+
+/// Kafka's election type for "make the preferred replica the leader".
+const PREFERRED: i8 = 0;
+
+/// Proposes `record` and turns the outcome into an error code and message.
+async fn decide(node: &Node, record: MetadataRecord) -> (i16, Option<String>) {
+    match node.change(ControllerRequest::Propose(record)).await {
+        Ok(Applied::Refused(r)) => (refusal_error(&r).code(), Some(r.to_string())),
+        Ok(_) => (0, None),
+        Err(e) => (ResponseError::RequestTimedOut.code(), Some(e)),
+    }
+}
+
+/// Elects the preferred replica of the given partitions (all, when none are
+/// named). Unclean elections are refused: Gregor never elects a replica
+/// outside the ISR.
+pub async fn elect_leaders(node: &Arc<Node>, req: ElectLeadersRequest) -> ElectLeadersResponse {
+    let mut resp = ElectLeadersResponse::default();
+    let everything = req.topic_partitions.is_none();
+    let wanted: Vec<(String, Vec<i32>)> = match req.topic_partitions {
+        Some(list) => list
+            .into_iter()
+            .map(|t| (t.topic.to_string(), t.partitions))
+            .collect(),
+        None => node
+            .image()
+            .topics
+            .iter()
+            .map(|(name, t)| (name.clone(), (0..t.partitions.len() as i32).collect()))
+            .collect(),
+    };
+    for (topic, partitions) in wanted {
+        let mut out = ReplicaElectionResult::default();
+        out.topic = TopicName(text(topic.clone()));
+        for partition in partitions {
+            let (code, message) = if req.election_type != PREFERRED {
+                (
+                    ResponseError::InvalidRequest.code(),
+                    Some(
+                        "unclean leader election is not supported: leaders come from the ISR"
+                            .into(),
+                    ),
+                )
+            } else {
+                decide(
+                    node,
+                    MetadataRecord::ElectPreferredLeader {
+                        topic: topic.clone(),
+                        partition,
+                    },
+                )
+                .await
+            };
+            // Asked for everything, Kafka reports only the partitions that
+            // needed an election.
+            if everything && code == ResponseError::ElectionNotNeeded.code() {
+                continue;
+            }
+            let mut r = PartitionResult::default();
+            r.partition_id = partition;
+            r.error_code = code;
+            r.error_message = message.map(text);
+            out.partition_result.push(r);
+        }
+        if !out.partition_result.is_empty() {
+            resp.replica_election_results.push(out);
+        }
+    }
+    resp
+}
+
+/// Starts (or, with no replicas, cancels) moving partitions to new replicas.
+pub async fn alter_partition_reassignments(
+    node: &Arc<Node>,
+    req: AlterPartitionReassignmentsRequest,
+) -> AlterPartitionReassignmentsResponse {
+    let mut resp = AlterPartitionReassignmentsResponse::default();
+    resp.allow_replication_factor_change = req.allow_replication_factor_change;
+    for t in req.topics {
+        let mut out = ReassignableTopicResponse::default();
+        out.name = t.name.clone();
+        for p in t.partitions {
+            let target: Option<Vec<i32>> = p.replicas.map(|r| r.into_iter().map(|b| b.0).collect());
+            let current = node
+                .image()
+                .partition(t.name.as_str(), p.partition_index)
+                .map(|p| p.replicas.len() - p.adding.len());
+            let (code, message) = match (&target, current) {
+                (Some(target), Some(n))
+                    if !req.allow_replication_factor_change && target.len() != n =>
+                {
+                    (
+                        ResponseError::InvalidReplicationFactor.code(),
+                        Some(format!(
+                            "the move would change the replication factor from {n} to {}",
+                            target.len()
+                        )),
+                    )
+                }
+                _ => {
+                    decide(
+                        node,
+                        MetadataRecord::Reassign {
+                            topic: t.name.to_string(),
+                            partition: p.partition_index,
+                            target,
+                        },
+                    )
+                    .await
+                }
+            };
+            let mut r = ReassignablePartitionResponse::default();
+            r.partition_index = p.partition_index;
+            r.error_code = code;
+            r.error_message = message.map(text);
+            out.partitions.push(r);
+        }
+        resp.responses.push(out);
+    }
+    resp
+}
+
+/// Lists the moves in progress.
+pub fn list_partition_reassignments(
+    node: &Arc<Node>,
+    req: ListPartitionReassignmentsRequest,
+) -> ListPartitionReassignmentsResponse {
+    let image = node.image();
+    let mut resp = ListPartitionReassignmentsResponse::default();
+    let ids = |v: &[i32]| v.iter().map(|b| BrokerId(*b)).collect::<Vec<_>>();
+    for (name, topic) in &image.topics {
+        let asked: Option<&Vec<i32>> = match &req.topics {
+            None => None,
+            Some(list) => match list.iter().find(|t| t.name.as_str() == name) {
+                Some(t) => Some(&t.partition_indexes),
+                None => continue,
+            },
+        };
+        let mut out = OngoingTopicReassignment::default();
+        out.name = TopicName(text(name.clone()));
+        for (i, p) in topic.partitions.iter().enumerate() {
+            let i = i as i32;
+            if asked.is_some_and(|a| !a.contains(&i)) {
+                continue;
+            }
+            if p.adding.is_empty() && p.removing.is_empty() {
+                continue;
+            }
+            let mut r = OngoingPartitionReassignment::default();
+            r.partition_index = i;
+            r.replicas = ids(&p.replicas);
+            r.adding_replicas = ids(&p.adding);
+            r.removing_replicas = ids(&p.removing);
+            out.partitions.push(r);
+        }
+        if !out.partitions.is_empty() {
+            resp.topics.push(out);
+        }
+    }
+    resp
+}
