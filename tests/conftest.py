@@ -79,13 +79,13 @@ def free_port():
         return s.getsockname()[1]
 
 
-def wait_for_port(port, proc, log, timeout=60):
+def wait_for_port(port, proc, log, timeout=60, host="127.0.0.1"):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise AssertionError(f"process exited with {proc.returncode}:\n{log.read_text()}")
         try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1):
+            with socket.create_connection((host, port), timeout=1):
                 return
         except OSError:
             time.sleep(0.1)
@@ -95,20 +95,25 @@ def wait_for_port(port, proc, log, timeout=60):
 class Gregor:
     """One Gregor broker process with an INTERNAL and an EXTERNAL listener."""
 
-    def __init__(self, workdir, props=None, env=None, node_id=1):
+    def __init__(self, workdir, props=None, env=None, node_id=1, host=None, wrap=None):
+        """`host`: bind and advertise this address (fixed ports) instead of
+        loopback (free ports); `wrap`: prefix of the command line (e.g. to
+        run inside a network namespace)."""
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.data = self.workdir / "data"
-        self.internal_port = free_port()
-        self.external_port = free_port()
+        self.host = host or "127.0.0.1"
+        self.internal_port = 9094 if host else free_port()
+        self.external_port = 9092 if host else free_port()
+        self.wrap = wrap or []
         self.node_id = node_id
         self.props = {
             "node.id": str(node_id),
-            "listeners": f"INTERNAL://127.0.0.1:{self.internal_port},"
-            f"EXTERNAL://127.0.0.1:{self.external_port}",
+            "listeners": f"INTERNAL://{self.host}:{self.internal_port},"
+            f"EXTERNAL://{self.host}:{self.external_port}",
             # Different advertised hosts show which listener answered.
-            "advertised.listeners": f"INTERNAL://127.0.0.1:{self.internal_port},"
-            f"EXTERNAL://localhost:{self.external_port}",
+            "advertised.listeners": f"INTERNAL://{self.host}:{self.internal_port},"
+            f"EXTERNAL://{host or 'localhost'}:{self.external_port}",
             "listener.security.protocol.map": "INTERNAL:PLAINTEXT,EXTERNAL:PLAINTEXT",
             "inter.broker.listener.name": "INTERNAL",
             "log.dirs": str(self.data),
@@ -127,11 +132,11 @@ class Gregor:
 
     @property
     def bootstrap(self):
-        return f"127.0.0.1:{self.external_port}"
+        return f"{self.host}:{self.external_port}"
 
     @property
     def internal_bootstrap(self):
-        return f"127.0.0.1:{self.internal_port}"
+        return f"{self.host}:{self.internal_port}"
 
     def write_config(self):
         self.config.write_text("".join(f"{k}={v}\n" for k, v in self.props.items()))
@@ -143,7 +148,7 @@ class Gregor:
         env.update(self.env)
         with open(self.log, "a") as log:
             self.proc = subprocess.Popen(
-                [str(GREGOR_BIN), "broker", str(self.config)],
+                [*self.wrap, str(GREGOR_BIN), "broker", str(self.config)],
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 env=env,
@@ -154,7 +159,7 @@ class Gregor:
 
     def wait(self, timeout=60):
         """Until the broker serves clients (it has joined its cluster)."""
-        wait_for_port(self.external_port, self.proc, self.log, timeout)
+        wait_for_port(self.external_port, self.proc, self.log, timeout, host=self.host)
         return self
 
     def stop(self):
@@ -187,14 +192,18 @@ class GregorCluster:
     """Brokers that are also the voters of one metadata quorum, each with
     INTERNAL, EXTERNAL and CONTROLLER listeners on loopback ports."""
 
-    def __init__(self, workdir, size=3, props=None):
+    def __init__(self, workdir, size=3, props=None, network=None):
+        """With a `netns.Network`, broker n runs in its namespace n."""
         workdir = Path(workdir)
-        controller_ports = [free_port() for _ in range(size)]
-        voters = ",".join(f"{i + 1}@127.0.0.1:{p}" for i, p in enumerate(controller_ports))
+        hosts = [network.ip(n) if network else "127.0.0.1" for n in range(1, size + 1)]
+        controller_ports = [9093 if network else free_port() for _ in range(size)]
+        voters = ",".join(f"{i + 1}@{hosts[i]}:{p}" for i, p in enumerate(controller_ports))
         self.brokers = []
         for i, cport in enumerate(controller_ports):
-            b = Gregor(workdir / f"broker-{i + 1}", node_id=i + 1)
-            b.props["listeners"] += f",CONTROLLER://127.0.0.1:{cport}"
+            b = Gregor(workdir / f"broker-{i + 1}", node_id=i + 1,
+                       host=network and hosts[i],
+                       wrap=network and network.wrap(i + 1, []))
+            b.props["listeners"] += f",CONTROLLER://{hosts[i]}:{cport}"
             b.props["listener.security.protocol.map"] += ",CONTROLLER:PLAINTEXT"
             b.props.update({
                 "controller.listener.names": "CONTROLLER",

@@ -1,0 +1,57 @@
+"""Real network namespaces for partition tests: one namespace per broker,
+each joined by a veth pair to a bridge in the test's own namespace, so the
+test reaches every broker and a link can be dropped to cut one off."""
+
+import random
+import subprocess
+
+
+def sh(*argv):
+    subprocess.run([str(a) for a in argv], check=True, capture_output=True)
+
+
+class Network:
+    def __init__(self, size):
+        self.tag = f"{random.randrange(1 << 16):04x}"
+        self.subnet = f"10.{random.randrange(64, 250)}.{random.randrange(1, 250)}"
+        self.size = size
+        self.bridge = f"gb{self.tag}"
+        sh("ip", "link", "add", self.bridge, "type", "bridge")
+        sh("ip", "addr", "add", f"{self.subnet}.254/24", "dev", self.bridge)
+        sh("ip", "link", "set", self.bridge, "up")
+        for n in range(1, size + 1):
+            ns, host, peer = self.namespace(n), self.link(n), f"gp{self.tag}{n}"
+            sh("ip", "netns", "add", ns)
+            sh("ip", "netns", "exec", ns, "ip", "link", "set", "lo", "up")
+            sh("ip", "link", "add", host, "type", "veth", "peer", "name", peer)
+            sh("ip", "link", "set", peer, "netns", ns)
+            sh("ip", "link", "set", host, "master", self.bridge)
+            sh("ip", "link", "set", host, "up")
+            sh("ip", "netns", "exec", ns, "ip", "addr", "add", f"{self.ip(n)}/24", "dev", peer)
+            sh("ip", "netns", "exec", ns, "ip", "link", "set", peer, "up")
+
+    def namespace(self, n):
+        return f"g{self.tag}n{n}"
+
+    def link(self, n):
+        return f"gv{self.tag}{n}"
+
+    def ip(self, n):
+        return f"{self.subnet}.{n}"
+
+    def wrap(self, n, argv):
+        """`argv` run inside broker n's namespace."""
+        return ["ip", "netns", "exec", self.namespace(n), *argv]
+
+    def cut(self, n):
+        """Drops broker n's only link: nobody reaches it, it reaches nobody."""
+        sh("ip", "link", "set", self.link(n), "down")
+
+    def heal(self, n):
+        sh("ip", "link", "set", self.link(n), "up")
+
+    def close(self):
+        for n in range(1, self.size + 1):
+            subprocess.run(["ip", "netns", "del", self.namespace(n)], capture_output=True)
+            subprocess.run(["ip", "link", "del", self.link(n)], capture_output=True)
+        subprocess.run(["ip", "link", "del", self.bridge], capture_output=True)
