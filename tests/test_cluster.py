@@ -272,3 +272,77 @@ def test_reassigning_a_partition_moves_its_data(cluster, tmp_path):
                "the old replica's data to be removed")
     got = read_back(cluster.bootstrap, topic, 1)
     assert [v for _, v in got[0]] == values
+
+
+def test_acks_all_needs_min_insync_replicas(cluster):
+    from confluent_kafka import KafkaError, Producer
+    topic = unique("strict")
+    kafka_tool("kafka-topics", "--bootstrap-server", cluster.bootstrap, "--create",
+               "--topic", topic, "--replica-assignment", "1:2:3",
+               "--config", "min.insync.replicas=3")
+    cluster.broker(3).stop()
+    wait_until(lambda: sorted(describe(cluster.bootstrap, topic)[0][2]) == [1, 2], 30,
+               "broker 3 to leave the ISR")
+    errors = []
+    p = Producer({"bootstrap.servers": cluster.bootstrap, "acks": "all",
+                  "message.timeout.ms": 5000, "retries": 0})
+    p.produce(topic, value=b"x", on_delivery=lambda err, _: errors.append(err))
+    p.flush(30)
+    assert len(errors) == 1 and errors[0] is not None
+    assert errors[0].code() == KafkaError.NOT_ENOUGH_REPLICAS, errors[0]
+    # acks=1 does not need the ISR.
+    p = Producer({"bootstrap.servers": cluster.bootstrap, "acks": 1})
+    p.produce(topic, value=b"y", on_delivery=lambda err, _: errors.append(err))
+    p.flush(30)
+    assert errors[1] is None
+
+
+def test_leadership_returns_to_preferred_replicas_by_itself(tmp_path):
+    from conftest import GregorCluster
+    cluster = GregorCluster(tmp_path / "cluster",
+                            props={"leader.imbalance.check.interval.seconds": "2"}).start()
+    try:
+        topic = unique("balance")
+        create(cluster.bootstrap, topic, 6)
+        cluster.broker(2).stop()
+        assert all(leader != 2 for leader, _, _ in describe(cluster.bootstrap, topic).values())
+        cluster.broker(2).start()
+        wait_until(lambda: all(leader == replicas[0] for leader, replicas, _ in
+                               describe(cluster.bootstrap, topic).values()), 60,
+                   "every partition to be led by its preferred replica again")
+    finally:
+        cluster.stop()
+
+
+def test_committed_offsets_survive_the_loss_of_the_group_coordinator(cluster):
+    from confluent_kafka.admin import AdminClient
+    topic, group = unique("resume"), unique("group")
+    create(cluster.bootstrap, topic, 3)
+    values = [f"c{i}" for i in range(300)]
+    kafka_tool("kafka-console-producer", "--bootstrap-server", cluster.bootstrap,
+               "--topic", topic, "--command-property", "acks=all", input="\n".join(values) + "\n")
+
+    def consume(n):
+        c = Consumer({"bootstrap.servers": cluster.bootstrap, "group.id": group,
+                      "auto.offset.reset": "earliest", "enable.auto.commit": False})
+        c.subscribe([topic])
+        got = []
+        deadline = time.monotonic() + 60
+        while len(got) < n and time.monotonic() < deadline:
+            m = c.poll(1.0)
+            if m is not None and not m.error():
+                got.append(m.value().decode())
+                c.commit(message=m, asynchronous=False)
+        c.close()
+        return got
+
+    first = consume(120)
+    assert len(first) == 120
+    admin = AdminClient({"bootstrap.servers": cluster.bootstrap})
+    coordinator = admin.describe_consumer_groups([group])[group].result(30).coordinator.id
+    cluster.broker(coordinator).kill()
+    # Another broker leads the group's offsets partition and knows every
+    # commit: the group goes on where it stopped, nothing read twice.
+    rest = consume(len(values) - len(first))
+    assert sorted(first + rest) == sorted(values)
+    assert not set(first) & set(rest)

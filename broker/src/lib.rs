@@ -4,12 +4,21 @@
 //! `protocol` (frames, API versions, decoding with `kafka-protocol`) →
 //! `handlers` (one module per API family) → the state in `node`:
 //! - [`config`] reads Kafka-style `server.properties` and `GREGOR_*` overrides.
-//! - [`topic`] keeps the topics, their settings and partitions.
-//! - [`partition`] is one partition: its log plus idempotent-producer state.
+//! - [`metadata`] is the cluster's metadata quorum (openraft): brokers,
+//!   topics and partition leadership, decided by the active controller.
+//! - [`topic`] holds every topic and opens this broker's replicas, following
+//!   the metadata.
+//! - [`partition`] is one replica: its log, idempotent-producer state,
+//!   leader-epoch history and its role (leader or follower).
+//! - [`replication`] copies partitions from leaders to followers and keeps
+//!   the ISR and high watermark.
 //! - [`log`] stores each partition as a segmented log of Kafka record batches.
-//! - [`group`] coordinates consumer groups and their committed offsets.
-//! - [`producer_id`] hands out producer ids; [`maintenance`] runs retention
-//!   and time-based flushing; [`clock`] is wall-clock time in milliseconds.
+//! - [`group`] coordinates consumer groups and their committed offsets, for
+//!   the `__consumer_offsets` partitions this broker leads.
+//! - [`producer_id`] hands out producer ids; [`maintenance`] runs retention,
+//!   time-based flushing and ISR checks; [`clock`] is wall-clock time in
+//!   milliseconds; [`ids`] prints ids as Kafka does; [`dev`] writes the
+//!   configuration of `gregor dev`'s three brokers.
 
 pub mod clock;
 pub mod config;
