@@ -180,13 +180,28 @@ def test_bad_requests_to_a_cluster_get_clear_errors(cluster, tmp_path):
     assert "larger than the 3 available broker(s)" in out.stderr
 
     # A second process with a node id that is taken: a clear error, and the
-    # cluster keeps serving.
-    from conftest import Gregor
+    # cluster keeps serving. One on the same ports cannot bind them.
+    from conftest import Gregor, free_port
     twin = Gregor(tmp_path / "twin", node_id=2, props=dict(cluster.broker(2).props))
     twin.props["log.dirs"] = str(tmp_path / "twin" / "data")
     twin.start(wait=False)
     assert twin.proc.wait(timeout=60) != 0
     assert "cannot bind listener" in twin.log_text()
+    # One on its own ports: the controller refuses its registration while
+    # the real broker 2 heartbeats, and it gives up with a clear message.
+    voters = cluster.broker(1).props["controller.quorum.voters"].split(",")
+    impostor = Gregor(tmp_path / "impostor", node_id=2)
+    cport = free_port()
+    impostor.props["listeners"] += f",CONTROLLER://127.0.0.1:{cport}"
+    impostor.props.update({
+        "listener.security.protocol.map": "INTERNAL:PLAINTEXT,EXTERNAL:PLAINTEXT,CONTROLLER:PLAINTEXT",
+        "controller.listener.names": "CONTROLLER",
+        "controller.quorum.voters": ",".join(
+            f"2@127.0.0.1:{cport}" if v.startswith("2@") else v for v in voters),
+    })
+    impostor.start(wait=False)
+    assert impostor.proc.wait(timeout=90) != 0
+    assert "broker id 2 is already registered by another running broker" in impostor.log_text()
     topic = unique("still")
     create(cluster.bootstrap, topic, 3)
     kafka_tool("kafka-console-producer", "--bootstrap-server", cluster.bootstrap,

@@ -92,6 +92,8 @@ pub enum ControllerResponse {
     NotController {
         /// The active controller, if known.
         leader: Option<u64>,
+        /// Its controller listener, if known.
+        address: Option<String>,
     },
     /// The quorum could not take the change (no majority, shutting down).
     Unavailable(String),
@@ -137,8 +139,23 @@ impl Controller {
         self.heard.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Handles a request on this node, if it is the active controller.
+    /// Handles a request on this node, if it is the active controller;
+    /// otherwise says who is.
     pub async fn handle(&self, req: ControllerRequest) -> ControllerResponse {
+        let (me, leader, address) = {
+            let m = self.raft.metrics();
+            let m = m.borrow();
+            let address = m.current_leader.and_then(|l| {
+                m.membership_config
+                    .membership()
+                    .get_node(&l)
+                    .map(|n| n.addr.clone())
+            });
+            (m.id, m.current_leader, address)
+        };
+        if leader != Some(me) {
+            return ControllerResponse::NotController { leader, address };
+        }
         match req {
             ControllerRequest::Register {
                 id,
@@ -297,6 +314,7 @@ impl Controller {
             Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
                 ControllerResponse::NotController {
                     leader: f.leader_id,
+                    address: f.leader_node.map(|n| n.addr),
                 }
             }
             Err(e) => ControllerResponse::Unavailable(e.to_string()),

@@ -64,7 +64,7 @@ pub struct Quorum {
     controller: Arc<Controller>,
     voters: BTreeMap<u64, String>,
     view: watch::Receiver<MetadataView>,
-    clients: tokio::sync::Mutex<HashMap<u64, Connection>>,
+    clients: tokio::sync::Mutex<HashMap<String, Connection>>,
 }
 
 impl Quorum {
@@ -170,27 +170,49 @@ impl Quorum {
     }
 
     /// Sends `req` to the active controller, wherever it is, retrying
-    /// through elections until `timeout`.
+    /// through elections until `timeout`. Without a known leader any other
+    /// voter is asked; its answer names the leader and its address.
     pub async fn request(
         &self,
         req: ControllerRequest,
         timeout: Duration,
     ) -> Result<ControllerResponse, QuorumError> {
         let deadline = tokio::time::Instant::now() + timeout;
-        let mut hint: Option<u64> = None;
+        let me = self.node_id as u64;
+        let others: Vec<String> = self
+            .voters
+            .iter()
+            .filter(|(id, _)| **id != me)
+            .map(|(_, addr)| addr.clone())
+            .collect();
+        let mut hint: Option<(u64, Option<String>)> = None;
+        let mut asked = 0usize;
         loop {
-            let target = hint
-                .take()
-                .or_else(|| self.raft.metrics().borrow().current_leader);
-            let resp = match target {
-                Some(t) if t == self.node_id as u64 => {
-                    Some(self.controller.handle(req.clone()).await)
+            let target = hint.take().or_else(|| {
+                self.raft
+                    .metrics()
+                    .borrow()
+                    .current_leader
+                    .map(|l| (l, None))
+            });
+            let address = match &target {
+                Some((id, _)) if *id == me => None,
+                Some((id, addr)) => addr.clone().or_else(|| self.voters.get(id).cloned()),
+                None if others.is_empty() => None,
+                None => {
+                    asked += 1;
+                    Some(others[asked % others.len()].clone())
                 }
-                Some(t) => self.forward(t, &req, deadline).await,
-                None => None,
+            };
+            let resp = match (target, address) {
+                (Some((id, _)), _) if id == me => Some(self.controller.handle(req.clone()).await),
+                (_, Some(addr)) => self.forward(&addr, &req, deadline).await,
+                _ => None,
             };
             match resp {
-                Some(ControllerResponse::NotController { leader }) => hint = leader,
+                Some(ControllerResponse::NotController { leader, address }) => {
+                    hint = leader.map(|l| (l, address));
+                }
                 Some(ControllerResponse::Unavailable(why)) => {
                     tracing::debug!(%why, "active controller could not commit; retrying");
                 }
@@ -206,15 +228,14 @@ impl Quorum {
 
     async fn forward(
         &self,
-        target: u64,
+        addr: &str,
         req: &ControllerRequest,
         deadline: tokio::time::Instant,
     ) -> Option<ControllerResponse> {
-        let addr = self.voters.get(&target)?.clone();
         let mut clients = self.clients.lock().await;
         let conn = clients
-            .entry(target)
-            .or_insert_with(|| Connection::new(addr));
+            .entry(addr.to_string())
+            .or_insert_with(|| Connection::new(addr.to_string()));
         let left = deadline.saturating_duration_since(tokio::time::Instant::now());
         match conn
             .call(
@@ -226,7 +247,7 @@ impl Quorum {
             Ok(Response::Controller(r)) => Some(r),
             Ok(_) => None,
             Err(e) => {
-                tracing::debug!(controller = target, error = %e, "controller unreachable");
+                tracing::debug!(controller = %addr, error = %e, "controller unreachable");
                 None
             }
         }
