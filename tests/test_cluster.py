@@ -361,3 +361,53 @@ def test_committed_offsets_survive_the_loss_of_the_group_coordinator(cluster):
     rest = consume(len(values) - len(first))
     assert sorted(first + rest) == sorted(values)
     assert not set(first) & set(rest)
+
+
+def test_dedicated_controllers_and_broker_only_nodes(tmp_path):
+    from conftest import Gregor, free_port, wait_for_port
+    cports = {n: free_port() for n in range(1, 7)}
+    voters = ",".join(f"{n}@127.0.0.1:{cports[n]}" for n in (1, 2, 3))
+    nodes = []
+    for n in range(1, 7):
+        g = Gregor(tmp_path / f"node-{n}", node_id=n)
+        if n <= 3:
+            g.props = {"node.id": str(n), "process.roles": "controller",
+                       "listeners": f"CONTROLLER://127.0.0.1:{cports[n]}",
+                       "listener.security.protocol.map": "CONTROLLER:PLAINTEXT",
+                       "controller.listener.names": "CONTROLLER",
+                       "controller.quorum.voters": voters, "log.dirs": str(g.data),
+                       "broker.session.timeout.ms": "3000"}
+        else:
+            g.props["listeners"] += f",CONTROLLER://127.0.0.1:{cports[n]}"
+            g.props["listener.security.protocol.map"] += ",CONTROLLER:PLAINTEXT"
+            g.props.update({"process.roles": "broker", "controller.listener.names": "CONTROLLER",
+                            "controller.quorum.voters": voters,
+                            "default.replication.factor": "3", "min.insync.replicas": "2"})
+        nodes.append(g)
+    try:
+        for g in nodes:
+            g.start(wait=False)
+        for g in nodes[:3]:
+            wait_for_port(cports[g.node_id], g.proc, g.log)
+        for g in nodes[3:]:
+            g.wait(timeout=90)
+        bootstrap = ",".join(g.bootstrap for g in nodes[3:])
+        topic = unique("dedicated")
+        create(bootstrap, topic, 3)
+        parts = describe(bootstrap, topic)
+        assert {leader for leader, _, _ in parts.values()} == {4, 5, 6}, parts
+        values = [f"d{i}" for i in range(1000)]
+        kafka_tool("kafka-console-producer", "--bootstrap-server", bootstrap, "--topic", topic,
+                   "--command-property", "acks=all", input="\n".join(values) + "\n")
+        got = read_back(bootstrap, topic, 3)
+        assert sorted(v for records in got.values() for _, v in records) == sorted(values)
+        # Losing one of three controllers leaves a majority: metadata
+        # changes still go through.
+        nodes[0].kill()
+        create(bootstrap, unique("after"), 3)
+    finally:
+        for g in nodes:
+            if g.alive():
+                g.proc.send_signal(signal.SIGTERM)
+        for g in nodes:
+            g.stop()

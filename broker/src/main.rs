@@ -4,7 +4,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use gregor_broker::{config::BrokerConfig, dev, maintenance, node::Node, server};
+use gregor_broker::node::{self, Node};
+use gregor_broker::{config::BrokerConfig, dev, maintenance, server};
 
 #[derive(Parser)]
 #[command(name = "gregor", version, about = "A Kafka-compatible broker")]
@@ -67,6 +68,9 @@ fn run_broker(path: PathBuf) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if !config.roles.broker {
+        return runtime.block_on(run_controller(config));
+    }
     runtime.block_on(async move {
         let node = match Node::start(config).await {
             Ok(n) => n,
@@ -101,6 +105,23 @@ fn run_broker(path: PathBuf) -> ExitCode {
         tracing::info!("stopped");
         ExitCode::SUCCESS
     })
+}
+
+/// A dedicated controller (`process.roles=controller`): a voter of the
+/// metadata quorum and nothing else.
+async fn run_controller(config: BrokerConfig) -> ExitCode {
+    let quorum = match node::start_quorum(&config).await {
+        Ok(q) => q,
+        Err(e) => {
+            eprintln!("gregor: cannot start: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    tracing::info!(node_id = config.node_id, "controller started");
+    shutdown_signal().await;
+    quorum.shutdown().await;
+    tracing::info!("stopped");
+    ExitCode::SUCCESS
 }
 
 /// Runs three broker processes of this same executable and stops them

@@ -92,35 +92,7 @@ impl Node {
     /// Joins the metadata quorum, registers, opens this broker's replicas
     /// and loads group state.
     pub async fn start(config: BrokerConfig) -> Result<Arc<Node>, StartError> {
-        let mut known_cluster = None;
-        for dir in &config.log_dirs {
-            if let Some(id) = claim_log_dir(dir, config.node_id)? {
-                known_cluster.get_or_insert(id);
-            }
-        }
-        let controller_socket = match config
-            .controller_listener
-            .as_ref()
-            .and_then(|name| config.listeners.iter().find(|l| &l.name == name))
-        {
-            Some(l) => Some(crate::server::bind_all(std::slice::from_ref(l)).await?),
-            None => None,
-        };
-        let quorum = Quorum::start(QuorumSettings {
-            node_id: config.node_id,
-            voters: config.voters.clone(),
-            dir: config.metadata_log_dir.join("__cluster_metadata-0"),
-            election_timeout: Duration::from_millis(config.controller_election_timeout_ms),
-            session_timeout: Duration::from_millis(config.broker_session_timeout_ms),
-            cluster_id: known_cluster.clone().unwrap_or_else(new_cluster_id),
-            preferred_leader_check: config
-                .auto_leader_rebalance
-                .then(|| Duration::from_secs(config.leader_imbalance_check_interval_seconds)),
-        })
-        .await?;
-        if let Some(bound) = controller_socket.into_iter().flatten().next() {
-            tokio::spawn(quorum.clone().serve(bound.socket));
-        }
+        let quorum = start_quorum(&config).await?;
 
         let appended = Arc::new(tokio::sync::watch::channel(0u64).0);
         let topics = Arc::new(TopicRegistry::new(
@@ -158,6 +130,9 @@ impl Node {
                 })
                 .collect(),
             rack: config.broker_rack.clone(),
+            controller_address: (!config.roles.controller)
+                .then(|| config.controller_address.clone())
+                .flatten(),
         };
         // Long enough for an earlier process's session to run out after the
         // controller (maybe this node) restarted.
@@ -275,6 +250,42 @@ impl Node {
     }
 }
 
+/// Claims the log directories, opens the metadata log and joins the quorum
+/// (as a voter, or as a learner for a broker-only node), serving the
+/// controller listener. Dedicated controllers run only this.
+pub async fn start_quorum(config: &BrokerConfig) -> Result<Arc<Quorum>, StartError> {
+    let mut known_cluster = None;
+    for dir in &config.log_dirs {
+        if let Some(id) = claim_log_dir(dir, config.node_id)? {
+            known_cluster.get_or_insert(id);
+        }
+    }
+    let controller_socket = match config
+        .controller_listener
+        .as_ref()
+        .and_then(|name| config.listeners.iter().find(|l| &l.name == name))
+    {
+        Some(l) => Some(crate::server::bind_all(std::slice::from_ref(l)).await?),
+        None => None,
+    };
+    let quorum = Quorum::start(QuorumSettings {
+        node_id: config.node_id,
+        voters: config.voters.clone(),
+        dir: config.metadata_log_dir.join("__cluster_metadata-0"),
+        election_timeout: Duration::from_millis(config.controller_election_timeout_ms),
+        session_timeout: Duration::from_millis(config.broker_session_timeout_ms),
+        cluster_id: known_cluster.unwrap_or_else(new_cluster_id),
+        preferred_leader_check: config
+            .auto_leader_rebalance
+            .then(|| Duration::from_secs(config.leader_imbalance_check_interval_seconds)),
+    })
+    .await?;
+    if let Some(bound) = controller_socket.into_iter().flatten().next() {
+        tokio::spawn(quorum.clone().serve(bound.socket));
+    }
+    Ok(quorum)
+}
+
 /// Keeps the topic registry, and the partitions the fetcher follows, in
 /// line with the metadata this node applies.
 async fn follow_metadata(
@@ -352,18 +363,22 @@ async fn cluster_id(quorum: &Quorum) -> String {
 /// The internal topic of committed offsets, as Kafka sets it up: kept
 /// forever (superseded records are dropped by the coordinator's
 /// checkpoints), with segments and batches sized for it, replicated on
-/// `offsets.topic.replication.factor` brokers (at most the number of
-/// voters, so a lone node works). Created by the first broker that needs it;
-/// the others wait until their registry holds it.
+/// `offsets.topic.replication.factor` brokers (one on a lone node). Created
+/// by the first broker that needs it; the others wait until their registry
+/// holds it.
 async fn offsets_topic(
     config: &BrokerConfig,
     quorum: &Quorum,
     topics: &TopicRegistry,
 ) -> Result<Arc<crate::topic::Topic>, StartError> {
-    let rf = config
-        .offsets_topic_replication_factor
-        .min(config.voters.len() as i16)
-        .max(1);
+    // A lone node (no voters configured) keeps a single copy; a cluster
+    // waits until enough brokers are up.
+    let lone = config.voters.len() == 1 && config.voters.contains_key(&config.node_id);
+    let rf = if lone {
+        1
+    } else {
+        config.offsets_topic_replication_factor
+    };
     loop {
         if let Some(t) = topics.get(OFFSETS_TOPIC) {
             return Ok(t);

@@ -100,6 +100,10 @@ pub struct BrokerConfig {
     /// `controller.quorum.voters`: node id → `host:port` of its controller
     /// listener. Without the setting, this node alone.
     pub voters: BTreeMap<i32, String>,
+    /// `process.roles`
+    pub roles: quorum::Roles,
+    /// This node's controller listener as others reach it.
+    pub controller_address: Option<String>,
     /// `controller.quorum.election.timeout.ms`
     pub controller_election_timeout_ms: u64,
     /// `broker.session.timeout.ms`: silence after which a broker is fenced.
@@ -280,13 +284,17 @@ impl BrokerConfig {
         };
         let controller_listener =
             quorum::controller_listener(s.string("controller.listener.names"), &listeners)?;
+        // Where the active controller reaches this node with the metadata
+        // log when it is not a voter.
+        let controller_address = controller_listener
+            .as_ref()
+            .and_then(|name| advertised.get(name))
+            .map(|e: &Endpoint| format!("{}:{}", e.host, e.port));
         let advertised = advertised
             .into_iter()
             .filter(|(name, _)| Some(name) != controller_listener.as_ref())
             .collect();
-        if let Some(p) = s.string("process.roles") {
-            quorum::check_roles(&p)?;
-        }
+        let roles = quorum::roles(s.string("process.roles"))?;
         if let Some(p) = s.string("controller.quorum.bootstrap.servers") {
             return Err(invalid(
                 &p,
@@ -296,6 +304,7 @@ impl BrokerConfig {
         let voters = quorum::voters(
             s.string("controller.quorum.voters"),
             node_id,
+            roles,
             controller_listener.as_deref(),
             &listeners,
         )?;
@@ -314,7 +323,7 @@ impl BrokerConfig {
                 .find(|n| Some(n) != controller_listener.as_ref())
                 .unwrap_or_default(),
         };
-        if listeners.len() == usize::from(controller_listener.is_some()) {
+        if roles.broker && listeners.len() == usize::from(controller_listener.is_some()) {
             return Err(ConfigError::Missing("listeners"));
         }
 
@@ -382,6 +391,8 @@ impl BrokerConfig {
             inter_broker_listener,
             controller_listener,
             voters,
+            roles,
+            controller_address,
             controller_election_timeout_ms: s.int(
                 "controller.quorum.election.timeout.ms",
                 1000u64,

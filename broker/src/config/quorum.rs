@@ -6,19 +6,43 @@ use std::collections::BTreeMap;
 use super::properties::Property;
 use super::{invalid, ConfigError, Listener};
 
-/// Every node is a broker and a controller (Kafka's combined mode); the
-/// setting is checked so a file written for dedicated roles fails clearly.
-pub fn check_roles(p: &Property) -> Result<(), ConfigError> {
-    let mut roles: Vec<&str> = p.value.split(',').map(str::trim).collect();
-    roles.sort_unstable();
-    if roles == ["broker", "controller"] {
-        Ok(())
-    } else {
-        Err(invalid(
-            p,
-            "Gregor runs every node as broker and controller: use `broker,controller`".into(),
-        ))
+/// What a node does (`process.roles`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Roles {
+    /// Serves clients and holds partitions.
+    pub broker: bool,
+    /// Votes in the metadata quorum.
+    pub controller: bool,
+}
+
+/// Parses `process.roles` (default: both, Kafka's combined mode).
+pub fn roles(p: Option<Property>) -> Result<Roles, ConfigError> {
+    let Some(p) = p else {
+        return Ok(Roles {
+            broker: true,
+            controller: true,
+        });
+    };
+    let mut roles = Roles {
+        broker: false,
+        controller: false,
+    };
+    for role in p.value.split(',').map(str::trim) {
+        match role {
+            "broker" => roles.broker = true,
+            "controller" => roles.controller = true,
+            other => {
+                return Err(invalid(
+                    &p,
+                    format!("unknown role `{other}`; use broker, controller or both"),
+                ))
+            }
+        }
     }
+    if !roles.broker && !roles.controller {
+        return Err(invalid(&p, "a node needs a role".into()));
+    }
+    Ok(roles)
 }
 
 /// The controller listener's name: from `controller.listener.names` (the
@@ -44,14 +68,20 @@ pub fn controller_listener(
 }
 
 /// Parses `id@host:port,...`. Without the setting this node is the only
-/// voter, reachable on its controller listener if it has one.
+/// voter, reachable on its controller listener if it has one. A controller
+/// must be a voter; a broker-only node must not be one, and needs a
+/// controller listener to receive the metadata log on.
 pub fn voters(
     p: Option<Property>,
     node_id: i32,
+    roles: Roles,
     controller_listener: Option<&str>,
     listeners: &[Listener],
 ) -> Result<BTreeMap<i32, String>, ConfigError> {
     let Some(p) = p else {
+        if !roles.broker || !roles.controller {
+            return Err(ConfigError::Missing("controller.quorum.voters"));
+        }
         let addr = controller_listener
             .and_then(|name| listeners.iter().find(|l| l.name == name))
             .map(|l| {
@@ -81,13 +111,22 @@ pub fn voters(
             return Err(bad("this id appears twice"));
         }
     }
-    if !out.contains_key(&node_id) {
-        return Err(invalid(
-            &p,
-            format!("this node (node.id={node_id}) must be one of the voters"),
-        ));
+    match (roles.controller, out.contains_key(&node_id)) {
+        (true, false) => {
+            return Err(invalid(
+                &p,
+                format!("this controller (node.id={node_id}) must be one of the voters"),
+            ))
+        }
+        (false, true) => {
+            return Err(invalid(
+                &p,
+                format!("node.id={node_id} is a voter, so process.roles must include controller"),
+            ))
+        }
+        _ => {}
     }
-    if out.len() > 1 && controller_listener.is_none() {
+    if (out.len() > 1 || !roles.controller) && controller_listener.is_none() {
         return Err(ConfigError::Missing("controller.listener.names"));
     }
     Ok(out)
@@ -96,6 +135,11 @@ pub fn voters(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const BOTH: Roles = Roles {
+        broker: true,
+        controller: true,
+    };
 
     fn prop(v: &str) -> Property {
         Property {
@@ -119,6 +163,7 @@ mod tests {
         let v = voters(
             Some(prop("1@a:9093,2@b:9093,3@c:9093")),
             2,
+            BOTH,
             Some("CONTROLLER"),
             &ls,
         )
@@ -127,38 +172,64 @@ mod tests {
         assert_eq!(v[&2], "b:9093");
         for bad in ["1@a:9093", "x@a:1", "2@a", "2@:1", "2@a:1,2@b:1"] {
             assert!(
-                voters(Some(prop(bad)), 2, Some("CONTROLLER"), &ls).is_err(),
+                voters(Some(prop(bad)), 2, BOTH, Some("CONTROLLER"), &ls).is_err(),
                 "{bad}"
             );
         }
-        assert!(voters(Some(prop("1@a:1,2@b:1")), 2, None, &ls).is_err());
+        assert!(voters(Some(prop("1@a:1,2@b:1")), 2, BOTH, None, &ls).is_err());
+        // A broker-only node is not a voter; a voter must be a controller.
+        let broker = Roles {
+            broker: true,
+            controller: false,
+        };
+        assert!(voters(
+            Some(prop("1@a:1,3@c:1")),
+            2,
+            broker,
+            Some("CONTROLLER"),
+            &ls
+        )
+        .is_ok());
+        assert!(voters(
+            Some(prop("1@a:1,2@b:1")),
+            2,
+            broker,
+            Some("CONTROLLER"),
+            &ls
+        )
+        .is_err());
+        assert!(voters(None, 2, broker, Some("CONTROLLER"), &ls).is_err());
     }
 
     #[test]
     fn a_lone_node_is_its_own_quorum() {
         let ls = [listener("PLAINTEXT", 9092)];
         assert_eq!(
-            voters(None, 5, None, &ls).expect("ok"),
+            voters(None, 5, BOTH, None, &ls).expect("ok"),
             BTreeMap::from([(5, String::new())])
         );
         let ls = [listener("PLAINTEXT", 9092), listener("CONTROLLER", 9093)];
         let name = controller_listener(None, &ls).expect("ok");
         assert_eq!(name.as_deref(), Some("CONTROLLER"));
         assert_eq!(
-            voters(None, 5, name.as_deref(), &ls).expect("ok")[&5],
+            voters(None, 5, BOTH, name.as_deref(), &ls).expect("ok")[&5],
             "127.0.0.1:9093"
         );
     }
 
     #[test]
-    fn roles_must_be_combined() {
-        let p = |v: &str| Property {
-            key: "process.roles".into(),
-            value: v.into(),
-            origin: "t".into(),
+    fn roles_parse() {
+        let p = |v: &str| {
+            Some(Property {
+                key: "process.roles".into(),
+                value: v.into(),
+                origin: "t".into(),
+            })
         };
-        assert!(check_roles(&p("broker,controller")).is_ok());
-        assert!(check_roles(&p("controller, broker")).is_ok());
-        assert!(check_roles(&p("broker")).is_err());
+        assert_eq!(roles(p("controller, broker")).expect("ok"), BOTH);
+        assert_eq!(roles(None).expect("ok"), BOTH);
+        assert!(roles(p("broker")).expect("ok").broker);
+        assert!(!roles(p("controller")).expect("ok").broker);
+        assert!(roles(p("observer")).is_err());
     }
 }

@@ -31,7 +31,7 @@ pub async fn metadata(
 ) -> MetadataResponse {
     let mut resp = MetadataResponse::default();
     resp.cluster_id = Some(text(node.cluster_id.clone()));
-    resp.controller_id = BrokerId(node.quorum.active_controller().unwrap_or(-1));
+    resp.controller_id = BrokerId(controller_id(node));
     resp.cluster_authorized_operations = OPERATIONS_OMITTED;
 
     // v0 sends an empty list for "all topics"; v1+ sends null.
@@ -181,7 +181,18 @@ pub fn describe_cluster(
         })
         .collect();
     resp.cluster_id = text(node.cluster_id.clone());
-    resp.controller_id = BrokerId(node.quorum.active_controller().unwrap_or(-1));
+    resp.controller_id = BrokerId(controller_id(node));
     resp.cluster_authorized_operations = OPERATIONS_OMITTED;
     resp
+}
+
+/// The "controller" clients send admin requests to: the active controller
+/// when it is also a live broker, else this broker (every broker forwards
+/// changes to the active controller, as Kafka's KRaft brokers do).
+fn controller_id(node: &Node) -> i32 {
+    let image = node.image();
+    node.quorum
+        .active_controller()
+        .filter(|c| image.brokers.get(c).is_some_and(|b| !b.fenced))
+        .unwrap_or(node.config.node_id)
 }

@@ -31,6 +31,9 @@ pub enum ControllerRequest {
         endpoints: Vec<BrokerEndpoint>,
         /// `broker.rack`.
         rack: Option<String>,
+        /// Its controller listener, when it is not a voter: the metadata
+        /// log is replicated to it there.
+        controller_address: Option<String>,
     },
     /// A broker is alive (or, with `shutting_down`, wants to stop).
     Heartbeat {
@@ -107,6 +110,7 @@ pub struct Controller {
     cluster_id: String,
     preferred_leader_check: Option<Duration>,
     heard: Mutex<HashMap<i32, Instant>>,
+    membership: tokio::sync::Mutex<()>,
 }
 
 impl Controller {
@@ -128,6 +132,7 @@ impl Controller {
             cluster_id,
             preferred_leader_check,
             heard: Mutex::new(HashMap::new()),
+            membership: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -162,7 +167,11 @@ impl Controller {
                 incarnation,
                 endpoints,
                 rack,
+                controller_address,
             } => {
+                if let Some(addr) = controller_address {
+                    self.add_learner(id, addr).await;
+                }
                 let resp = self
                     .propose(MetadataRecord::RegisterBroker {
                         id,
@@ -302,6 +311,42 @@ impl Controller {
             },
             other => other,
         }
+    }
+
+    /// Makes a broker-only node a learner of the quorum, so the metadata
+    /// log is replicated to it (nothing changes if it already is one).
+    /// Membership changes go one at a time, so concurrent registrations wait
+    /// their turn.
+    async fn add_learner(&self, id: i32, addr: String) {
+        let _one_at_a_time = self.membership.lock().await;
+        for _ in 0..50 {
+            let known = self
+                .raft
+                .metrics()
+                .borrow()
+                .membership_config
+                .membership()
+                .get_node(&(id as u64))
+                .is_some_and(|n| n.addr == addr);
+            if known {
+                return;
+            }
+            match self
+                .raft
+                .add_learner(id as u64, openraft::BasicNode::new(addr.clone()), false)
+                .await
+            {
+                Ok(_) => return,
+                Err(e) => {
+                    tracing::debug!(broker = id, error = %e, "adding a learner; retrying");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        }
+        tracing::warn!(
+            broker = id,
+            "cannot add the broker as a learner of the metadata log"
+        );
     }
 
     /// Proposes `record` and waits until it is committed and applied.

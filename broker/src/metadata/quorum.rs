@@ -38,6 +38,12 @@ pub struct QuorumSettings {
     pub preferred_leader_check: Option<Duration>,
 }
 
+impl QuorumSettings {
+    fn voter(&self) -> bool {
+        self.voters.contains_key(&self.node_id)
+    }
+}
+
 /// Why the quorum could not start or answer.
 #[derive(Debug, thiserror::Error)]
 pub enum QuorumError {
@@ -102,7 +108,9 @@ impl Quorum {
             .is_initialized()
             .await
             .map_err(|e| QuorumError::Raft(e.to_string()))?;
-        if !initialized {
+        // A broker-only node waits to be added as a learner by the active
+        // controller when it registers.
+        if !initialized && settings.voter() {
             // Every voter proposes the same initial membership; whichever
             // votes first wins and the others' identical entry is replaced.
             let members: BTreeMap<u64, BasicNode> = voters
@@ -115,7 +123,7 @@ impl Quorum {
                 Err(e) => return Err(QuorumError::Raft(e.to_string())),
             }
         }
-        if voters.len() == 1 {
+        if voters.len() == 1 && settings.voter() {
             // Alone, there is nobody to wait for: lead at once.
             let _ = raft.trigger().elect().await;
         }

@@ -37,6 +37,8 @@ pub struct Registration {
     pub endpoints: Vec<BrokerEndpoint>,
     /// `broker.rack`.
     pub rack: Option<String>,
+    /// Its controller listener, when it is not a voter.
+    pub controller_address: Option<String>,
 }
 
 /// Registers, retrying while no controller is elected. A previous process
@@ -55,6 +57,7 @@ pub async fn register(
         incarnation: me.incarnation,
         endpoints: me.endpoints.clone(),
         rack: me.rack.clone(),
+        controller_address: me.controller_address.clone(),
     };
     loop {
         match quorum.request(req.clone(), Duration::from_secs(30)).await {
