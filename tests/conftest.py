@@ -73,10 +73,20 @@ def kafka_tool(tool, *args, input=None, timeout=120, check=True):
     return proc
 
 
+_HANDED_OUT = set()
+
+
 def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A port nobody listens on, never the same twice in one test session:
+    the kernel may offer a just-released port again before the broker that
+    was given it has bound it."""
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port not in _HANDED_OUT:
+            _HANDED_OUT.add(port)
+            return port
 
 
 def wait_for_port(port, proc, log, timeout=60, host="127.0.0.1"):
