@@ -17,6 +17,7 @@ use kafka_protocol::records::RecordBatchDecoder;
 use crate::clock::now_ms;
 
 pub use batch::BatchError;
+use batch::BatchHeader;
 pub use config::LogConfig;
 use segment::Segment;
 
@@ -210,6 +211,21 @@ impl Log {
             h.leader_epoch = leader_epoch;
             next += count;
         }
+        self.write_active(records, &headers, (next - base_offset) as u64)?;
+        Ok(AppendInfo {
+            base_offset,
+            last_offset: next - 1,
+        })
+    }
+
+    /// Writes batches with assigned offsets to the active segment (rolling
+    /// first if due) and flushes when `flush.messages` is reached.
+    fn write_active(
+        &mut self,
+        records: &[u8],
+        headers: &[BatchHeader],
+        messages: u64,
+    ) -> Result<(), LogError> {
         self.maybe_roll(records.len() as u64)?;
         let interval = self.config.index_interval_bytes;
         let active = self
@@ -217,27 +233,21 @@ impl Log {
             .values_mut()
             .next_back()
             .expect("a log always has a segment");
-        active.append(records, &headers, interval)?;
-        self.unflushed_messages += (next - base_offset) as u64;
+        active.append(records, headers, interval)?;
+        self.unflushed_messages += messages;
         if self.unflushed_messages >= self.config.flush_messages {
             self.flush()?;
         }
-        Ok(AppendInfo {
-            base_offset,
-            last_offset: next - 1,
-        })
+        Ok(())
     }
 
     /// Appends batches copied from the partition leader: their offsets and
-    /// leader epochs are kept, and must continue this log.
-    pub fn append_replicated(&mut self, records: &[u8]) -> Result<AppendInfo, LogError> {
+    /// leader epochs are kept, and must continue this log. Returns their
+    /// headers.
+    pub fn append_replicated(&mut self, records: &[u8]) -> Result<Vec<BatchHeader>, LogError> {
         let headers = batch::validate_all(records)?;
         let (Some(first), Some(last)) = (headers.first(), headers.last()) else {
-            let end = self.log_end_offset();
-            return Ok(AppendInfo {
-                base_offset: end,
-                last_offset: end - 1,
-            });
+            return Ok(headers);
         };
         let end = self.log_end_offset();
         if first.base_offset != end {
@@ -247,22 +257,9 @@ impl Log {
                 log_end: end,
             });
         }
-        self.maybe_roll(records.len() as u64)?;
-        let interval = self.config.index_interval_bytes;
-        let active = self
-            .segments
-            .values_mut()
-            .next_back()
-            .expect("a log always has a segment");
-        active.append(records, &headers, interval)?;
-        self.unflushed_messages += (last.last_offset + 1 - first.base_offset) as u64;
-        if self.unflushed_messages >= self.config.flush_messages {
-            self.flush()?;
-        }
-        Ok(AppendInfo {
-            base_offset: first.base_offset,
-            last_offset: last.last_offset,
-        })
+        let messages = (last.last_offset + 1 - first.base_offset) as u64;
+        self.write_active(records, &headers, messages)?;
+        Ok(headers)
     }
 
     /// Drops every record at or after `offset` (a follower whose log

@@ -310,15 +310,7 @@ impl Segment {
         self.file
             .set_len(pos)
             .map_err(|e| LogError::io(&self.path, e))?;
-        for suffix in [index::OFFSET_SUFFIX, index::TIME_SUFFIX] {
-            let path = self.path.with_extension(suffix);
-            match std::fs::remove_file(&path) {
-                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                    return Err(LogError::io(&path, e));
-                }
-                _ => {}
-            }
-        }
+        self.remove_index_files()?;
         self.index.retain(|e| e.position < pos);
         self.size = pos;
         self.next_offset = if pos == 0 {
@@ -338,8 +330,8 @@ impl Segment {
         Ok(())
     }
 
-    /// Deletes the segment's files.
-    pub fn delete(self) -> Result<(), LogError> {
+    /// Removes the `.index` and `.timeindex` files, if there are any.
+    fn remove_index_files(&self) -> Result<(), LogError> {
         for suffix in [index::OFFSET_SUFFIX, index::TIME_SUFFIX] {
             let path = self.path.with_extension(suffix);
             match std::fs::remove_file(&path) {
@@ -349,6 +341,12 @@ impl Segment {
                 _ => {}
             }
         }
+        Ok(())
+    }
+
+    /// Deletes the segment's files.
+    pub fn delete(self) -> Result<(), LogError> {
+        self.remove_index_files()?;
         std::fs::remove_file(&self.path).map_err(|e| LogError::io(&self.path, e))
     }
 }

@@ -332,12 +332,7 @@ impl ClusterImage {
             }
             p.isr = rest;
             if p.leader == id {
-                p.leader = p
-                    .replicas
-                    .iter()
-                    .copied()
-                    .find(|r| p.isr.contains(r) && live.contains(r))
-                    .unwrap_or(NO_LEADER);
+                p.leader = first_live_in_isr(p, &live);
                 p.leader_epoch += 1;
             }
             p.partition_epoch += 1;
@@ -500,15 +495,20 @@ fn finish_reassignment(p: &mut PartitionImage, live: &[i32]) {
     p.replicas.retain(|r| !removing.contains(r));
     p.isr.retain(|r| !removing.contains(r));
     if removing.contains(&p.leader) || p.leader == NO_LEADER {
-        p.leader = p
-            .replicas
-            .iter()
-            .copied()
-            .find(|r| p.isr.contains(r) && live.contains(r))
-            .unwrap_or(NO_LEADER);
+        p.leader = first_live_in_isr(p, live);
         p.leader_epoch += 1;
     }
     p.partition_epoch += 1;
+}
+
+/// The leader to elect: the first replica (in preference order) that is in
+/// the ISR and live, else none (unclean election never happens).
+fn first_live_in_isr(p: &PartitionImage, live: &[i32]) -> i32 {
+    p.replicas
+        .iter()
+        .copied()
+        .find(|r| p.isr.contains(r) && live.contains(r))
+        .unwrap_or(NO_LEADER)
 }
 
 fn check_replica_list(replicas: &[i32]) -> Result<(), Refusal> {

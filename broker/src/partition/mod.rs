@@ -415,19 +415,12 @@ impl Partition {
             }
         }
         if !records.is_empty() {
-            let headers = batch::validate_all(records).map_err(LogError::from)?;
-            state.log.append_replicated(records)?;
+            let headers = state.log.append_replicated(records)?;
+            let State {
+                producers, epochs, ..
+            } = &mut *state;
             for h in &headers {
-                state.epochs.assign(h.leader_epoch, h.base_offset);
-                state.producers.record(
-                    &BatchIdentity {
-                        producer_id: h.producer_id,
-                        producer_epoch: h.producer_epoch,
-                        base_sequence: h.base_sequence,
-                        record_count: h.record_count,
-                    },
-                    h.base_offset,
-                );
+                note_batch(producers, epochs, h);
             }
         }
         let log_end = state.log.log_end_offset();
@@ -628,6 +621,20 @@ fn below(data: Bytes, limit: i64) -> Bytes {
     data.slice(..pos)
 }
 
+/// Records a stored batch's producer sequence and leader epoch.
+fn note_batch(producers: &mut ProducerStates, epochs: &mut EpochHistory, h: &batch::BatchHeader) {
+    epochs.assign(h.leader_epoch, h.base_offset);
+    producers.record(
+        &BatchIdentity {
+            producer_id: h.producer_id,
+            producer_epoch: h.producer_epoch,
+            base_sequence: h.base_sequence,
+            record_count: h.record_count,
+        },
+        h.base_offset,
+    );
+}
+
 /// Replays the batch headers of the log so idempotent producers that retry
 /// across a broker restart are still de-duplicated, and so the leader-epoch
 /// history is known.
@@ -641,16 +648,7 @@ fn rebuild_state(log: &Log) -> Result<(ProducerStates, EpochHistory), PartitionE
         let headers = batch::validate_all(&data).map_err(LogError::from)?;
         let Some(last) = headers.last() else { break };
         for h in &headers {
-            epochs.assign(h.leader_epoch, h.base_offset);
-            states.record(
-                &BatchIdentity {
-                    producer_id: h.producer_id,
-                    producer_epoch: h.producer_epoch,
-                    base_sequence: h.base_sequence,
-                    record_count: h.record_count,
-                },
-                h.base_offset,
-            );
+            note_batch(&mut states, &mut epochs, h);
         }
         offset = last.last_offset + 1;
     }
