@@ -230,7 +230,9 @@ fn invalid(p: &Property, reason: String) -> ConfigError {
 }
 
 impl BrokerConfig {
-    /// Reads `path`, applies `GREGOR_*` overrides from `env`, and validates.
+    /// Reads `path`, replaces `${env:NAME}` in its values with variables of
+    /// `env` (Kafka's `EnvVarConfigProvider` syntax), applies `GREGOR_*`
+    /// overrides from `env`, and validates.
     pub fn load(
         path: &Path,
         env: impl IntoIterator<Item = (String, String)>,
@@ -239,9 +241,19 @@ impl BrokerConfig {
             path: path.to_path_buf(),
             source,
         })?;
+        let env: BTreeMap<String, String> = env.into_iter().collect();
         let mut props = properties::parse(&text, &path.display().to_string());
-        for (var, value) in env {
-            if let Some(key) = properties::env_key(&var) {
+        for p in props.values_mut() {
+            p.value =
+                properties::expand_env(&p.value, &env).map_err(|var| ConfigError::Invalid {
+                    key: p.key.clone(),
+                    value: p.value.clone(),
+                    origin: p.origin.clone(),
+                    reason: format!("environment variable {var} is not set"),
+                })?;
+        }
+        for (var, value) in &env {
+            if let Some(key) = properties::env_key(var) {
                 props.insert(
                     key.clone(),
                     Property {
@@ -400,7 +412,14 @@ impl BrokerConfig {
             )?,
             broker_session_timeout_ms: s.int("broker.session.timeout.ms", 9000u64, 1)?,
             broker_heartbeat_interval_ms: s.int("broker.heartbeat.interval.ms", 2000u64, 1)?,
-            broker_rack: s.string("broker.rack").map(|p| p.value),
+            broker_rack: match s.string("broker.rack") {
+                // An empty rack is a rack nobody meant: typically a variable
+                // not filled in yet. Starting would spread replicas wrongly.
+                Some(p) if p.value.is_empty() => {
+                    return Err(invalid(&p, "a rack cannot be empty".into()))
+                }
+                p => p.map(|p| p.value),
+            },
             auto_leader_rebalance: s.bool("auto.leader.rebalance.enable", true)?,
             leader_imbalance_check_interval_seconds: s.int(
                 "leader.imbalance.check.interval.seconds",

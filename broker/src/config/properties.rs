@@ -97,6 +97,27 @@ fn unescape(s: &str) -> String {
     out
 }
 
+/// Replaces each `${env:NAME}` in `value` with `env[NAME]`, as Kafka's
+/// `EnvVarConfigProvider` does; a container can then advertise, say, the
+/// address of the node it runs on. Fails with the name of an unset variable.
+pub fn expand_env(value: &str, env: &BTreeMap<String, String>) -> Result<String, String> {
+    const OPEN: &str = "${env:";
+    let mut out = String::with_capacity(value.len());
+    let mut rest = value;
+    while let Some(start) = rest.find(OPEN) {
+        let Some(len) = rest[start + OPEN.len()..].find('}') else {
+            break;
+        };
+        let name = &rest[start + OPEN.len()..start + OPEN.len() + len];
+        let resolved = env.get(name).ok_or_else(|| name.to_string())?;
+        out.push_str(&rest[..start]);
+        out.push_str(resolved);
+        rest = &rest[start + OPEN.len() + len + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
 /// The environment prefix for configuration overrides.
 pub const ENV_PREFIX: &str = "GREGOR_";
 
@@ -132,6 +153,24 @@ pub fn env_key(var: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn expands_environment_references() {
+        let env = BTreeMap::from([("HOST_IP".to_string(), "10.0.0.7".to_string())]);
+        let cases = [
+            ("plain", Ok("plain".to_string())),
+            (
+                "EXTERNAL://${env:HOST_IP}:31001,X://${env:HOST_IP}:2",
+                Ok("EXTERNAL://10.0.0.7:31001,X://10.0.0.7:2".to_string()),
+            ),
+            ("${env:MISSING}", Err("MISSING".to_string())),
+            ("${env:HOST_IP", Ok("${env:HOST_IP".to_string())),
+            ("${file:x}", Ok("${file:x}".to_string())),
+        ];
+        for (input, want) in cases {
+            assert_eq!(expand_env(input, &env), want, "{input}");
+        }
+    }
 
     #[test]
     fn parses_the_forms_kafka_files_use() {

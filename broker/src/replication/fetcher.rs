@@ -8,15 +8,11 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::{Buf, BufMut, Bytes, BytesMut};
+use gregor_client::Connection;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
-use kafka_protocol::messages::{
-    ApiKey, BrokerId, FetchRequest, FetchResponse, RequestHeader, ResponseHeader, TopicName,
-};
-use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, TopicName};
+use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tokio::sync::watch;
 
 use crate::metadata::store::MetadataView;
@@ -84,8 +80,7 @@ async fn follow(
     image: watch::Receiver<MetadataView>,
     followed: watch::Receiver<Followed>,
 ) {
-    let mut conn: Option<TcpStream> = None;
-    let mut correlation = 0i32;
+    let mut conn: Option<Connection> = None;
     loop {
         let partitions = followed.borrow().get(&leader).cloned().unwrap_or_default();
         if partitions.is_empty() {
@@ -104,11 +99,8 @@ async fn follow(
                 tokio::time::sleep(Duration::from_millis(200)).await;
                 continue;
             };
-            match TcpStream::connect(&addr).await {
-                Ok(s) => {
-                    let _ = s.set_nodelay(true);
-                    conn = Some(s);
-                }
+            match Connection::connect(&addr, "gregor-replica").await {
+                Ok(c) => conn = Some(c),
                 Err(e) => {
                     tracing::debug!(leader, %addr, error = %e, "cannot reach leader");
                     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -116,7 +108,7 @@ async fn follow(
                 }
             }
         }
-        let Some(stream) = conn.as_mut() else {
+        let Some(connection) = conn.as_mut() else {
             continue;
         };
         let Some(request) = build(&settings, &partitions) else {
@@ -124,9 +116,8 @@ async fn follow(
             tokio::time::sleep(Duration::from_millis(50)).await;
             continue;
         };
-        correlation = correlation.wrapping_add(1);
         let timeout = settings.max_wait + Duration::from_secs(10);
-        match tokio::time::timeout(timeout, exchange(stream, correlation, &request)).await {
+        match tokio::time::timeout(timeout, connection.send(&request, VERSION)).await {
             Ok(Ok(resp)) => {
                 if !apply(&partitions, resp) {
                     // Errors (not leader, fenced epoch): the metadata is
@@ -242,51 +233,4 @@ fn apply(partitions: &[Arc<Partition>], resp: FetchResponse) -> bool {
         }
     }
     clean
-}
-
-/// Sends one request and reads its response.
-async fn exchange(
-    stream: &mut TcpStream,
-    correlation: i32,
-    req: &FetchRequest,
-) -> std::io::Result<FetchResponse> {
-    let bad =
-        |e: anyhow::Error| std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string());
-    let mut header = RequestHeader::default();
-    header.request_api_key = ApiKey::Fetch as i16;
-    header.request_api_version = VERSION;
-    header.correlation_id = correlation;
-    header.client_id = Some(StrBytes::from_static_str("gregor-replica"));
-    let mut body = BytesMut::new();
-    header
-        .encode(&mut body, ApiKey::Fetch.request_header_version(VERSION))
-        .map_err(bad)?;
-    req.encode(&mut body, VERSION).map_err(bad)?;
-    let mut frame = BytesMut::with_capacity(body.len() + 4);
-    frame.put_i32(body.len() as i32);
-    frame.extend_from_slice(&body);
-    stream.write_all(&frame).await?;
-    let len = stream.read_i32().await?;
-    if len < 0 {
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::InvalidData,
-            "negative frame length",
-        ));
-    }
-    let mut buf = vec![0u8; len as usize];
-    stream.read_exact(&mut buf).await?;
-    let mut buf = Bytes::from(buf);
-    let h = ResponseHeader::decode(&mut buf, ApiKey::Fetch.response_header_version(VERSION))
-        .map_err(bad)?;
-    if h.correlation_id != correlation {
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::InvalidData,
-            "response to another request",
-        ));
-    }
-    let resp = FetchResponse::decode(&mut buf, VERSION).map_err(bad)?;
-    if buf.has_remaining() {
-        tracing::debug!(left = buf.remaining(), "fetch response had trailing bytes");
-    }
-    Ok(resp)
 }

@@ -1,0 +1,110 @@
+//! A minimal Kafka protocol client shared by the broker (followers fetching
+//! from leaders) and the operator (admin requests): one TCP connection that
+//! sends typed `kafka-protocol` requests and reads their responses in order.
+//! Choosing versions, brokers and retries is the caller's business.
+
+use bytes::{BufMut, Bytes, BytesMut};
+use kafka_protocol::messages::{RequestHeader, ResponseHeader};
+use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpStream, ToSocketAddrs};
+
+/// Largest response accepted; a peer announcing more is not a Kafka broker
+/// or is broken.
+const MAX_RESPONSE: usize = 256 * 1024 * 1024;
+
+/// What can go wrong on a connection.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The socket failed or closed.
+    #[error("connection failed: {0}")]
+    Io(#[from] std::io::Error),
+    /// A request could not be encoded at the requested version.
+    #[error("cannot encode {api} v{version}: {reason}")]
+    Encode {
+        /// API key of the request.
+        api: i16,
+        /// Requested version.
+        version: i16,
+        /// The encoder's complaint.
+        reason: String,
+    },
+    /// The peer answered with something that is not the expected response.
+    #[error("bad response: {0}")]
+    BadResponse(String),
+}
+
+/// One connection to one broker.
+#[derive(Debug)]
+pub struct Connection {
+    stream: TcpStream,
+    client_id: StrBytes,
+    correlation: i32,
+}
+
+impl Connection {
+    /// Connects to `addr`, naming itself `client_id` in every request.
+    pub async fn connect(addr: impl ToSocketAddrs, client_id: &str) -> Result<Self, ClientError> {
+        let stream = TcpStream::connect(addr).await?;
+        stream.set_nodelay(true)?;
+        Ok(Self {
+            stream,
+            client_id: StrBytes::from_string(client_id.to_owned()),
+            correlation: 0,
+        })
+    }
+
+    /// Sends `request` at `version` and waits for its response.
+    pub async fn send<R: Request>(
+        &mut self,
+        request: &R,
+        version: i16,
+    ) -> Result<R::Response, ClientError> {
+        let encode = |reason: String| ClientError::Encode {
+            api: R::KEY,
+            version,
+            reason,
+        };
+        self.correlation = self.correlation.wrapping_add(1);
+        let mut header = RequestHeader::default();
+        header.request_api_key = R::KEY;
+        header.request_api_version = version;
+        header.correlation_id = self.correlation;
+        header.client_id = Some(self.client_id.clone());
+        let mut body = BytesMut::new();
+        header
+            .encode(&mut body, R::header_version(version))
+            .map_err(|e| encode(e.to_string()))?;
+        request
+            .encode(&mut body, version)
+            .map_err(|e| encode(e.to_string()))?;
+        let len = i32::try_from(body.len()).map_err(|_| ClientError::Encode {
+            api: R::KEY,
+            version,
+            reason: "request larger than 2 GiB".into(),
+        })?;
+        let mut frame = BytesMut::with_capacity(body.len() + 4);
+        frame.put_i32(len);
+        frame.extend_from_slice(&body);
+        self.stream.write_all(&frame).await?;
+
+        let len = self.stream.read_i32().await?;
+        let len = usize::try_from(len)
+            .ok()
+            .filter(|l| *l <= MAX_RESPONSE)
+            .ok_or_else(|| ClientError::BadResponse(format!("frame length {len}")))?;
+        let mut buf = vec![0u8; len];
+        self.stream.read_exact(&mut buf).await?;
+        let mut buf = Bytes::from(buf);
+        let bad = |e: String| ClientError::BadResponse(e);
+        let h = ResponseHeader::decode(&mut buf, R::Response::header_version(version))
+            .map_err(|e| bad(e.to_string()))?;
+        if h.correlation_id != self.correlation {
+            return Err(bad(format!(
+                "correlation id {} answers another request than {}",
+                h.correlation_id, self.correlation
+            )));
+        }
+        R::Response::decode(&mut buf, version).map_err(|e| bad(e.to_string()))
+    }
+}
