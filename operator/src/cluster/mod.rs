@@ -1,0 +1,16 @@
+//! `KafkaCluster`: the objects a cluster becomes (one builder per kind),
+//! the decisions about a running cluster (rollout, health, scale, all pure
+//! functions of a `view`), and the reconcile pass that ties them to the API.
+
+pub mod addresses;
+pub mod broker_config;
+pub mod configmap;
+pub mod health;
+pub mod names;
+pub mod pdb;
+pub mod reconcile;
+pub mod rollout;
+pub mod scale;
+pub mod services;
+pub mod statefulset;
+pub mod view;

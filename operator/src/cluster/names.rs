@@ -1,0 +1,116 @@
+//! Names and labels of everything a `KafkaCluster` owns, in one place so
+//! the builders, the reconciler and the tests agree.
+
+use std::collections::BTreeMap;
+
+/// Label every owned object carries with its cluster's name.
+pub const CLUSTER_LABEL: &str = "gregor.dev/cluster";
+/// Field manager of the operator's server-side applies.
+pub const FIELD_MANAGER: &str = "gregor-operator";
+
+/// Names for one cluster.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Names {
+    /// The `KafkaCluster`'s name.
+    pub cluster: String,
+    /// Its namespace.
+    pub namespace: String,
+}
+
+impl Names {
+    /// Names for cluster `cluster` in `namespace`.
+    pub fn new(cluster: &str, namespace: &str) -> Self {
+        Self {
+            cluster: cluster.into(),
+            namespace: namespace.into(),
+        }
+    }
+
+    /// The brokers' StatefulSet (and PodDisruptionBudget).
+    pub fn statefulset(&self) -> String {
+        format!("{}-broker", self.cluster)
+    }
+
+    /// Pod of broker `id`.
+    pub fn pod(&self, id: i32) -> String {
+        format!("{}-{id}", self.statefulset())
+    }
+
+    /// The headless Service giving each pod a DNS name.
+    pub fn headless(&self) -> String {
+        format!("{}-brokers", self.cluster)
+    }
+
+    /// DNS name of broker `id`'s pod.
+    pub fn pod_host(&self, id: i32) -> String {
+        format!(
+            "{}.{}.{}.svc",
+            self.pod(id),
+            self.headless(),
+            self.namespace
+        )
+    }
+
+    /// The Service clients of `listener` bootstrap from.
+    pub fn bootstrap(&self, listener: &str) -> String {
+        format!("{}-{listener}-bootstrap", self.cluster)
+    }
+
+    /// DNS name of the bootstrap Service of `listener`.
+    pub fn bootstrap_host(&self, listener: &str) -> String {
+        format!("{}.{}.svc", self.bootstrap(listener), self.namespace)
+    }
+
+    /// Broker `id`'s own Service on external listener `listener`.
+    pub fn broker_service(&self, id: i32, listener: &str) -> String {
+        format!("{}-{listener}", self.pod(id))
+    }
+
+    /// The ConfigMap of broker configuration files.
+    pub fn configmap(&self) -> String {
+        format!("{}-config", self.cluster)
+    }
+
+    /// Key of broker `id`'s properties file in the ConfigMap.
+    pub fn config_key(&self, id: i32) -> String {
+        format!("{}.properties", self.pod(id))
+    }
+
+    /// Labels of every object of the cluster.
+    pub fn labels(&self) -> BTreeMap<String, String> {
+        BTreeMap::from([
+            ("app.kubernetes.io/name".into(), "gregor".into()),
+            ("app.kubernetes.io/instance".into(), self.cluster.clone()),
+            ("app.kubernetes.io/managed-by".into(), FIELD_MANAGER.into()),
+            (CLUSTER_LABEL.into(), self.cluster.clone()),
+        ])
+    }
+
+    /// Labels that select the cluster's broker pods.
+    pub fn selector(&self) -> BTreeMap<String, String> {
+        BTreeMap::from([
+            (CLUSTER_LABEL.into(), self.cluster.clone()),
+            ("app.kubernetes.io/component".into(), "broker".into()),
+        ])
+    }
+
+    /// Labels selecting broker `id`'s pod alone.
+    pub fn pod_selector(&self, id: i32) -> BTreeMap<String, String> {
+        BTreeMap::from([("statefulset.kubernetes.io/pod-name".into(), self.pod(id))])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names() {
+        let n = Names::new("orders", "prod");
+        assert_eq!(n.pod(2), "orders-broker-2");
+        assert_eq!(n.pod_host(0), "orders-broker-0.orders-brokers.prod.svc");
+        assert_eq!(n.bootstrap_host("plain"), "orders-plain-bootstrap.prod.svc");
+        assert_eq!(n.broker_service(1, "external"), "orders-broker-1-external");
+        assert_eq!(n.config_key(1), "orders-broker-1.properties");
+    }
+}

@@ -1,0 +1,253 @@
+//! Rolling restarts: which broker, if any, to restart next so that every
+//! pod runs the StatefulSet's current revision without a partition ever
+//! falling under `min.insync.replicas`. One broker at a time, the active
+//! controller last, and never before the previous broker is back in the ISR.
+
+use super::view::{BrokerPod, KafkaView, PartitionView};
+
+/// What to do next.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    /// Every pod runs the current revision.
+    Done,
+    /// Restart (delete) this broker's pod.
+    Restart {
+        /// Broker id.
+        broker: i32,
+        /// Why this one, for the event.
+        reason: String,
+    },
+    /// Not now; look again later.
+    Wait(String),
+    /// Never safe as the cluster is: a human has to change something.
+    Blocked(String),
+}
+
+/// Whether restarting `broker` now keeps every partition at or above its
+/// minimum ISR: `Ok`, or the partitions it would break. `Err(true)` means
+/// waiting cannot help (replication factor at or below min ISR).
+pub fn restart_safety(broker: i32, kafka: &KafkaView) -> Result<(), (bool, Vec<String>)> {
+    let mut never = Vec::new();
+    let mut not_now = Vec::new();
+    for p in kafka
+        .partitions
+        .iter()
+        .filter(|p| p.replicas.contains(&broker))
+    {
+        if (p.replicas.len() as i32) <= p.min_isr {
+            never.push(p.label());
+        } else if p.isr.contains(&broker) && (p.isr.len() as i32) - 1 < p.min_isr {
+            not_now.push(p.label());
+        }
+    }
+    if !never.is_empty() {
+        Err((true, never))
+    } else if !not_now.is_empty() {
+        Err((false, not_now))
+    } else {
+        Ok(())
+    }
+}
+
+/// A ready broker that is a replica of a partition but not in its ISR.
+fn catching_up<'a>(pods: &[BrokerPod], kafka: &'a KafkaView) -> Option<(i32, &'a PartitionView)> {
+    kafka.partitions.iter().find_map(|p| {
+        p.replicas
+            .iter()
+            .find(|r| !p.isr.contains(r) && pods.iter().any(|b| b.id == **r && b.ready))
+            .map(|r| (*r, p))
+    })
+}
+
+/// The next step of rolling `pods` to `revision`. `kafka` is `None` when
+/// the cluster cannot be asked; `controllers` is the quorum size (brokers
+/// `0..controllers` are voters).
+pub fn next_step(
+    pods: &[BrokerPod],
+    revision: &str,
+    kafka: Option<&KafkaView>,
+    controllers: i32,
+) -> Step {
+    let outdated = |b: &&BrokerPod| b.revision.as_deref() != Some(revision);
+    if pods.iter().all(|b| !outdated(&b)) {
+        return Step::Done;
+    }
+    if let Some(b) = pods.iter().find(|b| b.terminating) {
+        return Step::Wait(format!("broker {} is restarting", b.id));
+    }
+    // An outdated broker that is down serves nobody: restart it first (its
+    // old revision may be why it is down).
+    if let Some(b) = pods.iter().filter(outdated).find(|b| !b.ready) {
+        return Step::Restart {
+            broker: b.id,
+            reason: format!("broker {} is not ready and runs an old revision", b.id),
+        };
+    }
+    if let Some(b) = pods.iter().find(|b| !b.ready) {
+        return Step::Wait(format!("broker {} is not ready", b.id));
+    }
+    let Some(kafka) = kafka else {
+        return Step::Wait("the cluster's metadata cannot be read".into());
+    };
+    if let Some((broker, p)) = catching_up(pods, kafka) {
+        return Step::Wait(format!(
+            "broker {broker} is not back in the ISR of {}",
+            p.label()
+        ));
+    }
+    let mut candidates: Vec<&BrokerPod> = pods.iter().filter(outdated).collect();
+    candidates.sort_by_key(|b| (kafka.controller == Some(b.id), b.id < controllers, b.id));
+    let Some(next) = candidates.first() else {
+        return Step::Done;
+    };
+    match restart_safety(next.id, kafka) {
+        Ok(()) => Step::Restart {
+            broker: next.id,
+            reason: format!("broker {} runs an old revision", next.id),
+        },
+        Err((true, parts)) => Step::Blocked(format!(
+            "restarting broker {} would take {} below min.insync.replicas whatever happens: their replication factor is not above it",
+            next.id,
+            parts.join(", ")
+        )),
+        Err((false, parts)) => Step::Wait(format!(
+            "restarting broker {} now would take {} below min.insync.replicas",
+            next.id,
+            parts.join(", ")
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeSet;
+
+    fn pod(id: i32, ready: bool, revision: &str) -> BrokerPod {
+        BrokerPod {
+            id,
+            ready,
+            terminating: false,
+            revision: Some(revision.into()),
+        }
+    }
+
+    fn part(name: &str, replicas: &[i32], isr: &[i32], min_isr: i32) -> PartitionView {
+        PartitionView {
+            topic: name.into(),
+            partition: 0,
+            replicas: replicas.to_vec(),
+            isr: isr.to_vec(),
+            leader: isr.first().copied().unwrap_or(-1),
+            min_isr,
+            reassigning: false,
+        }
+    }
+
+    fn kafka(controller: i32, partitions: Vec<PartitionView>) -> KafkaView {
+        KafkaView {
+            brokers: BTreeSet::from([0, 1, 2, 3]),
+            controller: Some(controller),
+            partitions,
+        }
+    }
+
+    #[test]
+    fn scenarios() {
+        let healthy = vec![
+            part("t", &[0, 1, 2], &[0, 1, 2], 2),
+            part("u", &[3, 1, 2], &[3, 1, 2], 2),
+        ];
+        struct Case {
+            name: &'static str,
+            pods: Vec<BrokerPod>,
+            kafka: Option<KafkaView>,
+            want: Step,
+        }
+        let restart = |broker: i32, reason: &str| Step::Restart {
+            broker,
+            reason: reason.into(),
+        };
+        let cases = vec![
+            Case {
+                name: "all current",
+                pods: (0..4).map(|i| pod(i, true, "new")).collect(),
+                kafka: Some(kafka(0, healthy.clone())),
+                want: Step::Done,
+            },
+            Case {
+                name: "broker-only nodes first, then voters, active controller last",
+                pods: (0..4).map(|i| pod(i, true, "old")).collect(),
+                kafka: Some(kafka(1, healthy.clone())),
+                want: restart(3, "broker 3 runs an old revision"),
+            },
+            Case {
+                name: "voters before the active controller",
+                pods: vec![pod(0, true, "old"), pod(1, true, "old"), pod(2, true, "old"), pod(3, true, "new")],
+                kafka: Some(kafka(0, healthy.clone())),
+                want: restart(1, "broker 1 runs an old revision"),
+            },
+            Case {
+                name: "the active controller last",
+                pods: vec![pod(0, true, "old"), pod(1, true, "new"), pod(2, true, "new"), pod(3, true, "new")],
+                kafka: Some(kafka(0, healthy.clone())),
+                want: restart(0, "broker 0 runs an old revision"),
+            },
+            Case {
+                name: "a restarted broker still catching up holds the roll",
+                pods: vec![pod(0, true, "old"), pod(1, true, "old"), pod(2, true, "old"), pod(3, true, "new")],
+                kafka: Some(kafka(0, vec![part("t", &[0, 1, 2], &[0, 1, 2], 2), part("u", &[3, 1, 2], &[1, 2], 2)])),
+                want: Step::Wait("broker 3 is not back in the ISR of u-0".into()),
+            },
+            Case {
+                name: "a restarting pod holds the roll",
+                pods: vec![
+                    BrokerPod { terminating: true, ..pod(0, true, "old") },
+                    pod(1, true, "old"), pod(2, true, "new"), pod(3, true, "new"),
+                ],
+                kafka: Some(kafka(0, healthy.clone())),
+                want: Step::Wait("broker 0 is restarting".into()),
+            },
+            Case {
+                name: "a new pod not ready yet holds the roll",
+                pods: vec![pod(0, true, "old"), pod(1, false, "new"), pod(2, true, "new"), pod(3, true, "new")],
+                kafka: Some(kafka(0, healthy.clone())),
+                want: Step::Wait("broker 1 is not ready".into()),
+            },
+            Case {
+                name: "an outdated broker that is down goes first, whatever the ISR",
+                pods: vec![pod(0, true, "old"), pod(1, true, "old"), pod(2, false, "old"), pod(3, true, "old")],
+                kafka: Some(kafka(0, vec![part("t", &[0, 1, 2], &[0, 1], 2)])),
+                want: restart(2, "broker 2 is not ready and runs an old revision"),
+            },
+            Case {
+                name: "a partition at min ISR blocks the restart for now",
+                pods: vec![pod(0, true, "new"), pod(1, true, "new"), pod(2, true, "new"), pod(3, true, "old")],
+                kafka: Some(kafka(0, vec![part("u", &[3, 1, 2], &[3, 1], 2)])),
+                want: Step::Wait("broker 2 is not back in the ISR of u-0".into()),
+            },
+            Case {
+                name: "at min ISR because a replica's broker is gone",
+                pods: vec![pod(0, true, "new"), pod(1, true, "new"), pod(2, true, "new"), pod(3, true, "old")],
+                kafka: Some(kafka(0, vec![part("u", &[3, 1, 7], &[3, 1], 2)])),
+                want: Step::Wait("restarting broker 3 now would take u-0 below min.insync.replicas".into()),
+            },
+            Case {
+                name: "replication factor at min ISR can never roll",
+                pods: vec![pod(0, true, "new"), pod(1, true, "new"), pod(2, true, "new"), pod(3, true, "old")],
+                kafka: Some(kafka(0, vec![part("u", &[3, 1], &[3, 1], 2)])),
+                want: Step::Blocked("restarting broker 3 would take u-0 below min.insync.replicas whatever happens: their replication factor is not above it".into()),
+            },
+            Case {
+                name: "no metadata, nothing restarted",
+                pods: (0..4).map(|i| pod(i, true, "old")).collect(),
+                kafka: None,
+                want: Step::Wait("the cluster's metadata cannot be read".into()),
+            },
+        ];
+        for case in cases {
+            let got = next_step(&case.pods, "new", case.kafka.as_ref(), 3);
+            assert_eq!(got, case.want, "{}", case.name);
+        }
+    }
+}

@@ -1,0 +1,242 @@
+//! The brokers' StatefulSet. Updates are `OnDelete`: the operator decides
+//! when each broker restarts (see `rollout`), never the StatefulSet
+//! controller.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::apps::v1::{
+    StatefulSet, StatefulSetPersistentVolumeClaimRetentionPolicy, StatefulSetSpec,
+    StatefulSetUpdateStrategy,
+};
+use k8s_openapi::api::core::v1::{
+    ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource, EnvVar, EnvVarSource,
+    ObjectFieldSelector, PersistentVolumeClaim, PersistentVolumeClaimSpec, PodSecurityContext,
+    PodSpec, PodTemplateSpec, Probe, SecurityContext, TCPSocketAction, Volume, VolumeMount,
+    VolumeResourceRequirements,
+};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+
+use crate::crd::cluster::{KafkaClusterSpec, StorageType};
+use crate::crd::validate::{CONTROLLER_PORT, REPLICATION_PORT};
+
+use super::broker_config::{CONFIG_DIR, HOST_IP_ENV, RACK_ENV};
+use super::names::Names;
+
+/// Annotation on the pod template with a digest of everything a broker
+/// reads at start; a change makes a new StatefulSet revision, which the
+/// operator then rolls out.
+pub const CONFIG_DIGEST: &str = "gregor.dev/config-digest";
+/// The broker process runs as this user and group (the image's).
+const BROKER_UID: i64 = 65532;
+/// Time a broker gets for a controlled shutdown before it is killed.
+const GRACE_SECONDS: i64 = 60;
+
+/// The StatefulSet for `spec`, running `image`, whose pods' configuration
+/// digests to `config_digest`.
+pub fn statefulset(
+    names: &Names,
+    spec: &KafkaClusterSpec,
+    image: &str,
+    config_digest: &str,
+    owner: &OwnerReference,
+) -> StatefulSet {
+    let template = spec.template.clone().unwrap_or_default();
+    let mut labels = template.labels.clone();
+    labels.extend(names.labels());
+    labels.extend(names.selector());
+    let mut annotations = template.annotations.clone();
+    annotations.insert(CONFIG_DIGEST.into(), config_digest.into());
+
+    let mut ports = vec![
+        container_port("controller", CONTROLLER_PORT),
+        container_port("replication", REPLICATION_PORT),
+    ];
+    ports.extend(
+        spec.listeners
+            .iter()
+            .map(|l| container_port(&l.name, l.port)),
+    );
+    let mut env = vec![
+        field_env("POD_NAME", "metadata.name"),
+        field_env(HOST_IP_ENV, "status.hostIP"),
+    ];
+    if spec.rack.is_some() {
+        env.push(field_env(
+            RACK_ENV,
+            "metadata.annotations['gregor.dev/rack']",
+        ));
+    }
+    let container = Container {
+        name: "broker".into(),
+        image: Some(image.into()),
+        args: Some(vec![
+            "broker".into(),
+            format!("{CONFIG_DIR}/$(POD_NAME).properties"),
+        ]),
+        env: Some(env),
+        ports: Some(ports),
+        resources: spec.resources.clone(),
+        volume_mounts: Some(vec![
+            VolumeMount {
+                name: "data".into(),
+                mount_path: "/var/lib/gregor".into(),
+                ..Default::default()
+            },
+            VolumeMount {
+                name: "config".into(),
+                mount_path: CONFIG_DIR.into(),
+                read_only: Some(true),
+                ..Default::default()
+            },
+        ]),
+        // The broker opens its listeners once it has registered with the
+        // quorum: an open replication port means it serves.
+        readiness_probe: Some(Probe {
+            tcp_socket: Some(TCPSocketAction {
+                port: IntOrString::Int(REPLICATION_PORT),
+                ..Default::default()
+            }),
+            period_seconds: Some(5),
+            failure_threshold: Some(3),
+            ..Default::default()
+        }),
+        security_context: Some(SecurityContext {
+            allow_privilege_escalation: Some(false),
+            read_only_root_filesystem: Some(true),
+            run_as_non_root: Some(true),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+
+    let mut volumes = vec![Volume {
+        name: "config".into(),
+        config_map: Some(ConfigMapVolumeSource {
+            name: names.configmap(),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }];
+    let mut claims = None;
+    match spec.storage.kind {
+        StorageType::Ephemeral => volumes.push(Volume {
+            name: "data".into(),
+            empty_dir: Some(EmptyDirVolumeSource {
+                size_limit: Some(Quantity(spec.storage.size.clone())),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+        StorageType::PersistentClaim => {
+            claims = Some(vec![PersistentVolumeClaim {
+                metadata: ObjectMeta {
+                    name: Some("data".into()),
+                    labels: Some(names.labels()),
+                    ..Default::default()
+                },
+                spec: Some(PersistentVolumeClaimSpec {
+                    access_modes: Some(vec!["ReadWriteOnce".into()]),
+                    storage_class_name: spec.storage.class.clone(),
+                    resources: Some(VolumeResourceRequirements {
+                        requests: Some(BTreeMap::from([(
+                            "storage".to_string(),
+                            Quantity(spec.storage.size.clone()),
+                        )])),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }]);
+        }
+    }
+    let retention = if spec.storage.delete_claim {
+        "Delete"
+    } else {
+        "Retain"
+    };
+
+    StatefulSet {
+        metadata: ObjectMeta {
+            name: Some(names.statefulset()),
+            namespace: Some(names.namespace.clone()),
+            labels: Some(names.labels()),
+            owner_references: Some(vec![owner.clone()]),
+            ..Default::default()
+        },
+        spec: Some(StatefulSetSpec {
+            replicas: Some(spec.replicas),
+            service_name: Some(names.headless()),
+            selector: LabelSelector {
+                match_labels: Some(names.selector()),
+                ..Default::default()
+            },
+            // The quorum needs its members up together: ordered start would
+            // wait for broker 0 to be ready, which needs the others.
+            pod_management_policy: Some("Parallel".into()),
+            update_strategy: Some(StatefulSetUpdateStrategy {
+                type_: Some("OnDelete".into()),
+                ..Default::default()
+            }),
+            persistent_volume_claim_retention_policy: Some(
+                StatefulSetPersistentVolumeClaimRetentionPolicy {
+                    when_deleted: Some(retention.into()),
+                    when_scaled: Some(retention.into()),
+                },
+            ),
+            template: PodTemplateSpec {
+                metadata: Some(ObjectMeta {
+                    labels: Some(labels),
+                    annotations: Some(annotations),
+                    ..Default::default()
+                }),
+                spec: Some(PodSpec {
+                    containers: vec![container],
+                    volumes: Some(volumes),
+                    termination_grace_period_seconds: Some(GRACE_SECONDS),
+                    security_context: Some(PodSecurityContext {
+                        run_as_user: Some(BROKER_UID),
+                        run_as_group: Some(BROKER_UID),
+                        fs_group: Some(BROKER_UID),
+                        ..Default::default()
+                    }),
+                    affinity: template.affinity.clone(),
+                    tolerations: (!template.tolerations.is_empty())
+                        .then(|| template.tolerations.clone()),
+                    node_selector: (!template.node_selector.is_empty())
+                        .then(|| template.node_selector.clone()),
+                    priority_class_name: template.priority_class_name.clone(),
+                    ..Default::default()
+                }),
+            },
+            volume_claim_templates: claims,
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+fn container_port(name: &str, port: i32) -> ContainerPort {
+    ContainerPort {
+        name: Some(name.into()),
+        container_port: port,
+        protocol: Some("TCP".into()),
+        ..Default::default()
+    }
+}
+
+fn field_env(name: &str, path: &str) -> EnvVar {
+    EnvVar {
+        name: name.into(),
+        value_from: Some(EnvVarSource {
+            field_ref: Some(ObjectFieldSelector {
+                field_path: path.into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}

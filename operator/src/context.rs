@@ -1,0 +1,41 @@
+//! What every reconcile pass shares: the API client, the event reporter,
+//! the operator's settings and the healing memory.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::time::Instant;
+
+use kube::runtime::events::{Recorder, Reporter};
+use kube::Client;
+
+use crate::cluster::health::{Thresholds, Troubles};
+
+/// Shared state of the controllers.
+pub struct Context {
+    /// The Kubernetes client.
+    pub client: Client,
+    /// Who events say they come from.
+    pub reporter: Reporter,
+    /// Image repository for `spec.version` when a cluster sets no image.
+    pub image_repository: String,
+    /// Version of the broker image when a cluster names none.
+    pub default_version: String,
+    /// When troubles turn into restarts.
+    pub thresholds: Thresholds,
+    /// Healing memory per cluster (`namespace/name`): troubles since when.
+    pub troubles: Mutex<BTreeMap<String, Troubles>>,
+    /// Start of the operator's clock for troubles.
+    pub started: Instant,
+}
+
+impl Context {
+    /// An event recorder.
+    pub fn recorder(&self) -> Recorder {
+        Recorder::new(self.client.clone(), self.reporter.clone())
+    }
+
+    /// Seconds since the operator started.
+    pub fn now(&self) -> u64 {
+        self.started.elapsed().as_secs()
+    }
+}

@@ -1,0 +1,233 @@
+//! The `KafkaCluster` resource: what a user declares about a Gregor cluster,
+//! and the status the operator reports back.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::{Affinity, ResourceRequirements, Toleration};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::{CustomResource, KubeSchema};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// A Gregor cluster: brokers, their listeners, storage and configuration.
+// Clippy takes the `printcolumn(...)` entries, which share keys, for
+// repeated attributes.
+#[allow(clippy::duplicated_attributes)]
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[kube(
+    group = "gregor.dev",
+    version = "v1alpha1",
+    kind = "KafkaCluster",
+    namespaced,
+    status = "KafkaClusterStatus",
+    shortname = "kc",
+    category = "gregor",
+    printcolumn(name = "Brokers", type_ = "integer", json_path = ".spec.replicas"),
+    printcolumn(name = "Ready", type_ = "integer", json_path = ".status.readyBrokers"),
+    printcolumn(
+        name = "Status",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].reason"
+    ),
+    printcolumn(
+        name = "Bootstrap",
+        type_ = "string",
+        json_path = ".status.listeners[0].bootstrap",
+        priority = "1"
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
+)]
+#[serde(rename_all = "camelCase")]
+pub struct KafkaClusterSpec {
+    /// Number of brokers.
+    #[schemars(range(min = 1, max = 1000))]
+    pub replicas: i32,
+    /// How many of the brokers (the lowest-numbered ones) also form the
+    /// metadata quorum. Default: 3, or 1 for a cluster of one or two brokers.
+    /// Fixed once the cluster exists.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 9))]
+    pub controllers: Option<i32>,
+    /// Gregor version to run; picks the image tag when `image` is not set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    /// Broker image; overrides the operator's default image for `version`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    /// CPU and memory of each broker container.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<ResourceRequirements>,
+    /// Where brokers keep their logs.
+    #[serde(default)]
+    pub storage: Storage,
+    /// Client listeners. Gregor adds its own replication and controller
+    /// listeners (ports 9091 and 9090).
+    #[schemars(length(min = 1, max = 8))]
+    pub listeners: Vec<Listener>,
+    /// Broker settings, as in Kafka's server.properties (`num.partitions: 6`).
+    /// Settings the operator decides (ids, roles, listeners, directories,
+    /// quorum, rack) are refused.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(schema_with = "crate::crd::scalar_map")]
+    pub config: BTreeMap<String, serde_json::Value>,
+    /// `min.insync.replicas` of the cluster. Default: 2 for three or more
+    /// brokers, else 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub min_insync_replicas: Option<i32>,
+    /// Rack awareness: spread replicas over the values of a node label.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rack: Option<Rack>,
+    /// Extra settings for the broker pods.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template: Option<PodTemplate>,
+}
+
+/// Broker storage.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Storage {
+    /// `persistent-claim` (a PersistentVolumeClaim per broker) or
+    /// `ephemeral` (an emptyDir: data is lost with the pod).
+    #[serde(rename = "type", default)]
+    pub kind: StorageType,
+    /// Size of each broker's volume, as a Kubernetes quantity.
+    #[serde(default = "default_storage_size")]
+    #[schemars(regex(pattern = r"^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|Pi|k|M|G|T|P)?$"))]
+    pub size: String,
+    /// Storage class of the claims; the cluster default when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub class: Option<String>,
+    /// Delete the claims when the cluster is deleted (default: keep them).
+    #[serde(default)]
+    pub delete_claim: bool,
+}
+
+impl Default for Storage {
+    fn default() -> Self {
+        Self {
+            kind: StorageType::default(),
+            size: default_storage_size(),
+            class: None,
+            delete_claim: false,
+        }
+    }
+}
+
+fn default_storage_size() -> String {
+    "10Gi".into()
+}
+
+/// Kinds of broker storage.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum StorageType {
+    /// One PersistentVolumeClaim per broker, kept across restarts.
+    #[default]
+    PersistentClaim,
+    /// An emptyDir per pod.
+    Ephemeral,
+}
+
+/// A client listener.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Listener {
+    /// Listener name: up to 11 lowercase letters and digits, starting with a
+    /// letter (it names container ports, which are limited to 15).
+    #[schemars(regex(pattern = r"^[a-z][a-z0-9]{0,10}$"))]
+    pub name: String,
+    /// Port the brokers listen on for it.
+    #[schemars(range(min = 1024, max = 65535))]
+    pub port: i32,
+    /// How clients reach it.
+    #[serde(rename = "type")]
+    pub kind: ListenerType,
+}
+
+/// How clients reach a listener.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ListenerType {
+    /// Inside the Kubernetes cluster, through each pod's DNS name.
+    Internal,
+    /// From outside, through a NodePort Service per broker on the node the
+    /// broker runs on.
+    Nodeport,
+    /// From outside, through a LoadBalancer Service per broker.
+    Loadbalancer,
+}
+
+/// Rack awareness.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Rack {
+    /// Node label whose value is a broker's rack, such as
+    /// `topology.kubernetes.io/zone`.
+    pub topology_key: String,
+}
+
+/// Extra settings for the broker pods.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PodTemplate {
+    /// Labels added to every broker pod.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    /// Annotations added to every broker pod.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
+    /// Scheduling affinity of the broker pods.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub affinity: Option<Affinity>,
+    /// Taints the broker pods tolerate.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tolerations: Vec<Toleration>,
+    /// Node labels the broker pods require.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub node_selector: BTreeMap<String, String>,
+    /// Priority class of the broker pods.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priority_class_name: Option<String>,
+}
+
+/// What the operator observed and did.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct KafkaClusterStatus {
+    /// The generation of the spec this status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// `Ready`, `Reconciling` and `Degraded`, each with a reason.
+    #[serde(default)]
+    pub conditions: Vec<Condition>,
+    /// Brokers whose pods are ready.
+    #[serde(default)]
+    pub ready_brokers: i32,
+    /// Size of the metadata quorum the cluster was created with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub controllers: Option<i32>,
+    /// Where clients connect, per listener.
+    #[serde(default)]
+    pub listeners: Vec<ListenerStatus>,
+    /// Partitions with fewer in-sync replicas than replicas.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub under_replicated_partitions: Option<i32>,
+    /// Partitions without a leader.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offline_partitions: Option<i32>,
+}
+
+/// Where clients reach one listener.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ListenerStatus {
+    /// Listener name.
+    pub name: String,
+    /// `bootstrap.servers` for clients of this listener (comma-separated).
+    pub bootstrap: String,
+}

@@ -1,0 +1,20 @@
+//! Gregor's Kubernetes operator.
+//!
+//! - `crd`: the `KafkaCluster` and `KafkaTopic` resources (the CRDs in
+//!   `crds/` are generated from them by the `crdgen` binary) and the spec
+//!   checks the schema cannot express.
+//! - `cluster`: what a `KafkaCluster` becomes (ConfigMap, Services,
+//!   StatefulSet, PodDisruptionBudget) and the decisions about a running
+//!   cluster (rolling restarts, healing, draining before scale-down), as
+//!   pure functions; `cluster::reconcile` applies them.
+//! - `topic`: a `KafkaTopic`'s plan and reconcile pass.
+//! - `admin`: the Kafka admin requests the operator sends to a cluster.
+//! - `conditions`, `context`, `error`: shared pieces of the reconcilers.
+
+pub mod admin;
+pub mod cluster;
+pub mod conditions;
+pub mod context;
+pub mod crd;
+pub mod error;
+pub mod topic;
