@@ -1,0 +1,372 @@
+"""The operator against a real Kubernetes control plane (etcd,
+kube-apiserver, kube-controller-manager built from their Go modules), with
+the test node of kubelet.py running the pods as real processes: the
+operator itself from its Helm chart, and Gregor brokers from the
+StatefulSet it writes. Topics are checked with Apache Kafka's own tools
+over the brokers' internal listener."""
+
+import json
+import os
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import ROOT, free_port, java_command
+from kube import ControlPlane
+from kubelet import Kubelet, Network
+
+GOLDEN = ROOT / "tests" / "golden" / "operator"
+NS = "kafka"
+BOOTSTRAP = ",".join(f"demo-broker-{i}.demo-brokers.{NS}.svc:9092" for i in range(3))
+
+
+@pytest.fixture(scope="module")
+def k8s(tmp_path_factory):
+    work = tmp_path_factory.mktemp("k8s")
+    net = Network()
+    cp = ControlPlane(work, net.node_ip, (free_port(), free_port(), free_port()))
+    node = Kubelet(cp, net, work)
+    try:
+        cp.start()
+        node.start()
+        cp.helm("install", "gregor", ROOT / "charts" / "gregor-operator",
+                "--namespace", "gregor-system", "--create-namespace",
+                "--set", "healing.fencedRestartSeconds=20",
+                "--set", "logLevel=info,gregor_operator=debug")
+        cp.kubectl("create", "namespace", NS)
+        cp.node = node
+        yield cp
+    finally:
+        node.stop()
+        cp.stop()
+        net.close()
+
+
+def wait_for(what, check, timeout=120, cp=None):
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        if cp is not None and cp.node.error is not None:
+            raise AssertionError(f"the test node failed: {cp.node.error!r}")
+        last = check()
+        if last:
+            return last
+        time.sleep(0.5)
+    raise AssertionError(f"timed out waiting for {what}; last saw {last!r}")
+
+
+def get(cp, kind, name, ns=NS):
+    proc = cp.kubectl("get", kind, name, "-n", ns, "-o", "json", "--show-managed-fields", check=False)
+    return json.loads(proc.stdout) if proc.returncode == 0 else None
+
+
+def operator_log(cp):
+    pods = cp.kubectl("get", "pods", "-n", "gregor-system", "-o", "jsonpath={.items[*].metadata.name}").stdout.split()
+    return "\n".join(cp.node.container_log("gregor-system", p)[-6000:] for p in pods)
+
+
+def wait_condition(cp, kind, name, type_, status="True", reason=None, timeout=120):
+    """Waits until `kind/name` has condition `type_` with `status` (and
+    `reason`, if given); returns the condition."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        if cp.node.error is not None:
+            raise AssertionError(f"the test node failed: {cp.node.error!r}")
+        last = condition(get(cp, kind, name), type_)
+        if last and last["status"] == status and reason in (None, last["reason"]):
+            return last
+        time.sleep(0.5)
+    raise AssertionError(f"timed out waiting for {kind}/{name} {type_}={status} {reason or ''}; "
+                         f"last saw {last!r}\nevents: {events(cp, name)}\noperator log:\n{operator_log(cp)}")
+
+
+def condition(obj, kind):
+    for c in ((obj or {}).get("status") or {}).get("conditions", []):
+        if c["type"] == kind:
+            return c
+    return None
+
+
+def events(cp, name, reason=None):
+    """Messages of the events about `name`, oldest first."""
+    selector = f"involvedObject.name={name}" + (f",reason={reason}" if reason else "")
+    items = json.loads(cp.kubectl("get", "events", "-n", NS, "--field-selector", selector,
+                                  "-o", "json").stdout)["items"]
+    items.sort(key=lambda e: e.get("eventTime") or e["metadata"]["creationTimestamp"])
+    return [(e["reason"], e.get("message", "")) for e in items]
+
+
+def subset(expected, actual, path="$"):
+    """Every field of `expected` is in `actual` with the same value; lists
+    match element by element and have the same length."""
+    if isinstance(expected, dict):
+        assert isinstance(actual, dict), f"{path}: expected an object, got {actual!r}"
+        for k, v in expected.items():
+            assert k in actual, f"{path}.{k} missing in {json.dumps(actual)[:400]}"
+            subset(v, actual[k], f"{path}.{k}")
+    elif isinstance(expected, list):
+        assert isinstance(actual, list) and len(actual) == len(expected), \
+            f"{path}: expected {len(expected)} items, got {actual!r}"
+        for i, (e, a) in enumerate(zip(expected, actual)):
+            subset(e, a, f"{path}[{i}]")
+    else:
+        assert expected == actual, f"{path}: expected {expected!r}, got {actual!r}"
+
+
+def topics_tool(cp, *args, check=True):
+    """kafka-topics from the pod network, against the internal listener."""
+    import subprocess
+    proc = subprocess.run(
+        cp.node.client() + java_command("kafka-topics", "--bootstrap-server", BOOTSTRAP, *args),
+        capture_output=True, text=True, timeout=120)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"kafka-topics {args} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+def active_controller(cp):
+    """The active controller's id, as librdkafka's DescribeCluster sees it."""
+    import subprocess
+    import sys
+    code = ("from confluent_kafka.admin import AdminClient; "
+            f"a = AdminClient({{'bootstrap.servers': '{BOOTSTRAP}'}}); "
+            "print(a.describe_cluster(request_timeout=30).result().controller.id)")
+    proc = subprocess.run(cp.node.client() + [sys.executable, "-c", code],
+                          capture_output=True, text=True, timeout=60, check=True)
+    return int(proc.stdout.strip())
+
+
+def test_chart_installs_the_operator_and_its_crds(k8s):
+    crds = k8s.kubectl("get", "crd", "-o", "name").stdout.split()
+    assert "customresourcedefinition.apiextensions.k8s.io/kafkaclusters.gregor.dev" in crds
+    assert "customresourcedefinition.apiextensions.k8s.io/kafkatopics.gregor.dev" in crds
+    wait_for("the operator pod to be ready", lambda: k8s.kubectl(
+        "get", "pods", "-n", "gregor-system", "-l", "app.kubernetes.io/name=gregor-operator",
+        "-o", "jsonpath={.items[*].status.conditions[?(@.type=='Ready')].status}").stdout == "True",
+        cp=k8s)
+    # Least privilege: the operator's service account may manage its own
+    # resources and delete pods, but not read secrets or touch other kinds.
+    sa = "system:serviceaccount:gregor-system:gregor"
+    can = lambda *a: k8s.kubectl("auth", "can-i", *a, "--as", sa, check=False).stdout.strip()
+    assert can("patch", "kafkaclusters.gregor.dev/status", "-n", NS) == "yes"
+    assert can("delete", "pods", "-n", NS) == "yes"
+    assert can("get", "secrets", "-n", NS) == "no"
+    assert can("delete", "statefulsets", "-n", NS) == "no"
+    assert can("create", "deployments", "-n", NS) == "no"
+
+
+def test_invalid_manifests_are_rejected_or_reported(k8s):
+    bad = [
+        ({"replicas": 0, "listeners": [{"name": "plain", "port": 9092, "type": "internal"}]},
+         "spec.replicas"),
+        ({"replicas": 3, "listeners": [{"name": "plain", "port": 9092, "type": "bogus"}]},
+         "spec.listeners[0].type"),
+        ({"replicas": 3, "listeners": [{"name": "Plain_1", "port": 9092, "type": "internal"}]},
+         "spec.listeners[0].name"),
+        ({"replicas": 3, "listeners": []}, "spec.listeners"),
+        ({"replicas": 3, "listeners": [{"name": "plain", "port": 80, "type": "internal"}]},
+         "spec.listeners[0].port"),
+    ]
+    for spec, field in bad:
+        doc = {"apiVersion": "gregor.dev/v1alpha1", "kind": "KafkaCluster",
+               "metadata": {"name": "bad", "namespace": NS}, "spec": spec}
+        proc = k8s.kubectl("apply", "-f", "-", input=json.dumps(doc), check=False)
+        assert proc.returncode != 0 and field in proc.stderr, (spec, proc.stderr)
+
+    # Valid for the schema, refused by the operator: reported in status,
+    # nothing created.
+    doc = {"apiVersion": "gregor.dev/v1alpha1", "kind": "KafkaCluster",
+           "metadata": {"name": "owned", "namespace": NS},
+           "spec": {"replicas": 1, "listeners": [{"name": "plain", "port": 9092, "type": "internal"}],
+                    "config": {"advertised.listeners": "PLAIN://x:1"}}}
+    k8s.kubectl("apply", "-f", "-", input=json.dumps(doc))
+    degraded = wait_condition(k8s, "kafkacluster", "owned", "Degraded")
+    assert degraded["reason"] == "InvalidSpec"
+    assert "config.advertised.listeners: set by the operator" in degraded["message"]
+    assert get(k8s, "statefulset", "owned-broker") is None
+    assert events(k8s, "owned", "InvalidSpec"), "no InvalidSpec event"
+    k8s.kubectl("delete", "kafkacluster", "owned", "-n", NS)
+
+    topic = {"apiVersion": "gregor.dev/v1alpha1", "kind": "KafkaTopic",
+             "metadata": {"name": "t", "namespace": NS},
+             "spec": {"cluster": "demo", "partitions": 0, "replicas": 1}}
+    proc = k8s.kubectl("apply", "-f", "-", input=json.dumps(topic), check=False)
+    assert proc.returncode != 0 and "spec.partitions" in proc.stderr, proc.stderr
+
+
+class GoldenDumper(yaml.SafeDumper):
+    """YAML with multi-line strings (properties files) as literal blocks."""
+
+
+GoldenDumper.add_representer(str, lambda d, s: d.represent_scalar(
+    "tag:yaml.org,2002:str", s, style="|" if "\n" in s else None))
+
+
+def owned_fields(obj, fields):
+    """The parts of `obj` listed in a managedFields `fieldsV1` tree."""
+    if isinstance(obj, dict):
+        out = {}
+        for key, sub in fields.items():
+            if key.startswith("f:") and key[2:] in obj:
+                out[key[2:]] = owned_fields(obj[key[2:]], sub) if sub and sub != {".": {}} else obj[key[2:]]
+        return out
+    if isinstance(obj, list):
+        out = []
+        for item in obj:
+            for key, sub in fields.items():
+                if key.startswith("k:") and isinstance(item, dict) and all(
+                        item.get(k) == v for k, v in json.loads(key[2:]).items()):
+                    out.append({**json.loads(key[2:]), **owned_fields(item, sub)})
+                elif key.startswith("v:") and json.loads(key[2:]) == item:
+                    out.append(item)
+        return out
+    return obj
+
+
+def golden_check(k8s, kind, name):
+    """The fields the operator manages on an object, read back from the API
+    server (its server-side-apply field set), are exactly those of the
+    golden file. GOLDEN_UPDATE=1 rewrites the files (review the diff)."""
+    actual = get(k8s, kind, name)
+    assert actual is not None, f"{kind}/{name} does not exist"
+    managers = [m for m in actual["metadata"]["managedFields"]
+                if m["manager"] == "gregor-operator" and m["operation"] == "Apply"]
+    assert len(managers) == 1, actual["metadata"]["managedFields"]
+    owned = owned_fields(actual, managers[0]["fieldsV1"])
+    owners = actual["metadata"].get("ownerReferences", [])
+    assert [(o["kind"], o["name"], o.get("controller"), o["uid"]) for o in owners] == \
+        [("KafkaCluster", "demo", True, get(k8s, "kafkacluster", "demo")["metadata"]["uid"])], owners
+    for ref in owned["metadata"].get("ownerReferences", []):
+        ref["uid"] = "<uid of KafkaCluster demo>"
+    text = yaml.dump(owned, Dumper=GoldenDumper, sort_keys=True)
+    if kind == "configmap":
+        for i in range(3):
+            port = get(k8s, "service", f"demo-broker-{i}-external")["spec"]["ports"][0]["nodePort"]
+            text = text.replace(f"${{env:HOST_IP}}:{port}", f"${{env:HOST_IP}}:<node port of broker {i}>")
+    path = GOLDEN / f"{kind}-{name}.yaml"
+    if os.environ.get("GOLDEN_UPDATE"):
+        path.write_text(text)
+    assert text == path.read_text(), f"{kind}/{name} differs from {path}:\n{text}"
+
+
+def test_example_cluster_becomes_exactly_its_objects(k8s):
+    k8s.kubectl("apply", "-n", NS, "-f", ROOT / "examples" / "kafka-cluster.yaml")
+    wait_for("the StatefulSet", lambda: get(k8s, "statefulset", "demo-broker"), cp=k8s)
+    for kind, name in [
+        ("statefulset", "demo-broker"),
+        ("configmap", "demo-config"),
+        ("service", "demo-brokers"),
+        ("service", "demo-plain-bootstrap"),
+        ("service", "demo-external-bootstrap"),
+        ("service", "demo-broker-0-external"),
+        ("poddisruptionbudget", "demo-broker"),
+    ]:
+        golden_check(k8s, kind, name)
+    services = k8s.kubectl("get", "services", "-n", NS, "-l", "gregor.dev/cluster=demo",
+                           "-o", "jsonpath={.items[*].metadata.name}").stdout.split()
+    assert sorted(services) == sorted([
+        "demo-brokers", "demo-plain-bootstrap", "demo-external-bootstrap",
+        "demo-broker-0-external", "demo-broker-1-external", "demo-broker-2-external"])
+
+    wait_condition(k8s, "kafkacluster", "demo", "Ready", timeout=180)
+    kc = get(k8s, "kafkacluster", "demo")
+    status = kc["status"]
+    assert status["readyBrokers"] == 3
+    assert status["controllers"] == 3
+    assert status["observedGeneration"] == kc["metadata"]["generation"]
+    assert status["underReplicatedPartitions"] == 0 and status["offlinePartitions"] == 0
+    listeners = {l["name"]: l["bootstrap"] for l in status["listeners"]}
+    assert listeners["plain"] == f"demo-plain-bootstrap.{NS}.svc:9092"
+    node_ip = k8s.node.net.node_ip
+    assert listeners["external"].split(",") == [
+        f"{node_ip}:{get(k8s, 'service', f'demo-broker-{i}-external')['spec']['ports'][0]['nodePort']}"
+        for i in range(3)]
+    printed = k8s.kubectl("get", "kafkacluster", "demo", "-n", NS).stdout
+    assert printed.split("\n")[0].split()[:4] == ["NAME", "BROKERS", "READY", "STATUS"], printed
+    assert printed.split("\n")[1].split()[:4] == ["demo", "3", "3", "Ready"], printed
+    assert any(r == "Applying" for r, _ in events(k8s, "demo")), events(k8s, "demo")
+
+
+def test_topics_follow_their_resources(k8s):
+    k8s.kubectl("apply", "-n", NS, "-f", ROOT / "examples" / "kafka-topic.yaml")
+    wait_condition(k8s, "kafkatopic", "orders", "Ready")
+    described = topics_tool(k8s, "--describe", "--topic", "orders").stdout
+    assert "PartitionCount: 6" in described and "ReplicationFactor: 3" in described, described
+    assert "retention.ms=604800000" in described, described
+    kt = get(k8s, "kafkatopic", "orders")
+    assert kt["status"]["partitions"] == 6 and kt["status"]["topicId"]
+    assert "gregor.dev/topic" in kt["metadata"]["finalizers"]
+
+    # Grow, reconfigure, shrink the replication factor.
+    k8s.kubectl("patch", "kafkatopic", "orders", "-n", NS, "--type", "merge", "-p", json.dumps(
+        {"spec": {"partitions": 8, "replicas": 2,
+                  "config": {"retention.ms": 3600000, "cleanup.policy": None}}}))
+
+    def applied():
+        out = topics_tool(k8s, "--describe", "--topic", "orders").stdout
+        return ("PartitionCount: 8" in out and "ReplicationFactor: 2" in out
+                and "retention.ms=3600000" in out and "cleanup.policy" not in out)
+    try:
+        wait_for("the topic change", applied, timeout=120, cp=k8s)
+    except AssertionError as e:
+        raise AssertionError(f"{e}\n{topics_tool(k8s, '--describe', '--topic', 'orders').stdout}\n"
+                             f"events: {events(k8s, 'orders')}\n{operator_log(k8s)}") from None
+    wait_condition(k8s, "kafkatopic", "orders", "Ready")
+
+    # Fewer partitions cannot be done: refused in status, nothing lost.
+    k8s.kubectl("patch", "kafkatopic", "orders", "-n", NS, "--type", "merge",
+                "-p", json.dumps({"spec": {"partitions": 4}}))
+    refused = wait_condition(k8s, "kafkatopic", "orders", "Ready", "False", "Refused")
+    assert "cannot remove partitions" in refused["message"]
+    assert "PartitionCount: 8" in topics_tool(k8s, "--describe", "--topic", "orders").stdout
+
+    k8s.kubectl("delete", "kafkatopic", "orders", "-n", NS, "--timeout", "60s")
+    listed = topics_tool(k8s, "--list").stdout.split()
+    assert "orders" not in listed, listed
+
+
+def test_spec_change_rolls_brokers_one_at_a_time(k8s):
+    kc = get(k8s, "kafkacluster", "demo")
+    assert condition(kc, "Ready")["status"] == "True"
+    before = {i: get(k8s, "pod", f"demo-broker-{i}")["metadata"]["uid"] for i in range(3)}
+    controller = active_controller(k8s)
+    topics_tool(k8s, "--create", "--topic", "roll", "--partitions", "3", "--replication-factor", "3")
+    k8s.kubectl("patch", "kafkacluster", "demo", "-n", NS, "--type", "merge",
+                "-p", json.dumps({"spec": {"config": {"log.retention.hours": 72}}}))
+    # Watch the pods until every broker runs the new spec: never two
+    # brokers down at once.
+    deadline = time.monotonic() + 300
+    down_seen = []
+    while time.monotonic() < deadline:
+        pods = {i: get(k8s, "pod", f"demo-broker-{i}") for i in range(3)}
+        down = [i for i, p in pods.items() if p is None or p["metadata"].get("deletionTimestamp")
+                or condition(p, "Ready") is None or condition(p, "Ready")["status"] != "True"]
+        assert len(down) <= 1, f"brokers {down} down at once"
+        if down and (not down_seen or down_seen[-1] != down[0]):
+            down_seen.append(down[0])
+        if all(p and p["metadata"]["uid"] != before[i] for i, p in pods.items()) and not down:
+            break
+        time.sleep(0.2)
+    else:
+        raise AssertionError(f"roll did not finish; brokers seen down: {down_seen}")
+    order = [int(m.split()[2].rstrip(":")) for _, m in events(k8s, "demo", "RollingRestart")]
+    assert sorted(order) == [0, 1, 2], order
+    assert order[-1] == controller, f"restarted {order}; the active controller {controller} goes last"
+    cm = get(k8s, "configmap", "demo-config")
+    assert "log.retention.hours=72" in cm["data"]["demo-broker-0.properties"]
+    wait_condition(k8s, "kafkacluster", "demo", "Ready")
+    described = topics_tool(k8s, "--describe", "--topic", "roll").stdout
+    assert described.count("Isr: ") == 3, described
+
+
+def test_deleting_the_cluster_removes_what_it_owns(k8s):
+    k8s.kubectl("delete", "kafkacluster", "demo", "-n", NS, "--timeout", "60s")
+    for kind in ["statefulset", "configmap", "service", "poddisruptionbudget"]:
+        wait_for(f"{kind}s to be collected", lambda: k8s.kubectl(
+            "get", kind, "-n", NS, "-l", "gregor.dev/cluster=demo", "-o", "name").stdout.strip() == "",
+            cp=k8s)
+    wait_for("the broker pods to stop", lambda: k8s.kubectl(
+        "get", "pods", "-n", NS, "-o", "name").stdout.strip() == "", timeout=180, cp=k8s)
