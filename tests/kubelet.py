@@ -3,8 +3,8 @@ kubelet, since this machine runs no container runtime.
 
 It registers one Node, binds every pod to it, and runs each pod's container
 as a real process: in a network namespace of its own with its own pod IP on
-a bridge (the host side of the bridge is the node's IP), in a mount
-namespace where the pod's volumes are bind-mounted at their mount paths
+a bridge (the host side of the bridge is the node's IP), with the pod's host
+name (a UTS namespace), in a mount namespace where the pod's volumes are bind-mounted at their mount paths
 (ConfigMaps as files, PersistentVolumeClaims and emptyDirs as folders, the
 service-account token where in-cluster clients look for it), with the
 environment the pod spec asks for (values, `fieldRef`s, `$(VAR)` expansion
@@ -14,8 +14,11 @@ deleted pod's process with SIGTERM and its grace period, and restarts a
 process that exits. Pod DNS names (`<pod>.<subdomain>.<ns>.svc`) resolve
 through each namespace's /etc/hosts (`/etc/netns/<name>/hosts`).
 
-What it does not do: pull images, enforce resources or run-as users,
-or run kube-proxy (Service IPs and node ports do not route)."""
+Like kube-proxy for this one node, it forwards each NodePort (on the node's
+IP) to a ready pod the Service selects, so clients outside reach brokers at
+the addresses they advertise. Service cluster IPs do not route.
+
+What it does not do: pull images, enforce resources or run-as users."""
 
 import json
 import os
@@ -57,6 +60,7 @@ class Network:
         self.node_ip = f"{self.subnet}.1"
         self.free = [f"{self.subnet}.{n}" for n in range(2, 250)]
         self.links = {}
+        self.count = 0
         sh("ip", "link", "add", self.bridge, "type", "bridge")
         sh("ip", "addr", "add", f"{self.node_ip}/24", "dev", self.bridge)
         sh("ip", "link", "set", self.bridge, "up")
@@ -64,9 +68,8 @@ class Network:
     def add(self, name):
         """A namespace `name` with an IP of its own; returns the IP."""
         ip = self.free.pop(0)
-        host, peer = f"kh{self.tag}{len(self.links)}", f"kp{self.tag}{len(self.links)}"
-        while host in {h for h, _ in self.links.values()}:
-            host, peer = f"kh{self.tag}{random.randrange(1000)}", f"kp{self.tag}{random.randrange(1000)}"
+        self.count += 1
+        host, peer = f"kh{self.tag}{self.count}", f"kp{self.tag}{self.count}"
         sh("ip", "netns", "add", name)
         sh("ip", "netns", "exec", name, "ip", "link", "set", "lo", "up")
         sh("ip", "link", "add", host, "type", "veth", "peer", "name", peer)
@@ -90,7 +93,7 @@ class Network:
 
     def write_hosts(self, lines):
         text = "127.0.0.1 localhost\n" + "".join(f"{l}\n" for l in lines)
-        for name in self.links:
+        for name in list(self.links):
             # Written in place: running processes see the file bind-mounted
             # over their /etc/hosts, so its inode must stay.
             with open(f"/etc/netns/{name}/hosts", "w") as f:
@@ -116,6 +119,8 @@ class Pod:
         self.started_at = None
         self.terminating = False
         self.exited_at = None
+        self.next_probe = 0.0
+        self.probe_failures = 0
 
 
 class Kubelet:
@@ -130,8 +135,9 @@ class Kubelet:
         self.stopping = threading.Event()
         self.error = None
         self.thread = threading.Thread(target=self.run, daemon=True)
-        # Mount points the pods' volumes are bound onto.
-        self.mount_points = set()
+        # Node port -> (pod IP, port) it currently forwards to.
+        self.routes = {}
+        self.forwarders = {}
 
     # --- the API -----------------------------------------------------------
 
@@ -156,6 +162,8 @@ class Kubelet:
     def stop(self):
         self.stopping.set()
         self.thread.join(timeout=120)
+        for f in self.forwarders.values():
+            f.close()
         for pod in list(self.pods.values()):
             self.kill(pod, grace=10)
         self.net.close()
@@ -199,9 +207,36 @@ class Kubelet:
                     self.start_process(pod)
             self.probe(pod)
             self.report(pod)
-        for uid in [u for u in self.pods if u not in seen]:
-            self.kill(self.pods[uid], grace=0)
+        for uid in [u for u in list(self.pods) if u not in seen]:
+            pod = self.pods.get(uid)
+            if pod is not None:
+                self.kill(pod, grace=0)
         self.write_dns(listed)
+        self.sync_node_ports(listed)
+
+    def sync_node_ports(self, pods):
+        """Opens a forwarder for every node port of every Service."""
+        services = self.cp.request("GET", "/api/v1/services")["items"]
+        wanted = {}
+        for svc in services:
+            selector = svc["spec"].get("selector") or {}
+            for port in svc["spec"].get("ports", []):
+                if port.get("nodePort"):
+                    wanted[port["nodePort"]] = (svc["metadata"]["namespace"], selector,
+                                                port.get("targetPort", port["port"]))
+        self.routes = {}
+        for obj in pods:
+            meta = obj["metadata"]
+            pod = self.pods.get(meta["uid"])
+            if pod is None or not pod.ready or meta.get("deletionTimestamp"):
+                continue
+            labels = meta.get("labels") or {}
+            for node_port, (ns, selector, target) in wanted.items():
+                if selector and ns == meta["namespace"] and all(labels.get(k) == v for k, v in selector.items()):
+                    self.routes.setdefault(node_port, (pod.ip, int(target)))
+        for node_port in wanted:
+            if node_port not in self.forwarders:
+                self.forwarders[node_port] = NodePort(self, node_port)
 
     def bind(self, obj):
         meta = obj["metadata"]
@@ -335,17 +370,22 @@ class Kubelet:
         for m in container.get("volumeMounts", []):
             Path(m["mountPath"]).mkdir(parents=True, exist_ok=True)
             binds.append(f"mount --bind {dirs[m['name']]} {m['mountPath']}")
-        script = " && ".join(binds + ['exec "$@"'])
+        hostname = pod.obj["spec"].get("hostname", pod.obj["metadata"]["name"])
+        script = " && ".join([f"hostname {hostname}"] + binds + ['exec "$@"'])
         log = open(pod.dir / f"container-{pod.restarts}.log", "w")
         pod.proc = subprocess.Popen(
-            ["ip", "netns", "exec", pod.netns, "unshare", "--mount", "--propagation", "private",
+            ["ip", "netns", "exec", pod.netns, "unshare", "--mount", "--uts", "--propagation", "private",
              "sh", "-c", script, "sh", *argv],
             env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         pod.log = log
         pod.ready = False
+        pod.next_probe = 0.0
+        pod.probe_failures = 0
         pod.started_at = now()
 
     def probe(self, pod):
+        """The readiness probe, on its period: ready after a success, not
+        ready after `failureThreshold` failures in a row."""
         container = pod.obj["spec"]["containers"][0]
         if pod.proc.poll() is not None:
             pod.ready = False
@@ -357,11 +397,20 @@ class Kubelet:
         port = probe.get("tcpSocket", {}).get("port")
         if port is None:
             raise AssertionError(f"the test node only runs tcpSocket probes, not {probe}")
+        # Until the first success, look often: that is when a pod becomes
+        # ready, and only start-up time is at stake.
+        period = probe.get("periodSeconds", 10) if pod.ready else 0.5
+        if time.monotonic() < pod.next_probe:
+            return
+        pod.next_probe = time.monotonic() + period
         try:
-            with socket.create_connection((pod.ip, int(port)), timeout=0.5):
+            with socket.create_connection((pod.ip, int(port)), timeout=probe.get("timeoutSeconds", 1)):
                 pod.ready = True
+                pod.probe_failures = 0
         except OSError:
-            pod.ready = False
+            pod.probe_failures += 1
+            if pod.probe_failures >= probe.get("failureThreshold", 3):
+                pod.ready = False
 
     def delete(self, pod, obj):
         grace = obj["metadata"].get("deletionGracePeriodSeconds", 30)
@@ -383,14 +432,16 @@ class Kubelet:
         if pod.proc is not None and pod.proc.poll() is None:
             try:
                 os.killpg(pod.proc.pid, signal.SIGTERM)
+                # A frozen container is thawed to see its signal.
+                os.killpg(pod.proc.pid, signal.SIGCONT)
                 pod.proc.wait(timeout=max(grace, 0.1))
             except subprocess.TimeoutExpired:
                 os.killpg(pod.proc.pid, signal.SIGKILL)
                 pod.proc.wait()
             except ProcessLookupError:
                 pass
-        if pod.uid in self.pods:
-            del self.pods[pod.uid]
+        # Deleting threads and the sync loop may both get here.
+        if self.pods.pop(pod.uid, None) is not None:
             self.net.remove(pod.netns)
 
     def write_dns(self, listed):
@@ -401,11 +452,9 @@ class Kubelet:
             if obj is None or obj["metadata"].get("deletionTimestamp"):
                 continue
             meta, spec = obj["metadata"], obj["spec"]
-            names = [meta["name"]]
             if spec.get("subdomain"):
                 base = f"{spec.get('hostname', meta['name'])}.{spec['subdomain']}.{meta['namespace']}.svc"
-                names = [f"{base}.cluster.local", base] + names
-            lines.append(f"{pod.ip} {' '.join(names)}")
+                lines.append(f"{pod.ip} {base}.cluster.local {base}")
         lines.sort()
         if lines != getattr(self, "dns", None):
             self.dns = lines
@@ -420,12 +469,68 @@ class Kubelet:
             self.net.write_hosts(getattr(self, "dns", []))
         return ["ip", "netns", "exec", name]
 
+    def signal(self, namespace, name, sig):
+        """Sends `sig` to the processes of a running pod."""
+        for pod in list(self.pods.values()):
+            m = pod.obj["metadata"]
+            if (m["namespace"], m["name"]) == (namespace, name) and pod.proc.poll() is None:
+                os.killpg(pod.proc.pid, sig)
+                return
+        raise AssertionError(f"no running pod {namespace}/{name}")
+
     def container_log(self, namespace, name):
-        for pod in self.pods.values():
+        for pod in list(self.pods.values()):
             m = pod.obj["metadata"]
             if (m["namespace"], m["name"]) == (namespace, name):
                 return "\n".join(p.read_text(errors="replace") for p in sorted(pod.dir.glob("container-*.log")))
         return ""
+
+
+class NodePort:
+    """A listener on the node's IP forwarding connections to the pod its
+    Service currently selects."""
+
+    def __init__(self, node, port):
+        self.node = node
+        self.port = port
+        self.sock = socket.create_server((node.net.node_ip, port))
+        threading.Thread(target=self.accept, daemon=True).start()
+
+    def accept(self):
+        while True:
+            try:
+                client, _ = self.sock.accept()
+            except OSError:
+                return
+            target = self.node.routes.get(self.port)
+            if target is None:
+                client.close()
+                continue
+            try:
+                upstream = socket.create_connection(target, timeout=5)
+            except OSError:
+                client.close()
+                continue
+            upstream.settimeout(None)
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=pump, args=(a, b), daemon=True).start()
+
+    def close(self):
+        self.sock.close()
+
+
+def pump(src, dst):
+    try:
+        while data := src.recv(65536):
+            dst.sendall(data)
+    except OSError:
+        pass
+    finally:
+        for s in (src, dst):
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
 
 
 def expand(text, env):

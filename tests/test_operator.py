@@ -7,13 +7,15 @@ over the brokers' internal listener."""
 
 import json
 import os
+import signal
+import subprocess
 import time
 from pathlib import Path
 
 import pytest
 import yaml
 
-from conftest import ROOT, free_port, java_command
+from conftest import ROOT, free_port, java_command, kafka_tool
 from kube import ControlPlane
 from kubelet import Kubelet, Network
 
@@ -118,7 +120,6 @@ def subset(expected, actual, path="$"):
 
 def topics_tool(cp, *args, check=True):
     """kafka-topics from the pod network, against the internal listener."""
-    import subprocess
     proc = subprocess.run(
         cp.node.client() + java_command("kafka-topics", "--bootstrap-server", BOOTSTRAP, *args),
         capture_output=True, text=True, timeout=120)
@@ -129,7 +130,6 @@ def topics_tool(cp, *args, check=True):
 
 def active_controller(cp):
     """The active controller's id, as librdkafka's DescribeCluster sees it."""
-    import subprocess
     import sys
     code = ("from confluent_kafka.admin import AdminClient; "
             f"a = AdminClient({{'bootstrap.servers': '{BOOTSTRAP}'}}); "
@@ -290,6 +290,23 @@ def test_example_cluster_becomes_exactly_its_objects(k8s):
     assert any(r == "Applying" for r, _ in events(k8s, "demo")), events(k8s, "demo")
 
 
+def test_clients_outside_use_the_external_listener(k8s):
+    """Apache Kafka's console tools on the host (outside the pod network)
+    bootstrap from the external listener's addresses in status and are sent
+    to each broker's node port."""
+    kc = get(k8s, "kafkacluster", "demo")
+    external = {l["name"]: l["bootstrap"] for l in kc["status"]["listeners"]}["external"]
+    topics = kafka_tool("kafka-topics", "--bootstrap-server", external, "--create", "--topic", "outside",
+                        "--partitions", 3, "--replication-factor", 3)
+    assert topics.returncode == 0
+    values = [f"outside-{i}" for i in range(30)]
+    kafka_tool("kafka-console-producer", "--bootstrap-server", external, "--topic", "outside",
+               "--producer-property", "acks=all", input="\n".join(values) + "\n")
+    out = kafka_tool("kafka-console-consumer", "--bootstrap-server", external, "--topic", "outside",
+                     "--from-beginning", "--max-messages", len(values), "--timeout-ms", 60000).stdout
+    assert sorted(out.split()) == sorted(values)
+
+
 def test_topics_follow_their_resources(k8s):
     k8s.kubectl("apply", "-n", NS, "-f", ROOT / "examples" / "kafka-topic.yaml")
     wait_condition(k8s, "kafkatopic", "orders", "Ready")
@@ -334,6 +351,18 @@ def test_spec_change_rolls_brokers_one_at_a_time(k8s):
     before = {i: get(k8s, "pod", f"demo-broker-{i}")["metadata"]["uid"] for i in range(3)}
     controller = active_controller(k8s)
     topics_tool(k8s, "--create", "--topic", "roll", "--partitions", "3", "--replication-factor", "3")
+    # An idempotent acks=all producer writes throughout the roll.
+    producer_config = k8s.dir / "roll-producer.properties"
+    producer_config.write_text("enable.idempotence=true\nacks=all\ndelivery.timeout.ms=120000\n"
+                               "request.timeout.ms=10000\nretries=2147483647\n")
+    acks = k8s.dir / "roll-producer.out"
+    producer = subprocess.Popen(
+        k8s.node.client() + java_command(
+            "kafka-verifiable-producer", "--bootstrap-server", BOOTSTRAP, "--topic", "roll",
+            "--max-messages", 100000, "--throughput", 200, "--producer.config", producer_config),
+        stdout=open(acks, "w"), stderr=subprocess.DEVNULL)
+    wait_for("the producer to get going", lambda: len(producer_events(acks, "producer_send_success")) > 200,
+             cp=k8s)
     k8s.kubectl("patch", "kafkacluster", "demo", "-n", NS, "--type", "merge",
                 "-p", json.dumps({"spec": {"config": {"log.retention.hours": 72}}}))
     # Watch the pods until every broker runs the new spec: never two
@@ -360,6 +389,97 @@ def test_spec_change_rolls_brokers_one_at_a_time(k8s):
     wait_condition(k8s, "kafkacluster", "demo", "Ready")
     described = topics_tool(k8s, "--describe", "--topic", "roll").stdout
     assert described.count("Isr: ") == 3, described
+
+    # Nothing the producer was told is written went missing or moved.
+    before_stop = len(producer_events(acks, "producer_send_success"))
+    wait_for("the producer to write after the roll", lambda: len(
+        producer_events(acks, "producer_send_success")) > before_stop + 200, cp=k8s)
+    producer.send_signal(signal.SIGTERM)
+    producer.wait(timeout=60)
+    acked = producer_events(acks, "producer_send_success")
+    stored = read_back(k8s, "roll", len(acked))
+    for e in acked:
+        assert stored.get(e["value"]) == (e["partition"], e["offset"]), e
+
+
+def producer_events(path, name):
+    """The verifiable producer's events called `name`."""
+    out = []
+    for line in Path(path).read_text().splitlines():
+        try:
+            e = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if e.get("name") == name:
+            out.append(e)
+    return out
+
+
+def read_back(cp, topic, at_least):
+    """{value: (partition, offset)} of every record of `topic`, read with
+    kafka-console-consumer from the pod network; fails on a value stored twice."""
+    proc = subprocess.run(
+        cp.node.client() + java_command(
+            "kafka-console-consumer", "--bootstrap-server", BOOTSTRAP, "--topic", topic,
+            "--from-beginning", "--max-messages", at_least, "--timeout-ms", 60000,
+            "--property", "print.partition=true", "--property", "print.offset=true"),
+        capture_output=True, text=True, timeout=300)
+    stored = {}
+    for line in proc.stdout.splitlines():
+        fields = line.split("\t")
+        meta = {f.split(":", 1)[0]: f.split(":", 1)[1] for f in fields[:-1] if ":" in f}
+        if "Partition" not in meta or "Offset" not in meta:
+            continue
+        value = fields[-1]
+        assert value not in stored, f"{value} stored twice"
+        stored[value] = (int(meta["Partition"]), int(meta["Offset"]))
+    assert len(stored) >= at_least, f"read {len(stored)} of {at_least}:\n{proc.stderr[-2000:]}"
+    return stored
+
+
+def test_a_broker_that_stops_heartbeating_is_restarted(k8s):
+    uid = get(k8s, "pod", "demo-broker-2")["metadata"]["uid"]
+    # A frozen broker: its port still takes connections (the kernel queues
+    # them), so the pod stays ready, but it stops heartbeating and is
+    # fenced. The chart here restarts after 20 s of that.
+    k8s.node.signal(NS, "demo-broker-2", signal.SIGSTOP)
+    wait_for("the frozen broker to be restarted", lambda: (
+        p := get(k8s, "pod", "demo-broker-2")) and p["metadata"]["uid"] != uid, timeout=180, cp=k8s)
+    healed = events(k8s, "demo", "HealingRestart")
+    assert healed and "broker 2 has been not registered with the quorum" in healed[-1][1], healed
+    wait_condition(k8s, "kafkacluster", "demo", "Ready", timeout=180)
+    described = topics_tool(k8s, "--describe", "--topic", "roll").stdout
+    assert all(line.split("Isr: ")[1].split()[0].count(",") == 2
+               for line in described.splitlines() if "Isr: " in line), described
+
+
+def test_scaling_touches_only_the_brokers_added_or_removed(k8s):
+    uids = {i: get(k8s, "pod", f"demo-broker-{i}")["metadata"]["uid"] for i in range(3)}
+    k8s.kubectl("patch", "kafkacluster", "demo", "-n", NS, "--type", "merge",
+                "-p", json.dumps({"spec": {"replicas": 4}}))
+    try:
+        wait_for("four ready brokers", lambda: (get(k8s, "kafkacluster", "demo")["status"]
+                                                .get("readyBrokers") == 4), timeout=180, cp=k8s)
+    except AssertionError as e:
+        raise AssertionError(f"{e}\n{k8s.node.container_log(NS, 'demo-broker-3')[-5000:]}\n"
+                             f"{k8s.node.container_log(NS, 'demo-broker-0')[-3000:]}") from None
+    wait_condition(k8s, "kafkacluster", "demo", "Ready")
+    # Broker 3 holds replicas of every partition of this topic.
+    topics_tool(k8s, "--create", "--topic", "drain", "--replica-assignment", "3:0,3:1,1:3,2:3")
+
+    k8s.kubectl("patch", "kafkacluster", "demo", "-n", NS, "--type", "merge",
+                "-p", json.dumps({"spec": {"replicas": 3}}))
+    wait_for("the StatefulSet to shrink", lambda: get(k8s, "statefulset", "demo-broker")["spec"]["replicas"] == 3
+             and get(k8s, "pod", "demo-broker-3") is None, timeout=180, cp=k8s)
+    described = topics_tool(k8s, "--describe", "--topic", "drain").stdout
+    replicas = [line.split("Replicas: ")[1].split()[0].split(",")
+                for line in described.splitlines() if "Replicas: " in line]
+    assert len(replicas) == 4 and all("3" not in r and len(r) == 2 for r in replicas), described
+    assert any(r == "Draining" for r, _ in events(k8s, "demo")), events(k8s, "demo")
+    wait_condition(k8s, "kafkacluster", "demo", "Ready")
+    # Neither growing nor shrinking restarted the brokers that stay.
+    assert {i: get(k8s, "pod", f"demo-broker-{i}")["metadata"]["uid"] for i in range(3)} == uids
+    assert get(k8s, "service", "demo-broker-3-external") is None
 
 
 def test_deleting_the_cluster_removes_what_it_owns(k8s):

@@ -54,6 +54,11 @@ pub fn broker_properties(
         format!("REPLICATION://:{REPLICATION_PORT}"),
     ];
     let mut advertised = vec![format!("REPLICATION://{host}:{REPLICATION_PORT}")];
+    if id >= controllers {
+        // Gregor's active controller pushes the metadata log to nodes that
+        // are not voters: they must say where.
+        advertised.insert(0, format!("CONTROLLER://{host}:{CONTROLLER_PORT}"));
+    }
     let mut protocols = vec![
         "CONTROLLER:PLAINTEXT".to_string(),
         "REPLICATION:PLAINTEXT".to_string(),
@@ -171,6 +176,12 @@ num.partitions=6
         assert_eq!(p0, want);
         let p3 = broker_properties(&names, &spec(), 3, 3, &external).expect("complete");
         assert!(p3.contains("\nprocess.roles=broker\n"), "{p3}");
+        assert!(
+            p3.contains(
+                "advertised.listeners=CONTROLLER://demo-broker-3.demo-brokers.kafka.svc:9090,"
+            ),
+            "{p3}"
+        );
         assert!(p3.contains("EXTERNAL://${env:HOST_IP}:31003"), "{p3}");
     }
 
