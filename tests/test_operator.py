@@ -147,6 +147,15 @@ def test_chart_installs_the_operator_and_its_crds(k8s):
         "get", "pods", "-n", "gregor-system", "-l", "app.kubernetes.io/name=gregor-operator",
         "-o", "jsonpath={.items[*].status.conditions[?(@.type=='Ready')].status}").stdout == "True",
         cp=k8s)
+    # Watching listed namespaces only: Roles there, nothing cluster-wide
+    # but reading nodes.
+    rendered = k8s.helm("template", "g", ROOT / "charts" / "gregor-operator", "--kube-version", "1.34.4",
+                        "--set", "watchNamespaces={a,b}").stdout
+    kinds = [(d["kind"], d["metadata"].get("namespace")) for d in yaml.safe_load_all(rendered) if d]
+    assert ("Role", "a") in kinds and ("Role", "b") in kinds and ("ClusterRole", None) in kinds, kinds
+    cluster_roles = [d for d in yaml.safe_load_all(rendered) if d and d["kind"] == "ClusterRole"]
+    assert [r["resources"] for d in cluster_roles for r in d["rules"]] == [["nodes"]], cluster_roles
+    assert "--namespace=a" in rendered and "--namespace=b" in rendered
     # Least privilege: the operator's service account may manage its own
     # resources and delete pods, but not read secrets or touch other kinds.
     sa = "system:serviceaccount:gregor-system:gregor"
