@@ -128,15 +128,18 @@ def topics_tool(cp, *args, check=True):
     return proc
 
 
-def active_controller(cp):
-    """The active controller's id, as librdkafka's DescribeCluster sees it."""
+def describe_cluster(cp):
+    """(active controller, {broker id: rack}) as librdkafka's
+    DescribeCluster reports them, asked from the pod network."""
     import sys
-    code = ("from confluent_kafka.admin import AdminClient; "
+    code = ("import json; from confluent_kafka.admin import AdminClient; "
             f"a = AdminClient({{'bootstrap.servers': '{BOOTSTRAP}'}}); "
-            "print(a.describe_cluster(request_timeout=30).result().controller.id)")
+            "d = a.describe_cluster(request_timeout=30).result(); "
+            "print(json.dumps([d.controller.id, [[n.id, n.rack] for n in d.nodes]]))")
     proc = subprocess.run(cp.node.client() + [sys.executable, "-c", code],
                           capture_output=True, text=True, timeout=60, check=True)
-    return int(proc.stdout.strip())
+    controller, racks = json.loads(proc.stdout)
+    return controller, dict(racks)
 
 
 def test_chart_installs_the_operator_and_its_crds(k8s):
@@ -358,7 +361,7 @@ def test_spec_change_rolls_brokers_one_at_a_time(k8s):
     kc = get(k8s, "kafkacluster", "demo")
     assert condition(kc, "Ready")["status"] == "True"
     before = {i: get(k8s, "pod", f"demo-broker-{i}")["metadata"]["uid"] for i in range(3)}
-    controller = active_controller(k8s)
+    controller, _ = describe_cluster(k8s)
     topics_tool(k8s, "--create", "--topic", "roll", "--partitions", "3", "--replication-factor", "3")
     # An idempotent acks=all producer writes throughout the roll.
     producer_config = k8s.dir / "roll-producer.properties"
@@ -372,8 +375,12 @@ def test_spec_change_rolls_brokers_one_at_a_time(k8s):
         stdout=open(acks, "w"), stderr=subprocess.DEVNULL)
     wait_for("the producer to get going", lambda: len(producer_events(acks, "producer_send_success")) > 200,
              cp=k8s)
+    # A setting, and rack awareness from the node's zone label: a broker
+    # started before the operator has annotated its pod with the rack
+    # refuses to start and is restarted by the kubelet.
     k8s.kubectl("patch", "kafkacluster", "demo", "-n", NS, "--type", "merge",
-                "-p", json.dumps({"spec": {"config": {"log.retention.hours": 72}}}))
+                "-p", json.dumps({"spec": {"config": {"log.retention.hours": 72},
+                                           "rack": {"topologyKey": "topology.kubernetes.io/zone"}}}))
     # Watch the pods until every broker runs the new spec: never two
     # brokers down at once.
     deadline = time.monotonic() + 300
@@ -395,6 +402,10 @@ def test_spec_change_rolls_brokers_one_at_a_time(k8s):
     assert order[-1] == controller, f"restarted {order}; the active controller {controller} goes last"
     cm = get(k8s, "configmap", "demo-config")
     assert "log.retention.hours=72" in cm["data"]["demo-broker-0.properties"]
+    assert "broker.rack=${env:BROKER_RACK}" in cm["data"]["demo-broker-0.properties"]
+    assert all(get(k8s, "pod", f"demo-broker-{i}")["metadata"]["annotations"]["gregor.dev/rack"] == "zone-a"
+               for i in range(3))
+    assert describe_cluster(k8s)[1] == {0: "zone-a", 1: "zone-a", 2: "zone-a"}
     wait_condition(k8s, "kafkacluster", "demo", "Ready")
     described = topics_tool(k8s, "--describe", "--topic", "roll").stdout
     assert described.count("Isr: ") == 3, described
