@@ -1,0 +1,69 @@
+"""The broker image (built by image/build before the tests run) under
+podman: a single-broker container serves Apache Kafka's console tools
+through a published port, runs as a non-root user without a shell, and
+stops cleanly on SIGTERM."""
+
+import json
+import subprocess
+import uuid
+
+from conftest import free_port, kafka_tool
+
+IMAGE = "localhost/gregor:test"
+# podman here needs runc and ulimits no higher than the host's.
+PODMAN = ["podman", "--runtime", "runc"]
+LIMITS = ["--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024"]
+
+
+def podman(*args, check=True, timeout=120):
+    proc = subprocess.run([*PODMAN, *map(str, args)], capture_output=True, text=True, timeout=timeout)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"podman {' '.join(map(str, args))} exited {proc.returncode}:\n"
+                             f"{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+def test_the_image_is_small_and_runs_as_a_user_without_a_shell():
+    info = json.loads(podman("image", "inspect", IMAGE).stdout)[0]
+    assert info["Size"] < 50 * 1024 * 1024, info["Size"]
+    assert info["Config"]["User"] == "65532:65532"
+    assert "/var/lib/gregor" in info["Config"]["Volumes"]
+    no_shell = podman("run", "--rm", *LIMITS, "--entrypoint", "/bin/sh", IMAGE, "-c", "true", check=False)
+    assert no_shell.returncode != 0
+
+
+def test_a_broker_container_serves_kafka_clients_and_stops_cleanly():
+    name = f"gregor-{uuid.uuid4().hex[:8]}"
+    port = free_port()
+    volume = f"{name}-data"
+    podman("run", "-d", "--name", name, *LIMITS, "-p", f"127.0.0.1:{port}:9092",
+           "-v", f"{volume}:/var/lib/gregor",
+           "-e", f"GREGOR_ADVERTISED_LISTENERS=PLAINTEXT://127.0.0.1:{port}", IMAGE)
+    try:
+        bootstrap = f"127.0.0.1:{port}"
+        kafka_tool("kafka-topics", "--bootstrap-server", bootstrap, "--create", "--topic", "boxed",
+                   "--partitions", 2, "--replication-factor", 1)
+        values = [f"boxed-{i}" for i in range(20)]
+        kafka_tool("kafka-console-producer", "--bootstrap-server", bootstrap, "--topic", "boxed",
+                   input="\n".join(values) + "\n")
+        out = kafka_tool("kafka-console-consumer", "--bootstrap-server", bootstrap, "--topic", "boxed",
+                         "--from-beginning", "--max-messages", len(values), "--timeout-ms", 30000).stdout
+        assert sorted(out.split()) == sorted(values)
+
+        podman("stop", "--time", 30, name)
+        state = json.loads(podman("inspect", name).stdout)[0]["State"]
+        assert state["ExitCode"] == 0, state
+        assert "stopped" in podman("logs", name).stderr.splitlines()[-1]
+
+        # The data outlives the container: a new one on the same volume
+        # serves the same records.
+        podman("rm", name)
+        podman("run", "-d", "--name", name, *LIMITS, "-p", f"127.0.0.1:{port}:9092",
+               "-v", f"{volume}:/var/lib/gregor",
+               "-e", f"GREGOR_ADVERTISED_LISTENERS=PLAINTEXT://127.0.0.1:{port}", IMAGE)
+        again = kafka_tool("kafka-console-consumer", "--bootstrap-server", bootstrap, "--topic", "boxed",
+                           "--from-beginning", "--max-messages", len(values), "--timeout-ms", 30000).stdout
+        assert sorted(again.split()) == sorted(values)
+    finally:
+        podman("rm", "-f", name, check=False)
+        podman("volume", "rm", "-f", volume, check=False)
