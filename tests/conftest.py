@@ -5,6 +5,7 @@ Everything here starts processes and talks to them over real sockets; the
 fixtures only decide ports and directories and clean up afterwards.
 """
 
+import json
 import os
 import signal
 import socket
@@ -71,6 +72,25 @@ def kafka_tool(tool, *args, input=None, timeout=120, check=True):
             f"stdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
         )
     return proc
+
+
+# An idempotent acks=all producer that retries until delivery.timeout.ms:
+# what the durability tests run kafka-verifiable-producer with.
+DURABLE_PRODUCER = ("enable.idempotence=true\nacks=all\ndelivery.timeout.ms=120000\n"
+                    "request.timeout.ms=10000\nretries=2147483647\n")
+
+
+def producer_events(path, name):
+    """The events called `name` in kafka-verifiable-producer's output."""
+    out = []
+    for line in Path(path).read_text().splitlines():
+        try:
+            e = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if e.get("name") == name:
+            out.append(e)
+    return out
 
 
 _HANDED_OUT = set()

@@ -31,13 +31,11 @@ import time
 import urllib.error
 from pathlib import Path
 
+from netns import add_bridge, add_namespace, sh
+
 ROOT = Path(__file__).resolve().parent.parent
 RELEASE = ROOT / "target" / "release"
 NODE = "node-1"
-
-
-def sh(*argv):
-    subprocess.run([str(a) for a in argv], check=True, capture_output=True)
 
 
 def image_binary(image):
@@ -61,23 +59,14 @@ class Network:
         self.free = [f"{self.subnet}.{n}" for n in range(2, 250)]
         self.links = {}
         self.count = 0
-        sh("ip", "link", "add", self.bridge, "type", "bridge")
-        sh("ip", "addr", "add", f"{self.node_ip}/24", "dev", self.bridge)
-        sh("ip", "link", "set", self.bridge, "up")
+        add_bridge(self.bridge, self.node_ip)
 
     def add(self, name):
         """A namespace `name` with an IP of its own; returns the IP."""
         ip = self.free.pop(0)
         self.count += 1
         host, peer = f"kh{self.tag}{self.count}", f"kp{self.tag}{self.count}"
-        sh("ip", "netns", "add", name)
-        sh("ip", "netns", "exec", name, "ip", "link", "set", "lo", "up")
-        sh("ip", "link", "add", host, "type", "veth", "peer", "name", peer)
-        sh("ip", "link", "set", peer, "netns", name)
-        sh("ip", "link", "set", host, "master", self.bridge)
-        sh("ip", "link", "set", host, "up")
-        sh("ip", "netns", "exec", name, "ip", "addr", "add", f"{ip}/24", "dev", peer)
-        sh("ip", "netns", "exec", name, "ip", "link", "set", peer, "up")
+        add_namespace(name, self.bridge, host, peer, ip)
         sh("ip", "netns", "exec", name, "ip", "route", "add", "default", "via", self.node_ip)
         Path(f"/etc/netns/{name}").mkdir(parents=True, exist_ok=True)
         Path(f"/etc/netns/{name}/hosts").write_text("127.0.0.1 localhost\n")

@@ -10,25 +10,35 @@ def sh(*argv):
     subprocess.run([str(a) for a in argv], check=True, capture_output=True)
 
 
+def add_bridge(bridge, ip):
+    """A bridge in this namespace with address `ip`/24."""
+    sh("ip", "link", "add", bridge, "type", "bridge")
+    sh("ip", "addr", "add", f"{ip}/24", "dev", bridge)
+    sh("ip", "link", "set", bridge, "up")
+
+
+def add_namespace(ns, bridge, host_link, peer_link, ip):
+    """Network namespace `ns` with address `ip`/24 on a veth pair whose
+    `host_link` end is a port of `bridge`."""
+    sh("ip", "netns", "add", ns)
+    sh("ip", "netns", "exec", ns, "ip", "link", "set", "lo", "up")
+    sh("ip", "link", "add", host_link, "type", "veth", "peer", "name", peer_link)
+    sh("ip", "link", "set", peer_link, "netns", ns)
+    sh("ip", "link", "set", host_link, "master", bridge)
+    sh("ip", "link", "set", host_link, "up")
+    sh("ip", "netns", "exec", ns, "ip", "addr", "add", f"{ip}/24", "dev", peer_link)
+    sh("ip", "netns", "exec", ns, "ip", "link", "set", peer_link, "up")
+
+
 class Network:
     def __init__(self, size):
         self.tag = f"{random.randrange(1 << 16):04x}"
         self.subnet = f"10.{random.randrange(64, 250)}.{random.randrange(1, 250)}"
         self.size = size
         self.bridge = f"gb{self.tag}"
-        sh("ip", "link", "add", self.bridge, "type", "bridge")
-        sh("ip", "addr", "add", f"{self.subnet}.254/24", "dev", self.bridge)
-        sh("ip", "link", "set", self.bridge, "up")
+        add_bridge(self.bridge, f"{self.subnet}.254")
         for n in range(1, size + 1):
-            ns, host, peer = self.namespace(n), self.link(n), f"gp{self.tag}{n}"
-            sh("ip", "netns", "add", ns)
-            sh("ip", "netns", "exec", ns, "ip", "link", "set", "lo", "up")
-            sh("ip", "link", "add", host, "type", "veth", "peer", "name", peer)
-            sh("ip", "link", "set", peer, "netns", ns)
-            sh("ip", "link", "set", host, "master", self.bridge)
-            sh("ip", "link", "set", host, "up")
-            sh("ip", "netns", "exec", ns, "ip", "addr", "add", f"{self.ip(n)}/24", "dev", peer)
-            sh("ip", "netns", "exec", ns, "ip", "link", "set", peer, "up")
+            add_namespace(self.namespace(n), self.bridge, self.link(n), f"gp{self.tag}{n}", self.ip(n))
 
     def namespace(self, n):
         return f"g{self.tag}n{n}"

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from confluent_kafka import Consumer, TopicPartition
 
-from conftest import java_command, kafka_tool, unique
+from conftest import DURABLE_PRODUCER, java_command, kafka_tool, producer_events, unique
 
 
 def wait_until(condition, timeout, what):
@@ -109,8 +109,7 @@ def test_killing_a_leader_loses_no_acknowledged_record(cluster, tmp_path):
     topic = unique("failover")
     create(cluster.bootstrap, topic, 3)
     config = tmp_path / "producer.properties"
-    config.write_text("enable.idempotence=true\nacks=all\ndelivery.timeout.ms=120000\n"
-                      "request.timeout.ms=10000\nretries=2147483647\n")
+    config.write_text(DURABLE_PRODUCER)
     out = tmp_path / "producer.out"
     producer = subprocess.Popen(
         java_command("kafka-verifiable-producer", "--bootstrap-server", cluster.bootstrap,
@@ -119,15 +118,7 @@ def test_killing_a_leader_loses_no_acknowledged_record(cluster, tmp_path):
         stdout=open(out, "w"), stderr=subprocess.DEVNULL)
 
     def events(name):
-        result = []
-        for line in out.read_text().splitlines():
-            try:
-                e = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            if e.get("name") == name:
-                result.append(e)
-        return result
+        return producer_events(out, name)
 
     try:
         wait_until(lambda: len(events("producer_send_success")) >= 1500, 90, "the producer to get going")

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import ROOT, free_port, java_command, kafka_tool
+from conftest import DURABLE_PRODUCER, ROOT, free_port, java_command, kafka_tool, producer_events
 from kube import ControlPlane
 from kubelet import Kubelet, Network
 
@@ -365,8 +365,7 @@ def test_spec_change_rolls_brokers_one_at_a_time(k8s):
     topics_tool(k8s, "--create", "--topic", "roll", "--partitions", "3", "--replication-factor", "3")
     # An idempotent acks=all producer writes throughout the roll.
     producer_config = k8s.dir / "roll-producer.properties"
-    producer_config.write_text("enable.idempotence=true\nacks=all\ndelivery.timeout.ms=120000\n"
-                               "request.timeout.ms=10000\nretries=2147483647\n")
+    producer_config.write_text(DURABLE_PRODUCER)
     acks = k8s.dir / "roll-producer.out"
     producer = subprocess.Popen(
         k8s.node.client() + java_command(
@@ -420,19 +419,6 @@ def test_spec_change_rolls_brokers_one_at_a_time(k8s):
     stored = read_back(k8s, "roll", len(acked))
     for e in acked:
         assert stored.get(e["value"]) == (e["partition"], e["offset"]), e
-
-
-def producer_events(path, name):
-    """The verifiable producer's events called `name`."""
-    out = []
-    for line in Path(path).read_text().splitlines():
-        try:
-            e = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if e.get("name") == name:
-            out.append(e)
-    return out
 
 
 def read_back(cp, topic, at_least):

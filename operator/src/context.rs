@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::time::Instant;
 
-use kube::runtime::events::{Recorder, Reporter};
-use kube::Client;
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::{Client, Resource};
 
 use crate::cluster::health::{Thresholds, Troubles};
 
@@ -29,9 +29,28 @@ pub struct Context {
 }
 
 impl Context {
-    /// An event recorder.
-    pub fn recorder(&self) -> Recorder {
-        Recorder::new(self.client.clone(), self.reporter.clone())
+    /// Publishes an event about `obj` (its `reason` doubles as the action);
+    /// a failure to publish is logged, not fatal.
+    pub async fn event<K>(&self, obj: &K, warning: bool, reason: &str, note: String)
+    where
+        K: Resource<DynamicType = ()>,
+    {
+        let ev = Event {
+            type_: if warning {
+                EventType::Warning
+            } else {
+                EventType::Normal
+            },
+            reason: reason.into(),
+            note: Some(note),
+            action: reason.into(),
+            secondary: None,
+        };
+        let recorder = Recorder::new(self.client.clone(), self.reporter.clone());
+        if let Err(e) = recorder.publish(&ev, &obj.object_ref(&())).await {
+            let name = obj.meta().name.as_deref().unwrap_or_default();
+            tracing::warn!(kind = %K::kind(&()), %name, error = %e, "cannot publish event");
+        }
     }
 
     /// Seconds since the operator started.

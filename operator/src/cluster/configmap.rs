@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::ConfigMap;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 
 use super::names::Names;
 
@@ -14,13 +14,7 @@ pub fn configmap(
     files: BTreeMap<String, String>,
 ) -> ConfigMap {
     ConfigMap {
-        metadata: ObjectMeta {
-            name: Some(names.configmap()),
-            namespace: Some(names.namespace.clone()),
-            labels: Some(names.labels()),
-            owner_references: Some(vec![owner.clone()]),
-            ..Default::default()
-        },
+        metadata: names.meta(names.configmap(), owner),
         data: Some(files),
         ..Default::default()
     }

@@ -3,6 +3,10 @@
 
 use std::collections::BTreeMap;
 
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+
+use crate::crd::validate::REPLICATION_PORT;
+
 /// Label every owned object carries with its cluster's name.
 pub const CLUSTER_LABEL: &str = "gregor.dev/cluster";
 /// Field manager of the operator's server-side applies.
@@ -74,6 +78,28 @@ impl Names {
     /// Key of broker `id`'s properties file in the ConfigMap.
     pub fn config_key(&self, id: i32) -> String {
         format!("{}.properties", self.pod(id))
+    }
+
+    /// Metadata of an owned object: its name, the cluster's namespace and
+    /// labels, and the `KafkaCluster` as controlling owner.
+    pub fn meta(&self, name: String, owner: &OwnerReference) -> ObjectMeta {
+        ObjectMeta {
+            name: Some(name),
+            namespace: Some(self.namespace.clone()),
+            labels: Some(self.labels()),
+            owner_references: Some(vec![owner.clone()]),
+            ..Default::default()
+        }
+    }
+
+    /// `bootstrap.servers` for the operator's admin requests: the
+    /// replication listeners of brokers `0..count`, there whatever client
+    /// listeners the spec has.
+    pub fn admin_bootstrap(&self, count: i32) -> String {
+        (0..count.max(1))
+            .map(|id| format!("{}:{REPLICATION_PORT}", self.pod_host(id)))
+            .collect::<Vec<_>>()
+            .join(",")
     }
 
     /// Labels of every object of the cluster.

@@ -2,7 +2,7 @@
 //! one broker at a time, like the operator's own restarts.
 
 use k8s_openapi::api::policy::v1::{PodDisruptionBudget, PodDisruptionBudgetSpec};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, OwnerReference};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::names::Names;
@@ -10,13 +10,7 @@ use super::names::Names;
 /// The cluster's PodDisruptionBudget.
 pub fn pdb(names: &Names, owner: &OwnerReference) -> PodDisruptionBudget {
     PodDisruptionBudget {
-        metadata: ObjectMeta {
-            name: Some(names.statefulset()),
-            namespace: Some(names.namespace.clone()),
-            labels: Some(names.labels()),
-            owner_references: Some(vec![owner.clone()]),
-            ..Default::default()
-        },
+        metadata: names.meta(names.statefulset(), owner),
         spec: Some(PodDisruptionBudgetSpec {
             max_unavailable: Some(IntOrString::Int(1)),
             selector: Some(LabelSelector {

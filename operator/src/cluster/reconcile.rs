@@ -11,7 +11,6 @@ use k8s_openapi::api::core::v1::{ConfigMap, Node, Pod, Service};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
 use kube::runtime::controller::Action;
-use kube::runtime::events::{Event, EventType};
 use kube::{Api, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -19,7 +18,7 @@ use serde::Serialize;
 use crate::admin::Admin;
 use crate::conditions::{conditions, Decided};
 use crate::context::Context;
-use crate::crd::validate::{default_controllers, REPLICATION_PORT};
+use crate::crd::validate::default_controllers;
 use crate::crd::{validate_cluster, KafkaCluster, KafkaClusterStatus};
 use crate::error::Error;
 
@@ -50,25 +49,6 @@ where
     Ok(api.patch(&name, &params, &Patch::Apply(obj)).await?)
 }
 
-/// Publishes an event about the cluster; a failure to publish is logged,
-/// not fatal.
-async fn event(ctx: &Context, kc: &KafkaCluster, warning: bool, reason: &str, note: String) {
-    let ev = Event {
-        type_: if warning {
-            EventType::Warning
-        } else {
-            EventType::Normal
-        },
-        reason: reason.into(),
-        note: Some(note),
-        action: reason.into(),
-        secondary: None,
-    };
-    if let Err(e) = ctx.recorder().publish(&ev, &kc.object_ref(&())).await {
-        tracing::warn!(cluster = %kc.name_any(), error = %e, "cannot publish event");
-    }
-}
-
 /// Reconciles one `KafkaCluster`.
 pub async fn reconcile(kc: Arc<KafkaCluster>, ctx: Arc<Context>) -> Result<Action, Error> {
     let ns = kc.namespace().ok_or(Error::Missing("namespace"))?;
@@ -79,7 +59,8 @@ pub async fn reconcile(kc: Arc<KafkaCluster>, ctx: Arc<Context>) -> Result<Actio
 
     if let Err(invalid) = validate_cluster(&kc.spec, status.controllers) {
         if status.observed_generation != generation {
-            event(&ctx, &kc, true, "InvalidSpec", invalid.to_string()).await;
+            ctx.event(kc.as_ref(), true, "InvalidSpec", invalid.to_string())
+                .await;
         }
         let decided = vec![
             Decided::new("Ready", false, "InvalidSpec", invalid.to_string()),
@@ -100,9 +81,8 @@ pub async fn reconcile(kc: Arc<KafkaCluster>, ctx: Arc<Context>) -> Result<Actio
         .unwrap_or(default_controllers(kc.spec.replicas));
     let owner = kc.controller_owner_ref(&()).ok_or(Error::Missing("uid"))?;
     if status.observed_generation != generation {
-        event(
-            &ctx,
-            &kc,
+        ctx.event(
+            kc.as_ref(),
             false,
             "Applying",
             format!("applying generation {}", generation.unwrap_or_default()),
@@ -140,16 +120,15 @@ pub async fn reconcile(kc: Arc<KafkaCluster>, ctx: Arc<Context>) -> Result<Actio
             .iter()
             .map(|m| (m.topic.clone(), m.partition, m.replicas.clone()))
             .collect();
-        let mut admin = Admin::connect(&broker_addresses(&names, current_replicas)).await?;
+        let mut admin = Admin::connect(&names.admin_bootstrap(current_replicas)).await?;
         admin.reassign(&moves).await?;
         let list: Vec<String> = plan
             .moves
             .iter()
             .map(|m| format!("{}-{} to {:?}", m.topic, m.partition, m.replicas))
             .collect();
-        event(
-            &ctx,
-            &kc,
+        ctx.event(
+            kc.as_ref(),
             false,
             "Draining",
             format!("moving {}", list.join(", ")),
@@ -194,14 +173,17 @@ pub async fn reconcile(kc: Arc<KafkaCluster>, ctx: Arc<Context>) -> Result<Actio
     if kc.spec.rack.is_some() {
         label_racks(&ctx, &kc, &pods).await?;
     }
-    let brokers: Vec<BrokerPod> = pods.iter().filter_map(|p| broker_pod(&names, p)).collect();
-    let host_ips: BTreeMap<i32, String> = pods
+    let mut brokers = Vec::new();
+    let mut host_ips = BTreeMap::new();
+    for (pod, broker) in pods
         .iter()
-        .filter_map(|p| {
-            let id = broker_pod(&names, p)?.id;
-            Some((id, p.status.as_ref()?.host_ip.clone()?))
-        })
-        .collect();
+        .filter_map(|p| Some((p, broker_pod(&names, p)?)))
+    {
+        if let Some(ip) = pod.status.as_ref().and_then(|s| s.host_ip.clone()) {
+            host_ips.insert(broker.id, ip);
+        }
+        brokers.push(broker);
+    }
     let revision = sts
         .status
         .as_ref()
@@ -218,9 +200,8 @@ pub async fn reconcile(kc: Arc<KafkaCluster>, ctx: Arc<Context>) -> Result<Actio
     match &step {
         Step::Restart { broker, reason } => {
             restart(&pod_api, &names, *broker).await?;
-            event(
-                &ctx,
-                &kc,
+            ctx.event(
+                kc.as_ref(),
                 false,
                 "RollingRestart",
                 format!("restarting broker {broker}: {reason}"),
@@ -229,7 +210,8 @@ pub async fn reconcile(kc: Arc<KafkaCluster>, ctx: Arc<Context>) -> Result<Actio
         }
         Step::Blocked(why) => {
             if status.observed_generation != generation {
-                event(&ctx, &kc, true, "RestartBlocked", why.clone()).await;
+                ctx.event(kc.as_ref(), true, "RestartBlocked", why.clone())
+                    .await;
             }
         }
         Step::Done => {
@@ -385,14 +367,13 @@ async fn heal(
     match health::decide(&troubles, now, ctx.thresholds, brokers, kafka) {
         Some(Heal::Restart { broker, reason }) => {
             restart(pod_api, names, broker).await?;
-            event(ctx, kc, true, "HealingRestart", reason).await;
+            ctx.event(kc, true, "HealingRestart", reason).await;
         }
         Some(Heal::ElectPreferred(partitions)) => {
-            let mut admin = Admin::connect(&broker_addresses(names, replicas)).await?;
+            let mut admin = Admin::connect(&names.admin_bootstrap(replicas)).await?;
             admin.elect_preferred(&partitions).await?;
             let list: Vec<String> = partitions.iter().map(|(t, p)| format!("{t}-{p}")).collect();
-            event(
-                ctx,
+            ctx.event(
                 kc,
                 false,
                 "PreferredLeaders",
@@ -487,19 +468,10 @@ fn selector(names: &Names) -> String {
         .join(",")
 }
 
-/// The replication-listener addresses of brokers `0..count`: always there,
-/// whatever client listeners the spec has.
-fn broker_addresses(names: &Names, count: i32) -> String {
-    (0..count.max(1))
-        .map(|id| format!("{}:{REPLICATION_PORT}", names.pod_host(id)))
-        .collect::<Vec<_>>()
-        .join(",")
-}
-
 /// The cluster as its brokers see it, or `None` if none answers.
 async fn describe(names: &Names, kc: &KafkaCluster, count: i32) -> Option<KafkaView> {
     let result = async {
-        let mut admin = Admin::connect(&broker_addresses(names, count)).await?;
+        let mut admin = Admin::connect(&names.admin_bootstrap(count)).await?;
         admin.describe_cluster(min_insync(&kc.spec)).await
     }
     .await;

@@ -4,7 +4,7 @@
 //! advertises.
 
 use k8s_openapi::api::core::v1::{Service, ServicePort, ServiceSpec};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use crate::crd::cluster::{KafkaClusterSpec, Listener, ListenerType};
@@ -18,16 +18,6 @@ fn port(name: &str, port: i32) -> ServicePort {
         port,
         target_port: Some(IntOrString::Int(port)),
         protocol: Some("TCP".into()),
-        ..Default::default()
-    }
-}
-
-fn meta(names: &Names, name: String, owner: &OwnerReference) -> ObjectMeta {
-    ObjectMeta {
-        name: Some(name),
-        namespace: Some(names.namespace.clone()),
-        labels: Some(names.labels()),
-        owner_references: Some(vec![owner.clone()]),
         ..Default::default()
     }
 }
@@ -68,7 +58,7 @@ fn headless(names: &Names, spec: &KafkaClusterSpec, owner: &OwnerReference) -> S
     ];
     ports.extend(spec.listeners.iter().map(|l| port(&l.name, l.port)));
     Service {
-        metadata: meta(names, names.headless(), owner),
+        metadata: names.meta(names.headless(), owner),
         spec: Some(ServiceSpec {
             cluster_ip: Some("None".into()),
             publish_not_ready_addresses: Some(true),
@@ -83,7 +73,7 @@ fn headless(names: &Names, spec: &KafkaClusterSpec, owner: &OwnerReference) -> S
 /// The bootstrap Service of one listener: any ready broker.
 fn bootstrap(names: &Names, listener: &Listener, owner: &OwnerReference) -> Service {
     Service {
-        metadata: meta(names, names.bootstrap(&listener.name), owner),
+        metadata: names.meta(names.bootstrap(&listener.name), owner),
         spec: Some(ServiceSpec {
             type_: Some(service_type(listener.kind).into()),
             selector: Some(names.selector()),
@@ -97,7 +87,7 @@ fn bootstrap(names: &Names, listener: &Listener, owner: &OwnerReference) -> Serv
 /// Broker `id`'s Service on an external listener.
 fn per_broker(names: &Names, listener: &Listener, id: i32, owner: &OwnerReference) -> Service {
     Service {
-        metadata: meta(names, names.broker_service(id, &listener.name), owner),
+        metadata: names.meta(names.broker_service(id, &listener.name), owner),
         spec: Some(ServiceSpec {
             type_: Some(service_type(listener.kind).into()),
             selector: Some(names.pod_selector(id)),

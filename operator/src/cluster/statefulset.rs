@@ -159,13 +159,7 @@ pub fn statefulset(
     };
 
     StatefulSet {
-        metadata: ObjectMeta {
-            name: Some(names.statefulset()),
-            namespace: Some(names.namespace.clone()),
-            labels: Some(names.labels()),
-            owner_references: Some(vec![owner.clone()]),
-            ..Default::default()
-        },
+        metadata: names.meta(names.statefulset(), owner),
         spec: Some(StatefulSetSpec {
             replicas: Some(spec.replicas),
             service_name: Some(names.headless()),

@@ -10,7 +10,6 @@ use std::time::Duration;
 
 use kube::api::{Patch, PatchParams};
 use kube::runtime::controller::Action;
-use kube::runtime::events::{Event as KubeEvent, EventType};
 use kube::runtime::finalizer::{finalizer, Event};
 use kube::{Api, Resource, ResourceExt};
 
@@ -18,7 +17,7 @@ use crate::admin::Admin;
 use crate::cluster::names::Names;
 use crate::conditions::{conditions, Decided};
 use crate::context::Context;
-use crate::crd::validate::{config_value, REPLICATION_PORT};
+use crate::crd::validate::config_value;
 use crate::crd::{validate_topic, KafkaCluster, KafkaTopic, KafkaTopicStatus};
 use crate::error::Error;
 
@@ -35,23 +34,6 @@ fn topic_name(kt: &KafkaTopic) -> String {
 
 fn managed(kt: &KafkaTopic) -> bool {
     kt.annotations().get(MANAGED_ANNOTATION).map(String::as_str) != Some("false")
-}
-
-async fn event(ctx: &Context, kt: &KafkaTopic, warning: bool, reason: &str, note: String) {
-    let ev = KubeEvent {
-        type_: if warning {
-            EventType::Warning
-        } else {
-            EventType::Normal
-        },
-        reason: reason.into(),
-        note: Some(note),
-        action: reason.into(),
-        secondary: None,
-    };
-    if let Err(e) = ctx.recorder().publish(&ev, &kt.object_ref(&())).await {
-        tracing::warn!(topic = %kt.name_any(), error = %e, "cannot publish event");
-    }
 }
 
 /// Reconciles one `KafkaTopic`.
@@ -86,12 +68,8 @@ async fn cluster_bootstrap(
     if kc.meta().deletion_timestamp.is_some() {
         return Ok(None);
     }
-    let names = Names::new(cluster, ns);
     Ok(Some(
-        (0..kc.spec.replicas)
-            .map(|id| format!("{}:{REPLICATION_PORT}", names.pod_host(id)))
-            .collect::<Vec<_>>()
-            .join(","),
+        Names::new(cluster, ns).admin_bootstrap(kc.spec.replicas),
     ))
 }
 
@@ -160,7 +138,8 @@ async fn apply(kt: &KafkaTopic, ctx: &Context, ns: &str) -> Result<Action, Error
         && !decided.status
         && matches!(outcome, Outcome::Refused(_) | Outcome::NotReady(..))
     {
-        event(ctx, kt, true, &decided.reason, decided.message.clone()).await;
+        ctx.event(kt, true, &decided.reason, decided.message.clone())
+            .await;
     }
     next.conditions = conditions(vec![decided], &status.conditions, generation);
     if next != status {
@@ -261,7 +240,7 @@ async fn sync(
                 )
             }
         };
-        event(ctx, kt, false, "Changed", note).await;
+        ctx.event(kt, false, "Changed", note).await;
     }
     if let Some(t) = &current {
         status.topic_id = Some(t.id.clone());
@@ -289,7 +268,8 @@ async fn cleanup(kt: &KafkaTopic, ctx: &Context, ns: &str) -> Result<Action, Err
         Some(bootstrap) => {
             let mut admin = Admin::connect(&bootstrap).await?;
             admin.delete_topic(&name).await?;
-            event(ctx, kt, false, "Deleted", format!("deleted topic {name}")).await;
+            ctx.event(kt, false, "Deleted", format!("deleted topic {name}"))
+                .await;
         }
     }
     Ok(Action::await_change())
