@@ -18,6 +18,13 @@ use super::records::{Applied, BrokerEndpoint, MetadataRecord, Refusal};
 use super::store::MetadataView;
 use super::TypeConfig;
 
+/// How long a proposal may wait to be committed. openraft leaves a write
+/// pending forever when a deposed leader's log is replaced by a snapshot
+/// (it answers pending writes only when their entries are truncated), so
+/// a node that was cut off while active would otherwise hang the request
+/// and, with it, its own registration.
+const COMMIT_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// A request to the active controller.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum ControllerRequest {
@@ -331,13 +338,16 @@ impl Controller {
             if known {
                 return;
             }
-            match self
-                .raft
-                .add_learner(id as u64, openraft::BasicNode::new(addr.clone()), false)
-                .await
-            {
-                Ok(_) => return,
-                Err(e) => {
+            let adding =
+                self.raft
+                    .add_learner(id as u64, openraft::BasicNode::new(addr.clone()), false);
+            match tokio::time::timeout(COMMIT_TIMEOUT, adding).await {
+                Ok(Ok(_)) => return,
+                Err(_) => {
+                    tracing::debug!(broker = id, "adding a learner: not committed in time");
+                    return;
+                }
+                Ok(Err(e)) => {
                     tracing::debug!(broker = id, error = %e, "adding a learner; retrying");
                     tokio::time::sleep(Duration::from_millis(100)).await;
                 }
@@ -351,7 +361,14 @@ impl Controller {
 
     /// Proposes `record` and waits until it is committed and applied.
     pub async fn propose(&self, record: MetadataRecord) -> ControllerResponse {
-        match self.raft.client_write(record).await {
+        let Ok(written) =
+            tokio::time::timeout(COMMIT_TIMEOUT, self.raft.client_write(record)).await
+        else {
+            return ControllerResponse::Unavailable(format!(
+                "not committed within {COMMIT_TIMEOUT:?}: leadership was probably lost"
+            ));
+        };
+        match written {
             Ok(r) => ControllerResponse::Applied {
                 index: r.log_id.index,
                 applied: r.data,
