@@ -96,6 +96,29 @@ def producer_events(path, name):
 _HANDED_OUT = set()
 
 
+def read_stored(bootstrap, topic, at_least, prefix=()):
+    """{value: (partition, offset)} of every record of `topic`, read with
+    kafka-console-consumer (run under `prefix`, e.g. in a network
+    namespace); fails on a value stored twice or fewer than `at_least`."""
+    proc = subprocess.run(
+        [*prefix, *java_command(
+            "kafka-console-consumer", "--bootstrap-server", bootstrap, "--topic", topic,
+            "--from-beginning", "--max-messages", at_least, "--timeout-ms", 60000,
+            "--property", "print.partition=true", "--property", "print.offset=true")],
+        capture_output=True, text=True, timeout=300)
+    stored = {}
+    for line in proc.stdout.splitlines():
+        fields = line.split("\t")
+        meta = {f.split(":", 1)[0]: f.split(":", 1)[1] for f in fields[:-1] if ":" in f}
+        if "Partition" not in meta or "Offset" not in meta:
+            continue
+        value = fields[-1]
+        assert value not in stored, f"{value} stored twice"
+        stored[value] = (int(meta["Partition"]), int(meta["Offset"]))
+    assert len(stored) >= at_least, f"read {len(stored)} of {at_least}:\n{proc.stderr[-2000:]}"
+    return stored
+
+
 def free_port():
     """A port nobody listens on, never the same twice in one test session:
     the kernel may offer a just-released port again before the broker that

@@ -9,7 +9,8 @@ name (a UTS namespace), in a mount namespace where the pod's volumes are bind-mo
 service-account token where in-cluster clients look for it), with the
 environment the pod spec asks for (values, `fieldRef`s, `$(VAR)` expansion
 in args). Images are mapped to the binaries built in target/release. It
-probes readiness as the pod says (tcpSocket), reports pod status, stops a
+probes readiness and liveness as the pod says (tcpSocket, httpGet),
+restarts a container that fails liveness, reports pod status, stops a
 deleted pod's process with SIGTERM and its grace period, and restarts a
 process that exits. Pod DNS names (`<pod>.<subdomain>.<ns>.svc`) resolve
 through each namespace's /etc/hosts (`/etc/netns/<name>/hosts`).
@@ -29,6 +30,7 @@ import subprocess
 import threading
 import time
 import urllib.error
+import urllib.request
 from pathlib import Path
 
 from netns import add_bridge, add_namespace, sh
@@ -36,6 +38,8 @@ from netns import add_bridge, add_namespace, sh
 ROOT = Path(__file__).resolve().parent.parent
 RELEASE = ROOT / "target" / "release"
 NODE = "node-1"
+# Probes go straight to the pod, whatever proxy the environment names.
+NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
 def image_binary(image):
@@ -110,6 +114,12 @@ class Pod:
         self.exited_at = None
         self.next_probe = 0.0
         self.probe_failures = 0
+        self.next_liveness = 0.0
+        self.liveness_failures = 0
+        # Set while a container that failed liveness is being stopped.
+        self.stopping = False
+        # Probes running now ("readiness", "liveness").
+        self.probing = set()
 
 
 class Kubelet:
@@ -187,7 +197,7 @@ class Kubelet:
                 continue
             if pod is None:
                 pod = self.launch(obj)
-            elif pod.proc.poll() is not None and not pod.terminating:
+            elif pod.proc.poll() is not None and not pod.terminating and not pod.stopping:
                 # Restart with the kubelet's doubling back-off (capped low).
                 pod.exited_at = pod.exited_at or time.monotonic()
                 if time.monotonic() - pod.exited_at >= min(2 ** pod.restarts, 10):
@@ -370,36 +380,99 @@ class Kubelet:
         pod.ready = False
         pod.next_probe = 0.0
         pod.probe_failures = 0
+        live = pod.obj["spec"]["containers"][0].get("livenessProbe") or {}
+        pod.next_liveness = time.monotonic() + live.get("initialDelaySeconds", 0)
+        pod.liveness_failures = 0
         pod.started_at = now()
 
     def probe(self, pod):
-        """The readiness probe, on its period: ready after a success, not
-        ready after `failureThreshold` failures in a row."""
+        """Runs the container's probes on their periods, each in a thread of
+        its own so a probe waiting out its timeout holds up nothing else.
+        Readiness: ready after a success, not ready after `failureThreshold`
+        failures in a row. Liveness: after `failureThreshold` failures in a
+        row the container is stopped (SIGTERM, then SIGKILL after the pod's
+        grace) and restarted in the same pod."""
         container = pod.obj["spec"]["containers"][0]
-        if pod.proc.poll() is not None:
+        if pod.proc.poll() is not None or pod.stopping:
             pod.ready = False
             return
-        probe = container.get("readinessProbe")
-        if probe is None:
+        now = time.monotonic()
+        readiness = container.get("readinessProbe")
+        if readiness is None:
             pod.ready = True
-            return
-        port = probe.get("tcpSocket", {}).get("port")
-        if port is None:
-            raise AssertionError(f"the test node only runs tcpSocket probes, not {probe}")
-        # Until the first success, look often: that is when a pod becomes
-        # ready, and only start-up time is at stake.
-        period = probe.get("periodSeconds", 10) if pod.ready else 0.5
-        if time.monotonic() < pod.next_probe:
-            return
-        pod.next_probe = time.monotonic() + period
-        try:
-            with socket.create_connection((pod.ip, int(port)), timeout=probe.get("timeoutSeconds", 1)):
-                pod.ready = True
-                pod.probe_failures = 0
-        except OSError:
-            pod.probe_failures += 1
-            if pod.probe_failures >= probe.get("failureThreshold", 3):
+        elif now >= pod.next_probe and "readiness" not in pod.probing:
+            # Until the first success, look often: that is when a pod
+            # becomes ready, and only start-up time is at stake.
+            pod.next_probe = now + (readiness.get("periodSeconds", 10) if pod.ready else 0.5)
+            self.start_probe(pod, "readiness", readiness)
+        liveness = container.get("livenessProbe")
+        if liveness is not None and now >= pod.next_liveness and "liveness" not in pod.probing:
+            pod.next_liveness = now + liveness.get("periodSeconds", 10)
+            self.start_probe(pod, "liveness", liveness)
+
+    def start_probe(self, pod, kind, probe):
+        proc = pod.proc
+        pod.probing.add(kind)
+
+        def run():
+            ok = self.check(pod, probe)
+            pod.probing.discard(kind)
+            if proc is not pod.proc or pod.stopping:
+                return  # the container changed meanwhile
+            threshold = probe.get("failureThreshold", 3)
+            if kind == "readiness":
+                pod.probe_failures = 0 if ok else pod.probe_failures + 1
+                if ok:
+                    pod.ready = True
+                elif pod.probe_failures >= threshold:
+                    pod.ready = False
+                return
+            pod.liveness_failures = 0 if ok else pod.liveness_failures + 1
+            if pod.liveness_failures >= threshold:
+                pod.stopping = True
                 pod.ready = False
+                self.stop_container(pod, pod.obj["spec"].get("terminationGracePeriodSeconds", 30))
+        threading.Thread(target=run, daemon=True).start()
+
+    def check(self, pod, probe):
+        """One probe: tcpSocket (the port accepts) or httpGet (a status
+        from 200 to 399), each within `timeoutSeconds`."""
+        container = pod.obj["spec"]["containers"][0]
+        timeout = probe.get("timeoutSeconds", 1)
+
+        def port(p):
+            named = {c.get("name"): c["containerPort"] for c in container.get("ports", [])}
+            return int(named.get(p, p))
+        if "tcpSocket" in probe:
+            try:
+                with socket.create_connection((pod.ip, port(probe["tcpSocket"]["port"])), timeout=timeout):
+                    return True
+            except OSError:
+                return False
+        if "httpGet" in probe:
+            get = probe["httpGet"]
+            url = f"http://{pod.ip}:{port(get['port'])}{get.get('path', '/')}"
+            try:
+                with NO_PROXY.open(url, timeout=timeout) as r:
+                    return 200 <= r.status < 400
+            except (OSError, urllib.error.HTTPError):
+                return False
+        raise AssertionError(f"the test node runs tcpSocket and httpGet probes, not {probe}")
+
+    def stop_container(self, pod, grace):
+        """Stops a container that failed its liveness probe; the sync loop
+        then restarts it with the usual back-off."""
+        proc = pod.proc
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)
+            os.killpg(proc.pid, signal.SIGCONT)
+            proc.wait(timeout=max(grace, 0.1))
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        except ProcessLookupError:
+            pass
+        pod.stopping = False
 
     def delete(self, pod, obj):
         grace = obj["metadata"].get("deletionGracePeriodSeconds", 30)
@@ -458,14 +531,25 @@ class Kubelet:
             self.net.write_hosts(getattr(self, "dns", []))
         return ["ip", "netns", "exec", name]
 
-    def signal(self, namespace, name, sig):
-        """Sends `sig` to the processes of a running pod."""
+    def running(self, namespace, name):
         for pod in list(self.pods.values()):
             m = pod.obj["metadata"]
             if (m["namespace"], m["name"]) == (namespace, name) and pod.proc.poll() is None:
-                os.killpg(pod.proc.pid, sig)
-                return
+                return pod
         raise AssertionError(f"no running pod {namespace}/{name}")
+
+    def signal(self, namespace, name, sig):
+        """Sends `sig` to the processes of a running pod."""
+        os.killpg(self.running(namespace, name).proc.pid, sig)
+
+    def isolate(self, namespace, name):
+        """Cuts a running pod off from every other pod (blackhole routes in
+        its network namespace) while the node still reaches it, so its
+        probes pass. The pod that replaces it is connected again."""
+        target = self.running(namespace, name)
+        for pod in list(self.pods.values()):
+            if pod is not target:
+                sh("ip", "netns", "exec", target.netns, "ip", "route", "add", "blackhole", f"{pod.ip}/32")
 
     def container_log(self, namespace, name):
         for pod in list(self.pods.values()):

@@ -1,10 +1,13 @@
 """The broker image (built by image/build before the tests run) under
 podman: a single-broker container serves Apache Kafka's console tools
-through a published port, runs as a non-root user without a shell, and
-stops cleanly on SIGTERM."""
+through a published port and probes and metrics on its HTTP port, runs as
+a non-root user without a shell, and stops cleanly on SIGTERM."""
 
 import json
 import subprocess
+import time
+import urllib.error
+import urllib.request
 import uuid
 
 from conftest import free_port, kafka_tool
@@ -32,14 +35,34 @@ def test_the_image_is_small_and_runs_as_a_user_without_a_shell():
     assert no_shell.returncode != 0
 
 
+def http_get(port, path):
+    """(status, body) of a GET on the container's HTTP port."""
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    try:
+        with opener.open(f"http://127.0.0.1:{port}{path}", timeout=5) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+
+
 def test_a_broker_container_serves_kafka_clients_and_stops_cleanly():
     name = f"gregor-{uuid.uuid4().hex[:8]}"
-    port = free_port()
+    port, http = free_port(), free_port()
     volume = f"{name}-data"
     podman("run", "-d", "--name", name, *LIMITS, "-p", f"127.0.0.1:{port}:9092",
-           "-v", f"{volume}:/var/lib/gregor",
+           "-p", f"127.0.0.1:{http}:9644", "-v", f"{volume}:/var/lib/gregor",
            "-e", f"GREGOR_ADVERTISED_LISTENERS=PLAINTEXT://127.0.0.1:{port}", IMAGE)
     try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if http_get(http, "/readyz") == (200, "ready\n"):
+                    break
+            except OSError:
+                pass
+            assert time.monotonic() < deadline, "the container never became ready"
+            time.sleep(0.5)
+        assert http_get(http, "/livez") == (200, "ok\n")
         bootstrap = f"127.0.0.1:{port}"
         kafka_tool("kafka-topics", "--bootstrap-server", bootstrap, "--create", "--topic", "boxed",
                    "--partitions", 2, "--replication-factor", 1)
@@ -49,6 +72,13 @@ def test_a_broker_container_serves_kafka_clients_and_stops_cleanly():
         out = kafka_tool("kafka-console-consumer", "--bootstrap-server", bootstrap, "--topic", "boxed",
                          "--from-beginning", "--max-messages", len(values), "--timeout-ms", 30000).stdout
         assert sorted(out.split()) == sorted(values)
+        status, metrics = http_get(http, "/metrics")
+        assert status == 200
+        samples = dict(line.rsplit(" ", 1) for line in metrics.splitlines() if not line.startswith("#"))
+        assert int(samples['gregor_requests_total{api="Produce"}']) >= 1, metrics
+        # The two partitions of "boxed" and those of __consumer_offsets.
+        assert int(samples["gregor_partition_leaders"]) >= 2, metrics
+        assert samples["gregor_broker_fenced"] == "0", metrics
 
         podman("stop", "--time", 30, name)
         state = json.loads(podman("inspect", name).stdout)[0]["State"]

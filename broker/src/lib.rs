@@ -15,6 +15,7 @@
 //! - [`log`] stores each partition as a segmented log of Kafka record batches.
 //! - [`group`] coordinates consumer groups and their committed offsets, for
 //!   the `__consumer_offsets` partitions this broker leads.
+//! - [`http`] serves `/livez`, `/readyz` and [`metrics`] on `http.listener`.
 //! - [`producer_id`] hands out producer ids; [`maintenance`] runs retention,
 //!   time-based flushing and ISR checks; [`clock`] is wall-clock time in
 //!   milliseconds; [`ids`] prints ids as Kafka does; [`dev`] writes the
@@ -25,10 +26,12 @@ pub mod config;
 pub mod dev;
 pub mod group;
 pub mod handlers;
+pub mod http;
 pub mod ids;
 pub mod log;
 pub mod maintenance;
 pub mod metadata;
+pub mod metrics;
 pub mod node;
 pub mod partition;
 pub mod producer_id;

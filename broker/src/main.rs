@@ -4,11 +4,17 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use gregor_broker::http::{self, Stage};
 use gregor_broker::node::{self, Node};
 use gregor_broker::{config::BrokerConfig, dev, maintenance, server};
+use tokio::sync::watch;
 
 #[derive(Parser)]
-#[command(name = "gregor", version, about = "A Kafka-compatible broker")]
+#[command(
+    name = "gregor",
+    version,
+    about = "A Kafka-compatible broker, and the tools to use it"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -32,6 +38,8 @@ enum Command {
         #[arg(long, value_name = "DIR")]
         data: Option<PathBuf>,
     },
+    #[command(flatten)]
+    Client(gregor_cli::Command),
 }
 
 fn main() -> ExitCode {
@@ -47,6 +55,21 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Broker { config } => run_broker(config),
         Command::Dev { data } => run_dev(data),
+        Command::Client(command) => run_client(command),
+    }
+}
+
+/// `gregor topics|produce|consume`: a client of some cluster.
+fn run_client(command: gregor_cli::Command) -> ExitCode {
+    let Some(runtime) = runtime(&mut tokio::runtime::Builder::new_current_thread()) else {
+        return ExitCode::FAILURE;
+    };
+    match runtime.block_on(gregor_cli::run(command, shutdown_signal())) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("gregor: {e}");
+            ExitCode::FAILURE
+        }
     }
 }
 
@@ -58,20 +81,27 @@ fn run_broker(path: PathBuf) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("gregor: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
-        }
+    let Some(runtime) = runtime(&mut tokio::runtime::Builder::new_multi_thread()) else {
+        return ExitCode::FAILURE;
     };
-    if !config.roles.broker {
-        return runtime.block_on(run_controller(config));
-    }
     runtime.block_on(async move {
+        let stage = watch::channel(Stage::Starting).0;
+        if let Some(listener) = &config.http_listener {
+            match server::bind_all(std::slice::from_ref(listener)).await {
+                Ok(mut bound) => {
+                    if let Some(b) = bound.pop() {
+                        tokio::spawn(http::serve(b.socket, stage.subscribe()));
+                    }
+                }
+                Err(e) => {
+                    eprintln!("gregor: {e}");
+                    return ExitCode::FAILURE;
+                }
+            }
+        }
+        if !config.roles.broker {
+            return run_controller(config, stage).await;
+        }
         let node = match Node::start(config).await {
             Ok(n) => n,
             Err(e) => {
@@ -92,9 +122,11 @@ fn run_broker(path: PathBuf) -> ExitCode {
         tokio::spawn(maintenance::run_flusher(node.clone()));
         tokio::spawn(maintenance::run_isr_checks(node.clone()));
         tokio::spawn(node.groups.clone().run_session_sweeper());
+        stage.send_replace(Stage::Broker(node.clone()));
         let stopping = node.clone();
         server::serve(node.clone(), bound, async move {
             shutdown_signal().await;
+            stage.send_replace(Stage::Stopping);
             tracing::info!("shutting down: moving leadership away");
             stopping.shutdown().await;
         })
@@ -109,7 +141,7 @@ fn run_broker(path: PathBuf) -> ExitCode {
 
 /// A dedicated controller (`process.roles=controller`): a voter of the
 /// metadata quorum and nothing else.
-async fn run_controller(config: BrokerConfig) -> ExitCode {
+async fn run_controller(config: BrokerConfig, stage: watch::Sender<Stage>) -> ExitCode {
     let quorum = match node::start_quorum(&config).await {
         Ok(q) => q,
         Err(e) => {
@@ -118,7 +150,9 @@ async fn run_controller(config: BrokerConfig) -> ExitCode {
         }
     };
     tracing::info!(node_id = config.node_id, "controller started");
+    stage.send_replace(Stage::Controller(quorum.clone()));
     shutdown_signal().await;
+    stage.send_replace(Stage::Stopping);
     quorum.shutdown().await;
     tracing::info!("stopped");
     ExitCode::SUCCESS
@@ -177,16 +211,9 @@ fn run_dev(data: Option<PathBuf>) -> ExitCode {
         if keep { "" } else { " (removed at exit; --data DIR keeps it)" },
         bootstrap.join(",")
     );
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("gregor: cannot start the async runtime: {e}");
-            stop(&mut children);
-            return ExitCode::FAILURE;
-        }
+    let Some(runtime) = runtime(&mut tokio::runtime::Builder::new_current_thread()) else {
+        stop(&mut children);
+        return ExitCode::FAILURE;
     };
     runtime.block_on(shutdown_signal());
     stop(&mut children);
@@ -220,6 +247,18 @@ fn prefix_lines(prefix: String, from: impl std::io::Read + Send + 'static) {
     });
 }
 
+/// Builds a runtime, saying why when that fails.
+fn runtime(builder: &mut tokio::runtime::Builder) -> Option<tokio::runtime::Runtime> {
+    match builder.enable_all().build() {
+        Ok(r) => Some(r),
+        Err(e) => {
+            eprintln!("gregor: cannot start the async runtime: {e}");
+            None
+        }
+    }
+}
+
+/// SIGTERM or Ctrl-C.
 async fn shutdown_signal() {
     use tokio::signal::unix::{signal, SignalKind};
     let Ok(mut term) = signal(SignalKind::terminate()) else {

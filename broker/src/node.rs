@@ -82,6 +82,8 @@ pub struct Node {
     pub isr: IsrProposer,
     /// Bumped after every append; long-polling fetches wait on it.
     pub appended: Arc<tokio::sync::watch::Sender<u64>>,
+    /// Request-path counters for `/metrics`.
+    pub metrics: crate::metrics::Counters,
     /// This broker's registration epoch.
     epoch: Arc<watch::Sender<i64>>,
     /// Set to stop heartbeating at shutdown.
@@ -182,6 +184,7 @@ impl Node {
             producer_ids: ProducerIdAllocator::default(),
             isr: IsrProposer::default(),
             appended,
+            metrics: crate::metrics::Counters::default(),
             epoch,
             stop_heartbeats,
         }))

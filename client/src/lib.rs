@@ -2,6 +2,9 @@
 //! from leaders) and the operator (admin requests): one TCP connection that
 //! sends typed `kafka-protocol` requests and reads their responses in order.
 //! Choosing versions, brokers and retries is the caller's business.
+//! [`batch`] builds the record batches a plain producer sends.
+
+pub mod batch;
 
 use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::{RequestHeader, ResponseHeader};

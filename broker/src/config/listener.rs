@@ -63,6 +63,22 @@ fn parse_one(p: &Property, entry: &str) -> Result<(String, String, u16), ConfigE
     Ok((name.to_string(), host.to_string(), port))
 }
 
+/// Parses `http.listener`: `[host]:port`, an empty host meaning every
+/// interface.
+pub fn parse_http(p: &Property) -> Result<Listener, ConfigError> {
+    let bad = || invalid(p, "expected [host]:port, e.g. :9644".into());
+    let (host, port) = p.value.rsplit_once(':').ok_or_else(bad)?;
+    let port: u16 = port.parse().map_err(|_| bad())?;
+    Ok(Listener {
+        name: "HTTP".into(),
+        host: host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_string(),
+        port,
+    })
+}
+
 /// Parses `listeners`; every name must be in the protocol map and PLAINTEXT.
 pub fn parse_listeners(
     p: &Property,
@@ -193,5 +209,22 @@ mod tests {
         let ls =
             parse_listeners(&prop("PLAINTEXT://[::1]:9092"), &default_protocol_map()).expect("ok");
         assert_eq!(ls[0].host, "::1");
+    }
+
+    #[test]
+    fn http_listener_is_host_and_port() {
+        let cases = [
+            (":9644", Some(("", 9644))),
+            ("127.0.0.1:8080", Some(("127.0.0.1", 8080))),
+            ("[::]:9644", Some(("::", 9644))),
+            ("9644", None),
+            (":http", None),
+            (":70000", None),
+        ];
+        for (value, want) in cases {
+            let got = parse_http(&prop(value)).ok();
+            let got = got.as_ref().map(|l| (l.host.as_str(), l.port));
+            assert_eq!(got, want, "{value}");
+        }
     }
 }

@@ -138,6 +138,9 @@ pub struct BrokerConfig {
     pub delete_topic_enable: bool,
     /// `socket.request.max.bytes`: the largest request frame accepted.
     pub socket_request_max_bytes: usize,
+    /// `http.listener` (`[host]:port`, Gregor's own): where `/livez`,
+    /// `/readyz` and `/metrics` are served. Off when unset.
+    pub http_listener: Option<Listener>,
     /// `log.retention.check.interval.ms`
     pub retention_check_interval_ms: u64,
     /// `group.initial.rebalance.delay.ms`
@@ -441,6 +444,10 @@ impl BrokerConfig {
             auto_create_topics: s.bool("auto.create.topics.enable", true)?,
             delete_topic_enable: s.bool("delete.topic.enable", true)?,
             socket_request_max_bytes: s.int("socket.request.max.bytes", 104_857_600usize, 64)?,
+            http_listener: s
+                .string("http.listener")
+                .map(|p| listener::parse_http(&p))
+                .transpose()?,
             retention_check_interval_ms: s.int("log.retention.check.interval.ms", 300_000u64, 1)?,
             group_initial_rebalance_delay_ms: s.int(
                 "group.initial.rebalance.delay.ms",

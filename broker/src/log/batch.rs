@@ -8,9 +8,7 @@
 //! offset and leader epoch without touching the client's checksum.
 
 use bytes::{Bytes, BytesMut};
-use kafka_protocol::records::{
-    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-};
+use kafka_protocol::records::Compression;
 
 /// Size of the fixed batch header.
 pub const HEADER_LEN: usize = 61;
@@ -275,37 +273,10 @@ pub fn encode(
     records: impl IntoIterator<Item = (Option<Bytes>, Option<Bytes>, i64)>,
     compression: Compression,
 ) -> Result<BytesMut, BatchError> {
-    let records: Vec<Record> = records
-        .into_iter()
-        .enumerate()
-        .map(|(i, (key, value, timestamp))| Record {
-            transactional: false,
-            control: false,
-            delete_horizon: false,
-            partition_leader_epoch: 0,
-            producer_id: -1,
-            producer_epoch: -1,
-            timestamp_type: TimestampType::Creation,
-            offset: i as i64,
-            // The encoder groups records whose offset - sequence agree;
-            // a base sequence of -1 marks a non-idempotent batch.
-            sequence: i as i32 - 1,
-            timestamp,
-            key,
-            value,
-            headers: Default::default(),
-        })
-        .collect();
-    let mut buf = BytesMut::new();
-    let options = RecordEncodeOptions {
-        version: 2,
-        compression,
-    };
-    RecordBatchEncoder::encode(&mut buf, &records, &options).map_err(|e| BatchError::Records {
+    gregor_client::batch::encode(records, compression).map_err(|e| BatchError::Records {
         position: 0,
-        reason: format!("cannot encode: {e:#}"),
-    })?;
-    Ok(buf)
+        reason: e.to_string(),
+    })
 }
 
 #[cfg(test)]

@@ -145,6 +145,11 @@ impl Quorum {
         }))
     }
 
+    /// This node's id.
+    pub fn node_id(&self) -> i32 {
+        self.node_id
+    }
+
     /// The metadata applied on this node.
     pub fn view(&self) -> MetadataView {
         self.view.borrow().clone()

@@ -160,6 +160,7 @@ pub async fn handle_frame(
             request,
         } => (api, version, header, *request),
     };
+    node.metrics.request(api);
     let correlation_id = header.correlation_id;
     let ctx = RequestContext {
         api_version: version,

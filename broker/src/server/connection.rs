@@ -38,8 +38,10 @@ pub async fn serve(node: Arc<Node>, stream: TcpStream, info: ConnectionInfo) {
     let (read, write) = stream.into_split();
     let (tx, rx) = mpsc::channel::<Bytes>(READ_AHEAD);
     let max = node.config.socket_request_max_bytes;
-    let reader = read_frames(read, tx, max);
-    let writer = handle_in_order(node, write, rx, info.clone());
+    node.metrics.connections_accepted.inc();
+    node.metrics.connections_open.inc();
+    let reader = read_frames(&node, read, tx, max);
+    let writer = handle_in_order(node.clone(), write, rx, info.clone());
     match tokio::try_join!(reader, writer) {
         Ok(_) => tracing::debug!(peer = %info.peer, "connection closed by client"),
         Err(CloseReason::Io(e)) => {
@@ -49,9 +51,11 @@ pub async fn serve(node: Arc<Node>, stream: TcpStream, info: ConnectionInfo) {
             tracing::warn!(peer = %info.peer, listener = %info.listener, %reason, "closing connection")
         }
     }
+    node.metrics.connections_open.dec();
 }
 
 async fn read_frames(
+    node: &Node,
     mut read: tokio::net::tcp::OwnedReadHalf,
     tx: mpsc::Sender<Bytes>,
     max: usize,
@@ -67,6 +71,7 @@ async fn read_frames(
         }
         let mut frame = BytesMut::zeroed(size as usize);
         read.read_exact(&mut frame).await?;
+        node.metrics.received_bytes.inc_by(4 + size as u64);
         if tx.send(frame.freeze()).await.is_err() {
             // The handler stopped: the connection is going away.
             return Ok(());
@@ -85,6 +90,7 @@ async fn handle_in_order(
         // A task of its own, so a panicking handler ends only this connection.
         let handled = tokio::spawn(protocol::handle_frame(node.clone(), frame, info.clone()));
         if let Some(response) = handled.await?? {
+            node.metrics.sent_bytes.inc_by(response.len() as u64);
             out.write_all(&response).await?;
         }
         if rx.is_empty() {

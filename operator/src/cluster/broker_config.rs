@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write;
 
 use crate::crd::cluster::{KafkaClusterSpec, ListenerType};
-use crate::crd::validate::{config_value, CONTROLLER_PORT, REPLICATION_PORT};
+use crate::crd::validate::{config_value, CONTROLLER_PORT, HTTP_PORT, REPLICATION_PORT};
 
 use super::names::Names;
 
@@ -100,6 +100,7 @@ pub fn broker_properties(
     line("advertised.listeners", &advertised.join(","));
     line("listener.security.protocol.map", &protocols.join(","));
     line("inter.broker.listener.name", "REPLICATION");
+    line("http.listener", &format!(":{HTTP_PORT}"));
     line("log.dirs", LOG_DIR);
     line("min.insync.replicas", &min_insync(spec).to_string());
     if spec.rack.is_some() {
@@ -168,6 +169,7 @@ listeners=CONTROLLER://:9090,REPLICATION://:9091,PLAIN://:9092,EXTERNAL://:9094
 advertised.listeners=REPLICATION://demo-broker-0.demo-brokers.kafka.svc:9091,PLAIN://demo-broker-0.demo-brokers.kafka.svc:9092,EXTERNAL://${env:HOST_IP}:31000
 listener.security.protocol.map=CONTROLLER:PLAINTEXT,REPLICATION:PLAINTEXT,PLAIN:PLAINTEXT,EXTERNAL:PLAINTEXT
 inter.broker.listener.name=REPLICATION
+http.listener=:9644
 log.dirs=/var/lib/gregor/data
 min.insync.replicas=2
 auto.create.topics.enable=false

@@ -10,8 +10,8 @@ use k8s_openapi::api::apps::v1::{
 };
 use k8s_openapi::api::core::v1::{
     ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource, EnvVar, EnvVarSource,
-    ObjectFieldSelector, PersistentVolumeClaim, PersistentVolumeClaimSpec, PodSecurityContext,
-    PodSpec, PodTemplateSpec, Probe, SecurityContext, TCPSocketAction, Volume, VolumeMount,
+    HTTPGetAction, ObjectFieldSelector, PersistentVolumeClaim, PersistentVolumeClaimSpec,
+    PodSecurityContext, PodSpec, PodTemplateSpec, Probe, SecurityContext, Volume, VolumeMount,
     VolumeResourceRequirements,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
@@ -19,7 +19,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, 
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use crate::crd::cluster::{KafkaClusterSpec, StorageType};
-use crate::crd::validate::{CONTROLLER_PORT, REPLICATION_PORT};
+use crate::crd::validate::{CONTROLLER_PORT, HTTP_PORT, REPLICATION_PORT};
 
 use super::broker_config::{CONFIG_DIR, HOST_IP_ENV, RACK_ENV};
 use super::names::Names;
@@ -52,6 +52,7 @@ pub fn statefulset(
     let mut ports = vec![
         container_port("controller", CONTROLLER_PORT),
         container_port("replication", REPLICATION_PORT),
+        container_port("http", HTTP_PORT),
     ];
     ports.extend(
         spec.listeners
@@ -91,17 +92,12 @@ pub fn statefulset(
                 ..Default::default()
             },
         ]),
-        // The broker opens its listeners once it has registered with the
-        // quorum: an open replication port means it serves.
-        readiness_probe: Some(Probe {
-            tcp_socket: Some(TCPSocketAction {
-                port: IntOrString::Int(REPLICATION_PORT),
-                ..Default::default()
-            }),
-            period_seconds: Some(5),
-            failure_threshold: Some(3),
-            ..Default::default()
-        }),
+        // Ready once registered and serving; a fenced broker stays ready
+        // and is the operator's to heal. Liveness is answered from the
+        // first moment of the process, so log recovery never trips it; a
+        // frozen or wedged process stops answering and is restarted.
+        readiness_probe: Some(http_probe("/readyz", 5)),
+        liveness_probe: Some(http_probe("/livez", 10)),
         security_context: Some(SecurityContext {
             allow_privilege_escalation: Some(false),
             read_only_root_filesystem: Some(true),
@@ -208,6 +204,21 @@ pub fn statefulset(
             volume_claim_templates: claims,
             ..Default::default()
         }),
+        ..Default::default()
+    }
+}
+
+/// A probe of the broker's HTTP port: three failures in a row count.
+fn http_probe(path: &str, period_seconds: i32) -> Probe {
+    Probe {
+        http_get: Some(HTTPGetAction {
+            path: Some(path.into()),
+            port: IntOrString::Int(HTTP_PORT),
+            ..Default::default()
+        }),
+        period_seconds: Some(period_seconds),
+        timeout_seconds: Some(5),
+        failure_threshold: Some(3),
         ..Default::default()
     }
 }

@@ -11,6 +11,8 @@ use super::topic::KafkaTopicSpec;
 pub const CONTROLLER_PORT: i32 = 9090;
 /// See [`CONTROLLER_PORT`].
 pub const REPLICATION_PORT: i32 = 9091;
+/// The broker's HTTP port: probes and metrics.
+pub const HTTP_PORT: i32 = 9644;
 
 /// Broker settings the operator writes itself; a user setting them would
 /// break the cluster's wiring.
@@ -30,6 +32,7 @@ const OWNED_BROKER_KEYS: &[&str] = &[
     "metadata.log.dir",
     "broker.rack",
     "min.insync.replicas",
+    "http.listener",
 ];
 
 /// Why a spec cannot be applied: every problem found, each naming its field.
@@ -59,9 +62,9 @@ pub fn validate_cluster(
         if !names.insert(l.name.as_str()) {
             problems.push(format!("listeners: the name {:?} is used twice", l.name));
         }
-        if l.port == CONTROLLER_PORT || l.port == REPLICATION_PORT {
+        if [CONTROLLER_PORT, REPLICATION_PORT, HTTP_PORT].contains(&l.port) {
             problems.push(format!(
-                "listeners.{}: port {} is taken by the operator's controller and replication listeners ({CONTROLLER_PORT}, {REPLICATION_PORT})",
+                "listeners.{}: port {} is taken by the operator's controller, replication and HTTP listeners ({CONTROLLER_PORT}, {REPLICATION_PORT}, {HTTP_PORT})",
                 l.name, l.port
             ));
         } else if !ports.insert(l.port) {

@@ -1,0 +1,380 @@
+//! Prometheus metrics. Counters are bumped on the request path; everything
+//! else is read from the broker's state when `/metrics` is scraped, so a
+//! gauge can never go stale.
+
+use kafka_protocol::messages::ApiKey;
+use prometheus_client::encoding::text::encode;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+use crate::metadata::image::ClusterImage;
+use crate::metadata::store::MetadataView;
+use crate::protocol::versions::SUPPORTED;
+
+/// The `api` label of request counters.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ApiLabel {
+    api: String,
+}
+
+/// What the network side counts.
+pub struct Counters {
+    requests: Family<ApiLabel, Counter>,
+    /// One counter per API key, shared with `requests`, so counting a
+    /// request is one atomic add without a lookup.
+    by_key: Vec<Option<Counter>>,
+    /// Bytes of request frames read.
+    pub received_bytes: Counter,
+    /// Bytes of response frames written.
+    pub sent_bytes: Counter,
+    /// Connections accepted since start.
+    pub connections_accepted: Counter,
+    /// Connections open now.
+    pub connections_open: Gauge,
+}
+
+impl Default for Counters {
+    fn default() -> Self {
+        let requests = Family::<ApiLabel, Counter>::default();
+        let mut by_key = Vec::new();
+        for (api, _, _) in SUPPORTED {
+            let key = *api as i16 as usize;
+            if by_key.len() <= key {
+                by_key.resize(key + 1, None);
+            }
+            by_key[key] = Some(
+                requests
+                    .get_or_create(&ApiLabel {
+                        api: format!("{api:?}"),
+                    })
+                    .clone(),
+            );
+        }
+        Counters {
+            requests,
+            by_key,
+            received_bytes: Counter::default(),
+            sent_bytes: Counter::default(),
+            connections_accepted: Counter::default(),
+            connections_open: Gauge::default(),
+        }
+    }
+}
+
+impl Counters {
+    /// Counts one request of `api`.
+    pub fn request(&self, api: ApiKey) {
+        if let Some(Some(c)) = self.by_key.get(api as i16 as usize) {
+            c.inc();
+        }
+    }
+}
+
+/// This broker's share of the cluster's partitions, as the metadata says.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct PartitionCounts {
+    /// Partitions with a replica here.
+    pub replicas: i64,
+    /// Partitions this broker leads.
+    pub leaders: i64,
+    /// Partitions led here whose ISR is smaller than their replica set.
+    pub under_replicated: i64,
+    /// Partitions led here whose ISR is below their `min.insync.replicas`:
+    /// acks=all producers are refused.
+    pub under_min_isr: i64,
+    /// Partitions of the whole cluster without a leader.
+    pub offline: i64,
+}
+
+/// Counts partitions for broker `me`. `default_min_isr` applies to topics
+/// without their own `min.insync.replicas`.
+pub fn partition_counts(image: &ClusterImage, me: i32, default_min_isr: i32) -> PartitionCounts {
+    let mut c = PartitionCounts::default();
+    for topic in image.topics.values() {
+        let min_isr = topic
+            .configs
+            .get("min.insync.replicas")
+            .and_then(|v| v.parse::<i32>().ok())
+            .unwrap_or(default_min_isr);
+        for p in &topic.partitions {
+            if p.leader < 0 {
+                c.offline += 1;
+            }
+            if p.replicas.contains(&me) {
+                c.replicas += 1;
+            }
+            if p.leader == me {
+                c.leaders += 1;
+                if p.isr.len() < p.replicas.len() {
+                    c.under_replicated += 1;
+                }
+                if (p.isr.len() as i64) < i64::from(min_isr) {
+                    c.under_min_isr += 1;
+                }
+            }
+        }
+    }
+    c
+}
+
+/// Everything a broker reports at one scrape.
+pub struct BrokerSnapshot<'a> {
+    /// This node.
+    pub node_id: i32,
+    /// The metadata this node has applied.
+    pub metadata: &'a MetadataView,
+    /// The active controller, if known.
+    pub active_controller: Option<i32>,
+    /// Request-path counters; `None` on a dedicated controller.
+    pub counters: Option<&'a Counters>,
+    /// Partition counts; `None` on a dedicated controller.
+    pub partitions: Option<PartitionCounts>,
+    /// Bytes of this broker's partition logs on disk.
+    pub log_bytes: Option<u64>,
+}
+
+fn gauge(registry: &mut Registry, name: &str, help: &str, value: i64) {
+    let g = Gauge::<i64>::default();
+    g.set(value);
+    registry.register(name, help, g);
+}
+
+/// Renders a scrape in the Prometheus text format.
+pub fn render(s: &BrokerSnapshot<'_>) -> String {
+    let mut r = Registry::with_prefix("gregor");
+    let image = &s.metadata.image;
+    let me = image.brokers.get(&s.node_id);
+    gauge(
+        &mut r,
+        "node_id",
+        "This node's node.id",
+        i64::from(s.node_id),
+    );
+    gauge(
+        &mut r,
+        "active_controller",
+        "Node id of the metadata quorum's active controller (-1: none known)",
+        s.active_controller.map_or(-1, i64::from),
+    );
+    gauge(
+        &mut r,
+        "metadata_applied_index",
+        "Index of the last metadata log entry this node applied",
+        i64::try_from(s.metadata.applied_index).unwrap_or(i64::MAX),
+    );
+    let fenced = image.brokers.values().filter(|b| b.fenced).count();
+    gauge(
+        &mut r,
+        "cluster_brokers_unfenced",
+        "Registered brokers the controller considers alive",
+        (image.brokers.len() - fenced) as i64,
+    );
+    gauge(
+        &mut r,
+        "cluster_brokers_fenced",
+        "Registered brokers the controller has fenced",
+        fenced as i64,
+    );
+    if let Some(c) = s.counters {
+        gauge(
+            &mut r,
+            "broker_fenced",
+            "1 while this broker is unregistered or fenced",
+            i64::from(me.is_none_or(|b| b.fenced)),
+        );
+        r.register(
+            "requests",
+            "Kafka requests received, by API",
+            c.requests.clone(),
+        );
+        r.register(
+            "network_received_bytes",
+            "Bytes of Kafka request frames read",
+            c.received_bytes.clone(),
+        );
+        r.register(
+            "network_sent_bytes",
+            "Bytes of Kafka response frames written",
+            c.sent_bytes.clone(),
+        );
+        r.register(
+            "connections_accepted",
+            "Kafka connections accepted",
+            c.connections_accepted.clone(),
+        );
+        r.register(
+            "connections_open",
+            "Kafka connections open now",
+            c.connections_open.clone(),
+        );
+    }
+    if let Some(p) = s.partitions {
+        gauge(
+            &mut r,
+            "partition_replicas",
+            "Partitions with a replica on this broker",
+            p.replicas,
+        );
+        gauge(
+            &mut r,
+            "partition_leaders",
+            "Partitions this broker leads",
+            p.leaders,
+        );
+        gauge(
+            &mut r,
+            "under_replicated_partitions",
+            "Partitions led here with fewer in-sync replicas than replicas",
+            p.under_replicated,
+        );
+        gauge(
+            &mut r,
+            "under_min_isr_partitions",
+            "Partitions led here with fewer in-sync replicas than min.insync.replicas",
+            p.under_min_isr,
+        );
+        gauge(
+            &mut r,
+            "cluster_offline_partitions",
+            "Partitions of the cluster without a leader",
+            p.offline,
+        );
+    }
+    if let Some(bytes) = s.log_bytes {
+        gauge(
+            &mut r,
+            "log_size_bytes",
+            "Bytes of this broker's partition logs on disk",
+            i64::try_from(bytes).unwrap_or(i64::MAX),
+        );
+    }
+    let mut out = String::new();
+    // Writing into a String cannot fail.
+    let _ = encode(&mut out, &r);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metadata::image::{PartitionImage, TopicImage};
+
+    fn partition(replicas: &[i32], isr: &[i32], leader: i32) -> PartitionImage {
+        PartitionImage {
+            replicas: replicas.to_vec(),
+            isr: isr.to_vec(),
+            leader,
+            leader_epoch: 0,
+            partition_epoch: 0,
+            adding: vec![],
+            removing: vec![],
+        }
+    }
+
+    fn topic(configs: &[(&str, &str)], partitions: Vec<PartitionImage>) -> TopicImage {
+        TopicImage {
+            id: uuid::Uuid::new_v4(),
+            configs: configs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            partitions,
+        }
+    }
+
+    #[test]
+    fn counts_partitions_from_one_brokers_point_of_view() {
+        let mut image = ClusterImage::default();
+        image.topics.insert(
+            "a".into(),
+            topic(
+                &[],
+                vec![
+                    partition(&[1, 2, 3], &[1, 2, 3], 1), // healthy, led here
+                    partition(&[1, 2, 3], &[1], 1),       // under min ISR 2
+                    partition(&[2, 3, 1], &[2, 3], 2),    // follower out of ISR
+                    partition(&[2, 3], &[], -1),          // offline, not here
+                ],
+            ),
+        );
+        image.topics.insert(
+            "b".into(),
+            topic(
+                &[("min.insync.replicas", "3")],
+                vec![partition(&[1, 2, 3], &[1, 2], 1)],
+            ),
+        );
+        let cases = [
+            (
+                1,
+                PartitionCounts {
+                    replicas: 4,
+                    leaders: 3,
+                    under_replicated: 2,
+                    under_min_isr: 2,
+                    offline: 1,
+                },
+            ),
+            (
+                2,
+                PartitionCounts {
+                    replicas: 5,
+                    leaders: 1,
+                    under_replicated: 1,
+                    under_min_isr: 0,
+                    offline: 1,
+                },
+            ),
+            (
+                4,
+                PartitionCounts {
+                    offline: 1,
+                    ..Default::default()
+                },
+            ),
+        ];
+        for (me, want) in cases {
+            assert_eq!(partition_counts(&image, me, 2), want, "broker {me}");
+        }
+    }
+
+    #[test]
+    fn renders_counters_and_gauges_in_the_text_format() {
+        let counters = Counters::default();
+        counters.request(ApiKey::Produce);
+        counters.request(ApiKey::Produce);
+        counters.request(ApiKey::Fetch);
+        counters.received_bytes.inc_by(100);
+        let view = MetadataView {
+            image: std::sync::Arc::new(ClusterImage::default()),
+            applied_index: 7,
+        };
+        let text = render(&BrokerSnapshot {
+            node_id: 3,
+            metadata: &view,
+            active_controller: Some(1),
+            counters: Some(&counters),
+            partitions: Some(PartitionCounts::default()),
+            log_bytes: Some(42),
+        });
+        for line in [
+            "gregor_requests_total{api=\"Produce\"} 2",
+            "gregor_requests_total{api=\"Fetch\"} 1",
+            "gregor_requests_total{api=\"Metadata\"} 0",
+            "gregor_network_received_bytes_total 100",
+            "gregor_broker_fenced 1",
+            "gregor_active_controller 1",
+            "gregor_metadata_applied_index 7",
+            "gregor_log_size_bytes 42",
+            "# EOF",
+        ] {
+            assert!(
+                text.lines().any(|l| l == line),
+                "{line} missing from\n{text}"
+            );
+        }
+    }
+}
