@@ -302,7 +302,9 @@ async fn fetch_round(
                 let Some(data) = p.records.clone() else {
                     continue;
                 };
-                let limit = opts.max_messages.map(|m| m - already - round.records);
+                let limit = opts
+                    .max_messages
+                    .map(|m| m.saturating_sub(already + round.records));
                 round.records += write_records(data, position, opts, out, limit).await?;
             }
         }
