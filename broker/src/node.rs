@@ -382,6 +382,7 @@ async fn offsets_topic(
     } else {
         config.offsets_topic_replication_factor
     };
+    let mut told = false;
     loop {
         if let Some(t) = topics.get(OFFSETS_TOPIC) {
             return Ok(t);
@@ -412,8 +413,11 @@ async fn offsets_topic(
                 applied: Applied::Refused(Refusal::InvalidReplicationFactor(why)),
                 ..
             }) => {
-                tracing::info!(%why, "waiting for brokers to create {OFFSETS_TOPIC}");
-                tokio::time::sleep(Duration::from_millis(500)).await;
+                if !std::mem::replace(&mut told, true) {
+                    tracing::info!(%why, "waiting for brokers to create {OFFSETS_TOPIC}");
+                }
+                // Brokers become available within a heartbeat or two.
+                tokio::time::sleep(Duration::from_millis(100)).await;
             }
             Ok(other) => return Err(StartError::OffsetsTopic(format!("{other:?}"))),
             Err(e) => return Err(StartError::OffsetsTopic(e.to_string())),

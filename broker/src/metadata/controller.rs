@@ -392,13 +392,17 @@ impl Controller {
         let mut last_rebalance = Instant::now();
         let tick = (self.session_timeout / 4).max(Duration::from_millis(50));
         loop {
-            tokio::time::sleep(tick).await;
             let leader = {
                 let m = metrics.borrow_and_update();
                 m.current_leader == Some(m.id)
             };
             if !leader {
                 active_since = None;
+                // Act as soon as elected: a new cluster's brokers wait for
+                // the cluster id before they serve.
+                if let Ok(Err(_)) = tokio::time::timeout(tick, metrics.changed()).await {
+                    return; // Raft has stopped.
+                }
                 continue;
             }
             // A new active controller gives every broker a full session
@@ -441,6 +445,7 @@ impl Controller {
                     }
                 }
             }
+            tokio::time::sleep(tick).await;
         }
     }
 }
