@@ -1,0 +1,383 @@
+"""Gregor and Apache Kafka 4.3.1 side by side: the same workloads, the same
+clients, on the same machine, one broker after the other. Writes a table of
+results and Gregor/Kafka ratios to bench/results/.
+
+Workloads (each on a fresh topic):
+- produce, 1 broker: 1 KiB records, acks=1, 6 partitions
+  (kafka-producer-perf-test, and kcat for librdkafka)
+- consume, 1 broker: those records read back from the beginning
+  (kafka-consumer-perf-test, and kcat)
+- produce small, 1 broker: 100-byte records, acks=1, 6 partitions
+- produce replicated, 3 brokers: 1 KiB, replication factor 3, acks=all,
+  min.insync.replicas=2
+- latency, 3 brokers: 1 KiB at a fixed moderate rate, acks=all (produce
+  latency from kafka-producer-perf-test and from librdkafka through
+  confluent-kafka; end-to-end latency from kafka-e2e-latency, one record
+  at a time)
+Broker CPU seconds come from /proc (user + system of every broker
+process, all replicas included) per GB of records the clients wrote or
+read; peak RSS from VmHWM (the largest broker); start-up from process start
+to the first Metadata answer that lists every broker.
+"""
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))
+
+from confluent_kafka import Producer  # noqa: E402
+from confluent_kafka.admin import AdminClient  # noqa: E402
+
+from conftest import GREGOR_BIN, KAFKA_LIBS, LOG4J, KAFKA_VERSION, free_port  # noqa: E402
+
+RESULTS = ROOT / "bench" / "results"
+TICK = os.sysconf("SC_CLK_TCK")
+# kafka-server-start.sh's defaults (KAFKA_HEAP_OPTS, KAFKA_JVM_PERFORMANCE_OPTS).
+KAFKA_JVM = ["-Xmx1G", "-Xms1G", "-server", "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20",
+             "-XX:InitiatingHeapOccupancyPercent=35", "-XX:+ExplicitGCInvokesConcurrent",
+             "-XX:MaxInlineLevel=15", "-Djava.awt.headless=true"]
+
+# Records per workload: full run and --quick (the CI smoke test).
+SIZES = {
+    "full": {"produce": 1_000_000, "small": 3_000_000, "kcat": 300_000, "replicated": 300_000,
+             "rate": 5_000, "latency_seconds": 30, "e2e": 5_000},
+    "quick": {"produce": 20_000, "small": 50_000, "kcat": 10_000, "replicated": 10_000,
+              "rate": 1_000, "latency_seconds": 3, "e2e": 200},
+}
+
+
+def java(main_class, *args):
+    """A Kafka tool at full speed (unlike the tests' quick-start JVMs)."""
+    return ["java", "-Xmx1G", f"-Dlog4j.configuration=file:{LOG4J}", "-cp", f"{KAFKA_LIBS}/*",
+            main_class, *map(str, args)]
+
+
+def run(cmd, timeout=1800, input=None):
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, input=input)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{cmd[0]} {' '.join(cmd[-6:])} exited {proc.returncode}:\n"
+                           f"{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}")
+    return proc.stdout
+
+
+def cpu_seconds(pid):
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICK
+
+
+def peak_rss_mib(pid):
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+class Cluster:
+    """`size` brokers of one kind, each also a voter of the metadata quorum."""
+
+    def __init__(self, kind, size, workdir):
+        self.kind = kind
+        self.size = size
+        self.dir = Path(workdir)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.ports = [free_port() for _ in range(size)]
+        self.controller_ports = [free_port() for _ in range(size)]
+        self.procs = []
+        self.bootstrap = ",".join(f"127.0.0.1:{p}" for p in self.ports)
+
+    def properties(self, n):
+        voters = ",".join(f"{i + 1}@127.0.0.1:{p}" for i, p in enumerate(self.controller_ports))
+        return {
+            "node.id": n + 1,
+            "process.roles": "broker,controller",
+            "controller.quorum.voters": voters,
+            "listeners": f"PLAINTEXT://127.0.0.1:{self.ports[n]},CONTROLLER://127.0.0.1:{self.controller_ports[n]}",
+            "advertised.listeners": f"PLAINTEXT://127.0.0.1:{self.ports[n]}",
+            "controller.listener.names": "CONTROLLER",
+            "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+            "log.dirs": self.dir / f"data-{n + 1}",
+            "offsets.topic.replication.factor": min(3, self.size),
+            "transaction.state.log.replication.factor": min(3, self.size),
+            "transaction.state.log.min.isr": 1,
+            "group.initial.rebalance.delay.ms": 0,
+            "auto.create.topics.enable": "false",
+        }
+
+    def start(self):
+        """Starts every broker; returns seconds until the cluster answers
+        Metadata with all of them."""
+        commands = []
+        for n in range(self.size):
+            config = self.dir / f"server-{n + 1}.properties"
+            props = self.properties(n)
+            config.write_text("".join(f"{k}={v}\n" for k, v in props.items()))
+            if self.kind == "kafka":
+                run(java("kafka.tools.StorageTool", "format", "--config", config,
+                         "--cluster-id", "GregorBenchmarkRun001", "--ignore-formatted"))
+                commands.append(["java", *KAFKA_JVM, f"-Dlog4j.configuration=file:{LOG4J}",
+                                 "-cp", f"{KAFKA_LIBS}/*", "kafka.Kafka", str(config)])
+            else:
+                commands.append([str(GREGOR_BIN), "broker", str(config)])
+        started = time.monotonic()
+        for n, cmd in enumerate(commands):
+            log = open(self.dir / f"{self.kind}-{n + 1}.log", "w")
+            self.procs.append(subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT))
+        admin = AdminClient({"bootstrap.servers": self.bootstrap, "log_level": 0})
+        deadline = started + 180
+        while True:
+            for p in self.procs:
+                if p.poll() is not None:
+                    raise RuntimeError(f"a {self.kind} broker exited with {p.returncode}; see {self.dir}")
+            try:
+                if len(admin.list_topics(timeout=0.5).brokers) == self.size:
+                    return time.monotonic() - started
+            except Exception:  # noqa: BLE001 - not up yet, whatever the reason
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{self.kind} did not start; see {self.dir}")
+            time.sleep(0.05)
+
+    def cpu(self):
+        return sum(cpu_seconds(p.pid) for p in self.procs)
+
+    def peak_rss(self):
+        return max(peak_rss_mib(p.pid) for p in self.procs)
+
+    def create_topic(self, name, partitions, replicas, configs=()):
+        args = ["--bootstrap-server", self.bootstrap, "--create", "--topic", name,
+                "--partitions", partitions, "--replication-factor", replicas]
+        for c in configs:
+            args += ["--config", c]
+        run(java("org.apache.kafka.tools.TopicCommand", *args))
+
+    def stop(self):
+        for p in self.procs:
+            if p.poll() is None:
+                p.terminate()
+        for p in self.procs:
+            try:
+                p.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+
+
+PRODUCER_LINE = re.compile(
+    r"(\d+) records sent, ([\d.]+) records/sec \(([\d.]+) MB/sec\), ([\d.]+) ms avg latency, "
+    r"([\d.]+) ms max latency, (\d+) ms 50th, (\d+) ms 95th, (\d+) ms 99th, (\d+) ms 99.9th")
+
+
+def producer_perf(cluster, topic, records, size, acks, throughput=-1):
+    out = run(java("org.apache.kafka.tools.ProducerPerformance", "--topic", topic,
+                   "--num-records", records, "--record-size", size, "--throughput", throughput,
+                   "--producer-props", f"bootstrap.servers={cluster.bootstrap}", f"acks={acks}"))
+    m = PRODUCER_LINE.search(out.strip().splitlines()[-1])
+    if m is None:
+        raise RuntimeError(f"unexpected kafka-producer-perf-test output:\n{out[-1000:]}")
+    return {"records/s": float(m[2]), "MB/s": float(m[3]), "p50 ms": float(m[6]),
+            "p99 ms": float(m[8]), "p99.9 ms": float(m[9])}
+
+
+def consumer_perf(cluster, topic, records):
+    out = run(java("org.apache.kafka.tools.ConsumerPerformance", "--bootstrap-server", cluster.bootstrap,
+                   "--topic", topic, "--messages", records, "--timeout", 60000))
+    fields = [f.strip() for f in out.strip().splitlines()[-1].split(",")]
+    # start.time, end.time, data.consumed.in.MB, MB.sec, data.consumed.in.nMsg, nMsg.sec, ...
+    return {"records/s": float(fields[5]), "MB/s": float(fields[3])}
+
+
+def end_to_end(cluster, topic, records, size):
+    out = run(java("org.apache.kafka.tools.EndToEndLatency", "--bootstrap-server", cluster.bootstrap,
+                   "--topic", topic, "--num-records", records, "--producer-acks", "all",
+                   "--record-size", size))
+    m = re.search(r"Percentiles: 50th = ([\d.]+), 99th = ([\d.]+), 99.9th = ([\d.]+)", out)
+    if m is None:
+        raise RuntimeError(f"unexpected kafka-e2e-latency output:\n{out[-1000:]}")
+    return {"e2e p50 ms": float(m[1]), "e2e p99 ms": float(m[2]), "e2e p99.9 ms": float(m[3])}
+
+
+def kcat_produce(cluster, topic, lines_file, records):
+    started = time.monotonic()
+    run(["kcat", "-P", "-b", cluster.bootstrap, "-t", topic, "-X", "acks=1", "-l", str(lines_file)])
+    seconds = time.monotonic() - started
+    size = lines_file.stat().st_size - records  # without the newlines
+    return {"records/s": records / seconds, "MB/s": size / seconds / 1e6}
+
+
+def kcat_consume(cluster, topic, records):
+    started = time.monotonic()
+    out = subprocess.run(["kcat", "-C", "-b", cluster.bootstrap, "-t", topic, "-o", "beginning", "-e", "-q",
+                          "-f", "%S\n"], capture_output=True, text=True, timeout=1800)
+    seconds = time.monotonic() - started
+    got = len(out.stdout.splitlines())
+    if got != records:
+        raise RuntimeError(f"kcat read {got} of {records} records: {out.stderr[-1000:]}")
+    size = sum(int(n) for n in out.stdout.split())
+    return {"records/s": records / seconds, "MB/s": size / seconds / 1e6}
+
+
+def rdkafka_latency(cluster, topic, rate, seconds, size):
+    """Produce latency of librdkafka (confluent-kafka) at a fixed rate,
+    acks=all: from produce() to the delivery report, after the first
+    second."""
+    producer = Producer({"bootstrap.servers": cluster.bootstrap, "acks": "all", "linger.ms": 1})
+    value = b"x" * size
+    latencies = []
+    failures = []
+
+    started = time.perf_counter()
+
+    def delivered(sent, err, _msg):
+        if err is not None:
+            failures.append(err)
+        latencies.append((sent, time.perf_counter() - sent))
+    total = rate * seconds
+    for i in range(total):
+        # Send on schedule: record i leaves at i / rate seconds.
+        ahead = started + i / rate - time.perf_counter()
+        if ahead > 0:
+            time.sleep(ahead)
+        producer.produce(topic, value, on_delivery=lambda err, msg, t=time.perf_counter(): delivered(t, err, msg))
+        producer.poll(0)
+    producer.flush(60)
+    if failures or len(latencies) != total:
+        raise RuntimeError(f"librdkafka: {len(latencies)} of {total} delivered, failures: {failures[:3]}")
+    # The first second pays for connecting and fetching metadata.
+    latencies = sorted(lat for sent, lat in latencies if sent - started >= 1) or [0.0]
+
+    def pct(q):
+        return latencies[min(len(latencies) - 1, int(q * len(latencies)))] * 1000
+    return {"p50 ms": pct(0.5), "p99 ms": pct(0.99), "p99.9 ms": pct(0.999)}
+
+
+def measured(cluster, moved_bytes, work):
+    """Runs `work()`, adding the brokers' CPU seconds per GB moved."""
+    before = cluster.cpu()
+    result = work()
+    used = cluster.cpu() - before
+    result["broker CPU s/GB"] = used / (moved_bytes / 1e9) if moved_bytes else 0.0
+    return result
+
+
+def bench_one(kind, n, workdir, lines_file):
+    """Every workload against `kind`; {workload: {metric: value}}."""
+    out = {}
+    single = Cluster(kind, 1, workdir / f"{kind}-1")
+    try:
+        out["start-up, 1 broker"] = {"seconds": single.start()}
+        single.create_topic("produce", 6, 1)
+        out["produce 1 KiB, acks=1, 1 broker"] = measured(
+            single, n["produce"] * 1024, lambda: producer_perf(single, "produce", n["produce"], 1024, 1))
+        out["consume 1 KiB, 1 broker"] = measured(
+            single, n["produce"] * 1024, lambda: consumer_perf(single, "produce", n["produce"]))
+        single.create_topic("small", 6, 1)
+        out["produce 100 B, acks=1, 1 broker"] = measured(
+            single, n["small"] * 100, lambda: producer_perf(single, "small", n["small"], 100, 1))
+        single.create_topic("kcat", 6, 1)
+        out["librdkafka produce 1 KiB, acks=1, 1 broker"] = measured(
+            single, n["kcat"] * 1024, lambda: kcat_produce(single, "kcat", lines_file, n["kcat"]))
+        out["librdkafka consume 1 KiB, 1 broker"] = measured(
+            single, n["kcat"] * 1024, lambda: kcat_consume(single, "kcat", n["kcat"]))
+        out["peak RSS, 1 broker"] = {"MiB": single.peak_rss()}
+    finally:
+        single.stop()
+    three = Cluster(kind, 3, workdir / f"{kind}-3")
+    try:
+        out["start-up, 3 brokers"] = {"seconds": three.start()}
+        three.create_topic("replicated", 6, 3, ["min.insync.replicas=2"])
+        out["produce 1 KiB, acks=all, RF 3, 3 brokers"] = measured(
+            three, n["replicated"] * 1024,
+            lambda: producer_perf(three, "replicated", n["replicated"], 1024, "all"))
+        three.create_topic("latency", 6, 3, ["min.insync.replicas=2"])
+        records = n["rate"] * n["latency_seconds"]
+        latency = measured(
+            three, records * 1024,
+            lambda: {**producer_perf(three, "latency", records, 1024, "all", throughput=n["rate"]),
+                     **end_to_end(three, "latency", n["e2e"], 1024)})
+        # The rate is the one asked for: only latency and cost compare.
+        for fixed in ("records/s", "MB/s"):
+            latency.pop(fixed)
+        out[f"latency at {n['rate']} x 1 KiB/s, acks=all, 3 brokers"] = latency
+        three.create_topic("rdkafka-latency", 6, 3, ["min.insync.replicas=2"])
+        out[f"librdkafka latency at {n['rate']} x 1 KiB/s, acks=all, 3 brokers"] = measured(
+            three, records * 1024,
+            lambda: rdkafka_latency(three, "rdkafka-latency", n["rate"], n["latency_seconds"], 1024))
+        out["peak RSS per broker, 3 brokers"] = {"MiB": three.peak_rss()}
+    finally:
+        three.stop()
+    return out
+
+
+# Which way is better, per metric.
+HIGHER_IS_BETTER = {"records/s", "MB/s"}
+SHOWN = ["MB/s", "records/s", "p50 ms", "p99 ms", "p99.9 ms", "e2e p50 ms", "e2e p99 ms",
+         "e2e p99.9 ms", "broker CPU s/GB", "MiB", "seconds"]
+UNITS = {"MiB": "peak RSS MiB", "seconds": "seconds"}
+
+
+def table(gregor, kafka):
+    rows = ["| Workload | Metric | Gregor | Kafka | Gregor / Kafka | Better |", "|---|---|---|---|---|---|"]
+    for workload, metrics in gregor.items():
+        for metric in SHOWN:
+            if metric not in metrics or metric not in kafka.get(workload, {}):
+                continue
+            g, k = metrics[metric], kafka[workload][metric]
+            ratio = g / k if k else float("inf")
+            better = (g >= k) if metric in HIGHER_IS_BETTER else (g <= k)
+            rows.append(f"| {workload} | {UNITS.get(metric, metric)} | {g:,.2f} | {k:,.2f} | "
+                        f"{ratio:.2f} | {'Gregor' if better else 'Kafka'} |")
+    return "\n".join(rows)
+
+
+def machine():
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), platform.processor())
+    mem = int(Path("/proc/meminfo").read_text().split()[1]) / 1024 / 1024
+    return f"{cpu}, {os.cpu_count()} cores, {mem:.0f} GiB, Linux {platform.release()}"
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="tiny workloads: checks that everything runs")
+    args = parser.parse_args()
+    n = SIZES["quick" if args.quick else "full"]
+    workdir = Path(tempfile.mkdtemp(prefix="gregor-bench-"))
+    try:
+        lines_file = workdir / "records.txt"
+        with open(lines_file, "w") as f:
+            line = "x" * 1024 + "\n"
+            for _ in range(n["kcat"]):
+                f.write(line)
+        results = {}
+        for kind in ("gregor", "kafka"):
+            print(f"benchmarking {kind}...", file=sys.stderr, flush=True)
+            results[kind] = bench_one(kind, n, workdir, lines_file)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    when = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    commit = subprocess.run(["git", "-C", str(ROOT), "describe", "--always", "--dirty"],
+                            capture_output=True, text=True).stdout.strip()
+    report = (f"Gregor {commit} vs Apache Kafka {KAFKA_VERSION}, {when}"
+              f"{' (quick: sizes too small to mean anything)' if args.quick else ''}\n\n"
+              f"Machine: {machine()}\n\nCommand: `bench/run{' --quick' if args.quick else ''}`\n\n"
+              f"{table(results['gregor'], results['kafka'])}\n")
+    RESULTS.mkdir(exist_ok=True)
+    name = "quick" if args.quick else "latest"
+    (RESULTS / f"{name}.md").write_text(report)
+    (RESULTS / f"{name}.json").write_text(json.dumps(results, indent=2) + "\n")
+    print(report)
+
+
+if __name__ == "__main__":
+    main()
