@@ -79,6 +79,7 @@ def test_a_broker_container_serves_kafka_clients_and_stops_cleanly():
         # The two partitions of "boxed" and those of __consumer_offsets.
         assert int(samples["gregor_partition_leaders"]) >= 2, metrics
         assert samples["gregor_broker_fenced"] == "0", metrics
+        assert 0 < int(samples["process_resident_memory_bytes"]) < 200 << 20, metrics
 
         podman("stop", "--time", 30, name)
         state = json.loads(podman("inspect", name).stdout)[0]["State"]

@@ -150,6 +150,7 @@ fn scrape(stage: &Stage) -> String {
                     node.config.log.min_insync_replicas,
                 )),
                 log_bytes: Some(log_bytes),
+                process: metrics::ProcessStats::read(),
             })
         }
         Stage::Controller(q) => metrics::render(&BrokerSnapshot {
@@ -159,6 +160,7 @@ fn scrape(stage: &Stage) -> String {
             counters: None,
             partitions: None,
             log_bytes: None,
+            process: metrics::ProcessStats::read(),
         }),
         // Nothing to count before the node exists or after it stopped.
         Stage::Starting | Stage::Stopping => "# EOF\n".into(),

@@ -120,6 +120,43 @@ pub fn partition_counts(image: &ClusterImage, me: i32, default_min_isr: i32) -> 
     c
 }
 
+/// The process's own figures, under the names Prometheus' client
+/// libraries use (`process_*`), so the usual dashboards find them.
+#[derive(Debug, Default, Clone, Copy, PartialEq)]
+pub struct ProcessStats {
+    /// User + system CPU time.
+    pub cpu_seconds: f64,
+    /// Resident memory.
+    pub resident_bytes: u64,
+    /// Open file descriptors (sockets and segment files).
+    pub open_fds: u64,
+}
+
+impl ProcessStats {
+    /// Reads them for this process; what cannot be read stays zero.
+    pub fn read() -> Self {
+        use nix::sys::resource::{getrusage, UsageWho};
+        let seconds = |t: nix::sys::time::TimeVal| t.tv_sec() as f64 + t.tv_usec() as f64 / 1e6;
+        ProcessStats {
+            cpu_seconds: getrusage(UsageWho::RUSAGE_SELF)
+                .map(|u| seconds(u.user_time()) + seconds(u.system_time()))
+                .unwrap_or(0.0),
+            resident_bytes: std::fs::read_to_string("/proc/self/status")
+                .ok()
+                .and_then(|s| vm_rss_bytes(&s))
+                .unwrap_or(0),
+            open_fds: std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count() as u64),
+        }
+    }
+}
+
+/// `VmRSS` of a `/proc/<pid>/status` text, in bytes.
+fn vm_rss_bytes(status: &str) -> Option<u64> {
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
 /// Everything a broker reports at one scrape.
 pub struct BrokerSnapshot<'a> {
     /// This node.
@@ -134,6 +171,8 @@ pub struct BrokerSnapshot<'a> {
     pub partitions: Option<PartitionCounts>,
     /// Bytes of this broker's partition logs on disk.
     pub log_bytes: Option<u64>,
+    /// The process.
+    pub process: ProcessStats,
 }
 
 fn gauge(registry: &mut Registry, name: &str, help: &str, value: i64) {
@@ -144,43 +183,48 @@ fn gauge(registry: &mut Registry, name: &str, help: &str, value: i64) {
 
 /// Renders a scrape in the Prometheus text format.
 pub fn render(s: &BrokerSnapshot<'_>) -> String {
-    let mut r = Registry::with_prefix("gregor");
+    let mut root = Registry::default();
+    let cpu = Counter::<f64, std::sync::atomic::AtomicU64>::default();
+    cpu.inc_by(s.process.cpu_seconds);
+    root.register("process_cpu_seconds", "User and system CPU time", cpu);
+    let resident = Gauge::<i64>::default();
+    resident.set(i64::try_from(s.process.resident_bytes).unwrap_or(i64::MAX));
+    root.register("process_resident_memory_bytes", "Resident memory", resident);
+    let fds = Gauge::<i64>::default();
+    fds.set(i64::try_from(s.process.open_fds).unwrap_or(i64::MAX));
+    root.register("process_open_fds", "Open file descriptors", fds);
+    let r = root.sub_registry_with_prefix("gregor");
     let image = &s.metadata.image;
     let me = image.brokers.get(&s.node_id);
+    gauge(r, "node_id", "This node's node.id", i64::from(s.node_id));
     gauge(
-        &mut r,
-        "node_id",
-        "This node's node.id",
-        i64::from(s.node_id),
-    );
-    gauge(
-        &mut r,
+        r,
         "active_controller",
         "Node id of the metadata quorum's active controller (-1: none known)",
         s.active_controller.map_or(-1, i64::from),
     );
     gauge(
-        &mut r,
+        r,
         "metadata_applied_index",
         "Index of the last metadata log entry this node applied",
         i64::try_from(s.metadata.applied_index).unwrap_or(i64::MAX),
     );
     let fenced = image.brokers.values().filter(|b| b.fenced).count();
     gauge(
-        &mut r,
+        r,
         "cluster_brokers_unfenced",
         "Registered brokers the controller considers alive",
         (image.brokers.len() - fenced) as i64,
     );
     gauge(
-        &mut r,
+        r,
         "cluster_brokers_fenced",
         "Registered brokers the controller has fenced",
         fenced as i64,
     );
     if let Some(c) = s.counters {
         gauge(
-            &mut r,
+            r,
             "broker_fenced",
             "1 while this broker is unregistered or fenced",
             i64::from(me.is_none_or(|b| b.fenced)),
@@ -213,31 +257,31 @@ pub fn render(s: &BrokerSnapshot<'_>) -> String {
     }
     if let Some(p) = s.partitions {
         gauge(
-            &mut r,
+            r,
             "partition_replicas",
             "Partitions with a replica on this broker",
             p.replicas,
         );
         gauge(
-            &mut r,
+            r,
             "partition_leaders",
             "Partitions this broker leads",
             p.leaders,
         );
         gauge(
-            &mut r,
+            r,
             "under_replicated_partitions",
             "Partitions led here with fewer in-sync replicas than replicas",
             p.under_replicated,
         );
         gauge(
-            &mut r,
+            r,
             "under_min_isr_partitions",
             "Partitions led here with fewer in-sync replicas than min.insync.replicas",
             p.under_min_isr,
         );
         gauge(
-            &mut r,
+            r,
             "cluster_offline_partitions",
             "Partitions of the cluster without a leader",
             p.offline,
@@ -245,7 +289,7 @@ pub fn render(s: &BrokerSnapshot<'_>) -> String {
     }
     if let Some(bytes) = s.log_bytes {
         gauge(
-            &mut r,
+            r,
             "log_size_bytes",
             "Bytes of this broker's partition logs on disk",
             i64::try_from(bytes).unwrap_or(i64::MAX),
@@ -253,7 +297,7 @@ pub fn render(s: &BrokerSnapshot<'_>) -> String {
     }
     let mut out = String::new();
     // Writing into a String cannot fail.
-    let _ = encode(&mut out, &r);
+    let _ = encode(&mut out, &root);
     out
 }
 
@@ -359,6 +403,11 @@ mod tests {
             counters: Some(&counters),
             partitions: Some(PartitionCounts::default()),
             log_bytes: Some(42),
+            process: ProcessStats {
+                cpu_seconds: 1.5,
+                resident_bytes: 3 << 20,
+                open_fds: 12,
+            },
         });
         for line in [
             "gregor_requests_total{api=\"Produce\"} 2",
@@ -369,6 +418,9 @@ mod tests {
             "gregor_active_controller 1",
             "gregor_metadata_applied_index 7",
             "gregor_log_size_bytes 42",
+            "process_cpu_seconds_total 1.5",
+            "process_resident_memory_bytes 3145728",
+            "process_open_fds 12",
             "# EOF",
         ] {
             assert!(
@@ -376,5 +428,13 @@ mod tests {
                 "{line} missing from\n{text}"
             );
         }
+    }
+
+    #[test]
+    fn resident_memory_from_proc_status() {
+        let status = "Name:\tgregor\nVmPeak:\t  100 kB\nVmRSS:\t   2048 kB\nThreads:\t4\n";
+        assert_eq!(vm_rss_bytes(status), Some(2 << 20));
+        assert_eq!(vm_rss_bytes("Name:\tgregor\n"), None);
+        assert!(ProcessStats::read().resident_bytes > 0);
     }
 }
