@@ -98,6 +98,21 @@ class Network:
         subprocess.run(["ip", "link", "del", self.bridge], capture_output=True)
 
 
+def terminate(proc, grace):
+    """Stops a container's processes as the kubelet does: SIGTERM, then
+    SIGKILL after `grace` seconds."""
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+        # A frozen container is thawed to see its signal.
+        os.killpg(proc.pid, signal.SIGCONT)
+        proc.wait(timeout=max(grace, 0.1))
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    except ProcessLookupError:
+        pass
+
+
 class Pod:
     """One running pod: its namespace, process and volumes."""
 
@@ -462,16 +477,7 @@ class Kubelet:
     def stop_container(self, pod, grace):
         """Stops a container that failed its liveness probe; the sync loop
         then restarts it with the usual back-off."""
-        proc = pod.proc
-        try:
-            os.killpg(proc.pid, signal.SIGTERM)
-            os.killpg(proc.pid, signal.SIGCONT)
-            proc.wait(timeout=max(grace, 0.1))
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-        except ProcessLookupError:
-            pass
+        terminate(pod.proc, grace)
         pod.stopping = False
 
     def delete(self, pod, obj):
@@ -492,16 +498,7 @@ class Kubelet:
 
     def kill(self, pod, grace):
         if pod.proc is not None and pod.proc.poll() is None:
-            try:
-                os.killpg(pod.proc.pid, signal.SIGTERM)
-                # A frozen container is thawed to see its signal.
-                os.killpg(pod.proc.pid, signal.SIGCONT)
-                pod.proc.wait(timeout=max(grace, 0.1))
-            except subprocess.TimeoutExpired:
-                os.killpg(pod.proc.pid, signal.SIGKILL)
-                pod.proc.wait()
-            except ProcessLookupError:
-                pass
+            terminate(pod.proc, grace)
         # Deleting threads and the sync loop may both get here.
         if self.pods.pop(pod.uid, None) is not None:
             self.net.remove(pod.netns)

@@ -12,7 +12,7 @@ import uuid
 import pytest
 
 from conftest import DURABLE_PRODUCER, ROOT, free_port, java_command, kafka_tool, producer_events, read_stored
-from test_image import IMAGE, podman
+from test_image import IMAGE, PODMAN, podman
 
 FILE = ROOT / "examples" / "compose.yaml"
 PODMAN_COMPOSE = ROOT / ".cache" / "venv" / "bin" / "podman-compose"
@@ -63,8 +63,7 @@ class Compose:
 
     def gregor(self, service, *args, input=None, check=True, timeout=120):
         """The image's `gregor` tool, run inside a broker's container."""
-        proc = subprocess.run(["podman", "--runtime", "runc", "exec", "-i", self.container(service),
-                               "/gregor", *map(str, args)],
+        proc = subprocess.run([*PODMAN, "exec", "-i", self.container(service), "/gregor", *map(str, args)],
                               input=input, capture_output=True, text=True, timeout=timeout)
         if check:
             assert proc.returncode == 0, f"gregor {args}: {proc.stdout}\n{proc.stderr}"

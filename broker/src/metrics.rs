@@ -187,12 +187,18 @@ pub fn render(s: &BrokerSnapshot<'_>) -> String {
     let cpu = Counter::<f64, std::sync::atomic::AtomicU64>::default();
     cpu.inc_by(s.process.cpu_seconds);
     root.register("process_cpu_seconds", "User and system CPU time", cpu);
-    let resident = Gauge::<i64>::default();
-    resident.set(i64::try_from(s.process.resident_bytes).unwrap_or(i64::MAX));
-    root.register("process_resident_memory_bytes", "Resident memory", resident);
-    let fds = Gauge::<i64>::default();
-    fds.set(i64::try_from(s.process.open_fds).unwrap_or(i64::MAX));
-    root.register("process_open_fds", "Open file descriptors", fds);
+    gauge(
+        &mut root,
+        "process_resident_memory_bytes",
+        "Resident memory",
+        i64::try_from(s.process.resident_bytes).unwrap_or(i64::MAX),
+    );
+    gauge(
+        &mut root,
+        "process_open_fds",
+        "Open file descriptors",
+        i64::try_from(s.process.open_fds).unwrap_or(i64::MAX),
+    );
     let r = root.sub_registry_with_prefix("gregor");
     let image = &s.metadata.image;
     let me = image.brokers.get(&s.node_id);
@@ -256,36 +262,35 @@ pub fn render(s: &BrokerSnapshot<'_>) -> String {
         );
     }
     if let Some(p) = s.partitions {
-        gauge(
-            r,
-            "partition_replicas",
-            "Partitions with a replica on this broker",
-            p.replicas,
-        );
-        gauge(
-            r,
-            "partition_leaders",
-            "Partitions this broker leads",
-            p.leaders,
-        );
-        gauge(
-            r,
-            "under_replicated_partitions",
-            "Partitions led here with fewer in-sync replicas than replicas",
-            p.under_replicated,
-        );
-        gauge(
-            r,
-            "under_min_isr_partitions",
-            "Partitions led here with fewer in-sync replicas than min.insync.replicas",
-            p.under_min_isr,
-        );
-        gauge(
-            r,
-            "cluster_offline_partitions",
-            "Partitions of the cluster without a leader",
-            p.offline,
-        );
+        for (name, help, value) in [
+            (
+                "partition_replicas",
+                "Partitions with a replica on this broker",
+                p.replicas,
+            ),
+            (
+                "partition_leaders",
+                "Partitions this broker leads",
+                p.leaders,
+            ),
+            (
+                "under_replicated_partitions",
+                "Partitions led here with fewer in-sync replicas than replicas",
+                p.under_replicated,
+            ),
+            (
+                "under_min_isr_partitions",
+                "Partitions led here with fewer in-sync replicas than min.insync.replicas",
+                p.under_min_isr,
+            ),
+            (
+                "cluster_offline_partitions",
+                "Partitions of the cluster without a leader",
+                p.offline,
+            ),
+        ] {
+            gauge(r, name, help, value);
+        }
     }
     if let Some(bytes) = s.log_bytes {
         gauge(

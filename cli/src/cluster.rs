@@ -44,6 +44,21 @@ pub struct TopicInfo {
     pub partitions: Vec<PartitionInfo>,
 }
 
+impl TopicInfo {
+    /// The leader of partition `p`; LEADER_NOT_AVAILABLE about `doing`
+    /// ("writing to", "reading") while it has none.
+    pub fn leader(&self, p: i32, doing: &str) -> Result<i32, CliError> {
+        match self.partitions.iter().find(|info| info.index == p) {
+            Some(info) if info.leader >= 0 => Ok(info.leader),
+            _ => Err(CliError::Kafka {
+                what: format!("{doing} {}-{p}", self.name),
+                code: ResponseError::LeaderNotAvailable.code(),
+                message: None,
+            }),
+        }
+    }
+}
+
 /// Connections to a cluster.
 pub struct Cluster {
     bootstrap: String,

@@ -209,16 +209,9 @@ fn by_leader(
 ) -> Result<BTreeMap<i32, Vec<i32>>, CliError> {
     let mut out: BTreeMap<i32, Vec<i32>> = BTreeMap::new();
     for p in partitions {
-        match topic.partitions.iter().find(|i| i.index == *p) {
-            Some(info) if info.leader >= 0 => out.entry(info.leader).or_default().push(*p),
-            _ => {
-                return Err(CliError::Kafka {
-                    what: format!("reading {}-{p}", topic.name),
-                    code: ResponseError::LeaderNotAvailable.code(),
-                    message: None,
-                })
-            }
-        }
+        out.entry(topic.leader(*p, "reading")?)
+            .or_default()
+            .push(*p);
     }
     Ok(out)
 }

@@ -158,18 +158,12 @@ async fn send(
         let mut last: Option<CliError> = None;
         let mut by_leader: BTreeMap<i32, Vec<(i32, Bytes)>> = BTreeMap::new();
         for (p, batch) in &pending {
-            match topic.partitions.iter().find(|info| info.index == *p) {
-                Some(info) if info.leader >= 0 => by_leader
-                    .entry(info.leader)
+            match topic.leader(*p, "writing to") {
+                Ok(leader) => by_leader
+                    .entry(leader)
                     .or_default()
                     .push((*p, batch.clone())),
-                _ => {
-                    last = Some(CliError::Kafka {
-                        what: format!("writing to {}-{p}", topic.name),
-                        code: kafka_protocol::ResponseError::LeaderNotAvailable.code(),
-                        message: None,
-                    })
-                }
+                Err(e) => last = Some(e),
             }
         }
         for (leader, batches) in by_leader {
