@@ -1,9 +1,8 @@
 """A real Kubernetes control plane for the operator tests: etcd,
-kube-apiserver and kube-controller-manager built from their published Go
-modules by tests/kube/build, with their own PKI, on this machine. kubectl
-and helm talk to it through a kubeconfig with an admin client certificate.
-
-There is no scheduler and no kubelet: tests/kubelet.py plays the node."""
+kube-apiserver, kube-controller-manager and kube-scheduler built from their
+published Go modules by tests/kube/build, with their own PKI, on this
+machine. kubectl and helm (built there too) talk to it through a kubeconfig
+with an admin client certificate. The nodes are in node.py."""
 
 import json
 import os
@@ -15,38 +14,46 @@ import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-KUBE_BIN = ROOT / ".cache" / "kube" / "bin"
+KUBE_CACHE = ROOT / ".cache" / "kube"
+KUBE_BIN = KUBE_CACHE / "bin"
+KUBE_SOURCES = ROOT / "tests" / "kube"
 
 
 def openssl(*args, cwd):
     subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True)
 
 
+def issue_cert(d, name, subject, ext="extendedKeyUsage=clientAuth"):
+    """A key and a certificate for `subject` signed by the CA in `d`
+    (a client certificate unless `ext` says otherwise); their paths."""
+    openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{name}.key",
+            "-out", f"{name}.csr", "-subj", subject, cwd=d)
+    (d / f"{name}.ext").write_text(ext + "\n")
+    openssl("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
+            "-CAcreateserial", "-out", f"{name}.crt", "-days", "2",
+            "-extfile", f"{name}.ext", cwd=d)
+    return d / f"{name}.key", d / f"{name}.crt"
+
+
 def make_pki(d, server_ips):
-    """A CA, the API server's serving certificate, an admin client
-    certificate and the service-account signing key."""
+    """A CA, the API server's serving certificate, client certificates for
+    an admin and the scheduler, and the service-account signing key."""
     d.mkdir(parents=True, exist_ok=True)
     openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key",
             "-out", "ca.crt", "-days", "2", "-subj", "/CN=gregor-test-ca", cwd=d)
     sans = ",".join(
         ["DNS:localhost", "DNS:kubernetes", "DNS:kubernetes.default",
          "DNS:kubernetes.default.svc"] + [f"IP:{ip}" for ip in server_ips])
-    for name, subj, ext in [
-        ("apiserver", "/CN=kube-apiserver", f"subjectAltName={sans}"),
-        ("admin", "/O=system:masters/CN=admin", "extendedKeyUsage=clientAuth"),
-    ]:
-        openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{name}.key",
-                "-out", f"{name}.csr", "-subj", subj, cwd=d)
-        (d / f"{name}.ext").write_text(ext + "\n")
-        openssl("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
-                "-CAcreateserial", "-out", f"{name}.crt", "-days", "2",
-                "-extfile", f"{name}.ext", cwd=d)
+    issue_cert(d, "apiserver", "/CN=kube-apiserver", f"subjectAltName={sans}")
+    issue_cert(d, "admin", "/O=system:masters/CN=admin")
+    issue_cert(d, "scheduler", "/CN=system:kube-scheduler")
     openssl("genrsa", "-out", "sa.key", "2048", cwd=d)
     openssl("rsa", "-in", "sa.key", "-pubout", "-out", "sa.pub", cwd=d)
 
 
 class ControlPlane:
-    """etcd + kube-apiserver + kube-controller-manager, cleaned up on stop()."""
+    """etcd, kube-apiserver, kube-controller-manager and kube-scheduler,
+    cleaned up on stop(). Nodes reach the API server at `node_server`."""
 
     def __init__(self, workdir, advertise_ip, ports):
         self.dir = Path(workdir)
@@ -56,6 +63,7 @@ class ControlPlane:
         self.pki = self.dir / "pki"
         make_pki(self.pki, ["127.0.0.1", advertise_ip, "10.96.0.1"])
         self.server = f"https://127.0.0.1:{self.api_port}"
+        self.node_server = f"https://{advertise_ip}:{self.api_port}"
         self.kubeconfig = self.dir / "admin.kubeconfig"
         self.write_kubeconfig(self.kubeconfig, self.server, {
             "client-certificate": str(self.pki / "admin.crt"),
@@ -105,7 +113,10 @@ class ControlPlane:
             "--service-account-signing-key-file", p / "sa.key",
             "--service-cluster-ip-range", "10.96.0.0/16",
             "--service-node-port-range", "30000-32767",
-            "--authorization-mode", "RBAC",
+            "--authorization-mode", "Node,RBAC",
+            "--enable-admission-plugins", "NodeRestriction",
+            "--kubelet-client-certificate", p / "admin.crt", "--kubelet-client-key", p / "admin.key",
+            "--kubelet-preferred-address-types", "InternalIP",
             "--allow-privileged=true",
             "--cert-dir", self.dir / "apiserver-certs",
         ])
@@ -114,13 +125,20 @@ class ControlPlane:
             KUBE_BIN / "kube-controller-manager",
             "--kubeconfig", self.kubeconfig,
             "--leader-elect=false",
-            # No node heartbeats here (the test plays the kubelet), so no
-            # node lifecycle; no cloud, so no routes or load balancers.
-            "--controllers", "*,-nodelifecycle,-nodeipam,-cloud-node-lifecycle,-route,-service-lb-controller",
+            # No cloud: no routes, load balancers or cloud node lifecycle;
+            # the nodes' pod ranges are set in their network configuration.
+            "--controllers", "*,-nodeipam,-cloud-node-lifecycle,-route,-service-lb-controller",
             "--service-account-private-key-file", p / "sa.key",
             "--root-ca-file", p / "ca.crt",
             "--bind-address", "127.0.0.1", "--secure-port", "0",
             "--concurrent-statefulset-syncs", "2",
+        ])
+        scheduler = self.dir / "scheduler.kubeconfig"
+        self.write_kubeconfig(scheduler, self.server, {
+            "client-certificate": str(p / "scheduler.crt"), "client-key": str(p / "scheduler.key")})
+        self.spawn("kube-scheduler", [
+            KUBE_BIN / "kube-scheduler", "--kubeconfig", scheduler, "--leader-elect=false",
+            "--bind-address", "127.0.0.1", "--secure-port", "0",
         ])
         # The controller manager is up when it has made the default
         # namespace's service account.
@@ -168,7 +186,7 @@ class ControlPlane:
             raise
 
     def kubectl(self, *args, input=None, check=True):
-        proc = subprocess.run(["kubectl", "--kubeconfig", str(self.kubeconfig), *map(str, args)],
+        proc = subprocess.run([str(KUBE_BIN / "kubectl"), "--kubeconfig", str(self.kubeconfig), *map(str, args)],
                               input=input, capture_output=True, text=True, timeout=120)
         if check and proc.returncode != 0:
             raise AssertionError(f"kubectl {' '.join(map(str, args))} exited {proc.returncode}:\n"
