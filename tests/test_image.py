@@ -1,7 +1,8 @@
-"""The broker image (built by image/build before the tests run) under
-podman: a single-broker container serves Apache Kafka's console tools
-through a published port and probes and metrics on its HTTP port, runs as
-a non-root user without a shell, and stops cleanly on SIGTERM."""
+"""The images (built by image/build before the tests run) under podman: a
+single-broker container serves Apache Kafka's console tools through a
+published port and probes and metrics on its HTTP port, and stops cleanly
+on SIGTERM; the operator's container says why it stops when there is no
+Kubernetes to talk to; both run as a non-root user without a shell."""
 
 import json
 import subprocess
@@ -11,8 +12,9 @@ import urllib.request
 import uuid
 
 from conftest import free_port, kafka_tool
+from release import BROKER_IMAGE, OPERATOR_IMAGE, VERSION
 
-IMAGE = "localhost/gregor:test"
+IMAGE = BROKER_IMAGE
 # podman here needs runc and ulimits no higher than the host's.
 PODMAN = ["podman", "--runtime", "runc"]
 LIMITS = ["--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024"]
@@ -33,6 +35,23 @@ def test_the_image_is_small_and_runs_as_a_user_without_a_shell():
     assert "/var/lib/gregor" in info["Config"]["Volumes"]
     no_shell = podman("run", "--rm", *LIMITS, "--entrypoint", "/bin/sh", IMAGE, "-c", "true", check=False)
     assert no_shell.returncode != 0
+    assert podman("run", "--rm", *LIMITS, IMAGE, "--version").stdout == f"gregor {VERSION}\n"
+
+
+def test_the_operator_image_runs_as_a_user_without_a_shell_and_says_why_it_stops():
+    info = json.loads(podman("image", "inspect", OPERATOR_IMAGE).stdout)[0]
+    assert info["Size"] < 50 * 1024 * 1024, info["Size"]
+    assert info["Config"]["User"] == "65532:65532"
+    no_shell = podman("run", "--rm", *LIMITS, "--entrypoint", "/bin/sh", OPERATOR_IMAGE, "-c", "true",
+                      check=False)
+    assert no_shell.returncode != 0
+    version = podman("run", "--rm", *LIMITS, OPERATOR_IMAGE, "--version")
+    assert version.stdout == f"gregor-operator {VERSION}\n"
+    # Neither a service account nor a kubeconfig: it stops at once, saying so.
+    alone = podman("run", "--rm", *LIMITS, "--network", "none", OPERATOR_IMAGE, check=False, timeout=60)
+    assert alone.returncode == 1, alone
+    assert "cannot reach the Kubernetes API" in alone.stderr, alone.stderr
+    assert "panicked" not in alone.stderr, alone.stderr
 
 
 def http_get(port, path):
