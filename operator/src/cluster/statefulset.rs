@@ -9,10 +9,10 @@ use k8s_openapi::api::apps::v1::{
     StatefulSetUpdateStrategy,
 };
 use k8s_openapi::api::core::v1::{
-    ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource, EnvVar, EnvVarSource,
-    HTTPGetAction, ObjectFieldSelector, PersistentVolumeClaim, PersistentVolumeClaimSpec,
-    PodSecurityContext, PodSpec, PodTemplateSpec, Probe, SecurityContext, Volume, VolumeMount,
-    VolumeResourceRequirements,
+    Capabilities, ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource, EnvVar,
+    EnvVarSource, HTTPGetAction, ObjectFieldSelector, PersistentVolumeClaim,
+    PersistentVolumeClaimSpec, PodSecurityContext, PodSpec, PodTemplateSpec, Probe, SeccompProfile,
+    SecurityContext, Volume, VolumeMount, VolumeResourceRequirements,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference};
@@ -30,6 +30,8 @@ use super::names::Names;
 pub const CONFIG_DIGEST: &str = "gregor.dev/config-digest";
 /// The broker process runs as this user and group (the image's).
 const BROKER_UID: i64 = 65532;
+/// Where the data volume is mounted: the only place the broker writes.
+const DATA_DIR: &str = "/var/lib/gregor";
 /// Time a broker gets for a controlled shutdown before it is killed.
 const GRACE_SECONDS: i64 = 60;
 
@@ -72,6 +74,7 @@ pub fn statefulset(
     let container = Container {
         name: "broker".into(),
         image: Some(image.into()),
+        image_pull_policy: template.image_pull_policy.map(|p| p.as_str().into()),
         args: Some(vec![
             "broker".into(),
             format!("{CONFIG_DIR}/$(POD_NAME).properties"),
@@ -82,7 +85,7 @@ pub fn statefulset(
         volume_mounts: Some(vec![
             VolumeMount {
                 name: "data".into(),
-                mount_path: "/var/lib/gregor".into(),
+                mount_path: DATA_DIR.into(),
                 ..Default::default()
             },
             VolumeMount {
@@ -98,12 +101,12 @@ pub fn statefulset(
         // frozen or wedged process stops answering and is restarted.
         readiness_probe: Some(http_probe("/readyz", 5)),
         liveness_probe: Some(http_probe("/livez", 10)),
-        security_context: Some(SecurityContext {
-            allow_privilege_escalation: Some(false),
-            read_only_root_filesystem: Some(true),
-            run_as_non_root: Some(true),
-            ..Default::default()
-        }),
+        security_context: Some(
+            template
+                .container_security_context
+                .clone()
+                .unwrap_or_else(container_security_context),
+        ),
         ..Default::default()
     };
 
@@ -186,12 +189,14 @@ pub fn statefulset(
                     containers: vec![container],
                     volumes: Some(volumes),
                     termination_grace_period_seconds: Some(GRACE_SECONDS),
-                    security_context: Some(PodSecurityContext {
-                        run_as_user: Some(BROKER_UID),
-                        run_as_group: Some(BROKER_UID),
-                        fs_group: Some(BROKER_UID),
-                        ..Default::default()
-                    }),
+                    security_context: Some(
+                        template
+                            .security_context
+                            .clone()
+                            .unwrap_or_else(pod_security_context),
+                    ),
+                    image_pull_secrets: (!template.image_pull_secrets.is_empty())
+                        .then(|| template.image_pull_secrets.clone()),
                     affinity: template.affinity.clone(),
                     tolerations: (!template.tolerations.is_empty())
                         .then(|| template.tolerations.clone()),
@@ -204,6 +209,41 @@ pub fn statefulset(
             volume_claim_templates: claims,
             ..Default::default()
         }),
+        ..Default::default()
+    }
+}
+
+/// The broker pods' security context unless the cluster replaces it: Pod
+/// Security "restricted", the image's user, and the data volume given to
+/// that user's group (checked only at the volume's root, so a large volume
+/// is not walked at every start).
+fn pod_security_context() -> PodSecurityContext {
+    PodSecurityContext {
+        run_as_non_root: Some(true),
+        run_as_user: Some(BROKER_UID),
+        run_as_group: Some(BROKER_UID),
+        fs_group: Some(BROKER_UID),
+        fs_group_change_policy: Some("OnRootMismatch".into()),
+        seccomp_profile: Some(SeccompProfile {
+            type_: "RuntimeDefault".into(),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+/// The broker container's security context unless the cluster replaces it:
+/// no privileges, no capabilities, and a read-only root file system (the
+/// broker writes only to its data volume).
+fn container_security_context() -> SecurityContext {
+    SecurityContext {
+        allow_privilege_escalation: Some(false),
+        capabilities: Some(Capabilities {
+            drop: Some(vec!["ALL".into()]),
+            ..Default::default()
+        }),
+        read_only_root_filesystem: Some(true),
+        run_as_non_root: Some(true),
         ..Default::default()
     }
 }
@@ -243,5 +283,168 @@ fn field_env(name: &str, path: &str) -> EnvVar {
             ..Default::default()
         }),
         ..Default::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::{json, Value};
+
+    use crate::cluster::broker_config::LOG_DIR;
+
+    fn spec(template: Value) -> KafkaClusterSpec {
+        let mut spec = json!({
+            "replicas": 3,
+            "listeners": [{"name": "plain", "port": 9092, "type": "internal"}],
+        });
+        if !template.is_null() {
+            spec["template"] = template;
+        }
+        serde_json::from_value(spec).expect("valid spec")
+    }
+
+    /// The parts of the pod template that pull and security settings
+    /// decide, as the API server would receive them.
+    fn pod_parts(sts: &StatefulSet) -> Value {
+        let pod = serde_json::to_value(&sts.spec.as_ref().expect("spec").template.spec)
+            .expect("serializable");
+        let container = &pod["containers"][0];
+        json!({
+            "securityContext": pod["securityContext"],
+            "imagePullSecrets": pod["imagePullSecrets"],
+            "containerSecurityContext": container["securityContext"],
+            "imagePullPolicy": container["imagePullPolicy"],
+        })
+    }
+
+    fn restricted_pod() -> Value {
+        json!({
+            "runAsNonRoot": true,
+            "runAsUser": 65532,
+            "runAsGroup": 65532,
+            "fsGroup": 65532,
+            "fsGroupChangePolicy": "OnRootMismatch",
+            "seccompProfile": {"type": "RuntimeDefault"},
+        })
+    }
+
+    fn restricted_container() -> Value {
+        json!({
+            "allowPrivilegeEscalation": false,
+            "capabilities": {"drop": ["ALL"]},
+            "readOnlyRootFilesystem": true,
+            "runAsNonRoot": true,
+        })
+    }
+
+    #[test]
+    fn pull_settings_and_security_contexts() {
+        let openshift = json!({"runAsNonRoot": true, "seccompProfile": {"type": "RuntimeDefault"}});
+        let bind_low_ports = json!({
+            "allowPrivilegeEscalation": false,
+            "capabilities": {"drop": ["ALL"], "add": ["NET_BIND_SERVICE"]},
+            "runAsNonRoot": true,
+        });
+        let cases = [
+            (
+                "no template: restricted defaults, Kubernetes' pull policy",
+                Value::Null,
+                json!({
+                    "securityContext": restricted_pod(),
+                    "imagePullSecrets": null,
+                    "containerSecurityContext": restricted_container(),
+                    "imagePullPolicy": null,
+                }),
+            ),
+            (
+                "a template without pull or security settings keeps the defaults",
+                json!({"labels": {"team": "a"}, "imagePullSecrets": []}),
+                json!({
+                    "securityContext": restricted_pod(),
+                    "imagePullSecrets": null,
+                    "containerSecurityContext": restricted_container(),
+                    "imagePullPolicy": null,
+                }),
+            ),
+            (
+                "pull secrets and policy",
+                json!({
+                    "imagePullSecrets": [{"name": "registry"}, {"name": "mirror"}],
+                    "imagePullPolicy": "Always",
+                }),
+                json!({
+                    "securityContext": restricted_pod(),
+                    "imagePullSecrets": [{"name": "registry"}, {"name": "mirror"}],
+                    "containerSecurityContext": restricted_container(),
+                    "imagePullPolicy": "Always",
+                }),
+            ),
+            (
+                "a pod context replaces the default whole: no user or fsGroup (OpenShift)",
+                json!({"securityContext": openshift}),
+                json!({
+                    "securityContext": openshift,
+                    "imagePullSecrets": null,
+                    "containerSecurityContext": restricted_container(),
+                    "imagePullPolicy": null,
+                }),
+            ),
+            (
+                "an empty pod context leaves every pod setting unset",
+                json!({"securityContext": {}}),
+                json!({
+                    "securityContext": {},
+                    "imagePullSecrets": null,
+                    "containerSecurityContext": restricted_container(),
+                    "imagePullPolicy": null,
+                }),
+            ),
+            (
+                "a container context replaces the default whole",
+                json!({"containerSecurityContext": bind_low_ports, "imagePullPolicy": "Never"}),
+                json!({
+                    "securityContext": restricted_pod(),
+                    "imagePullSecrets": null,
+                    "containerSecurityContext": bind_low_ports,
+                    "imagePullPolicy": "Never",
+                }),
+            ),
+        ];
+        let names = Names::new("demo", "kafka");
+        let owner = OwnerReference::default();
+        for (name, template, want) in cases {
+            let sts = statefulset(&names, &spec(template), "gregor:1", "d1", &owner);
+            assert_eq!(pod_parts(&sts), want, "{name}");
+        }
+    }
+
+    #[test]
+    fn the_broker_writes_only_to_its_data_volume() {
+        let names = Names::new("demo", "kafka");
+        let sts = statefulset(
+            &names,
+            &spec(Value::Null),
+            "gregor:1",
+            "d1",
+            &OwnerReference::default(),
+        );
+        let pod = sts.spec.expect("spec").template.spec.expect("pod spec");
+        let mounts: Vec<(String, Option<bool>)> = pod.containers[0]
+            .volume_mounts
+            .iter()
+            .flatten()
+            .map(|m| (m.mount_path.clone(), m.read_only))
+            .collect();
+        // A read-only root file system leaves these mounts as the only
+        // places the broker can write to: its data, and no config.
+        assert_eq!(
+            mounts,
+            [
+                (DATA_DIR.to_string(), None),
+                (CONFIG_DIR.to_string(), Some(true))
+            ]
+        );
+        assert!(LOG_DIR.starts_with(&format!("{DATA_DIR}/")));
     }
 }

@@ -3,7 +3,10 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::core::v1::{Affinity, ResourceRequirements, Toleration};
+use k8s_openapi::api::core::v1::{
+    Affinity, LocalObjectReference, PodSecurityContext, ResourceRequirements, SecurityContext,
+    Toleration,
+};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
@@ -193,6 +196,57 @@ pub struct PodTemplate {
     /// Priority class of the broker pods.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub priority_class_name: Option<String>,
+    /// Secrets (in the cluster's namespace) holding credentials for the
+    /// registry of the broker image.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub image_pull_secrets: Vec<LocalObjectReference>,
+    /// When the kubelet pulls the broker image. Default: Kubernetes' own
+    /// (`Always` for a `:latest` tag, else `IfNotPresent`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_pull_policy: Option<ImagePullPolicy>,
+    /// Security context of the broker pods. Default: Pod Security
+    /// "restricted" (`runAsNonRoot`, `seccompProfile: RuntimeDefault`), user
+    /// and group 65532 (the image's), `fsGroup: 65532` with
+    /// `fsGroupChangePolicy: OnRootMismatch` so the data volume is the
+    /// broker's. A value here replaces that default whole, nothing is
+    /// merged: a field left out is unset, so that on OpenShift, leaving out
+    /// `runAsUser` and `fsGroup` lets the platform assign its own (a merge
+    /// could never remove a default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub security_context: Option<PodSecurityContext>,
+    /// Security context of the broker container. Default:
+    /// `allowPrivilegeEscalation: false`, `capabilities: {drop: [ALL]}`,
+    /// `readOnlyRootFilesystem: true` (the broker writes only to its data
+    /// volume), `runAsNonRoot: true`. Like `securityContext`, a value here
+    /// replaces the default whole.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container_security_context: Option<SecurityContext>,
+}
+
+/// When the kubelet pulls the broker image (the container's
+/// `imagePullPolicy`). Unset: Kubernetes' default (`Always` for a `:latest`
+/// tag, else `IfNotPresent`).
+// This text, not the field's, describes the field in the CRD: the schema
+// of an optional enum is the enum's own.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum ImagePullPolicy {
+    /// On every container start.
+    Always,
+    /// Only when the node does not have the image.
+    IfNotPresent,
+    /// Never: the image must be on the node already.
+    Never,
+}
+
+impl ImagePullPolicy {
+    /// The value of a container's `imagePullPolicy`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Always => "Always",
+            Self::IfNotPresent => "IfNotPresent",
+            Self::Never => "Never",
+        }
+    }
 }
 
 /// What the operator observed and did.
