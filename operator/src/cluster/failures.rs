@@ -3,9 +3,10 @@
 //! over, a pod no node can take. Told apart from a pod that is merely
 //! starting by what the scheduler and the kubelet report, and turned into
 //! the reason and message the cluster's conditions and events show. The
-//! kubelet's own texts are passed on (whitespace folded, length capped):
-//! they name the image, the missing object or the exit, and hold no
-//! secrets the pod spec does not already show.
+//! kubelet's and the runtime's texts are passed on (whitespace folded,
+//! length capped): they name the image, the missing object or the runtime
+//! error, never a Secret's value. A termination message is what the
+//! container wrote to its termination log; the broker writes none.
 
 use std::collections::BTreeMap;
 
