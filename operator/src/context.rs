@@ -1,5 +1,5 @@
 //! What every reconcile pass shares: the API client, the event reporter,
-//! the operator's settings and the healing memory.
+//! the operator's settings, the healing memory and which failures were told.
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -8,6 +8,7 @@ use std::time::Instant;
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::{Client, Resource};
 
+use crate::cluster::failures::Told;
 use crate::cluster::health::{Thresholds, Troubles};
 
 /// Shared state of the controllers.
@@ -24,6 +25,8 @@ pub struct Context {
     pub thresholds: Thresholds,
     /// Healing memory per cluster (`namespace/name`): troubles since when.
     pub troubles: Mutex<BTreeMap<String, Troubles>>,
+    /// Per cluster, which broker pods were reported failing how.
+    pub told: Mutex<BTreeMap<String, Told>>,
     /// Start of the operator's clock for troubles.
     pub started: Instant,
 }

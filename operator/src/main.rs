@@ -90,6 +90,7 @@ async fn run(args: Args) -> ExitCode {
             out_of_isr_secs: args.out_of_isr_restart_secs,
         },
         troubles: Mutex::new(BTreeMap::new()),
+        told: Mutex::new(BTreeMap::new()),
         started: Instant::now(),
     });
     let scopes: Vec<Option<String>> = if args.namespaces.is_empty() {

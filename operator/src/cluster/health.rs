@@ -1,6 +1,10 @@
 //! Healing: noticing a broker that stays fenced or out of the ISR while its
 //! pod looks fine, restarting it once that has lasted past a threshold, and
 //! restoring preferred leaders once every broker is healthy again.
+//! A pod that is not ready (crash-looping, OOM-killed, its image missing) is
+//! the kubelet's and the rollout's, never healing's: it has no trouble, and
+//! while it lasts healing restarts nobody. A container the kubelet restarted
+//! is a new process, so its trouble's clock starts again.
 
 use std::collections::BTreeMap;
 
@@ -16,9 +20,19 @@ pub enum Trouble {
     OutOfIsr,
 }
 
-/// Since when (seconds on the operator's clock) each broker has had its
-/// trouble.
-pub type Troubles = BTreeMap<i32, (Trouble, u64)>;
+/// A broker's trouble and since when it lasts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lasting {
+    /// The trouble.
+    pub trouble: Trouble,
+    /// Since when, in seconds on the operator's clock.
+    pub since: u64,
+    /// The broker container's restart count when it was last seen.
+    pub restarts: i32,
+}
+
+/// Each troubled broker's trouble, by broker id.
+pub type Troubles = BTreeMap<i32, Lasting>;
 
 /// How long a trouble may last before the broker is restarted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,7 +68,8 @@ pub enum Heal {
 
 /// Updates `previous` with what is seen `now`: troubles that go on keep
 /// their start, new ones start now, cured ones are dropped. Pods that are
-/// not ready are left to Kubernetes and the rollout.
+/// not ready are left to Kubernetes and the rollout; one whose container
+/// was restarted since starts its clock again.
 pub fn observe(previous: &Troubles, now: u64, pods: &[BrokerPod], kafka: &KafkaView) -> Troubles {
     let mut out = Troubles::new();
     for pod in pods.iter().filter(|p| p.ready && !p.terminating) {
@@ -69,12 +84,20 @@ pub fn observe(previous: &Troubles, now: u64, pods: &[BrokerPod], kafka: &KafkaV
         } else {
             None
         };
-        if let Some(t) = trouble {
+        if let Some(trouble) = trouble {
+            let restarts = pod.facts.restarts;
             let since = match previous.get(&pod.id) {
-                Some((old, since)) if *old == t => *since,
+                Some(old) if old.trouble == trouble && old.restarts == restarts => old.since,
                 _ => now,
             };
-            out.insert(pod.id, (t, since));
+            out.insert(
+                pod.id,
+                Lasting {
+                    trouble,
+                    since,
+                    restarts,
+                },
+            );
         }
     }
     out
@@ -112,12 +135,12 @@ pub fn decide(
     }
     let mut due: Vec<(u64, i32, Trouble)> = troubles
         .iter()
-        .filter_map(|(id, (t, since))| {
-            let limit = match t {
+        .filter_map(|(id, t)| {
+            let limit = match t.trouble {
                 Trouble::Fenced => thresholds.fenced_secs,
                 Trouble::OutOfIsr => thresholds.out_of_isr_secs,
             };
-            (now.saturating_sub(*since) >= limit).then_some((*since, *id, *t))
+            (now.saturating_sub(t.since) >= limit).then_some((t.since, *id, t.trouble))
         })
         .collect();
     due.sort();
@@ -140,7 +163,7 @@ pub fn decide(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cluster::view::PartitionView;
+    use crate::cluster::view::{Note, PartitionView, PodFacts, Termination};
     use std::collections::BTreeSet;
 
     fn pods(ready: &[bool]) -> Vec<BrokerPod> {
@@ -150,8 +173,8 @@ mod tests {
             .map(|(i, r)| BrokerPod {
                 id: i as i32,
                 ready: *r,
-                terminating: false,
                 revision: Some("r".into()),
+                ..Default::default()
             })
             .collect()
     }
@@ -239,6 +262,33 @@ mod tests {
                 want: None,
             },
             Case {
+                name: "a broker crash-looping for memory is the kubelet's: no restart of it or another",
+                pods: {
+                    let mut p = pods(&[true, true, true]);
+                    p[1].ready = false;
+                    p[1].facts = PodFacts {
+                        phase: "Running".into(),
+                        waiting: Some(Note {
+                            reason: "CrashLoopBackOff".into(),
+                            message: String::new(),
+                        }),
+                        terminated: Some(Termination {
+                            reason: "OOMKilled".into(),
+                            exit_code: 137,
+                            message: String::new(),
+                        }),
+                        restarts: 4,
+                        memory_limit: Some("64Mi".into()),
+                        ..Default::default()
+                    };
+                    p
+                },
+                kafka: view(&[0, 2], vec![part("t", &[0, 1, 2], &[0, 2], 0), part("u", &[2, 0, 1], &[2], 2)]),
+                troubles_since: 0,
+                now: 10_000,
+                want: None,
+            },
+            Case {
                 name: "restart would break min ISR elsewhere: wait",
                 pods: pods(&[true, true, true]),
                 kafka: view(
@@ -285,16 +335,34 @@ mod tests {
     fn troubles_keep_their_start() {
         let p = pods(&[true, true, true]);
         let out = view(&[0, 1, 2], vec![part("t", &[0, 1, 2], &[0, 1], 0)]);
+        let seen = |t: &Troubles| t.get(&2).map(|l| (l.trouble, l.since));
         let first = observe(&Troubles::new(), 100, &p, &out);
-        assert_eq!(first.get(&2), Some(&(Trouble::OutOfIsr, 100)));
+        assert_eq!(seen(&first), Some((Trouble::OutOfIsr, 100)));
         let later = observe(&first, 200, &p, &out);
-        assert_eq!(later.get(&2), Some(&(Trouble::OutOfIsr, 100)));
+        assert_eq!(seen(&later), Some((Trouble::OutOfIsr, 100)));
         let fenced = view(&[0, 1], out.partitions.clone());
         assert_eq!(
-            observe(&later, 300, &p, &fenced).get(&2),
-            Some(&(Trouble::Fenced, 300))
+            seen(&observe(&later, 300, &p, &fenced)),
+            Some((Trouble::Fenced, 300))
         );
         let healed = view(&[0, 1, 2], vec![part("t", &[0, 1, 2], &[0, 1, 2], 0)]);
         assert!(observe(&later, 400, &p, &healed).is_empty());
+        // The kubelet restarted the container (an OOM kill, a failed
+        // liveness probe) between two looks: a new process, a new clock.
+        let mut restarted = p.clone();
+        restarted[2].facts.restarts = 1;
+        assert_eq!(
+            seen(&observe(&later, 250, &restarted, &out)),
+            Some((Trouble::OutOfIsr, 250))
+        );
+        // Not ready in between: the trouble is dropped and starts anew.
+        let mut down = p.clone();
+        down[2].ready = false;
+        let gone = observe(&later, 260, &down, &out);
+        assert!(gone.is_empty());
+        assert_eq!(
+            seen(&observe(&gone, 270, &p, &out)),
+            Some((Trouble::OutOfIsr, 270))
+        );
     }
 }

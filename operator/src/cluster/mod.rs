@@ -1,10 +1,12 @@
 //! `KafkaCluster`: the objects a cluster becomes (one builder per kind),
-//! the decisions about a running cluster (rollout, health, scale, all pure
-//! functions of a `view`), and the reconcile pass that ties them to the API.
+//! the decisions about a running cluster (rollout, health, scale, failures,
+//! status, all pure functions of a `view`), and the reconcile pass that
+//! ties them to the API.
 
 pub mod addresses;
 pub mod broker_config;
 pub mod configmap;
+pub mod failures;
 pub mod health;
 pub mod names;
 pub mod pdb;
@@ -13,4 +15,5 @@ pub mod rollout;
 pub mod scale;
 pub mod services;
 pub mod statefulset;
+pub mod status;
 pub mod view;

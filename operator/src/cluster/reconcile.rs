@@ -24,10 +24,12 @@ use crate::error::Error;
 
 use super::addresses::{bootstrap_status, external_endpoints};
 use super::broker_config::{broker_properties, min_insync};
+use super::failures::{self, Failure};
 use super::health::{self, Heal};
 use super::names::{Names, CLUSTER_LABEL, FIELD_MANAGER};
 use super::rollout::{self, Step};
 use super::scale;
+use super::status::{self, Seen};
 use super::view::{BrokerPod, KafkaView};
 use super::{configmap, pdb, services, statefulset};
 
@@ -177,7 +179,7 @@ pub async fn reconcile(kc: Arc<KafkaCluster>, ctx: Arc<Context>) -> Result<Actio
     let mut host_ips = BTreeMap::new();
     for (pod, broker) in pods
         .iter()
-        .filter_map(|p| Some((p, broker_pod(&names, p)?)))
+        .filter_map(|p| Some((p, BrokerPod::from_pod(&names.statefulset(), p)?)))
     {
         if let Some(ip) = pod.status.as_ref().and_then(|s| s.host_ip.clone()) {
             host_ips.insert(broker.id, ip);
@@ -189,24 +191,35 @@ pub async fn reconcile(kc: Arc<KafkaCluster>, ctx: Arc<Context>) -> Result<Actio
         .as_ref()
         .and_then(|s| s.update_revision.clone())
         .unwrap_or_default();
+    // Until the StatefulSet controller has seen a changed template, its
+    // update revision is the old one and every pod would look current.
+    let template_seen =
+        sts.status.as_ref().and_then(|s| s.observed_generation) >= sts.metadata.generation;
+
+    let failing = failures::failures(&brokers);
+    tell_failures(&ctx, &kc, &names, &failing).await?;
 
     // One restart at a time: the rollout first, healing when it is done.
     let step = if revision.is_empty() || (brokers.len() as i32) < replicas {
         Step::Wait("the StatefulSet is creating pods".into())
+    } else if !template_seen {
+        Step::Wait("the StatefulSet controller has not seen the new pod template yet".into())
     } else {
         rollout::next_step(&brokers, &revision, kafka.as_ref(), controllers)
     };
     let mut heal_note = None;
     match &step {
-        Step::Restart { broker, reason } => {
-            restart(&pod_api, &names, *broker).await?;
-            ctx.event(
-                kc.as_ref(),
-                false,
-                "RollingRestart",
-                format!("restarting broker {broker}: {reason}"),
-            )
-            .await;
+        Step::Restart(restarts) => {
+            for r in restarts {
+                restart(&pod_api, &names, r.broker).await?;
+                ctx.event(
+                    kc.as_ref(),
+                    false,
+                    "RollingRestart",
+                    format!("restarting broker {}: {}", r.broker, r.reason),
+                )
+                .await;
+            }
         }
         Step::Blocked(why) => {
             if status.observed_generation != generation {
@@ -226,15 +239,17 @@ pub async fn reconcile(kc: Arc<KafkaCluster>, ctx: Arc<Context>) -> Result<Actio
         .iter()
         .filter(|b| b.ready && b.id < replicas)
         .count() as i32;
-    let decided = decide_conditions(
-        &kc,
+    let failing = failures::summary(&failing);
+    let decided = status::decide(&Seen {
+        want: kc.spec.replicas,
         ready,
-        &step,
-        plan.waiting.as_deref(),
-        &pending,
-        kafka.as_ref(),
-        heal_note,
-    );
+        step: &step,
+        scaling: plan.waiting.as_deref(),
+        pending: &pending,
+        kafka: kafka.as_ref(),
+        healing: heal_note.as_deref(),
+        failing: failing.as_ref().map(|(r, m)| (*r, m.as_str())),
+    });
     let busy = decided.iter().any(|d| d.kind == "Reconciling" && d.status);
     let next = KafkaClusterStatus {
         observed_generation: generation,
@@ -253,83 +268,6 @@ pub async fn reconcile(kc: Arc<KafkaCluster>, ctx: Arc<Context>) -> Result<Actio
     } else {
         WATCH_INTERVAL
     }))
-}
-
-/// The cluster's Ready, Reconciling and Degraded conditions.
-fn decide_conditions(
-    kc: &KafkaCluster,
-    ready: i32,
-    step: &Step,
-    scaling: Option<&str>,
-    pending: &[i32],
-    kafka: Option<&KafkaView>,
-    heal_note: Option<String>,
-) -> Vec<Decided> {
-    let want = kc.spec.replicas;
-    let mut reconciling = None;
-    if !pending.is_empty() {
-        reconciling = Some((
-            "WaitingForAddresses",
-            format!("external addresses of brokers {pending:?} are not assigned yet"),
-        ));
-    } else if let Some(why) = scaling {
-        reconciling = Some(("Draining", why.to_string()));
-    } else if let Step::Restart { reason, .. } | Step::Wait(reason) = step {
-        reconciling = Some(("RollingRestart", reason.clone()));
-    }
-    let mut degraded = None;
-    if let Step::Blocked(why) = step {
-        degraded = Some(("RestartBlocked", why.clone()));
-    } else if let Some(k) = kafka.filter(|k| k.offline() > 0) {
-        degraded = Some((
-            "OfflinePartitions",
-            format!("{} partitions have no leader", k.offline()),
-        ));
-    } else if ready < want && reconciling.is_none() {
-        degraded = Some((
-            "BrokersNotReady",
-            format!("{ready} of {want} brokers are ready"),
-        ));
-    } else if let Some(note) = heal_note {
-        degraded = Some(("Healing", note));
-    } else if let Some(k) = kafka.filter(|k| k.under_replicated() > 0) {
-        degraded = Some((
-            "UnderReplicated",
-            format!("{} partitions are under-replicated", k.under_replicated()),
-        ));
-    }
-    let is_ready = ready == want && kafka.is_some() && degraded.is_none() && reconciling.is_none();
-    let ready_reason = if is_ready {
-        ("Ready", format!("{ready} brokers ready"))
-    } else if kafka.is_none() && ready == want {
-        (
-            "Unreachable",
-            "no broker answers admin requests".to_string(),
-        )
-    } else if let Some((r, m)) = degraded.as_ref().or(reconciling.as_ref()) {
-        (*r, m.clone())
-    } else {
-        (
-            "WaitingForBrokers",
-            format!("{ready} of {want} brokers are ready"),
-        )
-    };
-    vec![
-        Decided::new("Ready", is_ready, ready_reason.0, ready_reason.1),
-        match reconciling {
-            Some((r, m)) => Decided::new("Reconciling", true, r, m),
-            None => Decided::new(
-                "Reconciling",
-                false,
-                "UpToDate",
-                "every broker runs the current spec",
-            ),
-        },
-        match degraded {
-            Some((r, m)) => Decided::new("Degraded", true, r, m),
-            None => Decided::new("Degraded", false, "Healthy", "no problem seen"),
-        },
-    ]
 }
 
 /// Acts on healing: at most one restart or one preferred-leader election.
@@ -358,8 +296,12 @@ async fn heal(
     let note = (!troubles.is_empty()).then(|| {
         troubles
             .iter()
-            .map(|(id, (t, since))| {
-                format!("broker {id} {t:?} for {} s", now.saturating_sub(*since))
+            .map(|(id, t)| {
+                format!(
+                    "broker {id} {:?} for {} s",
+                    t.trouble,
+                    now.saturating_sub(t.since)
+                )
             })
             .collect::<Vec<_>>()
             .join(", ")
@@ -387,6 +329,32 @@ async fn heal(
         None => {}
     }
     Ok(note)
+}
+
+/// Publishes a Warning event for each broker pod that started failing, or
+/// fails another way, since the last pass; a failure that lasts is told
+/// once (again after an operator restart, which forgets).
+async fn tell_failures(
+    ctx: &Context,
+    kc: &KafkaCluster,
+    names: &Names,
+    failing: &[Failure],
+) -> Result<(), Error> {
+    let key = format!("{}/{}", names.namespace, names.cluster);
+    let tell: Vec<Failure> = {
+        let mut all = ctx
+            .told
+            .lock()
+            .map_err(|_| Error::Missing("failure memory (poisoned lock)"))?;
+        let previous = all.remove(&key).unwrap_or_default();
+        let (tell, told) = failures::to_tell(&previous, failing);
+        all.insert(key, told);
+        tell.into_iter().cloned().collect()
+    };
+    for f in tell {
+        ctx.event(kc, true, f.kind.reason(), f.message).await;
+    }
+    Ok(())
 }
 
 /// Deletes the cluster's Services that the spec no longer asks for (a
@@ -482,25 +450,6 @@ async fn describe(names: &Names, kc: &KafkaCluster, count: i32) -> Option<KafkaV
             None
         }
     }
-}
-
-fn broker_pod(names: &Names, pod: &Pod) -> Option<BrokerPod> {
-    let name = pod.name_any();
-    let id = name
-        .strip_prefix(&format!("{}-", names.statefulset()))?
-        .parse()
-        .ok()?;
-    let ready = pod
-        .status
-        .as_ref()
-        .and_then(|s| s.conditions.as_ref())
-        .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
-    Some(BrokerPod {
-        id,
-        ready,
-        terminating: pod.metadata.deletion_timestamp.is_some(),
-        revision: pod.labels().get("controller-revision-hash").cloned(),
-    })
 }
 
 /// Digest of what every broker reads at start besides its own addresses:

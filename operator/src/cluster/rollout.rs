@@ -2,6 +2,10 @@
 //! pod runs the StatefulSet's current revision without a partition ever
 //! falling under `min.insync.replicas`. One broker at a time, the active
 //! controller last, and never before the previous broker is back in the ISR.
+//! Brokers that are down and outdated go first: a pod that never became
+//! ready (an image that cannot be pulled, a memory limit too small) is only
+//! replaced by the operator under `OnDelete` updates, so a fixed spec would
+//! otherwise never reach it.
 
 use super::view::{BrokerPod, KafkaView, PartitionView};
 
@@ -10,17 +14,27 @@ use super::view::{BrokerPod, KafkaView, PartitionView};
 pub enum Step {
     /// Every pod runs the current revision.
     Done,
-    /// Restart (delete) this broker's pod.
-    Restart {
-        /// Broker id.
-        broker: i32,
-        /// Why this one, for the event.
-        reason: String,
-    },
+    /// Restart (delete) these brokers' pods.
+    Restart(Vec<Restart>),
     /// Not now; look again later.
     Wait(String),
     /// Never safe as the cluster is: a human has to change something.
     Blocked(String),
+}
+
+/// One broker to restart.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Restart {
+    /// Broker id.
+    pub broker: i32,
+    /// Why this one, for its event.
+    pub reason: String,
+}
+
+impl Restart {
+    fn one(broker: i32, reason: String) -> Step {
+        Step::Restart(vec![Restart { broker, reason }])
+    }
 }
 
 /// Whether restarting `broker` now keeps every partition at or above its
@@ -76,12 +90,28 @@ pub fn next_step(
         return Step::Wait(format!("broker {} is restarting", b.id));
     }
     // An outdated broker that is down serves nobody: restart it first (its
-    // old revision may be why it is down).
-    if let Some(b) = pods.iter().filter(outdated).find(|b| !b.ready) {
-        return Step::Restart {
-            broker: b.id,
-            reason: format!("broker {} is not ready and runs an old revision", b.id),
+    // old revision may be why it is down). While other brokers serve, one at
+    // a time like any restart. When none is ready there is no availability
+    // to protect, and waiting for each replaced pod would only delay the
+    // recovery: all of them go together.
+    let down: Vec<&BrokerPod> = pods.iter().filter(outdated).filter(|b| !b.ready).collect();
+    if !down.is_empty() {
+        let none_ready = pods.iter().all(|b| !b.ready);
+        let take = if none_ready { down.len() } else { 1 };
+        let why = if none_ready {
+            ", and no broker is ready"
+        } else {
+            ""
         };
+        return Step::Restart(
+            down.iter()
+                .take(take)
+                .map(|b| Restart {
+                    broker: b.id,
+                    reason: format!("broker {} is not ready and runs an old revision{why}", b.id),
+                })
+                .collect(),
+        );
     }
     if let Some(b) = pods.iter().find(|b| !b.ready) {
         return Step::Wait(format!("broker {} is not ready", b.id));
@@ -101,10 +131,7 @@ pub fn next_step(
         return Step::Done;
     };
     match restart_safety(next.id, kafka) {
-        Ok(()) => Step::Restart {
-            broker: next.id,
-            reason: format!("broker {} runs an old revision", next.id),
-        },
+        Ok(()) => Restart::one(next.id, format!("broker {} runs an old revision", next.id)),
         Err((true, parts)) => Step::Blocked(format!(
             "restarting broker {} would take {} below min.insync.replicas whatever happens: their replication factor is not above it",
             next.id,
@@ -127,8 +154,8 @@ mod tests {
         BrokerPod {
             id,
             ready,
-            terminating: false,
             revision: Some(revision.into()),
+            ..Default::default()
         }
     }
 
@@ -164,9 +191,17 @@ mod tests {
             kafka: Option<KafkaView>,
             want: Step,
         }
-        let restart = |broker: i32, reason: &str| Step::Restart {
-            broker,
-            reason: reason.into(),
+        let restart = |broker: i32, reason: &str| Restart::one(broker, reason.into());
+        let restart_all = |brokers: &[i32]| {
+            Step::Restart(
+                brokers
+                    .iter()
+                    .map(|b| Restart {
+                        broker: *b,
+                        reason: format!("broker {b} is not ready and runs an old revision, and no broker is ready"),
+                    })
+                    .collect(),
+            )
         };
         let cases = vec![
             Case {
@@ -219,6 +254,39 @@ mod tests {
                 pods: vec![pod(0, true, "old"), pod(1, true, "old"), pod(2, false, "old"), pod(3, true, "old")],
                 kafka: Some(kafka(0, vec![part("t", &[0, 1, 2], &[0, 1], 2)])),
                 want: restart(2, "broker 2 is not ready and runs an old revision"),
+            },
+            Case {
+                name: "two outdated brokers down while others serve: one at a time",
+                pods: vec![pod(0, true, "old"), pod(1, false, "old"), pod(2, false, "old"), pod(3, true, "old")],
+                kafka: Some(kafka(0, healthy.clone())),
+                want: restart(1, "broker 1 is not ready and runs an old revision"),
+            },
+            Case {
+                name: "a spec fixed while no broker ever became ready: all outdated brokers together",
+                pods: (0..4).map(|i| pod(i, false, "old")).collect(),
+                kafka: None,
+                want: restart_all(&[0, 1, 2, 3]),
+            },
+            Case {
+                name: "none ready, some already replaced and starting: the outdated rest together",
+                pods: vec![pod(0, false, "new"), pod(1, false, "old"), pod(2, false, "new"), pod(3, false, "old")],
+                kafka: None,
+                want: restart_all(&[1, 3]),
+            },
+            Case {
+                name: "replaced pods still terminating hold the next step",
+                pods: vec![
+                    BrokerPod { terminating: true, ..pod(0, false, "old") },
+                    pod(1, false, "old"), pod(2, false, "new"), pod(3, false, "new"),
+                ],
+                kafka: None,
+                want: Step::Wait("broker 0 is restarting".into()),
+            },
+            Case {
+                name: "a current pod that never became ready is not the rollout's to restart",
+                pods: vec![pod(0, true, "old"), pod(1, true, "old"), pod(2, false, "new"), pod(3, true, "old")],
+                kafka: Some(kafka(0, healthy.clone())),
+                want: Step::Wait("broker 2 is not ready".into()),
             },
             Case {
                 name: "a partition at min ISR blocks the restart for now",

@@ -28,6 +28,8 @@ use super::names::Names;
 /// reads at start; a change makes a new StatefulSet revision, which the
 /// operator then rolls out.
 pub const CONFIG_DIGEST: &str = "gregor.dev/config-digest";
+/// Name of the broker container in each pod.
+pub const BROKER_CONTAINER: &str = "broker";
 /// The broker process runs as this user and group (the image's).
 const BROKER_UID: i64 = 65532;
 /// Where the data volume is mounted: the only place the broker writes.
@@ -72,7 +74,7 @@ pub fn statefulset(
         ));
     }
     let container = Container {
-        name: "broker".into(),
+        name: BROKER_CONTAINER.into(),
         image: Some(image.into()),
         image_pull_policy: template.image_pull_policy.map(|p| p.as_str().into()),
         args: Some(vec![
