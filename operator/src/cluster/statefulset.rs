@@ -12,7 +12,7 @@ use k8s_openapi::api::core::v1::{
     Capabilities, ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource, EnvVar,
     EnvVarSource, HTTPGetAction, ObjectFieldSelector, PersistentVolumeClaim,
     PersistentVolumeClaimSpec, PodSecurityContext, PodSpec, PodTemplateSpec, Probe, SeccompProfile,
-    SecurityContext, Volume, VolumeMount, VolumeResourceRequirements,
+    SecurityContext, TopologySpreadConstraint, Volume, VolumeMount, VolumeResourceRequirements,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference};
@@ -200,6 +200,7 @@ pub fn statefulset(
                     image_pull_secrets: (!template.image_pull_secrets.is_empty())
                         .then(|| template.image_pull_secrets.clone()),
                     affinity: template.affinity.clone(),
+                    topology_spread_constraints: Some(spread(names, spec)),
                     tolerations: (!template.tolerations.is_empty())
                         .then(|| template.tolerations.clone()),
                     node_selector: (!template.node_selector.is_empty())
@@ -213,6 +214,35 @@ pub fn statefulset(
         }),
         ..Default::default()
     }
+}
+
+/// Node label every node carries with its own name.
+const HOSTNAME_KEY: &str = "kubernetes.io/hostname";
+
+/// Brokers spread evenly over nodes, and over racks when rack awareness is
+/// on, so that losing one node or zone takes as few replicas as it can.
+/// Soft (`ScheduleAnyway`): a cluster with more brokers than nodes or zones
+/// still schedules; a hard rule is the user's to add through
+/// `template.affinity`.
+fn spread(names: &Names, spec: &KafkaClusterSpec) -> Vec<TopologySpreadConstraint> {
+    let mut keys = vec![HOSTNAME_KEY.to_string()];
+    if let Some(rack) = &spec.rack {
+        if rack.topology_key != HOSTNAME_KEY {
+            keys.push(rack.topology_key.clone());
+        }
+    }
+    keys.into_iter()
+        .map(|key| TopologySpreadConstraint {
+            max_skew: 1,
+            topology_key: key,
+            when_unsatisfiable: "ScheduleAnyway".into(),
+            label_selector: Some(LabelSelector {
+                match_labels: Some(names.selector()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+        .collect()
 }
 
 /// The broker pods' security context unless the cluster replaces it: Pod
@@ -338,6 +368,49 @@ mod tests {
             "readOnlyRootFilesystem": true,
             "runAsNonRoot": true,
         })
+    }
+
+    #[test]
+    fn brokers_spread_over_nodes_and_racks() {
+        let names = Names::new("demo", "kafka");
+        let cases = [
+            (
+                "no rack awareness: over nodes",
+                json!(null),
+                vec![HOSTNAME_KEY],
+            ),
+            (
+                "rack awareness: over nodes and racks",
+                json!({"topologyKey": "topology.kubernetes.io/zone"}),
+                vec![HOSTNAME_KEY, "topology.kubernetes.io/zone"],
+            ),
+            (
+                "racks that are nodes: once",
+                json!({"topologyKey": HOSTNAME_KEY}),
+                vec![HOSTNAME_KEY],
+            ),
+        ];
+        for (name, rack, want) in cases {
+            let mut spec = spec(Value::Null);
+            spec.rack = serde_json::from_value(rack).expect("valid rack");
+            let got = spread(&names, &spec);
+            let keys: Vec<&str> = got.iter().map(|c| c.topology_key.as_str()).collect();
+            assert_eq!(keys, want, "{name}");
+            for c in &got {
+                assert_eq!(
+                    (c.max_skew, c.when_unsatisfiable.as_str()),
+                    (1, "ScheduleAnyway"),
+                    "{name}"
+                );
+                assert_eq!(
+                    c.label_selector
+                        .as_ref()
+                        .and_then(|s| s.match_labels.clone()),
+                    Some(names.selector()),
+                    "{name}"
+                );
+            }
+        }
     }
 
     #[test]
