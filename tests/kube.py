@@ -6,6 +6,7 @@ with an admin client certificate. The nodes are in node.py."""
 
 import json
 import os
+import signal
 import ssl
 import subprocess
 import time
@@ -21,6 +22,31 @@ KUBE_SOURCES = ROOT / "tests" / "kube"
 
 def openssl(*args, cwd):
     subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True)
+
+
+def wait_until(check, timeout, what, failed=lambda: None, step=0.3):
+    """Polls `check` until it is true; fails at once with what `failed`
+    returns (a process that died) and after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if (failure := failed()) is not None:
+            raise AssertionError(failure)
+        if check():
+            return
+        time.sleep(step)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def stop(proc, grace=20):
+    """Stops a process started in a session of its own: SIGTERM to its
+    group, SIGKILL after `grace` seconds."""
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
 
 
 def issue_cert(d, name, subject, ext="extendedKeyUsage=clientAuth"):
@@ -154,15 +180,14 @@ class ControlPlane:
         self.wait(ok, timeout, f"kube-apiserver {path}")
 
     def wait(self, check, timeout, what):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            for name, proc, _ in self.procs:
-                if proc.poll() is not None:
-                    raise AssertionError(f"{name} exited {proc.returncode}:\n{self.log(name)[-3000:]}")
-            if check():
-                return
-            time.sleep(0.3)
-        raise AssertionError(f"timed out waiting for {what}")
+        wait_until(check, timeout, what, self.failed)
+
+    def failed(self):
+        """The first process of the control plane that exited, with its log."""
+        for name, proc, _ in self.procs:
+            if proc.poll() is not None:
+                return f"{name} exited {proc.returncode}:\n{self.log(name)[-3000:]}"
+        return None
 
     def log(self, name):
         return (self.dir / f"{name}.log").read_text(errors="replace")
@@ -193,26 +218,20 @@ class ControlPlane:
                                  f"{proc.stdout}\n{proc.stderr}")
         return proc
 
-    def helm(self, *args):
+    def helm(self, *args, check=True):
         env = {**os.environ, "KUBECONFIG": str(self.kubeconfig),
                "HELM_CACHE_HOME": str(self.dir / "helm-cache"),
                "HELM_CONFIG_HOME": str(self.dir / "helm-config"),
                "HELM_DATA_HOME": str(self.dir / "helm-data")}
         proc = subprocess.run([str(KUBE_BIN / "helm"), *map(str, args)], env=env,
                               capture_output=True, text=True, timeout=300)
-        if proc.returncode != 0:
+        if check and proc.returncode != 0:
             raise AssertionError(f"helm {' '.join(map(str, args))} exited {proc.returncode}:\n"
                                  f"{proc.stdout}\n{proc.stderr}")
         return proc
 
     def stop(self):
-        for name, proc, log in reversed(self.procs):
-            if proc.poll() is None:
-                proc.terminate()
-                try:
-                    proc.wait(timeout=20)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
+        for _, proc, log in reversed(self.procs):
+            stop(proc)
             log.close()
         self.procs.clear()

@@ -7,7 +7,9 @@ import subprocess
 
 
 def sh(*argv):
-    subprocess.run([str(a) for a in argv], check=True, capture_output=True)
+    proc = subprocess.run([str(a) for a in argv], capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise AssertionError(f"{' '.join(map(str, argv))} exited {proc.returncode}: {proc.stderr.strip()}")
 
 
 def add_bridge(bridge, ip):

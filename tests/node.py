@@ -13,8 +13,8 @@ The layout, on one machine:
       └─ client netns    10.X.Y.100  resolves through the cluster DNS
 
 Each node routes the other nodes' pod ranges to them (as a host-gateway
-network plugin would) and runs its own kube-proxy, so Service IPs and node
-ports work from pods, from the client namespace and from the host. Each node
+network plugin would) and runs its own kube-proxy, so Service IPs work from
+pods and from the client namespace, and node ports from the host too. Each node
 carries a zone label (zone-a, zone-b, zone-c) for rack awareness and spread.
 Pods get local PersistentVolumes of their node through a `local` storage
 class bound when the scheduler places the pod (WaitForFirstConsumer).
@@ -36,13 +36,14 @@ from pathlib import Path
 
 import yaml
 
-from kube import KUBE_BIN, KUBE_CACHE, KUBE_SOURCES, issue_cert
+from kube import KUBE_BIN, KUBE_CACHE, KUBE_SOURCES, issue_cert, stop, wait_until
 from netns import add_bridge, add_namespace, sh
 
 CNI_BIN = KUBE_CACHE / "cni"
 IMAGES = KUBE_CACHE / "images"
 SANDBOX_IMAGE = "localhost/gregor-test/pause:3.10"
 CLUSTER_CIDR = "10.244.0.0/16"
+SERVICE_CIDR = "10.96.0.0/16"
 DNS_IP = "10.96.0.10"
 ZONES = ["zone-a", "zone-b", "zone-c"]
 # Claims per node the local storage class can bind.
@@ -78,13 +79,17 @@ class Network:
                 if m != n:
                     sh("ip", "netns", "exec", ns, "ip", "route", "add", self.pod_cidr(m),
                        "via", self.node_ip(m))
-        # The host and the client namespace reach pods on their node, and
-        # Service IPs through node 1's kube-proxy.
+            # The host keeps no routes to the cluster's ranges (they could
+            # clash with the machine's own): pods reach the API server on
+            # the host with their node's address.
+            sh("ip", "netns", "exec", ns, "iptables", "-t", "nat", "-A", "POSTROUTING",
+               "-s", CLUSTER_CIDR, "-d", self.host_ip, "-j", "MASQUERADE")
+        # The client namespace reaches pods on their node, and Service IPs
+        # through node 1's kube-proxy.
         add_namespace(self.client_ns, self.bridge, f"kv{self.tag}c", f"kp{self.tag}c", self.client_ip)
-        for where in [[], ["ip", "netns", "exec", self.client_ns]]:
-            for n in range(1, nodes + 1):
-                sh(*where, "ip", "route", "add", self.pod_cidr(n), "via", self.node_ip(n))
-            sh(*where, "ip", "route", "add", "10.96.0.0/16", "via", self.node_ip(1))
+        for n in range(1, nodes + 1):
+            sh(*self.client(), "ip", "route", "add", self.pod_cidr(n), "via", self.node_ip(n))
+        sh(*self.client(), "ip", "route", "add", SERVICE_CIDR, "via", self.node_ip(1))
         Path(f"/etc/netns/{self.client_ns}").mkdir(parents=True, exist_ok=True)
         Path(f"/etc/netns/{self.client_ns}/resolv.conf").write_text(
             f"nameserver {DNS_IP}\nsearch svc.cluster.local cluster.local\noptions ndots:5\n")
@@ -110,10 +115,8 @@ class Network:
 
     def close(self):
         for n in range(1, self.nodes + 1):
-            subprocess.run(["ip", "route", "del", self.pod_cidr(n)], capture_output=True)
             subprocess.run(["ip", "netns", "del", self.node_ns(n)], capture_output=True)
             subprocess.run(["ip", "link", "del", f"kv{self.tag}{n}"], capture_output=True)
-        subprocess.run(["ip", "route", "del", "10.96.0.0/16"], capture_output=True)
         subprocess.run(["ip", "netns", "del", self.client_ns], capture_output=True)
         subprocess.run(["ip", "link", "del", f"kv{self.tag}c"], capture_output=True)
         shutil.rmtree(f"/etc/netns/{self.client_ns}", ignore_errors=True)
@@ -271,14 +274,7 @@ class Node:
         return None
 
     def wait(self, check, timeout, what):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if (failure := self.failed()) is not None:
-                raise AssertionError(failure)
-            if check():
-                return
-            time.sleep(0.3)
-        raise AssertionError(f"timed out waiting for {what} on {self.name}")
+        wait_until(check, timeout, f"{what} on {self.name}", self.failed)
 
     def log(self, name):
         return (self.dir / f"{name}.log").read_text(errors="replace")
@@ -298,10 +294,10 @@ class Node:
     def stop(self):
         """Stops the node and everything it ran, and removes its state."""
         for name in ["kube-proxy", "kubelet"]:
-            self.stop_process(name, signal.SIGTERM, 10)
+            self.stop_process(name)
         # Every container process lives in the kubelet's cgroups.
         kill_cgroup_tree([CGROUP_V1 / c / self.cgroup for c in cgroup_controllers()])
-        self.stop_process("containerd", signal.SIGTERM, 10)
+        self.stop_process("containerd")
         subprocess.run(["pkill", "-KILL", "-f", f"containerd-shim-runc-v2.*{self.sock}"], capture_output=True)
         remove_cgroup_tree([CGROUP_V1 / c / self.cgroup for c in cgroup_controllers()])
         # Pod network namespaces are mounted under the state folder too.
@@ -310,15 +306,10 @@ class Node:
             log.close()
         shutil.rmtree(self.dir, ignore_errors=True)
 
-    def stop_process(self, name, sig, grace):
+    def stop_process(self, name):
         for n, proc, _ in self.procs:
-            if n == name and proc.poll() is None:
-                os.killpg(proc.pid, sig)
-                try:
-                    proc.wait(timeout=grace)
-                except subprocess.TimeoutExpired:
-                    os.killpg(proc.pid, signal.SIGKILL)
-                    proc.wait()
+            if n == name:
+                stop(proc, grace=10)
 
 
 def cgroup_controllers():
@@ -442,14 +433,7 @@ class Cluster:
         return "\n---\n".join(json.dumps(d) for d in docs)
 
     def wait(self, check, timeout, what):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if (failure := self.failed()) is not None:
-                raise AssertionError(failure)
-            if check():
-                return
-            time.sleep(0.5)
-        raise AssertionError(f"timed out waiting for {what}")
+        wait_until(check, timeout, what, self.failed, step=0.5)
 
     def failed(self):
         for node in self.nodes:
@@ -477,7 +461,7 @@ class Cluster:
         gateway = self.net.pod_cidr(node.n).replace(".0/24", ".1")
         for argv in [["ip", "route", "add", f"{gateway}/32", "dev", "eth0"],
                      ["ip", "route", "add", "blackhole", CLUSTER_CIDR],
-                     ["ip", "route", "add", "blackhole", "10.96.0.0/16"]]:
+                     ["ip", "route", "add", "blackhole", SERVICE_CIDR]]:
             sh("nsenter", "-t", pid, "-n", *argv)
 
     def stop(self):

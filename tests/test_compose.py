@@ -69,6 +69,15 @@ class Compose:
             assert proc.returncode == 0, f"gregor {args}: {proc.stdout}\n{proc.stderr}"
         return proc
 
+    def logs(self):
+        """The brokers' last log lines, to tell why one is not serving."""
+        out = []
+        for service in ["broker-1", "broker-2", "broker-3"]:
+            proc = subprocess.run([*PODMAN, "logs", "--tail", "30", self.container(service)],
+                                  capture_output=True, text=True)
+            out.append(f"--- {service}:\n{proc.stdout}{proc.stderr}")
+        return "\n".join(out)
+
     def close(self):
         try:
             self("down", "-v")
@@ -83,13 +92,17 @@ def compose(request, tmp_path_factory):
     c = Compose(request.param, tmp_path_factory.mktemp("compose"))
     try:
         c("up", "-d")
+        # Formed: the offsets topic exists, and each broker answers on its
+        # own address (a quorum of two can form before the third listens).
         deadline = time.monotonic() + 120
-        while True:
-            listed = c.gregor("broker-1", "topics", "list", "--bootstrap-server", INSIDE, check=False)
-            if listed.returncode == 0 and "__consumer_offsets" in listed.stdout:
-                break
-            assert time.monotonic() < deadline, f"the cluster did not form: {listed.stderr}"
-            time.sleep(1)
+        for broker in INSIDE.split(","):
+            while True:
+                listed = c.gregor("broker-1", "topics", "list", "--bootstrap-server", broker, check=False)
+                if listed.returncode == 0 and "__consumer_offsets" in listed.stdout:
+                    break
+                assert time.monotonic() < deadline, (
+                    f"the cluster did not form: {broker}: {listed.stderr}\n{c.logs()}")
+                time.sleep(1)
         yield c
     finally:
         c.close()

@@ -11,6 +11,7 @@ server."""
 import copy
 import json
 import os
+import shutil
 import subprocess
 import time
 from pathlib import Path
@@ -19,7 +20,7 @@ import pytest
 import yaml
 
 from conftest import ROOT, free_port
-from kube import KUBE_BIN, ControlPlane
+from kube import KUBE_BIN, ControlPlane, stop
 from podsecurity import dry_run_create, enforcing_namespace, pod_from
 
 OPERATOR_BIN = Path(os.environ.get("TEST_OPERATOR_BIN", ROOT / "target" / "release" / "gregor-operator"))
@@ -62,12 +63,7 @@ def operator(cp):
     try:
         yield lambda: path.read_text(errors="replace")[-5000:]
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc)
         log.close()
 
 
@@ -153,6 +149,27 @@ def test_the_chart_renders_offline_and_installs_against_the_live_api_server(cp):
     wait_for("the operator's pod to be created", lambda: cp.kubectl(
         "get", "pods", "-n", NS, "-l", "app.kubernetes.io/name=gregor-operator", "-o", "name").stdout,
         lambda: events(cp))
+
+
+def test_the_chart_refuses_a_live_cluster_older_than_it_needs(cp, tmp_path):
+    """The version check against a live API server, with the minimum of a
+    copy of the chart raised above this server's 1.34: helm refuses to
+    install (nothing is created), names both versions, and the same copy
+    still renders offline."""
+    chart = tmp_path / "gregor-operator"
+    shutil.copytree(CHART, chart)
+    check = chart / "templates" / "kube-version.yaml"
+    text = check.read_text()
+    assert text.count('"<1.30.0-0"') == 1, text
+    check.write_text(text.replace('"<1.30.0-0"', '"<1.35.0-0"')
+                     .replace("needs Kubernetes 1.30 or later", "needs Kubernetes 1.35 or later"))
+    refused = cp.helm("install", "too-old", chart, "--namespace", "default", check=False)
+    assert refused.returncode != 0, refused.stdout
+    assert "gregor-operator needs Kubernetes 1.35 or later; this cluster runs v1.34.4" in refused.stderr, \
+        refused.stderr
+    assert "too-old" not in cp.helm("list", "--all-namespaces", "-q").stdout
+    assert cp.kubectl("get", "deployment", "too-old", "-n", "default", check=False).returncode != 0
+    assert "kind: Deployment" in helm_offline(cp, "template", "too-old", chart)
 
 
 def test_the_operator_pod_meets_restricted_by_default_and_as_overridden(cp):

@@ -4,9 +4,11 @@ operator's defaults, image/build and the docs name, tagged with the one
 version the crates and the chart carry. The workflow itself passes
 actionlint (with shellcheck on its scripts), since it only runs on GitHub."""
 
+import os
 import re
 import shutil
 import subprocess
+from pathlib import Path
 
 import yaml
 
@@ -15,7 +17,7 @@ from release import IMAGES, VERSION, crate_versions
 
 CHART = ROOT / "charts" / "gregor-operator"
 WORKFLOWS = ROOT / ".github" / "workflows"
-OPERATOR_BIN = ROOT / "target" / "release" / "gregor-operator"
+OPERATOR_BIN = Path(os.environ.get("TEST_OPERATOR_BIN", ROOT / "target" / "release" / "gregor-operator"))
 ACTIONLINT = ROOT / ".cache" / "actionlint" / "actionlint"
 
 
