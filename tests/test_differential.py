@@ -12,6 +12,8 @@ from test_bad_input import CLOSING_CASES
 
 TOPIC = "differential"
 SMALL = "differential-small"
+# One replica, but min.insync.replicas=2.
+STRICT = "differential-strict"
 BASE_TS = 1_690_000_000_000
 
 
@@ -25,7 +27,8 @@ def error_name(future):
 
 def admin_script(admin):
     seen = {}
-    topics = [NewTopic(TOPIC, 3, 1), NewTopic(SMALL, 1, 1, config={"max.message.bytes": "1000"})]
+    topics = [NewTopic(TOPIC, 3, 1), NewTopic(SMALL, 1, 1, config={"max.message.bytes": "1000"}),
+              NewTopic(STRICT, 1, 1, config={"min.insync.replicas": "2"})]
     for name, f in admin.create_topics(topics).items():
         seen[f"create {name}"] = error_name(f)
     for label, topic in [
@@ -75,6 +78,15 @@ def data_script(bootstrap):
                       on_delivery=lambda err, msg: errors.append(err.name() if err else msg.offset()))
         small.flush(30)
     seen["size limit"] = errors
+
+    # acks=all to a topic of fewer replicas than min.insync.replicas.
+    strict = []
+    for acks in ["all", "1"]:
+        p = Producer({"bootstrap.servers": bootstrap, "acks": acks, "linger.ms": 0})
+        p.produce(STRICT, value=acks.encode(), partition=0,
+                  on_delivery=lambda err, msg: strict.append(err.name() if err else msg.offset()))
+        p.flush(30)
+    seen["acks=all below min.insync.replicas"] = strict
 
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "differential-group",
                          "enable.auto.commit": False, "auto.offset.reset": "earliest"})
