@@ -8,7 +8,8 @@ import subprocess
 import time
 from pathlib import Path
 
-from confluent_kafka import Consumer, KafkaError, TopicPartition
+import pytest
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
 import wire
 
@@ -381,8 +382,9 @@ def test_a_group_commits_offsets_of_partitions_its_coordinator_does_not_store(cl
     assert [(tp.partition, tp.offset, tp.error) for tp in committed] == [(0, 5, None)]
     assert [tp.offset for tp in c.committed([TopicPartition(topic, 0)], timeout=30)] == [5]
     # A partition that does not exist anywhere is still refused.
-    missing = c.commit(offsets=[TopicPartition(topic, 7, 5)], asynchronous=False)
-    assert missing[0].error is not None and missing[0].error.code() == KafkaError.UNKNOWN_TOPIC_OR_PART, missing
+    with pytest.raises(KafkaException) as refused:
+        c.commit(offsets=[TopicPartition(topic, 7, 5)], asynchronous=False)
+    assert refused.value.args[0].code() == KafkaError.UNKNOWN_TOPIC_OR_PART, refused.value
     c.close()
 
 
