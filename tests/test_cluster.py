@@ -8,7 +8,10 @@ import subprocess
 import time
 from pathlib import Path
 
-from confluent_kafka import Consumer, TopicPartition
+import pytest
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
+
+import wire
 
 from conftest import DURABLE_PRODUCER, java_command, kafka_tool, producer_events, unique
 
@@ -301,6 +304,16 @@ def test_acks_all_needs_min_insync_replicas(cluster):
     p.produce(topic, value=b"y", on_delivery=lambda err, _: errors.append(err))
     p.flush(30)
     assert errors[1] is None
+    # A topic of fewer replicas than the cluster's min.insync.replicas (2)
+    # takes acks=all writes, the Java producer's default, as on Kafka: the
+    # minimum counts as at most the replication factor.
+    single = unique("single")
+    kafka_tool("kafka-topics", "--bootstrap-server", cluster.bootstrap, "--create",
+               "--topic", single, "--replica-assignment", "1")
+    values = [f"one-{i}" for i in range(20)]
+    kafka_tool("kafka-console-producer", "--bootstrap-server", cluster.bootstrap, "--topic", single,
+               input="\n".join(values) + "\n")
+    assert [v for _, v in read_back(cluster.bootstrap, single, 1)[0]] == values
 
 
 def test_leadership_returns_to_preferred_replicas_by_itself(tmp_path):
@@ -352,6 +365,55 @@ def test_committed_offsets_survive_the_loss_of_the_group_coordinator(cluster):
     rest = consume(len(values) - len(first))
     assert sorted(first + rest) == sorted(values)
     assert not set(first) & set(rest)
+
+
+def test_a_group_commits_offsets_of_partitions_its_coordinator_does_not_store(cluster):
+    from confluent_kafka.admin import AdminClient
+    group = unique("elsewhere")
+    admin = AdminClient({"bootstrap.servers": cluster.bootstrap})
+    coordinator = admin.describe_consumer_groups([group])[group].result(30).coordinator.id
+    # The topic's only replica lives on another broker.
+    elsewhere = next(b.node_id for b in cluster.brokers if b.node_id != coordinator)
+    topic = unique("remote")
+    kafka_tool("kafka-topics", "--bootstrap-server", cluster.bootstrap, "--create",
+               "--topic", topic, "--replica-assignment", str(elsewhere))
+    c = Consumer({"bootstrap.servers": cluster.bootstrap, "group.id": group, "enable.auto.commit": False})
+    committed = c.commit(offsets=[TopicPartition(topic, 0, 5)], asynchronous=False)
+    assert [(tp.partition, tp.offset, tp.error) for tp in committed] == [(0, 5, None)]
+    assert [tp.offset for tp in c.committed([TopicPartition(topic, 0)], timeout=30)] == [5]
+    # A partition that does not exist anywhere is still refused.
+    with pytest.raises(KafkaException) as refused:
+        c.commit(offsets=[TopicPartition(topic, 7, 5)], asynchronous=False)
+    assert refused.value.args[0].code() == KafkaError.UNKNOWN_TOPIC_OR_PART, refused.value
+    c.close()
+
+
+def test_a_frozen_leader_answers_its_held_produce_requests_when_it_wakes(cluster):
+    """A leader frozen (SIGSTOP) while producers wait on it loses its
+    leadership; once it runs again, every acks=all produce it holds or
+    still has to read is answered NOT_LEADER_OR_FOLLOWER as soon as it
+    learns of the new leader, not when the request's timeout runs out."""
+    topic = unique("frozen")
+    kafka_tool("kafka-topics", "--bootstrap-server", cluster.bootstrap, "--create",
+               "--topic", topic, "--replica-assignment", "1:2:3")
+    leader = cluster.broker(1)
+    conns = [wire.Connection(leader.bootstrap, timeout=120) for _ in range(3)]
+    conns[0].send(wire.produce_v3(topic, 0, wire.batch([b"before"]), timeout_ms=60000))
+    assert wire.produce_v3_error(conns[0].response())[0] == 0
+    leader.proc.send_signal(signal.SIGSTOP)
+    try:
+        # Sent to the frozen leader: read only when it wakes.
+        for i, conn in enumerate(conns):
+            conn.send(wire.produce_v3(topic, 0, wire.batch([f"held-{i}".encode()]), timeout_ms=60000,
+                                      correlation_id=10 + i))
+        others = ",".join(b.bootstrap for b in cluster.brokers[1:])
+        wait_until(lambda: describe(others, topic)[0][0] in (2, 3), 60, "a new leader")
+    finally:
+        leader.proc.send_signal(signal.SIGCONT)
+    answers = [wire.produce_v3_error(conn.response())[0] for conn in conns]
+    for conn in conns:
+        conn.close()
+    assert answers == [wire.NOT_LEADER_OR_FOLLOWER] * 3, answers
 
 
 def test_dedicated_controllers_and_broker_only_nodes(tmp_path):

@@ -4,6 +4,7 @@ internal listeners on 29092-29094 and external ones on 9092-9094."""
 import os
 import signal
 import subprocess
+import time
 
 from conftest import GREGOR_BIN, kafka_tool, unique, wait_for_port
 
@@ -51,3 +52,33 @@ def test_gregor_dev_runs_a_three_broker_cluster_and_keeps_data_with_data_dir(tmp
         assert sorted(out.split()) == ["x", "y", "z"]
     finally:
         assert ctrl_c(proc) == 0
+
+
+def brokers_of(data):
+    """PIDs of the broker processes `gregor dev` started on `data`."""
+    pids = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                argv = open(f"/proc/{entry}/cmdline", "rb").read().split(b"\0")
+            except OSError:
+                continue
+            if b"broker" in argv and any(str(data).encode() in a for a in argv):
+                pids.append(int(entry))
+    return pids
+
+
+def test_the_brokers_of_gregor_dev_stop_when_it_is_killed(tmp_path):
+    data = tmp_path / "dev"
+    proc = start(data, tmp_path / "dev.log")
+    brokers = brokers_of(data)
+    assert len(brokers) == 3, brokers
+    proc.kill()
+    proc.wait()
+    deadline = time.monotonic() + 60
+    while brokers_of(data) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    left = brokers_of(data)
+    for pid in left:
+        os.kill(pid, signal.SIGKILL)
+    assert left == [], "brokers outlived gregor dev"

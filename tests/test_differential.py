@@ -5,13 +5,17 @@ import time
 
 import pytest
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient, ConfigResource, NewPartitions, NewTopic
+from confluent_kafka.admin import (AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource, NewPartitions,
+                                  NewTopic)
 
 import wire
 from test_bad_input import CLOSING_CASES
 
 TOPIC = "differential"
 SMALL = "differential-small"
+# One replica, but min.insync.replicas=2.
+STRICT = "differential-strict"
+LOG_TIME = "differential-log-time"
 BASE_TS = 1_690_000_000_000
 
 
@@ -25,7 +29,9 @@ def error_name(future):
 
 def admin_script(admin):
     seen = {}
-    topics = [NewTopic(TOPIC, 3, 1), NewTopic(SMALL, 1, 1, config={"max.message.bytes": "1000"})]
+    topics = [NewTopic(TOPIC, 3, 1), NewTopic(SMALL, 1, 1, config={"max.message.bytes": "1000"}),
+              NewTopic(STRICT, 1, 1, config={"min.insync.replicas": "2"}),
+              NewTopic(LOG_TIME, 1, 1, config={"message.timestamp.type": "LogAppendTime"})]
     for name, f in admin.create_topics(topics).items():
         seen[f"create {name}"] = error_name(f)
     for label, topic in [
@@ -48,6 +54,16 @@ def admin_script(admin):
     for key in ["retention.ms", "retention.bytes", "segment.bytes", "cleanup.policy", "max.message.bytes",
                 "message.timestamp.type", "compression.type", "segment.ms", "flush.messages", "flush.ms"]:
         seen[f"config {key}"] = (configs[key].value, configs[key].is_default, configs[key].is_read_only)
+    # List settings take APPEND and SUBTRACT; other settings refuse them.
+    for label, op, key, value in [("append present", "APPEND", "cleanup.policy", "delete"),
+                                  ("subtract absent", "SUBTRACT", "cleanup.policy", "compact"),
+                                  ("append to a number", "APPEND", "retention.ms", "5"),
+                                  ("subtract from a number", "SUBTRACT", "retention.ms", "5")]:
+        entry = ConfigEntry(key, value, incremental_operation=AlterConfigOpType[op])
+        res = ConfigResource("topic", TOPIC, incremental_configs=[entry])
+        seen[f"incremental {label}"] = error_name(admin.incremental_alter_configs([res])[res])
+    res = ConfigResource("topic", TOPIC)
+    seen["cleanup.policy after"] = admin.describe_configs([res])[res].result(30)["cleanup.policy"].value
     missing = ConfigResource("topic", "no-such-topic")
     seen["describe unknown topic"] = error_name(admin.describe_configs([missing])[missing])
     md = admin.list_topics(timeout=10)
@@ -75,6 +91,34 @@ def data_script(bootstrap):
                       on_delivery=lambda err, msg: errors.append(err.name() if err else msg.offset()))
         small.flush(30)
     seen["size limit"] = errors
+
+    # acks=all to a topic of fewer replicas than min.insync.replicas.
+    strict = []
+    for acks in ["all", "1"]:
+        p = Producer({"bootstrap.servers": bootstrap, "acks": acks, "linger.ms": 0})
+        p.produce(STRICT, value=acks.encode(), partition=0,
+                  on_delivery=lambda err, msg: strict.append(err.name() if err else msg.offset()))
+        p.flush(30)
+    seen["acks=all below min.insync.replicas"] = strict
+
+    # The broker's clock, not the producer's: the same time in the delivery
+    # report and for the consumer, of the log-append type.
+    stamped = []
+    p = Producer({"bootstrap.servers": bootstrap, "linger.ms": 0})
+    before = int(time.time() * 1000)
+    p.produce(LOG_TIME, value=b"stamped", partition=0, timestamp=BASE_TS,
+              on_delivery=lambda err, msg: stamped.append(msg.timestamp()))
+    p.flush(30)
+    reader = Consumer({"bootstrap.servers": bootstrap, "group.id": "differential-log-time",
+                       "auto.offset.reset": "earliest"})
+    reader.assign([TopicPartition(LOG_TIME, 0, 0)])
+    deadline = time.monotonic() + 30
+    while len(stamped) < 2 and time.monotonic() < deadline:
+        msg = reader.poll(0.5)
+        if msg is not None and not msg.error():
+            stamped.append(msg.timestamp())
+    reader.close()
+    seen["log append time"] = [(kind, ts >= before, ts == stamped[0][1]) for kind, ts in stamped]
 
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "differential-group",
                          "enable.auto.commit": False, "auto.offset.reset": "earliest"})

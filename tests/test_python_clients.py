@@ -236,3 +236,21 @@ def test_kafka_python_acks_levels(gregor, acks):
         assert [m.offset for m in metas] == list(range(50))
     got = consume_n(gregor.bootstrap, topic, 50, partitions=[0])
     assert [m.value() for m in got] == [f"m{i}".encode() for i in range(50)]
+
+
+def test_a_transactional_producer_is_refused_at_once_until_transactions_exist(gregor):
+    """Transactions are not built yet: a transactional producer must fail
+    with an error that says so, not retry until its own timeout."""
+    import kafka.errors
+    producer = Producer({"bootstrap.servers": gregor.bootstrap, "transactional.id": unique("txn")})
+    with pytest.raises(KafkaException) as refused:
+        producer.init_transactions(60)
+    error = refused.value.args[0]
+    assert error.code() == KafkaError.TRANSACTIONAL_ID_AUTHORIZATION_FAILED, error
+    assert error.fatal(), error
+
+    producer = KafkaProducer(bootstrap_servers=gregor.bootstrap, transactional_id=unique("txn"),
+                             max_block_ms=60000)
+    with pytest.raises(kafka.errors.TransactionalIdAuthorizationFailedError):
+        producer.init_transactions()
+    producer.close(timeout=5)

@@ -31,8 +31,11 @@ def batch(values, magic=2):
     return bytes(builder.buffer())
 
 
-def produce_v3(topic, partition, records, acks=-1, correlation_id=1):
-    body = string(None) + struct.pack(">hi", acks, 10000)
+NOT_LEADER_OR_FOLLOWER = 6
+
+
+def produce_v3(topic, partition, records, acks=-1, correlation_id=1, timeout_ms=10000):
+    body = string(None) + struct.pack(">hi", acks, timeout_ms)
     body += struct.pack(">i", 1) + string(topic)
     body += struct.pack(">i", 1) + struct.pack(">i", partition) + struct.pack(">i", len(records)) + records
     return frame(header(0, 3, correlation_id) + body)

@@ -41,8 +41,7 @@ fn log_config() -> LogConfig {
         retention_bytes: -1,
         index_interval_bytes: 4096,
         max_message_bytes: 1 << 20,
-        flush_messages: u64::MAX >> 1,
-        flush_ms: i64::MAX,
+        ..LogConfig::default()
     }
 }
 

@@ -28,6 +28,11 @@ enum Command {
     Broker {
         /// Path to server.properties.
         config: PathBuf,
+        /// Stop, as on SIGTERM, when process PID (the parent that started
+        /// this broker) exits; `gregor dev` starts its brokers so, so that
+        /// none outlives it however it ends.
+        #[arg(long, value_name = "PID", hide = true)]
+        exit_with: Option<u32>,
     },
     /// Start a local three-broker cluster: internal listeners on
     /// 127.0.0.1:29092-29094, external ones on localhost:9092-9094. Ctrl-C
@@ -53,10 +58,30 @@ fn main() -> ExitCode {
         .init();
     let cli = Cli::parse();
     match cli.command {
-        Command::Broker { config } => run_broker(config),
+        Command::Broker { config, exit_with } => {
+            if let Some(parent) = exit_with {
+                if let Err(e) = exit_with_parent(parent) {
+                    eprintln!("gregor: {e}");
+                    return ExitCode::FAILURE;
+                }
+            }
+            run_broker(config)
+        }
         Command::Dev { data } => run_dev(data),
         Command::Client(command) => run_client(command),
     }
+}
+
+/// Asks the kernel for SIGTERM when the parent exits; fails when `parent`
+/// is already gone (this process was handed to another).
+fn exit_with_parent(parent: u32) -> Result<(), String> {
+    use nix::sys::signal::Signal;
+    nix::sys::prctl::set_pdeathsig(Signal::SIGTERM)
+        .map_err(|e| format!("cannot follow the parent process: {e}"))?;
+    if nix::unistd::getppid().as_raw() as u32 != parent {
+        return Err(format!("parent process {parent} has already exited"));
+    }
+    Ok(())
 }
 
 /// `gregor topics|produce|consume`: a client of some cluster.
@@ -185,6 +210,8 @@ fn run_dev(data: Option<PathBuf>) -> ExitCode {
         match std::process::Command::new(&exe)
             .arg("broker")
             .arg(&file)
+            .arg("--exit-with")
+            .arg(std::process::id().to_string())
             .stderr(std::process::Stdio::piped())
             .spawn()
         {

@@ -80,8 +80,6 @@ pub struct Node {
     pub producer_ids: ProducerIdAllocator,
     /// ISR changes this broker asks for as a leader.
     pub isr: IsrProposer,
-    /// Bumped after every append; long-polling fetches wait on it.
-    pub appended: Arc<tokio::sync::watch::Sender<u64>>,
     /// Request-path counters for `/metrics`.
     pub metrics: crate::metrics::Counters,
     /// This broker's registration epoch.
@@ -96,12 +94,10 @@ impl Node {
     pub async fn start(config: BrokerConfig) -> Result<Arc<Node>, StartError> {
         let quorum = start_quorum(&config).await?;
 
-        let appended = Arc::new(tokio::sync::watch::channel(0u64).0);
         let topics = Arc::new(TopicRegistry::new(
             config.node_id,
             &config.log_dirs,
             config.log.clone(),
-            appended.clone(),
         ));
         let followed = watch::channel(Followed::new()).0;
         tokio::spawn(fetcher::run(
@@ -183,7 +179,6 @@ impl Node {
             groups,
             producer_ids: ProducerIdAllocator::default(),
             isr: IsrProposer::default(),
-            appended,
             metrics: crate::metrics::Counters::default(),
             epoch,
             stop_heartbeats,

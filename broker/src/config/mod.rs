@@ -380,6 +380,17 @@ impl BrokerConfig {
             }
             None => "delete".into(),
         };
+        let log_append_time = match s.string("log.message.timestamp.type") {
+            Some(t) if t.value == "CreateTime" => false,
+            Some(t) if t.value == "LogAppendTime" => true,
+            Some(t) => {
+                return Err(invalid(
+                    &t,
+                    "expected `CreateTime` or `LogAppendTime`".into(),
+                ))
+            }
+            None => false,
+        };
         let log = LogDefaults {
             config: LogConfig {
                 segment_bytes: s.int("log.segment.bytes", 1u64 << 30, 14)?,
@@ -390,6 +401,7 @@ impl BrokerConfig {
                 max_message_bytes: s.int("message.max.bytes", 1_048_588u32, 0)?,
                 flush_messages: s.int("log.flush.interval.messages", u64::MAX >> 1, 1)?,
                 flush_ms: s.int("log.flush.interval.ms", i64::MAX, 0)?,
+                log_append_time,
             },
             cleanup_policy,
             min_insync_replicas: s.int("min.insync.replicas", 1i32, 1)?,

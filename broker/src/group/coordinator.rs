@@ -27,7 +27,7 @@ use super::offset_records::GroupMetadata;
 use super::offsets::{Committed, OffsetStore, OffsetStoreError};
 use super::state::{Group, GroupError, GroupState, Member};
 use crate::clock::now_ms;
-use crate::partition::Partition;
+use crate::partition::{Partition, Replication};
 use crate::topic::TopicRegistry;
 
 /// Longest metadata string a commit may carry (Kafka's
@@ -744,7 +744,9 @@ impl GroupCoordinator {
                     rp.partition_index = p.partition_index;
                     rp.error_code = if group_error_code != 0 {
                         group_error_code
-                    } else if topics.partition(&t.name, p.partition_index).is_none() {
+                    } else if !topics.exists(&t.name, p.partition_index) {
+                        // Like Kafka: the partition must exist in the cluster;
+                        // this broker need not store it.
                         ResponseError::UnknownTopicOrPartition.code()
                     } else if p
                         .committed_metadata
@@ -792,16 +794,24 @@ impl GroupCoordinator {
             let pending = inner.offsets.take_last_write();
             (resp, pending)
         };
-        if let Some((p, end)) = pending {
-            let mut hw = p.subscribe_high_watermark();
-            let replicated = tokio::time::timeout(COMMIT_TIMEOUT, hw.wait_for(|hw| *hw >= end))
+        if let Some((p, appended)) = pending {
+            let deadline = tokio::time::Instant::now() + COMMIT_TIMEOUT;
+            let failed = match p
+                .await_replication(appended.leader_epoch, appended.end_offset, deadline)
                 .await
-                .is_ok_and(|r| r.is_ok());
-            if !replicated {
-                tracing::warn!(group = %group_id, "offset commit not replicated in time");
+            {
+                Replication::Done(_) => None,
+                Replication::Pending | Replication::TimedOut => {
+                    tracing::warn!(group = %group_id, "offset commit not replicated in time");
+                    Some(ResponseError::RequestTimedOut)
+                }
+                // The client finds the new coordinator and commits again.
+                Replication::LostLeadership => Some(ResponseError::NotCoordinator),
+            };
+            if let Some(code) = failed {
                 for rp in resp.topics.iter_mut().flat_map(|t| t.partitions.iter_mut()) {
                     if rp.error_code == 0 {
-                        rp.error_code = ResponseError::RequestTimedOut.code();
+                        rp.error_code = code.code();
                     }
                 }
             }

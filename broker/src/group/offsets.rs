@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use super::offset_records::{self, GroupMetadata, OffsetRecord};
 use crate::clock::now_ms;
 use crate::log::batch;
-use crate::partition::{Partition, PartitionError};
+use crate::partition::{Appended, Partition, PartitionError};
 
 /// Name of the internal topic.
 pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
@@ -75,9 +75,9 @@ pub struct OffsetStore {
     metadata: BTreeMap<String, GroupMetadata>,
     /// Records in the topic that a checkpoint would drop.
     superseded: usize,
-    /// The partition and end offset of the last write, which the caller
-    /// may wait to see replicated.
-    last_write: Option<(Arc<Partition>, i64)>,
+    /// The partition and the last write to it, which the caller may wait
+    /// to see replicated.
+    last_write: Option<(Arc<Partition>, Appended)>,
 }
 
 impl OffsetStore {
@@ -94,7 +94,7 @@ impl OffsetStore {
     }
 
     /// Where the last write ends, to wait for its replication.
-    pub fn take_last_write(&mut self) -> Option<(Arc<Partition>, i64)> {
+    pub fn take_last_write(&mut self) -> Option<(Arc<Partition>, Appended)> {
         self.last_write.take()
     }
 
@@ -334,8 +334,8 @@ impl OffsetStore {
     ) -> Result<(), OffsetStoreError> {
         let p = self.partition_of(group)?.clone();
         for chunk in entries.chunks(BATCH_RECORDS) {
-            if let Some(end) = append(&p, chunk.to_vec())? {
-                self.last_write = Some((p.clone(), end));
+            if let Some(appended) = append(&p, chunk.to_vec())? {
+                self.last_write = Some((p.clone(), appended));
             }
         }
         Ok(())
@@ -393,11 +393,11 @@ impl OffsetStore {
     }
 }
 
-/// Appends records as one batch; returns the offset after it.
+/// Appends records as one batch.
 fn append(
     p: &Partition,
     entries: Vec<(Bytes, Option<Bytes>)>,
-) -> Result<Option<i64>, OffsetStoreError> {
+) -> Result<Option<Appended>, OffsetStoreError> {
     if entries.is_empty() {
         return Ok(None);
     }
@@ -416,7 +416,7 @@ fn append(
             partition: p.index,
             source,
         })?;
-    Ok(Some(appended.end_offset))
+    Ok(Some(appended))
 }
 
 #[cfg(test)]
@@ -430,9 +430,7 @@ mod tests {
     /// A registry on `dir` holding the offsets topic (3 partitions) on
     /// broker 1, as the metadata log would create it.
     fn registry(dir: &std::path::Path) -> (TopicRegistry, Arc<Topic>) {
-        let appended = Arc::new(tokio::sync::watch::channel(0u64).0);
-        let topics =
-            TopicRegistry::new(1, &[dir.to_path_buf()], LogDefaults::for_tests(), appended);
+        let topics = TopicRegistry::new(1, &[dir.to_path_buf()], LogDefaults::for_tests());
         let mut image = ClusterImage::default();
         image.apply(
             1,

@@ -195,7 +195,10 @@ pub async fn alter_configs(node: &Arc<Node>, req: AlterConfigsRequest) -> AlterC
     resp
 }
 
-/// IncrementalAlterConfigs: SET (0) and DELETE (1) single settings.
+/// IncrementalAlterConfigs: SET (0) and DELETE (1) a setting, APPEND (2)
+/// items to or SUBTRACT (3) items from a list setting (its value in effect,
+/// the broker default when the topic has no override; as in Kafka, an item
+/// already present is not appended twice).
 pub async fn incremental_alter_configs(
     node: &Arc<Node>,
     req: IncrementalAlterConfigsRequest,
@@ -220,6 +223,30 @@ pub async fn incremental_alter_configs(
                 }
                 (1, _) => {
                     configs.remove(&key);
+                }
+                (2 | 3, Some(_)) if !config::is_list(&key) => {
+                    outcome = Err((
+                        ResponseError::InvalidConfig,
+                        format!("`{key}` is not a list setting: APPEND and SUBTRACT apply to list settings only"),
+                    ));
+                }
+                (op @ (2 | 3), Some(v)) => {
+                    let mut items = config::list_items(&config::value_of(
+                        &key,
+                        &configs,
+                        node.topics.defaults(),
+                    ));
+                    let given = config::list_items(v);
+                    if op == 2 {
+                        for item in given {
+                            if !items.contains(&item) {
+                                items.push(item);
+                            }
+                        }
+                    } else {
+                        items.retain(|i| !given.contains(i));
+                    }
+                    configs.insert(key, items.join(","));
                 }
                 (op, _) => {
                     outcome = Err((

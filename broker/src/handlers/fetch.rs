@@ -1,6 +1,6 @@
 //! Fetch: read stored batches, long-polling until `min_bytes` are available
-//! or `max_wait_ms` passes. Waiting costs nothing: the task sleeps on the
-//! node's append signal.
+//! or `max_wait_ms` passes. Waiting costs nothing: the task sleeps until one
+//! of the requested partitions changes.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,6 +9,7 @@ use kafka_protocol::messages::fetch_request::FetchTopic;
 use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
 use kafka_protocol::messages::{FetchRequest, FetchResponse};
 use kafka_protocol::ResponseError;
+use tokio::sync::watch;
 
 use super::errors::partition_error;
 use crate::node::Node;
@@ -21,17 +22,25 @@ pub async fn fetch(node: &Arc<Node>, ctx: &RequestContext, req: FetchRequest) ->
     let deadline =
         tokio::time::Instant::now() + Duration::from_millis(req.max_wait_ms.max(0) as u64);
     let min_bytes = req.min_bytes.max(0) as usize;
-    let mut appended = node.appended.subscribe();
+    let mut changes = watch_partitions(node, ctx, &req);
     loop {
-        // Mark the current signal as seen before reading, so an append that
+        // Mark the current state as seen before reading, so a change that
         // lands during the read wakes the wait below.
-        appended.borrow_and_update();
+        for c in &mut changes {
+            c.borrow_and_update();
+        }
         let (resp, bytes, errors) = read_once(node, ctx, &req);
         if bytes >= min_bytes || errors || tokio::time::Instant::now() >= deadline {
             return resp;
         }
+        if changes.is_empty() {
+            tokio::time::sleep_until(deadline).await;
+            return read_once(node, ctx, &req).0;
+        }
+        let any =
+            futures_util::future::select_all(changes.iter_mut().map(|c| Box::pin(c.changed())));
         tokio::select! {
-            changed = appended.changed() => {
+            (changed, _, _) = any => {
                 if changed.is_err() {
                     return resp;
                 }
@@ -41,6 +50,25 @@ pub async fn fetch(node: &Arc<Node>, ctx: &RequestContext, req: FetchRequest) ->
             }
         }
     }
+}
+
+/// Change signals of the requested partitions this broker stores.
+fn watch_partitions(
+    node: &Node,
+    ctx: &RequestContext,
+    req: &FetchRequest,
+) -> Vec<watch::Receiver<u64>> {
+    req.topics
+        .iter()
+        .filter_map(|topic| resolve(node, ctx, topic).0.map(|name| (name, topic)))
+        .flat_map(|(name, topic)| {
+            topic
+                .partitions
+                .iter()
+                .filter_map(move |part| node.topics.partition(&name, part.partition))
+        })
+        .map(|p| p.subscribe())
+        .collect()
 }
 
 /// One pass over the requested partitions: the response, the bytes it

@@ -16,18 +16,29 @@ use crate::protocol::RequestContext;
 /// Key type of FindCoordinator for transactions.
 const KEY_TYPE_TRANSACTION: i8 = 1;
 
+/// Why a transaction coordinator cannot be found.
+const NO_TRANSACTIONS: &str = "transactions are not supported by this broker yet";
+
 /// A group is coordinated by the leader of its `__consumer_offsets`
-/// partition, reached at its address on the request's listener; transaction
-/// coordinators do not exist yet.
+/// partition, reached at its address on the request's listener.
+///
+/// Transaction coordinators do not exist yet. A retriable error here would
+/// leave a transactional producer retrying until its own timeout, so the
+/// answer is the error clients treat as final for a transactional id
+/// (TRANSACTIONAL_ID_AUTHORIZATION_FAILED, the same the produce path gives),
+/// with a message that says why.
 pub fn find_coordinator(
     node: &Arc<Node>,
     ctx: &RequestContext,
     req: FindCoordinatorRequest,
 ) -> FindCoordinatorResponse {
     let image = node.image();
+    if req.key_type == KEY_TYPE_TRANSACTION {
+        tracing::warn!(peer = %ctx.client_host, client_id = %ctx.client_id, "transaction coordinator refused: {NO_TRANSACTIONS}");
+    }
     let locate = |key: &str| -> Result<(i32, String, i32), ResponseError> {
         if req.key_type == KEY_TYPE_TRANSACTION {
-            return Err(ResponseError::CoordinatorNotAvailable);
+            return Err(ResponseError::TransactionalIdAuthorizationFailed);
         }
         let topic = image
             .topics
@@ -63,6 +74,7 @@ pub fn find_coordinator(
                     }
                     Err(code) => {
                         c.error_code = code.code();
+                        c.error_message = refusal(code);
                         c.node_id = BrokerId(-1);
                         c.port = -1;
                     }
@@ -79,10 +91,15 @@ pub fn find_coordinator(
             }
             Err(code) => {
                 resp.error_code = code.code();
+                resp.error_message = refusal(code);
                 resp.node_id = BrokerId(-1);
                 resp.port = -1;
             }
         }
     }
     resp
+}
+
+fn refusal(code: ResponseError) -> Option<kafka_protocol::protocol::StrBytes> {
+    (code == ResponseError::TransactionalIdAuthorizationFailed).then(|| text(NO_TRANSACTIONS))
 }

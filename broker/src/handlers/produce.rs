@@ -9,12 +9,13 @@ use kafka_protocol::ResponseError;
 use super::errors::partition_error;
 use super::text;
 use crate::node::Node;
-use crate::partition::{Appended, Partition};
+use crate::partition::{Appended, Partition, Replication};
 
 /// Appends every partition's records; `None` for acks=0, which gets no reply.
-/// With acks=-1 each partition's answer waits until the in-sync replicas
-/// hold the batch (the high watermark passes it), within the request's
-/// timeout.
+/// With acks=-1 the answer waits until the in-sync replicas hold every
+/// partition's batch (the high watermarks pass them), within the request's
+/// timeout; the partitions are awaited together, and each is answered as
+/// soon as its write is replicated or its leadership ends.
 pub async fn produce(node: &Arc<Node>, req: ProduceRequest) -> Option<ProduceResponse> {
     let deadline = tokio::time::Instant::now()
         + std::time::Duration::from_millis(req.timeout_ms.max(0) as u64);
@@ -24,6 +25,8 @@ pub async fn produce(node: &Arc<Node>, req: ProduceRequest) -> Option<ProduceRes
         tracing::warn!("transactional produce refused: transactions are not supported yet");
     }
     let mut resp = ProduceResponse::default();
+    // Where each acks=all answer comes from, once replicated.
+    let mut held = Vec::new();
     for topic in req.topic_data {
         let mut out = TopicProduceResponse::default();
         out.name = topic.name.clone();
@@ -45,28 +48,42 @@ pub async fn produce(node: &Arc<Node>, req: ProduceRequest) -> Option<ProduceRes
                     "transactions are not supported yet".to_string(),
                 ))
             } else {
-                match append(node, topic.name.as_str(), part.index, part.records, acks) {
-                    Ok((p, a)) if acks == -1 => wait_for_isr(node, &p, a, deadline).await,
-                    Ok((_, a)) => Ok(a),
-                    Err(e) => Err(e),
-                }
+                append(node, topic.name.as_str(), part.index, part.records, acks)
             };
             match outcome {
-                Ok(a) => {
+                Ok((p, a)) => {
+                    if acks == -1 {
+                        held.push((resp.responses.len(), out.partition_responses.len(), p, a));
+                    }
                     r.base_offset = a.base_offset;
                     r.log_start_offset = a.log_start_offset;
+                    r.log_append_time_ms = a.log_append_time;
                 }
-                Err((code, message)) => {
-                    tracing::debug!(topic = %topic.name.as_str(), partition = part.index, %message, "produce refused");
-                    r.error_code = code.code();
-                    r.error_message = Some(text(message));
-                }
+                Err((code, message)) => refuse(&mut r, topic.name.as_str(), code, message),
             }
             out.partition_responses.push(r);
         }
         resp.responses.push(out);
     }
+    let waits = held
+        .iter()
+        .map(|(_, _, p, a)| await_isr(node, p, *a, deadline));
+    let outcomes = futures_util::future::join_all(waits).await;
+    for ((t, i, p, _), outcome) in held.iter().zip(outcomes) {
+        if let Err((code, message)) = outcome {
+            let r = &mut resp.responses[*t].partition_responses[*i];
+            r.base_offset = -1;
+            r.log_start_offset = -1;
+            refuse(r, &p.topic, code, message);
+        }
+    }
     (acks != 0).then_some(resp)
+}
+
+fn refuse(r: &mut PartitionProduceResponse, topic: &str, code: ResponseError, message: String) {
+    tracing::debug!(topic, partition = r.index, %message, "produce refused");
+    r.error_code = code.code();
+    r.error_message = Some(text(message));
 }
 
 fn append(
@@ -87,10 +104,13 @@ fn append(
     };
     if acks == -1 {
         let min = min_insync_replicas(node, topic);
-        if let Some(isr) = p.isr_size().filter(|isr| *isr < min) {
+        if let Some(in_sync) = p.in_sync().filter(|s| !s.satisfies(min)) {
             return Err((
                 ResponseError::NotEnoughReplicas,
-                format!("{topic}-{partition} has {isr} in-sync replica(s); min.insync.replicas is {min}"),
+                format!(
+                    "{topic}-{partition} has {} in-sync replica(s); min.insync.replicas is {min}",
+                    in_sync.isr
+                ),
             ));
         }
     }
@@ -108,34 +128,34 @@ fn append(
 }
 
 /// Waits until the high watermark passes the batch; it must still be
-/// replicated on `min.insync.replicas` when it does.
-async fn wait_for_isr(
+/// replicated on `min.insync.replicas` when it does. A leader that lost its
+/// leadership meanwhile answers at once: the client retries at the new one.
+async fn await_isr(
     node: &Node,
     p: &Partition,
     appended: Appended,
     deadline: tokio::time::Instant,
-) -> Result<Appended, (ResponseError, String)> {
-    let mut hw = p.subscribe_high_watermark();
-    let reached = tokio::time::timeout_at(deadline, hw.wait_for(|hw| *hw >= appended.end_offset));
-    match reached.await {
-        Ok(Ok(_)) => {}
-        Ok(Err(_)) | Err(_) => {
-            return Err((
-                ResponseError::RequestTimedOut,
-                "the in-sync replicas did not confirm the write in time".to_string(),
-            ))
-        }
-    }
+) -> Result<(), (ResponseError, String)> {
+    let replication = p
+        .await_replication(appended.leader_epoch, appended.end_offset, deadline)
+        .await;
     let min = min_insync_replicas(node, &p.topic);
-    match p.isr_size() {
-        Some(isr) if isr >= min => Ok(appended),
-        Some(isr) => Err((
+    match replication {
+        Replication::Done(in_sync) if in_sync.satisfies(min) => Ok(()),
+        Replication::Done(in_sync) => Err((
             ResponseError::NotEnoughReplicasAfterAppend,
-            format!("written, but only {isr} replica(s) are in sync; min.insync.replicas is {min}"),
+            format!(
+                "written, but only {} replica(s) are in sync; min.insync.replicas is {min}",
+                in_sync.isr
+            ),
         )),
-        None => Err((
+        Replication::LostLeadership => Err((
             ResponseError::NotLeaderOrFollower,
             "leadership moved while the write was being replicated".to_string(),
+        )),
+        Replication::Pending | Replication::TimedOut => Err((
+            ResponseError::RequestTimedOut,
+            "the in-sync replicas did not confirm the write in time".to_string(),
         )),
     }
 }

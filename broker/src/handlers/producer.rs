@@ -18,7 +18,8 @@ pub async fn init_producer_id(
     resp.producer_id = ProducerId(-1);
     resp.producer_epoch = -1;
     if req.transactional_id.as_ref().is_some_and(|t| !t.is_empty()) {
-        resp.error_code = ResponseError::UnsupportedVersion.code();
+        // Final for the client, as in FindCoordinator (handlers/group.rs).
+        resp.error_code = ResponseError::TransactionalIdAuthorizationFailed.code();
         return resp;
     }
     if req.producer_id.0 >= 0 && req.producer_epoch >= 0 && req.producer_epoch < i16::MAX - 1 {

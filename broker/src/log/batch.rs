@@ -266,6 +266,25 @@ pub fn assign(buf: &mut [u8], h: &BatchHeader, base_offset: i64, leader_epoch: i
     b[12..16].copy_from_slice(&leader_epoch.to_be_bytes());
 }
 
+/// The timestamp-type bit of a batch's attributes: set, every record's
+/// timestamp is the batch's max timestamp, the time the leader appended it.
+pub const LOG_APPEND_TIME: i16 = 0x08;
+
+/// Marks a batch as stamped with the log append time `now`: sets the
+/// timestamp-type attribute and the max timestamp, and recomputes the CRC
+/// they are under. The records themselves are left as the producer wrote
+/// them (consumers read the batch's time instead of theirs).
+pub fn stamp_log_append_time(buf: &mut [u8], h: &mut BatchHeader, now: i64) {
+    let b = &mut buf[h.position..h.position + h.size];
+    let attributes = h.attributes | LOG_APPEND_TIME;
+    b[21..23].copy_from_slice(&attributes.to_be_bytes());
+    b[35..43].copy_from_slice(&now.to_be_bytes());
+    let crc = crc32c::crc32c(&b[CRC_START..]);
+    b[17..21].copy_from_slice(&crc.to_be_bytes());
+    h.attributes = attributes;
+    h.max_timestamp = now;
+}
+
 /// Encodes `(key, value, timestamp)` records as one batch the way a plain
 /// (non-idempotent) producer sends it, offsets counted from 0; the log
 /// assigns the real ones on append.
@@ -297,6 +316,22 @@ pub(crate) mod tests {
                 )
             });
         super::encode(records, compression).expect("encode")
+    }
+
+    #[test]
+    fn log_append_time_is_stamped_under_a_valid_crc() {
+        for compression in [Compression::None, Compression::Lz4] {
+            let mut buf = encode(&["a", "b"], &[10, 30], compression);
+            let mut h = validate_all(&buf).expect("valid")[0];
+            stamp_log_append_time(&mut buf, &mut h, 1_800_000_000_000);
+            let again = validate_all(&buf).expect("still valid")[0];
+            assert_eq!(again, h);
+            assert_eq!(again.max_timestamp, 1_800_000_000_000);
+            assert_eq!(again.attributes & LOG_APPEND_TIME, LOG_APPEND_TIME);
+            // Compression and the records are untouched.
+            assert_eq!(again.attributes & 0x07, h.attributes & 0x07);
+            validate_records(&buf, &again).expect("records intact");
+        }
     }
 
     #[test]

@@ -20,6 +20,10 @@ pub struct LogConfig {
     pub flush_messages: u64,
     /// fsync after this long (`flush.ms`; `i64::MAX`: never by time).
     pub flush_ms: i64,
+    /// Stamp batches with the time the leader appends them instead of
+    /// keeping the producer's timestamps
+    /// (`message.timestamp.type=LogAppendTime`).
+    pub log_append_time: bool,
 }
 
 impl Default for LogConfig {
@@ -34,6 +38,7 @@ impl Default for LogConfig {
             max_message_bytes: 1_048_588,
             flush_messages: u64::MAX >> 1,
             flush_ms: i64::MAX,
+            log_append_time: false,
         }
     }
 }

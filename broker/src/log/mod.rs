@@ -74,6 +74,9 @@ pub struct AppendInfo {
     pub base_offset: i64,
     /// Last offset assigned.
     pub last_offset: i64,
+    /// The time the batches were stamped with under
+    /// `message.timestamp.type=LogAppendTime`, else -1.
+    pub log_append_time: i64,
 }
 
 const START_CHECKPOINT: &str = "log-start-offset";
@@ -202,8 +205,16 @@ impl Log {
             });
         }
         let base_offset = self.log_end_offset();
+        let log_append_time = if self.config.log_append_time {
+            now_ms()
+        } else {
+            -1
+        };
         let mut next = base_offset;
         for h in headers.iter_mut() {
+            if log_append_time >= 0 {
+                batch::stamp_log_append_time(records, h, log_append_time);
+            }
             batch::assign(records, h, next, leader_epoch);
             let count = h.offset_count();
             h.base_offset = next;
@@ -215,6 +226,7 @@ impl Log {
         Ok(AppendInfo {
             base_offset,
             last_offset: next - 1,
+            log_append_time,
         })
     }
 

@@ -5,7 +5,7 @@
 pub mod producer_state;
 
 use std::path::Path;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard};
 
 use bytes::Bytes;
 use tokio::sync::watch;
@@ -73,6 +73,45 @@ pub struct Appended {
     pub end_offset: i64,
     /// Log start offset after the write.
     pub log_start_offset: i64,
+    /// The leader epoch it was written in: the write is confirmed only by
+    /// this leadership's high watermark.
+    pub leader_epoch: i32,
+    /// The batch's timestamp under `message.timestamp.type=LogAppendTime`
+    /// (-1: the producer's timestamps stand, or a retried batch).
+    pub log_append_time: i64,
+}
+
+/// The leader's in-sync replicas, for `min.insync.replicas`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InSync {
+    /// Replicas in the ISR (the leader included).
+    pub isr: usize,
+    /// All replicas of the partition.
+    pub replicas: usize,
+}
+
+impl InSync {
+    /// Whether the ISR satisfies `min_insync` the way Kafka applies it: a
+    /// minimum above the replication factor counts as the replication
+    /// factor, so a topic of fewer replicas than the broker-wide default
+    /// still takes `acks=all` writes.
+    pub fn satisfies(&self, min_insync: usize) -> bool {
+        self.isr >= min_insync.min(self.replicas).max(1)
+    }
+}
+
+/// Where a write stands with the in-sync replicas.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Replication {
+    /// The high watermark has not passed it yet.
+    Pending,
+    /// Every in-sync replica holds it; the ISR as it is now.
+    Done(InSync),
+    /// This replica no longer leads in the epoch it was written in: the
+    /// write may be truncated, and the new leader decides.
+    LostLeadership,
+    /// The request's time ran out first.
+    TimedOut,
 }
 
 /// Offsets a fetch response reports.
@@ -154,20 +193,22 @@ pub struct Partition {
     /// This broker.
     me: i32,
     state: Mutex<State>,
-    appended: Arc<tokio::sync::watch::Sender<u64>>,
-    high_watermark: watch::Sender<i64>,
+    /// Bumped whenever something a waiting request may wait for changes:
+    /// the log end, the high watermark, the role, the leader epoch, the ISR,
+    /// or the replica leaving this broker. Held produces and long-polling
+    /// fetches of this partition sleep on it.
+    changes: watch::Sender<u64>,
 }
 
 impl Partition {
     /// Opens (recovering if needed) the partition's log in `dir` and rebuilds
-    /// producer state from it. `appended` is bumped after every write.
+    /// producer state from it.
     pub fn open(
         topic: &str,
         index: i32,
         me: i32,
         dir: &Path,
         config: LogConfig,
-        appended: Arc<tokio::sync::watch::Sender<u64>>,
     ) -> Result<Self, PartitionError> {
         let log = Log::open(dir, config)?;
         let (producers, epochs) = rebuild_state(&log)?;
@@ -185,8 +226,7 @@ impl Partition {
                     high_watermark: 0,
                 },
             }),
-            appended,
-            high_watermark: watch::channel(0).0,
+            changes: watch::channel(0).0,
         })
     }
 
@@ -197,6 +237,7 @@ impl Partition {
         let mut state = self.lock();
         let log_end = state.log.log_end_offset();
         let current_hw = high_watermark(&state);
+        let before = role_key(&state);
         match &mut state.role {
             Role::Leader(l) if image.leader == self.me && l.epoch == image.leader_epoch => {
                 if l.partition_epoch != image.partition_epoch {
@@ -223,11 +264,25 @@ impl Partition {
                 };
             }
         }
-        let hw = high_watermark(&state);
         let position = self.follower_position(&state);
+        let moved = role_key(&state) != before;
         drop(state);
-        self.publish_hw(hw);
+        if moved {
+            self.changed();
+        }
         position
+    }
+
+    /// The replica leaves this broker (its topic deleted or the replica
+    /// moved away): whatever waits on it is answered as by a replica that
+    /// lost its leadership.
+    pub fn retire(&self) {
+        self.lock().role = Role::Follower {
+            leader: NO_LEADER,
+            epoch: -1,
+            high_watermark: 0,
+        };
+        self.changed();
     }
 
     fn follower_position(&self, state: &State) -> Option<FollowerPosition> {
@@ -247,23 +302,14 @@ impl Partition {
         self.follower_position(&self.lock())
     }
 
-    fn publish_hw(&self, hw: i64) {
-        let moved = self.high_watermark.send_if_modified(|old| {
-            if *old != hw {
-                *old = hw;
-                true
-            } else {
-                false
-            }
-        });
-        if moved {
-            self.appended.send_modify(|n| *n = n.wrapping_add(1));
-        }
+    fn changed(&self) {
+        self.changes.send_modify(|n| *n = n.wrapping_add(1));
     }
 
-    /// Follows the high watermark (for `acks=all`).
-    pub fn subscribe_high_watermark(&self) -> watch::Receiver<i64> {
-        self.high_watermark.subscribe()
+    /// Wakes on every change of the log end, high watermark, role or ISR
+    /// (see `changes`).
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.changes.subscribe()
     }
 
     /// Whether this replica leads the partition.
@@ -272,10 +318,59 @@ impl Partition {
     }
 
     /// The in-sync replicas when leading, for `min.insync.replicas`.
-    pub fn isr_size(&self) -> Option<usize> {
+    pub fn in_sync(&self) -> Option<InSync> {
         match &self.lock().role {
-            Role::Leader(l) => Some(l.isr.len()),
+            Role::Leader(l) => Some(InSync {
+                isr: l.isr.len(),
+                replicas: l.replicas.len(),
+            }),
             Role::Follower { .. } => None,
+        }
+    }
+
+    /// Where a write that ends at `end_offset`, made as leader in
+    /// `leader_epoch`, stands now.
+    pub fn replication(&self, leader_epoch: i32, end_offset: i64) -> Replication {
+        match &self.lock().role {
+            Role::Leader(l) if l.epoch != leader_epoch => Replication::LostLeadership,
+            Role::Leader(l) if l.high_watermark >= end_offset => Replication::Done(InSync {
+                isr: l.isr.len(),
+                replicas: l.replicas.len(),
+            }),
+            Role::Leader(_) => Replication::Pending,
+            Role::Follower { .. } => Replication::LostLeadership,
+        }
+    }
+
+    /// Waits, until `deadline`, for a write to be replicated: answered as
+    /// soon as the high watermark passes it or the leadership it was
+    /// written under ends (Kafka's delayed produce).
+    pub async fn await_replication(
+        &self,
+        leader_epoch: i32,
+        end_offset: i64,
+        deadline: tokio::time::Instant,
+    ) -> Replication {
+        let mut changes = self.subscribe();
+        loop {
+            changes.borrow_and_update();
+            match self.replication(leader_epoch, end_offset) {
+                Replication::Pending => {}
+                done => return done,
+            }
+            tokio::select! {
+                changed = changes.changed() => {
+                    if changed.is_err() {
+                        return Replication::LostLeadership;
+                    }
+                }
+                _ = tokio::time::sleep_until(deadline) => {
+                    return match self.replication(leader_epoch, end_offset) {
+                        Replication::Pending => Replication::TimedOut,
+                        done => done,
+                    };
+                }
+            }
         }
     }
 
@@ -312,8 +407,8 @@ impl Partition {
             Role::Leader(l) => l.epoch,
             Role::Follower { .. } => -1,
         };
-        let base_offset = match state.producers.check(&id) {
-            Check::Duplicate { base_offset } => base_offset,
+        let (base_offset, log_append_time) = match state.producers.check(&id) {
+            Check::Duplicate { base_offset } => (base_offset, -1),
             Check::OutOfOrder => {
                 return Err(PartitionError::OutOfOrderSequence {
                     producer_id: id.producer_id,
@@ -328,7 +423,7 @@ impl Partition {
             Check::Append => {
                 let info = state.log.append(records, epoch)?;
                 state.producers.record(&id, info.base_offset);
-                info.base_offset
+                (info.base_offset, info.log_append_time)
             }
         };
         let end_offset = base_offset + i64::from(h.record_count.max(1));
@@ -337,14 +432,14 @@ impl Partition {
         if let Role::Leader(l) = &mut state.role {
             l.advance(log_end);
         }
-        let hw = high_watermark(&state);
         drop(state);
-        self.appended.send_modify(|n| *n = n.wrapping_add(1));
-        self.publish_hw(hw);
+        self.changed();
         Ok(Appended {
             base_offset,
             end_offset,
             log_start_offset,
+            leader_epoch: epoch,
+            log_append_time,
         })
     }
 
@@ -372,15 +467,18 @@ impl Partition {
         let Role::Leader(l) = &mut state.role else {
             return Err(PartitionError::NotLeader { leader: NO_LEADER });
         };
+        let hw_before = l.high_watermark;
         l.on_fetch(follower, fetch_offset, log_end, now);
         let change = l.wanted_isr(now, max_lag_ms).map(|isr| IsrChange {
             leader_epoch: l.epoch,
             partition_epoch: l.partition_epoch,
             isr,
         });
-        let hw = l.high_watermark;
+        let moved = l.high_watermark != hw_before;
         drop(state);
-        self.publish_hw(hw);
+        if moved {
+            self.changed();
+        }
         Ok((ReplicaFetch::Serve, change))
     }
 
@@ -424,15 +522,15 @@ impl Partition {
             }
         }
         let log_end = state.log.log_end_offset();
+        let hw_before = high_watermark(&state);
         if let Role::Follower { high_watermark, .. } = &mut state.role {
             *high_watermark = leader_high_watermark.min(log_end).max(*high_watermark);
         }
-        let hw = high_watermark(&state);
+        let moved = high_watermark(&state) != hw_before;
         drop(state);
-        if !records.is_empty() {
-            self.appended.send_modify(|n| *n = n.wrapping_add(1));
+        if moved || !records.is_empty() {
+            self.changed();
         }
-        self.publish_hw(hw);
         Ok(())
     }
 
@@ -453,6 +551,8 @@ impl Partition {
         if let Role::Follower { high_watermark, .. } = &mut state.role {
             *high_watermark = (*high_watermark).min(offset);
         }
+        drop(state);
+        self.changed();
         tracing::warn!(topic = %self.topic, partition = self.index, from = before, to = offset, "truncated a log that diverged from its leader");
         Ok(())
     }
@@ -467,6 +567,8 @@ impl Partition {
         if let Role::Follower { high_watermark, .. } = &mut state.role {
             *high_watermark = offset;
         }
+        drop(state);
+        self.changed();
         tracing::warn!(topic = %self.topic, partition = self.index, offset, "replica restarted at the leader's log start");
         Ok(())
     }
@@ -575,6 +677,19 @@ fn high_watermark(state: &State) -> i64 {
     }
 }
 
+/// What waiting requests watch of the role: its leader, leader epoch,
+/// partition epoch (the ISR's version) and high watermark.
+fn role_key(state: &State) -> (i32, i32, i32, i64) {
+    match &state.role {
+        Role::Leader(l) => (l.me, l.epoch, l.partition_epoch, l.high_watermark),
+        Role::Follower {
+            leader,
+            epoch,
+            high_watermark,
+        } => (*leader, *epoch, -1, *high_watermark),
+    }
+}
+
 fn watermarks(state: &State) -> Watermarks {
     Watermarks {
         high_watermark: high_watermark(state),
@@ -653,4 +768,146 @@ fn rebuild_state(log: &Log) -> Result<(ProducerStates, EpochHistory), PartitionE
         offset = last.last_offset + 1;
     }
     Ok((states, epochs))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::log::batch::tests::encode;
+    use kafka_protocol::records::Compression;
+
+    fn image(leader: i32, leader_epoch: i32, isr: &[i32]) -> PartitionImage {
+        PartitionImage {
+            replicas: vec![1, 2, 3],
+            isr: isr.to_vec(),
+            leader,
+            leader_epoch,
+            partition_epoch: leader_epoch,
+            adding: Vec::new(),
+            removing: Vec::new(),
+        }
+    }
+
+    fn leader_of_three(dir: &Path) -> Partition {
+        let p = Partition::open("t", 0, 1, dir, LogConfig::default()).expect("open");
+        p.apply(&image(1, 1, &[1, 2, 3]));
+        p
+    }
+
+    fn append(p: &Partition) -> Appended {
+        let mut batch = encode(&["a", "b"], &[1, 2], Compression::None);
+        p.append(&mut batch).expect("append")
+    }
+
+    fn later(ms: u64) -> tokio::time::Instant {
+        tokio::time::Instant::now() + Duration::from_millis(ms)
+    }
+
+    #[tokio::test]
+    async fn a_held_write_is_answered_when_the_followers_confirm_it() {
+        let dir = tempfile::tempdir().expect("dir");
+        let p = std::sync::Arc::new(leader_of_three(dir.path()));
+        let a = append(&p);
+        let waiting = {
+            let p = p.clone();
+            tokio::spawn(async move {
+                p.await_replication(a.leader_epoch, a.end_offset, later(60_000))
+                    .await
+            })
+        };
+        for follower in [2, 3] {
+            p.replica_fetch(follower, 1, a.end_offset, 1, 30_000)
+                .expect("fetch");
+        }
+        let done = tokio::time::timeout(Duration::from_secs(5), waiting)
+            .await
+            .expect("answered")
+            .expect("task");
+        assert_eq!(
+            done,
+            Replication::Done(InSync {
+                isr: 3,
+                replicas: 3
+            })
+        );
+    }
+
+    #[tokio::test]
+    async fn a_held_write_is_answered_at_once_when_leadership_moves() {
+        let dir = tempfile::tempdir().expect("dir");
+        let p = std::sync::Arc::new(leader_of_three(dir.path()));
+        let a = append(&p);
+        let waiting = {
+            let p = p.clone();
+            tokio::spawn(async move {
+                p.await_replication(a.leader_epoch, a.end_offset, later(60_000))
+                    .await
+            })
+        };
+        p.apply(&image(2, 2, &[2, 3]));
+        let done = tokio::time::timeout(Duration::from_secs(5), waiting)
+            .await
+            .expect("answered")
+            .expect("task");
+        assert_eq!(done, Replication::LostLeadership);
+        // Leading again in a later epoch does not confirm the old write.
+        p.apply(&image(1, 3, &[1]));
+        assert_eq!(
+            p.replication(a.leader_epoch, a.end_offset),
+            Replication::LostLeadership
+        );
+    }
+
+    #[tokio::test]
+    async fn a_held_write_times_out_without_its_followers() {
+        let dir = tempfile::tempdir().expect("dir");
+        let p = leader_of_three(dir.path());
+        let a = append(&p);
+        let done = p
+            .await_replication(a.leader_epoch, a.end_offset, later(50))
+            .await;
+        assert_eq!(done, Replication::TimedOut);
+    }
+
+    #[tokio::test]
+    async fn a_retired_replica_answers_its_held_writes() {
+        let dir = tempfile::tempdir().expect("dir");
+        let p = std::sync::Arc::new(leader_of_three(dir.path()));
+        let a = append(&p);
+        let waiting = {
+            let p = p.clone();
+            tokio::spawn(async move {
+                p.await_replication(a.leader_epoch, a.end_offset, later(60_000))
+                    .await
+            })
+        };
+        p.retire();
+        let done = tokio::time::timeout(Duration::from_secs(5), waiting)
+            .await
+            .expect("answered")
+            .expect("task");
+        assert_eq!(done, Replication::LostLeadership);
+    }
+
+    #[test]
+    fn the_minimum_isr_counts_as_at_most_the_replication_factor() {
+        let cases = [
+            // (isr, replicas, min.insync.replicas, satisfied)
+            (1, 1, 2, true),
+            (1, 3, 2, false),
+            (2, 3, 2, true),
+            (2, 2, 3, true),
+            (1, 2, 3, false),
+            (1, 1, 1, true),
+        ];
+        for (isr, replicas, min, ok) in cases {
+            assert_eq!(
+                InSync { isr, replicas }.satisfies(min),
+                ok,
+                "{isr}/{replicas} min {min}"
+            );
+        }
+    }
 }

@@ -32,13 +32,15 @@ enum Kind {
     Long(i64),
     /// One of the listed words.
     OneOf(&'static [&'static str]),
+    /// A comma-separated list of at least one of the listed words.
+    ListOf(&'static [&'static str]),
 }
 
 /// Topic settings Gregor honours, each with the broker key its default
 /// comes from. Kafka's config-type codes for DescribeConfigs v3+: LONG=5,
 /// INT=3, STRING=2, LIST=7.
 const KNOWN: &[(&str, Kind, i8)] = &[
-    ("cleanup.policy", Kind::OneOf(&["delete"]), 7),
+    ("cleanup.policy", Kind::ListOf(&["delete"]), 7),
     (
         "compression.type",
         Kind::OneOf(&["producer", "uncompressed", "gzip", "snappy", "lz4", "zstd"]),
@@ -48,7 +50,11 @@ const KNOWN: &[(&str, Kind, i8)] = &[
     ("flush.ms", Kind::Long(0), 5),
     ("index.interval.bytes", Kind::Long(0), 3),
     ("max.message.bytes", Kind::Long(0), 3),
-    ("message.timestamp.type", Kind::OneOf(&["CreateTime"]), 2),
+    (
+        "message.timestamp.type",
+        Kind::OneOf(&["CreateTime", "LogAppendTime"]),
+        2,
+    ),
     ("min.insync.replicas", Kind::Long(1), 3),
     ("retention.bytes", Kind::Long(-1), 5),
     ("retention.ms", Kind::Long(-1), 5),
@@ -75,7 +81,44 @@ pub fn validate(key: &str, value: &str) -> Result<(), TopicConfigError> {
         },
         Kind::OneOf(words) if words.contains(&value.trim()) => Ok(()),
         Kind::OneOf(_) => Err(invalid("not a supported value")),
+        Kind::ListOf(words) => {
+            let items = list_items(value);
+            if items.is_empty() {
+                Err(invalid("expected at least one value"))
+            } else if items.iter().all(|i| words.contains(&i.as_str())) {
+                Ok(())
+            } else {
+                Err(invalid("not a supported value"))
+            }
+        }
     }
+}
+
+/// Whether `key` is a list setting, the only kind IncrementalAlterConfigs
+/// may APPEND to or SUBTRACT from.
+pub fn is_list(key: &str) -> bool {
+    KNOWN
+        .iter()
+        .any(|(k, kind, _)| *k == key && matches!(kind, Kind::ListOf(_)))
+}
+
+/// The items of a comma-separated list value.
+pub fn list_items(value: &str) -> Vec<String> {
+    value
+        .split(',')
+        .map(str::trim)
+        .filter(|i| !i.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+/// The value of `key` in effect for a topic: its override, else the
+/// broker default.
+pub fn value_of(key: &str, overrides: &BTreeMap<String, String>, d: &LogDefaults) -> String {
+    overrides
+        .get(key)
+        .cloned()
+        .unwrap_or_else(|| default_value(key, d))
 }
 
 /// A described setting, for DescribeConfigs.
@@ -100,7 +143,12 @@ fn default_value(key: &str, d: &LogDefaults) -> String {
         "flush.ms" => d.config.flush_ms.to_string(),
         "index.interval.bytes" => d.config.index_interval_bytes.to_string(),
         "max.message.bytes" => d.config.max_message_bytes.to_string(),
-        "message.timestamp.type" => "CreateTime".into(),
+        "message.timestamp.type" => if d.config.log_append_time {
+            "LogAppendTime"
+        } else {
+            "CreateTime"
+        }
+        .into(),
         "min.insync.replicas" => d.min_insync_replicas.to_string(),
         "retention.bytes" => d.config.retention_bytes.to_string(),
         "retention.ms" => d.config.retention_ms.to_string(),
@@ -159,6 +207,9 @@ pub fn log_config(overrides: &BTreeMap<String, String>, d: &LogDefaults) -> LogC
         max_message_bytes: effective(overrides, "max.message.bytes", d.config.max_message_bytes),
         flush_messages: effective(overrides, "flush.messages", d.config.flush_messages),
         flush_ms: effective(overrides, "flush.ms", d.config.flush_ms),
+        log_append_time: overrides
+            .get("message.timestamp.type")
+            .map_or(d.config.log_append_time, |t| t.trim() == "LogAppendTime"),
     }
 }
 
@@ -180,6 +231,9 @@ mod tests {
             ("segment.bytes", "13", false),
             ("cleanup.policy", "delete", true),
             ("cleanup.policy", "compact", false),
+            ("cleanup.policy", "delete,delete", true),
+            ("cleanup.policy", "delete,compact", false),
+            ("cleanup.policy", "", false),
             ("no.such.thing", "1", false),
         ];
         for (k, v, ok) in cases {

@@ -123,7 +123,6 @@ pub struct TopicRegistry {
     log_dirs: Vec<PathBuf>,
     defaults: LogDefaults,
     topics: RwLock<BTreeMap<String, Arc<Topic>>>,
-    appended: Arc<tokio::sync::watch::Sender<u64>>,
     synced: tokio::sync::watch::Sender<u64>,
 }
 
@@ -142,18 +141,12 @@ fn partition_dir(log_dirs: &[PathBuf], topic: &str, index: i32) -> PathBuf {
 
 impl TopicRegistry {
     /// An empty registry for broker `node_id`; `sync` fills it.
-    pub fn new(
-        node_id: i32,
-        log_dirs: &[PathBuf],
-        defaults: LogDefaults,
-        appended: Arc<tokio::sync::watch::Sender<u64>>,
-    ) -> Self {
+    pub fn new(node_id: i32, log_dirs: &[PathBuf], defaults: LogDefaults) -> Self {
         TopicRegistry {
             node_id,
             log_dirs: log_dirs.to_vec(),
             defaults,
             topics: RwLock::new(BTreeMap::new()),
-            appended,
             synced: tokio::sync::watch::channel(0).0,
         }
     }
@@ -194,7 +187,8 @@ impl TopicRegistry {
                         Some(e)
                     }
                     (true, None) => self.open(name, t.id, index, log_config.clone()),
-                    (false, Some(_)) => {
+                    (false, Some(gone)) => {
+                        gone.retire();
                         tracing::info!(topic = %name, partition = index, "replica moved away; removing its data");
                         remove_later(&partition_dir(&self.log_dirs, name, index));
                         None
@@ -223,7 +217,8 @@ impl TopicRegistry {
             }
             tracing::info!(topic = %name, "deleted topic");
             for (i, p) in old.partitions.iter().enumerate() {
-                if p.is_some() {
+                if let Some(p) = p {
+                    p.retire();
                     remove_later(&partition_dir(&self.log_dirs, name, i as i32));
                 }
             }
@@ -244,15 +239,7 @@ impl TopicRegistry {
         let opened = partition_file::claim(&dir, id)
             .map_err(|e| e.to_string())
             .and_then(|()| {
-                Partition::open(
-                    topic,
-                    index,
-                    self.node_id,
-                    &dir,
-                    config,
-                    self.appended.clone(),
-                )
-                .map_err(|e| e.to_string())
+                Partition::open(topic, index, self.node_id, &dir, config).map_err(|e| e.to_string())
             });
         match opened {
             Ok(p) => Some(Arc::new(p)),
@@ -297,6 +284,12 @@ impl TopicRegistry {
         usize::try_from(index)
             .ok()
             .and_then(|i| t.partitions.get(i).cloned().flatten())
+    }
+
+    /// Whether the partition exists in the cluster, stored here or not.
+    pub fn exists(&self, topic: &str, index: i32) -> bool {
+        self.get(topic)
+            .is_some_and(|t| usize::try_from(index).is_ok_and(|i| i < t.partitions.len()))
     }
 
     /// Every topic, by name.
