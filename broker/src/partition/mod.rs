@@ -805,10 +805,16 @@ mod tests {
         tokio::time::Instant::now() + Duration::from_millis(ms)
     }
 
-    #[tokio::test]
-    async fn a_held_write_is_answered_when_the_followers_confirm_it() {
-        let dir = tempfile::tempdir().expect("dir");
-        let p = std::sync::Arc::new(leader_of_three(dir.path()));
+    /// A leader of three holding one write, and the task awaiting its
+    /// replication for up to a minute.
+    fn held_write(
+        dir: &Path,
+    ) -> (
+        std::sync::Arc<Partition>,
+        Appended,
+        tokio::task::JoinHandle<Replication>,
+    ) {
+        let p = std::sync::Arc::new(leader_of_three(dir));
         let a = append(&p);
         let waiting = {
             let p = p.clone();
@@ -817,14 +823,25 @@ mod tests {
                     .await
             })
         };
+        (p, a, waiting)
+    }
+
+    async fn answer(waiting: tokio::task::JoinHandle<Replication>) -> Replication {
+        tokio::time::timeout(Duration::from_secs(5), waiting)
+            .await
+            .expect("answered")
+            .expect("task")
+    }
+
+    #[tokio::test]
+    async fn a_held_write_is_answered_when_the_followers_confirm_it() {
+        let dir = tempfile::tempdir().expect("dir");
+        let (p, a, waiting) = held_write(dir.path());
         for follower in [2, 3] {
             p.replica_fetch(follower, 1, a.end_offset, 1, 30_000)
                 .expect("fetch");
         }
-        let done = tokio::time::timeout(Duration::from_secs(5), waiting)
-            .await
-            .expect("answered")
-            .expect("task");
+        let done = answer(waiting).await;
         assert_eq!(
             done,
             Replication::Done(InSync {
@@ -837,21 +854,9 @@ mod tests {
     #[tokio::test]
     async fn a_held_write_is_answered_at_once_when_leadership_moves() {
         let dir = tempfile::tempdir().expect("dir");
-        let p = std::sync::Arc::new(leader_of_three(dir.path()));
-        let a = append(&p);
-        let waiting = {
-            let p = p.clone();
-            tokio::spawn(async move {
-                p.await_replication(a.leader_epoch, a.end_offset, later(60_000))
-                    .await
-            })
-        };
+        let (p, a, waiting) = held_write(dir.path());
         p.apply(&image(2, 2, &[2, 3]));
-        let done = tokio::time::timeout(Duration::from_secs(5), waiting)
-            .await
-            .expect("answered")
-            .expect("task");
-        assert_eq!(done, Replication::LostLeadership);
+        assert_eq!(answer(waiting).await, Replication::LostLeadership);
         // Leading again in a later epoch does not confirm the old write.
         p.apply(&image(1, 3, &[1]));
         assert_eq!(
@@ -874,21 +879,9 @@ mod tests {
     #[tokio::test]
     async fn a_retired_replica_answers_its_held_writes() {
         let dir = tempfile::tempdir().expect("dir");
-        let p = std::sync::Arc::new(leader_of_three(dir.path()));
-        let a = append(&p);
-        let waiting = {
-            let p = p.clone();
-            tokio::spawn(async move {
-                p.await_replication(a.leader_epoch, a.end_offset, later(60_000))
-                    .await
-            })
-        };
+        let (p, _, waiting) = held_write(dir.path());
         p.retire();
-        let done = tokio::time::timeout(Duration::from_secs(5), waiting)
-            .await
-            .expect("answered")
-            .expect("task");
-        assert_eq!(done, Replication::LostLeadership);
+        assert_eq!(answer(waiting).await, Replication::LostLeadership);
     }
 
     #[test]
