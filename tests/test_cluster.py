@@ -13,7 +13,8 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
 import wire
 
-from conftest import DURABLE_PRODUCER, java_command, kafka_tool, producer_events, unique
+from conftest import (DURABLE_PRODUCER, GREGOR_BIN, GregorCluster, java_command, kafka_tool, producer_events,
+                      unique)
 
 
 def wait_until(condition, timeout, what):
@@ -317,7 +318,6 @@ def test_acks_all_needs_min_insync_replicas(cluster):
 
 
 def test_leadership_returns_to_preferred_replicas_by_itself(tmp_path):
-    from conftest import GregorCluster
     cluster = GregorCluster(tmp_path / "cluster",
                             props={"leader.imbalance.check.interval.seconds": "2"}).start()
     try:
@@ -414,6 +414,28 @@ def test_a_frozen_leader_answers_its_held_produce_requests_when_it_wakes(cluster
     for conn in conns:
         conn.close()
     assert answers == [wire.NOT_LEADER_OR_FOLLOWER] * 3, answers
+
+
+def test_a_restarted_broker_registers_at_once_and_its_directory_serves_one_process(tmp_path):
+    """kill -9 and restart: the new process, on the same log directories,
+    replaces its old registration at once instead of waiting out the old
+    session (30 s here); a second process on directories in use is refused
+    with a message that says so."""
+    cluster = GregorCluster(tmp_path / "cluster", props={"broker.session.timeout.ms": "30000"}).start()
+    try:
+        broker = cluster.broker(2)
+        twin = subprocess.run([str(GREGOR_BIN), "broker", str(broker.config)], capture_output=True,
+                              text=True, timeout=60)
+        assert twin.returncode != 0
+        assert "is in use by another running process" in twin.stderr, twin.stderr
+        broker.kill()
+        # Serving (its listeners open) means registered.
+        broker.start()
+        log = broker.log_text()
+        assert log.count("registered with the controller") == 2, log
+        assert "still registered by an earlier process" not in log, log
+    finally:
+        cluster.stop()
 
 
 def test_dedicated_controllers_and_broker_only_nodes(tmp_path):

@@ -12,7 +12,8 @@
 //!   leader-epoch history and its role (leader or follower).
 //! - [`replication`] copies partitions from leaders to followers and keeps
 //!   the ISR and high watermark.
-//! - [`log`] stores each partition as a segmented log of Kafka record batches.
+//! - [`log`] stores each partition as a segmented log of Kafka record batches;
+//!   [`log_dirs`] claims the directories it lives in for this process.
 //! - [`group`] coordinates consumer groups and their committed offsets, for
 //!   the `__consumer_offsets` partitions this broker leads.
 //! - [`http`] serves `/livez`, `/readyz` and [`metrics`] on `http.listener`.
@@ -29,6 +30,7 @@ pub mod handlers;
 pub mod http;
 pub mod ids;
 pub mod log;
+pub mod log_dirs;
 pub mod maintenance;
 pub mod metadata;
 pub mod metrics;

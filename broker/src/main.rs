@@ -167,8 +167,9 @@ fn run_broker(path: PathBuf) -> ExitCode {
 /// A dedicated controller (`process.roles=controller`): a voter of the
 /// metadata quorum and nothing else.
 async fn run_controller(config: BrokerConfig, stage: watch::Sender<Stage>) -> ExitCode {
-    let quorum = match node::start_quorum(&config).await {
-        Ok(q) => q,
+    // The log directories stay locked until the controller stops.
+    let (quorum, _log_dirs) = match node::start_quorum(&config).await {
+        Ok(started) => started,
         Err(e) => {
             eprintln!("gregor: cannot start: {e}");
             return ExitCode::FAILURE;

@@ -2,7 +2,6 @@
 //! quorum, topics, groups and producer ids. Every connection's handlers read
 //! it through an `Arc<Node>`.
 
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,6 +13,7 @@ use crate::config::{BrokerConfig, Endpoint};
 use crate::group::offsets::OFFSETS_TOPIC;
 use crate::group::{GroupCoordinator, GroupSettings};
 use crate::ids::new_cluster_id;
+use crate::log_dirs::{LogDirError, LogDirs};
 use crate::metadata::controller::{ControllerRequest, ControllerResponse};
 use crate::metadata::image::ClusterImage;
 use crate::metadata::quorum::{Quorum, QuorumError, QuorumSettings};
@@ -32,24 +32,9 @@ pub const ADMIN_TIMEOUT: Duration = Duration::from_secs(30);
 /// Why the node could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
-    /// A log directory cannot be created or read.
-    #[error("log directory {path}: {source}")]
-    LogDir {
-        /// The directory.
-        path: std::path::PathBuf,
-        /// Cause.
-        source: std::io::Error,
-    },
-    /// The log directory belongs to another node or cluster.
-    #[error("log directory {path} belongs to {found}, but this is {expected}")]
-    WrongOwner {
-        /// The directory.
-        path: std::path::PathBuf,
-        /// Who its meta.properties names.
-        found: String,
-        /// Who this is.
-        expected: String,
-    },
+    /// A log directory cannot be used.
+    #[error(transparent)]
+    LogDir(#[from] LogDirError),
     /// The controller listener cannot be bound.
     #[error(transparent)]
     Bind(#[from] crate::server::BindError),
@@ -86,13 +71,15 @@ pub struct Node {
     epoch: Arc<watch::Sender<i64>>,
     /// Set to stop heartbeating at shutdown.
     stop_heartbeats: watch::Sender<bool>,
+    /// The locked log directories, released when the node is dropped.
+    _log_dirs: LogDirs,
 }
 
 impl Node {
     /// Joins the metadata quorum, registers, opens this broker's replicas
     /// and loads group state.
     pub async fn start(config: BrokerConfig) -> Result<Arc<Node>, StartError> {
-        let quorum = start_quorum(&config).await?;
+        let (quorum, log_dirs) = start_quorum(&config).await?;
 
         let topics = Arc::new(TopicRegistry::new(
             config.node_id,
@@ -116,6 +103,7 @@ impl Node {
         let me = Registration {
             id: config.node_id,
             incarnation: Uuid::new_v4(),
+            storage: log_dirs.storage_id,
             endpoints: config
                 .kafka_listeners()
                 .filter_map(|l| {
@@ -150,9 +138,7 @@ impl Node {
         ));
 
         let cluster_id = cluster_id(&quorum).await;
-        for dir in &config.log_dirs {
-            record_cluster_id(dir, config.node_id, &cluster_id)?;
-        }
+        log_dirs.record_cluster_id(&cluster_id)?;
 
         let offsets_topic = offsets_topic(&config, &quorum, &topics).await?;
         let settings = GroupSettings {
@@ -182,6 +168,7 @@ impl Node {
             metrics: crate::metrics::Counters::default(),
             epoch,
             stop_heartbeats,
+            _log_dirs: log_dirs,
         }))
     }
 
@@ -251,13 +238,8 @@ impl Node {
 /// Claims the log directories, opens the metadata log and joins the quorum
 /// (as a voter, or as a learner for a broker-only node), serving the
 /// controller listener. Dedicated controllers run only this.
-pub async fn start_quorum(config: &BrokerConfig) -> Result<Arc<Quorum>, StartError> {
-    let mut known_cluster = None;
-    for dir in &config.log_dirs {
-        if let Some(id) = claim_log_dir(dir, config.node_id)? {
-            known_cluster.get_or_insert(id);
-        }
-    }
+pub async fn start_quorum(config: &BrokerConfig) -> Result<(Arc<Quorum>, LogDirs), StartError> {
+    let log_dirs = LogDirs::claim(&config.log_dirs, config.node_id)?;
     let controller_socket = match config
         .controller_listener
         .as_ref()
@@ -272,7 +254,7 @@ pub async fn start_quorum(config: &BrokerConfig) -> Result<Arc<Quorum>, StartErr
         dir: config.metadata_log_dir.join("__cluster_metadata-0"),
         election_timeout: Duration::from_millis(config.controller_election_timeout_ms),
         session_timeout: Duration::from_millis(config.broker_session_timeout_ms),
-        cluster_id: known_cluster.unwrap_or_else(new_cluster_id),
+        cluster_id: log_dirs.cluster_id.clone().unwrap_or_else(new_cluster_id),
         preferred_leader_check: config
             .auto_leader_rebalance
             .then(|| Duration::from_secs(config.leader_imbalance_check_interval_seconds)),
@@ -281,7 +263,7 @@ pub async fn start_quorum(config: &BrokerConfig) -> Result<Arc<Quorum>, StartErr
     if let Some(bound) = controller_socket.into_iter().flatten().next() {
         tokio::spawn(quorum.clone().serve(bound.socket));
     }
-    Ok(quorum)
+    Ok((quorum, log_dirs))
 }
 
 /// Keeps the topic registry, and the partitions the fetcher follows, in
@@ -417,84 +399,5 @@ async fn offsets_topic(
             Ok(other) => return Err(StartError::OffsetsTopic(format!("{other:?}"))),
             Err(e) => return Err(StartError::OffsetsTopic(e.to_string())),
         }
-    }
-}
-
-/// Creates `dir` if needed and checks its `meta.properties` (the same file
-/// Kafka keeps) names this node, so a directory is never used by two nodes.
-/// Returns the cluster id it records, if any.
-fn claim_log_dir(dir: &Path, node_id: i32) -> Result<Option<String>, StartError> {
-    let io = |source| StartError::LogDir {
-        path: dir.to_path_buf(),
-        source,
-    };
-    std::fs::create_dir_all(dir).map_err(io)?;
-    let meta = dir.join("meta.properties");
-    match std::fs::read_to_string(&meta) {
-        Ok(text) => {
-            let props = crate::config::properties::parse(&text, &meta.display().to_string());
-            let found = props
-                .get("node.id")
-                .map(|p| p.value.clone())
-                .unwrap_or_default();
-            if found != node_id.to_string() {
-                return Err(StartError::WrongOwner {
-                    path: dir.to_path_buf(),
-                    found: format!("node {found}"),
-                    expected: format!("node.id={node_id}"),
-                });
-            }
-            Ok(props.get("cluster.id").map(|p| p.value.clone()))
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let text = format!("version=1\nnode.id={node_id}\n");
-            std::fs::write(&meta, text).map_err(io)?;
-            Ok(None)
-        }
-        Err(e) => Err(io(e)),
-    }
-}
-
-/// Records the cluster id in `dir`'s `meta.properties`, refusing a
-/// directory that belongs to another cluster.
-fn record_cluster_id(dir: &Path, node_id: i32, cluster_id: &str) -> Result<(), StartError> {
-    match claim_log_dir(dir, node_id)? {
-        Some(found) if found == cluster_id => Ok(()),
-        Some(found) => Err(StartError::WrongOwner {
-            path: dir.to_path_buf(),
-            found: format!("cluster {found}"),
-            expected: format!("cluster {cluster_id}"),
-        }),
-        None => {
-            let text = format!("version=1\ncluster.id={cluster_id}\nnode.id={node_id}\n");
-            std::fs::write(dir.join("meta.properties"), text).map_err(|source| StartError::LogDir {
-                path: dir.to_path_buf(),
-                source,
-            })
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_log_dir_belongs_to_one_node_and_one_cluster() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        assert_eq!(claim_log_dir(dir.path(), 1).expect("claim"), None);
-        record_cluster_id(dir.path(), 1, "abc").expect("record");
-        assert_eq!(
-            claim_log_dir(dir.path(), 1).expect("again").as_deref(),
-            Some("abc")
-        );
-        assert!(matches!(
-            claim_log_dir(dir.path(), 2),
-            Err(StartError::WrongOwner { .. })
-        ));
-        assert!(matches!(
-            record_cluster_id(dir.path(), 1, "other"),
-            Err(StartError::WrongOwner { .. })
-        ));
     }
 }

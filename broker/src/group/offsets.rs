@@ -436,6 +436,7 @@ mod tests {
             1,
             &MetadataRecord::RegisterBroker {
                 id: 1,
+                storage: uuid::Uuid::nil(),
                 incarnation: uuid::Uuid::from_u128(1),
                 endpoints: vec![],
                 rack: None,

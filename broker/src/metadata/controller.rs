@@ -34,6 +34,9 @@ pub enum ControllerRequest {
         id: i32,
         /// This process.
         incarnation: Uuid,
+        /// Its storage (see `MetadataRecord::RegisterBroker`).
+        #[serde(default)]
+        storage: Uuid,
         /// Advertised listeners.
         endpoints: Vec<BrokerEndpoint>,
         /// `broker.rack`.
@@ -172,6 +175,7 @@ impl Controller {
             ControllerRequest::Register {
                 id,
                 incarnation,
+                storage,
                 endpoints,
                 rack,
                 controller_address,
@@ -183,6 +187,7 @@ impl Controller {
                     .propose(MetadataRecord::RegisterBroker {
                         id,
                         incarnation,
+                        storage,
                         endpoints,
                         rack,
                     })

@@ -22,6 +22,9 @@ pub struct BrokerRegistration {
     pub epoch: i64,
     /// The process that registered.
     pub incarnation: Uuid,
+    /// The storage it registered with (nil: unknown).
+    #[serde(default)]
+    pub storage: Uuid,
     /// Advertised listeners.
     pub endpoints: Vec<BrokerEndpoint>,
     /// `broker.rack`.
@@ -145,11 +148,18 @@ impl ClusterImage {
             MetadataRecord::RegisterBroker {
                 id,
                 incarnation,
+                storage,
                 endpoints,
                 rack,
             } => {
+                // A new process of a live broker id is refused, unless it
+                // runs on the same storage: the old process then cannot be
+                // running (each process locks its log directories), so this
+                // is a restart, and its registration replaces (fences) the
+                // old one at once instead of waiting out its session.
                 if let Some(old) = self.brokers.get(id) {
-                    if !old.fenced && old.incarnation != *incarnation {
+                    let restart = !storage.is_nil() && old.storage == *storage;
+                    if !old.fenced && old.incarnation != *incarnation && !restart {
                         return Err(Refusal::DuplicateBroker(*id));
                     }
                 }
@@ -163,6 +173,7 @@ impl ClusterImage {
                         id: *id,
                         epoch,
                         incarnation: *incarnation,
+                        storage: *storage,
                         endpoints: endpoints.clone(),
                         rack: rack.clone(),
                         fenced: true,
@@ -540,6 +551,7 @@ mod tests {
         let rec = MetadataRecord::RegisterBroker {
             id,
             incarnation: Uuid::from_u128(id as u128 * 1000 + index as u128),
+            storage: Uuid::from_u128(id as u128),
             endpoints: vec![],
             rack: None,
         };
@@ -605,11 +617,42 @@ mod tests {
     }
 
     #[test]
-    fn a_second_live_process_cannot_take_a_broker_id() {
+    fn a_restart_on_the_same_storage_replaces_the_live_registration() {
         let mut img = cluster();
         let rec = MetadataRecord::RegisterBroker {
             id: 2,
             incarnation: Uuid::from_u128(99),
+            storage: Uuid::from_u128(2),
+            endpoints: vec![],
+            rack: None,
+        };
+        assert_eq!(img.apply(40, &rec), Applied::BrokerEpoch(40));
+        // Fenced until the new process heartbeats: it leads nothing yet.
+        assert!(img.brokers[&2].fenced);
+        assert_eq!(img.brokers[&2].incarnation, Uuid::from_u128(99));
+    }
+
+    #[test]
+    fn a_second_live_process_cannot_take_a_broker_id() {
+        let mut img = cluster();
+        // Other storage, or storage unknown (an older broker).
+        for storage in [Uuid::from_u128(77), Uuid::nil()] {
+            let rec = MetadataRecord::RegisterBroker {
+                id: 2,
+                incarnation: Uuid::from_u128(99),
+                storage,
+                endpoints: vec![],
+                rack: None,
+            };
+            assert_eq!(
+                img.apply(40, &rec),
+                Applied::Refused(Refusal::DuplicateBroker(2))
+            );
+        }
+        let rec = MetadataRecord::RegisterBroker {
+            id: 2,
+            incarnation: Uuid::from_u128(99),
+            storage: Uuid::from_u128(77),
             endpoints: vec![],
             rack: None,
         };

@@ -32,6 +32,11 @@ pub enum MetadataRecord {
         id: i32,
         /// Random per process start: tells a restart from a duplicate id.
         incarnation: Uuid,
+        /// The directory id of its first log directory (nil before this
+        /// was recorded): a new incarnation on the same storage is a
+        /// restart of the same broker.
+        #[serde(default)]
+        storage: Uuid,
         /// Its advertised listeners.
         endpoints: Vec<BrokerEndpoint>,
         /// `broker.rack`.

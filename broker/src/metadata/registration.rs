@@ -33,6 +33,8 @@ pub struct Registration {
     pub id: i32,
     /// This process.
     pub incarnation: Uuid,
+    /// Its log directories' id (see `crate::log_dirs`).
+    pub storage: Uuid,
     /// Advertised listeners.
     pub endpoints: Vec<BrokerEndpoint>,
     /// `broker.rack`.
@@ -41,9 +43,10 @@ pub struct Registration {
     pub controller_address: Option<String>,
 }
 
-/// Registers, retrying while no controller is elected. A previous process
-/// of this broker that died without stopping keeps its registration until
-/// its session expires; like Kafka, registration waits for that, up to
+/// Registers, retrying while no controller is elected. A restart on the
+/// same storage replaces the previous process's registration at once; a
+/// process of the same id on other storage is refused while the registered
+/// one's session lasts (like Kafka), so registration waits for that, up to
 /// `patience`, and then reports a duplicate broker id. Returns the epoch.
 pub async fn register(
     quorum: &Quorum,
@@ -55,6 +58,7 @@ pub async fn register(
     let req = ControllerRequest::Register {
         id: me.id,
         incarnation: me.incarnation,
+        storage: me.storage,
         endpoints: me.endpoints.clone(),
         rack: me.rack.clone(),
         controller_address: me.controller_address.clone(),
