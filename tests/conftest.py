@@ -145,6 +145,19 @@ def wait_for_port(port, proc, log, timeout=60, host="127.0.0.1"):
     raise AssertionError(f"port {port} did not open within {timeout}s:\n{log.read_text()}")
 
 
+def wait_until(check, timeout, what, failed=lambda: None, step=0.2):
+    """Polls `check` until it is true; fails at once with what `failed`
+    returns (a process that died, say) and after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if (failure := failed()) is not None:
+            raise AssertionError(failure)
+        if check():
+            return
+        time.sleep(step)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
 class Gregor:
     """One Gregor broker process with an INTERNAL and an EXTERNAL listener."""
 

@@ -9,10 +9,11 @@ import os
 import signal
 import ssl
 import subprocess
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+
+from conftest import wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 KUBE_CACHE = ROOT / ".cache" / "kube"
@@ -22,19 +23,6 @@ KUBE_SOURCES = ROOT / "tests" / "kube"
 
 def openssl(*args, cwd):
     subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True)
-
-
-def wait_until(check, timeout, what, failed=lambda: None, step=0.3):
-    """Polls `check` until it is true; fails at once with what `failed`
-    returns (a process that died) and after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if (failure := failed()) is not None:
-            raise AssertionError(failure)
-        if check():
-            return
-        time.sleep(step)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def stop(proc, grace=20):

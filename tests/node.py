@@ -36,7 +36,8 @@ from pathlib import Path
 
 import yaml
 
-from kube import KUBE_BIN, KUBE_CACHE, KUBE_SOURCES, issue_cert, stop, wait_until
+from conftest import wait_until
+from kube import KUBE_BIN, KUBE_CACHE, KUBE_SOURCES, issue_cert, stop
 from netns import add_bridge, add_namespace, sh
 
 CNI_BIN = KUBE_CACHE / "cni"

@@ -14,16 +14,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 import wire
 
 from conftest import (DURABLE_PRODUCER, GREGOR_BIN, GregorCluster, java_command, kafka_tool, producer_events,
-                      unique)
-
-
-def wait_until(condition, timeout, what):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+                      unique, wait_until)
 
 
 def describe(bootstrap, topic):
