@@ -4,16 +4,57 @@ Usage: group_member.py BOOTSTRAP GROUP TOPIC EVENTS_FILE STOP_FILE [key=value ..
 
 Writes one JSON line per event to EVENTS_FILE: its assignment after every
 rebalance ("assigned", with the full current set), and every record it
-reads ("record"). It commits each record before reading the next, and
-closes cleanly (leaving the group) when STOP_FILE appears.
+reads ("record"). It commits each record before reading the next (a commit
+that fails, as while the coordinator moves, is written down as
+"commit-failed" and the member reads on), and closes cleanly (leaving the
+group) when STOP_FILE appears.
+
+Tests drive it through `Member`.
 """
 
 import json
 import os
+import subprocess
 import sys
 import time
+from pathlib import Path
 
-from confluent_kafka import Consumer
+from confluent_kafka import Consumer, KafkaException
+
+
+class Member:
+    """One group_member.py process and what it wrote down."""
+
+    def __init__(self, bootstrap, group, topic, workdir, name, **conf):
+        self.events_path = Path(workdir) / f"{name}.events"
+        self.stop_path = Path(workdir) / f"{name}.stop"
+        extra = [f"{k.replace('_', '.')}={v}" for k, v in conf.items()]
+        self.proc = subprocess.Popen([sys.executable, __file__, bootstrap, group, topic,
+                                      str(self.events_path), str(self.stop_path), *extra])
+
+    def events(self, kind=None):
+        if not self.events_path.exists():
+            return []
+        out = [json.loads(line) for line in self.events_path.read_text().splitlines() if line.endswith("}")]
+        return [e for e in out if kind is None or e["event"] == kind]
+
+    def owned(self):
+        assigned = [e for e in self.events() if e["event"] in ("assigned", "revoked")]
+        if not assigned:
+            return set()
+        last = assigned[-1]
+        return set(last["partitions"] if last["event"] == "assigned" else last["kept"])
+
+    def records(self):
+        return {(e["partition"], e["offset"]): e["value"] for e in self.events("record")}
+
+    def stop(self):
+        self.stop_path.touch()
+        self.proc.wait(timeout=30)
+
+    def kill(self):
+        self.proc.kill()
+        self.proc.wait()
 
 
 def main():
@@ -56,7 +97,10 @@ def main():
         if msg is None or msg.error():
             continue
         emit("record", partition=msg.partition(), offset=msg.offset(), value=msg.value().decode())
-        consumer.commit(message=msg, asynchronous=False)
+        try:
+            consumer.commit(message=msg, asynchronous=False)
+        except KafkaException as e:
+            emit("commit-failed", partition=msg.partition(), offset=msg.offset(), error=str(e.args[0]))
     consumer.close()
     emit("closed")
 

@@ -12,6 +12,7 @@ import pytest
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
 import wire
+from group_member import Member
 
 from conftest import (DURABLE_PRODUCER, GREGOR_BIN, GregorCluster, java_command, kafka_tool, producer_events,
                       unique, wait_until)
@@ -356,6 +357,65 @@ def test_committed_offsets_survive_the_loss_of_the_group_coordinator(cluster):
     rest = consume(len(values) - len(first))
     assert sorted(first + rest) == sorted(values)
     assert not set(first) & set(rest)
+
+
+def test_a_group_keeps_its_members_when_its_coordinator_dies(cluster, tmp_path):
+    """kill -9 of the broker that coordinates a group of three librdkafka
+    consumers (10 s sessions, a commit after every record) while records
+    keep coming: the next coordinator loads the group with its members and
+    restarts their sessions, so nobody joins again, no partition moves and
+    no record is read twice."""
+    from confluent_kafka.admin import AdminClient
+    topic, group = unique("steady"), unique("steady")
+    create(cluster.bootstrap, topic, 6)
+    admin = AdminClient({"bootstrap.servers": cluster.bootstrap})
+
+    def member_ids():
+        d = admin.describe_consumer_groups([group])[group].result(30)
+        return d.coordinator.id, str(d.state), sorted(m.member_id for m in d.members)
+
+    members = [Member(cluster.bootstrap, group, topic, tmp_path, name, session_timeout_ms=10000,
+                      heartbeat_interval_ms=1000) for name in "abc"]
+    config, out = tmp_path / "producer.properties", tmp_path / "producer.out"
+    config.write_text(DURABLE_PRODUCER)
+    producer = subprocess.Popen(
+        java_command("kafka-verifiable-producer", "--bootstrap-server", cluster.bootstrap,
+                     "--topic", topic, "--max-messages", 6000, "--throughput", 300,
+                     "--producer.config", config),
+        stdout=open(out, "w"), stderr=subprocess.DEVNULL)
+    try:
+        wait_until(lambda: sum(len(m.owned()) for m in members) == 6 and all(m.owned() for m in members)
+                   and member_ids()[1] == "ConsumerGroupState.STABLE", 90, "three members sharing six partitions")
+        wait_until(lambda: len(producer_events(out, "producer_send_success")) >= 1000, 90,
+                   "the producer to get going")
+        coordinator, _, ids = member_ids()
+        def rebalances():
+            return [[e for e in m.events() if e["event"] in ("assigned", "revoked")] for m in members]
+
+        history = rebalances()
+        cluster.broker(coordinator).kill()
+
+        wait_until(lambda: len(producer_events(out, "producer_send_success")) >= 4000, 120,
+                   "the producer to go on after the kill")
+        moved, _, ids_after = member_ids()
+        assert moved != coordinator
+        assert ids_after == ids
+        assert producer.wait(timeout=180) == 0
+        acked = {e["value"] for e in producer_events(out, "producer_send_success")}
+        assert len(acked) == 6000
+        wait_until(lambda: acked <= {e["value"] for m in members for e in m.events("record")}, 90,
+                   "every acknowledged record to be read")
+    finally:
+        if producer.poll() is None:
+            producer.kill()
+            producer.wait()
+        for m in members:
+            if m.proc.poll() is None:
+                m.kill()
+    # No rebalance: each member still has the assignment it had.
+    assert rebalances() == history
+    read = [e["value"] for m in members for e in m.events("record")]
+    assert len(read) == len(set(read)), "records read twice"
 
 
 def test_a_group_commits_offsets_of_partitions_its_coordinator_does_not_store(cluster):

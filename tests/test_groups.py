@@ -4,50 +4,14 @@ across consumer and broker restarts, cooperative and static members."""
 
 import json
 import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from conftest import java_command, kafka_tool, unique
-
-MEMBER = Path(__file__).with_name("group_member.py")
-
-
-class Member:
-    def __init__(self, broker, group, topic, workdir, name, **conf):
-        self.events_path = Path(workdir) / f"{name}.events"
-        self.stop_path = Path(workdir) / f"{name}.stop"
-        extra = [f"{k.replace('_', '.')}={v}" for k, v in conf.items()]
-        self.proc = subprocess.Popen([sys.executable, str(MEMBER), broker.bootstrap, group, topic,
-                                      str(self.events_path), str(self.stop_path), *extra])
-
-    def events(self, kind=None):
-        if not self.events_path.exists():
-            return []
-        out = [json.loads(line) for line in self.events_path.read_text().splitlines() if line.endswith("}")]
-        return [e for e in out if kind is None or e["event"] == kind]
-
-    def owned(self):
-        assigned = [e for e in self.events() if e["event"] in ("assigned", "revoked")]
-        if not assigned:
-            return set()
-        last = assigned[-1]
-        return set(last["partitions"] if last["event"] == "assigned" else last["kept"])
-
-    def records(self):
-        return {(e["partition"], e["offset"]): e["value"] for e in self.events("record")}
-
-    def stop(self):
-        self.stop_path.touch()
-        self.proc.wait(timeout=30)
-
-    def kill(self):
-        self.proc.kill()
-        self.proc.wait()
+from group_member import Member
 
 
 def wait_until(condition, timeout, what):
@@ -98,7 +62,7 @@ def members(tmp_path):
     started = []
 
     def start(broker, group, topic, name, **conf):
-        m = Member(broker, group, topic, tmp_path, name, **conf)
+        m = Member(broker.bootstrap, group, topic, tmp_path, name, **conf)
         started.append(m)
         return m
 
