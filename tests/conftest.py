@@ -407,3 +407,14 @@ def apache_kafka(tmp_path_factory):
 
 def unique(prefix):
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+def offsets_partition(group, partitions=50):
+    """The __consumer_offsets partition Kafka gives a group: Java's
+    String.hashCode with the sign bit cleared, modulo the count (50 unless
+    `offsets.topic.num.partitions` says otherwise)."""
+    h = 0
+    units = group.encode("utf-16-be")
+    for i in range(0, len(units), 2):
+        h = (h * 31 + int.from_bytes(units[i:i + 2], "big")) & 0xFFFFFFFF
+    return (h & 0x7FFFFFFF) % partitions

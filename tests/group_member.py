@@ -68,14 +68,21 @@ def main():
         "heartbeat.interval.ms": 500,
     }
     conf.update(kv.split("=", 1) for kv in extra)
+    if conf.get("group.protocol") == "consumer":
+        # The broker sets sessions and heartbeats in this protocol.
+        del conf["session.timeout.ms"], conf["heartbeat.interval.ms"]
     events = open(events_path, "a", buffering=1)
     owned = set()
+    # Assignments change a partition at a time with the cooperative
+    # assignor and with the consumer group protocol (KIP-848).
+    incremental = (conf.get("partition.assignment.strategy") == "cooperative-sticky"
+                   or conf.get("group.protocol") == "consumer")
 
     def emit(kind, **fields):
         events.write(json.dumps({"event": kind, "t": time.time(), **fields}) + "\n")
 
     def on_assign(consumer, partitions):
-        if conf.get("partition.assignment.strategy") == "cooperative-sticky":
+        if incremental:
             consumer.incremental_assign(partitions)
             owned.update(p.partition for p in partitions)
         else:
@@ -84,7 +91,7 @@ def main():
         emit("assigned", partitions=sorted(owned), added=sorted(p.partition for p in partitions))
 
     def on_revoke(consumer, partitions):
-        if conf.get("partition.assignment.strategy") == "cooperative-sticky":
+        if incremental:
             consumer.incremental_unassign(partitions)
         owned.difference_update(p.partition for p in partitions)
         emit("revoked", partitions=sorted(p.partition for p in partitions), kept=sorted(owned))

@@ -14,8 +14,8 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 import wire
 from group_member import Member
 
-from conftest import (DURABLE_PRODUCER, GREGOR_BIN, GregorCluster, java_command, kafka_tool, producer_events,
-                      unique, wait_until)
+from conftest import (DURABLE_PRODUCER, GREGOR_BIN, GregorCluster, java_command, kafka_tool, offsets_partition,
+                      producer_events, unique, wait_until)
 
 
 def describe(bootstrap, topic):
@@ -359,23 +359,41 @@ def test_committed_offsets_survive_the_loss_of_the_group_coordinator(cluster):
     assert not set(first) & set(rest)
 
 
-def test_a_group_keeps_its_members_when_its_coordinator_dies(cluster, tmp_path):
-    """kill -9 of the broker that coordinates a group of three librdkafka
-    consumers (10 s sessions, a commit after every record) while records
-    keep coming: the next coordinator loads the group with its members and
-    restarts their sessions, so nobody joins again, no partition moves and
-    no record is read twice."""
+def test_groups_keep_their_members_when_their_coordinator_dies(cluster, tmp_path):
+    """kill -9 of the broker that coordinates two groups of three librdkafka
+    consumers each, one of the classic protocol (10 s sessions) and one of
+    the consumer protocol (KIP-848), a commit after every record, while
+    records keep coming: the next coordinator loads both groups with their
+    members and restarts their sessions, so nobody joins again, no
+    partition moves and no record is read twice."""
     from confluent_kafka.admin import AdminClient
-    topic, group = unique("steady"), unique("steady")
+    topic = unique("steady")
     create(cluster.bootstrap, topic, 6)
     admin = AdminClient({"bootstrap.servers": cluster.bootstrap})
+    # Both groups' records in one offsets partition: one coordinator.
+    classic, kip848 = unique("classic"), None
+    while kip848 is None or offsets_partition(kip848) != offsets_partition(classic):
+        kip848 = unique("kip848")
+    groups = {
+        classic: [Member(cluster.bootstrap, classic, topic, tmp_path, f"classic-{n}", session_timeout_ms=10000,
+                         heartbeat_interval_ms=1000) for n in "abc"],
+        kip848: [Member(cluster.bootstrap, kip848, topic, tmp_path, f"kip848-{n}", group_protocol="consumer")
+                 for n in "abc"],
+    }
 
-    def member_ids():
-        d = admin.describe_consumer_groups([group])[group].result(30)
-        return d.coordinator.id, str(d.state), sorted(m.member_id for m in d.members)
+    def described():
+        """Each group's coordinator, state and member ids."""
+        out = {}
+        for group, d in admin.describe_consumer_groups(list(groups)).items():
+            d = d.result(30)
+            out[group] = d.coordinator.id, str(d.state).split(".")[-1], sorted(m.member_id for m in d.members)
+        return out
 
-    members = [Member(cluster.bootstrap, group, topic, tmp_path, name, session_timeout_ms=10000,
-                      heartbeat_interval_ms=1000) for name in "abc"]
+    def settled():
+        return all(sum(len(m.owned()) for m in members) == 6 and all(m.owned() for m in members)
+                   for members in groups.values()) and all(
+            state == "STABLE" for _, state, _ in described().values())
+
     config, out = tmp_path / "producer.properties", tmp_path / "producer.out"
     config.write_text(DURABLE_PRODUCER)
     producer = subprocess.Popen(
@@ -383,39 +401,44 @@ def test_a_group_keeps_its_members_when_its_coordinator_dies(cluster, tmp_path):
                      "--topic", topic, "--max-messages", 6000, "--throughput", 300,
                      "--producer.config", config),
         stdout=open(out, "w"), stderr=subprocess.DEVNULL)
+    every = [m for members in groups.values() for m in members]
+
+    def rebalances():
+        return [[e for e in m.events() if e["event"] in ("assigned", "revoked")] for m in every]
+
     try:
-        wait_until(lambda: sum(len(m.owned()) for m in members) == 6 and all(m.owned() for m in members)
-                   and member_ids()[1] == "ConsumerGroupState.STABLE", 90, "three members sharing six partitions")
+        wait_until(settled, 90, "each group's three members to share six partitions")
         wait_until(lambda: len(producer_events(out, "producer_send_success")) >= 1000, 90,
                    "the producer to get going")
-        coordinator, _, ids = member_ids()
-        def rebalances():
-            return [[e for e in m.events() if e["event"] in ("assigned", "revoked")] for m in members]
-
+        before = described()
         history = rebalances()
+        coordinator = before[classic][0]
         cluster.broker(coordinator).kill()
 
         wait_until(lambda: len(producer_events(out, "producer_send_success")) >= 4000, 120,
                    "the producer to go on after the kill")
-        moved, _, ids_after = member_ids()
-        assert moved != coordinator
-        assert ids_after == ids
+        after = described()
+        for group in groups:
+            assert after[group][0] != coordinator
+            assert after[group][2] == before[group][2], (group, before, after)
         assert producer.wait(timeout=180) == 0
         acked = {e["value"] for e in producer_events(out, "producer_send_success")}
         assert len(acked) == 6000
-        wait_until(lambda: acked <= {e["value"] for m in members for e in m.events("record")}, 90,
-                   "every acknowledged record to be read")
+        for group, members in groups.items():
+            wait_until(lambda: acked <= {e["value"] for m in members for e in m.events("record")}, 90,
+                       f"every acknowledged record to be read in {group}")
     finally:
         if producer.poll() is None:
             producer.kill()
             producer.wait()
-        for m in members:
+        for m in every:
             if m.proc.poll() is None:
                 m.kill()
     # No rebalance: each member still has the assignment it had.
     assert rebalances() == history
-    read = [e["value"] for m in members for e in m.events("record")]
-    assert len(read) == len(set(read)), "records read twice"
+    for members in groups.values():
+        read = [e["value"] for m in members for e in m.events("record")]
+        assert len(read) == len(set(read)), "records read twice"
 
 
 def test_a_group_commits_offsets_of_partitions_its_coordinator_does_not_store(cluster):

@@ -3,6 +3,7 @@ shared exclusively, rebalances on join, leave and kill -9, commits that hold
 across consumer and broker restarts, cooperative and static members."""
 
 import json
+import signal
 import subprocess
 import time
 
@@ -10,7 +11,7 @@ import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from conftest import java_command, kafka_tool, unique
+from conftest import java_command, kafka_tool, offsets_partition, unique
 from group_member import Member
 
 
@@ -38,16 +39,6 @@ def produce(bootstrap, topic, values, partitions):
     for i, v in enumerate(values):
         p.produce(topic, value=v, partition=i % partitions)
     assert p.flush(30) == 0
-
-
-def offsets_partition(group, partitions):
-    """The __consumer_offsets partition Kafka gives a group: Java's
-    String.hashCode with the sign bit cleared, modulo the count."""
-    h = 0
-    units = group.encode("utf-16-be")
-    for i in range(0, len(units), 2):
-        h = (h * 31 + int.from_bytes(units[i:i + 2], "big")) & 0xFFFFFFFF
-    return (h & 0x7FFFFFFF) % partitions
 
 
 def all_records(members):
@@ -287,3 +278,73 @@ def test_a_killed_consumer_protocol_member_is_expired_and_its_partitions_move(gr
             if p.poll() is None:
                 p.kill()
                 p.wait()
+
+
+def test_a_consumer_protocol_group_survives_a_restart_of_its_coordinator(gregor_factory, tmp_path):
+    """KIP-848 members keep their epochs and assignments through a kill -9
+    and restart of the coordinator: the group is stored in
+    __consumer_offsets as Kafka stores it (Kafka's own formatter reads it)
+    and resumed with fresh sessions, so nobody is fenced and rejoins."""
+    broker = gregor_factory(props={"group.consumer.heartbeat.interval.ms": "500",
+                                   "offsets.topic.num.partitions": "3"})
+    topic, group = unique("kip848restart"), unique("kept")
+    create(broker.bootstrap, topic, 4)
+    outputs = {}
+
+    def consumer(name):
+        outputs[name] = tmp_path / f"{name}.out"
+        return subprocess.Popen(
+            java_command("kafka-console-consumer", "--bootstrap-server", broker.bootstrap, "--topic", topic,
+                         "--group", group, "--timeout-ms", "120000",
+                         "--consumer-property", "group.protocol=consumer"),
+            stdout=open(outputs[name], "w"), stderr=subprocess.DEVNULL)
+
+    def members():
+        """(member id, epoch, assigned partitions) of each member, and whether all are stable."""
+        out = kafka_tool("kafka-consumer-groups", "--bootstrap-server", broker.bootstrap, "--describe",
+                         "--group", group, "--members", "--verbose", check=False).stdout
+        lines = out.splitlines()
+        header = next((line.split() for line in lines if line.startswith("GROUP")), None)
+        if header is None:
+            return [], out
+        rows = [dict(zip(header, line.split())) for line in lines if line.startswith(group)]
+        return sorted((r["CONSUMER-ID"], r["CURRENT-EPOCH"], r["#PARTITIONS"]) for r in rows), out
+
+    procs = [consumer("a"), consumer("b")]
+    try:
+        # A third member comes and goes, so the group's epoch is well past
+        # what a group formed afresh by a and b would reach.
+        wait_until(lambda: [m[2] for m in members()[0]] == ["2", "2"], 90, "a and b to share four partitions")
+        procs.append(consumer("c"))
+        wait_until(lambda: len(members()[0]) == 3, 90, "c to join")
+        procs[2].send_signal(signal.SIGTERM)
+        procs[2].wait(timeout=30)
+        wait_until(lambda: [m[2] for m in members()[0]] == ["2", "2"]
+                   and len({m[1] for m in members()[0]}) == 1, 90, "a and b to settle again")
+        before, described = members()
+        assert int(before[0][1]) > 2, described
+
+        broker.kill()
+        broker.start()
+        values = [f"after-{i}" for i in range(40)]
+        produce(broker.bootstrap, topic, values, 4)
+        wait_until(lambda: set(values) <= set(outputs["a"].read_text().split() + outputs["b"].read_text().split()),
+                   90, "a and b to read what was produced after the restart")
+        after, described_after = members()
+        assert after == before, (described, described_after)
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+
+    # Kafka's own log dump decodes the group's records (types 3 to 8), and
+    # the last group epoch is the one the members have.
+    segments = sorted((broker.data / f"__consumer_offsets-{offsets_partition(group, 3)}").glob("*.log"))
+    dump = kafka_tool("kafka-dump-log", "--offsets-decoder", "--files", ",".join(map(str, segments))).stdout
+    keys = [json.loads(line.split(" key: ")[1].split(" payload: ")[0])
+            for line in dump.splitlines() if " key: " in line]
+    assert {k["type"] for k in keys if k["data"].get("groupId") == group} == {"3", "5", "6", "7", "8"}, dump
+    epochs = [line.split('"epoch":')[1].split("}")[0] for line in dump.splitlines()
+              if '"type":"3"' in line and group in line]
+    assert epochs[-1] == before[0][1], dump

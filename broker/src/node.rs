@@ -155,6 +155,7 @@ impl Node {
         let groups = Arc::new(GroupCoordinator::new(
             offsets_topic.partitions.len() as i32,
             settings,
+            topics.clone(),
         ));
         tokio::spawn(follow_offsets_leadership(topics.clone(), groups.clone()));
         Ok(Arc::new(Node {

@@ -8,7 +8,12 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
+use uuid::Uuid;
+
 use super::assignor::{self, MemberSubscription, TopicPartition};
+use super::consumer_records::{
+    member_state, CurrentAssignment, MemberRecord, Partitions, StoredConsumerGroup, StoredMember,
+};
 
 /// Epoch a member sends to join.
 pub const JOIN_EPOCH: i32 = 0;
@@ -41,6 +46,12 @@ pub struct ConsumerMember {
     pub client_id: String,
     /// Client address.
     pub client_host: String,
+    /// `client.rack`.
+    pub rack_id: Option<String>,
+    /// Rebalance timeout (ms) the client asked for; -1 for none.
+    pub rebalance_timeout_ms: i32,
+    /// Server-side assignor the client asked for.
+    pub server_assignor: Option<String>,
     /// Member epoch: the group epoch of the assignment it has reconciled.
     pub epoch: i32,
     /// The epoch before the last bump, still accepted (its response may be lost).
@@ -76,6 +87,12 @@ pub struct Heartbeat {
     pub client_id: String,
     /// Client address.
     pub client_host: String,
+    /// `client.rack`, when sent.
+    pub rack_id: Option<String>,
+    /// Rebalance timeout (ms), -1 when not sent.
+    pub rebalance_timeout_ms: i32,
+    /// Server-side assignor, when sent.
+    pub server_assignor: Option<String>,
 }
 
 /// The answer to a heartbeat.
@@ -174,6 +191,9 @@ impl ConsumerGroup {
                 instance_id: hb.instance_id.clone(),
                 client_id: hb.client_id.clone(),
                 client_host: hb.client_host.clone(),
+                rack_id: None,
+                rebalance_timeout_ms: -1,
+                server_assignor: None,
                 epoch: 0,
                 previous_epoch: 0,
                 subscriptions,
@@ -202,6 +222,16 @@ impl ConsumerGroup {
         };
         m.last_seen = now;
         m.session_timeout = session_timeout;
+        // Clients send these when they change (KIP-848); keep the last.
+        if hb.rack_id.is_some() {
+            m.rack_id = hb.rack_id;
+        }
+        if hb.rebalance_timeout_ms >= 0 {
+            m.rebalance_timeout_ms = hb.rebalance_timeout_ms;
+        }
+        if hb.server_assignor.is_some() {
+            m.server_assignor = hb.server_assignor;
+        }
         if let Some(subs) = hb.subscriptions {
             if subs != m.subscriptions {
                 m.subscriptions = subs;
@@ -246,6 +276,118 @@ impl ConsumerGroup {
             self.bump(&counts);
         }
         gone
+    }
+
+    /// The group as its `__consumer_offsets` records store it, topics
+    /// named by id (`id_of`; a topic without one is gone and left out).
+    pub fn to_stored(&self, id_of: impl Fn(&str) -> Option<Uuid>) -> StoredConsumerGroup {
+        let by_id = |set: &BTreeSet<TopicPartition>| -> Partitions {
+            let mut out = Partitions::new();
+            for (topic, p) in set {
+                if let Some(id) = id_of(topic) {
+                    out.entry(id).or_default().insert(*p);
+                }
+            }
+            out
+        };
+        let members = self
+            .members
+            .values()
+            .map(|m| {
+                let pending: BTreeSet<TopicPartition> =
+                    m.owned.difference(&m.assigned).cloned().collect();
+                let state = if !pending.is_empty() {
+                    member_state::UNREVOKED_PARTITIONS
+                } else if m.assigned != m.target {
+                    member_state::UNRELEASED_PARTITIONS
+                } else {
+                    member_state::STABLE
+                };
+                let stored = StoredMember {
+                    metadata: Some(MemberRecord {
+                        instance_id: m.instance_id.clone(),
+                        rack_id: m.rack_id.clone(),
+                        client_id: m.client_id.clone(),
+                        client_host: m.client_host.clone(),
+                        subscriptions: m.subscriptions.clone(),
+                        rebalance_timeout_ms: m.rebalance_timeout_ms,
+                        server_assignor: m.server_assignor.clone(),
+                    }),
+                    target: Some(by_id(&m.target)),
+                    current: Some(CurrentAssignment {
+                        epoch: m.epoch,
+                        previous_epoch: m.previous_epoch,
+                        state,
+                        assigned: by_id(&m.assigned),
+                        pending_revocation: by_id(&pending),
+                    }),
+                };
+                (m.id.clone(), stored)
+            })
+            .collect();
+        StoredConsumerGroup {
+            epoch: self.epoch,
+            // The target is recomputed whenever the epoch moves.
+            assignment_epoch: self.epoch,
+            members,
+        }
+    }
+
+    /// The group resumed from its records by a coordinator that just took
+    /// it over: members keep their ids, epochs and assignments, and each
+    /// gets a fresh session (`session_timeout` from `now`), so a failover
+    /// shorter than a session costs the group nothing. A partition still
+    /// being given up counts as owned until its member says otherwise.
+    pub fn restore(
+        id: &str,
+        stored: &StoredConsumerGroup,
+        name_of: impl Fn(Uuid) -> Option<String>,
+        session_timeout: Duration,
+        now: Instant,
+    ) -> ConsumerGroup {
+        let by_name = |p: &Partitions| -> BTreeSet<TopicPartition> {
+            p.iter()
+                .filter_map(|(id, parts)| name_of(*id).map(|name| (name, parts)))
+                .flat_map(|(name, parts)| parts.iter().map(move |p| (name.clone(), *p)))
+                .collect()
+        };
+        let mut group = ConsumerGroup::new(id);
+        group.epoch = stored.epoch;
+        for (member_id, m) in &stored.members {
+            let (Some(meta), Some(current)) = (&m.metadata, &m.current) else {
+                continue;
+            };
+            let assigned = by_name(&current.assigned);
+            let owned = assigned
+                .union(&by_name(&current.pending_revocation))
+                .cloned()
+                .collect();
+            let member = ConsumerMember {
+                id: member_id.clone(),
+                instance_id: meta.instance_id.clone(),
+                client_id: meta.client_id.clone(),
+                client_host: meta.client_host.clone(),
+                rack_id: meta.rack_id.clone(),
+                rebalance_timeout_ms: meta.rebalance_timeout_ms,
+                server_assignor: meta.server_assignor.clone(),
+                epoch: current.epoch,
+                previous_epoch: current.previous_epoch,
+                subscriptions: meta.subscriptions.clone(),
+                target: m.target.as_ref().map(&by_name).unwrap_or_default(),
+                assigned,
+                owned,
+                session_timeout,
+                last_seen: now,
+            };
+            group.members.insert(member_id.clone(), member);
+        }
+        // The partition counts the target was computed from: every
+        // partition of a subscribed topic is some member's target.
+        for (topic, p) in group.members.values().flat_map(|m| m.target.iter()) {
+            let count = group.partitions.entry(topic.clone()).or_default();
+            *count = (*count).max(p + 1);
+        }
+        group
     }
 
     /// New group epoch and a new target assignment for every member.
@@ -326,6 +468,9 @@ mod tests {
             owned: Some(BTreeSet::new()),
             client_id: "c".into(),
             client_host: "h".into(),
+            rack_id: None,
+            rebalance_timeout_ms: -1,
+            server_assignor: None,
         }
     }
 
@@ -453,5 +598,51 @@ mod tests {
             )
             .expect("b");
         assert_eq!(b.assignment, Some(tps(&[0, 1, 2])));
+    }
+
+    #[test]
+    fn a_restored_group_goes_on_where_it_was() {
+        let parts = BTreeMap::from([("t".to_string(), 4)]);
+        let t = Duration::from_secs(10);
+        let start = Instant::now();
+        let mut g = ConsumerGroup::new("g");
+        let a = g.heartbeat(join("a"), &parts, t, start).expect("a");
+        let a_owned = a.assignment.expect("a's assignment");
+        g.heartbeat(beat("a", 1, Some(&a_owned)), &parts, t, start)
+            .expect("a owns all");
+        g.heartbeat(join("b"), &parts, t, start).expect("b joins");
+        // a is told to give two up but has not yet: the group is mid-move.
+        let kept = g
+            .heartbeat(beat("a", 1, None), &parts, t, start)
+            .expect("a beats")
+            .assignment
+            .expect("a's smaller assignment");
+
+        let topic = Uuid::new_v4();
+        let stored = g.to_stored(|name| (name == "t").then_some(topic));
+        let later = start + Duration::from_secs(9);
+        let name_of = |id| (id == topic).then(|| "t".to_string());
+        let mut back = ConsumerGroup::restore("g", &stored, name_of, t, later);
+        assert_eq!(
+            back.to_stored(|name| (name == "t").then_some(topic)),
+            stored
+        );
+        // Fresh sessions: nobody expires at the old deadline.
+        assert!(back.expire(start + Duration::from_secs(11)).is_empty());
+        // b still waits for what a has not released; a confirms; b gets it.
+        let b = back
+            .heartbeat(beat("b", 2, None), &parts, t, later)
+            .expect("b is known");
+        assert_eq!(b.assignment, None);
+        let a = back
+            .heartbeat(beat("a", 1, Some(&kept)), &parts, t, later)
+            .expect("a is known");
+        assert_eq!(a.epoch, 2);
+        let b = back
+            .heartbeat(beat("b", 2, None), &parts, t, later)
+            .expect("b beats");
+        let rest: BTreeSet<_> = tps(&[0, 1, 2, 3]).difference(&kept).cloned().collect();
+        assert_eq!(b.assignment, Some(rest));
+        assert_eq!(back.epoch, g.epoch);
     }
 }

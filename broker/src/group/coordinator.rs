@@ -69,7 +69,7 @@ struct JoinOutcome {
 
 /// How long an offset commit waits for replication (Kafka's
 /// `offsets.commit.timeout.ms` default).
-const COMMIT_TIMEOUT: Duration = Duration::from_secs(5);
+pub(super) const COMMIT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A group with the clients waiting on it.
 struct Entry {
@@ -111,12 +111,18 @@ pub(super) struct Inner {
 pub struct GroupCoordinator {
     inner: Arc<Mutex<Inner>>,
     pub(super) settings: GroupSettings,
+    /// Topic names and ids, partition counts.
+    pub(super) topics: Arc<TopicRegistry>,
 }
 
 impl GroupCoordinator {
     /// A coordinator over an offsets topic of `partitions` partitions; it
     /// serves the groups of the partitions it is given to lead (`lead`).
-    pub fn new(partitions: i32, settings: GroupSettings) -> GroupCoordinator {
+    pub fn new(
+        partitions: i32,
+        settings: GroupSettings,
+        topics: Arc<TopicRegistry>,
+    ) -> GroupCoordinator {
         GroupCoordinator {
             inner: Arc::new(Mutex::new(Inner {
                 groups: HashMap::new(),
@@ -124,14 +130,16 @@ impl GroupCoordinator {
                 offsets: OffsetStore::new(partitions),
             })),
             settings,
+            topics,
         }
     }
 
     /// Serves exactly the groups of `led`, the offsets partitions this
-    /// broker leads now: newly led ones are loaded from their log (classic
-    /// groups resume with their members, generation and assignment, each
-    /// member with a fresh session), the others are dropped, so their
-    /// clients get NOT_COORDINATOR and find the new coordinator.
+    /// broker leads now: newly led ones are loaded from their log (groups
+    /// of both protocols resume with their members, generation or epochs
+    /// and assignments, each member with a fresh session), the others are
+    /// dropped, so their clients get NOT_COORDINATOR and find the new
+    /// coordinator.
     pub fn lead(&self, led: &[Arc<Partition>]) {
         let mut inner = self.lock();
         let now = Instant::now();
@@ -174,6 +182,20 @@ impl GroupCoordinator {
                 let mut entry = Entry::new(&id);
                 entry.group = Group::from_metadata(&id, &md, now);
                 inner.groups.insert(id, entry);
+            }
+            let restored: Vec<ConsumerGroup> = inner
+                .offsets
+                .consumer_groups()
+                .iter()
+                .filter(|(id, _)| inner.offsets.partition_for(id) == p.index)
+                .map(|(id, stored)| {
+                    let name_of = |topic| self.topics.get_by_id(topic).map(|t| t.name.clone());
+                    let session = self.settings.consumer_session_timeout;
+                    ConsumerGroup::restore(id, stored, name_of, session, now)
+                })
+                .collect();
+            for group in restored {
+                inner.consumer_groups.insert(group.id.clone(), group);
             }
             tracing::info!(
                 partition = p.index,
@@ -640,10 +662,16 @@ impl GroupCoordinator {
     pub fn expire_sessions(&self) {
         let now = Instant::now();
         let mut inner = self.lock();
+        let mut changed = Vec::new();
         for (group_id, group) in inner.consumer_groups.iter_mut() {
             for id in group.expire(now) {
                 tracing::info!(group = %group_id, member = %id, "member session expired");
+                changed.push(group_id.clone());
             }
+        }
+        changed.dedup();
+        for group_id in changed {
+            self.persist_consumer_group(&mut inner, &group_id);
         }
         let ids: Vec<String> = inner.groups.keys().cloned().collect();
         for group_id in ids {
@@ -681,7 +709,6 @@ impl GroupCoordinator {
         &self,
         req: OffsetCommitRequest,
         _version: i16,
-        topics: &TopicRegistry,
     ) -> OffsetCommitResponse {
         use kafka_protocol::messages::offset_commit_response::{
             OffsetCommitResponsePartition, OffsetCommitResponseTopic,
@@ -744,7 +771,7 @@ impl GroupCoordinator {
                     rp.partition_index = p.partition_index;
                     rp.error_code = if group_error_code != 0 {
                         group_error_code
-                    } else if !topics.exists(&t.name, p.partition_index) {
+                    } else if !self.topics.exists(&t.name, p.partition_index) {
                         // Like Kafka: the partition must exist in the cluster;
                         // this broker need not store it.
                         ResponseError::UnknownTopicOrPartition.code()
@@ -1059,7 +1086,8 @@ impl GroupCoordinator {
                     inner.offsets.save_group(&id, None)
                 } else {
                     Ok(())
-                };
+                }
+                .and_then(|()| inner.offsets.save_consumer_group(&id, None));
                 match forgotten.and_then(|()| inner.offsets.drop_group(&id)) {
                     Ok(()) => 0,
                     Err(e) => {
@@ -1127,6 +1155,19 @@ impl GroupCoordinator {
     /// Forces committed offsets to disk (at shutdown).
     pub fn flush(&self) -> Result<(), OffsetStoreError> {
         self.lock().offsets.sync()
+    }
+
+    /// Writes the records of a consumer-protocol group's changes (none
+    /// when nothing changed); the caller may wait for their replication
+    /// (`OffsetStore::take_last_write`).
+    pub(super) fn persist_consumer_group(&self, inner: &mut Inner, group_id: &str) {
+        let stored = inner
+            .consumer_groups
+            .get(group_id)
+            .map(|g| g.to_stored(|name| self.topics.get(name).map(|t| t.id)));
+        if let Err(e) = inner.offsets.save_consumer_group(group_id, stored) {
+            tracing::error!(group = %group_id, error = %e, "cannot store group membership");
+        }
     }
 }
 

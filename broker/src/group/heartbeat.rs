@@ -15,8 +15,8 @@ use kafka_protocol::ResponseError;
 
 use super::assignor::TopicPartition;
 use super::consumer::{ConsumerGroup, ConsumerGroupError, Heartbeat};
-use super::coordinator::GroupCoordinator;
-use crate::topic::TopicRegistry;
+use super::coordinator::{GroupCoordinator, COMMIT_TIMEOUT};
+use crate::partition::Replication;
 
 /// Server-side assignors a member may ask for. Both names get the uniform
 /// assignment; "range" is accepted so clients configured for it still work.
@@ -31,10 +31,10 @@ impl GroupCoordinator {
     pub async fn consumer_group_heartbeat(
         &self,
         req: ConsumerGroupHeartbeatRequest,
-        topics: &TopicRegistry,
         client_id: &str,
         client_host: &str,
     ) -> ConsumerGroupHeartbeatResponse {
+        let topics = &self.topics;
         let mut resp = ConsumerGroupHeartbeatResponse::default();
         let fail =
             |mut resp: ConsumerGroupHeartbeatResponse, code: ResponseError, message: &str| {
@@ -50,7 +50,13 @@ impl GroupCoordinator {
                 "group id must not be empty",
             );
         }
-        if req.subscribed_topic_regex.is_some() {
+        // An empty regex means "none" (librdkafka sends it with every
+        // subscription by names).
+        if req
+            .subscribed_topic_regex
+            .as_ref()
+            .is_some_and(|r| !r.is_empty())
+        {
             return fail(
                 resp,
                 ResponseError::InvalidRequest,
@@ -86,42 +92,76 @@ impl GroupCoordinator {
                 .collect()
         });
 
-        let mut inner = self.lock();
-        if let Err(code) = Self::check_coordinator(&inner, &group_id) {
-            return fail(resp, code, "this broker does not coordinate the group");
-        }
-        if inner.classic_group_has_members(&group_id) {
-            return fail(
-                resp,
-                ResponseError::GroupIdNotFound,
-                "the group is in use by members of the classic protocol",
+        let (outcome, pending) = {
+            let mut inner = self.lock();
+            if let Err(code) = Self::check_coordinator(&inner, &group_id) {
+                return fail(resp, code, "this broker does not coordinate the group");
+            }
+            if inner.classic_group_has_members(&group_id) {
+                return fail(
+                    resp,
+                    ResponseError::GroupIdNotFound,
+                    "the group is in use by members of the classic protocol",
+                );
+            }
+            let group = inner
+                .consumer_groups
+                .entry(group_id.clone())
+                .or_insert_with(|| ConsumerGroup::new(&group_id));
+            let mut wanted = group.subscribed_topics();
+            wanted.extend(subscriptions.iter().flatten().cloned());
+            let partitions: BTreeMap<String, i32> = wanted
+                .into_iter()
+                .filter_map(|name| topics.get(&name).map(|t| (name, t.partitions.len() as i32)))
+                .collect();
+            let hb = Heartbeat {
+                member_id: member_id.clone(),
+                epoch: req.member_epoch,
+                instance_id: req.instance_id.as_ref().map(|s| s.to_string()),
+                subscriptions,
+                owned,
+                client_id: client_id.to_string(),
+                client_host: client_host.to_string(),
+                rack_id: req.rack_id.as_ref().map(|s| s.to_string()),
+                rebalance_timeout_ms: req.rebalance_timeout_ms,
+                server_assignor: req.server_assignor.as_ref().map(|s| s.to_string()),
+            };
+            let outcome = group.heartbeat(
+                hb,
+                &partitions,
+                self.settings.consumer_session_timeout,
+                Instant::now(),
             );
-        }
-        let group = inner
-            .consumer_groups
-            .entry(group_id.clone())
-            .or_insert_with(|| ConsumerGroup::new(&group_id));
-        let mut wanted = group.subscribed_topics();
-        wanted.extend(subscriptions.iter().flatten().cloned());
-        let partitions: BTreeMap<String, i32> = wanted
-            .into_iter()
-            .filter_map(|name| topics.get(&name).map(|t| (name, t.partitions.len() as i32)))
-            .collect();
-        let hb = Heartbeat {
-            member_id: member_id.clone(),
-            epoch: req.member_epoch,
-            instance_id: req.instance_id.as_ref().map(|s| s.to_string()),
-            subscriptions,
-            owned,
-            client_id: client_id.to_string(),
-            client_host: client_host.to_string(),
+            // What changed is stored before the member hears of it, so a new
+            // coordinator knows every epoch and assignment a member was given.
+            self.persist_consumer_group(&mut inner, &group_id);
+            let pending = inner.offsets.take_last_write();
+            (outcome, pending)
         };
-        match group.heartbeat(
-            hb,
-            &partitions,
-            self.settings.consumer_session_timeout,
-            Instant::now(),
-        ) {
+        if let Some((p, appended)) = pending {
+            let deadline = tokio::time::Instant::now() + COMMIT_TIMEOUT;
+            match p
+                .await_replication(appended.leader_epoch, appended.end_offset, deadline)
+                .await
+            {
+                Replication::Done(_) => {}
+                Replication::LostLeadership => {
+                    return fail(
+                        resp,
+                        ResponseError::NotCoordinator,
+                        "this broker no longer coordinates the group",
+                    )
+                }
+                Replication::Pending | Replication::TimedOut => {
+                    return fail(
+                        resp,
+                        ResponseError::RequestTimedOut,
+                        "the group's new state was not replicated in time",
+                    )
+                }
+            }
+        }
+        match outcome {
             Ok(reply) => {
                 resp.member_id = Some(text(member_id));
                 resp.member_epoch = reply.epoch;
@@ -171,8 +211,8 @@ impl GroupCoordinator {
     pub async fn consumer_group_describe(
         &self,
         req: ConsumerGroupDescribeRequest,
-        topics: &TopicRegistry,
     ) -> ConsumerGroupDescribeResponse {
+        let topics = &self.topics;
         use kafka_protocol::messages::consumer_group_describe_response::{
             Assignment as DescribedAssignment, DescribedGroup, Member,
             TopicPartitions as DescribedPartitions,

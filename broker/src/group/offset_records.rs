@@ -2,11 +2,13 @@
 //! an offset commit is keyed by (version 1, group, topic, partition) and
 //! its value is (version 3, offset, leader epoch, metadata, commit time); a
 //! classic group's membership is keyed by (version 2, group) with a
-//! GroupMetadataValue v3. A key with no value deletes. Pure encode and
-//! decode.
+//! GroupMetadataValue v3; the consumer protocol's groups leave the records
+//! of `consumer_records` (types 3 to 8). A key with no value deletes. Pure
+//! encode and decode.
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
+use super::consumer_records::ConsumerGroupRecord;
 use super::offsets::Committed;
 
 /// Key version of an offset commit.
@@ -86,6 +88,8 @@ pub enum OffsetRecord {
         /// Partition.
         partition: i32,
     },
+    /// A record of a consumer-protocol group.
+    ConsumerGroup(ConsumerGroupRecord),
 }
 
 /// The `__consumer_offsets` partition of a group, as Kafka computes it
@@ -269,8 +273,8 @@ pub fn value(committed: &Committed, commit_time_ms: i64) -> Bytes {
     buf.freeze()
 }
 
-/// Reads a record back; `None` for records it does not know (KIP-848
-/// group records) or cannot read.
+/// Reads a record back; `None` for records it does not know (share and
+/// streams groups, the retired type 4) or cannot read.
 pub fn decode(key: &[u8], value: Option<&[u8]>) -> Option<OffsetRecord> {
     let mut k = key;
     if k.remaining() < 2 {
@@ -284,6 +288,9 @@ pub fn decode(key: &[u8], value: Option<&[u8]>) -> Option<OffsetRecord> {
             None => None,
         };
         return Some(OffsetRecord::Group { group, metadata });
+    }
+    if (3..=8).contains(&version) {
+        return ConsumerGroupRecord::decode(version, k, value).map(OffsetRecord::ConsumerGroup);
     }
     if version != 0 && version != 1 {
         return None;

@@ -11,6 +11,7 @@ use bytes::Bytes;
 use kafka_protocol::records::{Compression, RecordBatchDecoder};
 use serde::{Deserialize, Serialize};
 
+use super::consumer_records::StoredConsumerGroup;
 use super::offset_records::{self, GroupMetadata, OffsetRecord};
 use crate::clock::now_ms;
 use crate::log::batch;
@@ -73,6 +74,8 @@ pub struct OffsetStore {
     loaded: BTreeMap<i32, Arc<Partition>>,
     groups: BTreeMap<String, GroupOffsets>,
     metadata: BTreeMap<String, GroupMetadata>,
+    /// Consumer-protocol groups as their records last said.
+    consumer_groups: BTreeMap<String, StoredConsumerGroup>,
     /// Records in the topic that a checkpoint would drop.
     superseded: usize,
     /// The partition and the last write to it, which the caller may wait
@@ -88,6 +91,7 @@ impl OffsetStore {
             loaded: BTreeMap::new(),
             groups: BTreeMap::new(),
             metadata: BTreeMap::new(),
+            consumer_groups: BTreeMap::new(),
             superseded: 0,
             last_write: None,
         }
@@ -130,11 +134,13 @@ impl OffsetStore {
         let mine = |g: &String| offset_records::partition_for(g, count) == index;
         let mut gone: Vec<String> = self.groups.keys().filter(|g| mine(g)).cloned().collect();
         gone.extend(self.metadata.keys().filter(|g| mine(g)).cloned());
+        gone.extend(self.consumer_groups.keys().filter(|g| mine(g)).cloned());
         gone.sort();
         gone.dedup();
         for g in &gone {
             self.groups.remove(g);
             self.metadata.remove(g);
+            self.consumer_groups.remove(g);
         }
         gone
     }
@@ -147,17 +153,19 @@ impl OffsetStore {
         let mut offset = p.watermarks().log_start_offset;
         let mut count = 0;
         loop {
-            let (data, marks) = p.read(offset, 1 << 20, true, true).map_err(fail)?;
+            let (mut data, marks) = p.read(offset, 1 << 20, true, true).map_err(fail)?;
             if data.is_empty() || offset >= marks.log_end_offset {
                 return Ok(count);
             }
-            let mut buf = data;
-            let set =
-                RecordBatchDecoder::decode(&mut buf).map_err(|e| OffsetStoreError::Decode {
+            // Every batch of the read: decoding only the first and reading
+            // again from there made loading quadratic in the batches.
+            let sets = RecordBatchDecoder::decode_all(&mut data).map_err(|e| {
+                OffsetStoreError::Decode {
                     partition: p.index,
                     reason: format!("{e:#}"),
-                })?;
-            for r in &set.records {
+                }
+            })?;
+            for r in sets.iter().flat_map(|set| &set.records) {
                 offset = offset.max(r.offset + 1);
                 count += 1;
                 let Some(key) = &r.key else { continue };
@@ -169,7 +177,13 @@ impl OffsetStore {
     }
 
     fn live_count(&self) -> usize {
-        self.groups.values().map(|g| g.len()).sum::<usize>() + self.metadata.len()
+        self.groups.values().map(|g| g.len()).sum::<usize>()
+            + self.metadata.len()
+            + self
+                .consumer_groups
+                .values()
+                .map(|g| 2 + 3 * g.members.len())
+                .sum::<usize>()
     }
 
     /// Stored membership of every classic group, as of the last rebalance.
@@ -190,6 +204,30 @@ impl OffsetStore {
             metadata,
         };
         self.superseded += self.apply(rec);
+        self.checkpoint_if_worthwhile()
+    }
+
+    /// Consumer-protocol groups as stored, to resume them.
+    pub fn consumer_groups(&self) -> &BTreeMap<String, StoredConsumerGroup> {
+        &self.consumer_groups
+    }
+
+    /// Records a consumer-protocol group's new state (`None`: the group is
+    /// gone): only the records that changed are written.
+    pub fn save_consumer_group(
+        &mut self,
+        group: &str,
+        stored: Option<StoredConsumerGroup>,
+    ) -> Result<(), OffsetStoreError> {
+        let records =
+            StoredConsumerGroup::changes(group, self.consumer_groups.get(group), stored.as_ref());
+        if records.is_empty() {
+            return Ok(());
+        }
+        self.write(group, records.iter().map(|r| r.encode()).collect())?;
+        for rec in records {
+            self.superseded += self.apply(OffsetRecord::ConsumerGroup(rec));
+        }
         self.checkpoint_if_worthwhile()
     }
 
@@ -228,6 +266,9 @@ impl OffsetStore {
                     None => self.metadata.remove(&group),
                 };
                 usize::from(previous.is_some())
+            }
+            OffsetRecord::ConsumerGroup(rec) => {
+                StoredConsumerGroup::apply(&mut self.consumer_groups, rec)
             }
         }
     }
@@ -370,13 +411,20 @@ impl OffsetStore {
                     })
                 })
                 .collect();
-            // Classic groups' membership is live state too.
+            // Groups' membership is live state too.
             live.extend(self.metadata.iter().filter(|(g, _)| mine(g)).map(|(g, m)| {
                 (
                     offset_records::group_key(g),
                     Some(offset_records::group_value(m)),
                 )
             }));
+            live.extend(
+                self.consumer_groups
+                    .iter()
+                    .filter(|(g, _)| mine(g))
+                    .flat_map(|(g, stored)| StoredConsumerGroup::changes(g, None, Some(stored)))
+                    .map(|rec| rec.encode()),
+            );
             let mut chunks = live.into_iter().peekable();
             while chunks.peek().is_some() {
                 let chunk: Vec<_> = chunks.by_ref().take(BATCH_RECORDS).collect();

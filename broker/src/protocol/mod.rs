@@ -223,9 +223,7 @@ async fn dispatch(
         Rq::SyncGroup(r) => Rs::SyncGroup(node.groups.sync_group(r, v).await),
         Rq::Heartbeat(r) => Rs::Heartbeat(node.groups.heartbeat(r, v).await),
         Rq::LeaveGroup(r) => Rs::LeaveGroup(node.groups.leave_group(r, v).await),
-        Rq::OffsetCommit(r) => {
-            Rs::OffsetCommit(node.groups.offset_commit(r, v, &node.topics).await)
-        }
+        Rq::OffsetCommit(r) => Rs::OffsetCommit(node.groups.offset_commit(r, v).await),
         Rq::OffsetFetch(r) => Rs::OffsetFetch(node.groups.offset_fetch(r, v).await),
         Rq::DescribeGroups(r) => Rs::DescribeGroups(node.groups.describe_groups(r, v).await),
         Rq::ListGroups(r) => Rs::ListGroups(node.groups.list_groups(r, v).await),
@@ -233,11 +231,11 @@ async fn dispatch(
         Rq::DescribeLogDirs(r) => Rs::DescribeLogDirs(log_dirs::describe_log_dirs(node, r)),
         Rq::ConsumerGroupHeartbeat(r) => Rs::ConsumerGroupHeartbeat(
             node.groups
-                .consumer_group_heartbeat(r, &node.topics, &ctx.client_id, &ctx.client_host)
+                .consumer_group_heartbeat(r, &ctx.client_id, &ctx.client_host)
                 .await,
         ),
         Rq::ConsumerGroupDescribe(r) => {
-            Rs::ConsumerGroupDescribe(node.groups.consumer_group_describe(r, &node.topics).await)
+            Rs::ConsumerGroupDescribe(node.groups.consumer_group_describe(r).await)
         }
         Rq::OffsetDelete(r) => Rs::OffsetDelete(node.groups.offset_delete(r, v).await),
         // `versions::is_supported` lets only the APIs above through.
