@@ -1,5 +1,6 @@
-"""The same client scripts against Gregor and against Apache Kafka 4.3.1
-(same jars, KRaft, one node): what the clients observe must match."""
+"""The same client scripts against Gregor and against Apache Kafka
+(KAFKA_VERSION, the tools' jars, KRaft, one node): what the clients observe
+must match."""
 
 import time
 
