@@ -1,6 +1,7 @@
-"""Gregor and Apache Kafka 4.3.1 side by side: the same workloads, the same
-clients, on the same machine, one broker after the other. Writes a table of
-results and Gregor/Kafka ratios to bench/results/.
+"""Gregor and Apache Kafka (the tests' reference version, KAFKA_VERSION in
+tests/conftest.py) side by side: the same workloads, the same clients, on
+the same machine, one broker after the other. Writes a table of results and
+Gregor/Kafka ratios to bench/results/.
 
 Workloads (each on a fresh topic):
 - produce, 1 broker: 1 KiB records, acks=1, 6 partitions

@@ -1,5 +1,6 @@
-"""Test harness: real Gregor broker processes, a real Apache Kafka 4.3.1
-reference broker, and Apache Kafka's own Java tools.
+"""Test harness: real Gregor broker processes, a real Apache Kafka reference
+broker, and Apache Kafka's own Java tools (of KAFKA_VERSION unless a test
+asks for another client version).
 
 Everything here starts processes and talks to them over real sockets; the
 fixtures only decide ports and directories and clean up afterwards.
@@ -18,14 +19,26 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 GREGOR_BIN = Path(os.environ.get("TEST_GREGOR_BIN", ROOT / "target" / "release" / "gregor"))
-KAFKA_VERSION = "4.3.1"
-KAFKA_LIBS = ROOT / ".cache" / f"kafka-{KAFKA_VERSION}" / "libs"
+# The reference version: the Java tools the tests run, and the Apache Kafka
+# broker the differential test and the benchmarks compare with.
+KAFKA_VERSION = "4.4.0"
+# Client versions whose tools the compatibility tests run against Gregor:
+# the reference and the release before it (tests/kafka-jars/<version>).
+KAFKA_CLIENT_VERSIONS = [KAFKA_VERSION, "4.3.1"]
+
+
+def kafka_libs(version=KAFKA_VERSION):
+    return ROOT / ".cache" / f"kafka-{version}" / "libs"
+
+
+KAFKA_LIBS = kafka_libs()
 LOG4J = ROOT / "tests" / "log4j.properties"
 
-# The kafka-*.sh scripts are thin wrappers over these classes.
+# KAFKA_VERSION's kafka-*.sh scripts are thin wrappers over these classes
+# (Kafka 4.4 moved kafka-configs' class from kafka.admin into the tools).
 TOOLS = {
     "kafka-topics": "org.apache.kafka.tools.TopicCommand",
-    "kafka-configs": "kafka.admin.ConfigCommand",
+    "kafka-configs": "org.apache.kafka.tools.ConfigCommand",
     "kafka-console-producer": "org.apache.kafka.tools.ConsoleProducer",
     "kafka-console-consumer": "org.apache.kafka.tools.consumer.ConsoleConsumer",
     "kafka-get-offsets": "org.apache.kafka.tools.GetOffsetShell",
@@ -42,8 +55,8 @@ TOOLS = {
 }
 
 
-def java_command(tool, *args, heap="256m"):
-    """The command line the `tool` script would run."""
+def java_command(tool, *args, heap="256m", version=KAFKA_VERSION):
+    """The command line the `tool` script of Apache Kafka `version` would run."""
     return [
         "java",
         f"-Xmx{heap}",
@@ -51,16 +64,16 @@ def java_command(tool, *args, heap="256m"):
         "-XX:TieredStopAtLevel=1",
         f"-Dlog4j.configuration=file:{LOG4J}",
         "-cp",
-        f"{KAFKA_LIBS}/*",
+        f"{kafka_libs(version)}/*",
         TOOLS[tool],
         *[str(a) for a in args],
     ]
 
 
-def kafka_tool(tool, *args, input=None, timeout=120, check=True):
+def kafka_tool(tool, *args, input=None, timeout=120, check=True, version=KAFKA_VERSION):
     """Runs one of Apache Kafka's command-line tools to completion."""
     proc = subprocess.run(
-        java_command(tool, *args),
+        java_command(tool, *args, version=version),
         input=input,
         capture_output=True,
         text=True,
@@ -307,8 +320,8 @@ class GregorCluster:
 
 
 class ApacheKafka:
-    """Apache Kafka 4.3.1 from the same jars as the tools: KRaft, one node
-    that is both controller and broker."""
+    """Apache Kafka KAFKA_VERSION from the same jars as the tools: KRaft,
+    one node that is both controller and broker."""
 
     def __init__(self, workdir):
         self.workdir = Path(workdir)

@@ -11,7 +11,7 @@ import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from conftest import java_command, kafka_tool, offsets_partition, unique
+from conftest import KAFKA_CLIENT_VERSIONS, java_command, kafka_tool, offsets_partition, unique
 from group_member import Member
 
 
@@ -165,15 +165,17 @@ def test_java_consumers_with_the_consumer_group_protocol(gregor_factory):
     create(broker.bootstrap, topic, 4)
     produce(broker.bootstrap, topic, [f"v{i}" for i in range(400)], 4)
 
-    def consumer(max_messages):
+    def consumer(max_messages, version):
         return subprocess.Popen(
             java_command("kafka-console-consumer", "--bootstrap-server", broker.bootstrap, "--topic", topic,
                          "--group", group, "--from-beginning", "--max-messages", max_messages,
                          "--timeout-ms", "20000", "--consumer-property", "group.protocol=consumer",
-                         "--formatter-property", "print.partition=true"),
+                         "--formatter-property", "print.partition=true", version=version),
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
-    first, second = consumer(200), consumer(200)
+    # The newest and the oldest client version in one group, as while its
+    # consumers are upgraded one at a time.
+    first, second = consumer(200, KAFKA_CLIENT_VERSIONS[0]), consumer(200, KAFKA_CLIENT_VERSIONS[-1])
     out1, err1 = first.communicate(timeout=120)
     out2, err2 = second.communicate(timeout=120)
     lines = out1.split("\n") + out2.split("\n")

@@ -1,37 +1,46 @@
-"""Apache Kafka 4.3.1's own command-line tools against one Gregor broker."""
+"""Apache Kafka's own command-line tools against one Gregor broker: those of
+the reference version, and the core ones also of the previous release."""
 
 import json
 import re
 import uuid
+from functools import partial
 
-from conftest import kafka_tool, unique
+import pytest
+
+from conftest import KAFKA_CLIENT_VERSIONS, kafka_tool, unique
+
+# Users upgrade clients and brokers separately, so the core tools run from
+# each client version's jars.
+each_client_version = pytest.mark.parametrize("version", KAFKA_CLIENT_VERSIONS)
 
 
 def topics(broker, *args, **kw):
     return kafka_tool("kafka-topics", "--bootstrap-server", broker.bootstrap, *args, **kw)
 
 
-def test_topic_lifecycle(gregor):
+@each_client_version
+def test_topic_lifecycle(gregor, version):
     name = unique("life")
-    out = topics(gregor, "--create", "--topic", name, "--partitions", "3").stdout
+    out = topics(gregor, "--create", "--topic", name, "--partitions", "3", version=version).stdout
     assert f"Created topic {name}." in out
-    assert name in topics(gregor, "--list").stdout.split()
+    assert name in topics(gregor, "--list", version=version).stdout.split()
 
-    desc = topics(gregor, "--describe", "--topic", name).stdout
+    desc = topics(gregor, "--describe", "--topic", name, version=version).stdout
     assert "PartitionCount: 3" in desc and "ReplicationFactor: 1" in desc
     assert len(re.findall(r"Partition: \d+\s+Leader: 1\s+Replicas: 1\s+Isr: 1", desc)) == 3
 
-    dup = topics(gregor, "--create", "--topic", name, "--partitions", "1", check=False)
+    dup = topics(gregor, "--create", "--topic", name, "--partitions", "1", check=False, version=version)
     assert dup.returncode != 0 and "already exists" in dup.stdout + dup.stderr
 
-    topics(gregor, "--alter", "--topic", name, "--partitions", "5")
-    assert "PartitionCount: 5" in topics(gregor, "--describe", "--topic", name).stdout
-    shrink = topics(gregor, "--alter", "--topic", name, "--partitions", "2", check=False)
+    topics(gregor, "--alter", "--topic", name, "--partitions", "5", version=version)
+    assert "PartitionCount: 5" in topics(gregor, "--describe", "--topic", name, version=version).stdout
+    shrink = topics(gregor, "--alter", "--topic", name, "--partitions", "2", check=False, version=version)
     assert shrink.returncode != 0
-    assert "PartitionCount: 5" in topics(gregor, "--describe", "--topic", name).stdout
+    assert "PartitionCount: 5" in topics(gregor, "--describe", "--topic", name, version=version).stdout
 
-    topics(gregor, "--delete", "--topic", name)
-    assert name not in topics(gregor, "--list").stdout.split()
+    topics(gregor, "--delete", "--topic", name, version=version)
+    assert name not in topics(gregor, "--list", version=version).stdout.split()
 
 
 def test_invalid_topics_are_refused(gregor):
@@ -81,76 +90,80 @@ def test_topic_configs_describe_and_alter(gregor):
     assert bad.returncode != 0 and "retention.ms" in bad.stdout + bad.stderr
 
 
-def test_console_producer_and_consumer(gregor):
+@each_client_version
+def test_console_producer_and_consumer(gregor, version):
+    tool = partial(kafka_tool, version=version)
     name = unique("console")
-    topics(gregor, "--create", "--topic", name, "--partitions", "2")
+    topics(gregor, "--create", "--topic", name, "--partitions", "2", version=version)
     lines = [f"k{i}:value-{i}" for i in range(200)]
-    kafka_tool(
+    tool(
         "kafka-console-producer", "--bootstrap-server", gregor.bootstrap, "--topic", name,
         "--reader-property", "parse.key=true", "--reader-property", "key.separator=:",
         input="\n".join(lines) + "\n",
     )
-    out = kafka_tool(
+    out = tool(
         "kafka-console-consumer", "--bootstrap-server", gregor.bootstrap, "--topic", name,
         "--from-beginning", "--max-messages", "200", "--timeout-ms", "30000",
         "--formatter-property", "print.key=true", "--formatter-property", "key.separator=:",
     ).stdout.split()
     assert sorted(out) == sorted(lines)
 
-    offsets = kafka_tool(
+    offsets = tool(
         "kafka-get-offsets", "--bootstrap-server", gregor.bootstrap, "--topic", name,
     ).stdout.split()
     ends = {line.rsplit(":", 2)[1]: int(line.rsplit(":", 2)[2]) for line in offsets}
     assert sum(ends.values()) == 200 and set(ends) == {"0", "1"}
 
     # Reading one partition from an offset.
-    out = kafka_tool(
+    out = tool(
         "kafka-console-consumer", "--bootstrap-server", gregor.bootstrap, "--topic", name,
         "--partition", "0", "--offset", str(ends["0"] - 3), "--max-messages", "3",
         "--timeout-ms", "30000",
     ).stdout.split()
     assert len(out) == 3 and all(v.startswith("value-") for v in out)
 
-    earliest = kafka_tool(
+    earliest = tool(
         "kafka-get-offsets", "--bootstrap-server", gregor.bootstrap, "--topic", name,
         "--time", "-2",
     ).stdout.split()
     assert sorted(earliest) == [f"{name}:0:0", f"{name}:1:0"]
 
 
-def test_consumer_groups_tool(gregor):
+@each_client_version
+def test_consumer_groups_tool(gregor, version):
+    tool = partial(kafka_tool, version=version)
     name = unique("groups")
     group = unique("g")
-    topics(gregor, "--create", "--topic", name, "--partitions", "3")
-    kafka_tool(
+    topics(gregor, "--create", "--topic", name, "--partitions", "3", version=version)
+    tool(
         "kafka-console-producer", "--bootstrap-server", gregor.bootstrap, "--topic", name,
         input="".join(f"m{i}\n" for i in range(30)),
     )
-    kafka_tool(
+    tool(
         "kafka-console-consumer", "--bootstrap-server", gregor.bootstrap, "--topic", name,
         "--group", group, "--from-beginning", "--max-messages", "30", "--timeout-ms", "30000",
     )
-    groups = kafka_tool("kafka-consumer-groups", "--bootstrap-server", gregor.bootstrap, "--list").stdout
+    groups = tool("kafka-consumer-groups", "--bootstrap-server", gregor.bootstrap, "--list").stdout
     assert group in groups.split()
-    desc = kafka_tool(
+    desc = tool(
         "kafka-consumer-groups", "--bootstrap-server", gregor.bootstrap, "--describe", "--group", group,
     ).stdout
     rows = [line.split() for line in desc.splitlines() if line.startswith(group)]
     assert len(rows) == 3
     assert sum(int(r[3]) for r in rows) == 30 and all(r[5] == "0" for r in rows)
 
-    kafka_tool(
+    tool(
         "kafka-consumer-groups", "--bootstrap-server", gregor.bootstrap, "--group", group,
         "--topic", name, "--reset-offsets", "--to-earliest", "--execute",
     )
-    desc = kafka_tool(
+    desc = tool(
         "kafka-consumer-groups", "--bootstrap-server", gregor.bootstrap, "--describe", "--group", group,
     ).stdout
     rows = [line.split() for line in desc.splitlines() if line.startswith(group)]
     assert all(r[3] == "0" for r in rows) and sum(int(r[5]) for r in rows) == 30
 
-    kafka_tool("kafka-consumer-groups", "--bootstrap-server", gregor.bootstrap, "--delete", "--group", group)
-    groups = kafka_tool("kafka-consumer-groups", "--bootstrap-server", gregor.bootstrap, "--list").stdout
+    tool("kafka-consumer-groups", "--bootstrap-server", gregor.bootstrap, "--delete", "--group", group)
+    groups = tool("kafka-consumer-groups", "--bootstrap-server", gregor.bootstrap, "--list").stdout
     assert group not in groups.split()
 
 

@@ -125,6 +125,23 @@ def produce_v3_error(response):
     return error, base_offset
 
 
+def compact_string(s):
+    """A COMPACT_NULLABLE_STRING of flexible versions (under 127 bytes)."""
+    if s is None:
+        return b"\0"
+    b = s.encode()
+    assert len(b) < 127
+    return bytes([len(b) + 1]) + b
+
+
+def api_versions_v5(cluster_id, node_id):
+    """ApiVersions v5 (Kafka 4.4, KIP-1242): the client names the cluster and
+    the node it means to reach (null and -1: unknown)."""
+    body = compact_string("wire-test") + compact_string("1") + compact_string(cluster_id)
+    body += struct.pack(">i", node_id) + b"\0"
+    return frame(header(18, 5) + b"\0" + body)  # flexible header: no tags
+
+
 def api_versions_error(response):
     """Error code of an ApiVersions v0 response."""
     return struct.unpack_from(">h", response, 4)[0]

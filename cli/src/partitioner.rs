@@ -45,7 +45,7 @@ mod tests {
     #[test]
     fn matches_kafkas_java_client() {
         // Values printed by org.apache.kafka.common.utils.Utils.murmur2 of
-        // kafka-clients 4.3.1 (and its partition among 6).
+        // kafka-clients 4.3.1 and 4.4.0 (and its partition among 6).
         let cases = [
             ("", 275_646_681, 3),
             ("a", -1_563_381_124, 4),
