@@ -2,6 +2,7 @@
 //! request and returns the response struct; `protocol` does the framing.
 
 pub mod admin;
+pub mod api_versions;
 pub mod configs;
 pub mod errors;
 pub mod fetch;

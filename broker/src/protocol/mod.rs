@@ -7,10 +7,7 @@ pub mod versions;
 use std::sync::Arc;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
-use kafka_protocol::messages::api_versions_response::ApiVersion;
-use kafka_protocol::messages::{
-    ApiKey, ApiVersionsResponse, RequestHeader, RequestKind, ResponseHeader, ResponseKind,
-};
+use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseHeader, ResponseKind};
 use kafka_protocol::protocol::{Decodable, Encodable};
 use kafka_protocol::ResponseError;
 
@@ -188,7 +185,7 @@ async fn dispatch(
     use ResponseKind as Rs;
     let v = ctx.api_version;
     Some(match request {
-        Rq::ApiVersions(_) => Rs::ApiVersions(api_versions()),
+        Rq::ApiVersions(r) => Rs::ApiVersions(api_versions::api_versions(node, ctx, r)),
         Rq::Metadata(r) => Rs::Metadata(metadata::metadata(node, ctx, r).await),
         Rq::DescribeCluster(r) => Rs::DescribeCluster(metadata::describe_cluster(node, ctx, r)),
         Rq::ElectLeaders(r) => Rs::ElectLeaders(placement::elect_leaders(node, r).await),
@@ -246,26 +243,10 @@ async fn dispatch(
     })
 }
 
-/// The ApiVersions answer: every API and the range served.
-fn api_versions() -> ApiVersionsResponse {
-    let mut r = ApiVersionsResponse::default();
-    r.api_keys = versions::SUPPORTED
-        .iter()
-        .map(|(key, min, max)| {
-            let mut v = ApiVersion::default();
-            v.api_key = *key as i16;
-            v.min_version = *min;
-            v.max_version = *max;
-            v
-        })
-        .collect();
-    r
-}
-
 /// A v0 ApiVersions response with UNSUPPORTED_VERSION, for clients that ask
 /// with a version newer than ours.
 fn api_versions_fallback(correlation_id: i32) -> BytesMut {
-    let mut r = api_versions();
+    let mut r = handlers::api_versions::advertised();
     r.error_code = ResponseError::UnsupportedVersion.code();
     // Encoding a default-built v0 response cannot fail.
     encode_response(
@@ -305,6 +286,7 @@ fn encode_response(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use kafka_protocol::messages::ApiVersionsResponse;
 
     #[test]
     fn fallback_is_a_v0_response_with_the_error_and_the_ranges() {
