@@ -37,6 +37,15 @@ const DATA_DIR: &str = "/var/lib/gregor";
 /// Time a broker gets for a controlled shutdown before it is killed.
 const GRACE_SECONDS: i64 = 60;
 
+/// The broker image of `spec`: its own, else `repository` tagged with the
+/// spec's version, else with `default_version`.
+pub fn image(spec: &KafkaClusterSpec, repository: &str, default_version: &str) -> String {
+    spec.image.clone().unwrap_or_else(|| {
+        let version = spec.version.as_deref().unwrap_or(default_version);
+        format!("{repository}:{version}")
+    })
+}
+
 /// The StatefulSet for `spec`, running `image`, whose pods' configuration
 /// digests to `config_digest`.
 pub fn statefulset(
@@ -368,6 +377,31 @@ mod tests {
             "readOnlyRootFilesystem": true,
             "runAsNonRoot": true,
         })
+    }
+
+    #[test]
+    fn the_image_is_the_specs_or_the_operators_for_a_version() {
+        let cases = [
+            ("neither", json!({}), "repo/gregor:0.1.0"),
+            (
+                "a version",
+                json!({"version": "0.2.0"}),
+                "repo/gregor:0.2.0",
+            ),
+            (
+                "an image wins over a version",
+                json!({"version": "0.2.0", "image": "mirror/gregor@sha256:ab"}),
+                "mirror/gregor@sha256:ab",
+            ),
+        ];
+        for (name, extra, want) in cases {
+            let mut spec = serde_json::to_value(spec(Value::Null)).expect("serializable");
+            if let (Some(s), Value::Object(extra)) = (spec.as_object_mut(), extra) {
+                s.extend(extra);
+            }
+            let spec: KafkaClusterSpec = serde_json::from_value(spec).expect("valid spec");
+            assert_eq!(image(&spec, "repo/gregor", "0.1.0"), want, "{name}");
+        }
     }
 
     #[test]
