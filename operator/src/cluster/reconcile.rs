@@ -27,7 +27,7 @@ use crate::crd::{validate_cluster, Invalid, KafkaCluster, KafkaClusterStatus};
 use crate::error::Error;
 
 use super::addresses::{bootstrap_status, external_endpoints};
-use super::broker_config::{broker_properties, min_insync, ExternalEndpoints};
+use super::broker_config::{broker_properties, config_digest, min_insync, ExternalEndpoints};
 use super::failures::{self, Failure};
 use super::health::{self, Heal};
 use super::names::{Names, CLUSTER_LABEL, FIELD_MANAGER};
@@ -69,7 +69,9 @@ pub async fn reconcile(kc: Arc<KafkaCluster>, ctx: Arc<Context>) -> Result<Actio
     let pending = pass
         .apply_config(&owner, controllers, replicas, &external)
         .await?;
-    let sts = pass.apply_statefulset(&owner, replicas).await?;
+    let sts = pass
+        .apply_statefulset(&owner, controllers, replicas)
+        .await?;
     pass.apply_pdb(&owner).await?;
 
     // The running cluster: failures told, one restart at most.
@@ -363,16 +365,18 @@ impl<'a> Pass<'a> {
         Ok(pending)
     }
 
-    /// Apply the StatefulSet with `replicas` pods; returns it as the API
-    /// server has it, status included.
+    /// Apply the StatefulSet with `replicas` pods, its pod template
+    /// carrying the digest of the brokers' configuration; returns it as the
+    /// API server has it, status included.
     async fn apply_statefulset(
         &self,
         owner: &OwnerReference,
+        controllers: i32,
         replicas: i32,
     ) -> Result<StatefulSet, Error> {
         let spec = &self.kc.spec;
         let image = statefulset::image(spec, &self.ctx.image_repository, &self.ctx.default_version);
-        let digest = config_digest(self.kc, min_insync(spec));
+        let digest = config_digest(&self.names, spec, controllers);
         let mut sts = statefulset::statefulset(&self.names, spec, &image, &digest, owner);
         if let Some(spec) = sts.spec.as_mut() {
             spec.replicas = Some(replicas);
@@ -637,18 +641,6 @@ where
     let name = obj.meta().name.clone().ok_or(Error::Missing("name"))?;
     let params = PatchParams::apply(FIELD_MANAGER).force();
     Ok(api.patch(&name, &params, &Patch::Apply(obj)).await?)
-}
-
-/// Digest of what every broker reads at start besides its own addresses:
-/// a change rolls the brokers.
-fn config_digest(kc: &KafkaCluster, min_isr: i32) -> String {
-    let shared = serde_json::json!({
-        "config": kc.spec.config,
-        "minInsync": min_isr,
-        "listeners": kc.spec.listeners,
-        "rack": kc.spec.rack,
-    });
-    format!("{:08x}", crc32c::crc32c(shared.to_string().as_bytes()))
 }
 
 #[cfg(test)]
