@@ -10,6 +10,7 @@
 //! - `topic`: a `KafkaTopic`'s plan and reconcile pass.
 //! - `admin`: the Kafka admin requests the operator sends to a cluster.
 //! - `conditions`, `context`, `error`: shared pieces of the reconcilers.
+//! - `mock_api` (tests only): a scripted API server for reconcile passes.
 
 pub mod admin;
 pub mod cluster;
@@ -17,4 +18,6 @@ pub mod conditions;
 pub mod context;
 pub mod crd;
 pub mod error;
+#[cfg(test)]
+mod mock_api;
 pub mod topic;

@@ -1,11 +1,13 @@
 //! Each broker's properties file. Every broker gets its own file so that
 //! adding a broker (or a load balancer address appearing) touches only
-//! that broker's configuration, never the others'.
+//! that broker's configuration, never the others'. The digest that rolls
+//! the brokers is rendered by the same code, so that whatever a file says
+//! counts.
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
-use crate::crd::cluster::{KafkaClusterSpec, ListenerType};
+use crate::crd::cluster::{KafkaClusterSpec, Listener, ListenerType};
 use crate::crd::validate::{config_value, CONTROLLER_PORT, HTTP_PORT, REPLICATION_PORT};
 
 use super::names::Names;
@@ -48,13 +50,85 @@ pub fn broker_properties(
     id: i32,
     external: &ExternalEndpoints,
 ) -> Option<String> {
-    let host = names.pod_host(id);
+    render(names, spec, controllers, &For::Broker { id, external })
+}
+
+/// Digest of the brokers' configuration as [`broker_properties`] writes it,
+/// for the pod template: a change makes a new StatefulSet revision, which
+/// the operator rolls out. It covers every line of every broker's file
+/// except what is the broker's own (its id, host name and external
+/// addresses), so that adding a broker or a load balancer address appearing
+/// changes one broker's file without rolling the others. The pod template
+/// needs no digest: a change to it is a new revision by itself.
+pub fn config_digest(names: &Names, spec: &KafkaClusterSpec, controllers: i32) -> String {
+    // A voter's file and a broker-only node's differ by more than their
+    // own values (roles, advertised controller listener): both count.
+    let files: String = [true, false]
+        .into_iter()
+        .filter_map(|voter| render(names, spec, controllers, &For::StandIn { voter }))
+        .collect();
+    format!("{:08x}", crc32c::crc32c(files.as_bytes()))
+}
+
+/// Whom a properties file is rendered for.
+enum For<'a> {
+    /// Broker `id`, with the external addresses known so far.
+    Broker {
+        id: i32,
+        external: &'a ExternalEndpoints,
+    },
+    /// Any broker, a voter or not, with placeholders for its own values:
+    /// what is the same in every broker's file.
+    StandIn { voter: bool },
+}
+
+impl For<'_> {
+    fn id(&self) -> String {
+        match self {
+            Self::Broker { id, .. } => id.to_string(),
+            Self::StandIn { .. } => "<id>".into(),
+        }
+    }
+
+    fn host(&self, names: &Names) -> String {
+        match self {
+            Self::Broker { id, .. } => names.pod_host(*id),
+            Self::StandIn { .. } => "<host>".into(),
+        }
+    }
+
+    fn voter(&self, controllers: i32) -> bool {
+        match self {
+            Self::Broker { id, .. } => *id < controllers,
+            Self::StandIn { voter } => *voter,
+        }
+    }
+
+    /// The address advertised on external listener `listener`, `None` while
+    /// unknown. A stand-in's names the kind of address, so that changing a
+    /// listener's type changes what every broker advertises.
+    fn external(&self, listener: &Listener) -> Option<Endpoint> {
+        match self {
+            Self::Broker { id, external } => external.get(&(*id, listener.name.clone())).cloned(),
+            Self::StandIn { .. } => Some(Endpoint {
+                host: format!("<{:?} address>", listener.kind),
+                port: 0,
+            }),
+        }
+    }
+}
+
+/// The one writer of a broker's properties file.
+fn render(names: &Names, spec: &KafkaClusterSpec, controllers: i32, who: &For) -> Option<String> {
+    let id = who.id();
+    let host = who.host(names);
+    let voter = who.voter(controllers);
     let mut listeners = vec![
         format!("CONTROLLER://:{CONTROLLER_PORT}"),
         format!("REPLICATION://:{REPLICATION_PORT}"),
     ];
     let mut advertised = vec![format!("REPLICATION://{host}:{REPLICATION_PORT}")];
-    if id >= controllers {
+    if !voter {
         // Gregor's active controller pushes the metadata log to nodes that
         // are not voters: they must say where.
         advertised.insert(0, format!("CONTROLLER://{host}:{CONTROLLER_PORT}"));
@@ -72,27 +146,21 @@ pub fn broker_properties(
                 host: host.clone(),
                 port: l.port,
             },
-            ListenerType::Nodeport | ListenerType::Loadbalancer => {
-                external.get(&(id, l.name.clone()))?.clone()
-            }
+            ListenerType::Nodeport | ListenerType::Loadbalancer => who.external(l)?,
         };
         advertised.push(format!("{name}://{}:{}", endpoint.host, endpoint.port));
     }
     let voters: Vec<String> = (0..controllers)
         .map(|v| format!("{v}@{}:{CONTROLLER_PORT}", names.pod_host(v)))
         .collect();
-    let roles = if id < controllers {
-        "broker,controller"
-    } else {
-        "broker"
-    };
+    let roles = if voter { "broker,controller" } else { "broker" };
 
     let mut out = String::new();
     let mut line = |k: &str, v: &str| {
         // Writing to a String cannot fail.
         let _ = writeln!(out, "{k}={v}");
     };
-    line("node.id", &id.to_string());
+    line("node.id", &id);
     line("process.roles", roles);
     line("controller.quorum.voters", &voters.join(","));
     line("controller.listener.names", "CONTROLLER");
@@ -124,8 +192,12 @@ fn escape(value: &str) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+    use crate::crd::cluster::{PodTemplate, Rack};
+    use k8s_openapi::api::core::v1::ResourceRequirements;
+    use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+    use std::collections::BTreeSet;
 
     fn spec() -> KafkaClusterSpec {
         serde_json::from_value(serde_json::json!({
@@ -185,6 +257,231 @@ num.partitions=6
             "{p3}"
         );
         assert!(p3.contains("EXTERNAL://${env:HOST_IP}:31003"), "{p3}");
+    }
+
+    /// The files of brokers `0..count`, with made-up external addresses.
+    fn files(spec: &KafkaClusterSpec, controllers: i32, count: i32) -> Vec<String> {
+        let names = Names::new("demo", "kafka");
+        let mut external = ExternalEndpoints::new();
+        for l in &spec.listeners {
+            for id in 0..count {
+                let endpoint = match l.kind {
+                    ListenerType::Internal => continue,
+                    ListenerType::Nodeport => Endpoint {
+                        host: "${env:HOST_IP}".into(),
+                        port: 31000 + id,
+                    },
+                    ListenerType::Loadbalancer => Endpoint {
+                        host: format!("lb-{id}.example"),
+                        port: l.port,
+                    },
+                };
+                external.insert((id, l.name.clone()), endpoint);
+            }
+        }
+        (0..count)
+            .map(|id| {
+                broker_properties(&names, spec, controllers, id, &external).expect("complete")
+            })
+            .collect()
+    }
+
+    /// Spec changes, and whether they change the files of the brokers that
+    /// stay. Shared with the pod template's test of what rolls the brokers.
+    pub(crate) type Mutation = (&'static str, fn(&mut KafkaClusterSpec), bool);
+
+    /// A spec change for every field of the spec, on [`rack_spec`].
+    pub(crate) const MUTATIONS: &[Mutation] = &[
+        (
+            "a setting added",
+            |s| {
+                s.config.insert("log.retention.hours".into(), 72.into());
+            },
+            true,
+        ),
+        (
+            "a setting removed",
+            |s| {
+                s.config.remove("num.partitions");
+            },
+            true,
+        ),
+        (
+            "a setting's value",
+            |s| {
+                s.config.insert("num.partitions".into(), 12.into());
+            },
+            true,
+        ),
+        (
+            "minInsyncReplicas",
+            |s| s.min_insync_replicas = Some(3),
+            true,
+        ),
+        (
+            "minInsyncReplicas set to its default",
+            |s| s.min_insync_replicas = Some(2),
+            false,
+        ),
+        ("rack awareness off", |s| s.rack = None, true),
+        (
+            // The broker reads its rack from its pod's annotation.
+            "the rack's node label",
+            |s| {
+                s.rack = Some(Rack {
+                    topology_key: "topology.kubernetes.io/region".into(),
+                })
+            },
+            false,
+        ),
+        ("a listener's port", |s| s.listeners[0].port = 9093, true),
+        (
+            "a listener renamed",
+            |s| s.listeners[0].name = "tls".into(),
+            true,
+        ),
+        (
+            "a listener added",
+            |s| {
+                s.listeners.push(Listener {
+                    name: "tls".into(),
+                    port: 9095,
+                    kind: ListenerType::Internal,
+                })
+            },
+            true,
+        ),
+        (
+            "a listener's type, internal to nodeport",
+            |s| s.listeners[0].kind = ListenerType::Nodeport,
+            true,
+        ),
+        (
+            "a listener's type, nodeport to loadbalancer",
+            |s| s.listeners[1].kind = ListenerType::Loadbalancer,
+            true,
+        ),
+        (
+            "fewer brokers, with a smaller default minimum ISR",
+            |s| s.replicas = 2,
+            true,
+        ),
+        ("more brokers", |s| s.replicas = 7, false),
+        ("fewer brokers", |s| s.replicas = 3, false),
+        (
+            // Fixed once the cluster exists: validation refuses a change.
+            "the quorum's size",
+            |s| s.controllers = Some(3),
+            false,
+        ),
+        ("the image", |s| s.image = Some("gregor:2".into()), false),
+        ("the version", |s| s.version = Some("2.0.0".into()), false),
+        (
+            "resources",
+            |s| {
+                s.resources = Some(ResourceRequirements {
+                    limits: Some(BTreeMap::from([(
+                        "memory".to_string(),
+                        Quantity("1Gi".into()),
+                    )])),
+                    ..Default::default()
+                })
+            },
+            false,
+        ),
+        (
+            "the pod template",
+            |s| {
+                s.template = Some(PodTemplate {
+                    priority_class_name: Some("high".into()),
+                    ..Default::default()
+                })
+            },
+            false,
+        ),
+        ("storage", |s| s.storage.size = "20Gi".into(), false),
+    ];
+
+    /// [`spec`] with rack awareness, so that it can be turned off.
+    pub(crate) fn rack_spec() -> KafkaClusterSpec {
+        KafkaClusterSpec {
+            rack: Some(Rack {
+                topology_key: "topology.kubernetes.io/zone".into(),
+            }),
+            ..spec()
+        }
+    }
+
+    #[test]
+    fn the_digest_changes_with_what_brokers_read() {
+        // The status is no input of the digest: it cannot roll the brokers.
+        // The quorum size is the status's, not the spec's; one voter makes
+        // two brokers a valid cluster.
+        const CONTROLLERS: i32 = 1;
+        let names = Names::new("demo", "kafka");
+        let before = rack_spec();
+        for (name, mutate, want) in MUTATIONS {
+            let mut after = before.clone();
+            mutate(&mut after);
+            assert_ne!(after, before, "{name}: no change");
+            let staying = before.replicas.min(after.replicas);
+            let files_changed =
+                files(&before, CONTROLLERS, staying) != files(&after, CONTROLLERS, staying);
+            let digest_changed = config_digest(&names, &before, CONTROLLERS)
+                != config_digest(&names, &after, CONTROLLERS);
+            assert_eq!(files_changed, *want, "{name}: the files");
+            assert_eq!(digest_changed, files_changed, "{name}: the digest");
+        }
+    }
+
+    #[test]
+    fn every_spec_field_is_changed_by_a_mutation() {
+        // A new field of the spec needs its row above, saying whether it
+        // reaches the brokers' files.
+        let schema =
+            serde_json::to_value(schemars::schema_for!(KafkaClusterSpec)).expect("serializable");
+        let fields: BTreeSet<String> = schema["properties"]
+            .as_object()
+            .expect("properties")
+            .keys()
+            .cloned()
+            .collect();
+        let before = serde_json::to_value(rack_spec()).expect("serializable");
+        let mut changed = BTreeSet::new();
+        for (_, mutate, _) in MUTATIONS {
+            let mut after = rack_spec();
+            mutate(&mut after);
+            let after = serde_json::to_value(after).expect("serializable");
+            changed.extend(
+                fields
+                    .iter()
+                    .filter(|f| before.get(f.as_str()) != after.get(f.as_str()))
+                    .cloned(),
+            );
+        }
+        assert_eq!(changed, fields);
+    }
+
+    #[test]
+    fn the_digest_leaves_out_what_is_each_brokers_own() {
+        let names = Names::new("demo", "kafka");
+        let s = spec();
+        let digest = config_digest(&names, &s, 3);
+        // A load balancer address appearing, or a node port assigned, is
+        // in that broker's file only.
+        let mut external = ExternalEndpoints::new();
+        let first = broker_properties(&names, &s, 3, 3, &external);
+        external.insert(
+            (3, "external".into()),
+            Endpoint {
+                host: "${env:HOST_IP}".into(),
+                port: 31003,
+            },
+        );
+        assert_ne!(first, broker_properties(&names, &s, 3, 3, &external));
+        assert_eq!(config_digest(&names, &s, 3), digest);
+        // Another cluster's digest differs: its quorum is elsewhere.
+        assert_ne!(config_digest(&Names::new("other", "kafka"), &s, 3), digest);
     }
 
     #[test]

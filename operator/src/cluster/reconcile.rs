@@ -1,6 +1,7 @@
-//! The `KafkaCluster` controller's reconcile pass. It only does: read what
-//! is there, ask the pure modules what should be, write it with
-//! server-side apply, act on one decision, report status and events.
+//! The `KafkaCluster` controller's reconcile pass, as the list of steps in
+//! [`reconcile`]. A step only does: read what is there, ask the pure
+//! modules what should be, write it with server-side apply, act on one
+//! decision, report status and events.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -9,6 +10,8 @@ use std::time::Duration;
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{ConfigMap, Node, Pod, Service};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+use k8s_openapi::NamespaceResourceScope;
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::{Api, Resource, ResourceExt};
@@ -16,19 +19,20 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::admin::Admin;
-use crate::conditions::{conditions, Decided};
+use crate::conditions::conditions;
 use crate::context::Context;
+use crate::crd::cluster::ListenerStatus;
 use crate::crd::validate::default_controllers;
-use crate::crd::{validate_cluster, KafkaCluster, KafkaClusterStatus};
+use crate::crd::{validate_cluster, Invalid, KafkaCluster, KafkaClusterStatus};
 use crate::error::Error;
 
 use super::addresses::{bootstrap_status, external_endpoints};
-use super::broker_config::{broker_properties, min_insync};
+use super::broker_config::{broker_properties, config_digest, min_insync, ExternalEndpoints};
 use super::failures::{self, Failure};
 use super::health::{self, Heal};
 use super::names::{Names, CLUSTER_LABEL, FIELD_MANAGER};
 use super::rollout::{self, Step};
-use super::scale;
+use super::scale::{self, ScalePlan};
 use super::status::{self, Seen};
 use super::view::{BrokerPod, KafkaView};
 use super::{configmap, pdb, services, statefulset};
@@ -39,6 +43,594 @@ const RACK_ANNOTATION: &str = "gregor.dev/rack";
 const WATCH_INTERVAL: Duration = Duration::from_secs(15);
 /// How soon to look again while something is under way.
 const BUSY_INTERVAL: Duration = Duration::from_secs(5);
+/// How soon to look again at a spec that cannot be applied (an edit of
+/// it triggers a pass anyway).
+const INVALID_INTERVAL: Duration = Duration::from_secs(300);
+
+/// Reconciles one `KafkaCluster`: the steps below, in order.
+pub async fn reconcile(kc: Arc<KafkaCluster>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let pass = Pass::new(&kc, &ctx)?;
+    let controllers = match pass.validate() {
+        Ok(controllers) => controllers,
+        Err(invalid) => return pass.report_invalid(&invalid).await,
+    };
+    let owner = kc.controller_owner_ref(&()).ok_or(Error::Missing("uid"))?;
+    pass.announce_generation().await;
+
+    // The objects the cluster becomes, sized by scaling.
+    let current = pass.current_statefulset().await?;
+    let current_replicas = replicas_of(current.as_ref());
+    // Brokers being drained before a scale-down still run and need theirs.
+    let running = current_replicas.max(kc.spec.replicas);
+    let external = pass.apply_services(&owner, running).await?;
+    let kafka = pass.ask_brokers(current.as_ref(), running).await;
+    let plan = pass.scale(current_replicas, kafka.as_ref()).await?;
+    let replicas = plan.statefulset_replicas;
+    let pending = pass
+        .apply_config(&owner, controllers, replicas, &external)
+        .await?;
+    let sts = pass
+        .apply_statefulset(&owner, controllers, replicas)
+        .await?;
+    pass.apply_pdb(&owner).await?;
+
+    // The running cluster: failures told, one restart at most.
+    let pods = pass.observe_pods().await?;
+    let failing = failures::failures(&pods.brokers);
+    pass.tell_failures(&failing).await?;
+    // The rollout first, healing when it is done.
+    let step = pass
+        .roll(&sts, replicas, &pods.brokers, kafka.as_ref(), controllers)
+        .await?;
+    let healing = match (&step, &kafka) {
+        (Step::Done, Some(kafka)) => pass.heal(&pods.brokers, kafka, replicas).await?,
+        _ => None,
+    };
+
+    // What the pass saw and did, in status.
+    let failing = failures::summary(&failing);
+    let seen = Seen {
+        want: kc.spec.replicas,
+        ready: pods.ready(replicas),
+        step: &step,
+        scaling: plan.waiting.as_deref(),
+        pending: &pending,
+        kafka: kafka.as_ref(),
+        healing: healing.as_deref(),
+        failing: failing.as_ref().map(|(r, m)| (*r, m.as_str())),
+    };
+    let listeners = bootstrap_status(&pass.names, &kc.spec, &external, &pods.host_ips);
+    pass.report_status(&seen, controllers, listeners).await
+}
+
+/// What to do when a pass fails: log, and try again soon.
+pub fn error_policy(kc: Arc<KafkaCluster>, error: &Error, _ctx: Arc<Context>) -> Action {
+    tracing::warn!(cluster = %kc.name_any(), %error, "reconcile failed");
+    Action::requeue(Duration::from_secs(10))
+}
+
+/// One pass over one cluster: what every step reads.
+struct Pass<'a> {
+    kc: &'a KafkaCluster,
+    ctx: &'a Context,
+    names: Names,
+    /// The status as the pass found it.
+    status: KafkaClusterStatus,
+    generation: Option<i64>,
+}
+
+/// The broker pods as Kubernetes reports them.
+struct Pods {
+    brokers: Vec<BrokerPod>,
+    /// IP of the node each scheduled broker runs on.
+    host_ips: BTreeMap<i32, String>,
+}
+
+impl Pods {
+    /// The brokers among `pods`, pods of the StatefulSet `statefulset`.
+    fn new(statefulset: &str, pods: &[Pod]) -> Self {
+        let mut brokers = Vec::new();
+        let mut host_ips = BTreeMap::new();
+        for (pod, broker) in pods
+            .iter()
+            .filter_map(|p| Some((p, BrokerPod::from_pod(statefulset, p)?)))
+        {
+            if let Some(ip) = pod.status.as_ref().and_then(|s| s.host_ip.clone()) {
+                host_ips.insert(broker.id, ip);
+            }
+            brokers.push(broker);
+        }
+        Self { brokers, host_ips }
+    }
+
+    /// Ready brokers among the first `replicas` (the others are leaving).
+    fn ready(&self, replicas: i32) -> i32 {
+        self.brokers
+            .iter()
+            .filter(|b| b.ready && b.id < replicas)
+            .count() as i32
+    }
+}
+
+/// Replicas of the StatefulSet as found, 0 when there is none yet.
+fn replicas_of(sts: Option<&StatefulSet>) -> i32 {
+    sts.and_then(|s| s.spec.as_ref())
+        .and_then(|s| s.replicas)
+        .unwrap_or(0)
+}
+
+/// Whether the StatefulSet as found has created pods: without any, no
+/// broker runs to answer admin requests.
+fn has_pods(sts: Option<&StatefulSet>) -> bool {
+    sts.and_then(|s| s.status.as_ref())
+        .is_some_and(|s| s.replicas > 0)
+}
+
+impl<'a> Pass<'a> {
+    fn new(kc: &'a KafkaCluster, ctx: &'a Context) -> Result<Self, Error> {
+        let ns = kc.namespace().ok_or(Error::Missing("namespace"))?;
+        Ok(Self {
+            kc,
+            ctx,
+            names: Names::new(&kc.name_any(), &ns),
+            status: kc.status.clone().unwrap_or_default(),
+            generation: kc.meta().generation,
+        })
+    }
+
+    fn api<K>(&self) -> Api<K>
+    where
+        K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>,
+    {
+        Api::namespaced(self.ctx.client.clone(), &self.names.namespace)
+    }
+
+    /// The spec changed since the last status: its events are told once.
+    fn new_generation(&self) -> bool {
+        self.status.observed_generation != self.generation
+    }
+
+    /// Validate: the spec's problems, or the size of the metadata quorum
+    /// (fixed once recorded in the status).
+    fn validate(&self) -> Result<i32, Invalid> {
+        let spec = &self.kc.spec;
+        validate_cluster(spec, self.status.controllers)?;
+        Ok(self
+            .status
+            .controllers
+            .or(spec.controllers)
+            .unwrap_or(default_controllers(spec.replicas)))
+    }
+
+    /// Report a spec that cannot be applied, and change nothing else.
+    async fn report_invalid(&self, invalid: &Invalid) -> Result<Action, Error> {
+        if self.new_generation() {
+            self.ctx
+                .event(self.kc, true, "InvalidSpec", invalid.to_string())
+                .await;
+        }
+        let decided = status::invalid(&invalid.to_string());
+        let next = KafkaClusterStatus {
+            observed_generation: self.generation,
+            conditions: conditions(decided, &self.status.conditions, self.generation),
+            ..self.status.clone()
+        };
+        self.patch_status(&next).await?;
+        Ok(Action::requeue(INVALID_INTERVAL))
+    }
+
+    /// Announce a new generation being applied.
+    async fn announce_generation(&self) {
+        if self.new_generation() {
+            let generation = self.generation.unwrap_or_default();
+            self.ctx
+                .event(
+                    self.kc,
+                    false,
+                    "Applying",
+                    format!("applying generation {generation}"),
+                )
+                .await;
+        }
+    }
+
+    /// The brokers' StatefulSet as it is, if it exists.
+    async fn current_statefulset(&self) -> Result<Option<StatefulSet>, Error> {
+        Ok(self
+            .api::<StatefulSet>()
+            .get_opt(&self.names.statefulset())
+            .await?)
+    }
+
+    /// Apply the Services of `running` brokers and delete those no longer
+    /// asked for; returns the external addresses the applied ones give
+    /// (Services come first because of them).
+    async fn apply_services(
+        &self,
+        owner: &OwnerReference,
+        running: i32,
+    ) -> Result<ExternalEndpoints, Error> {
+        let api = self.api::<Service>();
+        let mut applied = BTreeMap::new();
+        for svc in services::services(&self.names, &self.kc.spec, running, owner) {
+            let got = apply(&api, &svc).await?;
+            applied.insert(got.name_any(), got);
+        }
+        self.prune_services(&api, &applied).await?;
+        Ok(external_endpoints(
+            &self.names,
+            &self.kc.spec,
+            running,
+            &applied,
+        ))
+    }
+
+    /// Deletes the cluster's Services that the spec no longer asks for (a
+    /// listener removed, a broker gone after scale-down).
+    async fn prune_services(
+        &self,
+        api: &Api<Service>,
+        wanted: &BTreeMap<String, Service>,
+    ) -> Result<(), Error> {
+        let label = format!("{CLUSTER_LABEL}={}", self.names.cluster);
+        for svc in api.list(&ListParams::default().labels(&label)).await?.items {
+            let name = svc.name_any();
+            if !wanted.contains_key(&name) {
+                match api.delete(&name, &DeleteParams::default()).await {
+                    Ok(_) => {}
+                    Err(kube::Error::Api(e)) if e.code == 404 => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Ask the brokers how the cluster is: `None` if none answers, or none
+    /// runs yet (`current` has no pods), which spares the connect timeouts.
+    async fn ask_brokers(&self, current: Option<&StatefulSet>, running: i32) -> Option<KafkaView> {
+        if !has_pods(current) {
+            return None;
+        }
+        let result = async {
+            let mut admin = Admin::connect(&self.names.admin_bootstrap(running)).await?;
+            admin.describe_cluster(min_insync(&self.kc.spec)).await
+        }
+        .await;
+        match result {
+            Ok(view) => Some(view),
+            Err(e) => {
+                tracing::debug!(cluster = %self.names.cluster, error = %e, "cannot describe the cluster");
+                None
+            }
+        }
+    }
+
+    /// Scale: the StatefulSet's size for now; a scale-down first drains
+    /// the brokers that go.
+    async fn scale(
+        &self,
+        current_replicas: i32,
+        kafka: Option<&KafkaView>,
+    ) -> Result<ScalePlan, Error> {
+        let plan = scale::plan(self.kc.spec.replicas, current_replicas, kafka);
+        if plan.moves.is_empty() {
+            return Ok(plan);
+        }
+        let moves: Vec<(String, i32, Vec<i32>)> = plan
+            .moves
+            .iter()
+            .map(|m| (m.topic.clone(), m.partition, m.replicas.clone()))
+            .collect();
+        let mut admin = Admin::connect(&self.names.admin_bootstrap(current_replicas)).await?;
+        admin.reassign(&moves).await?;
+        let list: Vec<String> = plan
+            .moves
+            .iter()
+            .map(|m| format!("{}-{} to {:?}", m.topic, m.partition, m.replicas))
+            .collect();
+        self.ctx
+            .event(
+                self.kc,
+                false,
+                "Draining",
+                format!("moving {}", list.join(", ")),
+            )
+            .await;
+        Ok(plan)
+    }
+
+    /// Apply the ConfigMap: every broker that runs or will run gets its
+    /// file; one whose external address is not known yet has none and its
+    /// pod waits. Returns those waiting.
+    async fn apply_config(
+        &self,
+        owner: &OwnerReference,
+        controllers: i32,
+        replicas: i32,
+        external: &ExternalEndpoints,
+    ) -> Result<Vec<i32>, Error> {
+        let mut files = BTreeMap::new();
+        let mut pending = Vec::new();
+        for id in 0..replicas {
+            match broker_properties(&self.names, &self.kc.spec, controllers, id, external) {
+                Some(text) => {
+                    files.insert(self.names.config_key(id), text);
+                }
+                None => pending.push(id),
+            }
+        }
+        let cm = configmap::configmap(&self.names, owner, files);
+        apply(&self.api::<ConfigMap>(), &cm).await?;
+        Ok(pending)
+    }
+
+    /// Apply the StatefulSet with `replicas` pods, its pod template
+    /// carrying the digest of the brokers' configuration; returns it as the
+    /// API server has it, status included.
+    async fn apply_statefulset(
+        &self,
+        owner: &OwnerReference,
+        controllers: i32,
+        replicas: i32,
+    ) -> Result<StatefulSet, Error> {
+        let spec = &self.kc.spec;
+        let image = statefulset::image(spec, &self.ctx.image_repository, &self.ctx.default_version);
+        let digest = config_digest(&self.names, spec, controllers);
+        let mut sts = statefulset::statefulset(&self.names, spec, &image, &digest, owner);
+        if let Some(spec) = sts.spec.as_mut() {
+            spec.replicas = Some(replicas);
+        }
+        apply(&self.api::<StatefulSet>(), &sts).await
+    }
+
+    /// Apply the PodDisruptionBudget.
+    async fn apply_pdb(&self, owner: &OwnerReference) -> Result<(), Error> {
+        apply(
+            &self.api::<PodDisruptionBudget>(),
+            &pdb::pdb(&self.names, owner),
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// The broker pods, after annotating their racks when rack awareness is
+    /// on.
+    async fn observe_pods(&self) -> Result<Pods, Error> {
+        let selector = self
+            .names
+            .selector()
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(",");
+        let pods = self
+            .api::<Pod>()
+            .list(&ListParams::default().labels(&selector))
+            .await?
+            .items;
+        self.label_racks(&pods).await?;
+        Ok(Pods::new(&self.names.statefulset(), &pods))
+    }
+
+    /// Annotates each scheduled broker pod with its node's rack label, which
+    /// the broker reads at start (a broker that starts before it exits and is
+    /// restarted by the kubelet).
+    async fn label_racks(&self, pods: &[Pod]) -> Result<(), Error> {
+        let Some(rack) = &self.kc.spec.rack else {
+            return Ok(());
+        };
+        let node_api: Api<Node> = Api::all(self.ctx.client.clone());
+        let pod_api = self.api::<Pod>();
+        for pod in pods {
+            if pod.annotations().contains_key(RACK_ANNOTATION) {
+                continue;
+            }
+            let Some(node) = pod.spec.as_ref().and_then(|s| s.node_name.clone()) else {
+                continue;
+            };
+            let Some(value) = node_api
+                .get_opt(&node)
+                .await?
+                .and_then(|n| n.labels().get(&rack.topology_key).cloned())
+            else {
+                continue;
+            };
+            let patch = serde_json::json!({"metadata": {"annotations": {RACK_ANNOTATION: value}}});
+            pod_api
+                .patch(
+                    &pod.name_any(),
+                    &PatchParams::default(),
+                    &Patch::Merge(&patch),
+                )
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Publishes a Warning event for each broker pod that started failing,
+    /// or fails another way, since the last pass; a failure that lasts is
+    /// told once (again after an operator restart, which forgets).
+    async fn tell_failures(&self, failing: &[Failure]) -> Result<(), Error> {
+        let tell: Vec<Failure> = {
+            let mut all = self
+                .ctx
+                .told
+                .lock()
+                .map_err(|_| Error::Missing("failure memory (poisoned lock)"))?;
+            let previous = all.remove(&self.key()).unwrap_or_default();
+            let (tell, told) = failures::to_tell(&previous, failing);
+            all.insert(self.key(), told);
+            tell.into_iter().cloned().collect()
+        };
+        for f in tell {
+            self.ctx
+                .event(self.kc, true, f.kind.reason(), f.message)
+                .await;
+        }
+        Ok(())
+    }
+
+    /// Roll: restart the brokers the rollout's next step names; returns the
+    /// step.
+    async fn roll(
+        &self,
+        sts: &StatefulSet,
+        replicas: i32,
+        brokers: &[BrokerPod],
+        kafka: Option<&KafkaView>,
+        controllers: i32,
+    ) -> Result<Step, Error> {
+        let step = rollout::step(sts, replicas, brokers, kafka, controllers);
+        match &step {
+            Step::Restart(restarts) => {
+                for r in restarts {
+                    self.restart(r.broker).await?;
+                    self.ctx
+                        .event(
+                            self.kc,
+                            false,
+                            "RollingRestart",
+                            format!("restarting broker {}: {}", r.broker, r.reason),
+                        )
+                        .await;
+                }
+            }
+            Step::Blocked(why) => {
+                if self.new_generation() {
+                    self.ctx
+                        .event(self.kc, true, "RestartBlocked", why.clone())
+                        .await;
+                }
+            }
+            Step::Done | Step::Wait(_) => {}
+        }
+        Ok(step)
+    }
+
+    /// Heal: at most one restart or one preferred-leader election. Returns
+    /// a note for the status while a trouble lasts.
+    async fn heal(
+        &self,
+        brokers: &[BrokerPod],
+        kafka: &KafkaView,
+        replicas: i32,
+    ) -> Result<Option<String>, Error> {
+        let now = self.ctx.now();
+        let troubles = {
+            let mut all = self
+                .ctx
+                .troubles
+                .lock()
+                .map_err(|_| Error::Missing("healing memory (poisoned lock)"))?;
+            let previous = all.remove(&self.key()).unwrap_or_default();
+            let next = health::observe(&previous, now, brokers, kafka);
+            all.insert(self.key(), next.clone());
+            next
+        };
+        let note = (!troubles.is_empty()).then(|| {
+            troubles
+                .iter()
+                .map(|(id, t)| {
+                    format!(
+                        "broker {id} {:?} for {} s",
+                        t.trouble,
+                        now.saturating_sub(t.since)
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join(", ")
+        });
+        match health::decide(&troubles, now, self.ctx.thresholds, brokers, kafka) {
+            Some(Heal::Restart { broker, reason }) => {
+                self.restart(broker).await?;
+                self.ctx
+                    .event(self.kc, true, "HealingRestart", reason)
+                    .await;
+            }
+            Some(Heal::ElectPreferred(partitions)) => {
+                let mut admin = Admin::connect(&self.names.admin_bootstrap(replicas)).await?;
+                admin.elect_preferred(&partitions).await?;
+                let list: Vec<String> =
+                    partitions.iter().map(|(t, p)| format!("{t}-{p}")).collect();
+                self.ctx
+                    .event(
+                        self.kc,
+                        false,
+                        "PreferredLeaders",
+                        format!(
+                            "moved leadership back to the preferred replicas of {}",
+                            list.join(", ")
+                        ),
+                    )
+                    .await;
+            }
+            None => {}
+        }
+        Ok(note)
+    }
+
+    /// Report status: the conditions decided from what the pass `seen`,
+    /// written when they changed; the next pass comes sooner while
+    /// something is under way.
+    async fn report_status(
+        &self,
+        seen: &Seen<'_>,
+        controllers: i32,
+        listeners: Vec<ListenerStatus>,
+    ) -> Result<Action, Error> {
+        let decided = status::decide(seen);
+        let busy = decided.iter().any(|d| d.kind == "Reconciling" && d.status);
+        let next = KafkaClusterStatus {
+            observed_generation: self.generation,
+            conditions: conditions(decided, &self.status.conditions, self.generation),
+            ready_brokers: seen.ready,
+            controllers: Some(controllers),
+            listeners,
+            under_replicated_partitions: seen.kafka.map(|k| k.under_replicated() as i32),
+            offline_partitions: seen.kafka.map(|k| k.offline() as i32),
+        };
+        if next != self.status {
+            self.patch_status(&next).await?;
+        }
+        Ok(Action::requeue(if busy {
+            BUSY_INTERVAL
+        } else {
+            WATCH_INTERVAL
+        }))
+    }
+
+    /// Deletes a broker's pod; the StatefulSet controller recreates it from
+    /// the current revision.
+    async fn restart(&self, broker: i32) -> Result<(), Error> {
+        match self
+            .api::<Pod>()
+            .delete(&self.names.pod(broker), &DeleteParams::default())
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn patch_status(&self, status: &KafkaClusterStatus) -> Result<(), Error> {
+        let patch = serde_json::json!({ "status": status });
+        self.api::<KafkaCluster>()
+            .patch_status(
+                &self.names.cluster,
+                &PatchParams::default(),
+                &Patch::Merge(&patch),
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// The cluster's key in the operator's memories (healing, failures).
+    fn key(&self) -> String {
+        format!("{}/{}", self.names.namespace, self.names.cluster)
+    }
+}
 
 /// Writes `obj` with server-side apply and returns what the API server
 /// holds afterwards.
@@ -51,437 +643,36 @@ where
     Ok(api.patch(&name, &params, &Patch::Apply(obj)).await?)
 }
 
-/// Reconciles one `KafkaCluster`.
-pub async fn reconcile(kc: Arc<KafkaCluster>, ctx: Arc<Context>) -> Result<Action, Error> {
-    let ns = kc.namespace().ok_or(Error::Missing("namespace"))?;
-    let names = Names::new(&kc.name_any(), &ns);
-    let client = ctx.client.clone();
-    let status = kc.status.clone().unwrap_or_default();
-    let generation = kc.meta().generation;
+#[cfg(test)]
+mod scenarios;
 
-    if let Err(invalid) = validate_cluster(&kc.spec, status.controllers) {
-        if status.observed_generation != generation {
-            ctx.event(kc.as_ref(), true, "InvalidSpec", invalid.to_string())
-                .await;
-        }
-        let decided = vec![
-            Decided::new("Ready", false, "InvalidSpec", invalid.to_string()),
-            Decided::new("Reconciling", false, "InvalidSpec", "fix the spec"),
-            Decided::new("Degraded", true, "InvalidSpec", invalid.to_string()),
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::api::apps::v1::{StatefulSetSpec, StatefulSetStatus};
+
+    #[test]
+    fn the_statefulset_as_found() {
+        let sts = |replicas: Option<i32>, pods: Option<i32>| StatefulSet {
+            spec: replicas.map(|r| StatefulSetSpec {
+                replicas: Some(r),
+                ..Default::default()
+            }),
+            status: pods.map(|p| StatefulSetStatus {
+                replicas: p,
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let cases = [
+            ("none yet", None, 0, false),
+            ("just created", Some(sts(Some(3), None)), 3, false),
+            ("no pod created yet", Some(sts(Some(3), Some(0))), 3, false),
+            ("pods", Some(sts(Some(3), Some(2))), 3, true),
         ];
-        let next = KafkaClusterStatus {
-            observed_generation: generation,
-            conditions: conditions(decided, &status.conditions, generation),
-            ..status.clone()
-        };
-        patch_status(&client, &names, &next).await?;
-        return Ok(Action::requeue(Duration::from_secs(300)));
-    }
-    let controllers = status
-        .controllers
-        .or(kc.spec.controllers)
-        .unwrap_or(default_controllers(kc.spec.replicas));
-    let owner = kc.controller_owner_ref(&()).ok_or(Error::Missing("uid"))?;
-    if status.observed_generation != generation {
-        ctx.event(
-            kc.as_ref(),
-            false,
-            "Applying",
-            format!("applying generation {}", generation.unwrap_or_default()),
-        )
-        .await;
-    }
-
-    let sts_api: Api<StatefulSet> = Api::namespaced(client.clone(), &ns);
-    let current = sts_api.get_opt(&names.statefulset()).await?;
-    let current_replicas = current
-        .as_ref()
-        .and_then(|s| s.spec.as_ref())
-        .and_then(|s| s.replicas)
-        .unwrap_or(0);
-    // Brokers being drained before a scale-down still run and need theirs.
-    let running = current_replicas.max(kc.spec.replicas);
-
-    // Services first: external addresses come from them.
-    let svc_api: Api<Service> = Api::namespaced(client.clone(), &ns);
-    let mut applied = BTreeMap::new();
-    for svc in services::services(&names, &kc.spec, running, &owner) {
-        let got = apply(&svc_api, &svc).await?;
-        applied.insert(got.name_any(), got);
-    }
-    prune_services(&svc_api, &names, &applied).await?;
-
-    let external = external_endpoints(&names, &kc.spec, running, &applied);
-    let kafka = describe(&names, &kc, running).await;
-
-    // Scaling down first drains the brokers that go.
-    let plan = scale::plan(kc.spec.replicas, current_replicas, kafka.as_ref());
-    if !plan.moves.is_empty() {
-        let moves: Vec<(String, i32, Vec<i32>)> = plan
-            .moves
-            .iter()
-            .map(|m| (m.topic.clone(), m.partition, m.replicas.clone()))
-            .collect();
-        let mut admin = Admin::connect(&names.admin_bootstrap(current_replicas)).await?;
-        admin.reassign(&moves).await?;
-        let list: Vec<String> = plan
-            .moves
-            .iter()
-            .map(|m| format!("{}-{} to {:?}", m.topic, m.partition, m.replicas))
-            .collect();
-        ctx.event(
-            kc.as_ref(),
-            false,
-            "Draining",
-            format!("moving {}", list.join(", ")),
-        )
-        .await;
-    }
-    let replicas = plan.statefulset_replicas;
-
-    // Every broker that runs or will run gets its file; one whose external
-    // address is not known yet has none and its pod waits.
-    let mut files = BTreeMap::new();
-    let mut pending = Vec::new();
-    for id in 0..replicas {
-        match broker_properties(&names, &kc.spec, controllers, id, &external) {
-            Some(text) => {
-                files.insert(names.config_key(id), text);
-            }
-            None => pending.push(id),
+        for (name, sts, replicas, pods) in cases {
+            assert_eq!(replicas_of(sts.as_ref()), replicas, "{name}");
+            assert_eq!(has_pods(sts.as_ref()), pods, "{name}");
         }
     }
-    let cm_api: Api<ConfigMap> = Api::namespaced(client.clone(), &ns);
-    apply(&cm_api, &configmap::configmap(&names, &owner, files)).await?;
-
-    let image = kc.spec.image.clone().unwrap_or_else(|| {
-        let version = kc.spec.version.as_deref().unwrap_or(&ctx.default_version);
-        format!("{}:{version}", ctx.image_repository)
-    });
-    let digest = config_digest(&kc, min_insync(&kc.spec));
-    let mut sts = statefulset::statefulset(&names, &kc.spec, &image, &digest, &owner);
-    if let Some(spec) = sts.spec.as_mut() {
-        spec.replicas = Some(replicas);
-    }
-    let sts = apply(&sts_api, &sts).await?;
-    let pdb_api: Api<PodDisruptionBudget> = Api::namespaced(client.clone(), &ns);
-    apply(&pdb_api, &pdb::pdb(&names, &owner)).await?;
-
-    let pod_api: Api<Pod> = Api::namespaced(client.clone(), &ns);
-    let pods = pod_api
-        .list(&ListParams::default().labels(&selector(&names)))
-        .await?
-        .items;
-    if kc.spec.rack.is_some() {
-        label_racks(&ctx, &kc, &pods).await?;
-    }
-    let mut brokers = Vec::new();
-    let mut host_ips = BTreeMap::new();
-    for (pod, broker) in pods
-        .iter()
-        .filter_map(|p| Some((p, BrokerPod::from_pod(&names.statefulset(), p)?)))
-    {
-        if let Some(ip) = pod.status.as_ref().and_then(|s| s.host_ip.clone()) {
-            host_ips.insert(broker.id, ip);
-        }
-        brokers.push(broker);
-    }
-    let revision = sts
-        .status
-        .as_ref()
-        .and_then(|s| s.update_revision.clone())
-        .unwrap_or_default();
-    // Until the StatefulSet controller has seen a changed template, its
-    // update revision is the old one and every pod would look current.
-    let template_seen =
-        sts.status.as_ref().and_then(|s| s.observed_generation) >= sts.metadata.generation;
-
-    let failing = failures::failures(&brokers);
-    tell_failures(&ctx, &kc, &names, &failing).await?;
-
-    // One restart at a time: the rollout first, healing when it is done.
-    let step = if revision.is_empty() || (brokers.len() as i32) < replicas {
-        Step::Wait("the StatefulSet is creating pods".into())
-    } else if !template_seen {
-        Step::Wait("the StatefulSet controller has not seen the new pod template yet".into())
-    } else {
-        rollout::next_step(&brokers, &revision, kafka.as_ref(), controllers)
-    };
-    let mut heal_note = None;
-    match &step {
-        Step::Restart(restarts) => {
-            for r in restarts {
-                restart(&pod_api, &names, r.broker).await?;
-                ctx.event(
-                    kc.as_ref(),
-                    false,
-                    "RollingRestart",
-                    format!("restarting broker {}: {}", r.broker, r.reason),
-                )
-                .await;
-            }
-        }
-        Step::Blocked(why) => {
-            if status.observed_generation != generation {
-                ctx.event(kc.as_ref(), true, "RestartBlocked", why.clone())
-                    .await;
-            }
-        }
-        Step::Done => {
-            if let Some(kafka) = &kafka {
-                heal_note = heal(&ctx, &kc, &names, &pod_api, &brokers, kafka, replicas).await?;
-            }
-        }
-        Step::Wait(_) => {}
-    }
-
-    let ready = brokers
-        .iter()
-        .filter(|b| b.ready && b.id < replicas)
-        .count() as i32;
-    let failing = failures::summary(&failing);
-    let decided = status::decide(&Seen {
-        want: kc.spec.replicas,
-        ready,
-        step: &step,
-        scaling: plan.waiting.as_deref(),
-        pending: &pending,
-        kafka: kafka.as_ref(),
-        healing: heal_note.as_deref(),
-        failing: failing.as_ref().map(|(r, m)| (*r, m.as_str())),
-    });
-    let busy = decided.iter().any(|d| d.kind == "Reconciling" && d.status);
-    let next = KafkaClusterStatus {
-        observed_generation: generation,
-        conditions: conditions(decided, &status.conditions, generation),
-        ready_brokers: ready,
-        controllers: Some(controllers),
-        listeners: bootstrap_status(&names, &kc.spec, &external, &host_ips),
-        under_replicated_partitions: kafka.as_ref().map(|k| k.under_replicated() as i32),
-        offline_partitions: kafka.as_ref().map(|k| k.offline() as i32),
-    };
-    if next != status {
-        patch_status(&client, &names, &next).await?;
-    }
-    Ok(Action::requeue(if busy {
-        BUSY_INTERVAL
-    } else {
-        WATCH_INTERVAL
-    }))
-}
-
-/// Acts on healing: at most one restart or one preferred-leader election.
-/// Returns a note for the status while a trouble lasts.
-async fn heal(
-    ctx: &Context,
-    kc: &KafkaCluster,
-    names: &Names,
-    pod_api: &Api<Pod>,
-    brokers: &[BrokerPod],
-    kafka: &KafkaView,
-    replicas: i32,
-) -> Result<Option<String>, Error> {
-    let key = format!("{}/{}", names.namespace, names.cluster);
-    let now = ctx.now();
-    let troubles = {
-        let mut all = ctx
-            .troubles
-            .lock()
-            .map_err(|_| Error::Missing("healing memory (poisoned lock)"))?;
-        let previous = all.remove(&key).unwrap_or_default();
-        let next = health::observe(&previous, now, brokers, kafka);
-        all.insert(key, next.clone());
-        next
-    };
-    let note = (!troubles.is_empty()).then(|| {
-        troubles
-            .iter()
-            .map(|(id, t)| {
-                format!(
-                    "broker {id} {:?} for {} s",
-                    t.trouble,
-                    now.saturating_sub(t.since)
-                )
-            })
-            .collect::<Vec<_>>()
-            .join(", ")
-    });
-    match health::decide(&troubles, now, ctx.thresholds, brokers, kafka) {
-        Some(Heal::Restart { broker, reason }) => {
-            restart(pod_api, names, broker).await?;
-            ctx.event(kc, true, "HealingRestart", reason).await;
-        }
-        Some(Heal::ElectPreferred(partitions)) => {
-            let mut admin = Admin::connect(&names.admin_bootstrap(replicas)).await?;
-            admin.elect_preferred(&partitions).await?;
-            let list: Vec<String> = partitions.iter().map(|(t, p)| format!("{t}-{p}")).collect();
-            ctx.event(
-                kc,
-                false,
-                "PreferredLeaders",
-                format!(
-                    "moved leadership back to the preferred replicas of {}",
-                    list.join(", ")
-                ),
-            )
-            .await;
-        }
-        None => {}
-    }
-    Ok(note)
-}
-
-/// Publishes a Warning event for each broker pod that started failing, or
-/// fails another way, since the last pass; a failure that lasts is told
-/// once (again after an operator restart, which forgets).
-async fn tell_failures(
-    ctx: &Context,
-    kc: &KafkaCluster,
-    names: &Names,
-    failing: &[Failure],
-) -> Result<(), Error> {
-    let key = format!("{}/{}", names.namespace, names.cluster);
-    let tell: Vec<Failure> = {
-        let mut all = ctx
-            .told
-            .lock()
-            .map_err(|_| Error::Missing("failure memory (poisoned lock)"))?;
-        let previous = all.remove(&key).unwrap_or_default();
-        let (tell, told) = failures::to_tell(&previous, failing);
-        all.insert(key, told);
-        tell.into_iter().cloned().collect()
-    };
-    for f in tell {
-        ctx.event(kc, true, f.kind.reason(), f.message).await;
-    }
-    Ok(())
-}
-
-/// Deletes the cluster's Services that the spec no longer asks for (a
-/// listener removed, a broker gone after scale-down).
-async fn prune_services(
-    api: &Api<Service>,
-    names: &Names,
-    wanted: &BTreeMap<String, Service>,
-) -> Result<(), Error> {
-    let label = format!("{CLUSTER_LABEL}={}", names.cluster);
-    for svc in api.list(&ListParams::default().labels(&label)).await?.items {
-        let name = svc.name_any();
-        if !wanted.contains_key(&name) {
-            match api.delete(&name, &DeleteParams::default()).await {
-                Ok(_) => {}
-                Err(kube::Error::Api(e)) if e.code == 404 => {}
-                Err(e) => return Err(e.into()),
-            }
-        }
-    }
-    Ok(())
-}
-
-/// Deletes a broker's pod; the StatefulSet controller recreates it from the
-/// current revision.
-async fn restart(pod_api: &Api<Pod>, names: &Names, broker: i32) -> Result<(), Error> {
-    match pod_api
-        .delete(&names.pod(broker), &DeleteParams::default())
-        .await
-    {
-        Ok(_) => Ok(()),
-        Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
-        Err(e) => Err(e.into()),
-    }
-}
-
-/// Annotates each scheduled broker pod with its node's rack label, which
-/// the broker reads at start (a broker that starts before it exits and is
-/// restarted by the kubelet).
-async fn label_racks(ctx: &Context, kc: &KafkaCluster, pods: &[Pod]) -> Result<(), Error> {
-    let Some(rack) = &kc.spec.rack else {
-        return Ok(());
-    };
-    let node_api: Api<Node> = Api::all(ctx.client.clone());
-    let ns = kc.namespace().ok_or(Error::Missing("namespace"))?;
-    let pod_api: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
-    for pod in pods {
-        if pod.annotations().contains_key(RACK_ANNOTATION) {
-            continue;
-        }
-        let Some(node) = pod.spec.as_ref().and_then(|s| s.node_name.clone()) else {
-            continue;
-        };
-        let Some(value) = node_api
-            .get_opt(&node)
-            .await?
-            .and_then(|n| n.labels().get(&rack.topology_key).cloned())
-        else {
-            continue;
-        };
-        let patch = serde_json::json!({"metadata": {"annotations": {RACK_ANNOTATION: value}}});
-        pod_api
-            .patch(
-                &pod.name_any(),
-                &PatchParams::default(),
-                &Patch::Merge(&patch),
-            )
-            .await?;
-    }
-    Ok(())
-}
-
-fn selector(names: &Names) -> String {
-    names
-        .selector()
-        .iter()
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect::<Vec<_>>()
-        .join(",")
-}
-
-/// The cluster as its brokers see it, or `None` if none answers.
-async fn describe(names: &Names, kc: &KafkaCluster, count: i32) -> Option<KafkaView> {
-    let result = async {
-        let mut admin = Admin::connect(&names.admin_bootstrap(count)).await?;
-        admin.describe_cluster(min_insync(&kc.spec)).await
-    }
-    .await;
-    match result {
-        Ok(view) => Some(view),
-        Err(e) => {
-            tracing::debug!(cluster = %names.cluster, error = %e, "cannot describe the cluster");
-            None
-        }
-    }
-}
-
-/// Digest of what every broker reads at start besides its own addresses:
-/// a change rolls the brokers.
-fn config_digest(kc: &KafkaCluster, min_isr: i32) -> String {
-    let shared = serde_json::json!({
-        "config": kc.spec.config,
-        "minInsync": min_isr,
-        "listeners": kc.spec.listeners,
-        "rack": kc.spec.rack,
-    });
-    format!("{:08x}", crc32c::crc32c(shared.to_string().as_bytes()))
-}
-
-async fn patch_status(
-    client: &kube::Client,
-    names: &Names,
-    status: &KafkaClusterStatus,
-) -> Result<(), Error> {
-    let api: Api<KafkaCluster> = Api::namespaced(client.clone(), &names.namespace);
-    let patch = serde_json::json!({ "status": status });
-    api.patch_status(
-        &names.cluster,
-        &PatchParams::default(),
-        &Patch::Merge(&patch),
-    )
-    .await?;
-    Ok(())
-}
-
-/// What to do when a pass fails: log, and try again soon.
-pub fn error_policy(kc: Arc<KafkaCluster>, error: &Error, _ctx: Arc<Context>) -> Action {
-    tracing::warn!(cluster = %kc.name_any(), %error, "reconcile failed");
-    Action::requeue(Duration::from_secs(10))
 }

@@ -7,6 +7,8 @@
 //! replaced by the operator under `OnDelete` updates, so a fixed spec would
 //! otherwise never reach it.
 
+use k8s_openapi::api::apps::v1::StatefulSet;
+
 use super::view::{BrokerPod, KafkaView, PartitionView};
 
 /// What to do next.
@@ -71,6 +73,32 @@ fn catching_up<'a>(pods: &[BrokerPod], kafka: &'a KafkaView) -> Option<(i32, &'a
             .find(|r| !p.isr.contains(r) && pods.iter().any(|b| b.id == **r && b.ready))
             .map(|r| (*r, p))
     })
+}
+
+/// The next step of rolling the pods of `sts`, as the API server returned
+/// it after it was applied with `replicas` pods; a wait while the
+/// StatefulSet controller has not caught up: it is still creating pods, or
+/// has not seen a changed template (until it has, its update revision is
+/// the old one and every pod would look current).
+pub fn step(
+    sts: &StatefulSet,
+    replicas: i32,
+    pods: &[BrokerPod],
+    kafka: Option<&KafkaView>,
+    controllers: i32,
+) -> Step {
+    let status = sts.status.as_ref();
+    let revision = status
+        .and_then(|s| s.update_revision.as_deref())
+        .unwrap_or_default();
+    let template_seen = status.and_then(|s| s.observed_generation) >= sts.metadata.generation;
+    if revision.is_empty() || (pods.len() as i32) < replicas {
+        Step::Wait("the StatefulSet is creating pods".into())
+    } else if !template_seen {
+        Step::Wait("the StatefulSet controller has not seen the new pod template yet".into())
+    } else {
+        next_step(pods, revision, kafka, controllers)
+    }
 }
 
 /// The next step of rolling `pods` to `revision`. `kafka` is `None` when
@@ -148,6 +176,8 @@ pub fn next_step(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use k8s_openapi::api::apps::v1::StatefulSetStatus;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
     use std::collections::BTreeSet;
 
     fn pod(id: i32, ready: bool, revision: &str) -> BrokerPod {
@@ -176,6 +206,68 @@ mod tests {
             brokers: BTreeSet::from([0, 1, 2, 3]),
             controller: Some(controller),
             partitions,
+        }
+    }
+
+    #[test]
+    fn waits_for_the_statefulset_controller() {
+        let sts = |generation: i64, observed: Option<i64>, revision: Option<&str>| StatefulSet {
+            metadata: ObjectMeta {
+                generation: Some(generation),
+                ..Default::default()
+            },
+            status: Some(StatefulSetStatus {
+                observed_generation: observed,
+                update_revision: revision.map(Into::into),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let creating = Step::Wait("the StatefulSet is creating pods".into());
+        let unseen =
+            Step::Wait("the StatefulSet controller has not seen the new pod template yet".into());
+        let current = vec![pod(0, true, "r2"), pod(1, true, "r2")];
+        let cases = [
+            ("no status yet", StatefulSet::default(), 2, creating.clone()),
+            (
+                "no revision yet",
+                sts(1, Some(1), None),
+                2,
+                creating.clone(),
+            ),
+            (
+                "fewer pods than replicas",
+                sts(1, Some(1), Some("r2")),
+                3,
+                creating,
+            ),
+            (
+                "a template not seen yet",
+                sts(2, Some(1), Some("r2")),
+                2,
+                unseen.clone(),
+            ),
+            ("never observed", sts(1, None, Some("r2")), 2, unseen),
+            (
+                "caught up, every pod current",
+                sts(2, Some(2), Some("r2")),
+                2,
+                Step::Done,
+            ),
+            (
+                "caught up, an outdated pod",
+                sts(2, Some(2), Some("r3")),
+                2,
+                Restart::one(1, "broker 1 runs an old revision".into()),
+            ),
+        ];
+        let view = kafka(0, vec![part("t", &[0, 1], &[0, 1], 1)]);
+        for (name, sts, replicas, want) in cases {
+            assert_eq!(
+                step(&sts, replicas, &current, Some(&view), 3),
+                want,
+                "{name}"
+            );
         }
     }
 

@@ -24,9 +24,9 @@ use crate::crd::validate::{CONTROLLER_PORT, HTTP_PORT, REPLICATION_PORT};
 use super::broker_config::{CONFIG_DIR, HOST_IP_ENV, RACK_ENV};
 use super::names::Names;
 
-/// Annotation on the pod template with a digest of everything a broker
-/// reads at start; a change makes a new StatefulSet revision, which the
-/// operator then rolls out.
+/// Annotation on the pod template with the digest of the brokers'
+/// configuration files (`broker_config::config_digest`); a change makes a
+/// new StatefulSet revision, which the operator then rolls out.
 pub const CONFIG_DIGEST: &str = "gregor.dev/config-digest";
 /// Name of the broker container in each pod.
 pub const BROKER_CONTAINER: &str = "broker";
@@ -36,6 +36,15 @@ const BROKER_UID: i64 = 65532;
 const DATA_DIR: &str = "/var/lib/gregor";
 /// Time a broker gets for a controlled shutdown before it is killed.
 const GRACE_SECONDS: i64 = 60;
+
+/// The broker image of `spec`: its own, else `repository` tagged with the
+/// spec's version, else with `default_version`.
+pub fn image(spec: &KafkaClusterSpec, repository: &str, default_version: &str) -> String {
+    spec.image.clone().unwrap_or_else(|| {
+        let version = spec.version.as_deref().unwrap_or(default_version);
+        format!("{repository}:{version}")
+    })
+}
 
 /// The StatefulSet for `spec`, running `image`, whose pods' configuration
 /// digests to `config_digest`.
@@ -368,6 +377,67 @@ mod tests {
             "readOnlyRootFilesystem": true,
             "runAsNonRoot": true,
         })
+    }
+
+    #[test]
+    fn what_rolls_the_brokers() {
+        use crate::cluster::broker_config::config_digest;
+        use crate::cluster::broker_config::tests::{rack_spec, MUTATIONS};
+        // Spec changes that reach the brokers through their pod, not their
+        // configuration files.
+        let through_the_pod = [
+            "the rack's node label",
+            "the image",
+            "the version",
+            "resources",
+            "the pod template",
+        ];
+        let names = Names::new("demo", "kafka");
+        // The pod template, the digest of the brokers' files included: a
+        // change is a new StatefulSet revision, which the operator rolls out.
+        let template = |spec: &KafkaClusterSpec| {
+            let digest = config_digest(&names, spec, 1);
+            let image = image(spec, "repo/gregor", "1.0.0");
+            statefulset(&names, spec, &image, &digest, &OwnerReference::default())
+                .spec
+                .expect("spec")
+                .template
+        };
+        let before = rack_spec();
+        for name in through_the_pod {
+            assert!(MUTATIONS.iter().any(|m| m.0 == name), "{name}");
+        }
+        for (name, mutate, files_change) in MUTATIONS {
+            let mut after = before.clone();
+            mutate(&mut after);
+            let want = *files_change || through_the_pod.contains(name);
+            assert_eq!(template(&before) != template(&after), want, "{name}");
+        }
+    }
+
+    #[test]
+    fn the_image_is_the_specs_or_the_operators_for_a_version() {
+        let cases = [
+            ("neither", json!({}), "repo/gregor:0.1.0"),
+            (
+                "a version",
+                json!({"version": "0.2.0"}),
+                "repo/gregor:0.2.0",
+            ),
+            (
+                "an image wins over a version",
+                json!({"version": "0.2.0", "image": "mirror/gregor@sha256:ab"}),
+                "mirror/gregor@sha256:ab",
+            ),
+        ];
+        for (name, extra, want) in cases {
+            let mut spec = serde_json::to_value(spec(Value::Null)).expect("serializable");
+            if let (Some(s), Value::Object(extra)) = (spec.as_object_mut(), extra) {
+                s.extend(extra);
+            }
+            let spec: KafkaClusterSpec = serde_json::from_value(spec).expect("valid spec");
+            assert_eq!(image(&spec, "repo/gregor", "0.1.0"), want, "{name}");
+        }
     }
 
     #[test]

@@ -115,6 +115,16 @@ pub fn decide(seen: &Seen) -> Vec<Decided> {
     ]
 }
 
+/// The three conditions of a spec that cannot be applied (`why`): nothing
+/// is changed until it is fixed.
+pub fn invalid(why: &str) -> Vec<Decided> {
+    vec![
+        Decided::new("Ready", false, "InvalidSpec", why),
+        Decided::new("Reconciling", false, "InvalidSpec", "fix the spec"),
+        Decided::new("Degraded", true, "InvalidSpec", why),
+    ]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
