@@ -380,47 +380,54 @@ impl StoredConsumerGroup {
             }
             return out;
         }
-        let was = |id: &String| before.members.get(id);
-        for (id, m) in &after.members {
-            if m.metadata.is_some() && was(id).map(|o| &o.metadata) != Some(&m.metadata) {
-                out.push(R::Member {
-                    group: g(),
-                    member: id.clone(),
-                    value: m.metadata.clone(),
-                });
-            }
-        }
+        let member = |id, value| R::Member {
+            group: g(),
+            member: id,
+            value,
+        };
+        changed_parts(&mut out, before, after, |m| &m.metadata, member);
         if old.is_none() || before.epoch != after.epoch {
             out.push(R::GroupEpoch {
                 group: g(),
                 epoch: Some(after.epoch),
             });
         }
-        for (id, m) in &after.members {
-            if m.target.is_some() && was(id).map(|o| &o.target) != Some(&m.target) {
-                out.push(R::Target {
-                    group: g(),
-                    member: id.clone(),
-                    value: m.target.clone(),
-                });
-            }
-        }
+        let target = |id, value| R::Target {
+            group: g(),
+            member: id,
+            value,
+        };
+        changed_parts(&mut out, before, after, |m| &m.target, target);
         if old.is_none() || before.assignment_epoch != after.assignment_epoch {
             out.push(R::AssignmentEpoch {
                 group: g(),
                 epoch: Some(after.assignment_epoch),
             });
         }
-        for (id, m) in &after.members {
-            if m.current.is_some() && was(id).map(|o| &o.current) != Some(&m.current) {
-                out.push(R::Current {
-                    group: g(),
-                    member: id.clone(),
-                    value: m.current.clone(),
-                });
-            }
-        }
+        let current = |id, value| R::Current {
+            group: g(),
+            member: id,
+            value,
+        };
+        changed_parts(&mut out, before, after, |m| &m.current, current);
         out
+    }
+}
+
+/// Records of one part of each member (`part`) that `after` holds and
+/// `before` does not hold the same.
+fn changed_parts<T: PartialEq + Clone>(
+    out: &mut Vec<ConsumerGroupRecord>,
+    before: &StoredConsumerGroup,
+    after: &StoredConsumerGroup,
+    part: impl Fn(&StoredMember) -> &Option<T>,
+    record: impl Fn(String, Option<T>) -> ConsumerGroupRecord,
+) {
+    for (id, m) in &after.members {
+        let now = part(m);
+        if now.is_some() && before.members.get(id).map(&part) != Some(now) {
+            out.push(record(id.clone(), now.clone()));
+        }
     }
 }
 
