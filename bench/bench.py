@@ -22,10 +22,6 @@ to the first Metadata answer that lists every broker.
 """
 
 import argparse
-import datetime
-import json
-import os
-import platform
 import re
 import shutil
 import subprocess
@@ -34,20 +30,10 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests"))
+from confluent_kafka import Producer
 
-from confluent_kafka import Producer  # noqa: E402
-from confluent_kafka.admin import AdminClient  # noqa: E402
-
-from conftest import GREGOR_BIN, KAFKA_LIBS, LOG4J, KAFKA_VERSION, free_port  # noqa: E402
-
-RESULTS = ROOT / "bench" / "results"
-TICK = os.sysconf("SC_CLK_TCK")
-# kafka-server-start.sh's defaults (KAFKA_HEAP_OPTS, KAFKA_JVM_PERFORMANCE_OPTS).
-KAFKA_JVM = ["-Xmx1G", "-Xms1G", "-server", "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20",
-             "-XX:InitiatingHeapOccupancyPercent=35", "-XX:+ExplicitGCInvokesConcurrent",
-             "-XX:MaxInlineLevel=15", "-Djava.awt.headless=true"]
+from cluster import Cluster, java, run
+from report import header, write
 
 # Records per workload: full run and --quick (the CI smoke test).
 SIZES = {
@@ -56,122 +42,6 @@ SIZES = {
     "quick": {"produce": 20_000, "small": 50_000, "kcat": 10_000, "replicated": 10_000,
               "rate": 1_000, "latency_seconds": 3, "e2e": 200},
 }
-
-
-def java(main_class, *args):
-    """A Kafka tool at full speed (unlike the tests' quick-start JVMs)."""
-    return ["java", "-Xmx1G", f"-Dlog4j.configuration=file:{LOG4J}", "-cp", f"{KAFKA_LIBS}/*",
-            main_class, *map(str, args)]
-
-
-def run(cmd, timeout=1800, input=None):
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, input=input)
-    if proc.returncode != 0:
-        raise RuntimeError(f"{cmd[0]} {' '.join(cmd[-6:])} exited {proc.returncode}:\n"
-                           f"{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}")
-    return proc.stdout
-
-
-def cpu_seconds(pid):
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICK
-
-
-def peak_rss_mib(pid):
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
-
-
-class Cluster:
-    """`size` brokers of one kind, each also a voter of the metadata quorum."""
-
-    def __init__(self, kind, size, workdir):
-        self.kind = kind
-        self.size = size
-        self.dir = Path(workdir)
-        self.dir.mkdir(parents=True, exist_ok=True)
-        self.ports = [free_port() for _ in range(size)]
-        self.controller_ports = [free_port() for _ in range(size)]
-        self.procs = []
-        self.bootstrap = ",".join(f"127.0.0.1:{p}" for p in self.ports)
-
-    def properties(self, n):
-        voters = ",".join(f"{i + 1}@127.0.0.1:{p}" for i, p in enumerate(self.controller_ports))
-        return {
-            "node.id": n + 1,
-            "process.roles": "broker,controller",
-            "controller.quorum.voters": voters,
-            "listeners": f"PLAINTEXT://127.0.0.1:{self.ports[n]},CONTROLLER://127.0.0.1:{self.controller_ports[n]}",
-            "advertised.listeners": f"PLAINTEXT://127.0.0.1:{self.ports[n]}",
-            "controller.listener.names": "CONTROLLER",
-            "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
-            "log.dirs": self.dir / f"data-{n + 1}",
-            "offsets.topic.replication.factor": min(3, self.size),
-            "transaction.state.log.replication.factor": min(3, self.size),
-            "transaction.state.log.min.isr": 1,
-            "group.initial.rebalance.delay.ms": 0,
-            "auto.create.topics.enable": "false",
-        }
-
-    def start(self):
-        """Starts every broker; returns seconds until the cluster answers
-        Metadata with all of them."""
-        commands = []
-        for n in range(self.size):
-            config = self.dir / f"server-{n + 1}.properties"
-            props = self.properties(n)
-            config.write_text("".join(f"{k}={v}\n" for k, v in props.items()))
-            if self.kind == "kafka":
-                run(java("kafka.tools.StorageTool", "format", "--config", config,
-                         "--cluster-id", "GregorBenchmarkRun001", "--ignore-formatted"))
-                commands.append(["java", *KAFKA_JVM, f"-Dlog4j.configuration=file:{LOG4J}",
-                                 "-cp", f"{KAFKA_LIBS}/*", "kafka.Kafka", str(config)])
-            else:
-                commands.append([str(GREGOR_BIN), "broker", str(config)])
-        started = time.monotonic()
-        for n, cmd in enumerate(commands):
-            log = open(self.dir / f"{self.kind}-{n + 1}.log", "w")
-            self.procs.append(subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT))
-        admin = AdminClient({"bootstrap.servers": self.bootstrap, "log_level": 0})
-        deadline = started + 180
-        while True:
-            for p in self.procs:
-                if p.poll() is not None:
-                    raise RuntimeError(f"a {self.kind} broker exited with {p.returncode}; see {self.dir}")
-            try:
-                if len(admin.list_topics(timeout=0.5).brokers) == self.size:
-                    return time.monotonic() - started
-            except Exception:  # noqa: BLE001 - not up yet, whatever the reason
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"{self.kind} did not start; see {self.dir}")
-            time.sleep(0.05)
-
-    def cpu(self):
-        return sum(cpu_seconds(p.pid) for p in self.procs)
-
-    def peak_rss(self):
-        return max(peak_rss_mib(p.pid) for p in self.procs)
-
-    def create_topic(self, name, partitions, replicas, configs=()):
-        args = ["--bootstrap-server", self.bootstrap, "--create", "--topic", name,
-                "--partitions", partitions, "--replication-factor", replicas]
-        for c in configs:
-            args += ["--config", c]
-        run(java("org.apache.kafka.tools.TopicCommand", *args))
-
-    def stop(self):
-        for p in self.procs:
-            if p.poll() is None:
-                p.terminate()
-        for p in self.procs:
-            try:
-                p.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
 
 
 PRODUCER_LINE = re.compile(
@@ -341,13 +211,6 @@ def table(gregor, kafka):
     return "\n".join(rows)
 
 
-def machine():
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor())
-    mem = int(Path("/proc/meminfo").read_text().split()[1]) / 1024 / 1024
-    return f"{cpu}, {os.cpu_count()} cores, {mem:.0f} GiB, Linux {platform.release()}"
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="tiny workloads: checks that everything runs")
@@ -366,17 +229,10 @@ def main():
             results[kind] = bench_one(kind, n, workdir, lines_file)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-    when = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    commit = subprocess.run(["git", "-C", str(ROOT), "describe", "--always", "--dirty"],
-                            capture_output=True, text=True).stdout.strip()
-    report = (f"Gregor {commit} vs Apache Kafka {KAFKA_VERSION}, {when}"
-              f"{' (quick: sizes too small to mean anything)' if args.quick else ''}\n\n"
-              f"Machine: {machine()}\n\nCommand: `bench/run{' --quick' if args.quick else ''}`\n\n"
-              f"{table(results['gregor'], results['kafka'])}\n")
-    RESULTS.mkdir(exist_ok=True)
-    name = "quick" if args.quick else "latest"
-    (RESULTS / f"{name}.md").write_text(report)
-    (RESULTS / f"{name}.json").write_text(json.dumps(results, indent=2) + "\n")
+    report = (header(f"bench/run{' --quick' if args.quick else ''}",
+                     "quick: sizes too small to mean anything" if args.quick else "")
+              + f"{table(results['gregor'], results['kafka'])}\n")
+    write("quick" if args.quick else "latest", report, results)
     print(report)
 
 

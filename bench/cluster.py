@@ -1,0 +1,177 @@
+"""Clusters of Gregor or Apache Kafka (the tests' reference version,
+KAFKA_VERSION in tests/conftest.py) on loopback ports, for the benchmarks:
+every node is a broker and a voter of the metadata quorum, with the same
+settings on both kinds. Nodes can be killed, frozen and restarted one by one.
+"""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))
+
+from confluent_kafka.admin import AdminClient  # noqa: E402
+
+from conftest import GREGOR_BIN, KAFKA_LIBS, LOG4J, free_port  # noqa: E402
+
+TICK = os.sysconf("SC_CLK_TCK")
+# kafka-server-start.sh's defaults (KAFKA_HEAP_OPTS, KAFKA_JVM_PERFORMANCE_OPTS).
+KAFKA_JVM = ["-Xmx1G", "-Xms1G", "-server", "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20",
+             "-XX:InitiatingHeapOccupancyPercent=35", "-XX:+ExplicitGCInvokesConcurrent",
+             "-XX:MaxInlineLevel=15", "-Djava.awt.headless=true"]
+
+
+def java(main_class, *args):
+    """A Kafka tool at full speed (unlike the tests' quick-start JVMs)."""
+    return ["java", "-Xmx1G", f"-Dlog4j.configuration=file:{LOG4J}", "-cp", f"{KAFKA_LIBS}/*",
+            main_class, *map(str, args)]
+
+
+def run(cmd, timeout=1800, input=None):
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, input=input)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{cmd[0]} {' '.join(cmd[-6:])} exited {proc.returncode}:\n"
+                           f"{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}")
+    return proc.stdout
+
+
+def cpu_seconds(pid):
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICK
+
+
+def peak_rss_mib(pid):
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def shared_properties(size, settings):
+    """The properties of every node of a cluster of `size`, of either kind."""
+    return {
+        "process.roles": "broker,controller",
+        "controller.listener.names": "CONTROLLER",
+        "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+        "offsets.topic.replication.factor": min(3, size),
+        "transaction.state.log.replication.factor": min(3, size),
+        "transaction.state.log.min.isr": 1,
+        "group.initial.rebalance.delay.ms": 0,
+        "auto.create.topics.enable": "false",
+        **settings,
+    }
+
+
+class Cluster:
+    """`size` brokers of one kind, each also a voter of the metadata quorum;
+    `settings` are added to every node's properties."""
+
+    def __init__(self, kind, size, workdir, settings=None):
+        self.kind = kind
+        self.size = size
+        self.dir = Path(workdir)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.settings = dict(settings or {})
+        self.ports = [free_port() for _ in range(size)]
+        self.controller_ports = [free_port() for _ in range(size)]
+        self.commands = []
+        self.procs = []
+        self.bootstrap = ",".join(f"127.0.0.1:{p}" for p in self.ports)
+
+    def properties(self, n):
+        voters = ",".join(f"{i + 1}@127.0.0.1:{p}" for i, p in enumerate(self.controller_ports))
+        return {
+            "node.id": n + 1,
+            "controller.quorum.voters": voters,
+            "listeners": f"PLAINTEXT://127.0.0.1:{self.ports[n]},CONTROLLER://127.0.0.1:{self.controller_ports[n]}",
+            "advertised.listeners": f"PLAINTEXT://127.0.0.1:{self.ports[n]}",
+            "log.dirs": self.dir / f"data-{n + 1}",
+            **shared_properties(self.size, self.settings),
+        }
+
+    def command(self, n):
+        """Writes node n's config (formatting its storage for Kafka) and
+        returns the command line that runs it."""
+        config = self.dir / f"server-{n + 1}.properties"
+        config.write_text("".join(f"{k}={v}\n" for k, v in self.properties(n).items()))
+        if self.kind == "kafka":
+            run(java("kafka.tools.StorageTool", "format", "--config", config,
+                     "--cluster-id", "GregorBenchmarkRun001", "--ignore-formatted"))
+            return ["java", *KAFKA_JVM, f"-Dlog4j.configuration=file:{LOG4J}",
+                    "-cp", f"{KAFKA_LIBS}/*", "kafka.Kafka", str(config)]
+        return [str(GREGOR_BIN), "broker", str(config)]
+
+    def launch(self, n):
+        with open(self.dir / f"{self.kind}-{n + 1}.log", "a") as log:
+            return subprocess.Popen(self.commands[n], stdout=log, stderr=subprocess.STDOUT)
+
+    def start(self):
+        """Starts every broker; returns seconds until the cluster answers
+        Metadata with all of them."""
+        self.commands = [self.command(n) for n in range(self.size)]
+        started = time.monotonic()
+        self.procs = [self.launch(n) for n in range(self.size)]
+        admin = AdminClient({"bootstrap.servers": self.bootstrap, "log_level": 0})
+        deadline = started + 180
+        while True:
+            for p in self.procs:
+                if p.poll() is not None:
+                    raise RuntimeError(f"a {self.kind} broker exited with {p.returncode}; see {self.dir}")
+            try:
+                if len(admin.list_topics(timeout=0.5).brokers) == self.size:
+                    return time.monotonic() - started
+            except Exception:  # noqa: BLE001 - not up yet, whatever the reason
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{self.kind} did not start; see {self.dir}")
+            time.sleep(0.05)
+
+    def address(self, node_id):
+        return f"127.0.0.1:{self.ports[node_id - 1]}"
+
+    def signal(self, node_id, sig):
+        """Sends `sig` to node `node_id` (kill -9 waits until it is gone)."""
+        proc = self.procs[node_id - 1]
+        proc.send_signal(sig)
+        if sig == signal.SIGKILL:
+            proc.wait()
+
+    def restart(self, node_id):
+        """Starts node `node_id` again, on the same directories and ports."""
+        self.procs[node_id - 1] = self.launch(node_id - 1)
+
+    def cpu(self):
+        return sum(cpu_seconds(p.pid) for p in self.procs)
+
+    def peak_rss(self):
+        return max(peak_rss_mib(p.pid) for p in self.procs)
+
+    def create_topic(self, name, partitions, replicas, configs=()):
+        args = ["--bootstrap-server", self.bootstrap, "--create", "--topic", name,
+                "--partitions", partitions, "--replication-factor", replicas]
+        for c in configs:
+            args += ["--config", c]
+        run(java("org.apache.kafka.tools.TopicCommand", *args))
+
+    def stop(self):
+        for p in self.procs:
+            if p.poll() is None:
+                p.terminate()
+        for p in self.procs:
+            try:
+                p.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+
+    def kill(self):
+        """kill -9 of every node: for clusters whose state is thrown away
+        (a controlled shutdown without a quorum would wait a minute)."""
+        for p in self.procs:
+            if p.poll() is None:
+                p.kill()
+            p.wait()
