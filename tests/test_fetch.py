@@ -151,3 +151,22 @@ def test_consumers_waiting_on_an_idle_topic_cost_almost_no_cpu(gregor):
         c.close()
     # A busy-waiting fetch would burn a whole core (5 s here).
     assert used < 0.5, f"broker used {used:.2f}s of CPU in 5s with idle consumers"
+
+
+def test_an_answer_is_sent_while_the_next_request_on_the_connection_waits(gregor):
+    """Requests on one connection are answered in order, and an answer that
+    is ready goes out even while the request after it is parked (here a
+    long-polling fetch; in the field, a commit or produce waiting for
+    replicas kept a group's heartbeat answers until its session ran out)."""
+    topic = unique("parked")
+    create(gregor.bootstrap, topic)
+    conn = wire.Connection(gregor.bootstrap, timeout=20)
+    conn.send(wire.frame(wire.header(18, 0, correlation_id=7))
+              + wire.fetch_v4(topic, {0: 0}, max_wait_ms=60000, min_bytes=1))
+    # Read before the fetch's 60 s are up, or the socket times out.
+    assert wire.api_versions_error(conn.response()) == 0
+    writer = wire.Connection(gregor.bootstrap)
+    writer.send(wire.produce_v3(topic, 0, wire.batch([b"wake"]), acks=1))
+    assert wire.produce_v3_error(writer.response())[0] == 0
+    error, hw, records = wire.fetch_v4_partition(conn.response())
+    assert (error, hw) == (0, 1) and b"wake" in records

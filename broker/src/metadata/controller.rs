@@ -395,7 +395,10 @@ impl Controller {
         let mut metrics = self.raft.metrics();
         let mut active_since: Option<Instant> = None;
         let mut last_rebalance = Instant::now();
-        let tick = (self.session_timeout / 4).max(Duration::from_millis(50));
+        // Fencing happens at most a tick after a session runs out.
+        let tick = (self.session_timeout / 4)
+            .min(Duration::from_millis(250))
+            .max(Duration::from_millis(50));
         loop {
             let leader = {
                 let m = metrics.borrow_and_update();

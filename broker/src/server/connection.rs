@@ -18,6 +18,10 @@ use crate::protocol::{self, ConnectionInfo, ProtocolError};
 /// requests in flight; the bound caps the memory one connection can hold.
 const READ_AHEAD: usize = 8;
 
+/// How long answers to pipelined requests may wait in the write buffer for
+/// the next one, so a burst of quick answers goes out in one write.
+const FLUSH_AFTER: std::time::Duration = std::time::Duration::from_millis(1);
+
 /// Why a connection was closed by the broker.
 #[derive(Debug, thiserror::Error)]
 enum CloseReason {
@@ -88,8 +92,22 @@ async fn handle_in_order(
     let mut out = BufWriter::new(write);
     while let Some(frame) = rx.recv().await {
         // A task of its own, so a panicking handler ends only this connection.
-        let handled = tokio::spawn(protocol::handle_frame(node.clone(), frame, info.clone()));
-        if let Some(response) = handled.await?? {
+        let mut handled = tokio::spawn(protocol::handle_frame(node.clone(), frame, info.clone()));
+        // Answers written but not yet sent go out if this request takes a
+        // while (a produce or commit waiting for replicas, a long poll):
+        // a heartbeat's answer must not wait behind a stalled commit.
+        let handled = if out.buffer().is_empty() {
+            handled.await
+        } else {
+            tokio::select! {
+                done = &mut handled => done,
+                () = tokio::time::sleep(FLUSH_AFTER) => {
+                    out.flush().await?;
+                    handled.await
+                }
+            }
+        };
+        if let Some(response) = handled?? {
             node.metrics.sent_bytes.inc_by(response.len() as u64);
             out.write_all(&response).await?;
         }
