@@ -268,6 +268,7 @@ def observations(apache_kafka, tmp_path_factory):
 # (-1); INVALID_RECORD (87) tells the client the batch itself is at fault.
 DELIBERATE = {("wire", "garbage gzip payload"): (87, -1)}
 
+
 @pytest.mark.parametrize("part", ["admin", "data", "wire"])
 def test_clients_see_the_same_as_on_apache_kafka(observations, part):
     ours, theirs = dict(observations[0][part]), dict(observations[1][part])

@@ -285,7 +285,7 @@ def test_a_killed_consumer_protocol_member_is_expired_and_its_partitions_move(gr
 def test_a_consumer_protocol_group_survives_a_restart_of_its_coordinator(gregor_factory, tmp_path):
     """KIP-848 members keep their epochs and assignments through a kill -9
     and restart of the coordinator: the group is stored in
-    __consumer_offsets as Kafka stores it (Kafka's own formatter reads it)
+    __consumer_offsets as Kafka stores it (Kafka's own log dump decodes it)
     and resumed with fresh sessions, so nobody is fenced and rejoins."""
     broker = gregor_factory(props={"group.consumer.heartbeat.interval.ms": "500",
                                    "offsets.topic.num.partitions": "3"})
@@ -302,7 +302,7 @@ def test_a_consumer_protocol_group_survives_a_restart_of_its_coordinator(gregor_
             stdout=open(outputs[name], "w"), stderr=subprocess.DEVNULL)
 
     def members():
-        """(member id, epoch, assigned partitions) of each member, and whether all are stable."""
+        """(member id, epoch, partition count) of each member, and the tool's output."""
         out = kafka_tool("kafka-consumer-groups", "--bootstrap-server", broker.bootstrap, "--describe",
                          "--group", group, "--members", "--verbose", check=False).stdout
         lines = out.splitlines()

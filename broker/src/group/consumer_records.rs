@@ -272,6 +272,18 @@ impl StoredConsumerGroup {
         fn set<T>(slot: &mut Option<T>, value: Option<T>) -> usize {
             usize::from(std::mem::replace(slot, value).is_some())
         }
+        // The member a record is about; a tombstone creates none.
+        fn member_of(
+            g: &mut StoredConsumerGroup,
+            id: String,
+            create: bool,
+        ) -> Option<&mut StoredMember> {
+            if create {
+                Some(g.members.entry(id).or_default())
+            } else {
+                g.members.get_mut(&id)
+            }
+        }
         match rec {
             R::GroupEpoch { group, epoch: None } => usize::from(groups.remove(&group).is_some()),
             R::GroupEpoch {
@@ -290,44 +302,33 @@ impl StoredConsumerGroup {
             R::Member {
                 group,
                 member,
+                value: None,
+            } => usize::from(
+                groups
+                    .entry(group)
+                    .or_default()
+                    .members
+                    .remove(&member)
+                    .is_some(),
+            ),
+            R::Member {
+                group,
+                member,
                 value,
-            } => {
-                let g = groups.entry(group).or_default();
-                match value {
-                    Some(m) => set(&mut g.members.entry(member).or_default().metadata, Some(m)),
-                    None => usize::from(g.members.remove(&member).is_some()),
-                }
-            }
+            } => member_of(groups.entry(group).or_default(), member, true)
+                .map_or(0, |m| set(&mut m.metadata, value)),
             R::Target {
                 group,
                 member,
                 value,
-            } => {
-                let g = groups.entry(group).or_default();
-                match g.members.get_mut(&member) {
-                    Some(m) => set(&mut m.target, value),
-                    None if value.is_some() => {
-                        g.members.entry(member).or_default().target = value;
-                        0
-                    }
-                    None => 0,
-                }
-            }
+            } => member_of(groups.entry(group).or_default(), member, value.is_some())
+                .map_or(0, |m| set(&mut m.target, value)),
             R::Current {
                 group,
                 member,
                 value,
-            } => {
-                let g = groups.entry(group).or_default();
-                match g.members.get_mut(&member) {
-                    Some(m) => set(&mut m.current, value),
-                    None if value.is_some() => {
-                        g.members.entry(member).or_default().current = value;
-                        0
-                    }
-                    None => 0,
-                }
-            }
+            } => member_of(groups.entry(group).or_default(), member, value.is_some())
+                .map_or(0, |m| set(&mut m.current, value)),
         }
     }
 

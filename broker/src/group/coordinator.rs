@@ -664,12 +664,14 @@ impl GroupCoordinator {
         let mut inner = self.lock();
         let mut changed = Vec::new();
         for (group_id, group) in inner.consumer_groups.iter_mut() {
-            for id in group.expire(now) {
+            let gone = group.expire(now);
+            for id in &gone {
                 tracing::info!(group = %group_id, member = %id, "member session expired");
+            }
+            if !gone.is_empty() {
                 changed.push(group_id.clone());
             }
         }
-        changed.dedup();
         for group_id in changed {
             self.persist_consumer_group(&mut inner, &group_id);
         }

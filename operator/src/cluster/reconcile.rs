@@ -4,7 +4,7 @@
 //! decision, report status and events.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::StatefulSet;
@@ -452,17 +452,14 @@ impl<'a> Pass<'a> {
     /// or fails another way, since the last pass; a failure that lasts is
     /// told once (again after an operator restart, which forgets).
     async fn tell_failures(&self, failing: &[Failure]) -> Result<(), Error> {
-        let tell: Vec<Failure> = {
-            let mut all = self
-                .ctx
-                .told
-                .lock()
-                .map_err(|_| Error::Missing("failure memory (poisoned lock)"))?;
-            let previous = all.remove(&self.key()).unwrap_or_default();
-            let (tell, told) = failures::to_tell(&previous, failing);
-            all.insert(self.key(), told);
-            tell.into_iter().cloned().collect()
-        };
+        let tell: Vec<Failure> = self.remember(
+            &self.ctx.told,
+            "failure memory (poisoned lock)",
+            |previous| {
+                let (tell, told) = failures::to_tell(&previous, failing);
+                (tell.into_iter().cloned().collect(), told)
+            },
+        )?;
         for f in tell {
             self.ctx
                 .event(self.kc, true, f.kind.reason(), f.message)
@@ -517,17 +514,14 @@ impl<'a> Pass<'a> {
         replicas: i32,
     ) -> Result<Option<String>, Error> {
         let now = self.ctx.now();
-        let troubles = {
-            let mut all = self
-                .ctx
-                .troubles
-                .lock()
-                .map_err(|_| Error::Missing("healing memory (poisoned lock)"))?;
-            let previous = all.remove(&self.key()).unwrap_or_default();
-            let next = health::observe(&previous, now, brokers, kafka);
-            all.insert(self.key(), next.clone());
-            next
-        };
+        let troubles = self.remember(
+            &self.ctx.troubles,
+            "healing memory (poisoned lock)",
+            |previous| {
+                let next = health::observe(&previous, now, brokers, kafka);
+                (next.clone(), next)
+            },
+        )?;
         let note = (!troubles.is_empty()).then(|| {
             troubles
                 .iter()
@@ -629,6 +623,21 @@ impl<'a> Pass<'a> {
     /// The cluster's key in the operator's memories (healing, failures).
     fn key(&self) -> String {
         format!("{}/{}", self.names.namespace, self.names.cluster)
+    }
+
+    /// Replaces this cluster's entry in one of the operator's memories with
+    /// what `next` makes of the previous one, and returns `next`'s answer.
+    fn remember<T: Default, R>(
+        &self,
+        memory: &Mutex<BTreeMap<String, T>>,
+        what: &'static str,
+        next: impl FnOnce(T) -> (R, T),
+    ) -> Result<R, Error> {
+        let mut all = memory.lock().map_err(|_| Error::Missing(what))?;
+        let previous = all.remove(&self.key()).unwrap_or_default();
+        let (answer, entry) = next(previous);
+        all.insert(self.key(), entry);
+        Ok(answer)
     }
 }
 
