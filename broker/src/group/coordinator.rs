@@ -23,8 +23,8 @@ use kafka_protocol::ResponseError;
 use tokio::sync::oneshot;
 
 use super::consumer::ConsumerGroup;
-use super::offset_records::GroupMetadata;
-use super::offsets::{Committed, OffsetStore, OffsetStoreError};
+use super::offset_records::{Committed, GroupMetadata};
+use super::offsets::{OffsetStore, OffsetStoreError};
 use super::state::{Group, GroupError, GroupState, Member};
 use crate::clock::now_ms;
 use crate::partition::{Partition, Replication};

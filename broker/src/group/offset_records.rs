@@ -9,7 +9,6 @@
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
 use super::consumer_records::ConsumerGroupRecord;
-use super::offsets::Committed;
 
 /// Key version of an offset commit.
 const OFFSET_KEY_VERSION: i16 = 1;
@@ -17,6 +16,17 @@ const OFFSET_KEY_VERSION: i16 = 1;
 const GROUP_KEY_VERSION: i16 = 2;
 /// Group metadata value version written (the last non-flexible one).
 const GROUP_VALUE_VERSION: i16 = 3;
+
+/// One committed offset, as an offset commit record holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Committed {
+    /// Next offset the group will read.
+    pub offset: i64,
+    /// Leader epoch the client saw, or -1.
+    pub leader_epoch: i32,
+    /// Client-supplied metadata.
+    pub metadata: String,
+}
 
 /// A classic group as stored: enough to resume it after a restart.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]

@@ -9,10 +9,9 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use kafka_protocol::records::{Compression, RecordBatchDecoder};
-use serde::{Deserialize, Serialize};
 
 use super::consumer_records::StoredConsumerGroup;
-use super::offset_records::{self, GroupMetadata, OffsetRecord};
+use super::offset_records::{self, Committed, GroupMetadata, OffsetRecord};
 use crate::clock::now_ms;
 use crate::log::batch;
 use crate::partition::{Appended, Partition, PartitionError};
@@ -23,17 +22,6 @@ pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
 /// Records per batch when writing many commits at once; with metadata of at
 /// most 4 KiB each this stays under the topic's `max.message.bytes`.
 const BATCH_RECORDS: usize = 100;
-
-/// One committed offset.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Committed {
-    /// Next offset the group will read.
-    pub offset: i64,
-    /// Leader epoch the client saw, or -1.
-    pub leader_epoch: i32,
-    /// Client-supplied metadata.
-    pub metadata: String,
-}
 
 /// Why the offsets topic could not be read or written.
 #[derive(Debug, thiserror::Error)]
