@@ -10,6 +10,7 @@ pub mod consumer;
 pub mod consumer_records;
 pub mod coordinator;
 pub mod heartbeat;
+pub mod leadership;
 pub mod offset_records;
 pub mod offsets;
 pub mod state;

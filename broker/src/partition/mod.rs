@@ -317,6 +317,14 @@ impl Partition {
         matches!(self.lock().role, Role::Leader(_))
     }
 
+    /// The leader epoch this replica leads in (`None` when following).
+    pub fn leader_epoch(&self) -> Option<i32> {
+        match &self.lock().role {
+            Role::Leader(l) => Some(l.epoch),
+            Role::Follower { .. } => None,
+        }
+    }
+
     /// The in-sync replicas when leading, for `min.insync.replicas`.
     pub fn in_sync(&self) -> Option<InSync> {
         match &self.lock().role {
