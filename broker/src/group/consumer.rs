@@ -14,6 +14,7 @@ use super::assignor::{self, MemberSubscription, TopicPartition};
 use super::consumer_records::{
     member_state, CurrentAssignment, MemberRecord, Partitions, StoredConsumerGroup, StoredMember,
 };
+use super::error::GroupError;
 
 /// Epoch a member sends to join.
 pub const JOIN_EPOCH: i32 = 0;
@@ -21,19 +22,6 @@ pub const JOIN_EPOCH: i32 = 0;
 pub const LEAVE_EPOCH: i32 = -1;
 /// Epoch a static member sends to leave for a while.
 pub const STATIC_LEAVE_EPOCH: i32 = -2;
-
-/// Why a heartbeat is refused; each maps to a Kafka error code.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ConsumerGroupError {
-    /// UNKNOWN_MEMBER_ID
-    UnknownMember,
-    /// FENCED_MEMBER_EPOCH: the member must drop its partitions and rejoin.
-    FencedEpoch,
-    /// INVALID_REQUEST: a join without a subscription.
-    MissingSubscription,
-    /// UNRELEASED_INSTANCE_ID: another live member uses the instance id.
-    UnreleasedInstance,
-}
 
 /// One member.
 #[derive(Debug, Clone)]
@@ -157,10 +145,10 @@ impl ConsumerGroup {
         partitions: &BTreeMap<String, i32>,
         session_timeout: Duration,
         now: Instant,
-    ) -> Result<HeartbeatReply, ConsumerGroupError> {
+    ) -> Result<HeartbeatReply, GroupError> {
         if hb.epoch == LEAVE_EPOCH || hb.epoch == STATIC_LEAVE_EPOCH {
             if self.members.remove(&hb.member_id).is_none() {
-                return Err(ConsumerGroupError::UnknownMember);
+                return Err(GroupError::UnknownMember);
             }
             self.bump(partitions);
             return Ok(HeartbeatReply {
@@ -172,7 +160,7 @@ impl ConsumerGroup {
         let mut send_assignment: bool;
         if hb.epoch == JOIN_EPOCH {
             let Some(subscriptions) = hb.subscriptions.clone() else {
-                return Err(ConsumerGroupError::MissingSubscription);
+                return Err(GroupError::MissingSubscription);
             };
             if let Some(instance) = &hb.instance_id {
                 // A static member replaces its previous incarnation only
@@ -183,7 +171,7 @@ impl ConsumerGroup {
                     .find(|m| m.instance_id.as_ref() == Some(instance) && m.id != hb.member_id)
                     .map(|m| m.id.clone());
                 if holder.is_some() {
-                    return Err(ConsumerGroupError::UnreleasedInstance);
+                    return Err(GroupError::UnreleasedInstance);
                 }
             }
             let member = ConsumerMember {
@@ -209,16 +197,16 @@ impl ConsumerGroup {
             send_assignment = true;
         } else {
             let Some(m) = self.members.get(&hb.member_id) else {
-                return Err(ConsumerGroupError::UnknownMember);
+                return Err(GroupError::UnknownMember);
             };
             if hb.epoch != m.epoch && hb.epoch != m.previous_epoch {
-                return Err(ConsumerGroupError::FencedEpoch);
+                return Err(GroupError::FencedMemberEpoch);
             }
             // A client one epoch behind may have missed our last answer.
             send_assignment = hb.epoch != m.epoch;
         }
         let Some(m) = self.members.get_mut(&hb.member_id) else {
-            return Err(ConsumerGroupError::UnknownMember);
+            return Err(GroupError::UnknownMember);
         };
         m.last_seen = now;
         m.session_timeout = session_timeout;
@@ -555,14 +543,14 @@ mod tests {
         let mut g = ConsumerGroup::new("g");
         g.heartbeat(join("a"), &parts, t, now).expect("join");
         let cases = [
-            (beat("nobody", 1, None), ConsumerGroupError::UnknownMember),
-            (beat("a", 7, None), ConsumerGroupError::FencedEpoch),
+            (beat("nobody", 1, None), GroupError::UnknownMember),
+            (beat("a", 7, None), GroupError::FencedMemberEpoch),
             (
                 Heartbeat {
                     subscriptions: None,
                     ..join("b")
                 },
-                ConsumerGroupError::MissingSubscription,
+                GroupError::MissingSubscription,
             ),
         ];
         for (hb, want) in cases {

@@ -1,8 +1,10 @@
 //! Committed offsets: kept in memory, written as records to the internal
-//! `__consumer_offsets` topic (see `offset_records`), and rebuilt from it at
-//! start-up. A group's commits go to one partition of that topic, chosen as
-//! Kafka chooses it. Superseded records are dropped by a checkpoint: the
-//! live commits are written again and everything before them deleted.
+//! `__consumer_offsets` topic (see `offset_records`), and rebuilt from it
+//! when this broker comes to lead a partition of it (read apart from the
+//! store, `LoadedPartition`, then merged). A group's commits go to one
+//! partition of that topic, chosen as Kafka chooses it. Superseded records
+//! are dropped by a checkpoint: the live commits are written again and
+//! everything before them deleted.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -53,6 +55,142 @@ pub enum OffsetStoreError {
 /// Offsets of one group: (topic, partition) → committed.
 pub type GroupOffsets = BTreeMap<(String, i32), Committed>;
 
+/// What the records of the offsets topic say, record by record applied:
+/// each group's offsets, each classic group's membership and each
+/// consumer-protocol group.
+#[derive(Debug, Default)]
+pub struct StoredGroups {
+    offsets: BTreeMap<String, GroupOffsets>,
+    metadata: BTreeMap<String, GroupMetadata>,
+    consumer_groups: BTreeMap<String, StoredConsumerGroup>,
+}
+
+impl StoredGroups {
+    /// Stored membership of every classic group, as of its last rebalance.
+    pub fn group_metadata(&self) -> &BTreeMap<String, GroupMetadata> {
+        &self.metadata
+    }
+
+    /// Consumer-protocol groups as stored, to resume them.
+    pub fn consumer_groups(&self) -> &BTreeMap<String, StoredConsumerGroup> {
+        &self.consumer_groups
+    }
+
+    /// Applies one record; returns how many earlier records it supersedes.
+    fn apply(&mut self, rec: OffsetRecord) -> usize {
+        match rec {
+            OffsetRecord::Commit {
+                group,
+                topic,
+                partition,
+                committed,
+            } => usize::from(
+                self.offsets
+                    .entry(group)
+                    .or_default()
+                    .insert((topic, partition), committed)
+                    .is_some(),
+            ),
+            OffsetRecord::Delete {
+                group,
+                topic,
+                partition,
+            } => {
+                let Some(g) = self.offsets.get_mut(&group) else {
+                    return 0;
+                };
+                let removed = usize::from(g.remove(&(topic, partition)).is_some());
+                if g.is_empty() {
+                    self.offsets.remove(&group);
+                }
+                removed
+            }
+            OffsetRecord::Group { group, metadata } => {
+                let previous = match metadata {
+                    Some(m) => self.metadata.insert(group, m),
+                    None => self.metadata.remove(&group),
+                };
+                usize::from(previous.is_some())
+            }
+            OffsetRecord::ConsumerGroup(rec) => {
+                StoredConsumerGroup::apply(&mut self.consumer_groups, rec)
+            }
+        }
+    }
+
+    /// Records a checkpoint would write again.
+    fn live_count(&self) -> usize {
+        self.offsets.values().map(|g| g.len()).sum::<usize>()
+            + self.metadata.len()
+            + self
+                .consumer_groups
+                .values()
+                .map(|g| 2 + 3 * g.members.len())
+                .sum::<usize>()
+    }
+
+    /// Takes in the groups of another partition.
+    fn absorb(&mut self, other: StoredGroups) {
+        self.offsets.extend(other.offsets);
+        self.metadata.extend(other.metadata);
+        self.consumer_groups.extend(other.consumer_groups);
+    }
+
+    /// Forgets every group `mine` selects.
+    fn forget(&mut self, mine: impl Fn(&String) -> bool) {
+        self.offsets.retain(|g, _| !mine(g));
+        self.metadata.retain(|g, _| !mine(g));
+        self.consumer_groups.retain(|g, _| !mine(g));
+    }
+}
+
+/// One offsets partition's log, read and decoded apart from the store (and
+/// so without the coordinator's lock), to be merged into it.
+#[derive(Debug)]
+pub struct LoadedPartition {
+    /// Its groups.
+    pub groups: StoredGroups,
+    /// Records read, live or superseded.
+    records: usize,
+}
+
+impl LoadedPartition {
+    /// Reads `p`'s log from its start and applies every record.
+    pub fn read(p: &Partition) -> Result<LoadedPartition, OffsetStoreError> {
+        let fail = |source| OffsetStoreError::Partition {
+            partition: p.index,
+            source,
+        };
+        let mut loaded = LoadedPartition {
+            groups: StoredGroups::default(),
+            records: 0,
+        };
+        let mut offset = p.watermarks().log_start_offset;
+        loop {
+            let (mut data, marks) = p.read(offset, 1 << 20, true, true).map_err(fail)?;
+            if data.is_empty() || offset >= marks.log_end_offset {
+                return Ok(loaded);
+            }
+            // Every batch of the read: decoding only the first and reading
+            // again from there made loading quadratic in the batches.
+            let sets = RecordBatchDecoder::decode_all(&mut data).map_err(|e| {
+                OffsetStoreError::Decode {
+                    partition: p.index,
+                    reason: format!("{e:#}"),
+                }
+            })?;
+            for r in sets.iter().flat_map(|set| &set.records) {
+                offset = offset.max(r.offset + 1);
+                loaded.records += 1;
+                let Some(key) = &r.key else { continue };
+                if let Some(rec) = offset_records::decode(key, r.value.as_deref()) {
+                    loaded.groups.apply(rec);
+                }
+            }
+        }
+    }
+}
+
 /// The committed offsets, and the classic groups' membership, of the
 /// groups whose `__consumer_offsets` partitions this broker leads (loaded).
 pub struct OffsetStore {
@@ -60,10 +198,7 @@ pub struct OffsetStore {
     count: i32,
     /// The partitions loaded, by index.
     loaded: BTreeMap<i32, Arc<Partition>>,
-    groups: BTreeMap<String, GroupOffsets>,
-    metadata: BTreeMap<String, GroupMetadata>,
-    /// Consumer-protocol groups as their records last said.
-    consumer_groups: BTreeMap<String, StoredConsumerGroup>,
+    stored: StoredGroups,
     /// Records in the topic that a checkpoint would drop.
     superseded: usize,
     /// The partition and the last write to it, which the caller may wait
@@ -77,9 +212,7 @@ impl OffsetStore {
         OffsetStore {
             count: count.max(1),
             loaded: BTreeMap::new(),
-            groups: BTreeMap::new(),
-            metadata: BTreeMap::new(),
-            consumer_groups: BTreeMap::new(),
+            stored: StoredGroups::default(),
             superseded: 0,
             last_write: None,
         }
@@ -105,78 +238,31 @@ impl OffsetStore {
         self.loaded.keys().copied()
     }
 
-    /// Loads the groups of partition `p` (now led here) from its log, then
-    /// checkpoints when most of what is stored is superseded.
-    pub fn load(&mut self, p: Arc<Partition>) -> Result<(), OffsetStoreError> {
-        let records = self.replay(&p)?;
+    /// Serves the groups of partition `p` (now led here) as `loaded` read
+    /// them from its log, then checkpoints when most of what is stored is
+    /// superseded.
+    pub fn merge(
+        &mut self,
+        p: Arc<Partition>,
+        loaded: LoadedPartition,
+    ) -> Result<(), OffsetStoreError> {
+        self.superseded += loaded.records.saturating_sub(loaded.groups.live_count());
+        self.stored.absorb(loaded.groups);
         self.loaded.insert(p.index, p);
-        self.superseded += records.saturating_sub(self.live_count());
         self.checkpoint_if_worthwhile()
     }
 
-    /// Forgets the groups of partition `index` (led elsewhere now); returns
-    /// their ids.
-    pub fn unload(&mut self, index: i32) -> Vec<String> {
+    /// Forgets the groups of partition `index` (led elsewhere now).
+    pub fn unload(&mut self, index: i32) {
         self.loaded.remove(&index);
         let count = self.count;
-        let mine = |g: &String| offset_records::partition_for(g, count) == index;
-        let mut gone: Vec<String> = self.groups.keys().filter(|g| mine(g)).cloned().collect();
-        gone.extend(self.metadata.keys().filter(|g| mine(g)).cloned());
-        gone.extend(self.consumer_groups.keys().filter(|g| mine(g)).cloned());
-        gone.sort();
-        gone.dedup();
-        for g in &gone {
-            self.groups.remove(g);
-            self.metadata.remove(g);
-            self.consumer_groups.remove(g);
-        }
-        gone
-    }
-
-    fn replay(&mut self, p: &Partition) -> Result<usize, OffsetStoreError> {
-        let fail = |source| OffsetStoreError::Partition {
-            partition: p.index,
-            source,
-        };
-        let mut offset = p.watermarks().log_start_offset;
-        let mut count = 0;
-        loop {
-            let (mut data, marks) = p.read(offset, 1 << 20, true, true).map_err(fail)?;
-            if data.is_empty() || offset >= marks.log_end_offset {
-                return Ok(count);
-            }
-            // Every batch of the read: decoding only the first and reading
-            // again from there made loading quadratic in the batches.
-            let sets = RecordBatchDecoder::decode_all(&mut data).map_err(|e| {
-                OffsetStoreError::Decode {
-                    partition: p.index,
-                    reason: format!("{e:#}"),
-                }
-            })?;
-            for r in sets.iter().flat_map(|set| &set.records) {
-                offset = offset.max(r.offset + 1);
-                count += 1;
-                let Some(key) = &r.key else { continue };
-                if let Some(rec) = offset_records::decode(key, r.value.as_deref()) {
-                    self.apply(rec);
-                }
-            }
-        }
-    }
-
-    fn live_count(&self) -> usize {
-        self.groups.values().map(|g| g.len()).sum::<usize>()
-            + self.metadata.len()
-            + self
-                .consumer_groups
-                .values()
-                .map(|g| 2 + 3 * g.members.len())
-                .sum::<usize>()
+        self.stored
+            .forget(|g| offset_records::partition_for(g, count) == index);
     }
 
     /// Stored membership of every classic group, as of the last rebalance.
     pub fn group_metadata(&self) -> &BTreeMap<String, GroupMetadata> {
-        &self.metadata
+        self.stored.group_metadata()
     }
 
     /// Records a classic group's membership (`None`: the group is gone).
@@ -191,13 +277,8 @@ impl OffsetStore {
             group: group.to_string(),
             metadata,
         };
-        self.superseded += self.apply(rec);
+        self.superseded += self.stored.apply(rec);
         self.checkpoint_if_worthwhile()
-    }
-
-    /// Consumer-protocol groups as stored, to resume them.
-    pub fn consumer_groups(&self) -> &BTreeMap<String, StoredConsumerGroup> {
-        &self.consumer_groups
     }
 
     /// Records a consumer-protocol group's new state (`None`: the group is
@@ -207,68 +288,29 @@ impl OffsetStore {
         group: &str,
         stored: Option<StoredConsumerGroup>,
     ) -> Result<(), OffsetStoreError> {
-        let records =
-            StoredConsumerGroup::changes(group, self.consumer_groups.get(group), stored.as_ref());
+        let records = StoredConsumerGroup::changes(
+            group,
+            self.stored.consumer_groups.get(group),
+            stored.as_ref(),
+        );
         if records.is_empty() {
             return Ok(());
         }
         self.write(group, records.iter().map(|r| r.encode()).collect())?;
         for rec in records {
-            self.superseded += self.apply(OffsetRecord::ConsumerGroup(rec));
+            self.superseded += self.stored.apply(OffsetRecord::ConsumerGroup(rec));
         }
         self.checkpoint_if_worthwhile()
     }
 
-    /// Applies one record; returns how many earlier records it supersedes.
-    fn apply(&mut self, rec: OffsetRecord) -> usize {
-        match rec {
-            OffsetRecord::Commit {
-                group,
-                topic,
-                partition,
-                committed,
-            } => usize::from(
-                self.groups
-                    .entry(group)
-                    .or_default()
-                    .insert((topic, partition), committed)
-                    .is_some(),
-            ),
-            OffsetRecord::Delete {
-                group,
-                topic,
-                partition,
-            } => {
-                let Some(g) = self.groups.get_mut(&group) else {
-                    return 0;
-                };
-                let removed = usize::from(g.remove(&(topic, partition)).is_some());
-                if g.is_empty() {
-                    self.groups.remove(&group);
-                }
-                removed
-            }
-            OffsetRecord::Group { group, metadata } => {
-                let previous = match metadata {
-                    Some(m) => self.metadata.insert(group, m),
-                    None => self.metadata.remove(&group),
-                };
-                usize::from(previous.is_some())
-            }
-            OffsetRecord::ConsumerGroup(rec) => {
-                StoredConsumerGroup::apply(&mut self.consumer_groups, rec)
-            }
-        }
-    }
-
     /// A group's offsets, if it has any.
     pub fn group(&self, group: &str) -> Option<&GroupOffsets> {
-        self.groups.get(group)
+        self.stored.offsets.get(group)
     }
 
     /// Ids of every group with committed offsets.
     pub fn group_ids(&self) -> impl Iterator<Item = &String> {
-        self.groups.keys()
+        self.stored.offsets.keys()
     }
 
     /// The loaded partition holding `group`'s records.
@@ -303,7 +345,7 @@ impl OffsetStore {
                 partition,
                 committed,
             };
-            self.superseded += self.apply(rec);
+            self.superseded += self.stored.apply(rec);
         }
         self.checkpoint_if_worthwhile()
     }
@@ -324,14 +366,15 @@ impl OffsetStore {
             topic: topic.to_string(),
             partition,
         };
-        self.superseded += self.apply(rec) + 1;
+        self.superseded += self.stored.apply(rec) + 1;
         Ok(())
     }
 
     /// Forgets a whole group.
     pub fn drop_group(&mut self, group: &str) -> Result<(), OffsetStoreError> {
         let keys: Vec<(String, i32)> = self
-            .groups
+            .stored
+            .offsets
             .get(group)
             .map(|g| g.keys().cloned().collect())
             .unwrap_or_default();
@@ -341,7 +384,7 @@ impl OffsetStore {
             .collect();
         self.write(group, tombstones)?;
         self.superseded += 2 * keys.len();
-        self.groups.remove(group);
+        self.stored.offsets.remove(group);
         Ok(())
     }
 
@@ -374,7 +417,7 @@ impl OffsetStore {
     /// superseded records outnumber live ones (and there are enough to
     /// matter).
     fn checkpoint_if_worthwhile(&mut self) -> Result<(), OffsetStoreError> {
-        if self.superseded < 10_000 || self.superseded < 2 * self.live_count() {
+        if self.superseded < 10_000 || self.superseded < 2 * self.stored.live_count() {
             return Ok(());
         }
         let now = now_ms();
@@ -387,7 +430,8 @@ impl OffsetStore {
             let start = p.watermarks().log_end_offset;
             let mine = |g: &String| offset_records::partition_for(g, count) == p.index;
             let mut live: Vec<(Bytes, Option<Bytes>)> = self
-                .groups
+                .stored
+                .offsets
                 .iter()
                 .filter(|(g, _)| mine(g))
                 .flat_map(|(g, offsets)| {
@@ -400,14 +444,21 @@ impl OffsetStore {
                 })
                 .collect();
             // Groups' membership is live state too.
-            live.extend(self.metadata.iter().filter(|(g, _)| mine(g)).map(|(g, m)| {
-                (
-                    offset_records::group_key(g),
-                    Some(offset_records::group_value(m)),
-                )
-            }));
             live.extend(
-                self.consumer_groups
+                self.stored
+                    .metadata
+                    .iter()
+                    .filter(|(g, _)| mine(g))
+                    .map(|(g, m)| {
+                        (
+                            offset_records::group_key(g),
+                            Some(offset_records::group_value(m)),
+                        )
+                    }),
+            );
+            live.extend(
+                self.stored
+                    .consumer_groups
                     .iter()
                     .filter(|(g, _)| mine(g))
                     .flat_map(|(g, stored)| StoredConsumerGroup::changes(g, None, Some(stored)))
@@ -456,7 +507,7 @@ fn append(
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::config::LogDefaults;
     use crate::metadata::image::ClusterImage;
@@ -465,7 +516,7 @@ mod tests {
 
     /// A registry on `dir` holding the offsets topic (3 partitions) on
     /// broker 1, as the metadata log would create it.
-    fn registry(dir: &std::path::Path) -> (TopicRegistry, Arc<Topic>) {
+    pub(in crate::group) fn registry(dir: &std::path::Path) -> (TopicRegistry, Arc<Topic>) {
         let topics = TopicRegistry::new(1, &[dir.to_path_buf()], LogDefaults::for_tests());
         let mut image = ClusterImage::default();
         image.apply(
@@ -497,7 +548,8 @@ mod tests {
     fn store(topic: &Topic) -> OffsetStore {
         let mut s = OffsetStore::new(topic.partitions.len() as i32);
         for p in topic.local() {
-            s.load(p.clone()).expect("load");
+            let loaded = LoadedPartition::read(p).expect("read");
+            s.merge(p.clone(), loaded).expect("merge");
         }
         s
     }

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
+use super::error::GroupError;
 use super::offset_records::{GroupMetadata, MemberMetadata};
 
 /// Kafka's group states.
@@ -57,17 +58,6 @@ pub struct Member {
     pub last_seen: Instant,
     /// Joined in the current rebalance.
     pub joined: bool,
-}
-
-/// Why a request is refused; each maps to a Kafka error code.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum GroupError {
-    /// UNKNOWN_MEMBER_ID
-    UnknownMember,
-    /// ILLEGAL_GENERATION
-    IllegalGeneration,
-    /// FENCED_INSTANCE_ID: a newer incarnation of a static member took over.
-    FencedInstance,
 }
 
 /// A consumer group.
@@ -186,6 +176,15 @@ impl Group {
         Ok(())
     }
 
+    /// A member's metadata for the group's chosen protocol.
+    pub fn metadata_of(&self, member: &Member) -> Bytes {
+        self.protocol
+            .as_ref()
+            .and_then(|p| member.protocols.iter().find(|(n, _)| n == p))
+            .map(|(_, md)| md.clone())
+            .unwrap_or_default()
+    }
+
     /// Removes a member; the last one leaving empties the group. Whether
     /// the others must rebalance is the coordinator's call.
     pub fn remove(&mut self, member: &str) -> bool {
@@ -206,11 +205,10 @@ impl Group {
     /// What is stored of the group once a rebalance settles: members with
     /// the chosen protocol's subscription and their assignment.
     pub fn to_metadata(&self, now_ms: i64) -> GroupMetadata {
-        let protocol = self.protocol.clone();
         GroupMetadata {
             protocol_type: self.protocol_type.clone().unwrap_or_default(),
             generation: self.generation,
-            protocol: protocol.clone(),
+            protocol: self.protocol.clone(),
             leader: self.leader.clone(),
             state_timestamp: now_ms,
             members: self
@@ -223,11 +221,7 @@ impl Group {
                     client_host: m.client_host.clone(),
                     rebalance_timeout_ms: m.rebalance_timeout.as_millis() as i32,
                     session_timeout_ms: m.session_timeout.as_millis() as i32,
-                    subscription: protocol
-                        .as_ref()
-                        .and_then(|p| m.protocols.iter().find(|(n, _)| n == p))
-                        .map(|(_, md)| md.clone())
-                        .unwrap_or_default(),
+                    subscription: self.metadata_of(m),
                     assignment: m.assignment.clone(),
                 })
                 .collect(),

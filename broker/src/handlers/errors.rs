@@ -2,6 +2,7 @@
 
 use kafka_protocol::ResponseError;
 
+use crate::group::GroupError;
 use crate::log::LogError;
 use crate::metadata::records::Refusal;
 use crate::partition::PartitionError;
@@ -41,6 +42,39 @@ pub fn refusal_error(r: &Refusal) -> ResponseError {
     }
 }
 
+/// The Kafka error for a refusal of the group coordinator.
+pub fn group_error(e: &GroupError) -> ResponseError {
+    match e {
+        GroupError::NotCoordinator | GroupError::CoordinatorMoved => ResponseError::NotCoordinator,
+        GroupError::LoadInProgress => ResponseError::CoordinatorLoadInProgress,
+        GroupError::InvalidGroupId => ResponseError::InvalidGroupId,
+        GroupError::MissingGroupId
+        | GroupError::MissingSubscription
+        | GroupError::RegexSubscription => ResponseError::InvalidRequest,
+        GroupError::InvalidSessionTimeout => ResponseError::InvalidSessionTimeout,
+        GroupError::InconsistentProtocol => ResponseError::InconsistentGroupProtocol,
+        GroupError::MemberIdRequired => ResponseError::MemberIdRequired,
+        GroupError::UnknownMember => ResponseError::UnknownMemberId,
+        GroupError::IllegalGeneration => ResponseError::IllegalGeneration,
+        GroupError::FencedInstance => ResponseError::FencedInstanceId,
+        GroupError::RebalanceInProgress => ResponseError::RebalanceInProgress,
+        GroupError::FencedMemberEpoch => ResponseError::FencedMemberEpoch,
+        GroupError::StaleMemberEpoch => ResponseError::StaleMemberEpoch,
+        GroupError::UnreleasedInstance => ResponseError::UnreleasedInstanceId,
+        GroupError::UnsupportedAssignor => ResponseError::UnsupportedAssignor,
+        // Both send an admin client on to the other protocol's APIs.
+        GroupError::GroupNotFound
+        | GroupError::ClassicGroupInUse
+        | GroupError::NotConsumerGroup(_) => ResponseError::GroupIdNotFound,
+        GroupError::NotEmpty => ResponseError::NonEmptyGroup,
+        GroupError::SubscribedToTopic => ResponseError::GroupSubscribedToTopic,
+        GroupError::UnknownTopicOrPartition => ResponseError::UnknownTopicOrPartition,
+        GroupError::MetadataTooLarge => ResponseError::OffsetMetadataTooLarge,
+        GroupError::ReplicationTimedOut => ResponseError::RequestTimedOut,
+        GroupError::Storage => ResponseError::KafkaStorageError,
+    }
+}
+
 /// The Kafka error for a failed partition read or write.
 pub fn partition_error(e: &PartitionError) -> ResponseError {
     match e {
@@ -70,5 +104,59 @@ pub fn log_error(e: &LogError) -> ResponseError {
             _ => ResponseError::CorruptMessage,
         },
         _ => ResponseError::KafkaStorageError,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn group_errors_table() {
+        // The refusals clients act on differently from their name.
+        let cases = [
+            (GroupError::CoordinatorMoved, ResponseError::NotCoordinator),
+            (
+                GroupError::LoadInProgress,
+                ResponseError::CoordinatorLoadInProgress,
+            ),
+            (GroupError::MissingGroupId, ResponseError::InvalidRequest),
+            (GroupError::InvalidGroupId, ResponseError::InvalidGroupId),
+            (GroupError::RegexSubscription, ResponseError::InvalidRequest),
+            (
+                GroupError::MissingSubscription,
+                ResponseError::InvalidRequest,
+            ),
+            (
+                GroupError::ClassicGroupInUse,
+                ResponseError::GroupIdNotFound,
+            ),
+            (
+                GroupError::NotConsumerGroup("g".into()),
+                ResponseError::GroupIdNotFound,
+            ),
+            (GroupError::NotEmpty, ResponseError::NonEmptyGroup),
+            (
+                GroupError::MetadataTooLarge,
+                ResponseError::OffsetMetadataTooLarge,
+            ),
+            (
+                GroupError::ReplicationTimedOut,
+                ResponseError::RequestTimedOut,
+            ),
+            (GroupError::Storage, ResponseError::KafkaStorageError),
+            (
+                GroupError::FencedMemberEpoch,
+                ResponseError::FencedMemberEpoch,
+            ),
+            (
+                GroupError::StaleMemberEpoch,
+                ResponseError::StaleMemberEpoch,
+            ),
+            (GroupError::FencedInstance, ResponseError::FencedInstanceId),
+        ];
+        for (e, want) in cases {
+            assert_eq!(group_error(&e), want, "{e:?}");
+        }
     }
 }

@@ -211,30 +211,28 @@ async fn dispatch(
         Rq::IncrementalAlterConfigs(r) => {
             Rs::IncrementalAlterConfigs(configs::incremental_alter_configs(node, r).await)
         }
-        Rq::FindCoordinator(r) => Rs::FindCoordinator(group::find_coordinator(node, ctx, r)),
-        Rq::JoinGroup(r) => Rs::JoinGroup(
-            node.groups
-                .join_group(r, v, &ctx.client_id, &ctx.client_host)
-                .await,
-        ),
-        Rq::SyncGroup(r) => Rs::SyncGroup(node.groups.sync_group(r, v).await),
-        Rq::Heartbeat(r) => Rs::Heartbeat(node.groups.heartbeat(r, v).await),
-        Rq::LeaveGroup(r) => Rs::LeaveGroup(node.groups.leave_group(r, v).await),
-        Rq::OffsetCommit(r) => Rs::OffsetCommit(node.groups.offset_commit(r, v).await),
-        Rq::OffsetFetch(r) => Rs::OffsetFetch(node.groups.offset_fetch(r, v).await),
-        Rq::DescribeGroups(r) => Rs::DescribeGroups(node.groups.describe_groups(r, v).await),
-        Rq::ListGroups(r) => Rs::ListGroups(node.groups.list_groups(r, v).await),
-        Rq::DeleteGroups(r) => Rs::DeleteGroups(node.groups.delete_groups(r, v).await),
+        Rq::FindCoordinator(r) => {
+            Rs::FindCoordinator(group::find_coordinator::find_coordinator(node, ctx, r))
+        }
+        Rq::JoinGroup(r) => Rs::JoinGroup(group::membership::join_group(node, ctx, r).await),
+        Rq::SyncGroup(r) => Rs::SyncGroup(group::membership::sync_group(node, ctx, r).await),
+        Rq::Heartbeat(r) => Rs::Heartbeat(group::membership::heartbeat(node, ctx, r)),
+        Rq::LeaveGroup(r) => Rs::LeaveGroup(group::membership::leave_group(node, ctx, r)),
+        Rq::OffsetCommit(r) => {
+            Rs::OffsetCommit(group::committed::offset_commit(node, ctx, r).await)
+        }
+        Rq::OffsetFetch(r) => Rs::OffsetFetch(group::committed::offset_fetch(node, ctx, r)),
+        Rq::DescribeGroups(r) => Rs::DescribeGroups(group::admin::describe_groups(node, ctx, r)),
+        Rq::ListGroups(r) => Rs::ListGroups(group::admin::list_groups(node, ctx, r)),
+        Rq::DeleteGroups(r) => Rs::DeleteGroups(group::admin::delete_groups(node, ctx, r)),
         Rq::DescribeLogDirs(r) => Rs::DescribeLogDirs(log_dirs::describe_log_dirs(node, r)),
         Rq::ConsumerGroupHeartbeat(r) => Rs::ConsumerGroupHeartbeat(
-            node.groups
-                .consumer_group_heartbeat(r, &ctx.client_id, &ctx.client_host)
-                .await,
+            group::consumer_heartbeat::consumer_group_heartbeat(node, ctx, r).await,
         ),
         Rq::ConsumerGroupDescribe(r) => {
-            Rs::ConsumerGroupDescribe(node.groups.consumer_group_describe(r).await)
+            Rs::ConsumerGroupDescribe(group::admin::consumer_group_describe(node, ctx, r))
         }
-        Rq::OffsetDelete(r) => Rs::OffsetDelete(node.groups.offset_delete(r, v).await),
+        Rq::OffsetDelete(r) => Rs::OffsetDelete(group::committed::offset_delete(node, ctx, r)),
         // `versions::is_supported` lets only the APIs above through.
         other => {
             tracing::error!(request = ?other, "no handler for an advertised API");

@@ -1,14 +1,12 @@
-//! FindCoordinator; the group protocol itself lives in `crate::group`.
-
-use std::sync::Arc;
+//! FindCoordinator: which broker coordinates a group.
 
 use kafka_protocol::messages::find_coordinator_response::Coordinator;
 use kafka_protocol::messages::{BrokerId, FindCoordinatorRequest, FindCoordinatorResponse};
 use kafka_protocol::ResponseError;
 
-use super::text;
 use crate::group::offset_records::partition_for;
 use crate::group::offsets::OFFSETS_TOPIC;
+use crate::handlers::text;
 use crate::metadata::image::NO_LEADER;
 use crate::node::Node;
 use crate::protocol::RequestContext;
@@ -28,16 +26,16 @@ const NO_TRANSACTIONS: &str = "transactions are not supported by this broker yet
 /// (TRANSACTIONAL_ID_AUTHORIZATION_FAILED, the same the produce path gives),
 /// with a message that says why.
 pub fn find_coordinator(
-    node: &Arc<Node>,
+    node: &Node,
     ctx: &RequestContext,
-    req: FindCoordinatorRequest,
+    request: FindCoordinatorRequest,
 ) -> FindCoordinatorResponse {
     let image = node.image();
-    if req.key_type == KEY_TYPE_TRANSACTION {
+    if request.key_type == KEY_TYPE_TRANSACTION {
         tracing::warn!(peer = %ctx.client_host, client_id = %ctx.client_id, "transaction coordinator refused: {NO_TRANSACTIONS}");
     }
     let locate = |key: &str| -> Result<(i32, String, i32), ResponseError> {
-        if req.key_type == KEY_TYPE_TRANSACTION {
+        if request.key_type == KEY_TYPE_TRANSACTION {
             return Err(ResponseError::TransactionalIdAuthorizationFailed);
         }
         let topic = image
@@ -60,7 +58,7 @@ pub fn find_coordinator(
     };
     let mut resp = FindCoordinatorResponse::default();
     if ctx.api_version >= 4 {
-        resp.coordinators = req
+        resp.coordinators = request
             .coordinator_keys
             .iter()
             .map(|key| {
@@ -83,7 +81,7 @@ pub fn find_coordinator(
             })
             .collect();
     } else {
-        match locate(req.key.as_str()) {
+        match locate(request.key.as_str()) {
             Ok((id, host, port)) => {
                 resp.node_id = BrokerId(id);
                 resp.host = text(host);

@@ -1,0 +1,460 @@
+//! OffsetCommit, OffsetFetch and OffsetDelete: a group's committed offsets.
+
+use kafka_protocol::messages::offset_commit_response::{
+    OffsetCommitResponsePartition, OffsetCommitResponseTopic,
+};
+use kafka_protocol::messages::offset_delete_response::{
+    OffsetDeleteResponsePartition, OffsetDeleteResponseTopic,
+};
+use kafka_protocol::messages::offset_fetch_response::{
+    OffsetFetchResponseGroup, OffsetFetchResponsePartition, OffsetFetchResponsePartitions,
+    OffsetFetchResponseTopic, OffsetFetchResponseTopics,
+};
+use kafka_protocol::messages::{
+    GroupId, OffsetCommitRequest, OffsetCommitResponse, OffsetDeleteRequest, OffsetDeleteResponse,
+    OffsetFetchRequest, OffsetFetchResponse, TopicName,
+};
+
+use super::error_code;
+use crate::group::commits::{CommitRequest, PartitionOffset, TopicCommitted};
+use crate::group::membership::MemberIdentity;
+use crate::group::{Committed, GroupError};
+use crate::handlers::errors::group_error;
+use crate::handlers::text;
+use crate::node::Node;
+use crate::protocol::RequestContext;
+
+/// First OffsetFetch version with a top-level error; before it a group's
+/// error is given on every partition asked for.
+const TOP_LEVEL_ERROR_VERSION: i16 = 2;
+/// First OffsetFetch version that asks for several groups (KIP-709).
+const MULTI_GROUP_VERSION: i16 = 8;
+
+/// Commits offsets; each partition answers once its offset is replicated.
+pub async fn offset_commit(
+    node: &Node,
+    _ctx: &RequestContext,
+    request: OffsetCommitRequest,
+) -> OffsetCommitResponse {
+    let offsets = request
+        .topics
+        .iter()
+        .flat_map(|t| {
+            t.partitions.iter().map(|p| PartitionOffset {
+                topic: t.name.to_string(),
+                partition: p.partition_index,
+                committed: Committed {
+                    offset: p.committed_offset,
+                    leader_epoch: p.committed_leader_epoch,
+                    metadata: p
+                        .committed_metadata
+                        .as_ref()
+                        .map(|m| m.to_string())
+                        .unwrap_or_default(),
+                },
+            })
+        })
+        .collect();
+    let commit = CommitRequest {
+        group_id: request.group_id.to_string(),
+        member: MemberIdentity {
+            member_id: request.member_id.to_string(),
+            instance_id: request.group_instance_id.as_ref().map(|s| s.to_string()),
+            generation: request.generation_id_or_member_epoch,
+        },
+        offsets,
+    };
+    let outcome = node.groups.commit_offsets(commit).await;
+    // A refusal of the whole commit is every partition's answer.
+    let codes: Vec<i16> = match outcome {
+        Ok(results) => results.into_iter().map(error_code).collect(),
+        Err(e) => {
+            let count = request.topics.iter().map(|t| t.partitions.len()).sum();
+            vec![group_error(&e).code(); count]
+        }
+    };
+    let mut codes = codes.into_iter();
+    let mut resp = OffsetCommitResponse::default();
+    resp.topics = request
+        .topics
+        .into_iter()
+        .map(|t| {
+            let mut out = OffsetCommitResponseTopic::default();
+            out.name = t.name;
+            out.topic_id = t.topic_id;
+            out.partitions = t
+                .partitions
+                .iter()
+                .map(|p| {
+                    let mut rp = OffsetCommitResponsePartition::default();
+                    rp.partition_index = p.partition_index;
+                    rp.error_code = codes.next().unwrap_or_default();
+                    rp
+                })
+                .collect();
+            out
+        })
+        .collect();
+    resp
+}
+
+/// The partitions asked for, by topic (`None`: all the group has).
+type Wanted = Option<Vec<(String, Vec<i32>)>>;
+
+/// One group's part of an OffsetFetch: what was asked and what was found.
+#[derive(Debug)]
+struct GroupFetch {
+    group_id: GroupId,
+    wanted: Wanted,
+    found: Result<Vec<TopicCommitted>, GroupError>,
+}
+
+/// Answers OffsetFetch: one group before v8, several from v8.
+pub fn offset_fetch(
+    node: &Node,
+    ctx: &RequestContext,
+    request: OffsetFetchRequest,
+) -> OffsetFetchResponse {
+    let asked: Vec<(GroupId, Wanted)> = if ctx.api_version >= MULTI_GROUP_VERSION {
+        request
+            .groups
+            .into_iter()
+            .map(|g| {
+                let wanted = g.topics.map(|ts| {
+                    ts.into_iter()
+                        .map(|t| (t.name.to_string(), t.partition_indexes))
+                        .collect()
+                });
+                (g.group_id, wanted)
+            })
+            .collect()
+    } else {
+        let wanted = request.topics.map(|ts| {
+            ts.into_iter()
+                .map(|t| (t.name.to_string(), t.partition_indexes))
+                .collect()
+        });
+        vec![(request.group_id, wanted)]
+    };
+    let fetched = asked
+        .into_iter()
+        .map(|(group_id, wanted)| GroupFetch {
+            found: node.groups.fetch_offsets(&group_id, wanted.as_deref()),
+            group_id,
+            wanted,
+        })
+        .collect();
+    offset_fetch_response(ctx.api_version, fetched)
+}
+
+/// One partition of an OffsetFetch answer, in either layout.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Row {
+    partition: i32,
+    offset: i64,
+    leader_epoch: i32,
+    metadata: String,
+    error: i16,
+}
+
+impl Row {
+    fn found(partition: i32, committed: Option<Committed>) -> Row {
+        let c = committed.unwrap_or(Committed {
+            offset: -1,
+            leader_epoch: -1,
+            metadata: String::new(),
+        });
+        Row {
+            partition,
+            offset: c.offset,
+            leader_epoch: c.leader_epoch,
+            metadata: c.metadata,
+            error: 0,
+        }
+    }
+}
+
+/// A group's answer as rows: its error code and its partitions by topic.
+/// Before v2 there is no group error field, so a refused group's error is
+/// on every partition asked for.
+fn rows(version: i16, fetch: GroupFetch) -> (i16, Vec<(String, Vec<Row>)>) {
+    match fetch.found {
+        Ok(topics) => {
+            let rows = topics
+                .into_iter()
+                .map(|t| {
+                    let rows = t
+                        .partitions
+                        .into_iter()
+                        .map(|p| Row::found(p.partition, p.committed))
+                        .collect();
+                    (t.topic, rows)
+                })
+                .collect();
+            (0, rows)
+        }
+        Err(e) if version < TOP_LEVEL_ERROR_VERSION => {
+            let code = group_error(&e).code();
+            let rows = fetch
+                .wanted
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(topic, partitions)| {
+                    let rows = partitions
+                        .into_iter()
+                        .map(|p| Row {
+                            error: code,
+                            ..Row::found(p, None)
+                        })
+                        .collect();
+                    (topic, rows)
+                })
+                .collect();
+            (0, rows)
+        }
+        Err(e) => (group_error(&e).code(), Vec::new()),
+    }
+}
+
+/// The OffsetFetch response of every version, from each group's result:
+/// the single group at the top level before v8, a list of groups from v8.
+fn offset_fetch_response(version: i16, fetched: Vec<GroupFetch>) -> OffsetFetchResponse {
+    let mut resp = OffsetFetchResponse::default();
+    for fetch in fetched {
+        let group_id = fetch.group_id.clone();
+        let (error, topics) = rows(version, fetch);
+        if version >= MULTI_GROUP_VERSION {
+            let mut g = OffsetFetchResponseGroup::default();
+            g.group_id = group_id;
+            g.error_code = error;
+            g.topics = topics
+                .into_iter()
+                .map(|(name, rows)| {
+                    let mut t = OffsetFetchResponseTopics::default();
+                    t.name = TopicName(text(name));
+                    t.partitions = rows.into_iter().map(partitions_row).collect();
+                    t
+                })
+                .collect();
+            resp.groups.push(g);
+        } else {
+            resp.error_code = error;
+            resp.topics = topics
+                .into_iter()
+                .map(|(name, rows)| {
+                    let mut t = OffsetFetchResponseTopic::default();
+                    t.name = TopicName(text(name));
+                    t.partitions = rows.into_iter().map(partition_row).collect();
+                    t
+                })
+                .collect();
+        }
+    }
+    resp
+}
+
+/// A row in the single-group layout.
+fn partition_row(row: Row) -> OffsetFetchResponsePartition {
+    let mut p = OffsetFetchResponsePartition::default();
+    p.partition_index = row.partition;
+    p.committed_offset = row.offset;
+    p.committed_leader_epoch = row.leader_epoch;
+    p.metadata = Some(text(row.metadata));
+    p.error_code = row.error;
+    p
+}
+
+/// A row in the multi-group layout.
+fn partitions_row(row: Row) -> OffsetFetchResponsePartitions {
+    let mut p = OffsetFetchResponsePartitions::default();
+    p.partition_index = row.partition;
+    p.committed_offset = row.offset;
+    p.committed_leader_epoch = row.leader_epoch;
+    p.metadata = Some(text(row.metadata));
+    p.error_code = row.error;
+    p
+}
+
+/// Deletes a group's offsets of some partitions.
+pub fn offset_delete(
+    node: &Node,
+    _ctx: &RequestContext,
+    request: OffsetDeleteRequest,
+) -> OffsetDeleteResponse {
+    let partitions: Vec<(String, i32)> = request
+        .topics
+        .iter()
+        .flat_map(|t| {
+            t.partitions
+                .iter()
+                .map(|p| (t.name.to_string(), p.partition_index))
+        })
+        .collect();
+    let mut resp = OffsetDeleteResponse::default();
+    let mut codes = match node.groups.delete_offsets(&request.group_id, &partitions) {
+        Ok(results) => results.into_iter().map(error_code),
+        Err(e) => {
+            resp.error_code = group_error(&e).code();
+            return resp;
+        }
+    };
+    resp.topics = request
+        .topics
+        .into_iter()
+        .map(|t| {
+            let mut out = OffsetDeleteResponseTopic::default();
+            out.name = t.name;
+            out.partitions = t
+                .partitions
+                .iter()
+                .map(|p| {
+                    let mut rp = OffsetDeleteResponsePartition::default();
+                    rp.partition_index = p.partition_index;
+                    rp.error_code = codes.next().unwrap_or_default();
+                    rp
+                })
+                .collect();
+            out
+        })
+        .collect();
+    resp
+}
+
+#[cfg(test)]
+mod tests {
+    use kafka_protocol::ResponseError;
+
+    use super::*;
+    use crate::group::commits::PartitionCommitted;
+
+    fn committed(offset: i64) -> Committed {
+        Committed {
+            offset,
+            leader_epoch: 3,
+            metadata: "m".into(),
+        }
+    }
+
+    /// Group `g` asked for partitions 0 and 1 of `t`; offset 5 is
+    /// committed for partition 0.
+    fn fetched(group: &str, refused: Option<GroupError>) -> GroupFetch {
+        let found = TopicCommitted {
+            topic: "t".into(),
+            partitions: vec![
+                PartitionCommitted {
+                    partition: 0,
+                    committed: Some(committed(5)),
+                },
+                PartitionCommitted {
+                    partition: 1,
+                    committed: None,
+                },
+            ],
+        };
+        GroupFetch {
+            group_id: GroupId(text(group)),
+            wanted: Some(vec![("t".into(), vec![0, 1])]),
+            found: refused.map_or(Ok(vec![found]), Err),
+        }
+    }
+
+    /// A response flattened: top-level error, then per group its id, error
+    /// and (topic, partition, offset, error) rows.
+    type Flat = (i16, Vec<(String, i16, Vec<(String, i32, i64, i16)>)>);
+
+    fn flatten(r: &OffsetFetchResponse) -> Flat {
+        let single = r.topics.iter().flat_map(|t| {
+            t.partitions.iter().map(|p| {
+                (
+                    t.name.to_string(),
+                    p.partition_index,
+                    p.committed_offset,
+                    p.error_code,
+                )
+            })
+        });
+        let mut groups: Vec<_> = r
+            .groups
+            .iter()
+            .map(|g| {
+                let rows = g.topics.iter().flat_map(|t| {
+                    t.partitions.iter().map(|p| {
+                        (
+                            t.name.to_string(),
+                            p.partition_index,
+                            p.committed_offset,
+                            p.error_code,
+                        )
+                    })
+                });
+                (g.group_id.to_string(), g.error_code, rows.collect())
+            })
+            .collect();
+        let single: Vec<_> = single.collect();
+        if !single.is_empty() {
+            groups.insert(0, (String::new(), 0, single));
+        }
+        (r.error_code, groups)
+    }
+
+    #[test]
+    fn offset_fetch_layout_table() {
+        let nc = ResponseError::NotCoordinator.code();
+        let found = vec![("t".to_string(), 0, 5, 0), ("t".to_string(), 1, -1, 0)];
+        let refused = vec![("t".to_string(), 0, -1, nc), ("t".to_string(), 1, -1, nc)];
+        let single = |rows: &Vec<(String, i32, i64, i16)>| vec![(String::new(), 0, rows.clone())];
+        let cases: Vec<(i16, Vec<GroupFetch>, Flat)> = vec![
+            (1, vec![fetched("g", None)], (0, single(&found))),
+            // No group error field before v2: it is on every partition.
+            (
+                1,
+                vec![fetched("g", Some(GroupError::NotCoordinator))],
+                (0, single(&refused)),
+            ),
+            (
+                2,
+                vec![fetched("g", Some(GroupError::NotCoordinator))],
+                (nc, vec![]),
+            ),
+            (7, vec![fetched("g", None)], (0, single(&found))),
+            (
+                8,
+                vec![
+                    fetched("g", None),
+                    fetched("h", Some(GroupError::NotCoordinator)),
+                ],
+                (
+                    0,
+                    vec![("g".into(), 0, found.clone()), ("h".into(), nc, vec![])],
+                ),
+            ),
+        ];
+        for (version, groups, want) in cases {
+            let r = offset_fetch_response(version, groups);
+            assert_eq!(flatten(&r), want, "v{version}");
+        }
+    }
+
+    #[test]
+    fn offset_fetch_rows_carry_what_was_committed() {
+        let (error, topics) = rows(5, fetched("g", None));
+        assert_eq!(error, 0);
+        let want = vec![
+            Row {
+                partition: 0,
+                offset: 5,
+                leader_epoch: 3,
+                metadata: "m".into(),
+                error: 0,
+            },
+            Row {
+                partition: 1,
+                offset: -1,
+                leader_epoch: -1,
+                metadata: String::new(),
+                error: 0,
+            },
+        ];
+        assert_eq!(topics, vec![("t".to_string(), want)]);
+    }
+}
