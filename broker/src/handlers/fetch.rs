@@ -13,7 +13,7 @@ use tokio::sync::watch;
 
 use super::errors::partition_error;
 use crate::node::Node;
-use crate::partition::ReplicaFetch;
+use crate::partition::epochs::ReplicaFetch;
 use crate::protocol::RequestContext;
 
 /// Answers a fetch (no fetch sessions: session id 0 tells clients to send

@@ -9,7 +9,7 @@ use std::time::Duration;
 use crate::metadata::controller::{ControllerRequest, ControllerResponse};
 use crate::metadata::quorum::Quorum;
 use crate::metadata::records::{Applied, MetadataRecord};
-use crate::partition::IsrChange;
+use crate::partition::leader::IsrChange;
 
 /// The ISR changes in flight.
 #[derive(Default)]
