@@ -195,13 +195,13 @@ async fn dispatch(
         Rq::ListPartitionReassignments(r) => {
             Rs::ListPartitionReassignments(placement::list_partition_reassignments(node, r))
         }
-        Rq::Produce(r) => return produce::produce(node, r).await.map(Rs::Produce),
+        Rq::Produce(r) => return produce::produce(node, ctx, r).await.map(Rs::Produce),
         Rq::Fetch(r) => Rs::Fetch(fetch::fetch(node, ctx, r).await),
-        Rq::ListOffsets(r) => Rs::ListOffsets(offsets::list_offsets(node, r, v)),
+        Rq::ListOffsets(r) => Rs::ListOffsets(offsets::list_offsets(node, ctx, r)),
         Rq::OffsetForLeaderEpoch(r) => {
-            Rs::OffsetForLeaderEpoch(offsets::offset_for_leader_epoch(node, r))
+            Rs::OffsetForLeaderEpoch(offsets::offset_for_leader_epoch(node, ctx, r))
         }
-        Rq::DeleteRecords(r) => Rs::DeleteRecords(offsets::delete_records(node, r)),
+        Rq::DeleteRecords(r) => Rs::DeleteRecords(offsets::delete_records(node, ctx, r)),
         Rq::InitProducerId(r) => Rs::InitProducerId(producer::init_producer_id(node, r).await),
         Rq::CreateTopics(r) => Rs::CreateTopics(admin::create_topics(node, r, v).await),
         Rq::DeleteTopics(r) => Rs::DeleteTopics(admin::delete_topics(node, r).await),
