@@ -2,16 +2,23 @@
 //!
 //! A request travels `server` (listeners, one task per connection) →
 //! `protocol` (frames, API versions, decoding with `kafka-protocol`) →
-//! `handlers` (one module per API family) → the state in `node`:
+//! `handlers` (one module per API family, translating the request into calls
+//! on the services in `node` and their outcomes into the response) → the
+//! state in `node`:
 //! - [`config`] reads Kafka-style `server.properties` and `GREGOR_*` overrides.
 //! - [`metadata`] is the cluster's metadata quorum (openraft): brokers,
 //!   topics and partition leadership, decided by the active controller.
 //! - [`topic`] holds every topic and opens this broker's replicas, following
 //!   the metadata.
 //! - [`partition`] is one replica: its log, idempotent-producer state,
-//!   leader-epoch history and its role (leader or follower).
-//! - [`replication`] copies partitions from leaders to followers and keeps
-//!   the ISR and high watermark.
+//!   leader-epoch history and its role (a leader tracks its followers, the
+//!   ISR and the high watermark; a follower copies its leader).
+//! - [`replication`] works between brokers: followers fetch from their
+//!   leaders, leaders send ISR changes to the controller.
+//! - [`replica_manager`] serves this broker's replicas (Kafka's
+//!   ReplicaManager): produce with `acks`, fetch for consumers and
+//!   followers, offset lookups, the delayed produces and fetches the
+//!   partitions' events complete, and every ISR change a leader asks for.
 //! - [`log`] stores each partition as a segmented log of Kafka record batches;
 //!   [`log_dirs`] claims the directories it lives in for this process.
 //! - [`group`] coordinates consumer groups and their committed offsets, for
@@ -21,6 +28,10 @@
 //!   time-based flushing and ISR checks; [`clock`] is wall-clock time in
 //!   milliseconds; [`ids`] prints ids as Kafka does; [`dev`] writes the
 //!   configuration of `gregor dev`'s three brokers.
+//!
+//! The replica layers depend one way: `replica_manager` → `replication` →
+//! `partition` → `log`: a replica knows nothing of the brokers it is copied
+//! between, and replication nothing of how clients' requests are served.
 
 pub mod clock;
 pub mod config;
@@ -38,6 +49,7 @@ pub mod node;
 pub mod partition;
 pub mod producer_id;
 pub mod protocol;
+pub mod replica_manager;
 pub mod replication;
 pub mod server;
 pub mod topic;

@@ -30,15 +30,7 @@ pub async fn run_isr_checks(node: Arc<Node>) {
 }
 
 fn check_isr(node: &Node) {
-    let lag = node.config.replica_lag_time_max_ms as i64;
-    for topic in node.topics.all() {
-        for p in topic.local() {
-            if let Some(change) = p.isr_change(lag) {
-                node.isr
-                    .propose(&node.quorum, node.config.node_id, &p.topic, p.index, change);
-            }
-        }
-    }
+    node.replicas.check_isrs();
 }
 
 /// Flushes partitions whose `flush.ms` has passed, forever.

@@ -1,11 +1,10 @@
 //! This broker's shared state: configuration, its place in the metadata
-//! quorum, topics, groups and producer ids. Every connection's handlers read
-//! it through an `Arc<Node>`.
+//! quorum, topics and the service of their replicas, groups and producer
+//! ids. Every connection's handlers read it through an `Arc<Node>`.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use kafka_protocol::ResponseError;
 use tokio::sync::watch;
 use uuid::Uuid;
 
@@ -21,6 +20,7 @@ use crate::metadata::records::{Applied, BrokerEndpoint, Refusal};
 use crate::metadata::registration::{self, Registration, RegistrationError};
 use crate::partition::Partition;
 use crate::producer_id::ProducerIdAllocator;
+use crate::replica_manager::{ReplicaManager, ReplicaSettings};
 use crate::replication::fetcher::{self, FetchSettings, Followed};
 use crate::replication::isr::IsrProposer;
 use crate::topic::TopicRegistry;
@@ -63,8 +63,9 @@ pub struct Node {
     pub groups: Arc<GroupCoordinator>,
     /// Producer ids for idempotent producers.
     pub producer_ids: ProducerIdAllocator,
-    /// ISR changes this broker asks for as a leader.
-    pub isr: IsrProposer,
+    /// Produce, fetch and offset lookups on this broker's replicas, and the
+    /// ISR changes it asks for as a leader.
+    pub replicas: ReplicaManager,
     /// Request-path counters for `/metrics`.
     pub metrics: crate::metrics::Counters,
     /// This broker's registration epoch.
@@ -158,6 +159,14 @@ impl Node {
             topics.clone(),
         ));
         tokio::spawn(follow_offsets_leadership(topics.clone(), groups.clone()));
+        let replicas = ReplicaManager::new(
+            topics.clone(),
+            IsrProposer::new(quorum.clone(), config.node_id),
+            ReplicaSettings {
+                max_lag: Duration::from_millis(config.replica_lag_time_max_ms),
+                min_insync_replicas: config.log.min_insync_replicas,
+            },
+        );
         Ok(Arc::new(Node {
             config,
             cluster_id,
@@ -165,7 +174,7 @@ impl Node {
             topics,
             groups,
             producer_ids: ProducerIdAllocator::default(),
-            isr: IsrProposer::default(),
+            replicas,
             metrics: crate::metrics::Counters::default(),
             epoch,
             stop_heartbeats,
@@ -176,24 +185,6 @@ impl Node {
     /// The address this broker advertises on `listener`.
     pub fn endpoint(&self, listener: &str) -> Option<&Endpoint> {
         self.config.advertised_endpoint(listener)
-    }
-
-    /// This broker's replica of a partition; NOT_LEADER_OR_FOLLOWER when
-    /// the partition exists elsewhere, UNKNOWN_TOPIC_OR_PARTITION when not
-    /// at all.
-    pub fn replica(&self, topic: &str, index: i32) -> Result<Arc<Partition>, ResponseError> {
-        let t = self
-            .topics
-            .get(topic)
-            .ok_or(ResponseError::UnknownTopicOrPartition)?;
-        match usize::try_from(index)
-            .ok()
-            .and_then(|i| t.partitions.get(i))
-        {
-            Some(Some(p)) => Ok(p.clone()),
-            Some(None) => Err(ResponseError::NotLeaderOrFollower),
-            None => Err(ResponseError::UnknownTopicOrPartition),
-        }
     }
 
     /// The cluster metadata as this broker has applied it.

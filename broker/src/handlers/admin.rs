@@ -1,7 +1,6 @@
 //! CreateTopics, DeleteTopics and CreatePartitions.
 
 use std::collections::{BTreeMap, HashSet};
-use std::sync::Arc;
 
 use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
 use kafka_protocol::messages::create_topics_response::{
@@ -19,6 +18,7 @@ use super::errors::topic_error;
 use super::text;
 use crate::group::offsets::OFFSETS_TOPIC;
 use crate::node::Node;
+use crate::protocol::RequestContext;
 use crate::topic::{changes, config, NewTopic};
 
 /// Kafka's DescribeConfigs/CreateTopics source code for a topic override.
@@ -28,19 +28,19 @@ const SOURCE_DEFAULT: i8 = 5;
 
 /// Creates topics (or, with `validate_only`, only checks them).
 pub async fn create_topics(
-    node: &Arc<Node>,
-    req: CreateTopicsRequest,
-    version: i16,
+    node: &Node,
+    ctx: &RequestContext,
+    request: CreateTopicsRequest,
 ) -> CreateTopicsResponse {
     let mut resp = CreateTopicsResponse::default();
     let mut seen = HashSet::new();
-    let duplicates: HashSet<String> = req
+    let duplicates: HashSet<String> = request
         .topics
         .iter()
         .filter(|t| !seen.insert(t.name.as_str().to_string()))
         .map(|t| t.name.as_str().to_string())
         .collect();
-    for t in req.topics {
+    for t in request.topics {
         let name = t.name.as_str().to_string();
         let mut r = CreatableTopicResult::default();
         r.name = t.name.clone();
@@ -88,13 +88,13 @@ pub async fn create_topics(
                 .map(|a| a.broker_ids.iter().map(|b| b.0).collect())
                 .collect()
         });
-        let result = changes::create(node, &new, assignment, req.validate_only).await;
+        let result = changes::create(node, &new, assignment, request.validate_only).await;
         match result {
             Ok(id) => {
                 r.topic_id = id;
                 r.num_partitions = partitions;
                 r.replication_factor = replication_factor;
-                if version >= 5 {
+                if ctx.api_version >= 5 {
                     r.configs = Some(
                         config::describe(&new.configs, node.topics.defaults())
                             .into_iter()
@@ -125,15 +125,21 @@ pub async fn create_topics(
 }
 
 /// Deletes topics by name, or (v6+) by id.
-pub async fn delete_topics(node: &Arc<Node>, req: DeleteTopicsRequest) -> DeleteTopicsResponse {
+pub async fn delete_topics(
+    node: &Node,
+    _ctx: &RequestContext,
+    request: DeleteTopicsRequest,
+) -> DeleteTopicsResponse {
     let mut resp = DeleteTopicsResponse::default();
-    let targets: Vec<(Option<TopicName>, Uuid)> = if req.topics.is_empty() {
-        req.topic_names
+    let targets: Vec<(Option<TopicName>, Uuid)> = if request.topics.is_empty() {
+        request
+            .topic_names
             .into_iter()
             .map(|n| (Some(n), Uuid::nil()))
             .collect()
     } else {
-        req.topics
+        request
+            .topics
             .into_iter()
             .map(|t| (t.name, t.topic_id))
             .collect()
@@ -169,11 +175,12 @@ pub async fn delete_topics(node: &Arc<Node>, req: DeleteTopicsRequest) -> Delete
 
 /// Grows topics' partition counts.
 pub async fn create_partitions(
-    node: &Arc<Node>,
-    req: CreatePartitionsRequest,
+    node: &Node,
+    _ctx: &RequestContext,
+    request: CreatePartitionsRequest,
 ) -> CreatePartitionsResponse {
     let mut resp = CreatePartitionsResponse::default();
-    for t in req.topics {
+    for t in request.topics {
         let mut r = CreatePartitionsTopicResult::default();
         r.name = t.name.clone();
         if t.name.as_str() == OFFSETS_TOPIC {
@@ -191,7 +198,7 @@ pub async fn create_partitions(
                     .map(|a| a.broker_ids.iter().map(|b| b.0).collect())
                     .collect()
             }),
-            req.validate_only,
+            request.validate_only,
         )
         .await
         {

@@ -32,9 +32,9 @@ pub fn advertised() -> ApiVersionsResponse {
 pub fn api_versions(
     node: &Node,
     ctx: &RequestContext,
-    req: ApiVersionsRequest,
+    request: ApiVersionsRequest,
 ) -> ApiVersionsResponse {
-    let wanted = (req.cluster_id.as_deref(), req.node_id);
+    let wanted = (request.cluster_id.as_deref(), request.node_id);
     match check_target(wanted, (&node.cluster_id, node.config.node_id)) {
         Ok(()) => advertised(),
         Err(error) => {

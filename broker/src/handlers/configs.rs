@@ -2,7 +2,6 @@
 //! a read-only view of the broker's settings.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 use kafka_protocol::messages::describe_configs_response::{
     DescribeConfigsResourceResult, DescribeConfigsResult,
@@ -16,6 +15,7 @@ use kafka_protocol::ResponseError;
 
 use super::text;
 use crate::node::Node;
+use crate::protocol::RequestContext;
 use crate::topic::config;
 
 /// Kafka's resource types.
@@ -30,7 +30,11 @@ const SOURCE_DEFAULT: i8 = 5;
 type Described = (String, String, i8, i8, bool);
 
 /// Describes topic settings (every one, with its source) or the broker's.
-pub fn describe_configs(node: &Arc<Node>, req: DescribeConfigsRequest) -> DescribeConfigsResponse {
+pub fn describe_configs(
+    node: &Node,
+    _ctx: &RequestContext,
+    req: DescribeConfigsRequest,
+) -> DescribeConfigsResponse {
     let mut resp = DescribeConfigsResponse::default();
     for res in req.resources {
         let mut r = DescribeConfigsResult::default();
@@ -163,7 +167,11 @@ async fn apply(
 }
 
 /// AlterConfigs: replaces a topic's overrides with the given set.
-pub async fn alter_configs(node: &Arc<Node>, req: AlterConfigsRequest) -> AlterConfigsResponse {
+pub async fn alter_configs(
+    node: &Node,
+    _ctx: &RequestContext,
+    req: AlterConfigsRequest,
+) -> AlterConfigsResponse {
     let mut resp = AlterConfigsResponse::default();
     for res in req.resources {
         let mut r = alter_configs_response::AlterConfigsResourceResponse::default();
@@ -200,7 +208,8 @@ pub async fn alter_configs(node: &Arc<Node>, req: AlterConfigsRequest) -> AlterC
 /// the broker default when the topic has no override; as in Kafka, an item
 /// already present is not appended twice).
 pub async fn incremental_alter_configs(
-    node: &Arc<Node>,
+    node: &Node,
+    _ctx: &RequestContext,
     req: IncrementalAlterConfigsRequest,
 ) -> IncrementalAlterConfigsResponse {
     let mut resp = IncrementalAlterConfigsResponse::default();

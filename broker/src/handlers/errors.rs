@@ -6,6 +6,8 @@ use crate::group::GroupError;
 use crate::log::LogError;
 use crate::metadata::records::Refusal;
 use crate::partition::PartitionError;
+use crate::replica_manager::produce::ProduceError;
+use crate::replica_manager::ReplicaError;
 use crate::topic::TopicError;
 
 /// The Kafka error for a failed topic administration call.
@@ -85,6 +87,33 @@ pub fn partition_error(e: &PartitionError) -> ResponseError {
         PartitionError::NotLeader { .. } => ResponseError::NotLeaderOrFollower,
         PartitionError::UnknownLeaderEpoch { .. } => ResponseError::UnknownLeaderEpoch,
         PartitionError::FencedLeaderEpoch { .. } => ResponseError::FencedLeaderEpoch,
+    }
+}
+
+/// The Kafka error for a partition that cannot be served as asked.
+pub fn replica_error(e: &ReplicaError) -> ResponseError {
+    match e {
+        ReplicaError::UnknownTopicOrPartition => ResponseError::UnknownTopicOrPartition,
+        ReplicaError::UnknownTopicId(_) => ResponseError::UnknownTopicId,
+        ReplicaError::NotStoredHere => ResponseError::NotLeaderOrFollower,
+        ReplicaError::Partition(p) => partition_error(p),
+    }
+}
+
+/// The Kafka error for a write refused or not confirmed.
+pub fn produce_error(e: &ProduceError) -> ResponseError {
+    match e {
+        ProduceError::InvalidAcks(_) => ResponseError::InvalidRequiredAcks,
+        // Final for the client, as in FindCoordinator (handlers/group.rs).
+        ProduceError::Transactional => ResponseError::TransactionalIdAuthorizationFailed,
+        ProduceError::NoRecords => ResponseError::InvalidRecord,
+        ProduceError::Replica(r) => replica_error(r),
+        ProduceError::NotEnoughReplicas { .. } => ResponseError::NotEnoughReplicas,
+        ProduceError::NotEnoughReplicasAfterAppend { .. } => {
+            ResponseError::NotEnoughReplicasAfterAppend
+        }
+        ProduceError::LostLeadership => ResponseError::NotLeaderOrFollower,
+        ProduceError::TimedOut => ResponseError::RequestTimedOut,
     }
 }
 

@@ -3,7 +3,6 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use kafka_protocol::messages::describe_log_dirs_response::{
     DescribeLogDirsPartition, DescribeLogDirsResult, DescribeLogDirsTopic,
@@ -12,12 +11,17 @@ use kafka_protocol::messages::{DescribeLogDirsRequest, DescribeLogDirsResponse, 
 
 use super::text;
 use crate::node::Node;
+use crate::protocol::RequestContext;
 
 /// Sizes of the requested partitions (all when `topics` is null), grouped
 /// by log directory; every configured directory is listed, even when empty.
 /// Disk capacity is not reported (-1).
-pub fn describe_log_dirs(node: &Arc<Node>, req: DescribeLogDirsRequest) -> DescribeLogDirsResponse {
-    let wanted: Option<BTreeMap<String, Vec<i32>>> = req.topics.map(|topics| {
+pub fn describe_log_dirs(
+    node: &Node,
+    _ctx: &RequestContext,
+    request: DescribeLogDirsRequest,
+) -> DescribeLogDirsResponse {
+    let wanted: Option<BTreeMap<String, Vec<i32>>> = request.topics.map(|topics| {
         topics
             .into_iter()
             .map(|t| (t.topic.to_string(), t.partitions))

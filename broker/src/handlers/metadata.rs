@@ -1,8 +1,6 @@
 //! Metadata and DescribeCluster: which brokers exist, at which address (on
 //! the listener the request came in on), and where each partition lives.
 
-use std::sync::Arc;
-
 use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
 use kafka_protocol::messages::metadata_response::{
     MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
@@ -25,9 +23,9 @@ const OPERATIONS_OMITTED: i32 = i32::MIN;
 
 /// Answers Metadata, creating requested topics when auto-creation is on.
 pub async fn metadata(
-    node: &Arc<Node>,
+    node: &Node,
     ctx: &RequestContext,
-    req: MetadataRequest,
+    request: MetadataRequest,
 ) -> MetadataResponse {
     let mut resp = MetadataResponse::default();
     resp.cluster_id = Some(text(node.cluster_id.clone()));
@@ -35,7 +33,7 @@ pub async fn metadata(
     resp.cluster_authorized_operations = OPERATIONS_OMITTED;
 
     // v0 sends an empty list for "all topics"; v1+ sends null.
-    let wanted = match req.topics {
+    let wanted = match request.topics {
         Some(t) if !(t.is_empty() && ctx.api_version == 0) => t,
         _ => {
             let image = node.image();
@@ -48,7 +46,7 @@ pub async fn metadata(
             return resp;
         }
     };
-    let auto_create = req.allow_auto_topic_creation || ctx.api_version < 4;
+    let auto_create = request.allow_auto_topic_creation || ctx.api_version < 4;
     for t in &wanted {
         if let Some(n) = &t.name {
             let name = n.as_str();
@@ -163,7 +161,7 @@ fn describe(image: &ClusterImage, name: &str, topic: &TopicImage) -> MetadataRes
 /// Answers DescribeCluster with the live brokers' addresses on the
 /// request's listener.
 pub fn describe_cluster(
-    node: &Arc<Node>,
+    node: &Node,
     ctx: &RequestContext,
     _req: DescribeClusterRequest,
 ) -> DescribeClusterResponse {

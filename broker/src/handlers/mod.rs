@@ -1,5 +1,10 @@
-//! Request handlers, one module per API family. Each takes the decoded
-//! request and returns the response struct; `protocol` does the framing.
+//! Request handlers, one module per API family. A handler translates the
+//! decoded request into calls on the broker's services (in `node`) and
+//! their outcomes into the response struct; the decisions are the
+//! services'. `protocol` does the framing. Every handler has one shape:
+//! `async fn x(node: &Node, ctx: &RequestContext, request: XRequest) ->
+//! XResponse`, a plain `fn` when nothing waits (Produce answers `None` for
+//! acks=0, which gets no reply).
 
 pub mod admin;
 pub mod api_versions;

@@ -1,7 +1,6 @@
-//! ListOffsets, OffsetForLeaderEpoch and DeleteRecords: questions and
-//! changes about where a partition's log starts and ends.
-
-use std::sync::Arc;
+//! ListOffsets, OffsetForLeaderEpoch and DeleteRecords: each partition's
+//! question to the replica manager (see `replica_manager::offsets`), its
+//! answer back.
 
 use kafka_protocol::messages::delete_records_response::{
     DeleteRecordsPartitionResult, DeleteRecordsTopicResult,
@@ -17,24 +16,20 @@ use kafka_protocol::messages::{
     OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse,
 };
 
-use super::errors::partition_error;
+use super::errors::replica_error;
 use crate::node::Node;
-
-/// Special ListOffsets timestamps (KIP-79, KIP-734, KIP-1005).
-const LATEST: i64 = -1;
-const EARLIEST: i64 = -2;
-const MAX_TIMESTAMP: i64 = -3;
-const EARLIEST_LOCAL: i64 = -4;
+use crate::protocol::RequestContext;
+use crate::replica_manager::offsets::OffsetQuery;
 
 /// Answers ListOffsets: by special timestamp or the first offset at or after
 /// a time.
 pub fn list_offsets(
-    node: &Arc<Node>,
-    req: ListOffsetsRequest,
-    version: i16,
+    node: &Node,
+    ctx: &RequestContext,
+    request: ListOffsetsRequest,
 ) -> ListOffsetsResponse {
     let mut resp = ListOffsetsResponse::default();
-    for topic in req.topics {
+    for topic in request.topics {
         let mut out = ListOffsetsTopicResponse::default();
         out.name = topic.name.clone();
         for part in topic.partitions {
@@ -43,38 +38,23 @@ pub fn list_offsets(
             r.timestamp = -1;
             r.offset = -1;
             r.leader_epoch = -1;
-            let replica = node
-                .replica(topic.name.as_str(), part.partition_index)
-                .and_then(|p| {
-                    p.check_leader(part.current_leader_epoch)
-                        .map(|()| p)
-                        .map_err(|e| partition_error(&e))
-                });
-            match replica {
-                Err(code) => r.error_code = code.code(),
-                Ok(p) => {
-                    let marks = p.watermarks();
-                    let found = match part.timestamp {
-                        LATEST => Ok(Some((marks.high_watermark, -1))),
-                        EARLIEST | EARLIEST_LOCAL => Ok(Some((marks.log_start_offset, -1))),
-                        MAX_TIMESTAMP => p.max_timestamp(),
-                        ts if ts >= 0 => p.offset_for_timestamp(ts),
-                        // Tiered-storage positions: nothing is tiered here.
-                        _ => Ok(None),
-                    };
-                    match found {
-                        Ok(Some((offset, ts))) => {
-                            r.offset = offset;
-                            r.timestamp = ts;
-                            // Leader epochs appear in v4.
-                            if version >= 4 {
-                                r.leader_epoch = p.epoch_at(offset.saturating_sub(1).max(0));
-                            }
-                        }
-                        Ok(None) => {}
-                        Err(e) => r.error_code = partition_error(&e).code(),
+            let found = node.replicas.list_offset(
+                topic.name.as_str(),
+                part.partition_index,
+                part.current_leader_epoch,
+                OffsetQuery::from_timestamp(part.timestamp),
+            );
+            match found {
+                Ok(Some(found)) => {
+                    r.offset = found.offset;
+                    r.timestamp = found.timestamp;
+                    // Leader epochs appear in v4.
+                    if ctx.api_version >= 4 {
+                        r.leader_epoch = found.leader_epoch;
                     }
                 }
+                Ok(None) => {}
+                Err(e) => r.error_code = replica_error(&e).code(),
             }
             out.partitions.push(r);
         }
@@ -83,14 +63,15 @@ pub fn list_offsets(
     resp
 }
 
-/// Answers OffsetForLeaderEpoch from the leader-epoch history: where the
-/// largest epoch at or below the asked one ends.
+/// Answers OffsetForLeaderEpoch: where the largest epoch at or below the
+/// asked one ends.
 pub fn offset_for_leader_epoch(
-    node: &Arc<Node>,
-    req: OffsetForLeaderEpochRequest,
+    node: &Node,
+    _ctx: &RequestContext,
+    request: OffsetForLeaderEpochRequest,
 ) -> OffsetForLeaderEpochResponse {
     let mut resp = OffsetForLeaderEpochResponse::default();
-    for topic in req.topics {
+    for topic in request.topics {
         let mut out = OffsetForLeaderTopicResult::default();
         out.topic = topic.topic.clone();
         for part in topic.partitions {
@@ -98,19 +79,18 @@ pub fn offset_for_leader_epoch(
             r.partition = part.partition;
             r.leader_epoch = -1;
             r.end_offset = -1;
-            let found = node
-                .replica(topic.topic.as_str(), part.partition)
-                .and_then(|p| {
-                    p.check_leader(part.current_leader_epoch)
-                        .map(|()| p.end_offset_for(part.leader_epoch))
-                        .map_err(|e| partition_error(&e))
-                });
+            let found = node.replicas.offset_for_leader_epoch(
+                topic.topic.as_str(),
+                part.partition,
+                part.current_leader_epoch,
+                part.leader_epoch,
+            );
             match found {
                 Ok((epoch, end)) => {
                     r.leader_epoch = epoch;
                     r.end_offset = end;
                 }
-                Err(code) => r.error_code = code.code(),
+                Err(e) => r.error_code = replica_error(&e).code(),
             }
             out.partitions.push(r);
         }
@@ -120,28 +100,26 @@ pub fn offset_for_leader_epoch(
 }
 
 /// Answers DeleteRecords: moves each partition's log start forward.
-pub fn delete_records(node: &Arc<Node>, req: DeleteRecordsRequest) -> DeleteRecordsResponse {
+pub fn delete_records(
+    node: &Node,
+    _ctx: &RequestContext,
+    request: DeleteRecordsRequest,
+) -> DeleteRecordsResponse {
     let mut resp = DeleteRecordsResponse::default();
-    for topic in req.topics {
+    for topic in request.topics {
         let mut out = DeleteRecordsTopicResult::default();
         out.name = topic.name.clone();
         for part in topic.partitions {
             let mut r = DeleteRecordsPartitionResult::default();
             r.partition_index = part.partition_index;
             r.low_watermark = -1;
-            let replica = node
-                .replica(topic.name.as_str(), part.partition_index)
-                .and_then(|p| {
-                    p.check_leader(-1)
-                        .map(|()| p)
-                        .map_err(|e| partition_error(&e))
-                });
-            match replica {
-                Err(code) => r.error_code = code.code(),
-                Ok(p) => match p.delete_records_before(part.offset) {
-                    Ok(low) => r.low_watermark = low,
-                    Err(e) => r.error_code = partition_error(&e).code(),
-                },
+            match node.replicas.delete_records(
+                topic.name.as_str(),
+                part.partition_index,
+                part.offset,
+            ) {
+                Ok(low) => r.low_watermark = low,
+                Err(e) => r.error_code = replica_error(&e).code(),
             }
             out.partitions.push(r);
         }

@@ -3,8 +3,6 @@
 //! ListPartitionReassignments (`kafka-reassign-partitions`). Each change is
 //! a metadata record decided by the active controller.
 
-use std::sync::Arc;
-
 use kafka_protocol::messages::alter_partition_reassignments_response::{
     ReassignablePartitionResponse, ReassignableTopicResponse,
 };
@@ -24,6 +22,7 @@ use super::text;
 use crate::metadata::controller::ControllerRequest;
 use crate::metadata::records::{Applied, MetadataRecord};
 use crate::node::Node;
+use crate::protocol::RequestContext;
 
 /// Kafka's election type for "make the preferred replica the leader".
 const PREFERRED: i8 = 0;
@@ -40,10 +39,14 @@ async fn decide(node: &Node, record: MetadataRecord) -> (i16, Option<String>) {
 /// Elects the preferred replica of the given partitions (all, when none are
 /// named). Unclean elections are refused: Gregor never elects a replica
 /// outside the ISR.
-pub async fn elect_leaders(node: &Arc<Node>, req: ElectLeadersRequest) -> ElectLeadersResponse {
+pub async fn elect_leaders(
+    node: &Node,
+    _ctx: &RequestContext,
+    request: ElectLeadersRequest,
+) -> ElectLeadersResponse {
     let mut resp = ElectLeadersResponse::default();
-    let everything = req.topic_partitions.is_none();
-    let wanted: Vec<(String, Vec<i32>)> = match req.topic_partitions {
+    let everything = request.topic_partitions.is_none();
+    let wanted: Vec<(String, Vec<i32>)> = match request.topic_partitions {
         Some(list) => list
             .into_iter()
             .map(|t| (t.topic.to_string(), t.partitions))
@@ -59,7 +62,7 @@ pub async fn elect_leaders(node: &Arc<Node>, req: ElectLeadersRequest) -> ElectL
         let mut out = ReplicaElectionResult::default();
         out.topic = TopicName(text(topic.clone()));
         for partition in partitions {
-            let (code, message) = if req.election_type != PREFERRED {
+            let (code, message) = if request.election_type != PREFERRED {
                 (
                     ResponseError::InvalidRequest.code(),
                     Some(
@@ -97,12 +100,13 @@ pub async fn elect_leaders(node: &Arc<Node>, req: ElectLeadersRequest) -> ElectL
 
 /// Starts (or, with no replicas, cancels) moving partitions to new replicas.
 pub async fn alter_partition_reassignments(
-    node: &Arc<Node>,
-    req: AlterPartitionReassignmentsRequest,
+    node: &Node,
+    _ctx: &RequestContext,
+    request: AlterPartitionReassignmentsRequest,
 ) -> AlterPartitionReassignmentsResponse {
     let mut resp = AlterPartitionReassignmentsResponse::default();
-    resp.allow_replication_factor_change = req.allow_replication_factor_change;
-    for t in req.topics {
+    resp.allow_replication_factor_change = request.allow_replication_factor_change;
+    for t in request.topics {
         let mut out = ReassignableTopicResponse::default();
         out.name = t.name.clone();
         for p in t.partitions {
@@ -113,7 +117,7 @@ pub async fn alter_partition_reassignments(
                 .map(|p| p.replicas.len() - p.adding.len());
             let (code, message) = match (&target, current) {
                 (Some(target), Some(n))
-                    if !req.allow_replication_factor_change && target.len() != n =>
+                    if !request.allow_replication_factor_change && target.len() != n =>
                 {
                     (
                         ResponseError::InvalidReplicationFactor.code(),
@@ -148,14 +152,15 @@ pub async fn alter_partition_reassignments(
 
 /// Lists the moves in progress.
 pub fn list_partition_reassignments(
-    node: &Arc<Node>,
-    req: ListPartitionReassignmentsRequest,
+    node: &Node,
+    _ctx: &RequestContext,
+    request: ListPartitionReassignmentsRequest,
 ) -> ListPartitionReassignmentsResponse {
     let image = node.image();
     let mut resp = ListPartitionReassignmentsResponse::default();
     let ids = |v: &[i32]| v.iter().map(|b| BrokerId(*b)).collect::<Vec<_>>();
     for (name, topic) in &image.topics {
-        let asked: Option<&Vec<i32>> = match &req.topics {
+        let asked: Option<&Vec<i32>> = match &request.topics {
             None => None,
             Some(list) => match list.iter().find(|t| t.name.as_str() == name) {
                 Some(t) => Some(&t.partition_indexes),

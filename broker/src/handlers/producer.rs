@@ -1,30 +1,37 @@
 //! InitProducerId: ids for idempotent producers.
 
-use std::sync::Arc;
-
 use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, ProducerId};
 use kafka_protocol::ResponseError;
 
 use crate::node::Node;
+use crate::protocol::RequestContext;
 
 /// Gives an idempotent producer a fresh id, or bumps the epoch of the id it
 /// already has (KIP-360). Transactional ids are refused until transactions
 /// are built.
 pub async fn init_producer_id(
-    node: &Arc<Node>,
-    req: InitProducerIdRequest,
+    node: &Node,
+    _ctx: &RequestContext,
+    request: InitProducerIdRequest,
 ) -> InitProducerIdResponse {
     let mut resp = InitProducerIdResponse::default();
     resp.producer_id = ProducerId(-1);
     resp.producer_epoch = -1;
-    if req.transactional_id.as_ref().is_some_and(|t| !t.is_empty()) {
+    if request
+        .transactional_id
+        .as_ref()
+        .is_some_and(|t| !t.is_empty())
+    {
         // Final for the client, as in FindCoordinator (handlers/group.rs).
         resp.error_code = ResponseError::TransactionalIdAuthorizationFailed.code();
         return resp;
     }
-    if req.producer_id.0 >= 0 && req.producer_epoch >= 0 && req.producer_epoch < i16::MAX - 1 {
-        resp.producer_id = req.producer_id;
-        resp.producer_epoch = req.producer_epoch + 1;
+    if request.producer_id.0 >= 0
+        && request.producer_epoch >= 0
+        && request.producer_epoch < i16::MAX - 1
+    {
+        resp.producer_id = request.producer_id;
+        resp.producer_epoch = request.producer_epoch + 1;
         return resp;
     }
     match node.producer_ids.next(&node.quorum).await {

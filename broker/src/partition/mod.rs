@@ -1,7 +1,13 @@
 //! One partition replica on this broker: its log, its producers' sequence
 //! state, its leader-epoch history, and its role: leader (tracking its
 //! followers and the high watermark) or follower (copying its leader).
+//! - [`epochs`] is the log's leader-epoch history (divergence,
+//!   OffsetForLeaderEpoch);
+//! - [`leader`] is the leader's bookkeeping of its followers (pure);
+//! - [`producer_state`] de-duplicates idempotent producers' batches.
 
+pub mod epochs;
+pub mod leader;
 pub mod producer_state;
 
 use std::path::Path;
@@ -13,8 +19,8 @@ use tokio::sync::watch;
 use crate::clock::now_ms;
 use crate::log::{batch, Log, LogConfig, LogError};
 use crate::metadata::image::{PartitionImage, NO_LEADER};
-use crate::replication::epochs::EpochHistory;
-use crate::replication::leader::LeaderState;
+use epochs::{EpochHistory, ReplicaFetch};
+use leader::{IsrChange, LeaderState};
 use producer_state::{BatchIdentity, Check, ProducerStates};
 
 /// Errors of a partition operation, each mapping to one Kafka error code.
@@ -156,32 +162,6 @@ pub struct FollowerPosition {
     pub fetch_offset: i64,
     /// The epoch of its last record (-1: empty log).
     pub last_fetched_epoch: i32,
-}
-
-/// A follower's fetch as the leader judges it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ReplicaFetch {
-    /// Serve records from the fetch offset.
-    Serve,
-    /// The follower's log diverges: it must truncate to `end_offset` (the
-    /// end of `epoch` here) before fetching again.
-    Diverging {
-        /// Largest epoch at or below the follower's last one.
-        epoch: i32,
-        /// Where that epoch ends here.
-        end_offset: i64,
-    },
-}
-
-/// An ISR change the leader wants from the controller.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct IsrChange {
-    /// The leader's epoch.
-    pub leader_epoch: i32,
-    /// The partition epoch it has seen.
-    pub partition_epoch: i32,
-    /// The ISR it wants.
-    pub isr: Vec<i32>,
 }
 
 /// A partition replica this broker stores.
@@ -477,11 +457,7 @@ impl Partition {
         };
         let hw_before = l.high_watermark;
         l.on_fetch(follower, fetch_offset, log_end, now);
-        let change = l.wanted_isr(now, max_lag_ms).map(|isr| IsrChange {
-            leader_epoch: l.epoch,
-            partition_epoch: l.partition_epoch,
-            isr,
-        });
+        let change = l.isr_change(now, max_lag_ms);
         let moved = l.high_watermark != hw_before;
         drop(state);
         if moved {
@@ -493,11 +469,7 @@ impl Partition {
     /// The ISR change the leader wants now, if any (lagging followers).
     pub fn isr_change(&self, max_lag_ms: i64) -> Option<IsrChange> {
         match &self.lock().role {
-            Role::Leader(l) => l.wanted_isr(now_ms(), max_lag_ms).map(|isr| IsrChange {
-                leader_epoch: l.epoch,
-                partition_epoch: l.partition_epoch,
-                isr,
-            }),
+            Role::Leader(l) => l.isr_change(now_ms(), max_lag_ms),
             Role::Follower { .. } => None,
         }
     }

@@ -183,33 +183,34 @@ async fn dispatch(
     use handlers::*;
     use RequestKind as Rq;
     use ResponseKind as Rs;
-    let v = ctx.api_version;
     Some(match request {
         Rq::ApiVersions(r) => Rs::ApiVersions(api_versions::api_versions(node, ctx, r)),
         Rq::Metadata(r) => Rs::Metadata(metadata::metadata(node, ctx, r).await),
         Rq::DescribeCluster(r) => Rs::DescribeCluster(metadata::describe_cluster(node, ctx, r)),
-        Rq::ElectLeaders(r) => Rs::ElectLeaders(placement::elect_leaders(node, r).await),
-        Rq::AlterPartitionReassignments(r) => {
-            Rs::AlterPartitionReassignments(placement::alter_partition_reassignments(node, r).await)
-        }
+        Rq::ElectLeaders(r) => Rs::ElectLeaders(placement::elect_leaders(node, ctx, r).await),
+        Rq::AlterPartitionReassignments(r) => Rs::AlterPartitionReassignments(
+            placement::alter_partition_reassignments(node, ctx, r).await,
+        ),
         Rq::ListPartitionReassignments(r) => {
-            Rs::ListPartitionReassignments(placement::list_partition_reassignments(node, r))
+            Rs::ListPartitionReassignments(placement::list_partition_reassignments(node, ctx, r))
         }
-        Rq::Produce(r) => return produce::produce(node, r).await.map(Rs::Produce),
+        Rq::Produce(r) => return produce::produce(node, ctx, r).await.map(Rs::Produce),
         Rq::Fetch(r) => Rs::Fetch(fetch::fetch(node, ctx, r).await),
-        Rq::ListOffsets(r) => Rs::ListOffsets(offsets::list_offsets(node, r, v)),
+        Rq::ListOffsets(r) => Rs::ListOffsets(offsets::list_offsets(node, ctx, r)),
         Rq::OffsetForLeaderEpoch(r) => {
-            Rs::OffsetForLeaderEpoch(offsets::offset_for_leader_epoch(node, r))
+            Rs::OffsetForLeaderEpoch(offsets::offset_for_leader_epoch(node, ctx, r))
         }
-        Rq::DeleteRecords(r) => Rs::DeleteRecords(offsets::delete_records(node, r)),
-        Rq::InitProducerId(r) => Rs::InitProducerId(producer::init_producer_id(node, r).await),
-        Rq::CreateTopics(r) => Rs::CreateTopics(admin::create_topics(node, r, v).await),
-        Rq::DeleteTopics(r) => Rs::DeleteTopics(admin::delete_topics(node, r).await),
-        Rq::CreatePartitions(r) => Rs::CreatePartitions(admin::create_partitions(node, r).await),
-        Rq::DescribeConfigs(r) => Rs::DescribeConfigs(configs::describe_configs(node, r)),
-        Rq::AlterConfigs(r) => Rs::AlterConfigs(configs::alter_configs(node, r).await),
+        Rq::DeleteRecords(r) => Rs::DeleteRecords(offsets::delete_records(node, ctx, r)),
+        Rq::InitProducerId(r) => Rs::InitProducerId(producer::init_producer_id(node, ctx, r).await),
+        Rq::CreateTopics(r) => Rs::CreateTopics(admin::create_topics(node, ctx, r).await),
+        Rq::DeleteTopics(r) => Rs::DeleteTopics(admin::delete_topics(node, ctx, r).await),
+        Rq::CreatePartitions(r) => {
+            Rs::CreatePartitions(admin::create_partitions(node, ctx, r).await)
+        }
+        Rq::DescribeConfigs(r) => Rs::DescribeConfigs(configs::describe_configs(node, ctx, r)),
+        Rq::AlterConfigs(r) => Rs::AlterConfigs(configs::alter_configs(node, ctx, r).await),
         Rq::IncrementalAlterConfigs(r) => {
-            Rs::IncrementalAlterConfigs(configs::incremental_alter_configs(node, r).await)
+            Rs::IncrementalAlterConfigs(configs::incremental_alter_configs(node, ctx, r).await)
         }
         Rq::FindCoordinator(r) => {
             Rs::FindCoordinator(group::find_coordinator::find_coordinator(node, ctx, r))
@@ -225,7 +226,7 @@ async fn dispatch(
         Rq::DescribeGroups(r) => Rs::DescribeGroups(group::admin::describe_groups(node, ctx, r)),
         Rq::ListGroups(r) => Rs::ListGroups(group::admin::list_groups(node, ctx, r)),
         Rq::DeleteGroups(r) => Rs::DeleteGroups(group::admin::delete_groups(node, ctx, r)),
-        Rq::DescribeLogDirs(r) => Rs::DescribeLogDirs(log_dirs::describe_log_dirs(node, r)),
+        Rq::DescribeLogDirs(r) => Rs::DescribeLogDirs(log_dirs::describe_log_dirs(node, ctx, r)),
         Rq::ConsumerGroupHeartbeat(r) => Rs::ConsumerGroupHeartbeat(
             group::consumer_heartbeat::consumer_group_heartbeat(node, ctx, r).await,
         ),

@@ -9,25 +9,29 @@ use std::time::Duration;
 use crate::metadata::controller::{ControllerRequest, ControllerResponse};
 use crate::metadata::quorum::Quorum;
 use crate::metadata::records::{Applied, MetadataRecord};
-use crate::partition::IsrChange;
+use crate::partition::leader::IsrChange;
 
-/// The ISR changes in flight.
-#[derive(Default)]
+/// Sends ISR changes for the partitions broker `me` leads, remembering
+/// those in flight.
 pub struct IsrProposer {
+    quorum: Arc<Quorum>,
+    me: i32,
     pending: Arc<Mutex<HashSet<(String, i32)>>>,
 }
 
 impl IsrProposer {
-    /// Asks the controller for `change` on `topic`-`partition` led by `me`,
-    /// unless a request for that partition is already in flight.
-    pub fn propose(
-        &self,
-        quorum: &Arc<Quorum>,
-        me: i32,
-        topic: &str,
-        partition: i32,
-        change: IsrChange,
-    ) {
+    /// A proposer for broker `me`, reaching the controller through `quorum`.
+    pub fn new(quorum: Arc<Quorum>, me: i32) -> Self {
+        IsrProposer {
+            quorum,
+            me,
+            pending: Arc::default(),
+        }
+    }
+
+    /// Asks the controller for `change` on `topic`-`partition`, unless a
+    /// request for that partition is already in flight.
+    pub fn propose(&self, topic: &str, partition: i32, change: IsrChange) {
         let key = (topic.to_string(), partition);
         if !self
             .pending
@@ -38,7 +42,8 @@ impl IsrProposer {
             return;
         }
         let pending = self.pending.clone();
-        let quorum = quorum.clone();
+        let quorum = self.quorum.clone();
+        let me = self.me;
         tokio::spawn(async move {
             let record = MetadataRecord::ChangeIsr {
                 topic: key.0.clone(),

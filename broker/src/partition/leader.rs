@@ -8,6 +8,17 @@ use std::collections::BTreeMap;
 
 use crate::metadata::image::PartitionImage;
 
+/// An ISR change the leader wants from the controller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IsrChange {
+    /// The leader's epoch.
+    pub leader_epoch: i32,
+    /// The partition epoch it has seen.
+    pub partition_epoch: i32,
+    /// The ISR it wants.
+    pub isr: Vec<i32>,
+}
+
 /// One follower's progress as seen from its fetches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Progress {
@@ -155,7 +166,7 @@ impl LeaderState {
     /// The ISR the leader should ask for now, if it differs from the
     /// committed one: out-of-sync followers that caught up join, and
     /// followers silent or behind for longer than `max_lag_ms` leave.
-    pub fn wanted_isr(&self, now: i64, max_lag_ms: i64) -> Option<Vec<i32>> {
+    fn wanted_isr(&self, now: i64, max_lag_ms: i64) -> Option<Vec<i32>> {
         let mut isr: Vec<i32> = self
             .isr
             .iter()
@@ -178,6 +189,16 @@ impl LeaderState {
             }
         }
         (isr != self.isr).then_some(isr)
+    }
+
+    /// [`Self::wanted_isr`] as a request to the controller, naming the
+    /// leadership and ISR version it is based on.
+    pub fn isr_change(&self, now: i64, max_lag_ms: i64) -> Option<IsrChange> {
+        self.wanted_isr(now, max_lag_ms).map(|isr| IsrChange {
+            leader_epoch: self.epoch,
+            partition_epoch: self.partition_epoch,
+            isr,
+        })
     }
 }
 

@@ -3,12 +3,25 @@
 //! detects a follower's diverging log from it; it is rebuilt from the batch
 //! headers when the log is opened (every batch carries its leader epoch).
 
-use crate::partition::ReplicaFetch;
-
 /// Kafka's "no epoch".
 pub const UNDEFINED_EPOCH: i32 = -1;
 /// Kafka's "no offset".
 pub const UNDEFINED_OFFSET: i64 = -1;
+
+/// A follower's fetch as the leader judges it from this history.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReplicaFetch {
+    /// Serve records from the fetch offset.
+    Serve,
+    /// The follower's log diverges: it must truncate to `end_offset` (the
+    /// end of `epoch` here) before fetching again.
+    Diverging {
+        /// Largest epoch at or below the follower's last one.
+        epoch: i32,
+        /// Where that epoch ends here.
+        end_offset: i64,
+    },
+}
 
 /// Epoch → start offset, in increasing order of both.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -1,0 +1,396 @@
+//! Fetch (Kafka's `ReplicaManager.fetchMessages`) for consumers and for
+//! followers. A consumer reads up to the high watermark; a follower reads
+//! up to the log end, and its fetch position is its progress: the leader
+//! records it, advances the high watermark, and asks for the ISR change it
+//! calls for. A fetch without `min_bytes` to return is a delayed fetch: it
+//! sleeps until one of its own partitions changes (see
+//! `Partition::subscribe`) or `max_wait` passes, then reads again.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::sync::watch;
+
+use super::{replica_of, ReplicaError, ReplicaManager, TopicRef};
+use crate::partition::epochs::ReplicaFetch;
+use crate::partition::{Partition, Watermarks};
+
+/// What a fetch asks for as a whole.
+#[derive(Debug, Clone)]
+pub struct FetchParams {
+    /// The broker fetching as a follower; `None` for a consumer.
+    pub replica: Option<i32>,
+    /// How long to wait for `min_bytes`.
+    pub max_wait: Duration,
+    /// Bytes that answer at once.
+    pub min_bytes: usize,
+    /// Bytes the answer carries at most (the first batch may exceed it).
+    pub max_bytes: usize,
+}
+
+/// Where to read one partition from, and what the fetcher knows of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FetchPosition {
+    /// Partition index.
+    pub partition: i32,
+    /// The first offset wanted.
+    pub fetch_offset: i64,
+    /// The leader epoch the fetcher knows (-1: none).
+    pub current_leader_epoch: i32,
+    /// The epoch of a follower's last record (-1: none).
+    pub last_fetched_epoch: i32,
+    /// Bytes this partition returns at most.
+    pub max_bytes: usize,
+}
+
+/// The partitions to read, by topic.
+pub type FetchTargets = [(TopicRef, Vec<FetchPosition>)];
+
+/// What one partition answers.
+#[derive(Debug)]
+pub struct Fetched {
+    /// The replica's offsets, when it is stored here.
+    pub watermarks: Option<Watermarks>,
+    /// Its records, where the follower's log diverges, or why neither.
+    pub outcome: Result<FetchedData, ReplicaError>,
+}
+
+/// What a readable partition answers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FetchedData {
+    /// Whole batches from the fetch offset (maybe none).
+    Records(Bytes),
+    /// The follower must truncate to `end_offset` (the end of `epoch` on
+    /// the leader) before fetching again.
+    Diverging {
+        /// Largest leader epoch at or below the follower's last one.
+        epoch: i32,
+        /// Where that epoch ends on the leader.
+        end_offset: i64,
+    },
+}
+
+/// One read of every requested partition.
+struct Pass {
+    /// Per topic, per partition, in the request's order.
+    fetched: Vec<Vec<Fetched>>,
+    /// Record bytes read.
+    bytes: usize,
+    /// Whether some partition cannot be read as asked.
+    failed: bool,
+}
+
+impl ReplicaManager {
+    /// Answers a fetch: every partition's records, once `min_bytes` are
+    /// there, some partition cannot be read as asked, or `max_wait` has
+    /// passed. No fetch sessions: every fetch names all its partitions.
+    pub async fn fetch(&self, params: &FetchParams, targets: &FetchTargets) -> Vec<Vec<Fetched>> {
+        let deadline = tokio::time::Instant::now() + params.max_wait;
+        let mut changes = self.watch(targets);
+        loop {
+            // Mark the current state as seen before reading, so a change
+            // that lands during the read wakes the wait below.
+            for c in &mut changes {
+                c.borrow_and_update();
+            }
+            let pass = self.read_once(params, targets);
+            let expired = tokio::time::Instant::now() >= deadline;
+            if completes(pass.bytes, params.min_bytes, pass.failed, expired) {
+                return pass.fetched;
+            }
+            if changes.is_empty() {
+                tokio::time::sleep_until(deadline).await;
+                return self.read_once(params, targets).fetched;
+            }
+            let any =
+                futures_util::future::select_all(changes.iter_mut().map(|c| Box::pin(c.changed())));
+            tokio::select! {
+                (changed, _, _) = any => {
+                    if changed.is_err() {
+                        return pass.fetched;
+                    }
+                }
+                _ = tokio::time::sleep_until(deadline) => {
+                    return self.read_once(params, targets).fetched;
+                }
+            }
+        }
+    }
+
+    /// Change signals of the requested partitions stored here: a delayed
+    /// fetch wakes for its own partitions only.
+    fn watch(&self, targets: &FetchTargets) -> Vec<watch::Receiver<u64>> {
+        targets
+            .iter()
+            .filter_map(|(topic, positions)| Some((self.topic(topic)?, positions)))
+            .flat_map(|(topic, positions)| {
+                positions
+                    .iter()
+                    .filter_map(move |pos| replica_of(&topic, pos.partition).ok())
+            })
+            .map(|p| p.subscribe())
+            .collect()
+    }
+
+    /// Reads every requested partition once, within the fetch's byte
+    /// limits.
+    fn read_once(&self, params: &FetchParams, targets: &FetchTargets) -> Pass {
+        let mut remaining = params.max_bytes;
+        let mut bytes = 0;
+        let mut failed = false;
+        let fetched = targets
+            .iter()
+            .map(|(topic_ref, positions)| {
+                let topic = self.topic(topic_ref);
+                positions
+                    .iter()
+                    .map(|pos| {
+                        let replica = match &topic {
+                            Some(t) => replica_of(t, pos.partition),
+                            None => Err(topic_ref.unknown()),
+                        };
+                        let p = match replica {
+                            Ok(p) => p,
+                            Err(e) => {
+                                failed = true;
+                                return Fetched {
+                                    watermarks: None,
+                                    outcome: Err(e),
+                                };
+                            }
+                        };
+                        // Past the first records, a batch larger than what
+                        // is left waits for the next fetch.
+                        let limit = pos.max_bytes.min(remaining);
+                        let outcome = self.read(&p, params.replica, pos, limit, bytes == 0);
+                        match &outcome {
+                            Ok(FetchedData::Records(records)) => {
+                                remaining = remaining.saturating_sub(records.len());
+                                bytes += records.len();
+                            }
+                            Ok(FetchedData::Diverging { .. }) | Err(_) => failed = true,
+                        }
+                        Fetched {
+                            watermarks: Some(p.watermarks()),
+                            outcome,
+                        }
+                    })
+                    .collect()
+            })
+            .collect();
+        Pass {
+            fetched,
+            bytes,
+            failed,
+        }
+    }
+
+    /// Reads one partition: as its leader in the epoch the fetcher knows,
+    /// and, for a follower, once its log is known not to diverge, noting
+    /// its progress and asking for the ISR change it calls for.
+    fn read(
+        &self,
+        p: &Partition,
+        follower: Option<i32>,
+        pos: &FetchPosition,
+        limit: usize,
+        min_one: bool,
+    ) -> Result<FetchedData, ReplicaError> {
+        let verdict = match follower {
+            Some(f) => {
+                let (verdict, change) = p.replica_fetch(
+                    f,
+                    pos.current_leader_epoch,
+                    pos.fetch_offset,
+                    pos.last_fetched_epoch,
+                    self.max_lag_ms,
+                )?;
+                if let Some(change) = change {
+                    self.propose(p, change);
+                }
+                verdict
+            }
+            None => {
+                p.check_leader(pos.current_leader_epoch)?;
+                ReplicaFetch::Serve
+            }
+        };
+        Ok(match verdict {
+            ReplicaFetch::Serve => {
+                let (records, _) = p.read(pos.fetch_offset, limit, min_one, follower.is_some())?;
+                FetchedData::Records(records)
+            }
+            ReplicaFetch::Diverging { epoch, end_offset } => {
+                FetchedData::Diverging { epoch, end_offset }
+            }
+        })
+    }
+}
+
+/// Whether a fetch answers now (Kafka's `DelayedFetch.tryComplete`): it has
+/// `min_bytes`, some partition cannot be read as asked (an error, a
+/// diverging log: waiting would not change that), or its time is up.
+fn completes(bytes: usize, min_bytes: usize, failed: bool, expired: bool) -> bool {
+    bytes >= min_bytes || failed || expired
+}
+
+#[cfg(test)]
+mod tests {
+    use kafka_protocol::records::Compression;
+
+    use super::super::tests::{manager, partition, TOPIC};
+    use super::*;
+    use crate::log::batch::tests::encode;
+
+    #[test]
+    fn a_fetch_answers_with_enough_bytes_a_failure_or_at_its_deadline() {
+        let cases = [
+            // (bytes read, min_bytes, a partition failed, deadline passed, answer now)
+            (0, 1, false, false, false),
+            (0, 0, false, false, true),
+            (10, 1, false, false, true),
+            (10, 100, false, false, false),
+            (0, 1, true, false, true),
+            (0, 1, false, true, true),
+        ];
+        for (bytes, min, failed, expired, want) in cases {
+            assert_eq!(
+                completes(bytes, min, failed, expired),
+                want,
+                "{bytes} of {min}, failed {failed}, expired {expired}"
+            );
+        }
+    }
+
+    fn consumer(max_wait: Duration) -> FetchParams {
+        FetchParams {
+            replica: None,
+            max_wait,
+            min_bytes: 1,
+            max_bytes: 1 << 20,
+        }
+    }
+
+    fn from_start(partition: i32) -> Vec<(TopicRef, Vec<FetchPosition>)> {
+        vec![(
+            TopicRef::Name(TOPIC.into()),
+            vec![FetchPosition {
+                partition,
+                fetch_offset: 0,
+                current_leader_epoch: -1,
+                last_fetched_epoch: -1,
+                max_bytes: 1 << 20,
+            }],
+        )]
+    }
+
+    fn append(m: &ReplicaManager, partition: i32) {
+        let mut batch = encode(&["a", "b"], &[1, 2], Compression::None);
+        m.replica(TOPIC, partition)
+            .expect("replica")
+            .append(&mut batch)
+            .expect("append");
+    }
+
+    fn records(fetched: &[Vec<Fetched>]) -> usize {
+        match &fetched[0][0].outcome {
+            Ok(FetchedData::Records(r)) => r.len(),
+            other => panic!("no records: {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_delayed_fetch_is_completed_by_an_append_to_its_own_partition_only() {
+        let dir = tempfile::tempdir().expect("dir");
+        let alone = partition(&[1], &[1], 1);
+        let (m, _) = manager(dir.path(), &[], vec![alone.clone(), alone]).await;
+        let params = consumer(Duration::from_secs(60));
+        let targets = from_start(0);
+        let fetch = m.fetch(&params, &targets);
+        tokio::pin!(fetch);
+        let waiting = Duration::from_millis(200);
+        assert!(tokio::time::timeout(waiting, &mut fetch).await.is_err());
+        append(&m, 1);
+        assert!(
+            tokio::time::timeout(waiting, &mut fetch).await.is_err(),
+            "a write to another partition answered the fetch"
+        );
+        append(&m, 0);
+        let fetched = tokio::time::timeout(Duration::from_secs(5), &mut fetch)
+            .await
+            .expect("the write to its partition answers the fetch");
+        assert!(records(&fetched) > 0);
+    }
+
+    #[tokio::test]
+    async fn a_consumers_delayed_fetch_waits_for_the_high_watermark() {
+        let dir = tempfile::tempdir().expect("dir");
+        let (m, _) = manager(dir.path(), &[], vec![partition(&[1, 2], &[1, 2], 1)]).await;
+        let params = consumer(Duration::from_secs(60));
+        let targets = from_start(0);
+        let fetch = m.fetch(&params, &targets);
+        tokio::pin!(fetch);
+        append(&m, 0);
+        // Written on the leader alone: not readable yet.
+        let waiting = Duration::from_millis(200);
+        assert!(tokio::time::timeout(waiting, &mut fetch).await.is_err());
+        // The follower fetches past it: the high watermark moves and the
+        // consumer is answered.
+        let mut copied = from_start(0);
+        copied[0].1[0].fetch_offset = 2;
+        copied[0].1[0].last_fetched_epoch = 1;
+        let as_follower = FetchParams {
+            replica: Some(2),
+            max_wait: Duration::ZERO,
+            min_bytes: 0,
+            max_bytes: 1 << 20,
+        };
+        let answer = m.fetch(&as_follower, &copied).await;
+        assert_eq!(answer[0][0].watermarks.map(|w| w.high_watermark), Some(2));
+        let fetched = tokio::time::timeout(Duration::from_secs(5), &mut fetch)
+            .await
+            .expect("the high watermark answers the fetch");
+        assert!(records(&fetched) > 0);
+    }
+
+    #[tokio::test]
+    async fn unknown_partitions_and_diverging_followers_are_answered_at_once() {
+        let dir = tempfile::tempdir().expect("dir");
+        let (m, _) = manager(dir.path(), &[], vec![partition(&[1, 2], &[1, 2], 1)]).await;
+        append(&m, 0);
+        let params = consumer(Duration::from_secs(60));
+        let mut targets = from_start(0);
+        targets.push((
+            TopicRef::Id(uuid::Uuid::from_u128(8)),
+            from_start(0)[0].1.clone(),
+        ));
+        let fetched = tokio::time::timeout(Duration::from_secs(5), m.fetch(&params, &targets))
+            .await
+            .expect("answered at once");
+        assert!(matches!(
+            fetched[1][0].outcome,
+            Err(ReplicaError::UnknownTopicId(_))
+        ));
+        assert_eq!(fetched[1][0].watermarks, None);
+        // A follower that wrote 5 records in epoch 0, which never had any
+        // here: it must truncate to where this log's history starts.
+        let mut diverged = from_start(0);
+        diverged[0].1[0].fetch_offset = 5;
+        diverged[0].1[0].last_fetched_epoch = 0;
+        let as_follower = FetchParams {
+            replica: Some(2),
+            ..params
+        };
+        let fetched =
+            tokio::time::timeout(Duration::from_secs(5), m.fetch(&as_follower, &diverged))
+                .await
+                .expect("answered at once");
+        assert_eq!(
+            fetched[0][0].outcome.as_ref().ok(),
+            Some(&FetchedData::Diverging {
+                epoch: -1,
+                end_offset: 0
+            })
+        );
+    }
+}
