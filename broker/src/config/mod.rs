@@ -402,6 +402,8 @@ impl BrokerConfig {
                 flush_messages: s.int("log.flush.interval.messages", u64::MAX >> 1, 1)?,
                 flush_ms: s.int("log.flush.interval.ms", i64::MAX, 0)?,
                 log_append_time,
+                // Kafka 4.4's default: no limit of its own.
+                max_decompressed_message_bytes: LogConfig::default().max_decompressed_message_bytes,
             },
             cleanup_policy,
             min_insync_replicas: s.int("min.insync.replicas", 1i32, 1)?,

@@ -207,6 +207,7 @@ pub fn log_config(overrides: &BTreeMap<String, String>, d: &LogDefaults) -> LogC
         max_message_bytes: effective(overrides, "max.message.bytes", d.config.max_message_bytes),
         flush_messages: effective(overrides, "flush.messages", d.config.flush_messages),
         flush_ms: effective(overrides, "flush.ms", d.config.flush_ms),
+        max_decompressed_message_bytes: d.config.max_decompressed_message_bytes,
         log_append_time: overrides
             .get("message.timestamp.type")
             .map_or(d.config.log_append_time, |t| t.trim() == "LogAppendTime"),
