@@ -84,7 +84,7 @@ impl Node {
         let topics = Arc::new(TopicRegistry::new(
             config.node_id,
             &config.log_dirs,
-            config.log.clone(),
+            crate::topic::config::TopicDefaults::new(config.values.clone()),
         ));
         let followed = watch::channel(Followed::new()).0;
         tokio::spawn(fetcher::run(

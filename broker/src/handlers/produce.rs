@@ -169,6 +169,6 @@ fn min_insync_replicas(node: &Node, topic: &str) -> usize {
                 .get("min.insync.replicas")
                 .and_then(|v| v.parse().ok())
         })
-        .unwrap_or(node.config.log.min_insync_replicas)
+        .unwrap_or(node.config.min_insync_replicas)
         .max(1) as usize
 }
