@@ -6,7 +6,10 @@ import subprocess
 
 import pytest
 
-from conftest import GREGOR_BIN, Gregor, unique
+from confluent_kafka import Producer
+from confluent_kafka.admin import AdminClient, ConfigResource, ConfigSource
+
+from conftest import GREGOR_BIN, Gregor, kafka_tool, unique
 
 BAD = [
     ({"node.id": None}, {}, "node.id"),
@@ -18,6 +21,8 @@ BAD = [
     ({"auto.create.topics.enable": "yes"}, {}, "auto.create.topics.enable"),
     ({"socket.request.max.bytes": "big"}, {}, "socket.request.max.bytes"),
     ({"log.segmnet.bytes": "1024"}, {}, "log.segmnet.bytes"),
+    ({"max.decompressed.message.bytes": "0"}, {}, "must be at least 1"),
+    ({"max.decompressed.message.bytes": "2147483640"}, {}, "must be at most 2147483639"),
     ({"listener.security.protocol.map": "INTERNAL:SSL,EXTERNAL:PLAINTEXT"}, {}, "listener INTERNAL uses SSL"),
     ({"advertised.listeners": "NOPE://h:1"}, {}, "advertised.listeners"),
     ({}, {"GREGOR_NUM_PARTITIONS": "x"}, "num.partitions"),
@@ -66,3 +71,44 @@ def test_a_log_dir_of_another_node_is_refused(gregor_factory, tmp_path):
                           timeout=30)
     assert proc.returncode != 0
     assert "belongs to node 1" in proc.stderr
+
+
+def test_broker_settings_are_described_with_their_sources(gregor_factory):
+    """kafka-configs shows every broker setting: the file's value first,
+    then the default, as Kafka lists synonyms."""
+    broker = gregor_factory(props={"max.decompressed.message.bytes": "5000"})
+    out = kafka_tool("kafka-configs", "--bootstrap-server", broker.bootstrap, "--describe", "--all",
+                     "--entity-type", "brokers", "--entity-name", "1").stdout
+    assert ("max.decompressed.message.bytes=5000 sensitive=false synonyms={STATIC_BROKER_CONFIG:"
+            "max.decompressed.message.bytes=5000, DEFAULT_CONFIG:max.decompressed.message.bytes=2147483639}") in out
+    assert "log.retention.hours=168 sensitive=false synonyms={DEFAULT_CONFIG:log.retention.hours=168}" in out
+    assert "message.max.bytes=1048588" in out
+
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+    res = ConfigResource("broker", "1")
+    configs = admin.describe_configs([res])[res].result(30)
+    assert configs["num.partitions"].source == ConfigSource.STATIC_BROKER_CONFIG.value
+    assert configs["auto.create.topics.enable"].is_default
+    assert configs["broker.rack"].value is None
+    assert all(c.is_read_only for c in configs.values())
+
+
+def test_decompressed_records_are_bounded_by_the_broker_default(gregor_factory):
+    """max.decompressed.message.bytes in server.properties is every topic's
+    default: a compressed batch holding a larger record is refused with
+    INVALID_RECORD; records sent uncompressed are not checked."""
+    broker = gregor_factory(props={"max.decompressed.message.bytes": "5000"})
+    topic = unique("decompressed")
+    outcomes = []
+    for compression, size in [("gzip", 100), ("gzip", 20_000), ("none", 20_000)]:
+        p = Producer({"bootstrap.servers": broker.bootstrap, "compression.type": compression, "linger.ms": 0})
+        p.produce(topic, value=b"x" * size,
+                  on_delivery=lambda err, msg: outcomes.append(err.name() if err else "OK"))
+        p.flush(30)
+    assert outcomes == ["OK", "INVALID_RECORD", "OK"]
+
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+    res = ConfigResource("topic", topic)
+    entry = admin.describe_configs([res])[res].result(30)["max.decompressed.message.bytes"]
+    assert entry.value == "5000"
+    assert entry.source == ConfigSource.STATIC_BROKER_CONFIG.value

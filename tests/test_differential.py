@@ -17,6 +17,8 @@ SMALL = "differential-small"
 # One replica, but min.insync.replicas=2.
 STRICT = "differential-strict"
 LOG_TIME = "differential-log-time"
+# Records of compressed batches may not exceed 1000 bytes once decompressed.
+DECOMPRESSED = "differential-decompressed"
 BASE_TS = 1_690_000_000_000
 
 
@@ -32,7 +34,8 @@ def admin_script(admin):
     seen = {}
     topics = [NewTopic(TOPIC, 3, 1), NewTopic(SMALL, 1, 1, config={"max.message.bytes": "1000"}),
               NewTopic(STRICT, 1, 1, config={"min.insync.replicas": "2"}),
-              NewTopic(LOG_TIME, 1, 1, config={"message.timestamp.type": "LogAppendTime"})]
+              NewTopic(LOG_TIME, 1, 1, config={"message.timestamp.type": "LogAppendTime"}),
+              NewTopic(DECOMPRESSED, 1, 1, config={"max.decompressed.message.bytes": "1000"})]
     for name, f in admin.create_topics(topics).items():
         seen[f"create {name}"] = error_name(f)
     for label, topic in [
@@ -44,6 +47,9 @@ def admin_script(admin):
         ("replication 3", NewTopic("three-replicas", 1, 3)),
         ("bad config", NewTopic("bad-config", 1, 1, config={"retention.ms": "soon"})),
         ("unknown config", NewTopic("unknown-config", 1, 1, config={"no.such.config": "1"})),
+        ("decompressed limit 0", NewTopic("decompressed-0", 1, 1, config={"max.decompressed.message.bytes": "0"})),
+        ("decompressed limit too large",
+         NewTopic("decompressed-big", 1, 1, config={"max.decompressed.message.bytes": "2147483640"})),
     ]:
         seen[f"create {label}"] = error_name(admin.create_topics([topic])[topic.topic])
     seen["shrink partitions"] = error_name(admin.create_partitions([NewPartitions(TOPIC, 2)])[TOPIC])
@@ -53,8 +59,23 @@ def admin_script(admin):
     # min.insync.replicas is left out: Kafka 4's KRaft format step installs a
     # cluster-wide dynamic default for it, so it is not reported as a default.
     for key in ["retention.ms", "retention.bytes", "segment.bytes", "cleanup.policy", "max.message.bytes",
-                "message.timestamp.type", "compression.type", "segment.ms", "flush.messages", "flush.ms"]:
+                "message.timestamp.type", "compression.type", "segment.ms", "flush.messages", "flush.ms",
+                "max.decompressed.message.bytes"]:
         seen[f"config {key}"] = (configs[key].value, configs[key].is_default, configs[key].is_read_only)
+    res = ConfigResource("topic", DECOMPRESSED)
+    entry = admin.describe_configs([res])[res].result(30)["max.decompressed.message.bytes"]
+    seen["decompressed limit set"] = (entry.value, entry.source, sorted(
+        (s.name, s.value, s.source) for s in entry.synonyms.values()))
+    # The broker's own settings, those both sides leave at their defaults
+    # (read-only differs: Gregor changes no broker setting at run time).
+    [broker] = admin.list_topics(timeout=10).brokers
+    res = ConfigResource("broker", str(broker))
+    configs = admin.describe_configs([res])[res].result(30)
+    for key in ["max.decompressed.message.bytes", "message.max.bytes", "log.retention.hours", "log.retention.ms",
+                "log.roll.hours", "log.cleanup.policy", "broker.rack", "auto.create.topics.enable"]:
+        e = configs[key]
+        seen[f"broker config {key}"] = (e.value, e.source, e.is_sensitive, sorted(
+            (s.name, s.value, s.source) for s in e.synonyms.values()))
     # List settings take APPEND and SUBTRACT; other settings refuse them.
     for label, op, key, value in [("append present", "APPEND", "cleanup.policy", "delete"),
                                   ("subtract absent", "SUBTRACT", "cleanup.policy", "compact"),
@@ -101,6 +122,32 @@ def data_script(bootstrap):
                   on_delivery=lambda err, msg: strict.append(err.name() if err else msg.offset()))
         p.flush(30)
     seen["acks=all below min.insync.replicas"] = strict
+
+    # max.decompressed.message.bytes bounds each record of a compressed batch
+    # once decompressed; uncompressed batches are not checked.
+    decompressed = []
+    for compression, size in [("gzip", 500), ("gzip", 5000), ("lz4", 5000), ("zstd", 5000), ("none", 5000)]:
+        p = Producer({"bootstrap.servers": bootstrap, "compression.type": compression, "linger.ms": 0})
+        p.produce(DECOMPRESSED, value=b"y" * size, partition=0, timestamp=BASE_TS + size,
+                  on_delivery=lambda err, msg: decompressed.append(err.name() if err else msg.offset()))
+        p.flush(30)
+    seen["decompressed size limit"] = decompressed
+    # Lowered below a stored record, the limit fails lookups by time that
+    # decompress it.
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    lowered = ConfigResource("topic", DECOMPRESSED, incremental_configs=[ConfigEntry(
+        "max.decompressed.message.bytes", "100", incremental_operation=AlterConfigOpType.SET)])
+    admin.incremental_alter_configs([lowered])[lowered].result(30)
+    reader = Consumer({"bootstrap.servers": bootstrap, "group.id": "differential-decompressed"})
+    lookups = []
+    for ts in [BASE_TS, BASE_TS + 1000]:
+        try:
+            [tp] = reader.offsets_for_times([TopicPartition(DECOMPRESSED, 0, ts)], timeout=10)
+            lookups.append((tp.offset, tp.error.name() if tp.error else None))
+        except KafkaException as e:
+            lookups.append(e.args[0].name())
+    reader.close()
+    seen["offsets for times past the decompressed limit"] = lookups
 
     # The broker's clock, not the producer's: the same time in the delivery
     # report and for the consumer, of the log-append type.

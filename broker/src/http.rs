@@ -147,7 +147,7 @@ fn scrape(stage: &Stage) -> String {
                 partitions: Some(metrics::partition_counts(
                     &view.image,
                     me,
-                    node.config.log.min_insync_replicas,
+                    node.config.min_insync_replicas,
                 )),
                 log_bytes: Some(log_bytes),
                 process: metrics::ProcessStats::read(),

@@ -4,9 +4,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use gregor_broker::config::{self, BrokerConfig};
 use gregor_broker::http::{self, Stage};
 use gregor_broker::node::{self, Node};
-use gregor_broker::{config::BrokerConfig, dev, maintenance, server};
+use gregor_broker::{dev, maintenance, server};
 use tokio::sync::watch;
 
 #[derive(Parser)]
@@ -43,6 +44,9 @@ enum Command {
         #[arg(long, value_name = "DIR")]
         data: Option<PathBuf>,
     },
+    /// Print the reference of every broker and topic setting, in Markdown
+    /// (the repository keeps it as docs/configuration.md).
+    ConfigDocs,
     #[command(flatten)]
     Client(gregor_cli::Command),
 }
@@ -68,6 +72,10 @@ fn main() -> ExitCode {
             run_broker(config)
         }
         Command::Dev { data } => run_dev(data),
+        Command::ConfigDocs => {
+            print!("{}", config::docs::render());
+            ExitCode::SUCCESS
+        }
         Command::Client(command) => run_client(command),
     }
 }

@@ -85,7 +85,7 @@ impl Node {
         let topics = Arc::new(TopicRegistry::new(
             config.node_id,
             &config.log_dirs,
-            config.log.clone(),
+            crate::topic::config::TopicDefaults::new(config.values.clone()),
         ));
         let followed = watch::channel(Followed::new()).0;
         tokio::spawn(fetcher::run(
@@ -164,7 +164,7 @@ impl Node {
             IsrProposer::new(quorum.clone(), config.node_id),
             ReplicaSettings {
                 max_lag: Duration::from_millis(config.replica_lag_time_max_ms),
-                min_insync_replicas: config.log.min_insync_replicas,
+                min_insync_replicas: config.min_insync_replicas,
             },
         );
         Ok(Arc::new(Node {

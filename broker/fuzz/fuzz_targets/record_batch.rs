@@ -5,11 +5,15 @@
 
 use libfuzzer_sys::fuzz_target;
 
+/// A small `max.decompressed.message.bytes`, so the records' length
+/// prefixes are checked too.
+const MAX_RECORD: u32 = 1024;
+
 fuzz_target!(|data: &[u8]| {
     let (headers, _) = gregor_broker::log::batch::scan_valid(data);
     for h in &headers {
-        let _ = gregor_broker::log::batch::validate_records(data, h);
+        let _ = gregor_broker::log::batch::validate_records(data, h, MAX_RECORD);
     }
     let _ = gregor_broker::log::batch::validate_all(data);
-    let _ = gregor_broker::log::record_timestamps(bytes::Bytes::copy_from_slice(data));
+    let _ = gregor_broker::log::record_timestamps(bytes::Bytes::copy_from_slice(data), MAX_RECORD);
 });

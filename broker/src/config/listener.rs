@@ -26,14 +26,6 @@ pub struct Listener {
     pub port: u16,
 }
 
-/// Kafka's default map: each standard protocol name maps to itself.
-pub fn default_protocol_map() -> BTreeMap<String, String> {
-    ["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
-        .into_iter()
-        .map(|p| (p.to_string(), p.to_string()))
-        .collect()
-}
-
 /// Parses `NAME:PROTOCOL,...`.
 pub fn parse_protocol_map(p: &Property) -> Result<BTreeMap<String, String>, ConfigError> {
     let mut map = BTreeMap::new();
@@ -169,6 +161,16 @@ mod tests {
             value: v.into(),
             origin: "t".into(),
         }
+    }
+
+    /// The map in force when `listener.security.protocol.map` is not given.
+    fn default_protocol_map() -> BTreeMap<String, String> {
+        let declared = crate::config::table::BROKER
+            .iter()
+            .find(|s| s.key == "listener.security.protocol.map")
+            .and_then(|s| s.default)
+            .expect("declared with a default");
+        parse_protocol_map(&prop(declared)).expect("the default parses")
     }
 
     #[test]

@@ -1,22 +1,24 @@
 //! Broker configuration: Kafka's property names, read from a properties file
 //! and overridden by `GREGOR_*` environment variables.
 //!
-//! Every key is either used, or a Kafka tuning knob that Gregor does not need
-//! (accepted and logged), or an error: a typo must not silently fall back to
-//! a default.
+//! Every key Gregor accepts is declared once, in [`table`]: a key not there
+//! is an error (a typo must not silently fall back to a default), and every
+//! value is checked against its declaration before it is used.
 
+pub mod docs;
 pub mod listener;
 pub mod properties;
 pub mod quorum;
+pub mod setting;
+pub mod table;
+pub mod values;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
-
-use crate::log::LogConfig;
 
 pub use listener::{Endpoint, Listener};
 use properties::Property;
+pub use values::Values;
 
 /// Why the configuration cannot be used. Each message names the key.
 #[derive(Debug, thiserror::Error)]
@@ -52,35 +54,6 @@ pub enum ConfigError {
         /// What was expected.
         reason: String,
     },
-}
-
-/// Defaults for per-topic settings, from the broker's `log.*` keys: the
-/// log's own settings plus those the log does not act on itself.
-#[derive(Debug, Clone, PartialEq)]
-pub struct LogDefaults {
-    /// `log.segment.bytes`, `log.roll.*`, `log.retention.*`,
-    /// `log.index.interval.bytes`, `message.max.bytes`, `log.flush.*`.
-    pub config: LogConfig,
-    /// `log.cleanup.policy`
-    pub cleanup_policy: String,
-    /// `min.insync.replicas`
-    pub min_insync_replicas: i32,
-}
-
-#[cfg(test)]
-impl LogDefaults {
-    /// Small, fixed defaults for unit tests.
-    pub fn for_tests() -> Self {
-        LogDefaults {
-            config: LogConfig {
-                segment_ms: 1000,
-                retention_ms: 5000,
-                ..LogConfig::default()
-            },
-            cleanup_policy: "delete".into(),
-            min_insync_replicas: 1,
-        }
-    }
 }
 
 /// Everything the broker reads from its configuration.
@@ -157,70 +130,11 @@ pub struct BrokerConfig {
     pub group_consumer_session_timeout_ms: u64,
     /// `group.consumer.heartbeat.interval.ms`
     pub group_consumer_heartbeat_interval_ms: u64,
-    /// Defaults for every topic's log.
-    pub log: LogDefaults,
-}
-
-/// Kafka settings that tune the JVM broker's internals. Gregor has no use for
-/// them but accepts them so an existing `server.properties` starts unchanged.
-const ACCEPTED_AND_IGNORED: &[&str] = &[
-    "num.network.threads",
-    "num.io.threads",
-    "queued.max.requests",
-    "num.replica.fetchers",
-    "num.recovery.threads.per.data.dir",
-    "background.threads",
-    "socket.send.buffer.bytes",
-    "socket.receive.buffer.bytes",
-    "transaction.state.log.replication.factor",
-    "transaction.state.log.min.isr",
-    "share.coordinator.state.topic.replication.factor",
-    "share.coordinator.state.topic.min.isr",
-];
-
-/// Tracks which keys have been consumed so leftovers can be reported.
-struct Settings {
-    props: BTreeMap<String, Property>,
-}
-
-impl Settings {
-    fn take(&mut self, key: &str) -> Option<Property> {
-        self.props.remove(key)
-    }
-
-    fn parse<T: FromStr>(&mut self, key: &str, what: &str) -> Result<Option<T>, ConfigError> {
-        let Some(p) = self.take(key) else {
-            return Ok(None);
-        };
-        p.value
-            .parse::<T>()
-            .map(Some)
-            .map_err(|_| invalid(&p, format!("expected {what}")))
-    }
-
-    fn int<T: FromStr + PartialOrd + Copy + std::fmt::Display>(
-        &mut self,
-        key: &str,
-        default: T,
-        min: T,
-    ) -> Result<T, ConfigError> {
-        let origin = self.props.get(key).cloned();
-        let value = self.parse::<T>(key, "an integer")?.unwrap_or(default);
-        if value < min {
-            if let Some(p) = origin {
-                return Err(invalid(&p, format!("must be at least {min}")));
-            }
-        }
-        Ok(value)
-    }
-
-    fn bool(&mut self, key: &str, default: bool) -> Result<bool, ConfigError> {
-        Ok(self.parse(key, "true or false")?.unwrap_or(default))
-    }
-
-    fn string(&mut self, key: &str) -> Option<Property> {
-        self.take(key)
-    }
+    /// `min.insync.replicas`: the default of topics that do not set it.
+    pub min_insync_replicas: i32,
+    /// Every setting as given, for DescribeConfigs and the topics'
+    /// defaults.
+    pub values: Values,
 }
 
 fn invalid(p: &Property, reason: String) -> ConfigError {
@@ -230,6 +144,12 @@ fn invalid(p: &Property, reason: String) -> ConfigError {
         origin: p.origin.clone(),
         reason,
     }
+}
+
+/// `key` as given or else its declared default, for the settings parsed
+/// further where they are used.
+fn declared(v: &Values, key: &'static str) -> Result<Property, ConfigError> {
+    v.property(key).ok_or(ConfigError::Missing(key))
 }
 
 impl BrokerConfig {
@@ -272,33 +192,24 @@ impl BrokerConfig {
 
     /// Validates parsed properties.
     pub fn from_properties(props: BTreeMap<String, Property>) -> Result<Self, ConfigError> {
-        let mut s = Settings { props };
-        let node_id = s
-            .parse::<i32>("node.id", "an integer")?
-            .or(s.parse::<i32>("broker.id", "an integer")?)
+        let v = Values::check(table::BROKER, props)?;
+        for p in v.ignored() {
+            tracing::info!(key = %p.key, origin = %p.origin, "setting accepted; Gregor does not need it");
+        }
+        let node_id = v
+            .optional::<i32>("node.id")?
+            .or(v.optional::<i32>("broker.id")?)
             .ok_or(ConfigError::Missing("node.id"))?;
 
-        let protocol_map = match s.string("listener.security.protocol.map") {
-            Some(p) => listener::parse_protocol_map(&p)?,
-            None => listener::default_protocol_map(),
-        };
-        let listeners = match s.string("listeners") {
-            Some(p) => listener::parse_listeners(&p, &protocol_map)?,
-            None => listener::parse_listeners(
-                &Property {
-                    key: "listeners".into(),
-                    value: "PLAINTEXT://:9092".into(),
-                    origin: "default".into(),
-                },
-                &protocol_map,
-            )?,
-        };
-        let advertised = match s.string("advertised.listeners") {
-            Some(p) => listener::parse_advertised(&p, &listeners)?,
+        let protocol_map =
+            listener::parse_protocol_map(&declared(&v, "listener.security.protocol.map")?)?;
+        let listeners = listener::parse_listeners(&declared(&v, "listeners")?, &protocol_map)?;
+        let advertised = match v.given("advertised.listeners") {
+            Some(p) => listener::parse_advertised(p, &listeners)?,
             None => listener::advertise_bound(&listeners),
         };
         let controller_listener =
-            quorum::controller_listener(s.string("controller.listener.names"), &listeners)?;
+            quorum::controller_listener(v.given("controller.listener.names"), &listeners)?;
         // Where the active controller reaches this node with the metadata
         // log when it is not a voter.
         let controller_address = controller_listener
@@ -309,29 +220,29 @@ impl BrokerConfig {
             .into_iter()
             .filter(|(name, _)| Some(name) != controller_listener.as_ref())
             .collect();
-        let roles = quorum::roles(s.string("process.roles"))?;
-        if let Some(p) = s.string("controller.quorum.bootstrap.servers") {
+        let roles = quorum::roles(&declared(&v, "process.roles")?)?;
+        if let Some(p) = v.given("controller.quorum.bootstrap.servers") {
             return Err(invalid(
-                &p,
+                p,
                 "the quorum's members are fixed: list them in controller.quorum.voters".into(),
             ));
         }
         let voters = quorum::voters(
-            s.string("controller.quorum.voters"),
+            v.given("controller.quorum.voters"),
             node_id,
             roles,
             controller_listener.as_deref(),
             &listeners,
         )?;
-        let inter_broker_listener = match s.string("inter.broker.listener.name") {
+        let inter_broker_listener = match v.given("inter.broker.listener.name") {
             Some(p) if Some(&p.value) == controller_listener.as_ref() => {
                 return Err(invalid(
-                    &p,
+                    p,
                     "the controller listener serves the quorum only".into(),
                 ))
             }
-            Some(p) if listeners.iter().any(|l| l.name == p.value) => p.value,
-            Some(p) => return Err(invalid(&p, "no listener has this name".into())),
+            Some(p) if listeners.iter().any(|l| l.name == p.value) => p.value.clone(),
+            Some(p) => return Err(invalid(p, "no listener has this name".into())),
             None => listeners
                 .iter()
                 .map(|l| l.name.clone())
@@ -342,9 +253,9 @@ impl BrokerConfig {
             return Err(ConfigError::Missing("listeners"));
         }
 
-        let log_dirs = s
-            .string("log.dirs")
-            .or_else(|| s.string("log.dir"))
+        let log_dirs = v
+            .given("log.dirs")
+            .or_else(|| v.given("log.dir"))
             .ok_or(ConfigError::Missing("log.dirs"))?;
         let dirs: Vec<PathBuf> = log_dirs
             .value
@@ -354,64 +265,14 @@ impl BrokerConfig {
             .map(PathBuf::from)
             .collect();
         if dirs.is_empty() {
-            return Err(invalid(
-                &log_dirs,
-                "expected one or more directories".into(),
-            ));
+            return Err(invalid(log_dirs, "expected one or more directories".into()));
         }
-
-        // The finest unit given wins, as in Kafka; every one is still checked.
-        let retention_ms_key = s.parse::<i64>("log.retention.ms", "an integer")?;
-        let retention_minutes = s.parse::<i64>("log.retention.minutes", "an integer")?;
-        let retention_hours = s.int("log.retention.hours", 168i64, -1)?;
-        let retention_ms = retention_ms_key
-            .or(retention_minutes.map(|m| m.saturating_mul(60_000)))
-            .unwrap_or(retention_hours.saturating_mul(3_600_000));
-        let roll_ms = s.parse::<i64>("log.roll.ms", "an integer")?;
-        let roll_hours = s.int("log.roll.hours", 168i64, 1)?;
-        let segment_ms = roll_ms.unwrap_or(roll_hours.saturating_mul(3_600_000));
-        let cleanup_policy = match s.string("log.cleanup.policy") {
-            Some(p) if p.value == "delete" => p.value,
-            Some(p) => {
-                return Err(invalid(
-                    &p,
-                    "only `delete` is supported (compaction is not built yet)".into(),
-                ))
-            }
-            None => "delete".into(),
-        };
-        let log_append_time = match s.string("log.message.timestamp.type") {
-            Some(t) if t.value == "CreateTime" => false,
-            Some(t) if t.value == "LogAppendTime" => true,
-            Some(t) => {
-                return Err(invalid(
-                    &t,
-                    "expected `CreateTime` or `LogAppendTime`".into(),
-                ))
-            }
-            None => false,
-        };
-        let log = LogDefaults {
-            config: LogConfig {
-                segment_bytes: s.int("log.segment.bytes", 1u64 << 30, 14)?,
-                segment_ms,
-                retention_ms,
-                retention_bytes: s.int("log.retention.bytes", -1i64, -1)?,
-                index_interval_bytes: s.int("log.index.interval.bytes", 4096u32, 0)?,
-                max_message_bytes: s.int("message.max.bytes", 1_048_588u32, 0)?,
-                flush_messages: s.int("log.flush.interval.messages", u64::MAX >> 1, 1)?,
-                flush_ms: s.int("log.flush.interval.ms", i64::MAX, 0)?,
-                log_append_time,
-            },
-            cleanup_policy,
-            min_insync_replicas: s.int("min.insync.replicas", 1i32, 1)?,
-        };
-
-        let metadata_log_dir = s
-            .string("metadata.log.dir")
-            .map(|p| PathBuf::from(p.value))
+        let metadata_log_dir = v
+            .given("metadata.log.dir")
+            .map(|p| PathBuf::from(&p.value))
             .unwrap_or_else(|| dirs[0].clone());
-        let config = BrokerConfig {
+
+        Ok(BrokerConfig {
             node_id,
             listeners,
             advertised,
@@ -420,81 +281,46 @@ impl BrokerConfig {
             voters,
             roles,
             controller_address,
-            controller_election_timeout_ms: s.int(
-                "controller.quorum.election.timeout.ms",
-                1000u64,
-                10,
-            )?,
-            broker_session_timeout_ms: s.int("broker.session.timeout.ms", 9000u64, 1)?,
-            broker_heartbeat_interval_ms: s.int("broker.heartbeat.interval.ms", 2000u64, 1)?,
-            broker_rack: match s.string("broker.rack") {
+            controller_election_timeout_ms: v.get("controller.quorum.election.timeout.ms")?,
+            broker_session_timeout_ms: v.get("broker.session.timeout.ms")?,
+            broker_heartbeat_interval_ms: v.get("broker.heartbeat.interval.ms")?,
+            broker_rack: match v.given("broker.rack") {
                 // An empty rack is a rack nobody meant: typically a variable
                 // not filled in yet. Starting would spread replicas wrongly.
                 Some(p) if p.value.is_empty() => {
-                    return Err(invalid(&p, "a rack cannot be empty".into()))
+                    return Err(invalid(p, "a rack cannot be empty".into()))
                 }
-                p => p.map(|p| p.value),
+                p => p.map(|p| p.value.clone()),
             },
-            auto_leader_rebalance: s.bool("auto.leader.rebalance.enable", true)?,
-            leader_imbalance_check_interval_seconds: s.int(
-                "leader.imbalance.check.interval.seconds",
-                300u64,
-                1,
-            )?,
-            replica_lag_time_max_ms: s.int("replica.lag.time.max.ms", 30_000u64, 1)?,
-            replica_fetch_wait_max_ms: s.int("replica.fetch.wait.max.ms", 500u64, 0)?,
-            replica_fetch_max_bytes: s.int("replica.fetch.max.bytes", 1_048_576i32, 1)?,
-            replica_fetch_response_max_bytes: s.int(
-                "replica.fetch.response.max.bytes",
-                10_485_760i32,
-                1,
-            )?,
+            auto_leader_rebalance: v.get("auto.leader.rebalance.enable")?,
+            leader_imbalance_check_interval_seconds: v
+                .get("leader.imbalance.check.interval.seconds")?,
+            replica_lag_time_max_ms: v.get("replica.lag.time.max.ms")?,
+            replica_fetch_wait_max_ms: v.get("replica.fetch.wait.max.ms")?,
+            replica_fetch_max_bytes: v.get("replica.fetch.max.bytes")?,
+            replica_fetch_response_max_bytes: v.get("replica.fetch.response.max.bytes")?,
             metadata_log_dir,
             log_dirs: dirs,
-            num_partitions: s.int("num.partitions", 1i32, 1)?,
-            default_replication_factor: s.int("default.replication.factor", 1i16, 1)?,
-            auto_create_topics: s.bool("auto.create.topics.enable", true)?,
-            delete_topic_enable: s.bool("delete.topic.enable", true)?,
-            socket_request_max_bytes: s.int("socket.request.max.bytes", 104_857_600usize, 64)?,
-            http_listener: s
-                .string("http.listener")
-                .map(|p| listener::parse_http(&p))
+            num_partitions: v.get("num.partitions")?,
+            default_replication_factor: v.get("default.replication.factor")?,
+            auto_create_topics: v.get("auto.create.topics.enable")?,
+            delete_topic_enable: v.get("delete.topic.enable")?,
+            socket_request_max_bytes: v.get("socket.request.max.bytes")?,
+            http_listener: v
+                .given("http.listener")
+                .map(listener::parse_http)
                 .transpose()?,
-            retention_check_interval_ms: s.int("log.retention.check.interval.ms", 300_000u64, 1)?,
-            group_initial_rebalance_delay_ms: s.int(
-                "group.initial.rebalance.delay.ms",
-                3000u64,
-                0,
-            )?,
-            group_min_session_timeout_ms: s.int("group.min.session.timeout.ms", 6000u64, 1)?,
-            group_max_session_timeout_ms: s.int("group.max.session.timeout.ms", 1_800_000u64, 1)?,
-            offsets_topic_num_partitions: s.int("offsets.topic.num.partitions", 50i32, 1)?,
-            offsets_topic_replication_factor: s.int("offsets.topic.replication.factor", 3i16, 1)?,
-            group_consumer_session_timeout_ms: s.int(
-                "group.consumer.session.timeout.ms",
-                45_000u64,
-                1,
-            )?,
-            group_consumer_heartbeat_interval_ms: s.int(
-                "group.consumer.heartbeat.interval.ms",
-                5_000u64,
-                1,
-            )?,
-            log,
-        };
-
-        for key in ACCEPTED_AND_IGNORED {
-            if let Some(p) = s.take(key) {
-                tracing::info!(key = %p.key, origin = %p.origin, "setting accepted; Gregor does not need it");
-            }
-        }
-        if let Some((_, p)) = s.props.into_iter().next() {
-            return Err(ConfigError::Unknown {
-                key: p.key,
-                origin: p.origin,
-            });
-        }
-        Ok(config)
+            retention_check_interval_ms: v.get("log.retention.check.interval.ms")?,
+            group_initial_rebalance_delay_ms: v.get("group.initial.rebalance.delay.ms")?,
+            group_min_session_timeout_ms: v.get("group.min.session.timeout.ms")?,
+            group_max_session_timeout_ms: v.get("group.max.session.timeout.ms")?,
+            offsets_topic_num_partitions: v.get("offsets.topic.num.partitions")?,
+            offsets_topic_replication_factor: v.get("offsets.topic.replication.factor")?,
+            group_consumer_session_timeout_ms: v.get("group.consumer.session.timeout.ms")?,
+            group_consumer_heartbeat_interval_ms: v.get("group.consumer.heartbeat.interval.ms")?,
+            min_insync_replicas: v.get("min.insync.replicas")?,
+            values: v,
+        })
     }
 
     /// The advertised endpoint of the named listener.
@@ -512,6 +338,7 @@ impl BrokerConfig {
 
 #[cfg(test)]
 mod tests {
+    use super::setting::{Kind, Width};
     use super::*;
 
     fn load(text: &str) -> Result<BrokerConfig, ConfigError> {
@@ -528,7 +355,11 @@ mod tests {
         assert_eq!(c.listeners.len(), 1);
         assert_eq!(c.listeners[0].name, "PLAINTEXT");
         assert_eq!(c.listeners[0].port, 9092);
-        assert_eq!(c.log.config.retention_ms, 168 * 3_600_000);
+        assert!(c.roles.broker && c.roles.controller);
+        assert_eq!(
+            c.values.effective("log.retention.ms").as_deref(),
+            Some("604800000")
+        );
         assert_eq!(c.socket_request_max_bytes, 104_857_600);
     }
 
@@ -564,21 +395,121 @@ mod tests {
 
     #[test]
     fn retention_units_follow_kafkas_precedence() {
-        let c = load(&format!(
-            "{BASE}log.retention.hours=1\nlog.retention.minutes=2\n"
-        ))
-        .expect("ok");
-        assert_eq!(c.log.config.retention_ms, 120_000);
-        let c = load(&format!(
-            "{BASE}log.retention.minutes=2\nlog.retention.ms=5\n"
-        ))
-        .expect("ok");
-        assert_eq!(c.log.config.retention_ms, 5);
+        let retention = |extra: &str| {
+            load(&format!("{BASE}{extra}"))
+                .expect("ok")
+                .values
+                .effective("log.retention.ms")
+        };
+        let cases = [
+            ("log.retention.hours=1\nlog.retention.minutes=2\n", "120000"),
+            ("log.retention.minutes=2\nlog.retention.ms=5\n", "5"),
+            ("log.retention.hours=-1\n", "-1"),
+        ];
+        for (extra, want) in cases {
+            assert_eq!(retention(extra).as_deref(), Some(want), "{extra:?}");
+        }
     }
 
     #[test]
     fn kafka_tuning_knobs_are_accepted() {
         let c = load(&format!("{BASE}num.network.threads=3\nnum.io.threads=8\n"));
         assert!(c.is_ok());
+    }
+
+    #[test]
+    fn the_table_is_consistent() {
+        for (i, s) in table::BROKER.iter().enumerate() {
+            assert!(
+                table::BROKER[..i].iter().all(|o| o.key != s.key),
+                "{} is declared twice",
+                s.key
+            );
+            assert!(!s.doc.is_empty(), "{} has no documentation", s.key);
+            if let Some(d) = s.default {
+                assert_eq!(s.check(d), Ok(()), "{}: its default is refused", s.key);
+            }
+            if let Some(o) = s.synonym_of {
+                let finer = table::BROKER.iter().position(|f| f.key == o.key);
+                assert!(
+                    finer.is_some_and(|f| f < i && table::BROKER[f].synonym_of.is_none()),
+                    "{} stands for `{}`, which must be declared before it",
+                    s.key,
+                    o.key
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn every_declared_key_takes_its_default_and_its_bounds() {
+        for s in table::BROKER {
+            let mut values: Vec<String> = s.default.iter().map(|d| d.to_string()).collect();
+            if let Kind::Number { min, max, .. } = s.kind {
+                values.extend([min.to_string(), max.to_string()]);
+            }
+            for value in values {
+                let text = format!("{BASE}{}={value}\n", s.key);
+                if let Err(e) = load(&text) {
+                    panic!("{} = {value}: {e}", s.key);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn out_of_bounds_values_are_refused_saying_what_is_allowed() {
+        for s in table::BROKER {
+            let mut cases = Vec::new();
+            match s.kind {
+                Kind::Number { width, min, max } => {
+                    cases.push(("x1".to_string(), "expected an integer".to_string()));
+                    let (lowest, highest) = match width {
+                        Width::Short => (i16::MIN.into(), i16::MAX.into()),
+                        Width::Int => (i32::MIN.into(), i32::MAX.into()),
+                        Width::Long => (i64::MIN, i64::MAX),
+                    };
+                    if min > lowest {
+                        cases.push(((min - 1).to_string(), format!("must be at least {min}")));
+                    }
+                    if max < highest {
+                        cases.push(((max + 1).to_string(), format!("must be at most {max}")));
+                    }
+                }
+                Kind::Bool => cases.push(("maybe".into(), "expected true or false".into())),
+                Kind::OneOf(_) | Kind::ListOf(_) => {
+                    cases.push(("nonsense".into(), format!("expected {}", s.kind.allowed())))
+                }
+                Kind::Text | Kind::List => {}
+            }
+            for (value, reason) in cases {
+                let text = format!("{BASE}{}={value}\n", s.key);
+                let err = load(&text).expect_err(&text).to_string();
+                let want = format!("invalid value `{value}` for `{}`", s.key);
+                assert!(
+                    err.contains(&want) && err.contains(&reason),
+                    "{text:?}: {err}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn describe_lists_every_declared_key_with_its_source() {
+        let c = load(&format!("{BASE}num.partitions=3\n")).expect("valid");
+        let described = c.values.describe();
+        let names: Vec<&str> = described.iter().map(|d| d.name.as_str()).collect();
+        let declared: Vec<&str> = table::BROKER.iter().map(|s| s.key).collect();
+        assert_eq!(names, declared);
+        let get = |k: &str| described.iter().find(|d| d.name == k).expect("listed");
+        let partitions = get("num.partitions");
+        assert_eq!(partitions.value.as_deref(), Some("3"));
+        assert_eq!(partitions.source, setting::Source::StaticBroker);
+        assert_eq!(partitions.config_type, 3);
+        assert_eq!(partitions.synonyms.len(), 2);
+        let decompressed = get("max.decompressed.message.bytes");
+        assert_eq!(decompressed.value.as_deref(), Some("2147483639"));
+        assert_eq!(decompressed.source, setting::Source::Default);
+        assert_eq!(get("broker.rack").value, None);
     }
 }

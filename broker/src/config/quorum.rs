@@ -15,14 +15,8 @@ pub struct Roles {
     pub controller: bool,
 }
 
-/// Parses `process.roles` (default: both, Kafka's combined mode).
-pub fn roles(p: Option<Property>) -> Result<Roles, ConfigError> {
-    let Some(p) = p else {
-        return Ok(Roles {
-            broker: true,
-            controller: true,
-        });
-    };
+/// Parses `process.roles` (its default is both, Kafka's combined mode).
+pub fn roles(p: &Property) -> Result<Roles, ConfigError> {
     let mut roles = Roles {
         broker: false,
         controller: false,
@@ -33,14 +27,14 @@ pub fn roles(p: Option<Property>) -> Result<Roles, ConfigError> {
             "controller" => roles.controller = true,
             other => {
                 return Err(invalid(
-                    &p,
+                    p,
                     format!("unknown role `{other}`; use broker, controller or both"),
                 ))
             }
         }
     }
     if !roles.broker && !roles.controller {
-        return Err(invalid(&p, "a node needs a role".into()));
+        return Err(invalid(p, "a node needs a role".into()));
     }
     Ok(roles)
 }
@@ -48,7 +42,7 @@ pub fn roles(p: Option<Property>) -> Result<Roles, ConfigError> {
 /// The controller listener's name: from `controller.listener.names` (the
 /// first name), or a listener called `CONTROLLER`, or none.
 pub fn controller_listener(
-    p: Option<Property>,
+    p: Option<&Property>,
     listeners: &[Listener],
 ) -> Result<Option<String>, ConfigError> {
     match p {
@@ -57,7 +51,7 @@ pub fn controller_listener(
             if listeners.iter().any(|l| l.name == name) {
                 Ok(Some(name.to_string()))
             } else {
-                Err(invalid(&p, format!("no listener is named `{name}`")))
+                Err(invalid(p, format!("no listener is named `{name}`")))
             }
         }
         None => Ok(listeners
@@ -72,7 +66,7 @@ pub fn controller_listener(
 /// must be a voter; a broker-only node must not be one, and needs a
 /// controller listener to receive the metadata log on.
 pub fn voters(
-    p: Option<Property>,
+    p: Option<&Property>,
     node_id: i32,
     roles: Roles,
     controller_listener: Option<&str>,
@@ -96,7 +90,7 @@ pub fn voters(
     };
     let mut out = BTreeMap::new();
     for entry in p.value.split(',').map(str::trim).filter(|e| !e.is_empty()) {
-        let bad = |why: &str| invalid(&p, format!("`{entry}`: {why}"));
+        let bad = |why: &str| invalid(p, format!("`{entry}`: {why}"));
         let (id, addr) = entry
             .split_once('@')
             .ok_or_else(|| bad("expected id@host:port"))?;
@@ -114,13 +108,13 @@ pub fn voters(
     match (roles.controller, out.contains_key(&node_id)) {
         (true, false) => {
             return Err(invalid(
-                &p,
+                p,
                 format!("this controller (node.id={node_id}) must be one of the voters"),
             ))
         }
         (false, true) => {
             return Err(invalid(
-                &p,
+                p,
                 format!("node.id={node_id} is a voter, so process.roles must include controller"),
             ))
         }
@@ -161,7 +155,7 @@ mod tests {
     fn voters_parse_and_must_include_this_node() {
         let ls = [listener("PLAINTEXT", 9092), listener("CONTROLLER", 9093)];
         let v = voters(
-            Some(prop("1@a:9093,2@b:9093,3@c:9093")),
+            Some(&prop("1@a:9093,2@b:9093,3@c:9093")),
             2,
             BOTH,
             Some("CONTROLLER"),
@@ -172,18 +166,18 @@ mod tests {
         assert_eq!(v[&2], "b:9093");
         for bad in ["1@a:9093", "x@a:1", "2@a", "2@:1", "2@a:1,2@b:1"] {
             assert!(
-                voters(Some(prop(bad)), 2, BOTH, Some("CONTROLLER"), &ls).is_err(),
+                voters(Some(&prop(bad)), 2, BOTH, Some("CONTROLLER"), &ls).is_err(),
                 "{bad}"
             );
         }
-        assert!(voters(Some(prop("1@a:1,2@b:1")), 2, BOTH, None, &ls).is_err());
+        assert!(voters(Some(&prop("1@a:1,2@b:1")), 2, BOTH, None, &ls).is_err());
         // A broker-only node is not a voter; a voter must be a controller.
         let broker = Roles {
             broker: true,
             controller: false,
         };
         assert!(voters(
-            Some(prop("1@a:1,3@c:1")),
+            Some(&prop("1@a:1,3@c:1")),
             2,
             broker,
             Some("CONTROLLER"),
@@ -191,7 +185,7 @@ mod tests {
         )
         .is_ok());
         assert!(voters(
-            Some(prop("1@a:1,2@b:1")),
+            Some(&prop("1@a:1,2@b:1")),
             2,
             broker,
             Some("CONTROLLER"),
@@ -219,17 +213,15 @@ mod tests {
 
     #[test]
     fn roles_parse() {
-        let p = |v: &str| {
-            Some(Property {
-                key: "process.roles".into(),
-                value: v.into(),
-                origin: "t".into(),
-            })
+        let p = |v: &str| Property {
+            key: "process.roles".into(),
+            value: v.into(),
+            origin: "t".into(),
         };
-        assert_eq!(roles(p("controller, broker")).expect("ok"), BOTH);
-        assert_eq!(roles(None).expect("ok"), BOTH);
-        assert!(roles(p("broker")).expect("ok").broker);
-        assert!(!roles(p("controller")).expect("ok").broker);
-        assert!(roles(p("observer")).is_err());
+        assert_eq!(roles(&p("controller, broker")).expect("ok"), BOTH);
+        assert!(roles(&p("broker")).expect("ok").broker);
+        assert!(!roles(&p("controller")).expect("ok").broker);
+        assert!(roles(&p("observer")).is_err());
+        assert!(roles(&p("")).is_err());
     }
 }

@@ -509,15 +509,15 @@ fn append(
 #[cfg(test)]
 pub(super) mod tests {
     use super::*;
-    use crate::config::LogDefaults;
     use crate::metadata::image::ClusterImage;
     use crate::metadata::records::MetadataRecord;
+    use crate::topic::config::TopicDefaults;
     use crate::topic::{Topic, TopicRegistry};
 
     /// A registry on `dir` holding the offsets topic (3 partitions) on
     /// broker 1, as the metadata log would create it.
     pub(in crate::group) fn registry(dir: &std::path::Path) -> (TopicRegistry, Arc<Topic>) {
-        let topics = TopicRegistry::new(1, &[dir.to_path_buf()], LogDefaults::for_tests());
+        let topics = TopicRegistry::new(1, &[dir.to_path_buf()], TopicDefaults::for_tests());
         let mut image = ClusterImage::default();
         image.apply(
             1,

@@ -21,11 +21,6 @@ use crate::node::Node;
 use crate::protocol::RequestContext;
 use crate::topic::{changes, config, NewTopic};
 
-/// Kafka's DescribeConfigs/CreateTopics source code for a topic override.
-const SOURCE_TOPIC: i8 = 1;
-/// ... and for a broker default.
-const SOURCE_DEFAULT: i8 = 5;
-
 /// Creates topics (or, with `validate_only`, only checks them).
 pub async fn create_topics(
     node: &Node,
@@ -101,12 +96,10 @@ pub async fn create_topics(
                             .map(|d| {
                                 let mut c = CreatableTopicConfigs::default();
                                 c.name = text(d.name);
-                                c.value = Some(text(d.value));
-                                c.config_source = if d.is_override {
-                                    SOURCE_TOPIC
-                                } else {
-                                    SOURCE_DEFAULT
-                                };
+                                c.value = d.value.map(text);
+                                c.read_only = d.read_only;
+                                c.config_source = d.source.code();
+                                c.is_sensitive = d.sensitive;
                                 c
                             })
                             .collect(),

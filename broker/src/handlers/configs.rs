@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use kafka_protocol::messages::describe_configs_response::{
-    DescribeConfigsResourceResult, DescribeConfigsResult,
+    DescribeConfigsResourceResult, DescribeConfigsResult, DescribeConfigsSynonym,
 };
 use kafka_protocol::messages::{
     alter_configs_response, incremental_alter_configs_response, AlterConfigsRequest,
@@ -14,6 +14,7 @@ use kafka_protocol::messages::{
 use kafka_protocol::ResponseError;
 
 use super::text;
+use crate::config::setting::{list_items, Described};
 use crate::node::Node;
 use crate::protocol::RequestContext;
 use crate::topic::config;
@@ -21,15 +22,9 @@ use crate::topic::config;
 /// Kafka's resource types.
 const TOPIC: i8 = 2;
 const BROKER: i8 = 4;
-/// Kafka's config sources.
-const SOURCE_TOPIC: i8 = 1;
-const SOURCE_STATIC_BROKER: i8 = 4;
-const SOURCE_DEFAULT: i8 = 5;
 
-/// One described setting: name, value, source, type, read-only.
-type Described = (String, String, i8, i8, bool);
-
-/// Describes topic settings (every one, with its source) or the broker's.
+/// Describes topic settings or the broker's: every declared one, with its
+/// source, and its synonyms and documentation when asked for.
 pub fn describe_configs(
     node: &Node,
     _ctx: &RequestContext,
@@ -43,27 +38,14 @@ pub fn describe_configs(
         let name = res.resource_name.to_string();
         let entries: Result<Vec<Described>, (ResponseError, String)> = match res.resource_type {
             TOPIC => match node.topics.get(&name) {
-                Some(t) => Ok(config::describe(&t.configs, node.topics.defaults())
-                    .into_iter()
-                    .map(|d| {
-                        let source = if d.is_override {
-                            SOURCE_TOPIC
-                        } else {
-                            SOURCE_DEFAULT
-                        };
-                        (d.name, d.value, source, d.config_type, false)
-                    })
-                    .collect()),
+                Some(t) => Ok(config::describe(&t.configs, node.topics.defaults())),
                 None => Err((
                     ResponseError::UnknownTopicOrPartition,
                     format!("topic `{name}` does not exist"),
                 )),
             },
             BROKER if name.is_empty() || name == node.config.node_id.to_string() => {
-                Ok(broker_settings(node)
-                    .into_iter()
-                    .map(|(k, v)| (k.to_string(), v, SOURCE_STATIC_BROKER, 2, true))
-                    .collect())
+                Ok(node.config.values.describe())
             }
             BROKER => Err((
                 ResponseError::InvalidRequest,
@@ -79,16 +61,8 @@ pub fn describe_configs(
                 let keys = res.configuration_keys.as_ref();
                 r.configs = entries
                     .into_iter()
-                    .filter(|(k, ..)| keys.is_none_or(|ks| ks.iter().any(|x| x.as_str() == k)))
-                    .map(|(k, v, source, config_type, read_only)| {
-                        let mut c = DescribeConfigsResourceResult::default();
-                        c.name = text(k);
-                        c.value = Some(text(v));
-                        c.config_source = source;
-                        c.config_type = config_type;
-                        c.read_only = read_only;
-                        c
-                    })
+                    .filter(|d| keys.is_none_or(|ks| ks.iter().any(|x| x.as_str() == d.name)))
+                    .map(|d| result(d, req.include_synonyms, req.include_documentation))
                     .collect();
             }
             Err((code, message)) => {
@@ -101,36 +75,32 @@ pub fn describe_configs(
     resp
 }
 
-/// The broker settings a user most often asks about.
-fn broker_settings(node: &Node) -> Vec<(&'static str, String)> {
-    let c = &node.config;
-    vec![
-        ("node.id", c.node_id.to_string()),
-        ("num.partitions", c.num_partitions.to_string()),
-        (
-            "default.replication.factor",
-            c.default_replication_factor.to_string(),
-        ),
-        (
-            "auto.create.topics.enable",
-            c.auto_create_topics.to_string(),
-        ),
-        ("log.retention.ms", c.log.config.retention_ms.to_string()),
-        (
-            "log.retention.bytes",
-            c.log.config.retention_bytes.to_string(),
-        ),
-        ("log.segment.bytes", c.log.config.segment_bytes.to_string()),
-        (
-            "message.max.bytes",
-            c.log.config.max_message_bytes.to_string(),
-        ),
-        ("min.insync.replicas", c.log.min_insync_replicas.to_string()),
-        (
-            "socket.request.max.bytes",
-            c.socket_request_max_bytes.to_string(),
-        ),
-    ]
+/// One described setting in the response's terms.
+fn result(d: Described, synonyms: bool, documentation: bool) -> DescribeConfigsResourceResult {
+    let mut c = DescribeConfigsResourceResult::default();
+    c.name = text(d.name);
+    c.value = d.value.map(text);
+    c.read_only = d.read_only;
+    c.config_source = d.source.code();
+    c.is_sensitive = d.sensitive;
+    c.config_type = d.config_type;
+    if synonyms {
+        c.synonyms = d
+            .synonyms
+            .into_iter()
+            .map(|s| {
+                let mut y = DescribeConfigsSynonym::default();
+                y.name = text(s.name);
+                y.value = s.value.map(text);
+                y.source = s.source.code();
+                y
+            })
+            .collect();
+    }
+    if documentation {
+        c.documentation = Some(text(d.doc));
+    }
+    c
 }
 
 /// Validates and applies a topic's complete new override set.
@@ -240,12 +210,9 @@ pub async fn incremental_alter_configs(
                     ));
                 }
                 (op @ (2 | 3), Some(v)) => {
-                    let mut items = config::list_items(&config::value_of(
-                        &key,
-                        &configs,
-                        node.topics.defaults(),
-                    ));
-                    let given = config::list_items(v);
+                    let mut items =
+                        list_items(&config::value_of(&key, &configs, node.topics.defaults()));
+                    let given = list_items(v);
                     if op == 2 {
                         for item in given {
                             if !items.contains(&item) {

@@ -126,10 +126,13 @@ pub fn log_error(e: &LogError) -> ResponseError {
             crate::log::batch::BatchError::UnsupportedMagic { .. } => {
                 ResponseError::UnsupportedForMessageFormat
             }
-            // Kafka answers a batch cut short, or records that do not
-            // decode, with INVALID_RECORD.
+            // Kafka answers a batch cut short, records that do not decode,
+            // or one too large once decompressed, with INVALID_RECORD.
             crate::log::batch::BatchError::Truncated { .. }
-            | crate::log::batch::BatchError::Records { .. } => ResponseError::InvalidRecord,
+            | crate::log::batch::BatchError::Records { .. }
+            | crate::log::batch::BatchError::DecompressedTooLarge { .. } => {
+                ResponseError::InvalidRecord
+            }
             _ => ResponseError::CorruptMessage,
         },
         _ => ResponseError::KafkaStorageError,

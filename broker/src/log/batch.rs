@@ -8,7 +8,8 @@
 //! offset and leader epoch without touching the client's checksum.
 
 use bytes::{Bytes, BytesMut};
-use kafka_protocol::records::Compression;
+use kafka_protocol::compression::{Decompressor, Gzip, Lz4, Snappy, Zstd};
+use kafka_protocol::records::{Compression, RecordBatchDecoder, RecordSet};
 
 /// Size of the fixed batch header.
 pub const HEADER_LEN: usize = 61;
@@ -60,6 +61,17 @@ pub enum BatchError {
         position: usize,
         /// What is wrong.
         reason: String,
+    },
+    /// A compressed batch holds a record larger, once decompressed, than
+    /// `max.decompressed.message.bytes` allows.
+    #[error("the batch at byte {position} holds a record of {size} bytes once decompressed; max.decompressed.message.bytes is {max}")]
+    DecompressedTooLarge {
+        /// Byte position.
+        position: usize,
+        /// The record's size as its length prefix gives it.
+        size: i64,
+        /// The limit.
+        max: u32,
     },
 }
 
@@ -179,15 +191,19 @@ pub fn parse_prefix(b: &[u8], position: usize) -> Result<BatchHeader, BatchError
 /// Decodes every record of one batch (decompressing it) and checks that
 /// they agree with its header, as Kafka does before accepting a batch: a
 /// batch that passes its CRC but holds unreadable records would otherwise
-/// be stored and break every consumer that reads it.
-pub fn validate_records(buf: &[u8], h: &BatchHeader) -> Result<(), BatchError> {
+/// be stored and break every consumer that reads it. A record larger than
+/// `max_record_bytes` once decompressed is refused (see [`decode`]).
+pub fn validate_records(
+    buf: &[u8],
+    h: &BatchHeader,
+    max_record_bytes: u32,
+) -> Result<(), BatchError> {
     let fail = |reason: String| BatchError::Records {
         position: h.position,
         reason,
     };
-    let mut bytes = Bytes::copy_from_slice(&buf[h.position..h.position + h.size]);
-    let set = kafka_protocol::records::RecordBatchDecoder::decode(&mut bytes)
-        .map_err(|e| fail(format!("{e:#}")))?;
+    let bytes = Bytes::copy_from_slice(&buf[h.position..h.position + h.size]);
+    let set = decode(bytes, h.position, max_record_bytes)?;
     if set.records.len() != h.record_count as usize {
         return Err(fail(format!(
             "{} records where the header counts {}",
@@ -204,6 +220,76 @@ pub fn validate_records(buf: &[u8], h: &BatchHeader) -> Result<(), BatchError> {
         return Err(fail("offset deltas are not 0, 1, 2, ...".into()));
     }
     Ok(())
+}
+
+/// Decodes the records of the one batch in `batch` (found at `position` of
+/// its buffer), decompressing them. As in Kafka, a record of a compressed
+/// batch whose length, once decompressed, exceeds `max_record_bytes`
+/// (`max.decompressed.message.bytes`) fails the batch; records sent
+/// uncompressed are bounded by the batch's own size limit instead.
+pub fn decode(
+    mut batch: Bytes,
+    position: usize,
+    max_record_bytes: u32,
+) -> Result<RecordSet, BatchError> {
+    let inflate = |raw: &mut Bytes, compression: Compression| -> anyhow::Result<Bytes> {
+        let records = match compression {
+            Compression::None => return Ok(raw.clone()),
+            Compression::Gzip => Gzip::decompress(raw, take)?,
+            Compression::Snappy => Snappy::decompress(raw, take)?,
+            Compression::Lz4 => Lz4::decompress(raw, take)?,
+            Compression::Zstd => Zstd::decompress(raw, take)?,
+        };
+        match oversized_record(&records, max_record_bytes) {
+            Some(size) => Err(BatchError::DecompressedTooLarge {
+                position,
+                size,
+                max: max_record_bytes,
+            }
+            .into()),
+            None => Ok(records),
+        }
+    };
+    RecordBatchDecoder::decode_with_custom_compression(&mut batch, Some(inflate)).map_err(|e| {
+        e.downcast::<BatchError>()
+            .unwrap_or_else(|e| BatchError::Records {
+                position,
+                reason: format!("{e:#}"),
+            })
+    })
+}
+
+fn take(decompressed: &mut Bytes) -> anyhow::Result<Bytes> {
+    Ok(std::mem::take(decompressed))
+}
+
+/// The size of the first record of decompressed `records` larger than
+/// `max`, as each record's length prefix gives it (what Kafka checks before
+/// reading a record). Stops quietly at bytes that do not frame records: the
+/// decoder reports those.
+fn oversized_record(mut records: &[u8], max: u32) -> Option<i64> {
+    while !records.is_empty() {
+        let (size, prefix) = read_varint(records)?;
+        if size > i64::from(max) {
+            return Some(size);
+        }
+        records = records.get(prefix + usize::try_from(size).ok()?..)?;
+    }
+    None
+}
+
+/// Reads a zigzag varint of at most 32 bits (Kafka's record length): the
+/// value and the bytes it took.
+fn read_varint(b: &[u8]) -> Option<(i64, usize)> {
+    let mut raw: u64 = 0;
+    for (i, byte) in b.iter().take(5).enumerate() {
+        raw |= u64::from(byte & 0x7f) << (7 * i);
+        if byte & 0x80 == 0 {
+            let value = (raw >> 1) as i64 ^ -((raw & 1) as i64);
+            return Some((value, i + 1));
+        }
+    }
+    None
 }
 
 /// Checks the CRC of a parsed batch.
@@ -330,7 +416,7 @@ pub(crate) mod tests {
             assert_eq!(again.attributes & LOG_APPEND_TIME, LOG_APPEND_TIME);
             // Compression and the records are untouched.
             assert_eq!(again.attributes & 0x07, h.attributes & 0x07);
-            validate_records(&buf, &again).expect("records intact");
+            validate_records(&buf, &again, u32::MAX).expect("records intact");
         }
     }
 
@@ -376,21 +462,69 @@ pub(crate) mod tests {
             Err(BatchError::UnsupportedMagic { .. })
         ));
         for h in validate_all(&good).expect("valid") {
-            validate_records(&good, &h).expect("records decode");
+            validate_records(&good, &h, u32::MAX).expect("records decode");
         }
         let gzip = encode(&["a", "b", "c"], &[1, 2, 3], Compression::Gzip);
         let h = validate_all(&gzip).expect("valid")[0];
-        validate_records(&gzip, &h).expect("gzip records decode");
+        validate_records(&gzip, &h, u32::MAX).expect("gzip records decode");
         let mut miscounted = good.clone();
         miscounted[60] = 3; // record count 3, lastOffsetDelta still 1
         let h = parse_header(&miscounted, 0).expect("header parses");
         assert!(matches!(
-            validate_records(&miscounted, &h),
+            validate_records(&miscounted, &h, u32::MAX),
             Err(BatchError::Records { .. })
         ));
         let mut two = good.clone();
         two.extend_from_slice(&good[..10]);
         let (hs, len) = scan_valid(&two);
         assert_eq!((hs.len(), len), (1, good.len()));
+    }
+
+    #[test]
+    fn varints_read_as_kafka_writes_them() {
+        let cases = [
+            (vec![0x00], Some((0, 1))),
+            (vec![0x01], Some((-1, 1))),
+            (vec![0x02], Some((1, 1))),
+            (vec![0xac, 0x02], Some((150, 2))),
+            (vec![0xfe, 0xff, 0xff, 0xff, 0x0f], Some((2_147_483_647, 5))),
+            (vec![0x80], None),
+            (vec![0x80, 0x80, 0x80, 0x80, 0x80, 0x01], None),
+        ];
+        for (bytes, want) in cases {
+            assert_eq!(read_varint(&bytes), want, "{bytes:02x?}");
+        }
+    }
+
+    #[test]
+    fn decompressed_records_are_bounded_like_kafkas() {
+        let value = "v".repeat(1000);
+        for compression in [
+            Compression::None,
+            Compression::Gzip,
+            Compression::Snappy,
+            Compression::Lz4,
+            Compression::Zstd,
+        ] {
+            let buf = encode(&["small", &value], &[1, 2], compression);
+            let h = validate_all(&buf).expect("valid")[0];
+            // The big record: 1000 value bytes, a key, a few header bytes.
+            let big = [1000, 1020];
+            validate_records(&buf, &h, 1020).expect("within the limit");
+            let outcome = validate_records(&buf, &h, 1000);
+            if compression == Compression::None {
+                // Kafka bounds only what it decompresses.
+                outcome.expect("uncompressed batches are not checked");
+                continue;
+            }
+            match outcome {
+                Err(BatchError::DecompressedTooLarge {
+                    size, max: 1000, ..
+                }) => {
+                    assert!(big[0] < size && size <= big[1], "{compression:?}: {size}")
+                }
+                other => panic!("{compression:?}: {other:?}"),
+            }
+        }
     }
 }

@@ -16,6 +16,9 @@ pub struct LogConfig {
     pub index_interval_bytes: u32,
     /// Largest batch accepted (`max.message.bytes`).
     pub max_message_bytes: u32,
+    /// Largest record accepted once its batch is decompressed
+    /// (`max.decompressed.message.bytes`).
+    pub max_decompressed_message_bytes: u32,
     /// fsync after this many messages (`flush.messages`).
     pub flush_messages: u64,
     /// fsync after this long (`flush.ms`; `i64::MAX`: never by time).
@@ -36,6 +39,7 @@ impl Default for LogConfig {
             retention_bytes: -1,
             index_interval_bytes: 4096,
             max_message_bytes: 1_048_588,
+            max_decompressed_message_bytes: 2_147_483_639,
             flush_messages: u64::MAX >> 1,
             flush_ms: i64::MAX,
             log_append_time: false,

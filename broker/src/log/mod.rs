@@ -12,7 +12,6 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
-use kafka_protocol::records::RecordBatchDecoder;
 
 use crate::clock::now_ms;
 
@@ -193,7 +192,7 @@ impl Log {
     ) -> Result<AppendInfo, LogError> {
         let mut headers = batch::validate_all(records)?;
         for h in &headers {
-            batch::validate_records(records, h)?;
+            batch::validate_records(records, h, self.config.max_decompressed_message_bytes)?;
         }
         if let Some(h) = headers
             .iter()
@@ -366,9 +365,12 @@ impl Log {
     pub fn offset_for_timestamp(&self, ts: i64) -> Result<Option<(i64, i64)>, LogError> {
         for seg in self.segments.values() {
             if let Some(bytes) = seg.batch_reaching(ts)? {
-                let found = record_timestamps(Bytes::from(bytes))?
-                    .into_iter()
-                    .find(|(offset, t)| *t >= ts && *offset >= self.log_start_offset);
+                let found = record_timestamps(
+                    Bytes::from(bytes),
+                    self.config.max_decompressed_message_bytes,
+                )?
+                .into_iter()
+                .find(|(offset, t)| *t >= ts && *offset >= self.log_start_offset);
                 if found.is_some() {
                     return Ok(found);
                 }
@@ -390,7 +392,10 @@ impl Log {
         let Some(bytes) = seg.max_timestamp_batch()? else {
             return Ok(None);
         };
-        let records = record_timestamps(Bytes::from(bytes))?;
+        let records = record_timestamps(
+            Bytes::from(bytes),
+            self.config.max_decompressed_message_bytes,
+        )?;
         let best = records.iter().map(|(_, t)| *t).max();
         Ok(best.and_then(|max| records.into_iter().find(|(_, t)| *t == max)))
     }
@@ -499,11 +504,15 @@ fn flush_due(unflushed: u64, last_flush_ms: i64, flush_ms: i64, now_ms: i64) -> 
     unflushed > 0 && flush_ms < i64::MAX && now_ms.saturating_sub(last_flush_ms) >= flush_ms
 }
 
-/// Offsets and timestamps of every record in one stored batch (decompressed
-/// by `kafka-protocol`). The bytes came from a client, so this is fuzzed.
-pub fn record_timestamps(mut buf: Bytes) -> Result<Vec<(i64, i64)>, LogError> {
-    let set =
-        RecordBatchDecoder::decode(&mut buf).map_err(|e| LogError::Decode(format!("{e:#}")))?;
+/// Offsets and timestamps of every record in one stored batch. A record
+/// larger once decompressed than `max_record_bytes`
+/// (`max.decompressed.message.bytes`) fails the lookup, as in Kafka. The
+/// bytes came from a client, so this is fuzzed.
+pub fn record_timestamps(buf: Bytes, max_record_bytes: u32) -> Result<Vec<(i64, i64)>, LogError> {
+    let set = batch::decode(buf, 0, max_record_bytes).map_err(|e| match e {
+        BatchError::DecompressedTooLarge { .. } => LogError::Batch(e),
+        other => LogError::Decode(other.to_string()),
+    })?;
     Ok(set
         .records
         .iter()

@@ -174,7 +174,7 @@ mod tests {
     use std::path::Path;
 
     use super::*;
-    use crate::config::LogDefaults;
+    use crate::topic::config::TopicDefaults;
     use crate::metadata::image::{ClusterImage, PartitionImage, TopicImage};
     use crate::metadata::quorum::{Quorum, QuorumSettings};
 
@@ -216,7 +216,7 @@ mod tests {
         let topics = Arc::new(TopicRegistry::new(
             1,
             &[dir.to_path_buf()],
-            LogDefaults::for_tests(),
+            TopicDefaults::for_tests(),
         ));
         resync(&topics, configs, partitions, 1);
         let settings = ReplicaSettings {

@@ -14,10 +14,10 @@ use std::sync::{Arc, RwLock};
 
 use uuid::Uuid;
 
-use crate::config::LogDefaults;
 use crate::metadata::image::ClusterImage;
 use crate::partition::{Partition, PartitionError};
 use crate::replication::fetcher::Followed;
+use crate::topic::config::TopicDefaults;
 
 /// Errors of topic administration, mapped to Kafka error codes by handlers.
 #[derive(Debug, thiserror::Error)]
@@ -121,7 +121,7 @@ impl NewTopic {
 pub struct TopicRegistry {
     node_id: i32,
     log_dirs: Vec<PathBuf>,
-    defaults: LogDefaults,
+    defaults: TopicDefaults,
     topics: RwLock<BTreeMap<String, Arc<Topic>>>,
     synced: tokio::sync::watch::Sender<u64>,
 }
@@ -141,7 +141,7 @@ fn partition_dir(log_dirs: &[PathBuf], topic: &str, index: i32) -> PathBuf {
 
 impl TopicRegistry {
     /// An empty registry for broker `node_id`; `sync` fills it.
-    pub fn new(node_id: i32, log_dirs: &[PathBuf], defaults: LogDefaults) -> Self {
+    pub fn new(node_id: i32, log_dirs: &[PathBuf], defaults: TopicDefaults) -> Self {
         TopicRegistry {
             node_id,
             log_dirs: log_dirs.to_vec(),
@@ -264,7 +264,7 @@ impl TopicRegistry {
     }
 
     /// The broker-wide log defaults.
-    pub fn defaults(&self) -> &LogDefaults {
+    pub fn defaults(&self) -> &TopicDefaults {
         &self.defaults
     }
 

@@ -1,0 +1,425 @@
+//! Every broker setting Gregor accepts, declared once. A key that is not
+//! here is refused at start; every key here is checked against its
+//! declaration, reported by DescribeConfigs and listed in the reference
+//! page (`gregor config-docs`).
+//!
+//! Types, defaults and update modes are Kafka's. Bounds are Kafka's unless
+//! Gregor needs others (noted in the line).
+
+use super::setting::{Kind, Setting, Update};
+
+const MS_PER_MINUTE: i64 = 60_000;
+const MS_PER_HOUR: i64 = 3_600_000;
+
+/// The broker's settings, in the order the reference page lists them.
+pub static BROKER: &[Setting] = &[
+    // The node and the metadata quorum.
+    Setting::new(
+        "node.id",
+        Kind::int(0),
+        "This node's id, unique in the cluster. Required (or `broker.id`).",
+    ),
+    Setting::new(
+        "broker.id",
+        Kind::ANY_INT,
+        "The older name of `node.id`, used when `node.id` is absent.",
+    ),
+    Setting::new(
+        "process.roles",
+        Kind::List,
+        "`broker`, `controller` or both: whether this node serves clients, votes in the metadata quorum, or does both.",
+    )
+    .default("broker,controller"),
+    Setting::new(
+        "controller.listener.names",
+        Kind::List,
+        "The listener the metadata quorum uses (the first name); without it, a listener named CONTROLLER if there is one.",
+    ),
+    Setting::new(
+        "controller.quorum.voters",
+        Kind::List,
+        "The quorum's voters as `id@host:port`, the same on every node. Without it, this node alone.",
+    ),
+    Setting::new(
+        "controller.quorum.bootstrap.servers",
+        Kind::List,
+        "Refused: the quorum's voters are fixed, so list them in `controller.quorum.voters`.",
+    ),
+    Setting::new(
+        "controller.quorum.election.timeout.ms",
+        Kind::int(10),
+        "How long a voter waits for the leader before it calls an election (Gregor needs at least 10).",
+    )
+    .default("1000"),
+    Setting::new(
+        "broker.session.timeout.ms",
+        Kind::int(1),
+        "Silence after which the controller fences a broker.",
+    )
+    .default("9000"),
+    Setting::new(
+        "broker.heartbeat.interval.ms",
+        Kind::int(1),
+        "How often a broker heartbeats to the controller.",
+    )
+    .default("2000"),
+    Setting::new(
+        "broker.rack",
+        Kind::Text,
+        "This broker's rack; replicas of a partition are spread over racks. Cannot be empty.",
+    ),
+    Setting::new(
+        "metadata.log.dir",
+        Kind::Text,
+        "Where the metadata quorum's log lives; by default the first of `log.dirs`.",
+    ),
+    // Listeners.
+    Setting::new(
+        "listeners",
+        Kind::List,
+        "Where to bind, as `NAME://host:port`; an empty host binds every interface.",
+    )
+    .default("PLAINTEXT://:9092")
+    .update(Update::PerBroker),
+    Setting::new(
+        "advertised.listeners",
+        Kind::List,
+        "What clients are told, as `NAME://host:port`; listeners left out advertise their bound address.",
+    ),
+    Setting::new(
+        "listener.security.protocol.map",
+        Kind::Text,
+        "The security protocol of each listener name, as `NAME:PROTOCOL`. Gregor serves PLAINTEXT only so far.",
+    )
+    .default("PLAINTEXT:PLAINTEXT,SSL:SSL,SASL_PLAINTEXT:SASL_PLAINTEXT,SASL_SSL:SASL_SSL")
+    .update(Update::PerBroker),
+    Setting::new(
+        "inter.broker.listener.name",
+        Kind::Text,
+        "The listener brokers reach each other on; by default the first that is not the controller's.",
+    ),
+    Setting::new(
+        "socket.request.max.bytes",
+        Kind::int(64),
+        "The largest request accepted; a larger frame closes the connection (Gregor needs at least 64).",
+    )
+    .default("104857600"),
+    Setting::new(
+        "http.listener",
+        Kind::Text,
+        "Gregor's own: `[host]:port` serving `/livez`, `/readyz` and `/metrics`. Off when unset.",
+    ),
+    // Storage.
+    Setting::new(
+        "log.dirs",
+        Kind::List,
+        "The directories partitions are stored in. Required (or `log.dir`).",
+    ),
+    Setting::new(
+        "log.dir",
+        Kind::List,
+        "The older name of `log.dirs`, used when `log.dirs` is absent.",
+    ),
+    Setting::new(
+        "log.segment.bytes",
+        Kind::int(14),
+        "Default `segment.bytes`: a segment larger than this is rolled.",
+    )
+    .default("1073741824")
+    .update(Update::ClusterWide),
+    Setting::new(
+        "log.roll.ms",
+        Kind::ANY_LONG,
+        "Default `segment.ms`: a segment older than this is rolled. Wins over `log.roll.hours`.",
+    )
+    .update(Update::ClusterWide),
+    Setting::new(
+        "log.roll.hours",
+        Kind::int(1),
+        "`log.roll.ms` in hours, used when `log.roll.ms` is absent.",
+    )
+    .default("168")
+    .synonym_of("log.roll.ms", MS_PER_HOUR),
+    Setting::new(
+        "log.retention.ms",
+        Kind::ANY_LONG,
+        "Default `retention.ms`: segments whose newest record is older are deleted; -1 keeps them. Wins over minutes and hours.",
+    )
+    .update(Update::ClusterWide),
+    Setting::new(
+        "log.retention.minutes",
+        Kind::ANY_INT,
+        "`log.retention.ms` in minutes, used when `log.retention.ms` is absent.",
+    )
+    .synonym_of("log.retention.ms", MS_PER_MINUTE),
+    Setting::new(
+        "log.retention.hours",
+        Kind::int(-1),
+        "`log.retention.ms` in hours, used when neither milliseconds nor minutes are given.",
+    )
+    .default("168")
+    .synonym_of("log.retention.ms", MS_PER_HOUR),
+    Setting::new(
+        "log.retention.bytes",
+        Kind::long(-1),
+        "Default `retention.bytes`: the oldest segments are deleted beyond this size per partition; -1: no limit.",
+    )
+    .default("-1")
+    .update(Update::ClusterWide),
+    Setting::new(
+        "log.retention.check.interval.ms",
+        Kind::long(1),
+        "How often retention is applied.",
+    )
+    .default("300000"),
+    Setting::new(
+        "log.cleanup.policy",
+        Kind::ListOf(&["delete"]),
+        "Default `cleanup.policy`. Only `delete`: compaction is not built yet.",
+    )
+    .default("delete")
+    .update(Update::ClusterWide),
+    Setting::new(
+        "log.index.interval.bytes",
+        Kind::int(0),
+        "Default `index.interval.bytes`: bytes between entries of the sparse offset index.",
+    )
+    .default("4096")
+    .update(Update::ClusterWide),
+    Setting::new(
+        "log.flush.interval.messages",
+        Kind::long(1),
+        "Default `flush.messages`: fsync a partition after this many records.",
+    )
+    .default("9223372036854775807")
+    .update(Update::ClusterWide),
+    Setting::new(
+        "log.flush.interval.ms",
+        Kind::long(0),
+        "Default `flush.ms`: fsync a partition when its unflushed records are this old.",
+    )
+    .update(Update::ClusterWide),
+    Setting::new(
+        "log.message.timestamp.type",
+        Kind::OneOf(&["CreateTime", "LogAppendTime"]),
+        "Default `message.timestamp.type`: keep the producer's timestamps or stamp the time of the append.",
+    )
+    .default("CreateTime")
+    .update(Update::ClusterWide),
+    Setting::new(
+        "message.max.bytes",
+        Kind::int(0),
+        "Default `max.message.bytes`: the largest record batch accepted, as sent (compressed).",
+    )
+    .default("1048588")
+    .update(Update::ClusterWide),
+    Setting::new(
+        "max.decompressed.message.bytes",
+        Kind::int_between(1, 2_147_483_639),
+        "Default `max.decompressed.message.bytes`: the largest record accepted once its batch is decompressed.",
+    )
+    .default("2147483639")
+    .update(Update::ClusterWide),
+    // Topics.
+    Setting::new(
+        "num.partitions",
+        Kind::int(1),
+        "Partitions of a topic created without a count, auto-created ones included.",
+    )
+    .default("1"),
+    Setting::new(
+        "default.replication.factor",
+        Kind::int_between(1, i16::MAX as i64),
+        "Replicas of a topic created without a replication factor, auto-created ones included.",
+    )
+    .default("1"),
+    Setting::new(
+        "min.insync.replicas",
+        Kind::int(1),
+        "Default `min.insync.replicas`: in-sync replicas an `acks=all` produce needs.",
+    )
+    .default("1")
+    .update(Update::ClusterWide),
+    Setting::new(
+        "auto.create.topics.enable",
+        Kind::Bool,
+        "Create a topic when a client's metadata request names one that does not exist.",
+    )
+    .default("true"),
+    Setting::new(
+        "delete.topic.enable",
+        Kind::Bool,
+        "Whether DeleteTopics may delete topics.",
+    )
+    .default("true"),
+    // Replication and leadership.
+    Setting::new(
+        "replica.lag.time.max.ms",
+        Kind::long(1),
+        "A follower that has not caught up for this long leaves the ISR.",
+    )
+    .default("30000"),
+    Setting::new(
+        "replica.fetch.wait.max.ms",
+        Kind::int(0),
+        "How long a follower's fetch waits at the leader for new records.",
+    )
+    .default("500"),
+    Setting::new(
+        "replica.fetch.max.bytes",
+        Kind::int(1),
+        "Bytes a follower asks for per partition in one fetch (Gregor needs at least 1).",
+    )
+    .default("1048576"),
+    Setting::new(
+        "replica.fetch.response.max.bytes",
+        Kind::int(1),
+        "Bytes a follower asks for in one fetch over all partitions (Gregor needs at least 1).",
+    )
+    .default("10485760"),
+    Setting::new(
+        "auto.leader.rebalance.enable",
+        Kind::Bool,
+        "Move leadership back to each partition's preferred replica.",
+    )
+    .default("true"),
+    Setting::new(
+        "leader.imbalance.check.interval.seconds",
+        Kind::long(1),
+        "How often the controller looks for leaders to move back.",
+    )
+    .default("300"),
+    // Consumer groups.
+    Setting::new(
+        "offsets.topic.num.partitions",
+        Kind::int(1),
+        "Partitions of `__consumer_offsets`, fixed once the topic exists.",
+    )
+    .default("50"),
+    Setting::new(
+        "offsets.topic.replication.factor",
+        Kind::short(1),
+        "Replicas of `__consumer_offsets`; a node without other voters keeps one.",
+    )
+    .default("3"),
+    Setting::new(
+        "group.initial.rebalance.delay.ms",
+        Kind::int(0),
+        "How long a new classic group waits for more members before its first rebalance.",
+    )
+    .default("3000"),
+    Setting::new(
+        "group.min.session.timeout.ms",
+        Kind::int(1),
+        "The shortest session a classic group member may ask for.",
+    )
+    .default("6000"),
+    Setting::new(
+        "group.max.session.timeout.ms",
+        Kind::int(1),
+        "The longest session a classic group member may ask for.",
+    )
+    .default("1800000"),
+    Setting::new(
+        "group.consumer.session.timeout.ms",
+        Kind::int(1),
+        "Session of a member of a consumer-protocol (KIP-848) group.",
+    )
+    .default("45000"),
+    Setting::new(
+        "group.consumer.heartbeat.interval.ms",
+        Kind::int(1),
+        "Heartbeat interval given to members of consumer-protocol (KIP-848) groups.",
+    )
+    .default("5000"),
+    // Kafka's tuning knobs, of no use to Gregor.
+    Setting::new(
+        "num.network.threads",
+        Kind::int(1),
+        "Accepted and ignored: Gregor runs one task per connection.",
+    )
+    .default("3")
+    .update(Update::ClusterWide)
+    .ignored(),
+    Setting::new(
+        "num.io.threads",
+        Kind::int(1),
+        "Accepted and ignored: requests are served on the async runtime's threads.",
+    )
+    .default("8")
+    .update(Update::ClusterWide)
+    .ignored(),
+    Setting::new(
+        "queued.max.requests",
+        Kind::int(1),
+        "Accepted and ignored: each connection bounds its own in-flight requests.",
+    )
+    .default("500")
+    .ignored(),
+    Setting::new(
+        "num.replica.fetchers",
+        Kind::int(1),
+        "Accepted and ignored: one fetcher per leader broker.",
+    )
+    .default("1")
+    .update(Update::ClusterWide)
+    .ignored(),
+    Setting::new(
+        "num.recovery.threads.per.data.dir",
+        Kind::int(1),
+        "Accepted and ignored.",
+    )
+    .default("2")
+    .update(Update::ClusterWide)
+    .ignored(),
+    Setting::new(
+        "background.threads",
+        Kind::int(1),
+        "Accepted and ignored.",
+    )
+    .default("10")
+    .update(Update::ClusterWide)
+    .ignored(),
+    Setting::new(
+        "socket.send.buffer.bytes",
+        Kind::ANY_INT,
+        "Accepted and ignored: the operating system's socket buffer sizes are used.",
+    )
+    .default("102400")
+    .ignored(),
+    Setting::new(
+        "socket.receive.buffer.bytes",
+        Kind::ANY_INT,
+        "Accepted and ignored: the operating system's socket buffer sizes are used.",
+    )
+    .default("102400")
+    .ignored(),
+    Setting::new(
+        "transaction.state.log.replication.factor",
+        Kind::short(1),
+        "Accepted and ignored: transactions are not built yet.",
+    )
+    .default("3")
+    .ignored(),
+    Setting::new(
+        "transaction.state.log.min.isr",
+        Kind::int(1),
+        "Accepted and ignored: transactions are not built yet.",
+    )
+    .default("2")
+    .ignored(),
+    Setting::new(
+        "share.coordinator.state.topic.replication.factor",
+        Kind::short(1),
+        "Accepted and ignored: share groups are not built yet.",
+    )
+    .default("3")
+    .ignored(),
+    Setting::new(
+        "share.coordinator.state.topic.min.isr",
+        Kind::short(1),
+        "Accepted and ignored: share groups are not built yet.",
+    )
+    .default("2")
+    .ignored(),
+];
