@@ -1,6 +1,7 @@
 //! Gregor's broker: a Kafka-compatible server.
 //!
-//! A request travels `server` (listeners, one task per connection) →
+//! A request travels `server` (accepting on the sockets [`bind`] opened,
+//! one task per connection) →
 //! `protocol` (frames, API versions, decoding with `kafka-protocol`) →
 //! `handlers` (one module per API family, translating the request into calls
 //! on the services in `node` and their outcomes into the response) → the
@@ -24,6 +25,8 @@
 //! - [`group`] coordinates consumer groups and their committed offsets, for
 //!   the `__consumer_offsets` partitions this broker leads.
 //! - [`http`] serves `/livez`, `/readyz` and [`metrics`] on `http.listener`.
+//! - [`tasks`] owns the broker's long-lived tasks and stops them together
+//!   at shutdown, after `server` has drained the connections.
 //! - [`producer_id`] hands out producer ids; [`maintenance`] runs retention,
 //!   time-based flushing and ISR checks; [`clock`] is wall-clock time in
 //!   milliseconds; [`ids`] prints ids as Kafka does; [`dev`] writes the
@@ -33,6 +36,7 @@
 //! `partition` → `log`: a replica knows nothing of the brokers it is copied
 //! between, and replication nothing of how clients' requests are served.
 
+pub mod bind;
 pub mod clock;
 pub mod config;
 pub mod dev;
@@ -52,4 +56,5 @@ pub mod protocol;
 pub mod replica_manager;
 pub mod replication;
 pub mod server;
+pub mod tasks;
 pub mod topic;

@@ -7,8 +7,13 @@ use clap::{Parser, Subcommand};
 use gregor_broker::config::{self, BrokerConfig};
 use gregor_broker::http::{self, Stage};
 use gregor_broker::node::{self, Node};
-use gregor_broker::{dev, maintenance, server};
+use gregor_broker::tasks::Tasks;
+use gregor_broker::{bind, dev, maintenance, server};
 use tokio::sync::watch;
+
+/// How long the broker's tasks get at shutdown to end (a replica fetch in
+/// flight, a retention pass, loading a group partition).
+const TASKS_PATIENCE: std::time::Duration = std::time::Duration::from_secs(10);
 
 #[derive(Parser)]
 #[command(
@@ -120,9 +125,11 @@ fn run_broker(path: PathBuf) -> ExitCode {
     runtime.block_on(async move {
         let stage = watch::channel(Stage::Starting).0;
         if let Some(listener) = &config.http_listener {
-            match server::bind_all(std::slice::from_ref(listener)).await {
+            match bind::bind_all(std::slice::from_ref(listener)).await {
                 Ok(mut bound) => {
                     if let Some(b) = bound.pop() {
+                        // Not one of the broker's tasks: probes are answered
+                        // until the process exits, through shutdown.
                         tokio::spawn(http::serve(b.socket, stage.subscribe()));
                     }
                 }
@@ -143,7 +150,7 @@ fn run_broker(path: PathBuf) -> ExitCode {
             }
         };
         let listeners: Vec<_> = node.config.kafka_listeners().cloned().collect();
-        let bound = match server::bind_all(&listeners).await {
+        let bound = match bind::bind_all(&listeners).await {
             Ok(b) => b,
             Err(e) => {
                 eprintln!("gregor: {e}");
@@ -151,10 +158,11 @@ fn run_broker(path: PathBuf) -> ExitCode {
             }
         };
         tracing::info!(node_id = node.config.node_id, cluster_id = %node.cluster_id, "broker started");
-        tokio::spawn(maintenance::run(node.clone()));
-        tokio::spawn(maintenance::run_flusher(node.clone()));
-        tokio::spawn(maintenance::run_isr_checks(node.clone()));
-        tokio::spawn(node.groups.clone().run_session_sweeper());
+        let tasks = &node.tasks;
+        tasks.spawn("retention", maintenance::run(node.clone()));
+        tasks.spawn("flusher", maintenance::run_flusher(node.clone()));
+        tasks.spawn("ISR checks", maintenance::run_isr_checks(node.clone()));
+        tasks.spawn("group sessions", node.groups.clone().run_session_sweeper());
         stage.send_replace(Stage::Broker(node.clone()));
         let stopping = node.clone();
         server::serve(node.clone(), bound, async move {
@@ -164,6 +172,7 @@ fn run_broker(path: PathBuf) -> ExitCode {
             stopping.shutdown().await;
         })
         .await;
+        node.tasks.stop(TASKS_PATIENCE).await;
         tracing::info!("flushing logs");
         maintenance::flush_all(&node);
         node.quorum.shutdown().await;
@@ -175,8 +184,9 @@ fn run_broker(path: PathBuf) -> ExitCode {
 /// A dedicated controller (`process.roles=controller`): a voter of the
 /// metadata quorum and nothing else.
 async fn run_controller(config: BrokerConfig, stage: watch::Sender<Stage>) -> ExitCode {
+    let tasks = Tasks::new();
     // The log directories stay locked until the controller stops.
-    let (quorum, _log_dirs) = match node::start_quorum(&config).await {
+    let (quorum, _log_dirs) = match node::start_quorum(&config, &tasks).await {
         Ok(started) => started,
         Err(e) => {
             eprintln!("gregor: cannot start: {e}");
@@ -187,6 +197,7 @@ async fn run_controller(config: BrokerConfig, stage: watch::Sender<Stage>) -> Ex
     stage.send_replace(Stage::Controller(quorum.clone()));
     shutdown_signal().await;
     stage.send_replace(Stage::Stopping);
+    tasks.stop(TASKS_PATIENCE).await;
     quorum.shutdown().await;
     tracing::info!("stopped");
     ExitCode::SUCCESS

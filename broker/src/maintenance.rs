@@ -18,7 +18,8 @@ async fn every(period: Duration, node: Arc<Node>, work: fn(&Node)) {
     loop {
         tick.tick().await;
         let node = node.clone();
-        let _ = tokio::task::spawn_blocking(move || work(&node)).await;
+        let tasks = node.tasks.clone();
+        let _ = tasks.spawn_blocking(move || work(&node)).await;
     }
 }
 

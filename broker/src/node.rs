@@ -23,6 +23,7 @@ use crate::producer_id::ProducerIdAllocator;
 use crate::replica_manager::{ReplicaManager, ReplicaSettings};
 use crate::replication::fetcher::{self, FetchSettings, Followed};
 use crate::replication::isr::IsrProposer;
+use crate::tasks::Tasks;
 use crate::topic::TopicRegistry;
 
 /// How long admin changes wait for the controller and for this broker to
@@ -37,7 +38,7 @@ pub enum StartError {
     LogDir(#[from] LogDirError),
     /// The controller listener cannot be bound.
     #[error(transparent)]
-    Bind(#[from] crate::server::BindError),
+    Bind(#[from] crate::bind::BindError),
     /// The metadata quorum could not start.
     #[error(transparent)]
     Quorum(#[from] QuorumError),
@@ -68,6 +69,8 @@ pub struct Node {
     pub replicas: ReplicaManager,
     /// Request-path counters for `/metrics`.
     pub metrics: crate::metrics::Counters,
+    /// The broker's long-lived tasks, stopped together at shutdown.
+    pub tasks: Tasks,
     /// This broker's registration epoch.
     epoch: Arc<watch::Sender<i64>>,
     /// Set to stop heartbeating at shutdown.
@@ -80,7 +83,8 @@ impl Node {
     /// Joins the metadata quorum, registers, opens this broker's replicas
     /// and loads group state.
     pub async fn start(config: BrokerConfig) -> Result<Arc<Node>, StartError> {
-        let (quorum, log_dirs) = start_quorum(&config).await?;
+        let tasks = Tasks::new();
+        let (quorum, log_dirs) = start_quorum(&config, &tasks).await?;
 
         let topics = Arc::new(TopicRegistry::new(
             config.node_id,
@@ -88,18 +92,24 @@ impl Node {
             crate::topic::config::TopicDefaults::new(config.values.clone()),
         ));
         let followed = watch::channel(Followed::new()).0;
-        tokio::spawn(fetcher::run(
-            FetchSettings {
-                me: config.node_id,
-                listener: config.inter_broker_listener.clone(),
-                max_wait: Duration::from_millis(config.replica_fetch_wait_max_ms),
-                partition_max_bytes: config.replica_fetch_max_bytes,
-                max_bytes: config.replica_fetch_response_max_bytes,
-            },
-            quorum.subscribe(),
-            followed.subscribe(),
-        ));
-        tokio::spawn(follow_metadata(quorum.clone(), topics.clone(), followed));
+        tasks.spawn(
+            "replica fetcher",
+            fetcher::run(
+                FetchSettings {
+                    me: config.node_id,
+                    listener: config.inter_broker_listener.clone(),
+                    max_wait: Duration::from_millis(config.replica_fetch_wait_max_ms),
+                    partition_max_bytes: config.replica_fetch_max_bytes,
+                    max_bytes: config.replica_fetch_response_max_bytes,
+                },
+                quorum.subscribe(),
+                followed.subscribe(),
+            ),
+        );
+        tasks.spawn(
+            "metadata follower",
+            follow_metadata(quorum.clone(), topics.clone(), followed, tasks.clone()),
+        );
 
         let me = Registration {
             id: config.node_id,
@@ -129,14 +139,17 @@ impl Node {
         tracing::info!(epoch, "registered with the controller");
         let epoch = Arc::new(watch::channel(epoch).0);
         let stop_heartbeats = watch::channel(false).0;
-        tokio::spawn(registration::heartbeat(
-            quorum.clone(),
-            me,
-            epoch.clone(),
-            Duration::from_millis(config.broker_heartbeat_interval_ms),
-            patience,
-            stop_heartbeats.subscribe(),
-        ));
+        tasks.spawn(
+            "heartbeat",
+            registration::heartbeat(
+                quorum.clone(),
+                me,
+                epoch.clone(),
+                Duration::from_millis(config.broker_heartbeat_interval_ms),
+                patience,
+                stop_heartbeats.subscribe(),
+            ),
+        );
 
         let cluster_id = cluster_id(&quorum).await;
         log_dirs.record_cluster_id(&cluster_id)?;
@@ -158,7 +171,10 @@ impl Node {
             settings,
             topics.clone(),
         ));
-        tokio::spawn(follow_offsets_leadership(topics.clone(), groups.clone()));
+        tasks.spawn(
+            "group coordination follower",
+            follow_offsets_leadership(topics.clone(), groups.clone(), tasks.clone()),
+        );
         let replicas = ReplicaManager::new(
             topics.clone(),
             IsrProposer::new(quorum.clone(), config.node_id),
@@ -176,6 +192,7 @@ impl Node {
             producer_ids: ProducerIdAllocator::default(),
             replicas,
             metrics: crate::metrics::Counters::default(),
+            tasks,
             epoch,
             stop_heartbeats,
             _log_dirs: log_dirs,
@@ -229,15 +246,19 @@ impl Node {
 
 /// Claims the log directories, opens the metadata log and joins the quorum
 /// (as a voter, or as a learner for a broker-only node), serving the
-/// controller listener. Dedicated controllers run only this.
-pub async fn start_quorum(config: &BrokerConfig) -> Result<(Arc<Quorum>, LogDirs), StartError> {
+/// controller listener (a task of `tasks`). Dedicated controllers run only
+/// this.
+pub async fn start_quorum(
+    config: &BrokerConfig,
+    tasks: &Tasks,
+) -> Result<(Arc<Quorum>, LogDirs), StartError> {
     let log_dirs = LogDirs::claim(&config.log_dirs, config.node_id)?;
     let controller_socket = match config
         .controller_listener
         .as_ref()
         .and_then(|name| config.listeners.iter().find(|l| &l.name == name))
     {
-        Some(l) => Some(crate::server::bind_all(std::slice::from_ref(l)).await?),
+        Some(l) => Some(crate::bind::bind_all(std::slice::from_ref(l)).await?),
         None => None,
     };
     let quorum = Quorum::start(QuorumSettings {
@@ -253,7 +274,7 @@ pub async fn start_quorum(config: &BrokerConfig) -> Result<(Arc<Quorum>, LogDirs
     })
     .await?;
     if let Some(bound) = controller_socket.into_iter().flatten().next() {
-        tokio::spawn(quorum.clone().serve(bound.socket));
+        tasks.spawn("controller listener", quorum.clone().serve(bound.socket));
     }
     Ok((quorum, log_dirs))
 }
@@ -264,6 +285,7 @@ async fn follow_metadata(
     quorum: Arc<Quorum>,
     topics: Arc<TopicRegistry>,
     followed: watch::Sender<Followed>,
+    tasks: Tasks,
 ) {
     let mut rx = quorum.subscribe();
     loop {
@@ -271,9 +293,9 @@ async fn follow_metadata(
         let registry = topics.clone();
         // Opening replicas reads and recovers logs: keep it off the
         // request-serving threads.
-        let synced =
-            tokio::task::spawn_blocking(move || registry.sync(&view.image, view.applied_index))
-                .await;
+        let synced = tasks
+            .spawn_blocking(move || registry.sync(&view.image, view.applied_index))
+            .await;
         match synced {
             Ok(f) => {
                 followed.send_if_modified(|old| {
@@ -299,7 +321,11 @@ async fn follow_metadata(
 
 /// Makes the group coordinator serve the groups of exactly the offsets
 /// partitions this broker leads, as leadership moves.
-async fn follow_offsets_leadership(topics: Arc<TopicRegistry>, groups: Arc<GroupCoordinator>) {
+async fn follow_offsets_leadership(
+    topics: Arc<TopicRegistry>,
+    groups: Arc<GroupCoordinator>,
+    tasks: Tasks,
+) {
     let mut synced = topics.subscribe_synced();
     loop {
         synced.borrow_and_update();
@@ -309,7 +335,7 @@ async fn follow_offsets_leadership(topics: Arc<TopicRegistry>, groups: Arc<Group
             .unwrap_or_default();
         let groups = groups.clone();
         // Loading replays the partition's log: off the request threads.
-        if let Err(e) = tokio::task::spawn_blocking(move || groups.lead(&led)).await {
+        if let Err(e) = tasks.spawn_blocking(move || groups.lead(&led)).await {
             tracing::error!(error = %e, "moving group coordination failed");
         }
         if synced.changed().await.is_err() {

@@ -266,13 +266,16 @@ impl Quorum {
         }
     }
 
-    /// Serves the controller listener until the process ends.
+    /// Serves the controller listener; its connections end when this
+    /// future is dropped.
     pub async fn serve(self: Arc<Self>, listener: TcpListener) {
+        let mut connections = tokio::task::JoinSet::new();
         loop {
             match listener.accept().await {
                 Ok((stream, _)) => {
                     let _ = stream.set_nodelay(true);
-                    tokio::spawn(self.clone().serve_connection(stream));
+                    while connections.try_join_next().is_some() {}
+                    connections.spawn(self.clone().serve_connection(stream));
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "controller listener accept failed");

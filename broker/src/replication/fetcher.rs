@@ -14,6 +14,7 @@ use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, TopicName}
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 use tokio::sync::watch;
+use tokio_util::task::AbortOnDropHandle;
 
 use crate::metadata::store::MetadataView;
 use crate::partition::Partition;
@@ -41,30 +42,24 @@ pub struct FetchSettings {
 pub type Followed = BTreeMap<i32, Vec<Arc<Partition>>>;
 
 /// Runs one fetch task per leader with followed partitions, starting and
-/// ending them as `followed` changes.
+/// ending them as `followed` changes; they end with it.
 pub async fn run(
     settings: FetchSettings,
     image: watch::Receiver<MetadataView>,
     mut followed: watch::Receiver<Followed>,
 ) {
-    let mut tasks: BTreeMap<i32, tokio::task::JoinHandle<()>> = BTreeMap::new();
+    let mut tasks: BTreeMap<i32, AbortOnDropHandle<()>> = BTreeMap::new();
     loop {
         let leaders: Vec<i32> = followed.borrow_and_update().keys().copied().collect();
-        tasks.retain(|leader, task| {
-            let keep = leaders.contains(leader) && !task.is_finished();
-            if !keep {
-                task.abort();
-            }
-            keep
-        });
+        tasks.retain(|leader, task| leaders.contains(leader) && !task.is_finished());
         for leader in leaders {
             tasks.entry(leader).or_insert_with(|| {
-                tokio::spawn(follow(
+                AbortOnDropHandle::new(tokio::spawn(follow(
                     leader,
                     settings.clone(),
                     image.clone(),
                     followed.clone(),
-                ))
+                )))
             });
         }
         if followed.changed().await.is_err() {

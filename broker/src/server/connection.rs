@@ -2,7 +2,9 @@
 //! socket while the requests before them are handled, and the requests are
 //! handled strictly one after another, in order, as Kafka does. Order is
 //! what producers rely on: batches a client pipelines on one connection are
-//! appended in the order it sent them.
+//! appended in the order it sent them. When the broker drains its
+//! connections at shutdown, the reader stops taking new frames; the
+//! requests already read are answered and the connection closes.
 
 use std::sync::Arc;
 
@@ -10,6 +12,7 @@ use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufWriter};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 
 use crate::node::Node;
 use crate::protocol::{self, ConnectionInfo, ProtocolError};
@@ -35,19 +38,24 @@ enum CloseReason {
     Io(#[from] std::io::Error),
 }
 
-/// Serves `stream` until the client closes it or sends something that
-/// cannot be answered.
-pub async fn serve(node: Arc<Node>, stream: TcpStream, info: ConnectionInfo) {
+/// Serves `stream` until the client closes it, sends something that
+/// cannot be answered, or `draining` is cancelled.
+pub async fn serve(
+    node: Arc<Node>,
+    stream: TcpStream,
+    info: ConnectionInfo,
+    draining: CancellationToken,
+) {
     let _ = stream.set_nodelay(true);
     let (read, write) = stream.into_split();
     let (tx, rx) = mpsc::channel::<Bytes>(READ_AHEAD);
     let max = node.config.socket_request_max_bytes;
     node.metrics.connections_accepted.inc();
     node.metrics.connections_open.inc();
-    let reader = read_frames(&node, read, tx, max);
+    let reader = read_frames(&node, read, tx, max, &draining);
     let writer = handle_in_order(node.clone(), write, rx, info.clone());
     match tokio::try_join!(reader, writer) {
-        Ok(_) => tracing::debug!(peer = %info.peer, "connection closed by client"),
+        Ok(_) => tracing::debug!(peer = %info.peer, "connection closed"),
         Err(CloseReason::Io(e)) => {
             tracing::debug!(peer = %info.peer, error = %e, "connection ended")
         }
@@ -63,9 +71,16 @@ async fn read_frames(
     mut read: tokio::net::tcp::OwnedReadHalf,
     tx: mpsc::Sender<Bytes>,
     max: usize,
+    draining: &CancellationToken,
 ) -> Result<(), CloseReason> {
     loop {
-        let size = match read.read_i32().await {
+        // Waiting for the next frame is where a drain cuts in; once its
+        // size is read, a frame is read whole and answered.
+        let size = tokio::select! {
+            size = read.read_i32() => size,
+            () = draining.cancelled() => return Ok(()),
+        };
+        let size = match size {
             Ok(size) => size,
             Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(()),
             Err(e) => return Err(e.into()),

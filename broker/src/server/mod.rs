@@ -1,80 +1,67 @@
-//! The network side: bind every listener, accept connections, and stop
-//! cleanly on SIGTERM or Ctrl-C.
+//! The network side: accept connections on the bound listeners, and at
+//! shutdown stop accepting and drain the open connections (each answers
+//! the requests it has already read, then closes).
 
 pub mod connection;
 
 use std::sync::Arc;
+use std::time::Duration;
 
-use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
-use crate::config::Listener;
+use crate::bind::Bound;
 use crate::node::Node;
 use crate::protocol::ConnectionInfo;
 
-/// Binding a listener failed.
-#[derive(Debug, thiserror::Error)]
-#[error("cannot bind listener {name} on {addr}: {source}")]
-pub struct BindError {
-    /// Listener name.
-    pub name: String,
-    /// Address tried.
-    pub addr: String,
-    /// Cause.
-    pub source: std::io::Error,
-}
+/// How long open connections get at shutdown to answer what they have
+/// read. Held produces and long polls end within it once leadership has
+/// moved away; a JoinGroup held for a rebalance may not, and is cut.
+const DRAIN_PATIENCE: Duration = Duration::from_secs(5);
 
-/// A bound listener socket.
-pub struct Bound {
-    /// Its configuration.
-    pub listener: Listener,
-    /// The socket.
-    pub socket: TcpListener,
-}
-
-/// Binds every configured listener before anything is served, so a port
-/// conflict stops start-up with a clear message.
-pub async fn bind_all(listeners: &[Listener]) -> Result<Vec<Bound>, BindError> {
-    let mut out = Vec::new();
-    for l in listeners {
-        let host = if l.host.is_empty() {
-            "0.0.0.0"
-        } else {
-            l.host.as_str()
-        };
-        let addr = if host.contains(':') {
-            format!("[{host}]:{}", l.port)
-        } else {
-            format!("{host}:{}", l.port)
-        };
-        let socket = TcpListener::bind(&addr).await.map_err(|source| BindError {
-            name: l.name.clone(),
-            addr: addr.clone(),
-            source,
-        })?;
-        tracing::info!(listener = %l.name, %addr, "listening");
-        out.push(Bound {
-            listener: l.clone(),
-            socket,
-        });
-    }
-    Ok(out)
-}
-
-/// Accepts connections on every bound listener until `shutdown` resolves.
+/// Accepts connections on every bound listener until `shutdown` resolves,
+/// then drains them.
 pub async fn serve(
     node: Arc<Node>,
     bound: Vec<Bound>,
     shutdown: impl std::future::Future<Output = ()>,
 ) {
+    let connections = TaskTracker::new();
+    let draining = CancellationToken::new();
     let mut accepting = tokio::task::JoinSet::new();
     for b in bound {
-        accepting.spawn(accept_loop(node.clone(), b));
+        accepting.spawn(accept_loop(
+            node.clone(),
+            b,
+            connections.clone(),
+            draining.clone(),
+        ));
     }
     shutdown.await;
-    accepting.abort_all();
+    accepting.shutdown().await;
+    draining.cancel();
+    connections.close();
+    let open = connections.len();
+    if open > 0 {
+        tracing::info!(connections = open, "draining connections");
+    }
+    if tokio::time::timeout(DRAIN_PATIENCE, connections.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            connections = connections.len(),
+            "connections still busy after {DRAIN_PATIENCE:?}; closing them"
+        );
+    }
 }
 
-async fn accept_loop(node: Arc<Node>, bound: Bound) {
+async fn accept_loop(
+    node: Arc<Node>,
+    bound: Bound,
+    connections: TaskTracker,
+    draining: CancellationToken,
+) {
     loop {
         match bound.socket.accept().await {
             Ok((stream, peer)) => {
@@ -82,7 +69,12 @@ async fn accept_loop(node: Arc<Node>, bound: Bound) {
                     peer: peer.ip().to_string(),
                     listener: bound.listener.name.clone(),
                 };
-                tokio::spawn(connection::serve(node.clone(), stream, info));
+                connections.spawn(connection::serve(
+                    node.clone(),
+                    stream,
+                    info,
+                    draining.clone(),
+                ));
             }
             Err(e) => {
                 // Out of file descriptors and the like: back off, keep going.
