@@ -174,9 +174,9 @@ mod tests {
     use std::path::Path;
 
     use super::*;
-    use crate::topic::config::TopicDefaults;
     use crate::metadata::image::{ClusterImage, PartitionImage, TopicImage};
     use crate::metadata::quorum::{Quorum, QuorumSettings};
+    use crate::topic::config::TopicDefaults;
 
     /// The topic every test uses.
     pub(super) const TOPIC: &str = "t";
