@@ -6,7 +6,8 @@
 //! `handlers` (one module per API family, translating the request into calls
 //! on the services in `node` and their outcomes into the response) → the
 //! state in `node`:
-//! - [`config`] reads Kafka-style `server.properties` and `GREGOR_*` overrides.
+//! - [`config`] reads Kafka-style `server.properties` and `GREGOR_*` overrides;
+//!   [`config_docs`] renders its tables and the topics' as the settings page.
 //! - [`metadata`] is the cluster's metadata quorum (openraft): brokers,
 //!   topics and partition leadership, decided by the active controller.
 //! - [`topic`] holds every topic and opens this broker's replicas, following
@@ -39,6 +40,7 @@
 pub mod bind;
 pub mod clock;
 pub mod config;
+pub mod config_docs;
 pub mod dev;
 pub mod group;
 pub mod handlers;

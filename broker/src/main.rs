@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use gregor_broker::config::{self, BrokerConfig};
+use gregor_broker::config::BrokerConfig;
 use gregor_broker::http::{self, Stage};
 use gregor_broker::node::{self, Node};
 use gregor_broker::tasks::Tasks;
@@ -78,7 +78,7 @@ fn main() -> ExitCode {
         }
         Command::Dev { data } => run_dev(data),
         Command::ConfigDocs => {
-            print!("{}", config::docs::render());
+            print!("{}", gregor_broker::config_docs::render());
             ExitCode::SUCCESS
         }
         Command::Client(command) => run_client(command),

@@ -24,11 +24,8 @@ use crate::replica_manager::{ReplicaManager, ReplicaSettings};
 use crate::replication::fetcher::{self, FetchSettings, Followed};
 use crate::replication::isr::IsrProposer;
 use crate::tasks::Tasks;
+use crate::topic::changes::{TopicChanges, ADMIN_TIMEOUT};
 use crate::topic::TopicRegistry;
-
-/// How long admin changes wait for the controller and for this broker to
-/// see their effect.
-pub const ADMIN_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Why the node could not start.
 #[derive(Debug, thiserror::Error)]
@@ -209,18 +206,12 @@ impl Node {
         self.quorum.view().image
     }
 
-    /// Sends a change to the active controller and waits until this broker's
-    /// topics reflect it. The outcome, or why there is none.
-    pub async fn change(&self, req: ControllerRequest) -> Result<Applied, String> {
-        match self.quorum.request(req, ADMIN_TIMEOUT).await {
-            Ok(ControllerResponse::Applied { index, applied }) => {
-                if index > 0 && !self.topics.wait_synced(index, ADMIN_TIMEOUT).await {
-                    tracing::warn!(index, "change committed but not yet applied here");
-                }
-                Ok(applied)
-            }
-            Ok(other) => Err(format!("unexpected controller answer {other:?}")),
-            Err(e) => Err(e.to_string()),
+    /// Topic changes through the controller, seen through this broker's
+    /// registry.
+    pub fn topic_changes(&self) -> TopicChanges<'_> {
+        TopicChanges {
+            quorum: &self.quorum,
+            topics: &self.topics,
         }
     }
 

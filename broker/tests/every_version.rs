@@ -10,10 +10,11 @@ use kafka_protocol::protocol::{Encodable, StrBytes};
 use kafka_protocol::records::Compression;
 
 use gregor_broker::config::BrokerConfig;
+use gregor_broker::handlers::dispatch::handle_frame;
 use gregor_broker::log::batch;
 use gregor_broker::node::Node;
-use gregor_broker::protocol::{handle_frame, versions, ConnectionInfo};
-use gregor_broker::topic::{changes, NewTopic};
+use gregor_broker::protocol::{versions, ConnectionInfo};
+use gregor_broker::topic::NewTopic;
 
 const TOPIC: &str = "sweep";
 
@@ -306,7 +307,8 @@ async fn every_advertised_version_answers() {
         replication_factor: 1,
         configs: Default::default(),
     };
-    changes::create(&node, &new, None, false)
+    node.topic_changes()
+        .create(&new, None, false)
         .await
         .expect("create topic");
     let topic = node.topics.get(TOPIC).expect("topic");

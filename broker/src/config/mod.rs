@@ -5,7 +5,6 @@
 //! is an error (a typo must not silently fall back to a default), and every
 //! value is checked against its declaration before it is used.
 
-pub mod docs;
 pub mod listener;
 pub mod properties;
 pub mod quorum;

@@ -19,7 +19,7 @@ use super::text;
 use crate::group::offsets::OFFSETS_TOPIC;
 use crate::node::Node;
 use crate::protocol::RequestContext;
-use crate::topic::{changes, config, NewTopic};
+use crate::topic::{config, NewTopic};
 
 /// Creates topics (or, with `validate_only`, only checks them).
 pub async fn create_topics(
@@ -83,7 +83,10 @@ pub async fn create_topics(
                 .map(|a| a.broker_ids.iter().map(|b| b.0).collect())
                 .collect()
         });
-        let result = changes::create(node, &new, assignment, request.validate_only).await;
+        let result = node
+            .topic_changes()
+            .create(&new, assignment, request.validate_only)
+            .await;
         match result {
             Ok(id) => {
                 r.topic_id = id;
@@ -155,7 +158,11 @@ pub async fn delete_topics(
             }
             // Committed offsets live there; the coordinator holds it open.
             Some(n) if n == OFFSETS_TOPIC => Err(ResponseError::InvalidRequest),
-            Some(n) => changes::delete(node, &n).await.map_err(|e| topic_error(&e)),
+            Some(n) => node
+                .topic_changes()
+                .delete(&n)
+                .await
+                .map_err(|e| topic_error(&e)),
         };
         match result {
             Ok(deleted_id) => r.topic_id = deleted_id,
@@ -182,18 +189,19 @@ pub async fn create_partitions(
             r.error_message = Some(text(format!(
                 "the partition count of {OFFSETS_TOPIC} cannot change"
             )));
-        } else if let Err(e) = changes::add_partitions(
-            node,
-            t.name.as_str(),
-            t.count,
-            t.assignments.as_ref().map(|a| {
-                a.iter()
-                    .map(|a| a.broker_ids.iter().map(|b| b.0).collect())
-                    .collect()
-            }),
-            request.validate_only,
-        )
-        .await
+        } else if let Err(e) = node
+            .topic_changes()
+            .add_partitions(
+                t.name.as_str(),
+                t.count,
+                t.assignments.as_ref().map(|a| {
+                    a.iter()
+                        .map(|a| a.broker_ids.iter().map(|b| b.0).collect())
+                        .collect()
+                }),
+                request.validate_only,
+            )
+            .await
         {
             r.error_code = topic_error(&e).code();
             r.error_message = Some(text(e.to_string()));

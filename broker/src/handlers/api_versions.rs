@@ -4,28 +4,11 @@
 //! on Kubernetes), a client holding a stale address learns at once that it
 //! must bootstrap again, instead of talking to the wrong broker.
 
-use kafka_protocol::messages::api_versions_response::ApiVersion;
 use kafka_protocol::messages::{ApiVersionsRequest, ApiVersionsResponse};
 use kafka_protocol::ResponseError;
 
 use crate::node::Node;
 use crate::protocol::{versions, RequestContext};
-
-/// Every API and the range served.
-pub fn advertised() -> ApiVersionsResponse {
-    let mut r = ApiVersionsResponse::default();
-    r.api_keys = versions::SUPPORTED
-        .iter()
-        .map(|(key, min, max)| {
-            let mut v = ApiVersion::default();
-            v.api_key = *key as i16;
-            v.min_version = *min;
-            v.max_version = *max;
-            v
-        })
-        .collect();
-    r
-}
 
 /// Handles ApiVersions; a refused target check answers with no APIs, as
 /// Kafka does, and leaves the connection open.
@@ -36,7 +19,7 @@ pub fn api_versions(
 ) -> ApiVersionsResponse {
     let wanted = (request.cluster_id.as_deref(), request.node_id);
     match check_target(wanted, (&node.cluster_id, node.config.node_id)) {
-        Ok(()) => advertised(),
+        Ok(()) => versions::advertised(),
         Err(error) => {
             tracing::info!(
                 peer = %ctx.client_host,

@@ -129,7 +129,8 @@ async fn apply(
     if validate_only {
         return Ok(());
     }
-    crate::topic::changes::set_configs(node, name, configs)
+    node.topic_changes()
+        .set_configs(name, configs)
         .await
         .map_err(|e| (super::errors::topic_error(&e), e.to_string()))?;
     tracing::info!(topic = name, "topic settings changed");

@@ -16,7 +16,7 @@ use crate::group::offsets::OFFSETS_TOPIC;
 use crate::metadata::image::{ClusterImage, TopicImage, NO_LEADER};
 use crate::node::Node;
 use crate::protocol::RequestContext;
-use crate::topic::{changes, name, NewTopic, TopicError};
+use crate::topic::{name, NewTopic, TopicError};
 
 /// Kafka's marker for "authorized operations not requested".
 const OPERATIONS_OMITTED: i32 = i32::MIN;
@@ -102,7 +102,7 @@ async fn create(node: &Node, name: &str) {
         replication_factor: node.config.default_replication_factor,
         configs: Default::default(),
     };
-    match changes::create(node, &new, None, false).await {
+    match node.topic_changes().create(&new, None, false).await {
         // Another request created it first.
         Ok(_) | Err(TopicError::Exists(_)) => {}
         Err(e) => tracing::warn!(topic = name, error = %e, "auto-creating topic failed"),

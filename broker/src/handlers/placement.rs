@@ -29,7 +29,11 @@ const PREFERRED: i8 = 0;
 
 /// Proposes `record` and turns the outcome into an error code and message.
 async fn decide(node: &Node, record: MetadataRecord) -> (i16, Option<String>) {
-    match node.change(ControllerRequest::Propose(record)).await {
+    match node
+        .topic_changes()
+        .apply(ControllerRequest::Propose(record))
+        .await
+    {
         Ok(Applied::Refused(r)) => (refusal_error(&r).code(), Some(r.to_string())),
         Ok(_) => (0, None),
         Err(e) => (ResponseError::RequestTimedOut.code(), Some(e)),

@@ -1,18 +1,14 @@
-//! From a request frame to a response frame: header parsing, the
-//! ApiVersions fallback, decoding with `kafka-protocol`, dispatch to the
-//! handler of each API family, and encoding of the answer.
+//! The wire: a request frame decoded with `kafka-protocol` (header, API
+//! version check, body), the ApiVersions fallback for clients newer than
+//! Gregor, and a response encoded into its frame. Pure; `handlers`
+//! dispatches what is decoded here.
 
 pub mod versions;
-
-use std::sync::Arc;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseHeader, ResponseKind};
 use kafka_protocol::protocol::{Decodable, Encodable};
 use kafka_protocol::ResponseError;
-
-use crate::handlers;
-use crate::node::Node;
 
 /// A request that cannot be answered; the connection is closed, as Kafka
 /// does, and the reason logged.
@@ -139,113 +135,10 @@ pub fn decode_frame(mut frame: Bytes) -> Result<Decoded, ProtocolError> {
     })
 }
 
-/// Handles one request frame (without its size prefix). `None` means no
-/// response is sent (Produce with acks=0).
-pub async fn handle_frame(
-    node: Arc<Node>,
-    frame: Bytes,
-    conn: ConnectionInfo,
-) -> Result<Option<BytesMut>, ProtocolError> {
-    let (api, version, header, request) = match decode_frame(frame)? {
-        Decoded::ApiVersionsFallback { correlation_id } => {
-            return Ok(Some(api_versions_fallback(correlation_id)));
-        }
-        Decoded::Request {
-            api,
-            version,
-            header,
-            request,
-        } => (api, version, header, *request),
-    };
-    node.metrics.request(api);
-    let correlation_id = header.correlation_id;
-    let ctx = RequestContext {
-        api_version: version,
-        client_id: header
-            .client_id
-            .as_ref()
-            .map(|s| s.to_string())
-            .unwrap_or_default(),
-        client_host: conn.peer,
-        listener: conn.listener,
-    };
-    let Some(response) = dispatch(&node, &ctx, request).await else {
-        return Ok(None);
-    };
-    encode_response(api, version, correlation_id, &response).map(Some)
-}
-
-async fn dispatch(
-    node: &Arc<Node>,
-    ctx: &RequestContext,
-    request: RequestKind,
-) -> Option<ResponseKind> {
-    use handlers::*;
-    use RequestKind as Rq;
-    use ResponseKind as Rs;
-    Some(match request {
-        Rq::ApiVersions(r) => Rs::ApiVersions(api_versions::api_versions(node, ctx, r)),
-        Rq::Metadata(r) => Rs::Metadata(metadata::metadata(node, ctx, r).await),
-        Rq::DescribeCluster(r) => Rs::DescribeCluster(metadata::describe_cluster(node, ctx, r)),
-        Rq::ElectLeaders(r) => Rs::ElectLeaders(placement::elect_leaders(node, ctx, r).await),
-        Rq::AlterPartitionReassignments(r) => Rs::AlterPartitionReassignments(
-            placement::alter_partition_reassignments(node, ctx, r).await,
-        ),
-        Rq::ListPartitionReassignments(r) => {
-            Rs::ListPartitionReassignments(placement::list_partition_reassignments(node, ctx, r))
-        }
-        Rq::Produce(r) => return produce::produce(node, ctx, r).await.map(Rs::Produce),
-        Rq::Fetch(r) => Rs::Fetch(fetch::fetch(node, ctx, r).await),
-        Rq::ListOffsets(r) => Rs::ListOffsets(offsets::list_offsets(node, ctx, r)),
-        Rq::OffsetForLeaderEpoch(r) => {
-            Rs::OffsetForLeaderEpoch(offsets::offset_for_leader_epoch(node, ctx, r))
-        }
-        Rq::DeleteRecords(r) => Rs::DeleteRecords(offsets::delete_records(node, ctx, r)),
-        Rq::InitProducerId(r) => Rs::InitProducerId(producer::init_producer_id(node, ctx, r).await),
-        Rq::CreateTopics(r) => Rs::CreateTopics(admin::create_topics(node, ctx, r).await),
-        Rq::DeleteTopics(r) => Rs::DeleteTopics(admin::delete_topics(node, ctx, r).await),
-        Rq::CreatePartitions(r) => {
-            Rs::CreatePartitions(admin::create_partitions(node, ctx, r).await)
-        }
-        Rq::DescribeConfigs(r) => Rs::DescribeConfigs(configs::describe_configs(node, ctx, r)),
-        Rq::AlterConfigs(r) => Rs::AlterConfigs(configs::alter_configs(node, ctx, r).await),
-        Rq::IncrementalAlterConfigs(r) => {
-            Rs::IncrementalAlterConfigs(configs::incremental_alter_configs(node, ctx, r).await)
-        }
-        Rq::FindCoordinator(r) => {
-            Rs::FindCoordinator(group::find_coordinator::find_coordinator(node, ctx, r))
-        }
-        Rq::JoinGroup(r) => Rs::JoinGroup(group::membership::join_group(node, ctx, r).await),
-        Rq::SyncGroup(r) => Rs::SyncGroup(group::membership::sync_group(node, ctx, r).await),
-        Rq::Heartbeat(r) => Rs::Heartbeat(group::membership::heartbeat(node, ctx, r)),
-        Rq::LeaveGroup(r) => Rs::LeaveGroup(group::membership::leave_group(node, ctx, r)),
-        Rq::OffsetCommit(r) => {
-            Rs::OffsetCommit(group::committed::offset_commit(node, ctx, r).await)
-        }
-        Rq::OffsetFetch(r) => Rs::OffsetFetch(group::committed::offset_fetch(node, ctx, r)),
-        Rq::DescribeGroups(r) => Rs::DescribeGroups(group::admin::describe_groups(node, ctx, r)),
-        Rq::ListGroups(r) => Rs::ListGroups(group::admin::list_groups(node, ctx, r)),
-        Rq::DeleteGroups(r) => Rs::DeleteGroups(group::admin::delete_groups(node, ctx, r)),
-        Rq::DescribeLogDirs(r) => Rs::DescribeLogDirs(log_dirs::describe_log_dirs(node, ctx, r)),
-        Rq::ConsumerGroupHeartbeat(r) => Rs::ConsumerGroupHeartbeat(
-            group::consumer_heartbeat::consumer_group_heartbeat(node, ctx, r).await,
-        ),
-        Rq::ConsumerGroupDescribe(r) => {
-            Rs::ConsumerGroupDescribe(group::admin::consumer_group_describe(node, ctx, r))
-        }
-        Rq::OffsetDelete(r) => Rs::OffsetDelete(group::committed::offset_delete(node, ctx, r)),
-        // `versions::is_supported` lets only the APIs above through.
-        other => {
-            tracing::error!(request = ?other, "no handler for an advertised API");
-            return None;
-        }
-    })
-}
-
 /// A v0 ApiVersions response with UNSUPPORTED_VERSION, for clients that ask
 /// with a version newer than ours.
-fn api_versions_fallback(correlation_id: i32) -> BytesMut {
-    let mut r = handlers::api_versions::advertised();
+pub fn api_versions_fallback(correlation_id: i32) -> BytesMut {
+    let mut r = versions::advertised();
     r.error_code = ResponseError::UnsupportedVersion.code();
     // Encoding a default-built v0 response cannot fail.
     encode_response(
@@ -258,7 +151,7 @@ fn api_versions_fallback(correlation_id: i32) -> BytesMut {
 }
 
 /// Size prefix, response header and body.
-fn encode_response(
+pub fn encode_response(
     api: ApiKey,
     version: i16,
     correlation_id: i32,

@@ -1,6 +1,8 @@
-//! The API versions this broker serves, as advertised in ApiVersions.
+//! The API versions this broker serves, and the ApiVersions answer that
+//! advertises them.
 
-use kafka_protocol::messages::ApiKey;
+use kafka_protocol::messages::api_versions_response::ApiVersion;
+use kafka_protocol::messages::{ApiKey, ApiVersionsResponse};
 
 /// `(api, min, max)` for every API Gregor answers. The ranges are what the
 /// handlers implement, within what the `kafka-protocol` crate can decode.
@@ -42,6 +44,22 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::AlterPartitionReassignments, 0, 1),
     (ApiKey::ListPartitionReassignments, 0, 0),
 ];
+
+/// Every API and the range served.
+pub fn advertised() -> ApiVersionsResponse {
+    let mut r = ApiVersionsResponse::default();
+    r.api_keys = SUPPORTED
+        .iter()
+        .map(|(key, min, max)| {
+            let mut v = ApiVersion::default();
+            v.api_key = *key as i16;
+            v.min_version = *min;
+            v.max_version = *max;
+            v
+        })
+        .collect();
+    r
+}
 
 /// The range served for `key`, if any.
 pub fn range(key: ApiKey) -> Option<(i16, i16)> {

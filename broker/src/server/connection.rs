@@ -14,8 +14,9 @@ use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use crate::handlers::dispatch;
 use crate::node::Node;
-use crate::protocol::{self, ConnectionInfo, ProtocolError};
+use crate::protocol::{ConnectionInfo, ProtocolError};
 
 /// Frames read ahead of the one being handled. Clients keep up to five
 /// requests in flight; the bound caps the memory one connection can hold.
@@ -107,7 +108,7 @@ async fn handle_in_order(
     let mut out = BufWriter::new(write);
     while let Some(frame) = rx.recv().await {
         // A task of its own, so a panicking handler ends only this connection.
-        let mut handled = tokio::spawn(protocol::handle_frame(node.clone(), frame, info.clone()));
+        let mut handled = tokio::spawn(dispatch::handle_frame(node.clone(), frame, info.clone()));
         // Answers written but not yet sent go out if this request takes a
         // while (a produce or commit waiting for replicas, a long poll):
         // a heartbeat's answer must not wait behind a stalled commit.

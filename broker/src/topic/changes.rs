@@ -4,120 +4,141 @@
 //! registry shows the result.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use uuid::Uuid;
 
-use super::{NewTopic, TopicError};
-use crate::metadata::controller::ControllerRequest;
+use super::{NewTopic, TopicError, TopicRegistry};
+use crate::metadata::controller::{ControllerRequest, ControllerResponse};
+use crate::metadata::quorum::Quorum;
 use crate::metadata::records::{Applied, MetadataRecord, Refusal};
-use crate::node::Node;
 
-async fn ask(node: &Node, req: ControllerRequest) -> Result<(), TopicError> {
-    match node.change(req).await.map_err(TopicError::Controller)? {
-        Applied::Refused(r) => Err(r.into()),
-        _ => Ok(()),
-    }
+/// How long admin changes wait for the controller and for this broker to
+/// see their effect.
+pub const ADMIN_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The way to the controller (`quorum`) and the registry that shows a
+/// change once this broker has applied it.
+pub struct TopicChanges<'a> {
+    pub quorum: &'a Quorum,
+    pub topics: &'a TopicRegistry,
 }
 
-/// Creates a topic (or only checks it), placing replicas unless
-/// `assignment` lists them. Returns the new topic's id (nil when only
-/// checking).
-pub async fn create(
-    node: &Node,
-    new: &NewTopic,
-    assignment: Option<Vec<Vec<i32>>>,
-    validate_only: bool,
-) -> Result<Uuid, TopicError> {
-    new.validate()?;
-    ask(
-        node,
-        ControllerRequest::CreateTopic {
+impl TopicChanges<'_> {
+    /// Sends a change to the active controller and waits until this
+    /// broker's topics reflect it. The outcome, or why there is none.
+    pub async fn apply(&self, req: ControllerRequest) -> Result<Applied, String> {
+        match self.quorum.request(req, ADMIN_TIMEOUT).await {
+            Ok(ControllerResponse::Applied { index, applied }) => {
+                if index > 0 && !self.topics.wait_synced(index, ADMIN_TIMEOUT).await {
+                    tracing::warn!(index, "change committed but not yet applied here");
+                }
+                Ok(applied)
+            }
+            Ok(other) => Err(format!("unexpected controller answer {other:?}")),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    async fn ask(&self, req: ControllerRequest) -> Result<(), TopicError> {
+        match self.apply(req).await.map_err(TopicError::Controller)? {
+            Applied::Refused(r) => Err(r.into()),
+            _ => Ok(()),
+        }
+    }
+
+    /// Creates a topic (or only checks it), placing replicas unless
+    /// `assignment` lists them. Returns the new topic's id (nil when only
+    /// checking).
+    pub async fn create(
+        &self,
+        new: &NewTopic,
+        assignment: Option<Vec<Vec<i32>>>,
+        validate_only: bool,
+    ) -> Result<Uuid, TopicError> {
+        new.validate()?;
+        self.ask(ControllerRequest::CreateTopic {
             name: new.name.clone(),
             partitions: new.partitions,
             replication_factor: new.replication_factor,
             configs: new.configs.clone(),
             assignment,
             validate_only,
-        },
-    )
-    .await?;
-    if validate_only {
-        return Ok(Uuid::nil());
+        })
+        .await?;
+        if validate_only {
+            return Ok(Uuid::nil());
+        }
+        self.topics
+            .get(&new.name)
+            .map(|t| t.id)
+            .ok_or_else(|| TopicError::Unknown(new.name.clone()))
     }
-    node.topics
-        .get(&new.name)
-        .map(|t| t.id)
-        .ok_or_else(|| TopicError::Unknown(new.name.clone()))
-}
 
-/// Deletes a topic; returns its id.
-pub async fn delete(node: &Node, name: &str) -> Result<Uuid, TopicError> {
-    let id = node
-        .topics
-        .get(name)
-        .map(|t| t.id)
-        .ok_or_else(|| TopicError::Unknown(name.into()))?;
-    ask(
-        node,
-        ControllerRequest::Propose(MetadataRecord::DeleteTopic { name: name.into() }),
-    )
-    .await?;
-    Ok(id)
-}
+    /// Deletes a topic; returns its id.
+    pub async fn delete(&self, name: &str) -> Result<Uuid, TopicError> {
+        let id = self
+            .topics
+            .get(name)
+            .map(|t| t.id)
+            .ok_or_else(|| TopicError::Unknown(name.into()))?;
+        self.ask(ControllerRequest::Propose(MetadataRecord::DeleteTopic {
+            name: name.into(),
+        }))
+        .await?;
+        Ok(id)
+    }
 
-/// Grows a topic to `count` partitions.
-pub async fn add_partitions(
-    node: &Node,
-    name: &str,
-    count: i32,
-    assignment: Option<Vec<Vec<i32>>>,
-    validate_only: bool,
-) -> Result<(), TopicError> {
-    let current = node
-        .topics
-        .get(name)
-        .ok_or_else(|| TopicError::Unknown(name.into()))?
-        .partitions
-        .len() as i32;
-    if count < current {
-        return Err(TopicError::InvalidPartitions(format!(
+    /// Grows a topic to `count` partitions.
+    pub async fn add_partitions(
+        &self,
+        name: &str,
+        count: i32,
+        assignment: Option<Vec<Vec<i32>>>,
+        validate_only: bool,
+    ) -> Result<(), TopicError> {
+        let current = self
+            .topics
+            .get(name)
+            .ok_or_else(|| TopicError::Unknown(name.into()))?
+            .partitions
+            .len() as i32;
+        if count < current {
+            return Err(TopicError::InvalidPartitions(format!(
             "topic `{name}` has {current} partitions; the count can only grow, not become {count}"
         )));
-    }
-    if count == current {
-        return Err(TopicError::InvalidPartitions(format!(
-            "topic `{name}` already has {current} partitions"
-        )));
-    }
-    ask(
-        node,
-        ControllerRequest::CreatePartitions {
+        }
+        if count == current {
+            return Err(TopicError::InvalidPartitions(format!(
+                "topic `{name}` already has {current} partitions"
+            )));
+        }
+        self.ask(ControllerRequest::CreatePartitions {
             name: name.into(),
             count,
             assignment,
             validate_only,
-        },
-    )
-    .await
-}
-
-/// Replaces a topic's setting overrides (already validated).
-pub async fn set_configs(
-    node: &Node,
-    name: &str,
-    configs: BTreeMap<String, String>,
-) -> Result<(), TopicError> {
-    if node.topics.get(name).is_none() {
-        return Err(TopicError::Unknown(name.into()));
+        })
+        .await
     }
-    ask(
-        node,
-        ControllerRequest::Propose(MetadataRecord::SetTopicConfigs {
-            name: name.into(),
-            configs,
-        }),
-    )
-    .await
+
+    /// Replaces a topic's setting overrides (already validated).
+    pub async fn set_configs(
+        &self,
+        name: &str,
+        configs: BTreeMap<String, String>,
+    ) -> Result<(), TopicError> {
+        if self.topics.get(name).is_none() {
+            return Err(TopicError::Unknown(name.into()));
+        }
+        self.ask(ControllerRequest::Propose(
+            MetadataRecord::SetTopicConfigs {
+                name: name.into(),
+                configs,
+            },
+        ))
+        .await
+    }
 }
 
 impl From<Refusal> for TopicError {

@@ -3,8 +3,8 @@
 //! config-docs` prints it; a unit test checks that `docs/configuration.md`
 //! is what it prints.
 
-use super::setting::Setting;
-use super::table::BROKER;
+use crate::config::setting::Setting;
+use crate::config::table::BROKER;
 use crate::topic::config::TOPIC;
 
 /// Where the page is kept, from the repository's root.
