@@ -1,5 +1,6 @@
 """Fetch long-polling and size limits."""
 
+import signal
 import threading
 import time
 from pathlib import Path
@@ -170,3 +171,24 @@ def test_an_answer_is_sent_while_the_next_request_on_the_connection_waits(gregor
     assert wire.produce_v3_error(writer.response())[0] == 0
     error, hw, records = wire.fetch_v4_partition(conn.response())
     assert (error, hw) == (0, 1) and b"wake" in records
+
+
+def test_a_stopping_broker_answers_its_parked_requests(gregor):
+    """SIGTERM: the broker's controlled shutdown takes its leaderships away
+    (a lone broker's partitions are left without a leader, as in Kafka),
+    which answers a parked long poll at once with NOT_LEADER_OR_FOLLOWER
+    instead of leaving it to its max_wait; then the broker stops accepting,
+    closes its connections once they have answered what they read, and
+    exits cleanly."""
+    topic = unique("draining")
+    create(gregor.bootstrap, topic)
+    conn = wire.Connection(gregor.bootstrap, timeout=30)
+    conn.send(wire.frame(wire.header(18, 0, correlation_id=7))
+              + wire.fetch_v4(topic, {0: 0}, max_wait_ms=20000, min_bytes=1))
+    # Answered in order: once this is out, the fetch behind it is parked.
+    assert wire.api_versions_error(conn.response()) == 0
+    gregor.proc.send_signal(signal.SIGTERM)
+    error, _, records = wire.fetch_v4_partition(conn.response())
+    assert (error, records) == (6, b"")
+    assert conn.closed_by_peer()
+    assert gregor.proc.wait(timeout=30) == 0
