@@ -43,7 +43,8 @@ clock when a client reported something; the metadata is polled every
 - answers Metadata / in every ISR (broker restart): from the restart to
   the first Metadata answer of the restarted broker itself that lists it
   as a live broker, and to the first Metadata answer of another broker that
-  has it in the ISR of every partition again;
+  has it in the ISR of every partition (again, or still: back within its
+  session, it may never have left one);
 - read gap: the longest interval in which the group read no record of a
   partition, the worst partition, over the same window as the write gaps;
 - rebalances: the assignments a member received after the fault (the most
@@ -339,13 +340,16 @@ class FirstTime(threading.Thread):
 class Watch:
     """The topic's metadata as a broker the fault does not hit (`address`)
     sees it: when partition 0 got another leader than the victim, and when
-    the victim, once out of an ISR, was back in every one."""
+    the victim, once out of an ISR (or, for a restart, once restarted: a
+    broker back within its session may never leave one), was in every one."""
 
     def __init__(self, address, topic, victim):
         self.address, self.topic, self.victim = address, topic, victim
         self.moved = None
         self.left_isr = False
         self.in_isr = None
+        # When being in every ISR counts even if the victim never left one.
+        self.since = None
 
     def poll(self):
         parts = partitions(self.address, self.topic)
@@ -355,7 +359,7 @@ class Watch:
         if self.moved is None and parts[0][0] not in (self.victim, -1):
             self.moved = now
         if all(self.victim in isr for _, isr in parts.values()):
-            if self.in_isr is None and self.left_isr:
+            if self.in_isr is None and (self.left_isr or (self.since is not None and now >= self.since)):
                 self.in_isr = now
         else:
             self.left_isr = True
@@ -414,6 +418,7 @@ def restart(cluster, watch, t):
     cluster.signal(watch.victim, signal.SIGKILL)
     watch.until(fault + t["down"])
     restarted = time.monotonic()
+    watch.since = restarted
     cluster.restart(watch.victim)
     address = cluster.address(watch.victim)
     serving = FirstTime(lambda: answers_as_live_broker(address, watch.victim), restarted + t["rejoin"])

@@ -25,6 +25,21 @@ KAFKA_VERSION = "4.4.0"
 # Client versions whose tools the compatibility tests run against Gregor:
 # the reference and the release before it (tests/kafka-jars/<version>).
 KAFKA_CLIENT_VERSIONS = [KAFKA_VERSION, "4.3.1"]
+# Numbers tests observe but do not assert (no timing is a pass criterion),
+# printed at the end of the run: (what, value).
+MEASURES = []
+
+
+def report_measure(what, value):
+    """Records a number for the run's summary instead of asserting on it."""
+    MEASURES.append((what, value))
+
+
+def pytest_terminal_summary(terminalreporter):
+    if MEASURES:
+        terminalreporter.section("measured, not asserted")
+        for what, value in MEASURES:
+            terminalreporter.write_line(f"{what}: {value}")
 
 
 def kafka_libs(version=KAFKA_VERSION):
