@@ -16,7 +16,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from confluent_kafka.admin import AdminClient  # noqa: E402
 
-from conftest import GREGOR_BIN, KAFKA_LIBS, LOG4J, free_port  # noqa: E402
+from conftest import GREGOR_BIN, KAFKA_LIBS, LOG4J, free_port, freeze  # noqa: E402
 
 TICK = os.sysconf("SC_CLK_TCK")
 # kafka-server-start.sh's defaults (KAFKA_HEAP_OPTS, KAFKA_JVM_PERFORMANCE_OPTS).
@@ -134,8 +134,12 @@ class Cluster:
         return f"127.0.0.1:{self.ports[node_id - 1]}"
 
     def signal(self, node_id, sig):
-        """Sends `sig` to node `node_id` (kill -9 waits until it is gone)."""
+        """Sends `sig` to node `node_id` (kill -9 waits until it is gone,
+        SIGSTOP until every thread has stopped)."""
         proc = self.procs[node_id - 1]
+        if sig == signal.SIGSTOP:
+            freeze(proc, f"{self.kind} node {node_id}")
+            return
         proc.send_signal(sig)
         if sig == signal.SIGKILL:
             proc.wait()

@@ -173,6 +173,25 @@ def wait_for_port(port, proc, log, timeout=60, host="127.0.0.1"):
     raise AssertionError(f"port {port} did not open within {timeout}s:\n{log.read_text()}")
 
 
+def freeze(proc, what):
+    """SIGSTOP, returning once every thread of `proc` has stopped: the signal
+    is only queued when kill() returns, and a thread busy in a system call
+    stops after it, so a request sent at once could still be read and
+    answered."""
+    proc.send_signal(signal.SIGSTOP)
+    tasks = Path(f"/proc/{proc.pid}/task")
+
+    def state(task):
+        # The state follows the command name, which is in parentheses.
+        try:
+            return (task / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except FileNotFoundError:
+            return "T"  # the thread has exited
+
+    wait_until(lambda: all(state(t) in ("T", "t") for t in tasks.iterdir()), 10,
+               f"every thread of {what} to stop")
+
+
 def wait_until(check, timeout, what, failed=lambda: None, step=0.2):
     """Polls `check` until it is true; fails at once with what `failed`
     returns (a process that died, say) and after `timeout` seconds."""
@@ -270,6 +289,12 @@ class Gregor:
         """kill -9: no flush, no goodbye."""
         self.proc.send_signal(signal.SIGKILL)
         self.proc.wait()
+
+    def freeze(self):
+        freeze(self.proc, f"broker {self.node_id}")
+
+    def thaw(self):
+        self.proc.send_signal(signal.SIGCONT)
 
     def restart(self):
         self.stop()

@@ -474,7 +474,7 @@ def test_a_frozen_leader_answers_its_held_produce_requests_when_it_wakes(cluster
     conns = [wire.Connection(leader.bootstrap, timeout=120) for _ in range(3)]
     conns[0].send(wire.produce_v3(topic, 0, wire.batch([b"before"]), timeout_ms=60000))
     assert wire.produce_v3_error(conns[0].response())[0] == 0
-    leader.proc.send_signal(signal.SIGSTOP)
+    leader.freeze()
     try:
         # Sent to the frozen leader: read only when it wakes.
         for i, conn in enumerate(conns):
@@ -483,7 +483,7 @@ def test_a_frozen_leader_answers_its_held_produce_requests_when_it_wakes(cluster
         others = ",".join(b.bootstrap for b in cluster.brokers[1:])
         wait_until(lambda: describe(others, topic)[0][0] in (2, 3), 60, "a new leader")
     finally:
-        leader.proc.send_signal(signal.SIGCONT)
+        leader.thaw()
     answers = [wire.produce_v3_error(conn.response())[0] for conn in conns]
     for conn in conns:
         conn.close()

@@ -23,7 +23,8 @@ DECOMPRESSED = "differential-decompressed"
 # A subscribed consumer pauses every partition, records arrive, it resumes.
 PAUSED = "differential-paused"
 PAUSED_RECORDS = 12
-BASE_TS = 1_690_000_000_000
+# The same for both runs (see wire.RECENT_TS).
+BASE_TS = wire.RECENT_TS
 
 
 def error_name(future):

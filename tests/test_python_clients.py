@@ -11,6 +11,7 @@ from kafka import KafkaConsumer, KafkaProducer
 from kafka import TopicPartition as KTopicPartition
 
 from conftest import unique
+from wire import RECENT_TS
 
 CODECS = ["none", "gzip", "snappy", "lz4", "zstd"]
 
@@ -71,7 +72,7 @@ def consume_n(bootstrap, topic, n, partitions=None, timeout=30, **conf):
 def test_confluent_round_trip_with_every_codec(gregor, codec):
     topic = unique(f"ck-{codec}")
     create_topic(gregor.bootstrap, topic, partitions=2)
-    base_ts = 1_700_000_000_000
+    base_ts = RECENT_TS
     messages = [
         (f"key-{i}".encode(), f"value-{i}".encode() * (i % 7 + 1), [("h", f"{i}".encode()), ("z", b"")],
          base_ts + i, i % 2)
@@ -109,7 +110,7 @@ def test_confluent_acks_levels(gregor, acks):
 def test_list_offsets_by_time(gregor):
     topic = unique("bytime")
     create_topic(gregor.bootstrap, topic)
-    base = 1_600_000_000_000
+    base = RECENT_TS - 100_000
     # Ten batches, one record each, timestamps 1 s apart.
     for i in range(10):
         produce_all(gregor.bootstrap, topic, [(None, f"t{i}".encode(), None, base + 1000 * i, 0)])
@@ -189,7 +190,7 @@ def test_kafka_python_round_trip(gregor, codec):
     )
     futures = [
         producer.send(topic, key=f"k{i}".encode(), value=f"v{i}".encode(),
-                      headers=[("n", str(i).encode())], timestamp_ms=1_650_000_000_000 + i, partition=i % 2)
+                      headers=[("n", str(i).encode())], timestamp_ms=(RECENT_TS - 50_000) + i, partition=i % 2)
         for i in range(100)
     ]
     metas = [f.get(timeout=30) for f in futures]
@@ -211,7 +212,7 @@ def test_kafka_python_round_trip(gregor, codec):
     consumer.commit()
     tps = [KTopicPartition(topic, p) for p in (0, 1)]
     assert sum(consumer.committed(tp) for tp in tps) == 100
-    offsets = consumer.offsets_for_times({tps[0]: 1_650_000_000_000 + 10})
+    offsets = consumer.offsets_for_times({tps[0]: (RECENT_TS - 50_000) + 10})
     assert offsets[tps[0]].offset == 5
     consumer.close()
     assert len(got) == 100
@@ -219,7 +220,7 @@ def test_kafka_python_round_trip(gregor, codec):
         i = int(m.key[1:])
         assert m.value == f"v{i}".encode()
         assert m.headers == [("n", str(i).encode())]
-        assert m.timestamp == 1_650_000_000_000 + i
+        assert m.timestamp == (RECENT_TS - 50_000) + i
         assert m.partition == i % 2
 
 

@@ -3,8 +3,14 @@ clients never would: malformed, truncated, oversized, corrupt."""
 
 import socket
 import struct
+import time
 
 from kafka.record.memory_records import MemoryRecordsBuilder
+
+# Record timestamps of the tests: an hour ago, on a whole minute. Records
+# older than retention.ms (seven days by default) may be deleted by the
+# broker's retention check at any moment, on Gregor as on Kafka.
+RECENT_TS = (int(time.time()) // 60 - 60) * 60_000
 
 
 def string(s):
@@ -26,7 +32,7 @@ def frame(payload):
 def batch(values, magic=2):
     builder = MemoryRecordsBuilder(magic=magic, compression_type=0, batch_size=1 << 20)
     for i, v in enumerate(values):
-        builder.append(timestamp=1_700_000_000_000 + i, key=None, value=v)
+        builder.append(timestamp=RECENT_TS + i, key=None, value=v)
     builder.close()
     return bytes(builder.buffer())
 
@@ -265,8 +271,8 @@ def raw_batch(payload, record_count, attributes=0):
     batches whose contents are wrong in ways a checksum cannot catch."""
     from kafka.record._crc32c import crc as crc32c
 
-    after_crc = struct.pack(">hiqqqhii", attributes, record_count - 1, 1_700_000_000_000,
-                            1_700_000_000_000, -1, -1, -1, record_count) + payload
+    after_crc = struct.pack(">hiqqqhii", attributes, record_count - 1, RECENT_TS,
+                            RECENT_TS, -1, -1, -1, record_count) + payload
     crc = crc32c(after_crc)
     length = 4 + 1 + 4 + len(after_crc)  # leader epoch, magic, crc, rest
     return struct.pack(">qiibI", 0, length, -1, 2, crc) + after_crc

@@ -236,11 +236,16 @@ async fn create_topic(c: &mut Connection) {
 
 /// Produces one batch of `count` records with acks=all; the base offset.
 async fn produce(c: &mut Connection, first: usize, count: usize) -> Result<i64, i16> {
+    // The time of writing: older records may go to retention at any moment.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_millis() as i64;
     let records = (first..first + count).map(|i| {
         (
             Some(Bytes::from(format!("k{i}"))),
             Some(Bytes::from(format!("v{i}"))),
-            1_700_000_000_000,
+            now,
         )
     });
     let batch = gregor_client::batch::encode(records, Compression::None).expect("encode");

@@ -423,22 +423,33 @@ impl Log {
         Ok(self.log_start_offset)
     }
 
-    /// Deletes old segments by `retention.ms` and `retention.bytes`; never
-    /// the active one. Returns how many were removed.
-    pub fn enforce_retention(&mut self, now_ms: i64) -> Result<u64, LogError> {
+    /// Deletes old segments by `retention.ms` and `retention.bytes`, as
+    /// Kafka does: oldest first, only segments wholly below
+    /// `high_watermark`, and the active one too (it is rolled first), so
+    /// lowering `retention.ms` empties a topic. Returns how many were
+    /// removed.
+    pub fn enforce_retention(&mut self, now_ms: i64, high_watermark: i64) -> Result<u64, LogError> {
         let retention_ms = self.config.retention_ms;
         let retention_bytes = self.config.retention_bytes;
         let mut total = self.size_bytes() as i64;
-        self.delete_segments_while(|seg, _| {
+        // Everything below `keep_from` goes, in whole segments.
+        let mut keep_from = None;
+        for seg in self.segments.values() {
             let expired = retention_ms >= 0 && seg.max_timestamp() < now_ms - retention_ms;
             let oversized = retention_bytes >= 0 && total - seg.size() as i64 >= retention_bytes;
-            if expired || oversized {
-                total -= seg.size() as i64;
-                true
-            } else {
-                false
+            if seg.size() == 0 || seg.next_offset() > high_watermark || !(expired || oversized) {
+                break;
             }
-        })
+            total -= seg.size() as i64;
+            keep_from = Some(seg.next_offset());
+        }
+        let Some(keep_from) = keep_from else {
+            return Ok(0);
+        };
+        if keep_from == self.log_end_offset() {
+            self.roll(now_ms)?;
+        }
+        self.delete_segments_while(|seg, _| seg.next_offset() <= keep_from)
     }
 
     /// Removes oldest non-active segments while `doomed` says so.
@@ -720,8 +731,10 @@ mod tests {
     fn delete_records_and_retention_move_the_start_and_survive_reopen() {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut log = Log::open(dir.path(), small()).expect("open");
-        for i in 0..20 {
-            put(&mut log, &["x", "y"], &[i, i], Compression::None);
+        // Written now: not yet past the default retention.ms.
+        let now = now_ms();
+        for _ in 0..20 {
+            put(&mut log, &["x", "y"], &[now, now], Compression::None);
         }
         let segments_before = log.segments.len();
         assert_eq!(log.delete_records_before(15).expect("delete"), 15);
@@ -737,13 +750,21 @@ mod tests {
         let mut cfg = small();
         cfg.retention_bytes = 400;
         log.set_config(cfg);
-        assert!(log.enforce_retention(now_ms()).expect("by size") > 0);
+        let end = log.log_end_offset();
+        assert!(log.enforce_retention(now_ms(), end).expect("by size") > 0);
         assert!(log.size_bytes() <= 400 + 300);
         let mut cfg = small();
         cfg.retention_ms = 1000;
         log.set_config(cfg);
-        log.enforce_retention(now_ms()).expect("by time");
-        assert_eq!(log.segments.len(), 1, "all but the active segment expired");
-        assert!(log.log_start_offset() > 15);
+        let later = now + 2000;
+        // Nothing above the high watermark goes, whatever its age.
+        let first = *log.segments.keys().next().expect("a segment");
+        assert_eq!(log.enforce_retention(later, first).expect("by time"), 0);
+        // Then everything, the active segment too (rolled first).
+        assert!(log.enforce_retention(later, end).expect("by time") > 0);
+        assert_eq!(log.log_start_offset(), end);
+        assert_eq!(log.log_end_offset(), end);
+        assert_eq!(log.size_bytes(), 0);
+        assert_eq!(log.enforce_retention(later, end).expect("again"), 0);
     }
 }

@@ -629,9 +629,15 @@ impl Partition {
         Ok(start)
     }
 
-    /// Applies retention; returns the number of segments removed.
+    /// Applies retention below the high watermark; returns the number of
+    /// segments removed.
     pub fn enforce_retention(&self, now_ms: i64) -> Result<u64, PartitionError> {
-        Ok(self.lock().log.enforce_retention(now_ms)?)
+        let mut state = self.lock();
+        let hw = high_watermark(&state);
+        let deleted = state.log.enforce_retention(now_ms, hw)?;
+        let start = state.log.log_start_offset();
+        state.epochs.truncate_before(start);
+        Ok(deleted)
     }
 
     /// Replaces the log settings (after a topic config change).
