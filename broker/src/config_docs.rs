@@ -28,6 +28,12 @@ pub fn render() -> String {
          how Kafka lets each one change at run time, for those coming from Kafka;\n\
          DescribeConfigs reports every broker setting as read-only.\n\
          \n\
+         A setting marked *per listener* may also be given for one listener as\n\
+         `listener.name.<listener>.<key>`, the listener's name in lower case\n\
+         (`listener.name.external.ssl.keystore.location`); that value wins over\n\
+         the plain key on that listener. Secret values (passwords, keys) are never\n\
+         shown by DescribeConfigs or in messages.\n\
+         \n\
          | Setting | Type | Default | Allowed | Kafka update mode | Description |\n\
          |---|---|---|---|---|---|\n",
     );
@@ -66,8 +72,20 @@ fn row(page: &mut String, s: &Setting, fifth: &str) {
         default,
         cell(&s.kind.allowed()),
         fifth,
-        cell(s.doc)
+        cell(&doc(s))
     ));
+}
+
+/// The description, with what the table's columns do not say.
+fn doc(s: &Setting) -> String {
+    let mut doc = s.doc.to_string();
+    if s.per_listener {
+        doc.push_str(" *Per listener.*");
+    }
+    if s.sensitive {
+        doc.push_str(" *Secret.*");
+    }
+    doc
 }
 
 /// Text made safe inside a table cell.

@@ -1,7 +1,7 @@
 //! Gregor's broker: a Kafka-compatible server.
 //!
 //! A request travels `server` (accepting on the sockets [`bind`] opened,
-//! one task per connection) →
+//! one task per connection, TLS from [`security`] on SSL listeners) →
 //! `protocol` (frames, API versions, decoding with `kafka-protocol`) →
 //! `handlers` (one module per API family, translating the request into calls
 //! on the services in `node` and their outcomes into the response) → the
@@ -57,6 +57,7 @@ pub mod producer_id;
 pub mod protocol;
 pub mod replica_manager;
 pub mod replication;
+pub mod security;
 pub mod server;
 pub mod tasks;
 pub mod topic;

@@ -8,7 +8,7 @@ use gregor_broker::config::BrokerConfig;
 use gregor_broker::http::{self, Stage};
 use gregor_broker::node::{self, Node};
 use gregor_broker::tasks::Tasks;
-use gregor_broker::{bind, dev, maintenance, server};
+use gregor_broker::{bind, dev, maintenance, security, server};
 use tokio::sync::watch;
 
 /// How long the broker's tasks get at shutdown to end (a replica fetch in
@@ -142,6 +142,14 @@ fn run_broker(path: PathBuf) -> ExitCode {
         if !config.roles.broker {
             return run_controller(config, stage).await;
         }
+        // Unusable certificates stop the broker before it joins the cluster.
+        let tls = match security::tls::load_listeners(&config) {
+            Ok(t) => t,
+            Err(e) => {
+                eprintln!("gregor: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
         let node = match Node::start(config).await {
             Ok(n) => n,
             Err(e) => {
@@ -163,9 +171,15 @@ fn run_broker(path: PathBuf) -> ExitCode {
         tasks.spawn("flusher", maintenance::run_flusher(node.clone()));
         tasks.spawn("ISR checks", maintenance::run_isr_checks(node.clone()));
         tasks.spawn("group sessions", node.groups.clone().run_session_sweeper());
+        if !tls.is_empty() {
+            tasks.spawn(
+                "TLS renewal",
+                security::tls::watch(tls.values().cloned().collect()),
+            );
+        }
         stage.send_replace(Stage::Broker(node.clone()));
         let stopping = node.clone();
-        server::serve(node.clone(), bound, async move {
+        server::serve(node.clone(), bound, tls, async move {
             shutdown_signal().await;
             stage.send_replace(Stage::Stopping);
             tracing::info!("shutting down: moving leadership away");

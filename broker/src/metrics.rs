@@ -34,6 +34,8 @@ pub struct Counters {
     pub connections_accepted: Counter,
     /// Connections open now.
     pub connections_open: Gauge,
+    /// Connections that failed to authenticate (a TLS handshake refused).
+    pub failed_authentication: Counter,
 }
 
 impl Default for Counters {
@@ -60,6 +62,7 @@ impl Default for Counters {
             sent_bytes: Counter::default(),
             connections_accepted: Counter::default(),
             connections_open: Gauge::default(),
+            failed_authentication: Counter::default(),
         }
     }
 }
@@ -259,6 +262,11 @@ pub fn render(s: &BrokerSnapshot<'_>) -> String {
             "connections_open",
             "Kafka connections open now",
             c.connections_open.clone(),
+        );
+        r.register(
+            "failed_authentication",
+            "Kafka connections refused while authenticating (TLS handshake failures)",
+            c.failed_authentication.clone(),
         );
     }
     if let Some(p) = s.partitions {

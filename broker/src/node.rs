@@ -23,6 +23,7 @@ use crate::producer_id::ProducerIdAllocator;
 use crate::replica_manager::{ReplicaManager, ReplicaSettings};
 use crate::replication::fetcher::{self, FetchSettings, Followed};
 use crate::replication::isr::IsrProposer;
+use crate::security::tls::{client_config, TlsError};
 use crate::tasks::Tasks;
 use crate::topic::changes::{TopicChanges, ADMIN_TIMEOUT};
 use crate::topic::TopicRegistry;
@@ -39,6 +40,9 @@ pub enum StartError {
     /// The metadata quorum could not start.
     #[error(transparent)]
     Quorum(#[from] QuorumError),
+    /// The inter-broker listener's TLS stores cannot be used.
+    #[error(transparent)]
+    Tls(#[from] TlsError),
     /// The broker could not register.
     #[error(transparent)]
     Registration(#[from] RegistrationError),
@@ -95,6 +99,10 @@ impl Node {
                 FetchSettings {
                     me: config.node_id,
                     listener: config.inter_broker_listener.clone(),
+                    tls: match config.tls.get(&config.inter_broker_listener) {
+                        Some(settings) => Some(Arc::new(client_config(settings)?)),
+                        None => None,
+                    },
                     max_wait: Duration::from_millis(config.replica_fetch_wait_max_ms),
                     partition_max_bytes: config.replica_fetch_max_bytes,
                     max_bytes: config.replica_fetch_response_max_bytes,

@@ -196,9 +196,14 @@ async fn run(config: PathBuf) -> Running {
     let listeners: Vec<_> = node.config.kafka_listeners().cloned().collect();
     let bound = bind::bind_all(&listeners).await.expect("bind");
     let (stop, stopped) = oneshot::channel::<()>();
-    let served = tokio::spawn(server::serve(node.clone(), bound, async move {
-        let _ = stopped.await;
-    }));
+    let served = tokio::spawn(server::serve(
+        node.clone(),
+        bound,
+        Default::default(),
+        async move {
+            let _ = stopped.await;
+        },
+    ));
     Running { node, stop, served }
 }
 

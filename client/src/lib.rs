@@ -1,16 +1,20 @@
 //! A minimal Kafka protocol client shared by the broker (followers fetching
-//! from leaders) and the operator (admin requests): one TCP connection that
-//! sends typed `kafka-protocol` requests and reads their responses in order.
+//! from leaders) and the operator (admin requests): one TCP connection, in
+//! the clear or over TLS, that sends typed `kafka-protocol` requests and
+//! reads their responses in order.
 //! Choosing versions, brokers and retries is the caller's business.
 //! [`batch`] builds the record batches a plain producer sends.
 
 pub mod batch;
 
+use std::sync::Arc;
+
 use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::{RequestHeader, ResponseHeader};
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpStream, ToSocketAddrs};
+use tokio_rustls::rustls;
 
 /// Largest response accepted; a peer announcing more is not a Kafka broker
 /// or is broken.
@@ -35,12 +39,20 @@ pub enum ClientError {
     /// The peer answered with something that is not the expected response.
     #[error("bad response: {0}")]
     BadResponse(String),
+    /// The address has no host name a certificate could be checked against.
+    #[error("{0} has no host name to check a certificate against")]
+    ServerName(String),
 }
+
+/// The bytes to and from a broker: TCP, or TLS over it.
+trait Stream: AsyncRead + AsyncWrite + Unpin + Send + Sync + std::fmt::Debug {}
+
+impl<T: AsyncRead + AsyncWrite + Unpin + Send + Sync + std::fmt::Debug> Stream for T {}
 
 /// One connection to one broker.
 #[derive(Debug)]
 pub struct Connection {
-    stream: TcpStream,
+    stream: Box<dyn Stream>,
     client_id: StrBytes,
     correlation: i32,
 }
@@ -50,11 +62,36 @@ impl Connection {
     pub async fn connect(addr: impl ToSocketAddrs, client_id: &str) -> Result<Self, ClientError> {
         let stream = TcpStream::connect(addr).await?;
         stream.set_nodelay(true)?;
-        Ok(Self {
+        Ok(Self::over(Box::new(stream), client_id))
+    }
+
+    /// Connects to `addr` (`host:port`) over TLS as `tls` says; the
+    /// broker's certificate is checked against `host`.
+    pub async fn connect_tls(
+        addr: &str,
+        tls: Arc<rustls::ClientConfig>,
+        client_id: &str,
+    ) -> Result<Self, ClientError> {
+        let host = addr
+            .rsplit_once(':')
+            .map(|(h, _)| h.trim_start_matches('[').trim_end_matches(']'))
+            .unwrap_or(addr);
+        let name = rustls::pki_types::ServerName::try_from(host.to_owned())
+            .map_err(|_| ClientError::ServerName(addr.to_owned()))?;
+        let tcp = TcpStream::connect(addr).await?;
+        tcp.set_nodelay(true)?;
+        let stream = tokio_rustls::TlsConnector::from(tls)
+            .connect(name, tcp)
+            .await?;
+        Ok(Self::over(Box::new(stream), client_id))
+    }
+
+    fn over(stream: Box<dyn Stream>, client_id: &str) -> Self {
+        Self {
             stream,
             client_id: StrBytes::from_string(client_id.to_owned()),
             correlation: 0,
-        })
+        }
     }
 
     /// Sends `request` at `version` and waits for its response.
@@ -90,6 +127,8 @@ impl Connection {
         frame.put_i32(len);
         frame.extend_from_slice(&body);
         self.stream.write_all(&frame).await?;
+        // TLS holds written bytes until flushed.
+        self.stream.flush().await?;
 
         let len = self.stream.read_i32().await?;
         let len = usize::try_from(len)

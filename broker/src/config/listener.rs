@@ -24,6 +24,17 @@ pub struct Listener {
     pub host: String,
     /// Port to bind; 0 picks a free one.
     pub port: u16,
+    /// How its connections are protected (`listener.security.protocol.map`).
+    pub protocol: SecurityProtocol,
+}
+
+/// A listener's security protocol, as Kafka names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SecurityProtocol {
+    /// Neither encrypted nor authenticated.
+    Plaintext,
+    /// TLS; clients may authenticate with a certificate.
+    Ssl,
 }
 
 /// Parses `NAME:PROTOCOL,...`.
@@ -68,10 +79,12 @@ pub fn parse_http(p: &Property) -> Result<Listener, ConfigError> {
             .trim_end_matches(']')
             .to_string(),
         port,
+        protocol: SecurityProtocol::Plaintext,
     })
 }
 
-/// Parses `listeners`; every name must be in the protocol map and PLAINTEXT.
+/// Parses `listeners`; every name must be in the protocol map, with a
+/// protocol Gregor serves.
 pub fn parse_listeners(
     p: &Property,
     protocol_map: &BTreeMap<String, String>,
@@ -79,12 +92,13 @@ pub fn parse_listeners(
     let mut out: Vec<Listener> = Vec::new();
     for entry in p.value.split(',').map(str::trim).filter(|e| !e.is_empty()) {
         let (name, host, port) = parse_one(p, entry)?;
-        match protocol_map.get(&name).map(String::as_str) {
-            Some("PLAINTEXT") => {}
+        let protocol = match protocol_map.get(&name).map(String::as_str) {
+            Some("PLAINTEXT") => SecurityProtocol::Plaintext,
+            Some("SSL") => SecurityProtocol::Ssl,
             Some(other) => {
                 return Err(invalid(
                     p,
-                    format!("listener {name} uses {other}; Gregor serves PLAINTEXT only so far"),
+                    format!("listener {name} uses {other}; Gregor serves PLAINTEXT and SSL so far"),
                 ))
             }
             None => {
@@ -93,11 +107,16 @@ pub fn parse_listeners(
                     format!("listener {name} is not in listener.security.protocol.map"),
                 ))
             }
-        }
+        };
         if out.iter().any(|l| l.name == name) {
             return Err(invalid(p, format!("listener {name} appears twice")));
         }
-        out.push(Listener { name, host, port });
+        out.push(Listener {
+            name,
+            host,
+            port,
+            protocol,
+        });
     }
     if out.is_empty() {
         return Err(invalid(p, "no listeners".into()));
@@ -195,13 +214,17 @@ mod tests {
         for bad in [
             "PLAINTEXT:9092",
             "NOPE://:1",
-            "SSL://:9093",
+            "SASL_SSL://:9093",
             "PLAINTEXT://:x",
             "PLAINTEXT://:1,PLAINTEXT://:2",
         ] {
             assert!(parse_listeners(&prop(bad), &map).is_err(), "{bad}");
         }
-        let ls = parse_listeners(&prop("PLAINTEXT://:9092"), &map).expect("ok");
+        let ls = parse_listeners(&prop("PLAINTEXT://:9092,SSL://:9093"), &map).expect("ok");
+        assert_eq!(
+            ls.iter().map(|l| l.protocol).collect::<Vec<_>>(),
+            [SecurityProtocol::Plaintext, SecurityProtocol::Ssl]
+        );
         assert!(parse_advertised(&prop("OTHER://h:1"), &ls).is_err());
         assert!(parse_advertised(&prop("PLAINTEXT://0.0.0.0:1"), &ls).is_err());
     }

@@ -10,12 +10,13 @@ pub mod properties;
 pub mod quorum;
 pub mod setting;
 pub mod table;
+pub mod tls;
 pub mod values;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-pub use listener::{Endpoint, Listener};
+pub use listener::{Endpoint, Listener, SecurityProtocol};
 use properties::Property;
 pub use values::Values;
 
@@ -40,6 +41,14 @@ pub enum ConfigError {
         key: String,
         /// File and line, or environment variable.
         origin: String,
+    },
+    /// A listener's settings do not fit together.
+    #[error("listener {listener}: {reason}")]
+    Listener {
+        /// The listener's name.
+        listener: String,
+        /// What is wrong and what to set.
+        reason: String,
     },
     /// A value that does not parse or is out of range.
     #[error("invalid value `{value}` for `{key}` (from {origin}): {reason}")]
@@ -110,6 +119,8 @@ pub struct BrokerConfig {
     pub delete_topic_enable: bool,
     /// `socket.request.max.bytes`: the largest request frame accepted.
     pub socket_request_max_bytes: usize,
+    /// The TLS settings of each SSL listener, by listener name.
+    pub tls: BTreeMap<String, tls::TlsSettings>,
     /// `http.listener` (`[host]:port`, Gregor's own): where `/livez`,
     /// `/readyz` and `/metrics` are served. Off when unset.
     pub http_listener: Option<Listener>,
@@ -248,6 +259,19 @@ impl BrokerConfig {
                 .find(|n| Some(n) != controller_listener.as_ref())
                 .unwrap_or_default(),
         };
+        let mut tls = BTreeMap::new();
+        for l in &listeners {
+            if l.protocol != SecurityProtocol::Ssl {
+                continue;
+            }
+            if Some(&l.name) == controller_listener.as_ref() {
+                return Err(ConfigError::Listener {
+                    listener: l.name.clone(),
+                    reason: "the controller listener is PLAINTEXT only so far".into(),
+                });
+            }
+            tls.insert(l.name.clone(), tls::TlsSettings::for_listener(&v, &l.name)?);
+        }
         if roles.broker && listeners.len() == usize::from(controller_listener.is_some()) {
             return Err(ConfigError::Missing("listeners"));
         }
@@ -305,6 +329,7 @@ impl BrokerConfig {
             auto_create_topics: v.get("auto.create.topics.enable")?,
             delete_topic_enable: v.get("delete.topic.enable")?,
             socket_request_max_bytes: v.get("socket.request.max.bytes")?,
+            tls,
             http_listener: v
                 .given("http.listener")
                 .map(listener::parse_http)

@@ -129,6 +129,7 @@ pub fn voters(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::SecurityProtocol;
 
     const BOTH: Roles = Roles {
         broker: true,
@@ -148,6 +149,7 @@ mod tests {
             name: name.into(),
             host: String::new(),
             port,
+            protocol: SecurityProtocol::Plaintext,
         }
     }
 

@@ -243,6 +243,8 @@ pub struct Setting {
     pub update: Update,
     /// Its value is a secret: never shown.
     pub sensitive: bool,
+    /// Also settable per listener (`listener.name.<listener>.<key>`).
+    pub per_listener: bool,
     /// For a broker setting, the finer-unit setting this one is a coarser
     /// way to give (`log.retention.hours` for `log.retention.ms`); for a
     /// topic setting, the broker setting its default comes from.
@@ -262,6 +264,7 @@ impl Setting {
             doc,
             update: Update::ReadOnly,
             sensitive: false,
+            per_listener: false,
             synonym_of: None,
             ignored: false,
         }
@@ -299,6 +302,24 @@ impl Setting {
     /// A topic setting whose default is broker setting `key`'s value.
     pub const fn default_from(self, key: &'static str) -> Setting {
         self.synonym_of(key, 1)
+    }
+
+    /// Its value is a secret: DescribeConfigs, errors and logs never show it.
+    pub const fn sensitive(self) -> Setting {
+        Setting {
+            sensitive: true,
+            ..self
+        }
+    }
+
+    /// May also be given for one listener, as
+    /// `listener.name.<listener>.<key>` (the listener's name in lower case),
+    /// which then wins over the plain key for that listener.
+    pub const fn per_listener(self) -> Setting {
+        Setting {
+            per_listener: true,
+            ..self
+        }
     }
 
     /// Accepted but of no use to Gregor.

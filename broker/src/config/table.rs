@@ -89,7 +89,7 @@ pub static BROKER: &[Setting] = &[
     Setting::new(
         "listener.security.protocol.map",
         Kind::Text,
-        "The security protocol of each listener name, as `NAME:PROTOCOL`. Gregor serves PLAINTEXT only so far.",
+        "The security protocol of each listener name, as `NAME:PROTOCOL`. Gregor serves PLAINTEXT and SSL so far.",
     )
     .default("PLAINTEXT:PLAINTEXT,SSL:SSL,SASL_PLAINTEXT:SASL_PLAINTEXT,SASL_SSL:SASL_SSL")
     .update(Update::PerBroker),
@@ -109,6 +109,109 @@ pub static BROKER: &[Setting] = &[
         Kind::Text,
         "Gregor's own: `[host]:port` serving `/livez`, `/readyz` and `/metrics`. Off when unset.",
     ),
+    // TLS, for the listeners whose protocol is SSL; each may also be given
+    // per listener as `listener.name.<listener>.<key>`.
+    Setting::new(
+        "ssl.keystore.type",
+        Kind::OneOf(&["JKS", "PKCS12", "PEM"]),
+        "The format of the key store: PEM (Gregor reads PEM only so far; JKS and PKCS12 are refused with a message).",
+    )
+    .default("JKS")
+    .per_listener(),
+    Setting::new(
+        "ssl.keystore.location",
+        Kind::Text,
+        "A PEM file holding this broker's private key and certificate chain; reloaded when it changes.",
+    )
+    .per_listener(),
+    Setting::new(
+        "ssl.keystore.certificate.chain",
+        Kind::Text,
+        "This broker's certificate chain as PEM text, instead of `ssl.keystore.location`.",
+    )
+    .per_listener(),
+    Setting::new(
+        "ssl.keystore.key",
+        Kind::Text,
+        "This broker's private key as PEM text, instead of `ssl.keystore.location`.",
+    )
+    .sensitive()
+    .per_listener(),
+    Setting::new(
+        "ssl.keystore.password",
+        Kind::Text,
+        "The key store's password (PKCS12 and JKS key stores; not used by PEM).",
+    )
+    .sensitive()
+    .per_listener(),
+    Setting::new(
+        "ssl.key.password",
+        Kind::Text,
+        "The password of an encrypted private key (refused so far: give an unencrypted PEM key).",
+    )
+    .sensitive()
+    .per_listener(),
+    Setting::new(
+        "ssl.truststore.type",
+        Kind::OneOf(&["JKS", "PKCS12", "PEM"]),
+        "The format of the trust store: PEM (Gregor reads PEM only so far).",
+    )
+    .default("JKS")
+    .per_listener(),
+    Setting::new(
+        "ssl.truststore.location",
+        Kind::Text,
+        "A PEM file of the certificate authorities client certificates must chain to; reloaded when it changes.",
+    )
+    .per_listener(),
+    Setting::new(
+        "ssl.truststore.certificates",
+        Kind::Text,
+        "The trusted certificate authorities as PEM text, instead of `ssl.truststore.location`.",
+    )
+    .per_listener(),
+    Setting::new(
+        "ssl.truststore.password",
+        Kind::Text,
+        "The trust store's password (PKCS12 and JKS trust stores; not used by PEM).",
+    )
+    .sensitive()
+    .per_listener(),
+    Setting::new(
+        "ssl.client.auth",
+        Kind::OneOf(&["required", "requested", "none"]),
+        "Whether clients must present a certificate the trust store accepts (required), may (requested), or are not asked (none).",
+    )
+    .default("none")
+    .per_listener(),
+    Setting::new(
+        "ssl.enabled.protocols",
+        Kind::ListOf(&["TLSv1.2", "TLSv1.3"]),
+        "The TLS versions accepted (TLSv1 and TLSv1.1 are not offered).",
+    )
+    .default("TLSv1.2,TLSv1.3")
+    .per_listener(),
+    Setting::new(
+        "ssl.cipher.suites",
+        Kind::List,
+        "The cipher suites accepted, by their IANA names (e.g. TLS_AES_256_GCM_SHA384); unset for every suite Gregor offers.",
+    )
+    .per_listener(),
+    Setting::new(
+        "ssl.protocol",
+        Kind::Text,
+        "The TLS version a Java broker asks its SSL engine for; Gregor follows `ssl.enabled.protocols` instead.",
+    )
+    .default("TLSv1.3")
+    .per_listener()
+    .ignored(),
+    Setting::new(
+        "ssl.endpoint.identification.algorithm",
+        Kind::Text,
+        "How a broker checks the host name of another broker's certificate when it connects to it: https (the name must match) or empty (not checked).",
+    )
+    .default("https")
+    .per_listener(),
     // Storage.
     Setting::new(
         "log.dirs",

@@ -13,7 +13,12 @@ use super::{invalid, ConfigError};
 pub struct Values {
     table: &'static [Setting],
     given: BTreeMap<&'static str, Property>,
+    /// `listener.name.<listener>.<key>`, by listener (lower case) and key.
+    per_listener: BTreeMap<(String, &'static str), Property>,
 }
+
+/// The prefix of a setting given for one listener.
+const LISTENER_PREFIX: &str = "listener.name.";
 
 impl Values {
     /// Checks every property against `table`: a key not declared there, or
@@ -23,8 +28,19 @@ impl Values {
         props: BTreeMap<String, Property>,
     ) -> Result<Values, ConfigError> {
         let mut given = BTreeMap::new();
+        let mut per_listener = BTreeMap::new();
         for (_, p) in props {
-            let Some(setting) = table.iter().find(|s| s.key == p.key) else {
+            let (listener, key) = match p.key.strip_prefix(LISTENER_PREFIX) {
+                Some(rest) => match rest.split_once('.') {
+                    Some((listener, key)) if !listener.is_empty() => (Some(listener), key),
+                    _ => (None, p.key.as_str()),
+                },
+                None => (None, p.key.as_str()),
+            };
+            let Some(setting) = table
+                .iter()
+                .find(|s| s.key == key && (listener.is_none() || s.per_listener))
+            else {
                 return Err(ConfigError::Unknown {
                     key: p.key,
                     origin: p.origin,
@@ -33,9 +49,32 @@ impl Values {
             setting
                 .check(&p.value)
                 .map_err(|reason| invalid(&p, reason))?;
-            given.insert(setting.key, p);
+            match listener {
+                Some(l) => {
+                    per_listener.insert((l.to_ascii_lowercase(), setting.key), p);
+                }
+                None => {
+                    given.insert(setting.key, p);
+                }
+            }
         }
-        Ok(Values { table, given })
+        Ok(Values {
+            table,
+            given,
+            per_listener,
+        })
+    }
+
+    /// The property in force for `key` on `listener`: given for that
+    /// listener (`listener.name.<listener>.<key>`), else for every one,
+    /// else the default.
+    pub fn for_listener(&self, listener: &str, key: &str) -> Option<Property> {
+        self.setting(key)?;
+        self.per_listener
+            .iter()
+            .find(|((l, k), _)| *k == key && l.eq_ignore_ascii_case(listener))
+            .map(|(_, p)| p.clone())
+            .or_else(|| self.property(key))
     }
 
     /// The property given for `key`, if any.

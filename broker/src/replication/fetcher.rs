@@ -23,6 +23,9 @@ use crate::partition::Partition;
 /// epochs, diverging-epoch answers, topics by name.
 const VERSION: i16 = 12;
 
+/// How followers name themselves to their leaders.
+const CLIENT_ID: &str = "gregor-replica";
+
 /// How followers fetch.
 #[derive(Debug, Clone)]
 pub struct FetchSettings {
@@ -30,6 +33,8 @@ pub struct FetchSettings {
     pub me: i32,
     /// `inter.broker.listener.name`: where leaders are reached.
     pub listener: String,
+    /// TLS to reach them, when that listener is SSL.
+    pub tls: Option<Arc<tokio_rustls::rustls::ClientConfig>>,
     /// `replica.fetch.wait.max.ms`
     pub max_wait: Duration,
     /// `replica.fetch.max.bytes`
@@ -94,10 +99,22 @@ async fn follow(
                 tokio::time::sleep(Duration::from_millis(200)).await;
                 continue;
             };
-            match Connection::connect(&addr, "gregor-replica").await {
+            let connected = match &settings.tls {
+                Some(tls) => Connection::connect_tls(&addr, tls.clone(), CLIENT_ID).await,
+                None => Connection::connect(&addr, CLIENT_ID).await,
+            };
+            match connected {
                 Ok(c) => conn = Some(c),
                 Err(e) => {
-                    tracing::debug!(leader, %addr, error = %e, "cannot reach leader");
+                    // A refused TLS handshake will not fix itself; say so.
+                    match &e {
+                        gregor_client::ClientError::Io(io)
+                            if io.kind() == std::io::ErrorKind::InvalidData =>
+                        {
+                            tracing::warn!(leader, %addr, error = %e, "cannot reach leader")
+                        }
+                        _ => tracing::debug!(leader, %addr, error = %e, "cannot reach leader"),
+                    }
                     tokio::time::sleep(Duration::from_millis(500)).await;
                     continue;
                 }

@@ -9,8 +9,7 @@
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
-use tokio::io::{AsyncReadExt, AsyncWriteExt, BufWriter};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufWriter};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -41,14 +40,11 @@ enum CloseReason {
 
 /// Serves `stream` until the client closes it, sends something that
 /// cannot be answered, or `draining` is cancelled.
-pub async fn serve(
-    node: Arc<Node>,
-    stream: TcpStream,
-    info: ConnectionInfo,
-    draining: CancellationToken,
-) {
-    let _ = stream.set_nodelay(true);
-    let (read, write) = stream.into_split();
+pub async fn serve<S>(node: Arc<Node>, stream: S, info: ConnectionInfo, draining: CancellationToken)
+where
+    S: AsyncRead + AsyncWrite + Send + 'static,
+{
+    let (read, write) = tokio::io::split(stream);
     let (tx, rx) = mpsc::channel::<Bytes>(READ_AHEAD);
     let max = node.config.socket_request_max_bytes;
     node.metrics.connections_accepted.inc();
@@ -69,7 +65,7 @@ pub async fn serve(
 
 async fn read_frames(
     node: &Node,
-    mut read: tokio::net::tcp::OwnedReadHalf,
+    mut read: impl AsyncRead + Unpin,
     tx: mpsc::Sender<Bytes>,
     max: usize,
     draining: &CancellationToken,
@@ -101,7 +97,7 @@ async fn read_frames(
 
 async fn handle_in_order(
     node: Arc<Node>,
-    write: tokio::net::tcp::OwnedWriteHalf,
+    write: impl AsyncWrite + Unpin,
     mut rx: mpsc::Receiver<Bytes>,
     info: ConnectionInfo,
 ) -> Result<(), CloseReason> {

@@ -1,0 +1,243 @@
+"""TLS on Gregor's listeners with Kafka's `ssl.*` settings and PEM stores:
+real clients (confluent-kafka, kcat, Apache Kafka's console tools) over
+SSL with client certificates, refusals logged with the peer and counted,
+certificates renewed on disk without a restart, and a three-broker cluster
+that replicates over an SSL inter-broker listener."""
+
+import json
+import socket
+import ssl
+import subprocess
+import urllib.request
+from types import SimpleNamespace
+
+import pytest
+from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+
+import wire
+from certs import Authority
+from conftest import (GREGOR_BIN, Gregor, GregorCluster, free_port, kafka_tool, unique, wait_until)
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory):
+    d = tmp_path_factory.mktemp("pki")
+    ca, stranger = Authority("Gregor test CA"), Authority("Stranger CA")
+    keys = SimpleNamespace(dir=d, ca=ca, trust=ca.write_trust_store(d / "ca.pem"))
+    for stem, leaf in [("broker", ca.issue("broker")), ("client", ca.issue("alice")),
+                       ("untrusted", stranger.issue("mallory")), ("expired", ca.issue("old", expired=True))]:
+        setattr(keys, stem, leaf.write(d, stem))
+    return keys
+
+
+def ssl_listener(pki, listener="external", client_auth="required", key_store=None):
+    """Settings of one SSL listener, given per listener as Kafka allows."""
+    prefix = f"listener.name.{listener}."
+    return {
+        prefix + "ssl.keystore.type": "PEM",
+        prefix + "ssl.keystore.location": str(key_store or pki.broker[0]),
+        prefix + "ssl.truststore.type": "PEM",
+        prefix + "ssl.truststore.location": str(pki.trust),
+        prefix + "ssl.client.auth": client_auth,
+    }
+
+
+def secured_broker(workdir, pki, **kwargs):
+    """A broker whose EXTERNAL listener (its bootstrap) is SSL."""
+    props = {"listener.security.protocol.map": "INTERNAL:PLAINTEXT,EXTERNAL:SSL",
+             "http.listener": f"127.0.0.1:{free_port()}", **ssl_listener(pki, **kwargs)}
+    broker = Gregor(workdir, props=props)
+    broker.http = props["http.listener"]
+    return broker.start()
+
+
+@pytest.fixture(scope="module")
+def broker(tmp_path_factory, pki):
+    b = secured_broker(tmp_path_factory.mktemp("tls-broker"), pki)
+    yield b
+    b.stop()
+
+
+def librdkafka(broker, pki, cert="client", trust=None):
+    """confluent-kafka settings for `broker` over SSL with `cert`'s key
+    store (None: no certificate) trusting `trust` (a CA PEM file)."""
+    conf = {"bootstrap.servers": broker.bootstrap, "security.protocol": "SSL",
+            "ssl.ca.location": str(trust or pki.trust)}
+    if cert:
+        _, key, crt = getattr(pki, cert)
+        conf.update({"ssl.certificate.location": str(crt), "ssl.key.location": str(key)})
+    return conf
+
+
+def failed_authentications(broker):
+    with urllib.request.urlopen(f"http://{broker.http}/metrics", timeout=10) as r:
+        for line in r.read().decode().splitlines():
+            if line.startswith("gregor_failed_authentication_total "):
+                return int(float(line.split()[1]))
+    raise AssertionError("no gregor_failed_authentication_total in /metrics")
+
+
+def test_clients_produce_and_consume_over_tls(broker, pki, tmp_path):
+    topic = unique("tls")
+    admin = AdminClient(librdkafka(broker, pki))
+    admin.create_topics([NewTopic(topic, 1, 1)])[topic].result(30)
+
+    # confluent-kafka (librdkafka) with a client certificate.
+    p = Producer({**librdkafka(broker, pki), "linger.ms": 0})
+    for i in range(10):
+        p.produce(topic, value=f"librdkafka-{i}".encode())
+    assert p.flush(30) == 0
+
+    # kcat, the same settings as -X properties.
+    _, key, crt = pki.client
+    kcat = ["kcat", "-b", broker.bootstrap, "-X", "security.protocol=ssl", "-X", f"ssl.ca.location={pki.trust}",
+            "-X", f"ssl.certificate.location={crt}", "-X", f"ssl.key.location={key}"]
+    subprocess.run([*kcat, "-P", "-t", topic], input="kcat-0\nkcat-1\n", text=True, check=True, timeout=60)
+    listed = json.loads(subprocess.run([*kcat, "-L", "-J", "-t", topic], capture_output=True, text=True,
+                                       check=True, timeout=60).stdout)
+    assert [t["topic"] for t in listed["topics"]] == [topic]
+
+    # Apache Kafka's console tools with a --command-config of PEM stores.
+    config = tmp_path / "client.properties"
+    config.write_text(f"security.protocol=SSL\nssl.truststore.type=PEM\nssl.truststore.location={pki.trust}\n"
+                      f"ssl.keystore.type=PEM\nssl.keystore.location={pki.client[0]}\n")
+    kafka_tool("kafka-console-producer", "--bootstrap-server", broker.bootstrap, "--topic", topic,
+               "--command-config", config, input="java-0\njava-1\n")
+    out = kafka_tool("kafka-console-consumer", "--bootstrap-server", broker.bootstrap, "--topic", topic,
+                     "--from-beginning", "--max-messages", "14", "--timeout-ms", "30000",
+                     "--command-config", config).stdout
+    want = [f"librdkafka-{i}" for i in range(10)] + ["kcat-0", "kcat-1", "java-0", "java-1"]
+    assert out.split() == want
+
+    c = Consumer({**librdkafka(broker, pki), "group.id": unique("tls-group"), "auto.offset.reset": "earliest"})
+    c.assign([TopicPartition(topic, 0, 0)])
+    got = []
+
+    def read_all():
+        m = c.poll(0.5)
+        if m is not None and not m.error():
+            got.append(m.value().decode())
+        return len(got) == len(want)
+
+    wait_until(read_all, 30, "every record read over TLS")
+    c.close()
+    assert got == want
+
+
+@pytest.mark.parametrize("case", ["no certificate", "untrusted certificate", "expired certificate",
+                                  "plaintext client"])
+def test_a_refused_client_is_logged_counted_and_others_are_served(broker, pki, case):
+    before = failed_authentications(broker)
+    log_before = len(broker.log_text())
+    if case == "plaintext client":
+        host, port = broker.bootstrap.rsplit(":", 1)
+        with socket.create_connection((host, int(port)), timeout=10) as s:
+            # An ApiVersions request (key 18, v0) without TLS.
+            s.sendall(wire.frame(wire.header(18, 0)))
+            answer = b""
+            while chunk := s.recv(1024):
+                answer += chunk
+        # No Kafka answer: at most a TLS alert record (type 21), then EOF.
+        assert answer == b"" or answer[0] == 21, answer
+    else:
+        cert = {"no certificate": None, "untrusted certificate": "untrusted",
+                "expired certificate": "expired"}[case]
+        admin = AdminClient({**librdkafka(broker, pki, cert=cert), "socket.timeout.ms": 5000})
+        with pytest.raises(KafkaException):
+            admin.list_topics(timeout=5)
+    wait_until(lambda: failed_authentications(broker) > before, 30, "the refusal to be counted")
+    refusal = [line for line in broker.log_text()[log_before:].splitlines() if "TLS handshake failed" in line]
+    assert refusal, broker.log_text()[log_before:]
+    assert "peer=127.0.0.1" in refusal[0] and "listener=EXTERNAL" in refusal[0], refusal[0]
+    # Everyone else is still served.
+    assert AdminClient(librdkafka(broker, pki)).list_topics(timeout=10).brokers
+
+
+def test_a_tls_client_on_a_plaintext_port_is_closed_and_the_port_keeps_serving(broker):
+    host, port = broker.internal_bootstrap.rsplit(":", 1)
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    with socket.create_connection((host, int(port)), timeout=10) as raw:
+        with pytest.raises((ssl.SSLError, ConnectionError, OSError)):
+            with context.wrap_socket(raw, server_hostname=host):
+                pass
+    assert AdminClient({"bootstrap.servers": broker.internal_bootstrap}).list_topics(timeout=10).brokers
+
+
+def test_renewed_certificates_are_served_without_a_restart(tmp_path, pki):
+    store = tmp_path / "renewed"
+    store.mkdir()
+    key_store, _, _ = pki.ca.issue("broker").write(store, "broker")
+    broker = secured_broker(tmp_path / "broker", pki, key_store=key_store)
+    try:
+        new_ca = Authority("Renewed CA")
+        new_trust = new_ca.write_trust_store(tmp_path / "new-ca.pem")
+
+        def served(trust):
+            try:
+                AdminClient({**librdkafka(broker, pki, trust=trust), "socket.timeout.ms": 3000}).list_topics(
+                    timeout=3)
+                return True
+            except KafkaException:
+                return False
+
+        assert served(pki.trust) and not served(new_trust)
+        new_ca.issue("broker").write(store, "broker")
+        wait_until(lambda: served(new_trust), 60, "the renewed certificate to be served")
+        assert not served(pki.trust)
+        assert "TLS certificates renewed from disk" in broker.log_text()
+        assert broker.alive()
+    finally:
+        broker.stop()
+
+
+def test_unusable_tls_settings_stop_the_broker_with_the_reason(tmp_path, pki):
+    cases = [
+        ({"listener.name.external.ssl.keystore.location": str(tmp_path / "missing.pem")}, 1,
+         ["EXTERNAL", "missing.pem"]),
+        ({"listener.name.external.ssl.keystore.location": str(pki.trust)}, 1, ["EXTERNAL", "no PRIVATE KEY"]),
+        ({"listener.name.external.ssl.keystore.type": "JKS"}, 2, ["ssl.keystore.type", "PEM"]),
+        ({"listener.name.external.ssl.truststore.location": None}, 2, ["EXTERNAL", "trust store"]),
+    ]
+    for i, (change, code, words) in enumerate(cases):
+        props = {"listener.security.protocol.map": "INTERNAL:PLAINTEXT,EXTERNAL:SSL", **ssl_listener(pki)}
+        for k, v in change.items():
+            if v is None:
+                props.pop(k)
+            else:
+                props[k] = v
+        b = Gregor(tmp_path / f"bad-{i}", props=props)
+        b.write_config()
+        proc = subprocess.run([str(GREGOR_BIN), "broker", str(b.config)], capture_output=True, text=True,
+                              timeout=60)
+        assert proc.returncode == code, (change, proc.stderr)
+        for w in words:
+            assert w in proc.stderr, (change, proc.stderr)
+        assert "BEGIN PRIVATE KEY" not in proc.stderr
+
+
+def test_a_cluster_replicates_over_an_ssl_inter_broker_listener(tmp_path, pki):
+    """INTERNAL (inter-broker) is SSL with client certificates required:
+    every follower fetches over TLS, presenting the broker's certificate."""
+    props = {"listener.security.protocol.map": "INTERNAL:SSL,EXTERNAL:PLAINTEXT,CONTROLLER:PLAINTEXT",
+             **ssl_listener(pki, listener="internal")}
+    cluster = GregorCluster(tmp_path / "cluster", props=props).start()
+    try:
+        topic = unique("tls-replicated")
+        admin = AdminClient({"bootstrap.servers": cluster.bootstrap})
+        admin.create_topics([NewTopic(topic, 3, 3, config={"min.insync.replicas": "3"})])[topic].result(30)
+        p = Producer({"bootstrap.servers": cluster.bootstrap, "acks": "all", "linger.ms": 5})
+        delivered = []
+        for i in range(300):
+            p.produce(topic, value=str(i).encode(), on_delivery=lambda err, m: delivered.append(err))
+        assert p.flush(60) == 0
+        # acks=all with min.insync.replicas=3: each record reached all three.
+        assert delivered == [None] * 300
+        parts = admin.list_topics(topic, timeout=10).topics[topic].partitions
+        assert all(sorted(part.isrs) == [1, 2, 3] for part in parts.values()), parts
+        for b in cluster.brokers:
+            assert "cannot reach leader" not in b.log_text()
+    finally:
+        cluster.stop()
