@@ -545,4 +545,64 @@ mod tests {
             .expect("read")
             .is_empty());
     }
+
+    /// Files as openraft 0.9 wrote them (lines taken from a real run) are
+    /// read as they were: the format did not change with 0.10.
+    #[tokio::test]
+    async fn files_written_with_openraft_0_9_are_read() {
+        let dir = tempfile::tempdir().expect("dir");
+        let d = dir.path();
+        let leader = r#"{"leader_id":{"term":1,"node_id":3},"index":7}"#;
+        let membership = r#"{"log_id":{"leader_id":{"term":0,"node_id":0},"index":0},"membership":{"configs":[[1,2,3]],"nodes":{"1":{"addr":"127.0.0.1:60599"},"2":{"addr":"127.0.0.1:34633"},"3":{"addr":"127.0.0.1:43147"}}}}"#;
+        let image = serde_json::to_string(&ClusterImage::default()).expect("json");
+        let data =
+            format!(r#"{{"last_applied":{leader},"membership":{membership},"image":{image}}}"#);
+        let snapshot = format!(
+            r#"{{"meta":{{"last_log_id":{leader},"last_membership":{membership},"snapshot_id":"T1-N3-7-7"}},"data":{}}}"#,
+            serde_json::to_string(data.as_bytes()).expect("json")
+        );
+        std::fs::write(d.join("snapshot.json"), snapshot).expect("write");
+        std::fs::write(
+            d.join("state.json"),
+            r#"{"vote":{"leader_id":{"term":3,"node_id":3},"committed":true},"committed":{"leader_id":{"term":3,"node_id":3},"index":8},"last_purged":{"leader_id":{"term":1,"node_id":3},"index":7}}"#,
+        )
+        .expect("write");
+        std::fs::write(
+            d.join("log.jsonl"),
+            concat!(
+                r#"{"log_id":{"leader_id":{"term":3,"node_id":3},"index":8},"payload":{"Normal":{"ChangeIsr":{"topic":"__consumer_offsets","partition":2,"leader":3,"leader_epoch":0,"partition_epoch":1,"isr":[3,2,1]}}}}"#,
+                "\n"
+            ),
+        )
+        .expect("write");
+
+        let mut log = LogStore::open(d).expect("log");
+        let vote = log.read_vote().await.expect("vote").expect("a vote");
+        assert_eq!(
+            (vote.leader_id.term, vote.leader_id.node_id, vote.committed),
+            (3, 3, true)
+        );
+        let state = log.get_log_state().await.expect("state");
+        assert_eq!(state.last_purged_log_id.map(|l| l.index), Some(7));
+        assert_eq!(
+            state.last_log_id.map(|l| (l.leader_id.term, l.index)),
+            Some((3, 8))
+        );
+        let entries = log.try_get_log_entries(8..9).await.expect("entries");
+        assert!(matches!(
+            &entries[0].payload,
+            EntryPayload::Normal(MetadataRecord::ChangeIsr { partition: 2, .. })
+        ));
+
+        let mut sm = StateMachine::open(d).expect("state machine");
+        let (applied, members) = sm.applied_state().await.expect("applied");
+        assert_eq!(applied.map(|l| l.index), Some(7));
+        assert_eq!(members.voter_ids().collect::<Vec<_>>(), vec![1, 2, 3]);
+        let snap = sm
+            .get_current_snapshot()
+            .await
+            .expect("read")
+            .expect("a snapshot");
+        assert_eq!(snap.meta.last_log_id.map(|l| l.index), Some(7));
+    }
 }
