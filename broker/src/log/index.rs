@@ -48,8 +48,8 @@ pub fn decode(
     times: &[u8],
     segment_size: u64,
 ) -> Option<Vec<IndexEntry>> {
-    if !offsets.len().is_multiple_of(OFFSET_ENTRY)
-        || !times.len().is_multiple_of(TIME_ENTRY)
+    if offsets.len() % OFFSET_ENTRY != 0
+        || times.len() % TIME_ENTRY != 0
         || offsets.len() / OFFSET_ENTRY != times.len() / TIME_ENTRY
     {
         return None;

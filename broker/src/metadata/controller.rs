@@ -6,8 +6,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use openraft::async_runtime::WatchReceiver;
 use openraft::error::{ClientWriteError, RaftError};
+use openraft::Raft;
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 use uuid::Uuid;
@@ -16,7 +16,7 @@ use super::image::ClusterImage;
 use super::placement::{self, Candidate};
 use super::records::{Applied, BrokerEndpoint, MetadataRecord, Refusal};
 use super::store::MetadataView;
-use super::MetadataRaft;
+use super::TypeConfig;
 
 /// How long a proposal may wait to be committed. openraft leaves a write
 /// pending forever when a deposed leader's log is replaced by a snapshot
@@ -114,7 +114,7 @@ pub enum ControllerResponse {
 
 /// Leader-side state: when each broker was last heard from.
 pub struct Controller {
-    raft: MetadataRaft,
+    raft: Raft<TypeConfig>,
     view: tokio::sync::watch::Receiver<MetadataView>,
     session_timeout: Duration,
     cluster_id: String,
@@ -129,7 +129,7 @@ impl Controller {
     /// `preferred_leader_check`) moving leadership back to preferred
     /// replicas.
     pub fn new(
-        raft: MetadataRaft,
+        raft: Raft<TypeConfig>,
         view: tokio::sync::watch::Receiver<MetadataView>,
         session_timeout: Duration,
         cluster_id: String,
@@ -159,7 +159,7 @@ impl Controller {
     pub async fn handle(&self, req: ControllerRequest) -> ControllerResponse {
         let (me, leader, address) = {
             let m = self.raft.metrics();
-            let m = m.borrow_watched();
+            let m = m.borrow();
             let address = m.current_leader.and_then(|l| {
                 m.membership_config
                     .membership()
@@ -335,7 +335,7 @@ impl Controller {
             let known = self
                 .raft
                 .metrics()
-                .borrow_watched()
+                .borrow()
                 .membership_config
                 .membership()
                 .get_node(&(id as u64))

@@ -29,30 +29,5 @@ openraft::declare_raft_types!(
         R = records::Applied,
         NodeId = u64,
         Node = openraft::BasicNode,
+        SnapshotData = std::io::Cursor<Vec<u8>>,
 );
-
-/// A leader of the quorum: a term and the node elected in it. (openraft's
-/// "advanced" leader id, which lets several candidates share a term; it is
-/// also what openraft 0.9 wrote, so logs and votes on disk stay readable.)
-pub type LeaderId = openraft::impls::leader_id_adv::LeaderId<u64, u64>;
-
-/// The position of an entry in the metadata log.
-pub type LogId = openraft::LogId<LeaderId>;
-
-/// A voter's vote (or a leader's, once a quorum granted it).
-pub type Vote = openraft::Vote<LeaderId>;
-
-/// A metadata log entry.
-pub type Entry = <TypeConfig as openraft::RaftTypeConfig>::Entry;
-
-/// Membership as the state machine last applied it.
-pub type StoredMembership = openraft::StoredMembership<LeaderId, u64, openraft::BasicNode>;
-
-/// What a snapshot covers.
-pub type SnapshotMeta = openraft::SnapshotMeta<LeaderId, u64, openraft::BasicNode>;
-
-/// A snapshot: its metadata and the serialized image (see [`store`]).
-pub type Snapshot = openraft::Snapshot<LeaderId, u64, openraft::BasicNode, Vec<u8>>;
-
-/// This node's Raft member, over the metadata state machine.
-pub type MetadataRaft = openraft::Raft<TypeConfig, store::StateMachine>;

@@ -3,26 +3,25 @@
 //! message (4-byte big-endian length, then the body) answered in order on
 //! the same connection.
 
-use std::future::Future;
 use std::time::Duration;
 
 use openraft::error::{
-    Fatal, NetworkError, RPCError, RaftError, ReplicationClosed, StreamingError, Unreachable,
+    InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable,
 };
-use openraft::network::{RPCOption, RaftNetworkFactory, RaftNetworkV2};
+use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
 use openraft::raft::{
-    AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, VoteRequest, VoteResponse,
+    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
+    VoteRequest, VoteResponse,
 };
-use openraft::{BasicNode, OptionalSend};
+use openraft::BasicNode;
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use super::controller::{ControllerRequest, ControllerResponse};
-use super::{Snapshot, SnapshotMeta, TypeConfig, Vote};
+use super::TypeConfig;
 
-/// Largest message accepted. A snapshot travels whole in one message, so
-/// this also bounds the metadata image a lagging follower can be sent.
+/// Largest message accepted (snapshots travel in chunks well below this).
 const MAX_FRAME: usize = 64 << 20;
 
 /// A message to a controller.
@@ -31,20 +30,9 @@ pub enum Request {
     /// Raft log replication.
     AppendEntries(AppendEntriesRequest<TypeConfig>),
     /// Raft election.
-    Vote(VoteRequest<TypeConfig>),
-    /// Would the voter grant this vote? Asked before a candidate raises its
-    /// term, so a voter that cannot win (one that was frozen or cut off
-    /// while the others kept a leader) does not depose the leader.
-    PreVote(VoteRequest<TypeConfig>),
-    /// A whole Raft snapshot, for a follower too far behind for the log.
-    Snapshot {
-        /// The sending leader's vote.
-        vote: Vote,
-        /// What the snapshot covers.
-        meta: SnapshotMeta,
-        /// The serialized image (see `store`).
-        data: Vec<u8>,
-    },
+    Vote(VoteRequest<u64>),
+    /// Raft snapshot chunk.
+    InstallSnapshot(InstallSnapshotRequest<TypeConfig>),
     /// For the active controller.
     Controller(ControllerRequest),
 }
@@ -53,13 +41,11 @@ pub enum Request {
 #[derive(Debug, Serialize, Deserialize)]
 pub enum Response {
     /// To `AppendEntries`.
-    AppendEntries(Result<AppendEntriesResponse<TypeConfig>, RaftError<TypeConfig>>),
+    AppendEntries(Result<AppendEntriesResponse<u64>, RaftError<u64>>),
     /// To `Vote`.
-    Vote(Result<VoteResponse<TypeConfig>, RaftError<TypeConfig>>),
-    /// To `PreVote`.
-    PreVote(Result<VoteResponse<TypeConfig>, RaftError<TypeConfig>>),
-    /// To `Snapshot`.
-    Snapshot(Result<SnapshotResponse<TypeConfig>, Fatal<TypeConfig>>),
+    Vote(Result<VoteResponse<u64>, RaftError<u64>>),
+    /// To `InstallSnapshot`.
+    InstallSnapshot(Result<InstallSnapshotResponse<u64>, RaftError<u64, InstallSnapshotError>>),
     /// To `Controller`.
     Controller(ControllerResponse),
 }
@@ -150,115 +136,89 @@ pub struct Network;
 
 /// Raft's client to one voter.
 pub struct Peer {
+    target: u64,
     conn: Connection,
 }
 
 impl RaftNetworkFactory<TypeConfig> for Network {
     type Network = Peer;
 
-    async fn new_client(&mut self, _target: u64, node: &BasicNode) -> Self::Network {
+    async fn new_client(&mut self, target: u64, node: &BasicNode) -> Self::Network {
         Peer {
+            target,
             conn: Connection::new(node.addr.clone()),
         }
     }
 }
 
-/// A peer that failed to answer: unreachable (Raft backs off before trying
-/// again) unless it answered nonsense.
-fn unreachable(e: std::io::Error) -> RPCError<TypeConfig> {
-    if e.kind() == std::io::ErrorKind::InvalidData {
-        RPCError::Network(NetworkError::new(&e))
-    } else {
-        RPCError::Unreachable(Unreachable::new(&e))
-    }
-}
-
-fn unexpected() -> RPCError<TypeConfig> {
-    RPCError::Network(NetworkError::from_string(
-        "controller answered with the wrong message type",
-    ))
-}
-
-/// A peer whose Raft member has stopped (it is shutting down, or its
-/// storage failed) cannot take part until it restarts: back off.
-fn stopped(e: Fatal<TypeConfig>) -> RPCError<TypeConfig> {
-    RPCError::Unreachable(Unreachable::new(&e))
-}
-
-fn remote<T>(r: Result<T, RaftError<TypeConfig>>) -> Result<T, RPCError<TypeConfig>> {
-    r.map_err(|e| match e {
-        RaftError::APIError(never) => match never {},
-        RaftError::Fatal(f) => stopped(f),
-    })
-}
+type RpcResult<T, E = openraft::error::Infallible> =
+    Result<T, RPCError<u64, BasicNode, RaftError<u64, E>>>;
 
 impl Peer {
-    async fn send(
-        &mut self,
-        req: Request,
-        option: &RPCOption,
-    ) -> Result<Response, RPCError<TypeConfig>> {
-        self.conn
-            .call(&req, option.hard_ttl())
-            .await
-            .map_err(unreachable)
+    async fn send(&mut self, req: Request, option: &RPCOption) -> Result<Response, std::io::Error> {
+        self.conn.call(&req, option.hard_ttl()).await
+    }
+
+    fn unreachable<E: std::error::Error>(
+        e: std::io::Error,
+    ) -> RPCError<u64, BasicNode, RaftError<u64, E>> {
+        if e.kind() == std::io::ErrorKind::InvalidData {
+            RPCError::Network(NetworkError::new(&e))
+        } else {
+            RPCError::Unreachable(Unreachable::new(&e))
+        }
+    }
+
+    fn unexpected<E: std::error::Error>() -> RPCError<u64, BasicNode, RaftError<u64, E>> {
+        RPCError::Network(NetworkError::new(&std::io::Error::other(
+            "controller answered with the wrong message type",
+        )))
     }
 }
 
-impl RaftNetworkV2<TypeConfig> for Peer {
-    type SnapshotData = Vec<u8>;
-
+impl RaftNetwork<TypeConfig> for Peer {
     async fn append_entries(
         &mut self,
         rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
-    ) -> Result<AppendEntriesResponse<TypeConfig>, RPCError<TypeConfig>> {
-        match self.send(Request::AppendEntries(rpc), &option).await? {
-            Response::AppendEntries(r) => remote(r),
-            _ => Err(unexpected()),
+    ) -> RpcResult<AppendEntriesResponse<u64>> {
+        match self
+            .send(Request::AppendEntries(rpc), &option)
+            .await
+            .map_err(Self::unreachable)?
+        {
+            Response::AppendEntries(r) => r.map_err(|e| RemoteError::new(self.target, e).into()),
+            _ => Err(Self::unexpected()),
+        }
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        rpc: InstallSnapshotRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> RpcResult<InstallSnapshotResponse<u64>, InstallSnapshotError> {
+        match self
+            .send(Request::InstallSnapshot(rpc), &option)
+            .await
+            .map_err(Self::unreachable)?
+        {
+            Response::InstallSnapshot(r) => r.map_err(|e| RemoteError::new(self.target, e).into()),
+            _ => Err(Self::unexpected()),
         }
     }
 
     async fn vote(
         &mut self,
-        rpc: VoteRequest<TypeConfig>,
+        rpc: VoteRequest<u64>,
         option: RPCOption,
-    ) -> Result<VoteResponse<TypeConfig>, RPCError<TypeConfig>> {
-        match self.send(Request::Vote(rpc), &option).await? {
-            Response::Vote(r) => remote(r),
-            _ => Err(unexpected()),
-        }
-    }
-
-    async fn pre_vote(
-        &mut self,
-        rpc: VoteRequest<TypeConfig>,
-        option: RPCOption,
-    ) -> Result<VoteResponse<TypeConfig>, RPCError<TypeConfig>> {
-        match self.send(Request::PreVote(rpc), &option).await? {
-            Response::PreVote(r) => remote(r),
-            _ => Err(unexpected()),
-        }
-    }
-
-    async fn full_snapshot(
-        &mut self,
-        vote: Vote,
-        snapshot: Snapshot,
-        cancel: impl Future<Output = ReplicationClosed> + OptionalSend + 'static,
-        option: RPCOption,
-    ) -> Result<SnapshotResponse<TypeConfig>, StreamingError<TypeConfig>> {
-        let req = Request::Snapshot {
-            vote,
-            meta: snapshot.meta,
-            data: snapshot.snapshot,
-        };
-        tokio::select! {
-            closed = cancel => Err(StreamingError::Closed(closed)),
-            resp = self.send(req, &option) => match resp? {
-                Response::Snapshot(r) => r.map_err(|f| StreamingError::Unreachable(Unreachable::new(&f))),
-                _ => Err(unexpected().into()),
-            },
+    ) -> RpcResult<VoteResponse<u64>> {
+        match self
+            .send(Request::Vote(rpc), &option)
+            .await
+            .map_err(Self::unreachable)?
+        {
+            Response::Vote(r) => r.map_err(|e| RemoteError::new(self.target, e).into()),
+            _ => Err(Self::unexpected()),
         }
     }
 }

@@ -7,16 +7,15 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use openraft::async_runtime::WatchReceiver;
 use openraft::error::{InitializeError, RaftError};
-use openraft::{BasicNode, SnapshotPolicy};
+use openraft::{BasicNode, Raft, SnapshotPolicy};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
 use super::controller::{Controller, ControllerRequest, ControllerResponse};
 use super::network::{self, Connection, Network, Request, Response};
 use super::store::{LogStore, MetadataView, StateMachine};
-use super::{MetadataRaft, Snapshot};
+use super::TypeConfig;
 
 /// How this node takes part in the quorum.
 #[derive(Debug, Clone)]
@@ -67,7 +66,7 @@ pub enum QuorumError {
 /// This node's quorum member.
 pub struct Quorum {
     node_id: i32,
-    raft: MetadataRaft,
+    raft: Raft<TypeConfig>,
     controller: Arc<Controller>,
     voters: BTreeMap<u64, String>,
     view: watch::Receiver<MetadataView>,
@@ -92,20 +91,12 @@ impl Quorum {
             heartbeat_interval: (election / 4).max(10),
             snapshot_policy: SnapshotPolicy::LogsSinceLast(1000),
             max_in_snapshot_log_to_keep: 100,
-            // A snapshot travels whole in one message (openraft 0.9 sent
-            // chunks, each with this timeout): give it room.
-            install_snapshot_timeout: election * 10,
-            // KIP-996: a voter asks the others whether they would vote for
-            // it before it raises its term. One that was frozen or cut off
-            // while the rest kept a leader is told no, instead of forcing an
-            // election with its higher term when it is back.
-            enable_pre_vote: Some(true),
             ..Default::default()
         }
         .validate()
         .map_err(|e| QuorumError::Raft(e.to_string()))?;
         let id = settings.node_id as u64;
-        let raft = MetadataRaft::new(id, Arc::new(config), Network, log, sm)
+        let raft = Raft::new(id, Arc::new(config), Network, log, sm)
             .await
             .map_err(|e| QuorumError::Raft(e.to_string()))?;
         let voters: BTreeMap<u64, String> = settings
@@ -133,9 +124,8 @@ impl Quorum {
             }
         }
         if voters.len() == 1 && settings.voter() {
-            // Alone, there is nobody to wait for (or to ask first): lead
-            // at once.
-            let _ = raft.trigger().elect(false).await;
+            // Alone, there is nobody to wait for: lead at once.
+            let _ = raft.trigger().elect().await;
         }
         let controller = Arc::new(Controller::new(
             raft.clone(),
@@ -174,15 +164,9 @@ impl Quorum {
     pub fn active_controller(&self) -> Option<i32> {
         self.raft
             .metrics()
-            .borrow_watched()
+            .borrow()
             .current_leader
             .map(|l| l as i32)
-    }
-
-    /// The Raft term this node is in (KRaft's epoch of the quorum): it
-    /// grows with every election this node takes part in or learns of.
-    pub fn epoch(&self) -> u64 {
-        self.raft.metrics().borrow_watched().current_term
     }
 
     /// The configured voters.
@@ -220,7 +204,7 @@ impl Quorum {
             let target = hint.take().or_else(|| {
                 self.raft
                     .metrics()
-                    .borrow_watched()
+                    .borrow()
                     .current_leader
                     .map(|l| (l, None))
             });
@@ -316,18 +300,9 @@ impl Quorum {
                     Response::AppendEntries(self.raft.append_entries(r).await)
                 }
                 Request::Vote(r) => Response::Vote(self.raft.vote(r).await),
-                Request::PreVote(r) => Response::PreVote(self.raft.pre_vote(r).await),
-                Request::Snapshot { vote, meta, data } => Response::Snapshot(
-                    self.raft
-                        .install_full_snapshot(
-                            vote,
-                            Snapshot {
-                                meta,
-                                snapshot: data,
-                            },
-                        )
-                        .await,
-                ),
+                Request::InstallSnapshot(r) => {
+                    Response::InstallSnapshot(self.raft.install_snapshot(r).await)
+                }
                 Request::Controller(r) => Response::Controller(self.controller.handle(r).await),
             };
             if network::write_frame(&mut stream, &resp).await.is_err() {

@@ -125,35 +125,6 @@ pub enum MetadataRecord {
     },
 }
 
-/// One line naming the change and what it concerns (Raft's logs show
-/// entries this way; `Debug` has every field).
-impl std::fmt::Display for MetadataRecord {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::InitCluster { cluster_id } => write!(f, "InitCluster({cluster_id})"),
-            Self::RegisterBroker { id, .. } => write!(f, "RegisterBroker({id})"),
-            Self::UnfenceBroker { id, epoch } => write!(f, "UnfenceBroker({id}, epoch {epoch})"),
-            Self::FenceBroker { id, epoch } => write!(f, "FenceBroker({id}, epoch {epoch})"),
-            Self::CreateTopic { name, .. } => write!(f, "CreateTopic({name})"),
-            Self::CreatePartitions { name, assignment } => {
-                write!(f, "CreatePartitions({name}, +{})", assignment.len())
-            }
-            Self::DeleteTopic { name } => write!(f, "DeleteTopic({name})"),
-            Self::SetTopicConfigs { name, .. } => write!(f, "SetTopicConfigs({name})"),
-            Self::ChangeIsr {
-                topic, partition, ..
-            } => write!(f, "ChangeIsr({topic}-{partition})"),
-            Self::ElectPreferredLeader { topic, partition } => {
-                write!(f, "ElectPreferredLeader({topic}-{partition})")
-            }
-            Self::Reassign {
-                topic, partition, ..
-            } => write!(f, "Reassign({topic}-{partition})"),
-            Self::AllocateProducerIds { count } => write!(f, "AllocateProducerIds({count})"),
-        }
-    }
-}
-
 /// What applying a record produced, for the proposer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Applied {

@@ -9,20 +9,25 @@
 use std::collections::BTreeMap;
 use std::fmt::Debug;
 use std::fs::{File, OpenOptions};
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, Cursor, Write};
 use std::ops::RangeBounds;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use futures_util::{Stream, TryStreamExt};
-use openraft::storage::{EntryResponder, IOFlushed, LogState, RaftLogStorage, RaftStateMachine};
-use openraft::{EntryPayload, OptionalSend, RaftLogReader, RaftSnapshotBuilder};
+use openraft::storage::{LogFlushed, LogState, RaftLogStorage, RaftStateMachine, Snapshot};
+use openraft::{
+    Entry, EntryPayload, LogId, RaftLogReader, RaftSnapshotBuilder, SnapshotMeta, StorageError,
+    StorageIOError, StoredMembership, Vote,
+};
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
 use super::image::ClusterImage;
 use super::records::Applied;
-use super::{Entry, LogId, Snapshot, SnapshotMeta, StoredMembership, TypeConfig, Vote};
+use super::TypeConfig;
+
+type NodeId = u64;
+type Node = openraft::BasicNode;
 
 /// The metadata every node has applied, published after each batch.
 #[derive(Debug, Clone, Default)]
@@ -41,14 +46,14 @@ pub struct LogStore {
 
 #[derive(Default, Serialize, Deserialize)]
 struct HardState {
-    vote: Option<Vote>,
-    committed: Option<LogId>,
-    last_purged: Option<LogId>,
+    vote: Option<Vote<NodeId>>,
+    committed: Option<LogId<NodeId>>,
+    last_purged: Option<LogId<NodeId>>,
 }
 
 struct LogInner {
     dir: PathBuf,
-    entries: BTreeMap<u64, Entry>,
+    entries: BTreeMap<u64, Entry<TypeConfig>>,
     hard: HardState,
     file: File,
 }
@@ -92,7 +97,7 @@ impl LogStore {
                 if n == 0 {
                     break;
                 }
-                match serde_json::from_str::<Entry>(line.trim_end()) {
+                match serde_json::from_str::<Entry<TypeConfig>>(line.trim_end()) {
                     Ok(e) if line.ends_with('\n') => {
                         good_len += n as u64;
                         entries.insert(e.log_id.index, e);
@@ -144,10 +149,10 @@ impl LogInner {
 }
 
 impl RaftLogReader<TypeConfig> for LogStore {
-    async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + OptionalSend>(
+    async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + Send>(
         &mut self,
         range: RB,
-    ) -> std::io::Result<Vec<Entry>> {
+    ) -> Result<Vec<Entry<TypeConfig>>, StorageError<NodeId>> {
         Ok(self
             .lock()
             .entries
@@ -155,16 +160,12 @@ impl RaftLogReader<TypeConfig> for LogStore {
             .map(|(_, e)| e.clone())
             .collect())
     }
-
-    async fn read_vote(&mut self) -> std::io::Result<Option<Vote>> {
-        Ok(self.lock().hard.vote)
-    }
 }
 
 impl RaftLogStorage<TypeConfig> for LogStore {
     type LogReader = LogStore;
 
-    async fn get_log_state(&mut self) -> std::io::Result<LogState<TypeConfig>> {
+    async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, StorageError<NodeId>> {
         let inner = self.lock();
         let last_purged = inner.hard.last_purged;
         let last = inner
@@ -183,36 +184,47 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         self.clone()
     }
 
-    async fn save_vote(&mut self, vote: &Vote) -> std::io::Result<()> {
+    async fn save_vote(&mut self, vote: &Vote<NodeId>) -> Result<(), StorageError<NodeId>> {
         let mut inner = self.lock();
         inner.hard.vote = Some(*vote);
-        inner.save_hard()
+        inner
+            .save_hard()
+            .map_err(|e| StorageIOError::write_vote(&e).into())
     }
 
-    async fn save_committed(&mut self, committed: Option<LogId>) -> std::io::Result<()> {
+    async fn read_vote(&mut self) -> Result<Option<Vote<NodeId>>, StorageError<NodeId>> {
+        Ok(self.lock().hard.vote)
+    }
+
+    async fn save_committed(
+        &mut self,
+        committed: Option<LogId<NodeId>>,
+    ) -> Result<(), StorageError<NodeId>> {
         let mut inner = self.lock();
         inner.hard.committed = committed;
-        inner.save_hard()
+        inner
+            .save_hard()
+            .map_err(|e| StorageIOError::write(&e).into())
     }
 
-    async fn read_committed(&mut self) -> std::io::Result<Option<LogId>> {
+    async fn read_committed(&mut self) -> Result<Option<LogId<NodeId>>, StorageError<NodeId>> {
         Ok(self.lock().hard.committed)
     }
 
     async fn append<I>(
         &mut self,
         entries: I,
-        callback: IOFlushed<TypeConfig>,
-    ) -> std::io::Result<()>
+        callback: LogFlushed<TypeConfig>,
+    ) -> Result<(), StorageError<NodeId>>
     where
-        I: IntoIterator<Item = Entry> + OptionalSend,
-        I::IntoIter: OptionalSend,
+        I: IntoIterator<Item = Entry<TypeConfig>> + Send,
+        I::IntoIter: Send,
     {
         let mut inner = self.lock();
         let mut text = Vec::new();
         let mut batch = Vec::new();
         for e in entries {
-            serde_json::to_writer(&mut text, &e).map_err(io_err)?;
+            serde_json::to_writer(&mut text, &e).map_err(|e| StorageIOError::write_logs(&e))?;
             text.push(b'\n');
             batch.push(e);
         }
@@ -220,67 +232,63 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             .file
             .write_all(&text)
             .and_then(|_| inner.file.sync_data());
-        let failed = match &written {
-            Err(e) => {
-                tracing::error!(error = %e, "cannot write the metadata log");
-                Some(std::io::Error::new(e.kind(), e.to_string()))
+        if let Err(e) = &written {
+            tracing::error!(error = %e, "cannot write the metadata log");
+        } else {
+            for e in batch {
+                inner.entries.insert(e.log_id.index, e);
             }
-            Ok(()) => {
-                for e in batch {
-                    inner.entries.insert(e.log_id.index, e);
-                }
-                None
-            }
-        };
-        callback.io_completed(written);
+        }
+        let failed = written.as_ref().err().map(StorageIOError::write_logs);
+        callback.log_io_completed(written);
         match failed {
-            Some(e) => Err(e),
+            Some(e) => Err(e.into()),
             None => Ok(()),
         }
     }
 
-    async fn truncate_after(&mut self, last_log_id: Option<LogId>) -> std::io::Result<()> {
+    async fn truncate(&mut self, log_id: LogId<NodeId>) -> Result<(), StorageError<NodeId>> {
         let mut inner = self.lock();
-        match last_log_id {
-            Some(last) => inner.entries.retain(|i, _| *i <= last.index),
-            None => inner.entries.clear(),
-        }
-        inner.rewrite()
+        inner.entries.retain(|i, _| *i < log_id.index);
+        inner
+            .rewrite()
+            .map_err(|e| StorageIOError::write_logs(&e).into())
     }
 
-    async fn purge(&mut self, log_id: LogId) -> std::io::Result<()> {
+    async fn purge(&mut self, log_id: LogId<NodeId>) -> Result<(), StorageError<NodeId>> {
         let mut inner = self.lock();
         inner.hard.last_purged = Some(log_id);
-        inner.save_hard()?;
+        inner
+            .save_hard()
+            .map_err(|e| StorageIOError::write_logs(&e))?;
         inner.entries.retain(|i, _| *i > log_id.index);
-        inner.rewrite()
+        inner
+            .rewrite()
+            .map_err(|e| StorageIOError::write_logs(&e).into())
     }
 }
 
 /// What a snapshot holds: everything applied up to its last log id.
 #[derive(Serialize, Deserialize)]
 struct SnapshotData {
-    last_applied: Option<LogId>,
-    membership: StoredMembership,
+    last_applied: Option<LogId<NodeId>>,
+    membership: StoredMembership<NodeId, Node>,
     image: ClusterImage,
 }
 
-/// `snapshot.json`: the metadata of the latest snapshot and its
-/// serialized [`SnapshotData`]. (openraft 0.9 also gave a snapshot an id;
-/// 0.10 still writes the field, empty, and ignores it on reading, so files
-/// of either version read the same.)
 #[derive(Serialize, Deserialize)]
 struct StoredSnapshot {
-    meta: SnapshotMeta,
+    meta: SnapshotMeta<NodeId, Node>,
     data: Vec<u8>,
 }
 
 struct SmInner {
     dir: PathBuf,
-    last_applied: Option<LogId>,
-    membership: StoredMembership,
+    last_applied: Option<LogId<NodeId>>,
+    membership: StoredMembership<NodeId, Node>,
     image: ClusterImage,
     snapshot: Option<StoredSnapshot>,
+    snapshots_built: u64,
 }
 
 /// The state machine: applies committed records to the [`ClusterImage`]
@@ -301,6 +309,7 @@ impl StateMachine {
             membership: StoredMembership::default(),
             image: ClusterImage::default(),
             snapshot: None,
+            snapshots_built: 0,
         };
         match std::fs::read(dir.join("snapshot.json")) {
             Ok(b) => {
@@ -342,98 +351,106 @@ impl StateMachine {
 }
 
 impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
-    type SnapshotData = Vec<u8>;
-
-    async fn build_snapshot(&mut self) -> std::io::Result<Snapshot> {
+    async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, StorageError<NodeId>> {
         let mut inner = self.lock();
         let data = serde_json::to_vec(&SnapshotData {
             last_applied: inner.last_applied,
             membership: inner.membership.clone(),
             image: inner.image.clone(),
         })
-        .map_err(io_err)?;
+        .map_err(|e| StorageIOError::write_snapshot(None, &e))?;
+        inner.snapshots_built += 1;
+        let snapshot_id = match inner.last_applied {
+            Some(l) => format!("{}-{}-{}", l.leader_id, l.index, inner.snapshots_built),
+            None => format!("none-{}", inner.snapshots_built),
+        };
         let meta = SnapshotMeta {
             last_log_id: inner.last_applied,
             last_membership: inner.membership.clone(),
+            snapshot_id,
         };
         let stored = StoredSnapshot {
             meta: meta.clone(),
             data: data.clone(),
         };
-        let bytes = serde_json::to_vec(&stored).map_err(io_err)?;
-        write_atomically(&inner.dir.join("snapshot.json"), &bytes)?;
+        let bytes =
+            serde_json::to_vec(&stored).map_err(|e| StorageIOError::write_snapshot(None, &e))?;
+        write_atomically(&inner.dir.join("snapshot.json"), &bytes)
+            .map_err(|e| StorageIOError::write_snapshot(None, &e))?;
         inner.snapshot = Some(stored);
         Ok(Snapshot {
             meta,
-            snapshot: data,
+            snapshot: Box::new(Cursor::new(data)),
         })
     }
 }
 
 impl RaftStateMachine<TypeConfig> for StateMachine {
-    type SnapshotData = Vec<u8>;
     type SnapshotBuilder = StateMachine;
 
-    async fn applied_state(&mut self) -> std::io::Result<(Option<LogId>, StoredMembership)> {
+    async fn applied_state(
+        &mut self,
+    ) -> Result<(Option<LogId<NodeId>>, StoredMembership<NodeId, Node>), StorageError<NodeId>> {
         let inner = self.lock();
         Ok((inner.last_applied, inner.membership.clone()))
     }
 
-    async fn apply<Strm>(&mut self, entries: Strm) -> std::io::Result<()>
+    async fn apply<I>(&mut self, entries: I) -> Result<Vec<Applied>, StorageError<NodeId>>
     where
-        Strm: Stream<Item = std::io::Result<EntryResponder<TypeConfig>>> + Unpin + OptionalSend,
+        I: IntoIterator<Item = Entry<TypeConfig>> + Send,
+        I::IntoIter: Send,
     {
-        let entries: Vec<EntryResponder<TypeConfig>> = entries.try_collect().await?;
-        let mut answers = Vec::new();
-        {
-            let mut inner = self.lock();
-            for (entry, responder) in entries {
-                inner.last_applied = Some(entry.log_id);
-                let result = match entry.payload {
-                    EntryPayload::Blank => Applied::Done,
-                    EntryPayload::Normal(record) => {
-                        let applied = inner.image.apply(entry.log_id.index, &record);
-                        if let Applied::Refused(r) = &applied {
-                            tracing::debug!(?record, reason = %r, "metadata record refused");
-                        }
-                        applied
+        let mut inner = self.lock();
+        let mut out = Vec::new();
+        for entry in entries {
+            inner.last_applied = Some(entry.log_id);
+            let result = match entry.payload {
+                EntryPayload::Blank => Applied::Done,
+                EntryPayload::Normal(record) => {
+                    let applied = inner.image.apply(entry.log_id.index, &record);
+                    if let Applied::Refused(r) = &applied {
+                        tracing::debug!(?record, reason = %r, "metadata record refused");
                     }
-                    EntryPayload::Membership(m) => {
-                        inner.membership = StoredMembership::new(Some(entry.log_id), m);
-                        Applied::Done
-                    }
-                };
-                if let Some(responder) = responder {
-                    answers.push((responder, result));
+                    applied
                 }
-            }
-            self.publish(&inner);
+                EntryPayload::Membership(m) => {
+                    inner.membership = StoredMembership::new(Some(entry.log_id), m);
+                    Applied::Done
+                }
+            };
+            out.push(result);
         }
-        // Answered once the view is published, so a proposer that reads
-        // the metadata after its write was applied sees the write.
-        for (responder, result) in answers {
-            responder.send(result);
-        }
-        Ok(())
+        self.publish(&inner);
+        Ok(out)
     }
 
     async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
         self.clone()
     }
 
+    async fn begin_receiving_snapshot(
+        &mut self,
+    ) -> Result<Box<Cursor<Vec<u8>>>, StorageError<NodeId>> {
+        Ok(Box::new(Cursor::new(Vec::new())))
+    }
+
     async fn install_snapshot(
         &mut self,
-        meta: &SnapshotMeta,
-        snapshot: Vec<u8>,
-    ) -> std::io::Result<()> {
-        let data: SnapshotData = serde_json::from_slice(&snapshot).map_err(io_err)?;
+        meta: &SnapshotMeta<NodeId, Node>,
+        snapshot: Box<Cursor<Vec<u8>>>,
+    ) -> Result<(), StorageError<NodeId>> {
+        let bytes = snapshot.into_inner();
+        let data: SnapshotData = serde_json::from_slice(&bytes)
+            .map_err(|e| StorageIOError::read_snapshot(Some(meta.signature()), &e))?;
         let mut inner = self.lock();
         let stored = StoredSnapshot {
             meta: meta.clone(),
-            data: snapshot,
+            data: bytes,
         };
-        let file = serde_json::to_vec(&stored).map_err(io_err)?;
-        write_atomically(&inner.dir.join("snapshot.json"), &file)?;
+        let file =
+            serde_json::to_vec(&stored).map_err(|e| StorageIOError::write_snapshot(None, &e))?;
+        write_atomically(&inner.dir.join("snapshot.json"), &file)
+            .map_err(|e| StorageIOError::write_snapshot(Some(meta.signature()), &e))?;
         inner.last_applied = meta.last_log_id;
         inner.membership = meta.last_membership.clone();
         inner.image = data.image;
@@ -442,11 +459,13 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         Ok(())
     }
 
-    async fn get_current_snapshot(&mut self) -> std::io::Result<Option<Snapshot>> {
+    async fn get_current_snapshot(
+        &mut self,
+    ) -> Result<Option<Snapshot<TypeConfig>>, StorageError<NodeId>> {
         let inner = self.lock();
         Ok(inner.snapshot.as_ref().map(|s| Snapshot {
             meta: s.meta.clone(),
-            snapshot: s.data.clone(),
+            snapshot: Box::new(Cursor::new(s.data.clone())),
         }))
     }
 }
@@ -455,21 +474,11 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
 mod tests {
     use super::*;
     use crate::metadata::records::MetadataRecord;
-    use crate::metadata::LeaderId;
+    use openraft::{CommittedLeaderId, LogId};
 
-    fn log_id(index: u64) -> LogId {
-        LogId {
-            leader_id: LeaderId {
-                term: 1,
-                node_id: 1,
-            },
-            index,
-        }
-    }
-
-    fn entry(index: u64, record: MetadataRecord) -> Entry {
+    fn entry(index: u64, record: MetadataRecord) -> Entry<TypeConfig> {
         Entry {
-            log_id: log_id(index),
+            log_id: LogId::new(CommittedLeaderId::new(1, 1), index),
             payload: EntryPayload::Normal(record),
         }
     }
@@ -490,12 +499,9 @@ mod tests {
             tempfile::tempdir().expect("dir"),
         );
         let mut sm = StateMachine::open(a.path()).expect("open");
-        let entries = [entry(1, topic("t")), entry(2, topic("u"))];
-        sm.apply(futures_util::stream::iter(
-            entries.into_iter().map(|e| Ok((e, None))),
-        ))
-        .await
-        .expect("apply");
+        sm.apply(vec![entry(1, topic("t")), entry(2, topic("u"))])
+            .await
+            .expect("apply");
         let snap = sm.build_snapshot().await.expect("snapshot");
         let mut other = StateMachine::open(b.path()).expect("open");
         other
@@ -530,10 +536,13 @@ mod tests {
         let state = store.get_log_state().await.expect("state");
         assert_eq!(state.last_log_id.map(|l| l.index), Some(3));
         store
-            .truncate_after(Some(log_id(1)))
+            .truncate(LogId::new(CommittedLeaderId::new(1, 1), 2))
             .await
             .expect("truncate");
-        store.purge(log_id(1)).await.expect("purge");
+        store
+            .purge(LogId::new(CommittedLeaderId::new(1, 1), 1))
+            .await
+            .expect("purge");
         drop(store);
         let mut store = LogStore::open(dir.path()).expect("reopen");
         let state = store.get_log_state().await.expect("state");
@@ -544,65 +553,5 @@ mod tests {
             .await
             .expect("read")
             .is_empty());
-    }
-
-    /// Files as openraft 0.9 wrote them (lines taken from a real run) are
-    /// read as they were: the format did not change with 0.10.
-    #[tokio::test]
-    async fn files_written_with_openraft_0_9_are_read() {
-        let dir = tempfile::tempdir().expect("dir");
-        let d = dir.path();
-        let leader = r#"{"leader_id":{"term":1,"node_id":3},"index":7}"#;
-        let membership = r#"{"log_id":{"leader_id":{"term":0,"node_id":0},"index":0},"membership":{"configs":[[1,2,3]],"nodes":{"1":{"addr":"127.0.0.1:60599"},"2":{"addr":"127.0.0.1:34633"},"3":{"addr":"127.0.0.1:43147"}}}}"#;
-        let image = serde_json::to_string(&ClusterImage::default()).expect("json");
-        let data =
-            format!(r#"{{"last_applied":{leader},"membership":{membership},"image":{image}}}"#);
-        let snapshot = format!(
-            r#"{{"meta":{{"last_log_id":{leader},"last_membership":{membership},"snapshot_id":"T1-N3-7-7"}},"data":{}}}"#,
-            serde_json::to_string(data.as_bytes()).expect("json")
-        );
-        std::fs::write(d.join("snapshot.json"), snapshot).expect("write");
-        std::fs::write(
-            d.join("state.json"),
-            r#"{"vote":{"leader_id":{"term":3,"node_id":3},"committed":true},"committed":{"leader_id":{"term":3,"node_id":3},"index":8},"last_purged":{"leader_id":{"term":1,"node_id":3},"index":7}}"#,
-        )
-        .expect("write");
-        std::fs::write(
-            d.join("log.jsonl"),
-            concat!(
-                r#"{"log_id":{"leader_id":{"term":3,"node_id":3},"index":8},"payload":{"Normal":{"ChangeIsr":{"topic":"__consumer_offsets","partition":2,"leader":3,"leader_epoch":0,"partition_epoch":1,"isr":[3,2,1]}}}}"#,
-                "\n"
-            ),
-        )
-        .expect("write");
-
-        let mut log = LogStore::open(d).expect("log");
-        let vote = log.read_vote().await.expect("vote").expect("a vote");
-        assert_eq!(
-            (vote.leader_id.term, vote.leader_id.node_id, vote.committed),
-            (3, 3, true)
-        );
-        let state = log.get_log_state().await.expect("state");
-        assert_eq!(state.last_purged_log_id.map(|l| l.index), Some(7));
-        assert_eq!(
-            state.last_log_id.map(|l| (l.leader_id.term, l.index)),
-            Some((3, 8))
-        );
-        let entries = log.try_get_log_entries(8..9).await.expect("entries");
-        assert!(matches!(
-            &entries[0].payload,
-            EntryPayload::Normal(MetadataRecord::ChangeIsr { partition: 2, .. })
-        ));
-
-        let mut sm = StateMachine::open(d).expect("state machine");
-        let (applied, members) = sm.applied_state().await.expect("applied");
-        assert_eq!(applied.map(|l| l.index), Some(7));
-        assert_eq!(members.voter_ids().collect::<Vec<_>>(), vec![1, 2, 3]);
-        let snap = sm
-            .get_current_snapshot()
-            .await
-            .expect("read")
-            .expect("a snapshot");
-        assert_eq!(snap.meta.last_log_id.map(|l| l.index), Some(7));
     }
 }
