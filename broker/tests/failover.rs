@@ -22,6 +22,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use gregor_broker::bind;
+use gregor_broker::clock;
 use gregor_broker::config::BrokerConfig;
 use gregor_broker::node::Node;
 use gregor_broker::server;
@@ -242,10 +243,7 @@ async fn create_topic(c: &mut Connection) {
 /// Produces one batch of `count` records with acks=all; the base offset.
 async fn produce(c: &mut Connection, first: usize, count: usize) -> Result<i64, i16> {
     // The time of writing: older records may go to retention at any moment.
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("clock after 1970")
-        .as_millis() as i64;
+    let now = clock::now_ms();
     let records = (first..first + count).map(|i| {
         (
             Some(Bytes::from(format!("k{i}"))),

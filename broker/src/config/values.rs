@@ -69,11 +69,10 @@ impl Values {
     /// listener (`listener.name.<listener>.<key>`), else for every one,
     /// else the default.
     pub fn for_listener(&self, listener: &str, key: &str) -> Option<Property> {
-        self.setting(key)?;
+        let setting = self.setting(key)?;
         self.per_listener
-            .iter()
-            .find(|((l, k), _)| *k == key && l.eq_ignore_ascii_case(listener))
-            .map(|(_, p)| p.clone())
+            .get(&(listener.to_ascii_lowercase(), setting.key))
+            .cloned()
             .or_else(|| self.property(key))
     }
 
