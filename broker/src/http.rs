@@ -143,6 +143,7 @@ fn scrape(stage: &Stage) -> String {
                 node_id: me,
                 metadata: &view,
                 active_controller: node.quorum.active_controller(),
+                quorum_epoch: node.quorum.epoch(),
                 counters: Some(&node.metrics),
                 partitions: Some(metrics::partition_counts(
                     &view.image,
@@ -157,6 +158,7 @@ fn scrape(stage: &Stage) -> String {
             node_id: q.node_id(),
             metadata: &q.view(),
             active_controller: q.active_controller(),
+            quorum_epoch: q.epoch(),
             counters: None,
             partitions: None,
             log_bytes: None,

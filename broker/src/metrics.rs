@@ -168,6 +168,8 @@ pub struct BrokerSnapshot<'a> {
     pub metadata: &'a MetadataView,
     /// The active controller, if known.
     pub active_controller: Option<i32>,
+    /// The metadata quorum's Raft term as this node sees it.
+    pub quorum_epoch: u64,
     /// Request-path counters; `None` on a dedicated controller.
     pub counters: Option<&'a Counters>,
     /// Partition counts; `None` on a dedicated controller.
@@ -211,6 +213,12 @@ pub fn render(s: &BrokerSnapshot<'_>) -> String {
         "active_controller",
         "Node id of the metadata quorum's active controller (-1: none known)",
         s.active_controller.map_or(-1, i64::from),
+    );
+    gauge(
+        r,
+        "metadata_quorum_epoch",
+        "The metadata quorum's epoch (Raft term) as this node sees it; it grows with every election",
+        i64::try_from(s.quorum_epoch).unwrap_or(i64::MAX),
     );
     gauge(
         r,
@@ -413,6 +421,7 @@ mod tests {
             node_id: 3,
             metadata: &view,
             active_controller: Some(1),
+            quorum_epoch: 5,
             counters: Some(&counters),
             partitions: Some(PartitionCounts::default()),
             log_bytes: Some(42),
@@ -429,6 +438,7 @@ mod tests {
             "gregor_network_received_bytes_total 100",
             "gregor_broker_fenced 1",
             "gregor_active_controller 1",
+            "gregor_metadata_quorum_epoch 5",
             "gregor_metadata_applied_index 7",
             "gregor_log_size_bytes 42",
             "process_cpu_seconds_total 1.5",

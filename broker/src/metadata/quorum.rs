@@ -169,6 +169,12 @@ impl Quorum {
             .map(|l| l as i32)
     }
 
+    /// The Raft term this node is in (KRaft's epoch of the quorum): it
+    /// grows with every election this node takes part in or learns of.
+    pub fn epoch(&self) -> u64 {
+        self.raft.metrics().borrow_watched().current_term
+    }
+
     /// The configured voters.
     pub fn voters(&self) -> impl Iterator<Item = i32> + '_ {
         self.voters.keys().map(|k| *k as i32)
