@@ -12,6 +12,7 @@ import signal
 import socket
 import subprocess
 import time
+import urllib.request
 import uuid
 from pathlib import Path
 
@@ -240,6 +241,7 @@ class Gregor:
         self.props.update(props or {})
         self.env = env or {}
         self.proc = None
+        self.http_port = None
         self.log = self.workdir / "gregor.log"
         self.config = self.workdir / "server.properties"
 
@@ -303,6 +305,15 @@ class Gregor:
     def log_text(self):
         return self.log.read_text()
 
+    def metrics(self):
+        """The samples of /metrics on its `http.listener` (see
+        GregorCluster's `http`), as {name with labels: value}."""
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        with opener.open(f"http://{self.host}:{self.http_port}/metrics", timeout=5) as r:
+            text = r.read().decode()
+        return {name: float(value) for name, value in
+                (line.rsplit(" ", 1) for line in text.splitlines() if line and not line.startswith("#"))}
+
     def alive(self):
         return self.proc is not None and self.proc.poll() is None
 
@@ -311,8 +322,9 @@ class GregorCluster:
     """Brokers that are also the voters of one metadata quorum, each with
     INTERNAL, EXTERNAL and CONTROLLER listeners on loopback ports."""
 
-    def __init__(self, workdir, size=3, props=None, network=None):
-        """With a `netns.Network`, broker n runs in its namespace n."""
+    def __init__(self, workdir, size=3, props=None, network=None, http=False):
+        """With a `netns.Network`, broker n runs in its namespace n; with
+        `http`, every broker has an `http.listener`."""
         workdir = Path(workdir)
         hosts = [network.ip(n) if network else "127.0.0.1" for n in range(1, size + 1)]
         controller_ports = [9093 if network else free_port() for _ in range(size)]
@@ -324,6 +336,10 @@ class GregorCluster:
                        wrap=network and network.wrap(i + 1, []))
             b.props["listeners"] += f",CONTROLLER://{hosts[i]}:{cport}"
             b.props["listener.security.protocol.map"] += ",CONTROLLER:PLAINTEXT"
+            if http:
+                # Probes and /metrics (Gregor's own port, see Gregor.metrics).
+                b.http_port = 9644 if network else free_port()
+                b.props["http.listener"] = f"{hosts[i]}:{b.http_port}"
             b.props.update({
                 "controller.listener.names": "CONTROLLER",
                 "controller.quorum.voters": voters,
@@ -446,6 +462,14 @@ def gregor_factory(tmp_path):
 def cluster(tmp_path):
     """A fresh three-broker Gregor cluster."""
     c = GregorCluster(tmp_path / "cluster").start()
+    yield c
+    c.stop()
+
+
+@pytest.fixture
+def metered_cluster(tmp_path):
+    """A fresh three-broker Gregor cluster whose brokers serve /metrics."""
+    c = GregorCluster(tmp_path / "cluster", http=True).start()
     yield c
     c.stop()
 

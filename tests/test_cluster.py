@@ -490,6 +490,51 @@ def test_a_frozen_leader_answers_its_held_produce_requests_when_it_wakes(cluster
     assert answers == [wire.NOT_LEADER_OR_FOLLOWER] * 3, answers
 
 
+def test_a_voter_that_wakes_up_leaves_the_active_controller_in_place(metered_cluster):
+    """A controller voter frozen (SIGSTOP) for several election timeouts
+    wakes with its election timer long expired. As in Kafka (KIP-996), it
+    first asks the others whether they would vote for it; they still follow
+    the active controller, so it does not raise the quorum's epoch and the
+    active controller stays in place."""
+    cluster = metered_cluster
+    timeout = 1.0  # controller.quorum.election.timeout.ms (default): Raft waits 1-2 of these
+    views = {}
+
+    def agreed():
+        """All brokers name the same active controller in the same epoch."""
+        seen = {(m["gregor_active_controller"], m["gregor_metadata_quorum_epoch"])
+                for m in (b.metrics() for b in cluster.brokers)}
+        views["now"] = seen
+        return len(seen) == 1 and next(iter(seen))[0] > 0
+
+    wait_until(agreed, 30, "the brokers to agree on an active controller")
+    (controller, epoch), = views["now"]
+    voter = next(b for b in cluster.brokers if b.node_id != controller)
+    voter.freeze()
+    try:
+        # The fault itself: frozen past its election timeout several times over.
+        time.sleep(5 * timeout)
+    finally:
+        voter.thaw()
+    active = cluster.broker(int(controller))
+    # Written while it was frozen (it was fenced, at least).
+    written = active.metrics()["gregor_metadata_applied_index"]
+    # Back in sync: it has applied that and agrees with the others.
+    wait_until(lambda: voter.metrics()["gregor_metadata_applied_index"] >= written and agreed(), 30,
+               f"broker {voter.node_id} to catch up and agree with the others")
+    assert views["now"] == {(controller, epoch)}, (
+        f"broker {voter.node_id} woke up and the quorum moved from controller {controller:.0f} "
+        f"in epoch {epoch:.0f} to {views['now']}")
+    # A woken voter that raised the term would have done so at once (its
+    # timer had expired); watching three of the longest election timeouts
+    # more makes sure no later election slips by either.
+    deadline = time.monotonic() + 3 * 2 * timeout
+    while time.monotonic() < deadline:
+        m = active.metrics()
+        assert (m["gregor_active_controller"], m["gregor_metadata_quorum_epoch"]) == (controller, epoch), m
+        time.sleep(0.1)
+
+
 def test_a_restarted_broker_registers_at_once_and_its_directory_serves_one_process(tmp_path):
     """kill -9 and restart: the new process, on the same log directories,
     replaces its old registration at once instead of waiting out the old
