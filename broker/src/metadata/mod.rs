@@ -8,12 +8,15 @@
 //! - [`network`] is the controller listener's protocol;
 //! - [`controller`] is the active controller's work: registrations,
 //!   heartbeats, fencing, topic changes;
+//! - [`election`] calls an election only after a pre-vote a majority
+//!   granted, so a voter that was cut off does not unseat a working leader;
 //! - [`quorum`] starts this node's member and routes requests to the
 //!   active controller;
 //! - [`registration`] is the broker's side: register, heartbeat, and
 //!   controlled shutdown.
 
 pub mod controller;
+pub mod election;
 pub mod image;
 pub mod network;
 pub mod placement;

@@ -19,6 +19,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use super::controller::{ControllerRequest, ControllerResponse};
+use super::election::PreVote;
 use super::TypeConfig;
 
 /// Largest message accepted (snapshots travel in chunks well below this).
@@ -33,6 +34,8 @@ pub enum Request {
     Vote(VoteRequest<u64>),
     /// Raft snapshot chunk.
     InstallSnapshot(InstallSnapshotRequest<TypeConfig>),
+    /// Would the voter vote for this candidate (before its election)?
+    PreVote(PreVote),
     /// For the active controller.
     Controller(ControllerRequest),
 }
@@ -46,6 +49,8 @@ pub enum Response {
     Vote(Result<VoteResponse<u64>, RaftError<u64>>),
     /// To `InstallSnapshot`.
     InstallSnapshot(Result<InstallSnapshotResponse<u64>, RaftError<u64, InstallSnapshotError>>),
+    /// To `PreVote`: granted or not.
+    PreVote(bool),
     /// To `Controller`.
     Controller(ControllerResponse),
 }

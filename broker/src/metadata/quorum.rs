@@ -8,11 +8,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use openraft::error::{InitializeError, RaftError};
-use openraft::{BasicNode, Raft, SnapshotPolicy};
+use openraft::raft::AppendEntriesResponse;
+use openraft::{BasicNode, Raft, ServerState, SnapshotPolicy};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
 use super::controller::{Controller, ControllerRequest, ControllerResponse};
+use super::election::{self, LeaderContact, PreVote, Timing, VoterState};
 use super::network::{self, Connection, Network, Request, Response};
 use super::store::{LogStore, MetadataView, StateMachine};
 use super::TypeConfig;
@@ -71,6 +73,10 @@ pub struct Quorum {
     voters: BTreeMap<u64, String>,
     view: watch::Receiver<MetadataView>,
     clients: tokio::sync::Mutex<HashMap<String, Connection>>,
+    /// When a leader was last heard from, for pre-votes.
+    contact: Arc<LeaderContact>,
+    /// No pre-vote is granted within this much of the last leader contact.
+    lease: Duration,
 }
 
 impl Quorum {
@@ -89,6 +95,8 @@ impl Quorum {
             election_timeout_min: election,
             election_timeout_max: election * 2,
             heartbeat_interval: (election / 4).max(10),
+            // Elections are called by `election::drive`, after a pre-vote.
+            enable_elect: false,
             snapshot_policy: SnapshotPolicy::LogsSinceLast(1000),
             max_in_snapshot_log_to_keep: 100,
             ..Default::default()
@@ -96,7 +104,8 @@ impl Quorum {
         .validate()
         .map_err(|e| QuorumError::Raft(e.to_string()))?;
         let id = settings.node_id as u64;
-        let raft = Raft::new(id, Arc::new(config), Network, log, sm)
+        let config = Arc::new(config);
+        let raft = Raft::new(id, config.clone(), Network, log, sm)
             .await
             .map_err(|e| QuorumError::Raft(e.to_string()))?;
         let voters: BTreeMap<u64, String> = settings
@@ -127,6 +136,29 @@ impl Quorum {
             // Alone, there is nobody to wait for: lead at once.
             let _ = raft.trigger().elect().await;
         }
+        let contact = Arc::new(LeaderContact::default());
+        // openraft's leader lease: it grants no vote this soon after
+        // hearing from the leader.
+        let lease = Duration::from_millis(config.election_timeout_max);
+        if settings.voter() {
+            let peers = voters
+                .iter()
+                .filter(|(voter, _)| **voter != id)
+                .map(|(voter, addr)| (*voter, addr.clone()))
+                .collect();
+            let timing = Timing {
+                lease,
+                timeout_min: Duration::from_millis(config.election_timeout_min),
+                timeout_max: Duration::from_millis(config.election_timeout_max),
+            };
+            tokio::spawn(election::drive(
+                raft.clone(),
+                id,
+                peers,
+                contact.clone(),
+                timing,
+            ));
+        }
         let controller = Arc::new(Controller::new(
             raft.clone(),
             view.clone(),
@@ -142,6 +174,8 @@ impl Quorum {
             voters,
             view,
             clients: tokio::sync::Mutex::new(HashMap::new()),
+            contact,
+            lease,
         }))
     }
 
@@ -172,7 +206,7 @@ impl Quorum {
     /// The Raft term this node is in (KRaft's epoch of the quorum): it
     /// grows with every election this node takes part in or learns of.
     pub fn epoch(&self) -> u64 {
-        self.raft.metrics().borrow_watched().current_term
+        self.raft.metrics().borrow().current_term
     }
 
     /// The configured voters.
@@ -303,18 +337,40 @@ impl Quorum {
             };
             let resp = match req {
                 Request::AppendEntries(r) => {
-                    Response::AppendEntries(self.raft.append_entries(r).await)
+                    let answer = self.raft.append_entries(r).await;
+                    if matches!(&answer, Ok(a) if !matches!(a, AppendEntriesResponse::HigherVote(_)))
+                    {
+                        self.contact.heard();
+                    }
+                    Response::AppendEntries(answer)
                 }
                 Request::Vote(r) => Response::Vote(self.raft.vote(r).await),
                 Request::InstallSnapshot(r) => {
-                    Response::InstallSnapshot(self.raft.install_snapshot(r).await)
+                    let answer = self.raft.install_snapshot(r).await;
+                    if answer.is_ok() {
+                        self.contact.heard();
+                    }
+                    Response::InstallSnapshot(answer)
                 }
+                Request::PreVote(ask) => Response::PreVote(self.pre_vote(&ask)),
                 Request::Controller(r) => Response::Controller(self.controller.handle(r).await),
             };
             if network::write_frame(&mut stream, &resp).await.is_err() {
                 return;
             }
         }
+    }
+
+    /// Answers a candidate's pre-vote, and logs why when refused.
+    fn pre_vote(&self, ask: &PreVote) -> bool {
+        let state = VoterState {
+            leading: self.raft.metrics().borrow().state == ServerState::Leader,
+            quiet_for: self.contact.quiet_for(),
+            last_log: self.raft.data_metrics().borrow().last_log,
+        };
+        let granted = election::grants(&state, ask.last_log, self.lease);
+        tracing::debug!(candidate = ask.candidate, granted, ?state, "pre-vote");
+        granted
     }
 
     /// Stops the Raft member.

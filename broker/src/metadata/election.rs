@@ -1,0 +1,334 @@
+//! When a voter calls an election: only after asking the others first (a
+//! pre-vote, as Kafka's KIP-996 and section 9.6 of the Raft thesis have it).
+//!
+//! A voter that was cut off or frozen wakes with its election timer long
+//! expired. Calling an election at once raises the quorum's term, and the
+//! active controller, seeing the higher term in its next replies, steps
+//! down: metadata stops for an election although nothing was wrong. So
+//! openraft's own election timer is off and this module drives elections:
+//! a voter that has not heard from a leader for the leader lease plus a
+//! random election timeout asks every other voter whether it would vote for
+//! it, and calls the election only when a majority says yes. A voter says
+//! yes only if it has not heard from a leader for the lease itself and the
+//! candidate's log is at least as up to date as its own, the same tests
+//! openraft applies to the real vote, so a granted pre-vote is an election
+//! that can succeed and a refused one costs nothing.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use openraft::{LogId, Raft, ServerState};
+use rand::Rng;
+use serde::{Deserialize, Serialize};
+use tokio::time::Instant;
+
+use super::network::{Connection, Request, Response};
+use super::TypeConfig;
+
+/// A candidate's question to another voter: would you vote for me?
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PreVote {
+    /// The voter asking.
+    pub candidate: u64,
+    /// The last entry of its metadata log.
+    pub last_log: Option<LogId<u64>>,
+}
+
+/// When this node last heard from a leader it follows.
+#[derive(Debug, Default)]
+pub struct LeaderContact(Mutex<Option<Instant>>);
+
+impl LeaderContact {
+    /// A leader's AppendEntries or snapshot was accepted just now.
+    pub fn heard(&self) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
+    }
+
+    /// When a leader was last heard from; `None`: never, in this process.
+    pub fn last(&self) -> Option<Instant> {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// How long ago a leader was last heard from; `None`: never.
+    pub fn quiet_for(&self) -> Option<Duration> {
+        self.last().map(|t| t.elapsed())
+    }
+}
+
+/// What a voter knows when a pre-vote reaches it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VoterState {
+    /// It is the leader itself.
+    pub leading: bool,
+    /// How long since it last heard from a leader; `None`: never.
+    pub quiet_for: Option<Duration>,
+    /// The last entry of its log.
+    pub last_log: Option<LogId<u64>>,
+}
+
+/// Whether a voter in `state` would vote for a candidate whose log ends at
+/// `candidate_last_log`: it has no leader (none heard from within `lease`)
+/// and the candidate's log is at least as up to date as its own (later
+/// term, or the same term and at least as long; an empty log is the least).
+pub fn grants(state: &VoterState, candidate_last_log: Option<LogId<u64>>, lease: Duration) -> bool {
+    !state.leading
+        && state.quiet_for.is_none_or(|quiet| quiet >= lease)
+        && candidate_last_log >= state.last_log
+}
+
+/// Whether `granted` yes answers (this voter's own included) among
+/// `voters` are a majority.
+pub fn is_majority(granted: usize, voters: usize) -> bool {
+    granted * 2 > voters
+}
+
+/// How long voters wait: openraft refuses to vote within the leader lease
+/// (`election_timeout_max` since it last heard from the leader), so a
+/// follower of a known leader waits that lease plus a random timeout; with
+/// no leader known yet (a new cluster, an election that failed) only the
+/// random timeout: as openraft's own timer would.
+#[derive(Debug, Clone, Copy)]
+pub struct Timing {
+    /// No vote is granted within this much of the last leader contact.
+    pub lease: Duration,
+    /// The random part is drawn from this range.
+    pub timeout_min: Duration,
+    /// Exclusive upper end of the random part.
+    pub timeout_max: Duration,
+}
+
+impl Timing {
+    /// A random election timeout.
+    fn draw(&self) -> Duration {
+        let (min, max) = (self.timeout_min, self.timeout_max.max(self.timeout_min));
+        if max > min {
+            rand::thread_rng().gen_range(min..max)
+        } else {
+            min
+        }
+    }
+
+    /// How long to wait for a leader before asking for votes, with the
+    /// random part `timeout`, when a leader is known (`committed`) or not.
+    pub fn wait(&self, timeout: Duration, committed: bool) -> Duration {
+        if committed {
+            self.lease + timeout
+        } else {
+            timeout
+        }
+    }
+
+    /// How often the driver looks at the clock.
+    fn tick(&self) -> Duration {
+        (self.timeout_min / 10).max(Duration::from_millis(5))
+    }
+}
+
+/// Drives this voter's elections until the Raft member shuts down.
+pub async fn drive(
+    raft: Raft<TypeConfig>,
+    me: u64,
+    peers: BTreeMap<u64, String>,
+    contact: Arc<LeaderContact>,
+    timing: Timing,
+) {
+    let voters = peers.len() + 1;
+    let mut connections: BTreeMap<u64, Connection> = peers
+        .into_iter()
+        .map(|(id, addr)| (id, Connection::new(addr)))
+        .collect();
+    let started = Instant::now();
+    let mut timeout = timing.draw();
+    let mut last_attempt: Option<Instant> = None;
+    let mut ticks = tokio::time::interval(timing.tick());
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        let metrics = raft.metrics().borrow().clone();
+        if metrics.running_state.is_err() {
+            return;
+        }
+        let wait = timing.wait(timeout, metrics.vote.is_committed());
+        // Waited from the last word of a leader, this process's start, or
+        // the last attempt, whichever is latest.
+        let since = [contact.last(), Some(started), last_attempt]
+            .into_iter()
+            .flatten()
+            .max()
+            .unwrap_or(started);
+        if metrics.state == ServerState::Leader || since.elapsed() < wait {
+            continue;
+        }
+        last_attempt = Some(Instant::now());
+        timeout = timing.draw();
+        let ask = PreVote {
+            candidate: me,
+            last_log: raft.data_metrics().borrow().last_log,
+        };
+        let granted = 1 + ask_all(&mut connections, &ask, timing.timeout_min).await;
+        if is_majority(granted, voters) {
+            tracing::info!(
+                granted,
+                voters,
+                term = metrics.current_term,
+                "no leader heard from; pre-vote granted, calling an election"
+            );
+            if raft.trigger().elect().await.is_err() {
+                return;
+            }
+        } else {
+            tracing::debug!(
+                granted,
+                voters,
+                "pre-vote refused; the others still follow a leader"
+            );
+        }
+    }
+}
+
+/// Asks every other voter at once; how many said yes within `patience`.
+async fn ask_all(
+    connections: &mut BTreeMap<u64, Connection>,
+    ask: &PreVote,
+    patience: Duration,
+) -> usize {
+    let calls = connections.iter_mut().map(|(id, conn)| async move {
+        match conn.call(&Request::PreVote(ask.clone()), patience).await {
+            Ok(Response::PreVote(granted)) => granted,
+            Ok(_) => false,
+            Err(e) => {
+                tracing::debug!(voter = id, error = %e, "pre-vote unanswered");
+                false
+            }
+        }
+    });
+    futures_util::future::join_all(calls)
+        .await
+        .into_iter()
+        .filter(|granted| *granted)
+        .count()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use openraft::CommittedLeaderId;
+
+    fn log(term: u64, index: u64) -> Option<LogId<u64>> {
+        Some(LogId::new(CommittedLeaderId::new(term, 0), index))
+    }
+
+    #[test]
+    fn a_voter_grants_only_without_a_leader_and_to_an_up_to_date_log() {
+        let lease = Duration::from_secs(2);
+        let quiet = Some(Duration::from_secs(3));
+        let recent = Some(Duration::from_millis(500));
+        let state = |leading, quiet_for, last_log| VoterState {
+            leading,
+            quiet_for,
+            last_log,
+        };
+        let cases = [
+            (
+                "no leader, same log",
+                state(false, quiet, log(3, 10)),
+                log(3, 10),
+                true,
+            ),
+            (
+                "no leader, longer log",
+                state(false, quiet, log(3, 10)),
+                log(3, 11),
+                true,
+            ),
+            (
+                "no leader, later term",
+                state(false, quiet, log(3, 10)),
+                log(4, 2),
+                true,
+            ),
+            (
+                "no leader, shorter log",
+                state(false, quiet, log(3, 10)),
+                log(3, 9),
+                false,
+            ),
+            (
+                "no leader, older term",
+                state(false, quiet, log(3, 10)),
+                log(2, 50),
+                false,
+            ),
+            (
+                "no leader, candidate empty",
+                state(false, quiet, log(1, 1)),
+                None,
+                false,
+            ),
+            ("both empty", state(false, quiet, None), None, true),
+            (
+                "heard from a leader",
+                state(false, recent, log(3, 10)),
+                log(3, 10),
+                false,
+            ),
+            (
+                "exactly the lease",
+                state(false, Some(lease), log(3, 10)),
+                log(3, 10),
+                true,
+            ),
+            (
+                "never heard from one",
+                state(false, None, log(3, 10)),
+                log(3, 10),
+                true,
+            ),
+            (
+                "is the leader",
+                state(true, quiet, log(3, 10)),
+                log(5, 10),
+                false,
+            ),
+        ];
+        for (name, state, candidate, expected) in cases {
+            assert_eq!(grants(&state, candidate, lease), expected, "{name}");
+        }
+    }
+
+    #[test]
+    fn a_majority_counts_the_candidate_itself() {
+        let cases = [
+            (1, 1, true),
+            (1, 3, false),
+            (2, 3, true),
+            (2, 4, false),
+            (3, 4, true),
+            (3, 5, true),
+        ];
+        for (granted, voters, expected) in cases {
+            assert_eq!(
+                is_majority(granted, voters),
+                expected,
+                "{granted} of {voters}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_wait_is_a_random_timeout_plus_the_lease_once_a_leader_is_known() {
+        let ms = Duration::from_millis;
+        let timing = Timing {
+            lease: ms(2000),
+            timeout_min: ms(1000),
+            timeout_max: ms(2000),
+        };
+        for _ in 0..100 {
+            let timeout = timing.draw();
+            assert!(timeout >= ms(1000) && timeout < ms(2000), "{timeout:?}");
+        }
+        assert_eq!(timing.wait(ms(1500), true), ms(3500));
+        assert_eq!(timing.wait(ms(1500), false), ms(1500));
+    }
+}
