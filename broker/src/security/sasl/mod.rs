@@ -27,6 +27,8 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
+pub mod jaas;
+
 /// A SASL mechanism Gregor offers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum Mechanism {
