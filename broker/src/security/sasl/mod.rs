@@ -27,7 +27,9 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
+mod fixed_time;
 pub mod jaas;
+pub mod plain;
 
 /// A SASL mechanism Gregor offers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
