@@ -30,6 +30,7 @@ use serde::{Deserialize, Serialize};
 mod fixed_time;
 pub mod jaas;
 pub mod plain;
+pub mod scram;
 
 /// A SASL mechanism Gregor offers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
