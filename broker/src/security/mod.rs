@@ -1,4 +1,6 @@
-//! How connections are protected: TLS on the SSL listeners ([`tls`]).
-//! Authentication and authorization join here as they land.
+//! How connections are protected: TLS on the SSL listeners ([`tls`]), and
+//! the SASL mechanisms that authenticate clients on SASL listeners
+//! ([`sasl`]). Authorization joins here as it lands.
 
+pub mod sasl;
 pub mod tls;
