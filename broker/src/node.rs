@@ -214,6 +214,15 @@ impl Node {
         self.quorum.view().image
     }
 
+    /// A user's SCRAM credential for `mechanism`, as the metadata has it.
+    pub fn scram_credential(
+        &self,
+        user: &str,
+        mechanism: crate::security::sasl::Mechanism,
+    ) -> Option<crate::security::sasl::scram::ScramCredential> {
+        self.image().scram.get(user)?.get(&mechanism).cloned()
+    }
+
     /// Topic changes through the controller, seen through this broker's
     /// registry.
     pub fn topic_changes(&self) -> TopicChanges<'_> {

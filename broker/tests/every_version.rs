@@ -269,6 +269,15 @@ impl DefaultFor for RequestKind {
             ApiKey::ListPartitionReassignments => {
                 RequestKind::ListPartitionReassignments(ListPartitionReassignmentsRequest::default())
             }
+            // On this PLAINTEXT listener: answered ILLEGAL_SASL_STATE.
+            ApiKey::SaslHandshake => {
+                let mut r = SaslHandshakeRequest::default();
+                r.mechanism = s("PLAIN");
+                RequestKind::SaslHandshake(r)
+            }
+            ApiKey::SaslAuthenticate => {
+                RequestKind::SaslAuthenticate(SaslAuthenticateRequest::default())
+            }
             other => panic!("no sample request for {other:?}; add one to this test"),
         }
     }
@@ -322,6 +331,7 @@ async fn every_advertised_version_answers() {
             let conn = ConnectionInfo {
                 peer: "127.0.0.1".into(),
                 listener: "PLAINTEXT".into(),
+                principal: "User:ANONYMOUS".into(),
             };
             let answer = handle_frame(node.clone(), frame(api, version, &request), conn).await;
             match answer {

@@ -35,6 +35,25 @@ pub enum SecurityProtocol {
     Plaintext,
     /// TLS; clients may authenticate with a certificate.
     Ssl,
+    /// Clients authenticate with SASL; not encrypted.
+    SaslPlaintext,
+    /// TLS, and clients authenticate with SASL.
+    SaslSsl,
+}
+
+impl SecurityProtocol {
+    /// Whether connections start with a TLS handshake.
+    pub fn tls(self) -> bool {
+        matches!(self, SecurityProtocol::Ssl | SecurityProtocol::SaslSsl)
+    }
+
+    /// Whether clients authenticate with SASL.
+    pub fn sasl(self) -> bool {
+        matches!(
+            self,
+            SecurityProtocol::SaslPlaintext | SecurityProtocol::SaslSsl
+        )
+    }
 }
 
 /// Parses `NAME:PROTOCOL,...`.
@@ -95,10 +114,12 @@ pub fn parse_listeners(
         let protocol = match protocol_map.get(&name).map(String::as_str) {
             Some("PLAINTEXT") => SecurityProtocol::Plaintext,
             Some("SSL") => SecurityProtocol::Ssl,
+            Some("SASL_PLAINTEXT") => SecurityProtocol::SaslPlaintext,
+            Some("SASL_SSL") => SecurityProtocol::SaslSsl,
             Some(other) => {
                 return Err(invalid(
                     p,
-                    format!("listener {name} uses {other}; Gregor serves PLAINTEXT and SSL so far"),
+                    format!("listener {name} uses {other}; the protocols are PLAINTEXT, SSL, SASL_PLAINTEXT and SASL_SSL"),
                 ))
             }
             None => {
@@ -214,16 +235,24 @@ mod tests {
         for bad in [
             "PLAINTEXT:9092",
             "NOPE://:1",
-            "SASL_SSL://:9093",
             "PLAINTEXT://:x",
             "PLAINTEXT://:1,PLAINTEXT://:2",
         ] {
             assert!(parse_listeners(&prop(bad), &map).is_err(), "{bad}");
         }
-        let ls = parse_listeners(&prop("PLAINTEXT://:9092,SSL://:9093"), &map).expect("ok");
+        let ls = parse_listeners(
+            &prop("PLAINTEXT://:9092,SSL://:9093,SASL_PLAINTEXT://:9094,SASL_SSL://:9095"),
+            &map,
+        )
+        .expect("ok");
         assert_eq!(
             ls.iter().map(|l| l.protocol).collect::<Vec<_>>(),
-            [SecurityProtocol::Plaintext, SecurityProtocol::Ssl]
+            [
+                SecurityProtocol::Plaintext,
+                SecurityProtocol::Ssl,
+                SecurityProtocol::SaslPlaintext,
+                SecurityProtocol::SaslSsl
+            ]
         );
         assert!(parse_advertised(&prop("OTHER://h:1"), &ls).is_err());
         assert!(parse_advertised(&prop("PLAINTEXT://0.0.0.0:1"), &ls).is_err());

@@ -8,6 +8,7 @@
 pub mod listener;
 pub mod properties;
 pub mod quorum;
+pub mod sasl;
 pub mod setting;
 pub mod table;
 pub mod tls;
@@ -119,8 +120,16 @@ pub struct BrokerConfig {
     pub delete_topic_enable: bool,
     /// `socket.request.max.bytes`: the largest request frame accepted.
     pub socket_request_max_bytes: usize,
-    /// The TLS settings of each SSL listener, by listener name.
+    /// The TLS settings of each SSL and SASL_SSL listener, by listener name.
     pub tls: BTreeMap<String, tls::TlsSettings>,
+    /// The SASL settings of each SASL_PLAINTEXT and SASL_SSL listener, by
+    /// listener name.
+    pub sasl: BTreeMap<String, sasl::SaslSettings>,
+    /// `sasl.server.max.receive.size`: the largest frame accepted before a
+    /// client has authenticated.
+    pub sasl_max_receive_size: usize,
+    /// `connection.failed.authentication.delay.ms`
+    pub failed_authentication_delay_ms: u64,
     /// `http.listener` (`[host]:port`, Gregor's own): where `/livez`,
     /// `/readyz` and `/metrics` are served. Off when unset.
     pub http_listener: Option<Listener>,
@@ -260,8 +269,9 @@ impl BrokerConfig {
                 .unwrap_or_default(),
         };
         let mut tls = BTreeMap::new();
+        let mut sasl = BTreeMap::new();
         for l in &listeners {
-            if l.protocol != SecurityProtocol::Ssl {
+            if l.protocol == SecurityProtocol::Plaintext {
                 continue;
             }
             if Some(&l.name) == controller_listener.as_ref() {
@@ -270,7 +280,21 @@ impl BrokerConfig {
                     reason: "the controller listener is PLAINTEXT only so far".into(),
                 });
             }
-            tls.insert(l.name.clone(), tls::TlsSettings::for_listener(&v, &l.name)?);
+            if l.protocol.sasl() && l.name == inter_broker_listener {
+                return Err(ConfigError::Listener {
+                    listener: l.name.clone(),
+                    reason: "brokers do not log in to each other with SASL yet: make the inter-broker listener (inter.broker.listener.name) PLAINTEXT or SSL".into(),
+                });
+            }
+            if l.protocol.tls() {
+                tls.insert(l.name.clone(), tls::TlsSettings::for_listener(&v, &l.name)?);
+            }
+            if l.protocol.sasl() {
+                sasl.insert(
+                    l.name.clone(),
+                    sasl::SaslSettings::for_listener(&v, &l.name)?,
+                );
+            }
         }
         if roles.broker && listeners.len() == usize::from(controller_listener.is_some()) {
             return Err(ConfigError::Missing("listeners"));
@@ -330,6 +354,9 @@ impl BrokerConfig {
             delete_topic_enable: v.get("delete.topic.enable")?,
             socket_request_max_bytes: v.get("socket.request.max.bytes")?,
             tls,
+            sasl,
+            sasl_max_receive_size: v.get("sasl.server.max.receive.size")?,
+            failed_authentication_delay_ms: v.get("connection.failed.authentication.delay.ms")?,
             http_listener: v
                 .given("http.listener")
                 .map(listener::parse_http)

@@ -212,6 +212,61 @@ pub static BROKER: &[Setting] = &[
     )
     .default("https")
     .per_listener(),
+    // SASL, for the listeners whose protocol is SASL_PLAINTEXT or SASL_SSL;
+    // each may also be given per listener as `listener.name.<listener>.<key>`.
+    Setting::new(
+        "sasl.enabled.mechanisms",
+        Kind::List,
+        "The SASL mechanisms a SASL listener offers: PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 (Kafka's default, GSSAPI, is not offered: set this).",
+    )
+    .default("GSSAPI")
+    .per_listener(),
+    Setting::new(
+        "plain.sasl.jaas.config",
+        Kind::Text,
+        "PLAIN's users: a PlainLoginModule with a `user_<name>=\"<password>\"` option per user (and `username`/`password`, this broker's own). Given per listener: `listener.name.<listener>.plain.sasl.jaas.config`.",
+    )
+    .per_listener()
+    .sensitive(),
+    Setting::new(
+        "scram-sha-256.sasl.jaas.config",
+        Kind::Text,
+        "A ScramLoginModule with the `username`/`password` this broker logs in to other brokers with over SCRAM-SHA-256. Given per listener.",
+    )
+    .per_listener()
+    .sensitive(),
+    Setting::new(
+        "scram-sha-512.sasl.jaas.config",
+        Kind::Text,
+        "As `scram-sha-256.sasl.jaas.config`, for SCRAM-SHA-512.",
+    )
+    .per_listener()
+    .sensitive(),
+    Setting::new(
+        "sasl.mechanism.inter.broker.protocol",
+        Kind::Text,
+        "The mechanism brokers log in to each other with when the inter-broker listener is SASL.",
+    )
+    .default("GSSAPI"),
+    Setting::new(
+        "connections.max.reauth.ms",
+        Kind::ANY_LONG,
+        "How long a SASL session lasts: a client must authenticate again before it ends (KIP-368), or its connection is closed. 0: no limit.",
+    )
+    .default("0")
+    .per_listener(),
+    Setting::new(
+        "sasl.server.max.receive.size",
+        Kind::int(1),
+        "The largest frame accepted before a client has authenticated.",
+    )
+    .default("524288"),
+    Setting::new(
+        "connection.failed.authentication.delay.ms",
+        Kind::int(0),
+        "How long the broker waits before it closes a connection whose authentication failed, to slow down guessing.",
+    )
+    .default("100"),
     // Storage.
     Setting::new(
         "log.dirs",

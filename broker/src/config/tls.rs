@@ -17,6 +17,11 @@ use super::{invalid, ConfigError};
 pub struct Secret(String);
 
 impl Secret {
+    /// Wraps secret text read from the settings.
+    pub(crate) fn new(text: String) -> Secret {
+        Secret(text)
+    }
+
     /// The secret text.
     pub fn expose(&self) -> &str {
         &self.0

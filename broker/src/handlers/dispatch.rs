@@ -41,6 +41,7 @@ pub async fn handle_frame(
             .unwrap_or_default(),
         client_host: conn.peer,
         listener: conn.listener,
+        principal: conn.principal,
     };
     let Some(response) = dispatch(&node, &ctx, request).await else {
         return Ok(None);
@@ -58,6 +59,19 @@ async fn dispatch(
     use ResponseKind as Rs;
     Some(match request {
         Rq::ApiVersions(r) => Rs::ApiVersions(api_versions::api_versions(node, ctx, r)),
+        // A SASL listener's connections handle these before dispatch (see
+        // `server::authenticate`); anywhere else they are out of place.
+        Rq::SaslHandshake(_) => Rs::SaslHandshake(
+            kafka_protocol::messages::SaslHandshakeResponse::default()
+                .with_error_code(kafka_protocol::ResponseError::IllegalSaslState.code()),
+        ),
+        Rq::SaslAuthenticate(_) => Rs::SaslAuthenticate(
+            kafka_protocol::messages::SaslAuthenticateResponse::default()
+                .with_error_code(kafka_protocol::ResponseError::IllegalSaslState.code())
+                .with_error_message(Some(super::text(
+                    "this listener does not use SASL; SaslAuthenticate is out of place",
+                ))),
+        ),
         Rq::Metadata(r) => Rs::Metadata(metadata::metadata(node, ctx, r).await),
         Rq::DescribeCluster(r) => Rs::DescribeCluster(metadata::describe_cluster(node, ctx, r)),
         Rq::ElectLeaders(r) => Rs::ElectLeaders(placement::elect_leaders(node, ctx, r).await),

@@ -41,6 +41,7 @@ pub fn refusal_error(r: &Refusal) -> ResponseError {
         Refusal::PreferredLeaderNotAvailable(_) => ResponseError::PreferredLeaderNotAvailable,
         Refusal::ElectionNotNeeded(_) => ResponseError::ElectionNotNeeded,
         Refusal::NoReassignmentInProgress(_) => ResponseError::NoReassignmentInProgress,
+        Refusal::ResourceNotFound(_) => ResponseError::ResourceNotFound,
     }
 }
 

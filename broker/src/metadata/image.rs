@@ -6,6 +6,9 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
+
+use crate::security::sasl::scram::ScramCredential;
+use crate::security::sasl::Mechanism;
 use uuid::Uuid;
 
 use super::records::{Applied, BrokerEndpoint, MetadataRecord, Refusal};
@@ -79,6 +82,9 @@ pub struct ClusterImage {
     pub brokers: BTreeMap<i32, BrokerRegistration>,
     /// Topics by name.
     pub topics: BTreeMap<String, TopicImage>,
+    /// SCRAM credentials by user and mechanism.
+    #[serde(default)]
+    pub scram: BTreeMap<String, BTreeMap<Mechanism, ScramCredential>>,
     /// The next unreserved producer id.
     pub next_producer_id: i64,
 }
@@ -266,6 +272,29 @@ impl ClusterImage {
                 let first = self.next_producer_id;
                 self.next_producer_id = first.saturating_add((*count).max(1));
                 Ok(Applied::ProducerIds(first))
+            }
+            MetadataRecord::SetScramCredential {
+                user,
+                mechanism,
+                credential,
+            } => {
+                self.scram
+                    .entry(user.clone())
+                    .or_default()
+                    .insert(*mechanism, credential.clone());
+                Ok(Applied::Done)
+            }
+            MetadataRecord::DeleteScramCredential { user, mechanism } => {
+                let credentials = self.scram.get_mut(user);
+                if credentials.and_then(|c| c.remove(mechanism)).is_none() {
+                    return Err(Refusal::ResourceNotFound(format!(
+                        "user {user:?} has no {mechanism} credential"
+                    )));
+                }
+                if self.scram.get(user).is_some_and(|c| c.is_empty()) {
+                    self.scram.remove(user);
+                }
+                Ok(Applied::Done)
             }
         }
     }

@@ -7,6 +7,9 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::security::sasl::scram::ScramCredential;
+use crate::security::sasl::Mechanism;
+
 /// One address a broker can be reached at.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BrokerEndpoint {
@@ -123,6 +126,23 @@ pub enum MetadataRecord {
         /// How many.
         count: i64,
     },
+    /// A user's SCRAM credential for one mechanism is set or replaced
+    /// (AlterUserScramCredentials).
+    SetScramCredential {
+        /// The user.
+        user: String,
+        /// SCRAM-SHA-256 or SCRAM-SHA-512.
+        mechanism: Mechanism,
+        /// Salt, keys and iterations; never the password.
+        credential: ScramCredential,
+    },
+    /// A user's SCRAM credential for one mechanism is removed.
+    DeleteScramCredential {
+        /// The user.
+        user: String,
+        /// The mechanism.
+        mechanism: Mechanism,
+    },
 }
 
 /// What applying a record produced, for the proposer.
@@ -184,4 +204,7 @@ pub enum Refusal {
     /// Cancelling a move that is not in progress.
     #[error("{0}")]
     NoReassignmentInProgress(String),
+    /// Removing something that is not there (a SCRAM credential).
+    #[error("{0}")]
+    ResourceNotFound(String),
 }

@@ -61,6 +61,8 @@ pub struct RequestContext {
     pub client_host: String,
     /// Name of the listener the request arrived on.
     pub listener: String,
+    /// Who sent it: `User:<name>` once authenticated, else `User:ANONYMOUS`.
+    pub principal: String,
 }
 
 /// Where a connection is from and which listener accepted it.
@@ -70,6 +72,8 @@ pub struct ConnectionInfo {
     pub peer: String,
     /// Listener name.
     pub listener: String,
+    /// `User:<name>` once the client authenticated, else `User:ANONYMOUS`.
+    pub principal: String,
 }
 
 /// A request frame, decoded.

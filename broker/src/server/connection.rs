@@ -6,6 +6,7 @@
 //! connections at shutdown, the reader stops taking new frames; the
 //! requests already read are answered and the connection closes.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
@@ -13,6 +14,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufWriter};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use super::authenticate::{Authenticator, Verdict};
 use crate::handlers::dispatch;
 use crate::node::Node;
 use crate::protocol::{ConnectionInfo, ProtocolError};
@@ -34,6 +36,11 @@ enum CloseReason {
     Protocol(#[from] ProtocolError),
     #[error("request handler failed: {0}")]
     Handler(#[from] tokio::task::JoinError),
+    #[error("SASL: {0}")]
+    Sasl(String),
+    /// Refused and logged already.
+    #[error("authentication failed")]
+    Refused,
     #[error(transparent)]
     Io(#[from] std::io::Error),
 }
@@ -46,16 +53,36 @@ where
 {
     let (read, write) = tokio::io::split(stream);
     let (tx, rx) = mpsc::channel::<Bytes>(READ_AHEAD);
-    let max = node.config.socket_request_max_bytes;
+    let authenticator = node
+        .config
+        .sasl
+        .get(&info.listener)
+        .map(|settings| Authenticator::new(settings.clone()));
+    // Until a SASL client has authenticated, frames are bounded by
+    // `sasl.server.max.receive.size` instead.
+    let authenticated = Arc::new(AtomicBool::new(authenticator.is_none()));
+    let limits = Limits {
+        max: node.config.socket_request_max_bytes,
+        before_authentication: node.config.sasl_max_receive_size,
+        authenticated: authenticated.clone(),
+    };
     node.metrics.connections_accepted.inc();
     node.metrics.connections_open.inc();
-    let reader = read_frames(&node, read, tx, max, &draining);
-    let writer = handle_in_order(node.clone(), write, rx, info.clone());
+    let reader = read_frames(&node, read, tx, limits, &draining);
+    let writer = handle_in_order(
+        node.clone(),
+        write,
+        rx,
+        info.clone(),
+        authenticator,
+        authenticated,
+    );
     match tokio::try_join!(reader, writer) {
         Ok(_) => tracing::debug!(peer = %info.peer, "connection closed"),
         Err(CloseReason::Io(e)) => {
             tracing::debug!(peer = %info.peer, error = %e, "connection ended")
         }
+        Err(CloseReason::Refused) => {}
         Err(reason) => {
             tracing::warn!(peer = %info.peer, listener = %info.listener, %reason, "closing connection")
         }
@@ -63,11 +90,21 @@ where
     node.metrics.connections_open.dec();
 }
 
+/// How large a frame may be.
+struct Limits {
+    /// `socket.request.max.bytes`
+    max: usize,
+    /// `sasl.server.max.receive.size`
+    before_authentication: usize,
+    /// Whether the client has authenticated (or needs not).
+    authenticated: Arc<AtomicBool>,
+}
+
 async fn read_frames(
     node: &Node,
     mut read: impl AsyncRead + Unpin,
     tx: mpsc::Sender<Bytes>,
-    max: usize,
+    limits: Limits,
     draining: &CancellationToken,
 ) -> Result<(), CloseReason> {
     loop {
@@ -81,6 +118,11 @@ async fn read_frames(
             Ok(size) => size,
             Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(()),
             Err(e) => return Err(e.into()),
+        };
+        let max = if limits.authenticated.load(Ordering::Acquire) {
+            limits.max
+        } else {
+            limits.before_authentication
         };
         if size < 0 || size as usize > max {
             return Err(CloseReason::FrameSize { size, max });
@@ -99,10 +141,57 @@ async fn handle_in_order(
     node: Arc<Node>,
     write: impl AsyncWrite + Unpin,
     mut rx: mpsc::Receiver<Bytes>,
-    info: ConnectionInfo,
+    mut info: ConnectionInfo,
+    mut authenticator: Option<Authenticator>,
+    authenticated: Arc<AtomicBool>,
 ) -> Result<(), CloseReason> {
     let mut out = BufWriter::new(write);
     while let Some(frame) = rx.recv().await {
+        let frame = match authenticator.as_mut() {
+            None => frame,
+            Some(auth) => {
+                let verdict = auth.on_frame(frame, |user, mechanism| {
+                    node.scram_credential(user, mechanism)
+                });
+                match verdict {
+                    Verdict::Dispatch(frame) => frame,
+                    Verdict::Answer(answer) => {
+                        out.write_all(&answer).await?;
+                        out.flush().await?;
+                        if let Some(principal) = auth.principal() {
+                            if info.principal != principal {
+                                tracing::debug!(peer = %info.peer, listener = %info.listener, principal, "authenticated");
+                                info.principal = principal.to_string();
+                            }
+                            authenticated.store(true, Ordering::Release);
+                        }
+                        continue;
+                    }
+                    Verdict::Refuse {
+                        answer,
+                        principal,
+                        reason,
+                    } => {
+                        node.metrics.failed_authentication.inc();
+                        tracing::warn!(
+                            peer = %info.peer,
+                            listener = %info.listener,
+                            principal = principal.as_deref().unwrap_or("User:ANONYMOUS"),
+                            %reason,
+                            "SASL authentication failed; closing the connection"
+                        );
+                        if let Some(answer) = answer {
+                            out.write_all(&answer).await?;
+                            out.flush().await?;
+                        }
+                        let delay = node.config.failed_authentication_delay_ms;
+                        tokio::time::sleep(std::time::Duration::from_millis(delay)).await;
+                        return Err(CloseReason::Refused);
+                    }
+                    Verdict::Close(why) => return Err(CloseReason::Sasl(why)),
+                }
+            }
+        };
         // A task of its own, so a panicking handler ends only this connection.
         let mut handled = tokio::spawn(dispatch::handle_frame(node.clone(), frame, info.clone()));
         // Answers written but not yet sent go out if this request takes a

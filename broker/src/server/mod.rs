@@ -3,6 +3,7 @@
 //! and drain the open connections (each answers the requests it has
 //! already read, then closes).
 
+pub mod authenticate;
 pub mod connection;
 
 use std::collections::BTreeMap;
@@ -21,6 +22,9 @@ use crate::security::tls::ListenerTls;
 /// read. Held produces and long polls end within it once leadership has
 /// moved away; a JoinGroup held for a rebalance may not, and is cut.
 const DRAIN_PATIENCE: Duration = Duration::from_secs(5);
+
+/// The principal of a client that has not authenticated.
+const ANONYMOUS: &str = "User:ANONYMOUS";
 
 /// How long a client gets to complete its TLS handshake.
 const HANDSHAKE_PATIENCE: Duration = Duration::from_secs(10);
@@ -79,6 +83,7 @@ async fn accept_loop(
                 let info = ConnectionInfo {
                     peer: peer.ip().to_string(),
                     listener: bound.listener.name.clone(),
+                    principal: ANONYMOUS.into(),
                 };
                 let node = node.clone();
                 let draining = draining.clone();
@@ -121,7 +126,7 @@ fn refuse(node: &Node, info: &ConnectionInfo, reason: &str) {
     tracing::warn!(
         peer = %info.peer,
         listener = %info.listener,
-        principal = "User:ANONYMOUS",
+        principal = ANONYMOUS,
         reason,
         "TLS handshake failed; connection closed"
     );

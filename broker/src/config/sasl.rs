@@ -1,0 +1,223 @@
+//! A SASL listener's settings: which mechanisms it offers
+//! (`sasl.enabled.mechanisms`), PLAIN's users and the broker's own
+//! credentials from `<mechanism>.sasl.jaas.config`, and how long a session
+//! lasts before the client must re-authenticate (`connections.max.reauth.ms`).
+//! Each may be given for one listener as `listener.name.<listener>.<key>`,
+//! the way Kafka's broker configurations give them.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use super::properties::Property;
+use super::setting::list_items;
+use super::tls::Secret;
+use super::values::Values;
+use super::ConfigError;
+use crate::security::sasl::{jaas, Mechanism};
+
+/// What one SASL_PLAINTEXT or SASL_SSL listener accepts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SaslSettings {
+    /// The mechanisms offered, in the order configured.
+    pub mechanisms: Vec<Mechanism>,
+    /// PLAIN's users and their passwords (`user_<name>="<password>"`).
+    pub plain_users: PlainUsers,
+    /// The username and password this broker logs in with, by mechanism,
+    /// when it connects to this listener of another broker.
+    pub client: BTreeMap<Mechanism, (String, Secret)>,
+    /// `connections.max.reauth.ms`: a session's lifetime; 0 for no limit.
+    pub max_reauth_ms: u64,
+}
+
+impl SaslSettings {
+    /// The settings in force for `listener`.
+    pub fn for_listener(values: &Values, listener: &str) -> Result<SaslSettings, ConfigError> {
+        let refuse = |reason: String| ConfigError::Listener {
+            listener: listener.to_string(),
+            reason,
+        };
+        let enabled = values
+            .for_listener(listener, "sasl.enabled.mechanisms")
+            .ok_or(ConfigError::Missing("sasl.enabled.mechanisms"))?;
+        let mut mechanisms = Vec::new();
+        for name in list_items(&enabled.value) {
+            let mechanism = match name.as_str() {
+                "GSSAPI" => return Err(refuse(
+                    "GSSAPI (Kerberos) is not offered: set sasl.enabled.mechanisms to PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 (Kafka's default is GSSAPI)".into(),
+                )),
+                "OAUTHBEARER" => {
+                    return Err(refuse("OAUTHBEARER is not offered yet: use PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512".into()))
+                }
+                other => other.parse::<Mechanism>().map_err(|e| refuse(e.to_string()))?,
+            };
+            if !mechanisms.contains(&mechanism) {
+                mechanisms.push(mechanism);
+            }
+        }
+        if mechanisms.is_empty() {
+            return Err(refuse("sasl.enabled.mechanisms names no mechanism".into()));
+        }
+        let mut plain_users = PlainUsers::default();
+        let mut client = BTreeMap::new();
+        for mechanism in &mechanisms {
+            let key = jaas_key(*mechanism);
+            let Some(p) = values.for_listener(listener, &key) else {
+                if *mechanism == Mechanism::Plain {
+                    return Err(refuse(format!(
+                        "PLAIN needs its users: set listener.name.{}.{key} to a PlainLoginModule with user_<name>=\"<password>\" options",
+                        listener.to_ascii_lowercase()
+                    )));
+                }
+                // SCRAM's users live in the metadata quorum; the JAAS
+                // entry is needed only to log in to other brokers.
+                continue;
+            };
+            let config = jaas::parse(&p.value).map_err(|e| hidden(&p, e.to_string()))?;
+            jaas::expect_module(&config, *mechanism).map_err(|e| hidden(&p, e.to_string()))?;
+            if *mechanism == Mechanism::Plain {
+                plain_users = PlainUsers(jaas::plain_users(&config));
+            }
+            if let Some((user, password)) = jaas::client_credentials(&config) {
+                client.insert(*mechanism, (user, Secret::new(password)));
+            }
+        }
+        Ok(SaslSettings {
+            mechanisms,
+            plain_users,
+            client,
+            max_reauth_ms: values
+                .for_listener(listener, "connections.max.reauth.ms")
+                .map(|p| p.value.parse().unwrap_or(0))
+                .unwrap_or(0),
+        })
+    }
+}
+
+/// PLAIN's users by name, with their passwords: `Debug` shows the names only.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct PlainUsers(BTreeMap<String, String>);
+
+impl PlainUsers {
+    /// Name to password, for checking a client's.
+    pub fn passwords(&self) -> &BTreeMap<String, String> {
+        &self.0
+    }
+}
+
+impl fmt::Debug for PlainUsers {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.0.keys()).finish()
+    }
+}
+
+/// The key of a mechanism's JAAS configuration, as Kafka spells it
+/// (`scram-sha-512.sasl.jaas.config`).
+pub fn jaas_key(mechanism: Mechanism) -> String {
+    format!("{}.sasl.jaas.config", mechanism.name().to_ascii_lowercase())
+}
+
+/// An invalid secret setting: the error names the key, never the value.
+fn hidden(p: &Property, reason: String) -> ConfigError {
+    ConfigError::Invalid {
+        key: p.key.clone(),
+        value: "(hidden)".into(),
+        origin: p.origin.clone(),
+        reason,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::properties::Property;
+    use crate::config::table::BROKER;
+
+    fn values(lines: &[(&str, &str)]) -> Values {
+        let props = lines
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.to_string(),
+                    Property {
+                        key: k.to_string(),
+                        value: v.to_string(),
+                        origin: "test".into(),
+                    },
+                )
+            })
+            .collect();
+        Values::check(BROKER, props).expect("valid properties")
+    }
+
+    const PLAIN: &str = r#"org.apache.kafka.common.security.plain.PlainLoginModule required username="admin" password="admin-secret" user_admin="admin-secret" user_alice="alice-secret";"#;
+    const SCRAM: &str = r#"org.apache.kafka.common.security.scram.ScramLoginModule required username="broker" password="broker-secret";"#;
+
+    #[test]
+    fn a_listener_offers_its_mechanisms_with_their_users() {
+        let v = values(&[
+            (
+                "listener.name.sasl.sasl.enabled.mechanisms",
+                "PLAIN,SCRAM-SHA-512",
+            ),
+            ("listener.name.sasl.plain.sasl.jaas.config", PLAIN),
+            ("listener.name.sasl.scram-sha-512.sasl.jaas.config", SCRAM),
+            ("connections.max.reauth.ms", "60000"),
+        ]);
+        let s = SaslSettings::for_listener(&v, "SASL").expect("settings");
+        assert_eq!(s.mechanisms, [Mechanism::Plain, Mechanism::ScramSha512]);
+        assert_eq!(format!("{:?}", s.plain_users), r#"["admin", "alice"]"#);
+        assert_eq!(s.plain_users.passwords()["alice"], "alice-secret");
+        assert_eq!(s.client[&Mechanism::ScramSha512].0, "broker");
+        assert_eq!(s.client[&Mechanism::Plain].0, "admin");
+        assert_eq!(s.max_reauth_ms, 60000);
+    }
+
+    #[test]
+    fn unusable_settings_are_refused_without_showing_secrets() {
+        let cases: [(&[(&str, &str)], &str); 6] = [
+            (&[], "GSSAPI"),
+            (&[("sasl.enabled.mechanisms", "OAUTHBEARER")], "OAUTHBEARER"),
+            (
+                &[("sasl.enabled.mechanisms", "plain")],
+                "unknown SASL mechanism",
+            ),
+            (
+                &[("sasl.enabled.mechanisms", "PLAIN")],
+                "PLAIN needs its users",
+            ),
+            (
+                &[
+                    ("sasl.enabled.mechanisms", "PLAIN"),
+                    ("listener.name.sasl.plain.sasl.jaas.config", SCRAM),
+                ],
+                "PlainLoginModule",
+            ),
+            (
+                &[
+                    ("sasl.enabled.mechanisms", "PLAIN"),
+                    (
+                        "listener.name.sasl.plain.sasl.jaas.config",
+                        r#"org.apache.kafka.common.security.plain.PlainLoginModule required user_a="top-secret""#,
+                    ),
+                ],
+                "",
+            ),
+        ];
+        for (lines, expected) in cases {
+            let error = SaslSettings::for_listener(&values(lines), "SASL")
+                .expect_err("refused")
+                .to_string();
+            assert!(error.contains(expected), "{lines:?}: {error}");
+            assert!(!error.contains("secret"), "{lines:?}: {error}");
+        }
+    }
+
+    #[test]
+    fn scram_needs_no_jaas_entry_on_a_listener() {
+        let v = values(&[("sasl.enabled.mechanisms", "SCRAM-SHA-256")]);
+        let s = SaslSettings::for_listener(&v, "SASL").expect("settings");
+        assert_eq!(s.mechanisms, [Mechanism::ScramSha256]);
+        assert!(s.client.is_empty());
+        assert_eq!(s.max_reauth_ms, 0);
+    }
+}
