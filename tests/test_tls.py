@@ -8,7 +8,6 @@ import json
 import socket
 import ssl
 import subprocess
-import urllib.request
 from types import SimpleNamespace
 
 import pytest
@@ -48,7 +47,7 @@ def secured_broker(workdir, pki, **kwargs):
     props = {"listener.security.protocol.map": "INTERNAL:PLAINTEXT,EXTERNAL:SSL",
              "http.listener": f"127.0.0.1:{free_port()}", **ssl_listener(pki, **kwargs)}
     broker = Gregor(workdir, props=props)
-    broker.http = props["http.listener"]
+    broker.http_port = props["http.listener"].rsplit(":", 1)[1]
     return broker.start()
 
 
@@ -71,11 +70,7 @@ def librdkafka(broker, pki, cert="client", trust=None):
 
 
 def failed_authentications(broker):
-    with urllib.request.urlopen(f"http://{broker.http}/metrics", timeout=10) as r:
-        for line in r.read().decode().splitlines():
-            if line.startswith("gregor_failed_authentication_total "):
-                return int(float(line.split()[1]))
-    raise AssertionError("no gregor_failed_authentication_total in /metrics")
+    return broker.metrics()["gregor_failed_authentication_total"]
 
 
 def test_clients_produce_and_consume_over_tls(broker, pki, tmp_path):

@@ -129,24 +129,9 @@ fn hidden(p: &Property, reason: String) -> ConfigError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::properties::Property;
-    use crate::config::table::BROKER;
 
     fn values(lines: &[(&str, &str)]) -> Values {
-        let props = lines
-            .iter()
-            .map(|(k, v)| {
-                (
-                    k.to_string(),
-                    Property {
-                        key: k.to_string(),
-                        value: v.to_string(),
-                        origin: "test".into(),
-                    },
-                )
-            })
-            .collect();
-        Values::check(BROKER, props).expect("valid properties")
+        Values::broker_for_tests(lines)
     }
 
     const PLAIN: &str = r#"org.apache.kafka.common.security.plain.PlainLoginModule required username="admin" password="admin-secret" user_admin="admin-secret" user_alice="alice-secret";"#;

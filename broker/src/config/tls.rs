@@ -222,27 +222,10 @@ fn pem_only(store_type: Option<Property>, what: &str) -> Result<(), ConfigError>
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
-
     use super::*;
-    use crate::config::properties::Property;
-    use crate::config::table;
 
     fn values(lines: &[(&str, &str)]) -> Values {
-        let props: BTreeMap<String, Property> = lines
-            .iter()
-            .map(|(k, v)| {
-                (
-                    k.to_string(),
-                    Property {
-                        key: k.to_string(),
-                        value: v.to_string(),
-                        origin: "test".into(),
-                    },
-                )
-            })
-            .collect();
-        Values::check(table::BROKER, props).expect("valid")
+        Values::broker_for_tests(lines)
     }
 
     #[test]

@@ -65,6 +65,23 @@ impl Values {
         })
     }
 
+    /// The broker's settings from `key=value` lines made up by a test.
+    #[cfg(test)]
+    pub(crate) fn broker_for_tests(lines: &[(&str, &str)]) -> Values {
+        let props = lines
+            .iter()
+            .map(|(k, v)| {
+                let p = Property {
+                    key: k.to_string(),
+                    value: v.to_string(),
+                    origin: "test".into(),
+                };
+                (k.to_string(), p)
+            })
+            .collect();
+        Values::check(super::table::BROKER, props).expect("valid test settings")
+    }
+
     /// The property in force for `key` on `listener`: given for that
     /// listener (`listener.name.<listener>.<key>`), else for every one,
     /// else the default.

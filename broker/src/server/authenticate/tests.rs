@@ -25,21 +25,7 @@ fn settings(reauth_ms: &str) -> SaslSettings {
 }
 
 fn settings_from(lines: &[(&str, &str)]) -> SaslSettings {
-    let props = lines
-        .iter()
-        .map(|(k, v)| {
-            (
-                k.to_string(),
-                crate::config::properties::Property {
-                    key: k.to_string(),
-                    value: v.to_string(),
-                    origin: "test".into(),
-                },
-            )
-        })
-        .collect();
-    let values = Values::check(crate::config::table::BROKER, props).expect("valid");
-    SaslSettings::for_listener(&values, "SASL").expect("settings")
+    SaslSettings::for_listener(&Values::broker_for_tests(lines), "SASL").expect("settings")
 }
 
 fn bob() -> Option<ScramCredential> {
