@@ -1,9 +1,10 @@
 """SASL on Gregor's listeners with Kafka's settings: a SASL_PLAINTEXT
-listener offering PLAIN (users from its JAAS configuration) served to real
-clients (confluent-kafka, kcat, Apache Kafka's console tools with a
---command-config), wrong passwords and out-of-place requests refused with
-Kafka's errors, logged with the principal and peer and counted, and
-sessions that must re-authenticate (KIP-368)."""
+listener offering PLAIN (users from its JAAS configuration) and
+SCRAM-SHA-256/512 (users created with `kafka-configs`, kept in the metadata
+quorum) served to real clients (confluent-kafka, kcat, Apache Kafka's
+console tools with a --command-config), wrong passwords and out-of-place
+requests refused with Kafka's errors, logged with the principal and peer
+and counted, and sessions that must re-authenticate (KIP-368)."""
 
 import json
 import socket
@@ -13,7 +14,8 @@ import time
 
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import (AdminClient, NewTopic, ScramCredentialInfo, ScramMechanism,
+                                   UserScramCredentialDeletion, UserScramCredentialUpsertion)
 
 from conftest import GREGOR_BIN, Gregor, free_port, kafka_tool, unique, wait_until
 
@@ -26,7 +28,7 @@ def broker(tmp_path_factory):
     """A broker whose EXTERNAL listener (its bootstrap) is SASL_PLAINTEXT
     with PLAIN; sessions last 5 s before clients must re-authenticate."""
     props = {"listener.security.protocol.map": "INTERNAL:PLAINTEXT,EXTERNAL:SASL_PLAINTEXT",
-             "listener.name.external.sasl.enabled.mechanisms": "PLAIN",
+             "listener.name.external.sasl.enabled.mechanisms": "PLAIN,SCRAM-SHA-256,SCRAM-SHA-512",
              "listener.name.external.plain.sasl.jaas.config": JAAS,
              "listener.name.external.connections.max.reauth.ms": "5000",
              "http.listener": f"127.0.0.1:{free_port()}"}
@@ -37,9 +39,18 @@ def broker(tmp_path_factory):
     b.stop()
 
 
-def plain(broker, user="alice", password="alice-secret"):
+def plain(broker, user="alice", password="alice-secret", mechanism="PLAIN"):
     return {"bootstrap.servers": broker.bootstrap, "security.protocol": "SASL_PLAINTEXT",
-            "sasl.mechanism": "PLAIN", "sasl.username": user, "sasl.password": password}
+            "sasl.mechanism": mechanism, "sasl.username": user, "sasl.password": password}
+
+
+def command_config(path, mechanism, user, password):
+    """A Java client's --command-config for SASL_PLAINTEXT."""
+    module = ("org.apache.kafka.common.security.plain.PlainLoginModule" if mechanism == "PLAIN"
+              else "org.apache.kafka.common.security.scram.ScramLoginModule")
+    path.write_text(f"security.protocol=SASL_PLAINTEXT\nsasl.mechanism={mechanism}\n"
+                    f'sasl.jaas.config={module} required username="{user}" password="{password}";\n')
+    return path
 
 
 def failed_authentications(broker):
@@ -62,10 +73,7 @@ def test_clients_authenticate_with_plain_and_are_served(broker, tmp_path):
                                        check=True, timeout=60).stdout)
     assert [t["topic"] for t in listed["topics"]] == [topic]
 
-    config = tmp_path / "client.properties"
-    config.write_text("security.protocol=SASL_PLAINTEXT\nsasl.mechanism=PLAIN\n"
-                      "sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required "
-                      'username="alice" password="alice-secret";\n')
+    config = command_config(tmp_path / "client.properties", "PLAIN", "alice", "alice-secret")
     kafka_tool("kafka-console-producer", "--bootstrap-server", broker.bootstrap, "--topic", topic,
                "--command-config", config, input="java-0\n")
     out = kafka_tool("kafka-console-consumer", "--bootstrap-server", broker.bootstrap, "--topic", topic,
@@ -124,7 +132,7 @@ def test_a_request_before_authenticating_closes_the_connection(broker):
 
 def test_an_unknown_mechanism_is_refused_with_the_enabled_ones(broker):
     host, port = broker.bootstrap.split(":")
-    mechanism = b"SCRAM-SHA-256"
+    mechanism = b"GSSAPI"
     with socket.create_connection((host, int(port)), timeout=10) as s:
         s.sendall(frame_of(17, 1, 9, struct.pack(">h", len(mechanism)) + mechanism))
         size = struct.unpack(">i", s.recv(4))[0]
@@ -132,8 +140,13 @@ def test_an_unknown_mechanism_is_refused_with_the_enabled_ones(broker):
         while len(body) < size:
             body += s.recv(size - len(body))
         correlation, error, count = struct.unpack(">ihi", body[:10])
-        assert (correlation, error, count) == (9, 33, 1)  # UNSUPPORTED_SASL_MECHANISM
-        assert body[12:] == b"PLAIN"
+        assert (correlation, error, count) == (9, 33, 3)  # UNSUPPORTED_SASL_MECHANISM
+        names, rest = [], body[10:]
+        while rest:
+            n = struct.unpack(">h", rest[:2])[0]
+            names.append(rest[2:2 + n].decode())
+            rest = rest[2 + n:]
+        assert names == ["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
         assert closed(s)
 
 
@@ -176,3 +189,63 @@ def test_a_sasl_listener_without_users_is_refused_at_start(tmp_path):
     out = subprocess.run([str(GREGOR_BIN), "broker", str(b.config)], capture_output=True, text=True, timeout=30)
     assert out.returncode != 0
     assert "PLAIN needs its users" in out.stderr + out.stdout
+
+
+def test_scram_users_made_with_kafka_configs_authenticate_and_can_be_removed(broker, tmp_path):
+    """kafka-configs --alter --add-config 'SCRAM-SHA-512=[...]' stores the
+    credential in the metadata quorum (AlterUserScramCredentials); clients
+    then log in with SCRAM; a removed credential no longer works."""
+    admin_config = command_config(tmp_path / "admin.properties", "PLAIN", "alice", "alice-secret")
+    kafka_tool("kafka-configs", "--bootstrap-server", broker.bootstrap, "--command-config", admin_config,
+               "--alter", "--entity-type", "users", "--entity-name", "carol",
+               "--add-config", "SCRAM-SHA-256=[iterations=4096,password=carol-256],SCRAM-SHA-512=[password=carol-512]")
+    admin = AdminClient(plain(broker))
+    described = admin.describe_user_scram_credentials(["carol"])["carol"].result(30)
+    assert sorted((c.mechanism, c.iterations) for c in described.scram_credential_infos) == [
+        (ScramMechanism.SCRAM_SHA_256, 4096), (ScramMechanism.SCRAM_SHA_512, 4096)]
+
+    topic = unique("sasl-scram")
+    admin.create_topics([NewTopic(topic, 1, 1)])[topic].result(30)
+    p = Producer(plain(broker, "carol", "carol-512", "SCRAM-SHA-512"))
+    p.produce(topic, b"librdkafka-512")
+    assert p.flush(30) == 0
+    kcat = ["kcat", "-b", broker.bootstrap, "-X", "security.protocol=sasl_plaintext",
+            "-X", "sasl.mechanisms=SCRAM-SHA-256", "-X", "sasl.username=carol", "-X", "sasl.password=carol-256"]
+    subprocess.run([*kcat, "-P", "-t", topic], input="kcat-256\n", text=True, check=True, timeout=60)
+    scram_config = command_config(tmp_path / "scram.properties", "SCRAM-SHA-512", "carol", "carol-512")
+    out = kafka_tool("kafka-console-consumer", "--bootstrap-server", broker.bootstrap, "--topic", topic,
+                     "--from-beginning", "--max-messages", "2", "--timeout-ms", "30000",
+                     "--command-config", scram_config).stdout
+    assert out.split() == ["librdkafka-512", "kcat-256"]
+
+    # A wrong SCRAM password: Kafka's generic answer, logged and counted.
+    before = failed_authentications(broker)
+    errors = []
+    wrong = Producer({**plain(broker, "carol", "nope", "SCRAM-SHA-512"), "error_cb": errors.append})
+    wait_until(lambda: wrong.poll(0.2) is not None or errors, 30, "the authentication error")
+    assert any("invalid credentials with SASL mechanism SCRAM-SHA-512" in e.str() for e in errors), errors
+    wait_until(lambda: failed_authentications(broker) > before, 10, "the refusal to be counted")
+
+    # Removed: SCRAM-SHA-256 no longer logs carol in; SCRAM-SHA-512 still does.
+    admin.alter_user_scram_credentials(
+        [UserScramCredentialDeletion("carol", ScramMechanism.SCRAM_SHA_256)])["carol"].result(30)
+    removed = subprocess.run([*kcat, "-L"], capture_output=True, text=True, timeout=60)
+    assert removed.returncode != 0 and "SCRAM-SHA-256" in removed.stderr, removed.stderr
+    still = AdminClient(plain(broker, "carol", "carol-512", "SCRAM-SHA-512"))
+    assert topic in still.list_topics(timeout=30).topics
+    for secret in ("carol-256", "carol-512"):
+        assert secret not in broker.log_text()
+
+
+def test_scram_credential_changes_are_checked(broker):
+    """Kafka's per-user errors: an unknown user described, a credential
+    deleted that does not exist, too few iterations."""
+    admin = AdminClient(plain(broker))
+    with pytest.raises(Exception, match="does not exist"):
+        admin.describe_user_scram_credentials(["nobody"])["nobody"].result(30)
+    with pytest.raises(Exception, match="does not exist"):
+        admin.alter_user_scram_credentials(
+            [UserScramCredentialDeletion("nobody", ScramMechanism.SCRAM_SHA_512)])["nobody"].result(30)
+    with pytest.raises(Exception, match="Too few iterations"):
+        admin.alter_user_scram_credentials([UserScramCredentialUpsertion(
+            "dave", ScramCredentialInfo(ScramMechanism.SCRAM_SHA_512, 100), b"pw")])["dave"].result(30)

@@ -278,6 +278,21 @@ impl DefaultFor for RequestKind {
             ApiKey::SaslAuthenticate => {
                 RequestKind::SaslAuthenticate(SaslAuthenticateRequest::default())
             }
+            ApiKey::DescribeUserScramCredentials => RequestKind::DescribeUserScramCredentials(
+                DescribeUserScramCredentialsRequest::default(),
+            ),
+            ApiKey::AlterUserScramCredentials => {
+                let mut u =
+                    alter_user_scram_credentials_request::ScramCredentialUpsertion::default();
+                u.name = s("sweeper");
+                u.mechanism = 2;
+                u.iterations = 4096;
+                u.salt = Bytes::from_static(b"salt");
+                u.salted_password = Bytes::from_static(b"salted");
+                let mut r = AlterUserScramCredentialsRequest::default();
+                r.upsertions = vec![u];
+                RequestKind::AlterUserScramCredentials(r)
+            }
             other => panic!("no sample request for {other:?}; add one to this test"),
         }
     }

@@ -59,6 +59,12 @@ async fn dispatch(
     use ResponseKind as Rs;
     Some(match request {
         Rq::ApiVersions(r) => Rs::ApiVersions(api_versions::api_versions(node, ctx, r)),
+        Rq::AlterUserScramCredentials(r) => {
+            Rs::AlterUserScramCredentials(scram::alter_user_scram_credentials(node, ctx, r).await)
+        }
+        Rq::DescribeUserScramCredentials(r) => {
+            Rs::DescribeUserScramCredentials(scram::describe_user_scram_credentials(node, ctx, r))
+        }
         // A SASL listener's connections handle these before dispatch (see
         // `server::authenticate`); anywhere else they are out of place.
         Rq::SaslHandshake(_) => Rs::SaslHandshake(

@@ -20,6 +20,7 @@ pub mod offsets;
 pub mod placement;
 pub mod produce;
 pub mod producer;
+pub mod scram;
 
 use kafka_protocol::protocol::StrBytes;
 

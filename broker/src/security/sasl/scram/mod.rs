@@ -304,10 +304,9 @@ mod tests {
         let cases: Vec<(Tamper, &str)> = vec![
             (Box::new(flip_proof_bit), "wrong proof"),
             (Box::new(short_proof), "a proof of 31 bytes, not 32"),
-            (
-                Box::new(other_nonce),
-                "nonce in client-final is not the one agreed",
-            ),
+            // A prefix is let through (old librdkafka repeats its part
+            // there), but the proof no longer fits the message.
+            (Box::new(other_nonce), "wrong proof"),
             (
                 Box::new(cut_nonce),
                 "nonce in client-final is not the one agreed",

@@ -226,7 +226,10 @@ impl ScramServer {
                 format!("{username:?}: the channel binding (c=) does not repeat the gs2 header"),
             ));
         }
-        if last.nonce != challenge.nonce {
+        // Kafka accepts a nonce that ends with the agreed one: librdkafka
+        // before 2.x (Debian's kcat among its users) repeats its own part
+        // in front. The proof still covers the message as sent.
+        if !last.nonce.ends_with(&challenge.nonce) {
             return Err(SaslError::invalid_credentials(
                 mechanism,
                 format!("{username:?}: the nonce in client-final is not the one agreed"),
