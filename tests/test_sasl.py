@@ -249,3 +249,30 @@ def test_scram_credential_changes_are_checked(broker):
     with pytest.raises(Exception, match="Too few iterations"):
         admin.alter_user_scram_credentials([UserScramCredentialUpsertion(
             "dave", ScramCredentialInfo(ScramMechanism.SCRAM_SHA_512, 100), b"pw")])["dave"].result(30)
+
+
+def test_scram_users_given_at_format_time_exist_from_the_first_start(tmp_path):
+    """`gregor format --add-scram`, as kafka-storage format: the user logs
+    in with SCRAM on the cluster's first start, nothing run beforehand;
+    a directory that already holds a cluster is not formatted again."""
+    b = Gregor(tmp_path, props={"listener.security.protocol.map": "INTERNAL:PLAINTEXT,EXTERNAL:SASL_PLAINTEXT",
+                                "sasl.enabled.mechanisms": "SCRAM-SHA-512"})
+    b.write_config()
+    fmt = [str(GREGOR_BIN), "format", "--config", str(b.config),
+           "--add-scram", "SCRAM-SHA-512=[name=admin,password=admin-secret,iterations=8192]"]
+    out = subprocess.run(fmt, capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    assert "admin-secret" not in (b.data / "__cluster_metadata-0" / "bootstrap.json").read_text()
+    b.start()
+    try:
+        admin = AdminClient(plain(b, "admin", "admin-secret", "SCRAM-SHA-512"))
+        described = admin.describe_user_scram_credentials(["admin"])["admin"].result(30)
+        assert [(c.mechanism, c.iterations) for c in described.scram_credential_infos] == [
+            (ScramMechanism.SCRAM_SHA_512, 8192)]
+    finally:
+        b.stop()
+    again = subprocess.run(fmt, capture_output=True, text=True, timeout=30)
+    assert again.returncode != 0 and "already holds a cluster" in again.stderr, again.stderr
+    bad = subprocess.run([*fmt[:4], "--add-scram", "SCRAM-SHA-512=[name=x,password=top-secret,iterations=1]"],
+                         capture_output=True, text=True, timeout=30)
+    assert bad.returncode != 0 and "Too few iterations" in bad.stderr and "top-secret" not in bad.stderr, bad.stderr

@@ -172,6 +172,12 @@ fn declared(v: &Values, key: &'static str) -> Result<Property, ConfigError> {
 }
 
 impl BrokerConfig {
+    /// Where the metadata quorum keeps its log, snapshots and the
+    /// records a new cluster starts with.
+    pub fn metadata_quorum_dir(&self) -> PathBuf {
+        self.metadata_log_dir.join("__cluster_metadata-0")
+    }
+
     /// Reads `path`, replaces `${env:NAME}` in its values with variables of
     /// `env` (Kafka's `EnvVarConfigProvider` syntax), applies `GREGOR_*`
     /// overrides from `env`, and validates.
