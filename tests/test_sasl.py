@@ -17,7 +17,7 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import (AdminClient, NewTopic, ScramCredentialInfo, ScramMechanism,
                                    UserScramCredentialDeletion, UserScramCredentialUpsertion)
 
-from conftest import GREGOR_BIN, Gregor, free_port, kafka_tool, unique, wait_until
+from conftest import GREGOR_BIN, Gregor, GregorCluster, free_port, kafka_tool, unique, wait_until
 
 JAAS = ('org.apache.kafka.common.security.plain.PlainLoginModule required '
         'user_alice="alice-secret" user_bob="bob-secret";')
@@ -276,3 +276,56 @@ def test_scram_users_given_at_format_time_exist_from_the_first_start(tmp_path):
     bad = subprocess.run([*fmt[:4], "--add-scram", "SCRAM-SHA-512=[name=x,password=top-secret,iterations=1]"],
                          capture_output=True, text=True, timeout=30)
     assert bad.returncode != 0 and "Too few iterations" in bad.stderr and "top-secret" not in bad.stderr, bad.stderr
+
+
+def test_a_cluster_replicates_over_a_scram_inter_broker_listener(tmp_path):
+    """INTERNAL (inter-broker) is SASL_PLAINTEXT with SCRAM-SHA-512 only:
+    followers log in as the broker user given at format time, and log in
+    again before their 3 s sessions end; acks=all with min.insync.replicas=3
+    proves every record reached all three brokers."""
+    scram = ('org.apache.kafka.common.security.scram.ScramLoginModule required '
+             'username="broker" password="broker-secret";')
+    props = {"listener.security.protocol.map": "INTERNAL:SASL_PLAINTEXT,EXTERNAL:PLAINTEXT,CONTROLLER:PLAINTEXT",
+             "listener.name.internal.sasl.enabled.mechanisms": "SCRAM-SHA-512",
+             "listener.name.internal.scram-sha-512.sasl.jaas.config": scram,
+             "listener.name.internal.connections.max.reauth.ms": "3000",
+             "sasl.mechanism.inter.broker.protocol": "SCRAM-SHA-512"}
+    cluster = GregorCluster(tmp_path / "cluster", props=props)
+    for b in cluster.brokers:
+        b.write_config()
+        subprocess.run([str(GREGOR_BIN), "format", "--config", str(b.config),
+                        "--add-scram", "SCRAM-SHA-512=[name=broker,password=broker-secret]"], check=True, timeout=30)
+    cluster.start()
+    try:
+        topic = unique("sasl-replicated")
+        admin = AdminClient({"bootstrap.servers": cluster.bootstrap})
+        admin.create_topics([NewTopic(topic, 3, 3, config={"min.insync.replicas": "3"})])[topic].result(30)
+        p = Producer({"bootstrap.servers": cluster.bootstrap, "acks": "all", "linger.ms": 5})
+        delivered = []
+        deadline = time.monotonic() + 8  # past two inter-broker sessions
+        i = 0
+        while time.monotonic() < deadline:
+            p.produce(topic, value=str(i).encode(), on_delivery=lambda err, m: delivered.append(err))
+            p.poll(0.05)
+            i += 1
+        assert p.flush(60) == 0
+        assert delivered == [None] * i
+        parts = admin.list_topics(topic, timeout=10).topics[topic].partitions
+        assert all(sorted(part.isrs) == [1, 2, 3] for part in parts.values()), parts
+        for b in cluster.brokers:
+            log = b.log_text()
+            assert "cannot log in to leader" not in log and "SASL authentication failed" not in log
+            assert "without re-authentication" not in log
+            assert "broker-secret" not in log
+    finally:
+        cluster.stop()
+
+
+def test_an_inter_broker_sasl_listener_needs_the_brokers_credentials(tmp_path):
+    b = Gregor(tmp_path, props={"listener.security.protocol.map": "INTERNAL:SASL_PLAINTEXT,EXTERNAL:PLAINTEXT",
+                                "sasl.enabled.mechanisms": "SCRAM-SHA-512",
+                                "sasl.mechanism.inter.broker.protocol": "SCRAM-SHA-512"})
+    b.write_config()
+    out = subprocess.run([str(GREGOR_BIN), "broker", str(b.config)], capture_output=True, text=True, timeout=30)
+    assert out.returncode == 2
+    assert "give username and password in listener.name.internal.scram-sha-512.sasl.jaas.config" in out.stderr

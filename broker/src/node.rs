@@ -103,6 +103,7 @@ impl Node {
                         Some(settings) => Some(Arc::new(client_config(settings)?)),
                         None => None,
                     },
+                    login: config.inter_broker_login.clone(),
                     max_wait: Duration::from_millis(config.replica_fetch_wait_max_ms),
                     partition_max_bytes: config.replica_fetch_max_bytes,
                     max_bytes: config.replica_fetch_response_max_bytes,
