@@ -119,6 +119,9 @@ def test_a_request_before_authenticating_closes_the_connection(broker):
     with socket.create_connection((host, int(port)), timeout=10) as s:
         s.sendall(frame_of(3, 1, 7, struct.pack(">i", 0)))  # Metadata v1: no topics
         assert closed(s)
+    wait_until(lambda: "Metadata request before SASL authentication" in broker.log_text(), 10, "the log line")
+    line = next(x for x in broker.log_text().splitlines() if "Metadata request before SASL authentication" in x)
+    assert "peer=127.0.0.1" in line and "principal=User:ANONYMOUS" in line, line
     # ApiVersions is served before authentication.
     with socket.create_connection((host, int(port)), timeout=10) as s:
         s.sendall(frame_of(18, 0, 8))
