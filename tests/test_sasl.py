@@ -1,11 +1,12 @@
 """SASL on Gregor's listeners with Kafka's settings: a SASL_PLAINTEXT
 listener offering PLAIN (users from its JAAS configuration) and
 SCRAM-SHA-256/512 (users created with `kafka-configs`, kept in the metadata
-quorum) served to real clients (confluent-kafka, kcat, Apache Kafka's
+quorum) served to real clients (confluent-kafka, kcat, kafka-python, Apache Kafka's
 console tools with a --command-config), wrong passwords and out-of-place
 requests refused with Kafka's errors, logged with the principal and peer
 and counted, and sessions that must re-authenticate (KIP-368)."""
 
+import itertools
 import json
 import socket
 import struct
@@ -14,6 +15,7 @@ import time
 
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
+from kafka import KafkaConsumer
 from confluent_kafka.admin import (AdminClient, NewTopic, ScramCredentialInfo, ScramMechanism,
                                    UserScramCredentialDeletion, UserScramCredentialUpsertion)
 
@@ -220,6 +222,12 @@ def test_scram_users_made_with_kafka_configs_authenticate_and_can_be_removed(bro
                      "--from-beginning", "--max-messages", "2", "--timeout-ms", "30000",
                      "--command-config", scram_config).stdout
     assert out.split() == ["librdkafka-512", "kcat-256"]
+    # kafka-python, with SCRAM-SHA-256.
+    kp = KafkaConsumer(topic, bootstrap_servers=broker.bootstrap, security_protocol="SASL_PLAINTEXT",
+                       sasl_mechanism="SCRAM-SHA-256", sasl_plain_username="carol", sasl_plain_password="carol-256",
+                       auto_offset_reset="earliest", consumer_timeout_ms=10000)
+    assert [m.value for m in itertools.islice(kp, 2)] == [b"librdkafka-512", b"kcat-256"]
+    kp.close()
 
     # A wrong SCRAM password: Kafka's generic answer, logged and counted.
     before = failed_authentications(broker)
