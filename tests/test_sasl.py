@@ -19,6 +19,7 @@ from kafka import KafkaConsumer
 from confluent_kafka.admin import (AdminClient, NewTopic, ScramCredentialInfo, ScramMechanism,
                                    UserScramCredentialDeletion, UserScramCredentialUpsertion)
 
+from certs import Authority
 from conftest import GREGOR_BIN, Gregor, GregorCluster, free_port, kafka_tool, unique, wait_until
 
 JAAS = ('org.apache.kafka.common.security.plain.PlainLoginModule required '
@@ -340,3 +341,41 @@ def test_an_inter_broker_sasl_listener_needs_the_brokers_credentials(tmp_path):
     out = subprocess.run([str(GREGOR_BIN), "broker", str(b.config)], capture_output=True, text=True, timeout=30)
     assert out.returncode == 2
     assert "give username and password in listener.name.internal.scram-sha-512.sasl.jaas.config" in out.stderr
+
+
+def test_sasl_ssl_encrypts_and_authenticates(tmp_path):
+    """SASL_SSL: a TLS handshake first (the broker's certificate, no client
+    certificate asked), then SCRAM-SHA-512 inside it; confluent-kafka and
+    Kafka's console tools with a PEM trust store."""
+    ca = Authority("Gregor SASL_SSL CA")
+    store, _, _ = ca.issue("broker").write(tmp_path, "broker")
+    trust = ca.write_trust_store(tmp_path / "ca.pem")
+    b = Gregor(tmp_path / "broker", props={
+        "listener.security.protocol.map": "INTERNAL:PLAINTEXT,EXTERNAL:SASL_SSL",
+        "listener.name.external.ssl.keystore.type": "PEM",
+        "listener.name.external.ssl.keystore.location": str(store),
+        "listener.name.external.sasl.enabled.mechanisms": "SCRAM-SHA-512"})
+    b.write_config()
+    subprocess.run([str(GREGOR_BIN), "format", "--config", str(b.config),
+                    "--add-scram", "SCRAM-SHA-512=[name=erin,password=erin-secret]"], check=True, timeout=30)
+    b.start()
+    try:
+        conf = {**plain(b, "erin", "erin-secret", "SCRAM-SHA-512"), "security.protocol": "SASL_SSL",
+                "ssl.ca.location": str(trust)}
+        topic = unique("sasl-ssl")
+        admin = AdminClient(conf)
+        admin.create_topics([NewTopic(topic, 1, 1)])[topic].result(30)
+        p = Producer(conf)
+        p.produce(topic, b"over-sasl-ssl")
+        assert p.flush(30) == 0
+        config = tmp_path / "client.properties"
+        config.write_text("security.protocol=SASL_SSL\nsasl.mechanism=SCRAM-SHA-512\n"
+                          "sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required "
+                          'username="erin" password="erin-secret";\n'
+                          f"ssl.truststore.type=PEM\nssl.truststore.location={trust}\n")
+        out = kafka_tool("kafka-console-consumer", "--bootstrap-server", b.bootstrap, "--topic", topic,
+                         "--from-beginning", "--max-messages", "1", "--timeout-ms", "30000",
+                         "--command-config", config).stdout
+        assert out.split() == ["over-sasl-ssl"]
+    finally:
+        b.stop()
