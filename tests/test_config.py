@@ -24,8 +24,11 @@ BAD = [
     ({"max.decompressed.message.bytes": "0"}, {}, "must be at least 1"),
     ({"max.decompressed.message.bytes": "2147483640"}, {}, "must be at most 2147483639"),
     ({"listener.security.protocol.map": "INTERNAL:GSSAPI,EXTERNAL:PLAINTEXT"}, {}, "listener INTERNAL uses GSSAPI"),
-    ({"listener.security.protocol.map": "INTERNAL:SASL_SSL,EXTERNAL:PLAINTEXT"}, {},
-     "brokers do not log in to each other with SASL yet"),
+    ({"listener.security.protocol.map": "INTERNAL:SASL_SSL,EXTERNAL:PLAINTEXT"}, {}, "an SSL listener needs a key store"),
+    ({"listener.security.protocol.map": "INTERNAL:SASL_PLAINTEXT,EXTERNAL:PLAINTEXT",
+      "sasl.enabled.mechanisms": "PLAIN", "listener.name.internal.plain.sasl.jaas.config":
+      'org.apache.kafka.common.security.plain.PlainLoginModule required user_a="b";'}, {},
+     "sasl.mechanism.inter.broker.protocol, which is \"GSSAPI\""),
     ({"listener.security.protocol.map": "INTERNAL:PLAINTEXT,EXTERNAL:SASL_PLAINTEXT"}, {}, "GSSAPI (Kerberos)"),
     ({"listener.security.protocol.map": "INTERNAL:SSL,EXTERNAL:PLAINTEXT"}, {}, "an SSL listener needs a key store"),
     ({"advertised.listeners": "NOPE://h:1"}, {}, "advertised.listeners"),

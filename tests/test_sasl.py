@@ -1,11 +1,12 @@
 """SASL on Gregor's listeners with Kafka's settings: a SASL_PLAINTEXT
 listener offering PLAIN (users from its JAAS configuration) and
 SCRAM-SHA-256/512 (users created with `kafka-configs`, kept in the metadata
-quorum) served to real clients (confluent-kafka, kcat, Apache Kafka's
+quorum) served to real clients (confluent-kafka, kcat, kafka-python, Apache Kafka's
 console tools with a --command-config), wrong passwords and out-of-place
 requests refused with Kafka's errors, logged with the principal and peer
 and counted, and sessions that must re-authenticate (KIP-368)."""
 
+import itertools
 import json
 import socket
 import struct
@@ -14,10 +15,12 @@ import time
 
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
+from kafka import KafkaConsumer
 from confluent_kafka.admin import (AdminClient, NewTopic, ScramCredentialInfo, ScramMechanism,
                                    UserScramCredentialDeletion, UserScramCredentialUpsertion)
 
-from conftest import GREGOR_BIN, Gregor, free_port, kafka_tool, unique, wait_until
+from certs import Authority
+from conftest import GREGOR_BIN, Gregor, GregorCluster, free_port, kafka_tool, unique, wait_until
 
 JAAS = ('org.apache.kafka.common.security.plain.PlainLoginModule required '
         'user_alice="alice-secret" user_bob="bob-secret";')
@@ -119,6 +122,9 @@ def test_a_request_before_authenticating_closes_the_connection(broker):
     with socket.create_connection((host, int(port)), timeout=10) as s:
         s.sendall(frame_of(3, 1, 7, struct.pack(">i", 0)))  # Metadata v1: no topics
         assert closed(s)
+    wait_until(lambda: "Metadata request before SASL authentication" in broker.log_text(), 10, "the log line")
+    line = next(x for x in broker.log_text().splitlines() if "Metadata request before SASL authentication" in x)
+    assert "peer=127.0.0.1" in line and "principal=User:ANONYMOUS" in line, line
     # ApiVersions is served before authentication.
     with socket.create_connection((host, int(port)), timeout=10) as s:
         s.sendall(frame_of(18, 0, 8))
@@ -217,6 +223,12 @@ def test_scram_users_made_with_kafka_configs_authenticate_and_can_be_removed(bro
                      "--from-beginning", "--max-messages", "2", "--timeout-ms", "30000",
                      "--command-config", scram_config).stdout
     assert out.split() == ["librdkafka-512", "kcat-256"]
+    # kafka-python, with SCRAM-SHA-256.
+    kp = KafkaConsumer(topic, bootstrap_servers=broker.bootstrap, security_protocol="SASL_PLAINTEXT",
+                       sasl_mechanism="SCRAM-SHA-256", sasl_plain_username="carol", sasl_plain_password="carol-256",
+                       auto_offset_reset="earliest", consumer_timeout_ms=10000)
+    assert [m.value for m in itertools.islice(kp, 2)] == [b"librdkafka-512", b"kcat-256"]
+    kp.close()
 
     # A wrong SCRAM password: Kafka's generic answer, logged and counted.
     before = failed_authentications(broker)
@@ -249,3 +261,121 @@ def test_scram_credential_changes_are_checked(broker):
     with pytest.raises(Exception, match="Too few iterations"):
         admin.alter_user_scram_credentials([UserScramCredentialUpsertion(
             "dave", ScramCredentialInfo(ScramMechanism.SCRAM_SHA_512, 100), b"pw")])["dave"].result(30)
+
+
+def test_scram_users_given_at_format_time_exist_from_the_first_start(tmp_path):
+    """`gregor format --add-scram`, as kafka-storage format: the user logs
+    in with SCRAM on the cluster's first start, nothing run beforehand;
+    a directory that already holds a cluster is not formatted again."""
+    b = Gregor(tmp_path, props={"listener.security.protocol.map": "INTERNAL:PLAINTEXT,EXTERNAL:SASL_PLAINTEXT",
+                                "sasl.enabled.mechanisms": "SCRAM-SHA-512"})
+    b.write_config()
+    fmt = [str(GREGOR_BIN), "format", "--config", str(b.config),
+           "--add-scram", "SCRAM-SHA-512=[name=admin,password=admin-secret,iterations=8192]"]
+    out = subprocess.run(fmt, capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    assert "admin-secret" not in (b.data / "__cluster_metadata-0" / "bootstrap.json").read_text()
+    b.start()
+    try:
+        admin = AdminClient(plain(b, "admin", "admin-secret", "SCRAM-SHA-512"))
+        described = admin.describe_user_scram_credentials(["admin"])["admin"].result(30)
+        assert [(c.mechanism, c.iterations) for c in described.scram_credential_infos] == [
+            (ScramMechanism.SCRAM_SHA_512, 8192)]
+    finally:
+        b.stop()
+    again = subprocess.run(fmt, capture_output=True, text=True, timeout=30)
+    assert again.returncode != 0 and "already holds a cluster" in again.stderr, again.stderr
+    bad = subprocess.run([*fmt[:4], "--add-scram", "SCRAM-SHA-512=[name=x,password=top-secret,iterations=1]"],
+                         capture_output=True, text=True, timeout=30)
+    assert bad.returncode != 0 and "Too few iterations" in bad.stderr and "top-secret" not in bad.stderr, bad.stderr
+
+
+def test_a_cluster_replicates_over_a_scram_inter_broker_listener(tmp_path):
+    """INTERNAL (inter-broker) is SASL_PLAINTEXT with SCRAM-SHA-512 only:
+    followers log in as the broker user given at format time, and log in
+    again before their 3 s sessions end; acks=all with min.insync.replicas=3
+    proves every record reached all three brokers."""
+    scram = ('org.apache.kafka.common.security.scram.ScramLoginModule required '
+             'username="broker" password="broker-secret";')
+    props = {"listener.security.protocol.map": "INTERNAL:SASL_PLAINTEXT,EXTERNAL:PLAINTEXT,CONTROLLER:PLAINTEXT",
+             "listener.name.internal.sasl.enabled.mechanisms": "SCRAM-SHA-512",
+             "listener.name.internal.scram-sha-512.sasl.jaas.config": scram,
+             "listener.name.internal.connections.max.reauth.ms": "3000",
+             "sasl.mechanism.inter.broker.protocol": "SCRAM-SHA-512"}
+    cluster = GregorCluster(tmp_path / "cluster", props=props)
+    for b in cluster.brokers:
+        b.write_config()
+        subprocess.run([str(GREGOR_BIN), "format", "--config", str(b.config),
+                        "--add-scram", "SCRAM-SHA-512=[name=broker,password=broker-secret]"], check=True, timeout=30)
+    cluster.start()
+    try:
+        topic = unique("sasl-replicated")
+        admin = AdminClient({"bootstrap.servers": cluster.bootstrap})
+        admin.create_topics([NewTopic(topic, 3, 3, config={"min.insync.replicas": "3"})])[topic].result(30)
+        p = Producer({"bootstrap.servers": cluster.bootstrap, "acks": "all", "linger.ms": 5})
+        delivered = []
+        deadline = time.monotonic() + 8  # past two inter-broker sessions
+        i = 0
+        while time.monotonic() < deadline:
+            p.produce(topic, value=str(i).encode(), on_delivery=lambda err, m: delivered.append(err))
+            p.poll(0.05)
+            i += 1
+        assert p.flush(60) == 0
+        assert delivered == [None] * i
+        parts = admin.list_topics(topic, timeout=10).topics[topic].partitions
+        assert all(sorted(part.isrs) == [1, 2, 3] for part in parts.values()), parts
+        for b in cluster.brokers:
+            log = b.log_text()
+            assert "cannot log in to leader" not in log and "SASL authentication failed" not in log
+            assert "without re-authentication" not in log
+            assert "broker-secret" not in log
+    finally:
+        cluster.stop()
+
+
+def test_an_inter_broker_sasl_listener_needs_the_brokers_credentials(tmp_path):
+    b = Gregor(tmp_path, props={"listener.security.protocol.map": "INTERNAL:SASL_PLAINTEXT,EXTERNAL:PLAINTEXT",
+                                "sasl.enabled.mechanisms": "SCRAM-SHA-512",
+                                "sasl.mechanism.inter.broker.protocol": "SCRAM-SHA-512"})
+    b.write_config()
+    out = subprocess.run([str(GREGOR_BIN), "broker", str(b.config)], capture_output=True, text=True, timeout=30)
+    assert out.returncode == 2
+    assert "give username and password in listener.name.internal.scram-sha-512.sasl.jaas.config" in out.stderr
+
+
+def test_sasl_ssl_encrypts_and_authenticates(tmp_path):
+    """SASL_SSL: a TLS handshake first (the broker's certificate, no client
+    certificate asked), then SCRAM-SHA-512 inside it; confluent-kafka and
+    Kafka's console tools with a PEM trust store."""
+    ca = Authority("Gregor SASL_SSL CA")
+    store, _, _ = ca.issue("broker").write(tmp_path, "broker")
+    trust = ca.write_trust_store(tmp_path / "ca.pem")
+    b = Gregor(tmp_path / "broker", props={
+        "listener.security.protocol.map": "INTERNAL:PLAINTEXT,EXTERNAL:SASL_SSL",
+        "listener.name.external.ssl.keystore.type": "PEM",
+        "listener.name.external.ssl.keystore.location": str(store),
+        "listener.name.external.sasl.enabled.mechanisms": "SCRAM-SHA-512"})
+    b.write_config()
+    subprocess.run([str(GREGOR_BIN), "format", "--config", str(b.config),
+                    "--add-scram", "SCRAM-SHA-512=[name=erin,password=erin-secret]"], check=True, timeout=30)
+    b.start()
+    try:
+        conf = {**plain(b, "erin", "erin-secret", "SCRAM-SHA-512"), "security.protocol": "SASL_SSL",
+                "ssl.ca.location": str(trust)}
+        topic = unique("sasl-ssl")
+        admin = AdminClient(conf)
+        admin.create_topics([NewTopic(topic, 1, 1)])[topic].result(30)
+        p = Producer(conf)
+        p.produce(topic, b"over-sasl-ssl")
+        assert p.flush(30) == 0
+        config = tmp_path / "client.properties"
+        config.write_text("security.protocol=SASL_SSL\nsasl.mechanism=SCRAM-SHA-512\n"
+                          "sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required "
+                          'username="erin" password="erin-secret";\n'
+                          f"ssl.truststore.type=PEM\nssl.truststore.location={trust}\n")
+        out = kafka_tool("kafka-console-consumer", "--bootstrap-server", b.bootstrap, "--topic", topic,
+                         "--from-beginning", "--max-messages", "1", "--timeout-ms", "30000",
+                         "--command-config", config).stdout
+        assert out.split() == ["over-sasl-ssl"]
+    finally:
+        b.stop()

@@ -7,6 +7,7 @@ that replicates over an SSL inter-broker listener."""
 import json
 import socket
 import ssl
+import struct
 import subprocess
 from types import SimpleNamespace
 
@@ -236,3 +237,27 @@ def test_a_cluster_replicates_over_an_ssl_inter_broker_listener(tmp_path, pki):
             assert "cannot reach leader" not in b.log_text()
     finally:
         cluster.stop()
+
+
+def test_a_client_certificate_names_the_principal(tmp_path, pki):
+    """The principal of a client with a certificate is its subject (RFC 2253:
+    CN=alice,O=Gregor tests) through ssl.principal.mapping.rules; the broker
+    names it when it refuses that client something (here an unknown API)."""
+    props = {"listener.security.protocol.map": "INTERNAL:PLAINTEXT,EXTERNAL:SSL",
+             "listener.name.external.ssl.principal.mapping.rules": "RULE:^CN=([^,]*),O=Gregor tests$/$1/U, DEFAULT",
+             **ssl_listener(pki)}
+    broker = Gregor(tmp_path, props=props).start()
+    try:
+        host, port = broker.bootstrap.split(":")
+        _, key, crt = pki.client
+        context = ssl.create_default_context(cafile=str(pki.trust))
+        context.load_cert_chain(str(crt), str(key))
+        with socket.create_connection((host, int(port)), timeout=10) as raw:
+            with context.wrap_socket(raw, server_hostname="localhost") as s:
+                s.sendall(struct.pack(">ihhi", 8, 999, 0, 1))  # API key 999: unknown
+                assert s.recv(1) == b""
+        wait_until(lambda: "unknown API key 999" in broker.log_text(), 10, "the refusal in the log")
+        line = next(x for x in broker.log_text().splitlines() if "unknown API key 999" in x)
+        assert "principal=User:ALICE" in line, line
+    finally:
+        broker.stop()

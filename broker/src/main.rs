@@ -49,6 +49,19 @@ enum Command {
         #[arg(long, value_name = "DIR")]
         data: Option<PathBuf>,
     },
+    /// Prepare a new cluster's metadata before its first start, as
+    /// kafka-storage format does: SCRAM users given with --add-scram exist
+    /// from the cluster's first moment.
+    Format {
+        /// Path to server.properties (its metadata.log.dir or first log dir).
+        #[arg(long)]
+        config: PathBuf,
+        /// A SCRAM user, as Kafka writes it:
+        /// 'SCRAM-SHA-512=[name=alice,password=alice-secret]' (repeatable;
+        /// iterations=N optional).
+        #[arg(long = "add-scram", value_name = "CREDENTIAL")]
+        add_scram: Vec<String>,
+    },
     /// Print the reference of every broker and topic setting, in Markdown
     /// (the repository keeps it as docs/configuration.md).
     ConfigDocs,
@@ -77,6 +90,7 @@ fn main() -> ExitCode {
             run_broker(config)
         }
         Command::Dev { data } => run_dev(data),
+        Command::Format { config, add_scram } => run_format(config, add_scram),
         Command::ConfigDocs => {
             print!("{}", gregor_broker::config_docs::render());
             ExitCode::SUCCESS
@@ -104,6 +118,37 @@ fn run_client(command: gregor_cli::Command) -> ExitCode {
     };
     match runtime.block_on(gregor_cli::run(command, shutdown_signal())) {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("gregor: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `gregor format`: writes the new cluster's bootstrap records.
+fn run_format(path: PathBuf, add_scram: Vec<String>) -> ExitCode {
+    use gregor_broker::metadata::bootstrap;
+    let config = match BrokerConfig::load(&path, std::env::vars()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("gregor: configuration error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let records: Result<Vec<_>, _> = add_scram
+        .iter()
+        .map(|a| bootstrap::parse_add_scram(a))
+        .collect();
+    let written =
+        records.and_then(|r| bootstrap::write(&config.metadata_quorum_dir(), &r).map(|()| r.len()));
+    match written {
+        Ok(n) => {
+            println!(
+                "gregor: {} holds {n} record(s) for the new cluster",
+                config.metadata_quorum_dir().join(bootstrap::FILE).display()
+            );
+            ExitCode::SUCCESS
+        }
         Err(e) => {
             eprintln!("gregor: {e}");
             ExitCode::FAILURE

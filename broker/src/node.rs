@@ -103,6 +103,7 @@ impl Node {
                         Some(settings) => Some(Arc::new(client_config(settings)?)),
                         None => None,
                     },
+                    login: config.inter_broker_login.clone(),
                     max_wait: Duration::from_millis(config.replica_fetch_wait_max_ms),
                     partition_max_bytes: config.replica_fetch_max_bytes,
                     max_bytes: config.replica_fetch_response_max_bytes,
@@ -272,7 +273,7 @@ pub async fn start_quorum(
     let quorum = Quorum::start(QuorumSettings {
         node_id: config.node_id,
         voters: config.voters.clone(),
-        dir: config.metadata_log_dir.join("__cluster_metadata-0"),
+        dir: config.metadata_quorum_dir(),
         election_timeout: Duration::from_millis(config.controller_election_timeout_ms),
         session_timeout: Duration::from_millis(config.broker_session_timeout_ms),
         cluster_id: log_dirs.cluster_id.clone().unwrap_or_else(new_cluster_id),

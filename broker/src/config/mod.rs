@@ -130,6 +130,9 @@ pub struct BrokerConfig {
     pub sasl_max_receive_size: usize,
     /// `connection.failed.authentication.delay.ms`
     pub failed_authentication_delay_ms: u64,
+    /// How this broker logs in to the others when the inter-broker
+    /// listener is SASL.
+    pub inter_broker_login: Option<crate::security::sasl::login::Login>,
     /// `http.listener` (`[host]:port`, Gregor's own): where `/livez`,
     /// `/readyz` and `/metrics` are served. Off when unset.
     pub http_listener: Option<Listener>,
@@ -172,6 +175,12 @@ fn declared(v: &Values, key: &'static str) -> Result<Property, ConfigError> {
 }
 
 impl BrokerConfig {
+    /// Where the metadata quorum keeps its log, snapshots and the
+    /// records a new cluster starts with.
+    pub fn metadata_quorum_dir(&self) -> PathBuf {
+        self.metadata_log_dir.join("__cluster_metadata-0")
+    }
+
     /// Reads `path`, replaces `${env:NAME}` in its values with variables of
     /// `env` (Kafka's `EnvVarConfigProvider` syntax), applies `GREGOR_*`
     /// overrides from `env`, and validates.
@@ -280,12 +289,6 @@ impl BrokerConfig {
                     reason: "the controller listener is PLAINTEXT only so far".into(),
                 });
             }
-            if l.protocol.sasl() && l.name == inter_broker_listener {
-                return Err(ConfigError::Listener {
-                    listener: l.name.clone(),
-                    reason: "brokers do not log in to each other with SASL yet: make the inter-broker listener (inter.broker.listener.name) PLAINTEXT or SSL".into(),
-                });
-            }
             if l.protocol.tls() {
                 tls.insert(l.name.clone(), tls::TlsSettings::for_listener(&v, &l.name)?);
             }
@@ -296,6 +299,14 @@ impl BrokerConfig {
                 );
             }
         }
+        let inter_broker_login = match sasl.get(&inter_broker_listener) {
+            Some(settings) => Some(sasl::inter_broker_login(
+                &v,
+                &inter_broker_listener,
+                settings,
+            )?),
+            None => None,
+        };
         if roles.broker && listeners.len() == usize::from(controller_listener.is_some()) {
             return Err(ConfigError::Missing("listeners"));
         }
@@ -357,6 +368,7 @@ impl BrokerConfig {
             sasl,
             sasl_max_receive_size: v.get("sasl.server.max.receive.size")?,
             failed_authentication_delay_ms: v.get("connection.failed.authentication.delay.ms")?,
+            inter_broker_login,
             http_listener: v
                 .given("http.listener")
                 .map(listener::parse_http)

@@ -13,6 +13,7 @@ use super::setting::list_items;
 use super::tls::Secret;
 use super::values::Values;
 use super::ConfigError;
+use crate::security::sasl::login::Login;
 use crate::security::sasl::{jaas, Mechanism};
 
 /// What one SASL_PLAINTEXT or SASL_SSL listener accepts.
@@ -91,6 +92,46 @@ impl SaslSettings {
                 .unwrap_or(0),
         })
     }
+}
+
+/// How this broker logs in to `listener` of the others, the inter-broker
+/// listener: `sasl.mechanism.inter.broker.protocol`, which the listener
+/// must offer, with the `username` and `password` of its JAAS line.
+pub fn inter_broker_login(
+    values: &Values,
+    listener: &str,
+    settings: &SaslSettings,
+) -> Result<Login, ConfigError> {
+    let refuse = |reason: String| ConfigError::Listener {
+        listener: listener.to_string(),
+        reason,
+    };
+    let named = values
+        .property("sasl.mechanism.inter.broker.protocol")
+        .map(|p| p.value)
+        .unwrap_or_default();
+    let mechanism: Mechanism = named.parse().map_err(|_| {
+        refuse(format!(
+            "brokers log in to each other on this listener with sasl.mechanism.inter.broker.protocol, which is {named:?}: set it to PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512"
+        ))
+    })?;
+    if !settings.mechanisms.contains(&mechanism) {
+        return Err(refuse(format!(
+            "sasl.mechanism.inter.broker.protocol is {mechanism}, which sasl.enabled.mechanisms does not offer here"
+        )));
+    }
+    let Some((username, password)) = settings.client.get(&mechanism) else {
+        return Err(refuse(format!(
+            "brokers log in to each other with {mechanism}: give username and password in listener.name.{}.{}",
+            listener.to_ascii_lowercase(),
+            jaas_key(mechanism)
+        )));
+    };
+    Ok(Login {
+        mechanism,
+        username: username.clone(),
+        password: password.expose().to_string(),
+    })
 }
 
 /// PLAIN's users by name, with their passwords: `Debug` shows the names only.
@@ -204,5 +245,49 @@ mod tests {
         assert_eq!(s.mechanisms, [Mechanism::ScramSha256]);
         assert!(s.client.is_empty());
         assert_eq!(s.max_reauth_ms, 0);
+    }
+
+    #[test]
+    fn brokers_log_in_with_the_inter_broker_mechanism_and_the_listeners_credentials() {
+        let base = [
+            ("sasl.enabled.mechanisms", "PLAIN,SCRAM-SHA-512"),
+            ("listener.name.sasl.plain.sasl.jaas.config", PLAIN),
+        ];
+        let login = |extra: &[(&str, &str)]| {
+            let lines: Vec<(&str, &str)> = base.iter().chain(extra).copied().collect();
+            let v = values(&lines);
+            let settings = SaslSettings::for_listener(&v, "SASL").expect("settings");
+            inter_broker_login(&v, "SASL", &settings).map_err(|e| e.to_string())
+        };
+        let plain = login(&[("sasl.mechanism.inter.broker.protocol", "PLAIN")]).expect("login");
+        assert_eq!(
+            (plain.mechanism, plain.username.as_str()),
+            (Mechanism::Plain, "admin")
+        );
+        assert!(!format!("{plain:?}").contains("admin-secret"));
+        let scram = login(&[
+            ("sasl.mechanism.inter.broker.protocol", "SCRAM-SHA-512"),
+            ("listener.name.sasl.scram-sha-512.sasl.jaas.config", SCRAM),
+        ])
+        .expect("login");
+        assert_eq!(
+            (scram.mechanism, scram.username.as_str()),
+            (Mechanism::ScramSha512, "broker")
+        );
+        let refusals = [
+            (vec![], "which is \"GSSAPI\""),
+            (
+                vec![("sasl.mechanism.inter.broker.protocol", "SCRAM-SHA-256")],
+                "does not offer",
+            ),
+            (
+                vec![("sasl.mechanism.inter.broker.protocol", "SCRAM-SHA-512")],
+                "give username and password in listener.name.sasl.scram-sha-512.sasl.jaas.config",
+            ),
+        ];
+        for (extra, expected) in refusals {
+            let error = login(&extra).expect_err("refused");
+            assert!(error.contains(expected), "{error}");
+        }
     }
 }

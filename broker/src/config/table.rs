@@ -212,6 +212,13 @@ pub static BROKER: &[Setting] = &[
     )
     .default("https")
     .per_listener(),
+    Setting::new(
+        "ssl.principal.mapping.rules",
+        Kind::Text,
+        "How a client certificate's subject (as RFC 2253 writes it, e.g. CN=alice,OU=eng) becomes its user: RULE:pattern/replacement/[LU] rules, the first whose pattern matches the whole name rewrites it; DEFAULT keeps the name.",
+    )
+    .default("DEFAULT")
+    .per_listener(),
     // SASL, for the listeners whose protocol is SASL_PLAINTEXT or SASL_SSL;
     // each may also be given per listener as `listener.name.<listener>.<key>`.
     Setting::new(

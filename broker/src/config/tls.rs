@@ -11,6 +11,7 @@ use super::properties::Property;
 use super::setting::list_items;
 use super::values::Values;
 use super::{invalid, ConfigError};
+use crate::security::principal::PrincipalRules;
 
 /// Text that must never be shown (a private key): `Debug` hides it.
 #[derive(Clone, PartialEq, Eq)]
@@ -103,6 +104,9 @@ pub struct TlsSettings {
     /// the other's certificate names the host it connects to
     /// (`ssl.endpoint.identification.algorithm=https`, Kafka's default).
     pub verify_host: bool,
+    /// `ssl.principal.mapping.rules`: a client certificate's subject to
+    /// the user it authenticates.
+    pub principal_rules: PrincipalRules,
 }
 
 impl TlsSettings {
@@ -194,7 +198,12 @@ impl TlsSettings {
             Some(p) => return Err(invalid(&p, "expected https or nothing".into())),
             None => true,
         };
+        let principal_rules = match get("ssl.principal.mapping.rules") {
+            Some(p) => PrincipalRules::parse(&p.value).map_err(|reason| invalid(&p, reason))?,
+            None => PrincipalRules::default(),
+        };
         Ok(TlsSettings {
+            principal_rules,
             verify_host,
             listener: listener.to_string(),
             key_store,

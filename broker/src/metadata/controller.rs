@@ -118,6 +118,8 @@ pub struct Controller {
     view: tokio::sync::watch::Receiver<MetadataView>,
     session_timeout: Duration,
     cluster_id: String,
+    /// What a new cluster starts with (`gregor format`).
+    bootstrap: Vec<MetadataRecord>,
     preferred_leader_check: Option<Duration>,
     heard: Mutex<HashMap<i32, Instant>>,
     membership: tokio::sync::Mutex<()>,
@@ -133,6 +135,7 @@ impl Controller {
         view: tokio::sync::watch::Receiver<MetadataView>,
         session_timeout: Duration,
         cluster_id: String,
+        bootstrap: Vec<MetadataRecord>,
         preferred_leader_check: Option<Duration>,
     ) -> Self {
         Controller {
@@ -140,6 +143,7 @@ impl Controller {
             view,
             session_timeout,
             cluster_id,
+            bootstrap,
             preferred_leader_check,
             heard: Mutex::new(HashMap::new()),
             membership: tokio::sync::Mutex::new(()),
@@ -420,6 +424,7 @@ impl Controller {
             if image.cluster_id.is_empty() {
                 self.propose(MetadataRecord::InitCluster {
                     cluster_id: self.cluster_id.clone(),
+                    bootstrap: self.bootstrap.clone(),
                 })
                 .await;
             }

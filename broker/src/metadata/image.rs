@@ -145,9 +145,17 @@ impl ClusterImage {
 
     fn try_apply(&mut self, index: u64, record: &MetadataRecord) -> Result<Applied, Refusal> {
         match record {
-            MetadataRecord::InitCluster { cluster_id } => {
+            MetadataRecord::InitCluster {
+                cluster_id,
+                bootstrap,
+            } => {
                 if self.cluster_id.is_empty() {
                     self.cluster_id = cluster_id.clone();
+                    for record in bootstrap {
+                        if let Applied::Refused(r) = self.apply(index, record) {
+                            tracing::warn!(reason = %r, "a bootstrap record was refused");
+                        }
+                    }
                 }
                 Ok(Applied::Done)
             }

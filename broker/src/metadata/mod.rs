@@ -3,6 +3,7 @@
 //! - [`records`] are the changes written to the metadata log;
 //! - [`image`] is the cluster they describe, built by applying them in order
 //!   (pure and deterministic, so every node agrees);
+//! - [`bootstrap`] holds what a new cluster starts with (`gregor format`);
 //! - [`placement`] decides where new replicas go;
 //! - [`store`] keeps the Raft log, vote and snapshots on disk;
 //! - [`network`] is the controller listener's protocol;
@@ -15,6 +16,7 @@
 //! - [`registration`] is the broker's side: register, heartbeat, and
 //!   controlled shutdown.
 
+pub mod bootstrap;
 pub mod controller;
 pub mod election;
 pub mod image;

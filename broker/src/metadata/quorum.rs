@@ -13,6 +13,7 @@ use openraft::{BasicNode, Raft, ServerState, SnapshotPolicy};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
+use super::bootstrap;
 use super::controller::{Controller, ControllerRequest, ControllerResponse};
 use super::election::{self, LeaderContact, PreVote, Timing, VoterState};
 use super::network::{self, Connection, Network, Request, Response};
@@ -60,6 +61,9 @@ pub enum QuorumError {
     /// Raft refused its settings or failed.
     #[error("metadata quorum: {0}")]
     Raft(String),
+    /// The records given with `gregor format` cannot be read.
+    #[error("metadata bootstrap: {0}")]
+    Bootstrap(#[from] bootstrap::BootstrapError),
     /// No active controller answered in time.
     #[error("no active controller answered within {0:?} (is a majority of controller.quorum.voters running?)")]
     NoController(Duration),
@@ -87,6 +91,7 @@ impl Quorum {
             source,
         };
         let log = LogStore::open(&settings.dir).map_err(storage)?;
+        let bootstrap = bootstrap::read(&settings.dir)?;
         let sm = StateMachine::open(&settings.dir).map_err(storage)?;
         let view = sm.subscribe();
         let election = settings.election_timeout.as_millis() as u64;
@@ -164,6 +169,7 @@ impl Quorum {
             view.clone(),
             settings.session_timeout,
             settings.cluster_id.clone(),
+            bootstrap,
             settings.preferred_leader_check,
         ));
         tokio::spawn(controller.clone().run());

@@ -28,6 +28,10 @@ pub enum MetadataRecord {
     InitCluster {
         /// Kafka-style cluster id.
         cluster_id: String,
+        /// The records the cluster starts with (`gregor format`), applied
+        /// with the first such record only.
+        #[serde(default)]
+        bootstrap: Vec<MetadataRecord>,
     },
     /// A broker (re)joins; it stays fenced until its first heartbeat.
     RegisterBroker {

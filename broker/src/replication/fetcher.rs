@@ -18,6 +18,7 @@ use tokio_util::task::AbortOnDropHandle;
 
 use crate::metadata::store::MetadataView;
 use crate::partition::Partition;
+use crate::security::sasl::login::{log_in, Login};
 
 /// Fetch version used between brokers: replica id in the body, leader
 /// epochs, diverging-epoch answers, topics by name.
@@ -35,6 +36,8 @@ pub struct FetchSettings {
     pub listener: String,
     /// TLS to reach them, when that listener is SSL.
     pub tls: Option<Arc<tokio_rustls::rustls::ClientConfig>>,
+    /// How to log in to them, when that listener is SASL.
+    pub login: Option<Login>,
     /// `replica.fetch.wait.max.ms`
     pub max_wait: Duration,
     /// `replica.fetch.max.bytes`
@@ -81,7 +84,13 @@ async fn follow(
     followed: watch::Receiver<Followed>,
 ) {
     let mut conn: Option<Connection> = None;
+    // When the leader ends the SASL session: replace the connection first.
+    let mut session_ends: Option<tokio::time::Instant> = None;
     loop {
+        if session_ends.is_some_and(|at| tokio::time::Instant::now() >= at) {
+            conn = None;
+            session_ends = None;
+        }
         let partitions = followed.borrow().get(&leader).cloned().unwrap_or_default();
         if partitions.is_empty() {
             return;
@@ -102,6 +111,21 @@ async fn follow(
             let connected = match &settings.tls {
                 Some(tls) => Connection::connect_tls(&addr, tls.clone(), CLIENT_ID).await,
                 None => Connection::connect(&addr, CLIENT_ID).await,
+            };
+            let connected = match (connected, &settings.login) {
+                (Ok(mut c), Some(login)) => match log_in(&mut c, login).await {
+                    Ok(lifetime) => {
+                        // Well before the end, as a Kafka client re-logs in.
+                        session_ends = lifetime.map(|l| tokio::time::Instant::now() + l * 9 / 10);
+                        Ok(c)
+                    }
+                    Err(e) => {
+                        tracing::warn!(leader, %addr, error = %e, "cannot log in to leader");
+                        tokio::time::sleep(Duration::from_millis(500)).await;
+                        continue;
+                    }
+                },
+                (connected, _) => connected,
             };
             match connected {
                 Ok(c) => conn = Some(c),

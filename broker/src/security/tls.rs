@@ -484,6 +484,7 @@ mod tests {
             versions: vec![TlsVersion::V1_2, TlsVersion::V1_3],
             cipher_suites: Vec::new(),
             verify_host: true,
+            principal_rules: Default::default(),
         }
     }
 

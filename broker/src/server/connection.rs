@@ -84,7 +84,7 @@ where
         }
         Err(CloseReason::Refused) => {}
         Err(reason) => {
-            tracing::warn!(peer = %info.peer, listener = %info.listener, %reason, "closing connection")
+            tracing::warn!(peer = %info.peer, listener = %info.listener, principal = %info.principal, %reason, "closing connection")
         }
     }
     node.metrics.connections_open.dec();

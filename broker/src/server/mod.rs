@@ -16,6 +16,7 @@ use tokio_util::task::TaskTracker;
 use crate::bind::Bound;
 use crate::node::Node;
 use crate::protocol::ConnectionInfo;
+use crate::security::principal;
 use crate::security::tls::ListenerTls;
 
 /// How long open connections get at shutdown to answer what they have
@@ -96,6 +97,18 @@ async fn accept_loop(
                                 tokio::time::timeout(HANDSHAKE_PATIENCE, acceptor.accept(stream));
                             match handshake.await {
                                 Ok(Ok(stream)) => {
+                                    let certificate = stream
+                                        .get_ref()
+                                        .1
+                                        .peer_certificates()
+                                        .and_then(|chain| chain.first());
+                                    let mut info = info;
+                                    if let Some(der) = certificate {
+                                        match certificate_principal(&node, &info.listener, der) {
+                                            Ok(principal) => info.principal = principal,
+                                            Err(reason) => return refuse(&node, &info, &reason),
+                                        }
+                                    }
                                     connection::serve(node, stream, info, draining).await
                                 }
                                 Ok(Err(e)) => refuse(&node, &info, &e.to_string()),
@@ -115,6 +128,25 @@ async fn accept_loop(
                 tokio::time::sleep(std::time::Duration::from_millis(100)).await;
             }
         }
+    }
+}
+
+/// The principal of a client certificate: its subject through the
+/// listener's `ssl.principal.mapping.rules`.
+fn certificate_principal(node: &Node, listener: &str, der: &[u8]) -> Result<String, String> {
+    let subject =
+        principal::subject_name(der).ok_or("the client certificate's subject does not parse")?;
+    let rules = node
+        .config
+        .tls
+        .get(listener)
+        .map(|t| t.principal_rules.clone())
+        .unwrap_or_default();
+    match rules.apply(&subject) {
+        Some(user) => Ok(format!("User:{user}")),
+        None => Err(format!(
+            "no ssl.principal.mapping.rules rule applies to the certificate subject {subject}"
+        )),
     }
 }
 

@@ -13,6 +13,8 @@
 //!   passwords, and the credentials the broker itself logs in with when it
 //!   is the client on a SASL inter-broker listener.
 //! - [`plain`] is RFC 4616 PLAIN: one message, the password in it.
+//! - [`login`] is the broker as a client: a follower logging in to its
+//!   leader's SASL inter-broker listener;
 //! - [`scram`] is RFC 5802 SCRAM with SHA-256 (RFC 7677) and SHA-512:
 //!   credentials derived from a password (what the metadata quorum
 //!   stores), the server's and the client's side of the exchange.
@@ -29,6 +31,7 @@ use serde::{Deserialize, Serialize};
 
 mod fixed_time;
 pub mod jaas;
+pub mod login;
 pub mod plain;
 pub mod scram;
 
