@@ -23,6 +23,28 @@ pub mod producer;
 pub mod scram;
 
 use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::ResponseError;
+
+use crate::metadata::controller::ControllerRequest;
+use crate::metadata::records::{Applied, MetadataRecord};
+use crate::node::Node;
+
+/// Proposes `record` to the active controller and waits for it to be
+/// applied; Kafka's error and a message when it was refused or not decided.
+pub(crate) async fn propose(
+    node: &Node,
+    record: MetadataRecord,
+) -> Result<(), (ResponseError, String)> {
+    match node
+        .topic_changes()
+        .apply(ControllerRequest::Propose(record))
+        .await
+    {
+        Ok(Applied::Refused(r)) => Err((errors::refusal_error(&r), r.to_string())),
+        Ok(_) => Ok(()),
+        Err(e) => Err((ResponseError::RequestTimedOut, e)),
+    }
+}
 
 /// A response string from Rust text.
 pub(crate) fn text(s: impl Into<String>) -> StrBytes {

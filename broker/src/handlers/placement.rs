@@ -17,26 +17,20 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::ResponseError;
 
-use super::errors::refusal_error;
+use super::propose;
 use super::text;
-use crate::metadata::controller::ControllerRequest;
-use crate::metadata::records::{Applied, MetadataRecord};
+use crate::metadata::records::MetadataRecord;
 use crate::node::Node;
 use crate::protocol::RequestContext;
 
 /// Kafka's election type for "make the preferred replica the leader".
 const PREFERRED: i8 = 0;
 
-/// Proposes `record` and turns the outcome into an error code and message.
+/// A proposal's outcome as an error code and message.
 async fn decide(node: &Node, record: MetadataRecord) -> (i16, Option<String>) {
-    match node
-        .topic_changes()
-        .apply(ControllerRequest::Propose(record))
-        .await
-    {
-        Ok(Applied::Refused(r)) => (refusal_error(&r).code(), Some(r.to_string())),
-        Ok(_) => (0, None),
-        Err(e) => (ResponseError::RequestTimedOut.code(), Some(e)),
+    match propose(node, record).await {
+        Ok(()) => (0, None),
+        Err((error, message)) => (error.code(), Some(message)),
     }
 }
 

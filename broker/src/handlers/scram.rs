@@ -18,11 +18,9 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::ResponseError;
 
-use super::errors::refusal_error;
-use super::text;
-use crate::metadata::controller::ControllerRequest;
+use super::{propose, text};
 use crate::metadata::image::ClusterImage;
-use crate::metadata::records::{Applied, MetadataRecord};
+use crate::metadata::records::MetadataRecord;
 use crate::node::Node;
 use crate::protocol::RequestContext;
 use crate::security::sasl::scram::{check_iterations, ScramCredential};
@@ -167,7 +165,7 @@ pub async fn alter_user_scram_credentials(
     let mut response = AlterUserScramCredentialsResponse::default();
     for (user, changes) in by_user {
         let outcome = match plan(&node.image(), &user, &changes) {
-            Ok(records) => propose(node, records).await,
+            Ok(records) => propose_all(node, records).await,
             Err(refused) => Err(refused),
         };
         let mut result = AlterUserScramCredentialsResult::default();
@@ -184,17 +182,10 @@ pub async fn alter_user_scram_credentials(
     response
 }
 
-async fn propose(node: &Node, records: Vec<MetadataRecord>) -> Result<(), Refused> {
+/// Proposes a user's records in order, stopping at the first refusal.
+async fn propose_all(node: &Node, records: Vec<MetadataRecord>) -> Result<(), Refused> {
     for record in records {
-        match node
-            .topic_changes()
-            .apply(ControllerRequest::Propose(record))
-            .await
-        {
-            Ok(Applied::Refused(r)) => return Err((refusal_error(&r), r.to_string())),
-            Ok(_) => {}
-            Err(e) => return Err((ResponseError::RequestTimedOut, e)),
-        }
+        propose(node, record).await?;
     }
     Ok(())
 }

@@ -145,11 +145,21 @@ pub async fn drive(
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         ticks.tick().await;
-        let metrics = raft.metrics().borrow().clone();
-        if metrics.running_state.is_err() {
+        // Only what is needed, not a copy of the whole metrics every tick.
+        let (stopped, committed, leading, term) = {
+            let m = raft.metrics();
+            let m = m.borrow();
+            (
+                m.running_state.is_err(),
+                m.vote.is_committed(),
+                m.state == ServerState::Leader,
+                m.current_term,
+            )
+        };
+        if stopped {
             return;
         }
-        let wait = timing.wait(timeout, metrics.vote.is_committed());
+        let wait = timing.wait(timeout, committed);
         // Waited from the last word of a leader, this process's start, or
         // the last attempt, whichever is latest.
         let since = [contact.last(), Some(started), last_attempt]
@@ -157,7 +167,7 @@ pub async fn drive(
             .flatten()
             .max()
             .unwrap_or(started);
-        if metrics.state == ServerState::Leader || since.elapsed() < wait {
+        if leading || since.elapsed() < wait {
             continue;
         }
         last_attempt = Some(Instant::now());
@@ -171,7 +181,7 @@ pub async fn drive(
             tracing::info!(
                 granted,
                 voters,
-                term = metrics.current_term,
+                term,
                 "no leader heard from; pre-vote granted, calling an election"
             );
             if raft.trigger().elect().await.is_err() {

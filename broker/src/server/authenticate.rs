@@ -120,22 +120,12 @@ impl Authenticator {
             (State::Idle, api) => {
                 Verdict::Close(format!("{api:?} request before SASL authentication"))
             }
-            (_, ApiKey::SaslAuthenticate) => match decode_frame(frame) {
-                Ok(Decoded::Request {
-                    version,
-                    header,
-                    request,
-                    ..
-                }) => match *request {
-                    RequestKind::SaslAuthenticate(r) => {
-                        self.token(&r.auth_bytes, Some((version, header.correlation_id)), scram)
-                    }
-                    _ => Verdict::Close("SaslAuthenticate did not decode as one".into()),
-                },
-                Ok(Decoded::ApiVersionsFallback { .. }) => {
-                    Verdict::Close("SaslAuthenticate did not decode as one".into())
+            (_, ApiKey::SaslAuthenticate) => match decode(frame) {
+                Ok((version, correlation_id, RequestKind::SaslAuthenticate(r))) => {
+                    self.token(&r.auth_bytes, Some((version, correlation_id)), scram)
                 }
-                Err(e) => Verdict::Close(e.to_string()),
+                Ok(_) => Verdict::Close("SaslAuthenticate did not decode as one".into()),
+                Err(why) => Verdict::Close(why),
             },
             // Requests of a client re-authenticating are served under the
             // session it already has.
@@ -147,20 +137,12 @@ impl Authenticator {
     }
 
     fn handshake(&mut self, frame: Bytes) -> Verdict {
-        let (version, correlation_id, request) = match decode_frame(frame) {
-            Ok(Decoded::Request {
-                version,
-                header,
-                request,
-                ..
-            }) => match *request {
-                RequestKind::SaslHandshake(r) => (version, header.correlation_id, r),
-                _ => return Verdict::Close("SaslHandshake did not decode as one".into()),
-            },
-            Ok(Decoded::ApiVersionsFallback { .. }) => {
-                return Verdict::Close("SaslHandshake did not decode as one".into())
+        let (version, correlation_id, request) = match decode(frame) {
+            Ok((version, correlation_id, RequestKind::SaslHandshake(r))) => {
+                (version, correlation_id, r)
             }
-            Err(e) => return Verdict::Close(e.to_string()),
+            Ok(_) => return Verdict::Close("SaslHandshake did not decode as one".into()),
+            Err(why) => return Verdict::Close(why),
         };
         let mut response = SaslHandshakeResponse::default();
         response.mechanisms = self
@@ -343,6 +325,21 @@ impl Authenticator {
             answer,
             principal: principal.or_else(|| self.principal.clone()),
             reason,
+        }
+    }
+}
+
+/// A request frame's version, correlation id and body.
+fn decode(frame: Bytes) -> Result<(i16, i32, RequestKind), String> {
+    match decode_frame(frame).map_err(|e| e.to_string())? {
+        Decoded::Request {
+            version,
+            header,
+            request,
+            ..
+        } => Ok((version, header.correlation_id, *request)),
+        Decoded::ApiVersionsFallback { .. } => {
+            Err("an ApiVersions request of a later version".into())
         }
     }
 }
