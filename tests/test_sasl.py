@@ -301,7 +301,11 @@ def test_a_cluster_replicates_over_a_scram_inter_broker_listener(tmp_path):
              "listener.name.internal.sasl.enabled.mechanisms": "SCRAM-SHA-512",
              "listener.name.internal.scram-sha-512.sasl.jaas.config": scram,
              "listener.name.internal.connections.max.reauth.ms": "3000",
-             "sasl.mechanism.inter.broker.protocol": "SCRAM-SHA-512"}
+             "sasl.mechanism.inter.broker.protocol": "SCRAM-SHA-512",
+             # Followers fetch with CLUSTER_ACTION: only because User:broker
+             # is a super user (the test's plaintext clients are anonymous).
+             "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+             "super.users": "User:broker;User:ANONYMOUS"}
     cluster = GregorCluster(tmp_path / "cluster", props=props)
     for b in cluster.brokers:
         b.write_config()

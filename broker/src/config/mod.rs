@@ -5,6 +5,7 @@
 //! is an error (a typo must not silently fall back to a default), and every
 //! value is checked against its declaration before it is used.
 
+pub mod authorizer;
 pub mod listener;
 pub mod properties;
 pub mod quorum;
@@ -133,6 +134,9 @@ pub struct BrokerConfig {
     /// How this broker logs in to the others when the inter-broker
     /// listener is SASL.
     pub inter_broker_login: Option<crate::security::sasl::login::Login>,
+    /// The ACL authorizer (`authorizer.class.name`); `None` when every
+    /// request is allowed.
+    pub authorizer: Option<crate::security::acl::Authorizer>,
     /// `http.listener` (`[host]:port`, Gregor's own): where `/livez`,
     /// `/readyz` and `/metrics` are served. Off when unset.
     pub http_listener: Option<Listener>,
@@ -369,6 +373,7 @@ impl BrokerConfig {
             sasl_max_receive_size: v.get("sasl.server.max.receive.size")?,
             failed_authentication_delay_ms: v.get("connection.failed.authentication.delay.ms")?,
             inter_broker_login,
+            authorizer: authorizer::from_values(&v)?,
             http_listener: v
                 .given("http.listener")
                 .map(listener::parse_http)

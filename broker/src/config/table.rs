@@ -274,6 +274,25 @@ pub static BROKER: &[Setting] = &[
         "How long the broker waits before it closes a connection whose authentication failed, to slow down guessing.",
     )
     .default("100"),
+    // Authorization.
+    Setting::new(
+        "authorizer.class.name",
+        Kind::Text,
+        "Turns on ACL authorization: org.apache.kafka.metadata.authorizer.StandardAuthorizer (Kafka's name; Gregor follows its rules). Empty: every request is allowed.",
+    )
+    .default(""),
+    Setting::new(
+        "super.users",
+        Kind::Text,
+        "Principals allowed everything whatever the ACLs say, separated by semicolons: User:admin;User:broker. The brokers' own principal belongs here (they replicate with ClusterAction).",
+    )
+    .default(""),
+    Setting::new(
+        "allow.everyone.if.no.acl.found",
+        Kind::Bool,
+        "Whether a resource that has no ACL at all is open to everyone; otherwise only super users reach it.",
+    )
+    .default("false"),
     // Storage.
     Setting::new(
         "log.dirs",

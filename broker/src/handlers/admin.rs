@@ -15,19 +15,30 @@ use kafka_protocol::ResponseError;
 use uuid::Uuid;
 
 use super::errors::topic_error;
-use super::text;
+use super::{authorize, text};
 use crate::group::offsets::OFFSETS_TOPIC;
 use crate::node::Node;
 use crate::protocol::RequestContext;
+use crate::security::acl::binding::CLUSTER_NAME;
+use crate::security::acl::{Operation, ResourceType};
 use crate::topic::{config, NewTopic};
 
-/// Creates topics (or, with `validate_only`, only checks them).
+/// Creates topics (or, with `validate_only`, only checks them). Each takes
+/// CREATE on the cluster or on the topic; the configs come back only with
+/// DESCRIBE_CONFIGS on it.
 pub async fn create_topics(
     node: &Node,
     ctx: &RequestContext,
     request: CreateTopicsRequest,
 ) -> CreateTopicsResponse {
     let mut resp = CreateTopicsResponse::default();
+    let cluster_create = authorize::visible(
+        node,
+        ctx,
+        Operation::Create,
+        ResourceType::Cluster,
+        CLUSTER_NAME,
+    );
     let mut seen = HashSet::new();
     let duplicates: HashSet<String> = request
         .topics
@@ -46,6 +57,14 @@ pub async fn create_topics(
             r.error_message = Some(text(format!(
                 "topic `{name}` appears more than once in the request"
             )));
+            resp.topics.push(r);
+            continue;
+        }
+        if !cluster_create
+            && !authorize::allowed(node, ctx, Operation::Create, ResourceType::Topic, &name)
+        {
+            r.error_code = ResponseError::TopicAuthorizationFailed.code();
+            r.error_message = Some(text("not authorized to create this topic"));
             resp.topics.push(r);
             continue;
         }
@@ -92,7 +111,16 @@ pub async fn create_topics(
                 r.topic_id = id;
                 r.num_partitions = partitions;
                 r.replication_factor = replication_factor;
-                if ctx.api_version >= 5 {
+                let show_configs = authorize::visible(
+                    node,
+                    ctx,
+                    Operation::DescribeConfigs,
+                    ResourceType::Topic,
+                    &name,
+                );
+                if ctx.api_version >= 5 && !show_configs {
+                    r.topic_config_error_code = ResponseError::TopicAuthorizationFailed.code();
+                } else if ctx.api_version >= 5 {
                     r.configs = Some(
                         config::describe(&new.configs, node.topics.defaults())
                             .into_iter()
@@ -120,10 +148,10 @@ pub async fn create_topics(
     resp
 }
 
-/// Deletes topics by name, or (v6+) by id.
+/// Deletes topics by name, or (v6+) by id; each takes DELETE on the topic.
 pub async fn delete_topics(
     node: &Node,
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
     request: DeleteTopicsRequest,
 ) -> DeleteTopicsResponse {
     let mut resp = DeleteTopicsResponse::default();
@@ -153,6 +181,11 @@ pub async fn delete_topics(
             .or(name);
         let result = match resolved {
             None => Err(ResponseError::UnknownTopicId),
+            Some(n)
+                if !authorize::allowed(node, ctx, Operation::Delete, ResourceType::Topic, &n) =>
+            {
+                Err(ResponseError::TopicAuthorizationFailed)
+            }
             Some(_) if !node.config.delete_topic_enable => {
                 Err(ResponseError::TopicDeletionDisabled)
             }
@@ -173,17 +206,20 @@ pub async fn delete_topics(
     resp
 }
 
-/// Grows topics' partition counts.
+/// Grows topics' partition counts; each takes ALTER on the topic.
 pub async fn create_partitions(
     node: &Node,
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
     request: CreatePartitionsRequest,
 ) -> CreatePartitionsResponse {
     let mut resp = CreatePartitionsResponse::default();
     for t in request.topics {
         let mut r = CreatePartitionsTopicResult::default();
         r.name = t.name.clone();
-        if t.name.as_str() == OFFSETS_TOPIC {
+        if !authorize::allowed(node, ctx, Operation::Alter, ResourceType::Topic, &t.name) {
+            r.error_code = ResponseError::TopicAuthorizationFailed.code();
+            r.error_message = Some(text("not authorized to alter this topic"));
+        } else if t.name.as_str() == OFFSETS_TOPIC {
             // Groups are mapped to its partitions by their count.
             r.error_code = ResponseError::InvalidRequest.code();
             r.error_message = Some(text(format!(

@@ -13,21 +13,52 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::ResponseError;
 
-use super::text;
+use super::{authorize, text};
 use crate::config::setting::{list_items, Described};
 use crate::node::Node;
 use crate::protocol::RequestContext;
+use crate::security::acl::binding::CLUSTER_NAME;
+use crate::security::acl::{Operation, ResourceType};
 use crate::topic::config;
 
 /// Kafka's resource types.
 const TOPIC: i8 = 2;
 const BROKER: i8 = 4;
+const BROKER_LOGGER: i8 = 8;
+
+/// Whether the request may read (DESCRIBE_CONFIGS) or change
+/// (ALTER_CONFIGS) a resource's settings: a topic's on the topic, a
+/// broker's on the cluster. Other resource types are refused further on.
+fn authorized(
+    node: &Node,
+    ctx: &RequestContext,
+    operation: Operation,
+    resource_type: i8,
+    name: &str,
+) -> Result<(), (ResponseError, String)> {
+    let (allowed, error) = match resource_type {
+        TOPIC => (
+            authorize::allowed(node, ctx, operation, ResourceType::Topic, name),
+            ResponseError::TopicAuthorizationFailed,
+        ),
+        BROKER | BROKER_LOGGER => (
+            authorize::allowed(node, ctx, operation, ResourceType::Cluster, CLUSTER_NAME),
+            ResponseError::ClusterAuthorizationFailed,
+        ),
+        _ => return Ok(()),
+    };
+    if allowed {
+        Ok(())
+    } else {
+        Err((error, format!("not authorized to {operation} here")))
+    }
+}
 
 /// Describes topic settings or the broker's: every declared one, with its
 /// source, and its synonyms and documentation when asked for.
 pub fn describe_configs(
     node: &Node,
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
     req: DescribeConfigsRequest,
 ) -> DescribeConfigsResponse {
     let mut resp = DescribeConfigsResponse::default();
@@ -36,7 +67,15 @@ pub fn describe_configs(
         r.resource_type = res.resource_type;
         r.resource_name = res.resource_name.clone();
         let name = res.resource_name.to_string();
+        let allowed = authorized(
+            node,
+            ctx,
+            Operation::DescribeConfigs,
+            res.resource_type,
+            &name,
+        );
         let entries: Result<Vec<Described>, (ResponseError, String)> = match res.resource_type {
+            _ if allowed.is_err() => allowed.map(|()| Vec::new()),
             TOPIC => match node.topics.get(&name) {
                 Some(t) => Ok(config::describe(&t.configs, node.topics.defaults())),
                 None => Err((
@@ -140,7 +179,7 @@ async fn apply(
 /// AlterConfigs: replaces a topic's overrides with the given set.
 pub async fn alter_configs(
     node: &Node,
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
     req: AlterConfigsRequest,
 ) -> AlterConfigsResponse {
     let mut resp = AlterConfigsResponse::default();
@@ -157,15 +196,26 @@ pub async fn alter_configs(
                     .map(|v| (c.name.to_string(), v.to_string()))
             })
             .collect();
-        if let Err((code, message)) = apply(
+        let outcome = match authorized(
             node,
+            ctx,
+            Operation::AlterConfigs,
             res.resource_type,
             res.resource_name.as_str(),
-            configs,
-            req.validate_only,
-        )
-        .await
-        {
+        ) {
+            Ok(()) => {
+                apply(
+                    node,
+                    res.resource_type,
+                    res.resource_name.as_str(),
+                    configs,
+                    req.validate_only,
+                )
+                .await
+            }
+            Err(e) => Err(e),
+        };
+        if let Err((code, message)) = outcome {
             r.error_code = code.code();
             r.error_message = Some(text(message));
         }
@@ -180,7 +230,7 @@ pub async fn alter_configs(
 /// already present is not appended twice).
 pub async fn incremental_alter_configs(
     node: &Node,
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
     req: IncrementalAlterConfigsRequest,
 ) -> IncrementalAlterConfigsResponse {
     let mut resp = IncrementalAlterConfigsResponse::default();
@@ -194,8 +244,13 @@ pub async fn incremental_alter_configs(
             .get(&name)
             .map(|t| t.configs.clone())
             .unwrap_or_default();
-        let mut outcome = Ok(());
-        for c in &res.configs {
+        let mut outcome = authorized(node, ctx, Operation::AlterConfigs, res.resource_type, &name);
+        let changes = if outcome.is_ok() {
+            &res.configs[..]
+        } else {
+            &[]
+        };
+        for c in changes {
             let key = c.name.to_string();
             match (c.config_operation, c.value.as_ref()) {
                 (0, Some(v)) => {

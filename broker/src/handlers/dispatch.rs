@@ -33,6 +33,7 @@ pub async fn handle_frame(
     node.metrics.request(api);
     let correlation_id = header.correlation_id;
     let ctx = RequestContext {
+        api,
         api_version: version,
         client_id: header
             .client_id
@@ -59,6 +60,9 @@ async fn dispatch(
     use ResponseKind as Rs;
     Some(match request {
         Rq::ApiVersions(r) => Rs::ApiVersions(api_versions::api_versions(node, ctx, r)),
+        Rq::CreateAcls(r) => Rs::CreateAcls(acls::create_acls(node, ctx, r).await),
+        Rq::DescribeAcls(r) => Rs::DescribeAcls(acls::describe_acls(node, ctx, r)),
+        Rq::DeleteAcls(r) => Rs::DeleteAcls(acls::delete_acls(node, ctx, r).await),
         Rq::AlterUserScramCredentials(r) => {
             Rs::AlterUserScramCredentials(scram::alter_user_scram_credentials(node, ctx, r).await)
         }

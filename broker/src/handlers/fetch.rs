@@ -6,14 +6,50 @@ use std::time::Duration;
 use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
 use kafka_protocol::messages::{FetchRequest, FetchResponse};
 
+use kafka_protocol::ResponseError;
+
+use super::authorize;
 use super::errors::replica_error;
 use crate::node::Node;
 use crate::protocol::RequestContext;
 use crate::replica_manager::fetch::{FetchParams, FetchPosition, FetchedData};
 use crate::replica_manager::TopicRef;
+use crate::security::acl::{Operation, ResourceType};
 
 /// Kafka's `isolation_level` for read_committed.
 const READ_COMMITTED: i8 = 1;
+
+/// Whether each requested topic may be fetched: a broker copying
+/// partitions needs CLUSTER_ACTION on the cluster, a consumer READ on the
+/// topic. A topic id this broker does not know is left to the replica
+/// manager, which answers UNKNOWN_TOPIC_ID.
+fn authorized(
+    node: &Node,
+    ctx: &RequestContext,
+    request: &FetchRequest,
+    follower: bool,
+) -> Vec<bool> {
+    if follower {
+        let ok = authorize::on_cluster(node, ctx, Operation::ClusterAction);
+        return vec![ok; request.topics.len()];
+    }
+    let image = node.image();
+    request
+        .topics
+        .iter()
+        .map(|t| {
+            let name = if ctx.api_version >= 13 {
+                match image.topic_name(t.topic_id) {
+                    Some(name) => name.to_string(),
+                    None => return true,
+                }
+            } else {
+                t.topic.to_string()
+            };
+            authorize::allowed(node, ctx, Operation::Read, ResourceType::Topic, &name)
+        })
+        .collect()
+}
 
 /// Answers a fetch (no fetch sessions: session id 0 tells clients to send
 /// full requests).
@@ -27,10 +63,13 @@ pub async fn fetch(node: &Node, ctx: &RequestContext, request: FetchRequest) -> 
         min_bytes: usize::try_from(request.min_bytes).unwrap_or(0),
         max_bytes: usize::try_from(request.max_bytes).unwrap_or(0),
     };
+    let authorized = authorized(node, ctx, &request, params.replica.is_some());
     let targets: Vec<(TopicRef, Vec<FetchPosition>)> = request
         .topics
         .iter()
-        .map(|t| {
+        .zip(&authorized)
+        .filter(|(_, ok)| **ok)
+        .map(|(t, _)| {
             // Topics are named by id from v13 (KIP-516).
             let topic = if ctx.api_version >= 13 {
                 TopicRef::Id(t.topic_id)
@@ -51,12 +90,33 @@ pub async fn fetch(node: &Node, ctx: &RequestContext, request: FetchRequest) -> 
             (topic, positions)
         })
         .collect();
-    let fetched = node.replicas.fetch(&params, &targets).await;
+    // A fetch refused everything answers at once rather than long-polling
+    // over nothing.
+    let fetched = if targets.is_empty() && !authorized.is_empty() {
+        Vec::new()
+    } else {
+        node.replicas.fetch(&params, &targets).await
+    };
+    let mut fetched = fetched.into_iter();
     let mut resp = FetchResponse::default();
-    for (topic, partitions) in request.topics.iter().zip(fetched) {
+    for (topic, ok) in request.topics.iter().zip(authorized) {
         let mut out = FetchableTopicResponse::default();
         out.topic = topic.topic.clone();
         out.topic_id = topic.topic_id;
+        let partitions = if ok { fetched.next() } else { None };
+        let Some(partitions) = partitions else {
+            for asked in &topic.partitions {
+                let mut d = PartitionData::default();
+                d.partition_index = asked.partition;
+                d.high_watermark = -1;
+                d.last_stable_offset = -1;
+                d.log_start_offset = -1;
+                d.error_code = ResponseError::TopicAuthorizationFailed.code();
+                out.partitions.push(d);
+            }
+            resp.responses.push(out);
+            continue;
+        };
         for (asked, f) in topic.partitions.iter().zip(partitions) {
             let mut d = PartitionData::default();
             d.partition_index = asked.partition;

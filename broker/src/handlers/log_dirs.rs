@@ -18,9 +18,14 @@ use crate::protocol::RequestContext;
 /// Disk capacity is not reported (-1).
 pub fn describe_log_dirs(
     node: &Node,
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
     request: DescribeLogDirsRequest,
 ) -> DescribeLogDirsResponse {
+    if !super::authorize::on_cluster(node, ctx, crate::security::acl::Operation::Describe) {
+        let mut resp = DescribeLogDirsResponse::default();
+        resp.error_code = kafka_protocol::ResponseError::ClusterAuthorizationFailed.code();
+        return resp;
+    }
     let wanted: Option<BTreeMap<String, Vec<i32>>> = request.topics.map(|topics| {
         topics
             .into_iter()

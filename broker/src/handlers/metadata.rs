@@ -11,17 +11,22 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::ResponseError;
 
-use super::text;
+use super::{authorize, text};
 use crate::group::offsets::OFFSETS_TOPIC;
 use crate::metadata::image::{ClusterImage, TopicImage, NO_LEADER};
 use crate::node::Node;
 use crate::protocol::RequestContext;
+use crate::security::acl::binding::CLUSTER_NAME;
+use crate::security::acl::{Operation, ResourceType};
 use crate::topic::{name, NewTopic, TopicError};
 
 /// Kafka's marker for "authorized operations not requested".
 const OPERATIONS_OMITTED: i32 = i32::MIN;
 
 /// Answers Metadata, creating requested topics when auto-creation is on.
+/// A topic the principal may not DESCRIBE is left out of an "all topics"
+/// answer and answered TOPIC_AUTHORIZATION_FAILED when named, whether or
+/// not it exists; auto-creation takes CREATE on the cluster or the topic.
 pub async fn metadata(
     node: &Node,
     ctx: &RequestContext,
@@ -30,7 +35,12 @@ pub async fn metadata(
     let mut resp = MetadataResponse::default();
     resp.cluster_id = Some(text(node.cluster_id.clone()));
     resp.controller_id = BrokerId(controller_id(node));
-    resp.cluster_authorized_operations = OPERATIONS_OMITTED;
+    resp.cluster_authorized_operations = if request.include_cluster_authorized_operations {
+        authorize::operations(node, ctx, ResourceType::Cluster, CLUSTER_NAME)
+    } else {
+        OPERATIONS_OMITTED
+    };
+    let with_operations = request.include_topic_authorized_operations;
 
     // v0 sends an empty list for "all topics"; v1+ sends null.
     let wanted = match request.topics {
@@ -41,46 +51,77 @@ pub async fn metadata(
             resp.topics = image
                 .topics
                 .iter()
-                .map(|(name, t)| describe(&image, name, t))
+                .filter(|(name, _)| {
+                    authorize::visible(node, ctx, Operation::Describe, ResourceType::Topic, name)
+                })
+                .map(|(name, t)| describe(node, ctx, &image, name, t, with_operations))
                 .collect();
             return resp;
         }
     };
-    let auto_create = request.allow_auto_topic_creation || ctx.api_version < 4;
-    for t in &wanted {
-        if let Some(n) = &t.name {
-            let name = n.as_str();
-            if node.topics.get(name).is_none()
-                && auto_create
-                && node.config.auto_create_topics
-                && name::validate(name).is_ok()
-            {
-                create(node, name).await;
-            }
+    let auto_create = (request.allow_auto_topic_creation || ctx.api_version < 4)
+        && node.config.auto_create_topics;
+    let image = node.image();
+    // Each named topic's answer when it is not described: refused, or
+    // (when it may be created) created first.
+    let mut refused = vec![None; wanted.len()];
+    for (t, refusal) in wanted.iter().zip(refused.iter_mut()) {
+        let name = match &t.name {
+            Some(n) => n.to_string(),
+            None => match image.topic_name(t.topic_id) {
+                Some(name) => name.to_string(),
+                None => continue,
+            },
+        };
+        if !authorize::allowed(node, ctx, Operation::Describe, ResourceType::Topic, &name) {
+            *refusal = Some(ResponseError::TopicAuthorizationFailed);
+            continue;
+        }
+        if t.name.is_none()
+            || node.topics.get(&name).is_some()
+            || !auto_create
+            || name::validate(&name).is_err()
+        {
+            continue;
+        }
+        let may_create =
+            authorize::visible(
+                node,
+                ctx,
+                Operation::Create,
+                ResourceType::Cluster,
+                CLUSTER_NAME,
+            ) || authorize::allowed(node, ctx, Operation::Create, ResourceType::Topic, &name);
+        if may_create {
+            create(node, &name).await;
+        } else {
+            *refusal = Some(ResponseError::TopicAuthorizationFailed);
         }
     }
     let image = node.image();
     resp.brokers = brokers(&image, &ctx.listener);
-    for t in wanted {
-        let found = match &t.name {
-            Some(n) => match image.topics.get_key_value(n.as_str()) {
+    for (t, refusal) in wanted.into_iter().zip(refused) {
+        let found = match (refusal, &t.name) {
+            (Some(code), _) => Err(code),
+            (None, Some(n)) => match image.topics.get_key_value(n.as_str()) {
                 Some(found) => Ok(found),
                 None if name::validate(n.as_str()).is_err() => {
                     Err(ResponseError::InvalidTopicException)
                 }
-                None if auto_create && node.config.auto_create_topics => {
-                    Err(ResponseError::LeaderNotAvailable)
-                }
+                None if auto_create => Err(ResponseError::LeaderNotAvailable),
                 None => Err(ResponseError::UnknownTopicOrPartition),
             },
-            None => image
+            (None, None) => image
                 .topics
                 .iter()
                 .find(|(_, topic)| topic.id == t.topic_id)
                 .ok_or(ResponseError::UnknownTopicId),
         };
         match found {
-            Ok((name, topic)) => resp.topics.push(describe(&image, name, topic)),
+            Ok((name, topic)) => {
+                resp.topics
+                    .push(describe(node, ctx, &image, name, topic, with_operations))
+            }
             Err(code) => {
                 let mut r = MetadataResponseTopic::default();
                 r.error_code = code.code();
@@ -125,13 +166,24 @@ fn brokers(image: &ClusterImage, listener: &str) -> Vec<MetadataResponseBroker> 
         .collect()
 }
 
-fn describe(image: &ClusterImage, name: &str, topic: &TopicImage) -> MetadataResponseTopic {
+fn describe(
+    node: &Node,
+    ctx: &RequestContext,
+    image: &ClusterImage,
+    name: &str,
+    topic: &TopicImage,
+    with_operations: bool,
+) -> MetadataResponseTopic {
     let ids = |v: &[i32]| v.iter().map(|b| BrokerId(*b)).collect::<Vec<_>>();
     let mut r = MetadataResponseTopic::default();
     r.name = Some(TopicName(text(name.to_string())));
     r.topic_id = topic.id;
     r.is_internal = name == OFFSETS_TOPIC;
-    r.topic_authorized_operations = OPERATIONS_OMITTED;
+    r.topic_authorized_operations = if with_operations {
+        authorize::operations(node, ctx, ResourceType::Topic, name)
+    } else {
+        OPERATIONS_OMITTED
+    };
     r.partitions = topic
         .partitions
         .iter()
@@ -159,13 +211,19 @@ fn describe(image: &ClusterImage, name: &str, topic: &TopicImage) -> MetadataRes
 }
 
 /// Answers DescribeCluster with the live brokers' addresses on the
-/// request's listener.
+/// request's listener (DESCRIBE on the cluster).
 pub fn describe_cluster(
     node: &Node,
     ctx: &RequestContext,
-    _req: DescribeClusterRequest,
+    request: DescribeClusterRequest,
 ) -> DescribeClusterResponse {
     let mut resp = DescribeClusterResponse::default();
+    if !authorize::on_cluster(node, ctx, Operation::Describe) {
+        resp.error_code = ResponseError::ClusterAuthorizationFailed.code();
+        resp.error_message = Some(text("not authorized to describe the cluster"));
+        resp.cluster_authorized_operations = OPERATIONS_OMITTED;
+        return resp;
+    }
     let image = node.image();
     resp.brokers = brokers(&image, &ctx.listener)
         .into_iter()
@@ -180,7 +238,11 @@ pub fn describe_cluster(
         .collect();
     resp.cluster_id = text(node.cluster_id.clone());
     resp.controller_id = BrokerId(controller_id(node));
-    resp.cluster_authorized_operations = OPERATIONS_OMITTED;
+    resp.cluster_authorized_operations = if request.include_cluster_authorized_operations {
+        authorize::operations(node, ctx, ResourceType::Cluster, CLUSTER_NAME)
+    } else {
+        OPERATIONS_OMITTED
+    };
     resp
 }
 

@@ -7,8 +7,10 @@
 //! XResponse`, a plain `fn` when nothing waits (Produce answers `None` for
 //! acks=0, which gets no reply).
 
+pub mod acls;
 pub mod admin;
 pub mod api_versions;
+pub mod authorize;
 pub mod configs;
 pub mod dispatch;
 pub mod errors;

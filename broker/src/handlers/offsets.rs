@@ -16,10 +16,16 @@ use kafka_protocol::messages::{
     OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse,
 };
 
+use kafka_protocol::ResponseError;
+
+use super::authorize;
 use super::errors::replica_error;
 use crate::node::Node;
 use crate::protocol::RequestContext;
 use crate::replica_manager::offsets::OffsetQuery;
+use crate::security::acl::{Operation, ResourceType};
+
+const TOPIC_DENIED: i16 = ResponseError::TopicAuthorizationFailed.code();
 
 /// Answers ListOffsets: by special timestamp or the first offset at or after
 /// a time.
@@ -32,12 +38,24 @@ pub fn list_offsets(
     for topic in request.topics {
         let mut out = ListOffsetsTopicResponse::default();
         out.name = topic.name.clone();
+        let allowed = authorize::allowed(
+            node,
+            ctx,
+            Operation::Describe,
+            ResourceType::Topic,
+            &topic.name,
+        );
         for part in topic.partitions {
             let mut r = ListOffsetsPartitionResponse::default();
             r.partition_index = part.partition_index;
             r.timestamp = -1;
             r.offset = -1;
             r.leader_epoch = -1;
+            if !allowed {
+                r.error_code = TOPIC_DENIED;
+                out.partitions.push(r);
+                continue;
+            }
             let found = node.replicas.list_offset(
                 topic.name.as_str(),
                 part.partition_index,
@@ -64,21 +82,38 @@ pub fn list_offsets(
 }
 
 /// Answers OffsetForLeaderEpoch: where the largest epoch at or below the
-/// asked one ends.
+/// asked one ends. A broker asking (replica id >= 0) needs CLUSTER_ACTION on
+/// the cluster, a consumer DESCRIBE on the topic.
 pub fn offset_for_leader_epoch(
     node: &Node,
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
     request: OffsetForLeaderEpochRequest,
 ) -> OffsetForLeaderEpochResponse {
     let mut resp = OffsetForLeaderEpochResponse::default();
+    let follower_allowed = (request.replica_id.0 >= 0)
+        .then(|| authorize::on_cluster(node, ctx, Operation::ClusterAction));
     for topic in request.topics {
         let mut out = OffsetForLeaderTopicResult::default();
         out.topic = topic.topic.clone();
+        let allowed = follower_allowed.unwrap_or_else(|| {
+            authorize::allowed(
+                node,
+                ctx,
+                Operation::Describe,
+                ResourceType::Topic,
+                &topic.topic,
+            )
+        });
         for part in topic.partitions {
             let mut r = EpochEndOffset::default();
             r.partition = part.partition;
             r.leader_epoch = -1;
             r.end_offset = -1;
+            if !allowed {
+                r.error_code = TOPIC_DENIED;
+                out.partitions.push(r);
+                continue;
+            }
             let found = node.replicas.offset_for_leader_epoch(
                 topic.topic.as_str(),
                 part.partition,
@@ -102,17 +137,29 @@ pub fn offset_for_leader_epoch(
 /// Answers DeleteRecords: moves each partition's log start forward.
 pub fn delete_records(
     node: &Node,
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
     request: DeleteRecordsRequest,
 ) -> DeleteRecordsResponse {
     let mut resp = DeleteRecordsResponse::default();
     for topic in request.topics {
         let mut out = DeleteRecordsTopicResult::default();
         out.name = topic.name.clone();
+        let allowed = authorize::allowed(
+            node,
+            ctx,
+            Operation::Delete,
+            ResourceType::Topic,
+            &topic.name,
+        );
         for part in topic.partitions {
             let mut r = DeleteRecordsPartitionResult::default();
             r.partition_index = part.partition_index;
             r.low_watermark = -1;
+            if !allowed {
+                r.error_code = TOPIC_DENIED;
+                out.partitions.push(r);
+                continue;
+            }
             match node.replicas.delete_records(
                 topic.name.as_str(),
                 part.partition_index,

@@ -18,10 +18,16 @@ use kafka_protocol::messages::{
 use kafka_protocol::ResponseError;
 
 use super::propose;
-use super::text;
+use super::{authorize, text};
 use crate::metadata::records::MetadataRecord;
 use crate::node::Node;
 use crate::protocol::RequestContext;
+use crate::security::acl::Operation;
+
+/// Why a placement request is refused without ALTER (DESCRIBE to list) on
+/// the cluster.
+const NOT_ALLOWED: &str =
+    "moving partitions and leaders takes ALTER on the cluster (DESCRIBE to list the moves)";
 
 /// Kafka's election type for "make the preferred replica the leader".
 const PREFERRED: i8 = 0;
@@ -39,10 +45,36 @@ async fn decide(node: &Node, record: MetadataRecord) -> (i16, Option<String>) {
 /// outside the ISR.
 pub async fn elect_leaders(
     node: &Node,
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
     request: ElectLeadersRequest,
 ) -> ElectLeadersResponse {
     let mut resp = ElectLeadersResponse::default();
+    if !authorize::on_cluster(node, ctx, Operation::Alter) {
+        let denied = ResponseError::ClusterAuthorizationFailed.code();
+        resp.error_code = denied;
+        resp.replica_election_results = request
+            .topic_partitions
+            .unwrap_or_default()
+            .into_iter()
+            .map(|t| {
+                let mut out = ReplicaElectionResult::default();
+                out.topic = t.topic;
+                out.partition_result = t
+                    .partitions
+                    .into_iter()
+                    .map(|p| {
+                        let mut r = PartitionResult::default();
+                        r.partition_id = p;
+                        r.error_code = denied;
+                        r.error_message = Some(text(NOT_ALLOWED));
+                        r
+                    })
+                    .collect();
+                out
+            })
+            .collect();
+        return resp;
+    }
     let everything = request.topic_partitions.is_none();
     let wanted: Vec<(String, Vec<i32>)> = match request.topic_partitions {
         Some(list) => list
@@ -99,11 +131,16 @@ pub async fn elect_leaders(
 /// Starts (or, with no replicas, cancels) moving partitions to new replicas.
 pub async fn alter_partition_reassignments(
     node: &Node,
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
     request: AlterPartitionReassignmentsRequest,
 ) -> AlterPartitionReassignmentsResponse {
     let mut resp = AlterPartitionReassignmentsResponse::default();
     resp.allow_replication_factor_change = request.allow_replication_factor_change;
+    if !authorize::on_cluster(node, ctx, Operation::Alter) {
+        resp.error_code = ResponseError::ClusterAuthorizationFailed.code();
+        resp.error_message = Some(text(NOT_ALLOWED));
+        return resp;
+    }
     for t in request.topics {
         let mut out = ReassignableTopicResponse::default();
         out.name = t.name.clone();
@@ -151,11 +188,16 @@ pub async fn alter_partition_reassignments(
 /// Lists the moves in progress.
 pub fn list_partition_reassignments(
     node: &Node,
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
     request: ListPartitionReassignmentsRequest,
 ) -> ListPartitionReassignmentsResponse {
     let image = node.image();
     let mut resp = ListPartitionReassignmentsResponse::default();
+    if !authorize::on_cluster(node, ctx, Operation::Describe) {
+        resp.error_code = ResponseError::ClusterAuthorizationFailed.code();
+        resp.error_message = Some(text(NOT_ALLOWED));
+        return resp;
+    }
     let ids = |v: &[i32]| v.iter().map(|b| BrokerId(*b)).collect::<Vec<_>>();
     for (name, topic) in &image.topics {
         let asked: Option<&Vec<i32>> = match &request.topics {

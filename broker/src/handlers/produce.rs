@@ -7,26 +7,80 @@ use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 use kafka_protocol::ResponseError;
 
 use super::errors::produce_error;
-use super::text;
+use super::{authorize, text};
 use crate::node::Node;
 use crate::protocol::RequestContext;
 use crate::replica_manager::produce::{Produce, TopicWrites, Write};
+use crate::security::acl::{Operation, ResourceType};
+
+/// A partition's answer when the write is refused before it is tried.
+fn refused(index: i32, error: ResponseError, message: &str) -> PartitionProduceResponse {
+    let mut r = PartitionProduceResponse::default();
+    r.index = index;
+    r.base_offset = -1;
+    r.log_append_time_ms = -1;
+    r.log_start_offset = -1;
+    r.error_code = error.code();
+    r.error_message = Some(text(message));
+    r
+}
 
 /// Appends every partition's records (see `replica_manager::produce`);
-/// `None` for acks=0, which gets no reply.
+/// `None` for acks=0, which gets no reply. A transactional producer needs
+/// WRITE on its transactional id, and every producer WRITE on each topic.
 pub async fn produce(
     node: &Node,
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
     request: ProduceRequest,
 ) -> Option<ProduceResponse> {
     let answered = request.acks != 0;
     let mut resp = ProduceResponse::default();
+    let transaction_refused = request.transactional_id.as_ref().is_some_and(|id| {
+        !authorize::allowed(
+            node,
+            ctx,
+            Operation::Write,
+            ResourceType::TransactionalId,
+            id,
+        )
+    });
     let mut topics = Vec::with_capacity(request.topic_data.len());
+    let mut authorized = Vec::with_capacity(request.topic_data.len());
     for topic in request.topic_data {
         let mut out = TopicProduceResponse::default();
         out.name = topic.name.clone();
         out.topic_id = topic.topic_id;
+        let refusal = if transaction_refused {
+            Some((
+                ResponseError::TransactionalIdAuthorizationFailed,
+                "not authorized to write with this transactional id",
+            ))
+        } else if !authorize::allowed(
+            node,
+            ctx,
+            Operation::Write,
+            ResourceType::Topic,
+            &topic.name,
+        ) {
+            Some((
+                ResponseError::TopicAuthorizationFailed,
+                "not authorized to write to this topic",
+            ))
+        } else {
+            None
+        };
+        if let Some((error, message)) = refusal {
+            out.partition_responses = topic
+                .partition_data
+                .iter()
+                .map(|p| refused(p.index, error, message))
+                .collect();
+            resp.responses.push(out);
+            authorized.push(false);
+            continue;
+        }
         resp.responses.push(out);
+        authorized.push(true);
         topics.push(TopicWrites {
             topic: topic.name.to_string(),
             // Moved, not copied: the batch is stored as the client sent it.
@@ -53,7 +107,12 @@ pub async fn produce(
             topics,
         })
         .await;
-    for ((out, indexes), outcomes) in resp.responses.iter_mut().zip(indexes).zip(produced) {
+    let written = resp
+        .responses
+        .iter_mut()
+        .zip(authorized)
+        .filter_map(|(out, ok)| ok.then_some(out));
+    for ((out, indexes), outcomes) in written.zip(indexes).zip(produced) {
         for (index, outcome) in indexes.into_iter().zip(outcomes) {
             let mut r = PartitionProduceResponse::default();
             r.index = index;
@@ -70,11 +129,7 @@ pub async fn produce(
                     } else {
                         tracing::debug!(topic = %out.name.as_str(), partition = index, error = %e, "produce refused");
                     }
-                    r.base_offset = -1;
-                    r.log_append_time_ms = -1;
-                    r.log_start_offset = -1;
-                    r.error_code = code.code();
-                    r.error_message = Some(text(e.to_string()));
+                    r = refused(index, code, &e.to_string());
                 }
             }
             out.partition_responses.push(r);

@@ -3,15 +3,18 @@
 use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, ProducerId};
 use kafka_protocol::ResponseError;
 
+use super::authorize;
 use crate::node::Node;
 use crate::protocol::RequestContext;
+use crate::security::acl::{Operation, ResourceType};
 
 /// Gives an idempotent producer a fresh id, or bumps the epoch of the id it
 /// already has (KIP-360). Transactional ids are refused until transactions
-/// are built.
+/// are built. An idempotent producer needs IDEMPOTENT_WRITE on the cluster
+/// or WRITE on some topic (KIP-679).
 pub async fn init_producer_id(
     node: &Node,
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
     request: InitProducerIdRequest,
 ) -> InitProducerIdResponse {
     let mut resp = InitProducerIdResponse::default();
@@ -24,6 +27,20 @@ pub async fn init_producer_id(
     {
         // Final for the client, as in FindCoordinator (handlers/group.rs).
         resp.error_code = ResponseError::TransactionalIdAuthorizationFailed.code();
+        return resp;
+    }
+    let cluster = crate::security::acl::binding::CLUSTER_NAME;
+    let idempotent = authorize::visible(
+        node,
+        ctx,
+        Operation::IdempotentWrite,
+        ResourceType::Cluster,
+        cluster,
+    ) || authorize::on_any(node, ctx, Operation::Write, ResourceType::Topic);
+    // Asked again, logged, only when refused: the cluster check alone
+    // decides nothing while a topic's WRITE may still allow it.
+    if !idempotent && !authorize::on_cluster(node, ctx, Operation::IdempotentWrite) {
+        resp.error_code = ResponseError::ClusterAuthorizationFailed.code();
         return resp;
     }
     if request.producer_id.0 >= 0

@@ -18,11 +18,12 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::ResponseError;
 
-use super::{propose, text};
+use super::{authorize, propose, text};
 use crate::metadata::image::ClusterImage;
 use crate::metadata::records::MetadataRecord;
 use crate::node::Node;
 use crate::protocol::RequestContext;
+use crate::security::acl::Operation;
 use crate::security::sasl::scram::{check_iterations, ScramCredential};
 use crate::security::sasl::Mechanism;
 
@@ -139,7 +140,7 @@ pub fn plan(
 /// Sets and removes users' SCRAM credentials.
 pub async fn alter_user_scram_credentials(
     node: &Node,
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
     request: AlterUserScramCredentialsRequest,
 ) -> AlterUserScramCredentialsResponse {
     let mut by_user: BTreeMap<String, Vec<Change>> = BTreeMap::new();
@@ -163,8 +164,13 @@ pub async fn alter_user_scram_credentials(
             });
     }
     let mut response = AlterUserScramCredentialsResponse::default();
+    let allowed = authorize::on_cluster(node, ctx, Operation::Alter);
     for (user, changes) in by_user {
         let outcome = match plan(&node.image(), &user, &changes) {
+            _ if !allowed => Err((
+                ResponseError::ClusterAuthorizationFailed,
+                "changing SCRAM credentials takes ALTER on the cluster".to_string(),
+            )),
             Ok(records) => propose_all(node, records).await,
             Err(refused) => Err(refused),
         };
@@ -194,11 +200,18 @@ async fn propose_all(node: &Node, records: Vec<MetadataRecord>) -> Result<(), Re
 /// many iterations (never the keys).
 pub fn describe_user_scram_credentials(
     node: &Node,
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
     request: DescribeUserScramCredentialsRequest,
 ) -> DescribeUserScramCredentialsResponse {
     let image = node.image();
     let mut response = DescribeUserScramCredentialsResponse::default();
+    if !authorize::on_cluster(node, ctx, Operation::Describe) {
+        response.error_code = ResponseError::ClusterAuthorizationFailed.code();
+        response.error_message = Some(text(
+            "listing SCRAM credentials takes DESCRIBE on the cluster",
+        ));
+        return response;
+    }
     let asked: Vec<String> = match request.users {
         Some(users) if !users.is_empty() => users.into_iter().map(|u| u.name.to_string()).collect(),
         _ => image.scram.keys().cloned().collect(),

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::security::acl::AclSet;
 use crate::security::sasl::scram::ScramCredential;
 use crate::security::sasl::Mechanism;
 use uuid::Uuid;
@@ -85,6 +86,9 @@ pub struct ClusterImage {
     /// SCRAM credentials by user and mechanism.
     #[serde(default)]
     pub scram: BTreeMap<String, BTreeMap<Mechanism, ScramCredential>>,
+    /// The ACLs in force.
+    #[serde(default)]
+    pub acls: AclSet,
     /// The next unreserved producer id.
     pub next_producer_id: i64,
 }
@@ -301,6 +305,18 @@ impl ClusterImage {
                 }
                 if self.scram.get(user).is_some_and(|c| c.is_empty()) {
                     self.scram.remove(user);
+                }
+                Ok(Applied::Done)
+            }
+            MetadataRecord::CreateAcls { acls } => {
+                for acl in acls {
+                    self.acls.insert(acl.clone());
+                }
+                Ok(Applied::Done)
+            }
+            MetadataRecord::DeleteAcls { acls } => {
+                for acl in acls {
+                    self.acls.remove(acl);
                 }
                 Ok(Applied::Done)
             }

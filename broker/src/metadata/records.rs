@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::security::acl::AclBinding;
 use crate::security::sasl::scram::ScramCredential;
 use crate::security::sasl::Mechanism;
 
@@ -146,6 +147,16 @@ pub enum MetadataRecord {
         user: String,
         /// The mechanism.
         mechanism: Mechanism,
+    },
+    /// ACLs come into force (CreateAcls); one already in force stays.
+    CreateAcls {
+        /// The ACLs.
+        acls: Vec<AclBinding>,
+    },
+    /// ACLs are removed (DeleteAcls); one no longer in force is skipped.
+    DeleteAcls {
+        /// The ACLs.
+        acls: Vec<AclBinding>,
     },
 }
 

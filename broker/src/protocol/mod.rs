@@ -53,6 +53,8 @@ pub enum ProtocolError {
 /// What the client sent besides the body, for handlers that need it.
 #[derive(Debug, Clone)]
 pub struct RequestContext {
+    /// The request's API.
+    pub api: ApiKey,
     /// API version of the request.
     pub api_version: i16,
     /// `client.id` from the header.

@@ -19,27 +19,46 @@ use super::{by_topic, error_code};
 use crate::group::admin::ListFilter;
 use crate::group::assignor::TopicPartition;
 use crate::handlers::errors::group_error;
-use crate::handlers::text;
+use crate::handlers::{authorize, text};
 use crate::node::Node;
 use crate::protocol::RequestContext;
+use crate::security::acl::binding::CLUSTER_NAME;
+use crate::security::acl::{Operation, ResourceType};
 use crate::topic::TopicRegistry;
 
 /// Authorized operations when the client did not ask for them.
 const NOT_ASKED: i32 = i32::MIN;
 
-/// Describes classic groups; an unknown group is `Dead`.
+const GROUP_DENIED: i16 = kafka_protocol::ResponseError::GroupAuthorizationFailed.code();
+
+/// Whether the request may describe the group.
+fn may_describe(node: &Node, ctx: &RequestContext, group: &str) -> bool {
+    authorize::allowed(node, ctx, Operation::Describe, ResourceType::Group, group)
+}
+
+/// Describes classic groups (DESCRIBE on each); an unknown group is `Dead`.
 pub fn describe_groups(
     node: &Node,
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
     request: DescribeGroupsRequest,
 ) -> DescribeGroupsResponse {
     let mut resp = DescribeGroupsResponse::default();
+    let with_operations = request.include_authorized_operations;
     resp.groups = request
         .groups
         .into_iter()
         .map(|id| {
             let mut d = DescribedGroup::default();
             d.authorized_operations = NOT_ASKED;
+            if !may_describe(node, ctx, &id) {
+                d.error_code = GROUP_DENIED;
+                d.group_id = id;
+                return d;
+            }
+            if with_operations {
+                d.authorized_operations =
+                    authorize::operations(node, ctx, ResourceType::Group, &id);
+            }
             match node.groups.describe_group(&id) {
                 Err(e) => d.error_code = group_error(&e).code(),
                 Ok(g) => {
@@ -71,10 +90,11 @@ pub fn describe_groups(
 }
 
 /// Lists the groups of both protocols, with the state (v4) and type (v5)
-/// filters.
+/// filters: all of them with DESCRIBE on the cluster, else those the
+/// principal may describe.
 pub fn list_groups(
     node: &Node,
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
     request: ListGroupsRequest,
 ) -> ListGroupsResponse {
     let filter = ListFilter {
@@ -89,8 +109,25 @@ pub fn list_groups(
     match node.groups.list_groups(&filter) {
         Err(e) => resp.error_code = group_error(&e).code(),
         Ok(groups) => {
+            let everything = authorize::visible(
+                node,
+                ctx,
+                Operation::Describe,
+                ResourceType::Cluster,
+                CLUSTER_NAME,
+            );
             resp.groups = groups
                 .into_iter()
+                .filter(|g| {
+                    everything
+                        || authorize::visible(
+                            node,
+                            ctx,
+                            Operation::Describe,
+                            ResourceType::Group,
+                            &g.group_id,
+                        )
+                })
                 .map(|g| {
                     let mut l = ListedGroup::default();
                     l.group_id = GroupId(text(g.group_id));
@@ -105,10 +142,10 @@ pub fn list_groups(
     resp
 }
 
-/// Deletes groups without members, with their offsets.
+/// Deletes groups without members, with their offsets (DELETE on each).
 pub fn delete_groups(
     node: &Node,
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
     request: DeleteGroupsRequest,
 ) -> DeleteGroupsResponse {
     let mut resp = DeleteGroupsResponse::default();
@@ -117,7 +154,12 @@ pub fn delete_groups(
         .into_iter()
         .map(|id| {
             let mut r = DeletableGroupResult::default();
-            r.error_code = error_code(node.groups.delete_group(&id));
+            r.error_code =
+                if authorize::allowed(node, ctx, Operation::Delete, ResourceType::Group, &id) {
+                    error_code(node.groups.delete_group(&id))
+                } else {
+                    GROUP_DENIED
+                };
             r.group_id = id;
             r
         })
@@ -130,17 +172,28 @@ pub fn delete_groups(
 /// to DescribeGroups.
 pub fn consumer_group_describe(
     node: &Node,
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
     request: ConsumerGroupDescribeRequest,
 ) -> ConsumerGroupDescribeResponse {
     let topics = &node.topics;
     let mut resp = ConsumerGroupDescribeResponse::default();
+    let with_operations = request.include_authorized_operations;
     resp.groups = request
         .group_ids
         .into_iter()
         .map(|id| {
             let mut d = DescribedConsumerGroup::default();
             d.authorized_operations = NOT_ASKED;
+            if !may_describe(node, ctx, &id) {
+                d.error_code = GROUP_DENIED;
+                d.error_message = Some(text("not authorized to describe this group"));
+                d.group_id = id;
+                return d;
+            }
+            if with_operations {
+                d.authorized_operations =
+                    authorize::operations(node, ctx, ResourceType::Group, &id);
+            }
             match node.groups.describe_consumer_group(&id) {
                 Err(e) => {
                     d.error_code = group_error(&e).code();

@@ -1,5 +1,7 @@
 //! OffsetCommit, OffsetFetch and OffsetDelete: a group's committed offsets.
 
+use std::collections::BTreeSet;
+
 use kafka_protocol::messages::offset_commit_response::{
     OffsetCommitResponsePartition, OffsetCommitResponseTopic,
 };
@@ -14,15 +16,20 @@ use kafka_protocol::messages::{
     GroupId, OffsetCommitRequest, OffsetCommitResponse, OffsetDeleteRequest, OffsetDeleteResponse,
     OffsetFetchRequest, OffsetFetchResponse, TopicName,
 };
+use kafka_protocol::ResponseError;
 
 use super::error_code;
 use crate::group::commits::{CommitRequest, PartitionOffset, TopicCommitted};
 use crate::group::membership::MemberIdentity;
-use crate::group::{Committed, GroupError};
+use crate::group::Committed;
 use crate::handlers::errors::group_error;
-use crate::handlers::text;
+use crate::handlers::{authorize, text};
 use crate::node::Node;
 use crate::protocol::RequestContext;
+use crate::security::acl::{Operation, ResourceType};
+
+const GROUP_DENIED: i16 = ResponseError::GroupAuthorizationFailed.code();
+const TOPIC_DENIED: i16 = ResponseError::TopicAuthorizationFailed.code();
 
 /// First OffsetFetch version with a top-level error; before it a group's
 /// error is given on every partition asked for.
@@ -31,15 +38,33 @@ const TOP_LEVEL_ERROR_VERSION: i16 = 2;
 const MULTI_GROUP_VERSION: i16 = 8;
 
 /// Commits offsets; each partition answers once its offset is replicated.
+/// Committing takes READ on the group and on each topic.
 pub async fn offset_commit(
     node: &Node,
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
     request: OffsetCommitRequest,
 ) -> OffsetCommitResponse {
+    let group_allowed = authorize::allowed(
+        node,
+        ctx,
+        Operation::Read,
+        ResourceType::Group,
+        &request.group_id,
+    );
+    let topic_allowed: Vec<bool> = request
+        .topics
+        .iter()
+        .map(|t| {
+            group_allowed
+                && authorize::allowed(node, ctx, Operation::Read, ResourceType::Topic, &t.name)
+        })
+        .collect();
     let offsets = request
         .topics
         .iter()
-        .flat_map(|t| {
+        .zip(&topic_allowed)
+        .filter(|(_, ok)| **ok)
+        .flat_map(|(t, _)| {
             t.partitions.iter().map(|p| PartitionOffset {
                 topic: t.name.to_string(),
                 partition: p.partition_index,
@@ -64,13 +89,14 @@ pub async fn offset_commit(
         },
         offsets,
     };
-    let outcome = node.groups.commit_offsets(commit).await;
     // A refusal of the whole commit is every partition's answer.
-    let codes: Vec<i16> = match outcome {
-        Ok(results) => results.into_iter().map(error_code).collect(),
-        Err(e) => {
-            let count = request.topics.iter().map(|t| t.partitions.len()).sum();
-            vec![group_error(&e).code(); count]
+    let count: usize = commit.offsets.len();
+    let codes: Vec<i16> = if !group_allowed {
+        Vec::new()
+    } else {
+        match node.groups.commit_offsets(commit).await {
+            Ok(results) => results.into_iter().map(error_code).collect(),
+            Err(e) => vec![group_error(&e).code(); count],
         }
     };
     let mut codes = codes.into_iter();
@@ -78,7 +104,8 @@ pub async fn offset_commit(
     resp.topics = request
         .topics
         .into_iter()
-        .map(|t| {
+        .zip(topic_allowed)
+        .map(|(t, ok)| {
             let mut out = OffsetCommitResponseTopic::default();
             out.name = t.name;
             out.topic_id = t.topic_id;
@@ -88,7 +115,11 @@ pub async fn offset_commit(
                 .map(|p| {
                     let mut rp = OffsetCommitResponsePartition::default();
                     rp.partition_index = p.partition_index;
-                    rp.error_code = codes.next().unwrap_or_default();
+                    rp.error_code = match (group_allowed, ok) {
+                        (false, _) => GROUP_DENIED,
+                        (true, false) => TOPIC_DENIED,
+                        (true, true) => codes.next().unwrap_or_default(),
+                    };
                     rp
                 })
                 .collect();
@@ -101,15 +132,20 @@ pub async fn offset_commit(
 /// The partitions asked for, by topic (`None`: all the group has).
 type Wanted = Option<Vec<(String, Vec<i32>)>>;
 
-/// One group's part of an OffsetFetch: what was asked and what was found.
+/// One group's part of an OffsetFetch: what was asked, what was found (or
+/// why not), and the topics the principal may not see.
 #[derive(Debug)]
 struct GroupFetch {
     group_id: GroupId,
     wanted: Wanted,
-    found: Result<Vec<TopicCommitted>, GroupError>,
+    found: Result<Vec<TopicCommitted>, ResponseError>,
+    hidden: BTreeSet<String>,
 }
 
-/// Answers OffsetFetch: one group before v8, several from v8.
+/// Answers OffsetFetch: one group before v8, several from v8. A group takes
+/// DESCRIBE on it; a topic named in the request that the principal may not
+/// DESCRIBE is answered TOPIC_AUTHORIZATION_FAILED, and one it did not name
+/// is left out.
 pub fn offset_fetch(
     node: &Node,
     ctx: &RequestContext,
@@ -138,10 +174,50 @@ pub fn offset_fetch(
     };
     let fetched = asked
         .into_iter()
-        .map(|(group_id, wanted)| GroupFetch {
-            found: node.groups.fetch_offsets(&group_id, wanted.as_deref()),
-            group_id,
-            wanted,
+        .map(|(group_id, wanted)| {
+            if !authorize::allowed(
+                node,
+                ctx,
+                Operation::Describe,
+                ResourceType::Group,
+                &group_id,
+            ) {
+                return GroupFetch {
+                    group_id,
+                    wanted,
+                    found: Err(ResponseError::GroupAuthorizationFailed),
+                    hidden: BTreeSet::new(),
+                };
+            }
+            let found = node
+                .groups
+                .fetch_offsets(&group_id, wanted.as_deref())
+                .map_err(|e| group_error(&e));
+            let hidden = match (&wanted, &found) {
+                (Some(wanted), _) => wanted
+                    .iter()
+                    .map(|(topic, _)| topic)
+                    .filter(|t| {
+                        !authorize::allowed(node, ctx, Operation::Describe, ResourceType::Topic, t)
+                    })
+                    .cloned()
+                    .collect(),
+                (None, Ok(topics)) => topics
+                    .iter()
+                    .map(|t| &t.topic)
+                    .filter(|t| {
+                        !authorize::visible(node, ctx, Operation::Describe, ResourceType::Topic, t)
+                    })
+                    .cloned()
+                    .collect(),
+                (None, Err(_)) => BTreeSet::new(),
+            };
+            GroupFetch {
+                group_id,
+                wanted,
+                found,
+                hidden,
+            }
         })
         .collect();
     offset_fetch_response(ctx.api_version, fetched)
@@ -178,15 +254,24 @@ impl Row {
 /// Before v2 there is no group error field, so a refused group's error is
 /// on every partition asked for.
 fn rows(version: i16, fetch: GroupFetch) -> (i16, Vec<(String, Vec<Row>)>) {
+    let named = fetch.wanted.is_some();
     match fetch.found {
         Ok(topics) => {
             let rows = topics
                 .into_iter()
+                .filter(|t| named || !fetch.hidden.contains(&t.topic))
                 .map(|t| {
+                    let denied = fetch.hidden.contains(&t.topic);
                     let rows = t
                         .partitions
                         .into_iter()
-                        .map(|p| Row::found(p.partition, p.committed))
+                        .map(|p| match denied {
+                            true => Row {
+                                error: TOPIC_DENIED,
+                                ..Row::found(p.partition, None)
+                            },
+                            false => Row::found(p.partition, p.committed),
+                        })
                         .collect();
                     (t.topic, rows)
                 })
@@ -194,7 +279,7 @@ fn rows(version: i16, fetch: GroupFetch) -> (i16, Vec<(String, Vec<Row>)>) {
             (0, rows)
         }
         Err(e) if version < TOP_LEVEL_ERROR_VERSION => {
-            let code = group_error(&e).code();
+            let code = e.code();
             let rows = fetch
                 .wanted
                 .unwrap_or_default()
@@ -212,7 +297,7 @@ fn rows(version: i16, fetch: GroupFetch) -> (i16, Vec<(String, Vec<Row>)>) {
                 .collect();
             (0, rows)
         }
-        Err(e) => (group_error(&e).code(), Vec::new()),
+        Err(e) => (e.code(), Vec::new()),
     }
 }
 
@@ -275,22 +360,40 @@ fn partitions_row(row: Row) -> OffsetFetchResponsePartitions {
     p
 }
 
-/// Deletes a group's offsets of some partitions.
+/// Deletes a group's offsets of some partitions: DELETE on the group, READ
+/// on each topic.
 pub fn offset_delete(
     node: &Node,
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
     request: OffsetDeleteRequest,
 ) -> OffsetDeleteResponse {
+    let mut resp = OffsetDeleteResponse::default();
+    if !authorize::allowed(
+        node,
+        ctx,
+        Operation::Delete,
+        ResourceType::Group,
+        &request.group_id,
+    ) {
+        resp.error_code = GROUP_DENIED;
+        return resp;
+    }
+    let topic_allowed: Vec<bool> = request
+        .topics
+        .iter()
+        .map(|t| authorize::allowed(node, ctx, Operation::Read, ResourceType::Topic, &t.name))
+        .collect();
     let partitions: Vec<(String, i32)> = request
         .topics
         .iter()
-        .flat_map(|t| {
+        .zip(&topic_allowed)
+        .filter(|(_, ok)| **ok)
+        .flat_map(|(t, _)| {
             t.partitions
                 .iter()
                 .map(|p| (t.name.to_string(), p.partition_index))
         })
         .collect();
-    let mut resp = OffsetDeleteResponse::default();
     let mut codes = match node.groups.delete_offsets(&request.group_id, &partitions) {
         Ok(results) => results.into_iter().map(error_code),
         Err(e) => {
@@ -301,7 +404,8 @@ pub fn offset_delete(
     resp.topics = request
         .topics
         .into_iter()
-        .map(|t| {
+        .zip(topic_allowed)
+        .map(|(t, ok)| {
             let mut out = OffsetDeleteResponseTopic::default();
             out.name = t.name;
             out.partitions = t
@@ -310,7 +414,11 @@ pub fn offset_delete(
                 .map(|p| {
                     let mut rp = OffsetDeleteResponsePartition::default();
                     rp.partition_index = p.partition_index;
-                    rp.error_code = codes.next().unwrap_or_default();
+                    rp.error_code = if ok {
+                        codes.next().unwrap_or_default()
+                    } else {
+                        TOPIC_DENIED
+                    };
                     rp
                 })
                 .collect();
@@ -322,10 +430,9 @@ pub fn offset_delete(
 
 #[cfg(test)]
 mod tests {
-    use kafka_protocol::ResponseError;
-
     use super::*;
     use crate::group::commits::PartitionCommitted;
+    use crate::group::GroupError;
 
     fn committed(offset: i64) -> Committed {
         Committed {
@@ -354,7 +461,8 @@ mod tests {
         GroupFetch {
             group_id: GroupId(text(group)),
             wanted: Some(vec![("t".into(), vec![0, 1])]),
-            found: refused.map_or(Ok(vec![found]), Err),
+            found: refused.map_or(Ok(vec![found]), |e| Err(group_error(&e))),
+            hidden: BTreeSet::new(),
         }
     }
 
@@ -433,6 +541,22 @@ mod tests {
             let r = offset_fetch_response(version, groups);
             assert_eq!(flatten(&r), want, "v{version}");
         }
+    }
+
+    #[test]
+    fn topics_the_principal_may_not_see_are_refused_when_named_and_hidden_otherwise() {
+        let mut named = fetched("g", None);
+        named.hidden.insert("t".into());
+        let (_, topics) = rows(5, named);
+        assert_eq!(topics.len(), 1);
+        assert!(topics[0]
+            .1
+            .iter()
+            .all(|r| r.error == TOPIC_DENIED && r.offset == -1));
+        let mut all = fetched("g", None);
+        all.wanted = None;
+        all.hidden.insert("t".into());
+        assert!(rows(5, all).1.is_empty());
     }
 
     #[test]

@@ -10,16 +10,49 @@ use super::by_topic;
 use crate::group::assignor::TopicPartition;
 use crate::group::consumer::Heartbeat;
 use crate::handlers::errors::group_error;
-use crate::handlers::text;
+use crate::handlers::{authorize, text};
 use crate::node::Node;
 use crate::protocol::RequestContext;
+use crate::security::acl::{Operation, ResourceType};
 
-/// Handles one heartbeat: join, stay, reconcile or leave.
+/// Handles one heartbeat: join, stay, reconcile or leave. Membership takes
+/// READ on the group, and each subscribed topic DESCRIBE.
 pub async fn consumer_group_heartbeat(
     node: &Node,
     ctx: &RequestContext,
     request: ConsumerGroupHeartbeatRequest,
 ) -> ConsumerGroupHeartbeatResponse {
+    let refuse = |error: kafka_protocol::ResponseError, message: String| {
+        let mut resp = ConsumerGroupHeartbeatResponse::default();
+        resp.error_code = error.code();
+        resp.error_message = Some(text(message));
+        resp
+    };
+    if !authorize::allowed(
+        node,
+        ctx,
+        Operation::Read,
+        ResourceType::Group,
+        &request.group_id,
+    ) {
+        return refuse(
+            kafka_protocol::ResponseError::GroupAuthorizationFailed,
+            "not authorized to join this group".into(),
+        );
+    }
+    let denied: Vec<String> = request
+        .subscribed_topic_names
+        .iter()
+        .flatten()
+        .filter(|t| !authorize::allowed(node, ctx, Operation::Describe, ResourceType::Topic, t))
+        .map(|t| t.to_string())
+        .collect();
+    if !denied.is_empty() {
+        return refuse(
+            kafka_protocol::ResponseError::TopicAuthorizationFailed,
+            format!("not authorized to describe the subscribed topics {denied:?}"),
+        );
+    }
     let topics = &node.topics;
     // Partitions of topics this broker does not know (deleted) are left out.
     let owned: Option<BTreeSet<TopicPartition>> = request.topic_partitions.as_ref().map(|tps| {

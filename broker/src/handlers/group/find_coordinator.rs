@@ -6,10 +6,11 @@ use kafka_protocol::ResponseError;
 
 use crate::group::offset_records::partition_for;
 use crate::group::offsets::OFFSETS_TOPIC;
-use crate::handlers::text;
+use crate::handlers::{authorize, text};
 use crate::metadata::image::NO_LEADER;
 use crate::node::Node;
 use crate::protocol::RequestContext;
+use crate::security::acl::{Operation, ResourceType};
 
 /// Key type of FindCoordinator for transactions.
 const KEY_TYPE_TRANSACTION: i8 = 1;
@@ -18,7 +19,8 @@ const KEY_TYPE_TRANSACTION: i8 = 1;
 const NO_TRANSACTIONS: &str = "transactions are not supported by this broker yet";
 
 /// A group is coordinated by the leader of its `__consumer_offsets`
-/// partition, reached at its address on the request's listener.
+/// partition, reached at its address on the request's listener; finding it
+/// takes DESCRIBE on the group.
 ///
 /// Transaction coordinators do not exist yet. A retriable error here would
 /// leave a transactional producer retrying until its own timeout, so the
@@ -37,6 +39,9 @@ pub fn find_coordinator(
     let locate = |key: &str| -> Result<(i32, String, i32), ResponseError> {
         if request.key_type == KEY_TYPE_TRANSACTION {
             return Err(ResponseError::TransactionalIdAuthorizationFailed);
+        }
+        if !authorize::allowed(node, ctx, Operation::Describe, ResourceType::Group, key) {
+            return Err(ResponseError::GroupAuthorizationFailed);
         }
         let topic = image
             .topics

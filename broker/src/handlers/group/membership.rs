@@ -15,9 +15,17 @@ use crate::group::membership::{
     JoinOutcome, JoinRequest, LeavingMember, MemberIdentity, SyncRequest,
 };
 use crate::handlers::errors::group_error;
-use crate::handlers::text;
+use crate::handlers::{authorize, text};
 use crate::node::Node;
 use crate::protocol::RequestContext;
+use crate::security::acl::{Operation, ResourceType};
+
+/// Whether the request may take part in the group (READ on it).
+fn member_allowed(node: &Node, ctx: &RequestContext, group: &str) -> bool {
+    authorize::allowed(node, ctx, Operation::Read, ResourceType::Group, group)
+}
+
+const GROUP_DENIED: i16 = kafka_protocol::ResponseError::GroupAuthorizationFailed.code();
 
 /// First JoinGroup version with a rebalance timeout of its own.
 const REBALANCE_TIMEOUT_VERSION: i16 = 1;
@@ -37,6 +45,14 @@ pub async fn join_group(
     request: JoinGroupRequest,
 ) -> JoinGroupResponse {
     let version = ctx.api_version;
+    if !member_allowed(node, ctx, &request.group_id) {
+        let mut r = JoinGroupResponse::default();
+        r.error_code = GROUP_DENIED;
+        r.generation_id = -1;
+        r.protocol_name = Some(text(""));
+        r.member_id = request.member_id;
+        return r;
+    }
     let session_timeout = millis(request.session_timeout_ms);
     let join = JoinRequest {
         group_id: request.group_id.to_string(),
@@ -96,9 +112,14 @@ fn join_response(version: i16, outcome: JoinOutcome) -> JoinGroupResponse {
 /// Hands a member its assignment.
 pub async fn sync_group(
     node: &Node,
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
     request: SyncGroupRequest,
 ) -> SyncGroupResponse {
+    if !member_allowed(node, ctx, &request.group_id) {
+        let mut r = SyncGroupResponse::default();
+        r.error_code = GROUP_DENIED;
+        return r;
+    }
     let sync = SyncRequest {
         group_id: request.group_id.to_string(),
         member: MemberIdentity {
@@ -127,9 +148,14 @@ pub async fn sync_group(
 /// Keeps a member's session alive.
 pub fn heartbeat(
     node: &Node,
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
     request: HeartbeatRequest,
 ) -> HeartbeatResponse {
+    if !member_allowed(node, ctx, &request.group_id) {
+        let mut r = HeartbeatResponse::default();
+        r.error_code = GROUP_DENIED;
+        return r;
+    }
     let member = MemberIdentity {
         member_id: request.member_id.to_string(),
         instance_id: request.group_instance_id.map(|s| s.to_string()),
@@ -147,6 +173,11 @@ pub fn leave_group(
     request: LeaveGroupRequest,
 ) -> LeaveGroupResponse {
     let batch = ctx.api_version >= BATCH_LEAVE_VERSION;
+    if !member_allowed(node, ctx, &request.group_id) {
+        let mut r = LeaveGroupResponse::default();
+        r.error_code = GROUP_DENIED;
+        return r;
+    }
     let leaving: Vec<LeavingMember> = if batch {
         request
             .members

@@ -1,0 +1,208 @@
+"""ACLs with Kafka's tools and rules: a broker configured with Kafka's
+StandardAuthorizer class name, ACLs made and removed with `kafka-acls`,
+kept in the metadata quorum across a restart, and enforced on real clients
+(confluent-kafka, kcat, kafka-python, Apache Kafka's console tools): a user
+limited to one topic and one group is served there and refused elsewhere
+with TOPIC_AUTHORIZATION_FAILED / GROUP_AUTHORIZATION_FAILED, topics it may
+not see are left out of its metadata, and every refusal is logged with the
+principal and peer."""
+
+import json
+import subprocess
+
+import pytest
+from confluent_kafka import Consumer, KafkaError, Producer
+from confluent_kafka.admin import AdminClient, NewTopic
+from kafka import KafkaProducer
+from kafka.errors import TopicAuthorizationFailedError
+
+from conftest import Gregor, kafka_tool, unique, wait_until
+
+AUTHORIZER = "org.apache.kafka.metadata.authorizer.StandardAuthorizer"
+USERS = {"admin": "admin-secret", "alice": "alice-secret", "bob": "bob-secret"}
+JAAS = ("org.apache.kafka.common.security.plain.PlainLoginModule required "
+        + " ".join(f'user_{u}="{p}"' for u, p in USERS.items()) + ";")
+
+
+@pytest.fixture(scope="module")
+def broker(tmp_path_factory):
+    """A broker whose EXTERNAL listener (its bootstrap) is SASL_PLAINTEXT
+    with PLAIN users admin (a super user), alice and bob, and whose INTERNAL
+    listener is plaintext (clients there are User:ANONYMOUS)."""
+    props = {"listener.security.protocol.map": "INTERNAL:PLAINTEXT,EXTERNAL:SASL_PLAINTEXT",
+             "listener.name.external.sasl.enabled.mechanisms": "PLAIN",
+             "listener.name.external.plain.sasl.jaas.config": JAAS,
+             "authorizer.class.name": AUTHORIZER,
+             "super.users": "User:admin"}
+    b = Gregor(tmp_path_factory.mktemp("acl-broker"), props=props)
+    b.start()
+    yield b
+    b.stop()
+
+
+def client(broker, user, **extra):
+    return {"bootstrap.servers": broker.bootstrap, "security.protocol": "SASL_PLAINTEXT",
+            "sasl.mechanism": "PLAIN", "sasl.username": user, "sasl.password": USERS[user], **extra}
+
+
+def command_config(tmp_path, user):
+    path = tmp_path / f"{user}.properties"
+    path.write_text("security.protocol=SASL_PLAINTEXT\nsasl.mechanism=PLAIN\n"
+                    "sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required "
+                    f'username="{user}" password="{USERS[user]}";\n')
+    return path
+
+
+def acls(broker, tmp_path, *args, user="admin", check=True):
+    return kafka_tool("kafka-acls", "--bootstrap-server", broker.bootstrap,
+                      "--command-config", command_config(tmp_path, user), *args, check=check)
+
+
+def create_topics(broker, *names):
+    admin = AdminClient(client(broker, "admin"))
+    for future in admin.create_topics([NewTopic(n, 1, 1) for n in names]).values():
+        future.result(30)
+
+
+def produce_errors(broker, user, topic, count=3):
+    """Produces as `user`; the delivery errors (None for a delivered record)."""
+    results = []
+    p = Producer(client(broker, user, **{"message.timeout.ms": 15000}))
+    for i in range(count):
+        p.produce(topic, f"{user}-{i}".encode(), on_delivery=lambda err, m: results.append(err))
+    p.flush(30)
+    return results
+
+
+def denials(broker, principal):
+    return [line for line in broker.log_text().splitlines()
+            if f"Principal = {principal} is Denied" in line]
+
+
+def test_a_user_limited_to_one_topic_and_group_is_served_there_and_refused_elsewhere(broker, tmp_path):
+    orders, secret, group = unique("orders"), unique("secret"), unique("orders-app")
+    create_topics(broker, orders, secret)
+    acls(broker, tmp_path, "--add", "--allow-principal", "User:alice", "--producer", "--topic", orders)
+    acls(broker, tmp_path, "--add", "--allow-principal", "User:alice", "--consumer", "--topic", orders,
+         "--group", group)
+    listed = acls(broker, tmp_path, "--list", "--topic", orders).stdout
+    for operation in ("WRITE", "READ", "DESCRIBE", "CREATE"):
+        assert f"principal=User:alice, host=*, operation={operation}, permissionType=ALLOW" in listed, listed
+
+    # Java's console producer is idempotent: InitProducerId is allowed by
+    # WRITE on some topic (KIP-679), no IDEMPOTENT_WRITE ACL needed.
+    alice = command_config(tmp_path, "alice")
+    kafka_tool("kafka-console-producer", "--bootstrap-server", broker.bootstrap, "--topic", orders,
+               "--command-config", alice, input="java-0\njava-1\n")
+    assert produce_errors(broker, "alice", orders) == [None] * 3
+    out = kafka_tool("kafka-console-consumer", "--bootstrap-server", broker.bootstrap, "--topic", orders,
+                     "--group", group, "--from-beginning", "--max-messages", "5", "--timeout-ms", "30000",
+                     "--command-config", alice).stdout
+    assert sorted(out.split()) == ["alice-0", "alice-1", "alice-2", "java-0", "java-1"]
+
+    errors = produce_errors(broker, "alice", secret)
+    assert [e.code() for e in errors] == [KafkaError.TOPIC_AUTHORIZATION_FAILED] * 3, errors
+
+    consumer = Consumer(client(broker, "alice", **{"group.id": unique("other-group"),
+                                                   "auto.offset.reset": "earliest"}))
+    consumer.subscribe([orders])
+    try:
+        seen = []
+        wait_until(lambda: seen.append(consumer.poll(1)) or any(
+            m is not None and m.error() is not None for m in seen), 30, "the group refusal")
+        codes = [m.error().code() for m in seen if m is not None and m.error() is not None]
+        assert KafkaError.GROUP_AUTHORIZATION_FAILED in codes, codes
+    finally:
+        consumer.close()
+
+    # Metadata leaves out what alice may not describe; kcat sees the same.
+    assert orders in AdminClient(client(broker, "alice")).list_topics(timeout=30).topics
+    assert secret not in AdminClient(client(broker, "alice")).list_topics(timeout=30).topics
+    kcat = subprocess.run(["kcat", "-b", broker.bootstrap, "-X", "security.protocol=sasl_plaintext",
+                           "-X", "sasl.mechanisms=PLAIN", "-X", "sasl.username=alice",
+                           "-X", "sasl.password=alice-secret", "-L", "-J"],
+                          capture_output=True, text=True, check=True, timeout=60)
+    kcat_topics = [t["topic"] for t in json.loads(kcat.stdout)["topics"]]
+    assert orders in kcat_topics and secret not in kcat_topics, kcat_topics
+
+    # Named explicitly, a hidden topic is refused (kafka-python too).
+    p = KafkaProducer(bootstrap_servers=broker.bootstrap, security_protocol="SASL_PLAINTEXT",
+                      sasl_mechanism="PLAIN", sasl_plain_username="alice",
+                      sasl_plain_password="alice-secret", max_block_ms=10000)
+    try:
+        with pytest.raises(TopicAuthorizationFailedError):
+            p.send(secret, b"kafka-python").get(timeout=15)
+    finally:
+        p.close()
+
+    refusals = denials(broker, "User:alice")
+    assert any(f"resource = Topic:LITERAL:{secret}" in line and "operation = Describe" in line
+               and "host = 127.0.0.1" in line and "peer=127.0.0.1" in line for line in refusals), refusals
+    assert any("resource = Group:LITERAL:" in line for line in refusals), refusals
+    assert "alice-secret" not in broker.log_text()
+
+
+def test_prefixed_allows_and_a_deny_that_wins(broker, tmp_path):
+    prefix = unique("team")
+    open_topic, frozen = f"{prefix}-open", f"{prefix}-frozen"
+    create_topics(broker, open_topic, frozen)
+    acls(broker, tmp_path, "--add", "--allow-principal", "User:bob", "--operation", "All",
+         "--topic", f"{prefix}-", "--resource-pattern-type", "prefixed")
+    acls(broker, tmp_path, "--add", "--deny-principal", "User:bob", "--operation", "Write", "--topic", frozen)
+
+    assert produce_errors(broker, "bob", open_topic) == [None] * 3
+    errors = produce_errors(broker, "bob", frozen)
+    assert [e.code() for e in errors] == [KafkaError.TOPIC_AUTHORIZATION_FAILED] * 3, errors
+    # A DENY of WRITE does not deny DESCRIBE: the topic is still listed.
+    topics = AdminClient(client(broker, "bob")).list_topics(timeout=30).topics
+    assert open_topic in topics and frozen in topics
+
+    matching = acls(broker, tmp_path, "--list", "--topic", frozen, "--resource-pattern-type", "match").stdout
+    assert f"name={prefix}-, patternType=PREFIXED" in matching, matching
+    assert f"name={frozen}, patternType=LITERAL" in matching, matching
+
+
+def test_only_a_principal_with_alter_on_the_cluster_changes_acls(broker, tmp_path):
+    refused = acls(broker, tmp_path, "--add", "--allow-principal", "User:alice", "--operation", "All",
+                   "--topic", "*", user="alice", check=False)
+    assert refused.returncode != 0
+    assert "ClusterAuthorizationException" in refused.stdout + refused.stderr, refused
+    listed = acls(broker, tmp_path, "--list", user="bob", check=False)
+    assert "ClusterAuthorizationException" in listed.stdout + listed.stderr, listed
+    assert "topic=*" not in acls(broker, tmp_path, "--list").stdout
+    assert denials(broker, "User:alice") and any(
+        "resource = Cluster:LITERAL:kafka-cluster" in line for line in denials(broker, "User:alice"))
+
+
+def test_an_unauthenticated_client_is_denied_by_default(broker):
+    topic = unique("anon")
+    create_topics(broker, topic)
+    anonymous = {"bootstrap.servers": broker.internal_bootstrap}
+    assert topic not in AdminClient(anonymous).list_topics(timeout=30).topics
+    results = []
+    p = Producer({**anonymous, "message.timeout.ms": 15000})
+    p.produce(topic, b"x", on_delivery=lambda err, m: results.append(err))
+    p.flush(30)
+    assert [e.code() for e in results] == [KafkaError.TOPIC_AUTHORIZATION_FAILED], results
+    assert denials(broker, "User:ANONYMOUS")
+
+
+def test_acls_survive_a_restart_and_removing_them_takes_access_away(broker, tmp_path):
+    topic = unique("kept")
+    create_topics(broker, topic)
+    acls(broker, tmp_path, "--add", "--allow-principal", "User:bob", "--operation", "Write",
+         "--operation", "Describe", "--topic", topic, "--allow-host", "127.0.0.1")
+    before = acls(broker, tmp_path, "--list", "--topic", topic).stdout
+    broker.restart()
+    after = acls(broker, tmp_path, "--list", "--topic", topic).stdout
+    # kafka-acls prints a set: compare the lines, not their order.
+    assert sorted(before.splitlines()) == sorted(after.splitlines()), (before, after)
+    assert "host=127.0.0.1, operation=WRITE" in after, after
+    assert produce_errors(broker, "bob", topic) == [None] * 3
+
+    acls(broker, tmp_path, "--remove", "--force", "--allow-principal", "User:bob",
+         "--allow-host", "127.0.0.1", "--operation", "Write", "--topic", topic)
+    left = acls(broker, tmp_path, "--list", "--topic", topic).stdout
+    assert "operation=WRITE" not in left and "host=127.0.0.1, operation=DESCRIBE" in left, left
+    errors = produce_errors(broker, "bob", topic, count=1)
+    assert [e.code() for e in errors] == [KafkaError.TOPIC_AUTHORIZATION_FAILED], errors
