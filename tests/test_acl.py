@@ -206,3 +206,56 @@ def test_acls_survive_a_restart_and_removing_them_takes_access_away(broker, tmp_
     assert "operation=WRITE" not in left and "host=127.0.0.1, operation=DESCRIBE" in left, left
     errors = produce_errors(broker, "bob", topic, count=1)
     assert [e.code() for e in errors] == [KafkaError.TOPIC_AUTHORIZATION_FAILED], errors
+
+
+def configs(broker, tmp_path, *args, user="admin", check=True):
+    return kafka_tool("kafka-configs", "--bootstrap-server", broker.bootstrap,
+                      "--command-config", command_config(tmp_path, user), *args, check=check)
+
+
+def test_client_quotas_are_kept_listed_and_checked(broker, tmp_path):
+    """kafka-configs sets, lists and removes quotas of users, client ids,
+    both, their defaults and IPs (AlterClientQuotas/DescribeClientQuotas,
+    kept in the metadata quorum); bad keys and values are refused with
+    Kafka's errors; only ALTER_CONFIGS on the cluster may change them."""
+    configs(broker, tmp_path, "--alter", "--entity-type", "users", "--entity-name", "alice",
+            "--add-config", "producer_byte_rate=1048576,consumer_byte_rate=2097152,request_percentage=12.5")
+    configs(broker, tmp_path, "--alter", "--entity-type", "users", "--entity-name", "alice",
+            "--entity-type", "clients", "--entity-name", "orders-app", "--add-config", "producer_byte_rate=4096")
+    configs(broker, tmp_path, "--alter", "--entity-type", "users", "--entity-default",
+            "--add-config", "consumer_byte_rate=65536")
+    configs(broker, tmp_path, "--alter", "--entity-type", "ips", "--entity-name", "10.1.2.3",
+            "--add-config", "connection_creation_rate=10")
+
+    alice = configs(broker, tmp_path, "--describe", "--entity-type", "users", "--entity-name", "alice").stdout
+    assert "user-principal 'alice'" in alice, alice
+    for setting in ("producer_byte_rate=1048576.0", "consumer_byte_rate=2097152.0", "request_percentage=12.5"):
+        assert setting in alice, alice
+    both = configs(broker, tmp_path, "--describe", "--entity-type", "users", "--entity-name", "alice",
+                   "--entity-type", "clients", "--entity-name", "orders-app").stdout
+    assert "producer_byte_rate=4096.0" in both, both
+    default = configs(broker, tmp_path, "--describe", "--entity-type", "users", "--entity-default").stdout
+    assert "consumer_byte_rate=65536.0" in default, default
+    ips = configs(broker, tmp_path, "--describe", "--entity-type", "ips", "--entity-name", "10.1.2.3").stdout
+    assert "connection_creation_rate=10" in ips, ips
+
+    configs(broker, tmp_path, "--alter", "--entity-type", "users", "--entity-name", "alice",
+            "--delete-config", "request_percentage")
+    alice = configs(broker, tmp_path, "--describe", "--entity-type", "users", "--entity-name", "alice").stdout
+    assert "request_percentage" not in alice and "producer_byte_rate=1048576.0" in alice, alice
+
+    broker.restart()
+    kept = configs(broker, tmp_path, "--describe", "--entity-type", "users", "--entity-default").stdout
+    assert "consumer_byte_rate=65536.0" in kept, kept
+
+    fraction = configs(broker, tmp_path, "--alter", "--entity-type", "users", "--entity-name", "bob",
+                       "--add-config", "producer_byte_rate=10.5", check=False)
+    assert fraction.returncode != 0 and "whole number" in fraction.stdout + fraction.stderr, fraction
+    wrong_key = configs(broker, tmp_path, "--alter", "--entity-type", "ips", "--entity-name", "10.1.2.3",
+                        "--add-config", "producer_byte_rate=1", check=False)
+    assert wrong_key.returncode != 0, wrong_key
+    refused = configs(broker, tmp_path, "--alter", "--entity-type", "users", "--entity-name", "alice",
+                      "--add-config", "producer_byte_rate=1", user="alice", check=False)
+    assert "ClusterAuthorizationException" in refused.stdout + refused.stderr, refused
+    listed = configs(broker, tmp_path, "--describe", "--entity-type", "users", user="bob", check=False)
+    assert "ClusterAuthorizationException" in listed.stdout + listed.stderr, listed

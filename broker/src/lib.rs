@@ -28,6 +28,8 @@
 //! - [`http`] serves `/livez`, `/readyz` and [`metrics`] on `http.listener`.
 //! - [`tasks`] owns the broker's long-lived tasks and stops them together
 //!   at shutdown, after `server` has drained the connections.
+//! - [`security`] also decides what an authenticated principal may do
+//!   (ACLs, `security::acl`); [`quota`] keeps the client quotas.
 //! - [`producer_id`] hands out producer ids; [`maintenance`] runs retention,
 //!   time-based flushing and ISR checks; [`clock`] is wall-clock time in
 //!   milliseconds; [`ids`] prints ids as Kafka does; [`dev`] writes the
@@ -55,6 +57,7 @@ pub mod node;
 pub mod partition;
 pub mod producer_id;
 pub mod protocol;
+pub mod quota;
 pub mod replica_manager;
 pub mod replication;
 pub mod security;

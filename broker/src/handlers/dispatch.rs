@@ -63,6 +63,12 @@ async fn dispatch(
         Rq::CreateAcls(r) => Rs::CreateAcls(acls::create_acls(node, ctx, r).await),
         Rq::DescribeAcls(r) => Rs::DescribeAcls(acls::describe_acls(node, ctx, r)),
         Rq::DeleteAcls(r) => Rs::DeleteAcls(acls::delete_acls(node, ctx, r).await),
+        Rq::AlterClientQuotas(r) => {
+            Rs::AlterClientQuotas(quotas::alter_client_quotas(node, ctx, r).await)
+        }
+        Rq::DescribeClientQuotas(r) => {
+            Rs::DescribeClientQuotas(quotas::describe_client_quotas(node, ctx, r))
+        }
         Rq::AlterUserScramCredentials(r) => {
             Rs::AlterUserScramCredentials(scram::alter_user_scram_credentials(node, ctx, r).await)
         }

@@ -22,6 +22,7 @@ pub mod offsets;
 pub mod placement;
 pub mod produce;
 pub mod producer;
+pub mod quotas;
 pub mod scram;
 
 use kafka_protocol::protocol::StrBytes;

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::quota::store::ClientQuotas;
 use crate::security::acl::AclSet;
 use crate::security::sasl::scram::ScramCredential;
 use crate::security::sasl::Mechanism;
@@ -89,6 +90,9 @@ pub struct ClusterImage {
     /// The ACLs in force.
     #[serde(default)]
     pub acls: AclSet,
+    /// The client quotas in force.
+    #[serde(default)]
+    pub quotas: ClientQuotas,
     /// The next unreserved producer id.
     pub next_producer_id: i64,
 }
@@ -318,6 +322,10 @@ impl ClusterImage {
                 for acl in acls {
                     self.acls.remove(acl);
                 }
+                Ok(Applied::Done)
+            }
+            MetadataRecord::SetClientQuotas { entity, changes } => {
+                self.quotas.apply(entity, changes);
                 Ok(Applied::Done)
             }
         }

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::quota::entity::{QuotaEntity, QuotaValue};
 use crate::security::acl::AclBinding;
 use crate::security::sasl::scram::ScramCredential;
 use crate::security::sasl::Mechanism;
@@ -157,6 +158,13 @@ pub enum MetadataRecord {
     DeleteAcls {
         /// The ACLs.
         acls: Vec<AclBinding>,
+    },
+    /// An entity's client quotas are set or removed (AlterClientQuotas).
+    SetClientQuotas {
+        /// Who they are for.
+        entity: QuotaEntity,
+        /// Each key's new value, or `None` to remove it.
+        changes: BTreeMap<String, Option<QuotaValue>>,
     },
 }
 
