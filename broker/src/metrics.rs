@@ -36,6 +36,8 @@ pub struct Counters {
     pub connections_open: Gauge,
     /// Connections that failed to authenticate (a TLS handshake refused).
     pub failed_authentication: Counter,
+    /// Requests answered with a quota's throttle time.
+    pub throttled: Counter,
 }
 
 impl Default for Counters {
@@ -63,6 +65,7 @@ impl Default for Counters {
             connections_accepted: Counter::default(),
             connections_open: Gauge::default(),
             failed_authentication: Counter::default(),
+            throttled: Counter::default(),
         }
     }
 }
@@ -275,6 +278,11 @@ pub fn render(s: &BrokerSnapshot<'_>) -> String {
             "failed_authentication",
             "Kafka connections refused while authenticating (TLS handshake failures)",
             c.failed_authentication.clone(),
+        );
+        r.register(
+            "throttled_requests",
+            "Requests answered with a throttle time: their client went over its quota",
+            c.throttled.clone(),
         );
     }
     if let Some(p) = s.partitions {

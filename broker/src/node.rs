@@ -70,6 +70,8 @@ pub struct Node {
     pub replicas: ReplicaManager,
     /// Request-path counters for `/metrics`.
     pub metrics: crate::metrics::Counters,
+    /// The client quotas' rates.
+    pub quotas: crate::quota::manager::QuotaManager,
     /// The broker's long-lived tasks, stopped together at shutdown.
     pub tasks: Tasks,
     /// This broker's registration epoch.
@@ -189,6 +191,10 @@ impl Node {
                 min_insync_replicas: config.min_insync_replicas,
             },
         );
+        let quotas = crate::quota::manager::QuotaManager::new(
+            config.quota_window_num as usize,
+            u64::from(config.quota_window_size_seconds) * 1000,
+        );
         Ok(Arc::new(Node {
             config,
             cluster_id,
@@ -198,6 +204,7 @@ impl Node {
             producer_ids: ProducerIdAllocator::default(),
             replicas,
             metrics: crate::metrics::Counters::default(),
+            quotas,
             tasks,
             epoch,
             stop_heartbeats,

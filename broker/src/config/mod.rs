@@ -158,6 +158,10 @@ pub struct BrokerConfig {
     pub group_consumer_heartbeat_interval_ms: u64,
     /// `min.insync.replicas`: the default of topics that do not set it.
     pub min_insync_replicas: i32,
+    /// `quota.window.num`
+    pub quota_window_num: u32,
+    /// `quota.window.size.seconds`
+    pub quota_window_size_seconds: u32,
     /// Every setting as given, for DescribeConfigs and the topics'
     /// defaults.
     pub values: Values,
@@ -387,6 +391,8 @@ impl BrokerConfig {
             group_consumer_session_timeout_ms: v.get("group.consumer.session.timeout.ms")?,
             group_consumer_heartbeat_interval_ms: v.get("group.consumer.heartbeat.interval.ms")?,
             min_insync_replicas: v.get("min.insync.replicas")?,
+            quota_window_num: v.get("quota.window.num")?,
+            quota_window_size_seconds: v.get("quota.window.size.seconds")?,
             values: v,
         })
     }

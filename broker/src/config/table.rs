@@ -293,6 +293,19 @@ pub static BROKER: &[Setting] = &[
         "Whether a resource that has no ACL at all is open to everyone; otherwise only super users reach it.",
     )
     .default("false"),
+    // Client quotas.
+    Setting::new(
+        "quota.window.num",
+        Kind::int(1),
+        "How many sample windows a client quota's rate is measured over.",
+    )
+    .default("11"),
+    Setting::new(
+        "quota.window.size.seconds",
+        Kind::int(1),
+        "How long each sample window of a client quota's rate is.",
+    )
+    .default("1"),
     // Storage.
     Setting::new(
         "log.dirs",

@@ -2,6 +2,7 @@
 //! handler of its API, and the encoded answer.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::{RequestKind, ResponseKind};
@@ -12,16 +13,35 @@ use crate::protocol::{
     RequestContext,
 };
 
-/// Handles one request frame (without its size prefix). `None` means no
-/// response is sent (Produce with acks=0).
+/// What a request comes to.
+pub struct Answer {
+    /// The encoded response; `None` when none is sent (Produce with
+    /// acks=0).
+    pub response: Option<BytesMut>,
+    /// How long the connection takes no further request: the client went
+    /// over its quota (KIP-219 mutes the connection for the throttle time
+    /// the response carries).
+    pub throttle: Duration,
+}
+
+/// A handler's response and the throttle time it carries.
+struct Outcome {
+    response: Option<ResponseKind>,
+    throttle_ms: i32,
+}
+
+/// Handles one request frame (without its size prefix).
 pub async fn handle_frame(
     node: Arc<Node>,
     frame: Bytes,
     conn: ConnectionInfo,
-) -> Result<Option<BytesMut>, ProtocolError> {
+) -> Result<Answer, ProtocolError> {
     let (api, version, header, request) = match decode_frame(frame)? {
         Decoded::ApiVersionsFallback { correlation_id } => {
-            return Ok(Some(api_versions_fallback(correlation_id)));
+            return Ok(Answer {
+                response: Some(api_versions_fallback(correlation_id)),
+                throttle: Duration::ZERO,
+            });
         }
         Decoded::Request {
             api,
@@ -44,21 +64,20 @@ pub async fn handle_frame(
         listener: conn.listener,
         principal: conn.principal,
     };
-    let Some(response) = dispatch(&node, &ctx, request).await else {
-        return Ok(None);
+    let outcome = dispatch(&node, &ctx, request).await;
+    let throttle = Duration::from_millis(u64::try_from(outcome.throttle_ms).unwrap_or(0));
+    let response = match outcome.response {
+        Some(r) => Some(encode_response(api, version, correlation_id, &r)?),
+        None => None,
     };
-    encode_response(api, version, correlation_id, &response).map(Some)
+    Ok(Answer { response, throttle })
 }
 
-async fn dispatch(
-    node: &Arc<Node>,
-    ctx: &RequestContext,
-    request: RequestKind,
-) -> Option<ResponseKind> {
+async fn dispatch(node: &Arc<Node>, ctx: &RequestContext, request: RequestKind) -> Outcome {
     use super::*;
     use RequestKind as Rq;
     use ResponseKind as Rs;
-    Some(match request {
+    let response = match request {
         Rq::ApiVersions(r) => Rs::ApiVersions(api_versions::api_versions(node, ctx, r)),
         Rq::CreateAcls(r) => Rs::CreateAcls(acls::create_acls(node, ctx, r).await),
         Rq::DescribeAcls(r) => Rs::DescribeAcls(acls::describe_acls(node, ctx, r)),
@@ -97,7 +116,19 @@ async fn dispatch(
         Rq::ListPartitionReassignments(r) => {
             Rs::ListPartitionReassignments(placement::list_partition_reassignments(node, ctx, r))
         }
-        Rq::Produce(r) => return produce::produce(node, ctx, r).await.map(Rs::Produce),
+        Rq::Produce(r) => {
+            let answered = r.acks != 0;
+            let response = produce::produce(node, ctx, r).await;
+            if !answered {
+                // acks=0 gets no answer, but a throttle still holds the
+                // connection.
+                return Outcome {
+                    response: None,
+                    throttle_ms: response.throttle_time_ms,
+                };
+            }
+            Rs::Produce(response)
+        }
         Rq::Fetch(r) => Rs::Fetch(fetch::fetch(node, ctx, r).await),
         Rq::ListOffsets(r) => Rs::ListOffsets(offsets::list_offsets(node, ctx, r)),
         Rq::OffsetForLeaderEpoch(r) => {
@@ -140,7 +171,19 @@ async fn dispatch(
         // `versions::is_supported` lets only the APIs above through.
         other => {
             tracing::error!(request = ?other, "no handler for an advertised API");
-            return None;
+            return Outcome {
+                response: None,
+                throttle_ms: 0,
+            };
         }
-    })
+    };
+    let throttle_ms = match &response {
+        Rs::Produce(r) => r.throttle_time_ms,
+        Rs::Fetch(r) => r.throttle_time_ms,
+        _ => 0,
+    };
+    Outcome {
+        response: Some(response),
+        throttle_ms,
+    }
 }

@@ -12,6 +12,7 @@ use super::authorize;
 use super::errors::replica_error;
 use crate::node::Node;
 use crate::protocol::RequestContext;
+use crate::quota::manager::QuotaKind;
 use crate::replica_manager::fetch::{FetchParams, FetchPosition, FetchedData};
 use crate::replica_manager::TopicRef;
 use crate::security::acl::{Operation, ResourceType};
@@ -54,7 +55,7 @@ fn authorized(
 /// Answers a fetch (no fetch sessions: session id 0 tells clients to send
 /// full requests).
 pub async fn fetch(node: &Node, ctx: &RequestContext, request: FetchRequest) -> FetchResponse {
-    let params = FetchParams {
+    let mut params = FetchParams {
         // A broker copying partitions names itself (v15+ in replica_state).
         replica: [request.replica_id.0, request.replica_state.replica_id.0]
             .into_iter()
@@ -63,6 +64,19 @@ pub async fn fetch(node: &Node, ctx: &RequestContext, request: FetchRequest) -> 
         min_bytes: usize::try_from(request.min_bytes).unwrap_or(0),
         max_bytes: usize::try_from(request.max_bytes).unwrap_or(0),
     };
+    if params.replica.is_none() {
+        // A consumer's fetch is bounded by what its quota's window admits.
+        let image = node.image();
+        let user = super::quota_user(ctx);
+        if let Some(most) =
+            node.quotas
+                .max_in_window(&image.quotas, QuotaKind::Fetch, user, &ctx.client_id)
+        {
+            params.max_bytes = params
+                .max_bytes
+                .min(usize::try_from(most).unwrap_or(usize::MAX));
+        }
+    }
     let authorized = authorized(node, ctx, &request, params.replica.is_some());
     let targets: Vec<(TopicRef, Vec<FetchPosition>)> = request
         .topics
@@ -146,5 +160,28 @@ pub async fn fetch(node: &Node, ctx: &RequestContext, request: FetchRequest) -> 
         }
         resp.responses.push(out);
     }
+    if params.replica.is_none() {
+        throttle_consumer(node, ctx, &mut resp);
+    }
     resp
+}
+
+/// Counts a consumer's fetched bytes against its `consumer_byte_rate`. A
+/// fetch that takes it over its quota is answered empty with the time to
+/// wait, and its bytes are not counted, as in Kafka.
+fn throttle_consumer(node: &Node, ctx: &RequestContext, resp: &mut FetchResponse) {
+    let bytes: usize = resp
+        .responses
+        .iter()
+        .flat_map(|t| &t.partitions)
+        .filter_map(|p| p.records.as_ref().map(|r| r.len()))
+        .sum();
+    let (throttle, key) = super::quota_throttle(node, ctx, QuotaKind::Fetch, bytes);
+    if throttle > 0 {
+        if let Some(key) = key {
+            node.quotas.unrecord(&key, bytes as u64);
+        }
+        resp.responses.clear();
+    }
+    resp.throttle_time_ms = throttle;
 }

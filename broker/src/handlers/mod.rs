@@ -31,6 +31,7 @@ use kafka_protocol::ResponseError;
 use crate::metadata::controller::ControllerRequest;
 use crate::metadata::records::{Applied, MetadataRecord};
 use crate::node::Node;
+use crate::protocol::RequestContext;
 
 /// Proposes `record` to the active controller and waits for it to be
 /// applied; Kafka's error and a message when it was refused or not decided.
@@ -47,6 +48,35 @@ pub(crate) async fn propose(
         Ok(_) => Ok(()),
         Err(e) => Err((ResponseError::RequestTimedOut, e)),
     }
+}
+
+/// The name a user quota knows the request's principal by: without its
+/// type (`User:`).
+pub(crate) fn quota_user(ctx: &RequestContext) -> &str {
+    ctx.principal
+        .split_once(':')
+        .map_or(ctx.principal.as_str(), |(_, name)| name)
+}
+
+/// Records `bytes` of the request against its client's quota of `kind`:
+/// the throttle time to answer with (0 within the quota), and the rate it
+/// was recorded under, to take it back if the bytes are not sent.
+pub(crate) fn quota_throttle(
+    node: &Node,
+    ctx: &RequestContext,
+    kind: crate::quota::manager::QuotaKind,
+    bytes: usize,
+) -> (i32, Option<crate::quota::manager::SensorKey>) {
+    let user = quota_user(ctx);
+    let throttle = node.quotas.record(
+        &node.image().quotas,
+        kind,
+        user,
+        &ctx.client_id,
+        bytes as u64,
+        node.quotas.now_ms(),
+    );
+    (i32::try_from(throttle.ms).unwrap_or(i32::MAX), throttle.key)
 }
 
 /// A response string from Rust text.

@@ -10,6 +10,7 @@ use super::errors::produce_error;
 use super::{authorize, text};
 use crate::node::Node;
 use crate::protocol::RequestContext;
+use crate::quota::manager::QuotaKind;
 use crate::replica_manager::produce::{Produce, TopicWrites, Write};
 use crate::security::acl::{Operation, ResourceType};
 
@@ -25,16 +26,24 @@ fn refused(index: i32, error: ResponseError, message: &str) -> PartitionProduceR
     r
 }
 
-/// Appends every partition's records (see `replica_manager::produce`);
-/// `None` for acks=0, which gets no reply. A transactional producer needs
-/// WRITE on its transactional id, and every producer WRITE on each topic.
+/// Appends every partition's records (see `replica_manager::produce`). A
+/// transactional producer needs WRITE on its transactional id, and every
+/// producer WRITE on each topic. The request's bytes count against the
+/// client's `producer_byte_rate`; the answer carries the time it must wait
+/// (the caller sends no answer for acks=0 but still holds the connection).
 pub async fn produce(
     node: &Node,
     ctx: &RequestContext,
     request: ProduceRequest,
-) -> Option<ProduceResponse> {
-    let answered = request.acks != 0;
+) -> ProduceResponse {
     let mut resp = ProduceResponse::default();
+    let bytes: usize = request
+        .topic_data
+        .iter()
+        .flat_map(|t| &t.partition_data)
+        .filter_map(|p| p.records.as_ref().map(|r| r.len()))
+        .sum();
+    resp.throttle_time_ms = super::quota_throttle(node, ctx, QuotaKind::Produce, bytes).0;
     let transaction_refused = request.transactional_id.as_ref().is_some_and(|id| {
         !authorize::allowed(
             node,
@@ -135,5 +144,5 @@ pub async fn produce(
             out.partition_responses.push(r);
         }
     }
-    answered.then_some(resp)
+    resp
 }

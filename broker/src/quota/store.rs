@@ -50,6 +50,16 @@ impl ClientQuotas {
         }
     }
 
+    /// Whether no quota is set.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// An entity's quotas.
+    pub fn get(&self, entity: &QuotaEntity) -> Option<&Values> {
+        self.0.get(entity)
+    }
+
     /// Every entity with its quotas.
     pub fn iter(&self) -> impl Iterator<Item = (&QuotaEntity, &Values)> {
         self.0.iter()

@@ -208,12 +208,19 @@ async fn handle_in_order(
                 }
             }
         };
-        if let Some(response) = handled?? {
+        let answer = handled??;
+        if let Some(response) = answer.response {
             node.metrics.sent_bytes.inc_by(response.len() as u64);
             out.write_all(&response).await?;
         }
-        if rx.is_empty() {
+        if rx.is_empty() || !answer.throttle.is_zero() {
             out.flush().await?;
+        }
+        if !answer.throttle.is_zero() {
+            // Over its quota: the client hears the throttle time now and
+            // the connection takes nothing more until it has passed.
+            node.metrics.throttled.inc();
+            tokio::time::sleep(answer.throttle).await;
         }
     }
     out.flush().await?;

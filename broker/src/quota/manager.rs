@@ -1,0 +1,277 @@
+//! Enforcing client quotas as Kafka's ClientQuotaManager does: the quota
+//! of a request is the one set on the most specific entity that matches
+//! its user and client id; every client that entity covers shares one
+//! rate (a quota on `users/alice` is alice's, across her clients; a default
+//! quota is each user's or client's own); a request that takes the rate
+//! over the quota is answered with the time the client must wait, and its
+//! connection reads nothing more until then.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+
+use super::entity::{EntityType, QuotaEntity};
+use super::rate::SampledRate;
+use super::store::ClientQuotas;
+
+/// What a quota limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum QuotaKind {
+    /// Bytes produced per second (`producer_byte_rate`).
+    Produce,
+    /// Bytes fetched by consumers per second (`consumer_byte_rate`).
+    Fetch,
+}
+
+impl QuotaKind {
+    fn key(self) -> &'static str {
+        match self {
+            QuotaKind::Produce => "producer_byte_rate",
+            QuotaKind::Fetch => "consumer_byte_rate",
+        }
+    }
+}
+
+/// The rate a quota is measured under: its kind, and the user and client
+/// id it covers (empty when the matching entity does not name that part).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct SensorKey {
+    kind: QuotaKind,
+    user: String,
+    client_id: String,
+}
+
+/// The entities that may set a request's quota, most specific first
+/// (Kafka's order), each with whether it names the user and the client id.
+fn precedence(user: &str, client_id: &str) -> [(QuotaEntity, bool, bool); 8] {
+    let entity = |u: Option<Option<&str>>, c: Option<Option<&str>>| {
+        let mut map = BTreeMap::new();
+        if let Some(u) = u {
+            map.insert(EntityType::User, u.map(str::to_string));
+        }
+        if let Some(c) = c {
+            map.insert(EntityType::ClientId, c.map(str::to_string));
+        }
+        (QuotaEntity(map), u.is_some(), c.is_some())
+    };
+    let (u, c) = (Some(Some(user)), Some(Some(client_id)));
+    [
+        entity(u, c),
+        entity(u, Some(None)),
+        entity(u, None),
+        entity(Some(None), c),
+        entity(Some(None), Some(None)),
+        entity(Some(None), None),
+        entity(None, c),
+        entity(None, Some(None)),
+    ]
+}
+
+/// The quota of `kind` for this user and client id, and the rate it is
+/// measured under; `None` when no entity sets one.
+pub fn resolve(
+    quotas: &ClientQuotas,
+    kind: QuotaKind,
+    user: &str,
+    client_id: &str,
+) -> Option<(f64, SensorKey)> {
+    precedence(user, client_id)
+        .into_iter()
+        .find_map(|(entity, names_user, names_client)| {
+            let value = quotas.get(&entity)?.get(kind.key())?;
+            Some((
+                value.0,
+                SensorKey {
+                    kind,
+                    user: if names_user {
+                        user.to_string()
+                    } else {
+                        String::new()
+                    },
+                    client_id: if names_client {
+                        client_id.to_string()
+                    } else {
+                        String::new()
+                    },
+                },
+            ))
+        })
+}
+
+/// A rate not used for this long is dropped.
+const IDLE_MS: u64 = 3_600_000;
+/// How often idle rates are looked for.
+const SWEEP_MS: u64 = 60_000;
+
+struct Sensors {
+    rates: HashMap<SensorKey, (SampledRate, u64)>,
+    swept_ms: u64,
+}
+
+/// The broker's quota rates.
+pub struct QuotaManager {
+    samples: usize,
+    window_ms: u64,
+    sensors: Mutex<Sensors>,
+    /// Rates are timed from here, on a clock that never steps back.
+    started: std::time::Instant,
+}
+
+/// What recording a request's bytes decided.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Throttle {
+    /// How long the client must wait; 0 when within its quota.
+    pub ms: u64,
+    /// The rate it was recorded under, if a quota applies.
+    pub key: Option<SensorKey>,
+}
+
+impl QuotaManager {
+    /// Rates of `samples` windows of `window_ms` (`quota.window.num`,
+    /// `quota.window.size.seconds`).
+    pub fn new(samples: usize, window_ms: u64) -> QuotaManager {
+        QuotaManager {
+            samples,
+            window_ms,
+            sensors: Mutex::new(Sensors {
+                rates: HashMap::new(),
+                swept_ms: 0,
+            }),
+            started: std::time::Instant::now(),
+        }
+    }
+
+    /// Now, in milliseconds on the rates' clock.
+    pub fn now_ms(&self) -> u64 {
+        u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// Records `bytes` for the request's user and client id; how long it
+    /// must be throttled.
+    pub fn record(
+        &self,
+        quotas: &ClientQuotas,
+        kind: QuotaKind,
+        user: &str,
+        client_id: &str,
+        bytes: u64,
+        now_ms: u64,
+    ) -> Throttle {
+        if quotas.is_empty() {
+            return Throttle { ms: 0, key: None };
+        }
+        let Some((quota, key)) = resolve(quotas, kind, user, client_id) else {
+            return Throttle { ms: 0, key: None };
+        };
+        let mut sensors = self.sensors.lock().unwrap_or_else(|e| e.into_inner());
+        if now_ms.saturating_sub(sensors.swept_ms) >= SWEEP_MS {
+            sensors
+                .rates
+                .retain(|_, (_, used)| now_ms.saturating_sub(*used) < IDLE_MS);
+            sensors.swept_ms = now_ms;
+        }
+        let (samples, window) = (self.samples, self.window_ms);
+        let (rate, used) = sensors
+            .rates
+            .entry(key.clone())
+            .or_insert_with(|| (SampledRate::new(samples, window), now_ms));
+        *used = now_ms;
+        rate.record(bytes as f64, now_ms);
+        // Never longer than the whole window: the rate is back within it.
+        let ms = rate
+            .throttle_ms(quota, now_ms)
+            .min(self.window_ms * self.samples as u64);
+        Throttle { ms, key: Some(key) }
+    }
+
+    /// The most a client may take in one go under its quota of `kind`:
+    /// what all but one window allow (Kafka bounds a consumer's fetch by
+    /// it, so a fetch larger than the quota can ever admit cannot starve
+    /// the consumer). `None` without a quota.
+    pub fn max_in_window(
+        &self,
+        quotas: &ClientQuotas,
+        kind: QuotaKind,
+        user: &str,
+        client_id: &str,
+    ) -> Option<u64> {
+        if quotas.is_empty() {
+            return None;
+        }
+        let (quota, _) = resolve(quotas, kind, user, client_id)?;
+        let windows = (self.samples as u64).saturating_sub(1) * self.window_ms;
+        Some((quota * windows as f64 / 1000.0) as u64)
+    }
+
+    /// Takes back bytes recorded but not sent (a throttled fetch).
+    pub fn unrecord(&self, key: &SensorKey, bytes: u64) {
+        let mut sensors = self.sensors.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((rate, _)) = sensors.rates.get_mut(key) {
+            rate.unrecord(bytes as f64);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::quota::entity::QuotaValue;
+
+    /// An entity's parts, as (type, name or `None` for the default).
+    type Parts<'a> = &'a [(&'a str, Option<&'a str>)];
+
+    fn quotas(entries: &[(Parts, f64)]) -> ClientQuotas {
+        let mut q = ClientQuotas::default();
+        for (parts, value) in entries {
+            let entity = QuotaEntity::parse(parts.iter().copied()).expect("valid");
+            let changes =
+                BTreeMap::from([("producer_byte_rate".to_string(), Some(QuotaValue(*value)))]);
+            q.apply(&entity, &changes);
+        }
+        q
+    }
+
+    #[test]
+    fn the_most_specific_entity_decides_and_names_the_shared_rate() {
+        let q = quotas(&[
+            (&[("user", Some("alice"))], 1.0),
+            (&[("user", None)], 2.0),
+            (&[("client-id", Some("app"))], 3.0),
+            (&[("user", Some("alice")), ("client-id", Some("app"))], 4.0),
+        ]);
+        let got = |u: &str, c: &str| {
+            resolve(&q, QuotaKind::Produce, u, c).map(|(v, k)| (v, k.user, k.client_id))
+        };
+        assert_eq!(
+            got("alice", "app"),
+            Some((4.0, "alice".into(), "app".into()))
+        );
+        assert_eq!(
+            got("alice", "other"),
+            Some((1.0, "alice".into(), String::new()))
+        );
+        // The default user quota is each user's own.
+        assert_eq!(got("bob", "app"), Some((2.0, "bob".into(), String::new())));
+        assert_eq!(resolve(&q, QuotaKind::Fetch, "alice", "app"), None);
+        let only_client = quotas(&[(&[("client-id", Some("app"))], 3.0)]);
+        let (_, key) = resolve(&only_client, QuotaKind::Produce, "bob", "app").expect("quota");
+        assert_eq!((key.user.as_str(), key.client_id.as_str()), ("", "app"));
+    }
+
+    #[test]
+    fn a_client_over_its_quota_is_throttled() {
+        let q = quotas(&[(&[("user", Some("alice"))], 1000.0)]);
+        let m = QuotaManager::new(11, 1000);
+        let within = m.record(&q, QuotaKind::Produce, "alice", "a", 5_000, 0);
+        assert_eq!(within.ms, 0);
+        let over = m.record(&q, QuotaKind::Produce, "alice", "b", 10_000, 100);
+        assert!(over.ms > 0, "{over:?}");
+        assert!(over.ms <= 11_000);
+        let free = m.record(&q, QuotaKind::Produce, "bob", "a", 1_000_000, 100);
+        assert_eq!(free, Throttle { ms: 0, key: None });
+        assert_eq!(
+            m.max_in_window(&q, QuotaKind::Produce, "alice", "a"),
+            Some(10_000)
+        );
+        assert_eq!(m.max_in_window(&q, QuotaKind::Fetch, "alice", "a"), None);
+    }
+}
