@@ -19,7 +19,6 @@ use super::{authorize, text};
 use crate::group::offsets::OFFSETS_TOPIC;
 use crate::node::Node;
 use crate::protocol::RequestContext;
-use crate::security::acl::binding::CLUSTER_NAME;
 use crate::security::acl::{Operation, ResourceType};
 use crate::topic::{config, NewTopic};
 
@@ -32,13 +31,7 @@ pub async fn create_topics(
     request: CreateTopicsRequest,
 ) -> CreateTopicsResponse {
     let mut resp = CreateTopicsResponse::default();
-    let cluster_create = authorize::visible(
-        node,
-        ctx,
-        Operation::Create,
-        ResourceType::Cluster,
-        CLUSTER_NAME,
-    );
+    let cluster_create = authorize::on_cluster_quietly(node, ctx, Operation::Create);
     let mut seen = HashSet::new();
     let duplicates: HashSet<String> = request
         .topics

@@ -52,6 +52,19 @@ pub fn on_cluster(node: &Node, ctx: &RequestContext, operation: Operation) -> bo
     )
 }
 
+/// As [`on_cluster`], without logging a refusal: for a cluster-wide
+/// right that only widens what is allowed (the resource's own right may
+/// still allow it).
+pub fn on_cluster_quietly(node: &Node, ctx: &RequestContext, operation: Operation) -> bool {
+    visible(
+        node,
+        ctx,
+        operation,
+        ResourceType::Cluster,
+        crate::security::acl::binding::CLUSTER_NAME,
+    )
+}
+
 fn check(
     node: &Node,
     ctx: &RequestContext,

@@ -84,14 +84,8 @@ pub async fn metadata(
         {
             continue;
         }
-        let may_create =
-            authorize::visible(
-                node,
-                ctx,
-                Operation::Create,
-                ResourceType::Cluster,
-                CLUSTER_NAME,
-            ) || authorize::allowed(node, ctx, Operation::Create, ResourceType::Topic, &name);
+        let may_create = authorize::on_cluster_quietly(node, ctx, Operation::Create)
+            || authorize::allowed(node, ctx, Operation::Create, ResourceType::Topic, &name);
         if may_create {
             create(node, &name).await;
         } else {

@@ -29,14 +29,8 @@ pub async fn init_producer_id(
         resp.error_code = ResponseError::TransactionalIdAuthorizationFailed.code();
         return resp;
     }
-    let cluster = crate::security::acl::binding::CLUSTER_NAME;
-    let idempotent = authorize::visible(
-        node,
-        ctx,
-        Operation::IdempotentWrite,
-        ResourceType::Cluster,
-        cluster,
-    ) || authorize::on_any(node, ctx, Operation::Write, ResourceType::Topic);
+    let idempotent = authorize::on_cluster_quietly(node, ctx, Operation::IdempotentWrite)
+        || authorize::on_any(node, ctx, Operation::Write, ResourceType::Topic);
     // Asked again, logged, only when refused: the cluster check alone
     // decides nothing while a topic's WRITE may still allow it.
     if !idempotent && !authorize::on_cluster(node, ctx, Operation::IdempotentWrite) {
