@@ -187,14 +187,6 @@ fn run_broker(path: PathBuf) -> ExitCode {
         if !config.roles.broker {
             return run_controller(config, stage).await;
         }
-        // Unusable certificates stop the broker before it joins the cluster.
-        let tls = match security::tls::load_listeners(&config) {
-            Ok(t) => t,
-            Err(e) => {
-                eprintln!("gregor: {e}");
-                return ExitCode::FAILURE;
-            }
-        };
         let node = match Node::start(config).await {
             Ok(n) => n,
             Err(e) => {
@@ -216,15 +208,9 @@ fn run_broker(path: PathBuf) -> ExitCode {
         tasks.spawn("flusher", maintenance::run_flusher(node.clone()));
         tasks.spawn("ISR checks", maintenance::run_isr_checks(node.clone()));
         tasks.spawn("group sessions", node.groups.clone().run_session_sweeper());
-        if !tls.is_empty() {
-            tasks.spawn(
-                "TLS renewal",
-                security::tls::watch(tls.values().cloned().collect()),
-            );
-        }
         stage.send_replace(Stage::Broker(node.clone()));
         let stopping = node.clone();
-        server::serve(node.clone(), bound, tls, async move {
+        server::serve(node.clone(), bound, node.tls.clone(), async move {
             shutdown_signal().await;
             stage.send_replace(Stage::Stopping);
             tracing::info!("shutting down: moving leadership away");
@@ -244,8 +230,21 @@ fn run_broker(path: PathBuf) -> ExitCode {
 /// metadata quorum and nothing else.
 async fn run_controller(config: BrokerConfig, stage: watch::Sender<Stage>) -> ExitCode {
     let tasks = Tasks::new();
+    let tls = match security::tls::load_listeners(&config) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("gregor: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if !tls.is_empty() {
+        tasks.spawn(
+            "TLS renewal",
+            security::tls::watch(tls.values().cloned().collect()),
+        );
+    }
     // The log directories stay locked until the controller stops.
-    let (quorum, _log_dirs) = match node::start_quorum(&config, &tasks).await {
+    let (quorum, _log_dirs) = match node::start_quorum(&config, &tasks, &tls).await {
         Ok(started) => started,
         Err(e) => {
             eprintln!("gregor: cannot start: {e}");

@@ -23,7 +23,7 @@ use rand::Rng;
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
-use super::network::{Connection, Request, Response};
+use super::network::{Connection, Dialer, Request, Response};
 use super::TypeConfig;
 
 /// A candidate's question to another voter: would you vote for me?
@@ -132,11 +132,12 @@ pub async fn drive(
     peers: BTreeMap<u64, String>,
     contact: Arc<LeaderContact>,
     timing: Timing,
+    dialer: Dialer,
 ) {
     let voters = peers.len() + 1;
     let mut connections: BTreeMap<u64, Connection> = peers
         .into_iter()
-        .map(|(id, addr)| (id, Connection::new(addr)))
+        .map(|(id, addr)| (id, Connection::new(addr, dialer.clone())))
         .collect();
     let started = Instant::now();
     let mut timeout = timing.draw();

@@ -176,7 +176,7 @@ async fn handle_in_order(
                         tracing::warn!(
                             peer = %info.peer,
                             listener = %info.listener,
-                            principal = principal.as_deref().unwrap_or("User:ANONYMOUS"),
+                            principal = principal.as_deref().unwrap_or(crate::security::principal::ANONYMOUS),
                             %reason,
                             "SASL authentication failed; closing the connection"
                         );
