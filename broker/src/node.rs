@@ -26,6 +26,7 @@ use crate::producer_id::ProducerIdAllocator;
 use crate::replica_manager::{ReplicaManager, ReplicaSettings};
 use crate::replication::fetcher::{self, FetchSettings, Followed};
 use crate::replication::isr::IsrProposer;
+use crate::security::sasl::jwks::{Jwks, JwksError};
 use crate::security::tls::{load_listeners, ListenerTls, TlsError};
 use crate::tasks::Tasks;
 use crate::topic::changes::{TopicChanges, ADMIN_TIMEOUT};
@@ -46,6 +47,9 @@ pub enum StartError {
     /// An SSL listener's TLS stores cannot be used.
     #[error(transparent)]
     Tls(#[from] TlsError),
+    /// An OAUTHBEARER listener's key set cannot be used.
+    #[error(transparent)]
+    Jwks(#[from] JwksError),
     /// The broker could not register.
     #[error(transparent)]
     Registration(#[from] RegistrationError),
@@ -68,6 +72,9 @@ pub struct Node {
     pub groups: Arc<GroupCoordinator>,
     /// The SSL listeners' TLS, by listener name, renewed from disk.
     pub tls: BTreeMap<String, Arc<ListenerTls>>,
+    /// The OAUTHBEARER listeners' identity provider keys, by listener
+    /// name, renewed from disk.
+    pub jwks: BTreeMap<String, Arc<Jwks>>,
     /// Producer ids for idempotent producers.
     pub producer_ids: ProducerIdAllocator,
     /// Produce, fetch and offset lookups on this broker's replicas, and the
@@ -92,8 +99,21 @@ impl Node {
     /// and loads group state.
     pub async fn start(config: BrokerConfig) -> Result<Arc<Node>, StartError> {
         let tasks = Tasks::new();
-        // Unusable certificates stop the broker before it joins the cluster.
+        // Unusable certificates or keys stop the broker before it joins the
+        // cluster.
         let tls = load_listeners(&config)?;
+        let jwks = config
+            .sasl
+            .iter()
+            .filter_map(|(name, s)| Some((name, s.oauth.as_ref()?)))
+            .map(|(name, oauth)| Ok((name.clone(), Arc::new(Jwks::load(&oauth.jwks)?))))
+            .collect::<Result<BTreeMap<_, _>, JwksError>>()?;
+        if !jwks.is_empty() {
+            tasks.spawn(
+                "OAUTHBEARER key renewal",
+                crate::security::sasl::jwks::watch(jwks.values().cloned().collect()),
+            );
+        }
         let (quorum, log_dirs) = start_quorum(&config, &tasks, &tls).await?;
         if !tls.is_empty() {
             tasks.spawn(
@@ -212,6 +232,7 @@ impl Node {
             topics,
             groups,
             tls,
+            jwks,
             producer_ids: ProducerIdAllocator::default(),
             replicas,
             metrics: crate::metrics::Counters::default(),

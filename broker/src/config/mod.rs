@@ -7,6 +7,7 @@
 
 pub mod authorizer;
 pub mod listener;
+pub mod oauthbearer;
 pub mod properties;
 pub mod quorum;
 pub mod sasl;
