@@ -72,10 +72,12 @@ TOOLS = {
 }
 
 
-def java_command(tool, *args, heap="256m", version=KAFKA_VERSION):
-    """The command line the `tool` script of Apache Kafka `version` would run."""
+def java_command(tool, *args, heap="256m", version=KAFKA_VERSION, jvm=()):
+    """The command line the `tool` script of Apache Kafka `version` would
+    run, with the JVM options `jvm` (e.g. system properties) added."""
     return [
         "java",
+        *jvm,
         f"-Xmx{heap}",
         "-XX:+UseSerialGC",
         "-XX:TieredStopAtLevel=1",
@@ -87,10 +89,10 @@ def java_command(tool, *args, heap="256m", version=KAFKA_VERSION):
     ]
 
 
-def kafka_tool(tool, *args, input=None, timeout=120, check=True, version=KAFKA_VERSION):
+def kafka_tool(tool, *args, input=None, timeout=120, check=True, version=KAFKA_VERSION, jvm=()):
     """Runs one of Apache Kafka's command-line tools to completion."""
     proc = subprocess.run(
-        java_command(tool, *args, version=version),
+        java_command(tool, *args, version=version, jvm=jvm),
         input=input,
         capture_output=True,
         text=True,

@@ -214,25 +214,95 @@ def test_unusable_tls_settings_stop_the_broker_with_the_reason(tmp_path, pki):
         assert "BEGIN PRIVATE KEY" not in proc.stderr
 
 
-def test_a_cluster_replicates_over_an_ssl_inter_broker_listener(tmp_path, pki):
-    """INTERNAL (inter-broker) is SSL with client certificates required:
-    every follower fetches over TLS, presenting the broker's certificate."""
-    props = {"listener.security.protocol.map": "INTERNAL:SSL,EXTERNAL:PLAINTEXT,CONTROLLER:PLAINTEXT",
-             **ssl_listener(pki, listener="internal")}
-    cluster = GregorCluster(tmp_path / "cluster", props=props).start()
+def controller_call(port, message, context=None):
+    """One message on a controller listener (4-byte length, JSON), over TLS
+    when `context` is given; the answer, or None when the node closed."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
+        s = context.wrap_socket(raw, server_hostname="localhost") if context else raw
+        body = json.dumps(message).encode()
+        s.sendall(struct.pack(">I", len(body)) + body)
+        head = s.recv(4)
+        if len(head) < 4:
+            return None
+        (size,) = struct.unpack(">I", head)
+        data = b""
+        while len(data) < size:
+            chunk = s.recv(size - len(data))
+            if not chunk:
+                return None
+            data += chunk
+        return json.loads(data)
+
+
+def closed_without_answer(port, message, context=None):
+    """Whether the controller listener at `port` closed (or reset) the
+    connection, or failed the TLS handshake, instead of answering."""
+    try:
+        return controller_call(port, message, context) is None
+    except OSError:  # ssl.SSLError is one too
+        return True
+
+
+def test_a_cluster_whose_inter_broker_and_controller_traffic_is_tls_only(tmp_path, pki):
+    """INTERNAL (inter-broker) and CONTROLLER are SSL with client
+    certificates required, and the StandardAuthorizer lets only the
+    brokers' certificate principal use the controller listener: the quorum
+    forms, followers fetch over TLS, and the controller port refuses a
+    plaintext peer, an untrusted certificate and a trusted principal
+    without CLUSTER_ACTION, each logged with the peer (and principal) and
+    counted, while the cluster keeps serving."""
+    broker_principal = "User:CN=broker,O=Gregor tests"
+    props = {"listener.security.protocol.map": "INTERNAL:SSL,EXTERNAL:PLAINTEXT,CONTROLLER:SSL",
+             "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+             # The test's own clients come in plaintext on EXTERNAL.
+             "super.users": f"{broker_principal};User:ANONYMOUS",
+             **ssl_listener(pki, listener="internal"), **ssl_listener(pki, listener="controller")}
+    cluster = GregorCluster(tmp_path / "cluster", props=props, http=True).start()
     try:
         topic = unique("tls-replicated")
         admin = AdminClient({"bootstrap.servers": cluster.bootstrap})
         admin.create_topics([NewTopic(topic, 3, 3, config={"min.insync.replicas": "3"})])[topic].result(30)
-        p = Producer({"bootstrap.servers": cluster.bootstrap, "acks": "all", "linger.ms": 5})
-        delivered = []
-        for i in range(300):
-            p.produce(topic, value=str(i).encode(), on_delivery=lambda err, m: delivered.append(err))
-        assert p.flush(60) == 0
-        # acks=all with min.insync.replicas=3: each record reached all three.
-        assert delivered == [None] * 300
+
+        def produce(count):
+            p = Producer({"bootstrap.servers": cluster.bootstrap, "acks": "all", "linger.ms": 5})
+            delivered = []
+            for i in range(count):
+                p.produce(topic, value=str(i).encode(), on_delivery=lambda err, m: delivered.append(err))
+            assert p.flush(60) == 0
+            # acks=all with min.insync.replicas=3: each record reached all three.
+            assert delivered == [None] * count
+
+        produce(300)
         parts = admin.list_topics(topic, timeout=10).topics[topic].partitions
         assert all(sorted(part.isrs) == [1, 2, 3] for part in parts.values()), parts
+
+        victim = cluster.broker(1)
+        port = int(victim.props["listeners"].rsplit(":", 1)[1])
+        pre_vote = {"PreVote": {"candidate": 9, "last_log": None}}
+        # Plaintext bytes are not a TLS ClientHello.
+        assert closed_without_answer(port, pre_vote)
+        stranger = ssl.create_default_context(cafile=str(pki.trust))
+        _, key, crt = pki.untrusted
+        stranger.load_cert_chain(str(crt), str(key))
+        assert closed_without_answer(port, pre_vote, stranger)
+        alice = ssl.create_default_context(cafile=str(pki.trust))
+        _, key, crt = pki.client
+        alice.load_cert_chain(str(crt), str(key))
+        answer = controller_call(port, pre_vote, alice)
+        assert "CN=alice" in answer["Refused"], answer
+
+        def logged(words):
+            return [line for line in victim.log_text().splitlines() if all(w in line for w in words)]
+
+        wait_until(lambda: len(logged(["controller listener failed", "peer=127.0.0.1"])) >= 2, 10,
+                   "both failed handshakes in the log")
+        denied = logged(["ClusterAction", "principal=User:CN=alice,O=Gregor tests", "peer=127.0.0.1"])
+        assert denied and "PreVote" in denied[0], victim.log_text()[-3000:]
+        assert victim.metrics()["gregor_controller_listener_refused_total"] >= 3
+        # The brokers were never refused, and still replicate.
+        for b in cluster.brokers:
+            assert f"principal={broker_principal}" not in b.log_text()
+        produce(100)
         for b in cluster.brokers:
             assert "cannot reach leader" not in b.log_text()
     finally:

@@ -144,6 +144,7 @@ fn scrape(stage: &Stage) -> String {
                 metadata: &view,
                 active_controller: node.quorum.active_controller(),
                 quorum_epoch: node.quorum.epoch(),
+                controller_refusals: node.quorum.refusals(),
                 counters: Some(&node.metrics),
                 partitions: Some(metrics::partition_counts(
                     &view.image,
@@ -159,6 +160,7 @@ fn scrape(stage: &Stage) -> String {
             metadata: &q.view(),
             active_controller: q.active_controller(),
             quorum_epoch: q.epoch(),
+            controller_refusals: q.refusals(),
             counters: None,
             partitions: None,
             log_bytes: None,

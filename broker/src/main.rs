@@ -48,6 +48,11 @@ enum Command {
         /// it, a temporary folder is used and removed at exit.
         #[arg(long, value_name = "DIR")]
         data: Option<PathBuf>,
+        /// Secure it as production clusters are: TLS everywhere, clients
+        /// with SCRAM-SHA-512 as the admin user, ACLs on; writes
+        /// client.properties and librdkafka.conf for clients.
+        #[arg(long)]
+        secure: bool,
     },
     /// Prepare a new cluster's metadata before its first start, as
     /// kafka-storage format does: SCRAM users given with --add-scram exist
@@ -89,7 +94,7 @@ fn main() -> ExitCode {
             }
             run_broker(config)
         }
-        Command::Dev { data } => run_dev(data),
+        Command::Dev { data, secure } => run_dev(data, secure),
         Command::Format { config, add_scram } => run_format(config, add_scram),
         Command::ConfigDocs => {
             print!("{}", gregor_broker::config_docs::render());
@@ -187,14 +192,6 @@ fn run_broker(path: PathBuf) -> ExitCode {
         if !config.roles.broker {
             return run_controller(config, stage).await;
         }
-        // Unusable certificates stop the broker before it joins the cluster.
-        let tls = match security::tls::load_listeners(&config) {
-            Ok(t) => t,
-            Err(e) => {
-                eprintln!("gregor: {e}");
-                return ExitCode::FAILURE;
-            }
-        };
         let node = match Node::start(config).await {
             Ok(n) => n,
             Err(e) => {
@@ -216,15 +213,9 @@ fn run_broker(path: PathBuf) -> ExitCode {
         tasks.spawn("flusher", maintenance::run_flusher(node.clone()));
         tasks.spawn("ISR checks", maintenance::run_isr_checks(node.clone()));
         tasks.spawn("group sessions", node.groups.clone().run_session_sweeper());
-        if !tls.is_empty() {
-            tasks.spawn(
-                "TLS renewal",
-                security::tls::watch(tls.values().cloned().collect()),
-            );
-        }
         stage.send_replace(Stage::Broker(node.clone()));
         let stopping = node.clone();
-        server::serve(node.clone(), bound, tls, async move {
+        server::serve(node.clone(), bound, node.tls.clone(), async move {
             shutdown_signal().await;
             stage.send_replace(Stage::Stopping);
             tracing::info!("shutting down: moving leadership away");
@@ -244,8 +235,21 @@ fn run_broker(path: PathBuf) -> ExitCode {
 /// metadata quorum and nothing else.
 async fn run_controller(config: BrokerConfig, stage: watch::Sender<Stage>) -> ExitCode {
     let tasks = Tasks::new();
+    let tls = match security::tls::load_listeners(&config) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("gregor: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if !tls.is_empty() {
+        tasks.spawn(
+            "TLS renewal",
+            security::tls::watch(tls.values().cloned().collect()),
+        );
+    }
     // The log directories stay locked until the controller stops.
-    let (quorum, _log_dirs) = match node::start_quorum(&config, &tasks).await {
+    let (quorum, _log_dirs) = match node::start_quorum(&config, &tasks, &tls).await {
         Ok(started) => started,
         Err(e) => {
             eprintln!("gregor: cannot start: {e}");
@@ -264,7 +268,7 @@ async fn run_controller(config: BrokerConfig, stage: watch::Sender<Stage>) -> Ex
 
 /// Runs three broker processes of this same executable and stops them
 /// together.
-fn run_dev(data: Option<PathBuf>) -> ExitCode {
+fn run_dev(data: Option<PathBuf>, secure: bool) -> ExitCode {
     let keep = data.is_some();
     let root = data
         .unwrap_or_else(|| std::env::temp_dir().join(format!("gregor-dev-{}", std::process::id())));
@@ -275,16 +279,30 @@ fn run_dev(data: Option<PathBuf>) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let secure = match secure.then(|| dev::Secure::at(&root)).transpose() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("gregor: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let mut children = Vec::new();
     for n in 1..=dev::BROKERS {
         let dir = root.join(format!("broker-{n}"));
         let file = dir.join("server.properties");
         let written = std::fs::create_dir_all(&dir)
-            .and_then(|()| std::fs::write(&file, dev::server_properties(n, &dir)));
+            .and_then(|()| std::fs::write(&file, dev::server_properties(n, &dir, secure.as_ref())));
         if let Err(e) = written {
             eprintln!("gregor: cannot write {}: {e}", file.display());
             stop(&mut children);
             return ExitCode::FAILURE;
+        }
+        if let Some(s) = &secure {
+            if let Err(e) = seed_admin(&file, s) {
+                eprintln!("gregor: cannot prepare broker {n}: {e}");
+                stop(&mut children);
+                return ExitCode::FAILURE;
+            }
         }
         match std::process::Command::new(&exe)
             .arg("broker")
@@ -307,16 +325,42 @@ fn run_dev(data: Option<PathBuf>) -> ExitCode {
             }
         }
     }
-    let bootstrap: Vec<String> = (1..=dev::BROKERS)
-        .map(|n| format!("localhost:{}", dev::ports(n).1))
-        .collect();
-    eprintln!(
-        "gregor dev: {} brokers, data in {}{}\n  clients: --bootstrap-server {}\n  Ctrl-C stops them.",
-        dev::BROKERS,
-        root.display(),
-        if keep { "" } else { " (removed at exit; --data DIR keeps it)" },
-        bootstrap.join(",")
-    );
+    let removed = if keep {
+        ""
+    } else {
+        " (removed at exit; --data DIR keeps it)"
+    };
+    match &secure {
+        None => eprintln!(
+            "gregor dev: {} brokers, data in {}{removed}\n  clients: --bootstrap-server {}\n  Ctrl-C stops them.",
+            dev::BROKERS,
+            root.display(),
+            dev::bootstrap()
+        ),
+        Some(s) => {
+            let java = root.join("client.properties");
+            let librdkafka = root.join("librdkafka.conf");
+            let written = std::fs::write(&java, s.client_properties())
+                .and_then(|()| std::fs::write(&librdkafka, s.librdkafka_conf()));
+            if let Err(e) = written {
+                eprintln!("gregor: cannot write the client settings in {}: {e}", root.display());
+                stop(&mut children);
+                return ExitCode::FAILURE;
+            }
+            eprintln!(
+                "gregor dev: {} brokers with TLS, SCRAM-SHA-512 and ACLs, data in {}{removed}\n  \
+                 clients log in as user {} (a super user; the password is in the files below):\n  \
+                 Kafka's tools: --bootstrap-server {} --command-config {}\n  \
+                 kcat -F {}  (and librdkafka's other clients)\n  Ctrl-C stops them.",
+                dev::BROKERS,
+                root.display(),
+                dev::ADMIN,
+                dev::bootstrap(),
+                java.display(),
+                librdkafka.display(),
+            );
+        }
+    }
     let Some(runtime) = runtime(&mut tokio::runtime::Builder::new_current_thread()) else {
         stop(&mut children);
         return ExitCode::FAILURE;
@@ -329,6 +373,19 @@ fn run_dev(data: Option<PathBuf>) -> ExitCode {
         }
     }
     ExitCode::SUCCESS
+}
+
+/// Seeds the admin user's SCRAM credential for the broker configured in
+/// `file`, as `gregor format --add-scram` does; nothing to do once the
+/// broker's metadata log exists.
+fn seed_admin(file: &std::path::Path, secure: &dev::Secure) -> Result<(), String> {
+    use gregor_broker::metadata::bootstrap::{self, BootstrapError};
+    let config = BrokerConfig::load(file, std::iter::empty()).map_err(|e| e.to_string())?;
+    let record = bootstrap::parse_add_scram(&secure.add_scram()).map_err(|e| e.to_string())?;
+    match bootstrap::write(&config.metadata_quorum_dir(), &[record]) {
+        Ok(()) | Err(BootstrapError::Formatted(_)) => Ok(()),
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 /// Asks every broker to stop (SIGTERM: controlled shutdown) and waits.

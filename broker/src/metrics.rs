@@ -173,6 +173,8 @@ pub struct BrokerSnapshot<'a> {
     pub active_controller: Option<i32>,
     /// The metadata quorum's Raft term as this node sees it.
     pub quorum_epoch: u64,
+    /// Connections and requests the controller listener refused.
+    pub controller_refusals: u64,
     /// Request-path counters; `None` on a dedicated controller.
     pub counters: Option<&'a Counters>,
     /// Partition counts; `None` on a dedicated controller.
@@ -229,6 +231,13 @@ pub fn render(s: &BrokerSnapshot<'_>) -> String {
         "Index of the last metadata log entry this node applied",
         i64::try_from(s.metadata.applied_index).unwrap_or(i64::MAX),
     );
+    let refused = Counter::<u64>::default();
+    refused.inc_by(s.controller_refusals);
+    r.register(
+        "controller_listener_refused",
+        "Connections and requests the controller listener refused: a failed TLS handshake, or a principal without CLUSTER_ACTION",
+        refused,
+    );
     let fenced = image.brokers.values().filter(|b| b.fenced).count();
     gauge(
         r,
@@ -276,7 +285,7 @@ pub fn render(s: &BrokerSnapshot<'_>) -> String {
         );
         r.register(
             "failed_authentication",
-            "Kafka connections refused while authenticating (TLS handshake failures)",
+            "Kafka connections refused while authenticating (TLS handshake failures, SASL failures)",
             c.failed_authentication.clone(),
         );
         r.register(
@@ -430,6 +439,7 @@ mod tests {
             metadata: &view,
             active_controller: Some(1),
             quorum_epoch: 5,
+            controller_refusals: 2,
             counters: Some(&counters),
             partitions: Some(PartitionCounts::default()),
             log_bytes: Some(42),
@@ -448,6 +458,7 @@ mod tests {
             "gregor_active_controller 1",
             "gregor_metadata_quorum_epoch 5",
             "gregor_metadata_applied_index 7",
+            "gregor_controller_listener_refused_total 2",
             "gregor_log_size_bytes 42",
             "process_cpu_seconds_total 1.5",
             "process_resident_memory_bytes 3145728",

@@ -2,6 +2,7 @@
 //! quorum, topics and the service of their replicas, groups and producer
 //! ids. Every connection's handlers read it through an `Arc<Node>`.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,6 +16,8 @@ use crate::ids::new_cluster_id;
 use crate::log_dirs::{LogDirError, LogDirs};
 use crate::metadata::controller::{ControllerRequest, ControllerResponse};
 use crate::metadata::image::ClusterImage;
+use crate::metadata::listener::ListenerSecurity;
+use crate::metadata::network::Dialer;
 use crate::metadata::quorum::{Quorum, QuorumError, QuorumSettings};
 use crate::metadata::records::{Applied, BrokerEndpoint, Refusal};
 use crate::metadata::registration::{self, Registration, RegistrationError};
@@ -23,7 +26,8 @@ use crate::producer_id::ProducerIdAllocator;
 use crate::replica_manager::{ReplicaManager, ReplicaSettings};
 use crate::replication::fetcher::{self, FetchSettings, Followed};
 use crate::replication::isr::IsrProposer;
-use crate::security::tls::{client_config, TlsError};
+use crate::security::sasl::jwks::{Jwks, JwksError};
+use crate::security::tls::{load_listeners, ListenerTls, TlsError};
 use crate::tasks::Tasks;
 use crate::topic::changes::{TopicChanges, ADMIN_TIMEOUT};
 use crate::topic::TopicRegistry;
@@ -40,9 +44,12 @@ pub enum StartError {
     /// The metadata quorum could not start.
     #[error(transparent)]
     Quorum(#[from] QuorumError),
-    /// The inter-broker listener's TLS stores cannot be used.
+    /// An SSL listener's TLS stores cannot be used.
     #[error(transparent)]
     Tls(#[from] TlsError),
+    /// An OAUTHBEARER listener's key set cannot be used.
+    #[error(transparent)]
+    Jwks(#[from] JwksError),
     /// The broker could not register.
     #[error(transparent)]
     Registration(#[from] RegistrationError),
@@ -63,6 +70,11 @@ pub struct Node {
     pub topics: Arc<TopicRegistry>,
     /// Consumer groups.
     pub groups: Arc<GroupCoordinator>,
+    /// The SSL listeners' TLS, by listener name, renewed from disk.
+    pub tls: BTreeMap<String, Arc<ListenerTls>>,
+    /// The OAUTHBEARER listeners' identity provider keys, by listener
+    /// name, renewed from disk.
+    pub jwks: BTreeMap<String, Arc<Jwks>>,
     /// Producer ids for idempotent producers.
     pub producer_ids: ProducerIdAllocator,
     /// Produce, fetch and offset lookups on this broker's replicas, and the
@@ -87,7 +99,28 @@ impl Node {
     /// and loads group state.
     pub async fn start(config: BrokerConfig) -> Result<Arc<Node>, StartError> {
         let tasks = Tasks::new();
-        let (quorum, log_dirs) = start_quorum(&config, &tasks).await?;
+        // Unusable certificates or keys stop the broker before it joins the
+        // cluster.
+        let tls = load_listeners(&config)?;
+        let jwks = config
+            .sasl
+            .iter()
+            .filter_map(|(name, s)| Some((name, s.oauth.as_ref()?)))
+            .map(|(name, oauth)| Ok((name.clone(), Arc::new(Jwks::load(&oauth.jwks)?))))
+            .collect::<Result<BTreeMap<_, _>, JwksError>>()?;
+        if !jwks.is_empty() {
+            tasks.spawn(
+                "OAUTHBEARER key renewal",
+                crate::security::sasl::jwks::watch(jwks.values().cloned().collect()),
+            );
+        }
+        let (quorum, log_dirs) = start_quorum(&config, &tasks, &tls).await?;
+        if !tls.is_empty() {
+            tasks.spawn(
+                "TLS renewal",
+                crate::security::tls::watch(tls.values().cloned().collect()),
+            );
+        }
 
         let topics = Arc::new(TopicRegistry::new(
             config.node_id,
@@ -101,10 +134,7 @@ impl Node {
                 FetchSettings {
                     me: config.node_id,
                     listener: config.inter_broker_listener.clone(),
-                    tls: match config.tls.get(&config.inter_broker_listener) {
-                        Some(settings) => Some(Arc::new(client_config(settings)?)),
-                        None => None,
-                    },
+                    tls: tls.get(&config.inter_broker_listener).cloned(),
                     login: config.inter_broker_login.clone(),
                     max_wait: Duration::from_millis(config.replica_fetch_wait_max_ms),
                     partition_max_bytes: config.replica_fetch_max_bytes,
@@ -201,6 +231,8 @@ impl Node {
             quorum,
             topics,
             groups,
+            tls,
+            jwks,
             producer_ids: ProducerIdAllocator::default(),
             replicas,
             metrics: crate::metrics::Counters::default(),
@@ -262,13 +294,19 @@ impl Node {
 
 /// Claims the log directories, opens the metadata log and joins the quorum
 /// (as a voter, or as a learner for a broker-only node), serving the
-/// controller listener (a task of `tasks`). Dedicated controllers run only
-/// this.
+/// controller listener (a task of `tasks`; over TLS when `tls` has it).
+/// Dedicated controllers run only this.
 pub async fn start_quorum(
     config: &BrokerConfig,
     tasks: &Tasks,
+    tls: &BTreeMap<String, Arc<ListenerTls>>,
 ) -> Result<(Arc<Quorum>, LogDirs), StartError> {
     let log_dirs = LogDirs::claim(&config.log_dirs, config.node_id)?;
+    let controller_tls = config
+        .controller_listener
+        .as_ref()
+        .and_then(|name| tls.get(name))
+        .cloned();
     let controller_socket = match config
         .controller_listener
         .as_ref()
@@ -287,10 +325,19 @@ pub async fn start_quorum(
         preferred_leader_check: config
             .auto_leader_rebalance
             .then(|| Duration::from_secs(config.leader_imbalance_check_interval_seconds)),
+        dialer: Dialer::new(controller_tls.clone()),
     })
     .await?;
     if let Some(bound) = controller_socket.into_iter().flatten().next() {
-        tasks.spawn("controller listener", quorum.clone().serve(bound.socket));
+        let security = ListenerSecurity {
+            name: bound.listener.name.clone(),
+            tls: controller_tls,
+            authorizer: config.authorizer.clone(),
+        };
+        tasks.spawn(
+            "controller listener",
+            crate::metadata::listener::serve(quorum.clone(), bound.socket, security),
+        );
     }
     Ok((quorum, log_dirs))
 }

@@ -7,6 +7,7 @@
 
 pub mod authorizer;
 pub mod listener;
+pub mod oauthbearer;
 pub mod properties;
 pub mod quorum;
 pub mod sasl;
@@ -291,10 +292,10 @@ impl BrokerConfig {
             if l.protocol == SecurityProtocol::Plaintext {
                 continue;
             }
-            if Some(&l.name) == controller_listener.as_ref() {
+            if Some(&l.name) == controller_listener.as_ref() && l.protocol.sasl() {
                 return Err(ConfigError::Listener {
                     listener: l.name.clone(),
-                    reason: "the controller listener is PLAINTEXT only so far".into(),
+                    reason: "the controller listener takes PLAINTEXT or SSL; for authenticated controllers use SSL with ssl.client.auth=required and certificate principals".into(),
                 });
             }
             if l.protocol.tls() {
@@ -435,6 +436,31 @@ mod tests {
             Some("604800000")
         );
         assert_eq!(c.socket_request_max_bytes, 104_857_600);
+    }
+
+    #[test]
+    fn the_controller_listener_takes_plaintext_or_ssl() {
+        let with = |protocol: &str| {
+            load(&format!(
+                "{BASE}listeners=PLAINTEXT://:9092,CONTROLLER://:9093\n\
+                 listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:{protocol}\n\
+                 controller.listener.names=CONTROLLER\n\
+                 controller.quorum.voters=1@localhost:9093\n\
+                 ssl.keystore.type=PEM\n\
+                 ssl.truststore.type=PEM\n\
+                 listener.name.controller.ssl.keystore.location=/k.pem\n\
+                 listener.name.controller.ssl.truststore.location=/t.pem\n\
+                 listener.name.controller.ssl.client.auth=required\n\
+                 sasl.enabled.mechanisms=PLAIN\n"
+            ))
+        };
+        let ssl = with("SSL").expect("SSL on the controller listener");
+        assert_eq!(ssl.tls["CONTROLLER"].client_auth, tls::ClientAuth::Required);
+        assert!(with("PLAINTEXT").expect("plaintext").tls.is_empty());
+        for sasl in ["SASL_SSL", "SASL_PLAINTEXT"] {
+            let err = with(sasl).expect_err(sasl).to_string();
+            assert!(err.contains("PLAINTEXT or SSL"), "{sasl}: {err}");
+        }
     }
 
     #[test]

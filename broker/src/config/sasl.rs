@@ -8,6 +8,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
+use super::oauthbearer::OAuthSettings;
 use super::properties::Property;
 use super::setting::list_items;
 use super::tls::Secret;
@@ -28,6 +29,8 @@ pub struct SaslSettings {
     pub client: BTreeMap<Mechanism, (String, Secret)>,
     /// `connections.max.reauth.ms`: a session's lifetime; 0 for no limit.
     pub max_reauth_ms: u64,
+    /// How bearer tokens are checked, when OAUTHBEARER is offered.
+    pub oauth: Option<OAuthSettings>,
 }
 
 impl SaslSettings {
@@ -46,9 +49,6 @@ impl SaslSettings {
                 "GSSAPI" => return Err(refuse(
                     "GSSAPI (Kerberos) is not offered: set sasl.enabled.mechanisms to PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 (Kafka's default is GSSAPI)".into(),
                 )),
-                "OAUTHBEARER" => {
-                    return Err(refuse("OAUTHBEARER is not offered yet: use PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512".into()))
-                }
                 other => other.parse::<Mechanism>().map_err(|e| refuse(e.to_string()))?,
             };
             if !mechanisms.contains(&mechanism) {
@@ -82,10 +82,15 @@ impl SaslSettings {
                 client.insert(*mechanism, (user, Secret::new(password)));
             }
         }
+        let oauth = match mechanisms.contains(&Mechanism::OAuthBearer) {
+            true => Some(OAuthSettings::for_listener(values, listener)?),
+            false => None,
+        };
         Ok(SaslSettings {
             mechanisms,
             plain_users,
             client,
+            oauth,
             max_reauth_ms: values
                 .for_listener(listener, "connections.max.reauth.ms")
                 .map(|p| p.value.parse().unwrap_or(0))
@@ -115,6 +120,11 @@ pub fn inter_broker_login(
             "brokers log in to each other on this listener with sasl.mechanism.inter.broker.protocol, which is {named:?}: set it to PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512"
         ))
     })?;
+    if mechanism == Mechanism::OAuthBearer {
+        return Err(refuse(
+            "brokers log in to each other with PLAIN or SCRAM (or use an SSL inter-broker listener), not OAUTHBEARER".into(),
+        ));
+    }
     if !settings.mechanisms.contains(&mechanism) {
         return Err(refuse(format!(
             "sasl.mechanism.inter.broker.protocol is {mechanism}, which sasl.enabled.mechanisms does not offer here"
@@ -202,7 +212,10 @@ mod tests {
     fn unusable_settings_are_refused_without_showing_secrets() {
         let cases: [(&[(&str, &str)], &str); 6] = [
             (&[], "GSSAPI"),
-            (&[("sasl.enabled.mechanisms", "OAUTHBEARER")], "OAUTHBEARER"),
+            (
+                &[("sasl.enabled.mechanisms", "OAUTHBEARER")],
+                "sasl.oauthbearer.jwks.endpoint.url",
+            ),
             (
                 &[("sasl.enabled.mechanisms", "plain")],
                 "unknown SASL mechanism",

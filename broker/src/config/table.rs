@@ -224,7 +224,7 @@ pub static BROKER: &[Setting] = &[
     Setting::new(
         "sasl.enabled.mechanisms",
         Kind::List,
-        "The SASL mechanisms a SASL listener offers: PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 (Kafka's default, GSSAPI, is not offered: set this).",
+        "The SASL mechanisms a SASL listener offers: PLAIN, SCRAM-SHA-256, SCRAM-SHA-512, OAUTHBEARER (Kafka's default, GSSAPI, is not offered: set this).",
     )
     .default("GSSAPI")
     .per_listener(),
@@ -249,6 +249,81 @@ pub static BROKER: &[Setting] = &[
     )
     .per_listener()
     .sensitive(),
+    Setting::new(
+        "oauthbearer.sasl.jaas.config",
+        Kind::Text,
+        "An OAuthBearerLoginModule, as Kafka asks of an OAUTHBEARER listener; the broker takes nothing from it (it does not log in to other brokers with OAUTHBEARER). Given per listener.",
+    )
+    .per_listener()
+    .sensitive(),
+    Setting::new(
+        "oauthbearer.sasl.server.callback.handler.class",
+        Kind::Text,
+        "Kafka's OAuthBearerValidatorCallbackHandler, whose checks Gregor makes (JWKS signature, exp, iat, issuer, audience, subject); the unsecured validator is refused. Given per listener.",
+    )
+    .per_listener(),
+    Setting::new(
+        "sasl.oauthbearer.jwks.endpoint.url",
+        Kind::Text,
+        "Where the identity provider's signing keys (a JWKS) are: a file: URL, read again when the file changes (HTTP URLs are not fetched yet). Needed when OAUTHBEARER is enabled.",
+    )
+    .per_listener(),
+    Setting::new(
+        "sasl.oauthbearer.expected.audience",
+        Kind::List,
+        "Audiences a token's aud claim must name one of. Needed unless sasl.oauthbearer.allow.unverified.audience is true.",
+    )
+    .per_listener(),
+    Setting::new(
+        "sasl.oauthbearer.expected.issuer",
+        Kind::Text,
+        "The issuer a token's iss claim must be. Needed unless sasl.oauthbearer.allow.unverified.issuer is true.",
+    )
+    .per_listener(),
+    Setting::new(
+        "sasl.oauthbearer.allow.unverified.audience",
+        Kind::Bool,
+        "Accept tokens for any audience when sasl.oauthbearer.expected.audience is not set.",
+    )
+    .default("false")
+    .per_listener(),
+    Setting::new(
+        "sasl.oauthbearer.allow.unverified.issuer",
+        Kind::Bool,
+        "Accept tokens from any issuer when sasl.oauthbearer.expected.issuer is not set.",
+    )
+    .default("false")
+    .per_listener(),
+    Setting::new(
+        "sasl.oauthbearer.sub.claim.name",
+        Kind::Text,
+        "The claim whose value is the user a token authenticates (User:<value>).",
+    )
+    .default("sub")
+    .per_listener(),
+    Setting::new(
+        "sasl.oauthbearer.scope.claim.name",
+        Kind::Text,
+        "The claim Kafka reads scopes from; Gregor's authorization uses ACLs, not scopes.",
+    )
+    .default("scope")
+    .per_listener()
+    .ignored(),
+    Setting::new(
+        "sasl.oauthbearer.clock.skew.seconds",
+        Kind::int(0),
+        "How far a token's exp, nbf and iat may be off this broker's clock.",
+    )
+    .default("30")
+    .per_listener(),
+    Setting::new(
+        "sasl.oauthbearer.jwks.endpoint.refresh.ms",
+        Kind::long(0),
+        "How often Kafka fetches a JWKS over HTTP; Gregor reads its file JWKS again whenever it changes.",
+    )
+    .default("3600000")
+    .per_listener()
+    .ignored(),
     Setting::new(
         "sasl.mechanism.inter.broker.protocol",
         Kind::Text,

@@ -6,9 +6,13 @@
 //! active controller, seeing the higher term in its next replies, steps
 //! down: metadata stops for an election although nothing was wrong. So
 //! openraft's own election timer is off and this module drives elections:
-//! a voter that has not heard from a leader for the leader lease plus a
-//! random election timeout asks every other voter whether it would vote for
-//! it, and calls the election only when a majority says yes. A voter says
+//! a voter that has not heard from its leader for the leader lease (plus a
+//! short random stagger, so two voters rarely ask at the same moment) asks
+//! every other voter whether it would vote for it, and calls the election
+//! only when a majority says yes. That is as soon as Kafka's voters move
+//! (`controller.quorum.fetch.timeout.ms`, twice the election timeout by
+//! default); a random election timeout is waited only with no leader known
+//! and after an election that did not produce one. A voter says
 //! yes only if it has not heard from a leader for the lease itself and the
 //! candidate's log is at least as up to date as its own, the same tests
 //! openraft applies to the real vote, so a granted pre-vote is an election
@@ -23,7 +27,7 @@ use rand::Rng;
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
-use super::network::{Connection, Request, Response};
+use super::network::{Connection, Dialer, Request, Response};
 use super::TypeConfig;
 
 /// A candidate's question to another voter: would you vote for me?
@@ -85,38 +89,84 @@ pub fn is_majority(granted: usize, voters: usize) -> bool {
 
 /// How long voters wait: openraft refuses to vote within the leader lease
 /// (`election_timeout_max` since it last heard from the leader), so a
-/// follower of a known leader waits that lease plus a random timeout; with
-/// no leader known yet (a new cluster, an election that failed) only the
-/// random timeout: as openraft's own timer would.
+/// follower of a known leader asks once that lease has run out, after a
+/// short random stagger; with no leader known yet (a new cluster, an
+/// election that failed) after a random election timeout, as openraft's own
+/// timer would.
 #[derive(Debug, Clone, Copy)]
 pub struct Timing {
     /// No vote is granted within this much of the last leader contact.
     pub lease: Duration,
-    /// The random part is drawn from this range.
+    /// The random election timeout is drawn from this range.
     pub timeout_min: Duration,
-    /// Exclusive upper end of the random part.
+    /// Exclusive upper end of the random election timeout.
     pub timeout_max: Duration,
 }
 
+/// What the driver knows when it decides when to ask next.
+#[derive(Debug, Clone, Copy)]
+pub struct Moments {
+    /// When a leader was last heard from, if ever.
+    pub heard: Option<Instant>,
+    /// When this process started driving.
+    pub started: Instant,
+    /// When its last pre-vote was refused, if since the last contact.
+    pub refused: Option<Instant>,
+    /// When it last called an election, if since the last contact.
+    pub elected: Option<Instant>,
+    /// Whether a leader is known (its vote committed).
+    pub committed: bool,
+}
+
+/// The random parts of one wait.
+#[derive(Debug, Clone, Copy)]
+pub struct Draw {
+    /// Added to the lease after a leader was lost.
+    pub stagger: Duration,
+    /// The election timeout, with no leader known.
+    pub timeout: Duration,
+}
+
 impl Timing {
-    /// A random election timeout.
-    fn draw(&self) -> Duration {
+    /// New random parts: a stagger below a quarter of the minimum
+    /// election timeout, and an election timeout.
+    fn draw(&self) -> Draw {
         let (min, max) = (self.timeout_min, self.timeout_max.max(self.timeout_min));
-        if max > min {
-            rand::thread_rng().gen_range(min..max)
+        let mut rng = rand::thread_rng();
+        let timeout = if max > min {
+            rng.gen_range(min..max)
         } else {
             min
-        }
+        };
+        let stagger_max = self.retry();
+        let stagger = if stagger_max.is_zero() {
+            Duration::ZERO
+        } else {
+            rng.gen_range(Duration::ZERO..stagger_max)
+        };
+        Draw { stagger, timeout }
     }
 
-    /// How long to wait for a leader before asking for votes, with the
-    /// random part `timeout`, when a leader is known (`committed`) or not.
-    pub fn wait(&self, timeout: Duration, committed: bool) -> Duration {
-        if committed {
-            self.lease + timeout
-        } else {
-            timeout
+    /// How soon a refused pre-vote is asked again: it disturbs nobody, and
+    /// the others may have heard the lost leader a moment later than this
+    /// voter.
+    fn retry(&self) -> Duration {
+        self.timeout_min / 4
+    }
+
+    /// When this voter asks for a pre-vote next.
+    pub fn due(&self, m: &Moments, draw: Draw) -> Instant {
+        let mut due = match (m.committed, m.heard) {
+            (true, Some(heard)) => heard + self.lease + draw.stagger,
+            _ => m.started.max(m.heard.unwrap_or(m.started)) + draw.timeout,
+        };
+        if let Some(refused) = m.refused {
+            due = due.max(refused + self.retry());
         }
+        if let Some(elected) = m.elected {
+            due = due.max(elected + draw.timeout);
+        }
+        due
     }
 
     /// How often the driver looks at the clock.
@@ -132,15 +182,19 @@ pub async fn drive(
     peers: BTreeMap<u64, String>,
     contact: Arc<LeaderContact>,
     timing: Timing,
+    dialer: Dialer,
 ) {
     let voters = peers.len() + 1;
     let mut connections: BTreeMap<u64, Connection> = peers
         .into_iter()
-        .map(|(id, addr)| (id, Connection::new(addr)))
+        .map(|(id, addr)| (id, Connection::new(addr, dialer.clone())))
         .collect();
     let started = Instant::now();
-    let mut timeout = timing.draw();
-    let mut last_attempt: Option<Instant> = None;
+    let mut draw = timing.draw();
+    // Attempts since the last word of a leader.
+    let mut refused: Option<Instant> = None;
+    let mut elected: Option<Instant> = None;
+    let mut heard_before = contact.last();
     let mut ticks = tokio::time::interval(timing.tick());
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -159,19 +213,24 @@ pub async fn drive(
         if stopped {
             return;
         }
-        let wait = timing.wait(timeout, committed);
-        // Waited from the last word of a leader, this process's start, or
-        // the last attempt, whichever is latest.
-        let since = [contact.last(), Some(started), last_attempt]
-            .into_iter()
-            .flatten()
-            .max()
-            .unwrap_or(started);
-        if leading || since.elapsed() < wait {
+        let heard = contact.last();
+        if heard != heard_before {
+            // A leader spoke: earlier attempts no longer matter.
+            heard_before = heard;
+            refused = None;
+            elected = None;
+        }
+        let moments = Moments {
+            heard,
+            started,
+            refused,
+            elected,
+            committed,
+        };
+        if leading || Instant::now() < timing.due(&moments, draw) {
             continue;
         }
-        last_attempt = Some(Instant::now());
-        timeout = timing.draw();
+        draw = timing.draw();
         let ask = PreVote {
             candidate: me,
             last_log: raft.data_metrics().borrow().last_log,
@@ -184,10 +243,12 @@ pub async fn drive(
                 term,
                 "no leader heard from; pre-vote granted, calling an election"
             );
+            elected = Some(Instant::now());
             if raft.trigger().elect().await.is_err() {
                 return;
             }
         } else {
+            refused = Some(Instant::now());
             tracing::debug!(
                 granted,
                 voters,
@@ -327,7 +388,7 @@ mod tests {
     }
 
     #[test]
-    fn the_wait_is_a_random_timeout_plus_the_lease_once_a_leader_is_known() {
+    fn a_lost_leader_is_replaced_once_its_lease_runs_out() {
         let ms = Duration::from_millis;
         let timing = Timing {
             lease: ms(2000),
@@ -335,10 +396,53 @@ mod tests {
             timeout_max: ms(2000),
         };
         for _ in 0..100 {
-            let timeout = timing.draw();
-            assert!(timeout >= ms(1000) && timeout < ms(2000), "{timeout:?}");
+            let d = timing.draw();
+            assert!(d.timeout >= ms(1000) && d.timeout < ms(2000), "{d:?}");
+            assert!(d.stagger < ms(250), "{d:?}");
         }
-        assert_eq!(timing.wait(ms(1500), true), ms(3500));
-        assert_eq!(timing.wait(ms(1500), false), ms(1500));
+        let t0 = Instant::now();
+        let at = |offset: u64| t0 + ms(offset);
+        let draw = Draw {
+            stagger: ms(100),
+            timeout: ms(1500),
+        };
+        let moments = |heard, refused, elected, committed| Moments {
+            heard,
+            started: t0,
+            refused,
+            elected,
+            committed,
+        };
+        let cases = [
+            // (what, moments, due after t0 in ms)
+            (
+                "leader known, lost at 5 s",
+                moments(Some(at(5000)), None, None, true),
+                7100,
+            ),
+            (
+                "new cluster, no leader yet",
+                moments(None, None, None, false),
+                1500,
+            ),
+            (
+                "heard once, no leader now",
+                moments(Some(at(5000)), None, None, false),
+                6500,
+            ),
+            (
+                "a refused pre-vote is asked again soon",
+                moments(Some(at(5000)), Some(at(7100)), None, true),
+                7350,
+            ),
+            (
+                "an election that made no leader waits a timeout",
+                moments(Some(at(5000)), None, Some(at(7100)), false),
+                8600,
+            ),
+        ];
+        for (what, m, due) in cases {
+            assert_eq!(timing.due(&m, draw), at(due), "{what}");
+        }
     }
 }

@@ -6,7 +6,10 @@
 //! - [`bootstrap`] holds what a new cluster starts with (`gregor format`);
 //! - [`placement`] decides where new replicas go;
 //! - [`store`] keeps the Raft log, vote and snapshots on disk;
-//! - [`network`] is the controller listener's protocol;
+//! - [`network`] is the controller listener's protocol, and how a node
+//!   dials the others (over TLS when the listener is SSL);
+//! - [`listener`] serves the controller listener: TLS handshake, the peer's
+//!   principal, CLUSTER_ACTION checked with an authorizer;
 //! - [`controller`] is the active controller's work: registrations,
 //!   heartbeats, fencing, topic changes;
 //! - [`election`] calls an election only after a pre-vote a majority
@@ -20,6 +23,7 @@ pub mod bootstrap;
 pub mod controller;
 pub mod election;
 pub mod image;
+pub mod listener;
 pub mod network;
 pub mod placement;
 pub mod quorum;

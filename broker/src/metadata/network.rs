@@ -1,8 +1,10 @@
 //! The controller listener's protocol: Raft's RPCs between controllers and
 //! brokers' requests to the active controller, each a length-prefixed JSON
 //! message (4-byte big-endian length, then the body) answered in order on
-//! the same connection.
+//! the same connection, over TCP or, when the controller listener is SSL,
+//! over TLS with this node's certificate.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use openraft::error::{
@@ -15,8 +17,10 @@ use openraft::raft::{
 };
 use openraft::BasicNode;
 use serde::{Deserialize, Serialize};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
+
+use crate::security::tls::ListenerTls;
 
 use super::controller::{ControllerRequest, ControllerResponse};
 use super::election::PreVote;
@@ -40,6 +44,19 @@ pub enum Request {
     Controller(ControllerRequest),
 }
 
+impl Request {
+    /// The request's kind, for the log.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Request::AppendEntries(_) => "AppendEntries",
+            Request::Vote(_) => "Vote",
+            Request::InstallSnapshot(_) => "InstallSnapshot",
+            Request::PreVote(_) => "PreVote",
+            Request::Controller(_) => "Controller",
+        }
+    }
+}
+
 /// The answer to a [`Request`].
 #[derive(Debug, Serialize, Deserialize)]
 pub enum Response {
@@ -53,11 +70,13 @@ pub enum Response {
     PreVote(bool),
     /// To `Controller`.
     Controller(ControllerResponse),
+    /// The request was not allowed (the reason); the connection closes.
+    Refused(String),
 }
 
 /// Reads one message; `None` at a clean end of stream.
 pub async fn read_frame<T: for<'de> Deserialize<'de>>(
-    stream: &mut TcpStream,
+    stream: &mut (impl AsyncRead + Unpin),
 ) -> std::io::Result<Option<T>> {
     let mut len = [0u8; 4];
     match stream.read_exact(&mut len).await {
@@ -80,24 +99,77 @@ pub async fn read_frame<T: for<'de> Deserialize<'de>>(
 }
 
 /// Writes one message.
-pub async fn write_frame<T: Serialize>(stream: &mut TcpStream, msg: &T) -> std::io::Result<()> {
+pub async fn write_frame<T: Serialize>(
+    stream: &mut (impl AsyncWrite + Unpin),
+    msg: &T,
+) -> std::io::Result<()> {
     let body = serde_json::to_vec(msg).map_err(std::io::Error::other)?;
     let mut frame = Vec::with_capacity(body.len() + 4);
     frame.extend_from_slice(&(body.len() as u32).to_be_bytes());
     frame.extend_from_slice(&body);
-    stream.write_all(&frame).await
+    stream.write_all(&frame).await?;
+    // TLS holds written bytes until flushed.
+    stream.flush().await
+}
+
+/// The bytes to and from another node: TCP, or TLS over it.
+trait Stream: AsyncRead + AsyncWrite + Unpin + Send + Sync {}
+
+impl<T: AsyncRead + AsyncWrite + Unpin + Send + Sync> Stream for T {}
+
+/// How this node connects to the controller listeners of the others: over
+/// TLS with the controller listener's client side when it is SSL.
+#[derive(Debug, Clone, Default)]
+pub struct Dialer {
+    tls: Option<Arc<ListenerTls>>,
+}
+
+impl Dialer {
+    /// Connects over TLS when `tls` is given, else plain TCP.
+    pub fn new(tls: Option<Arc<ListenerTls>>) -> Self {
+        Dialer { tls }
+    }
+
+    async fn dial(&self, addr: &str) -> std::io::Result<Box<dyn Stream>> {
+        let tcp = TcpStream::connect(addr).await?;
+        tcp.set_nodelay(true)?;
+        // The certificates in force now: a renewal applies to new connections.
+        let Some(config) = self.tls.as_ref().and_then(|t| t.client()) else {
+            return Ok(Box::new(tcp));
+        };
+        let host = addr
+            .rsplit_once(':')
+            .map(|(h, _)| h.trim_start_matches('[').trim_end_matches(']'))
+            .unwrap_or(addr);
+        let name = rustls::pki_types::ServerName::try_from(host.to_owned()).map_err(|_| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!("{addr} has no host name to check a certificate against"),
+            )
+        })?;
+        let tls = tokio_rustls::TlsConnector::from(config)
+            .connect(name, tcp)
+            .await?;
+        Ok(Box::new(tls))
+    }
 }
 
 /// A lazily (re)connected client connection to one controller.
 pub struct Connection {
     addr: String,
-    stream: Option<TcpStream>,
+    dialer: Dialer,
+    stream: Option<Box<dyn Stream>>,
 }
 
 impl Connection {
-    /// A client for `addr`; nothing is connected yet.
-    pub fn new(addr: String) -> Self {
-        Connection { addr, stream: None }
+    /// A client for `addr`, connecting as `dialer` does; nothing is
+    /// connected yet.
+    pub fn new(addr: String, dialer: Dialer) -> Self {
+        Connection {
+            addr,
+            dialer,
+            stream: None,
+        }
     }
 
     /// Sends `req` and waits for its answer, within `timeout`.
@@ -119,25 +191,28 @@ impl Connection {
 
     async fn call_inner(&mut self, req: &Request) -> std::io::Result<Response> {
         if self.stream.is_none() {
-            let s = TcpStream::connect(&self.addr).await?;
-            s.set_nodelay(true)?;
-            self.stream = Some(s);
+            self.stream = Some(self.dialer.dial(&self.addr).await?);
         }
         let Some(stream) = self.stream.as_mut() else {
             return Err(std::io::Error::other("not connected"));
         };
         write_frame(stream, req).await?;
-        read_frame(stream).await?.ok_or_else(|| {
-            std::io::Error::new(
+        match read_frame(stream).await? {
+            Some(Response::Refused(reason)) => Err(std::io::Error::new(
+                std::io::ErrorKind::PermissionDenied,
+                format!("controller {} refused: {reason}", self.addr),
+            )),
+            Some(answer) => Ok(answer),
+            None => Err(std::io::Error::new(
                 std::io::ErrorKind::UnexpectedEof,
                 "controller closed the connection",
-            )
-        })
+            )),
+        }
     }
 }
 
 /// Builds Raft clients for the other voters.
-pub struct Network;
+pub struct Network(pub Dialer);
 
 /// Raft's client to one voter.
 pub struct Peer {
@@ -151,7 +226,7 @@ impl RaftNetworkFactory<TypeConfig> for Network {
     async fn new_client(&mut self, target: u64, node: &BasicNode) -> Self::Network {
         Peer {
             target,
-            conn: Connection::new(node.addr.clone()),
+            conn: Connection::new(node.addr.clone(), self.0.clone()),
         }
     }
 }

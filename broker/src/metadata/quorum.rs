@@ -10,13 +10,12 @@ use std::time::Duration;
 use openraft::error::{InitializeError, RaftError};
 use openraft::raft::AppendEntriesResponse;
 use openraft::{BasicNode, Raft, ServerState, SnapshotPolicy};
-use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
 use super::bootstrap;
 use super::controller::{Controller, ControllerRequest, ControllerResponse};
 use super::election::{self, LeaderContact, PreVote, Timing, VoterState};
-use super::network::{self, Connection, Network, Request, Response};
+use super::network::{Connection, Dialer, Network, Request, Response};
 use super::store::{LogStore, MetadataView, StateMachine};
 use super::TypeConfig;
 
@@ -39,6 +38,8 @@ pub struct QuorumSettings {
     /// `leader.imbalance.check.interval.seconds` when
     /// `auto.leader.rebalance.enable` is on.
     pub preferred_leader_check: Option<Duration>,
+    /// How to reach the other nodes' controller listeners.
+    pub dialer: Dialer,
 }
 
 impl QuorumSettings {
@@ -81,6 +82,10 @@ pub struct Quorum {
     contact: Arc<LeaderContact>,
     /// No pre-vote is granted within this much of the last leader contact.
     lease: Duration,
+    /// How to reach the other nodes' controller listeners.
+    dialer: Dialer,
+    /// Connections and requests the controller listener refused.
+    refused: prometheus_client::metrics::counter::Counter,
 }
 
 impl Quorum {
@@ -110,9 +115,15 @@ impl Quorum {
         .map_err(|e| QuorumError::Raft(e.to_string()))?;
         let id = settings.node_id as u64;
         let config = Arc::new(config);
-        let raft = Raft::new(id, config.clone(), Network, log, sm)
-            .await
-            .map_err(|e| QuorumError::Raft(e.to_string()))?;
+        let raft = Raft::new(
+            id,
+            config.clone(),
+            Network(settings.dialer.clone()),
+            log,
+            sm,
+        )
+        .await
+        .map_err(|e| QuorumError::Raft(e.to_string()))?;
         let voters: BTreeMap<u64, String> = settings
             .voters
             .iter()
@@ -162,6 +173,7 @@ impl Quorum {
                 peers,
                 contact.clone(),
                 timing,
+                settings.dialer.clone(),
             ));
         }
         let controller = Arc::new(Controller::new(
@@ -182,6 +194,8 @@ impl Quorum {
             clients: tokio::sync::Mutex::new(HashMap::new()),
             contact,
             lease,
+            dialer: settings.dialer,
+            refused: Default::default(),
         }))
     }
 
@@ -294,7 +308,7 @@ impl Quorum {
         let mut clients = self.clients.lock().await;
         let conn = clients
             .entry(addr.to_string())
-            .or_insert_with(|| Connection::new(addr.to_string()));
+            .or_insert_with(|| Connection::new(addr.to_string(), self.dialer.clone()));
         let left = deadline.saturating_duration_since(tokio::time::Instant::now());
         match conn
             .call(
@@ -312,59 +326,37 @@ impl Quorum {
         }
     }
 
-    /// Serves the controller listener; its connections end when this
-    /// future is dropped.
-    pub async fn serve(self: Arc<Self>, listener: TcpListener) {
-        let mut connections = tokio::task::JoinSet::new();
-        loop {
-            match listener.accept().await {
-                Ok((stream, _)) => {
-                    let _ = stream.set_nodelay(true);
-                    while connections.try_join_next().is_some() {}
-                    connections.spawn(self.clone().serve_connection(stream));
+    /// Answers one request that came in on the controller listener.
+    pub async fn answer(&self, req: Request) -> Response {
+        match req {
+            Request::AppendEntries(r) => {
+                let answer = self.raft.append_entries(r).await;
+                if matches!(&answer, Ok(a) if !matches!(a, AppendEntriesResponse::HigherVote(_))) {
+                    self.contact.heard();
                 }
-                Err(e) => {
-                    tracing::warn!(error = %e, "controller listener accept failed");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
+                Response::AppendEntries(answer)
             }
+            Request::Vote(r) => Response::Vote(self.raft.vote(r).await),
+            Request::InstallSnapshot(r) => {
+                let answer = self.raft.install_snapshot(r).await;
+                if answer.is_ok() {
+                    self.contact.heard();
+                }
+                Response::InstallSnapshot(answer)
+            }
+            Request::PreVote(ask) => Response::PreVote(self.pre_vote(&ask)),
+            Request::Controller(r) => Response::Controller(self.controller.handle(r).await),
         }
     }
 
-    async fn serve_connection(self: Arc<Self>, mut stream: TcpStream) {
-        loop {
-            let req = match network::read_frame::<Request>(&mut stream).await {
-                Ok(Some(r)) => r,
-                Ok(None) => return,
-                Err(e) => {
-                    tracing::debug!(error = %e, "bad controller message; closing");
-                    return;
-                }
-            };
-            let resp = match req {
-                Request::AppendEntries(r) => {
-                    let answer = self.raft.append_entries(r).await;
-                    if matches!(&answer, Ok(a) if !matches!(a, AppendEntriesResponse::HigherVote(_)))
-                    {
-                        self.contact.heard();
-                    }
-                    Response::AppendEntries(answer)
-                }
-                Request::Vote(r) => Response::Vote(self.raft.vote(r).await),
-                Request::InstallSnapshot(r) => {
-                    let answer = self.raft.install_snapshot(r).await;
-                    if answer.is_ok() {
-                        self.contact.heard();
-                    }
-                    Response::InstallSnapshot(answer)
-                }
-                Request::PreVote(ask) => Response::PreVote(self.pre_vote(&ask)),
-                Request::Controller(r) => Response::Controller(self.controller.handle(r).await),
-            };
-            if network::write_frame(&mut stream, &resp).await.is_err() {
-                return;
-            }
-        }
+    /// Counts a connection or request the controller listener refused.
+    pub fn count_refusal(&self) {
+        self.refused.inc();
+    }
+
+    /// Connections and requests the controller listener refused so far.
+    pub fn refusals(&self) -> u64 {
+        self.refused.get()
     }
 
     /// Answers a candidate's pre-vote, and logs why when refused.

@@ -210,6 +210,7 @@ mod tests {
             session_timeout: Duration::from_secs(10),
             cluster_id: "test".into(),
             preferred_leader_check: None,
+            dialer: Default::default(),
         })
         .await
         .expect("quorum");

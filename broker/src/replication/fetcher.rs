@@ -34,8 +34,9 @@ pub struct FetchSettings {
     pub me: i32,
     /// `inter.broker.listener.name`: where leaders are reached.
     pub listener: String,
-    /// TLS to reach them, when that listener is SSL.
-    pub tls: Option<Arc<tokio_rustls::rustls::ClientConfig>>,
+    /// TLS to reach them, when that listener is SSL (its client side,
+    /// renewed with the listener's certificates).
+    pub tls: Option<Arc<crate::security::tls::ListenerTls>>,
     /// How to log in to them, when that listener is SASL.
     pub login: Option<Login>,
     /// `replica.fetch.wait.max.ms`
@@ -108,8 +109,9 @@ async fn follow(
                 tokio::time::sleep(Duration::from_millis(200)).await;
                 continue;
             };
-            let connected = match &settings.tls {
-                Some(tls) => Connection::connect_tls(&addr, tls.clone(), CLIENT_ID).await,
+            // The client side as renewed now, for a new connection.
+            let connected = match settings.tls.as_ref().and_then(|t| t.client()) {
+                Some(tls) => Connection::connect_tls(&addr, tls, CLIENT_ID).await,
                 None => Connection::connect(&addr, CLIENT_ID).await,
             };
             let connected = match (connected, &settings.login) {

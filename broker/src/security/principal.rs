@@ -7,6 +7,10 @@
 use regex::Regex;
 use x509_parser::prelude::{FromDer, X509Certificate};
 
+/// The principal of a client that has not authenticated (no SASL, no
+/// client certificate).
+pub const ANONYMOUS: &str = "User:ANONYMOUS";
+
 /// One rule of `ssl.principal.mapping.rules`.
 #[derive(Debug, Clone)]
 enum Rule {

@@ -1,9 +1,10 @@
 //! TLS for the SSL listeners (rustls, with the ring provider): the server
 //! configuration built from a listener's settings, the client configuration
-//! a broker uses to reach the others on an SSL inter-broker listener, and
-//! renewal: when the key store or trust store files change on disk, new
-//! connections get the new certificates, with no restart (Kubernetes
-//! rewrites mounted Secrets in place when they are renewed).
+//! a node uses to reach the others on an SSL inter-broker or controller
+//! listener, the principal a client certificate names, and renewal: when
+//! the key store or trust store files change on disk, new connections (in
+//! and out) get the new certificates, with no restart (Kubernetes rewrites
+//! mounted Secrets in place when they are renewed).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -70,19 +71,31 @@ pub enum TlsError {
 #[derive(Debug)]
 pub struct ListenerTls {
     settings: TlsSettings,
-    current: RwLock<Arc<ServerConfig>>,
+    current: RwLock<Configs>,
+    /// Whether this node also connects to others on this listener.
+    dials: bool,
     stamps: Mutex<Vec<Stamp>>,
 }
 
+/// The configurations built from one reading of the stores.
+#[derive(Debug)]
+struct Configs {
+    server: Arc<ServerConfig>,
+    client: Option<Arc<ClientConfig>>,
+}
+
 impl ListenerTls {
-    /// Reads the stores and builds the configuration; any error stops the
-    /// broker from starting with the reason.
-    pub fn load(settings: TlsSettings) -> Result<ListenerTls, TlsError> {
+    /// Reads the stores and builds the configuration, with the client side
+    /// too when this node `dials` others on the listener (the inter-broker
+    /// and controller listeners); any error stops the node from starting
+    /// with the reason.
+    pub fn load(settings: TlsSettings, dials: bool) -> Result<ListenerTls, TlsError> {
         let stamps = stamps(&settings);
-        let config = server_config(&settings)?;
+        let configs = configs(&settings, dials)?;
         Ok(ListenerTls {
             settings,
-            current: RwLock::new(Arc::new(config)),
+            current: RwLock::new(configs),
+            dials,
             stamps: Mutex::new(stamps),
         })
     }
@@ -94,8 +107,29 @@ impl ListenerTls {
 
     /// An acceptor with the configuration in force now.
     pub fn acceptor(&self) -> tokio_rustls::TlsAcceptor {
-        let config = self.current.read().unwrap_or_else(|e| e.into_inner());
-        tokio_rustls::TlsAcceptor::from(config.clone())
+        let configs = self.current.read().unwrap_or_else(|e| e.into_inner());
+        tokio_rustls::TlsAcceptor::from(configs.server.clone())
+    }
+
+    /// The client configuration in force now, for connecting to another
+    /// node on this listener; `None` unless loaded to dial.
+    pub fn client(&self) -> Option<Arc<ClientConfig>> {
+        let configs = self.current.read().unwrap_or_else(|e| e.into_inner());
+        configs.client.clone()
+    }
+
+    /// The principal of a client certificate: its subject through the
+    /// listener's `ssl.principal.mapping.rules`; the reason when none
+    /// applies.
+    pub fn principal(&self, der: &[u8]) -> Result<String, String> {
+        let subject = crate::security::principal::subject_name(der)
+            .ok_or("the client certificate's subject does not parse")?;
+        match self.settings.principal_rules.apply(&subject) {
+            Some(user) => Ok(format!("User:{user}")),
+            None => Err(format!(
+                "no ssl.principal.mapping.rules rule applies to the certificate subject {subject}"
+            )),
+        }
     }
 
     /// Rebuilds the configuration when a store file changed since the last
@@ -111,20 +145,38 @@ impl ListenerTls {
             }
             *seen = now;
         }
-        let config = server_config(&self.settings)?;
-        *self.current.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(config);
+        let configs = configs(&self.settings, self.dials)?;
+        *self.current.write().unwrap_or_else(|e| e.into_inner()) = configs;
         Ok(true)
     }
 }
 
-/// Loads every SSL listener's configuration, by listener name.
+fn configs(settings: &TlsSettings, dials: bool) -> Result<Configs, TlsError> {
+    Ok(Configs {
+        server: Arc::new(server_config(settings)?),
+        client: match dials {
+            true => Some(Arc::new(client_config(settings)?)),
+            false => None,
+        },
+    })
+}
+
+/// Loads every SSL listener's configuration, by listener name; the
+/// inter-broker and controller listeners' with their client side.
 pub fn load_listeners(
     config: &crate::config::BrokerConfig,
 ) -> Result<BTreeMap<String, Arc<ListenerTls>>, TlsError> {
     config
         .tls
         .iter()
-        .map(|(name, settings)| Ok((name.clone(), Arc::new(ListenerTls::load(settings.clone())?))))
+        .map(|(name, settings)| {
+            let dials = *name == config.inter_broker_listener
+                || Some(name) == config.controller_listener.as_ref();
+            Ok((
+                name.clone(),
+                Arc::new(ListenerTls::load(settings.clone(), dials)?),
+            ))
+        })
         .collect()
 }
 
@@ -153,12 +205,12 @@ pub async fn watch(listeners: Vec<Arc<ListenerTls>>) {
     }
 }
 
-/// The client side of `settings`' listener, for a broker reaching another
-/// on it: the other broker's certificate must chain to the trust store
-/// (and name its host, unless host checks are off), and this broker
+/// The client side of `settings`' listener, for a node reaching another
+/// on it: the other node's certificate must chain to the trust store
+/// (and name its host, unless host checks are off), and this node
 /// presents its own certificate, so a listener with
 /// `ssl.client.auth=required` accepts it.
-pub fn client_config(settings: &TlsSettings) -> Result<ClientConfig, TlsError> {
+fn client_config(settings: &TlsSettings) -> Result<ClientConfig, TlsError> {
     let provider = provider(settings)?;
     let roots = match &settings.trust_store {
         Some(t) => trust_roots(settings, t)?,
@@ -166,7 +218,7 @@ pub fn client_config(settings: &TlsSettings) -> Result<ClientConfig, TlsError> {
             return Err(store_error(
                 settings,
                 "trust store".into(),
-                "brokers reaching each other over SSL verify each other's certificates: set ssl.truststore.location or ssl.truststore.certificates on the inter-broker listener".into(),
+                "nodes reaching each other over SSL (the inter-broker and controller listeners) verify each other's certificates: set ssl.truststore.location or ssl.truststore.certificates".into(),
             ))
         }
     };
@@ -558,7 +610,8 @@ mod tests {
             (ClientAuth::None, None, true),
         ];
         for (auth, cert, admitted) in cases {
-            let server = ListenerTls::load(settings(&broker, Some(&ca), auth)).expect("server");
+            let server =
+                ListenerTls::load(settings(&broker, Some(&ca), auth), false).expect("server");
             let outcome = handshake(&server, client(cert), "localhost").await;
             assert_eq!(
                 outcome.is_ok(),
@@ -573,7 +626,8 @@ mod tests {
     async fn a_broker_checks_the_host_name_unless_told_not_to() {
         let ca = Authority::new();
         let broker = ca.sign("broker-1.example");
-        let server = ListenerTls::load(settings(&broker, None, ClientAuth::None)).expect("server");
+        let server =
+            ListenerTls::load(settings(&broker, None, ClientAuth::None), false).expect("server");
         let mut s = settings(&broker, Some(&ca), ClientAuth::None);
         let checked = handshake(&server, client_config(&s).expect("client"), "localhost").await;
         assert!(checked.is_err(), "a certificate for another host passed");
@@ -612,7 +666,7 @@ mod tests {
         // A TLS 1.3 suite alone cannot serve a TLS 1.2-only listener.
         s.cipher_suites = vec!["TLS_AES_256_GCM_SHA384".into()];
         s.versions = vec![TlsVersion::V1_2];
-        assert!(ListenerTls::load(s).is_err());
+        assert!(ListenerTls::load(s, false).is_err());
     }
 
     #[test]
@@ -637,7 +691,7 @@ mod tests {
             (&no_key, "no PRIVATE KEY"),
             (&no_cert, "no CERTIFICATE"),
         ] {
-            let err = ListenerTls::load(settings(leaf, None, ClientAuth::None))
+            let err = ListenerTls::load(settings(leaf, None, ClientAuth::None), false)
                 .expect_err("refused")
                 .to_string();
             assert!(err.contains(want), "{err}");
@@ -645,7 +699,9 @@ mod tests {
         }
         let mut s = settings(&broker, None, ClientAuth::None);
         s.key_store = KeyStore::File("/nonexistent/broker.pem".into());
-        let err = ListenerTls::load(s).expect_err("refused").to_string();
+        let err = ListenerTls::load(s, false)
+            .expect_err("refused")
+            .to_string();
         assert!(err.contains("/nonexistent/broker.pem"), "{err}");
     }
 
@@ -663,7 +719,7 @@ mod tests {
         write(&old_ca.sign("localhost"));
         let mut s = settings(&old_ca.sign("localhost"), None, ClientAuth::None);
         s.key_store = KeyStore::File(store.clone());
-        let server = ListenerTls::load(s.clone()).expect("server");
+        let server = ListenerTls::load(s.clone(), false).expect("server");
         let client = settings(&old_ca.sign("client"), None, ClientAuth::None);
         let trusting = |ca: &Authority| {
             let mut c = client.clone();
@@ -691,5 +747,40 @@ mod tests {
         assert!(handshake(&server, trusting(&new_ca), "localhost")
             .await
             .is_ok());
+    }
+
+    #[tokio::test]
+    async fn a_dialing_listener_presents_its_renewed_certificate() {
+        let dir = tempfile::tempdir().expect("dir");
+        let store = dir.path().join("node.pem");
+        let write = |leaf: &Leaf| {
+            let next = dir.path().join("next.pem");
+            std::fs::write(&next, format!("{}{}", leaf.key, leaf.chain)).expect("write");
+            std::fs::rename(&next, &store).expect("rename");
+        };
+        let (old_ca, new_ca) = (Authority::new(), Authority::new());
+        // The other node trusts only the new authority for its clients.
+        let other = ListenerTls::load(
+            settings(
+                &old_ca.sign("localhost"),
+                Some(&new_ca),
+                ClientAuth::Required,
+            ),
+            false,
+        )
+        .expect("other");
+        write(&old_ca.sign("localhost"));
+        let mut s = settings(&old_ca.sign("localhost"), Some(&old_ca), ClientAuth::None);
+        s.key_store = KeyStore::File(store.clone());
+        let me = ListenerTls::load(s, true).expect("dialing");
+        let client = |tls: &ListenerTls| (*tls.client().expect("client side")).clone();
+        assert!(handshake(&other, client(&me), "localhost").await.is_err());
+
+        write(&new_ca.sign("localhost"));
+        assert!(me.reload_if_changed().expect("renewed"));
+        assert!(handshake(&other, client(&me), "localhost").await.is_ok());
+        let listening_only =
+            ListenerTls::load(settings(&old_ca.sign("x"), None, ClientAuth::None), false);
+        assert!(listening_only.expect("loads").client().is_none());
     }
 }

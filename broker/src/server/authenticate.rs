@@ -10,6 +10,8 @@
 //!
 //! The state machine decides; `connection` reads, writes and closes.
 
+use std::sync::Arc;
+
 use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::{
     ApiKey, RequestKind, ResponseKind, SaslAuthenticateResponse, SaslHandshakeResponse,
@@ -20,6 +22,8 @@ use tokio::time::{Duration, Instant};
 use crate::config::sasl::SaslSettings;
 use crate::handlers::text;
 use crate::protocol::{decode_frame, encode_response, Decoded};
+use crate::security::sasl::jwks::Jwks;
+use crate::security::sasl::oauthbearer::{self, Bearer};
 use crate::security::sasl::scram::{ScramCredential, ScramServer};
 use crate::security::sasl::{plain, Mechanism, SaslError};
 
@@ -59,6 +63,8 @@ enum State {
 #[derive(Debug)]
 pub struct Authenticator {
     settings: SaslSettings,
+    /// The identity provider's keys, when the listener offers OAUTHBEARER.
+    jwks: Option<Arc<Jwks>>,
     state: State,
     /// `User:<name>` once authenticated.
     principal: Option<String>,
@@ -69,10 +75,12 @@ pub struct Authenticator {
 }
 
 impl Authenticator {
-    /// A connection on a listener with `settings`, not yet authenticated.
-    pub fn new(settings: SaslSettings) -> Self {
+    /// A connection on a listener with `settings` (and the listener's
+    /// OAUTHBEARER keys, if it offers it), not yet authenticated.
+    pub fn new(settings: SaslSettings, jwks: Option<Arc<Jwks>>) -> Self {
         Authenticator {
             settings,
+            jwks,
             state: State::Idle,
             principal: None,
             session_mechanism: None,
@@ -210,6 +218,22 @@ impl Authenticator {
                     .map(|user| (user, Vec::new()));
                 (outcome, Mechanism::Plain, raw)
             }
+            State::Handshaken {
+                mechanism: Mechanism::OAuthBearer,
+                raw,
+            } => {
+                return match self.bearer(bytes) {
+                    Ok(bearer) => self.authenticated_as(
+                        &bearer.user,
+                        Mechanism::OAuthBearer,
+                        Vec::new(),
+                        request,
+                        raw,
+                        Some(bearer.lifetime_ms),
+                    ),
+                    Err(e) => self.refuse(&e, request, raw),
+                }
+            }
             State::Handshaken { mechanism, raw } => {
                 let mut server = ScramServer::new(mechanism);
                 match server.client_first(bytes, |user| scram(user, mechanism)) {
@@ -229,11 +253,27 @@ impl Authenticator {
             }
         };
         match outcome {
-            Ok((user, reply)) => self.authenticated_as(&user, mechanism, reply, request, raw),
+            Ok((user, reply)) => self.authenticated_as(&user, mechanism, reply, request, raw, None),
             Err(e) => self.refuse(&e, request, raw),
         }
     }
 
+    /// Checks an OAUTHBEARER message's token.
+    fn bearer(&self, bytes: &[u8]) -> Result<Bearer, SaslError> {
+        let (Some(jwks), Some(oauth)) = (&self.jwks, &self.settings.oauth) else {
+            return Err(SaslError::invalid_credentials(
+                Mechanism::OAuthBearer,
+                "no identity provider keys on this listener",
+            ));
+        };
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        oauthbearer::authenticate(bytes, &jwks.keys(), &oauth.rules, now_ms)
+    }
+
+    /// Authenticated as `user`; the session lasts `connections.max.reauth.ms`
+    /// or, if shorter, the credential's own `credential_ms` (a token's).
     fn authenticated_as(
         &mut self,
         user: &str,
@@ -241,6 +281,7 @@ impl Authenticator {
         reply: Vec<u8>,
         request: Option<(i16, i32)>,
         raw: bool,
+        credential_ms: Option<u64>,
     ) -> Verdict {
         let principal = format!("User:{user}");
         if let Some(before) = self.principal.as_deref().filter(|p| *p != principal) {
@@ -257,9 +298,14 @@ impl Authenticator {
         }
         self.session_mechanism = Some(mechanism);
         self.principal = Some(principal);
-        let lifetime = self.settings.max_reauth_ms;
-        self.expires = (lifetime > 0).then(|| Instant::now() + Duration::from_millis(lifetime));
-        self.answer(request, raw, reply, lifetime as i64)
+        let lifetime = match (self.settings.max_reauth_ms, credential_ms) {
+            (0, None) => None,
+            (0, Some(c)) => Some(c),
+            (max, None) => Some(max),
+            (max, Some(c)) => Some(max.min(c)),
+        };
+        self.expires = lifetime.map(|l| Instant::now() + Duration::from_millis(l));
+        self.answer(request, raw, reply, lifetime.unwrap_or(0) as i64)
     }
 
     fn answer(

@@ -53,11 +53,9 @@ where
 {
     let (read, write) = tokio::io::split(stream);
     let (tx, rx) = mpsc::channel::<Bytes>(READ_AHEAD);
-    let authenticator = node
-        .config
-        .sasl
-        .get(&info.listener)
-        .map(|settings| Authenticator::new(settings.clone()));
+    let authenticator = node.config.sasl.get(&info.listener).map(|settings| {
+        Authenticator::new(settings.clone(), node.jwks.get(&info.listener).cloned())
+    });
     // Until a SASL client has authenticated, frames are bounded by
     // `sasl.server.max.receive.size` instead.
     let authenticated = Arc::new(AtomicBool::new(authenticator.is_none()));
@@ -176,7 +174,7 @@ async fn handle_in_order(
                         tracing::warn!(
                             peer = %info.peer,
                             listener = %info.listener,
-                            principal = principal.as_deref().unwrap_or("User:ANONYMOUS"),
+                            principal = principal.as_deref().unwrap_or(crate::security::principal::ANONYMOUS),
                             %reason,
                             "SASL authentication failed; closing the connection"
                         );

@@ -16,16 +16,13 @@ use tokio_util::task::TaskTracker;
 use crate::bind::Bound;
 use crate::node::Node;
 use crate::protocol::ConnectionInfo;
-use crate::security::principal;
+use crate::security::principal::ANONYMOUS;
 use crate::security::tls::ListenerTls;
 
 /// How long open connections get at shutdown to answer what they have
 /// read. Held produces and long polls end within it once leadership has
 /// moved away; a JoinGroup held for a rebalance may not, and is cut.
 const DRAIN_PATIENCE: Duration = Duration::from_secs(5);
-
-/// The principal of a client that has not authenticated.
-const ANONYMOUS: &str = "User:ANONYMOUS";
 
 /// How long a client gets to complete its TLS handshake.
 const HANDSHAKE_PATIENCE: Duration = Duration::from_secs(10);
@@ -92,6 +89,7 @@ async fn accept_loop(
                     None => connections.spawn(connection::serve(node, stream, info, draining)),
                     Some(tls) => {
                         let acceptor = tls.acceptor();
+                        let tls = tls.clone();
                         connections.spawn(async move {
                             let handshake =
                                 tokio::time::timeout(HANDSHAKE_PATIENCE, acceptor.accept(stream));
@@ -104,7 +102,7 @@ async fn accept_loop(
                                         .and_then(|chain| chain.first());
                                     let mut info = info;
                                     if let Some(der) = certificate {
-                                        match certificate_principal(&node, &info.listener, der) {
+                                        match tls.principal(der) {
                                             Ok(principal) => info.principal = principal,
                                             Err(reason) => return refuse(&node, &info, &reason),
                                         }
@@ -128,25 +126,6 @@ async fn accept_loop(
                 tokio::time::sleep(std::time::Duration::from_millis(100)).await;
             }
         }
-    }
-}
-
-/// The principal of a client certificate: its subject through the
-/// listener's `ssl.principal.mapping.rules`.
-fn certificate_principal(node: &Node, listener: &str, der: &[u8]) -> Result<String, String> {
-    let subject =
-        principal::subject_name(der).ok_or("the client certificate's subject does not parse")?;
-    let rules = node
-        .config
-        .tls
-        .get(listener)
-        .map(|t| t.principal_rules.clone())
-        .unwrap_or_default();
-    match rules.apply(&subject) {
-        Some(user) => Ok(format!("User:{user}")),
-        None => Err(format!(
-            "no ssl.principal.mapping.rules rule applies to the certificate subject {subject}"
-        )),
     }
 }
 

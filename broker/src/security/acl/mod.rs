@@ -2,8 +2,9 @@
 //! and its wire codes, [`filter`] selects ACLs for DescribeAcls and
 //! DeleteAcls, [`set`] is the ACLs in force (kept in the metadata image),
 //! and [`authorizer`] decides a request the way Kafka's StandardAuthorizer
-//! does. The handlers ask through `Node::authorize`, which also writes the
-//! audit line of every refusal.
+//! does. The handlers ask through `handlers::authorize`, which also writes
+//! the audit line of every refusal; the controller listener asks for
+//! CLUSTER_ACTION (`metadata::listener`).
 
 pub mod authorizer;
 pub mod binding;

@@ -32,6 +32,10 @@ pub const PLAIN_LOGIN_MODULE: &str = "org.apache.kafka.common.security.plain.Pla
 /// The login module class of the SCRAM mechanisms.
 pub const SCRAM_LOGIN_MODULE: &str = "org.apache.kafka.common.security.scram.ScramLoginModule";
 
+/// The login module of OAUTHBEARER.
+pub const OAUTHBEARER_LOGIN_MODULE: &str =
+    "org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule";
+
 /// The prefix of PLAIN's options that define a user: `user_alice="pw"`.
 const PLAIN_USER_PREFIX: &str = "user_";
 
@@ -305,11 +309,13 @@ pub fn client_credentials(config: &JaasConfig) -> Option<(String, String)> {
 }
 
 /// Checks that the login module is the one `mechanism` works with:
-/// PlainLoginModule for PLAIN, ScramLoginModule for the SCRAM mechanisms.
+/// PlainLoginModule for PLAIN, ScramLoginModule for the SCRAM mechanisms,
+/// OAuthBearerLoginModule for OAUTHBEARER.
 pub fn expect_module(config: &JaasConfig, mechanism: Mechanism) -> Result<(), JaasError> {
     let expected = match mechanism {
         Mechanism::Plain => PLAIN_LOGIN_MODULE,
         Mechanism::ScramSha256 | Mechanism::ScramSha512 => SCRAM_LOGIN_MODULE,
+        Mechanism::OAuthBearer => OAUTHBEARER_LOGIN_MODULE,
     };
     if config.login_module == expected {
         Ok(())

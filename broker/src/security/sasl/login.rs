@@ -77,6 +77,11 @@ pub async fn log_in(conn: &mut Connection, login: &Login) -> Result<Option<Durat
             let message = plain::client_message(&login.username, &login.password);
             authenticate(conn, message, &refused).await?.1
         }
+        Mechanism::OAuthBearer => {
+            return Err(refused(
+                "brokers do not log in to each other with OAUTHBEARER".into(),
+            ))
+        }
         mechanism => {
             let mut client = ScramClient::new(mechanism, &login.username, &login.password);
             let (server_first, _) = authenticate(conn, client.client_first(), &refused).await?;

@@ -18,6 +18,9 @@
 //! - [`scram`] is RFC 5802 SCRAM with SHA-256 (RFC 7677) and SHA-512:
 //!   credentials derived from a password (what the metadata quorum
 //!   stores), the server's and the client's side of the exchange.
+//! - [`oauthbearer`] is RFC 7628 OAUTHBEARER: one message carrying a JWT,
+//!   checked against the identity provider's keys ([`jwks`]) and the
+//!   expected issuer and audience, as Kafka's OAuthBearerValidatorCallbackHandler.
 //!
 //! Every failure is a [`SaslError`]: its `Display` is for the broker's log
 //! (it may name the user, never a password or key) and
@@ -31,7 +34,9 @@ use serde::{Deserialize, Serialize};
 
 mod fixed_time;
 pub mod jaas;
+pub mod jwks;
 pub mod login;
+pub mod oauthbearer;
 pub mod plain;
 pub mod scram;
 
@@ -48,14 +53,18 @@ pub enum Mechanism {
     /// `SCRAM-SHA-512` (RFC 5802 with SHA-512, as Kafka defines it).
     #[serde(rename = "SCRAM-SHA-512")]
     ScramSha512,
+    /// `OAUTHBEARER` (RFC 7628): a JWT from an identity provider.
+    #[serde(rename = "OAUTHBEARER")]
+    OAuthBearer,
 }
 
 impl Mechanism {
     /// Every mechanism, in a stable order.
-    pub const ALL: [Mechanism; 3] = [
+    pub const ALL: [Mechanism; 4] = [
         Mechanism::Plain,
         Mechanism::ScramSha256,
         Mechanism::ScramSha512,
+        Mechanism::OAuthBearer,
     ];
 
     /// The name on the wire and in configuration.
@@ -64,6 +73,7 @@ impl Mechanism {
             Mechanism::Plain => "PLAIN",
             Mechanism::ScramSha256 => "SCRAM-SHA-256",
             Mechanism::ScramSha512 => "SCRAM-SHA-512",
+            Mechanism::OAuthBearer => "OAUTHBEARER",
         }
     }
 
@@ -82,7 +92,7 @@ impl fmt::Display for Mechanism {
 
 /// A mechanism name Gregor does not offer.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown SASL mechanism {0:?}; Gregor offers PLAIN, SCRAM-SHA-256 and SCRAM-SHA-512")]
+#[error("unknown SASL mechanism {0:?}; Gregor offers PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 and OAUTHBEARER")]
 pub struct UnknownMechanism(pub String);
 
 impl FromStr for Mechanism {
@@ -224,7 +234,8 @@ mod tests {
             ("scram-sha-256", None),
             ("SCRAM-SHA-1", None),
             ("GSSAPI", None),
-            ("OAUTHBEARER", None),
+            ("OAUTHBEARER", Some(Mechanism::OAuthBearer)),
+            ("oauthbearer", None),
             (" PLAIN", None),
             ("", None),
         ];
@@ -257,6 +268,7 @@ mod tests {
         assert!(!Mechanism::Plain.is_scram());
         assert!(Mechanism::ScramSha256.is_scram());
         assert!(Mechanism::ScramSha512.is_scram());
+        assert!(!Mechanism::OAuthBearer.is_scram());
     }
 
     #[test]

@@ -98,7 +98,7 @@ fn no_scram(_: &str, _: Mechanism) -> Option<ScramCredential> {
 
 #[test]
 fn plain_then_requests_under_the_principal() {
-    let mut a = Authenticator::new(settings("0"));
+    let mut a = Authenticator::new(settings("0"), None);
     assert!(matches!(
         a.on_frame(frame(&ApiVersionsRequest::default(), 3, 0), no_scram),
         Verdict::Dispatch(_)
@@ -127,7 +127,7 @@ fn plain_then_requests_under_the_principal() {
 
 #[test]
 fn a_wrong_password_is_refused_with_kafkas_answer() {
-    let mut a = Authenticator::new(settings("0"));
+    let mut a = Authenticator::new(settings("0"), None);
     answer(a.on_frame(handshake("PLAIN", 1), no_scram));
     match a.on_frame(
         authenticate(plain::client_message("alice", "guess")),
@@ -156,7 +156,7 @@ fn a_wrong_password_is_refused_with_kafkas_answer() {
 
 #[test]
 fn scram_sha_512_round_trip_and_a_session_lifetime() {
-    let mut a = Authenticator::new(settings("60000"));
+    let mut a = Authenticator::new(settings("60000"), None);
     let credential = bob();
     let lookup = |user: &str, m: Mechanism| {
         assert_eq!(m, Mechanism::ScramSha512);
@@ -182,7 +182,7 @@ fn scram_sha_512_round_trip_and_a_session_lifetime() {
 
 #[test]
 fn a_v0_handshake_takes_bare_tokens() {
-    let mut a = Authenticator::new(settings("0"));
+    let mut a = Authenticator::new(settings("0"), None);
     assert_eq!(
         handshake_answer(a.on_frame(handshake("PLAIN", 0), no_scram), 0).error_code,
         0
@@ -196,13 +196,13 @@ fn a_v0_handshake_takes_bare_tokens() {
 #[test]
 fn out_of_place_frames_close_the_connection() {
     // A request before authenticating.
-    let mut a = Authenticator::new(settings("0"));
+    let mut a = Authenticator::new(settings("0"), None);
     assert!(matches!(
         a.on_frame(frame(&MetadataRequest::default(), 12, 1), no_scram),
         Verdict::Close(_)
     ));
     // SaslAuthenticate without a handshake.
-    let mut a = Authenticator::new(settings("0"));
+    let mut a = Authenticator::new(settings("0"), None);
     assert!(matches!(
         a.on_frame(
             authenticate(plain::client_message("alice", "alice-secret")),
@@ -211,7 +211,7 @@ fn out_of_place_frames_close_the_connection() {
         Verdict::Close(_)
     ));
     // A mechanism the listener does not offer: answered, then closed.
-    let mut a = Authenticator::new(settings("0"));
+    let mut a = Authenticator::new(settings("0"), None);
     match a.on_frame(handshake("SCRAM-SHA-256", 1), no_scram) {
         Verdict::Refuse {
             answer: Some(answer),
@@ -224,7 +224,7 @@ fn out_of_place_frames_close_the_connection() {
         other => panic!("expected a refusal, got {other:?}"),
     }
     // Garbage.
-    let mut a = Authenticator::new(settings("0"));
+    let mut a = Authenticator::new(settings("0"), None);
     assert!(matches!(
         a.on_frame(Bytes::from_static(&[0xff]), no_scram),
         Verdict::Close(_)
@@ -233,7 +233,7 @@ fn out_of_place_frames_close_the_connection() {
 
 #[test]
 fn re_authentication_keeps_the_principal() {
-    let mut a = Authenticator::new(settings("0"));
+    let mut a = Authenticator::new(settings("0"), None);
     answer(a.on_frame(handshake("PLAIN", 1), no_scram));
     answer(a.on_frame(
         authenticate(plain::client_message("alice", "alice-secret")),
@@ -248,10 +248,13 @@ fn re_authentication_keeps_the_principal() {
     assert_eq!(again.error_code, 0);
     // As someone else: refused.
     let two = r#"org.apache.kafka.common.security.plain.PlainLoginModule required user_alice="a" user_eve="e";"#;
-    let mut b = Authenticator::new(settings_from(&[
-        ("sasl.enabled.mechanisms", "PLAIN"),
-        ("listener.name.sasl.plain.sasl.jaas.config", two),
-    ]));
+    let mut b = Authenticator::new(
+        settings_from(&[
+            ("sasl.enabled.mechanisms", "PLAIN"),
+            ("listener.name.sasl.plain.sasl.jaas.config", two),
+        ]),
+        None,
+    );
     answer(b.on_frame(handshake("PLAIN", 1), no_scram));
     answer(b.on_frame(authenticate(plain::client_message("alice", "a")), no_scram));
     answer(b.on_frame(handshake("PLAIN", 1), no_scram));
@@ -259,4 +262,60 @@ fn re_authentication_keeps_the_principal() {
         b.on_frame(authenticate(plain::client_message("eve", "e")), no_scram),
         Verdict::Refuse { .. }
     ));
+}
+
+#[test]
+fn a_bearer_token_authenticates_its_subject_until_it_expires() {
+    use crate::security::sasl::jwks::test_keys;
+    let key = test_keys::ec("k1");
+    let dir = tempfile::tempdir().expect("dir");
+    let path = dir.path().join("jwks.json");
+    std::fs::write(&path, test_keys::document(&[&key])).expect("write");
+    let url = format!("file://{}", path.display());
+    let settings = settings_from(&[
+        ("sasl.enabled.mechanisms", "OAUTHBEARER"),
+        ("sasl.oauthbearer.jwks.endpoint.url", &url),
+        ("sasl.oauthbearer.expected.audience", "kafka"),
+        ("sasl.oauthbearer.expected.issuer", "https://idp"),
+        ("connections.max.reauth.ms", "3600000"),
+    ]);
+    let jwks = Arc::new(Jwks::load(&path).expect("keys"));
+    let now = jsonwebtoken::get_current_timestamp();
+    let token = |sub: &str, issuer: &str| {
+        let claims = serde_json::json!({"sub": sub, "iss": issuer, "aud": "kafka",
+                                        "iat": now, "exp": now + 120});
+        let mut header = jsonwebtoken::Header::new(key.alg);
+        header.kid = Some("k1".into());
+        let jwt = jsonwebtoken::encode(&header, &claims, &key.signing).expect("signed");
+        format!("n,,\u{1}auth=Bearer {jwt}\u{1}\u{1}").into_bytes()
+    };
+
+    let mut a = Authenticator::new(settings.clone(), Some(jwks.clone()));
+    answer(a.on_frame(handshake("OAUTHBEARER", 1), no_scram));
+    let ok = authenticate_answer(answer(
+        a.on_frame(authenticate(token("alice", "https://idp")), no_scram),
+    ));
+    assert_eq!(ok.error_code, 0);
+    // The token's two minutes, not connections.max.reauth.ms's hour.
+    assert!(
+        (100_000..=120_000).contains(&ok.session_lifetime_ms),
+        "{}",
+        ok.session_lifetime_ms
+    );
+    assert_eq!(a.principal(), Some("User:alice"));
+
+    let mut b = Authenticator::new(settings, Some(jwks));
+    answer(b.on_frame(handshake("OAUTHBEARER", 1), no_scram));
+    match b.on_frame(authenticate(token("mallory", "https://evil")), no_scram) {
+        Verdict::Refuse { answer, reason, .. } => {
+            assert!(reason.contains("InvalidIssuer"), "{reason}");
+            let refused = authenticate_answer(answer.expect("answered").freeze());
+            assert_eq!(
+                refused.error_code,
+                ResponseError::SaslAuthenticationFailed.code()
+            );
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    assert_eq!(b.principal(), None);
 }

@@ -129,7 +129,7 @@ pub(super) struct Hash {
 impl Hash {
     /// # Panics
     ///
-    /// If `mechanism` is PLAIN: a caller's mistake, never a client's.
+    /// If `mechanism` is not SCRAM: a caller's mistake, never a client's.
     pub(super) fn of(mechanism: Mechanism) -> Hash {
         match mechanism {
             Mechanism::ScramSha256 => Hash {
@@ -140,7 +140,9 @@ impl Hash {
                 hmac: hmac::HMAC_SHA512,
                 pbkdf2: pbkdf2::PBKDF2_HMAC_SHA512,
             },
-            Mechanism::Plain => panic!("PLAIN is not a SCRAM mechanism"),
+            Mechanism::Plain | Mechanism::OAuthBearer => {
+                panic!("{mechanism} is not a SCRAM mechanism")
+            }
         }
     }
 

@@ -1,0 +1,269 @@
+"""SASL OAUTHBEARER with Kafka's broker settings: tokens from a small
+OAuth token endpoint of the test's own (client credentials grant, RS256
+JWTs, a JWKS file for the broker) used by Apache Kafka's console tools
+(OAuthBearerLoginCallbackHandler) and confluent-kafka (an oauth_cb), the
+token's subject being the principal ACLs name; tokens with a stranger's key, the wrong issuer or audience are refused,
+logged with the peer and counted; a rotated key set is picked up without a
+restart; a session ends with its token and the client re-authenticates."""
+
+import base64
+import http.server
+import json
+import threading
+import time
+import uuid
+
+import pytest
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
+from confluent_kafka.admin import (AclBinding, AclOperation, AclPermissionType, AdminClient, NewTopic,
+                                   ResourcePatternType, ResourceType)
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
+
+from conftest import Gregor, free_port, kafka_tool, unique, wait_until
+
+ISSUER = "http://idp.test/realms/gregor"
+AUDIENCE = "kafka"
+
+
+def b64(data):
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+class SigningKey:
+    """An RSA key that signs RS256 JWTs under key id `kid`."""
+
+    def __init__(self, kid):
+        self.kid = kid
+        self.key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+    def jwk(self):
+        numbers = self.key.public_key().public_numbers()
+        size = lambda n: n.to_bytes((n.bit_length() + 7) // 8, "big")
+        return {"kty": "RSA", "kid": self.kid, "use": "sig", "alg": "RS256",
+                "n": b64(size(numbers.n)), "e": b64(size(numbers.e))}
+
+    def token(self, sub, lifetime=300, issuer=ISSUER, audience=AUDIENCE):
+        now = int(time.time())
+        header = {"alg": "RS256", "typ": "JWT", "kid": self.kid}
+        claims = {"sub": sub, "iss": issuer, "aud": audience, "iat": now, "exp": now + lifetime,
+                  "scope": "kafka", "jti": str(uuid.uuid4())}
+        signing_input = f"{b64(json.dumps(header).encode())}.{b64(json.dumps(claims).encode())}"
+        signature = self.key.sign(signing_input.encode(), padding.PKCS1v15(), hashes.SHA256())
+        return f"{signing_input}.{b64(signature)}"
+
+
+def write_jwks(path, *keys):
+    path.write_text(json.dumps({"keys": [k.jwk() for k in keys]}))
+
+
+class TokenEndpoint:
+    """An OAuth token endpoint (client credentials grant): a client
+    authenticated with HTTP Basic gets a JWT whose subject is its id."""
+
+    def __init__(self, key, secrets):
+        self.key, self.secrets = key, secrets
+        endpoint = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):
+                self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                auth = self.headers.get("Authorization", "")
+                client, _, secret = base64.b64decode(auth.removeprefix("Basic ")).decode().partition(":")
+                if endpoint.secrets.get(client) != secret:
+                    self.send_response(401)
+                    self.end_headers()
+                    return
+                body = json.dumps({"access_token": endpoint.key.token(client), "token_type": "Bearer",
+                                   "expires_in": 300}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/token"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+
+
+@pytest.fixture(scope="module")
+def idp(tmp_path_factory):
+    d = tmp_path_factory.mktemp("idp")
+    key = SigningKey("k1")
+    jwks = d / "jwks.json"
+    write_jwks(jwks, key)
+    endpoint = TokenEndpoint(key, {"svc-orders": "orders-secret"})
+    yield type("Idp", (), {"key": key, "jwks": jwks, "endpoint": endpoint, "dir": d})
+    endpoint.close()
+
+
+@pytest.fixture(scope="module")
+def broker(tmp_path_factory, idp):
+    """A broker whose EXTERNAL listener (its bootstrap) is SASL_PLAINTEXT
+    with OAUTHBEARER, configured as a Kafka broker would be."""
+    props = {"listener.security.protocol.map": "INTERNAL:PLAINTEXT,EXTERNAL:SASL_PLAINTEXT",
+             "listener.name.external.sasl.enabled.mechanisms": "OAUTHBEARER",
+             "listener.name.external.oauthbearer.sasl.server.callback.handler.class":
+                 "org.apache.kafka.common.security.oauthbearer.OAuthBearerValidatorCallbackHandler",
+             "listener.name.external.oauthbearer.sasl.jaas.config":
+                 "org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required ;",
+             "sasl.oauthbearer.jwks.endpoint.url": f"file://{idp.jwks}",
+             "sasl.oauthbearer.expected.audience": AUDIENCE,
+             "sasl.oauthbearer.expected.issuer": ISSUER,
+             # ACLs on, open where none are set: the principal shows in refusals.
+             "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+             "allow.everyone.if.no.acl.found": "true",
+             "http.listener": f"127.0.0.1:{free_port()}"}
+    b = Gregor(tmp_path_factory.mktemp("oauth-broker"), props=props)
+    b.http_port = props["http.listener"].rsplit(":", 1)[1]
+    b.start()
+    yield b
+    b.stop()
+
+
+def bearer(broker, token_of, **extra):
+    """confluent-kafka settings that log in with the tokens `token_of()`
+    returns."""
+    calls = []
+
+    def oauth_cb(_config):
+        calls.append(time.time())
+        token, lifetime = token_of()
+        return token, time.time() + lifetime
+
+    conf = {"bootstrap.servers": broker.bootstrap, "security.protocol": "SASL_PLAINTEXT",
+            "sasl.mechanisms": "OAUTHBEARER", "oauth_cb": oauth_cb, **extra}
+    return conf, calls
+
+
+def admin(conf):
+    """An admin client that has its token: librdkafka calls oauth_cb from
+    poll."""
+    a = AdminClient(conf)
+    a.poll(1)
+    return a
+
+
+def failed_authentications(broker):
+    return broker.metrics()["gregor_failed_authentication_total"]
+
+
+def test_kafkas_console_tools_log_in_with_tokens_from_the_token_endpoint(broker, idp, tmp_path):
+    config = tmp_path / "client.properties"
+    config.write_text(
+        "security.protocol=SASL_PLAINTEXT\nsasl.mechanism=OAUTHBEARER\n"
+        "sasl.login.callback.handler.class="
+        "org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginCallbackHandler\n"
+        f"sasl.oauthbearer.token.endpoint.url={idp.endpoint.url}\n"
+        "sasl.jaas.config=org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required "
+        'clientId="svc-orders" clientSecret="orders-secret";\n')
+    # Kafka 4 clients reach only the OAuth endpoints listed here.
+    jvm = [f"-Dorg.apache.kafka.sasl.oauthbearer.allowed.urls={idp.endpoint.url}"]
+    topic = unique("oauth-tools")
+    kafka_tool("kafka-topics", "--bootstrap-server", broker.bootstrap, "--command-config", config,
+               "--create", "--topic", topic, "--partitions", 1, jvm=jvm)
+    kafka_tool("kafka-console-producer", "--bootstrap-server", broker.bootstrap, "--topic", topic,
+               "--command-config", config, input="a\nb\nc\n", jvm=jvm)
+    out = kafka_tool("kafka-console-consumer", "--bootstrap-server", broker.bootstrap, "--topic", topic,
+                     "--command-config", config, "--from-beginning", "--max-messages", 3,
+                     "--timeout-ms", 30000, jvm=jvm).stdout
+    assert out.split() == ["a", "b", "c"]
+
+
+def test_confluent_kafka_produces_and_consumes_with_a_bearer_token(broker, idp):
+    topic = unique("oauth-py")
+    conf, _ = bearer(broker, lambda: (idp.key.token("svc-billing"), 300))
+    client = admin(conf)
+    client.create_topics([NewTopic(topic, 1, 1)])[topic].result(30)
+    p = Producer(conf)
+    for i in range(5):
+        p.produce(topic, str(i).encode())
+    assert p.flush(30) == 0
+    c = Consumer({**conf, "group.id": unique("g"), "auto.offset.reset": "earliest"})
+    c.subscribe([topic])
+    got = []
+    deadline = time.time() + 30
+    while len(got) < 5 and time.time() < deadline:
+        m = c.poll(1)
+        if m is not None and not m.error():
+            got.append(m.value().decode())
+    c.close()
+    assert got == ["0", "1", "2", "3", "4"]
+
+    # The token's subject is the principal ACLs name.
+    deny = AclBinding(ResourceType.TOPIC, topic, ResourcePatternType.LITERAL, "User:svc-blocked", "*",
+                      AclOperation.WRITE, AclPermissionType.DENY)
+    client.create_acls([deny])[deny].result(30)
+    blocked, _ = bearer(broker, lambda: (idp.key.token("svc-blocked"), 300))
+    results = []
+    q = Producer(blocked)
+    q.produce(topic, b"no", on_delivery=lambda err, m: results.append(err))
+    q.flush(30)
+    assert results and results[0].code() == KafkaError.TOPIC_AUTHORIZATION_FAILED, results
+    wait_until(lambda: "Principal = User:svc-blocked is Denied" in broker.log_text(), 10,
+               "the refusal naming the token's subject")
+
+
+@pytest.mark.parametrize("case", ["stranger's key", "wrong issuer", "wrong audience", "expired"])
+def test_a_bad_token_is_refused_logged_and_counted_and_others_are_served(broker, idp, case):
+    stranger = SigningKey("k1")
+    token = {"stranger's key": lambda: stranger.token("mallory"),
+             "wrong issuer": lambda: idp.key.token("mallory", issuer="http://evil.test"),
+             "wrong audience": lambda: idp.key.token("mallory", audience="other"),
+             "expired": lambda: idp.key.token("mallory", lifetime=-120)}[case]
+    before = failed_authentications(broker)
+    errors = []
+    conf, _ = bearer(broker, lambda: (token(), 300), error_cb=errors.append)
+    with pytest.raises(KafkaException):
+        admin(conf).list_topics(timeout=5)
+    assert any("Authentication failed" in str(e) or "SASL" in str(e) for e in errors), errors
+    wait_until(lambda: failed_authentications(broker) > before, 10, "the refusal counted")
+    refusals = [line for line in broker.log_text().splitlines()
+                if "OAUTHBEARER" in line and "peer=127.0.0.1" in line]
+    assert refusals, broker.log_text()[-2000:]
+    # Others are still served.
+    good, _ = bearer(broker, lambda: (idp.key.token("svc-billing"), 300))
+    assert admin(good).list_topics(timeout=10).brokers
+
+
+def test_a_rotated_key_set_is_picked_up_without_a_restart(broker, idp):
+    new = SigningKey("k2")
+    conf, _ = bearer(broker, lambda: (new.token("svc-new"), 300))
+    with pytest.raises(KafkaException):
+        admin(conf).list_topics(timeout=5)
+    write_jwks(idp.jwks, idp.key, new)
+
+    def accepted():
+        try:
+            return bool(admin(conf).list_topics(timeout=3).brokers)
+        except KafkaException:
+            return False
+
+    wait_until(accepted, 40, "a token of the new key accepted")
+    assert "OAUTHBEARER keys renewed" in broker.log_text()
+
+
+def test_a_session_ends_with_its_token_and_the_client_logs_in_again(broker, idp):
+    """Tokens good for 6 s: the broker gives the session that lifetime
+    (KIP-368), so librdkafka fetches a new token and re-authenticates
+    while it keeps producing."""
+    topic = unique("oauth-reauth")
+    conf, calls = bearer(broker, lambda: (idp.key.token("svc-short", lifetime=6), 6))
+    client = admin(conf)
+    client.create_topics([NewTopic(topic, 1, 1)])[topic].result(30)
+    p = Producer(conf)
+    delivered = []
+    end = time.time() + 15
+    while time.time() < end:
+        p.produce(topic, b"x", on_delivery=lambda err, m: delivered.append(err))
+        p.poll(0.2)
+    assert p.flush(30) == 0
+    assert delivered and all(err is None for err in delivered), delivered[:5]
+    assert len(calls) >= 2, calls
