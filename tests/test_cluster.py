@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
+from confluent_kafka.admin import AdminClient
 
 import wire
 from group_member import Member
@@ -174,21 +175,27 @@ def test_bad_requests_to_a_cluster_get_clear_errors(cluster, tmp_path):
     twin.start(wait=False)
     assert twin.proc.wait(timeout=60) != 0
     assert "cannot bind listener" in twin.log_text()
-    # One on its own ports: the controller refuses its registration while
-    # the real broker 2 heartbeats, and it gives up with a clear message.
+    # One on its own ports, with the id of the active controller (the
+    # hardest case: the leader it must ask has its own id): the controller
+    # refuses its registration while the real broker heartbeats, and it
+    # gives up with a clear message.
+    taken = AdminClient({"bootstrap.servers": cluster.bootstrap}).list_topics(timeout=10).controller_id
     voters = cluster.broker(1).props["controller.quorum.voters"].split(",")
-    impostor = Gregor(tmp_path / "impostor", node_id=2)
+    impostor = Gregor(tmp_path / "impostor", node_id=taken)
     cport = free_port()
     impostor.props["listeners"] += f",CONTROLLER://127.0.0.1:{cport}"
     impostor.props.update({
         "listener.security.protocol.map": "INTERNAL:PLAINTEXT,EXTERNAL:PLAINTEXT,CONTROLLER:PLAINTEXT",
         "controller.listener.names": "CONTROLLER",
         "controller.quorum.voters": ",".join(
-            f"2@127.0.0.1:{cport}" if v.startswith("2@") else v for v in voters),
+            f"{taken}@127.0.0.1:{cport}" if v.startswith(f"{taken}@") else v for v in voters),
     })
     impostor.start(wait=False)
-    assert impostor.proc.wait(timeout=90) != 0
-    assert "broker id 2 is already registered by another running broker" in impostor.log_text()
+    try:
+        assert impostor.proc.wait(timeout=90) != 0
+    finally:
+        impostor.stop()
+    assert f"broker id {taken} is already registered by another running broker" in impostor.log_text()
     topic = unique("still")
     create(cluster.bootstrap, topic, 3)
     kafka_tool("kafka-console-producer", "--bootstrap-server", cluster.bootstrap,

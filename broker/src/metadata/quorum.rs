@@ -70,6 +70,40 @@ pub enum QuorumError {
     NoController(Duration),
 }
 
+/// Where a request for the active controller goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Destination {
+    /// This node leads: its own controller answers.
+    Here,
+    /// The leader's controller listener.
+    There(String),
+    /// No leader known: any other voter, which knows or will say who.
+    Anyone,
+}
+
+/// Where to send a request, given the leader as known (its id, and its
+/// address when another voter named it).
+fn destination(
+    me: u64,
+    voters: &BTreeMap<u64, String>,
+    leader: Option<&(u64, Option<String>)>,
+) -> Destination {
+    match leader {
+        // The leader has this node's id at another address: a second
+        // process runs with this node.id and leads (this one is the
+        // impostor). Ask it, so that it can refuse this one's registration.
+        Some((id, Some(addr))) if *id == me && Some(addr) != voters.get(&me) => {
+            Destination::There(addr.clone())
+        }
+        Some((id, _)) if *id == me => Destination::Here,
+        Some((id, addr)) => match addr.clone().or_else(|| voters.get(id).cloned()) {
+            Some(addr) => Destination::There(addr),
+            None => Destination::Anyone,
+        },
+        None => Destination::Anyone,
+    }
+}
+
 /// This node's quorum member.
 pub struct Quorum {
     node_id: i32,
@@ -268,19 +302,15 @@ impl Quorum {
                     .current_leader
                     .map(|l| (l, None))
             });
-            let address = match &target {
-                Some((id, _)) if *id == me => None,
-                Some((id, addr)) => addr.clone().or_else(|| self.voters.get(id).cloned()),
-                None if others.is_empty() => None,
-                None => {
+            let resp = match destination(me, &self.voters, target.as_ref()) {
+                Destination::Here => Some(self.controller.handle(req.clone()).await),
+                Destination::There(addr) => self.forward(&addr, &req, deadline).await,
+                Destination::Anyone if others.is_empty() => None,
+                Destination::Anyone => {
                     asked += 1;
-                    Some(others[asked % others.len()].clone())
+                    let addr = others[asked % others.len()].clone();
+                    self.forward(&addr, &req, deadline).await
                 }
-            };
-            let resp = match (target, address) {
-                (Some((id, _)), _) if id == me => Some(self.controller.handle(req.clone()).await),
-                (_, Some(addr)) => self.forward(&addr, &req, deadline).await,
-                _ => None,
             };
             match resp {
                 Some(ControllerResponse::NotController { leader, address }) => {
@@ -375,6 +405,49 @@ impl Quorum {
     pub async fn shutdown(&self) {
         if let Err(e) = self.raft.shutdown().await {
             tracing::warn!(error = %e, "metadata quorum did not stop cleanly");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_go_to_the_leader_wherever_it_is() {
+        let voters = BTreeMap::from([
+            (1, "n1:9093".to_string()),
+            (2, "n2:9093".to_string()),
+            (3, "n3:9093".to_string()),
+        ]);
+        let there = |a: &str| Destination::There(a.to_string());
+        let cases = [
+            ("this node leads", Some((2, None)), Destination::Here),
+            (
+                "named with its own address",
+                Some((2, Some("n2:9093".into()))),
+                Destination::Here,
+            ),
+            ("another voter leads", Some((3, None)), there("n3:9093")),
+            (
+                "named by a voter",
+                Some((3, Some("n3b:9093".into()))),
+                there("n3b:9093"),
+            ),
+            (
+                "a node not in the voters",
+                Some((7, None)),
+                Destination::Anyone,
+            ),
+            ("no leader known", None, Destination::Anyone),
+            (
+                "another process with this id leads",
+                Some((2, Some("elsewhere:9093".into()))),
+                there("elsewhere:9093"),
+            ),
+        ];
+        for (what, leader, want) in cases {
+            assert_eq!(destination(2, &voters, leader.as_ref()), want, "{what}");
         }
     }
 }
