@@ -212,10 +212,11 @@ def wait_until(check, timeout, what, failed=lambda: None, step=0.2):
 class Gregor:
     """One Gregor broker process with an INTERNAL and an EXTERNAL listener."""
 
-    def __init__(self, workdir, props=None, env=None, node_id=1, host=None, wrap=None):
+    def __init__(self, workdir, props=None, env=None, node_id=1, host=None, wrap=None, http=False):
         """`host`: bind and advertise this address (fixed ports) instead of
         loopback (free ports); `wrap`: prefix of the command line (e.g. to
-        run inside a network namespace)."""
+        run inside a network namespace); `http`: an `http.listener` on a
+        free loopback port, for `metrics`."""
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.data = self.workdir / "data"
@@ -245,6 +246,9 @@ class Gregor:
         self.env = env or {}
         self.proc = None
         self.http_port = None
+        if http:
+            self.http_port = free_port()
+            self.props["http.listener"] = f"127.0.0.1:{self.http_port}"
         self.log = self.workdir / "gregor.log"
         self.config = self.workdir / "server.properties"
 

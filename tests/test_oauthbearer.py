@@ -119,10 +119,8 @@ def broker(tmp_path_factory, idp):
              "sasl.oauthbearer.expected.issuer": ISSUER,
              # ACLs on, open where none are set: the principal shows in refusals.
              "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
-             "allow.everyone.if.no.acl.found": "true",
-             "http.listener": f"127.0.0.1:{free_port()}"}
-    b = Gregor(tmp_path_factory.mktemp("oauth-broker"), props=props)
-    b.http_port = props["http.listener"].rsplit(":", 1)[1]
+             "allow.everyone.if.no.acl.found": "true"}
+    b = Gregor(tmp_path_factory.mktemp("oauth-broker"), props=props, http=True)
     b.start()
     yield b
     b.stop()

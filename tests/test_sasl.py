@@ -20,7 +20,7 @@ from confluent_kafka.admin import (AdminClient, NewTopic, ScramCredentialInfo, S
                                    UserScramCredentialDeletion, UserScramCredentialUpsertion)
 
 from certs import Authority
-from conftest import GREGOR_BIN, Gregor, GregorCluster, free_port, kafka_tool, unique, wait_until
+from conftest import GREGOR_BIN, Gregor, GregorCluster, kafka_tool, unique, wait_until
 
 JAAS = ('org.apache.kafka.common.security.plain.PlainLoginModule required '
         'user_alice="alice-secret" user_bob="bob-secret";')
@@ -33,10 +33,8 @@ def broker(tmp_path_factory):
     props = {"listener.security.protocol.map": "INTERNAL:PLAINTEXT,EXTERNAL:SASL_PLAINTEXT",
              "listener.name.external.sasl.enabled.mechanisms": "PLAIN,SCRAM-SHA-256,SCRAM-SHA-512",
              "listener.name.external.plain.sasl.jaas.config": JAAS,
-             "listener.name.external.connections.max.reauth.ms": "5000",
-             "http.listener": f"127.0.0.1:{free_port()}"}
-    b = Gregor(tmp_path_factory.mktemp("sasl-broker"), props=props)
-    b.http_port = props["http.listener"].rsplit(":", 1)[1]
+             "listener.name.external.connections.max.reauth.ms": "5000"}
+    b = Gregor(tmp_path_factory.mktemp("sasl-broker"), props=props, http=True)
     b.start()
     yield b
     b.stop()

@@ -17,7 +17,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 import wire
 from certs import Authority
-from conftest import (GREGOR_BIN, Gregor, GregorCluster, free_port, kafka_tool, unique, wait_until)
+from conftest import (GREGOR_BIN, Gregor, GregorCluster, kafka_tool, unique, wait_until)
 
 
 @pytest.fixture(scope="module")
@@ -45,11 +45,8 @@ def ssl_listener(pki, listener="external", client_auth="required", key_store=Non
 
 def secured_broker(workdir, pki, **kwargs):
     """A broker whose EXTERNAL listener (its bootstrap) is SSL."""
-    props = {"listener.security.protocol.map": "INTERNAL:PLAINTEXT,EXTERNAL:SSL",
-             "http.listener": f"127.0.0.1:{free_port()}", **ssl_listener(pki, **kwargs)}
-    broker = Gregor(workdir, props=props)
-    broker.http_port = props["http.listener"].rsplit(":", 1)[1]
-    return broker.start()
+    props = {"listener.security.protocol.map": "INTERNAL:PLAINTEXT,EXTERNAL:SSL", **ssl_listener(pki, **kwargs)}
+    return Gregor(workdir, props=props, http=True).start()
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ use gregor_broker::config::BrokerConfig;
 use gregor_broker::http::{self, Stage};
 use gregor_broker::node::{self, Node};
 use gregor_broker::tasks::Tasks;
-use gregor_broker::{bind, dev, maintenance, security, server};
+use gregor_broker::{bind, dev, maintenance, server};
 use tokio::sync::watch;
 
 /// How long the broker's tasks get at shutdown to end (a replica fetch in
@@ -235,19 +235,13 @@ fn run_broker(path: PathBuf) -> ExitCode {
 /// metadata quorum and nothing else.
 async fn run_controller(config: BrokerConfig, stage: watch::Sender<Stage>) -> ExitCode {
     let tasks = Tasks::new();
-    let tls = match security::tls::load_listeners(&config) {
+    let tls = match node::load_tls(&config, &tasks) {
         Ok(t) => t,
         Err(e) => {
             eprintln!("gregor: {e}");
             return ExitCode::FAILURE;
         }
     };
-    if !tls.is_empty() {
-        tasks.spawn(
-            "TLS renewal",
-            security::tls::watch(tls.values().cloned().collect()),
-        );
-    }
     // The log directories stay locked until the controller stops.
     let (quorum, _log_dirs) = match node::start_quorum(&config, &tasks, &tls).await {
         Ok(started) => started,

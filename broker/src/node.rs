@@ -101,7 +101,7 @@ impl Node {
         let tasks = Tasks::new();
         // Unusable certificates or keys stop the broker before it joins the
         // cluster.
-        let tls = load_listeners(&config)?;
+        let tls = load_tls(&config, &tasks)?;
         let jwks = config
             .sasl
             .iter()
@@ -115,12 +115,6 @@ impl Node {
             );
         }
         let (quorum, log_dirs) = start_quorum(&config, &tasks, &tls).await?;
-        if !tls.is_empty() {
-            tasks.spawn(
-                "TLS renewal",
-                crate::security::tls::watch(tls.values().cloned().collect()),
-            );
-        }
 
         let topics = Arc::new(TopicRegistry::new(
             config.node_id,
@@ -290,6 +284,22 @@ impl Node {
             tracing::warn!("controlled shutdown not confirmed by the controller; stopping anyway");
         }
     }
+}
+
+/// Loads every SSL listener's TLS and keeps it renewed from disk (a task
+/// of `tasks`), for brokers and dedicated controllers alike.
+pub fn load_tls(
+    config: &BrokerConfig,
+    tasks: &Tasks,
+) -> Result<BTreeMap<String, Arc<ListenerTls>>, TlsError> {
+    let tls = load_listeners(config)?;
+    if !tls.is_empty() {
+        tasks.spawn(
+            "TLS renewal",
+            crate::security::tls::watch(tls.values().cloned().collect()),
+        );
+    }
+    Ok(tls)
 }
 
 /// Claims the log directories, opens the metadata log and joins the quorum

@@ -44,6 +44,26 @@ pub enum ClientError {
     ServerName(String),
 }
 
+/// A TLS connection to `addr` (`host:port`) as `tls` says, the server's
+/// certificate checked against `host`: what a client, and a broker reaching
+/// another, speak over.
+pub async fn dial_tls(
+    addr: &str,
+    tls: Arc<rustls::ClientConfig>,
+) -> Result<tokio_rustls::client::TlsStream<TcpStream>, ClientError> {
+    let host = addr
+        .rsplit_once(':')
+        .map(|(h, _)| h.trim_start_matches('[').trim_end_matches(']'))
+        .unwrap_or(addr);
+    let name = rustls::pki_types::ServerName::try_from(host.to_owned())
+        .map_err(|_| ClientError::ServerName(addr.to_owned()))?;
+    let tcp = TcpStream::connect(addr).await?;
+    tcp.set_nodelay(true)?;
+    Ok(tokio_rustls::TlsConnector::from(tls)
+        .connect(name, tcp)
+        .await?)
+}
+
 /// The bytes to and from a broker: TCP, or TLS over it.
 trait Stream: AsyncRead + AsyncWrite + Unpin + Send + Sync + std::fmt::Debug {}
 
@@ -72,17 +92,7 @@ impl Connection {
         tls: Arc<rustls::ClientConfig>,
         client_id: &str,
     ) -> Result<Self, ClientError> {
-        let host = addr
-            .rsplit_once(':')
-            .map(|(h, _)| h.trim_start_matches('[').trim_end_matches(']'))
-            .unwrap_or(addr);
-        let name = rustls::pki_types::ServerName::try_from(host.to_owned())
-            .map_err(|_| ClientError::ServerName(addr.to_owned()))?;
-        let tcp = TcpStream::connect(addr).await?;
-        tcp.set_nodelay(true)?;
-        let stream = tokio_rustls::TlsConnector::from(tls)
-            .connect(name, tcp)
-            .await?;
+        let stream = dial_tls(addr, tls).await?;
         Ok(Self::over(Box::new(stream), client_id))
     }
 

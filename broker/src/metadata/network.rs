@@ -131,26 +131,23 @@ impl Dialer {
     }
 
     async fn dial(&self, addr: &str) -> std::io::Result<Box<dyn Stream>> {
-        let tcp = TcpStream::connect(addr).await?;
-        tcp.set_nodelay(true)?;
         // The certificates in force now: a renewal applies to new connections.
-        let Some(config) = self.tls.as_ref().and_then(|t| t.client()) else {
-            return Ok(Box::new(tcp));
-        };
-        let host = addr
-            .rsplit_once(':')
-            .map(|(h, _)| h.trim_start_matches('[').trim_end_matches(']'))
-            .unwrap_or(addr);
-        let name = rustls::pki_types::ServerName::try_from(host.to_owned()).map_err(|_| {
-            std::io::Error::new(
-                std::io::ErrorKind::InvalidInput,
-                format!("{addr} has no host name to check a certificate against"),
-            )
-        })?;
-        let tls = tokio_rustls::TlsConnector::from(config)
-            .connect(name, tcp)
-            .await?;
-        Ok(Box::new(tls))
+        match self.tls.as_ref().and_then(|t| t.client()) {
+            Some(config) => gregor_client::dial_tls(addr, config)
+                .await
+                .map(|s| Box::new(s) as Box<dyn Stream>)
+                .map_err(|e| match e {
+                    gregor_client::ClientError::Io(e) => e,
+                    other => {
+                        std::io::Error::new(std::io::ErrorKind::InvalidInput, other.to_string())
+                    }
+                }),
+            None => {
+                let tcp = TcpStream::connect(addr).await?;
+                tcp.set_nodelay(true)?;
+                Ok(Box::new(tcp))
+            }
+        }
     }
 }
 
