@@ -1,14 +1,22 @@
 """SASL OAUTHBEARER with Kafka's broker settings: tokens from a small
-OAuth token endpoint of the test's own (client credentials grant, RS256
-JWTs, a JWKS file for the broker) used by Apache Kafka's console tools
-(OAuthBearerLoginCallbackHandler) and confluent-kafka (an oauth_cb), the
-token's subject being the principal ACLs name; tokens with a stranger's key, the wrong issuer or audience are refused,
-logged with the peer and counted; a rotated key set is picked up without a
-restart; a session ends with its token and the client re-authenticates."""
+OAuth identity provider of the test's own (client credentials grant, RS256
+JWTs, its JWKS as a file or served over HTTPS) used by Apache Kafka's
+console tools (OAuthBearerLoginCallbackHandler), confluent-kafka (an
+oauth_cb, and librdkafka's own OIDC login), the token's subject
+being the principal ACLs name; tokens with a stranger's key, the wrong
+issuer or audience, or unsigned (kcat's), are refused, logged with the
+peer and counted; a
+rotated key set is picked up without a restart (from the file, and from
+the HTTPS endpoint as soon as a token names the new key); a broker whose
+provider is down starts, refuses OAUTHBEARER logins saying why, and
+accepts them once the provider is up; a session ends with its token and
+the client re-authenticates."""
 
 import base64
 import http.server
 import json
+import ssl
+import subprocess
 import threading
 import time
 import uuid
@@ -20,6 +28,7 @@ from confluent_kafka.admin import (AclBinding, AclOperation, AclPermissionType, 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
+from certs import Authority
 from conftest import Gregor, free_port, kafka_tool, unique, wait_until
 
 ISSUER = "http://idp.test/realms/gregor"
@@ -58,14 +67,25 @@ def write_jwks(path, *keys):
 
 
 class TokenEndpoint:
-    """An OAuth token endpoint (client credentials grant): a client
-    authenticated with HTTP Basic gets a JWT whose subject is its id."""
+    """An OAuth identity provider: its token endpoint (client credentials
+    grant: a client authenticated with HTTP Basic gets a JWT whose subject
+    is its id) at /token and its key set at /jwks, over HTTPS when given a
+    key store, on `port` when given one."""
 
-    def __init__(self, key, secrets):
-        self.key, self.secrets = key, secrets
+    def __init__(self, key, secrets, tls=None, port=None):
+        self.key, self.secrets, self.published = key, secrets, [key]
+        self.asked_for_keys = 0
         endpoint = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                if self.path != "/jwks":
+                    self.send_response(404)
+                    self.end_headers()
+                    return
+                endpoint.asked_for_keys += 1
+                self.answer(json.dumps({"keys": [k.jwk() for k in endpoint.published]}).encode())
+
             def do_POST(self):
                 self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 auth = self.headers.get("Authorization", "")
@@ -74,8 +94,10 @@ class TokenEndpoint:
                     self.send_response(401)
                     self.end_headers()
                     return
-                body = json.dumps({"access_token": endpoint.key.token(client), "token_type": "Bearer",
-                                   "expires_in": 300}).encode()
+                self.answer(json.dumps({"access_token": endpoint.key.token(client), "token_type": "Bearer",
+                                        "expires_in": 300}).encode())
+
+            def answer(self, body):
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(body)))
@@ -85,12 +107,20 @@ class TokenEndpoint:
             def log_message(self, *args):
                 pass
 
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/token"
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", port or free_port()), Handler)
+        scheme = "http"
+        if tls:
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(tls)
+            self.server.socket = context.wrap_socket(self.server.socket, server_side=True)
+            scheme = "https"
+        base = f"{scheme}://127.0.0.1:{self.server.server_address[1]}"
+        self.url, self.jwks_url = f"{base}/token", f"{base}/jwks"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
     def close(self):
         self.server.shutdown()
+        self.server.server_close()
 
 
 @pytest.fixture(scope="module")
@@ -265,3 +295,138 @@ def test_a_session_ends_with_its_token_and_the_client_logs_in_again(broker, idp)
     assert p.flush(30) == 0
     assert delivered and all(err is None for err in delivered), delivered[:5]
     assert len(calls) >= 2, calls
+
+
+OIDC_ISSUER_CA = "Gregor test identity provider CA"
+
+
+def jwks_url_broker(workdir, url, trust, **extra):
+    """A broker whose EXTERNAL listener takes OAUTHBEARER tokens checked
+    against the key set at `url`, trusting the provider's CA `trust`
+    through the JAAS line as Kafka does."""
+    props = {"listener.security.protocol.map": "INTERNAL:PLAINTEXT,EXTERNAL:SASL_PLAINTEXT",
+             "listener.name.external.sasl.enabled.mechanisms": "OAUTHBEARER",
+             "listener.name.external.oauthbearer.sasl.jaas.config":
+                 "org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required "
+                 f'ssl.truststore.type="PEM" ssl.truststore.location="{trust}";',
+             "sasl.oauthbearer.jwks.endpoint.url": url,
+             "sasl.oauthbearer.expected.audience": AUDIENCE,
+             "sasl.oauthbearer.expected.issuer": ISSUER,
+             **extra}
+    return Gregor(workdir, props=props, http=True)
+
+
+@pytest.fixture(scope="module")
+def https_idp(tmp_path_factory):
+    """The provider with its key set at an https: URL under a CA of its
+    own, and a broker that fetches it."""
+    d = tmp_path_factory.mktemp("https-idp")
+    ca = Authority(OIDC_ISSUER_CA)
+    store, _, _ = ca.issue("idp").write(d, "idp")
+    key = SigningKey("h1")
+    # The key set over HTTPS for the broker; the same provider's token
+    # endpoint over HTTP for the clients (kcat's librdkafka takes no CA
+    # for it).
+    endpoint = TokenEndpoint(key, {}, tls=store)
+    tokens = TokenEndpoint(key, {"svc-oidc": "oidc-secret"})
+    broker = jwks_url_broker(d / "broker", endpoint.jwks_url, ca.write_trust_store(d / "ca.pem")).start()
+    yield type("HttpsIdp", (), {"endpoint": endpoint, "tokens": tokens, "broker": broker, "dir": d})
+    broker.stop()
+    endpoint.close()
+    tokens.close()
+
+
+def oidc(broker, endpoint, client="svc-oidc", secret="oidc-secret"):
+    """librdkafka's own OAUTHBEARER login: tokens from the token endpoint."""
+    return {"bootstrap.servers": broker.bootstrap, "security.protocol": "SASL_PLAINTEXT",
+            "sasl.mechanisms": "OAUTHBEARER", "sasl.oauthbearer.method": "oidc",
+            "sasl.oauthbearer.client.id": client, "sasl.oauthbearer.client.secret": secret,
+            "sasl.oauthbearer.token.endpoint.url": endpoint.url}
+
+
+def test_keys_fetched_over_https_check_librdkafkas_oidc_tokens_and_refuse_unsigned_ones(https_idp):
+    broker, endpoint = https_idp.broker, https_idp.endpoint
+    topic = unique("oidc")
+    conf = oidc(broker, https_idp.tokens)
+    client = AdminClient(conf)
+    client.create_topics([NewTopic(topic, 1, 1)])[topic].result(30)
+    p = Producer(conf)
+    p.produce(topic, b"librdkafka")
+    assert p.flush(30) == 0
+    c = Consumer({**conf, "group.id": unique("g"), "auto.offset.reset": "earliest"})
+    c.subscribe([topic])
+    got = None
+    deadline = time.time() + 30
+    while got is None and time.time() < deadline:
+        m = c.poll(1)
+        if m is not None and not m.error():
+            got = m.value()
+    c.close()
+    assert got == b"librdkafka"
+
+    # kcat as Debian builds it has no OIDC login, only librdkafka's
+    # unsecured tokens (alg none): refused, and the broker says so.
+    before = failed_authentications(broker)
+    kcat = subprocess.run(["kcat", "-b", broker.bootstrap, "-X", "security.protocol=SASL_PLAINTEXT",
+                           "-X", "sasl.mechanisms=OAUTHBEARER", "-X", "enable.sasl.oauthbearer.unsecure.jwt=true",
+                           "-X", "sasl.oauthbearer.config=principal=mallory", "-L", "-m", "5"],
+                          capture_output=True, text=True, timeout=60)
+    assert kcat.returncode != 0 and "Authentication failed" in kcat.stderr, kcat.stderr
+    wait_until(lambda: failed_authentications(broker) > before, 10, "the refusal counted")
+    assert endpoint.asked_for_keys >= 1
+
+
+
+def test_a_token_of_a_new_key_makes_the_broker_fetch_the_key_set_at_once(https_idp):
+    """The key set is refreshed hourly (the default); a provider that
+    rotates its key is followed at the first token naming the new key."""
+    broker, endpoint = https_idp.broker, https_idp.endpoint
+    rotated = SigningKey("h2")
+    endpoint.published = [endpoint.key, rotated]
+    before = endpoint.asked_for_keys
+    conf, _ = bearer(broker, lambda: (rotated.token("svc-rotated"), 300))
+
+    def accepted():
+        try:
+            return bool(admin(conf).list_topics(timeout=3).brokers)
+        except KafkaException:
+            return False
+
+    wait_until(accepted, 40, "a token of the rotated key accepted")
+    assert endpoint.asked_for_keys > before
+    assert "OAUTHBEARER keys renewed" in broker.log_text()
+
+
+def test_a_broker_whose_provider_is_down_starts_and_takes_tokens_once_it_is_up(tmp_path):
+    ca = Authority(OIDC_ISSUER_CA)
+    store, _, _ = ca.issue("idp").write(tmp_path, "idp")
+    port = free_port()
+    broker = jwks_url_broker(tmp_path / "broker", f"https://127.0.0.1:{port}/jwks",
+                             ca.write_trust_store(tmp_path / "ca.pem"),
+                             **{"sasl.oauthbearer.jwks.endpoint.retry.backoff.max.ms": "1000"}).start()
+    key = SigningKey("d1")
+    endpoint = None
+    try:
+        # The plaintext listener serves while the provider is down.
+        plain = AdminClient({"bootstrap.servers": broker.internal_bootstrap})
+        assert plain.list_topics(timeout=10).brokers
+        conf, _ = bearer(broker, lambda: (key.token("svc-early"), 300))
+        with pytest.raises(KafkaException):
+            admin(conf).list_topics(timeout=5)
+        wait_until(lambda: "have not been fetched yet" in broker.log_text(), 10,
+                   "the refusal saying the keys are not there yet")
+        assert "OAUTHBEARER has no keys yet" in broker.log_text()
+
+        endpoint = TokenEndpoint(key, {}, tls=store, port=port)
+
+        def accepted():
+            try:
+                return bool(admin(conf).list_topics(timeout=3).brokers)
+            except KafkaException:
+                return False
+
+        wait_until(accepted, 30, "a token accepted once the provider is up")
+    finally:
+        broker.stop()
+        if endpoint:
+            endpoint.close()

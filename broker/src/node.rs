@@ -108,11 +108,8 @@ impl Node {
             .filter_map(|(name, s)| Some((name, s.oauth.as_ref()?)))
             .map(|(name, oauth)| Ok((name.clone(), Arc::new(Jwks::load(&oauth.jwks)?))))
             .collect::<Result<BTreeMap<_, _>, JwksError>>()?;
-        if !jwks.is_empty() {
-            tasks.spawn(
-                "OAUTHBEARER key renewal",
-                crate::security::sasl::jwks::watch(jwks.values().cloned().collect()),
-            );
+        for keys in jwks.values() {
+            tasks.spawn("OAUTHBEARER key renewal", keys.clone().maintain());
         }
         let (quorum, log_dirs) = start_quorum(&config, &tasks, &tls).await?;
 

@@ -1,17 +1,22 @@
 //! OAUTHBEARER's settings on a SASL listener, by Kafka's names: where the
-//! identity provider's keys are (`sasl.oauthbearer.jwks.endpoint.url`,
-//! a `file:` URL), which issuer and audiences tokens must name, the claim
+//! identity provider's keys are (`sasl.oauthbearer.jwks.endpoint.url`, a
+//! `file:` or `http(s):` URL, how often it is fetched again, and the trust
+//! store for the provider's certificate from the listener's JAAS line, as
+//! Kafka takes it), which issuer and audiences tokens must name, the claim
 //! that names the user, the clock skew allowed. As in Kafka 4.4, a missing
 //! expected issuer or audience stops the broker unless it is explicitly
 //! waived (`sasl.oauthbearer.allow.unverified.issuer` / `.audience`).
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use super::setting::{list_items, parse_bool};
 use super::values::Values;
 use super::{invalid, ConfigError};
+use crate::security::sasl::jwks::JwksSource;
 use crate::security::sasl::oauthbearer::TokenRules;
+use crate::security::sasl::{idp, jaas};
 
 /// The validator class Kafka 4 names (and Kafka 3's, in `secured`).
 const VALIDATORS: [&str; 2] = [
@@ -26,8 +31,8 @@ const UNSECURED_VALIDATOR: &str =
 /// How one listener checks bearer tokens.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OAuthSettings {
-    /// The JWKS file.
-    pub jwks: PathBuf,
+    /// Where the identity provider's keys come from.
+    pub jwks: JwksSource,
     /// What a token must satisfy.
     pub rules: TokenRules,
 }
@@ -68,15 +73,42 @@ impl OAuthSettings {
                 let path = u.trim_start_matches("file:");
                 // file:///a/b and file:/a/b both name /a/b.
                 let path = format!("/{}", path.trim_start_matches('/'));
-                PathBuf::from(path)
+                JwksSource::File(PathBuf::from(path))
             }
             u if u.starts_with("https:") || u.starts_with("http:") => {
+                idp::check_url(u).map_err(|e| invalid(&url, e.to_string()))?;
+                let millis = |key: &str, default: u64| -> Result<Duration, ConfigError> {
+                    match get(key) {
+                        Some(p) => p
+                            .value
+                            .trim()
+                            .parse::<u64>()
+                            .ok()
+                            .filter(|ms| *ms > 0)
+                            .map(Duration::from_millis)
+                            .ok_or_else(|| {
+                                invalid(&p, "expected a number of milliseconds, above 0".into())
+                            }),
+                        None => Ok(Duration::from_millis(default)),
+                    }
+                };
+                JwksSource::Url {
+                    url: u.to_string(),
+                    refresh: millis("sasl.oauthbearer.jwks.endpoint.refresh.ms", 3_600_000)?,
+                    backoff: millis("sasl.oauthbearer.jwks.endpoint.retry.backoff.ms", 100)?,
+                    backoff_max: millis(
+                        "sasl.oauthbearer.jwks.endpoint.retry.backoff.max.ms",
+                        10_000,
+                    )?,
+                    trust_store: provider_trust_store(values, listener)?,
+                }
+            }
+            _ => {
                 return Err(invalid(
                     &url,
-                    "fetching the JWKS over HTTP is not supported yet: give a file: URL of a copy of the provider's JWKS (Gregor reads it again when it changes)".into(),
+                    "expected a file:, https: or http: URL".into(),
                 ))
             }
-            _ => return Err(invalid(&url, "expected a file: URL".into())),
         };
         let audiences: BTreeSet<String> = get("sasl.oauthbearer.expected.audience")
             .map(|p| list_items(&p.value).into_iter().collect())
@@ -119,6 +151,31 @@ impl OAuthSettings {
     }
 }
 
+/// The trust store for the provider's certificate: the
+/// `ssl.truststore.location` option of the listener's OAUTHBEARER JAAS
+/// line (PEM), where Kafka's validator takes its TLS settings from.
+fn provider_trust_store(values: &Values, listener: &str) -> Result<Option<String>, ConfigError> {
+    let Some(p) = values.for_listener(listener, "oauthbearer.sasl.jaas.config") else {
+        return Ok(None);
+    };
+    // The JAAS line may hold secrets: errors name the key, not the value.
+    let hidden = |reason: String| ConfigError::Invalid {
+        key: p.key.clone(),
+        value: "(hidden)".into(),
+        origin: p.origin.clone(),
+        reason,
+    };
+    let config = jaas::parse(&p.value).map_err(|e| hidden(e.to_string()))?;
+    if let Some(kind) = config.options.get("ssl.truststore.type") {
+        if !kind.eq_ignore_ascii_case("PEM") {
+            return Err(hidden(format!(
+                "ssl.truststore.type {kind} for the identity provider: Gregor reads PEM trust stores there"
+            )));
+        }
+    }
+    Ok(config.options.get("ssl.truststore.location").cloned())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -151,7 +208,10 @@ mod tests {
             ("sasl.oauthbearer.clock.skew.seconds", "5"),
         ])
         .expect("valid");
-        assert_eq!(s.jwks, PathBuf::from("/etc/idp/jwks.json"));
+        assert_eq!(
+            s.jwks,
+            JwksSource::File(PathBuf::from("/etc/idp/jwks.json"))
+        );
         assert_eq!(s.rules.audiences.len(), 2);
         assert_eq!(s.rules.issuer.as_deref(), Some(ISSUER.1));
         assert_eq!(s.rules.subject_claim, "client_id");
@@ -162,10 +222,38 @@ mod tests {
             ("sasl.oauthbearer.allow.unverified.issuer", "true"),
         ])
         .expect("waived");
-        assert_eq!(open.jwks, PathBuf::from("/k.json"));
+        assert_eq!(open.jwks, JwksSource::File(PathBuf::from("/k.json")));
         assert!(open.rules.audiences.is_empty() && open.rules.issuer.is_none());
         assert_eq!(open.rules.subject_claim, "sub");
         assert_eq!(open.rules.clock_skew_seconds, 30);
+    }
+
+    #[test]
+    fn a_provider_url_is_fetched_with_kafkas_timings_and_the_jaas_trust_store() {
+        let s = settings(&[
+            (
+                "sasl.oauthbearer.jwks.endpoint.url",
+                "https://idp.example/certs",
+            ),
+            ("sasl.oauthbearer.jwks.endpoint.refresh.ms", "60000"),
+            (
+                "listener.name.sasl.oauthbearer.sasl.jaas.config",
+                "org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required ssl.truststore.location=\"/etc/idp/ca.pem\";",
+            ),
+            AUDIENCE,
+            ISSUER,
+        ])
+        .expect("valid");
+        assert_eq!(
+            s.jwks,
+            JwksSource::Url {
+                url: "https://idp.example/certs".into(),
+                refresh: Duration::from_secs(60),
+                backoff: Duration::from_millis(100),
+                backoff_max: Duration::from_secs(10),
+                trust_store: Some("/etc/idp/ca.pem".into()),
+            }
+        );
     }
 
     #[test]
@@ -175,12 +263,20 @@ mod tests {
             (vec![URL, ISSUER], "expected.audience"),
             (vec![URL, AUDIENCE], "expected.issuer"),
             (
+                vec![("sasl.oauthbearer.jwks.endpoint.url", "ftp://idp/jwks"), AUDIENCE, ISSUER],
+                "expected a file:, https: or http: URL",
+            ),
+            (
                 vec![
                     ("sasl.oauthbearer.jwks.endpoint.url", "https://idp/jwks"),
+                    (
+                        "oauthbearer.sasl.jaas.config",
+                        "org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required ssl.truststore.type=JKS ssl.truststore.password=hush;",
+                    ),
                     AUDIENCE,
                     ISSUER,
                 ],
-                "not supported yet",
+                "PEM trust stores",
             ),
             (
                 vec![

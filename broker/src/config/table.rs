@@ -252,7 +252,7 @@ pub static BROKER: &[Setting] = &[
     Setting::new(
         "oauthbearer.sasl.jaas.config",
         Kind::Text,
-        "An OAuthBearerLoginModule, as Kafka asks of an OAUTHBEARER listener; the broker takes nothing from it (it does not log in to other brokers with OAUTHBEARER). Given per listener.",
+        "An OAuthBearerLoginModule, as Kafka asks of an OAUTHBEARER listener. Its ssl.truststore.location option (a PEM file) is trusted, next to the system's roots, for the identity provider's https: JWKS endpoint. Given per listener.",
     )
     .per_listener()
     .sensitive(),
@@ -265,7 +265,7 @@ pub static BROKER: &[Setting] = &[
     Setting::new(
         "sasl.oauthbearer.jwks.endpoint.url",
         Kind::Text,
-        "Where the identity provider's signing keys (a JWKS) are: a file: URL, read again when the file changes (HTTP URLs are not fetched yet). Needed when OAUTHBEARER is enabled.",
+        "Where the identity provider's signing keys (a JWKS) are: a file: URL, read again when the file changes, or an https: (or http:) URL, fetched every sasl.oauthbearer.jwks.endpoint.refresh.ms and early when a token names an unknown key. The broker starts when the provider cannot be reached and refuses OAUTHBEARER logins until it can. Needed when OAUTHBEARER is enabled.",
     )
     .per_listener(),
     Setting::new(
@@ -318,12 +318,25 @@ pub static BROKER: &[Setting] = &[
     .per_listener(),
     Setting::new(
         "sasl.oauthbearer.jwks.endpoint.refresh.ms",
-        Kind::long(0),
-        "How often Kafka fetches a JWKS over HTTP; Gregor reads its file JWKS again whenever it changes.",
+        Kind::long(1),
+        "How often an http(s): JWKS is fetched again.",
     )
     .default("3600000")
-    .per_listener()
-    .ignored(),
+    .per_listener(),
+    Setting::new(
+        "sasl.oauthbearer.jwks.endpoint.retry.backoff.ms",
+        Kind::long(1),
+        "The wait after a failed JWKS fetch, doubled after each further failure.",
+    )
+    .default("100")
+    .per_listener(),
+    Setting::new(
+        "sasl.oauthbearer.jwks.endpoint.retry.backoff.max.ms",
+        Kind::long(1),
+        "The longest wait between failed JWKS fetches.",
+    )
+    .default("10000")
+    .per_listener(),
     Setting::new(
         "sasl.mechanism.inter.broker.protocol",
         Kind::Text,

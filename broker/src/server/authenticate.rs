@@ -269,7 +269,21 @@ impl Authenticator {
         let now_ms = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as u64);
-        oauthbearer::authenticate(bytes, &jwks.keys(), &oauth.rules, now_ms)
+        let keys = jwks.keys();
+        if keys.is_empty() {
+            return Err(SaslError::invalid_credentials(
+                Mechanism::OAuthBearer,
+                format!(
+                    "the identity provider's keys have not been fetched yet from {}",
+                    jwks.origin()
+                ),
+            ));
+        }
+        let outcome = oauthbearer::authenticate(bytes, &keys, &oauth.rules, now_ms);
+        if outcome.is_err() && oauthbearer::names_unknown_key(bytes, &keys) {
+            jwks.key_missing();
+        }
+        outcome
     }
 
     /// Authenticated as `user`; the session lasts `connections.max.reauth.ms`

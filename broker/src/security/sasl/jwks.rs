@@ -1,18 +1,38 @@
 //! The identity provider's signing keys for OAUTHBEARER: a JSON Web Key
-//! Set (RFC 7517) read from the file `sasl.oauthbearer.jwks.endpoint.url`
-//! names (`file:///path`), and read again when the file changes, so a
-//! provider's key rotation reaches the broker without a restart. Keys of
-//! kinds Gregor cannot verify with (or marked for encryption) are skipped;
-//! a set with no usable key is an error.
+//! Set (RFC 7517) from where `sasl.oauthbearer.jwks.endpoint.url` says.
+//!
+//! - A `file:` URL is read at start (a broken file stops the broker) and
+//!   read again when it changes, so a rotation reaches the broker without
+//!   a restart.
+//! - An `http:`/`https:` URL is fetched every
+//!   `sasl.oauthbearer.jwks.endpoint.refresh.ms`, retried after a failure
+//!   with a backoff growing from `...retry.backoff.ms` to
+//!   `...retry.backoff.max.ms`, and fetched early when a token names a key
+//!   id the set does not have (a provider that just rotated), at most once
+//!   per [`EXPEDITE_GAP`]. Unlike Kafka, whose broker fails to start when
+//!   the provider cannot be reached, Gregor starts and serves everything
+//!   else: OAUTHBEARER logins are refused, saying why, until the first
+//!   fetch succeeds. A failed refresh keeps the keys in force.
+//!
+//! Keys of kinds Gregor cannot verify with (or marked for encryption) are
+//! skipped; a set with no usable key is an error.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use jsonwebtoken::jwk::{Jwk, PublicKeyUse};
+use tokio::sync::Notify;
 
-/// How often the key set's file is checked for a change.
+use super::idp::{Idp, IdpError};
+
+/// How often a key set's file is checked for a change.
 pub const RELOAD_CHECK: Duration = Duration::from_secs(10);
+
+/// The least time between two fetches asked for by unknown key ids, so a
+/// client sending made-up key ids cannot make the broker hammer the
+/// provider.
+pub const EXPEDITE_GAP: Duration = Duration::from_secs(10);
 
 /// Why a key set cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -25,14 +45,47 @@ pub enum JwksError {
         /// Cause.
         source: std::io::Error,
     },
-    /// The file is not a key set Gregor can use.
-    #[error("JWKS {path}: {reason}")]
+    /// The provider could not be asked.
+    #[error("JWKS {0}")]
+    Fetch(#[from] IdpError),
+    /// The document is not a key set Gregor can use.
+    #[error("JWKS {from}: {reason}")]
     Invalid {
-        /// The file.
-        path: PathBuf,
+        /// The file or URL.
+        from: String,
         /// What is wrong.
         reason: String,
     },
+}
+
+/// Where a key set comes from, and how often it is asked again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JwksSource {
+    /// A file, read again when it changes.
+    File(PathBuf),
+    /// An HTTP(S) endpoint of the provider.
+    Url {
+        /// The endpoint.
+        url: String,
+        /// `sasl.oauthbearer.jwks.endpoint.refresh.ms`.
+        refresh: Duration,
+        /// `sasl.oauthbearer.jwks.endpoint.retry.backoff.ms`.
+        backoff: Duration,
+        /// `sasl.oauthbearer.jwks.endpoint.retry.backoff.max.ms`.
+        backoff_max: Duration,
+        /// The JAAS line's `ssl.truststore.location`, trusted next to the
+        /// system's roots.
+        trust_store: Option<String>,
+    },
+}
+
+impl JwksSource {
+    fn describe(&self) -> String {
+        match self {
+            JwksSource::File(path) => path.display().to_string(),
+            JwksSource::Url { url, .. } => url.clone(),
+        }
+    }
 }
 
 /// The usable keys of one key set.
@@ -70,26 +123,48 @@ impl KeySet {
             .iter()
             .filter(move |k| kid.is_none() || k.common.key_id.as_deref() == kid)
     }
+
+    /// Whether the set has no key at all (a provider not reached yet).
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
 }
 
-/// A key set kept in step with its file.
+/// A key set kept in step with its source.
 #[derive(Debug)]
 pub struct Jwks {
-    path: PathBuf,
+    source: JwksSource,
+    idp: Option<Idp>,
     current: RwLock<Arc<KeySet>>,
-    /// A checksum of the file's bytes at the last read.
+    /// A checksum of the document at the last read.
     stamp: Mutex<Option<u32>>,
+    /// Wakes the refresher early (an unknown key id).
+    soon: Notify,
 }
 
 impl Jwks {
-    /// Reads the key set; an error stops the broker from starting.
-    pub fn load(path: &Path) -> Result<Jwks, JwksError> {
-        let bytes = read(path)?;
-        let keys = parse(path, &bytes)?;
+    /// The key set of `source`. A file is read now and an error stops the
+    /// broker; a URL is fetched by [`Jwks::maintain`], so the set starts
+    /// empty.
+    pub fn load(source: &JwksSource) -> Result<Jwks, JwksError> {
+        let (keys, stamp, idp) = match source {
+            JwksSource::File(path) => {
+                let bytes = read(path)?;
+                let keys = parse(source, &bytes)?;
+                (keys, Some(crc32c::crc32c(&bytes)), None)
+            }
+            JwksSource::Url { trust_store, .. } => (
+                KeySet::default(),
+                None,
+                Some(Idp::new(trust_store.as_deref())?),
+            ),
+        };
         Ok(Jwks {
-            path: path.to_path_buf(),
+            source: source.clone(),
+            idp,
             current: RwLock::new(Arc::new(keys)),
-            stamp: Mutex::new(Some(crc32c::crc32c(&bytes))),
+            stamp: Mutex::new(stamp),
+            soon: Notify::new(),
         })
     }
 
@@ -101,12 +176,22 @@ impl Jwks {
             .clone()
     }
 
-    /// Reads the file again if it changed. `Ok(true)` when the keys were
-    /// renewed; on an error the keys in force stay, and the same contents
-    /// are not tried again.
-    pub fn reload_if_changed(&self) -> Result<bool, JwksError> {
-        let bytes = read(&self.path)?;
-        let stamp = Some(crc32c::crc32c(&bytes));
+    /// Where the keys come from, for messages.
+    pub fn origin(&self) -> String {
+        self.source.describe()
+    }
+
+    /// A token named a key id the set lacks: fetch the set again soon
+    /// (URL sources only; files are watched anyway).
+    pub fn key_missing(&self) {
+        self.soon.notify_one();
+    }
+
+    /// Takes a new document. `Ok(true)` when the keys were renewed; the
+    /// same document is not parsed twice, and a broken one keeps the keys
+    /// in force.
+    fn renew(&self, bytes: &[u8]) -> Result<bool, JwksError> {
+        let stamp = Some(crc32c::crc32c(bytes));
         {
             let mut seen = self.stamp.lock().unwrap_or_else(|e| e.into_inner());
             if *seen == stamp {
@@ -114,15 +199,95 @@ impl Jwks {
             }
             *seen = stamp;
         }
-        let keys = parse(&self.path, &bytes)?;
+        let keys = parse(&self.source, bytes)?;
         *self.current.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(keys);
         Ok(true)
     }
 
-    /// The file.
-    pub fn path(&self) -> &Path {
-        &self.path
+    /// Reads the file again if it changed (file sources).
+    pub fn reload_if_changed(&self) -> Result<bool, JwksError> {
+        match &self.source {
+            JwksSource::File(path) => self.renew(&read(path)?),
+            JwksSource::Url { .. } => Ok(false),
+        }
     }
+
+    /// Asks the provider once (URL sources).
+    pub async fn fetch(&self) -> Result<bool, JwksError> {
+        match (&self.source, &self.idp) {
+            (JwksSource::Url { url, .. }, Some(idp)) => self.renew(&idp.get(url).await?),
+            _ => self.reload_if_changed(),
+        }
+    }
+
+    /// Keeps the set in step with its source, for ever.
+    pub async fn maintain(self: Arc<Self>) {
+        match self.source.clone() {
+            JwksSource::File(_) => self.watch_file().await,
+            JwksSource::Url {
+                refresh,
+                backoff,
+                backoff_max,
+                ..
+            } => self.refresh_from_url(refresh, backoff, backoff_max).await,
+        }
+    }
+
+    async fn watch_file(&self) {
+        let mut tick = tokio::time::interval(RELOAD_CHECK);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            self.report(self.reload_if_changed());
+        }
+    }
+
+    async fn refresh_from_url(&self, refresh: Duration, backoff: Duration, max: Duration) {
+        let mut failures = 0u32;
+        loop {
+            let asked = Instant::now();
+            let outcome = self.fetch().await;
+            let wait = match &outcome {
+                Ok(_) => {
+                    failures = 0;
+                    refresh
+                }
+                Err(_) => {
+                    failures = failures.saturating_add(1);
+                    retry_after(failures, backoff, max)
+                }
+            };
+            self.report(outcome);
+            tokio::select! {
+                () = tokio::time::sleep(wait) => {}
+                () = self.soon.notified() => {
+                    tokio::time::sleep_until((asked + EXPEDITE_GAP).into()).await;
+                }
+            }
+        }
+    }
+
+    fn report(&self, outcome: Result<bool, JwksError>) {
+        match outcome {
+            Ok(false) => {}
+            Ok(true) => tracing::info!(jwks = %self.origin(), "OAUTHBEARER keys renewed"),
+            Err(e) if self.keys().is_empty() => tracing::error!(
+                error = %e,
+                "OAUTHBEARER has no keys yet: logins are refused until the key set is fetched"
+            ),
+            Err(e) => tracing::warn!(
+                error = %e,
+                "OAUTHBEARER key set cannot be renewed; keeping the previous keys"
+            ),
+        }
+    }
+}
+
+/// How long to wait after the `failures`-th failure in a row: `backoff`
+/// doubled each time, at most `max`.
+pub fn retry_after(failures: u32, backoff: Duration, max: Duration) -> Duration {
+    let doublings = failures.saturating_sub(1).min(20);
+    backoff.saturating_mul(1 << doublings).min(max)
 }
 
 fn read(path: &Path) -> Result<Vec<u8>, JwksError> {
@@ -132,32 +297,11 @@ fn read(path: &Path) -> Result<Vec<u8>, JwksError> {
     })
 }
 
-fn parse(path: &Path, bytes: &[u8]) -> Result<KeySet, JwksError> {
+fn parse(source: &JwksSource, bytes: &[u8]) -> Result<KeySet, JwksError> {
     KeySet::parse(bytes).map_err(|reason| JwksError::Invalid {
-        path: path.to_path_buf(),
+        from: source.describe(),
         reason,
     })
-}
-
-/// Checks every key set's file every [`RELOAD_CHECK`], forever.
-pub async fn watch(sets: Vec<Arc<Jwks>>) {
-    let mut tick = tokio::time::interval(RELOAD_CHECK);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tick.tick().await;
-        for set in &sets {
-            match set.reload_if_changed() {
-                Ok(false) => {}
-                Ok(true) => {
-                    tracing::info!(jwks = %set.path().display(), "OAUTHBEARER keys renewed")
-                }
-                Err(e) => tracing::warn!(
-                    error = %e,
-                    "OAUTHBEARER key set changed but cannot be used; keeping the previous keys"
-                ),
-            }
-        }
-    }
 }
 
 /// Signing keys made for tests, with their public JWKs.
@@ -262,7 +406,7 @@ mod tests {
         let path = dir.path().join("jwks.json");
         let (a, b) = (ec("a"), ec("b"));
         std::fs::write(&path, document(&[&a])).expect("write");
-        let jwks = Jwks::load(&path).expect("loads");
+        let jwks = Jwks::load(&JwksSource::File(path.clone())).expect("loads");
         assert_eq!(jwks.keys().candidates(None).count(), 1);
         assert!(!jwks.reload_if_changed().expect("unchanged"));
         std::fs::write(&path, document(&[&a, &b])).expect("write");
@@ -271,6 +415,26 @@ mod tests {
         std::fs::write(&path, "{").expect("write");
         assert!(jwks.reload_if_changed().is_err());
         assert_eq!(jwks.keys().candidates(None).count(), 2);
-        assert!(Jwks::load(&dir.path().join("missing.json")).is_err());
+        assert!(Jwks::load(&JwksSource::File(dir.path().join("missing.json"))).is_err());
+    }
+
+    #[test]
+    fn failed_fetches_back_off_up_to_the_maximum() {
+        let (b, max) = (Duration::from_millis(100), Duration::from_secs(10));
+        let cases = [
+            (1, 100),
+            (2, 200),
+            (3, 400),
+            (7, 6400),
+            (8, 10_000),
+            (500, 10_000),
+        ];
+        for (failures, ms) in cases {
+            assert_eq!(
+                retry_after(failures, b, max),
+                Duration::from_millis(ms),
+                "{failures}"
+            );
+        }
     }
 }

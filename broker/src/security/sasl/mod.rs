@@ -19,8 +19,9 @@
 //!   credentials derived from a password (what the metadata quorum
 //!   stores), the server's and the client's side of the exchange.
 //! - [`oauthbearer`] is RFC 7628 OAUTHBEARER: one message carrying a JWT,
-//!   checked against the identity provider's keys ([`jwks`]) and the
-//!   expected issuer and audience, as Kafka's OAuthBearerValidatorCallbackHandler.
+//!   checked against the identity provider's keys ([`jwks`], from a file or
+//!   fetched from the provider by [`idp`]) and the expected issuer and
+//!   audience, as Kafka's OAuthBearerValidatorCallbackHandler.
 //!
 //! Every failure is a [`SaslError`]: its `Display` is for the broker's log
 //! (it may name the user, never a password or key) and
@@ -33,6 +34,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 mod fixed_time;
+pub mod idp;
 pub mod jaas;
 pub mod jwks;
 pub mod login;

@@ -123,6 +123,21 @@ pub fn authenticate(
     }
 }
 
+/// Whether the client's message carries a token signed with a key id the
+/// set does not have (the provider may have rotated its keys since the
+/// set was fetched).
+pub fn names_unknown_key(message: &[u8], keys: &KeySet) -> bool {
+    let Ok((token, _)) = parse(message) else {
+        return false;
+    };
+    match jsonwebtoken::decode_header(&token) {
+        Ok(header) => {
+            header.kid.is_some() && keys.candidates(header.kid.as_deref()).next().is_none()
+        }
+        Err(_) => false,
+    }
+}
+
 /// Checks one JWT.
 pub fn validate(
     token: &str,
@@ -440,5 +455,21 @@ mod tests {
             authenticate(as_other.as_bytes(), &keys, &open, now() * 1000).expect_err("refused");
         assert!(err.to_string().contains("act as bob"), "{err}");
         assert!(err.client_message().contains("OAUTHBEARER"));
+    }
+
+    #[test]
+    fn a_token_of_a_key_the_set_lacks_asks_for_a_refresh() {
+        let (known, rotated) = (ec("k1"), ec("k2"));
+        let keys = KeySet::parse(document(&[&known]).as_bytes()).expect("keys");
+        let cases = [
+            (message(&sign(&known, Some("k1"), &claims())), false),
+            (message(&sign(&rotated, Some("k2"), &claims())), true),
+            // Without a key id every key is tried: nothing to refresh for.
+            (message(&sign(&rotated, None, &claims())), false),
+            (b"garbage".to_vec(), false),
+        ];
+        for (text, unknown) in cases {
+            assert_eq!(names_unknown_key(&text, &keys), unknown);
+        }
     }
 }

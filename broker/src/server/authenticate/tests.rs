@@ -266,7 +266,7 @@ fn re_authentication_keeps_the_principal() {
 
 #[test]
 fn a_bearer_token_authenticates_its_subject_until_it_expires() {
-    use crate::security::sasl::jwks::test_keys;
+    use crate::security::sasl::jwks::{test_keys, JwksSource};
     let key = test_keys::ec("k1");
     let dir = tempfile::tempdir().expect("dir");
     let path = dir.path().join("jwks.json");
@@ -279,7 +279,7 @@ fn a_bearer_token_authenticates_its_subject_until_it_expires() {
         ("sasl.oauthbearer.expected.issuer", "https://idp"),
         ("connections.max.reauth.ms", "3600000"),
     ]);
-    let jwks = Arc::new(Jwks::load(&path).expect("keys"));
+    let jwks = Arc::new(Jwks::load(&JwksSource::File(path.clone())).expect("keys"));
     let now = jsonwebtoken::get_current_timestamp();
     let token = |sub: &str, issuer: &str| {
         let claims = serde_json::json!({"sub": sub, "iss": issuer, "aud": "kafka",
