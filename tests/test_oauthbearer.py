@@ -29,7 +29,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from certs import Authority
-from conftest import Gregor, free_port, kafka_tool, unique, wait_until
+from conftest import Gregor, GregorCluster, free_port, kafka_tool, unique, wait_until
 
 ISSUER = "http://idp.test/realms/gregor"
 AUDIENCE = "kafka"
@@ -72,9 +72,9 @@ class TokenEndpoint:
     is its id) at /token and its key set at /jwks, over HTTPS when given a
     key store, on `port` when given one."""
 
-    def __init__(self, key, secrets, tls=None, port=None):
-        self.key, self.secrets, self.published = key, secrets, [key]
-        self.asked_for_keys = 0
+    def __init__(self, key, secrets, tls=None, port=None, lifetime=300):
+        self.key, self.secrets, self.published, self.lifetime = key, secrets, [key], lifetime
+        self.asked_for_keys = self.tokens_given = 0
         endpoint = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -94,8 +94,10 @@ class TokenEndpoint:
                     self.send_response(401)
                     self.end_headers()
                     return
-                self.answer(json.dumps({"access_token": endpoint.key.token(client), "token_type": "Bearer",
-                                        "expires_in": 300}).encode())
+                endpoint.tokens_given += 1
+                token = endpoint.key.token(client, lifetime=endpoint.lifetime)
+                self.answer(json.dumps({"access_token": token, "token_type": "Bearer",
+                                        "expires_in": endpoint.lifetime}).encode())
 
             def answer(self, body):
                 self.send_response(200)
@@ -430,3 +432,62 @@ def test_a_broker_whose_provider_is_down_starts_and_takes_tokens_once_it_is_up(t
         broker.stop()
         if endpoint:
             endpoint.close()
+
+
+def test_a_cluster_replicates_with_brokers_logging_in_with_their_own_tokens(tmp_path):
+    """INTERNAL (inter-broker) is SASL_PLAINTEXT with OAUTHBEARER only:
+    followers get tokens from the provider's HTTPS token endpoint with the
+    JAAS line's client id and secret (Kafka's OAuthBearerLoginCallbackHandler
+    settings) and the leaders check them against the key set fetched over
+    HTTPS. Tokens last 4 s, so every follower logs in again with new tokens
+    while acks=all with min.insync.replicas=3 keeps all three in the ISR."""
+    ca = Authority(OIDC_ISSUER_CA)
+    store, _, _ = ca.issue("idp").write(tmp_path, "idp")
+    trust = ca.write_trust_store(tmp_path / "ca.pem")
+    provider = TokenEndpoint(SigningKey("b1"), {"svc-broker": "broker-secret"}, tls=store, lifetime=4)
+    jaas = ("org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required "
+            f'clientId="svc-broker" clientSecret="broker-secret" scope="kafka" ssl.truststore.location="{trust}";')
+    props = {"listener.security.protocol.map": "INTERNAL:SASL_PLAINTEXT,EXTERNAL:PLAINTEXT,CONTROLLER:PLAINTEXT",
+             "listener.name.internal.sasl.enabled.mechanisms": "OAUTHBEARER",
+             "listener.name.internal.oauthbearer.sasl.jaas.config": jaas,
+             "listener.name.internal.oauthbearer.sasl.login.callback.handler.class":
+                 "org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginCallbackHandler",
+             "listener.name.internal.oauthbearer.sasl.server.callback.handler.class":
+                 "org.apache.kafka.common.security.oauthbearer.OAuthBearerValidatorCallbackHandler",
+             "sasl.oauthbearer.token.endpoint.url": provider.url,
+             "sasl.oauthbearer.jwks.endpoint.url": provider.jwks_url,
+             "sasl.oauthbearer.expected.audience": AUDIENCE,
+             "sasl.oauthbearer.expected.issuer": ISSUER,
+             "sasl.mechanism.inter.broker.protocol": "OAUTHBEARER",
+             # Followers fetch with CLUSTER_ACTION: only because the token's
+             # subject is a super user (the test's plaintext clients are anonymous).
+             "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+             "super.users": "User:svc-broker;User:ANONYMOUS"}
+    cluster = GregorCluster(tmp_path / "cluster", props=props)
+    cluster.start()
+    try:
+        topic = unique("oauth-replicated")
+        admin = AdminClient({"bootstrap.servers": cluster.bootstrap})
+        admin.create_topics([NewTopic(topic, 3, 3, config={"min.insync.replicas": "3"})])[topic].result(30)
+        p = Producer({"bootstrap.servers": cluster.bootstrap, "acks": "all", "linger.ms": 5})
+        delivered = []
+        given = provider.tokens_given
+        deadline = time.monotonic() + 10  # past two token lifetimes
+        i = 0
+        while time.monotonic() < deadline:
+            p.produce(topic, value=str(i).encode(), on_delivery=lambda err, m: delivered.append(err))
+            p.poll(0.05)
+            i += 1
+        assert p.flush(60) == 0
+        assert delivered == [None] * i
+        # Every broker follows two leaders, and asked for new tokens.
+        assert provider.tokens_given >= given + 3, (given, provider.tokens_given)
+        parts = admin.list_topics(topic, timeout=10).topics[topic].partitions
+        assert all(sorted(part.isrs) == [1, 2, 3] for part in parts.values()), parts
+        for b in cluster.brokers:
+            log = b.log_text()
+            assert "cannot log in to leader" not in log and "SASL authentication failed" not in log
+            assert "broker-secret" not in log
+    finally:
+        cluster.stop()
+        provider.close()

@@ -7,6 +7,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::Arc;
 
 use super::oauthbearer::OAuthSettings;
 use super::properties::Property;
@@ -15,7 +16,8 @@ use super::tls::Secret;
 use super::values::Values;
 use super::ConfigError;
 use crate::security::sasl::login::Login;
-use crate::security::sasl::{jaas, Mechanism};
+use crate::security::sasl::token_endpoint::{TokenRequest, Tokens};
+use crate::security::sasl::{idp, jaas, Mechanism};
 
 /// What one SASL_PLAINTEXT or SASL_SSL listener accepts.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -120,15 +122,13 @@ pub fn inter_broker_login(
             "brokers log in to each other on this listener with sasl.mechanism.inter.broker.protocol, which is {named:?}: set it to PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512"
         ))
     })?;
-    if mechanism == Mechanism::OAuthBearer {
-        return Err(refuse(
-            "brokers log in to each other with PLAIN or SCRAM (or use an SSL inter-broker listener), not OAUTHBEARER".into(),
-        ));
-    }
     if !settings.mechanisms.contains(&mechanism) {
         return Err(refuse(format!(
             "sasl.mechanism.inter.broker.protocol is {mechanism}, which sasl.enabled.mechanisms does not offer here"
         )));
+    }
+    if mechanism == Mechanism::OAuthBearer {
+        return bearer_login(values, listener).map(|r| Login::Bearer(Arc::new(Tokens::new(r))));
     }
     let Some((username, password)) = settings.client.get(&mechanism) else {
         return Err(refuse(format!(
@@ -137,10 +137,61 @@ pub fn inter_broker_login(
             jaas_key(mechanism)
         )));
     };
-    Ok(Login {
+    Ok(Login::Password {
         mechanism,
         username: username.clone(),
         password: password.expose().to_string(),
+    })
+}
+
+/// Kafka's login handler for brokers' own tokens.
+const TOKEN_LOGIN_HANDLER: &str =
+    "org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginCallbackHandler";
+
+/// How this broker asks for its OAUTHBEARER tokens: the listener's
+/// `sasl.oauthbearer.token.endpoint.url` and its JAAS line's `clientId`,
+/// `clientSecret`, `scope` and `ssl.truststore.location`.
+fn bearer_login(values: &Values, listener: &str) -> Result<TokenRequest, ConfigError> {
+    let refuse = |reason: String| ConfigError::Listener {
+        listener: listener.to_string(),
+        reason,
+    };
+    let lower = listener.to_ascii_lowercase();
+    if let Some(p) = values.for_listener(listener, "oauthbearer.sasl.login.callback.handler.class")
+    {
+        if p.value.trim() != TOKEN_LOGIN_HANDLER {
+            return Err(super::invalid(
+                &p,
+                format!("brokers get their tokens as {TOKEN_LOGIN_HANDLER} does; Gregor loads no Java classes"),
+            ));
+        }
+    }
+    let endpoint = values
+        .for_listener(listener, "sasl.oauthbearer.token.endpoint.url")
+        .filter(|p| !p.value.trim().is_empty())
+        .ok_or_else(|| refuse("brokers log in to each other with OAUTHBEARER: set sasl.oauthbearer.token.endpoint.url to the identity provider's token endpoint".into()))?;
+    idp::check_url(endpoint.value.trim()).map_err(|e| super::invalid(&endpoint, e.to_string()))?;
+    let key = jaas_key(Mechanism::OAuthBearer);
+    let needs_client = || {
+        refuse(format!(
+            "brokers log in to each other with OAUTHBEARER: give clientId and clientSecret in listener.name.{lower}.{key}"
+        ))
+    };
+    let p = values
+        .for_listener(listener, &key)
+        .ok_or_else(needs_client)?;
+    let config = jaas::parse(&p.value).map_err(|e| hidden(&p, e.to_string()))?;
+    let option = |name: &str| config.options.get(name).cloned();
+    let (Some(client_id), Some(client_secret)) = (option("clientId"), option("clientSecret"))
+    else {
+        return Err(needs_client());
+    };
+    Ok(TokenRequest {
+        endpoint: endpoint.value.trim().to_string(),
+        client_id,
+        client_secret,
+        scope: option("scope"),
+        trust_store: option("ssl.truststore.location"),
     })
 }
 
@@ -274,7 +325,7 @@ mod tests {
         };
         let plain = login(&[("sasl.mechanism.inter.broker.protocol", "PLAIN")]).expect("login");
         assert_eq!(
-            (plain.mechanism, plain.username.as_str()),
+            (plain.mechanism(), plain.who()),
             (Mechanism::Plain, "admin")
         );
         assert!(!format!("{plain:?}").contains("admin-secret"));
@@ -284,7 +335,7 @@ mod tests {
         ])
         .expect("login");
         assert_eq!(
-            (scram.mechanism, scram.username.as_str()),
+            (scram.mechanism(), scram.who()),
             (Mechanism::ScramSha512, "broker")
         );
         let refusals = [
@@ -301,6 +352,75 @@ mod tests {
         for (extra, expected) in refusals {
             let error = login(&extra).expect_err("refused");
             assert!(error.contains(expected), "{error}");
+        }
+    }
+
+    #[test]
+    fn brokers_log_in_with_oauthbearer_tokens_from_the_token_endpoint() {
+        const VALIDATING: (&str, &str) = (
+            "sasl.oauthbearer.jwks.endpoint.url",
+            "https://idp.example/certs",
+        );
+        let base = [
+            ("sasl.enabled.mechanisms", "OAUTHBEARER"),
+            ("sasl.mechanism.inter.broker.protocol", "OAUTHBEARER"),
+            VALIDATING,
+            ("sasl.oauthbearer.allow.unverified.audience", "true"),
+            ("sasl.oauthbearer.allow.unverified.issuer", "true"),
+        ];
+        let jaas = r#"org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required clientId="broker" clientSecret="broker-secret" scope="kafka";"#;
+        let login = |extra: &[(&str, &str)]| {
+            let lines: Vec<(&str, &str)> = base.iter().chain(extra).copied().collect();
+            let v = values(&lines);
+            let settings = SaslSettings::for_listener(&v, "SASL").expect("settings");
+            inter_broker_login(&v, "SASL", &settings).map_err(|e| e.to_string())
+        };
+        let endpoint = (
+            "sasl.oauthbearer.token.endpoint.url",
+            "https://idp.example/token",
+        );
+        let bearer = login(&[
+            endpoint,
+            ("listener.name.sasl.oauthbearer.sasl.jaas.config", jaas),
+        ])
+        .expect("login");
+        assert_eq!(
+            (bearer.mechanism(), bearer.who()),
+            (Mechanism::OAuthBearer, "broker")
+        );
+        assert!(!format!("{bearer:?}").contains("broker-secret"));
+        let refusals = [
+            (
+                vec![("listener.name.sasl.oauthbearer.sasl.jaas.config", jaas)],
+                "set sasl.oauthbearer.token.endpoint.url",
+            ),
+            (vec![endpoint], "give clientId and clientSecret"),
+            (
+                vec![
+                    endpoint,
+                    (
+                        "listener.name.sasl.oauthbearer.sasl.jaas.config",
+                        "org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required clientId=broker;",
+                    ),
+                ],
+                "give clientId and clientSecret",
+            ),
+            (
+                vec![
+                    endpoint,
+                    ("listener.name.sasl.oauthbearer.sasl.jaas.config", jaas),
+                    (
+                        "listener.name.sasl.oauthbearer.sasl.login.callback.handler.class",
+                        "com.example.Login",
+                    ),
+                ],
+                "no Java classes",
+            ),
+        ];
+        for (extra, expected) in refusals {
+            let error = login(&extra).expect_err("refused");
+            assert!(error.contains(expected), "{error}");
+            assert!(!error.contains("broker-secret"), "{error}");
         }
     }
 }

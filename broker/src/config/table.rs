@@ -252,7 +252,7 @@ pub static BROKER: &[Setting] = &[
     Setting::new(
         "oauthbearer.sasl.jaas.config",
         Kind::Text,
-        "An OAuthBearerLoginModule, as Kafka asks of an OAUTHBEARER listener. Its ssl.truststore.location option (a PEM file) is trusted, next to the system's roots, for the identity provider's https: JWKS endpoint. Given per listener.",
+        "An OAuthBearerLoginModule, as Kafka asks of an OAUTHBEARER listener. Its ssl.truststore.location option (a PEM file) is trusted, next to the system's roots, for the identity provider's https: endpoints; on the inter-broker listener its clientId, clientSecret and optional scope are what the broker asks the token endpoint for its own tokens with. Given per listener.",
     )
     .per_listener()
     .sensitive(),
@@ -266,6 +266,18 @@ pub static BROKER: &[Setting] = &[
         "sasl.oauthbearer.jwks.endpoint.url",
         Kind::Text,
         "Where the identity provider's signing keys (a JWKS) are: a file: URL, read again when the file changes, or an https: (or http:) URL, fetched every sasl.oauthbearer.jwks.endpoint.refresh.ms and early when a token names an unknown key. The broker starts when the provider cannot be reached and refuses OAUTHBEARER logins until it can. Needed when OAUTHBEARER is enabled.",
+    )
+    .per_listener(),
+    Setting::new(
+        "sasl.oauthbearer.token.endpoint.url",
+        Kind::Text,
+        "The identity provider's token endpoint (https: or http:), where a broker whose sasl.mechanism.inter.broker.protocol is OAUTHBEARER gets its tokens (client credentials grant), each used until 80% of its lifetime.",
+    )
+    .per_listener(),
+    Setting::new(
+        "oauthbearer.sasl.login.callback.handler.class",
+        Kind::Text,
+        "Kafka's OAuthBearerLoginCallbackHandler, whose token requests Gregor makes; no other class is loaded. Given per listener.",
     )
     .per_listener(),
     Setting::new(

@@ -1,9 +1,11 @@
 //! The broker as a SASL client: a follower logs in to its leader's
 //! inter-broker listener when that listener is SASL_PLAINTEXT or SASL_SSL,
 //! with `sasl.mechanism.inter.broker.protocol` and the `username` and
-//! `password` of that listener's JAAS line, as a Kafka broker does.
+//! `password` of that listener's JAAS line, or for OAUTHBEARER a token
+//! from the identity provider's token endpoint, as a Kafka broker does.
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -12,25 +14,49 @@ use kafka_protocol::messages::{SaslAuthenticateRequest, SaslHandshakeRequest};
 use kafka_protocol::ResponseError;
 
 use super::scram::ScramClient;
-use super::{plain, Mechanism};
+use super::token_endpoint::{TokenError, Tokens};
+use super::{oauthbearer, plain, Mechanism};
 use crate::handlers::text;
 
 /// Who this broker logs in as, and how.
 #[derive(Clone, PartialEq, Eq)]
-pub struct Login {
+pub enum Login {
+    /// PLAIN or SCRAM with a username and password.
+    Password {
+        /// The mechanism.
+        mechanism: Mechanism,
+        /// The user.
+        username: String,
+        /// The password.
+        password: String,
+    },
+    /// OAUTHBEARER with tokens from the token endpoint.
+    Bearer(Arc<Tokens>),
+}
+
+impl Login {
     /// The mechanism.
-    pub mechanism: Mechanism,
-    /// The user.
-    pub username: String,
-    /// The password.
-    pub password: String,
+    pub fn mechanism(&self) -> Mechanism {
+        match self {
+            Login::Password { mechanism, .. } => *mechanism,
+            Login::Bearer(_) => Mechanism::OAuthBearer,
+        }
+    }
+
+    /// Who logs in: the username, or the client id tokens are asked with.
+    pub fn who(&self) -> &str {
+        match self {
+            Login::Password { username, .. } => username,
+            Login::Bearer(tokens) => tokens.client_id(),
+        }
+    }
 }
 
 impl fmt::Debug for Login {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Login")
-            .field("mechanism", &self.mechanism)
-            .field("username", &self.username)
+            .field("mechanism", &self.mechanism())
+            .field("who", &self.who())
             .finish_non_exhaustive()
     }
 }
@@ -41,6 +67,9 @@ pub enum LoginError {
     /// The connection failed.
     #[error(transparent)]
     Connection(#[from] ClientError),
+    /// No token could be had from the identity provider.
+    #[error("OAUTHBEARER login: {0}")]
+    Token(#[from] TokenError),
     /// The other broker refused, with its reason.
     #[error("{mechanism} login as {username:?} refused: {reason}")]
     Refused {
@@ -57,12 +86,12 @@ pub enum LoginError {
 /// limit), after which the connection must be replaced.
 pub async fn log_in(conn: &mut Connection, login: &Login) -> Result<Option<Duration>, LoginError> {
     let refused = |reason: String| LoginError::Refused {
-        mechanism: login.mechanism,
-        username: login.username.clone(),
+        mechanism: login.mechanism(),
+        username: login.who().to_string(),
         reason,
     };
     let mut handshake = SaslHandshakeRequest::default();
-    handshake.mechanism = text(login.mechanism.name());
+    handshake.mechanism = text(login.mechanism().name());
     let answer = conn.send(&handshake, 1).await?;
     if answer.error_code != 0 {
         let offered: Vec<String> = answer.mechanisms.iter().map(|m| m.to_string()).collect();
@@ -72,18 +101,25 @@ pub async fn log_in(conn: &mut Connection, login: &Login) -> Result<Option<Durat
             offered.join(", ")
         )));
     }
-    let lifetime = match login.mechanism {
-        Mechanism::Plain => {
-            let message = plain::client_message(&login.username, &login.password);
+    let lifetime = match login {
+        Login::Bearer(tokens) => {
+            let message = oauthbearer::client_message(&tokens.token().await?);
             authenticate(conn, message, &refused).await?.1
         }
-        Mechanism::OAuthBearer => {
-            return Err(refused(
-                "brokers do not log in to each other with OAUTHBEARER".into(),
-            ))
+        Login::Password {
+            mechanism: Mechanism::Plain,
+            username,
+            password,
+        } => {
+            let message = plain::client_message(username, password);
+            authenticate(conn, message, &refused).await?.1
         }
-        mechanism => {
-            let mut client = ScramClient::new(mechanism, &login.username, &login.password);
+        Login::Password {
+            mechanism,
+            username,
+            password,
+        } => {
+            let mut client = ScramClient::new(*mechanism, username, password);
             let (server_first, _) = authenticate(conn, client.client_first(), &refused).await?;
             let client_final = client
                 .client_final(&server_first)

@@ -14,7 +14,8 @@
 //!   is the client on a SASL inter-broker listener.
 //! - [`plain`] is RFC 4616 PLAIN: one message, the password in it.
 //! - [`login`] is the broker as a client: a follower logging in to its
-//!   leader's SASL inter-broker listener;
+//!   leader's SASL inter-broker listener (for OAUTHBEARER with tokens from
+//!   the provider's token endpoint, [`token_endpoint`]);
 //! - [`scram`] is RFC 5802 SCRAM with SHA-256 (RFC 7677) and SHA-512:
 //!   credentials derived from a password (what the metadata quorum
 //!   stores), the server's and the client's side of the exchange.
@@ -41,6 +42,7 @@ pub mod login;
 pub mod oauthbearer;
 pub mod plain;
 pub mod scram;
+pub mod token_endpoint;
 
 /// A SASL mechanism Gregor offers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]

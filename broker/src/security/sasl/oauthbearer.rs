@@ -104,6 +104,12 @@ pub fn parse(message: &[u8]) -> Result<(String, Option<String>), SaslError> {
     Ok((token, authzid))
 }
 
+/// The client's message carrying `token`, as a broker logging in to
+/// another sends it.
+pub fn client_message(token: &str) -> Vec<u8> {
+    format!("n,,\u{1}auth=Bearer {token}\u{1}\u{1}").into_bytes()
+}
+
 /// Checks the client's message against `keys` and `rules` at `now_ms`
 /// (milliseconds since the epoch).
 pub fn authenticate(
@@ -248,10 +254,6 @@ mod tests {
         let mut header = jsonwebtoken::Header::new(key.alg);
         header.kid = kid.map(str::to_string);
         jsonwebtoken::encode(&header, claims, &key.signing).expect("signed")
-    }
-
-    fn message(token: &str) -> Vec<u8> {
-        format!("n,,\u{1}auth=Bearer {token}\u{1}\u{1}").into_bytes()
     }
 
     /// A message's token and authorization id, or words of the error.
@@ -406,7 +408,7 @@ mod tests {
             ("HMAC", hmac_token(), Err("only asymmetric")),
         ];
         for (name, token, want) in cases {
-            let got = authenticate(&message(&token), &keys, &rules(), now() * 1000);
+            let got = authenticate(&client_message(&token), &keys, &rules(), now() * 1000);
             match (&got, want) {
                 (Ok(b), Ok(user)) => {
                     assert_eq!(b.user, user, "{name}");
@@ -441,7 +443,7 @@ mod tests {
         let claims = json!({"client_id": "svc-orders", "iss": "anyone", "aud": "anything",
                             "iat": now(), "exp": now() + 60});
         let bearer = authenticate(
-            &message(&sign(&key, Some("k1"), &claims)),
+            &client_message(&sign(&key, Some("k1"), &claims)),
             &keys,
             &open,
             now() * 1000,
@@ -462,10 +464,10 @@ mod tests {
         let (known, rotated) = (ec("k1"), ec("k2"));
         let keys = KeySet::parse(document(&[&known]).as_bytes()).expect("keys");
         let cases = [
-            (message(&sign(&known, Some("k1"), &claims())), false),
-            (message(&sign(&rotated, Some("k2"), &claims())), true),
+            (client_message(&sign(&known, Some("k1"), &claims())), false),
+            (client_message(&sign(&rotated, Some("k2"), &claims())), true),
             // Without a key id every key is tried: nothing to refresh for.
-            (message(&sign(&rotated, None, &claims())), false),
+            (client_message(&sign(&rotated, None, &claims())), false),
             (b"garbage".to_vec(), false),
         ];
         for (text, unknown) in cases {
