@@ -8,6 +8,7 @@ not see are left out of its metadata, and every refusal is logged with the
 principal and peer."""
 
 import json
+import struct
 import subprocess
 import time
 
@@ -17,6 +18,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from kafka import KafkaProducer
 from kafka.errors import TopicAuthorizationFailedError
 
+import wire
 from conftest import Gregor, kafka_tool, unique, wait_until
 
 AUTHORIZER = "org.apache.kafka.metadata.authorizer.StandardAuthorizer"
@@ -38,7 +40,7 @@ def broker(tmp_path_factory):
              # Quota rates over 5 windows of 1 s: throttling settles within
              # seconds instead of Kafka's default 11.
              "quota.window.num": "5"}
-    b = Gregor(tmp_path_factory.mktemp("acl-broker"), props=props)
+    b = Gregor(tmp_path_factory.mktemp("acl-broker"), props=props, http=True)
     b.start()
     yield b
     b.stop()
@@ -326,3 +328,54 @@ def test_producers_and_consumers_are_held_to_their_byte_rates(broker, tmp_path):
     assert len(got) < len(delivered), "the consumer was not held back"
     fetched = slope(got, after=6)
     assert abs(fetched - rate) <= 0.2 * rate, f"fetched {fetched:.0f} B/s against a quota of {rate}"
+
+
+def metadata_v4(correlation_id, client_id):
+    """A Metadata v4 request for every topic, creating none."""
+    return wire.frame(wire.header(3, 4, correlation_id, client_id) + struct.pack(">i?", -1, False))
+
+
+def request_back_to_back(broker, client_id, enough_throttles, limit=2000, seconds=40):
+    """Sends Metadata requests one after another from `client_id` on the
+    plaintext listener: each answer's throttle time, and for each answer
+    that followed a throttled one, (the throttle in ms, how long that next
+    request took in ms)."""
+    conn = wire.Connection(broker.internal_bootstrap)
+    throttles, after_throttle = [], []
+    deadline = time.monotonic() + seconds
+    try:
+        for i in range(limit):
+            if time.monotonic() > deadline or len(after_throttle) >= enough_throttles:
+                break
+            sent = time.monotonic()
+            conn.send(metadata_v4(i, client_id))
+            correlation, throttle = struct.unpack(">ii", conn.response()[:8])
+            assert correlation == i
+            if throttles and throttles[-1] > 0:
+                after_throttle.append((throttles[-1], (time.monotonic() - sent) * 1000))
+            throttles.append(throttle)
+    finally:
+        conn.close()
+    return throttles, after_throttle
+
+
+def test_a_client_is_held_to_its_request_percentage(broker, tmp_path):
+    """request_percentage (KIP-124) on a client id: a client sending
+    requests back to back is answered with throttle times once the broker's
+    time on its requests passes its share of a thread (0.05 %: half a
+    millisecond a second), and its connection takes nothing more until that
+    time has passed; a client without the quota is never throttled."""
+    limited, free = unique("busy-client"), unique("free-client")
+    configs(broker, tmp_path, "--alter", "--entity-type", "clients", "--entity-name", limited,
+            "--add-config", "request_percentage=0.05")
+    throttled_before = broker.metrics().get("gregor_throttled_requests_total", 0)
+    throttles, after_throttle = request_back_to_back(broker, limited, enough_throttles=3)
+    assert len(after_throttle) >= 3, f"{len(throttles)} requests, throttles {sorted(set(throttles))}"
+    for throttle_ms, took_ms in after_throttle:
+        # The connection was muted for the throttle time before this
+        # request was read.
+        assert took_ms >= 0.8 * throttle_ms, after_throttle
+    assert broker.metrics()["gregor_throttled_requests_total"] >= throttled_before + 3
+
+    throttles, _ = request_back_to_back(broker, free, enough_throttles=1, limit=len(throttles) * 2)
+    assert set(throttles) == {0}

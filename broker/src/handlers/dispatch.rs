@@ -1,8 +1,15 @@
 //! From a decoded request to its response: the request's context, the
-//! handler of its API, and the encoded answer.
+//! handler of its API, the client's request quota, and the encoded answer.
+//!
+//! The request quota (`request_percentage`, KIP-124) is charged with the
+//! time the broker spends running the request's handler: the time inside
+//! its polls, not the time it waits for replicas or for a long poll's
+//! data, as Kafka charges request-handler thread time and not purgatory
+//! time. Followers' fetches are exempt, as in Kafka.
 
+use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::{RequestKind, ResponseKind};
@@ -64,7 +71,35 @@ pub async fn handle_frame(
         listener: conn.listener,
         principal: conn.principal,
     };
-    let outcome = dispatch(&node, &ctx, request).await;
+    let exempt = from_follower(&request);
+    let mut handling = std::pin::pin!(dispatch(&node, &ctx, request));
+    let mut busy = Duration::ZERO;
+    let mut outcome = std::future::poll_fn(|cx| {
+        let start = Instant::now();
+        let polled = handling.as_mut().poll(cx);
+        busy += start.elapsed();
+        polled
+    })
+    .await;
+    if !exempt {
+        let quotas = &node.image().quotas;
+        if !quotas.is_empty() {
+            let throttle = node.quotas.record_time(
+                quotas,
+                super::quota_user(&ctx),
+                &ctx.client_id,
+                busy,
+                node.quotas.now_ms(),
+            );
+            let ms = i32::try_from(throttle.ms).unwrap_or(i32::MAX);
+            if ms > outcome.throttle_ms {
+                outcome.throttle_ms = ms;
+                if let Some(response) = outcome.response.as_mut() {
+                    set_throttle(response, ms);
+                }
+            }
+        }
+    }
     let throttle = Duration::from_millis(u64::try_from(outcome.throttle_ms).unwrap_or(0));
     let response = match outcome.response {
         Some(r) => Some(encode_response(api, version, correlation_id, &r)?),
@@ -185,5 +220,93 @@ async fn dispatch(node: &Arc<Node>, ctx: &RequestContext, request: RequestKind) 
     Outcome {
         response: Some(response),
         throttle_ms,
+    }
+}
+
+/// A follower's fetch, exempt from the request quota.
+fn from_follower(request: &RequestKind) -> bool {
+    match request {
+        RequestKind::Fetch(f) => f.replica_id.0 >= 0 || f.replica_state.replica_id.0 >= 0,
+        _ => false,
+    }
+}
+
+/// Puts the throttle time in a response of any API that carries one
+/// (SASL's do not; they are answered before dispatch anyway).
+fn set_throttle(response: &mut ResponseKind, ms: i32) {
+    macro_rules! carrying {
+        ($($api:ident),* $(,)?) => {
+            match response {
+                $(ResponseKind::$api(r) => r.throttle_time_ms = ms,)*
+                _ => {}
+            }
+        };
+    }
+    carrying!(
+        AlterClientQuotas,
+        AlterConfigs,
+        AlterPartitionReassignments,
+        AlterUserScramCredentials,
+        ApiVersions,
+        ConsumerGroupDescribe,
+        ConsumerGroupHeartbeat,
+        CreateAcls,
+        CreatePartitions,
+        CreateTopics,
+        DeleteAcls,
+        DeleteGroups,
+        DeleteRecords,
+        DeleteTopics,
+        DescribeAcls,
+        DescribeClientQuotas,
+        DescribeCluster,
+        DescribeConfigs,
+        DescribeGroups,
+        DescribeLogDirs,
+        DescribeUserScramCredentials,
+        ElectLeaders,
+        Fetch,
+        FindCoordinator,
+        Heartbeat,
+        IncrementalAlterConfigs,
+        InitProducerId,
+        JoinGroup,
+        LeaveGroup,
+        ListGroups,
+        ListOffsets,
+        ListPartitionReassignments,
+        Metadata,
+        OffsetCommit,
+        OffsetDelete,
+        OffsetFetch,
+        OffsetForLeaderEpoch,
+        Produce,
+        SyncGroup,
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kafka_protocol::messages::{FetchRequest, MetadataResponse, ProduceRequest};
+
+    #[test]
+    fn followers_fetches_are_exempt_and_throttle_times_land_in_responses() {
+        let consumer = FetchRequest::default().with_replica_id((-1).into());
+        let follower = FetchRequest::default().with_replica_id(2.into());
+        let mut newer = FetchRequest::default().with_replica_id((-1).into());
+        newer.replica_state.replica_id = 3.into();
+        let cases = [
+            (RequestKind::Fetch(consumer), false),
+            (RequestKind::Fetch(follower), true),
+            (RequestKind::Fetch(newer), true),
+            (RequestKind::Produce(ProduceRequest::default()), false),
+        ];
+        for (request, exempt) in cases {
+            assert_eq!(from_follower(&request), exempt);
+        }
+        let mut metadata = ResponseKind::Metadata(MetadataResponse::default());
+        set_throttle(&mut metadata, 250);
+        assert!(matches!(metadata, ResponseKind::Metadata(r) if r.throttle_time_ms == 250));
     }
 }

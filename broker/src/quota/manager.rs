@@ -1,4 +1,5 @@
-//! Enforcing client quotas as Kafka's ClientQuotaManager does: the quota
+//! Enforcing client quotas as Kafka's ClientQuotaManager and
+//! ClientRequestQuotaManager do: the quota
 //! of a request is the one set on the most specific entity that matches
 //! its user and client id; every client that entity covers shares one
 //! rate (a quota on `users/alice` is alice's, across her clients; a default
@@ -20,6 +21,9 @@ pub enum QuotaKind {
     Produce,
     /// Bytes fetched by consumers per second (`consumer_byte_rate`).
     Fetch,
+    /// The broker's time spent on the client's requests, as a percentage
+    /// of one thread (`request_percentage`).
+    Request,
 }
 
 impl QuotaKind {
@@ -27,6 +31,7 @@ impl QuotaKind {
         match self {
             QuotaKind::Produce => "producer_byte_rate",
             QuotaKind::Fetch => "consumer_byte_rate",
+            QuotaKind::Request => "request_percentage",
         }
     }
 }
@@ -156,6 +161,34 @@ impl QuotaManager {
         bytes: u64,
         now_ms: u64,
     ) -> Throttle {
+        self.record_value(quotas, kind, user, client_id, bytes as f64, now_ms)
+    }
+
+    /// Records the broker's `busy` time on a request against the client's
+    /// `request_percentage`, in hundredths of a second, so that their rate
+    /// per second is the percentage of one thread the client keeps busy;
+    /// how long it must be throttled.
+    pub fn record_time(
+        &self,
+        quotas: &ClientQuotas,
+        user: &str,
+        client_id: &str,
+        busy: std::time::Duration,
+        now_ms: u64,
+    ) -> Throttle {
+        let units = busy.as_secs_f64() * 100.0;
+        self.record_value(quotas, QuotaKind::Request, user, client_id, units, now_ms)
+    }
+
+    fn record_value(
+        &self,
+        quotas: &ClientQuotas,
+        kind: QuotaKind,
+        user: &str,
+        client_id: &str,
+        value: f64,
+        now_ms: u64,
+    ) -> Throttle {
         if quotas.is_empty() {
             return Throttle { ms: 0, key: None };
         }
@@ -175,7 +208,7 @@ impl QuotaManager {
             .entry(key.clone())
             .or_insert_with(|| (SampledRate::new(samples, window), now_ms));
         *used = now_ms;
-        rate.record(bytes as f64, now_ms);
+        rate.record(value, now_ms);
         // Never longer than the whole window: the rate is back within it.
         let ms = rate
             .throttle_ms(quota, now_ms)
@@ -273,5 +306,26 @@ mod tests {
             Some(10_000)
         );
         assert_eq!(m.max_in_window(&q, QuotaKind::Fetch, "alice", "a"), None);
+    }
+
+    #[test]
+    fn request_time_is_held_to_its_percentage_of_a_thread() {
+        let mut q = ClientQuotas::default();
+        let entity = QuotaEntity::parse([("client-id", Some("busy"))]).expect("valid");
+        let changes = BTreeMap::from([("request_percentage".to_string(), Some(QuotaValue(10.0)))]);
+        q.apply(&entity, &changes);
+        // 10 % of a thread over 11 windows of 1 s: 1 s of work in the
+        // first ten seconds is within it, 1.5 s is not.
+        let m = QuotaManager::new(11, 1000);
+        let ms = |d: u64| std::time::Duration::from_millis(d);
+        assert_eq!(m.record_time(&q, "u", "busy", ms(1000), 0).ms, 0);
+        let over = m.record_time(&q, "u", "busy", ms(500), 10);
+        assert!(over.ms > 0, "{over:?}");
+        assert_eq!(m.record_time(&q, "u", "idle", ms(5000), 10).ms, 0);
+        assert_eq!(
+            m.record(&q, QuotaKind::Produce, "u", "busy", 1 << 30, 10)
+                .ms,
+            0
+        );
     }
 }
