@@ -1,15 +1,18 @@
 """Certificate authorities and certificates for the TLS tests, written as
 PEM files the way Kafka's PEM stores take them: a key store is one file of
 the private key (unencrypted PKCS#8) and the certificate chain, a trust
-store a file of CA certificates."""
+store a file of CA certificates; or as PKCS12 stores written by the JDK's
+keytool, the way Java users make them."""
 
 import datetime
 import ipaddress
+import subprocess
 from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 DAY = datetime.timedelta(days=1)
@@ -49,6 +52,20 @@ class Authority:
     def write_trust_store(self, path):
         Path(path).write_text(self.pem())
         return Path(path)
+
+    def write_pkcs12_trust_store(self, path, password=None):
+        """A PKCS12 trust store of this CA's certificate, written by
+        `keytool -importcert`; without `password`, one with no integrity
+        check and no encryption (keytool's NONE algorithms), which Java
+        reads without a password."""
+        path = Path(path)
+        pem = self.write_trust_store(path.with_name(path.name + ".ca.pem"))
+        unprotected = [] if password else ["-J-Dkeystore.pkcs12.certProtectionAlgorithm=NONE",
+                                           "-J-Dkeystore.pkcs12.macAlgorithm=NONE"]
+        path.unlink(missing_ok=True)
+        keytool(*unprotected, "-importcert", "-noprompt", "-alias", "ca", "-file", pem, "-keystore", path,
+                "-storetype", "PKCS12", "-storepass", password or "not-used")
+        return path
 
     def issue(self, common_name, hosts=("localhost", "127.0.0.1"), expired=False):
         """A key store (key + chain PEM text) for a certificate naming
@@ -91,3 +108,27 @@ class Leaf:
             tmp.write_text(text)
             tmp.replace(path)
         return store, key, crt
+
+    def write_pkcs12(self, path, password, store_type="PKCS12"):
+        """The key and chain as a key store written by the JDK's keytool
+        (`-importkeystore` from a PKCS12 that `cryptography` serialized),
+        of `store_type` (PKCS12, or JKS)."""
+        path = Path(path)
+        key = serialization.load_pem_private_key(self.key_pem.encode(), None)
+        leaf, *chain = x509.load_pem_x509_certificates(self.chain_pem.encode())
+        source = path.with_name(path.name + ".source.p12")
+        source.write_bytes(pkcs12.serialize_key_and_certificates(
+            b"key", key, leaf, chain, serialization.BestAvailableEncryption(password.encode())))
+        path.unlink(missing_ok=True)
+        keytool("-importkeystore", "-noprompt", "-srckeystore", source, "-srcstoretype", "PKCS12",
+                "-srcstorepass", password, "-destkeystore", path, "-deststoretype", store_type,
+                "-deststorepass", password)
+        source.unlink()
+        return path
+
+
+def keytool(*args):
+    """Runs the JDK's keytool; fails with its output."""
+    proc = subprocess.run(["keytool", *map(str, args)], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, f"keytool {' '.join(map(str, args))}:\n{proc.stdout}{proc.stderr}"
+    return proc

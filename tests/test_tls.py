@@ -1,14 +1,17 @@
-"""TLS on Gregor's listeners with Kafka's `ssl.*` settings and PEM stores:
-real clients (confluent-kafka, kcat, Apache Kafka's console tools) over
-SSL with client certificates, refusals logged with the peer and counted,
-certificates renewed on disk without a restart, and a three-broker cluster
-that replicates over an SSL inter-broker listener."""
+"""TLS on Gregor's listeners with Kafka's `ssl.*` settings and PEM or
+PKCS12 stores: real clients (confluent-kafka, kcat, Apache Kafka's console
+tools) over SSL with client certificates, refusals logged with the peer and
+counted, certificates renewed on disk without a restart, and a three-broker
+cluster that replicates over an SSL inter-broker listener."""
 
 import json
+import re
+import shlex
 import socket
 import ssl
 import struct
 import subprocess
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -16,7 +19,7 @@ from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 import wire
-from certs import Authority
+from certs import Authority, keytool
 from conftest import (GREGOR_BIN, Gregor, GregorCluster, kafka_tool, unique, wait_until)
 
 
@@ -191,24 +194,189 @@ def test_unusable_tls_settings_stop_the_broker_with_the_reason(tmp_path, pki):
         ({"listener.name.external.ssl.keystore.location": str(tmp_path / "missing.pem")}, 1,
          ["EXTERNAL", "missing.pem"]),
         ({"listener.name.external.ssl.keystore.location": str(pki.trust)}, 1, ["EXTERNAL", "no PRIVATE KEY"]),
-        ({"listener.name.external.ssl.keystore.type": "JKS"}, 2, ["ssl.keystore.type", "PEM"]),
+        ({"listener.name.external.ssl.keystore.type": "JKS"}, 2, ["ssl.keystore.type", "keytool -importkeystore"]),
         ({"listener.name.external.ssl.truststore.location": None}, 2, ["EXTERNAL", "trust store"]),
     ]
     for i, (change, code, words) in enumerate(cases):
-        props = {"listener.security.protocol.map": "INTERNAL:PLAINTEXT,EXTERNAL:SSL", **ssl_listener(pki)}
-        for k, v in change.items():
-            if v is None:
-                props.pop(k)
-            else:
-                props[k] = v
-        b = Gregor(tmp_path / f"bad-{i}", props=props)
-        b.write_config()
-        proc = subprocess.run([str(GREGOR_BIN), "broker", str(b.config)], capture_output=True, text=True,
-                              timeout=60)
+        proc = refused_start(tmp_path / f"bad-{i}", ssl_listener(pki), change)
         assert proc.returncode == code, (change, proc.stderr)
         for w in words:
             assert w in proc.stderr, (change, proc.stderr)
         assert "BEGIN PRIVATE KEY" not in proc.stderr
+
+
+def refused_start(workdir, listener, change):
+    """Starts a broker whose EXTERNAL listener is SSL with the `listener`
+    settings, changed by `change` (None removes a key); the finished
+    process, which should have refused to start."""
+    props = {"listener.security.protocol.map": "INTERNAL:PLAINTEXT,EXTERNAL:SSL", **listener}
+    for k, v in change.items():
+        if v is None:
+            props.pop(k)
+        else:
+            props[k] = v
+    b = Gregor(workdir, props=props)
+    b.write_config()
+    return subprocess.run([str(GREGOR_BIN), "broker", str(b.config)], capture_output=True, text=True, timeout=60)
+
+
+BROKER_PASSWORD, CLIENT_PASSWORD, TRUST_PASSWORD = "broker-store-pw", "alice-store-pw", "trust-store-pw"
+
+
+@pytest.fixture(scope="module")
+def p12(pki):
+    """PKCS12 stores written by the JDK's keytool, certificates of `pki`'s
+    CA: the broker's and alice's key stores and the CA's trust store, each
+    with its password, and the CA's trust store without one."""
+    d, ca = pki.dir, pki.ca
+    return SimpleNamespace(
+        broker=ca.issue("broker").write_pkcs12(d / "broker.p12", BROKER_PASSWORD),
+        client=ca.issue("alice").write_pkcs12(d / "alice.p12", CLIENT_PASSWORD),
+        trust=ca.write_pkcs12_trust_store(d / "truststore.p12", TRUST_PASSWORD),
+        open_trust=ca.write_pkcs12_trust_store(d / "open-truststore.p12"))
+
+
+def pkcs12_listener(p12, listener="external"):
+    """Settings of an SSL listener with PKCS12 stores and client
+    certificates required, as a Kafka broker would have them (the key's
+    password given too, the store's)."""
+    prefix = f"listener.name.{listener}."
+    return {prefix + k: v for k, v in {
+        "ssl.keystore.type": "PKCS12",
+        "ssl.keystore.location": str(p12.broker),
+        "ssl.keystore.password": BROKER_PASSWORD,
+        "ssl.key.password": BROKER_PASSWORD,
+        "ssl.truststore.type": "PKCS12",
+        "ssl.truststore.location": str(p12.trust),
+        "ssl.truststore.password": TRUST_PASSWORD,
+        "ssl.client.auth": "required",
+    }.items()}
+
+
+def java_pkcs12_config(path, p12, trust_password=TRUST_PASSWORD, trust=None):
+    """A --command-config of alice's PKCS12 key store and the CA's trust
+    store (with no ssl.truststore.password when `trust_password` is None)."""
+    lines = ["security.protocol=SSL", "ssl.keystore.type=PKCS12", f"ssl.keystore.location={p12.client}",
+             f"ssl.keystore.password={CLIENT_PASSWORD}", f"ssl.key.password={CLIENT_PASSWORD}",
+             "ssl.truststore.type=PKCS12", f"ssl.truststore.location={trust or p12.trust}"]
+    if trust_password:
+        lines.append(f"ssl.truststore.password={trust_password}")
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_pkcs12_stores_made_by_keytool_serve_java_and_librdkafka_clients(tmp_path, pki, p12):
+    """The EXTERNAL listener takes its key store and trust store as PKCS12
+    files keytool wrote, with Kafka's password settings, and requires
+    client certificates: Apache Kafka's console tools with PKCS12 stores in
+    their --command-config, and confluent-kafka with alice's PKCS12 key
+    store, produce and consume."""
+    broker = Gregor(tmp_path / "broker", props={"listener.security.protocol.map": "INTERNAL:PLAINTEXT,EXTERNAL:SSL",
+                                                **pkcs12_listener(p12)}).start()
+    try:
+        topic = unique("pkcs12")
+        rdkafka = {"bootstrap.servers": broker.bootstrap, "security.protocol": "SSL",
+                   "ssl.ca.location": str(pki.trust), "ssl.keystore.location": str(p12.client),
+                   "ssl.keystore.password": CLIENT_PASSWORD}
+        admin = AdminClient(rdkafka)
+        admin.create_topics([NewTopic(topic, 1, 1)])[topic].result(30)
+        p = Producer({**rdkafka, "linger.ms": 0})
+        for i in range(3):
+            p.produce(topic, value=f"librdkafka-{i}".encode())
+        assert p.flush(30) == 0
+
+        config = java_pkcs12_config(tmp_path / "client.properties", p12)
+        kafka_tool("kafka-console-producer", "--bootstrap-server", broker.bootstrap, "--topic", topic,
+                   "--command-config", config, input="java-0\njava-1\n")
+        want = ["librdkafka-0", "librdkafka-1", "librdkafka-2", "java-0", "java-1"]
+        out = kafka_tool("kafka-console-consumer", "--bootstrap-server", broker.bootstrap, "--topic", topic,
+                         "--from-beginning", "--max-messages", len(want), "--timeout-ms", "30000",
+                         "--command-config", config).stdout
+        assert out.split() == want
+
+        c = Consumer({**rdkafka, "group.id": unique("pkcs12-group"), "auto.offset.reset": "earliest"})
+        c.subscribe([topic])
+        got = []
+
+        def read_all():
+            m = c.poll(0.5)
+            if m is not None and not m.error():
+                got.append(m.value().decode())
+            return len(got) == len(want)
+
+        wait_until(read_all, 30, "every record read by confluent-kafka")
+        c.close()
+        assert got == want
+        # Without a client certificate the listener is closed to it.
+        with pytest.raises(KafkaException):
+            AdminClient({**librdkafka(broker, pki, cert=None), "socket.timeout.ms": 5000}).list_topics(timeout=5)
+    finally:
+        broker.stop()
+
+
+def test_a_pkcs12_trust_store_without_password_is_one_without_protection(tmp_path, pki, p12):
+    """keytool writes a trust store with no integrity check and no
+    encryption when told to (its NONE algorithms), which Java reads with no
+    ssl.truststore.password: Gregor reads it so too, and a Java client with
+    the same store and no password is served."""
+    prefix = "listener.name.external."
+    props = {"listener.security.protocol.map": "INTERNAL:PLAINTEXT,EXTERNAL:SSL", **pkcs12_listener(p12),
+             prefix + "ssl.truststore.location": str(p12.open_trust)}
+    props.pop(prefix + "ssl.truststore.password")
+    broker = Gregor(tmp_path / "broker", props=props).start()
+    try:
+        config = java_pkcs12_config(tmp_path / "client.properties", p12, trust_password=None, trust=p12.open_trust)
+        topic = unique("open-trust")
+        kafka_tool("kafka-topics", "--bootstrap-server", broker.bootstrap, "--create", "--topic", topic,
+                   "--partitions", "1", "--replication-factor", "1", "--command-config", config)
+        listed = kafka_tool("kafka-topics", "--bootstrap-server", broker.bootstrap, "--list",
+                            "--command-config", config).stdout
+        assert topic in listed.split()
+    finally:
+        broker.stop()
+
+
+def test_unusable_pkcs12_settings_stop_the_broker_with_the_reason(tmp_path, pki, p12):
+    """Wrong passwords, a missing one, a store of the wrong kind and a JKS
+    store each stop the broker with a message naming the setting and file,
+    never a password; the keytool command the JKS refusal gives converts
+    the store into one the broker starts with."""
+    jks = pki.ca.issue("broker").write_pkcs12(tmp_path / "broker.jks", BROKER_PASSWORD, store_type="JKS")
+    e = "listener.name.external."
+    cases = [
+        ({e + "ssl.keystore.password": "wrong-password", e + "ssl.key.password": None}, 1,
+         ["listener EXTERNAL", str(p12.broker), "ssl.keystore.password does not open it"]),
+        ({e + "ssl.truststore.password": "wrong-password"}, 1,
+         ["listener EXTERNAL", str(p12.trust), "ssl.truststore.password does not open it"]),
+        ({e + "ssl.truststore.password": None}, 1, [str(p12.trust), "set ssl.truststore.password"]),
+        ({e + "ssl.keystore.password": None, e + "ssl.key.password": None}, 2,
+         [str(p12.broker), "set ssl.keystore.password"]),
+        ({e + "ssl.key.password": "wrong-password"}, 2, ["ssl.key.password", "differs from ssl.keystore.password"]),
+        ({e + "ssl.keystore.location": str(p12.trust), e + "ssl.keystore.password": TRUST_PASSWORD,
+          e + "ssl.key.password": None}, 1, [str(p12.trust), "no private key"]),
+        ({e + "ssl.keystore.type": "JKS", e + "ssl.keystore.location": str(jks)}, 2,
+         ["ssl.keystore.type", f"keytool -importkeystore -srckeystore {jks}"]),
+    ]
+    for i, (change, code, words) in enumerate(cases):
+        proc = refused_start(tmp_path / f"bad-{i}", pkcs12_listener(p12), change)
+        assert proc.returncode == code, (change, proc.stderr)
+        for w in words:
+            assert w in proc.stderr, (change, proc.stderr)
+        for password in ["wrong-password", BROKER_PASSWORD, TRUST_PASSWORD]:
+            assert password not in proc.stderr, (change, proc.stderr)
+
+    command = re.search(r"`(keytool -importkeystore [^`]*)`", proc.stderr).group(1)
+    converted = Path(shlex.split(command)[shlex.split(command).index("-destkeystore") + 1])
+    keytool(*shlex.split(command)[1:], "-srcstorepass", BROKER_PASSWORD, "-deststorepass", BROKER_PASSWORD)
+    broker = Gregor(tmp_path / "converted", props={
+        "listener.security.protocol.map": "INTERNAL:PLAINTEXT,EXTERNAL:SSL",
+        **pkcs12_listener(p12), e + "ssl.keystore.location": str(converted)}).start()
+    try:
+        assert AdminClient({"bootstrap.servers": broker.bootstrap, "security.protocol": "SSL",
+                            "ssl.ca.location": str(pki.trust), "ssl.keystore.location": str(p12.client),
+                            "ssl.keystore.password": CLIENT_PASSWORD}).list_topics(timeout=10).brokers
+    finally:
+        broker.stop()
 
 
 def controller_call(port, message, context=None):

@@ -114,14 +114,14 @@ pub static BROKER: &[Setting] = &[
     Setting::new(
         "ssl.keystore.type",
         Kind::OneOf(&["JKS", "PKCS12", "PEM"]),
-        "The format of the key store: PEM (Gregor reads PEM only so far; JKS and PKCS12 are refused with a message).",
+        "The format of the key store: PKCS12 (a file, with `ssl.keystore.password`) or PEM (a file, or text in `ssl.keystore.key`). JKS, Kafka's default, is refused with the keytool command that converts it to PKCS12.",
     )
     .default("JKS")
     .per_listener(),
     Setting::new(
         "ssl.keystore.location",
         Kind::Text,
-        "A PEM file holding this broker's private key and certificate chain; reloaded when it changes.",
+        "The key store file: PKCS12 holding one private key and its certificate chain, or PEM holding the key and the chain; reloaded when it changes.",
     )
     .per_listener(),
     Setting::new(
@@ -133,35 +133,35 @@ pub static BROKER: &[Setting] = &[
     Setting::new(
         "ssl.keystore.key",
         Kind::Text,
-        "This broker's private key as PEM text, instead of `ssl.keystore.location`.",
+        "This broker's private key as PEM text (PKCS#8, or an ENCRYPTED PRIVATE KEY opened with `ssl.key.password`), instead of `ssl.keystore.location`.",
     )
     .sensitive()
     .per_listener(),
     Setting::new(
         "ssl.keystore.password",
         Kind::Text,
-        "The key store's password (PKCS12 and JKS key stores; not used by PEM).",
+        "The PKCS12 key store's password, required with it. Refused with PEM, which has none (as in Kafka).",
     )
     .sensitive()
     .per_listener(),
     Setting::new(
         "ssl.key.password",
         Kind::Text,
-        "The password of an encrypted private key (refused so far: give an unencrypted PEM key).",
+        "The private key's password. With PEM: opens an ENCRYPTED PRIVATE KEY (PKCS#8), and is refused with a key that is not encrypted. With PKCS12: must be `ssl.keystore.password`, which it defaults to (keytool and openssl give the key the store's password).",
     )
     .sensitive()
     .per_listener(),
     Setting::new(
         "ssl.truststore.type",
         Kind::OneOf(&["JKS", "PKCS12", "PEM"]),
-        "The format of the trust store: PEM (Gregor reads PEM only so far).",
+        "The format of the trust store: PKCS12 (a file) or PEM (a file, or text in `ssl.truststore.certificates`). JKS, Kafka's default, is refused with the keytool command that converts it to PKCS12.",
     )
     .default("JKS")
     .per_listener(),
     Setting::new(
         "ssl.truststore.location",
         Kind::Text,
-        "A PEM file of the certificate authorities client certificates must chain to; reloaded when it changes.",
+        "The trust store file (PKCS12, or PEM certificates): the certificate authorities client certificates, and other brokers', must chain to; every certificate in it is trusted. Reloaded when it changes.",
     )
     .per_listener(),
     Setting::new(
@@ -173,7 +173,7 @@ pub static BROKER: &[Setting] = &[
     Setting::new(
         "ssl.truststore.password",
         Kind::Text,
-        "The trust store's password (PKCS12 and JKS trust stores; not used by PEM).",
+        "The PKCS12 trust store's password. Without it only a store with no integrity check and no encryption is read (Java skips the check instead, and reads the certificates that are not encrypted). Refused with PEM, which has none.",
     )
     .sensitive()
     .per_listener(),

@@ -4,20 +4,21 @@
 //! listener, the principal a client certificate names, and renewal: when
 //! the key store or trust store files change on disk, new connections (in
 //! and out) get the new certificates, with no restart (Kubernetes rewrites
-//! mounted Secrets in place when they are renewed).
+//! mounted Secrets in place when they are renewed). Reading the stores,
+//! PEM or PKCS12, is [`crate::security::store`]'s work.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use rustls::crypto::CryptoProvider;
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::pki_types::CertificateDer;
 use rustls::server::WebPkiClientVerifier;
 use rustls::{ClientConfig, RootCertStore, ServerConfig, SupportedProtocolVersion};
 
-use crate::config::tls::{ClientAuth, KeyStore, TlsSettings, TlsVersion, TrustStore};
+use crate::config::tls::{ClientAuth, TlsSettings, TlsVersion, TrustStore};
+use crate::security::store::{self, KeyPair, StoreError};
 
 /// How often the key and trust store files are checked for a change.
 pub const RELOAD_CHECK: Duration = Duration::from_secs(10);
@@ -25,25 +26,20 @@ pub const RELOAD_CHECK: Duration = Duration::from_secs(10);
 /// Why a listener's TLS configuration cannot be built.
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
-    /// A store file cannot be read.
-    #[error("listener {listener}: cannot read {path}: {source}")]
-    Read {
-        /// The listener.
-        listener: String,
-        /// The file.
-        path: PathBuf,
-        /// Cause.
-        source: std::io::Error,
-    },
-    /// A store holds no usable PEM item of the kind needed.
-    #[error("listener {listener}: {what}: {reason}")]
+    /// A key store or trust store cannot be read or used.
+    #[error("listener {listener}: {source}")]
     Store {
         /// The listener.
         listener: String,
-        /// Which store and where it comes from.
-        what: String,
-        /// What is missing or wrong.
-        reason: String,
+        /// Which store, and what is wrong with it.
+        source: StoreError,
+    },
+    /// A node that dials others on the listener has no trust store to
+    /// check their certificates with.
+    #[error("listener {listener}: nodes reaching each other over SSL (the inter-broker and controller listeners) verify each other's certificates: set ssl.truststore.location or ssl.truststore.certificates")]
+    NoTrustStore {
+        /// The listener.
+        listener: String,
     },
     /// A cipher suite name that Gregor does not offer.
     #[error("listener {listener}: ssl.cipher.suites: unknown or unsupported suite {name}; Gregor offers {offered}")]
@@ -215,11 +211,9 @@ fn client_config(settings: &TlsSettings) -> Result<ClientConfig, TlsError> {
     let roots = match &settings.trust_store {
         Some(t) => trust_roots(settings, t)?,
         None => {
-            return Err(store_error(
-                settings,
-                "trust store".into(),
-                "nodes reaching each other over SSL (the inter-broker and controller listeners) verify each other's certificates: set ssl.truststore.location or ssl.truststore.certificates".into(),
-            ))
+            return Err(TlsError::NoTrustStore {
+                listener: settings.listener.clone(),
+            })
         }
     };
     let verifier = rustls::client::WebPkiServerVerifier::builder_with_provider(
@@ -233,7 +227,7 @@ fn client_config(settings: &TlsSettings) -> Result<ClientConfig, TlsError> {
     } else {
         Arc::new(AnyName(verifier))
     };
-    let (chain, key) = key_pair(settings)?;
+    let KeyPair { chain, key } = key_pair(settings)?;
     ClientConfig::builder_with_provider(provider)
         .with_protocol_versions(&versions(settings))
         .map_err(|e| refused(settings, e))?
@@ -261,7 +255,7 @@ fn server_config(settings: &TlsSettings) -> Result<ServerConfig, TlsError> {
         }
         _ => builder.with_no_client_auth(),
     };
-    let (chain, key) = key_pair(settings)?;
+    let KeyPair { chain, key } = key_pair(settings)?;
     builder
         .with_single_cert(chain, key)
         .map_err(|e| refused(settings, e))
@@ -311,89 +305,18 @@ fn versions(settings: &TlsSettings) -> Vec<&'static SupportedProtocolVersion> {
         .collect()
 }
 
-fn key_pair(
-    settings: &TlsSettings,
-) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), TlsError> {
-    let (what, chain_pem, key_pem) = match &settings.key_store {
-        KeyStore::File(path) => {
-            let text = read(settings, path)?;
-            (format!("key store {}", path.display()), text.clone(), text)
-        }
-        KeyStore::Text { chain, key } => (
-            "ssl.keystore.certificate.chain / ssl.keystore.key".into(),
-            chain.clone().into_bytes(),
-            key.expose().as_bytes().to_vec(),
-        ),
-    };
-    let chain = certificates(&chain_pem).map_err(|reason| {
-        store_error(
-            settings,
-            what.clone(),
-            format!("certificate chain: {reason}"),
-        )
-    })?;
-    if chain.is_empty() {
-        return Err(store_error(settings, what, "no CERTIFICATE in it".into()));
-    }
-    let key = match PrivateKeyDer::from_pem_slice(&key_pem) {
-        Ok(k) => k,
-        Err(rustls::pki_types::pem::Error::NoItemsFound) => {
-            let reason = if String::from_utf8_lossy(&key_pem).contains("ENCRYPTED PRIVATE KEY") {
-                "the private key is encrypted; Gregor reads unencrypted keys only so far"
-            } else {
-                "no PRIVATE KEY in it"
-            };
-            return Err(store_error(settings, what, reason.into()));
-        }
-        // The PEM error names no key material, only what is malformed.
-        Err(e) => return Err(store_error(settings, what, format!("private key: {e}"))),
-    };
-    Ok((chain, key))
+fn key_pair(settings: &TlsSettings) -> Result<KeyPair, TlsError> {
+    store::key_pair(&settings.key_store).map_err(|source| store_error(settings, source))
 }
 
-fn trust_roots(settings: &TlsSettings, store: &TrustStore) -> Result<RootCertStore, TlsError> {
-    let (what, pem) = match store {
-        TrustStore::File(path) => (
-            format!("trust store {}", path.display()),
-            read(settings, path)?,
-        ),
-        TrustStore::Text(text) => (
-            "ssl.truststore.certificates".into(),
-            text.clone().into_bytes(),
-        ),
-    };
-    let certs = certificates(&pem).map_err(|reason| store_error(settings, what.clone(), reason))?;
-    let mut roots = RootCertStore::empty();
-    let (added, ignored) = roots.add_parsable_certificates(certs);
-    if added == 0 {
-        return Err(store_error(
-            settings,
-            what,
-            format!("no usable CERTIFICATE in it ({ignored} could not be parsed)"),
-        ));
-    }
-    Ok(roots)
+fn trust_roots(settings: &TlsSettings, trust: &TrustStore) -> Result<RootCertStore, TlsError> {
+    store::trust_roots(trust).map_err(|source| store_error(settings, source))
 }
 
-fn certificates(pem: &[u8]) -> Result<Vec<CertificateDer<'static>>, String> {
-    CertificateDer::pem_slice_iter(pem)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| e.to_string())
-}
-
-fn read(settings: &TlsSettings, path: &Path) -> Result<Vec<u8>, TlsError> {
-    std::fs::read(path).map_err(|source| TlsError::Read {
-        listener: settings.listener.clone(),
-        path: path.to_path_buf(),
-        source,
-    })
-}
-
-fn store_error(settings: &TlsSettings, what: String, reason: String) -> TlsError {
+fn store_error(settings: &TlsSettings, source: StoreError) -> TlsError {
     TlsError::Store {
         listener: settings.listener.clone(),
-        what,
-        reason,
+        source,
     }
 }
 
@@ -414,18 +337,12 @@ struct Stamp {
 }
 
 fn stamps(settings: &TlsSettings) -> Vec<Stamp> {
-    let key = match &settings.key_store {
-        KeyStore::File(p) => Some(p),
-        KeyStore::Text { .. } => None,
-    };
-    let trust = match &settings.trust_store {
-        Some(TrustStore::File(p)) => Some(p),
-        _ => None,
-    };
+    let key = settings.key_store.file();
+    let trust = settings.trust_store.as_ref().and_then(TrustStore::file);
     key.into_iter()
         .chain(trust)
         .map(|path| Stamp {
-            path: path.clone(),
+            path: path.to_path_buf(),
             // Follows symbolic links: a mounted Secret is renewed by
             // pointing its link at a new file.
             checksum: std::fs::read(path).ok().map(|b| crc32c::crc32c(&b)),
@@ -487,8 +404,11 @@ mod tests {
     use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::PrivateKeyDer;
+
     use super::*;
-    use crate::config::tls::Secret;
+    use crate::config::tls::{KeyStore, Secret};
 
     /// A certificate authority that signs leaf certificates.
     struct Authority(CertifiedIssuer<'static, KeyPair>);
@@ -527,17 +447,105 @@ mod tests {
     fn settings(leaf: &Leaf, trust: Option<&Authority>, auth: ClientAuth) -> TlsSettings {
         TlsSettings {
             listener: "SSL".into(),
-            key_store: KeyStore::Text {
+            key_store: KeyStore::PemText {
                 chain: leaf.chain.clone(),
                 key: Secret::for_tests(&leaf.key),
+                key_password: None,
             },
-            trust_store: trust.map(|a| TrustStore::Text(a.pem())),
+            trust_store: trust.map(|a| TrustStore::PemText(a.pem())),
             client_auth: auth,
             versions: vec![TlsVersion::V1_2, TlsVersion::V1_3],
             cipher_suites: Vec::new(),
             verify_host: true,
             principal_rules: Default::default(),
         }
+    }
+
+    const PASSWORD: &str = "store-secret";
+
+    /// How a PKCS12 store is protected: as keytool and OpenSSL 3 do it
+    /// (PBES2 with AES-256, HMAC-SHA-256), or as JDK 8 and OpenSSL 1.x
+    /// did (3DES, HMAC-SHA-1).
+    #[derive(Debug, Clone, Copy)]
+    enum Protection {
+        Modern,
+        Legacy,
+    }
+
+    fn der_certificates(pem: &str) -> Vec<p12_keystore::Certificate> {
+        CertificateDer::pem_slice_iter(pem.as_bytes())
+            .map(|c| p12_keystore::Certificate::from_der(&c.expect("PEM")).expect("X.509"))
+            .collect()
+    }
+
+    fn write_pkcs12(store: p12_keystore::KeyStore, password: &str, how: Protection) -> Vec<u8> {
+        let writer = store.writer(password);
+        let writer = match how {
+            Protection::Modern => writer,
+            Protection::Legacy => writer
+                .encryption_algorithm(
+                    p12_keystore::EncryptionAlgorithm::PbeWithShaAnd3KeyTripleDesCbc,
+                )
+                .mac_algorithm(p12_keystore::MacAlgorithm::HmacSha1),
+        };
+        writer.write().expect("PKCS12 written")
+    }
+
+    /// A PKCS12 key store of `leaves`, each key under its alias.
+    fn pkcs12_key_store(leaves: &[(&str, &Leaf)], password: &str, how: Protection) -> Vec<u8> {
+        let mut store = p12_keystore::KeyStore::new();
+        for (alias, leaf) in leaves {
+            let key = PrivateKeyDer::from_pem_slice(leaf.key.as_bytes()).expect("key");
+            let key = p12_keystore::PrivateKey::from_der(key.secret_der()).expect("PKCS#8");
+            let chain = p12_keystore::PrivateKeyChain::new(
+                alias.as_bytes(),
+                key,
+                der_certificates(&leaf.chain),
+            );
+            store.add_entry(alias, p12_keystore::KeyStoreEntry::PrivateKeyChain(chain));
+        }
+        write_pkcs12(store, password, how)
+    }
+
+    /// A PKCS12 trust store of `authorities`' certificates.
+    fn pkcs12_trust_store(authorities: &[&Authority], password: &str, how: Protection) -> Vec<u8> {
+        let mut store = p12_keystore::KeyStore::new();
+        for (i, ca) in authorities.iter().enumerate() {
+            for cert in der_certificates(&ca.pem()) {
+                store.add_entry(
+                    &format!("ca-{i}"),
+                    p12_keystore::KeyStoreEntry::Certificate(cert),
+                );
+            }
+        }
+        write_pkcs12(store, password, how)
+    }
+
+    /// `leaf`'s key as an ENCRYPTED PRIVATE KEY (PKCS#8, PBES2 with
+    /// PBKDF2-SHA-256 and AES-256-CBC, as `openssl pkcs8 -topk8` writes).
+    fn encrypted_key(leaf: &Leaf, password: &str) -> String {
+        use base64::Engine as _;
+        let key = PrivateKeyDer::from_pem_slice(leaf.key.as_bytes()).expect("key");
+        let params = pkcs8::pkcs5::pbes2::Parameters::generate_pbkdf2_sha256_aes256cbc(
+            2048,
+            b"salt-for-tests",
+            [7; 16],
+        )
+        .expect("parameters");
+        let encrypted = pkcs8::PrivateKeyInfoRef::try_from(key.secret_der())
+            .expect("PKCS#8")
+            .encrypt_with_params(params, password)
+            .expect("encrypted");
+        let base64 = base64::engine::general_purpose::STANDARD.encode(encrypted.as_bytes());
+        let lines: Vec<&str> = base64
+            .as_bytes()
+            .chunks(64)
+            .map(|l| std::str::from_utf8(l).expect("ASCII"))
+            .collect();
+        format!(
+            "-----BEGIN ENCRYPTED PRIVATE KEY-----\n{}\n-----END ENCRYPTED PRIVATE KEY-----\n",
+            lines.join("\n")
+        )
     }
 
     /// A TLS handshake and one byte each way, in memory, connecting to
@@ -583,13 +591,14 @@ mod tests {
         let client = |cert: Option<&Leaf>| {
             let mut s = settings(&broker, Some(&ca), ClientAuth::None);
             if let Some(c) = cert {
-                s.key_store = KeyStore::Text {
+                s.key_store = KeyStore::PemText {
                     chain: c.chain.clone(),
                     key: Secret::for_tests(&c.key),
+                    key_password: None,
                 };
                 client_config(&s).expect("client")
             } else {
-                let roots = trust_roots(&s, &TrustStore::Text(ca.pem())).expect("roots");
+                let roots = trust_roots(&s, &TrustStore::PemText(ca.pem())).expect("roots");
                 ClientConfig::builder_with_provider(provider(&s).expect("provider"))
                     .with_safe_default_protocol_versions()
                     .expect("versions")
@@ -643,7 +652,7 @@ mod tests {
         assert!(unchecked.is_ok(), "{unchecked:?}");
         // Not checking the name still checks the chain.
         let stranger = Authority::new();
-        s.trust_store = Some(TrustStore::Text(stranger.pem()));
+        s.trust_store = Some(TrustStore::PemText(stranger.pem()));
         let untrusted = handshake(&server, client_config(&s).expect("client"), "localhost").await;
         assert!(untrusted.is_err(), "an untrusted chain passed");
     }
@@ -698,7 +707,10 @@ mod tests {
             assert!(!err.contains("BEGIN PRIVATE KEY"), "key material in {err}");
         }
         let mut s = settings(&broker, None, ClientAuth::None);
-        s.key_store = KeyStore::File("/nonexistent/broker.pem".into());
+        s.key_store = KeyStore::PemFile {
+            path: "/nonexistent/broker.pem".into(),
+            key_password: None,
+        };
         let err = ListenerTls::load(s, false)
             .expect_err("refused")
             .to_string();
@@ -706,47 +718,291 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn renewed_files_are_served_without_a_restart() {
+    async fn pkcs12_stores_serve_mutual_tls_as_pem_ones_do() {
         let dir = tempfile::tempdir().expect("dir");
-        let store = dir.path().join("broker.pem");
-        let old_ca = Authority::new();
-        let write = |leaf: &Leaf| {
-            // Renewal as Kubernetes does it: a new file moved into place.
-            let next = dir.path().join("next.pem");
-            std::fs::write(&next, format!("{}{}", leaf.key, leaf.chain)).expect("write");
-            std::fs::rename(&next, &store).expect("rename");
-        };
-        write(&old_ca.sign("localhost"));
-        let mut s = settings(&old_ca.sign("localhost"), None, ClientAuth::None);
-        s.key_store = KeyStore::File(store.clone());
-        let server = ListenerTls::load(s.clone(), false).expect("server");
-        let client = settings(&old_ca.sign("client"), None, ClientAuth::None);
-        let trusting = |ca: &Authority| {
-            let mut c = client.clone();
-            c.trust_store = Some(TrustStore::Text(ca.pem()));
-            client_config(&c).expect("client")
-        };
-        assert!(handshake(&server, trusting(&old_ca), "localhost")
-            .await
-            .is_ok());
-        assert!(!server.reload_if_changed().expect("unchanged"));
+        let ca = Authority::new();
+        let stranger = Authority::new();
+        for how in [Protection::Modern, Protection::Legacy] {
+            let file = |name: &str, bytes: Vec<u8>| {
+                let path = dir.path().join(format!("{name}-{how:?}.p12"));
+                std::fs::write(&path, bytes).expect("write");
+                path
+            };
+            let key_store = |name: &str, leaf: &Leaf| KeyStore::Pkcs12 {
+                path: file(name, pkcs12_key_store(&[(name, leaf)], PASSWORD, how)),
+                password: Secret::for_tests(PASSWORD),
+            };
+            // The broker trusts both authorities; the client only `ca`.
+            let trust = TrustStore::Pkcs12 {
+                path: file(
+                    "trust",
+                    pkcs12_trust_store(&[&stranger, &ca], PASSWORD, how),
+                ),
+                password: Some(Secret::for_tests(PASSWORD)),
+            };
+            let mut broker = settings(&ca.sign("localhost"), None, ClientAuth::Required);
+            broker.key_store = key_store("broker", &ca.sign("localhost"));
+            broker.trust_store = Some(trust);
+            let server = ListenerTls::load(broker, false).expect("PKCS12 stores load");
+            for (client, admitted) in [
+                (ca.sign("alice"), true),
+                (stranger.sign("bob"), true),
+                (Authority::new().sign("mallory"), false),
+            ] {
+                let mut c = settings(&client, Some(&ca), ClientAuth::None);
+                c.key_store = key_store("client", &client);
+                c.trust_store = Some(TrustStore::Pkcs12 {
+                    path: file("client-trust", pkcs12_trust_store(&[&ca], PASSWORD, how)),
+                    password: Some(Secret::for_tests(PASSWORD)),
+                });
+                let outcome =
+                    handshake(&server, client_config(&c).expect("client"), "localhost").await;
+                assert_eq!(outcome.is_ok(), admitted, "{how:?}: {outcome:?}");
+            }
+        }
+    }
 
-        let new_ca = Authority::new();
-        write(&new_ca.sign("localhost"));
-        assert!(server.reload_if_changed().expect("renewed"));
-        assert!(handshake(&server, trusting(&new_ca), "localhost")
-            .await
-            .is_ok());
-        assert!(handshake(&server, trusting(&old_ca), "localhost")
-            .await
-            .is_err());
+    #[test]
+    fn unusable_pkcs12_stores_are_refused_with_the_reason() {
+        let dir = tempfile::tempdir().expect("dir");
+        let ca = Authority::new();
+        let leaf = ca.sign("localhost");
+        let file = |name: &str, bytes: &[u8]| {
+            let path = dir.path().join(name);
+            std::fs::write(&path, bytes).expect("write");
+            path
+        };
+        let good = pkcs12_key_store(&[("broker", &leaf)], PASSWORD, Protection::Modern);
+        let two = pkcs12_key_store(
+            &[("first", &leaf), ("second", &ca.sign("other"))],
+            PASSWORD,
+            Protection::Modern,
+        );
+        let keyless = {
+            let key = PrivateKeyDer::from_pem_slice(leaf.key.as_bytes()).expect("key");
+            let key = p12_keystore::PrivateKey::from_der(key.secret_der()).expect("PKCS#8");
+            let mut store = p12_keystore::KeyStore::new();
+            let chain = p12_keystore::PrivateKeyChain::new(b"lonely".as_slice(), key, Vec::new());
+            store.add_entry(
+                "lonely",
+                p12_keystore::KeyStoreEntry::PrivateKeyChain(chain),
+            );
+            write_pkcs12(store, PASSWORD, Protection::Modern)
+        };
+        let trust = pkcs12_trust_store(&[&ca], PASSWORD, Protection::Modern);
+        let key_store = |name: &str, bytes: &[u8], password: &str| KeyStore::Pkcs12 {
+            path: file(name, bytes),
+            password: Secret::for_tests(password),
+        };
+        let trust_store = |name: &str, bytes: &[u8], password: Option<&str>| TrustStore::Pkcs12 {
+            path: file(name, bytes),
+            password: password.map(Secret::for_tests),
+        };
+        let mut truncated = good.clone();
+        truncated.truncate(good.len() / 2);
+        let mut altered = good.clone();
+        let middle = altered.len() / 2;
+        altered[middle] ^= 0x55;
+        let cases: Vec<(KeyStore, Option<TrustStore>, &[&str])> = vec![
+            (
+                key_store("wrong.p12", &good, "not-the-s3cret"),
+                None,
+                &["wrong.p12", "ssl.keystore.password does not open it"],
+            ),
+            (
+                key_store("truncated.p12", &truncated, PASSWORD),
+                None,
+                &["truncated.p12", "not a PKCS12 store"],
+            ),
+            (
+                key_store("altered.p12", &altered, PASSWORD),
+                None,
+                &["altered.p12"],
+            ),
+            (
+                key_store("pem.p12", leaf.key.as_bytes(), PASSWORD),
+                None,
+                &["pem.p12", "not a PKCS12 store"],
+            ),
+            (
+                key_store("trust-as-keys.p12", &trust, PASSWORD),
+                None,
+                &["trust-as-keys.p12", "no private key"],
+            ),
+            (
+                key_store("two.p12", &two, PASSWORD),
+                None,
+                &[
+                    "two.p12",
+                    "2 private keys",
+                    "first, second",
+                    "keytool -delete",
+                ],
+            ),
+            (
+                key_store("keyless.p12", &keyless, PASSWORD),
+                None,
+                &["keyless.p12", "lonely", "no certificate chain"],
+            ),
+            (
+                key_store("good.p12", &good, PASSWORD),
+                Some(trust_store("trust.p12", &trust, None)),
+                &["trust.p12", "set ssl.truststore.password"],
+            ),
+            (
+                key_store("good.p12", &good, PASSWORD),
+                Some(trust_store("trust.p12", &trust, Some("not-the-s3cret"))),
+                &["trust.p12", "ssl.truststore.password does not open it"],
+            ),
+            (
+                key_store("good.p12", &good, PASSWORD),
+                Some(trust_store("keys-as-trust.p12", &keyless, Some(PASSWORD))),
+                &["keys-as-trust.p12", "no certificate in it"],
+            ),
+            (
+                key_store("good.p12", &good, PASSWORD),
+                Some(TrustStore::Pkcs12 {
+                    path: dir.path().join("missing.p12"),
+                    password: None,
+                }),
+                &["cannot read the PKCS12 trust store", "missing.p12"],
+            ),
+        ];
+        for (key_store, trust_store, want) in cases {
+            let mut s = settings(&leaf, None, ClientAuth::Required);
+            s.key_store = key_store;
+            s.trust_store = trust_store;
+            let err = ListenerTls::load(s, false)
+                .expect_err("refused")
+                .to_string();
+            assert!(err.starts_with("listener SSL: "), "{err}");
+            for w in want {
+                assert!(err.contains(w), "{w:?} not in {err}");
+            }
+            assert!(!err.contains("s3cret"), "a password in {err}");
+            assert!(!err.contains(PASSWORD), "a password in {err}");
+        }
+    }
 
-        // A broken renewal keeps the certificate in force.
-        std::fs::write(&store, "not a key store").expect("write");
-        assert!(server.reload_if_changed().is_err());
-        assert!(handshake(&server, trusting(&new_ca), "localhost")
-            .await
-            .is_ok());
+    #[tokio::test]
+    async fn an_encrypted_pem_key_opens_with_ssl_key_password() {
+        let ca = Authority::new();
+        let leaf = ca.sign("localhost");
+        let encrypted = encrypted_key(&leaf, "key-s3cret");
+        let traditional = "-----BEGIN RSA PRIVATE KEY-----\nProc-Type: 4,ENCRYPTED\nDEK-Info: AES-256-CBC,00\n\nAAAA\n-----END RSA PRIVATE KEY-----\n";
+        let cases: &[(&str, Option<&str>, Result<(), &str>)] = &[
+            (&encrypted, Some("key-s3cret"), Ok(())),
+            (
+                &encrypted,
+                Some("wrong"),
+                Err("ssl.key.password does not decrypt"),
+            ),
+            (
+                &encrypted,
+                None,
+                Err("encrypted (ENCRYPTED PRIVATE KEY): set ssl.key.password"),
+            ),
+            (
+                &leaf.key,
+                Some("key-s3cret"),
+                Err("the private key is not encrypted"),
+            ),
+            (traditional, Some("key-s3cret"), Err("openssl pkcs8 -topk8")),
+        ];
+        let dir = tempfile::tempdir().expect("dir");
+        for (i, (key, password, want)) in cases.iter().enumerate() {
+            // Both ways a PEM key store is given: text, and a file.
+            let path = dir.path().join(format!("key-{i}.pem"));
+            std::fs::write(&path, format!("{key}{}", leaf.chain)).expect("write");
+            let password = password.map(Secret::for_tests);
+            let stores = [
+                KeyStore::PemText {
+                    chain: leaf.chain.clone(),
+                    key: Secret::for_tests(key),
+                    key_password: password.clone(),
+                },
+                KeyStore::PemFile {
+                    path,
+                    key_password: password,
+                },
+            ];
+            for store in stores {
+                let mut s = settings(&leaf, None, ClientAuth::None);
+                s.key_store = store;
+                match (ListenerTls::load(s, false), want) {
+                    (Ok(server), Ok(())) => {
+                        let client = settings(&leaf, Some(&ca), ClientAuth::None);
+                        let client = client_config(&client).expect("client");
+                        assert!(handshake(&server, client, "localhost").await.is_ok());
+                    }
+                    (Err(e), Err(want)) => {
+                        let e = e.to_string();
+                        assert!(e.contains(want), "{want:?} not in {e}");
+                        assert!(!e.contains("s3cret"), "a password in {e}");
+                    }
+                    (outcome, _) => panic!("case {i}: {:?}", outcome.map(|_| ())),
+                }
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn renewed_files_are_served_without_a_restart() {
+        for pkcs12 in [false, true] {
+            let dir = tempfile::tempdir().expect("dir");
+            let store = dir.path().join("broker.store");
+            let old_ca = Authority::new();
+            let write = |leaf: &Leaf| {
+                // Renewal as Kubernetes does it: a new file moved into place.
+                let next = dir.path().join("next.store");
+                let bytes = match pkcs12 {
+                    true => pkcs12_key_store(&[("broker", leaf)], PASSWORD, Protection::Modern),
+                    false => format!("{}{}", leaf.key, leaf.chain).into_bytes(),
+                };
+                std::fs::write(&next, bytes).expect("write");
+                std::fs::rename(&next, &store).expect("rename");
+            };
+            write(&old_ca.sign("localhost"));
+            let mut s = settings(&old_ca.sign("localhost"), None, ClientAuth::None);
+            s.key_store = match pkcs12 {
+                true => KeyStore::Pkcs12 {
+                    path: store.clone(),
+                    password: Secret::for_tests(PASSWORD),
+                },
+                false => KeyStore::PemFile {
+                    path: store.clone(),
+                    key_password: None,
+                },
+            };
+            let server = ListenerTls::load(s.clone(), false).expect("server");
+            let client = settings(&old_ca.sign("client"), None, ClientAuth::None);
+            let trusting = |ca: &Authority| {
+                let mut c = client.clone();
+                c.trust_store = Some(TrustStore::PemText(ca.pem()));
+                client_config(&c).expect("client")
+            };
+            assert!(handshake(&server, trusting(&old_ca), "localhost")
+                .await
+                .is_ok());
+            assert!(!server.reload_if_changed().expect("unchanged"));
+
+            let new_ca = Authority::new();
+            write(&new_ca.sign("localhost"));
+            assert!(server.reload_if_changed().expect("renewed"), "{pkcs12}");
+            assert!(handshake(&server, trusting(&new_ca), "localhost")
+                .await
+                .is_ok());
+            assert!(handshake(&server, trusting(&old_ca), "localhost")
+                .await
+                .is_err());
+
+            // A broken renewal keeps the certificate in force.
+            std::fs::write(&store, "not a key store").expect("write");
+            assert!(server.reload_if_changed().is_err());
+            assert!(handshake(&server, trusting(&new_ca), "localhost")
+                .await
+                .is_ok());
+        }
     }
 
     #[tokio::test]
@@ -771,7 +1027,10 @@ mod tests {
         .expect("other");
         write(&old_ca.sign("localhost"));
         let mut s = settings(&old_ca.sign("localhost"), Some(&old_ca), ClientAuth::None);
-        s.key_store = KeyStore::File(store.clone());
+        s.key_store = KeyStore::PemFile {
+            path: store.clone(),
+            key_password: None,
+        };
         let me = ListenerTls::load(s, true).expect("dialing");
         let client = |tls: &ListenerTls| (*tls.client().expect("client side")).clone();
         assert!(handshake(&other, client(&me), "localhost").await.is_err());
