@@ -36,6 +36,11 @@ const BROKER_UID: i64 = 65532;
 const DATA_DIR: &str = "/var/lib/gregor";
 /// Time a broker gets for a controlled shutdown before it is killed.
 const GRACE_SECONDS: i64 = 60;
+/// Time a broker that failed its liveness probe gets to exit before it is
+/// killed: it has not answered for half a minute, so it is not moving its
+/// leaderships away; waiting the full controlled-shutdown grace would only
+/// keep its partitions' clients waiting longer for the restart.
+const HUNG_GRACE_SECONDS: i64 = 10;
 
 /// The broker image of `spec`: its own, else `repository` tagged with the
 /// spec's version, else with `default_version`.
@@ -111,7 +116,10 @@ pub fn statefulset(
         // first moment of the process, so log recovery never trips it; a
         // frozen or wedged process stops answering and is restarted.
         readiness_probe: Some(http_probe("/readyz", 5)),
-        liveness_probe: Some(http_probe("/livez", 10)),
+        liveness_probe: Some(Probe {
+            termination_grace_period_seconds: Some(HUNG_GRACE_SECONDS),
+            ..http_probe("/livez", 10)
+        }),
         security_context: Some(
             template
                 .container_security_context
