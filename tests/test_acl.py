@@ -17,9 +17,13 @@ from confluent_kafka import Consumer, KafkaError, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 from kafka import KafkaProducer
 from kafka.errors import TopicAuthorizationFailedError
+from kafka.protocol.admin import CreateTopicsRequest, CreateTopicsResponse
+from kafka.protocol.metadata import MetadataRequest, MetadataResponse
+from kafka.protocol.sasl import (SaslAuthenticateRequest, SaslAuthenticateResponse, SaslHandshakeRequest,
+                                 SaslHandshakeResponse)
 
 import wire
-from conftest import Gregor, kafka_tool, unique, wait_until
+from conftest import Gregor, java_command, kafka_tool, unique, wait_until
 
 AUTHORIZER = "org.apache.kafka.metadata.authorizer.StandardAuthorizer"
 USERS = {"admin": "admin-secret", "alice": "alice-secret", "bob": "bob-secret"}
@@ -379,3 +383,93 @@ def test_a_client_is_held_to_its_request_percentage(broker, tmp_path):
 
     throttles, _ = request_back_to_back(broker, free, enough_throttles=1, limit=len(throttles) * 2)
     assert set(throttles) == {0}
+
+
+THROTTLING_QUOTA_EXCEEDED = 89
+
+
+class AdminWire:
+    """A connection to the SASL PLAIN listener that sends kafka-python's
+    request messages at the versions a test picks."""
+
+    def __init__(self, broker, user, client_id):
+        self.conn, self.client_id, self.correlation = wire.Connection(broker.bootstrap), client_id, 0
+        assert self.call(SaslHandshakeRequest(mechanism="PLAIN"), SaslHandshakeResponse, 1).error_code == 0
+        login = f"\0{user}\0{USERS[user]}".encode()
+        assert self.call(SaslAuthenticateRequest(auth_bytes=login), SaslAuthenticateResponse, 1).error_code == 0
+
+    def call(self, request, response_class, version):
+        self.correlation += 1
+        request.with_header(self.correlation, self.client_id)
+        self.conn.send(request.encode(version=version, header=True, framed=True))
+        return response_class.decode(self.conn.response(), version=version, header=True)
+
+    def create_topics(self, topics, version=7):
+        """CreateTopics of {name: partitions}: (throttle ms, {name: (error code, message)})."""
+        request = CreateTopicsRequest(topics=[CreateTopicsRequest.CreatableTopic(
+            name=name, num_partitions=n, replication_factor=1, assignments=[], configs=[])
+            for name, n in topics.items()], timeout_ms=30000, validate_only=False)
+        response = self.call(request, CreateTopicsResponse, version)
+        return response.throttle_time_ms, {t.name: (t.error_code, t.error_message) for t in response.topics}
+
+    def close(self):
+        self.conn.close()
+
+
+def test_topic_mutations_are_held_to_the_controller_mutation_rate(broker, tmp_path):
+    """controller_mutation_rate (KIP-599) on a user and client id: 2
+    partitions a second, a bucket of 10 (5 windows of 1 s). A strict
+    CreateTopics (v7) is served topic by topic until the client is over its
+    quota (the topic that takes it over is made whole), then refused with
+    THROTTLING_QUOTA_EXCEEDED and the time to wait, and its connection
+    takes nothing more meanwhile; an old, permissive version (v5) is served
+    in full and told to wait. Kafka's kafka-topics, which asks its admin
+    client not to retry, reports the refusal and succeeds once the client
+    has waited; a client without the quota is never throttled."""
+    limited, free = unique("mutator"), unique("free-mutator")
+    configs(broker, tmp_path, "--alter", "--entity-type", "users", "--entity-name", "admin",
+            "--entity-type", "clients", "--entity-name", limited, "--add-config", "controller_mutation_rate=2")
+    first, second, third, fourth, by_java = (
+        unique(n) for n in ("first", "second", "third", "fourth", "by-java"))
+    java_config = command_config(tmp_path, "admin")
+    java_config.write_text(java_config.read_text() + f"client.id={limited}\n")
+    kafka_topics = ("kafka-topics", "--bootstrap-server", broker.bootstrap, "--command-config", java_config,
+                    "--create", "--topic", by_java, "--partitions", "2", "--replication-factor", "1")
+
+    strict = AdminWire(broker, "admin", limited)
+    try:
+        # 10 tokens: `first` takes them all, `second` is admitted while
+        # none are owed and leaves 12 owed (6 s); `third` is refused.
+        throttle, results = strict.create_topics({first: 10, second: 12, third: 2})
+        assert results[first][0] == 0 and results[second][0] == 0, results
+        code, message = results[third]
+        assert code == THROTTLING_QUOTA_EXCEEDED and "controller_mutation_rate" in message, results
+        assert 5000 <= throttle <= 6000, throttle
+
+        # Kafka's tool on the same quota, meanwhile: refused.
+        java = subprocess.Popen(java_command(*kafka_topics), stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True)
+
+        # The connection was muted for the throttle time; once read, a
+        # permissive request is served in full, though it takes the
+        # client over again, and told how long to wait.
+        sent = time.monotonic()
+        throttle_after, results = strict.create_topics({third: 2, fourth: 2}, version=5)
+        assert (time.monotonic() - sent) * 1000 >= 0.8 * throttle
+        assert all(code == 0 for code, _ in results.values()), results
+        assert 1000 <= throttle_after <= 2000, throttle_after
+    finally:
+        strict.close()
+    out, _ = java.communicate(timeout=120)
+    assert java.returncode != 0 and "ThrottlingQuotaExceededException" in out, out
+    time.sleep(throttle_after / 1000)
+    assert f"Created topic {by_java}." in kafka_tool(*kafka_topics).stdout
+    topics = AdminClient(client(broker, "admin")).list_topics(timeout=30).topics
+    assert {first, second, third, fourth, by_java} <= set(topics)
+
+    unlimited = AdminWire(broker, "admin", free)
+    try:
+        throttle, results = unlimited.create_topics({unique("free-a"): 12, unique("free-b"): 12})
+        assert throttle == 0 and all(code == 0 for code, _ in results.values()), (throttle, results)
+    finally:
+        unlimited.close()

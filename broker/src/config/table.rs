@@ -397,7 +397,7 @@ pub static BROKER: &[Setting] = &[
     Setting::new(
         "quota.window.num",
         Kind::int(1),
-        "How many sample windows a client quota's rate is measured over.",
+        "How many sample windows a client quota's rate is measured over; a controller_mutation_rate quota allows a burst of what it admits over all of them.",
     )
     .default("11"),
     Setting::new(

@@ -1,7 +1,12 @@
-//! CreateTopics, DeleteTopics and CreatePartitions.
+//! CreateTopics, DeleteTopics and CreatePartitions. Each topic's partitions
+//! created, added or deleted count against the client's controller
+//! mutation quota (`quota::mutation`): a topic the quota refuses is
+//! answered with THROTTLING_QUOTA_EXCEEDED and left alone, and the response
+//! carries the time the client must wait.
 
 use std::collections::{BTreeMap, HashSet};
 
+use kafka_protocol::messages::create_partitions_request::CreatePartitionsTopic;
 use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
 use kafka_protocol::messages::create_topics_response::{
     CreatableTopicConfigs, CreatableTopicResult,
@@ -19,6 +24,7 @@ use super::{authorize, text};
 use crate::group::offsets::OFFSETS_TOPIC;
 use crate::node::Node;
 use crate::protocol::RequestContext;
+use crate::quota::mutation::{MutationQuota, Throttled};
 use crate::security::acl::{Operation, ResourceType};
 use crate::topic::{config, NewTopic};
 
@@ -32,6 +38,7 @@ pub async fn create_topics(
 ) -> CreateTopicsResponse {
     let mut resp = CreateTopicsResponse::default();
     let cluster_create = authorize::on_cluster_quietly(node, ctx, Operation::Create);
+    let mut mutations = super::mutation_quota(node, ctx, request.validate_only);
     let mut seen = HashSet::new();
     let duplicates: HashSet<String> = request
         .topics
@@ -95,10 +102,21 @@ pub async fn create_topics(
                 .map(|a| a.broker_ids.iter().map(|b| b.0).collect())
                 .collect()
         });
+        let count = usize::try_from(partitions).unwrap_or(0);
+        if let Err(throttled) = mutations.admit(count) {
+            refused_by_quota(ctx, &name, throttled);
+            r.error_code = ResponseError::ThrottlingQuotaExceeded.code();
+            r.error_message = Some(text(throttled.to_string()));
+            resp.topics.push(r);
+            continue;
+        }
         let result = node
             .topic_changes()
             .create(&new, assignment, request.validate_only)
             .await;
+        if result.is_err() {
+            mutations.refund(count);
+        }
         match result {
             Ok(id) => {
                 r.topic_id = id;
@@ -138,7 +156,19 @@ pub async fn create_topics(
         }
         resp.topics.push(r);
     }
+    resp.throttle_time_ms = mutations.throttle_ms();
     resp
+}
+
+/// Logs a topic the controller mutation quota refused.
+fn refused_by_quota(ctx: &RequestContext, topic: &str, throttled: Throttled) {
+    tracing::info!(
+        topic,
+        principal = %ctx.principal,
+        client_id = %ctx.client_id,
+        throttle_ms = throttled.ms,
+        "topic refused: controller mutation quota exceeded"
+    );
 }
 
 /// Deletes topics by name, or (v6+) by id; each takes DELETE on the topic.
@@ -148,6 +178,7 @@ pub async fn delete_topics(
     request: DeleteTopicsRequest,
 ) -> DeleteTopicsResponse {
     let mut resp = DeleteTopicsResponse::default();
+    let mut mutations = super::mutation_quota(node, ctx, false);
     let targets: Vec<(Option<TopicName>, Uuid)> = if request.topics.is_empty() {
         request
             .topic_names
@@ -173,30 +204,56 @@ pub async fn delete_topics(
             .map(|n| TopicName(text(n.clone())))
             .or(name);
         let result = match resolved {
-            None => Err(ResponseError::UnknownTopicId),
+            None => Err((ResponseError::UnknownTopicId, None)),
             Some(n)
                 if !authorize::allowed(node, ctx, Operation::Delete, ResourceType::Topic, &n) =>
             {
-                Err(ResponseError::TopicAuthorizationFailed)
+                Err((ResponseError::TopicAuthorizationFailed, None))
             }
             Some(_) if !node.config.delete_topic_enable => {
-                Err(ResponseError::TopicDeletionDisabled)
+                Err((ResponseError::TopicDeletionDisabled, None))
             }
             // Committed offsets live there; the coordinator holds it open.
-            Some(n) if n == OFFSETS_TOPIC => Err(ResponseError::InvalidRequest),
-            Some(n) => node
-                .topic_changes()
-                .delete(&n)
-                .await
-                .map_err(|e| topic_error(&e)),
+            Some(n) if n == OFFSETS_TOPIC => Err((ResponseError::InvalidRequest, None)),
+            Some(n) => delete_topic(node, ctx, &mut mutations, &n).await,
         };
         match result {
             Ok(deleted_id) => r.topic_id = deleted_id,
-            Err(code) => r.error_code = code.code(),
+            Err((code, message)) => {
+                r.error_code = code.code();
+                r.error_message = message.map(text);
+            }
         }
         resp.responses.push(r);
     }
+    resp.throttle_time_ms = mutations.throttle_ms();
     resp
+}
+
+/// Deletes one topic whose deletion is allowed, if the client's quota
+/// admits its partitions; the error and its message otherwise.
+async fn delete_topic(
+    node: &Node,
+    ctx: &RequestContext,
+    mutations: &mut MutationQuota<'_>,
+    name: &str,
+) -> Result<Uuid, (ResponseError, Option<String>)> {
+    // A topic this broker does not know is left for `delete` to report.
+    let count = node.topics.get(name).map_or(0, |t| t.partitions.len());
+    if count > 0 {
+        if let Err(throttled) = mutations.admit(count) {
+            refused_by_quota(ctx, name, throttled);
+            return Err((
+                ResponseError::ThrottlingQuotaExceeded,
+                Some(throttled.to_string()),
+            ));
+        }
+    }
+    let deleted = node.topic_changes().delete(name).await;
+    if deleted.is_err() {
+        mutations.refund(count);
+    }
+    deleted.map_err(|e| (topic_error(&e), None))
 }
 
 /// Grows topics' partition counts; each takes ALTER on the topic.
@@ -206,6 +263,7 @@ pub async fn create_partitions(
     request: CreatePartitionsRequest,
 ) -> CreatePartitionsResponse {
     let mut resp = CreatePartitionsResponse::default();
+    let mut mutations = super::mutation_quota(node, ctx, request.validate_only);
     for t in request.topics {
         let mut r = CreatePartitionsTopicResult::default();
         r.name = t.name.clone();
@@ -218,24 +276,53 @@ pub async fn create_partitions(
             r.error_message = Some(text(format!(
                 "the partition count of {OFFSETS_TOPIC} cannot change"
             )));
-        } else if let Err(e) = node
-            .topic_changes()
-            .add_partitions(
-                t.name.as_str(),
-                t.count,
-                t.assignments.as_ref().map(|a| {
-                    a.iter()
-                        .map(|a| a.broker_ids.iter().map(|b| b.0).collect())
-                        .collect()
-                }),
-                request.validate_only,
-            )
-            .await
+        } else if let Err((code, message)) =
+            add_partitions(node, ctx, &mut mutations, &t, request.validate_only).await
         {
-            r.error_code = topic_error(&e).code();
-            r.error_message = Some(text(e.to_string()));
+            r.error_code = code.code();
+            r.error_message = Some(text(message));
         }
         resp.results.push(r);
     }
+    resp.throttle_time_ms = mutations.throttle_ms();
     resp
+}
+
+/// Grows one topic the client may alter, if its quota admits the
+/// partitions added; the error and its message otherwise.
+async fn add_partitions(
+    node: &Node,
+    ctx: &RequestContext,
+    mutations: &mut MutationQuota<'_>,
+    t: &CreatePartitionsTopic,
+    validate_only: bool,
+) -> Result<(), (ResponseError, String)> {
+    // Counts that do not grow the topic (or an unknown topic) are left
+    // for `add_partitions` to refuse.
+    let current = node.topics.get(t.name.as_str()).map(|t| t.partitions.len());
+    let added = current.map_or(0, |c| {
+        usize::try_from(t.count).unwrap_or(0).saturating_sub(c)
+    });
+    if added > 0 {
+        if let Err(throttled) = mutations.admit(added) {
+            refused_by_quota(ctx, t.name.as_str(), throttled);
+            return Err((
+                ResponseError::ThrottlingQuotaExceeded,
+                throttled.to_string(),
+            ));
+        }
+    }
+    let assignment = t.assignments.as_ref().map(|a| {
+        a.iter()
+            .map(|a| a.broker_ids.iter().map(|b| b.0).collect())
+            .collect()
+    });
+    let grown = node
+        .topic_changes()
+        .add_partitions(t.name.as_str(), t.count, assignment, validate_only)
+        .await;
+    if grown.is_err() {
+        mutations.refund(added);
+    }
+    grown.map_err(|e| (topic_error(&e), e.to_string()))
 }

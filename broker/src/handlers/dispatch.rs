@@ -212,9 +212,14 @@ async fn dispatch(node: &Arc<Node>, ctx: &RequestContext, request: RequestKind) 
             };
         }
     };
+    // The throttles of the byte-rate and controller mutation quotas, which
+    // the handlers decide; the request quota's is added in `handle_frame`.
     let throttle_ms = match &response {
         Rs::Produce(r) => r.throttle_time_ms,
         Rs::Fetch(r) => r.throttle_time_ms,
+        Rs::CreateTopics(r) => r.throttle_time_ms,
+        Rs::CreatePartitions(r) => r.throttle_time_ms,
+        Rs::DeleteTopics(r) => r.throttle_time_ms,
         _ => 0,
     };
     Outcome {

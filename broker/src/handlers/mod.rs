@@ -79,6 +79,27 @@ pub(crate) fn quota_throttle(
     (i32::try_from(throttle.ms).unwrap_or(i32::MAX), throttle.key)
 }
 
+/// The controller mutation quota (KIP-599) a CreateTopics,
+/// CreatePartitions or DeleteTopics request is held to; none for a request
+/// that only validates, as only mutations made count.
+pub(crate) fn mutation_quota<'a>(
+    node: &'a Node,
+    ctx: &RequestContext,
+    validate_only: bool,
+) -> crate::quota::mutation::MutationQuota<'a> {
+    use crate::quota::mutation::{Mode, MutationQuota};
+    if validate_only {
+        return MutationQuota::unlimited();
+    }
+    MutationQuota::new(
+        &node.quotas,
+        &node.image().quotas,
+        quota_user(ctx),
+        &ctx.client_id,
+        Mode::of(ctx.api, ctx.api_version),
+    )
+}
+
 /// A response string from Rust text.
 pub(crate) fn text(s: impl Into<String>) -> StrBytes {
     StrBytes::from_string(s.into())

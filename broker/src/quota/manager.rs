@@ -5,7 +5,9 @@
 //! rate (a quota on `users/alice` is alice's, across her clients; a default
 //! quota is each user's or client's own); a request that takes the rate
 //! over the quota is answered with the time the client must wait, and its
-//! connection reads nothing more until then.
+//! connection reads nothing more until then. Controller mutations
+//! (`controller_mutation_rate`, KIP-599) are measured by a token bucket
+//! instead of a sampled rate; `mutation` decides what they may do.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
@@ -13,6 +15,7 @@ use std::sync::Mutex;
 use super::entity::{EntityType, QuotaEntity};
 use super::rate::SampledRate;
 use super::store::ClientQuotas;
+use super::token_bucket::TokenBucket;
 
 /// What a quota limits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -24,6 +27,9 @@ pub enum QuotaKind {
     /// The broker's time spent on the client's requests, as a percentage
     /// of one thread (`request_percentage`).
     Request,
+    /// Partitions created, added or deleted per second
+    /// (`controller_mutation_rate`).
+    ControllerMutation,
 }
 
 impl QuotaKind {
@@ -32,6 +38,7 @@ impl QuotaKind {
             QuotaKind::Produce => "producer_byte_rate",
             QuotaKind::Fetch => "consumer_byte_rate",
             QuotaKind::Request => "request_percentage",
+            QuotaKind::ControllerMutation => "controller_mutation_rate",
         }
     }
 }
@@ -107,9 +114,24 @@ const IDLE_MS: u64 = 3_600_000;
 /// How often idle rates are looked for.
 const SWEEP_MS: u64 = 60_000;
 
+/// The measures in use, each with when it was last used.
 struct Sensors {
     rates: HashMap<SensorKey, (SampledRate, u64)>,
+    buckets: HashMap<SensorKey, (TokenBucket, u64)>,
     swept_ms: u64,
+}
+
+impl Sensors {
+    /// Drops the measures nobody used for a while (looked for now and then).
+    fn sweep(&mut self, now_ms: u64) {
+        if now_ms.saturating_sub(self.swept_ms) < SWEEP_MS {
+            return;
+        }
+        let fresh = |used: u64| now_ms.saturating_sub(used) < IDLE_MS;
+        self.rates.retain(|_, (_, used)| fresh(*used));
+        self.buckets.retain(|_, (_, used)| fresh(*used));
+        self.swept_ms = now_ms;
+    }
 }
 
 /// The broker's quota rates.
@@ -139,6 +161,7 @@ impl QuotaManager {
             window_ms,
             sensors: Mutex::new(Sensors {
                 rates: HashMap::new(),
+                buckets: HashMap::new(),
                 swept_ms: 0,
             }),
             started: std::time::Instant::now(),
@@ -196,12 +219,7 @@ impl QuotaManager {
             return Throttle { ms: 0, key: None };
         };
         let mut sensors = self.sensors.lock().unwrap_or_else(|e| e.into_inner());
-        if now_ms.saturating_sub(sensors.swept_ms) >= SWEEP_MS {
-            sensors
-                .rates
-                .retain(|_, (_, used)| now_ms.saturating_sub(*used) < IDLE_MS);
-            sensors.swept_ms = now_ms;
-        }
+        sensors.sweep(now_ms);
         let (samples, window) = (self.samples, self.window_ms);
         let (rate, used) = sensors
             .rates
@@ -214,6 +232,26 @@ impl QuotaManager {
             .throttle_ms(quota, now_ms)
             .min(self.window_ms * self.samples as u64);
         Throttle { ms, key: Some(key) }
+    }
+
+    /// Runs `f` on the token bucket `key` names (a controller mutation
+    /// quota's, `QuotaKind::ControllerMutation`), new and full if it is not
+    /// in use; one client's steps on it do not interleave with another's.
+    pub fn with_bucket<R>(
+        &self,
+        key: &SensorKey,
+        now_ms: u64,
+        f: impl FnOnce(&mut TokenBucket) -> R,
+    ) -> R {
+        let mut sensors = self.sensors.lock().unwrap_or_else(|e| e.into_inner());
+        sensors.sweep(now_ms);
+        let span = self.window_ms * self.samples as u64;
+        let (bucket, used) = sensors
+            .buckets
+            .entry(key.clone())
+            .or_insert_with(|| (TokenBucket::new(span), now_ms));
+        *used = now_ms;
+        f(bucket)
     }
 
     /// The most a client may take in one go under its quota of `kind`:
