@@ -13,6 +13,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 from conftest import KAFKA_CLIENT_VERSIONS, java_command, kafka_tool, offsets_partition, unique
 from group_member import Member
+import wire
 
 
 def wait_until(condition, timeout, what):
@@ -242,6 +243,28 @@ def test_a_broker_restart_does_not_rebalance_a_stable_group(gregor_factory, memb
     produce(broker.bootstrap, topic, [f"after-{i}" for i in range(40)], 4)
     wait_until(lambda: len(all_records([a, b])) == 40, 60, "records produced after the restart")
     assert [(len(m.events("assigned")), len(m.events("revoked"))) for m in (a, b)] == history
+
+
+def test_an_epoch_older_than_the_log_ends_where_the_log_begins(gregor_factory):
+    """A consumer that read an empty partition in leader epoch 0 checks its
+    position after the broker restarted and the epoch moved on: epoch 0 ends
+    at offset 0, as Kafka answers. "No such epoch" would make librdkafka
+    report a truncation and reset the position (auto.offset.reset)."""
+    broker = gregor_factory()
+    topic = unique("epochs")
+    create(broker.bootstrap, topic, 1)
+    broker.restart()
+    conn = wire.Connection(broker.bootstrap)
+    answers = []
+
+    def answered():
+        conn.send(wire.offset_for_leader_epoch_v3(topic, 0, leader_epoch=0))
+        answers.append(wire.offset_for_leader_epoch_v3_result(conn.response()))
+        return answers[-1][0] == 0
+
+    wait_until(answered, 30, "the restarted broker to lead the partition")
+    assert answers[-1] == (0, 0, 0)
+    conn.close()
 
 
 def test_a_killed_consumer_protocol_member_is_expired_and_its_partitions_move(gregor_factory, tmp_path):

@@ -121,6 +121,23 @@ class Reader:
         return b
 
 
+def offset_for_leader_epoch_v3(topic, partition, leader_epoch, current_leader_epoch=-1):
+    """OffsetForLeaderEpoch v3, as a consumer sends it (replica id -1)."""
+    body = struct.pack(">i", -1) + struct.pack(">i", 1) + string(topic)
+    body += struct.pack(">i", 1) + struct.pack(">iii", partition, current_leader_epoch, leader_epoch)
+    return frame(header(23, 3) + body)
+
+
+def offset_for_leader_epoch_v3_result(response):
+    """(error_code, leader_epoch, end_offset) of the single partition."""
+    r = Reader(response, 8)  # after the correlation id and throttle time
+    assert r.take(">i") == 1
+    r.string()
+    assert r.take(">i") == 1
+    error, _, epoch, end_offset = r.take(">hiiq")
+    return error, epoch, end_offset
+
+
 def produce_v3_error(response):
     """(error_code, base_offset) of the single partition in a Produce v3 response."""
     r = Reader(response, 4)  # after the correlation id

@@ -50,11 +50,20 @@ impl EpochHistory {
     /// Kafka's OffsetForLeaderEpoch answer for `epoch` on a log ending at
     /// `log_end`: the largest epoch at or below it, and the offset where
     /// that epoch's records end (where the next epoch starts, or the log
-    /// end for the latest).
+    /// end for the latest). An epoch older than the whole history ends
+    /// where the history starts, as in Kafka: a consumer that read an empty
+    /// partition in epoch 0 and asks after the leader moved on must not
+    /// be told its position was truncated away.
     pub fn end_offset_for(&self, epoch: i32, log_end: i64) -> (i32, i64) {
+        if epoch < 0 {
+            return (UNDEFINED_EPOCH, UNDEFINED_OFFSET);
+        }
         let i = self.entries.partition_point(|(e, _)| *e <= epoch);
         if i == 0 {
-            return (UNDEFINED_EPOCH, UNDEFINED_OFFSET);
+            return match self.entries.first() {
+                Some((_, start)) => (epoch, *start),
+                None => (UNDEFINED_EPOCH, UNDEFINED_OFFSET),
+            };
         }
         let found = self.entries[i - 1].0;
         match self.entries.get(i) {
@@ -86,16 +95,17 @@ impl EpochHistory {
         if last_fetched_epoch < 0 {
             return None;
         }
-        let (epoch, end_offset) = self.end_offset_for(last_fetched_epoch, log_end);
-        if epoch == UNDEFINED_EPOCH {
+        let first = self.entries.first().copied();
+        if first.is_none_or(|(e, _)| last_fetched_epoch < e) {
             // Older than anything here: only what precedes this log's first
             // known epoch can be shared.
-            let first = self.entries.first().map(|e| e.1).unwrap_or(log_end);
+            let first = first.map(|e| e.1).unwrap_or(log_end);
             return (fetch_offset > first).then_some(ReplicaFetch::Diverging {
                 epoch: UNDEFINED_EPOCH,
                 end_offset: first,
             });
         }
+        let (epoch, end_offset) = self.end_offset_for(last_fetched_epoch, log_end);
         (epoch != last_fetched_epoch || end_offset < fetch_offset)
             .then_some(ReplicaFetch::Diverging { epoch, end_offset })
     }
@@ -220,7 +230,12 @@ mod tests {
         assert_eq!(h.latest(), 0);
         let mut h = history();
         h.truncate_before(15);
-        assert_eq!(h.end_offset_for(0, 30), (UNDEFINED_EPOCH, UNDEFINED_OFFSET));
+        assert_eq!(h.end_offset_for(0, 30), (0, 10));
         assert_eq!(h.end_offset_for(2, 30), (2, 20));
+        let mut h = EpochHistory::default();
+        assert_eq!(h.end_offset_for(0, 0), (UNDEFINED_EPOCH, UNDEFINED_OFFSET));
+        // A leader's new epoch on an empty log; a consumer still in epoch 0.
+        h.assign(2, 0);
+        assert_eq!(h.end_offset_for(0, 0), (0, 0));
     }
 }
