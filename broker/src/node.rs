@@ -263,6 +263,11 @@ impl Node {
         }
     }
 
+    /// Whether this broker is stopping: its controlled shutdown has begun.
+    pub fn stopping(&self) -> bool {
+        *self.stop_heartbeats.borrow()
+    }
+
     /// Moves this broker's leaderships away (it is fenced), before it stops
     /// serving.
     pub async fn shutdown(&self) {

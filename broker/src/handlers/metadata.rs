@@ -47,7 +47,7 @@ pub async fn metadata(
         Some(t) if !(t.is_empty() && ctx.api_version == 0) => t,
         _ => {
             let image = node.image();
-            resp.brokers = brokers(&image, &ctx.listener);
+            resp.brokers = brokers(node, &image, &ctx.listener);
             resp.topics = image
                 .topics
                 .iter()
@@ -93,7 +93,7 @@ pub async fn metadata(
         }
     }
     let image = node.image();
-    resp.brokers = brokers(&image, &ctx.listener);
+    resp.brokers = brokers(node, &image, &ctx.listener);
     for (t, refusal) in wanted.into_iter().zip(refused) {
         let found = match (refusal, &t.name) {
             (Some(code), _) => Err(code),
@@ -145,9 +145,19 @@ async fn create(node: &Node, name: &str) {
 }
 
 /// The live brokers, at their address on `listener`.
-fn brokers(image: &ClusterImage, listener: &str) -> Vec<MetadataResponseBroker> {
+///
+/// A stopping broker is fenced as soon as its leadership has moved, but it
+/// answers requests until it closes its connections, and it keeps listing
+/// itself meanwhile: Kafka's brokers stay listed until they stop serving,
+/// and clients such as librdkafka forget a broker a Metadata answer leaves
+/// out. A client that forgot the only broker of a cluster would not
+/// reconnect when it comes back until its bootstrap address is retried.
+fn brokers(node: &Node, image: &ClusterImage, listener: &str) -> Vec<MetadataResponseBroker> {
+    let me = node.config.node_id;
     image
-        .live_brokers()
+        .brokers
+        .values()
+        .filter(|b| !b.fenced || (b.id == me && node.stopping()))
         .filter_map(|b| {
             let e = b.endpoint(listener)?;
             let mut r = MetadataResponseBroker::default();
@@ -219,7 +229,7 @@ pub fn describe_cluster(
         return resp;
     }
     let image = node.image();
-    resp.brokers = brokers(&image, &ctx.listener)
+    resp.brokers = brokers(node, &image, &ctx.listener)
         .into_iter()
         .map(|b| {
             let mut d = DescribeClusterBroker::default();
