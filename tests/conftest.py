@@ -382,14 +382,32 @@ class GregorCluster:
             b.stop()
 
 
+# The differential tests' secured listener, the same on Gregor and on
+# Apache Kafka: SASL_PLAINTEXT with PLAIN users, Kafka's StandardAuthorizer,
+# open where no ACL is set (so the plaintext listener's anonymous clients
+# are served as without an authorizer), admin a super user.
+SECURED_USERS = {"admin": "admin-secret", "alice": "alice-secret"}
+SECURED_PROPS = {
+    "listener.name.secured.sasl.enabled.mechanisms": "PLAIN",
+    "listener.name.secured.plain.sasl.jaas.config":
+        "org.apache.kafka.common.security.plain.PlainLoginModule required "
+        + " ".join(f'user_{u}="{p}"' for u, p in SECURED_USERS.items()) + ";",
+    "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+    "allow.everyone.if.no.acl.found": "true",
+    "super.users": "User:admin",
+}
+
+
 class ApacheKafka:
     """Apache Kafka KAFKA_VERSION from the same jars as the tools: KRaft,
-    one node that is both controller and broker."""
+    one node that is both controller and broker, with a plaintext listener
+    (`bootstrap`) and the secured one (`secured_bootstrap`, SECURED_PROPS)."""
 
     def __init__(self, workdir):
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
+        self.secured_port = free_port()
         self.controller_port = free_port()
         self.config = self.workdir / "server.properties"
         self.log = self.workdir / "kafka.log"
@@ -399,15 +417,21 @@ class ApacheKafka:
     def bootstrap(self):
         return f"127.0.0.1:{self.port}"
 
+    @property
+    def secured_bootstrap(self):
+        return f"127.0.0.1:{self.secured_port}"
+
     def start(self):
         props = {
             "process.roles": "broker,controller",
             "node.id": "1",
             "controller.quorum.voters": f"1@127.0.0.1:{self.controller_port}",
-            "listeners": f"PLAINTEXT://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{self.controller_port}",
-            "advertised.listeners": f"PLAINTEXT://127.0.0.1:{self.port}",
+            "listeners": f"PLAINTEXT://127.0.0.1:{self.port},SECURED://127.0.0.1:{self.secured_port},"
+                         f"CONTROLLER://127.0.0.1:{self.controller_port}",
+            "advertised.listeners": f"PLAINTEXT://127.0.0.1:{self.port},SECURED://127.0.0.1:{self.secured_port}",
             "controller.listener.names": "CONTROLLER",
-            "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+            "inter.broker.listener.name": "PLAINTEXT",
+            "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,SECURED:SASL_PLAINTEXT,CONTROLLER:PLAINTEXT",
             "log.dirs": str(self.workdir / "data"),
             "num.partitions": "1",
             "offsets.topic.replication.factor": "1",
@@ -415,6 +439,7 @@ class ApacheKafka:
             "transaction.state.log.replication.factor": "1",
             "transaction.state.log.min.isr": "1",
             "group.initial.rebalance.delay.ms": "0",
+            **SECURED_PROPS,
         }
         self.config.write_text("".join(f"{k}={v}\n" for k, v in props.items()))
         kafka_tool(

@@ -1,16 +1,18 @@
 """The same client scripts against Gregor and against Apache Kafka
 (KAFKA_VERSION, the tools' jars, KRaft, one node): what the clients observe
-must match."""
+must match, on a plaintext listener and on a secured one (SASL PLAIN users,
+Kafka's StandardAuthorizer, ACLs: who is refused what, with which error)."""
 
 import time
 
 import pytest
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
-from confluent_kafka.admin import (AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource, NewPartitions,
-                                  NewTopic)
+from confluent_kafka.admin import (AclBinding, AclBindingFilter, AclOperation, AclPermissionType, AdminClient,
+                                  AlterConfigOpType, ConfigEntry, ConfigResource, NewPartitions, NewTopic,
+                                  ResourcePatternType, ResourceType)
 
 import wire
-from conftest import report_measure
+from conftest import SECURED_PROPS, SECURED_USERS, free_port, report_measure
 from test_bad_input import CLOSING_CASES
 
 TOPIC = "differential"
@@ -332,12 +334,103 @@ def paused_script(bootstrap):
     return seen, delay
 
 
-def observe(bootstrap):
+SECURED = "secured-"
+
+
+def as_user(bootstrap, user, password=None, **extra):
+    return {"bootstrap.servers": bootstrap, "security.protocol": "SASL_PLAINTEXT", "sasl.mechanism": "PLAIN",
+            "sasl.username": user, "sasl.password": password or SECURED_USERS.get(user, "x"), **extra}
+
+
+def acl(resource, name, pattern, principal, operation):
+    return AclBinding(resource, name, pattern, principal, "*", operation, AclPermissionType.ALLOW)
+
+
+def security_script(bootstrap):
+    """admin (a super user) makes two topics under the prefix `secured-`
+    that only it may use, then lets alice write and read one of them and
+    use one group; what alice is allowed and refused, and how."""
+    seen = {}
+    admin = AdminClient(as_user(bootstrap, "admin"))
+    opened, closed, group = SECURED + "open", SECURED + "closed", SECURED + "group"
+    for name, f in admin.create_topics([NewTopic(opened, 1, 1), NewTopic(closed, 1, 1)]).items():
+        seen[f"admin creates {name}"] = error_name(f)
+    bindings = [
+        acl(ResourceType.TOPIC, SECURED, ResourcePatternType.PREFIXED, "User:admin", AclOperation.ALL),
+        acl(ResourceType.GROUP, SECURED, ResourcePatternType.PREFIXED, "User:admin", AclOperation.ALL),
+        acl(ResourceType.TOPIC, opened, ResourcePatternType.LITERAL, "User:alice", AclOperation.WRITE),
+        acl(ResourceType.TOPIC, opened, ResourcePatternType.LITERAL, "User:alice", AclOperation.READ),
+        acl(ResourceType.GROUP, group, ResourcePatternType.LITERAL, "User:alice", AclOperation.READ),
+    ]
+    seen["admin creates ACLs"] = [error_name(f) for f in admin.create_acls(bindings).values()]
+    everything = AclBindingFilter(ResourceType.ANY, None, ResourcePatternType.ANY, None, None,
+                                  AclOperation.ANY, AclPermissionType.ANY)
+    # The broker serves the ACLs once its authorizer has them.
+    deadline = time.time() + 30
+    while len(admin.describe_acls(everything).result(30)) < len(bindings) and time.time() < deadline:
+        time.sleep(0.1)
+
+    def produce(user, topic):
+        results = []
+        p = Producer(as_user(bootstrap, user, **{"linger.ms": 0, "message.timeout.ms": 10000}))
+        p.produce(topic, b"v", partition=0, on_delivery=lambda err, m: results.append(err.name() if err else "OK"))
+        p.flush(30)
+        return results
+
+    seen["alice produces to the topic she may write"] = produce("alice", opened)
+    seen["alice produces to a topic she may not"] = produce("alice", closed)
+
+    def commit(group_id, topic):
+        c = Consumer(as_user(bootstrap, "alice", **{"group.id": group_id, "enable.auto.commit": False}))
+        try:
+            c.commit(offsets=[TopicPartition(topic, 0, 1)], asynchronous=False)
+            return "OK"
+        except KafkaException as e:
+            return e.args[0].name()
+        finally:
+            c.close()
+
+    seen["alice commits in her group"] = commit(group, opened)
+    seen["alice commits in another group"] = commit(SECURED + "other", opened)
+    seen["alice commits for a topic she may not read"] = commit(group, closed)
+    alice = AdminClient(as_user(bootstrap, "alice"))
+    listed = alice.list_topics(timeout=30).topics
+    seen["alice sees"] = sorted(t for t in listed if t.startswith(SECURED))
+    seen["alice deletes a topic she may not"] = error_name(alice.delete_topics([closed])[closed])
+    seen["alice adds partitions to her topic"] = error_name(
+        alice.create_partitions([NewPartitions(opened, 2)])[opened])
+    for topic in (opened, closed):
+        resource = ConfigResource(ConfigResource.Type.TOPIC, topic)
+        seen[f"alice describes the configs of {topic}"] = error_name(alice.describe_configs([resource])[resource])
+    change = ConfigResource(ConfigResource.Type.TOPIC, opened, incremental_configs=[
+        ConfigEntry("retention.ms", "60000", incremental_operation=AlterConfigOpType.SET)])
+    seen["alice changes a config of her topic"] = error_name(alice.incremental_alter_configs([change])[change])
+    # No ACL names the cluster, so allow.everyone.if.no.acl.found lets
+    # anyone alter it: alice may create ACLs and (DELETE on the cluster)
+    # delete any topic, on Kafka as on Gregor.
+    seen["alice creates an ACL for herself"] = [error_name(f) for f in alice.create_acls([
+        acl(ResourceType.TOPIC, closed, ResourcePatternType.LITERAL, "User:alice", AclOperation.WRITE)]).values()]
+
+    for label, user, password in [("a wrong password", "alice", "guess"), ("an unknown user", "mallory", "x")]:
+        errors = []
+        refused = AdminClient(as_user(bootstrap, user, password, error_cb=lambda e: errors.append(e.name())))
+        try:
+            refused.list_topics(timeout=5)
+            errors.append("listed")
+        except KafkaException as e:
+            errors.append(e.args[0].name())
+        refused.poll(1)
+        seen[f"logging in with {label}"] = sorted(set(errors))
+    return seen
+
+
+def observe(bootstrap, secured_bootstrap):
     admin = AdminClient({"bootstrap.servers": bootstrap})
     seen = {"admin": admin_script(admin)}
     seen["data"] = data_script(bootstrap)
     seen["wire"] = wire_script(bootstrap)
     seen["paused"], seen["resume delay"] = paused_script(bootstrap)
+    seen["security"] = security_script(secured_bootstrap)
     return seen
 
 
@@ -345,12 +438,19 @@ def observe(bootstrap):
 def observations(apache_kafka, tmp_path_factory):
     from conftest import Gregor
 
-    gregor = Gregor(tmp_path_factory.mktemp("gregor-differential"), props={"num.partitions": "1", "group.initial.rebalance.delay.ms": "0"}).start()
+    secured_port = free_port()
+    gregor = Gregor(tmp_path_factory.mktemp("gregor-differential"), props={
+        "num.partitions": "1", "group.initial.rebalance.delay.ms": "0", **SECURED_PROPS})
+    # The same three listeners as the reference broker's.
+    for key in ("listeners", "advertised.listeners"):
+        gregor.props[key] += f",SECURED://127.0.0.1:{secured_port}"
+    gregor.props["listener.security.protocol.map"] += ",SECURED:SASL_PLAINTEXT"
+    gregor.start()
     try:
-        ours = observe(gregor.bootstrap)
+        ours = observe(gregor.bootstrap, f"127.0.0.1:{secured_port}")
     finally:
         gregor.stop()
-    theirs = observe(apache_kafka.bootstrap)
+    theirs = observe(apache_kafka.bootstrap, apache_kafka.secured_bootstrap)
     return ours, theirs
 
 
@@ -360,7 +460,7 @@ def observations(apache_kafka, tmp_path_factory):
 DELIBERATE = {("wire", "garbage gzip payload"): (87, -1)}
 
 
-@pytest.mark.parametrize("part", ["admin", "data", "wire"])
+@pytest.mark.parametrize("part", ["admin", "data", "wire", "security"])
 def test_clients_see_the_same_as_on_apache_kafka(observations, part):
     ours, theirs = dict(observations[0][part]), dict(observations[1][part])
     for (where, case), expected in DELIBERATE.items():

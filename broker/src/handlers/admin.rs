@@ -171,13 +171,15 @@ fn refused_by_quota(ctx: &RequestContext, topic: &str, throttled: Throttled) {
     );
 }
 
-/// Deletes topics by name, or (v6+) by id; each takes DELETE on the topic.
+/// Deletes topics by name, or (v6+) by id; each takes DELETE on the topic,
+/// or DELETE on the cluster for all of them (as Kafka's controller does).
 pub async fn delete_topics(
     node: &Node,
     ctx: &RequestContext,
     request: DeleteTopicsRequest,
 ) -> DeleteTopicsResponse {
     let mut resp = DeleteTopicsResponse::default();
+    let cluster_delete = authorize::on_cluster_quietly(node, ctx, Operation::Delete);
     let mut mutations = super::mutation_quota(node, ctx, false);
     let targets: Vec<(Option<TopicName>, Uuid)> = if request.topics.is_empty() {
         request
@@ -206,7 +208,14 @@ pub async fn delete_topics(
         let result = match resolved {
             None => Err((ResponseError::UnknownTopicId, None)),
             Some(n)
-                if !authorize::allowed(node, ctx, Operation::Delete, ResourceType::Topic, &n) =>
+                if !cluster_delete
+                    && !authorize::allowed(
+                        node,
+                        ctx,
+                        Operation::Delete,
+                        ResourceType::Topic,
+                        &n,
+                    ) =>
             {
                 Err((ResponseError::TopicAuthorizationFailed, None))
             }
