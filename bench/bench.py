@@ -49,10 +49,13 @@ PRODUCER_LINE = re.compile(
     r"([\d.]+) ms max latency, (\d+) ms 50th, (\d+) ms 95th, (\d+) ms 99th, (\d+) ms 99.9th")
 
 
-def producer_perf(cluster, topic, records, size, acks, throughput=-1):
+def producer_perf(cluster, topic, records, size, acks, throughput=-1, bootstrap=None, config=None):
+    """kafka-producer-perf-test against `bootstrap` (default the PLAINTEXT
+    listener), with the client properties file `config` if given."""
+    extra = ["--command-config", config] if config else []
     out = run(java("org.apache.kafka.tools.ProducerPerformance", "--topic", topic,
-                   "--num-records", records, "--record-size", size, "--throughput", throughput,
-                   "--producer-props", f"bootstrap.servers={cluster.bootstrap}", f"acks={acks}"))
+                   "--num-records", records, "--record-size", size, "--throughput", throughput, *extra,
+                   "--producer-props", f"bootstrap.servers={bootstrap or cluster.bootstrap}", f"acks={acks}"))
     m = PRODUCER_LINE.search(out.strip().splitlines()[-1])
     if m is None:
         raise RuntimeError(f"unexpected kafka-producer-perf-test output:\n{out[-1000:]}")
@@ -60,9 +63,12 @@ def producer_perf(cluster, topic, records, size, acks, throughput=-1):
             "p99 ms": float(m[8]), "p99.9 ms": float(m[9])}
 
 
-def consumer_perf(cluster, topic, records):
-    out = run(java("org.apache.kafka.tools.ConsumerPerformance", "--bootstrap-server", cluster.bootstrap,
-                   "--topic", topic, "--messages", records, "--timeout", 60000))
+def consumer_perf(cluster, topic, records, bootstrap=None, config=None):
+    """kafka-consumer-perf-test, as producer_perf."""
+    extra = ["--command-config", config] if config else []
+    out = run(java("org.apache.kafka.tools.ConsumerPerformance", "--bootstrap-server",
+                   bootstrap or cluster.bootstrap, "--topic", topic, "--messages", records,
+                   "--timeout", 60000, *extra))
     fields = [f.strip() for f in out.strip().splitlines()[-1].split(",")]
     # start.time, end.time, data.consumed.in.MB, MB.sec, data.consumed.in.nMsg, nMsg.sec, ...
     return {"records/s": float(fields[5]), "MB/s": float(fields[3])}

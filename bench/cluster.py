@@ -68,29 +68,42 @@ def shared_properties(size, settings):
 
 class Cluster:
     """`size` brokers of one kind, each also a voter of the metadata quorum;
-    `settings` are added to every node's properties."""
+    `settings` are added to every node's properties. Besides PLAINTEXT
+    (`bootstrap`, also between brokers) each node may have more client
+    listeners, `listeners` {name: security protocol}, reached at
+    `bootstraps[name]`."""
 
-    def __init__(self, kind, size, workdir, settings=None):
+    def __init__(self, kind, size, workdir, settings=None, listeners=None):
         self.kind = kind
         self.size = size
         self.dir = Path(workdir)
         self.dir.mkdir(parents=True, exist_ok=True)
         self.settings = dict(settings or {})
+        self.listeners = dict(listeners or {})
         self.ports = [free_port() for _ in range(size)]
         self.controller_ports = [free_port() for _ in range(size)]
+        self.extra_ports = {name: [free_port() for _ in range(size)] for name in self.listeners}
         self.commands = []
         self.procs = []
         self.bootstrap = ",".join(f"127.0.0.1:{p}" for p in self.ports)
+        self.bootstraps = {name: ",".join(f"127.0.0.1:{p}" for p in ports)
+                           for name, ports in self.extra_ports.items()}
 
     def properties(self, n):
         voters = ",".join(f"{i + 1}@127.0.0.1:{p}" for i, p in enumerate(self.controller_ports))
+        clients = [f"PLAINTEXT://127.0.0.1:{self.ports[n]}"] + [
+            f"{name}://127.0.0.1:{ports[n]}" for name, ports in self.extra_ports.items()]
+        shared = shared_properties(self.size, self.settings)
+        shared["listener.security.protocol.map"] += "".join(
+            f",{name}:{protocol}" for name, protocol in self.listeners.items())
         return {
             "node.id": n + 1,
             "controller.quorum.voters": voters,
-            "listeners": f"PLAINTEXT://127.0.0.1:{self.ports[n]},CONTROLLER://127.0.0.1:{self.controller_ports[n]}",
-            "advertised.listeners": f"PLAINTEXT://127.0.0.1:{self.ports[n]}",
+            "listeners": ",".join(clients + [f"CONTROLLER://127.0.0.1:{self.controller_ports[n]}"]),
+            "advertised.listeners": ",".join(clients),
+            "inter.broker.listener.name": "PLAINTEXT",
             "log.dirs": self.dir / f"data-{n + 1}",
-            **shared_properties(self.size, self.settings),
+            **shared,
         }
 
     def command(self, n):

@@ -61,7 +61,6 @@ import logging
 import re
 import shutil
 import signal
-import statistics
 import struct
 import sys
 import tempfile
@@ -75,7 +74,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, Topi
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from cluster import GREGOR_BIN, Cluster, java, run, shared_properties
-from report import header, write
+from report import compare, header, spread, write
 
 import wire  # noqa: E402 - tests/ is on the path cluster.py sets
 from conftest import offsets_partition  # noqa: E402
@@ -580,41 +579,6 @@ def run_once(kind, scenario, t, workdir):
         cluster.kill()
         for handler in logging.getLogger(str(cluster.dir / "clients.log")).handlers:
             handler.close()
-
-
-def spread(values):
-    """Median (min-max) of the runs; "never" counts the runs in which the
-    event did not happen within the observation window (None)."""
-    done = [v for v in values if v is not None]
-    never = len(values) - len(done)
-    if not done:
-        return "never"
-    fmt = (lambda v: f"{v:,}") if all(isinstance(v, int) for v in done) else (lambda v: f"{v:,.2f}")
-    cell = fmt(statistics.median(done))
-    if len(done) > 1:
-        cell += f" ({fmt(min(done))}-{fmt(max(done))})"
-    return cell + (f", never in {never} of {len(values)}" if never else "")
-
-
-def median(values):
-    done = [v for v in values if v is not None]
-    return statistics.median(done) if done else None
-
-
-def compare(gregor, kafka):
-    """Gregor / Kafka of the medians, and which is better: lower is, an
-    event that never happened is worse than one that did, and when the
-    runs' ranges overlap that is said too."""
-    g, k = median(gregor), median(kafka)
-    if g is None or k is None:
-        return "-", "-" if g is k else "Gregor" if k is None else "Kafka"
-    ratio = f"{g / k:.2f}" if k else "-"
-    better = "same" if g == k else "Gregor" if g < k else "Kafka"
-    ranges = [[v for v in values if v is not None] for values in (gregor, kafka)]
-    if better != "same" and min(map(len, ranges)) > 1 and \
-            max(map(min, ranges)) <= min(map(max, ranges)):
-        better += " (ranges overlap)"
-    return ratio, better
 
 
 def table(results, scenario):
