@@ -9,11 +9,15 @@ enforce the Pod Security "restricted" level. Topics are checked with Apache
 Kafka's own tools, inside the cluster's network (names resolved by
 CoreDNS) or from the host through node ports."""
 
+import base64
 import json
 import os
 import signal
+import socket
+import ssl
 import subprocess
 import time
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -168,6 +172,7 @@ def test_chart_installs_the_operator_and_its_crds(k8s):
     crds = k8s.kubectl("get", "crd", "-o", "name").stdout.split()
     assert "customresourcedefinition.apiextensions.k8s.io/kafkaclusters.gregor.dev" in crds
     assert "customresourcedefinition.apiextensions.k8s.io/kafkatopics.gregor.dev" in crds
+    assert "customresourcedefinition.apiextensions.k8s.io/kafkausers.gregor.dev" in crds
     wait_for("the operator pod to be ready", lambda: k8s.kubectl(
         "get", "pods", "-n", "gregor-system", "-l", "app.kubernetes.io/name=gregor-operator",
         "-o", "jsonpath={.items[*].status.conditions[?(@.type=='Ready')].status}").stdout == "True",
@@ -188,12 +193,16 @@ def test_chart_installs_the_operator_and_its_crds(k8s):
     assert [r["resources"] for d in cluster_roles for r in d["rules"]] == [["nodes"]], cluster_roles
     assert "--namespace=a" in rendered and "--namespace=b" in rendered
     # Least privilege: the operator's service account may manage its own
-    # resources and delete pods, but not read secrets or touch other kinds.
+    # resources and delete pods, read and write Secrets by name (the
+    # certificates and users' credentials) but not list or delete them,
+    # and not touch other kinds.
     sa = "system:serviceaccount:gregor-system:gregor"
     can = lambda *a: k8s.kubectl("auth", "can-i", *a, "--as", sa, check=False).stdout.strip()
     assert can("patch", "kafkaclusters.gregor.dev/status", "-n", NS) == "yes"
     assert can("delete", "pods", "-n", NS) == "yes"
-    assert can("get", "secrets", "-n", NS) == "no"
+    assert can("get", "secrets", "-n", NS) == "yes"
+    assert can("list", "secrets", "-n", NS) == "no"
+    assert can("delete", "secrets", "-n", NS) == "no"
     assert can("delete", "statefulsets", "-n", NS) == "no"
     assert can("create", "deployments", "-n", NS) == "no"
 
@@ -304,8 +313,25 @@ def test_example_cluster_becomes_exactly_its_objects(k8s):
         ("service", "demo-external-bootstrap"),
         ("service", "demo-broker-0-external"),
         ("poddisruptionbudget", "demo-broker"),
+        # Rendered, not enforced here: the test nodes' bridge CNI plugin
+        # ignores NetworkPolicies.
+        ("networkpolicy", "demo-broker"),
     ]:
         golden_check(k8s, kind, name)
+    # The certificates: both authorities, the brokers' and the operator's
+    # own, each in a Secret the cluster owns.
+    uid = get(k8s, "kafkacluster", "demo")["metadata"]["uid"]
+    for name, keys in [
+        ("demo-cluster-ca", ["ca.crt", "ca.key"]),
+        ("demo-cluster-ca-cert", ["ca.crt"]),
+        ("demo-clients-ca", ["ca.crt", "ca.key"]),
+        ("demo-clients-ca-cert", ["ca.crt"]),
+        ("demo-broker-certs", [f"demo-broker-{i}.pem" for i in range(3)]),
+        ("demo-operator-certs", ["operator.pem"]),
+    ]:
+        secret = wait_for(f"Secret {name}", lambda: get(k8s, "secret", name), cp=k8s)
+        assert sorted(secret["data"]) == keys, name
+        assert [(o["kind"], o["uid"]) for o in secret["metadata"]["ownerReferences"]] == [("KafkaCluster", uid)]
     services = k8s.kubectl("get", "services", "-n", NS, "-l", "gregor.dev/cluster=demo",
                            "-o", "jsonpath={.items[*].metadata.name}").stdout.split()
     assert sorted(services) == sorted([
@@ -330,10 +356,45 @@ def test_example_cluster_becomes_exactly_its_objects(k8s):
         f"{get(k8s, 'pod', f'demo-broker-{i}')['status']['hostIP']}:"
         f"{get(k8s, 'service', f'demo-broker-{i}-external')['spec']['ports'][0]['nodePort']}"
         for i in range(3)]
+    assert [c["name"] for c in status["certificates"]] == [
+        "cluster CA", "clients CA", "demo-broker-0", "demo-broker-1", "demo-broker-2", "operator"]
+    assert condition(kc, "CertificatesExpiring")["status"] == "False"
+    replication_listener_needs_a_cluster_certificate(k8s)
     printed = k8s.kubectl("get", "kafkacluster", "demo", "-n", NS).stdout
     assert printed.split("\n")[0].split()[:4] == ["NAME", "BROKERS", "READY", "STATUS"], printed
     assert printed.split("\n")[1].split()[:4] == ["demo", "3", "3", "Ready"], printed
     assert any(r == "Applying" for r, _ in events(k8s, "demo")), events(k8s, "demo")
+
+
+def secret_file(k8s, secret, key, path):
+    """Writes `key` of Secret `secret` to `path`."""
+    path.write_bytes(base64.b64decode(get(k8s, "secret", secret)["data"][key]))
+    return path
+
+
+def replication_listener_needs_a_cluster_certificate(k8s):
+    """The operator's own listeners are TLS with client certificates of
+    the cluster CA: Kafka's tools from the pod network get in with the
+    operator's certificate and are refused without one."""
+    trust = secret_file(k8s, "demo-cluster-ca-cert", "ca.crt", k8s.dir / "cluster-ca.crt")
+    identity = secret_file(k8s, "demo-operator-certs", "operator.pem", k8s.dir / "operator.pem")
+    common = f"security.protocol=SSL\nssl.truststore.type=PEM\nssl.truststore.location={trust}\n"
+    with_cert = k8s.dir / "replication-with-cert.properties"
+    with_cert.write_text(common + f"ssl.keystore.type=PEM\nssl.keystore.location={identity}\n")
+    without = k8s.dir / "replication-without-cert.properties"
+    without.write_text(common + "default.api.timeout.ms=20000\nrequest.timeout.ms=10000\n")
+    replication = f"demo-broker-0.demo-brokers.{NS}.svc:9091"
+    run = lambda config: subprocess.run(  # noqa: E731
+        k8s.cluster.net.client() + java_command(
+            "kafka-topics", "--bootstrap-server", replication, "--command-config", config, "--list"),
+        capture_output=True, text=True, timeout=120)
+    ok = run(with_cert)
+    assert ok.returncode == 0, ok.stdout + ok.stderr[-3000:]
+    refused = run(without)
+    assert refused.returncode != 0, refused.stdout
+    # TLS 1.3: the refusal of the missing certificate arrives after the
+    # client's side of the handshake is done.
+    assert "SslAuthenticationException" in refused.stdout + refused.stderr, refused.stderr[-3000:]
 
 
 def client_pod(k8s, name, args, input=None):
@@ -454,9 +515,23 @@ def test_spec_change_rolls_brokers_one_at_a_time(k8s):
     # A setting, and rack awareness from the node's zone label: a broker
     # started before the operator has annotated its pod with the rack
     # refuses to start and is restarted by the kubelet.
+    # And security: the external listener TLS (certificates of the cluster
+    # CA naming each broker's node address) with SCRAM-SHA-512 users, a new
+    # internal listener taking client certificates of the clients CA, and
+    # ACLs, the plaintext listener's anonymous clients being super users
+    # (the tests after this one keep using it).
+    listeners = get(k8s, "kafkacluster", "demo")["spec"]["listeners"]
+    for listener in listeners:
+        if listener["name"] == "external":
+            listener["tls"] = True
+            listener["authentication"] = {"type": "scram-sha-512"}
+    listeners.append({"name": "mtls", "port": 9093, "type": "internal", "tls": True,
+                      "authentication": {"type": "tls"}})
     k8s.kubectl("patch", "kafkacluster", "demo", "-n", NS, "--type", "merge",
                 "-p", json.dumps({"spec": {"config": {"log.retention.hours": 72},
-                                           "rack": {"topologyKey": "topology.kubernetes.io/zone"}}}))
+                                           "rack": {"topologyKey": "topology.kubernetes.io/zone"},
+                                           "listeners": listeners,
+                                           "authorization": {"type": "simple", "superUsers": ["ANONYMOUS"]}}}))
     # Watch the pods until every broker runs the new spec: never two
     # brokers down at once.
     deadline = time.monotonic() + 300
@@ -500,6 +575,125 @@ def test_spec_change_rolls_brokers_one_at_a_time(k8s):
     stored = read_stored(BOOTSTRAP, "roll", len(acked), prefix=k8s.cluster.net.client())
     for e in acked:
         assert stored.get(e["value"]) == (e["partition"], e["offset"]), e
+
+
+USERS = [
+    {"apiVersion": "gregor.dev/v1alpha1", "kind": "KafkaUser", "metadata": {"name": "alice"},
+     "spec": {"cluster": "demo", "authentication": {"type": "scram-sha-512"},
+              "authorization": {"type": "simple", "acls": [
+                  {"resource": {"type": "topic", "name": "alice-", "patternType": "prefix"},
+                   "operations": ["Read", "Write", "Describe"]},
+                  {"resource": {"type": "group", "name": "alice-group"}, "operations": ["Read"]}]},
+              "quotas": {"producerByteRate": 1048576}}},
+    {"apiVersion": "gregor.dev/v1alpha1", "kind": "KafkaUser", "metadata": {"name": "bob"},
+     "spec": {"cluster": "demo", "authentication": {"type": "tls"},
+              "authorization": {"type": "simple", "acls": [
+                  {"resource": {"type": "topic", "name": "bob-topic"}, "operations": ["All"]},
+                  {"resource": {"type": "group", "name": "bob-", "patternType": "prefix"},
+                   "operations": ["Read"]}]}}},
+]
+
+
+def test_users_get_credentials_acls_and_quotas(k8s):
+    """KafkaUsers on the secured cluster: alice (SCRAM-SHA-512) uses the
+    client.properties of her Secret from the host, over the external TLS
+    listener, trusting the cluster CA and checking each broker's node
+    address; bob (a certificate of the clients CA) uses his from the pod
+    network on the mTLS listener. Each reads and writes his or her own
+    topic, in his or her own group, and is refused elsewhere; deleting
+    alice takes her access away."""
+    alice_topic = "alice-orders"
+    for topic in [alice_topic, "bob-topic", "nobody"]:
+        topics_tool(k8s, "--create", "--topic", topic, "--partitions", "3", "--replication-factor", "3")
+    k8s.kubectl("apply", "-n", NS, "-f", "-", input="\n---\n".join(json.dumps(u) for u in USERS))
+    k8s.kubectl("apply", "-n", NS, "-f", ROOT / "examples" / "kafka-user.yaml")
+    for user in ["alice", "bob", "orders-app"]:
+        wait_condition(k8s, "kafkauser", user, "Ready", timeout=120)
+    alice = get(k8s, "kafkauser", "alice")["status"]
+    assert (alice["username"], alice["secret"]) == ("alice", "alice")
+    assert get(k8s, "kafkauser", "bob")["status"]["username"] == "CN=bob"
+    assert sorted(get(k8s, "secret", "alice")["data"]) == ["ca.crt", "client.properties", "password",
+                                                           "sasl.jaas.config"]
+    assert sorted(get(k8s, "secret", "bob")["data"]) == ["ca.crt", "client.properties", "user.crt",
+                                                         "user.key"]
+    # A broker that moved to another node in the roll serves its old node's
+    # address until its renewed certificate reaches it (the kubelet's sync
+    # of the Secret, then the broker's reload).
+    external = {l["name"]: l["bootstrap"] for l in get(k8s, "kafkacluster", "demo")["status"]["listeners"]}[
+        "external"]
+    trust = secret_file(k8s, "demo-cluster-ca-cert", "ca.crt", k8s.dir / "cluster-ca.crt")
+    context = ssl.create_default_context(cafile=str(trust))
+
+    def verified(address):
+        host, port = address.rsplit(":", 1)
+        try:
+            with socket.create_connection((host, int(port)), timeout=5) as raw, \
+                    context.wrap_socket(raw, server_hostname=host):
+                return True
+        except OSError:
+            return False
+    for address in external.split(","):
+        wait_for(f"{address} to serve a certificate naming it", lambda: verified(address), timeout=180, cp=k8s)
+
+    alice_config = secret_file(k8s, "alice", "client.properties", k8s.dir / "alice.properties")
+    assert f"bootstrap.servers={external}" in alice_config.read_text()
+    works_and_is_refused_elsewhere(external, alice_config, alice_topic, "alice-group", prefix=())
+    bob_config = secret_file(k8s, "bob", "client.properties", k8s.dir / "bob.properties")
+    mtls = ",".join(f"demo-broker-{i}.demo-brokers.{NS}.svc:9093" for i in range(3))
+    works_and_is_refused_elsewhere(mtls, bob_config, "bob-topic", "bob-readers", prefix=k8s.cluster.net.client())
+    # Without a certificate, or with one the clients CA did not sign, the
+    # mTLS listener lets nobody in; a wrong password is refused too.
+    wrong = k8s.dir / "alice-wrong.properties"
+    wrong.write_text(alice_config.read_text().replace(
+        base64.b64decode(get(k8s, "secret", "alice")["data"]["password"]).decode(), "not-the-password"))
+    refused = kafka_tool("kafka-topics", "--bootstrap-server", external, "--command-config", wrong, "--list",
+                         check=False, timeout=90)
+    assert refused.returncode != 0 and "Authentication failed" in refused.stdout + refused.stderr, \
+        refused.stdout[-2000:] + refused.stderr[-2000:]
+
+    k8s.kubectl("delete", "kafkauser", "alice", "-n", NS, "--timeout", "60s")
+    wait_for("alice's Secret to go", lambda: get(k8s, "secret", "alice") is None, cp=k8s)
+    gone = kafka_tool("kafka-topics", "--bootstrap-server", external, "--command-config", alice_config, "--list",
+                      check=False, timeout=90)
+    assert gone.returncode != 0 and "Authentication failed" in gone.stdout + gone.stderr, \
+        gone.stdout[-2000:] + gone.stderr[-2000:]
+
+
+def ca_replacement_seconds(k8s, cluster):
+    """Seconds from the event introducing a successor of the cluster CA to
+    the one retiring the old CA."""
+    items = json.loads(k8s.kubectl("get", "events", "-n", NS, "--field-selector",
+                                   f"involvedObject.name={cluster},reason=CertificateAuthority",
+                                   "-o", "json").stdout)["items"]
+
+    def when(words):
+        stamps = [e.get("eventTime") or e["metadata"]["creationTimestamp"] for e in items
+                  if words in e.get("message", "") and "cluster CA" in e.get("message", "")]
+        return min(datetime.fromisoformat(t.replace("Z", "+00:00")) for t in stamps)
+    return (when("no longer trusted") - when("its successor")).total_seconds()
+
+
+def works_and_is_refused_elsewhere(bootstrap, config, topic, group, prefix):
+    """With `config`, Kafka's console tools (run under `prefix`) write and
+    read `topic` in `group`; writing another topic and reading in another
+    group are refused."""
+    def tool(name, *args, input=None):
+        return subprocess.run(
+            [*prefix, *java_command(name, "--bootstrap-server", bootstrap, "--command-config", config, *args)],
+            input=input, capture_output=True, text=True, timeout=120)
+    values = [f"{topic}-{i}" for i in range(10)]
+    wrote = tool("kafka-console-producer", "--topic", topic, "--producer-property", "acks=all",
+                 input="\n".join(values) + "\n")
+    assert wrote.returncode == 0, wrote.stderr[-3000:]
+    read = tool("kafka-console-consumer", "--topic", topic, "--group", group, "--from-beginning",
+                "--max-messages", len(values), "--timeout-ms", 60000)
+    assert sorted(read.stdout.split()) == sorted(values), read.stderr[-3000:]
+    other = tool("kafka-console-producer", "--topic", "nobody", "--producer-property", "max.block.ms=15000",
+                 input="x\n")
+    assert "TopicAuthorizationException" in other.stdout + other.stderr, other.stderr[-3000:]
+    other_group = tool("kafka-console-consumer", "--topic", topic, "--group", "someone-else",
+                       "--max-messages", 1, "--timeout-ms", 20000)
+    assert "GroupAuthorizationException" in other_group.stdout + other_group.stderr, other_group.stderr[-3000:]
 
 
 def node_zone(k8s, node):
@@ -671,9 +865,73 @@ def test_a_broker_out_of_memory_is_reported_and_a_raised_limit_recovers(k8s):
 
 def test_deleting_the_cluster_removes_what_it_owns(k8s):
     k8s.kubectl("delete", "kafkacluster", "demo", "-n", NS, "--timeout", "60s")
-    for kind in ["statefulset", "configmap", "service", "poddisruptionbudget"]:
+    for kind in ["statefulset", "configmap", "service", "poddisruptionbudget", "networkpolicy", "secret"]:
         wait_for(f"{kind}s to be collected", lambda: k8s.kubectl(
             "get", kind, "-n", NS, "-l", "gregor.dev/cluster=demo", "-o", "name").stdout.strip() == "",
             cp=k8s)
     wait_for("the broker pods to stop", lambda: k8s.kubectl(
         "get", "pods", "-n", NS, "-o", "name").stdout.strip() == "", timeout=180, cp=k8s)
+
+
+def test_the_cluster_ca_is_replaced_under_load_without_a_restart(k8s):
+    """A cluster CA valid for 12 minutes and renewed 10 minutes before its
+    end: two minutes after the cluster is made, the operator trusts a
+    successor next to it, lets the successor sign once every broker trusts
+    it (brokers' and the operator's certificates are reissued), and retires
+    the old CA once every broker serves a certificate of the new one. All
+    the while an idempotent acks=all producer writes to a topic replicated
+    over the TLS replication listener: nothing it was told is written goes
+    missing, and no broker restarts (each loads the renewed files)."""
+    manifest = yaml.safe_load((ROOT / "examples" / "kafka-cluster.yaml").read_text())
+    manifest["metadata"]["name"] = "rotate"
+    spec = manifest["spec"]
+    spec["listeners"] = [l for l in spec["listeners"] if l["type"] == "internal"]
+    spec["storage"] = {"type": "ephemeral", "size": "1Gi"}
+    spec["resources"]["requests"]["cpu"] = "100m"
+    spec["clusterCa"] = {"validity": "12m", "renewBefore": "10m"}
+    k8s.kubectl("apply", "-n", NS, "-f", "-", input=yaml.dump(manifest))
+    wait_condition(k8s, "kafkacluster", "rotate", "Ready", timeout=240)
+    bootstrap = ",".join(f"rotate-broker-{i}.rotate-brokers.{NS}.svc:9092" for i in range(3))
+    topics_tool(k8s, "--create", "--topic", "rotation", "--partitions", "3", "--replication-factor", "3",
+                bootstrap=bootstrap)
+    before = {i: get(k8s, "pod", f"rotate-broker-{i}") for i in range(3)}
+    producer_config = k8s.dir / "rotation-producer.properties"
+    producer_config.write_text(DURABLE_PRODUCER)
+    acks = k8s.dir / "rotation-producer.out"
+    producer = subprocess.Popen(
+        k8s.cluster.net.client() + java_command(
+            "kafka-verifiable-producer", "--bootstrap-server", bootstrap, "--topic", "rotation",
+            "--max-messages", 1000000, "--throughput", 100, "--producer.config", producer_config),
+        stdout=open(acks, "w"), stderr=subprocess.DEVNULL)
+    try:
+        def told():
+            return [m for _, m in events(k8s, "rotate", "CertificateAuthority") if "cluster CA" in m]
+        wait_for("the old cluster CA to be retired",
+                 lambda: any("no longer trusted" in m for m in told()), timeout=600, cp=k8s)
+        steps = told()
+        # Reported in README (not asserted): successor trusted to old CA
+        # retired, on this machine.
+        print(f"\ncluster CA replaced in {ca_replacement_seconds(k8s, 'rotate'):.0f} s")
+        assert [m.split(" ")[0:3] for m in steps][:4] == [
+            ["made", "the", "cluster"], ["the", "cluster", "CA"], ["every", "broker", "trusts"],
+            ["nothing", "in", "use"]], steps
+        issued = [m for _, m in events(k8s, "rotate", "CertificatesIssued")]
+        assert any("signed by the new CA" in m for m in issued), issued
+        wait_condition(k8s, "kafkacluster", "rotate", "Ready")
+        before_stop = len(producer_events(acks, "producer_send_success"))
+        wait_for("the producer to write after the replacement", lambda: len(
+            producer_events(acks, "producer_send_success")) > before_stop + 100, cp=k8s)
+    finally:
+        producer.send_signal(signal.SIGTERM)
+        producer.wait(timeout=60)
+    acked = producer_events(acks, "producer_send_success")
+    stored = read_stored(bootstrap, "rotation", len(acked), prefix=k8s.cluster.net.client())
+    for e in acked:
+        assert stored.get(e["value"]) == (e["partition"], e["offset"]), e
+    for i, pod in before.items():
+        now = get(k8s, "pod", f"rotate-broker-{i}")
+        assert now["metadata"]["uid"] == pod["metadata"]["uid"], f"broker {i} was replaced"
+        assert now["status"]["containerStatuses"][0]["restartCount"] == 0, f"broker {i} restarted"
+        log = k8s.kubectl("logs", "-n", NS, f"rotate-broker-{i}").stdout
+        assert "TLS certificates renewed from disk" in log, f"broker {i} did not reload"
+    k8s.kubectl("delete", "kafkacluster", "rotate", "-n", NS, "--timeout", "60s")

@@ -3,6 +3,7 @@
 //! forward metadata changes to the active controller themselves).
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 use std::time::Duration;
 
 use gregor_client::{ClientError, Connection};
@@ -19,8 +20,8 @@ use kafka_protocol::messages::incremental_alter_configs_request::{
 };
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::{
-    AlterPartitionReassignmentsRequest, BrokerId, CreatePartitionsRequest, CreateTopicsRequest,
-    DeleteTopicsRequest, DescribeConfigsRequest, ElectLeadersRequest,
+    AlterPartitionReassignmentsRequest, ApiVersionsRequest, BrokerId, CreatePartitionsRequest,
+    CreateTopicsRequest, DeleteTopicsRequest, DescribeConfigsRequest, ElectLeadersRequest,
     IncrementalAlterConfigsRequest, ListPartitionReassignmentsRequest, MetadataRequest,
     MetadataResponse, TopicName,
 };
@@ -87,7 +88,11 @@ fn name(s: &str) -> TopicName {
     TopicName(StrBytes::from_string(s.to_owned()))
 }
 
-fn check(op: &'static str, code: i16, message: Option<&StrBytes>) -> Result<(), AdminError> {
+pub(crate) fn check(
+    op: &'static str,
+    code: i16,
+    message: Option<&StrBytes>,
+) -> Result<(), AdminError> {
     match ResponseError::try_from_code(code) {
         None => Ok(()),
         Some(code) => Err(AdminError::Kafka {
@@ -100,8 +105,12 @@ fn check(op: &'static str, code: i16, message: Option<&StrBytes>) -> Result<(), 
 
 impl Admin {
     /// Connects to the first answering address of `bootstrap`
-    /// (comma-separated `host:port`s).
-    pub async fn connect(bootstrap: &str) -> Result<Self, AdminError> {
+    /// (comma-separated `host:port`s of replication listeners), over TLS
+    /// with the operator's identity `tls`.
+    pub async fn connect(
+        bootstrap: &str,
+        tls: &Arc<rustls::ClientConfig>,
+    ) -> Result<Self, AdminError> {
         let mut reason = "no address given".to_string();
         for addr in bootstrap
             .split(',')
@@ -110,7 +119,7 @@ impl Admin {
         {
             match tokio::time::timeout(
                 Duration::from_secs(5),
-                Connection::connect(addr, "gregor-operator"),
+                Connection::connect_tls(addr, tls.clone(), "gregor-operator"),
             )
             .await
             {
@@ -125,7 +134,24 @@ impl Admin {
         })
     }
 
-    async fn send<R: Request>(
+    /// Whether the broker at `addr` completes a TLS handshake with `tls`
+    /// (its certificate trusted, ours accepted) and answers ApiVersions.
+    pub async fn probe(addr: &str, tls: &Arc<rustls::ClientConfig>) -> Result<(), AdminError> {
+        let mut admin = Self::connect(addr, tls).await?;
+        let response = admin
+            .send("ApiVersions", &ApiVersionsRequest::default(), 3)
+            .await?;
+        match ResponseError::try_from_code(response.error_code) {
+            None => Ok(()),
+            Some(code) => Err(AdminError::Kafka {
+                op: "ApiVersions",
+                code,
+                message: None,
+            }),
+        }
+    }
+
+    pub(crate) async fn send<R: Request>(
         &mut self,
         op: &'static str,
         req: &R,

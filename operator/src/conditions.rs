@@ -7,7 +7,7 @@ use k8s_openapi::jiff::Timestamp;
 /// A condition as decided, before timestamps.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Decided {
-    /// `Ready`, `Reconciling`, `Degraded`.
+    /// `Ready`, `Reconciling`, `Degraded`, `CertificatesExpiring`.
     pub kind: &'static str,
     /// True or false.
     pub status: bool,

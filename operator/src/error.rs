@@ -21,4 +21,16 @@ pub enum Error {
     /// Adding or removing the finalizer failed.
     #[error("finalizer: {0}")]
     Finalizer(String),
+    /// The cluster's certificates cannot be made, read or used.
+    #[error("certificates: {0}")]
+    Certificates(String),
+    /// A user's password cannot be found or made.
+    #[error("password: {0}")]
+    Password(String),
+}
+
+impl From<crate::pki::PkiError> for Error {
+    fn from(e: crate::pki::PkiError) -> Self {
+        Error::Certificates(e.to_string())
+    }
 }

@@ -7,8 +7,12 @@
 //!   StatefulSet, PodDisruptionBudget) and the decisions about a running
 //!   cluster (rolling restarts, healing, draining before scale-down), as
 //!   pure functions; `cluster::reconcile` applies them.
-//! - `topic`: a `KafkaTopic`'s plan and reconcile pass.
+//! - `topic`: a `KafkaTopic`'s plan and reconcile pass; `user`: a
+//!   `KafkaUser`'s credentials, ACLs and quotas and its reconcile pass.
 //! - `admin`: the Kafka admin requests the operator sends to a cluster.
+//! - `pki`: the cluster's certificate authorities and certificates, and
+//!   when to renew them; `tls`: the operator's TLS identity towards a
+//!   cluster, for the admin client.
 //! - `conditions`, `context`, `error`: shared pieces of the reconcilers.
 //! - `mock_api` (tests only): a scripted API server for reconcile passes.
 
@@ -20,4 +24,7 @@ pub mod crd;
 pub mod error;
 #[cfg(test)]
 mod mock_api;
+pub mod pki;
+pub mod tls;
 pub mod topic;
+pub mod user;

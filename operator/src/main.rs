@@ -12,8 +12,8 @@ use futures::StreamExt;
 use gregor_operator::cluster::health::Thresholds;
 use gregor_operator::cluster::names::{CLUSTER_LABEL, FIELD_MANAGER};
 use gregor_operator::context::Context;
-use gregor_operator::crd::{KafkaCluster, KafkaTopic};
-use gregor_operator::{cluster, topic};
+use gregor_operator::crd::{KafkaCluster, KafkaTopic, KafkaUser};
+use gregor_operator::{cluster, topic, user};
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, Service};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
@@ -106,7 +106,12 @@ async fn run(args: Args) -> ExitCode {
             ns.clone(),
             ctx.clone(),
         )));
-        tasks.push(tokio::spawn(topics(client.clone(), ns, ctx.clone())));
+        tasks.push(tokio::spawn(topics(
+            client.clone(),
+            ns.clone(),
+            ctx.clone(),
+        )));
+        tasks.push(tokio::spawn(users(client.clone(), ns, ctx.clone())));
     }
     for t in futures::future::join_all(tasks).await {
         if let Err(e) = t {
@@ -167,6 +172,23 @@ async fn topics(client: Client, ns: Option<String>, ctx: Arc<Context>) {
         .for_each(|result| async move {
             if let Err(e) = result {
                 tracing::debug!(error = %e, "topic reconcile");
+            }
+        })
+        .await;
+}
+
+async fn users(client: Client, ns: Option<String>, ctx: Arc<Context>) {
+    let ns = ns.as_deref();
+    Controller::new(api::<KafkaUser>(&client, ns), watcher::Config::default())
+        .shutdown_on_signal()
+        .run(
+            user::reconcile::reconcile,
+            user::reconcile::error_policy,
+            ctx,
+        )
+        .for_each(|result| async move {
+            if let Err(e) = result {
+                tracing::debug!(error = %e, "user reconcile");
             }
         })
         .await;

@@ -1,11 +1,12 @@
 //! Writes the CRDs generated from the Rust types: `crdgen DIR` writes
-//! `DIR/kafkaclusters.yaml` and `DIR/kafkatopics.yaml`; `crdgen --check DIR`
-//! fails if those files differ from what the types generate.
+//! `DIR/kafkaclusters.yaml`, `DIR/kafkatopics.yaml` and
+//! `DIR/kafkausers.yaml`; `crdgen --check DIR` fails if those files differ
+//! from what the types generate.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use gregor_operator::crd::{KafkaCluster, KafkaTopic};
+use gregor_operator::crd::{KafkaCluster, KafkaTopic, KafkaUser};
 use kube::CustomResourceExt;
 
 fn main() -> ExitCode {
@@ -21,6 +22,7 @@ fn main() -> ExitCode {
     let crds = [
         ("kafkaclusters.yaml", KafkaCluster::crd()),
         ("kafkatopics.yaml", KafkaTopic::crd()),
+        ("kafkausers.yaml", KafkaUser::crd()),
     ];
     let mut stale = false;
     for (file, crd) in crds {

@@ -11,6 +11,7 @@ use crate::crd::cluster::{KafkaClusterSpec, Listener, ListenerType};
 use crate::crd::validate::{config_value, CONTROLLER_PORT, HTTP_PORT, REPLICATION_PORT};
 
 use super::names::Names;
+use super::security;
 
 /// Where the broker keeps its logs inside the container: a folder of the
 /// data volume, so a fresh volume's `lost+found` is not taken for a topic.
@@ -97,6 +98,13 @@ impl For<'_> {
         }
     }
 
+    fn pod(&self, names: &Names) -> String {
+        match self {
+            Self::Broker { id, .. } => names.pod(*id),
+            Self::StandIn { .. } => "<pod>".into(),
+        }
+    }
+
     fn voter(&self, controllers: i32) -> bool {
         match self {
             Self::Broker { id, .. } => *id < controllers,
@@ -133,14 +141,11 @@ fn render(names: &Names, spec: &KafkaClusterSpec, controllers: i32, who: &For) -
         // are not voters: they must say where.
         advertised.insert(0, format!("CONTROLLER://{host}:{CONTROLLER_PORT}"));
     }
-    let mut protocols = vec![
-        "CONTROLLER:PLAINTEXT".to_string(),
-        "REPLICATION:PLAINTEXT".to_string(),
-    ];
+    let mut protocols = vec!["CONTROLLER:SSL".to_string(), "REPLICATION:SSL".to_string()];
     for l in &spec.listeners {
         let name = l.name.to_ascii_uppercase();
         listeners.push(format!("{name}://:{}", l.port));
-        protocols.push(format!("{name}:PLAINTEXT"));
+        protocols.push(format!("{name}:{}", security::protocol(l)));
         let endpoint = match l.kind {
             ListenerType::Internal => Endpoint {
                 host: host.clone(),
@@ -174,6 +179,9 @@ fn render(names: &Names, spec: &KafkaClusterSpec, controllers: i32, who: &For) -
     if spec.rack.is_some() {
         line("broker.rack", &format!("${{env:{RACK_ENV}}}"));
     }
+    for (k, v) in security::properties(names, spec, &who.pod(names)) {
+        line(&k, &v);
+    }
     for (k, v) in &spec.config {
         line(k, &escape(&config_value(v)));
     }
@@ -194,7 +202,10 @@ fn escape(value: &str) -> String {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::crd::cluster::{PodTemplate, Rack};
+    use crate::crd::cluster::{
+        AuthenticationType, Authorization, AuthorizationType, CertificateAuthority,
+        ListenerAuthentication, NetworkPolicySettings, PodTemplate, Rack,
+    };
     use k8s_openapi::api::core::v1::ResourceRequirements;
     use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
     use std::collections::BTreeSet;
@@ -239,11 +250,21 @@ controller.quorum.voters=0@demo-broker-0.demo-brokers.kafka.svc:9090,1@demo-brok
 controller.listener.names=CONTROLLER
 listeners=CONTROLLER://:9090,REPLICATION://:9091,PLAIN://:9092,EXTERNAL://:9094
 advertised.listeners=REPLICATION://demo-broker-0.demo-brokers.kafka.svc:9091,PLAIN://demo-broker-0.demo-brokers.kafka.svc:9092,EXTERNAL://${env:HOST_IP}:31000
-listener.security.protocol.map=CONTROLLER:PLAINTEXT,REPLICATION:PLAINTEXT,PLAIN:PLAINTEXT,EXTERNAL:PLAINTEXT
+listener.security.protocol.map=CONTROLLER:SSL,REPLICATION:SSL,PLAIN:PLAINTEXT,EXTERNAL:PLAINTEXT
 inter.broker.listener.name=REPLICATION
 http.listener=:9644
 log.dirs=/var/lib/gregor/data
 min.insync.replicas=2
+listener.name.controller.ssl.keystore.type=PEM
+listener.name.controller.ssl.keystore.location=/etc/gregor-tls/certs/demo-broker-0.pem
+listener.name.controller.ssl.truststore.type=PEM
+listener.name.controller.ssl.truststore.location=/etc/gregor-tls/cluster-ca/ca.crt
+listener.name.controller.ssl.client.auth=required
+listener.name.replication.ssl.keystore.type=PEM
+listener.name.replication.ssl.keystore.location=/etc/gregor-tls/certs/demo-broker-0.pem
+listener.name.replication.ssl.truststore.type=PEM
+listener.name.replication.ssl.truststore.location=/etc/gregor-tls/cluster-ca/ca.crt
+listener.name.replication.ssl.client.auth=required
 auto.create.topics.enable=false
 num.partitions=6
 ";
@@ -347,9 +368,61 @@ num.partitions=6
                     name: "tls".into(),
                     port: 9095,
                     kind: ListenerType::Internal,
+                    tls: true,
+                    authentication: None,
                 })
             },
             true,
+        ),
+        ("a listener's TLS", |s| s.listeners[0].tls = true, true),
+        (
+            "a listener's authentication",
+            |s| {
+                s.listeners[0].authentication = Some(ListenerAuthentication {
+                    kind: AuthenticationType::ScramSha512,
+                    jwks_endpoint_uri: None,
+                    valid_issuer_uri: None,
+                    valid_audience: None,
+                    user_name_claim: None,
+                })
+            },
+            true,
+        ),
+        (
+            "authorization",
+            |s| {
+                s.authorization = Some(Authorization {
+                    kind: AuthorizationType::Simple,
+                    super_users: vec!["admin".into()],
+                })
+            },
+            true,
+        ),
+        (
+            // Certificates are renewed in place: the files' paths stay.
+            "the cluster CA's validity",
+            |s| {
+                s.cluster_ca = Some(CertificateAuthority {
+                    validity: "100h".into(),
+                    ..Default::default()
+                })
+            },
+            false,
+        ),
+        (
+            "the NetworkPolicy turned off",
+            |s| s.network_policy = Some(NetworkPolicySettings { enabled: false }),
+            false,
+        ),
+        (
+            "the clients CA's renewal window",
+            |s| {
+                s.clients_ca = Some(CertificateAuthority {
+                    renew_before: "10h".into(),
+                    ..Default::default()
+                })
+            },
+            false,
         ),
         (
             "a listener's type, internal to nodeport",

@@ -5,14 +5,18 @@
 
 pub mod addresses;
 pub mod broker_config;
+pub mod certificate_report;
+pub mod certificates;
 pub mod configmap;
 pub mod failures;
 pub mod health;
 pub mod names;
+pub mod network_policy;
 pub mod pdb;
 pub mod reconcile;
 pub mod rollout;
 pub mod scale;
+pub mod security;
 pub mod services;
 pub mod statefulset;
 pub mod status;

@@ -80,6 +80,54 @@ impl Names {
         format!("{}.properties", self.pod(id))
     }
 
+    /// The Secret of authority `which` (`cluster` or `clients`): its
+    /// certificate and private key.
+    pub fn ca(&self, which: &str) -> String {
+        format!("{}-{which}-ca", self.cluster)
+    }
+
+    /// The Secret of authority `which`'s trust bundle, for brokers and
+    /// clients.
+    pub fn ca_cert(&self, which: &str) -> String {
+        format!("{}-{which}-ca-cert", self.cluster)
+    }
+
+    /// The Secret of the brokers' certificates and keys.
+    pub fn broker_certs(&self) -> String {
+        format!("{}-broker-certs", self.cluster)
+    }
+
+    /// The Secret of the operator's own certificate for this cluster.
+    pub fn operator_certs(&self) -> String {
+        format!("{}-operator-certs", self.cluster)
+    }
+
+    /// Every name broker `id` is reached by inside Kubernetes: its pod's
+    /// DNS names, the bootstrap Services of the client listeners and its
+    /// own Services on the external ones, each in its short and long
+    /// forms.
+    pub fn broker_dns_names(&self, id: i32, listeners: &[(String, bool)]) -> Vec<String> {
+        let mut services = vec![format!("{}.{}", self.pod(id), self.headless())];
+        for (listener, external) in listeners {
+            services.push(self.bootstrap(listener));
+            if *external {
+                services.push(self.broker_service(id, listener));
+            }
+        }
+        let ns = &self.namespace;
+        services
+            .into_iter()
+            .flat_map(|s| {
+                [
+                    format!("{s}.{ns}.svc.cluster.local"),
+                    format!("{s}.{ns}.svc"),
+                    format!("{s}.{ns}"),
+                    s,
+                ]
+            })
+            .collect()
+    }
+
     /// Metadata of an owned object: its name, the cluster's namespace and
     /// labels, and the `KafkaCluster` as controlling owner.
     pub fn meta(&self, name: String, owner: &OwnerReference) -> ObjectMeta {
@@ -138,5 +186,21 @@ mod tests {
         assert_eq!(n.bootstrap_host("plain"), "orders-plain-bootstrap.prod.svc");
         assert_eq!(n.broker_service(1, "external"), "orders-broker-1-external");
         assert_eq!(n.config_key(1), "orders-broker-1.properties");
+        assert_eq!(n.ca("clients"), "orders-clients-ca");
+        assert_eq!(n.ca_cert("cluster"), "orders-cluster-ca-cert");
+        let dns = n.broker_dns_names(1, &[("plain".into(), false), ("ext".into(), true)]);
+        assert!(dns.contains(&n.pod_host(1)), "{dns:?}");
+        for want in [
+            "orders-broker-1.orders-brokers",
+            "orders-plain-bootstrap.prod.svc.cluster.local",
+            "orders-ext-bootstrap",
+            "orders-broker-1-ext.prod",
+        ] {
+            assert!(dns.iter().any(|d| d == want), "{want} in {dns:?}");
+        }
+        assert!(
+            !dns.iter().any(|d| d.starts_with("orders-broker-1-plain")),
+            "{dns:?}"
+        );
     }
 }

@@ -8,7 +8,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::StatefulSet;
-use k8s_openapi::api::core::v1::{ConfigMap, Node, Pod, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, Node, Pod, Secret, Service};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use k8s_openapi::NamespaceResourceScope;
@@ -21,13 +22,23 @@ use serde::Serialize;
 use crate::admin::Admin;
 use crate::conditions::conditions;
 use crate::context::Context;
-use crate::crd::cluster::ListenerStatus;
-use crate::crd::validate::default_controllers;
+use crate::crd::cluster::{AuthenticationType, CertificateStatus, ListenerStatus};
+use crate::crd::validate::{default_controllers, lifetimes, REPLICATION_PORT};
 use crate::crd::{validate_cluster, Invalid, KafkaCluster, KafkaClusterStatus};
 use crate::error::Error;
+use crate::pki::authority::Authority;
+use crate::pki::certificate::CertificateInfo;
+use crate::pki::{self, renewal};
+use crate::tls;
+use rustls::ClientConfig;
 
 use super::addresses::{bootstrap_status, external_endpoints};
 use super::broker_config::{broker_properties, config_digest, min_insync, ExternalEndpoints};
+use super::certificate_report;
+use super::certificates::{
+    self, broker_certificates, operator_certificate, plan_authority, plan_leaves, secret_data,
+    Rotating, SecretData, Stored, Which, OPERATOR_KEY,
+};
 use super::failures::{self, Failure};
 use super::health::{self, Heal};
 use super::names::{Names, CLUSTER_LABEL, FIELD_MANAGER};
@@ -35,7 +46,7 @@ use super::rollout::{self, Step};
 use super::scale::{self, ScalePlan};
 use super::status::{self, Seen};
 use super::view::{BrokerPod, KafkaView};
-use super::{configmap, pdb, services, statefulset};
+use super::{configmap, network_policy, pdb, services, statefulset};
 
 /// Annotation carrying a broker pod's rack, read by the broker at start.
 const RACK_ANNOTATION: &str = "gregor.dev/rack";
@@ -43,6 +54,9 @@ const RACK_ANNOTATION: &str = "gregor.dev/rack";
 const WATCH_INTERVAL: Duration = Duration::from_secs(15);
 /// How soon to look again while something is under way.
 const BUSY_INTERVAL: Duration = Duration::from_secs(5);
+/// Validity of the throwaway certificates that probe whether brokers
+/// trust a new authority.
+const PROBE_VALIDITY_SECONDS: i64 = 3600;
 /// How soon to look again at a spec that cannot be applied (an edit of
 /// it triggers a pass anyway).
 const INVALID_INTERVAL: Duration = Duration::from_secs(300);
@@ -63,8 +77,19 @@ pub async fn reconcile(kc: Arc<KafkaCluster>, ctx: Arc<Context>) -> Result<Actio
     // Brokers being drained before a scale-down still run and need theirs.
     let running = current_replicas.max(kc.spec.replicas);
     let external = pass.apply_services(&owner, running).await?;
-    let kafka = pass.ask_brokers(current.as_ref(), running).await;
-    let plan = pass.scale(current_replicas, kafka.as_ref()).await?;
+    let pods = pass.observe_pods().await?;
+    let certificates = match pass
+        .apply_certificates(&owner, running, &external, &pods.host_ips)
+        .await
+    {
+        Ok(certificates) => certificates,
+        // The user's CA Secret missing or unreadable: said in status.
+        Err(Error::Certificates(why)) => return pass.report_certificates_unavailable(&why).await,
+        Err(e) => return Err(e),
+    };
+    let tls = &certificates.tls;
+    let kafka = pass.ask_brokers(current.as_ref(), running, tls).await;
+    let plan = pass.scale(current_replicas, kafka.as_ref(), tls).await?;
     let replicas = plan.statefulset_replicas;
     let pending = pass
         .apply_config(&owner, controllers, replicas, &external)
@@ -73,9 +98,9 @@ pub async fn reconcile(kc: Arc<KafkaCluster>, ctx: Arc<Context>) -> Result<Actio
         .apply_statefulset(&owner, controllers, replicas)
         .await?;
     pass.apply_pdb(&owner).await?;
+    pass.apply_network_policy(&owner).await?;
 
     // The running cluster: failures told, one restart at most.
-    let pods = pass.observe_pods().await?;
     let failing = failures::failures(&pods.brokers);
     pass.tell_failures(&failing).await?;
     // The rollout first, healing when it is done.
@@ -83,7 +108,7 @@ pub async fn reconcile(kc: Arc<KafkaCluster>, ctx: Arc<Context>) -> Result<Actio
         .roll(&sts, replicas, &pods.brokers, kafka.as_ref(), controllers)
         .await?;
     let healing = match (&step, &kafka) {
-        (Step::Done, Some(kafka)) => pass.heal(&pods.brokers, kafka, replicas).await?,
+        (Step::Done, Some(kafka)) => pass.heal(&pods.brokers, kafka, replicas, tls).await?,
         _ => None,
     };
 
@@ -100,7 +125,8 @@ pub async fn reconcile(kc: Arc<KafkaCluster>, ctx: Arc<Context>) -> Result<Actio
         failing: failing.as_ref().map(|(r, m)| (*r, m.as_str())),
     };
     let listeners = bootstrap_status(&pass.names, &kc.spec, &external, &pods.host_ips);
-    pass.report_status(&seen, controllers, listeners).await
+    pass.report_status(&seen, controllers, listeners, certificates)
+        .await
 }
 
 /// What to do when a pass fails: log, and try again soon.
@@ -219,6 +245,36 @@ impl<'a> Pass<'a> {
         Ok(Action::requeue(INVALID_INTERVAL))
     }
 
+    /// Report certificates that cannot be made or read (`why`); the
+    /// brokers are left as they are.
+    async fn report_certificates_unavailable(&self, why: &str) -> Result<Action, Error> {
+        let why = format!("certificates: {why}");
+        let reported = self
+            .status
+            .conditions
+            .iter()
+            .any(|c| c.type_ == "Degraded" && c.message == why);
+        if !reported {
+            self.ctx
+                .event(self.kc, true, "CertificatesUnavailable", why.clone())
+                .await;
+        }
+        let decided = status::blocked(
+            "CertificatesUnavailable",
+            &why,
+            "provide the certificate authority's Secret",
+        );
+        let next = KafkaClusterStatus {
+            observed_generation: self.generation,
+            conditions: conditions(decided, &self.status.conditions, self.generation),
+            ..self.status.clone()
+        };
+        if next != self.status {
+            self.patch_status(&next).await?;
+        }
+        Ok(Action::requeue(WATCH_INTERVAL))
+    }
+
     /// Announce a new generation being applied.
     async fn announce_generation(&self) {
         if self.new_generation() {
@@ -288,12 +344,17 @@ impl<'a> Pass<'a> {
 
     /// Ask the brokers how the cluster is: `None` if none answers, or none
     /// runs yet (`current` has no pods), which spares the connect timeouts.
-    async fn ask_brokers(&self, current: Option<&StatefulSet>, running: i32) -> Option<KafkaView> {
+    async fn ask_brokers(
+        &self,
+        current: Option<&StatefulSet>,
+        running: i32,
+        tls: &Arc<ClientConfig>,
+    ) -> Option<KafkaView> {
         if !has_pods(current) {
             return None;
         }
         let result = async {
-            let mut admin = Admin::connect(&self.names.admin_bootstrap(running)).await?;
+            let mut admin = Admin::connect(&self.names.admin_bootstrap(running), tls).await?;
             admin.describe_cluster(min_insync(&self.kc.spec)).await
         }
         .await;
@@ -312,6 +373,7 @@ impl<'a> Pass<'a> {
         &self,
         current_replicas: i32,
         kafka: Option<&KafkaView>,
+        tls: &Arc<ClientConfig>,
     ) -> Result<ScalePlan, Error> {
         let plan = scale::plan(self.kc.spec.replicas, current_replicas, kafka);
         if plan.moves.is_empty() {
@@ -322,7 +384,7 @@ impl<'a> Pass<'a> {
             .iter()
             .map(|m| (m.topic.clone(), m.partition, m.replicas.clone()))
             .collect();
-        let mut admin = Admin::connect(&self.names.admin_bootstrap(current_replicas)).await?;
+        let mut admin = Admin::connect(&self.names.admin_bootstrap(current_replicas), tls).await?;
         admin.reassign(&moves).await?;
         let list: Vec<String> = plan
             .moves
@@ -392,6 +454,33 @@ impl<'a> Pass<'a> {
         )
         .await?;
         Ok(())
+    }
+
+    /// Apply the NetworkPolicy, or delete it when the spec turns it off.
+    async fn apply_network_policy(&self, owner: &OwnerReference) -> Result<(), Error> {
+        let api = self.api::<NetworkPolicy>();
+        if self
+            .kc
+            .spec
+            .network_policy
+            .as_ref()
+            .is_none_or(|n| n.enabled)
+        {
+            apply(
+                &api,
+                &network_policy::network_policy(&self.names, &self.kc.spec, owner),
+            )
+            .await?;
+            return Ok(());
+        }
+        match api
+            .delete(&self.names.statefulset(), &DeleteParams::default())
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// The broker pods, after annotating their racks when rack awareness is
@@ -512,6 +601,7 @@ impl<'a> Pass<'a> {
         brokers: &[BrokerPod],
         kafka: &KafkaView,
         replicas: i32,
+        tls: &Arc<ClientConfig>,
     ) -> Result<Option<String>, Error> {
         let now = self.ctx.now();
         let troubles = self.remember(
@@ -543,7 +633,7 @@ impl<'a> Pass<'a> {
                     .await;
             }
             Some(Heal::ElectPreferred(partitions)) => {
-                let mut admin = Admin::connect(&self.names.admin_bootstrap(replicas)).await?;
+                let mut admin = Admin::connect(&self.names.admin_bootstrap(replicas), tls).await?;
                 admin.elect_preferred(&partitions).await?;
                 let list: Vec<String> =
                     partitions.iter().map(|(t, p)| format!("{t}-{p}")).collect();
@@ -572,9 +662,22 @@ impl<'a> Pass<'a> {
         seen: &Seen<'_>,
         controllers: i32,
         listeners: Vec<ListenerStatus>,
+        certificates: Certificates,
     ) -> Result<Action, Error> {
-        let decided = status::decide(seen);
+        let mut decided = status::decide(seen);
         let busy = decided.iter().any(|d| d.kind == "Reconciling" && d.status);
+        let expiring = certificates.expiring;
+        let was_expiring = self
+            .status
+            .conditions
+            .iter()
+            .any(|c| c.type_ == certificate_report::CONDITION && c.status == "True");
+        if let (Some(message), false) = (&expiring, was_expiring) {
+            self.ctx
+                .event(self.kc, true, "CertificateExpiring", message.clone())
+                .await;
+        }
+        decided.push(certificate_report::condition(expiring));
         let next = KafkaClusterStatus {
             observed_generation: self.generation,
             conditions: conditions(decided, &self.status.conditions, self.generation),
@@ -583,6 +686,7 @@ impl<'a> Pass<'a> {
             listeners,
             under_replicated_partitions: seen.kafka.map(|k| k.under_replicated() as i32),
             offline_partitions: seen.kafka.map(|k| k.offline() as i32),
+            certificates: certificates.status,
         };
         if next != self.status {
             self.patch_status(&next).await?;
@@ -592,6 +696,293 @@ impl<'a> Pass<'a> {
         } else {
             WATCH_INTERVAL
         }))
+    }
+
+    /// Certificates: the cluster and clients CAs (made, or the user's;
+    /// replaced step by step), the brokers' and the operator's own, each
+    /// Secret written when it changes, in the order that keeps every
+    /// connection trusted. Returns the operator's TLS configuration for
+    /// admin requests and what to report.
+    async fn apply_certificates(
+        &self,
+        owner: &OwnerReference,
+        running: i32,
+        external: &ExternalEndpoints,
+        host_ips: &BTreeMap<i32, String>,
+    ) -> Result<Certificates, Error> {
+        let (spec, names) = (&self.kc.spec, &self.names);
+        let now = pki::now();
+        let cluster_ca = spec.cluster_ca.clone().unwrap_or_default();
+        let clients_ca = spec.clients_ca.clone().unwrap_or_default();
+        let cluster_life = lifetimes(&cluster_ca).map_err(Error::Certificates)?;
+        let clients_life = lifetimes(&clients_ca).map_err(Error::Certificates)?;
+        let stored_cluster = self.stored_authority(Which::Cluster).await?;
+        let stored_clients = self.stored_authority(Which::Clients).await?;
+        let stored_brokers = self.secret_data(&names.broker_certs()).await?;
+        let stored_operator = self.secret_data(&names.operator_certs()).await?;
+
+        // Only an authority the operator made is replaced by it.
+        let seen = match cluster_ca.generate_certificate_authority {
+            true => {
+                self.seen_cluster_rotation(
+                    &stored_cluster,
+                    &stored_brokers,
+                    &stored_operator,
+                    running,
+                    now,
+                )
+                .await
+            }
+            false => renewal::Seen::default(),
+        };
+        let cluster = plan_authority(
+            Which::Cluster,
+            &names.cluster,
+            &cluster_ca,
+            cluster_life,
+            &stored_cluster,
+            now,
+            seen,
+        )?;
+        let seen = match clients_ca.generate_certificate_authority {
+            true => {
+                self.seen_clients_rotation(&stored_clients, &cluster.bundle, running, now)
+                    .await
+            }
+            false => renewal::Seen::default(),
+        };
+        let clients = plan_authority(
+            Which::Clients,
+            &names.cluster,
+            &clients_ca,
+            clients_life,
+            &stored_clients,
+            now,
+            seen,
+        )?;
+        let wanted = broker_certificates(names, spec, running, external, host_ips);
+        let brokers = plan_leaves(
+            &cluster.signing,
+            cluster_life,
+            now,
+            &stored_brokers,
+            &wanted,
+        )?;
+        let operator = plan_leaves(
+            &cluster.signing,
+            cluster_life,
+            now,
+            &stored_operator,
+            &[operator_certificate(names)],
+        )?;
+
+        for (which, plan, stored) in [
+            (Which::Cluster, &cluster, &stored_cluster),
+            (Which::Clients, &clients, &stored_clients),
+        ] {
+            if let Some(private) = &plan.private {
+                self.write_secret(
+                    owner,
+                    names.ca(which.as_str()),
+                    private,
+                    stored.private.as_ref(),
+                )
+                .await?;
+            }
+            self.write_secret(
+                owner,
+                names.ca_cert(which.as_str()),
+                &plan.public(),
+                stored.public.as_ref(),
+            )
+            .await?;
+            if let Some(note) = certificate_report::authority_note(which, plan, stored) {
+                self.ctx
+                    .event(self.kc, false, "CertificateAuthority", note)
+                    .await;
+            }
+        }
+        self.write_secret(
+            owner,
+            names.broker_certs(),
+            &brokers.data,
+            Some(&stored_brokers),
+        )
+        .await?;
+        self.write_secret(
+            owner,
+            names.operator_certs(),
+            &operator.data,
+            Some(&stored_operator),
+        )
+        .await?;
+        if let Some(note) = certificate_report::issued_note(&[&brokers, &operator]) {
+            self.ctx
+                .event(self.kc, false, "CertificatesIssued", note)
+                .await;
+        }
+        let identity = operator.data.get(OPERATOR_KEY).ok_or_else(|| {
+            Error::Certificates("the operator's certificate was not issued".into())
+        })?;
+        let tls = tls::client_config(&cluster.bundle, identity).map_err(Error::Certificates)?;
+        let (status, expiring) = certificate_report::status(
+            now,
+            [
+                (Which::Cluster, &cluster, cluster_life),
+                (Which::Clients, &clients, clients_life),
+            ],
+            [(&brokers, cluster_life), (&operator, cluster_life)],
+        )?;
+        Ok(Certificates {
+            tls: Arc::new(tls),
+            status,
+            expiring,
+        })
+    }
+
+    async fn stored_authority(&self, which: Which) -> Result<Stored, Error> {
+        Ok(Stored {
+            private: self.secret(&self.names.ca(which.as_str())).await?,
+            public: self.secret(&self.names.ca_cert(which.as_str())).await?,
+        })
+    }
+
+    async fn secret(&self, name: &str) -> Result<Option<SecretData>, Error> {
+        Ok(self
+            .api::<Secret>()
+            .get_opt(name)
+            .await?
+            .map(|s| secret_data(&s)))
+    }
+
+    async fn secret_data(&self, name: &str) -> Result<SecretData, Error> {
+        Ok(self.secret(name).await?.unwrap_or_default())
+    }
+
+    /// Writes Secret `name` with `data`, unless it holds that already.
+    async fn write_secret(
+        &self,
+        owner: &OwnerReference,
+        name: String,
+        data: &SecretData,
+        stored: Option<&SecretData>,
+    ) -> Result<(), Error> {
+        if stored == Some(data) {
+            return Ok(());
+        }
+        let secret = certificates::secret(self.names.meta(name, owner), data);
+        apply(&self.api::<Secret>(), &secret).await?;
+        Ok(())
+    }
+
+    /// What the brokers do about a replacement of the cluster CA under way:
+    /// whether every broker accepts a certificate of the successor, and
+    /// whether every broker serves one of the signing CA (so that the old
+    /// one is no longer needed). Probed only while it matters.
+    async fn seen_cluster_rotation(
+        &self,
+        stored: &Stored,
+        brokers: &SecretData,
+        operator: &SecretData,
+        running: i32,
+        now: i64,
+    ) -> renewal::Seen {
+        let mut seen = renewal::Seen::default();
+        let Some(rotation) = Rotating::read(stored) else {
+            return seen;
+        };
+        if let Some(next) = &rotation.next {
+            seen.next_trusted = match self.probe_identity(next, now, &rotation.bundle_with_next()) {
+                Some(tls) => self.all_answer(running, REPLICATION_PORT, &tls).await,
+                None => false,
+            };
+        } else if !rotation.others().is_empty() {
+            let current = brokers.values().chain(operator.values()).all(|pem| {
+                CertificateInfo::parse(pem).is_ok_and(|c| c.signed_by(rotation.signing.info()))
+            });
+            let identity = operator.get(OPERATOR_KEY);
+            seen.old_unused =
+                match identity.map(|i| tls::client_config(rotation.signing.info().pem(), i)) {
+                    Some(Ok(tls)) if current => {
+                        self.all_answer(running, REPLICATION_PORT, &Arc::new(tls))
+                            .await
+                    }
+                    _ => false,
+                };
+        }
+        seen
+    }
+
+    /// The same for the clients CA: its successor is trusted once every
+    /// listener authenticating clients by certificate accepts one of its
+    /// certificates; the old one stays trusted until it expires, as client
+    /// applications may hold their certificates for as long.
+    async fn seen_clients_rotation(
+        &self,
+        stored: &Stored,
+        cluster_bundle: &str,
+        running: i32,
+        now: i64,
+    ) -> renewal::Seen {
+        let mut seen = renewal::Seen::default();
+        let Some(rotation) = Rotating::read(stored) else {
+            return seen;
+        };
+        if let Some(next) = &rotation.next {
+            let ports: Vec<i32> = self
+                .kc
+                .spec
+                .listeners
+                .iter()
+                .filter(|l| {
+                    l.authentication
+                        .as_ref()
+                        .is_some_and(|a| a.kind == AuthenticationType::Tls)
+                })
+                .map(|l| l.port)
+                .collect();
+            seen.next_trusted = match self.probe_identity(next, now, cluster_bundle) {
+                Some(tls) => {
+                    let mut all = true;
+                    for port in ports {
+                        all &= self.all_answer(running, port, &tls).await;
+                    }
+                    all
+                }
+                None => false,
+            };
+        } else {
+            seen.old_unused = rotation.others().iter().all(|c| c.not_after <= now);
+        }
+        seen
+    }
+
+    /// A throwaway client identity signed by `authority`, trusting
+    /// `bundle`.
+    fn probe_identity(
+        &self,
+        authority: &Authority,
+        now: i64,
+        bundle: &str,
+    ) -> Option<Arc<ClientConfig>> {
+        let request = operator_certificate(&self.names).request;
+        let issued = authority
+            .issue(&request, now, PROBE_VALIDITY_SECONDS)
+            .ok()?;
+        let identity = format!("{}{}", issued.key, issued.certificate);
+        tls::client_config(bundle, &identity).ok().map(Arc::new)
+    }
+
+    /// Whether every broker `0..running` answers on `port` over `tls`.
+    async fn all_answer(&self, running: i32, port: i32, tls: &Arc<ClientConfig>) -> bool {
+        for id in 0..running {
+            let addr = format!("{}:{port}", self.names.pod_host(id));
+            if let Err(e) = Admin::probe(&addr, tls).await {
+                tracing::debug!(cluster = %self.names.cluster, %addr, error = %e, "certificate probe refused");
+                return false;
+            }
+        }
+        true
     }
 
     /// Deletes a broker's pod; the StatefulSet controller recreates it from
@@ -643,6 +1034,16 @@ impl<'a> Pass<'a> {
 
 /// Writes `obj` with server-side apply and returns what the API server
 /// holds afterwards.
+/// The certificates step's outcome.
+struct Certificates {
+    /// The operator's TLS configuration for admin requests.
+    tls: Arc<ClientConfig>,
+    /// Every certificate in use, for status.
+    status: Vec<CertificateStatus>,
+    /// The warning about certificates near their end, if any.
+    expiring: Option<String>,
+}
+
 async fn apply<K>(api: &Api<K>, obj: &K) -> Result<K, Error>
 where
     K: Resource + Serialize + DeserializeOwned + Clone + std::fmt::Debug,

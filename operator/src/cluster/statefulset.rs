@@ -12,7 +12,8 @@ use k8s_openapi::api::core::v1::{
     Capabilities, ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource, EnvVar,
     EnvVarSource, HTTPGetAction, ObjectFieldSelector, PersistentVolumeClaim,
     PersistentVolumeClaimSpec, PodSecurityContext, PodSpec, PodTemplateSpec, Probe, SeccompProfile,
-    SecurityContext, TopologySpreadConstraint, Volume, VolumeMount, VolumeResourceRequirements,
+    SecretVolumeSource, SecurityContext, TopologySpreadConstraint, Volume, VolumeMount,
+    VolumeResourceRequirements,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference};
@@ -23,6 +24,7 @@ use crate::crd::validate::{CONTROLLER_PORT, HTTP_PORT, REPLICATION_PORT};
 
 use super::broker_config::{CONFIG_DIR, HOST_IP_ENV, RACK_ENV};
 use super::names::Names;
+use super::security::{CERTS_DIR, CLIENTS_CA_DIR, CLUSTER_CA_DIR};
 
 /// Annotation on the pod template with the digest of the brokers'
 /// configuration files (`broker_config::config_digest`); a change makes a
@@ -110,6 +112,9 @@ pub fn statefulset(
                 read_only: Some(true),
                 ..Default::default()
             },
+            read_only_mount("certs", CERTS_DIR),
+            read_only_mount("cluster-ca", CLUSTER_CA_DIR),
+            read_only_mount("clients-ca", CLIENTS_CA_DIR),
         ]),
         // Ready once registered and serving; a fenced broker stays ready
         // and is the operator's to heal. Liveness is answered from the
@@ -129,14 +134,19 @@ pub fn statefulset(
         ..Default::default()
     };
 
-    let mut volumes = vec![Volume {
-        name: "config".into(),
-        config_map: Some(ConfigMapVolumeSource {
-            name: names.configmap(),
+    let mut volumes = vec![
+        Volume {
+            name: "config".into(),
+            config_map: Some(ConfigMapVolumeSource {
+                name: names.configmap(),
+                ..Default::default()
+            }),
             ..Default::default()
-        }),
-        ..Default::default()
-    }];
+        },
+        secret_volume("certs", names.broker_certs()),
+        secret_volume("cluster-ca", names.ca_cert("cluster")),
+        secret_volume("clients-ca", names.ca_cert("clients")),
+    ];
     let mut claims = None;
     match spec.storage.kind {
         StorageType::Ephemeral => volumes.push(Volume {
@@ -263,6 +273,30 @@ fn spread(names: &Names, spec: &KafkaClusterSpec) -> Vec<TopologySpreadConstrain
 }
 
 /// The broker pods' security context unless the cluster replaces it: Pod
+fn read_only_mount(volume: &str, path: &str) -> VolumeMount {
+    VolumeMount {
+        name: volume.into(),
+        mount_path: path.into(),
+        read_only: Some(true),
+        ..Default::default()
+    }
+}
+
+/// A Secret as files. Kubernetes' default mode (readable by all) is kept:
+/// the broker is the container's only process, whatever user it is
+/// assigned, and the kubelet renews the files in place when the Secret
+/// changes (the broker reloads them).
+fn secret_volume(volume: &str, secret: String) -> Volume {
+    Volume {
+        name: volume.into(),
+        secret: Some(SecretVolumeSource {
+            secret_name: Some(secret),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
 /// Security "restricted", the image's user, and the data volume given to
 /// that user's group (checked only at the volume's root, so a large volume
 /// is not walked at every start).
@@ -590,12 +624,15 @@ mod tests {
             .map(|m| (m.mount_path.clone(), m.read_only))
             .collect();
         // A read-only root file system leaves these mounts as the only
-        // places the broker can write to: its data, and no config.
+        // places the broker can write to: its data, and no config or certificate.
         assert_eq!(
             mounts,
             [
                 (DATA_DIR.to_string(), None),
-                (CONFIG_DIR.to_string(), Some(true))
+                (CONFIG_DIR.to_string(), Some(true)),
+                (CERTS_DIR.to_string(), Some(true)),
+                (CLUSTER_CA_DIR.to_string(), Some(true)),
+                (CLIENTS_CA_DIR.to_string(), Some(true)),
             ]
         );
         assert!(LOG_DIR.starts_with(&format!("{DATA_DIR}/")));

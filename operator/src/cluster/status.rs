@@ -118,10 +118,16 @@ pub fn decide(seen: &Seen) -> Vec<Decided> {
 /// The three conditions of a spec that cannot be applied (`why`): nothing
 /// is changed until it is fixed.
 pub fn invalid(why: &str) -> Vec<Decided> {
+    blocked("InvalidSpec", why, "fix the spec")
+}
+
+/// The three conditions of a pass stopped by `reason` (`why`) until the
+/// user does `remedy`.
+pub fn blocked(reason: &str, why: &str, remedy: &str) -> Vec<Decided> {
     vec![
-        Decided::new("Ready", false, "InvalidSpec", why),
-        Decided::new("Reconciling", false, "InvalidSpec", "fix the spec"),
-        Decided::new("Degraded", true, "InvalidSpec", why),
+        Decided::new("Ready", false, reason, why),
+        Decided::new("Reconciling", false, reason, remedy),
+        Decided::new("Degraded", true, reason, why),
     ]
 }
 

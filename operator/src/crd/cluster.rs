@@ -88,6 +88,33 @@ pub struct KafkaClusterSpec {
     /// Extra settings for the broker pods.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub template: Option<PodTemplate>,
+    /// The authority that signs the brokers' certificates (and the
+    /// operator's), trusted by clients of TLS listeners.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster_ca: Option<CertificateAuthority>,
+    /// The authority that signs users' client certificates, trusted by
+    /// listeners with `tls` authentication.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clients_ca: Option<CertificateAuthority>,
+    /// Turns on access control lists; anyone may do anything when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authorization: Option<Authorization>,
+    /// The NetworkPolicy of the broker pods (made unless turned off).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network_policy: Option<NetworkPolicySettings>,
+}
+
+/// The broker pods' NetworkPolicy: the controller and replication ports
+/// only for the cluster's brokers and the operator's pods (label
+/// `app.kubernetes.io/name: gregor-operator`), the listeners' and HTTP
+/// ports for anyone.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct NetworkPolicySettings {
+    /// Make it (the default). Turn it off when the operator does not run
+    /// as a pod labelled as the chart's, or to write your own.
+    #[serde(default = "default_true")]
+    pub enabled: bool,
 }
 
 /// Broker storage.
@@ -150,6 +177,118 @@ pub struct Listener {
     /// How clients reach it.
     #[serde(rename = "type")]
     pub kind: ListenerType,
+    /// Encrypt it with TLS, with certificates signed by the cluster CA.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub tls: bool,
+    /// How its clients authenticate; unset, anyone may connect.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authentication: Option<ListenerAuthentication>,
+}
+
+/// How clients of a listener authenticate.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ListenerAuthentication {
+    /// The mechanism.
+    #[serde(rename = "type")]
+    pub kind: AuthenticationType,
+    /// `oauth`: URL of the identity provider's JSON Web Key Set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jwks_endpoint_uri: Option<String>,
+    /// `oauth`: the issuer (`iss`) tokens must name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub valid_issuer_uri: Option<String>,
+    /// `oauth`: an audience (`aud`) tokens must name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub valid_audience: Option<String>,
+    /// `oauth`: the claim holding the user name. Default: `sub`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_name_claim: Option<String>,
+}
+
+/// Authentication mechanisms of a listener.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum AuthenticationType {
+    /// A client certificate signed by the clients CA (needs `tls: true`);
+    /// the user is `CN=<name>`.
+    Tls,
+    /// SASL SCRAM-SHA-512 with a `KafkaUser`'s password.
+    #[serde(rename = "scram-sha-512")]
+    ScramSha512,
+    /// SASL SCRAM-SHA-256 with a `KafkaUser`'s password.
+    #[serde(rename = "scram-sha-256")]
+    ScramSha256,
+    /// SASL OAUTHBEARER: tokens of an identity provider.
+    Oauth,
+}
+
+/// A certificate authority of the cluster.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CertificateAuthority {
+    /// Whether the operator makes and renews the authority (the default),
+    /// or the user supplies it: then the Secret `<cluster>-cluster-ca` (or
+    /// `-clients-ca`) holds `ca.crt` and `ca.key`, and the operator only
+    /// signs with it.
+    #[serde(default = "default_true")]
+    pub generate_certificate_authority: bool,
+    /// How long certificates are valid, as a duration in hours, minutes
+    /// and seconds (`8760h`, `90m`). Default: `8760h` (a year) for the
+    /// authority, the same capped at the authority's end for the
+    /// certificates it signs.
+    #[serde(default = "default_validity")]
+    #[schemars(regex(pattern = r"^([0-9]+h)?([0-9]+m)?([0-9]+s)?$"))]
+    pub validity: String,
+    /// How long before the end of its validity a certificate is renewed.
+    /// Default: `720h` (30 days).
+    #[serde(default = "default_renew_before")]
+    #[schemars(regex(pattern = r"^([0-9]+h)?([0-9]+m)?([0-9]+s)?$"))]
+    pub renew_before: String,
+}
+
+impl Default for CertificateAuthority {
+    fn default() -> Self {
+        Self {
+            generate_certificate_authority: true,
+            validity: default_validity(),
+            renew_before: default_renew_before(),
+        }
+    }
+}
+
+fn default_true() -> bool {
+    true
+}
+
+fn default_validity() -> String {
+    "8760h".into()
+}
+
+fn default_renew_before() -> String {
+    "720h".into()
+}
+
+/// Access control.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Authorization {
+    /// The authorizer: `simple`, Kafka's ACLs.
+    #[serde(rename = "type")]
+    pub kind: AuthorizationType,
+    /// Users allowed everything, as ACL principals name them without the
+    /// `User:` prefix (`CN=admin` for a certificate, `admin` for SCRAM).
+    /// The brokers and the operator are always super users.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub super_users: Vec<String>,
+}
+
+/// Authorizers.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum AuthorizationType {
+    /// Kafka's ACLs, managed with `kafka-acls` or `KafkaUser`s.
+    Simple,
 }
 
 /// How clients reach a listener.
@@ -274,6 +413,20 @@ pub struct KafkaClusterStatus {
     /// Partitions without a leader.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub offline_partitions: Option<i32>,
+    /// The certificate authorities and certificates in use, with their
+    /// ends of validity.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub certificates: Vec<CertificateStatus>,
+}
+
+/// One certificate in use.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CertificateStatus {
+    /// What it is: `cluster CA`, `clients CA`, a broker pod, `operator`.
+    pub name: String,
+    /// End of its validity (RFC 3339).
+    pub not_after: String,
 }
 
 /// Where clients reach one listener.

@@ -3,10 +3,12 @@
 
 pub mod cluster;
 pub mod topic;
+pub mod user;
 pub mod validate;
 
 pub use cluster::{KafkaCluster, KafkaClusterSpec, KafkaClusterStatus};
 pub use topic::{KafkaTopic, KafkaTopicSpec, KafkaTopicStatus};
+pub use user::{KafkaUser, KafkaUserSpec, KafkaUserStatus};
 pub use validate::{validate_cluster, validate_topic, Invalid};
 
 /// Schema of a `config` map: any keys and values; the operator checks that

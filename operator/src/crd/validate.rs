@@ -4,8 +4,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::cluster::KafkaClusterSpec;
+use super::cluster::{AuthenticationType, CertificateAuthority, KafkaClusterSpec, Listener};
 use super::topic::KafkaTopicSpec;
+use crate::pki::renewal::Lifetimes;
 
 /// Ports of the listeners the operator adds to every broker.
 pub const CONTROLLER_PORT: i32 = 9090;
@@ -33,7 +34,13 @@ const OWNED_BROKER_KEYS: &[&str] = &[
     "broker.rack",
     "min.insync.replicas",
     "http.listener",
+    "authorizer.class.name",
+    "super.users",
 ];
+
+/// Prefixes of broker settings the operator writes itself: its own
+/// listeners' security.
+const OWNED_BROKER_PREFIXES: &[&str] = &["listener.name.controller.", "listener.name.replication."];
 
 /// Why a spec cannot be applied: every problem found, each naming its field.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -74,12 +81,17 @@ pub fn validate_cluster(
             ));
         }
     }
+    for l in &spec.listeners {
+        check_authentication(l, &mut problems);
+    }
     for key in spec.config.keys() {
-        if OWNED_BROKER_KEYS.contains(&key.as_str()) {
-            let hint = if key == "min.insync.replicas" {
-                " (use spec.minInsyncReplicas)"
-            } else {
-                ""
+        let owned = OWNED_BROKER_KEYS.contains(&key.as_str())
+            || OWNED_BROKER_PREFIXES.iter().any(|p| key.starts_with(p));
+        if owned {
+            let hint = match key.as_str() {
+                "min.insync.replicas" => " (use spec.minInsyncReplicas)",
+                "authorizer.class.name" | "super.users" => " (use spec.authorization)",
+                _ => "",
             };
             problems.push(format!(
                 "config.{key}: set by the operator and cannot be overridden{hint}"
@@ -87,6 +99,25 @@ pub fn validate_cluster(
         }
     }
     check_scalars(&spec.config, &mut problems);
+    for (field, ca) in [
+        ("clusterCa", &spec.cluster_ca),
+        ("clientsCa", &spec.clients_ca),
+    ] {
+        if let Some(ca) = ca {
+            if let Err(problem) = lifetimes(ca) {
+                problems.push(format!("{field}: {problem}"));
+            }
+        }
+    }
+    if let Some(authorization) = &spec.authorization {
+        if authorization
+            .super_users
+            .iter()
+            .any(|u| u.trim().is_empty())
+        {
+            problems.push("authorization.superUsers: a name is empty".into());
+        }
+    }
     if let Some(m) = spec.min_insync_replicas {
         if m > spec.replicas {
             problems.push(format!(
@@ -117,6 +148,87 @@ pub fn validate_cluster(
     } else {
         Err(Invalid { problems })
     }
+}
+
+/// A listener's authentication fits its transport and has what its
+/// mechanism needs.
+fn check_authentication(l: &Listener, problems: &mut Vec<String>) {
+    let Some(auth) = &l.authentication else {
+        return;
+    };
+    let field = format!("listeners.{}.authentication", l.name);
+    if auth.kind == AuthenticationType::Tls && !l.tls {
+        problems.push(format!(
+            "{field}: type tls authenticates clients by their TLS certificates and needs tls: true on the listener"
+        ));
+    }
+    let oauth_fields = [
+        ("jwksEndpointUri", &auth.jwks_endpoint_uri),
+        ("validIssuerUri", &auth.valid_issuer_uri),
+        ("validAudience", &auth.valid_audience),
+        ("userNameClaim", &auth.user_name_claim),
+    ];
+    if auth.kind == AuthenticationType::Oauth {
+        for (name, value) in &oauth_fields[..2] {
+            if value.as_deref().is_none_or(|v| v.trim().is_empty()) {
+                problems.push(format!("{field}.{name}: needed by type oauth"));
+            }
+        }
+    } else {
+        for (name, value) in oauth_fields {
+            if value.is_some() {
+                problems.push(format!("{field}.{name}: only type oauth takes it"));
+            }
+        }
+    }
+}
+
+/// A certificate authority's validity and renewal window, in seconds.
+pub fn lifetimes(ca: &CertificateAuthority) -> Result<Lifetimes, String> {
+    let validity = duration_seconds(&ca.validity)
+        .filter(|s| *s > 0)
+        .ok_or_else(|| {
+            format!(
+                "validity {:?} is not a duration above zero such as 8760h or 90m",
+                ca.validity
+            )
+        })?;
+    let renew_before = duration_seconds(&ca.renew_before).ok_or_else(|| {
+        format!(
+            "renewBefore {:?} is not a duration such as 720h or 30m",
+            ca.renew_before
+        )
+    })?;
+    if renew_before >= validity {
+        return Err(format!(
+            "renewBefore {} must be shorter than validity {}",
+            ca.renew_before, ca.validity
+        ));
+    }
+    Ok(Lifetimes {
+        validity,
+        renew_before,
+    })
+}
+
+/// Seconds of a duration written in hours, minutes and seconds, in that
+/// order (`8760h`, `1h30m`, `45s`).
+pub fn duration_seconds(text: &str) -> Option<i64> {
+    let mut total: i64 = 0;
+    let mut rest = text;
+    let mut units = ["h", "m", "s"].into_iter().zip([3600, 60, 1]);
+    if rest.is_empty() {
+        return None;
+    }
+    while !rest.is_empty() {
+        let digits = rest.find(|c: char| !c.is_ascii_digit())?;
+        let value: i64 = rest[..digits].parse().ok()?;
+        let unit = &rest[digits..digits + 1];
+        let (_, scale) = units.by_ref().find(|(u, _)| *u == unit)?;
+        total = total.checked_add(value.checked_mul(scale)?)?;
+        rest = &rest[digits + 1..];
+    }
+    Some(total)
 }
 
 /// Quorum size when the spec does not say: 3, or 1 below three brokers.
@@ -160,7 +272,9 @@ pub fn config_value(value: &serde_json::Value) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::crd::cluster::{Listener, ListenerType};
+    use crate::crd::cluster::{
+        Authorization, AuthorizationType, ListenerAuthentication, ListenerType,
+    };
 
     fn spec(replicas: i32) -> KafkaClusterSpec {
         serde_json::from_value(serde_json::json!({
@@ -175,6 +289,22 @@ mod tests {
             name: name.into(),
             port,
             kind: ListenerType::Internal,
+            tls: false,
+            authentication: None,
+        }
+    }
+
+    fn authenticated(kind: AuthenticationType, tls: bool) -> Listener {
+        Listener {
+            tls,
+            authentication: Some(ListenerAuthentication {
+                kind,
+                jwks_endpoint_uri: None,
+                valid_issuer_uri: None,
+                valid_audience: None,
+                user_name_claim: None,
+            }),
+            ..listener("secure", 9093)
         }
     }
 
@@ -271,6 +401,86 @@ mod tests {
                 problem: Some("operator's own listener"),
             },
             Case {
+                name: "SCRAM over TLS",
+                change: |s| s.listeners.push(authenticated(AuthenticationType::ScramSha512, true)),
+                recorded: None,
+                problem: None,
+            },
+            Case {
+                name: "client certificates without TLS",
+                change: |s| s.listeners.push(authenticated(AuthenticationType::Tls, false)),
+                recorded: None,
+                problem: Some("listeners.secure.authentication: type tls authenticates clients by their TLS certificates"),
+            },
+            Case {
+                name: "oauth without its provider",
+                change: |s| s.listeners.push(authenticated(AuthenticationType::Oauth, true)),
+                recorded: None,
+                problem: Some("listeners.secure.authentication.jwksEndpointUri: needed by type oauth"),
+            },
+            Case {
+                name: "oauth settings on SCRAM",
+                change: |s| {
+                    let mut l = authenticated(AuthenticationType::ScramSha256, false);
+                    if let Some(a) = l.authentication.as_mut() {
+                        a.user_name_claim = Some("email".into());
+                    }
+                    s.listeners.push(l)
+                },
+                recorded: None,
+                problem: Some("userNameClaim: only type oauth takes it"),
+            },
+            Case {
+                name: "the authorizer in config",
+                change: |s| {
+                    s.config.insert("super.users".into(), "User:me".into());
+                },
+                recorded: None,
+                problem: Some("config.super.users: set by the operator and cannot be overridden (use spec.authorization)"),
+            },
+            Case {
+                name: "the replication listener's TLS in config",
+                change: |s| {
+                    s.config.insert("listener.name.replication.ssl.client.auth".into(), "none".into());
+                },
+                recorded: None,
+                problem: Some("config.listener.name.replication.ssl.client.auth: set by the operator"),
+            },
+            Case {
+                name: "an empty super user",
+                change: |s| {
+                    s.authorization = Some(Authorization {
+                        kind: AuthorizationType::Simple,
+                        super_users: vec![" ".into()],
+                    })
+                },
+                recorded: None,
+                problem: Some("authorization.superUsers: a name is empty"),
+            },
+            Case {
+                name: "a renewal window as long as the validity",
+                change: |s| {
+                    s.clients_ca = Some(CertificateAuthority {
+                        validity: "1h".into(),
+                        renew_before: "60m".into(),
+                        ..Default::default()
+                    })
+                },
+                recorded: None,
+                problem: Some("clientsCa: renewBefore 60m must be shorter than validity 1h"),
+            },
+            Case {
+                name: "a validity of nothing",
+                change: |s| {
+                    s.cluster_ca = Some(CertificateAuthority {
+                        validity: "0h".into(),
+                        ..Default::default()
+                    })
+                },
+                recorded: None,
+                problem: Some("clusterCa: validity \"0h\" is not a duration above zero"),
+            },
+            Case {
                 name: "min insync above brokers",
                 change: |s| s.min_insync_replicas = Some(4),
                 recorded: None,
@@ -290,6 +500,43 @@ mod tests {
                 ),
                 (want, got) => panic!("{}: wanted {want:?}, got {got:?}", case.name),
             }
+        }
+    }
+
+    #[test]
+    fn mechanisms_are_spelled_as_kafka_spells_them() {
+        for (text, kind) in [
+            ("tls", AuthenticationType::Tls),
+            ("scram-sha-512", AuthenticationType::ScramSha512),
+            ("scram-sha-256", AuthenticationType::ScramSha256),
+            ("oauth", AuthenticationType::Oauth),
+        ] {
+            assert_eq!(serde_json::to_value(kind).expect("json"), text);
+        }
+        let user: crate::crd::user::UserAuthenticationType =
+            serde_json::from_value("scram-sha-512".into()).expect("a user's mechanism");
+        assert_eq!(user, crate::crd::user::UserAuthenticationType::ScramSha512);
+    }
+
+    #[test]
+    fn durations_are_hours_minutes_and_seconds() {
+        let cases = [
+            ("8760h", Some(8760 * 3600)),
+            ("1h30m", Some(5400)),
+            ("90m", Some(5400)),
+            ("45s", Some(45)),
+            ("1h2m3s", Some(3723)),
+            ("0s", Some(0)),
+            ("", None),
+            ("10", None),
+            ("1d", None),
+            ("30m1h", None),
+            ("1h1h", None),
+            ("h", None),
+            ("99999999999999999999h", None),
+        ];
+        for (text, want) in cases {
+            assert_eq!(duration_seconds(text), want, "{text:?}");
         }
     }
 

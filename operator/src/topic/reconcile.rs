@@ -20,6 +20,7 @@ use crate::context::Context;
 use crate::crd::validate::config_value;
 use crate::crd::{validate_topic, KafkaCluster, KafkaTopic, KafkaTopicStatus};
 use crate::error::Error;
+use crate::tls;
 
 use super::plan::{plan, Change, Desired};
 
@@ -71,6 +72,15 @@ async fn cluster_bootstrap(
     Ok(Some(
         Names::new(cluster, ns).admin_bootstrap(kc.spec.replicas),
     ))
+}
+
+/// An admin connection to the topic's cluster at `bootstrap`, with the
+/// operator's certificate for that cluster.
+async fn connect(ctx: &Context, kt: &KafkaTopic, bootstrap: &str) -> Result<Admin, Error> {
+    let ns = kt.namespace().ok_or(Error::Missing("namespace"))?;
+    let names = Names::new(&kt.spec.cluster, &ns);
+    let tls = tls::for_cluster(&ctx.client, &names).await?;
+    Ok(Admin::connect(bootstrap, &tls).await?)
 }
 
 async fn apply(kt: &KafkaTopic, ctx: &Context, ns: &str) -> Result<Action, Error> {
@@ -176,7 +186,7 @@ async fn sync(
     bootstrap: &str,
     status: &mut KafkaTopicStatus,
 ) -> Result<Outcome, Error> {
-    let mut admin = Admin::connect(bootstrap).await?;
+    let mut admin = connect(ctx, kt, bootstrap).await?;
     let view = admin.describe_cluster(1).await?;
     let mut load: BTreeMap<i32, usize> = BTreeMap::new();
     for p in &view.partitions {
@@ -266,7 +276,7 @@ async fn cleanup(kt: &KafkaTopic, ctx: &Context, ns: &str) -> Result<Action, Err
             tracing::info!(topic = %name, "cluster gone; releasing the resource");
         }
         Some(bootstrap) => {
-            let mut admin = Admin::connect(&bootstrap).await?;
+            let mut admin = connect(ctx, kt, &bootstrap).await?;
             admin.delete_topic(&name).await?;
             ctx.event(kt, false, "Deleted", format!("deleted topic {name}"))
                 .await;

@@ -115,12 +115,101 @@ fn conditions(expected: &[[&str; 3]]) -> Value {
         .collect()
 }
 
+/// The broker pods, none yet.
+fn pods_listed() -> Call {
+    Call::list(
+        "/api/v1/namespaces/kafka/pods?&labelSelector=app.kubernetes.io%2Fcomponent%3Dbroker%2Cgregor.dev%2Fcluster%3Ddemo",
+        "Pod",
+        Vec::new(),
+    )
+}
+
+/// A new cluster's certificates: both authorities made, each broker's
+/// certificate and the operator's issued, every Secret owned by the
+/// cluster.
+fn certificates_made() -> Vec<Call> {
+    let secret = |name: &str| format!("/api/v1/namespaces/kafka/secrets/{name}");
+    let mut calls: Vec<Call> = [
+        "demo-cluster-ca",
+        "demo-cluster-ca-cert",
+        "demo-clients-ca",
+        "demo-clients-ca-cert",
+        "demo-broker-certs",
+        "demo-operator-certs",
+    ]
+    .into_iter()
+    .map(|name| Call::get_missing(&secret(name)))
+    .collect();
+    for which in ["cluster", "clients"] {
+        for (name, keys) in [
+            (format!("demo-{which}-ca"), vec!["ca.crt", "ca.key"]),
+            (format!("demo-{which}-ca-cert"), vec!["ca.crt"]),
+        ] {
+            calls.push(
+                Call::apply(
+                    &secret(&name),
+                    json!({"kind": "Secret", "metadata": owned(&name), "type": "Opaque"}),
+                )
+                .check(move |s| {
+                    let got: Vec<&str> = s["data"]
+                        .as_object()
+                        .expect("data")
+                        .keys()
+                        .map(String::as_str)
+                        .collect();
+                    assert_eq!(got, keys);
+                }),
+            );
+        }
+        calls.push(event("Normal", "CertificateAuthority").check(move |ev| {
+            let note = ev["note"].as_str().expect("note");
+            assert!(
+                note.starts_with(&format!("made the {which} CA, valid until ")),
+                "{note}"
+            );
+        }));
+    }
+    calls.push(
+        Call::apply(
+            &secret("demo-broker-certs"),
+            json!({"kind": "Secret", "metadata": owned("demo-broker-certs")}),
+        )
+        .check(|s| {
+            let got: Vec<&str> = s["data"]
+                .as_object()
+                .expect("data")
+                .keys()
+                .map(String::as_str)
+                .collect();
+            assert_eq!(
+                got,
+                [
+                    "demo-broker-0.pem",
+                    "demo-broker-1.pem",
+                    "demo-broker-2.pem"
+                ]
+            );
+        }),
+    );
+    calls.push(Call::apply(
+        &secret("demo-operator-certs"),
+        json!({"kind": "Secret", "metadata": owned("demo-operator-certs")}),
+    ));
+    calls.push(event("Normal", "CertificatesIssued").check(|ev| {
+        assert_eq!(
+            ev["note"],
+            "issued certificates: demo-broker-0 (new), demo-broker-1 (new), demo-broker-2 (new), operator (new)"
+        );
+    }));
+    calls
+}
+
 #[tokio::test]
 async fn a_new_cluster_is_applied_and_reported() {
     let kc = cluster(1, three_brokers(), Value::Null);
     let names = Names::new("demo", NS);
     let digest = config_digest(&names, &kc.spec, 3);
-    let script = vec![
+    let mut script = vec![
         event("Normal", "Applying"),
         Call::get_missing("/apis/apps/v1/namespaces/kafka/statefulsets/demo-broker"),
         Call::apply(
@@ -142,6 +231,10 @@ async fn a_new_cluster_is_applied_and_reported() {
                 json!({"metadata": owned("demo-plain-bootstrap")}),
             ],
         ),
+        pods_listed(),
+    ];
+    script.extend(certificates_made());
+    script.extend([
         Call::apply(
             "/api/v1/namespaces/kafka/configmaps/demo-config",
             json!({"kind": "ConfigMap", "metadata": owned("demo-config")}),
@@ -187,10 +280,10 @@ async fn a_new_cluster_is_applied_and_reported() {
             json!({"kind": "PodDisruptionBudget", "metadata": owned("demo-broker"),
                    "spec": {"maxUnavailable": 1}}),
         ),
-        Call::list(
-            "/api/v1/namespaces/kafka/pods?&labelSelector=app.kubernetes.io%2Fcomponent%3Dbroker%2Cgregor.dev%2Fcluster%3Ddemo",
-            "Pod",
-            Vec::new(),
+        Call::apply(
+            "/apis/networking.k8s.io/v1/namespaces/kafka/networkpolicies/demo-broker",
+            json!({"kind": "NetworkPolicy", "metadata": owned("demo-broker"),
+                   "spec": {"policyTypes": ["Ingress"]}}),
         ),
         Call::merge_patch(
             STATUS,
@@ -203,11 +296,24 @@ async fn a_new_cluster_is_applied_and_reported() {
                     ["Ready", "False", "RollingRestart"],
                     ["Reconciling", "True", "RollingRestart"],
                     ["Degraded", "False", "Healthy"],
+                    ["CertificatesExpiring", "False", "Valid"],
                 ]),
             }}),
             object(cluster(1, three_brokers(), Value::Null)),
-        ),
-    ];
+        )
+        .check(|patch| {
+            let names: Vec<&str> = patch["status"]["certificates"]
+                .as_array()
+                .expect("certificates")
+                .iter()
+                .map(|c| c["name"].as_str().expect("name"))
+                .collect();
+            assert_eq!(
+                names,
+                ["cluster CA", "clients CA", "demo-broker-0", "demo-broker-1", "demo-broker-2", "operator"]
+            );
+        }),
+    ]);
     assert_eq!(pass(kc, script).await, Action::requeue(BUSY_INTERVAL));
 }
 

@@ -1,0 +1,171 @@
+//! What a cluster's TLS, authentication and authorization become in each
+//! broker's properties, and where the certificate files they name are
+//! mounted. The operator's own listeners (controller and replication) are
+//! always TLS with client certificates, signed by the cluster CA; client
+//! listeners are as their spec says.
+
+use crate::crd::cluster::{AuthenticationType, KafkaClusterSpec, Listener};
+
+use super::names::Names;
+
+// The Secrets are mounted beside the configuration, not inside it: a
+// mount point cannot be made inside the read-only ConfigMap volume.
+/// Where the Secret of the brokers' certificates is mounted: one PEM file
+/// (key, then certificate) per broker, named after its pod.
+pub const CERTS_DIR: &str = "/etc/gregor-tls/certs";
+/// Where the cluster CA's trust bundle is mounted (`ca.crt`).
+pub const CLUSTER_CA_DIR: &str = "/etc/gregor-tls/cluster-ca";
+/// Where the clients CA's trust bundle is mounted (`ca.crt`).
+pub const CLIENTS_CA_DIR: &str = "/etc/gregor-tls/clients-ca";
+/// Key of a trust bundle in its Secret.
+pub const CA_CERT_KEY: &str = "ca.crt";
+/// The organization in the subject of the certificates the operator
+/// makes for brokers and for itself.
+pub const ORGANIZATION: &str = "gregor.dev";
+/// The authorizer Kafka 4 ships, the one Gregor's brokers follow.
+const AUTHORIZER: &str = "org.apache.kafka.metadata.authorizer.StandardAuthorizer";
+/// Kafka's validator of signed bearer tokens.
+const OAUTH_VALIDATOR: &str =
+    "org.apache.kafka.common.security.oauthbearer.OAuthBearerValidatorCallbackHandler";
+const OAUTH_LOGIN: &str =
+    "org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required;";
+
+/// Kafka's security protocol of a client listener.
+pub fn protocol(listener: &Listener) -> &'static str {
+    let sasl = matches!(
+        listener.authentication.as_ref().map(|a| a.kind),
+        Some(
+            AuthenticationType::ScramSha512
+                | AuthenticationType::ScramSha256
+                | AuthenticationType::Oauth
+        )
+    );
+    match (listener.tls, sasl) {
+        (false, false) => "PLAINTEXT",
+        (true, false) => "SSL",
+        (false, true) => "SASL_PLAINTEXT",
+        (true, true) => "SASL_SSL",
+    }
+}
+
+/// The common name of every broker's certificate; with [`ORGANIZATION`]
+/// it is the brokers' principal.
+pub fn broker_common_name(names: &Names) -> String {
+    format!("{}-broker", names.cluster)
+}
+
+/// The common name of the operator's certificate for this cluster.
+pub fn operator_common_name(names: &Names) -> String {
+    format!("{}-operator", names.cluster)
+}
+
+/// A principal's name as the brokers derive it from a certificate the
+/// operator made (Kafka's default mapping: the subject, RFC 2253).
+pub fn certificate_principal(common_name: &str) -> String {
+    format!("CN={common_name},O={ORGANIZATION}")
+}
+
+/// The security lines of broker `pod`'s properties: the TLS, SASL and
+/// authorization settings, as (key, value) in a fixed order.
+pub fn properties(names: &Names, spec: &KafkaClusterSpec, pod: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let mut set = |k: String, v: String| out.push((k, v));
+    let key_store = format!("{CERTS_DIR}/{pod}.pem");
+    let cluster_trust = format!("{CLUSTER_CA_DIR}/{CA_CERT_KEY}");
+    for internal in ["controller", "replication"] {
+        let prefix = format!("listener.name.{internal}");
+        set(format!("{prefix}.ssl.keystore.type"), "PEM".into());
+        set(format!("{prefix}.ssl.keystore.location"), key_store.clone());
+        set(format!("{prefix}.ssl.truststore.type"), "PEM".into());
+        set(
+            format!("{prefix}.ssl.truststore.location"),
+            cluster_trust.clone(),
+        );
+        set(format!("{prefix}.ssl.client.auth"), "required".into());
+    }
+    for l in &spec.listeners {
+        let prefix = format!("listener.name.{}", l.name);
+        if l.tls {
+            set(format!("{prefix}.ssl.keystore.type"), "PEM".into());
+            set(format!("{prefix}.ssl.keystore.location"), key_store.clone());
+        }
+        let Some(auth) = &l.authentication else {
+            continue;
+        };
+        match auth.kind {
+            AuthenticationType::Tls => {
+                set(format!("{prefix}.ssl.truststore.type"), "PEM".into());
+                set(
+                    format!("{prefix}.ssl.truststore.location"),
+                    format!("{CLIENTS_CA_DIR}/{CA_CERT_KEY}"),
+                );
+                set(format!("{prefix}.ssl.client.auth"), "required".into());
+            }
+            AuthenticationType::ScramSha512 => {
+                set(
+                    format!("{prefix}.sasl.enabled.mechanisms"),
+                    "SCRAM-SHA-512".into(),
+                );
+            }
+            AuthenticationType::ScramSha256 => {
+                set(
+                    format!("{prefix}.sasl.enabled.mechanisms"),
+                    "SCRAM-SHA-256".into(),
+                );
+            }
+            AuthenticationType::Oauth => {
+                set(
+                    format!("{prefix}.sasl.enabled.mechanisms"),
+                    "OAUTHBEARER".into(),
+                );
+                set(
+                    format!("{prefix}.oauthbearer.sasl.server.callback.handler.class"),
+                    OAUTH_VALIDATOR.into(),
+                );
+                set(
+                    format!("{prefix}.oauthbearer.sasl.jaas.config"),
+                    OAUTH_LOGIN.into(),
+                );
+                let oauth = [
+                    (
+                        "sasl.oauthbearer.jwks.endpoint.url",
+                        &auth.jwks_endpoint_uri,
+                    ),
+                    ("sasl.oauthbearer.expected.issuer", &auth.valid_issuer_uri),
+                    ("sasl.oauthbearer.expected.audience", &auth.valid_audience),
+                    ("sasl.oauthbearer.sub.claim.name", &auth.user_name_claim),
+                ];
+                for (key, value) in oauth {
+                    if let Some(value) = value {
+                        set(format!("{prefix}.{key}"), value.clone());
+                    }
+                }
+                if auth.valid_audience.is_none() {
+                    set(
+                        format!("{prefix}.sasl.oauthbearer.allow.unverified.audience"),
+                        "true".into(),
+                    );
+                }
+            }
+        }
+    }
+    if let Some(authorization) = &spec.authorization {
+        set("authorizer.class.name".into(), AUTHORIZER.into());
+        let own = [broker_common_name(names), operator_common_name(names)]
+            .map(|cn| format!("User:{}", certificate_principal(&cn)));
+        let users: Vec<String> = own
+            .into_iter()
+            .chain(
+                authorization
+                    .super_users
+                    .iter()
+                    .map(|u| match u.starts_with("User:") {
+                        true => u.clone(),
+                        false => format!("User:{u}"),
+                    }),
+            )
+            .collect();
+        set("super.users".into(), users.join(";"));
+    }
+    out
+}
