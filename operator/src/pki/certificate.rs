@@ -71,16 +71,15 @@ impl CertificateInfo {
             }
         }
         names.sort();
-        let info = CertificateInfo {
+        Ok(CertificateInfo {
             subject: cert.subject().to_string(),
             names,
             not_before: cert.validity().not_before.timestamp(),
             not_after: cert.validity().not_after.timestamp(),
             is_ca: cert.is_ca(),
-            der: Vec::new(),
+            der: der.clone(),
             pem,
-        };
-        Ok(CertificateInfo { der, ..info })
+        })
     }
 
     /// The certificate as a PEM block.
