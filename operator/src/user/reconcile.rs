@@ -275,6 +275,14 @@ where
 {
     if let Some(source) = &ku.spec.authentication.password {
         let r = &source.value_from.secret_key_ref;
+        // That Secret is the operator's: written, owned and deleted with
+        // the user, it would take the user's own Secret with it.
+        if r.name == ku.name_any() {
+            return Err(Error::Password(format!(
+                "the password cannot come from the Secret {} (the operator writes that one for the user, and deletes it with the user): name another Secret",
+                r.name
+            )));
+        }
         return read(r.name.clone())
             .await?
             .and_then(|d| d.get(&r.key).cloned())
@@ -361,4 +369,54 @@ async fn cleanup(ku: &KafkaUser, ctx: &Context, ns: &str) -> Result<Action, Erro
     )
     .await;
     Ok(Action::await_change())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn user(password_secret: Option<&str>) -> KafkaUser {
+        let mut auth = serde_json::json!({"type": "scram-sha-512"});
+        if let Some(name) = password_secret {
+            auth["password"] =
+                serde_json::json!({"valueFrom": {"secretKeyRef": {"name": name, "key": "pw"}}});
+        }
+        let mut ku = KafkaUser::new(
+            "alice",
+            serde_json::from_value(serde_json::json!({"cluster": "demo", "authentication": auth}))
+                .expect("spec"),
+        );
+        ku.metadata.namespace = Some("kafka".into());
+        ku
+    }
+
+    #[tokio::test]
+    async fn a_password_comes_from_the_named_secret_but_never_the_users_own() {
+        let read = |name: String| async move {
+            Ok::<_, Error>(
+                (name == "vault").then(|| SecretData::from([("pw".into(), "s3cret".into())])),
+            )
+        };
+        let ours = SecretData::from([(PASSWORD_KEY.to_string(), "given-before".to_string())]);
+        let cases = [
+            (user(Some("vault")), Ok("s3cret")),
+            (user(None), Ok("given-before")),
+            (
+                user(Some("elsewhere")),
+                Err("the Secret elsewhere has no key pw"),
+            ),
+            (
+                user(Some("alice")),
+                Err("cannot come from the Secret alice"),
+            ),
+        ];
+        for (ku, want) in cases {
+            let got = password(&ku, &ours, &read).await;
+            match (got, want) {
+                (Ok(p), Ok(w)) => assert_eq!(p, w),
+                (Err(e), Err(w)) => assert!(e.to_string().contains(w), "{e}"),
+                (got, want) => panic!("{got:?} where {want:?} was expected"),
+            }
+        }
+    }
 }
