@@ -22,8 +22,12 @@ from pathlib import Path
 
 import pytest
 import yaml
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 
+from certs import Authority
 from conftest import DURABLE_PRODUCER, ROOT, free_port, java_command, kafka_tool, producer_events, read_stored
+from idp import AUDIENCE, ISSUER, SigningKey, TokenEndpoint
 from kube import ControlPlane
 from node import Cluster, Network
 from podsecurity import enforcing_namespace
@@ -55,6 +59,9 @@ def k8s(tmp_path_factory):
                 "--set", "logLevel=info,gregor_operator=debug")
         yield cp
     finally:
+        # Kept beside the API server's logs for a failed run.
+        (work / "operator.log").write_text(operator_log(cp, tail=None) if cp.kubectl(
+            "get", "ns", "gregor-system", check=False).returncode == 0 else "")
         cluster.stop()
         cp.stop()
         net.close()
@@ -78,9 +85,9 @@ def get(cp, kind, name, ns=NS):
     return json.loads(proc.stdout) if proc.returncode == 0 else None
 
 
-def operator_log(cp):
+def operator_log(cp, tail=6000):
     pods = cp.kubectl("get", "pods", "-n", "gregor-system", "-o", "jsonpath={.items[*].metadata.name}").stdout.split()
-    return "\n".join(container_log(cp, "gregor-system", p)[-6000:] for p in pods)
+    return "\n".join(container_log(cp, "gregor-system", p)[-tail if tail else 0:] for p in pods)
 
 
 def container_log(cp, namespace, pod):
@@ -873,7 +880,45 @@ def test_deleting_the_cluster_removes_what_it_owns(k8s):
         "get", "pods", "-n", NS, "-o", "name").stdout.strip() == "", timeout=180, cp=k8s)
 
 
-def test_the_cluster_ca_is_replaced_under_load_without_a_restart(k8s):
+@pytest.fixture(scope="module")
+def own_pki(k8s):
+    """What a company brings to the "rotate" cluster: its own clients CA
+    (the Secret `rotate-clients-ca`), and an identity provider outside the
+    cluster, on the host, that pods reach through the Service `idp`
+    (no selector; an EndpointSlice names the host): its key set served
+    over HTTPS with a certificate of the company's CA (the Secret
+    `idp-ca`), and its token endpoint over HTTP for the clients. A second
+    provider with a key nobody trusts signs tokens too."""
+    clients_ca, idp_ca = Authority("Company clients CA"), Authority("Company IdP CA")
+    ca_key = clients_ca.key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                          serialization.NoEncryption()).decode()
+    store, _, _ = idp_ca.issue("idp", hosts=(f"idp.{NS}.svc", f"idp.{NS}.svc.cluster.local")).write(
+        k8s.dir, "idp")
+    host = k8s.cluster.net.host_ip
+    key = SigningKey("company-1")
+    jwks = TokenEndpoint(key, {}, tls=store, host=host)
+    tokens = TokenEndpoint(key, {"svc-sso": "sso-secret"}, host=host)
+    stranger = TokenEndpoint(SigningKey("company-1"), {"svc-sso": "sso-secret"}, host=host)
+    port = jwks.server.server_address[1]
+    objects = [
+        {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "rotate-clients-ca"},
+         "stringData": {"ca.crt": clients_ca.pem(), "ca.key": ca_key}},
+        {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "idp-ca"},
+         "stringData": {"ca.crt": idp_ca.pem()}},
+        {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "idp"},
+         "spec": {"ports": [{"name": "https", "port": 443, "targetPort": port}]}},
+        {"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+         "metadata": {"name": "idp-host", "labels": {"kubernetes.io/service-name": "idp"}},
+         "addressType": "IPv4", "ports": [{"name": "https", "port": port, "protocol": "TCP"}],
+         "endpoints": [{"addresses": [host]}]},
+    ]
+    k8s.kubectl("apply", "-n", NS, "-f", "-", input="\n---\n".join(json.dumps(o) for o in objects))
+    yield type("OwnPki", (), {"clients_ca": clients_ca, "jwks": jwks, "tokens": tokens, "stranger": stranger})
+    for endpoint in [jwks, tokens, stranger]:
+        endpoint.close()
+
+
+def test_the_cluster_ca_is_replaced_under_load_without_a_restart(k8s, own_pki):
     """A cluster CA valid for 12 minutes and renewed 10 minutes before its
     end: two minutes after the cluster is made, the operator trusts a
     successor next to it, lets the successor sign once every broker trusts
@@ -881,14 +926,23 @@ def test_the_cluster_ca_is_replaced_under_load_without_a_restart(k8s):
     the old CA once every broker serves a certificate of the new one. All
     the while an idempotent acks=all producer writes to a topic replicated
     over the TLS replication listener: nothing it was told is written goes
-    missing, and no broker restarts (each loads the renewed files)."""
+    missing, and no broker restarts (each loads the renewed files). Then
+    the CA's Secret is deleted, and the same happens again. The cluster's
+    clients CA and identity provider are the company's (`own_pki`), used
+    by the next test."""
     manifest = yaml.safe_load((ROOT / "examples" / "kafka-cluster.yaml").read_text())
     manifest["metadata"]["name"] = "rotate"
     spec = manifest["spec"]
-    spec["listeners"] = [l for l in spec["listeners"] if l["type"] == "internal"]
+    spec["listeners"] = [l for l in spec["listeners"] if l["type"] == "internal"] + [
+        {"name": "mtls", "port": 9093, "type": "internal", "tls": True, "authentication": {"type": "tls"}},
+        {"name": "sso", "port": 9094, "type": "internal", "tls": True, "authentication": {
+            "type": "oauth", "jwksEndpointUri": f"https://idp.{NS}.svc/jwks", "validIssuerUri": ISSUER,
+            "validAudience": AUDIENCE,
+            "tlsTrustedCertificates": [{"secretName": "idp-ca", "certificate": "ca.crt"}]}}]
     spec["storage"] = {"type": "ephemeral", "size": "1Gi"}
     spec["resources"]["requests"]["cpu"] = "100m"
     spec["clusterCa"] = {"validity": "12m", "renewBefore": "10m"}
+    spec["clientsCa"] = {"generateCertificateAuthority": False}
     k8s.kubectl("apply", "-n", NS, "-f", "-", input=yaml.dump(manifest))
     wait_condition(k8s, "kafkacluster", "rotate", "Ready", timeout=240)
     bootstrap = ",".join(f"rotate-broker-{i}.rotate-brokers.{NS}.svc:9092" for i in range(3))
@@ -917,6 +971,24 @@ def test_the_cluster_ca_is_replaced_under_load_without_a_restart(k8s):
             ["nothing", "in", "use"]], steps
         issued = [m for _, m in events(k8s, "rotate", "CertificatesIssued")]
         assert any("signed by the new CA" in m for m in issued), issued
+
+        # The CA's Secret deleted under the same load is no reset: a new
+        # CA is trusted next to the old one, signs once every broker trusts
+        # it, and ends up trusted alone.
+        k8s.kubectl("delete", "secret", "rotate-cluster-ca", "-n", NS)
+        wait_for("a new cluster CA", lambda: any("Secret was deleted" in m for m in told()), cp=k8s)
+
+        def pem_text(secret, key):
+            found = get(k8s, "secret", secret)
+            return base64.b64decode(found["data"][key]).decode().strip() if found else None
+
+        wait_for("the new cluster CA to be trusted alone", lambda: pem_text(
+            "rotate-cluster-ca-cert", "ca.crt") == pem_text("rotate-cluster-ca", "ca.crt"), timeout=600, cp=k8s)
+        new_ca = x509.load_pem_x509_certificate(pem_text("rotate-cluster-ca", "ca.crt").encode())
+        for name, pem in get(k8s, "secret", "rotate-broker-certs")["data"].items():
+            leaf = base64.b64decode(pem).decode()
+            leaf = leaf[leaf.index("-----BEGIN CERTIFICATE-----"):]
+            x509.load_pem_x509_certificate(leaf.encode()).verify_directly_issued_by(new_ca)
         wait_condition(k8s, "kafkacluster", "rotate", "Ready")
         before_stop = len(producer_events(acks, "producer_send_success"))
         wait_for("the producer to write after the replacement", lambda: len(
@@ -934,4 +1006,79 @@ def test_the_cluster_ca_is_replaced_under_load_without_a_restart(k8s):
         assert now["status"]["containerStatuses"][0]["restartCount"] == 0, f"broker {i} restarted"
         log = k8s.kubectl("logs", "-n", NS, f"rotate-broker-{i}").stdout
         assert "TLS certificates renewed from disk" in log, f"broker {i} did not reload"
+
+
+def test_a_companys_clients_ca_and_identity_provider_let_its_clients_in(k8s, own_pki):
+    """On the "rotate" cluster, its CA just replaced: the operator signs
+    with the company's clients CA and never writes its Secret; KafkaUser
+    carol's certificate, signed by that CA, writes and reads over the mTLS
+    listener from the pod network. The sso listener takes the company
+    provider's tokens (Kafka's own OAuth login in the console tools): the
+    brokers fetched its key set over HTTPS from inside the cluster,
+    trusting the company's CA from the Secret the listener names; a token
+    signed by another key is refused."""
+    ca_secret = get(k8s, "secret", "rotate-clients-ca")
+    assert not ca_secret["metadata"].get("ownerReferences"), "the operator took over the company's CA Secret"
+    assert base64.b64decode(ca_secret["data"]["ca.crt"]).decode() == own_pki.clients_ca.pem()
+    bundle = base64.b64decode(get(k8s, "secret", "rotate-clients-ca-cert")["data"]["ca.crt"]).decode()
+    assert own_pki.clients_ca.pem().strip() in bundle
+    reported = {c["name"]: c["notAfter"] for c in get(k8s, "kafkacluster", "rotate")["status"]["certificates"]}
+    assert datetime.fromisoformat(reported["clients CA"].replace("Z", "+00:00")) == \
+        own_pki.clients_ca.cert.not_valid_after_utc
+
+    carol = {"apiVersion": "gregor.dev/v1alpha1", "kind": "KafkaUser", "metadata": {"name": "carol"},
+             "spec": {"cluster": "rotate", "authentication": {"type": "tls"}}}
+    k8s.kubectl("apply", "-n", NS, "-f", "-", input=json.dumps(carol))
+    wait_condition(k8s, "kafkauser", "carol", "Ready", timeout=120)
+    certificate = x509.load_pem_x509_certificate(base64.b64decode(get(k8s, "secret", "carol")["data"]["user.crt"]))
+    certificate.verify_directly_issued_by(own_pki.clients_ca.cert)
+    carol_config = secret_file(k8s, "carol", "client.properties", k8s.dir / "carol.properties")
+    mtls = ",".join(f"rotate-broker-{i}.rotate-brokers.{NS}.svc:9093" for i in range(3))
+    in_pods = k8s.cluster.net.client()
+
+    def round_trip(bootstrap, config, topic, jvm=()):
+        """Writes ten values to a new `topic` and reads them back."""
+        topics_tool(k8s, "--create", "--topic", topic, "--partitions", "3", "--replication-factor", "3",
+                    bootstrap=",".join(f"rotate-broker-{i}.rotate-brokers.{NS}.svc:9092" for i in range(3)))
+        values = [f"{topic}-{i}" for i in range(10)]
+        wrote = subprocess.run(
+            in_pods + java_command("kafka-console-producer", "--bootstrap-server", bootstrap, "--topic", topic,
+                                   "--command-config", config, "--producer-property", "acks=all", jvm=jvm),
+            input="\n".join(values) + "\n", capture_output=True, text=True, timeout=120)
+        assert wrote.returncode == 0, wrote.stderr[-3000:]
+        read = subprocess.run(
+            in_pods + java_command("kafka-console-consumer", "--bootstrap-server", bootstrap, "--topic", topic,
+                                   "--command-config", config, "--from-beginning", "--max-messages", len(values),
+                                   "--timeout-ms", 60000, jvm=jvm),
+            capture_output=True, text=True, timeout=120)
+        assert sorted(read.stdout.split()) == sorted(values), read.stderr[-3000:]
+
+    round_trip(mtls, carol_config, "company-mtls")
+
+    trust = secret_file(k8s, "rotate-cluster-ca-cert", "ca.crt", k8s.dir / "rotate-ca.crt")
+    sso = ",".join(f"rotate-broker-{i}.rotate-brokers.{NS}.svc:9094" for i in range(3))
+
+    def sso_config(name, provider):
+        path = k8s.dir / name
+        path.write_text(
+            "security.protocol=SASL_SSL\nssl.truststore.type=PEM\n"
+            f"ssl.truststore.location={trust}\nsasl.mechanism=OAUTHBEARER\n"
+            "sasl.login.callback.handler.class="
+            "org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginCallbackHandler\n"
+            f"sasl.oauthbearer.token.endpoint.url={provider.url}\n"
+            "sasl.jaas.config=org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required "
+            'clientId="svc-sso" clientSecret="sso-secret";\n')
+        return path, [f"-Dorg.apache.kafka.sasl.oauthbearer.allowed.urls={provider.url}"]
+
+    config, jvm = sso_config("sso.properties", own_pki.tokens)
+    round_trip(sso, config, "company-sso", jvm)
+    assert own_pki.jwks.asked_for_keys > 0
+    config, jvm = sso_config("stranger.properties", own_pki.stranger)
+    refused = subprocess.run(in_pods + java_command("kafka-topics", "--bootstrap-server", sso, "--command-config",
+                                                    config, "--list", jvm=jvm),
+                             capture_output=True, text=True, timeout=120)
+    assert refused.returncode != 0 and "SaslAuthenticationException" in refused.stdout + refused.stderr, \
+        refused.stdout[-2000:] + refused.stderr[-2000:]
+
+    k8s.kubectl("delete", "kafkauser", "carol", "-n", NS, "--timeout", "60s")
     k8s.kubectl("delete", "kafkacluster", "rotate", "-n", NS, "--timeout", "60s")

@@ -384,6 +384,7 @@ num.partitions=6
                     valid_issuer_uri: None,
                     valid_audience: None,
                     user_name_claim: None,
+                    tls_trusted_certificates: Vec::new(),
                 })
             },
             true,

@@ -22,10 +22,17 @@ pub fn authority_note(which: Which, plan: &AuthorityPlan, stored: &Stored) -> Op
     let name = which.as_str();
     let until = |info: &CertificateInfo| date(info.not_after);
     if stored.private.is_none() && plan.private.is_some() {
-        return Some(format!(
-            "made the {name} CA, valid until {}",
-            until(plan.signing.info())
-        ));
+        let lost = CertificateInfo::parse_all(&plan.bundle).is_ok_and(|b| b.len() > 1);
+        return Some(match lost {
+            false => format!(
+                "made the {name} CA, valid until {}",
+                until(plan.signing.info())
+            ),
+            true => format!(
+                "the {name} CA's Secret was deleted: made a new {name} CA, valid until {}, trusted next to the old one; certificates move to it once every broker trusts it",
+                until(plan.signing.info())
+            ),
+        });
     }
     match plan.step {
         Step::Introduce => plan.next.as_ref().map(|next| {
@@ -231,7 +238,7 @@ mod tests {
         )
         .expect("plan");
         let leaves =
-            plan_leaves(&clients.signing, LIFE, NOW, &SecretData::new(), &[]).expect("none");
+            plan_leaves(&clients.signing, &[], LIFE, NOW, &SecretData::new(), &[]).expect("none");
         let (listed, warning) = status(
             NOW,
             [

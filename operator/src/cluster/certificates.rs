@@ -216,9 +216,20 @@ pub fn plan_authority(
         )
     };
     let Some(private) = &stored.private else {
+        // None yet, or its Secret was deleted while the brokers trust it:
+        // then the new authority is trusted next to the old ones, which
+        // [`plan_leaves`] keeps in use until every broker trusts the new
+        // one, and which retire as after a renewal.
         let signing = generate()?;
+        let mut trusted = stored
+            .public
+            .as_ref()
+            .and_then(|p| p.get(CA_CERT_KEY))
+            .and_then(|pem| CertificateInfo::parse_all(pem).ok())
+            .unwrap_or_default();
+        trusted.push(signing.info().clone());
         return Ok(AuthorityPlan {
-            bundle: signing.info().pem().to_string(),
+            bundle: trusted.iter().map(CertificateInfo::pem).collect(),
             private: Some(private_data(&signing, None)),
             signing,
             next: None,
@@ -330,6 +341,7 @@ pub struct LeavesPlan {
 /// what it must; files of certificates no longer wanted are dropped.
 pub fn plan_leaves(
     signing: &Authority,
+    held: &[CertificateInfo],
     lifetimes: Lifetimes,
     now: i64,
     current: &SecretData,
@@ -347,8 +359,15 @@ pub fn plan_leaves(
         let existing = current
             .get(&w.key)
             .and_then(|pem| CertificateInfo::parse(pem).ok());
-        let file = match renewal::reissue(now, lifetimes, existing.as_ref(), signing.info(), &names)
-        {
+        // A certificate of a `held` authority stays while it is good by
+        // that authority: the brokers do not trust the signing one yet.
+        let kept = |e: &CertificateInfo| {
+            held.iter()
+                .any(|h| renewal::reissue(now, lifetimes, Some(e), h, &names).is_none())
+        };
+        let why = renewal::reissue(now, lifetimes, existing.as_ref(), signing.info(), &names)
+            .filter(|why| *why != Reissue::Authority || !existing.as_ref().is_some_and(kept));
+        let file = match why {
             None => current[&w.key].clone(),
             Some(why) => {
                 let request = LeafRequest {
@@ -487,6 +506,7 @@ mod tests {
         let first = made.signing.info().clone();
         let brokers = plan_leaves(
             &made.signing,
+            &[],
             LIFE,
             NOW,
             &SecretData::new(),
@@ -540,6 +560,7 @@ mod tests {
             .contains(&first));
         let renewed = plan_leaves(
             &promoted.signing,
+            &[],
             LIFE,
             due + 60,
             &brokers.data,
@@ -554,6 +575,71 @@ mod tests {
         let retired = plan(&stored(&promoted), due + 120, all_seen);
         assert_eq!((retired.step, bundle_len(&retired)), (Step::Retire, 1));
         assert_eq!(retired.signing.info(), &next);
+    }
+
+    #[test]
+    fn a_deleted_authority_secret_is_replaced_without_a_gap_in_trust() {
+        let made = plan(&Stored::default(), NOW, Seen::default());
+        let brokers = plan_leaves(
+            &made.signing,
+            &[],
+            LIFE,
+            NOW,
+            &SecretData::new(),
+            &[leaf(&["b0"])],
+        )
+        .expect("leaves");
+        let old = made.signing.info().clone();
+
+        // The private Secret gone, its trust bundle still mounted: a new
+        // authority is trusted next to the old one, and signs nothing the
+        // brokers hold while they do not all trust it.
+        let lost = Stored {
+            private: None,
+            public: Some(made.public()),
+        };
+        let remade = plan(&lost, NOW + HOUR, Seen::default());
+        assert_eq!(remade.step, Step::Introduce);
+        let bundle = CertificateInfo::parse_all(&remade.bundle).expect("bundle");
+        assert_eq!(bundle, [old.clone(), remade.signing.info().clone()]);
+        let cases = [
+            ("held while untrusted", vec![old.clone()], vec![]),
+            (
+                "renewed once trusted",
+                vec![],
+                vec![("b0.pem".to_string(), Reissue::Authority)],
+            ),
+        ];
+        for (name, held, issued) in cases {
+            let leaves = plan_leaves(
+                &remade.signing,
+                &held,
+                LIFE,
+                NOW + HOUR,
+                &brokers.data,
+                &[leaf(&["b0"])],
+            )
+            .expect("leaves");
+            assert_eq!(leaves.issued, issued, "{name}");
+        }
+        // A held authority's certificate whose names changed is renewed.
+        let renamed = plan_leaves(
+            &remade.signing,
+            &[old],
+            LIFE,
+            NOW + HOUR,
+            &brokers.data,
+            &[leaf(&["b0", "b0.svc"])],
+        )
+        .expect("leaves");
+        assert_eq!(renamed.issued, [("b0.pem".to_string(), Reissue::Authority)]);
+        // Then the old one retires as after a renewal.
+        let all_seen = Seen {
+            next_trusted: true,
+            old_unused: true,
+        };
+        let retired = plan(&stored(&remade), NOW + 2 * HOUR, all_seen);
+        assert_eq!((retired.step, bundle_len(&retired)), (Step::Retire, 1));
     }
 
     #[test]
@@ -696,6 +782,7 @@ mod tests {
         let ca = Authority::generate("ca", NOW, 1000 * HOUR).expect("ca");
         let first = plan_leaves(
             &ca,
+            &[],
             LIFE,
             NOW,
             &SecretData::new(),
@@ -711,6 +798,7 @@ mod tests {
         // The same names in another order: kept as it is.
         let same = plan_leaves(
             &ca,
+            &[],
             LIFE,
             NOW + HOUR,
             &first.data,
@@ -721,6 +809,7 @@ mod tests {
         // A new address: reissued.
         let moved = plan_leaves(
             &ca,
+            &[],
             LIFE,
             NOW + HOUR,
             &first.data,
@@ -731,6 +820,7 @@ mod tests {
         // Due: reissued.
         let due = plan_leaves(
             &ca,
+            &[],
             LIFE,
             NOW + 95 * HOUR,
             &first.data,
@@ -739,7 +829,7 @@ mod tests {
         .expect("leaves");
         assert_eq!(due.issued, [("b0.pem".to_string(), Reissue::Expiring)]);
         // No longer wanted: gone.
-        let gone = plan_leaves(&ca, LIFE, NOW, &first.data, &[]).expect("leaves");
+        let gone = plan_leaves(&ca, &[], LIFE, NOW, &first.data, &[]).expect("leaves");
         assert!(gone.data.is_empty());
     }
 }

@@ -13,6 +13,7 @@ pub mod health;
 pub mod names;
 pub mod network_policy;
 pub mod pdb;
+pub mod provider_trust;
 pub mod reconcile;
 pub mod rollout;
 pub mod scale;

@@ -37,7 +37,7 @@ use super::broker_config::{broker_properties, config_digest, min_insync, Externa
 use super::certificate_report;
 use super::certificates::{
     self, broker_certificates, operator_certificate, plan_authority, plan_leaves, secret_data,
-    Rotating, SecretData, Stored, Which, OPERATOR_KEY,
+    AuthorityPlan, Rotating, SecretData, Stored, Which, OPERATOR_KEY,
 };
 use super::failures::{self, Failure};
 use super::health::{self, Heal};
@@ -46,7 +46,7 @@ use super::rollout::{self, Step};
 use super::scale::{self, ScalePlan};
 use super::status::{self, Seen};
 use super::view::{BrokerPod, KafkaView};
-use super::{configmap, network_policy, pdb, services, statefulset};
+use super::{configmap, network_policy, pdb, provider_trust, services, statefulset};
 
 /// Annotation carrying a broker pod's rack, read by the broker at start.
 const RACK_ANNOTATION: &str = "gregor.dev/rack";
@@ -87,15 +87,20 @@ pub async fn reconcile(kc: Arc<KafkaCluster>, ctx: Arc<Context>) -> Result<Actio
         Err(Error::Certificates(why)) => return pass.report_certificates_unavailable(&why).await,
         Err(e) => return Err(e),
     };
+    let trust = match pass.provider_trust().await {
+        Ok(trust) => trust,
+        Err(Error::Certificates(why)) => return pass.report_certificates_unavailable(&why).await,
+        Err(e) => return Err(e),
+    };
     let tls = &certificates.tls;
     let kafka = pass.ask_brokers(current.as_ref(), running, tls).await;
     let plan = pass.scale(current_replicas, kafka.as_ref(), tls).await?;
     let replicas = plan.statefulset_replicas;
     let pending = pass
-        .apply_config(&owner, controllers, replicas, &external)
+        .apply_config(&owner, controllers, replicas, &external, &trust)
         .await?;
     let sts = pass
-        .apply_statefulset(&owner, controllers, replicas)
+        .apply_statefulset(&owner, controllers, replicas, &trust)
         .await?;
     pass.apply_pdb(&owner).await?;
     pass.apply_network_policy(&owner).await?;
@@ -262,7 +267,7 @@ impl<'a> Pass<'a> {
         let decided = status::blocked(
             "CertificatesUnavailable",
             &why,
-            "provide the certificate authority's Secret",
+            "provide the Secret it names",
         );
         let next = KafkaClusterStatus {
             observed_generation: self.generation,
@@ -402,17 +407,34 @@ impl<'a> Pass<'a> {
         Ok(plan)
     }
 
+    /// The identity providers' trust files of `oauth` listeners, from
+    /// the Secrets their `tlsTrustedCertificates` name.
+    async fn provider_trust(&self) -> Result<BTreeMap<String, String>, Error> {
+        let wanted = provider_trust::wanted(&self.kc.spec);
+        let mut secrets = BTreeMap::new();
+        for (_, certificates) in &wanted {
+            for c in certificates.iter() {
+                if let Some(data) = self.secret(&c.secret_name).await? {
+                    secrets.insert(c.secret_name.clone(), data);
+                }
+            }
+        }
+        provider_trust::files(&wanted, &secrets).map_err(Error::Certificates)
+    }
+
     /// Apply the ConfigMap: every broker that runs or will run gets its
     /// file; one whose external address is not known yet has none and its
-    /// pod waits. Returns those waiting.
+    /// pod waits. The providers' `trust` files go beside them. Returns
+    /// those waiting.
     async fn apply_config(
         &self,
         owner: &OwnerReference,
         controllers: i32,
         replicas: i32,
         external: &ExternalEndpoints,
+        trust: &BTreeMap<String, String>,
     ) -> Result<Vec<i32>, Error> {
-        let mut files = BTreeMap::new();
+        let mut files = trust.clone();
         let mut pending = Vec::new();
         for id in 0..replicas {
             match broker_properties(&self.names, &self.kc.spec, controllers, id, external) {
@@ -435,10 +457,11 @@ impl<'a> Pass<'a> {
         owner: &OwnerReference,
         controllers: i32,
         replicas: i32,
+        trust: &BTreeMap<String, String>,
     ) -> Result<StatefulSet, Error> {
         let spec = &self.kc.spec;
         let image = statefulset::image(spec, &self.ctx.image_repository, &self.ctx.default_version);
-        let digest = config_digest(&self.names, spec, controllers);
+        let digest = provider_trust::digest(config_digest(&self.names, spec, controllers), trust);
         let mut sts = statefulset::statefulset(&self.names, spec, &image, &digest, owner);
         if let Some(spec) = sts.spec.as_mut() {
             spec.replicas = Some(replicas);
@@ -760,9 +783,17 @@ impl<'a> Pass<'a> {
             now,
             seen,
         )?;
+        let held = match cluster_ca.generate_certificate_authority {
+            true => {
+                self.held_authorities(&cluster, &stored_brokers, &stored_operator, running, now)
+                    .await
+            }
+            false => Vec::new(),
+        };
         let wanted = broker_certificates(names, spec, running, external, host_ips);
         let brokers = plan_leaves(
             &cluster.signing,
+            &held,
             cluster_life,
             now,
             &stored_brokers,
@@ -770,6 +801,7 @@ impl<'a> Pass<'a> {
         )?;
         let operator = plan_leaves(
             &cluster.signing,
+            &held,
             cluster_life,
             now,
             &stored_operator,
@@ -911,6 +943,41 @@ impl<'a> Pass<'a> {
                 };
         }
         seen
+    }
+
+    /// The cluster CA's authorities other than the signing one whose
+    /// certificates stay in use for now: all of them while a broker's or
+    /// the operator's certificate is signed by one and some broker does
+    /// not accept a certificate of the signing one yet (after its Secret
+    /// was deleted, the new authority signs before the brokers trust it).
+    /// Probed only then.
+    async fn held_authorities(
+        &self,
+        cluster: &AuthorityPlan,
+        brokers: &SecretData,
+        operator: &SecretData,
+        running: i32,
+        now: i64,
+    ) -> Vec<CertificateInfo> {
+        let others: Vec<CertificateInfo> = CertificateInfo::parse_all(&cluster.bundle)
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|c| c != cluster.signing.info())
+            .collect();
+        let lagging = brokers.values().chain(operator.values()).any(|pem| {
+            CertificateInfo::parse(pem).is_ok_and(|c| others.iter().any(|o| c.signed_by(o)))
+        });
+        if !lagging {
+            return Vec::new();
+        }
+        let trusted = match self.probe_identity(&cluster.signing, now, &cluster.bundle) {
+            Some(tls) => self.all_answer(running, REPLICATION_PORT, &tls).await,
+            None => false,
+        };
+        match trusted {
+            true => Vec::new(),
+            false => others,
+        }
     }
 
     /// The same for the clients CA: its successor is trusted once every

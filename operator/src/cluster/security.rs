@@ -7,6 +7,7 @@
 use crate::crd::cluster::{AuthenticationType, KafkaClusterSpec, Listener};
 
 use super::names::Names;
+use super::provider_trust;
 
 // The Secrets are mounted beside the configuration, not inside it: a
 // mount point cannot be made inside the read-only ConfigMap volume.
@@ -27,8 +28,7 @@ const AUTHORIZER: &str = "org.apache.kafka.metadata.authorizer.StandardAuthorize
 /// Kafka's validator of signed bearer tokens.
 const OAUTH_VALIDATOR: &str =
     "org.apache.kafka.common.security.oauthbearer.OAuthBearerValidatorCallbackHandler";
-const OAUTH_LOGIN: &str =
-    "org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required;";
+const OAUTH_LOGIN: &str = "org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule";
 
 /// Kafka's security protocol of a client listener.
 pub fn protocol(listener: &Listener) -> &'static str {
@@ -122,10 +122,16 @@ pub fn properties(names: &Names, spec: &KafkaClusterSpec, pod: &str) -> Vec<(Str
                     format!("{prefix}.oauthbearer.sasl.server.callback.handler.class"),
                     OAUTH_VALIDATOR.into(),
                 );
-                set(
-                    format!("{prefix}.oauthbearer.sasl.jaas.config"),
-                    OAUTH_LOGIN.into(),
-                );
+                // The provider's certificates, when named, are the JAAS
+                // line's trust store, as Kafka takes them.
+                let login = match auth.tls_trusted_certificates.is_empty() {
+                    true => format!("{OAUTH_LOGIN} required;"),
+                    false => format!(
+                        "{OAUTH_LOGIN} required ssl.truststore.location=\"{}\";",
+                        provider_trust::path(&l.name)
+                    ),
+                };
+                set(format!("{prefix}.oauthbearer.sasl.jaas.config"), login);
                 let oauth = [
                     (
                         "sasl.oauthbearer.jwks.endpoint.url",
@@ -168,4 +174,55 @@ pub fn properties(names: &Names, spec: &KafkaClusterSpec, pod: &str) -> Vec<(Str
         set("super.users".into(), users.join(";"));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn oauth_listener(trusted: serde_json::Value) -> KafkaClusterSpec {
+        serde_json::from_value(serde_json::json!({
+            "replicas": 3,
+            "listeners": [{"name": "sso", "port": 9094, "type": "internal", "tls": true,
+                "authentication": {"type": "oauth", "jwksEndpointUri": "https://idp/jwks",
+                    "validIssuerUri": "https://idp", "tlsTrustedCertificates": trusted}}],
+        }))
+        .expect("spec")
+    }
+
+    #[test]
+    fn an_oauth_listener_trusts_its_providers_certificates_in_the_jaas_line() {
+        let names = Names::new("demo", "kafka");
+        let cases = [
+            (
+                serde_json::json!([]),
+                "org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required;",
+            ),
+            (
+                serde_json::json!([{"secretName": "idp", "certificate": "ca.crt"}]),
+                "org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required ssl.truststore.location=\"/etc/gregor/sso-oauth-trust.pem\";",
+            ),
+        ];
+        for (trusted, jaas) in cases {
+            let props = properties(&names, &oauth_listener(trusted), "demo-broker-0");
+            let get = |key: &str| {
+                props
+                    .iter()
+                    .find(|(k, _)| k == key)
+                    .map(|(_, v)| v.as_str())
+            };
+            assert_eq!(
+                get("listener.name.sso.oauthbearer.sasl.jaas.config"),
+                Some(jaas)
+            );
+            assert_eq!(
+                get("listener.name.sso.sasl.oauthbearer.jwks.endpoint.url"),
+                Some("https://idp/jwks")
+            );
+            assert_eq!(
+                get("listener.name.sso.sasl.oauthbearer.allow.unverified.audience"),
+                Some("true")
+            );
+        }
+    }
 }

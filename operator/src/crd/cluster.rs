@@ -204,6 +204,21 @@ pub struct ListenerAuthentication {
     /// `oauth`: the claim holding the user name. Default: `sub`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user_name_claim: Option<String>,
+    /// `oauth`: certificates (PEM, in Secrets) the brokers trust for the
+    /// identity provider's `https:` endpoint, next to the system's roots.
+    /// A change rolls the brokers.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tls_trusted_certificates: Vec<TrustedCertificate>,
+}
+
+/// A certificate in a Secret of the cluster's namespace.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TrustedCertificate {
+    /// The Secret.
+    pub secret_name: String,
+    /// Its key holding the PEM certificates, e.g. `ca.crt`.
+    pub certificate: String,
 }
 
 /// Authentication mechanisms of a listener.

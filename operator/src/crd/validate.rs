@@ -174,11 +174,23 @@ fn check_authentication(l: &Listener, problems: &mut Vec<String>) {
                 problems.push(format!("{field}.{name}: needed by type oauth"));
             }
         }
+        for (i, t) in auth.tls_trusted_certificates.iter().enumerate() {
+            if t.secret_name.trim().is_empty() || t.certificate.trim().is_empty() {
+                problems.push(format!(
+                    "{field}.tlsTrustedCertificates[{i}]: needs secretName and certificate (the Secret's key)"
+                ));
+            }
+        }
     } else {
         for (name, value) in oauth_fields {
             if value.is_some() {
                 problems.push(format!("{field}.{name}: only type oauth takes it"));
             }
+        }
+        if !auth.tls_trusted_certificates.is_empty() {
+            problems.push(format!(
+                "{field}.tlsTrustedCertificates: only type oauth takes it"
+            ));
         }
     }
 }
@@ -273,7 +285,7 @@ pub fn config_value(value: &serde_json::Value) -> String {
 mod tests {
     use super::*;
     use crate::crd::cluster::{
-        Authorization, AuthorizationType, ListenerAuthentication, ListenerType,
+        Authorization, AuthorizationType, ListenerAuthentication, ListenerType, TrustedCertificate,
     };
 
     fn spec(replicas: i32) -> KafkaClusterSpec {
@@ -303,6 +315,7 @@ mod tests {
                 valid_issuer_uri: None,
                 valid_audience: None,
                 user_name_claim: None,
+                tls_trusted_certificates: Vec::new(),
             }),
             ..listener("secure", 9093)
         }
@@ -429,6 +442,38 @@ mod tests {
                 },
                 recorded: None,
                 problem: Some("userNameClaim: only type oauth takes it"),
+            },
+            Case {
+                name: "a provider's certificate without its key",
+                change: |s| {
+                    let mut l = authenticated(AuthenticationType::Oauth, true);
+                    if let Some(a) = l.authentication.as_mut() {
+                        a.jwks_endpoint_uri = Some("https://idp/jwks".into());
+                        a.valid_issuer_uri = Some("https://idp".into());
+                        a.tls_trusted_certificates.push(TrustedCertificate {
+                            secret_name: "idp-ca".into(),
+                            certificate: "".into(),
+                        });
+                    }
+                    s.listeners.push(l)
+                },
+                recorded: None,
+                problem: Some("tlsTrustedCertificates[0]: needs secretName and certificate"),
+            },
+            Case {
+                name: "a provider's certificate on SCRAM",
+                change: |s| {
+                    let mut l = authenticated(AuthenticationType::ScramSha512, true);
+                    if let Some(a) = l.authentication.as_mut() {
+                        a.tls_trusted_certificates.push(TrustedCertificate {
+                            secret_name: "idp-ca".into(),
+                            certificate: "ca.crt".into(),
+                        });
+                    }
+                    s.listeners.push(l)
+                },
+                recorded: None,
+                problem: Some("tlsTrustedCertificates: only type oauth takes it"),
             },
             Case {
                 name: "the authorizer in config",
