@@ -16,6 +16,7 @@ import signal
 import socket
 import ssl
 import subprocess
+import sys
 import time
 from datetime import datetime
 from pathlib import Path
@@ -83,6 +84,31 @@ def wait_for(what, check, timeout=120, cp=None):
 def get(cp, kind, name, ns=NS):
     proc = cp.kubectl("get", kind, name, "-n", ns, "-o", "json", "--show-managed-fields", check=False)
     return json.loads(proc.stdout) if proc.returncode == 0 else None
+
+
+def operator_pods(cp):
+    return json.loads(cp.kubectl("get", "pods", "-n", "gregor-system", "-l", "app.kubernetes.io/name=gregor-operator",
+                                 "-o", "json").stdout)["items"]
+
+
+def lease_holder(cp):
+    lease = cp.kubectl("get", "lease", "gregor-operator", "-n", "gregor-system", "-o", "json", check=False)
+    return json.loads(lease.stdout)["spec"].get("holderIdentity") if lease.returncode == 0 else None
+
+
+def metric(cp, pod, name):
+    """The value of metric `name` (no labels) that operator pod `pod`
+    serves, read from the pod network."""
+    # A pod that just took the lease may not have its address in status yet.
+    ip = wait_for(f"{pod}'s address", lambda: cp.kubectl(
+        "get", "pod", "-n", "gregor-system", pod, "-o", "jsonpath={.status.podIP}").stdout, cp=cp)
+
+    def scraped():
+        return subprocess.run(cp.cluster.net.client() + [
+            sys.executable, "-c", f"import urllib.request; print(urllib.request.urlopen('http://{ip}:8080/metrics',"
+                                  " timeout=10).read().decode())"], capture_output=True, text=True).stdout
+    text = wait_for(f"{pod}'s metrics", scraped, timeout=30, cp=cp)
+    return next(float(line.split()[1]) for line in text.splitlines() if line.split(" ")[0] == name)
 
 
 def operator_log(cp, tail=6000):
@@ -180,16 +206,28 @@ def test_chart_installs_the_operator_and_its_crds(k8s):
     assert "customresourcedefinition.apiextensions.k8s.io/kafkaclusters.gregor.dev" in crds
     assert "customresourcedefinition.apiextensions.k8s.io/kafkatopics.gregor.dev" in crds
     assert "customresourcedefinition.apiextensions.k8s.io/kafkausers.gregor.dev" in crds
-    wait_for("the operator pod to be ready", lambda: k8s.kubectl(
+    wait_for("both operator pods to be ready", lambda: k8s.kubectl(
         "get", "pods", "-n", "gregor-system", "-l", "app.kubernetes.io/name=gregor-operator",
-        "-o", "jsonpath={.items[*].status.conditions[?(@.type=='Ready')].status}").stdout == "True",
+        "-o", "jsonpath={.items[*].status.conditions[?(@.type=='Ready')].status}").stdout == "True True",
         cp=k8s)
     # The chart's default image, found on the node (no registry here), runs
     # under "restricted" with a read-only root, and stays up.
-    operator = json.loads(k8s.kubectl("get", "pods", "-n", "gregor-system", "-l",
-                                      "app.kubernetes.io/name=gregor-operator", "-o", "json").stdout)["items"][0]
-    assert operator["spec"]["containers"][0]["image"] == OPERATOR_IMAGE
-    assert operator["status"]["containerStatuses"][0]["restartCount"] == 0, operator["status"]
+    for operator in operator_pods(k8s):
+        assert operator["spec"]["containers"][0]["image"] == OPERATOR_IMAGE
+        assert operator["status"]["containerStatuses"][0]["restartCount"] == 0, operator["status"]
+    # One replica holds the lease and acts; when its pod goes, another
+    # (the standby, or the pod replacing the leader's) takes over, and the
+    # tests after this one run under it.
+    leader = wait_for("a replica to hold the lease", lambda: lease_holder(k8s), cp=k8s)
+    assert metric(k8s, leader, "gregor_operator_leader") == 1
+    [standby] = [p["metadata"]["name"] for p in operator_pods(k8s) if p["metadata"]["name"] != leader]
+    assert metric(k8s, standby, "gregor_operator_leader") == 0
+    k8s.kubectl("delete", "pod", "-n", "gregor-system", leader, "--wait=false")
+    gone = time.monotonic()
+    successor = wait_for("another replica to take the lease",
+                         lambda: (lease_holder(k8s) or leader) != leader and lease_holder(k8s), cp=k8s)
+    print(f"\noperator leadership moved in {time.monotonic() - gone:.0f} s")
+    assert metric(k8s, successor, "gregor_operator_leader") == 1
     # Watching listed namespaces only: Roles there, nothing cluster-wide
     # but reading nodes.
     rendered = k8s.helm("template", "g", ROOT / "charts" / "gregor-operator", "--kube-version", "1.34.4",
@@ -490,12 +528,21 @@ def test_topics_follow_their_resources(k8s):
                              f"events: {events(k8s, 'orders')}\n{operator_log(k8s)}") from None
     wait_condition(k8s, "kafkatopic", "orders", "Ready")
 
+    # A change made while the topic is paused waits for the pause to end.
+    k8s.kubectl("patch", "kafkatopic", "orders", "-n", NS, "--type", "merge", "-p", json.dumps(
+        {"metadata": {"annotations": {"gregor.dev/pause-reconciliation": "true"}}, "spec": {"partitions": 10}}))
+    wait_condition(k8s, "kafkatopic", "orders", "Ready", "False", "ReconciliationPaused")
+    assert "PartitionCount: 8" in topics_tool(k8s, "--describe", "--topic", "orders").stdout
+    k8s.kubectl("annotate", "kafkatopic", "orders", "-n", NS, "gregor.dev/pause-reconciliation-")
+    wait_for("the change made while paused", lambda: "PartitionCount: 10" in topics_tool(
+        k8s, "--describe", "--topic", "orders").stdout, cp=k8s)
+
     # Fewer partitions cannot be done: refused in status, nothing lost.
     k8s.kubectl("patch", "kafkatopic", "orders", "-n", NS, "--type", "merge",
                 "-p", json.dumps({"spec": {"partitions": 4}}))
     refused = wait_condition(k8s, "kafkatopic", "orders", "Ready", "False", "Refused")
     assert "cannot remove partitions" in refused["message"]
-    assert "PartitionCount: 8" in topics_tool(k8s, "--describe", "--topic", "orders").stdout
+    assert "PartitionCount: 10" in topics_tool(k8s, "--describe", "--topic", "orders").stdout
 
     k8s.kubectl("delete", "kafkatopic", "orders", "-n", NS, "--timeout", "60s")
     listed = topics_tool(k8s, "--list").stdout.split()
@@ -534,11 +581,23 @@ def test_spec_change_rolls_brokers_one_at_a_time(k8s):
             listener["authentication"] = {"type": "scram-sha-512"}
     listeners.append({"name": "mtls", "port": 9093, "type": "internal", "tls": True,
                       "authentication": {"type": "tls"}})
+    # And more storage, which the test nodes' StorageClass (static local
+    # volumes) cannot give: refused in status, the rest applied.
+    # The change arrives paused: nothing moves until the pause is lifted.
+    revision = get(k8s, "statefulset", "demo-broker")["metadata"]["generation"]
     k8s.kubectl("patch", "kafkacluster", "demo", "-n", NS, "--type", "merge",
-                "-p", json.dumps({"spec": {"config": {"log.retention.hours": 72},
+                "-p", json.dumps({"metadata": {"annotations": {"gregor.dev/pause-reconciliation": "true"}},
+                                  "spec": {"config": {"log.retention.hours": 72},
                                            "rack": {"topologyKey": "topology.kubernetes.io/zone"},
                                            "listeners": listeners,
+                                           "storage": {"size": "40Gi"},
                                            "authorization": {"type": "simple", "superUsers": ["ANONYMOUS"]}}}))
+    wait_condition(k8s, "kafkacluster", "demo", "ReconciliationPaused")
+    paused = get(k8s, "kafkacluster", "demo")
+    assert paused["status"]["observedGeneration"] < paused["metadata"]["generation"]
+    assert get(k8s, "statefulset", "demo-broker")["metadata"]["generation"] == revision
+    assert all(get(k8s, "pod", f"demo-broker-{i}")["metadata"]["uid"] == before[i] for i in range(3))
+    k8s.kubectl("annotate", "kafkacluster", "demo", "-n", NS, "gregor.dev/pause-reconciliation-")
     # Watch the pods until every broker runs the new spec: never two
     # brokers down at once.
     deadline = time.monotonic() + 300
@@ -568,6 +627,15 @@ def test_spec_change_rolls_brokers_one_at_a_time(k8s):
     assert {i: get(k8s, "pod", f"demo-broker-{i}")["metadata"]["annotations"]["gregor.dev/rack"]
             for i in range(3)} == zones
     assert describe_cluster(k8s)[1] == zones
+    # The claims could not grow: said, and the template left as it was;
+    # back at the old size, the cluster is Ready again.
+    refused = wait_condition(k8s, "kafkacluster", "demo", "Degraded", reason="ApplyFailed")
+    assert "40Gi on claim data-demo-broker-0" in refused["message"], refused
+    assert any("40Gi on claim" in m for _, m in events(k8s, "demo", "ApplyFailed"))
+    claims = get(k8s, "statefulset", "demo-broker")["spec"]["volumeClaimTemplates"]
+    assert claims[0]["spec"]["resources"]["requests"]["storage"] == "20Gi"
+    k8s.kubectl("patch", "kafkacluster", "demo", "-n", NS, "--type", "merge",
+                "-p", json.dumps({"spec": {"storage": {"size": "20Gi"}}}))
     wait_condition(k8s, "kafkacluster", "demo", "Ready")
     described = topics_tool(k8s, "--describe", "--topic", "roll").stdout
     assert described.count("Isr: ") == 3, described
@@ -783,7 +851,8 @@ def small_cluster(name, spec):
 def test_brokers_run_under_an_assigned_user_and_a_read_only_root(k8s):
     """The broker runs as its image's user, with a read-only root and its
     data owned by the pod's fsGroup; a cluster whose template assigns
-    other ids, as OpenShift does, works just as well."""
+    other ids, as OpenShift does, works just as well (and is restarted by
+    hand through the roller)."""
     node, container_id = k8s.cluster.node_of(NS, "demo-broker-0")
     pid = node.task_pid(container_id)
     status = Path(f"/proc/{pid}/status").read_text()
@@ -797,6 +866,17 @@ def test_brokers_run_under_an_assigned_user_and_a_read_only_root(k8s):
     k8s.kubectl("apply", "-f", "-", input=json.dumps(small_cluster("assigned", {"template": {
         "securityContext": {"runAsNonRoot": True, "runAsUser": uid, "fsGroup": uid,
                             "seccompProfile": {"type": "RuntimeDefault"}}}})))
+    wait_condition(k8s, "kafkacluster", "assigned", "Ready", timeout=180)
+    # A restart asked for by hand goes through the roller, and the
+    # annotation asking for it goes.
+    first = get(k8s, "pod", "assigned-broker-0")["metadata"]["uid"]
+    k8s.kubectl("annotate", "kafkacluster", "assigned", "-n", NS, "gregor.dev/manual-rolling-update=true")
+    wait_for("the broker to be restarted", lambda: (get(k8s, "pod", "assigned-broker-0") or {}).get(
+        "metadata", {}).get("uid") not in (None, first), cp=k8s)
+    restarted = [m for _, m in events(k8s, "assigned", "RollingRestart")]
+    assert any("was asked to restart (gregor.dev/manual-rolling-update)" in m for m in restarted), restarted
+    assert "gregor.dev/manual-rolling-update" not in get(k8s, "kafkacluster", "assigned")["metadata"].get(
+        "annotations", {})
     wait_condition(k8s, "kafkacluster", "assigned", "Ready", timeout=180)
     node, container_id = k8s.cluster.node_of(NS, "assigned-broker-0")
     assert f"\nUid:\t{uid}\t" in Path(f"/proc/{node.task_pid(container_id)}/status").read_text()

@@ -57,7 +57,7 @@ def operator(cp):
     credentials, watching the restricted namespace; returns its log."""
     path = cp.dir / "gregor-operator.log"
     log = open(path, "w")
-    proc = subprocess.Popen([str(OPERATOR_BIN), "--namespace", NS],
+    proc = subprocess.Popen([str(OPERATOR_BIN), "--namespace", NS, "--http-address", "127.0.0.1:0"],
                             env={**os.environ, "KUBECONFIG": str(cp.kubeconfig), "RUST_LOG": "info"},
                             stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
@@ -135,8 +135,8 @@ def test_the_chart_renders_offline_and_installs_against_the_live_api_server(cp):
     # no Pod Security warning about the Deployment.
     text = helm_offline(cp, "template", "gregor", CHART, "--namespace", NS)
     assert sorted(d["kind"] for d in yaml.safe_load_all(text) if d) == [
-        "ClusterRole", "ClusterRole", "ClusterRoleBinding", "ClusterRoleBinding", "Deployment",
-        "ServiceAccount"], text
+        "ClusterRole", "ClusterRole", "ClusterRoleBinding", "ClusterRoleBinding", "Deployment", "Role",
+        "RoleBinding", "ServiceAccount"], text
     applied = cp.kubectl("apply", "--dry-run=server", "-f", "-", input=text)
     assert "deployment.apps/gregor created (server dry run)" in applied.stdout, applied.stdout
     assert "PodSecurity" not in applied.stderr, applied.stderr

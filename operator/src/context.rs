@@ -2,7 +2,7 @@
 //! the operator's settings, the healing memory and which failures were told.
 
 use std::collections::BTreeMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
@@ -10,6 +10,7 @@ use kube::{Client, Resource};
 
 use crate::cluster::failures::Told;
 use crate::cluster::health::{Thresholds, Troubles};
+use crate::metrics::Metrics;
 
 /// Shared state of the controllers.
 pub struct Context {
@@ -29,6 +30,8 @@ pub struct Context {
     pub told: Mutex<BTreeMap<String, Told>>,
     /// Start of the operator's clock for troubles.
     pub started: Instant,
+    /// The operator's own metrics.
+    pub metrics: Arc<Metrics>,
 }
 
 impl Context {

@@ -7,7 +7,7 @@ use crate::admin::AdminError;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The Kubernetes API refused or failed a request.
-    #[error("Kubernetes API: {0}")]
+    #[error("{}", kube_message(.0))]
     Kube(#[from] kube::Error),
     /// The Kafka cluster refused or failed an admin request.
     #[error("Kafka admin: {0}")]
@@ -27,6 +27,15 @@ pub enum Error {
     /// A user's password cannot be found or made.
     #[error("password: {0}")]
     Password(String),
+}
+
+/// What the API server said, as it said it, for a refusal; the client's
+/// own account otherwise.
+fn kube_message(e: &kube::Error) -> String {
+    match e {
+        kube::Error::Api(status) => format!("{} (HTTP {})", status.message, status.code),
+        other => format!("Kubernetes API: {other}"),
+    }
 }
 
 impl From<crate::pki::PkiError> for Error {

@@ -126,6 +126,20 @@ impl Call {
         Self::new(Method::POST, uri.into(), body, Answer::Echo)
     }
 
+    /// The same request, refused by the API server with `code` and
+    /// `message` (a Kubernetes `Status`).
+    pub fn refused(self, code: u16, reason: &str, message: &str) -> Self {
+        let status = json!({
+            "kind": "Status", "apiVersion": "v1", "metadata": {},
+            "status": "Failure", "reason": reason, "code": code, "message": message,
+        });
+        let code = StatusCode::from_u16(code).expect("an HTTP status");
+        Self {
+            answer: Answer::Json(code, status),
+            ..self
+        }
+    }
+
     /// Checks the body with `check` too, which panics on what is wrong.
     pub fn check(mut self, check: impl Fn(&Value) + Send + 'static) -> Self {
         self.checks.push(Box::new(check));

@@ -297,6 +297,7 @@ mod tests {
             ready: false,
             terminating: false,
             revision: Some("r".into()),
+            restart_asked: false,
             facts,
         }
     }

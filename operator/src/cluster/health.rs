@@ -174,6 +174,7 @@ mod tests {
                 id: i as i32,
                 ready: *r,
                 revision: Some("r".into()),
+                restart_asked: false,
                 ..Default::default()
             })
             .collect()

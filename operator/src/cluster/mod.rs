@@ -21,4 +21,6 @@ pub mod security;
 pub mod services;
 pub mod statefulset;
 pub mod status;
+pub mod storage;
+pub mod trouble;
 pub mod view;

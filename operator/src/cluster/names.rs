@@ -40,6 +40,12 @@ impl Names {
         format!("{}-{id}", self.statefulset())
     }
 
+    /// The claim of broker `id`'s data volume, as the StatefulSet
+    /// controller names it after the claim template `data`.
+    pub fn data_claim(&self, id: i32) -> String {
+        format!("data-{}", self.pod(id))
+    }
+
     /// The headless Service giving each pod a DNS name.
     pub fn headless(&self) -> String {
         format!("{}-brokers", self.cluster)

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::StatefulSet;
-use k8s_openapi::api::core::v1::{ConfigMap, Node, Pod, Secret, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, Node, PersistentVolumeClaim, Pod, Secret, Service};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
@@ -20,12 +20,13 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::admin::Admin;
-use crate::conditions::conditions;
+use crate::conditions::{conditions, Decided};
 use crate::context::Context;
 use crate::crd::cluster::{AuthenticationType, CertificateStatus, ListenerStatus};
 use crate::crd::validate::{default_controllers, lifetimes, REPLICATION_PORT};
 use crate::crd::{validate_cluster, Invalid, KafkaCluster, KafkaClusterStatus};
 use crate::error::Error;
+use crate::pause;
 use crate::pki::authority::Authority;
 use crate::pki::certificate::CertificateInfo;
 use crate::pki::{self, renewal};
@@ -45,7 +46,9 @@ use super::names::{Names, CLUSTER_LABEL, FIELD_MANAGER};
 use super::rollout::{self, Step};
 use super::scale::{self, ScalePlan};
 use super::status::{self, Seen};
-use super::view::{BrokerPod, KafkaView};
+use super::storage::{self, ClaimChange};
+use super::trouble::Trouble;
+use super::view::{self, BrokerPod, KafkaView, MANUAL_RESTART};
 use super::{configmap, network_policy, pdb, provider_trust, services, statefulset};
 
 /// Annotation carrying a broker pod's rack, read by the broker at start.
@@ -64,6 +67,9 @@ const INVALID_INTERVAL: Duration = Duration::from_secs(300);
 /// Reconciles one `KafkaCluster`: the steps below, in order.
 pub async fn reconcile(kc: Arc<KafkaCluster>, ctx: Arc<Context>) -> Result<Action, Error> {
     let pass = Pass::new(&kc, &ctx)?;
+    if pause::is_paused(kc.as_ref()) {
+        return pass.report_paused().await;
+    }
     let controllers = match pass.validate() {
         Ok(controllers) => controllers,
         Err(invalid) => return pass.report_invalid(&invalid).await,
@@ -71,13 +77,22 @@ pub async fn reconcile(kc: Arc<KafkaCluster>, ctx: Arc<Context>) -> Result<Actio
     let owner = kc.controller_owner_ref(&()).ok_or(Error::Missing("uid"))?;
     pass.announce_generation().await;
 
-    // The objects the cluster becomes, sized by scaling.
+    // The objects the cluster becomes, sized by scaling. A step the API
+    // server refuses is noted and the pass goes on with what does not
+    // depend on it; reading failures end the pass (the API is away).
+    let mut trouble = Trouble::default();
     let current = pass.current_statefulset().await?;
     let current_replicas = replicas_of(current.as_ref());
     // Brokers being drained before a scale-down still run and need theirs.
     let running = current_replicas.max(kc.spec.replicas);
-    let external = pass.apply_services(&owner, running).await?;
-    let pods = pass.observe_pods().await?;
+    let external = match pass.apply_services(&owner, running).await {
+        Ok(external) => external,
+        Err(e) => {
+            trouble.note("the Services", &e);
+            pass.existing_endpoints(running).await?
+        }
+    };
+    let pods = pass.observe_pods(&mut trouble).await?;
     let certificates = match pass
         .apply_certificates(&owner, running, &external, &pods.host_ips)
         .await
@@ -85,7 +100,10 @@ pub async fn reconcile(kc: Arc<KafkaCluster>, ctx: Arc<Context>) -> Result<Actio
         Ok(certificates) => certificates,
         // The user's CA Secret missing or unreadable: said in status.
         Err(Error::Certificates(why)) => return pass.report_certificates_unavailable(&why).await,
-        Err(e) => return Err(e),
+        Err(e) => {
+            let why = format!("their Secrets cannot be written: {e}");
+            return pass.report_certificates_unavailable(&why).await;
+        }
     };
     let trust = match pass.provider_trust().await {
         Ok(trust) => trust,
@@ -94,31 +112,80 @@ pub async fn reconcile(kc: Arc<KafkaCluster>, ctx: Arc<Context>) -> Result<Actio
     };
     let tls = &certificates.tls;
     let kafka = pass.ask_brokers(current.as_ref(), running, tls).await;
-    let plan = pass.scale(current_replicas, kafka.as_ref(), tls).await?;
+    let plan = pass
+        .scale(current_replicas, kafka.as_ref(), tls, &mut trouble)
+        .await;
     let replicas = plan.statefulset_replicas;
-    let pending = pass
+    // Pods are not rolled onto a configuration that was not written.
+    let (pending, sts) = match pass
         .apply_config(&owner, controllers, replicas, &external, &trust)
-        .await?;
-    let sts = pass
-        .apply_statefulset(&owner, controllers, replicas, &trust)
-        .await?;
-    pass.apply_pdb(&owner).await?;
-    pass.apply_network_policy(&owner).await?;
+        .await
+    {
+        Ok(pending) => {
+            let applied = pass
+                .apply_statefulset(
+                    &owner,
+                    controllers,
+                    replicas,
+                    &trust,
+                    current.as_ref(),
+                    &mut trouble,
+                )
+                .await;
+            let sts = match applied {
+                Ok(sts) => sts,
+                Err(e) => {
+                    trouble.note("the StatefulSet", &e);
+                    current
+                }
+            };
+            (pending, sts)
+        }
+        Err(e) => {
+            trouble.note("the ConfigMap", &e);
+            (Vec::new(), current)
+        }
+    };
+    if let Err(e) = pass.apply_pdb(&owner).await {
+        trouble.note("the PodDisruptionBudget", &e);
+    }
+    if let Err(e) = pass.apply_network_policy(&owner).await {
+        trouble.note("the NetworkPolicy", &e);
+    }
 
     // The running cluster: failures told, one restart at most.
     let failing = failures::failures(&pods.brokers);
     pass.tell_failures(&failing).await?;
     // The rollout first, healing when it is done.
-    let step = pass
-        .roll(&sts, replicas, &pods.brokers, kafka.as_ref(), controllers)
-        .await?;
+    let step = match &sts {
+        Some(sts) => {
+            pass.roll(
+                sts,
+                replicas,
+                &pods.brokers,
+                kafka.as_ref(),
+                controllers,
+                &mut trouble,
+            )
+            .await
+        }
+        None => Step::Wait("the StatefulSet is not created yet".into()),
+    };
     let healing = match (&step, &kafka) {
-        (Step::Done, Some(kafka)) => pass.heal(&pods.brokers, kafka, replicas, tls).await?,
+        (Step::Done, Some(kafka)) => {
+            pass.heal(&pods.brokers, kafka, replicas, tls, &mut trouble)
+                .await?
+        }
         _ => None,
     };
 
     // What the pass saw and did, in status.
+    let growing = match storage::resized(sts.as_ref(), &kc.spec.storage.size) {
+        true => pass.growing_claims(replicas).await?,
+        false => None,
+    };
     let failing = failures::summary(&failing);
+    let trouble = trouble.message();
     let seen = Seen {
         want: kc.spec.replicas,
         ready: pods.ready(replicas),
@@ -128,6 +195,8 @@ pub async fn reconcile(kc: Arc<KafkaCluster>, ctx: Arc<Context>) -> Result<Actio
         kafka: kafka.as_ref(),
         healing: healing.as_deref(),
         failing: failing.as_ref().map(|(r, m)| (*r, m.as_str())),
+        trouble: trouble.as_deref(),
+        growing: growing.as_deref(),
     };
     let listeners = bootstrap_status(&pass.names, &kc.spec, &external, &pods.host_ips);
     pass.report_status(&seen, controllers, listeners, certificates)
@@ -250,20 +319,55 @@ impl<'a> Pass<'a> {
         Ok(Action::requeue(INVALID_INTERVAL))
     }
 
+    /// Report the pause (see `pause`): the condition added to those the
+    /// last pass reported, which stay as they were.
+    async fn report_paused(&self) -> Result<Action, Error> {
+        let previous = &self.status.conditions;
+        if !previous
+            .iter()
+            .any(|c| c.type_ == pause::REASON && c.status == "True")
+        {
+            self.ctx
+                .event(self.kc, false, pause::REASON, pause::message())
+                .await;
+        }
+        let decided = Decided::new(pause::REASON, true, pause::REASON, pause::message());
+        let mut kept: Vec<_> = previous
+            .iter()
+            .filter(|c| c.type_ != pause::REASON)
+            .cloned()
+            .collect();
+        kept.extend(conditions(vec![decided], previous, self.generation));
+        let next = KafkaClusterStatus {
+            conditions: kept,
+            ..self.status.clone()
+        };
+        if next != self.status {
+            self.patch_status(&next).await?;
+        }
+        Ok(Action::requeue(INVALID_INTERVAL))
+    }
+
+    /// A Warning event `reason` saying `message`, unless the `Degraded`
+    /// condition says it already (it was told when it began).
+    async fn warn_once(&self, reason: &str, message: &str) {
+        let told = self
+            .status
+            .conditions
+            .iter()
+            .any(|c| c.type_ == "Degraded" && c.message == message);
+        if !told {
+            self.ctx
+                .event(self.kc, true, reason, message.to_string())
+                .await;
+        }
+    }
+
     /// Report certificates that cannot be made or read (`why`); the
     /// brokers are left as they are.
     async fn report_certificates_unavailable(&self, why: &str) -> Result<Action, Error> {
         let why = format!("certificates: {why}");
-        let reported = self
-            .status
-            .conditions
-            .iter()
-            .any(|c| c.type_ == "Degraded" && c.message == why);
-        if !reported {
-            self.ctx
-                .event(self.kc, true, "CertificatesUnavailable", why.clone())
-                .await;
-        }
+        self.warn_once("CertificatesUnavailable", &why).await;
         let decided = status::blocked(
             "CertificatesUnavailable",
             &why,
@@ -326,6 +430,26 @@ impl<'a> Pass<'a> {
         ))
     }
 
+    /// The external addresses the cluster's Services give as they are
+    /// (when applying them failed).
+    async fn existing_endpoints(&self, running: i32) -> Result<ExternalEndpoints, Error> {
+        let label = format!("{CLUSTER_LABEL}={}", self.names.cluster);
+        let found: BTreeMap<String, Service> = self
+            .api::<Service>()
+            .list(&ListParams::default().labels(&label))
+            .await?
+            .items
+            .into_iter()
+            .map(|svc| (svc.name_any(), svc))
+            .collect();
+        Ok(external_endpoints(
+            &self.names,
+            &self.kc.spec,
+            running,
+            &found,
+        ))
+    }
+
     /// Deletes the cluster's Services that the spec no longer asks for (a
     /// listener removed, a broker gone after scale-down).
     async fn prune_services(
@@ -379,18 +503,27 @@ impl<'a> Pass<'a> {
         current_replicas: i32,
         kafka: Option<&KafkaView>,
         tls: &Arc<ClientConfig>,
-    ) -> Result<ScalePlan, Error> {
+        trouble: &mut Trouble,
+    ) -> ScalePlan {
         let plan = scale::plan(self.kc.spec.replicas, current_replicas, kafka);
         if plan.moves.is_empty() {
-            return Ok(plan);
+            return plan;
         }
         let moves: Vec<(String, i32, Vec<i32>)> = plan
             .moves
             .iter()
             .map(|m| (m.topic.clone(), m.partition, m.replicas.clone()))
             .collect();
-        let mut admin = Admin::connect(&self.names.admin_bootstrap(current_replicas), tls).await?;
-        admin.reassign(&moves).await?;
+        let reassigned = async {
+            let mut admin =
+                Admin::connect(&self.names.admin_bootstrap(current_replicas), tls).await?;
+            admin.reassign(&moves).await
+        };
+        if let Err(e) = reassigned.await {
+            // The brokers that go keep running until their replicas moved.
+            trouble.note("the reassignments draining brokers", &e);
+            return plan;
+        }
         let list: Vec<String> = plan
             .moves
             .iter()
@@ -404,7 +537,7 @@ impl<'a> Pass<'a> {
                 format!("moving {}", list.join(", ")),
             )
             .await;
-        Ok(plan)
+        plan
     }
 
     /// The identity providers' trust files of `oauth` listeners, from
@@ -450,15 +583,19 @@ impl<'a> Pass<'a> {
     }
 
     /// Apply the StatefulSet with `replicas` pods, its pod template
-    /// carrying the digest of the brokers' configuration; returns it as the
-    /// API server has it, status included.
+    /// carrying the digest of the brokers' configuration, and its claim
+    /// template as `current` has it (see `storage`); returns it as the API
+    /// server has it, status included (`current` when a storage type
+    /// change keeps it from being applied).
     async fn apply_statefulset(
         &self,
         owner: &OwnerReference,
         controllers: i32,
         replicas: i32,
         trust: &BTreeMap<String, String>,
-    ) -> Result<StatefulSet, Error> {
+        current: Option<&StatefulSet>,
+        trouble: &mut Trouble,
+    ) -> Result<Option<StatefulSet>, Error> {
         let spec = &self.kc.spec;
         let image = statefulset::image(spec, &self.ctx.image_repository, &self.ctx.default_version);
         let digest = provider_trust::digest(config_digest(&self.names, spec, controllers), trust);
@@ -466,7 +603,87 @@ impl<'a> Pass<'a> {
         if let Some(spec) = sts.spec.as_mut() {
             spec.replicas = Some(replicas);
         }
-        apply(&self.api::<StatefulSet>(), &sts).await
+        let change = storage::decide(current, &sts);
+        if change != ClaimChange::Same {
+            if let (Some(spec), Some(current)) =
+                (sts.spec.as_mut(), current.and_then(|c| c.spec.as_ref()))
+            {
+                spec.volume_claim_templates = current.volume_claim_templates.clone();
+            }
+        }
+        match change {
+            ClaimChange::Same => {}
+            ClaimChange::Expand { size } => self.expand_claims(replicas, &size, trouble).await?,
+            ClaimChange::Refused(why) => trouble.note("the storage change", &why),
+            ClaimChange::TypeChanged(why) => {
+                trouble.note("the storage change", &why);
+                return Ok(current.cloned());
+            }
+        }
+        Ok(Some(apply(&self.api::<StatefulSet>(), &sts).await?))
+    }
+
+    /// The claims of brokers `0..replicas` whose volumes are smaller than
+    /// they ask for (being expanded), said for status; `None` when none.
+    async fn growing_claims(&self, replicas: i32) -> Result<Option<String>, Error> {
+        let api = self.api::<PersistentVolumeClaim>();
+        let mut growing = Vec::new();
+        for id in 0..replicas {
+            let name = self.names.data_claim(id);
+            if let Some(claim) = api.get_opt(&name).await? {
+                // A claim not bound yet has no capacity: it is not growing.
+                let bound = claim
+                    .status
+                    .as_ref()
+                    .and_then(|s| s.capacity.as_ref())
+                    .is_some();
+                if bound && !storage::expanded(&claim) {
+                    growing.push(format!(
+                        "{name} ({} asked)",
+                        storage::requested(&claim).unwrap_or("?")
+                    ));
+                }
+            }
+        }
+        Ok((!growing.is_empty()).then(|| format!("volumes growing: {}", growing.join(", "))))
+    }
+
+    /// Grows the claims of brokers `0..replicas` to `size`; a claim its
+    /// StorageClass cannot grow is noted with the API server's reason.
+    async fn expand_claims(
+        &self,
+        replicas: i32,
+        size: &str,
+        trouble: &mut Trouble,
+    ) -> Result<(), Error> {
+        let api = self.api::<PersistentVolumeClaim>();
+        for id in 0..replicas {
+            let name = self.names.data_claim(id);
+            let Some(claim) = api.get_opt(&name).await? else {
+                continue;
+            };
+            if !storage::needs_expanding(&claim, size) {
+                continue;
+            }
+            let patch = serde_json::json!({"spec": {"resources": {"requests": {"storage": size}}}});
+            match api
+                .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+                .await
+            {
+                Ok(_) => {
+                    self.ctx
+                        .event(
+                            self.kc,
+                            false,
+                            "ExpandingStorage",
+                            format!("asked for {size} on claim {name}"),
+                        )
+                        .await
+                }
+                Err(e) => trouble.note(&format!("{size} on claim {name}"), &Error::from(e)),
+            }
+        }
+        Ok(())
     }
 
     /// Apply the PodDisruptionBudget.
@@ -508,7 +725,7 @@ impl<'a> Pass<'a> {
 
     /// The broker pods, after annotating their racks when rack awareness is
     /// on.
-    async fn observe_pods(&self) -> Result<Pods, Error> {
+    async fn observe_pods(&self, trouble: &mut Trouble) -> Result<Pods, Error> {
         let selector = self
             .names
             .selector()
@@ -516,13 +733,55 @@ impl<'a> Pass<'a> {
             .map(|(k, v)| format!("{k}={v}"))
             .collect::<Vec<_>>()
             .join(",");
-        let pods = self
+        let mut pods = self
             .api::<Pod>()
             .list(&ListParams::default().labels(&selector))
             .await?
             .items;
-        self.label_racks(&pods).await?;
+        if let Err(e) = self.label_racks(&pods).await {
+            trouble.note("the brokers' rack annotations", &e);
+        }
+        if view::restart_asked(self.kc.annotations()) {
+            if let Err(e) = self.ask_every_restart(&mut pods).await {
+                trouble.note("the manual rolling update", &e);
+            }
+        }
         Ok(Pods::new(&self.names.statefulset(), &pods))
+    }
+
+    /// Moves the cluster's manual rolling update annotation onto every
+    /// broker pod (`pods` too), where the roller takes it, and removes it
+    /// from the cluster.
+    async fn ask_every_restart(&self, pods: &mut [Pod]) -> Result<(), Error> {
+        let api = self.api::<Pod>();
+        let patch = serde_json::json!({"metadata": {"annotations": {MANUAL_RESTART: "true"}}});
+        for pod in pods.iter_mut() {
+            api.patch(
+                &pod.name_any(),
+                &PatchParams::default(),
+                &Patch::Merge(&patch),
+            )
+            .await?;
+            pod.annotations_mut()
+                .insert(MANUAL_RESTART.into(), "true".into());
+        }
+        let clear = serde_json::json!({"metadata": {"annotations": {MANUAL_RESTART: null}}});
+        self.api::<KafkaCluster>()
+            .patch(
+                &self.names.cluster,
+                &PatchParams::default(),
+                &Patch::Merge(&clear),
+            )
+            .await?;
+        self.ctx
+            .event(
+                self.kc,
+                false,
+                "RollingRestart",
+                format!("a restart of every broker was asked ({MANUAL_RESTART})"),
+            )
+            .await;
+        Ok(())
     }
 
     /// Annotates each scheduled broker pod with its node's rack label, which
@@ -589,12 +848,16 @@ impl<'a> Pass<'a> {
         brokers: &[BrokerPod],
         kafka: Option<&KafkaView>,
         controllers: i32,
-    ) -> Result<Step, Error> {
+        trouble: &mut Trouble,
+    ) -> Step {
         let step = rollout::step(sts, replicas, brokers, kafka, controllers);
         match &step {
             Step::Restart(restarts) => {
                 for r in restarts {
-                    self.restart(r.broker).await?;
+                    if let Err(e) = self.restart(r.broker).await {
+                        trouble.note(&format!("the restart of broker {}", r.broker), &e);
+                        continue;
+                    }
                     self.ctx
                         .event(
                             self.kc,
@@ -614,7 +877,7 @@ impl<'a> Pass<'a> {
             }
             Step::Done | Step::Wait(_) => {}
         }
-        Ok(step)
+        step
     }
 
     /// Heal: at most one restart or one preferred-leader election. Returns
@@ -625,6 +888,7 @@ impl<'a> Pass<'a> {
         kafka: &KafkaView,
         replicas: i32,
         tls: &Arc<ClientConfig>,
+        trouble: &mut Trouble,
     ) -> Result<Option<String>, Error> {
         let now = self.ctx.now();
         let troubles = self.remember(
@@ -649,15 +913,24 @@ impl<'a> Pass<'a> {
                 .join(", ")
         });
         match health::decide(&troubles, now, self.ctx.thresholds, brokers, kafka) {
-            Some(Heal::Restart { broker, reason }) => {
-                self.restart(broker).await?;
-                self.ctx
-                    .event(self.kc, true, "HealingRestart", reason)
-                    .await;
-            }
+            Some(Heal::Restart { broker, reason }) => match self.restart(broker).await {
+                Ok(()) => {
+                    self.ctx
+                        .event(self.kc, true, "HealingRestart", reason)
+                        .await
+                }
+                Err(e) => trouble.note(&format!("the healing restart of broker {broker}"), &e),
+            },
             Some(Heal::ElectPreferred(partitions)) => {
-                let mut admin = Admin::connect(&self.names.admin_bootstrap(replicas), tls).await?;
-                admin.elect_preferred(&partitions).await?;
+                let elected = async {
+                    let mut admin =
+                        Admin::connect(&self.names.admin_bootstrap(replicas), tls).await?;
+                    admin.elect_preferred(&partitions).await
+                };
+                if let Err(e) = elected.await {
+                    trouble.note("the preferred leader election", &e);
+                    return Ok(note);
+                }
                 let list: Vec<String> =
                     partitions.iter().map(|(t, p)| format!("{t}-{p}")).collect();
                 self.ctx
@@ -688,7 +961,18 @@ impl<'a> Pass<'a> {
         certificates: Certificates,
     ) -> Result<Action, Error> {
         let mut decided = status::decide(seen);
-        let busy = decided.iter().any(|d| d.kind == "Reconciling" && d.status);
+        let degraded = decided.iter().any(|d| d.kind == "Degraded" && d.status);
+        self.ctx.metrics.cluster_health(
+            &self.names.namespace,
+            &self.names.cluster,
+            seen.ready,
+            degraded,
+        );
+        let busy =
+            seen.trouble.is_some() || decided.iter().any(|d| d.kind == "Reconciling" && d.status);
+        if let Some(message) = seen.trouble {
+            self.warn_once("ApplyFailed", message).await;
+        }
         let expiring = certificates.expiring;
         let was_expiring = self
             .status

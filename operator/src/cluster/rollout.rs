@@ -65,6 +65,15 @@ pub fn restart_safety(broker: i32, kafka: &KafkaView) -> Result<(), (bool, Vec<S
     }
 }
 
+/// `parts`, the first few of many with their count.
+fn listed(parts: &[String]) -> String {
+    const SHOWN: usize = 5;
+    match parts.len() {
+        n if n <= SHOWN => parts.join(", "),
+        n => format!("{} and {} more", parts[..SHOWN].join(", "), n - SHOWN),
+    }
+}
+
 /// A ready broker that is a replica of a partition but not in its ISR.
 fn catching_up<'a>(pods: &[BrokerPod], kafka: &'a KafkaView) -> Option<(i32, &'a PartitionView)> {
     kafka.partitions.iter().find_map(|p| {
@@ -110,7 +119,11 @@ pub fn next_step(
     kafka: Option<&KafkaView>,
     controllers: i32,
 ) -> Step {
-    let outdated = |b: &&BrokerPod| b.revision.as_deref() != Some(revision);
+    let outdated = |b: &&BrokerPod| b.restart_asked || b.revision.as_deref() != Some(revision);
+    let why = |b: &BrokerPod| match b.restart_asked {
+        true => "was asked to restart (gregor.dev/manual-rolling-update)",
+        false => "runs an old revision",
+    };
     if pods.iter().all(|b| !outdated(&b)) {
         return Step::Done;
     }
@@ -126,7 +139,7 @@ pub fn next_step(
     if !down.is_empty() {
         let none_ready = pods.iter().all(|b| !b.ready);
         let take = if none_ready { down.len() } else { 1 };
-        let why = if none_ready {
+        let down_why = if none_ready {
             ", and no broker is ready"
         } else {
             ""
@@ -136,7 +149,7 @@ pub fn next_step(
                 .take(take)
                 .map(|b| Restart {
                     broker: b.id,
-                    reason: format!("broker {} is not ready and runs an old revision{why}", b.id),
+                    reason: format!("broker {} is not ready and {}{down_why}", b.id, why(b)),
                 })
                 .collect(),
         );
@@ -159,7 +172,18 @@ pub fn next_step(
         return Step::Done;
     };
     match restart_safety(next.id, kafka) {
-        Ok(()) => Restart::one(next.id, format!("broker {} runs an old revision", next.id)),
+        Ok(()) => Restart::one(next.id, format!("broker {} {}", next.id, why(next))),
+        // Asked for by hand: waiting can never make it safe, and the user
+        // asked; the partitions without a replica to spare are said.
+        Err((true, parts)) if next.restart_asked => Restart::one(
+            next.id,
+            format!(
+                "broker {} {}; {} have no replica to spare (replication factor not above min.insync.replicas) and pause while it restarts",
+                next.id,
+                why(next),
+                listed(&parts)
+            ),
+        ),
         Err((true, parts)) => Step::Blocked(format!(
             "restarting broker {} would take {} below min.insync.replicas whatever happens: their replication factor is not above it",
             next.id,
@@ -307,6 +331,51 @@ mod tests {
                 pods: (0..4).map(|i| pod(i, true, "old")).collect(),
                 kafka: Some(kafka(1, healthy.clone())),
                 want: restart(3, "broker 3 runs an old revision"),
+            },
+            Case {
+                name: "a broker asked to restart goes through the same checks",
+                pods: (0..4)
+                    .map(|i| BrokerPod {
+                        restart_asked: i == 2,
+                        ..pod(i, true, "new")
+                    })
+                    .collect(),
+                kafka: Some(kafka(0, healthy.clone())),
+                want: restart(2, "broker 2 was asked to restart (gregor.dev/manual-rolling-update)"),
+            },
+            Case {
+                name: "a broker asked to restart waits while another catches up",
+                pods: (0..4)
+                    .map(|i| BrokerPod {
+                        restart_asked: i == 2,
+                        ..pod(i, true, "new")
+                    })
+                    .collect(),
+                kafka: Some(kafka(0, vec![part("t", &[0, 1, 2], &[0, 2], 2)])),
+                want: Step::Wait("broker 1 is not back in the ISR of t-0".into()),
+            },
+            Case {
+                name: "a lone broker asked to restart goes although its partitions cannot spare it",
+                pods: vec![BrokerPod {
+                    restart_asked: true,
+                    ..pod(0, true, "new")
+                }],
+                kafka: Some(kafka(
+                    0,
+                    (0..7).map(|i| PartitionView { partition: i, ..part("o", &[0], &[0], 1) }).collect(),
+                )),
+                want: restart(
+                    0,
+                    "broker 0 was asked to restart (gregor.dev/manual-rolling-update); o-0, o-1, o-2, o-3, o-4 and 2 more have no replica to spare (replication factor not above min.insync.replicas) and pause while it restarts",
+                ),
+            },
+            Case {
+                name: "a lone broker on a new revision is not restarted on its own",
+                pods: vec![pod(0, true, "old")],
+                kafka: Some(kafka(0, vec![part("o", &[0], &[0], 1)])),
+                want: Step::Blocked(
+                    "restarting broker 0 would take o-0 below min.insync.replicas whatever happens: their replication factor is not above it".into(),
+                ),
             },
             Case {
                 name: "voters before the active controller",

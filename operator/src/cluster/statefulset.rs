@@ -9,11 +9,12 @@ use k8s_openapi::api::apps::v1::{
     StatefulSetUpdateStrategy,
 };
 use k8s_openapi::api::core::v1::{
-    Capabilities, ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource, EnvVar,
-    EnvVarSource, HTTPGetAction, ObjectFieldSelector, PersistentVolumeClaim,
-    PersistentVolumeClaimSpec, PodSecurityContext, PodSpec, PodTemplateSpec, Probe, SeccompProfile,
-    SecretVolumeSource, SecurityContext, TopologySpreadConstraint, Volume, VolumeMount,
-    VolumeResourceRequirements,
+    Affinity, Capabilities, ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource,
+    EnvVar, EnvVarSource, HTTPGetAction, ObjectFieldSelector, PersistentVolumeClaim,
+    PersistentVolumeClaimSpec, PodAffinityTerm, PodAntiAffinity, PodSecurityContext, PodSpec,
+    PodTemplateSpec, Probe, SeccompProfile, SecretVolumeSource, SecurityContext,
+    TopologySpreadConstraint, Volume, VolumeMount, VolumeResourceRequirements,
+    WeightedPodAffinityTerm,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference};
@@ -226,8 +227,13 @@ pub fn statefulset(
                     ),
                     image_pull_secrets: (!template.image_pull_secrets.is_empty())
                         .then(|| template.image_pull_secrets.clone()),
-                    affinity: template.affinity.clone(),
-                    topology_spread_constraints: Some(spread(names, spec)),
+                    affinity: Some(template.affinity.clone().unwrap_or_else(|| apart(names))),
+                    topology_spread_constraints: Some(
+                        template
+                            .topology_spread_constraints
+                            .clone()
+                            .unwrap_or_else(|| spread(names, spec)),
+                    ),
                     tolerations: (!template.tolerations.is_empty())
                         .then(|| template.tolerations.clone()),
                     node_selector: (!template.node_selector.is_empty())
@@ -245,6 +251,31 @@ pub fn statefulset(
 
 /// Node label every node carries with its own name.
 const HOSTNAME_KEY: &str = "kubernetes.io/hostname";
+
+/// Each broker preferably on a node without another broker of the
+/// cluster: losing a node then costs one broker. A preference, so that
+/// more brokers than nodes still schedule.
+fn apart(names: &Names) -> Affinity {
+    Affinity {
+        pod_anti_affinity: Some(PodAntiAffinity {
+            preferred_during_scheduling_ignored_during_execution: Some(vec![
+                WeightedPodAffinityTerm {
+                    weight: 100,
+                    pod_affinity_term: PodAffinityTerm {
+                        topology_key: HOSTNAME_KEY.into(),
+                        label_selector: Some(LabelSelector {
+                            match_labels: Some(names.selector()),
+                            ..Default::default()
+                        }),
+                        ..Default::default()
+                    },
+                },
+            ]),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
 
 /// Brokers spread evenly over nodes, and over racks when rack awareness is
 /// on, so that losing one node or zone takes as few replicas as it can.
@@ -523,6 +554,35 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn scheduling_defaults_keep_brokers_apart_unless_replaced() {
+        let names = Names::new("demo", "kafka");
+        let pod_spec = |template: Value| {
+            let spec = spec(template);
+            let sts = statefulset(&names, &spec, "img", "d", &OwnerReference::default());
+            sts.spec.and_then(|s| s.template.spec).expect("a pod spec")
+        };
+        let default = pod_spec(Value::Null);
+        let preferred = default
+            .affinity
+            .and_then(|a| a.pod_anti_affinity)
+            .and_then(|a| a.preferred_during_scheduling_ignored_during_execution)
+            .expect("anti-affinity by default");
+        assert_eq!(preferred[0].pod_affinity_term.topology_key, HOSTNAME_KEY);
+        assert_eq!(
+            default.topology_spread_constraints.map(|c| c.len()),
+            Some(1)
+        );
+
+        let replaced = pod_spec(json!({
+            "affinity": {"nodeAffinity": {}},
+            "topologySpreadConstraints": [],
+        }));
+        let affinity = replaced.affinity.expect("the user's affinity");
+        assert!(affinity.pod_anti_affinity.is_none() && affinity.node_affinity.is_some());
+        assert_eq!(replaced.topology_spread_constraints, Some(vec![]));
     }
 
     #[test]

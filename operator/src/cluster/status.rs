@@ -25,10 +25,15 @@ pub struct Seen<'a> {
     pub healing: Option<&'a str>,
     /// Reason and message of failing broker pods (see `failures`).
     pub failing: Option<(&'a str, &'a str)>,
+    /// What the pass could not apply (see `trouble`).
+    pub trouble: Option<&'a str>,
+    /// Claims still growing to the spec's size.
+    pub growing: Option<&'a str>,
 }
 
 /// The three conditions. `Degraded` names the most pressing problem:
-/// failing broker pods first (the cause of most others), then a rollout
+/// objects the operator could not apply first (nothing it does can fix
+/// them), then failing broker pods (the cause of most others), then a rollout
 /// that can never proceed, offline partitions, brokers not ready while
 /// nothing is under way, healing, under-replication. `Ready` is true only
 /// with every broker ready, the cluster answering and nothing to report;
@@ -43,6 +48,8 @@ pub fn decide(seen: &Seen) -> Vec<Decided> {
         kafka,
         healing,
         failing,
+        trouble,
+        growing,
     } = *seen;
     let mut reconciling = None;
     if !pending.is_empty() {
@@ -52,6 +59,8 @@ pub fn decide(seen: &Seen) -> Vec<Decided> {
         ));
     } else if let Some(why) = scaling {
         reconciling = Some(("Draining", why.to_string()));
+    } else if let Some(claims) = growing {
+        reconciling = Some(("ExpandingStorage", claims.to_string()));
     } else if let Step::Restart(restarts) = step {
         let reasons: Vec<&str> = restarts.iter().map(|r| r.reason.as_str()).collect();
         reconciling = Some(("RollingRestart", reasons.join("; ")));
@@ -59,7 +68,9 @@ pub fn decide(seen: &Seen) -> Vec<Decided> {
         reconciling = Some(("RollingRestart", reason.clone()));
     }
     let mut degraded = None;
-    if let Some((reason, message)) = failing {
+    if let Some(message) = trouble {
+        degraded = Some(("ApplyFailed", message.to_string()));
+    } else if let Some((reason, message)) = failing {
         degraded = Some((reason, message.to_string()));
     } else if let Step::Blocked(why) = step {
         degraded = Some(("RestartBlocked", why.clone()));
@@ -182,7 +193,10 @@ mod tests {
             kafka: Some(&healthy),
             healing: None,
             failing: None,
+            trouble: None,
+            growing: None,
         };
+        let forbidden = "could not apply the StatefulSet: spec: Forbidden: updates to statefulset spec for fields other than 'replicas' are forbidden";
         let pull = "broker 0: ImagePullBackOff: Back-off pulling image \"nope:1\"; broker 1: ErrImagePull: not found; broker 2: ImagePullBackOff: Back-off pulling image \"nope:1\"";
         let oom = "broker 2 was killed for running out of memory (OOMKilled, exit code 137) with its memory limit of 64Mi (spec.resources.limits.memory); restarted 3 times";
         let cases: Vec<(&str, Seen, Want)> = vec![
@@ -250,6 +264,24 @@ mod tests {
                 [
                     (false, "Unreachable", "no broker answers admin requests"),
                     (false, "UpToDate", "every broker runs the current spec"),
+                    (false, "Healthy", "no problem seen"),
+                ],
+            ),
+            (
+                "an object the API server refuses comes before failing pods",
+                Seen { trouble: Some(forbidden), failing: Some(("OOMKilled", oom)), ..base },
+                [
+                    (false, "ApplyFailed", forbidden),
+                    (false, "UpToDate", "every broker runs the current spec"),
+                    (true, "ApplyFailed", forbidden),
+                ],
+            ),
+            (
+                "claims growing",
+                Seen { growing: Some("claims growing: data-demo-broker-0 (10Gi of 20Gi)"), ..base },
+                [
+                    (false, "ExpandingStorage", "claims growing: data-demo-broker-0 (10Gi of 20Gi)"),
+                    (true, "ExpandingStorage", "claims growing: data-demo-broker-0 (10Gi of 20Gi)"),
                     (false, "Healthy", "no problem seen"),
                 ],
             ),

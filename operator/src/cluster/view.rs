@@ -3,11 +3,23 @@
 //! admin protocol). The rollout, healing, scaling and failure-reporting
 //! decisions are functions of this view.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use k8s_openapi::api::core::v1::{ContainerStatus, Pod};
 
 use super::statefulset::BROKER_CONTAINER;
+
+/// Annotation asking for a restart through the roller: on a broker pod,
+/// that broker; on a `KafkaCluster`, every broker (the operator moves it to
+/// the pods and removes it from the cluster).
+pub const MANUAL_RESTART: &str = "gregor.dev/manual-rolling-update";
+
+/// Whether `annotations` ask for a restart ([`MANUAL_RESTART`] is "true").
+pub fn restart_asked(annotations: &BTreeMap<String, String>) -> bool {
+    annotations
+        .get(MANUAL_RESTART)
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"))
+}
 
 /// One broker pod as Kubernetes reports it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -20,6 +32,8 @@ pub struct BrokerPod {
     pub terminating: bool,
     /// The StatefulSet revision the pod was created from.
     pub revision: Option<String>,
+    /// The pod carries [`MANUAL_RESTART`]: restart it like an outdated one.
+    pub restart_asked: bool,
     /// What the scheduler and the kubelet say about it.
     pub facts: PodFacts,
 }
@@ -140,6 +154,7 @@ impl BrokerPod {
                 .as_ref()
                 .and_then(|l| l.get("controller-revision-hash"))
                 .cloned(),
+            restart_asked: pod.metadata.annotations.as_ref().is_some_and(restart_asked),
             facts: PodFacts {
                 phase,
                 pod_note,
@@ -273,6 +288,7 @@ mod tests {
                     ready: false,
                     terminating: false,
                     revision: Some("demo-broker-5d9c".into()),
+                    restart_asked: false,
                     facts: PodFacts {
                         phase: "Pending".into(),
                         waiting: Some(Note {
@@ -303,6 +319,7 @@ mod tests {
                     ready: false,
                     terminating: false,
                     revision: Some("demo-broker-5d9c".into()),
+                    restart_asked: false,
                     facts: PodFacts {
                         phase: "Running".into(),
                         waiting: Some(Note {
@@ -337,6 +354,7 @@ mod tests {
                     ready: false,
                     terminating: false,
                     revision: Some("demo-broker-5d9c".into()),
+                    restart_asked: false,
                     facts: PodFacts {
                         phase: "Pending".into(),
                         unschedulable: Some(
@@ -362,6 +380,7 @@ mod tests {
                     ready: false,
                     terminating: false,
                     revision: Some("demo-broker-5d9c".into()),
+                    restart_asked: false,
                     facts: PodFacts {
                         phase: "Failed".into(),
                         pod_note: Some(Note {
@@ -392,6 +411,7 @@ mod tests {
                     ready: true,
                     terminating: false,
                     revision: Some("demo-broker-5d9c".into()),
+                    restart_asked: false,
                     facts: PodFacts {
                         phase: "Running".into(),
                         terminated: Some(Termination {

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{
     Affinity, LocalObjectReference, PodSecurityContext, ResourceRequirements, SecurityContext,
-    Toleration,
+    Toleration, TopologySpreadConstraint,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::{CustomResource, KubeSchema};
@@ -338,9 +338,16 @@ pub struct PodTemplate {
     /// Annotations added to every broker pod.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub annotations: BTreeMap<String, String>,
-    /// Scheduling affinity of the broker pods.
+    /// Scheduling affinity of the broker pods. Default: prefer a node
+    /// without another broker of the cluster (pod anti-affinity by
+    /// hostname); a value here replaces it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub affinity: Option<Affinity>,
+    /// How the broker pods spread. Default: evenly over nodes, and over
+    /// racks when rack awareness is on, as a preference; a value here
+    /// replaces it (an empty list turns it off).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub topology_spread_constraints: Option<Vec<TopologySpreadConstraint>>,
     /// Taints the broker pods tolerate.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tolerations: Vec<Toleration>,

@@ -20,6 +20,7 @@ use crate::context::Context;
 use crate::crd::validate::config_value;
 use crate::crd::{validate_topic, KafkaCluster, KafkaTopic, KafkaTopicStatus};
 use crate::error::Error;
+use crate::pause;
 use crate::tls;
 
 use super::plan::{plan, Change, Desired};
@@ -92,7 +93,9 @@ async fn apply(kt: &KafkaTopic, ctx: &Context, ns: &str) -> Result<Action, Error
         topic_name: Some(name.clone()),
         ..status.clone()
     };
-    let outcome = if !managed(kt) {
+    let outcome = if pause::is_paused(kt) {
+        Outcome::Paused
+    } else if !managed(kt) {
         Outcome::NotReady(
             "Unmanaged",
             format!("{MANAGED_ANNOTATION} is \"false\": the topic is left alone"),
@@ -137,6 +140,10 @@ async fn apply(kt: &KafkaTopic, ctx: &Context, ns: &str) -> Result<Action, Error
             Decided::new("Ready", false, reason, why.clone()),
             Duration::from_secs(10),
         ),
+        Outcome::Paused => (
+            Decided::new("Ready", false, pause::REASON, pause::message()),
+            Duration::from_secs(300),
+        ),
     };
     let changed_reason = status
         .conditions
@@ -146,9 +153,13 @@ async fn apply(kt: &KafkaTopic, ctx: &Context, ns: &str) -> Result<Action, Error
         != Some(decided.reason.as_str());
     if changed_reason
         && !decided.status
-        && matches!(outcome, Outcome::Refused(_) | Outcome::NotReady(..))
+        && matches!(
+            outcome,
+            Outcome::Refused(_) | Outcome::NotReady(..) | Outcome::Paused
+        )
     {
-        ctx.event(kt, true, &decided.reason, decided.message.clone())
+        let warning = !matches!(outcome, Outcome::Paused);
+        ctx.event(kt, warning, &decided.reason, decided.message.clone())
             .await;
     }
     next.conditions = conditions(vec![decided], &status.conditions, generation);
@@ -177,6 +188,8 @@ enum Outcome {
     NotReady(&'static str, String),
     /// Could not get through; try again soon.
     Retry(&'static str, String),
+    /// Paused by its annotation (see `pause`).
+    Paused,
 }
 
 async fn sync(

@@ -62,6 +62,7 @@ fn context(client: kube::Client) -> Arc<Context> {
         troubles: Mutex::new(BTreeMap::new()),
         told: Mutex::new(BTreeMap::new()),
         started: Instant::now(),
+        metrics: Default::default(),
     })
 }
 
@@ -204,11 +205,9 @@ fn certificates_made() -> Vec<Call> {
     calls
 }
 
-#[tokio::test]
-async fn a_new_cluster_is_applied_and_reported() {
-    let kc = cluster(1, three_brokers(), Value::Null);
-    let names = Names::new("demo", NS);
-    let digest = config_digest(&names, &kc.spec, 3);
+/// A new cluster's pass up to its ConfigMap: the Services, the pods (none),
+/// the certificates.
+fn a_new_clusters_first_steps() -> Vec<Call> {
     let mut script = vec![
         event("Normal", "Applying"),
         Call::get_missing("/apis/apps/v1/namespaces/kafka/statefulsets/demo-broker"),
@@ -234,6 +233,15 @@ async fn a_new_cluster_is_applied_and_reported() {
         pods_listed(),
     ];
     script.extend(certificates_made());
+    script
+}
+
+#[tokio::test]
+async fn a_new_cluster_is_applied_and_reported() {
+    let kc = cluster(1, three_brokers(), Value::Null);
+    let names = Names::new("demo", NS);
+    let digest = config_digest(&names, &kc.spec, 3);
+    let mut script = a_new_clusters_first_steps();
     script.extend([
         Call::apply(
             "/api/v1/namespaces/kafka/configmaps/demo-config",
@@ -315,6 +323,81 @@ async fn a_new_cluster_is_applied_and_reported() {
         }),
     ]);
     assert_eq!(pass(kc, script).await, Action::requeue(BUSY_INTERVAL));
+}
+
+#[tokio::test]
+async fn an_object_the_api_server_refuses_is_reported_and_the_rest_applied() {
+    let kc = cluster(1, three_brokers(), Value::Null);
+    let refusal = "StatefulSet.apps \"demo-broker\" is invalid: spec: Forbidden: updates to statefulset spec for fields other than 'replicas' are forbidden";
+    let message = format!("could not apply the StatefulSet: {refusal}");
+    let mut script = a_new_clusters_first_steps();
+    script.extend([
+        Call::apply(
+            "/api/v1/namespaces/kafka/configmaps/demo-config",
+            json!({"kind": "ConfigMap"}),
+        ),
+        Call::apply(
+            "/apis/apps/v1/namespaces/kafka/statefulsets/demo-broker",
+            json!({"kind": "StatefulSet"}),
+        )
+        .refused(422, "Invalid", refusal),
+        // The pass goes on with what does not need the StatefulSet.
+        Call::apply(
+            "/apis/policy/v1/namespaces/kafka/poddisruptionbudgets/demo-broker",
+            json!({"kind": "PodDisruptionBudget"}),
+        ),
+        Call::apply(
+            "/apis/networking.k8s.io/v1/namespaces/kafka/networkpolicies/demo-broker",
+            json!({"kind": "NetworkPolicy"}),
+        ),
+        event("Warning", "ApplyFailed").check({
+            let message = message.clone();
+            move |ev| {
+                assert!(
+                    ev["note"].as_str().is_some_and(|n| n.starts_with(&message)),
+                    "{ev}"
+                )
+            }
+        }),
+        Call::merge_patch(
+            STATUS,
+            json!({"status": {"conditions": conditions(&[
+                ["Ready", "False", "ApplyFailed"],
+                ["Reconciling", "True", "RollingRestart"],
+                ["Degraded", "True", "ApplyFailed"],
+                ["CertificatesExpiring", "False", "Valid"],
+            ])}}),
+            object(cluster(1, three_brokers(), Value::Null)),
+        ),
+    ]);
+    assert_eq!(pass(kc, script).await, Action::requeue(BUSY_INTERVAL));
+}
+
+#[tokio::test]
+async fn a_paused_cluster_is_left_alone_and_says_so() {
+    let ready = json!({"observedGeneration": 1, "conditions": [{
+        "type": "Ready", "status": "True", "reason": "Ready", "message": "3 brokers ready",
+        "lastTransitionTime": "2026-01-01T00:00:00Z",
+    }]});
+    let mut kc = cluster(2, three_brokers(), ready);
+    kc.metadata.annotations = Some(BTreeMap::from([(
+        "gregor.dev/pause-reconciliation".to_string(),
+        "true".to_string(),
+    )]));
+    // No object is read or written: the pause is told, and the last
+    // conditions stay next to it.
+    let script = vec![
+        event("Normal", "ReconciliationPaused"),
+        Call::merge_patch(
+            STATUS,
+            json!({"status": {"observedGeneration": 1, "conditions": conditions(&[
+                ["Ready", "True", "Ready"],
+                ["ReconciliationPaused", "True", "ReconciliationPaused"],
+            ])}}),
+            object(cluster(2, three_brokers(), Value::Null)),
+        ),
+    ];
+    assert_eq!(pass(kc, script).await, Action::requeue(INVALID_INTERVAL));
 }
 
 #[tokio::test]
