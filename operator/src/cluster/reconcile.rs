@@ -968,8 +968,7 @@ impl<'a> Pass<'a> {
             seen.ready,
             degraded,
         );
-        let busy =
-            seen.trouble.is_some() || decided.iter().any(|d| d.kind == "Reconciling" && d.status);
+        let busy = decided.iter().any(|d| d.kind == "Reconciling" && d.status);
         if let Some(message) = seen.trouble {
             self.warn_once("ApplyFailed", message).await;
         }
