@@ -810,30 +810,138 @@ def test_a_broker_cut_off_from_the_quorum_is_restarted_by_the_operator(k8s):
     all_replicas_in_sync(k8s)
 
 
-def test_scaling_touches_only_the_brokers_added_or_removed(k8s):
+def java_tool(cp, tool, *args):
+    """One of Apache Kafka's tools run to completion from the pod network."""
+    proc = subprocess.run(cp.cluster.net.client() + java_command(tool, *args),
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, f"{tool} {args} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}"
+    return proc.stdout
+
+
+def write_evenly(cp, topic, partitions, records, size):
+    """`records` records of `size` bytes, each value distinct, into each
+    partition of `topic`, acks=all, with librdkafka from the pod network."""
+    code = (
+        "from confluent_kafka import Producer; "
+        f"p = Producer({{'bootstrap.servers': '{BOOTSTRAP}', 'acks': 'all', 'linger.ms': 20}}); "
+        f"[(p.produce('{topic}', f'{{n}}.{{i}}.'.ljust({size}, 'x'), partition=n), p.poll(0)) "
+        f"for n in range({partitions}) for i in range({records})]; "
+        "assert p.flush(120) == 0")
+    proc = subprocess.run(cp.cluster.net.client() + [sys.executable, "-c", code],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+
+
+def shares(cp, brokers):
+    """{broker: (replicas, bytes, preferred leaderships, leaderships)} over
+    every partition, from kafka-topics and kafka-log-dirs; and
+    {partition: replicas}."""
+    counts = {b: [0, 0, 0, 0] for b in brokers}
+    placement = {}
+    for line in topics_tool(cp, "--describe").stdout.splitlines():
+        if "Replicas: " not in line:
+            continue
+        fields = dict(f.split(": ", 1) for f in line.strip().split("\t") if ": " in f)
+        replicas = [int(r) for r in fields["Replicas"].split(",")]
+        placement[f"{fields['Topic']}-{fields['Partition']}"] = replicas
+        for r in replicas:
+            counts[r][0] += 1
+        counts[replicas[0]][2] += 1
+        counts[int(fields["Leader"])][3] += 1
+    out = java_tool(cp, "kafka-log-dirs", "--bootstrap-server", BOOTSTRAP, "--describe",
+                    "--broker-list", ",".join(map(str, brokers)))
+    report = json.loads(next(line for line in out.splitlines() if line.startswith("{")))
+    for b in report["brokers"]:
+        for d in b["logDirs"]:
+            counts[b["broker"]][1] += sum(p["size"] for p in d["partitions"])
+    return {b: tuple(c) for b, c in counts.items()}, placement
+
+
+def test_scaling_up_balances_and_scaling_down_drains_touching_only_those_brokers(k8s):
+    """3 brokers with data grow to 6 (two per zone: rack awareness makes
+    even shares impossible with zones of unequal size); the operator moves
+    replicas and leaders so every broker carries an even share while an
+    acks=all producer writes; then back to 3, each broker going first
+    drained of its replicas. The brokers that stay are never restarted."""
     uids = {i: get(k8s, "pod", f"demo-broker-{i}")["metadata"]["uid"] for i in range(3)}
+    topics_tool(k8s, "--create", "--topic", "spread", "--partitions", "12", "--replication-factor", "3")
+    write_evenly(k8s, "spread", 12, 2500, 1200)
+    producer_config = k8s.dir / "spread-producer.properties"
+    producer_config.write_text(DURABLE_PRODUCER)
+    acks = k8s.dir / "spread-producer.out"
+    producer = subprocess.Popen(
+        k8s.cluster.net.client() + java_command(
+            "kafka-verifiable-producer", "--bootstrap-server", BOOTSTRAP, "--topic", "spread",
+            "--max-messages", 100000, "--throughput", 50, "--producer.config", producer_config),
+        stdout=open(acks, "w"), stderr=subprocess.DEVNULL)
+    wait_for("the producer to get going", lambda: len(producer_events(acks, "producer_send_success")) > 50,
+             cp=k8s)
+
     k8s.kubectl("patch", "kafkacluster", "demo", "-n", NS, "--type", "merge",
-                "-p", json.dumps({"spec": {"replicas": 4}}))
+                "-p", json.dumps({"spec": {"replicas": 6}}))
     try:
-        wait_for("four ready brokers", lambda: (get(k8s, "kafkacluster", "demo")["status"]
-                                                .get("readyBrokers") == 4), timeout=180, cp=k8s)
+        wait_for("six ready brokers", lambda: (get(k8s, "kafkacluster", "demo")["status"]
+                                               .get("readyBrokers") == 6), timeout=300, cp=k8s)
     except AssertionError as e:
         raise AssertionError(f"{e}\n{container_log(k8s, NS, 'demo-broker-3')[-5000:]}\n"
                              f"{container_log(k8s, NS, 'demo-broker-0')[-3000:]}") from None
-    wait_condition(k8s, "kafkacluster", "demo", "Ready")
-    # Broker 3 holds replicas of every partition of this topic.
-    topics_tool(k8s, "--create", "--topic", "drain", "--replica-assignment", "3:0,3:1,1:3,2:3")
+    _, racks = describe_cluster(k8s)
+    zones = sorted(list(racks.values()).count(z) for z in set(racks.values()))
+    assert zones == [2, 2, 2], f"the scheduler did not spread the brokers two per zone: {racks}"
 
+    def balanced():
+        r = get(k8s, "kafkacluster", "demo")["status"].get("rebalance") or {}
+        return r if r.get("state") == "Balanced" and r.get("brokers") == 6 else None
+    rebalance = wait_for("the rebalance to finish", balanced, timeout=600, cp=k8s)
+    took = (datetime.fromisoformat(rebalance["finishedAt"].replace("Z", "+00:00"))
+            - datetime.fromisoformat(rebalance["startedAt"].replace("Z", "+00:00"))).total_seconds()
+    print(f"\nscale-up 3 -> 6 brokers balanced in {took:.0f} s, {rebalance['bytes']} bytes copied, "
+          f"{rebalance['planned']} partitions moved")
+    assert rebalance["planned"] > 0 and rebalance["done"] == rebalance["planned"], rebalance
+    told = [r for r, _ in events(k8s, "demo")]
+    assert "Rebalancing" in told and "Rebalanced" in told, events(k8s, "demo")
+    # Even shares: replicas, bytes and preferred leaders within 10 % of
+    # the mean (or one partition, the smallest step), every partition of
+    # `spread` still in all three zones.
+    share, placement = shares(k8s, range(6))
+    for i, what in enumerate(["replicas", "bytes", "preferred leaders"]):
+        values = [s[i] for s in share.values()]
+        mean = sum(values) / len(values)
+        slack = mean / 10 if what == "bytes" else max(mean / 10, 1)
+        assert all(abs(v - mean) <= slack for v in values), f"{what} not even: {share}"
+    for p in range(12):
+        assert len({racks[b] for b in placement[f"spread-{p}"]}) == 3, placement
+    # Leaders follow the preferred replicas (elected as moves finish, or
+    # by healing).
+    wait_for("leaders on preferred replicas", lambda: all(
+        s[2] == s[3] for s in shares(k8s, range(6))[0].values()), timeout=120, cp=k8s)
+    # The throttles were for the moves only.
+    assert "throttled" not in java_tool(k8s, "kafka-configs", "--bootstrap-server", BOOTSTRAP, "--describe",
+                                        "--entity-type", "brokers", "--entity-default")
+    assert "throttled" not in java_tool(k8s, "kafka-configs", "--bootstrap-server", BOOTSTRAP, "--describe",
+                                        "--entity-type", "topics", "--entity-name", "spread")
+    before_stop = len(producer_events(acks, "producer_send_success"))
+    wait_for("the producer to write after the rebalance", lambda: len(
+        producer_events(acks, "producer_send_success")) > before_stop + 50, cp=k8s)
+    producer.send_signal(signal.SIGTERM)
+    producer.wait(timeout=60)
+    acked = producer_events(acks, "producer_send_success")
+    stored = read_stored(BOOTSTRAP, "spread", len(acked) + 12 * 2500, prefix=k8s.cluster.net.client())
+    for e in acked:
+        assert stored.get(e["value"]) == (e["partition"], e["offset"]), e
+
+    # The brokers that go hold replicas of every partition of this topic.
+    topics_tool(k8s, "--create", "--topic", "drain", "--replica-assignment", "3:4,5:0,1:5,4:2")
+    topics_tool(k8s, "--delete", "--topic", "spread")
     k8s.kubectl("patch", "kafkacluster", "demo", "-n", NS, "--type", "merge",
                 "-p", json.dumps({"spec": {"replicas": 3}}))
     wait_for("the StatefulSet to shrink", lambda: get(k8s, "statefulset", "demo-broker")["spec"]["replicas"] == 3
-             and get(k8s, "pod", "demo-broker-3") is None, timeout=180, cp=k8s)
-    described = topics_tool(k8s, "--describe", "--topic", "drain").stdout
-    replicas = [line.split("Replicas: ")[1].split()[0].split(",")
-                for line in described.splitlines() if "Replicas: " in line]
-    assert len(replicas) == 4 and all("3" not in r and len(r) == 2 for r in replicas), described
+             and all(get(k8s, "pod", f"demo-broker-{i}") is None for i in range(3, 6)), timeout=300, cp=k8s)
+    _, placement = shares(k8s, range(3))
+    assert all(b < 3 for replicas in placement.values() for b in replicas), placement
     assert any(r == "Draining" for r, _ in events(k8s, "demo")), events(k8s, "demo")
     wait_condition(k8s, "kafkacluster", "demo", "Ready")
+    assert get(k8s, "kafkacluster", "demo")["status"]["rebalance"]["brokers"] == 3
     # Neither growing nor shrinking restarted the brokers that stay.
     assert {i: get(k8s, "pod", f"demo-broker-{i}")["metadata"]["uid"] for i in range(3)} == uids
     assert get(k8s, "service", "demo-broker-3-external") is None

@@ -21,9 +21,9 @@ use kafka_protocol::messages::incremental_alter_configs_request::{
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::{
     AlterPartitionReassignmentsRequest, ApiVersionsRequest, BrokerId, CreatePartitionsRequest,
-    CreateTopicsRequest, DeleteTopicsRequest, DescribeConfigsRequest, ElectLeadersRequest,
-    IncrementalAlterConfigsRequest, ListPartitionReassignmentsRequest, MetadataRequest,
-    MetadataResponse, TopicName,
+    CreateTopicsRequest, DeleteTopicsRequest, DescribeConfigsRequest, DescribeLogDirsRequest,
+    ElectLeadersRequest, IncrementalAlterConfigsRequest, ListPartitionReassignmentsRequest,
+    MetadataRequest, MetadataResponse, TopicName,
 };
 use kafka_protocol::protocol::{Request, StrBytes};
 use kafka_protocol::ResponseError;
@@ -36,6 +36,9 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 const CHANGE_TIMEOUT_MS: i32 = 30_000;
 /// Resource type of topics in the configs APIs.
 const TOPIC_RESOURCE: i8 = 2;
+/// Resource type of brokers in the configs APIs (an empty name is the
+/// cluster-wide default).
+const BROKER_RESOURCE: i8 = 4;
 /// `config_source` of settings set on the topic itself.
 const TOPIC_CONFIG_SOURCE: i8 = 1;
 
@@ -254,6 +257,11 @@ impl Admin {
         }
         Ok(KafkaView {
             brokers: meta.brokers.iter().map(|b| b.node_id.0).collect(),
+            racks: meta
+                .brokers
+                .iter()
+                .filter_map(|b| Some((b.node_id.0, b.rack.as_ref()?.to_string())))
+                .collect(),
             controller: (meta.controller_id.0 >= 0).then_some(meta.controller_id.0),
             partitions,
         })
@@ -365,6 +373,27 @@ impl Admin {
         set: &BTreeMap<String, String>,
         delete: &[String],
     ) -> Result<(), AdminError> {
+        self.alter_config(TOPIC_RESOURCE, topic, set, delete).await
+    }
+
+    /// Sets `set` and removes `delete` on the brokers' cluster-wide
+    /// dynamic defaults (`kafka-configs --entity-type brokers
+    /// --entity-default`).
+    pub async fn alter_broker_defaults(
+        &mut self,
+        set: &BTreeMap<String, String>,
+        delete: &[String],
+    ) -> Result<(), AdminError> {
+        self.alter_config(BROKER_RESOURCE, "", set, delete).await
+    }
+
+    async fn alter_config(
+        &mut self,
+        resource_type: i8,
+        resource: &str,
+        set: &BTreeMap<String, String>,
+        delete: &[String],
+    ) -> Result<(), AdminError> {
         let op = |k: &str, op: i8, v: Option<&String>| {
             let mut c = AlterableConfig::default();
             c.name = StrBytes::from_string(k.to_owned());
@@ -373,8 +402,8 @@ impl Admin {
             c
         };
         let mut r = AlterConfigsResource::default();
-        r.resource_type = TOPIC_RESOURCE;
-        r.resource_name = StrBytes::from_string(topic.to_owned());
+        r.resource_type = resource_type;
+        r.resource_name = StrBytes::from_string(resource.to_owned());
         r.configs = set.iter().map(|(k, v)| op(k, 0, Some(v))).collect();
         r.configs.extend(delete.iter().map(|k| op(k, 1, None)));
         let mut req = IncrementalAlterConfigsRequest::default();
@@ -426,6 +455,28 @@ impl Admin {
             }
         }
         Ok(())
+    }
+
+    /// Size of each partition's log on this broker, in bytes.
+    pub async fn partition_sizes(&mut self) -> Result<BTreeMap<(String, i32), u64>, AdminError> {
+        let mut req = DescribeLogDirsRequest::default();
+        // Null: every partition.
+        req.topics = None;
+        let resp = self.send("DescribeLogDirs", &req, 1).await?;
+        check("DescribeLogDirs", resp.error_code, None)?;
+        let mut sizes = BTreeMap::new();
+        for dir in &resp.results {
+            check("DescribeLogDirs", dir.error_code, None)?;
+            for t in &dir.topics {
+                for p in &t.partitions {
+                    sizes.insert(
+                        (t.name.0.to_string(), p.partition_index),
+                        p.partition_size.max(0) as u64,
+                    );
+                }
+            }
+        }
+        Ok(sizes)
     }
 
     /// Moves leadership of `partitions` back to their preferred replicas.

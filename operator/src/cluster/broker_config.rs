@@ -204,7 +204,7 @@ pub(crate) mod tests {
     use super::*;
     use crate::crd::cluster::{
         AuthenticationType, Authorization, AuthorizationType, CertificateAuthority,
-        ListenerAuthentication, NetworkPolicySettings, PodTemplate, Rack,
+        ListenerAuthentication, NetworkPolicySettings, PodTemplate, Rack, RebalanceSettings,
     };
     use k8s_openapi::api::core::v1::ResourceRequirements;
     use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
@@ -474,6 +474,16 @@ num.partitions=6
             false,
         ),
         ("storage", |s| s.storage.size = "20Gi".into(), false),
+        (
+            "the balancer's settings",
+            |s| {
+                s.rebalance = Some(RebalanceSettings {
+                    on_scale_up: false,
+                    ..Default::default()
+                })
+            },
+            false,
+        ),
     ];
 
     /// [`spec`] with rack awareness, so that it can be turned off.

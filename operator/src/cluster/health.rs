@@ -197,6 +197,7 @@ mod tests {
             brokers: brokers.iter().copied().collect::<BTreeSet<_>>(),
             controller: Some(0),
             partitions,
+            ..Default::default()
         }
     }
 

@@ -4,6 +4,7 @@
 //! ties them to the API.
 
 pub mod addresses;
+pub mod balance;
 pub mod broker_config;
 pub mod certificate_report;
 pub mod certificates;
@@ -14,6 +15,7 @@ pub mod names;
 pub mod network_policy;
 pub mod pdb;
 pub mod provider_trust;
+pub mod rebalance;
 pub mod reconcile;
 pub mod rollout;
 pub mod scale;

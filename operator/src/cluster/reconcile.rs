@@ -22,7 +22,9 @@ use serde::Serialize;
 use crate::admin::Admin;
 use crate::conditions::{conditions, Decided};
 use crate::context::Context;
-use crate::crd::cluster::{AuthenticationType, CertificateStatus, ListenerStatus};
+use crate::crd::cluster::{
+    AuthenticationType, CertificateStatus, ListenerStatus, RebalanceState, RebalanceStatus,
+};
 use crate::crd::validate::{default_controllers, lifetimes, REPLICATION_PORT};
 use crate::crd::{validate_cluster, Invalid, KafkaCluster, KafkaClusterStatus};
 use crate::error::Error;
@@ -178,6 +180,22 @@ pub async fn reconcile(kc: Arc<KafkaCluster>, ctx: Arc<Context>) -> Result<Actio
         }
         _ => None,
     };
+    // Balancing, once every broker runs the spec and none is draining.
+    let rebalance = match (&step, &kafka, &plan.waiting) {
+        (Step::Done, Some(kafka), None) => {
+            pass.rebalance(kafka, replicas, tls, &mut trouble).await?
+        }
+        _ => pass.status.rebalance.clone(),
+    };
+    let rebalancing = rebalance
+        .as_ref()
+        .filter(|r| r.state == RebalanceState::Moving)
+        .map(|r| {
+            format!(
+                "{} ({} of {} partitions done): {}",
+                r.reason, r.done, r.planned, r.message
+            )
+        });
 
     // What the pass saw and did, in status.
     let growing = match storage::resized(sts.as_ref(), &kc.spec.storage.size) {
@@ -197,9 +215,10 @@ pub async fn reconcile(kc: Arc<KafkaCluster>, ctx: Arc<Context>) -> Result<Actio
         failing: failing.as_ref().map(|(r, m)| (*r, m.as_str())),
         trouble: trouble.as_deref(),
         growing: growing.as_deref(),
+        rebalancing: rebalancing.as_deref(),
     };
     let listeners = bootstrap_status(&pass.names, &kc.spec, &external, &pods.host_ips);
-    pass.report_status(&seen, controllers, listeners, certificates)
+    pass.report_status(&seen, controllers, listeners, certificates, rebalance)
         .await
 }
 
@@ -959,6 +978,7 @@ impl<'a> Pass<'a> {
         controllers: i32,
         listeners: Vec<ListenerStatus>,
         certificates: Certificates,
+        rebalance: Option<RebalanceStatus>,
     ) -> Result<Action, Error> {
         let mut decided = status::decide(seen);
         let degraded = decided.iter().any(|d| d.kind == "Degraded" && d.status);
@@ -993,6 +1013,7 @@ impl<'a> Pass<'a> {
             under_replicated_partitions: seen.kafka.map(|k| k.under_replicated() as i32),
             offline_partitions: seen.kafka.map(|k| k.offline() as i32),
             certificates: certificates.status,
+            rebalance,
         };
         if next != self.status {
             self.patch_status(&next).await?;
@@ -1403,6 +1424,7 @@ where
     Ok(api.patch(&name, &params, &Patch::Apply(obj)).await?)
 }
 
+mod balancing;
 #[cfg(test)]
 mod scenarios;
 

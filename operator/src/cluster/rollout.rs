@@ -230,6 +230,7 @@ mod tests {
             brokers: BTreeSet::from([0, 1, 2, 3]),
             controller: Some(controller),
             partitions,
+            ..Default::default()
         }
     }
 

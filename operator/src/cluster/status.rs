@@ -29,6 +29,8 @@ pub struct Seen<'a> {
     pub trouble: Option<&'a str>,
     /// Claims still growing to the spec's size.
     pub growing: Option<&'a str>,
+    /// The rebalance under way, if one is (it leaves the cluster ready).
+    pub rebalancing: Option<&'a str>,
 }
 
 /// The three conditions. `Degraded` names the most pressing problem:
@@ -50,6 +52,7 @@ pub fn decide(seen: &Seen) -> Vec<Decided> {
         failing,
         trouble,
         growing,
+        rebalancing,
     } = *seen;
     let mut reconciling = None;
     if !pending.is_empty() {
@@ -93,6 +96,10 @@ pub fn decide(seen: &Seen) -> Vec<Decided> {
         ));
     }
     let is_ready = ready == want && kafka.is_some() && degraded.is_none() && reconciling.is_none();
+    // Clients are served as usual while replicas move.
+    if let (None, Some(what)) = (&reconciling, rebalancing) {
+        reconciling = Some(("Rebalancing", what.to_string()));
+    }
     let ready_reason = if is_ready {
         ("Ready", format!("{ready} brokers ready"))
     } else if kafka.is_none() && ready == want {
@@ -153,6 +160,7 @@ mod tests {
         KafkaView {
             brokers: BTreeSet::from([0, 1, 2]),
             controller: Some(0),
+            racks: Default::default(),
             partitions: vec![PartitionView {
                 topic: "t".into(),
                 partition: 0,
@@ -195,6 +203,7 @@ mod tests {
             failing: None,
             trouble: None,
             growing: None,
+            rebalancing: None,
         };
         let forbidden = "could not apply the StatefulSet: spec: Forbidden: updates to statefulset spec for fields other than 'replicas' are forbidden";
         let pull = "broker 0: ImagePullBackOff: Back-off pulling image \"nope:1\"; broker 1: ErrImagePull: not found; broker 2: ImagePullBackOff: Back-off pulling image \"nope:1\"";
@@ -282,6 +291,15 @@ mod tests {
                 [
                     (false, "ExpandingStorage", "claims growing: data-demo-broker-0 (10Gi of 20Gi)"),
                     (true, "ExpandingStorage", "claims growing: data-demo-broker-0 (10Gi of 20Gi)"),
+                    (false, "Healthy", "no problem seen"),
+                ],
+            ),
+            (
+                "a rebalance leaves the cluster ready",
+                Seen { rebalancing: Some("5 brokers, up from 3 (2 of 9 partitions done): moving t-1"), ..base },
+                [
+                    (true, "Ready", "3 brokers ready"),
+                    (true, "Rebalancing", "5 brokers, up from 3 (2 of 9 partitions done): moving t-1"),
                     (false, "Healthy", "no problem seen"),
                 ],
             ),

@@ -199,6 +199,8 @@ impl PartitionView {
 pub struct KafkaView {
     /// Registered, unfenced brokers.
     pub brokers: BTreeSet<i32>,
+    /// Racks of the brokers that have one.
+    pub racks: BTreeMap<i32, String>,
     /// The active controller, if a broker reports it.
     pub controller: Option<i32>,
     /// Every partition.

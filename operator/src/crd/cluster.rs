@@ -102,6 +102,51 @@ pub struct KafkaClusterSpec {
     /// The NetworkPolicy of the broker pods (made unless turned off).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub network_policy: Option<NetworkPolicySettings>,
+    /// The built-in balancer: after a scale-up, and when asked with the
+    /// `gregor.dev/rebalance: "true"` annotation, replicas and preferred
+    /// leaders move so every broker carries an even share.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rebalance: Option<RebalanceSettings>,
+}
+
+/// How the built-in balancer moves replicas.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RebalanceSettings {
+    /// Rebalance by itself when brokers are added. Default: true.
+    #[serde(default = "default_true")]
+    pub on_scale_up: bool,
+    /// Replication throttle of the moves, in bytes per second per broker
+    /// (Kafka's `leader.replication.throttled.rate` and
+    /// `follower.replication.throttled.rate`, set as the cluster-wide
+    /// default while moves run). Replicas in sync are never throttled.
+    /// Default: 50 MiB/s.
+    #[serde(default = "default_throttle")]
+    #[schemars(range(min = 1024))]
+    pub throttle_bytes_per_second: i64,
+    /// Partitions moved in one batch; the next batch starts when the whole
+    /// batch has moved. Default: 10.
+    #[serde(default = "default_batch")]
+    #[schemars(range(min = 1, max = 1000))]
+    pub max_concurrent_moves: i32,
+}
+
+impl Default for RebalanceSettings {
+    fn default() -> Self {
+        Self {
+            on_scale_up: true,
+            throttle_bytes_per_second: default_throttle(),
+            max_concurrent_moves: default_batch(),
+        }
+    }
+}
+
+fn default_throttle() -> i64 {
+    50 * 1024 * 1024
+}
+
+fn default_batch() -> i32 {
+    10
 }
 
 /// The broker pods' NetworkPolicy: the controller and replication ports
@@ -439,6 +484,68 @@ pub struct KafkaClusterStatus {
     /// ends of validity.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub certificates: Vec<CertificateStatus>,
+    /// The built-in balancer's last or current rebalance.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rebalance: Option<RebalanceStatus>,
+}
+
+/// A rebalance: why, its plan and how far it got.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RebalanceStatus {
+    /// Brokers the replicas were last spread over; more brokers than this
+    /// starts a rebalance (`onScaleUp`).
+    pub brokers: i32,
+    /// `Moving` while the plan runs, `Balanced` when it is done.
+    pub state: RebalanceState,
+    /// Why it started.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub reason: String,
+    /// What is under way or why it waits.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub message: String,
+    /// Partitions the plan moves or reorders.
+    #[serde(default)]
+    pub planned: i32,
+    /// Of those, partitions done.
+    #[serde(default)]
+    pub done: i32,
+    /// Bytes copied to new replicas by the plan (each partition's size
+    /// times the replicas it gains).
+    #[serde(default)]
+    pub bytes: i64,
+    /// When the plan was made (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<String>,
+    /// When its last move finished (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<String>,
+    /// The plan's moves not done yet: each partition's replicas to be,
+    /// preferred leader first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub moves: Vec<PlannedMove>,
+}
+
+/// Where a rebalance stands.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum RebalanceState {
+    /// Nothing to do: the last plan finished (or none was needed).
+    #[default]
+    Balanced,
+    /// A plan's moves are running.
+    Moving,
+}
+
+/// One partition's replicas to be.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PlannedMove {
+    /// Topic name.
+    pub topic: String,
+    /// Partition index.
+    pub partition: i32,
+    /// Its replicas, preferred leader first.
+    pub replicas: Vec<i32>,
 }
 
 /// One certificate in use.

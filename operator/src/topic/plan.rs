@@ -5,6 +5,12 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::admin::TopicState;
+use crate::cluster::rebalance;
+
+/// Topic settings that belong to whoever moves replicas (the balancer,
+/// `kafka-reassign-partitions --throttle`) while moves run: left alone
+/// unless the spec sets them.
+const OPERATIONAL: [&str; 2] = [rebalance::LEADER_REPLICAS, rebalance::FOLLOWER_REPLICAS];
 
 /// The desired topic, with config values as strings.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -84,7 +90,7 @@ pub fn plan(
     let delete: Vec<String> = current
         .config
         .keys()
-        .filter(|k| !desired.config.contains_key(*k))
+        .filter(|k| !desired.config.contains_key(*k) && !OPERATIONAL.contains(&k.as_str()))
         .cloned()
         .collect();
     if !set.is_empty() || !delete.is_empty() {
@@ -209,6 +215,16 @@ mod tests {
                         delete: vec!["segment.ms".into()],
                     },
                 ],
+                refused: vec![],
+            },
+            Case {
+                name: "throttles of moves under way are left alone",
+                desired: desired(2, 2, &[]),
+                current: Some(state(
+                    &[&[0, 1], &[1, 2]],
+                    &[("leader.replication.throttled.replicas", "0:0,0:1"), ("follower.replication.throttled.replicas", "0:2")],
+                )),
+                changes: vec![],
                 refused: vec![],
             },
             Case {
