@@ -158,6 +158,11 @@ pub async fn reconcile(kc: Arc<KafkaCluster>, ctx: Arc<Context>) -> Result<Actio
     pass.tell_failures(&failing).await?;
     // The rollout first, healing when it is done.
     let step = match &sts {
+        // A broker restarted now would find no file: the roll waits for
+        // the addresses (the status says which).
+        Some(_) if !pending.is_empty() => Step::Wait(format!(
+            "brokers {pending:?} wait for their external addresses"
+        )),
         Some(sts) => {
             pass.roll(
                 sts,
