@@ -293,8 +293,10 @@ pub struct BrokerListenerConfiguration {
     pub annotations: BTreeMap<String, String>,
 }
 
-/// Kinds of a Node's address (its `status.addresses[].type`) a `nodeport`
-/// listener prefers.
+/// `nodeport`: the kind of node address (a Node's
+/// `status.addresses[].type`) each broker advertises, tried first; when
+/// the node has none of it, the others are tried in Strimzi's order:
+/// ExternalDNS, ExternalIP, Hostname, InternalDNS, InternalIP.
 // This text describes the field in the CRD: the schema of an optional
 // enum is the enum's own.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
@@ -338,9 +340,13 @@ impl NodeAddressType {
     }
 }
 
-/// Whether a Service's external traffic may hop to a broker on another
-/// node (`Cluster`) or goes only to a broker on the node it arrives at
-/// (`Local`, which also keeps the client's address).
+/// `nodeport` and `loadbalancer`: the `externalTrafficPolicy` of the
+/// listener's Services. `Local` takes a client only to a broker on the
+/// node its traffic arrives at (no hop, the client's address kept);
+/// `Cluster` lets it hop to another node. Unset: `Local` on the
+/// per-broker Services, Kubernetes' default (`Cluster`) on the bootstrap
+/// Service.
+// This text describes the field in the CRD, as above.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
 pub enum ExternalTrafficPolicy {
     /// Any node forwards to the broker, wherever it runs.
