@@ -785,6 +785,31 @@ def clients_outside_use_load_balancers_and_node_names(k8s):
                      address["demo-lb-bootstrap"], "kafka.lb.gregor.test"]:
             assert name in named, (i, name, named)
 
+    # Options taken out of the spec leave the Services (server-side apply
+    # drops the fields the operator no longer sets), without a restart:
+    # the brokers do not read them.
+    listeners = get(k8s, "kafkacluster", "demo")["spec"]["listeners"]
+    for listener in listeners:
+        if listener["name"] == "lb":
+            for option in ["annotations", "loadBalancerSourceRanges", "externalTrafficPolicy"]:
+                del listener["configuration"][option]
+    k8s.kubectl("patch", "kafkacluster", "demo", "-n", NS, "--type", "merge",
+                "-p", json.dumps({"spec": {"listeners": listeners}}))
+
+    def options_gone():
+        found = {name: get(k8s, "service", name) for name in services}
+        return all(
+            "loadBalancerSourceRanges" not in svc["spec"]
+            and "gregor.dev/test-team" not in svc["metadata"].get("annotations", {})
+            # Back to the defaults: Kubernetes' on the bootstrap Service,
+            # the operator's on each broker's.
+            and svc["spec"]["externalTrafficPolicy"] == ("Cluster" if name == "demo-lb-bootstrap" else "Local")
+            for name, svc in found.items()) and found
+    found = wait_for("the options to leave the Services", options_gone, timeout=60, cp=k8s)
+    assert found["demo-broker-1-lb"]["metadata"]["annotations"]["gregor.dev/test-role"] == "broker-1"
+    assert {i: get(k8s, "pod", f"demo-broker-{i}")["metadata"]["uid"] for i in range(3)} == \
+        {i: pods[i]["metadata"]["uid"] for i in range(3)}
+
 
 USERS = [
     {"apiVersion": "gregor.dev/v1alpha1", "kind": "KafkaUser", "metadata": {"name": "alice"},
