@@ -30,6 +30,7 @@ from certs import Authority
 from conftest import DURABLE_PRODUCER, ROOT, free_port, java_command, kafka_tool, producer_events, read_stored
 from idp import AUDIENCE, ISSUER, SigningKey, TokenEndpoint
 from kube import ControlPlane
+from load_balancer import CLASS as LB_CLASS, LoadBalancers
 from node import Cluster, Network
 from podsecurity import enforcing_namespace
 from release import BROKER_IMAGE, OPERATOR_IMAGE
@@ -50,9 +51,12 @@ def k8s(tmp_path_factory):
     cp = ControlPlane(work, net.host_ip, (free_port(), free_port(), free_port()))
     cluster = Cluster(cp, net, f"/tmp/gk-{net.tag}", nodes=3)
     cp.cluster = cluster
+    cp.load_balancers = None
     try:
         cp.start()
         cluster.start([BROKER_IMAGE, OPERATOR_IMAGE])
+        # The cloud's load balancers, for LoadBalancer listeners.
+        cp.load_balancers = LoadBalancers(cp, net, NS)
         enforcing_namespace(cp, "gregor-system")
         enforcing_namespace(cp, NS)
         cp.helm("install", "gregor", CHART, "--namespace", "gregor-system",
@@ -63,6 +67,8 @@ def k8s(tmp_path_factory):
         # Kept beside the API server's logs for a failed run.
         (work / "operator.log").write_text(operator_log(cp, tail=None) if cp.kubectl(
             "get", "ns", "gregor-system", check=False).returncode == 0 else "")
+        if cp.load_balancers is not None:
+            cp.load_balancers.stop()
         cluster.stop()
         cp.stop()
         net.close()
@@ -339,7 +345,8 @@ def golden_check(k8s, kind, name):
     if kind == "configmap":
         for i in range(3):
             port = get(k8s, "service", f"demo-broker-{i}-external")["spec"]["ports"][0]["nodePort"]
-            text = text.replace(f"${{env:HOST_IP}}:{port}", f"${{env:HOST_IP}}:<node port of broker {i}>")
+            text = text.replace(f"${{env:NODE_ADDRESS_EXTERNAL}}:{port}",
+                                f"${{env:NODE_ADDRESS_EXTERNAL}}:<node port of broker {i}>")
     path = GOLDEN / f"{kind}-{name}.yaml"
     if os.environ.get("GOLDEN_UPDATE"):
         path.write_text(text)
@@ -396,11 +403,15 @@ def test_example_cluster_becomes_exactly_its_objects(k8s):
     assert status["underReplicatedPartitions"] == 0 and status["offlinePartitions"] == 0
     listeners = {l["name"]: l["bootstrap"] for l in status["listeners"]}
     assert listeners["plain"] == f"demo-plain-bootstrap.{NS}.svc:9092"
-    # Each broker is reached at its own node's address.
+    # Each broker is reached at its own node's address, its InternalIP as
+    # the listener prefers (the broker reads it from its pod's annotation).
     assert listeners["external"].split(",") == [
         f"{get(k8s, 'pod', f'demo-broker-{i}')['status']['hostIP']}:"
         f"{get(k8s, 'service', f'demo-broker-{i}-external')['spec']['ports'][0]['nodePort']}"
         for i in range(3)]
+    for i in range(3):
+        pod = get(k8s, "pod", f"demo-broker-{i}")
+        assert pod["metadata"]["annotations"]["gregor.dev/node-address-external"] == pod["status"]["hostIP"]
     assert [c["name"] for c in status["certificates"]] == [
         "cluster CA", "clients CA", "demo-broker-0", "demo-broker-1", "demo-broker-2", "operator"]
     assert condition(kc, "CertificatesExpiring")["status"] == "False"
@@ -581,6 +592,9 @@ def test_spec_change_rolls_brokers_one_at_a_time(k8s):
             listener["authentication"] = {"type": "scram-sha-512"}
     listeners.append({"name": "mtls", "port": 9093, "type": "internal", "tls": True,
                       "authentication": {"type": "tls"}})
+    # And external access as in a cloud (the test's load-balancer
+    # controller stands in for the cloud's; checked at the end).
+    listeners.extend(external_listeners(k8s))
     # And more storage, which the test nodes' StorageClass (static local
     # volumes) cannot give: refused in status, the rest applied.
     # The change arrives paused: nothing moves until the pause is lifted.
@@ -650,6 +664,151 @@ def test_spec_change_rolls_brokers_one_at_a_time(k8s):
     stored = read_stored(BOOTSTRAP, "roll", len(acked), prefix=k8s.cluster.net.client())
     for e in acked:
         assert stored.get(e["value"]) == (e["partition"], e["offset"]), e
+    started = time.monotonic()
+    clients_outside_use_load_balancers_and_node_names(k8s)
+    # Reported in the summary of the change (not asserted).
+    print(f"\nexternal access checks: {time.monotonic() - started:.1f} s")
+
+
+# A broker given its own host name on the load-balancer listener, which
+# clients resolve (through their hosts file here, DNS in a cloud).
+LB_BROKER_1 = "broker-1.lb.gregor.test"
+# A port broker 2 advertises on the `byname` listener instead of its node
+# port (what a port forwarded in front of the nodes would use).
+BYNAME_PORT_2 = 30999
+
+
+def external_listeners(k8s):
+    """A LoadBalancer listener with every load-balancer option, letting in
+    only the host (where the clients outside run), and a NodePort listener
+    advertising each node's host name (the default order's first kind the
+    test nodes have)."""
+    return [
+        {"name": "lb", "port": 9095, "type": "loadbalancer", "tls": True, "configuration": {
+            "class": LB_CLASS, "externalTrafficPolicy": "Local",
+            "loadBalancerSourceRanges": [f"{k8s.cluster.net.host_ip}/32"],
+            "annotations": {"gregor.dev/test-team": "kafka"},
+            "bootstrap": {"annotations": {"gregor.dev/test-role": "bootstrap"},
+                          "alternativeNames": ["kafka.lb.gregor.test"]},
+            "brokers": [{"broker": 1, "advertisedHost": LB_BROKER_1,
+                         "annotations": {"gregor.dev/test-role": "broker-1"}}]}},
+        {"name": "byname", "port": 9096, "type": "nodeport", "configuration": {
+            "brokers": [{"broker": 2, "advertisedPort": BYNAME_PORT_2}]}},
+    ]
+
+
+def clients_outside_use_load_balancers_and_node_names(k8s):
+    """The load-balancer listener: its Services carry the listener's
+    options; Apache Kafka's tools on the host reach each broker at its own
+    load balancer's address (broker 1 at the host name the spec gives it),
+    over TLS checking each address against the broker's certificate; a
+    client outside the source ranges is kept out. The `byname` listener:
+    each broker advertises its node's host name (broker 2 the port the
+    spec gives it), in the Metadata a client gets and in its certificate."""
+    lbs = k8s.load_balancers
+    assert not lbs.errors, lbs.errors
+    net = k8s.cluster.net
+    services = {name: get(k8s, "service", name) for name in
+                ["demo-lb-bootstrap"] + [f"demo-broker-{i}-lb" for i in range(3)]}
+    for name, svc in services.items():
+        spec = svc["spec"]
+        assert (spec["type"], spec["loadBalancerClass"], spec["externalTrafficPolicy"],
+                spec["loadBalancerSourceRanges"]) == (
+            "LoadBalancer", LB_CLASS, "Local", [f"{net.host_ip}/32"]), name
+        annotations = svc["metadata"].get("annotations", {})
+        role = {"demo-lb-bootstrap": "bootstrap", "demo-broker-1-lb": "broker-1"}.get(name)
+        assert {k: v for k, v in annotations.items() if k.startswith("gregor.dev/test-")} == \
+            {"gregor.dev/test-team": "kafka", **({"gregor.dev/test-role": role} if role else {})}, name
+    address = {name: lbs.addresses[name] for name in services}
+    # The brokers, as a client is told them: Metadata through the
+    # bootstrap load balancer (kafka-broker-api-versions then asks each
+    # broker at its advertised address).
+    hosts = k8s.dir / "lb-hosts"
+    hosts.write_text(f"{address['demo-broker-1-lb']} {LB_BROKER_1}\n"
+                     f"{address['demo-lb-bootstrap']} kafka.lb.gregor.test\n")
+    jvm = [f"-Djdk.net.hosts.file={hosts}"]
+    trust = secret_file(k8s, "demo-cluster-ca-cert", "ca.crt", k8s.dir / "lb-ca.crt")
+    config = k8s.dir / "lb-client.properties"
+    config.write_text(f"security.protocol=SSL\nssl.truststore.type=PEM\nssl.truststore.location={trust}\n")
+    bootstrap = "kafka.lb.gregor.test:9095"
+    versions = kafka_tool("kafka-broker-api-versions", "--bootstrap-server", bootstrap,
+                          "--command-config", config, jvm=jvm).stdout
+    advertised = sorted(line.split(" (id: ")[0] for line in versions.splitlines() if " (id: " in line)
+    assert advertised == sorted([f"{address['demo-broker-0-lb']}:9095", f"{LB_BROKER_1}:9095",
+                                 f"{address['demo-broker-2-lb']}:9095"]), versions
+    # Writes and reads through every broker's load balancer: each leads
+    # one of the topic's partitions.
+    kafka_tool("kafka-topics", "--bootstrap-server", bootstrap, "--command-config", config, "--create",
+               "--topic", "through-lb", "--partitions", 3, "--replication-factor", 3, jvm=jvm)
+    values = [f"through-lb-{i}" for i in range(30)]
+    kafka_tool("kafka-console-producer", "--bootstrap-server", bootstrap, "--topic", "through-lb",
+               "--command-config", config, "--producer-property", "acks=all",
+               input="\n".join(values) + "\n", jvm=jvm)
+    out = kafka_tool("kafka-console-consumer", "--bootstrap-server", bootstrap, "--topic", "through-lb",
+                     "--command-config", config, "--from-beginning", "--max-messages", len(values),
+                     "--timeout-ms", 60000, jvm=jvm).stdout
+    assert sorted(out.split()) == sorted(values)
+    leaders = topics_tool(k8s, "--describe", "--topic", "through-lb").stdout
+    assert sorted(line.split("Leader: ")[1].split()[0] for line in leaders.splitlines()
+                  if "Leader: " in line) == ["0", "1", "2"], leaders
+    # A client that is not in loadBalancerSourceRanges gets nowhere: the
+    # client namespace, routed to broker 0's load balancer like the host.
+    lb0 = address["demo-broker-0-lb"]
+    subprocess.run([*net.client(), "ip", "route", "replace", f"{lb0}/32", "via", lbs.routes[lb0]], check=True)
+    kept_out = subprocess.run([*net.client(), sys.executable, "-c",
+                               f"import socket; socket.create_connection(('{lb0}', 9095), timeout=3)"],
+                              capture_output=True, text=True)
+    assert kept_out.returncode != 0 and "timed out" in kept_out.stderr, kept_out
+
+    # `byname`: Metadata through broker 0's node port (its node's IP, which
+    # the host reaches) names every broker by its node's host name.
+    pods = {i: get(k8s, "pod", f"demo-broker-{i}") for i in range(3)}
+    node_ports = {i: get(k8s, "service", f"demo-broker-{i}-byname")["spec"]["ports"][0]["nodePort"]
+                  for i in range(3)}
+    metadata = subprocess.run(["kcat", "-b", f"{pods[0]['status']['hostIP']}:{node_ports[0]}", "-L", "-J",
+                               "-m", "30"], capture_output=True, text=True, timeout=60)
+    assert metadata.returncode == 0, metadata.stderr
+    brokers = {b["id"]: b["name"] for b in json.loads(metadata.stdout)["brokers"]}
+    nodes = {i: pods[i]["spec"]["nodeName"] for i in range(3)}
+    assert brokers == {0: f"{nodes[0]}:{node_ports[0]}", 1: f"{nodes[1]}:{node_ports[1]}",
+                       2: f"{nodes[2]}:{BYNAME_PORT_2}"}, brokers
+    for i in range(3):
+        assert pods[i]["metadata"]["annotations"]["gregor.dev/node-address-byname"] == nodes[i]
+    # Every address a client is given is in that broker's certificate.
+    certs = get(k8s, "secret", "demo-broker-certs")["data"]
+    for i in range(3):
+        cert = x509.load_pem_x509_certificate(base64.b64decode(certs[f"demo-broker-{i}.pem"]))
+        sans = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        named = {str(n.value) for n in sans}
+        lb_host = LB_BROKER_1 if i == 1 else address[f"demo-broker-{i}-lb"]
+        for name in [nodes[i], pods[i]["status"]["hostIP"], lb_host, address[f"demo-broker-{i}-lb"],
+                     address["demo-lb-bootstrap"], "kafka.lb.gregor.test"]:
+            assert name in named, (i, name, named)
+
+    # Options taken out of the spec leave the Services (server-side apply
+    # drops the fields the operator no longer sets), without a restart:
+    # the brokers do not read them.
+    listeners = get(k8s, "kafkacluster", "demo")["spec"]["listeners"]
+    for listener in listeners:
+        if listener["name"] == "lb":
+            for option in ["annotations", "loadBalancerSourceRanges", "externalTrafficPolicy"]:
+                del listener["configuration"][option]
+    k8s.kubectl("patch", "kafkacluster", "demo", "-n", NS, "--type", "merge",
+                "-p", json.dumps({"spec": {"listeners": listeners}}))
+
+    def options_gone():
+        found = {name: get(k8s, "service", name) for name in services}
+        return all(
+            "loadBalancerSourceRanges" not in svc["spec"]
+            and "gregor.dev/test-team" not in svc["metadata"].get("annotations", {})
+            # Back to the defaults: Kubernetes' on the bootstrap Service,
+            # the operator's on each broker's.
+            and svc["spec"]["externalTrafficPolicy"] == ("Cluster" if name == "demo-lb-bootstrap" else "Local")
+            for name, svc in found.items()) and found
+    found = wait_for("the options to leave the Services", options_gone, timeout=60, cp=k8s)
+    assert found["demo-broker-1-lb"]["metadata"]["annotations"]["gregor.dev/test-role"] == "broker-1"
+    assert {i: get(k8s, "pod", f"demo-broker-{i}")["metadata"]["uid"] for i in range(3)} == \
+        {i: pods[i]["metadata"]["uid"] for i in range(3)}
 
 
 USERS = [

@@ -1,8 +1,9 @@
 //! Where each broker is reached on each listener. Internal listeners use
-//! the pod's DNS name; a NodePort listener the node the broker runs on
-//! (resolved by the broker at start from `HOST_IP`) and the port the API
-//! server gave the broker's Service; a LoadBalancer listener the address
-//! the load balancer got.
+//! the pod's DNS name; a NodePort listener an address of the node the
+//! broker runs on (see `node_address`) and the port the API server gave
+//! the broker's Service; a LoadBalancer listener the address the load
+//! balancer got. A listener's `configuration.brokers` may give a broker
+//! its own host and port instead.
 
 use std::collections::BTreeMap;
 
@@ -10,65 +11,111 @@ use k8s_openapi::api::core::v1::Service;
 
 use crate::crd::cluster::{KafkaClusterSpec, ListenerStatus, ListenerType};
 
-use super::broker_config::{Endpoint, ExternalEndpoints, HOST_IP_ENV};
+use super::broker_config::{Endpoint, ExternalEndpoints, Host};
 use super::names::Names;
 
-/// External endpoints of brokers `0..brokers` known from the per-broker
-/// Services as the API server returned them. Brokers whose address is not
-/// assigned yet are missing.
-pub fn external_endpoints(
+/// What the cluster's Services say about its external addresses.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct External {
+    /// What brokers `0..brokers` advertise on the external listeners, as
+    /// far as known (a broker whose load balancer has no address yet, and
+    /// no address in the spec, is missing).
+    pub endpoints: ExternalEndpoints,
+    /// The addresses of every load balancer, by Service name.
+    pub load_balancers: BTreeMap<String, Vec<String>>,
+}
+
+/// The addresses of node ports on one broker's node, by (broker id,
+/// listener name): what `Host::Node` stands for.
+pub type NodeAddresses = BTreeMap<(i32, String), String>;
+
+/// The external addresses of brokers `0..brokers`, from the Services as
+/// the API server returned them and the spec's own addresses.
+pub fn external(
     names: &Names,
     spec: &KafkaClusterSpec,
     brokers: i32,
     services: &BTreeMap<String, Service>,
-) -> ExternalEndpoints {
-    let mut out = ExternalEndpoints::new();
+) -> External {
+    let mut endpoints = ExternalEndpoints::new();
     for l in &spec.listeners {
         for id in 0..brokers {
-            let Some(svc) = services.get(&names.broker_service(id, &l.name)) else {
-                continue;
-            };
+            let svc = services.get(&names.broker_service(id, &l.name));
+            let given = l.broker_override(id);
+            let given_host = given.and_then(|b| b.advertised_host.clone());
+            let given_port = given.and_then(|b| b.advertised_port);
             let endpoint = match l.kind {
                 ListenerType::Internal => None,
-                ListenerType::Nodeport => node_port(svc).map(|port| Endpoint {
-                    host: format!("${{env:{HOST_IP_ENV}}}"),
-                    port,
-                }),
-                ListenerType::Loadbalancer => {
-                    load_balancer_host(svc).map(|host| Endpoint { host, port: l.port })
+                ListenerType::Nodeport => {
+                    given_port.or(svc.and_then(node_port)).map(|port| Endpoint {
+                        host: given_host.map_or(Host::Node, Host::Fixed),
+                        port,
+                    })
                 }
+                ListenerType::Loadbalancer => given_host
+                    .or_else(|| svc.and_then(|s| load_balancer_addresses(s).into_iter().next()))
+                    .map(|host| Endpoint {
+                        host: Host::Fixed(host),
+                        port: given_port.unwrap_or(l.port),
+                    }),
             };
             if let Some(e) = endpoint {
-                out.insert((id, l.name.clone()), e);
+                endpoints.insert((id, l.name.clone()), e);
             }
         }
     }
-    out
+    let load_balancers = services
+        .iter()
+        .map(|(name, svc)| (name.clone(), load_balancer_addresses(svc)))
+        .filter(|(_, addresses)| !addresses.is_empty())
+        .collect();
+    External {
+        endpoints,
+        load_balancers,
+    }
 }
 
 fn node_port(svc: &Service) -> Option<i32> {
     svc.spec.as_ref()?.ports.as_ref()?.first()?.node_port
 }
 
-fn load_balancer_host(svc: &Service) -> Option<String> {
-    let ingress = svc
-        .status
-        .as_ref()?
-        .load_balancer
-        .as_ref()?
-        .ingress
-        .as_ref()?;
-    let first = ingress.first()?;
-    first.hostname.clone().or_else(|| first.ip.clone())
+/// A Service's load-balancer addresses (host names or IPs), in the order
+/// its status lists them.
+fn load_balancer_addresses(svc: &Service) -> Vec<String> {
+    svc.status
+        .as_ref()
+        .and_then(|s| s.load_balancer.as_ref())
+        .and_then(|lb| lb.ingress.as_ref())
+        .map(|ingress| {
+            ingress
+                .iter()
+                .filter_map(|i| i.hostname.clone().or_else(|| i.ip.clone()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The host broker `id` advertises on `listener` per `endpoint`, with its
+/// node's address resolved; `None` while the node is not known.
+pub fn resolved_host(
+    endpoint: &Endpoint,
+    id: i32,
+    listener: &str,
+    nodes: &NodeAddresses,
+) -> Option<String> {
+    match &endpoint.host {
+        Host::Node => nodes.get(&(id, listener.to_string())).cloned(),
+        Host::Fixed(host) => Some(host.clone()),
+    }
 }
 
 /// `bootstrap.servers` per listener. External listeners list every broker
-/// whose address is known (`host_ips`: the node IP of each scheduled pod).
+/// whose address is known.
 pub fn bootstrap_status(
     names: &Names,
     spec: &KafkaClusterSpec,
     external: &ExternalEndpoints,
-    host_ips: &BTreeMap<i32, String>,
+    nodes: &NodeAddresses,
 ) -> Vec<ListenerStatus> {
     spec.listeners
         .iter()
@@ -78,11 +125,7 @@ pub fn bootstrap_status(
                 _ => (0..spec.replicas)
                     .filter_map(|id| {
                         let e = external.get(&(id, l.name.clone()))?;
-                        let host = if l.kind == ListenerType::Nodeport {
-                            host_ips.get(&id)?.clone()
-                        } else {
-                            e.host.clone()
-                        };
+                        let host = resolved_host(e, id, &l.name, nodes)?;
                         Some(format!("{host}:{}", e.port))
                     })
                     .collect::<Vec<_>>()
@@ -97,7 +140,7 @@ pub fn bootstrap_status(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use k8s_openapi::api::core::v1::{
         LoadBalancerIngress, LoadBalancerStatus, ServicePort, ServiceSpec, ServiceStatus,
@@ -105,17 +148,24 @@ mod tests {
 
     fn spec() -> KafkaClusterSpec {
         serde_json::from_value(serde_json::json!({
-            "replicas": 2,
+            "replicas": 3,
             "listeners": [
                 {"name": "plain", "port": 9092, "type": "internal"},
-                {"name": "np", "port": 9094, "type": "nodeport"},
-                {"name": "lb", "port": 9095, "type": "loadbalancer"},
+                {"name": "np", "port": 9094, "type": "nodeport", "configuration": {"brokers": [
+                    {"broker": 1, "advertisedHost": "kafka-1.example.com"},
+                    {"broker": 2, "advertisedPort": 443},
+                ]}},
+                {"name": "lb", "port": 9095, "type": "loadbalancer", "configuration": {"brokers": [
+                    {"broker": 2, "advertisedHost": "lb-2.example.com", "advertisedPort": 19095},
+                ]}},
             ],
         }))
         .expect("valid spec")
     }
 
-    fn svc(node_port: Option<i32>, lb: Option<&str>) -> Service {
+    /// A Service with a node port and load-balancer addresses (an IP,
+    /// then host names).
+    pub(crate) fn svc(node_port: Option<i32>, lb: &[&str]) -> Service {
         Service {
             spec: Some(ServiceSpec {
                 ports: Some(vec![ServicePort {
@@ -124,12 +174,22 @@ mod tests {
                 }]),
                 ..Default::default()
             }),
-            status: lb.map(|ip| ServiceStatus {
+            status: (!lb.is_empty()).then(|| ServiceStatus {
                 load_balancer: Some(LoadBalancerStatus {
-                    ingress: Some(vec![LoadBalancerIngress {
-                        ip: Some(ip.into()),
-                        ..Default::default()
-                    }]),
+                    ingress: Some(
+                        lb.iter()
+                            .map(|a| match a.parse::<std::net::IpAddr>() {
+                                Ok(_) => LoadBalancerIngress {
+                                    ip: Some(a.to_string()),
+                                    ..Default::default()
+                                },
+                                Err(_) => LoadBalancerIngress {
+                                    hostname: Some(a.to_string()),
+                                    ..Default::default()
+                                },
+                            })
+                            .collect(),
+                    ),
                 }),
                 ..Default::default()
             }),
@@ -138,31 +198,93 @@ mod tests {
     }
 
     #[test]
-    fn endpoints_from_services() {
+    fn endpoints_from_services_and_the_spec() {
         let names = Names::new("c", "ns");
         let services = BTreeMap::from([
-            ("c-broker-0-np".to_string(), svc(Some(31000), None)),
-            ("c-broker-1-np".to_string(), svc(Some(31001), None)),
+            ("c-broker-0-np".to_string(), svc(Some(31000), &[])),
+            ("c-broker-1-np".to_string(), svc(Some(31001), &[])),
+            // Broker 2's node port is not assigned yet: its given port is
+            // enough.
+            ("c-broker-2-np".to_string(), svc(None, &[])),
             (
                 "c-broker-0-lb".to_string(),
-                svc(Some(32000), Some("203.0.113.5")),
+                svc(Some(32000), &["203.0.113.5", "lb-0.example.net"]),
             ),
             // Broker 1's load balancer is not provisioned yet.
-            ("c-broker-1-lb".to_string(), svc(Some(32001), None)),
+            ("c-broker-1-lb".to_string(), svc(Some(32001), &[])),
+            // Broker 2's is not either, but it advertises its own address.
+            (
+                "c-lb-bootstrap".to_string(),
+                svc(Some(32009), &["203.0.113.9"]),
+            ),
         ]);
-        let e = external_endpoints(&names, &spec(), 2, &services);
-        let np0 = &e[&(0, "np".to_string())];
-        assert_eq!((np0.host.as_str(), np0.port), ("${env:HOST_IP}", 31000));
-        let lb0 = &e[&(0, "lb".to_string())];
-        assert_eq!((lb0.host.as_str(), lb0.port), ("203.0.113.5", 9095));
-        assert!(!e.contains_key(&(1, "lb".to_string())));
-
-        let status = bootstrap_status(
-            &names,
-            &spec(),
-            &e,
-            &BTreeMap::from([(0, "10.1.0.1".to_string()), (1, "10.1.0.2".to_string())]),
+        let got = external(&names, &spec(), 3, &services);
+        let e = &got.endpoints;
+        let at = |id: i32, l: &str| e.get(&(id, l.to_string())).cloned();
+        let fixed = |h: &str, port| {
+            Some(Endpoint {
+                host: Host::Fixed(h.into()),
+                port,
+            })
+        };
+        let cases = [
+            (
+                "a node port",
+                at(0, "np"),
+                Some(Endpoint {
+                    host: Host::Node,
+                    port: 31000,
+                }),
+            ),
+            (
+                "a given host",
+                at(1, "np"),
+                fixed("kafka-1.example.com", 31001),
+            ),
+            (
+                "a given port",
+                at(2, "np"),
+                Some(Endpoint {
+                    host: Host::Node,
+                    port: 443,
+                }),
+            ),
+            (
+                "the first LB address",
+                at(0, "lb"),
+                fixed("203.0.113.5", 9095),
+            ),
+            ("no LB address yet", at(1, "lb"), None),
+            (
+                "a given LB host and port",
+                at(2, "lb"),
+                fixed("lb-2.example.com", 19095),
+            ),
+            ("an internal listener", at(0, "plain"), None),
+        ];
+        for (name, got, want) in cases {
+            assert_eq!(got, want, "{name}");
+        }
+        assert_eq!(
+            got.load_balancers,
+            BTreeMap::from([
+                (
+                    "c-broker-0-lb".to_string(),
+                    vec!["203.0.113.5".to_string(), "lb-0.example.net".to_string()]
+                ),
+                (
+                    "c-lb-bootstrap".to_string(),
+                    vec!["203.0.113.9".to_string()]
+                ),
+            ])
         );
+
+        // Broker 2 is not scheduled: its node's address is unknown.
+        let nodes = NodeAddresses::from([
+            ((0, "np".to_string()), "10.1.0.1".to_string()),
+            ((1, "np".to_string()), "10.1.0.2".to_string()),
+        ]);
+        let status = bootstrap_status(&names, &spec(), e, &nodes);
         let got: Vec<(&str, &str)> = status
             .iter()
             .map(|s| (s.name.as_str(), s.bootstrap.as_str()))
@@ -171,8 +293,8 @@ mod tests {
             got,
             [
                 ("plain", "c-plain-bootstrap.ns.svc:9092"),
-                ("np", "10.1.0.1:31000,10.1.0.2:31001"),
-                ("lb", "203.0.113.5:9095"),
+                ("np", "10.1.0.1:31000,kafka-1.example.com:31001"),
+                ("lb", "203.0.113.5:9095,lb-2.example.com:19095"),
             ]
         );
     }

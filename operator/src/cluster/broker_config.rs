@@ -7,29 +7,53 @@
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
-use crate::crd::cluster::{KafkaClusterSpec, Listener, ListenerType};
+use crate::crd::cluster::{KafkaClusterSpec, Listener, ListenerType, NodeAddressType};
 use crate::crd::validate::{config_value, CONTROLLER_PORT, HTTP_PORT, REPLICATION_PORT};
 
 use super::names::Names;
-use super::security;
+use super::{node_address, security};
 
 /// Where the broker keeps its logs inside the container: a folder of the
 /// data volume, so a fresh volume's `lost+found` is not taken for a topic.
 pub const LOG_DIR: &str = "/var/lib/gregor/data";
 /// Where the ConfigMap is mounted.
 pub const CONFIG_DIR: &str = "/etc/gregor";
-/// Environment variable holding the IP of the node a pod runs on.
-pub const HOST_IP_ENV: &str = "HOST_IP";
 /// Environment variable holding the broker's rack, when rack awareness is on.
 pub const RACK_ENV: &str = "BROKER_RACK";
+
+/// The host of an address a broker advertises on an external listener.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Host {
+    /// The address of the node the broker runs on, chosen for the
+    /// listener (see `node_address`): the broker reads it at start, so
+    /// that a broker moved to another node advertises that one.
+    Node,
+    /// A host name or IP address: a load balancer's, or the spec's.
+    Fixed(String),
+}
 
 /// An address a broker advertises on an external listener.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Endpoint {
-    /// Host name or IP; may be `${env:HOST_IP}`, resolved by the broker.
-    pub host: String,
+    /// Host name or IP.
+    pub host: Host,
     /// Port.
     pub port: i32,
+}
+
+impl Endpoint {
+    /// The address as the broker's properties file writes it for
+    /// `listener`.
+    fn rendered(&self, listener: &str) -> String {
+        match &self.host {
+            Host::Node => format!(
+                "${{env:{}}}:{}",
+                node_address::env_name(listener),
+                self.port
+            ),
+            Host::Fixed(host) => format!("{host}:{}", self.port),
+        }
+    }
 }
 
 /// External addresses by (broker id, listener name).
@@ -113,15 +137,38 @@ impl For<'_> {
     }
 
     /// The address advertised on external listener `listener`, `None` while
-    /// unknown. A stand-in's names the kind of address, so that changing a
-    /// listener's type changes what every broker advertises.
+    /// unknown. A stand-in's names the kind of address, the node address
+    /// preferred and the addresses the spec gives brokers, so that
+    /// changing any of them changes what the brokers advertise.
     fn external(&self, listener: &Listener) -> Option<Endpoint> {
         match self {
             Self::Broker { id, external } => external.get(&(*id, listener.name.clone())).cloned(),
-            Self::StandIn { .. } => Some(Endpoint {
-                host: format!("<{:?} address>", listener.kind),
-                port: 0,
-            }),
+            Self::StandIn { .. } => {
+                let config = listener.config();
+                let preferred = config
+                    .preferred_node_port_address_type
+                    .map_or("the default order", |t| t.as_str());
+                let overrides: Vec<String> = config
+                    .brokers
+                    .iter()
+                    .filter(|b| b.advertised_host.is_some() || b.advertised_port.is_some())
+                    .map(|b| {
+                        format!(
+                            "{}={}:{}",
+                            b.broker,
+                            b.advertised_host.as_deref().unwrap_or("-"),
+                            b.advertised_port.map_or("-".into(), |p| p.to_string())
+                        )
+                    })
+                    .collect();
+                Some(Endpoint {
+                    host: Host::Fixed(format!(
+                        "<{:?} address, {preferred} first, given {overrides:?}>",
+                        listener.kind
+                    )),
+                    port: 0,
+                })
+            }
         }
     }
 }
@@ -146,14 +193,13 @@ fn render(names: &Names, spec: &KafkaClusterSpec, controllers: i32, who: &For) -
         let name = l.name.to_ascii_uppercase();
         listeners.push(format!("{name}://:{}", l.port));
         protocols.push(format!("{name}:{}", security::protocol(l)));
-        let endpoint = match l.kind {
-            ListenerType::Internal => Endpoint {
-                host: host.clone(),
-                port: l.port,
-            },
-            ListenerType::Nodeport | ListenerType::Loadbalancer => who.external(l)?,
+        let address = match l.kind {
+            ListenerType::Internal => format!("{host}:{}", l.port),
+            ListenerType::Nodeport | ListenerType::Loadbalancer => {
+                who.external(l)?.rendered(&l.name)
+            }
         };
-        advertised.push(format!("{name}://{}:{}", endpoint.host, endpoint.port));
+        advertised.push(format!("{name}://{address}"));
     }
     let voters: Vec<String> = (0..controllers)
         .map(|v| format!("{v}@{}:{CONTROLLER_PORT}", names.pod_host(v)))
@@ -161,6 +207,32 @@ fn render(names: &Names, spec: &KafkaClusterSpec, controllers: i32, who: &For) -
     let roles = if voter { "broker,controller" } else { "broker" };
 
     let mut out = String::new();
+    // Where a node's address comes from, said in the file: which kind is
+    // chosen reaches the broker through its pod's annotation, and a change
+    // of it must restart the brokers as a change of the file does.
+    for l in node_address::node_port_listeners(spec) {
+        let preferred = l
+            .configuration
+            .as_ref()
+            .and_then(|c| c.preferred_node_port_address_type);
+        let order: Vec<&str> = preferred
+            .into_iter()
+            .chain(
+                NodeAddressType::DEFAULT_ORDER
+                    .into_iter()
+                    .filter(|t| Some(*t) != preferred),
+            )
+            .map(NodeAddressType::as_str)
+            .collect();
+        // Writing to a String cannot fail.
+        let _ = writeln!(
+            out,
+            "# {}: the node's address from annotation {}, the first of {}",
+            l.name.to_ascii_uppercase(),
+            node_address::annotation(&l.name),
+            order.join(", ")
+        );
+    }
     let mut line = |k: &str, v: &str| {
         // Writing to a String cannot fail.
         let _ = writeln!(out, "{k}={v}");
@@ -202,9 +274,13 @@ fn escape(value: &str) -> String {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use crate::cluster::addresses::tests::svc as addresses_svc;
     use crate::crd::cluster::{
         AuthenticationType, Authorization, AuthorizationType, CertificateAuthority,
         ListenerAuthentication, NetworkPolicySettings, PodTemplate, Rack, RebalanceSettings,
+    };
+    use crate::crd::cluster::{
+        BrokerListenerConfiguration, ExternalTrafficPolicy, ListenerConfiguration, NodeAddressType,
     };
     use k8s_openapi::api::core::v1::ResourceRequirements;
     use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
@@ -229,14 +305,14 @@ pub(crate) mod tests {
             (
                 (0, "external".to_string()),
                 Endpoint {
-                    host: "${env:HOST_IP}".into(),
+                    host: Host::Node,
                     port: 31000,
                 },
             ),
             (
                 (3, "external".to_string()),
                 Endpoint {
-                    host: "${env:HOST_IP}".into(),
+                    host: Host::Node,
                     port: 31003,
                 },
             ),
@@ -244,12 +320,13 @@ pub(crate) mod tests {
         let p0 = broker_properties(&names, &spec(), 3, 0, &external).expect("complete");
         let want = "\
 # Broker 0 of KafkaCluster kafka/demo, written by gregor-operator.
+# EXTERNAL: the node's address from annotation gregor.dev/node-address-external, the first of ExternalDNS, ExternalIP, Hostname, InternalDNS, InternalIP
 node.id=0
 process.roles=broker,controller
 controller.quorum.voters=0@demo-broker-0.demo-brokers.kafka.svc:9090,1@demo-broker-1.demo-brokers.kafka.svc:9090,2@demo-broker-2.demo-brokers.kafka.svc:9090
 controller.listener.names=CONTROLLER
 listeners=CONTROLLER://:9090,REPLICATION://:9091,PLAIN://:9092,EXTERNAL://:9094
-advertised.listeners=REPLICATION://demo-broker-0.demo-brokers.kafka.svc:9091,PLAIN://demo-broker-0.demo-brokers.kafka.svc:9092,EXTERNAL://${env:HOST_IP}:31000
+advertised.listeners=REPLICATION://demo-broker-0.demo-brokers.kafka.svc:9091,PLAIN://demo-broker-0.demo-brokers.kafka.svc:9092,EXTERNAL://${env:NODE_ADDRESS_EXTERNAL}:31000
 listener.security.protocol.map=CONTROLLER:SSL,REPLICATION:SSL,PLAIN:PLAINTEXT,EXTERNAL:PLAINTEXT
 inter.broker.listener.name=REPLICATION
 http.listener=:9644
@@ -277,32 +354,33 @@ num.partitions=6
             ),
             "{p3}"
         );
-        assert!(p3.contains("EXTERNAL://${env:HOST_IP}:31003"), "{p3}");
+        assert!(
+            p3.contains("EXTERNAL://${env:NODE_ADDRESS_EXTERNAL}:31003"),
+            "{p3}"
+        );
     }
 
-    /// The files of brokers `0..count`, with made-up external addresses.
+    /// The files of brokers `0..count`, with made-up node ports and load
+    /// balancer addresses, and the spec's own addresses.
     fn files(spec: &KafkaClusterSpec, controllers: i32, count: i32) -> Vec<String> {
         let names = Names::new("demo", "kafka");
-        let mut external = ExternalEndpoints::new();
+        let mut services = BTreeMap::new();
         for l in &spec.listeners {
             for id in 0..count {
-                let endpoint = match l.kind {
+                let lb = format!("lb-{id}.example");
+                let svc = match l.kind {
                     ListenerType::Internal => continue,
-                    ListenerType::Nodeport => Endpoint {
-                        host: "${env:HOST_IP}".into(),
-                        port: 31000 + id,
-                    },
-                    ListenerType::Loadbalancer => Endpoint {
-                        host: format!("lb-{id}.example"),
-                        port: l.port,
-                    },
+                    ListenerType::Nodeport => addresses_svc(Some(31000 + id), &[]),
+                    ListenerType::Loadbalancer => addresses_svc(Some(32000 + id), &[&lb]),
                 };
-                external.insert((id, l.name.clone()), endpoint);
+                services.insert(names.broker_service(id, &l.name), svc);
             }
         }
+        let external = crate::cluster::addresses::external(&names, spec, count, &services);
         (0..count)
             .map(|id| {
-                broker_properties(&names, spec, controllers, id, &external).expect("complete")
+                broker_properties(&names, spec, controllers, id, &external.endpoints)
+                    .expect("complete")
             })
             .collect()
     }
@@ -370,6 +448,7 @@ num.partitions=6
                     kind: ListenerType::Internal,
                     tls: true,
                     authentication: None,
+                    configuration: None,
                 })
             },
             true,
@@ -436,6 +515,44 @@ num.partitions=6
             true,
         ),
         (
+            "the node address a nodeport listener prefers",
+            |s| {
+                s.listeners[1].configuration = Some(ListenerConfiguration {
+                    preferred_node_port_address_type: Some(NodeAddressType::InternalIp),
+                    ..Default::default()
+                })
+            },
+            true,
+        ),
+        (
+            "a broker's advertised host",
+            |s| s.listeners[1].configuration = Some(given(1, Some("kafka-1.example.com"), None)),
+            true,
+        ),
+        (
+            "a broker's advertised port",
+            |s| s.listeners[1].configuration = Some(given(0, None, Some(443))),
+            true,
+        ),
+        (
+            // Only the Services read these.
+            "a listener's Service options",
+            |s| {
+                s.listeners[1].configuration = Some(ListenerConfiguration {
+                    external_traffic_policy: Some(ExternalTrafficPolicy::Cluster),
+                    annotations: BTreeMap::from([("a".to_string(), "b".to_string())]),
+                    brokers: vec![BrokerListenerConfiguration {
+                        broker: 0,
+                        node_port: Some(31555),
+                        annotations: BTreeMap::from([("c".to_string(), "d".to_string())]),
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                })
+            },
+            false,
+        ),
+        (
             "fewer brokers, with a smaller default minimum ISR",
             |s| s.replicas = 2,
             true,
@@ -485,6 +602,20 @@ num.partitions=6
             false,
         ),
     ];
+
+    /// A listener configuration giving broker `broker` its own host or
+    /// port.
+    fn given(broker: i32, host: Option<&str>, port: Option<i32>) -> ListenerConfiguration {
+        ListenerConfiguration {
+            brokers: vec![BrokerListenerConfiguration {
+                broker,
+                advertised_host: host.map(str::to_string),
+                advertised_port: port,
+                ..Default::default()
+            }],
+            ..Default::default()
+        }
+    }
 
     /// [`spec`] with rack awareness, so that it can be turned off.
     pub(crate) fn rack_spec() -> KafkaClusterSpec {
@@ -558,7 +689,7 @@ num.partitions=6
         external.insert(
             (3, "external".into()),
             Endpoint {
-                host: "${env:HOST_IP}".into(),
+                host: Host::Node,
                 port: 31003,
             },
         );

@@ -17,7 +17,7 @@ use crate::pki::certificate::CertificateInfo;
 use crate::pki::renewal::{self, Lifetimes, Reissue, Rotation, Seen, Step};
 use crate::pki::PkiError;
 
-use super::broker_config::ExternalEndpoints;
+use super::addresses::{resolved_host, External, NodeAddresses};
 use super::names::Names;
 use super::security::{broker_common_name, operator_common_name, CA_CERT_KEY, ORGANIZATION};
 
@@ -388,15 +388,17 @@ pub fn plan_leaves(
 }
 
 /// The certificate of every broker `0..running`: the brokers' common
-/// subject, and every name and address clients and brokers reach it by
-/// (its pod, its Services, its node's IP on a NodePort listener, its load
-/// balancer's address).
+/// subject, and every name and address clients and brokers reach it by:
+/// its pod, its Services, what it advertises on each external listener
+/// (its node's address, its load balancer's, or the spec's), every
+/// address of its own and its listeners' bootstrap load balancers, and
+/// the bootstrap `alternativeNames`.
 pub fn broker_certificates(
     names: &Names,
     spec: &KafkaClusterSpec,
     running: i32,
-    external: &ExternalEndpoints,
-    host_ips: &BTreeMap<i32, String>,
+    external: &External,
+    nodes: &NodeAddresses,
 ) -> Vec<Wanted> {
     let listeners: Vec<(String, bool)> = spec
         .listeners
@@ -407,11 +409,19 @@ pub fn broker_certificates(
         .map(|id| {
             let mut dns = names.broker_dns_names(id, &listeners);
             for l in &spec.listeners {
-                match l.kind {
-                    ListenerType::Internal => {}
-                    ListenerType::Nodeport => dns.extend(host_ips.get(&id).cloned()),
-                    ListenerType::Loadbalancer => {
-                        dns.extend(external.get(&(id, l.name.clone())).map(|e| e.host.clone()))
+                let config = l.config();
+                if let Some(bootstrap) = &config.bootstrap {
+                    dns.extend(bootstrap.alternative_names.iter().cloned());
+                }
+                if l.kind == ListenerType::Internal {
+                    continue;
+                }
+                if let Some(e) = external.endpoints.get(&(id, l.name.clone())) {
+                    dns.extend(resolved_host(e, id, &l.name, nodes));
+                }
+                for service in [names.broker_service(id, &l.name), names.bootstrap(&l.name)] {
+                    if let Some(addresses) = external.load_balancers.get(&service) {
+                        dns.extend(addresses.iter().cloned());
                     }
                 }
             }
@@ -729,52 +739,87 @@ mod tests {
 
     #[test]
     fn brokers_are_named_by_every_address_clients_reach_them_at() {
+        use crate::cluster::broker_config::{Endpoint, ExternalEndpoints, Host};
         let spec: KafkaClusterSpec = serde_json::from_value(serde_json::json!({
             "replicas": 2,
             "listeners": [
-                {"name": "plain", "port": 9092, "type": "internal"},
+                {"name": "plain", "port": 9092, "type": "internal",
+                 "configuration": {"bootstrap": {"alternativeNames": ["kafka.example.com"]}}},
                 {"name": "np", "port": 9094, "type": "nodeport"},
                 {"name": "lb", "port": 9095, "type": "loadbalancer"},
             ],
         }))
         .expect("spec");
         let names = Names::new("demo", "kafka");
-        let external = ExternalEndpoints::from([(
-            (1, "lb".to_string()),
-            crate::cluster::broker_config::Endpoint {
-                host: "203.0.113.9".into(),
-                port: 9095,
-            },
-        )]);
-        let host_ips = BTreeMap::from([(1, "10.0.0.7".to_string())]);
-        let wanted = broker_certificates(&names, &spec, 2, &external, &host_ips);
+        let external = External {
+            endpoints: ExternalEndpoints::from([
+                (
+                    (0, "np".to_string()),
+                    Endpoint {
+                        host: Host::Fixed("kafka-0.example.com".into()),
+                        port: 443,
+                    },
+                ),
+                (
+                    (1, "np".to_string()),
+                    Endpoint {
+                        host: Host::Node,
+                        port: 31001,
+                    },
+                ),
+                (
+                    (1, "lb".to_string()),
+                    Endpoint {
+                        host: Host::Fixed("203.0.113.9".into()),
+                        port: 9095,
+                    },
+                ),
+            ]),
+            load_balancers: BTreeMap::from([
+                (
+                    "demo-broker-1-lb".to_string(),
+                    vec!["203.0.113.9".to_string(), "lb-1.example.net".to_string()],
+                ),
+                (
+                    "demo-lb-bootstrap".to_string(),
+                    vec!["203.0.113.1".to_string()],
+                ),
+            ]),
+        };
+        let nodes = NodeAddresses::from([((1, "np".to_string()), "node-7".to_string())]);
+        let wanted = broker_certificates(&names, &spec, 2, &external, &nodes);
         assert_eq!(
             wanted.iter().map(|w| w.key.as_str()).collect::<Vec<_>>(),
             ["demo-broker-0.pem", "demo-broker-1.pem"]
         );
         let one = &wanted[1].request;
         assert_eq!(one.common_name, "demo-broker");
+        let has = |names: &[String], name: &str| names.iter().any(|n| n == name);
         for name in [
             "demo-broker-1.demo-brokers.kafka.svc",
             "demo-plain-bootstrap.kafka.svc",
             "demo-broker-1-np.kafka.svc.cluster.local",
             "demo-broker-1-lb",
-            "10.0.0.7",
+            // Its node's address, its load balancer's every address, the
+            // bootstrap load balancer's, the bootstrap's other name.
+            "node-7",
             "203.0.113.9",
+            "lb-1.example.net",
+            "203.0.113.1",
+            "kafka.example.com",
         ] {
-            assert!(
-                one.names.iter().any(|n| n == name),
-                "{name} in {:?}",
-                one.names
-            );
+            assert!(has(&one.names, name), "{name} in {:?}", one.names);
         }
-        // Broker 0 is not scheduled yet and has no load balancer address:
-        // its certificate has its names so far.
+        // Broker 0 advertises the spec's host and has no load balancer
+        // address yet: its certificate names that host, the bootstrap's
+        // names, and no other node's or balancer's.
         let zero = &wanted[0].request;
-        assert!(!zero
-            .names
-            .iter()
-            .any(|n| n.starts_with("10.") || n.starts_with("203.")));
+        for name in ["kafka-0.example.com", "203.0.113.1", "kafka.example.com"] {
+            assert!(has(&zero.names, name), "{name} in {:?}", zero.names);
+        }
+        for name in ["node-7", "203.0.113.9", "lb-1.example.net"] {
+            assert!(!has(&zero.names, name), "{name} in {:?}", zero.names);
+        }
     }
 
     #[test]

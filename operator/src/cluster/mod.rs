@@ -13,6 +13,7 @@ pub mod failures;
 pub mod health;
 pub mod names;
 pub mod network_policy;
+pub mod node_address;
 pub mod pdb;
 pub mod provider_trust;
 pub mod rebalance;

@@ -35,7 +35,7 @@ use crate::pki::{self, renewal};
 use crate::tls;
 use rustls::ClientConfig;
 
-use super::addresses::{bootstrap_status, external_endpoints};
+use super::addresses::{self, bootstrap_status, External, NodeAddresses};
 use super::broker_config::{broker_properties, config_digest, min_insync, ExternalEndpoints};
 use super::certificate_report;
 use super::certificates::{
@@ -51,7 +51,7 @@ use super::status::{self, Seen};
 use super::storage::{self, ClaimChange};
 use super::trouble::Trouble;
 use super::view::{self, BrokerPod, KafkaView, MANUAL_RESTART};
-use super::{configmap, network_policy, pdb, provider_trust, services, statefulset};
+use super::{configmap, network_policy, node_address, pdb, provider_trust, services, statefulset};
 
 /// Annotation carrying a broker pod's rack, read by the broker at start.
 const RACK_ANNOTATION: &str = "gregor.dev/rack";
@@ -91,12 +91,12 @@ pub async fn reconcile(kc: Arc<KafkaCluster>, ctx: Arc<Context>) -> Result<Actio
         Ok(external) => external,
         Err(e) => {
             trouble.note("the Services", &e);
-            pass.existing_endpoints(running).await?
+            pass.existing_external(running).await?
         }
     };
     let pods = pass.observe_pods(&mut trouble).await?;
     let certificates = match pass
-        .apply_certificates(&owner, running, &external, &pods.host_ips)
+        .apply_certificates(&owner, running, &external, &pods.node_addresses)
         .await
     {
         Ok(certificates) => certificates,
@@ -120,7 +120,7 @@ pub async fn reconcile(kc: Arc<KafkaCluster>, ctx: Arc<Context>) -> Result<Actio
     let replicas = plan.statefulset_replicas;
     // Pods are not rolled onto a configuration that was not written.
     let (pending, sts) = match pass
-        .apply_config(&owner, controllers, replicas, &external, &trust)
+        .apply_config(&owner, controllers, replicas, &external.endpoints, &trust)
         .await
     {
         Ok(pending) => {
@@ -160,6 +160,11 @@ pub async fn reconcile(kc: Arc<KafkaCluster>, ctx: Arc<Context>) -> Result<Actio
     pass.tell_failures(&failing).await?;
     // The rollout first, healing when it is done.
     let step = match &sts {
+        // A broker restarted now would find no file: the roll waits for
+        // the addresses (the status says which).
+        Some(_) if !pending.is_empty() => Step::Wait(format!(
+            "brokers {pending:?} wait for their external addresses"
+        )),
         Some(sts) => {
             pass.roll(
                 sts,
@@ -217,7 +222,12 @@ pub async fn reconcile(kc: Arc<KafkaCluster>, ctx: Arc<Context>) -> Result<Actio
         growing: growing.as_deref(),
         rebalancing: rebalancing.as_deref(),
     };
-    let listeners = bootstrap_status(&pass.names, &kc.spec, &external, &pods.host_ips);
+    let listeners = bootstrap_status(
+        &pass.names,
+        &kc.spec,
+        &external.endpoints,
+        &pods.node_addresses,
+    );
     pass.report_status(&seen, controllers, listeners, certificates, rebalance)
         .await
 }
@@ -241,25 +251,22 @@ struct Pass<'a> {
 /// The broker pods as Kubernetes reports them.
 struct Pods {
     brokers: Vec<BrokerPod>,
-    /// IP of the node each scheduled broker runs on.
-    host_ips: BTreeMap<i32, String>,
+    /// The address of its node each scheduled broker advertises, per
+    /// NodePort listener.
+    node_addresses: NodeAddresses,
 }
 
 impl Pods {
     /// The brokers among `pods`, pods of the StatefulSet `statefulset`.
-    fn new(statefulset: &str, pods: &[Pod]) -> Self {
-        let mut brokers = Vec::new();
-        let mut host_ips = BTreeMap::new();
-        for (pod, broker) in pods
+    fn new(statefulset: &str, pods: &[Pod], node_addresses: NodeAddresses) -> Self {
+        let brokers = pods
             .iter()
-            .filter_map(|p| Some((p, BrokerPod::from_pod(statefulset, p)?)))
-        {
-            if let Some(ip) = pod.status.as_ref().and_then(|s| s.host_ip.clone()) {
-                host_ips.insert(broker.id, ip);
-            }
-            brokers.push(broker);
+            .filter_map(|p| BrokerPod::from_pod(statefulset, p))
+            .collect();
+        Self {
+            brokers,
+            node_addresses,
         }
-        Self { brokers, host_ips }
     }
 
     /// Ready brokers among the first `replicas` (the others are leaving).
@@ -433,7 +440,7 @@ impl<'a> Pass<'a> {
         &self,
         owner: &OwnerReference,
         running: i32,
-    ) -> Result<ExternalEndpoints, Error> {
+    ) -> Result<External, Error> {
         let api = self.api::<Service>();
         let mut applied = BTreeMap::new();
         for svc in services::services(&self.names, &self.kc.spec, running, owner) {
@@ -441,7 +448,7 @@ impl<'a> Pass<'a> {
             applied.insert(got.name_any(), got);
         }
         self.prune_services(&api, &applied).await?;
-        Ok(external_endpoints(
+        Ok(addresses::external(
             &self.names,
             &self.kc.spec,
             running,
@@ -451,7 +458,7 @@ impl<'a> Pass<'a> {
 
     /// The external addresses the cluster's Services give as they are
     /// (when applying them failed).
-    async fn existing_endpoints(&self, running: i32) -> Result<ExternalEndpoints, Error> {
+    async fn existing_external(&self, running: i32) -> Result<External, Error> {
         let label = format!("{CLUSTER_LABEL}={}", self.names.cluster);
         let found: BTreeMap<String, Service> = self
             .api::<Service>()
@@ -461,7 +468,7 @@ impl<'a> Pass<'a> {
             .into_iter()
             .map(|svc| (svc.name_any(), svc))
             .collect();
-        Ok(external_endpoints(
+        Ok(addresses::external(
             &self.names,
             &self.kc.spec,
             running,
@@ -757,15 +764,19 @@ impl<'a> Pass<'a> {
             .list(&ListParams::default().labels(&selector))
             .await?
             .items;
-        if let Err(e) = self.label_racks(&pods).await {
-            trouble.note("the brokers' rack annotations", &e);
-        }
+        let node_addresses = match self.annotate_pods(&pods).await {
+            Ok(addresses) => addresses,
+            Err(e) => {
+                trouble.note("the brokers' node annotations", &e);
+                NodeAddresses::new()
+            }
+        };
         if view::restart_asked(self.kc.annotations()) {
             if let Err(e) = self.ask_every_restart(&mut pods).await {
                 trouble.note("the manual rolling update", &e);
             }
         }
-        Ok(Pods::new(&self.names.statefulset(), &pods))
+        Ok(Pods::new(&self.names.statefulset(), &pods, node_addresses))
     }
 
     /// Moves the cluster's manual rolling update annotation onto every
@@ -803,30 +814,58 @@ impl<'a> Pass<'a> {
         Ok(())
     }
 
-    /// Annotates each scheduled broker pod with its node's rack label, which
-    /// the broker reads at start (a broker that starts before it exits and is
-    /// restarted by the kubelet).
-    async fn label_racks(&self, pods: &[Pod]) -> Result<(), Error> {
-        let Some(rack) = &self.kc.spec.rack else {
-            return Ok(());
-        };
+    /// Annotates each scheduled broker pod with what the broker reads from
+    /// its node at start (a broker that starts before exits, and the
+    /// kubelet restarts it): its rack label when rack awareness is on, and
+    /// the address it advertises on each NodePort listener (see
+    /// `node_address`). Returns those addresses, by broker and listener.
+    async fn annotate_pods(&self, pods: &[Pod]) -> Result<NodeAddresses, Error> {
+        let spec = &self.kc.spec;
+        let mut out = NodeAddresses::new();
+        if spec.rack.is_none() && node_address::node_port_listeners(spec).next().is_none() {
+            return Ok(out);
+        }
         let node_api: Api<Node> = Api::all(self.ctx.client.clone());
         let pod_api = self.api::<Pod>();
+        let statefulset = self.names.statefulset();
+        let mut nodes: BTreeMap<String, Option<Node>> = BTreeMap::new();
         for pod in pods {
-            if pod.annotations().contains_key(RACK_ANNOTATION) {
+            let Some(broker) = BrokerPod::from_pod(&statefulset, pod) else {
+                continue;
+            };
+            let Some(name) = pod.spec.as_ref().and_then(|s| s.node_name.clone()) else {
+                continue;
+            };
+            let node = match nodes.get(&name) {
+                Some(node) => node.clone(),
+                None => {
+                    let node = node_api.get_opt(&name).await?;
+                    nodes.insert(name, node.clone());
+                    node
+                }
+            };
+            let Some(node) = node else {
+                continue;
+            };
+            let addresses = node_address::for_node(spec, &node);
+            let mut wanted = node_address::missing_annotations(&addresses, pod.annotations());
+            out.extend(
+                addresses
+                    .into_iter()
+                    .map(|(listener, address)| ((broker.id, listener), address)),
+            );
+            if let Some(rack) = &spec.rack {
+                // A broker's rack is fixed once told: it is in its data.
+                if !pod.annotations().contains_key(RACK_ANNOTATION) {
+                    if let Some(value) = node.labels().get(&rack.topology_key) {
+                        wanted.insert(RACK_ANNOTATION.into(), value.clone());
+                    }
+                }
+            }
+            if wanted.is_empty() {
                 continue;
             }
-            let Some(node) = pod.spec.as_ref().and_then(|s| s.node_name.clone()) else {
-                continue;
-            };
-            let Some(value) = node_api
-                .get_opt(&node)
-                .await?
-                .and_then(|n| n.labels().get(&rack.topology_key).cloned())
-            else {
-                continue;
-            };
-            let patch = serde_json::json!({"metadata": {"annotations": {RACK_ANNOTATION: value}}});
+            let patch = serde_json::json!({"metadata": {"annotations": wanted}});
             pod_api
                 .patch(
                     &pod.name_any(),
@@ -835,7 +874,7 @@ impl<'a> Pass<'a> {
                 )
                 .await?;
         }
-        Ok(())
+        Ok(out)
     }
 
     /// Publishes a Warning event for each broker pod that started failing,
@@ -1034,8 +1073,8 @@ impl<'a> Pass<'a> {
         &self,
         owner: &OwnerReference,
         running: i32,
-        external: &ExternalEndpoints,
-        host_ips: &BTreeMap<i32, String>,
+        external: &External,
+        nodes: &NodeAddresses,
     ) -> Result<Certificates, Error> {
         let (spec, names) = (&self.kc.spec, &self.names);
         let now = pki::now();
@@ -1094,7 +1133,7 @@ impl<'a> Pass<'a> {
             }
             false => Vec::new(),
         };
-        let wanted = broker_certificates(names, spec, running, external, host_ips);
+        let wanted = broker_certificates(names, spec, running, external, nodes);
         let brokers = plan_leaves(
             &cluster.signing,
             &held,

@@ -23,8 +23,9 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use crate::crd::cluster::{KafkaClusterSpec, StorageType};
 use crate::crd::validate::{CONTROLLER_PORT, HTTP_PORT, REPLICATION_PORT};
 
-use super::broker_config::{CONFIG_DIR, HOST_IP_ENV, RACK_ENV};
+use super::broker_config::{CONFIG_DIR, RACK_ENV};
 use super::names::Names;
+use super::node_address;
 use super::security::{CERTS_DIR, CLIENTS_CA_DIR, CLUSTER_CA_DIR};
 
 /// Annotation on the pod template with the digest of the brokers'
@@ -80,10 +81,19 @@ pub fn statefulset(
             .iter()
             .map(|l| container_port(&l.name, l.port)),
     );
-    let mut env = vec![
-        field_env("POD_NAME", "metadata.name"),
-        field_env(HOST_IP_ENV, "status.hostIP"),
-    ];
+    let mut env = vec![field_env("POD_NAME", "metadata.name")];
+    // The node's address each NodePort listener advertises, which the
+    // operator writes on the pod once it is scheduled: a broker that
+    // starts before refuses the empty address, and the kubelet restarts it.
+    env.extend(node_address::node_port_listeners(spec).map(|l| {
+        field_env(
+            &node_address::env_name(&l.name),
+            &format!(
+                "metadata.annotations['{}']",
+                node_address::annotation(&l.name)
+            ),
+        )
+    }));
     if spec.rack.is_some() {
         env.push(field_env(
             RACK_ENV,

@@ -228,6 +228,186 @@ pub struct Listener {
     /// How its clients authenticate; unset, anyone may connect.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub authentication: Option<ListenerAuthentication>,
+    /// How the listener is exposed: node addresses, load balancer options,
+    /// addresses advertised per broker (Strimzi's listener
+    /// `configuration`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub configuration: Option<ListenerConfiguration>,
+}
+
+impl Listener {
+    /// The listener's `configuration`, empty when unset.
+    pub fn config(&self) -> ListenerConfiguration {
+        self.configuration.clone().unwrap_or_default()
+    }
+
+    /// The overrides of broker `id` on this listener, if any.
+    pub fn broker_override(&self, id: i32) -> Option<&BrokerListenerConfiguration> {
+        self.configuration
+            .as_ref()?
+            .brokers
+            .iter()
+            .find(|b| b.broker == id)
+    }
+}
+
+/// How a listener is exposed, with Strimzi's field names. Fields that do
+/// not apply to the listener's type are refused (in status).
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ListenerConfiguration {
+    /// `nodeport`: the kind of the node's address (from the Node's
+    /// `status.addresses`) each broker advertises. Tried first; when the
+    /// node has none of it, the others are tried in the default order:
+    /// ExternalDNS, ExternalIP, Hostname, InternalDNS, InternalIP.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preferred_node_port_address_type: Option<NodeAddressType>,
+    /// `nodeport` and `loadbalancer`: the `externalTrafficPolicy` of the
+    /// listener's Services, bootstrap and per broker. Unset: `Local` on
+    /// the per-broker Services (each has one broker behind it, reached
+    /// without a hop to another node) and Kubernetes' default (`Cluster`)
+    /// on the bootstrap Service.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external_traffic_policy: Option<ExternalTrafficPolicy>,
+    /// `loadbalancer`: the `loadBalancerClass` of the listener's Services,
+    /// which picks the load-balancer implementation (e.g.
+    /// `service.k8s.aws/nlb`). Kubernetes keeps a Service's class once it
+    /// is made: a change is refused by the API server (in status).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub class: Option<String>,
+    /// `loadbalancer`: the client address ranges (CIDRs, such as
+    /// `10.0.0.0/8`) the load balancers let in, where the platform
+    /// supports it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub load_balancer_source_ranges: Vec<String>,
+    /// Annotations on every Service of the listener (bootstrap and per
+    /// broker), e.g. a cloud's load-balancer settings. `bootstrap` and
+    /// `brokers` add their own over these.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
+    /// The listener's bootstrap Service.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bootstrap: Option<BootstrapListenerConfiguration>,
+    /// Per broker: the address it advertises, its node port, its
+    /// Service's annotations. `nodeport` and `loadbalancer` listeners.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub brokers: Vec<BrokerListenerConfiguration>,
+}
+
+/// A listener's bootstrap Service.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BootstrapListenerConfiguration {
+    /// More names and addresses clients use to bootstrap (a DNS alias of
+    /// the bootstrap Service, say): added to every broker's certificate.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub alternative_names: Vec<String>,
+    /// `nodeport` and `loadbalancer`: the node port asked for the
+    /// bootstrap Service (one the API server allocates when unset).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 65535))]
+    pub node_port: Option<i32>,
+    /// Annotations of the bootstrap Service.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
+}
+
+/// One broker on a `nodeport` or `loadbalancer` listener.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BrokerListenerConfiguration {
+    /// The broker's id (`0` to `replicas - 1`).
+    #[schemars(range(min = 0))]
+    pub broker: i32,
+    /// The host name or IP address the broker advertises instead of its
+    /// node's or load balancer's; added to its certificate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub advertised_host: Option<String>,
+    /// The port the broker advertises instead of its node port (or, on a
+    /// `loadbalancer` listener, the listener's port).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 65535))]
+    pub advertised_port: Option<i32>,
+    /// The node port asked for the broker's Service (one the API server
+    /// allocates when unset).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 65535))]
+    pub node_port: Option<i32>,
+    /// Annotations of the broker's Service, over the listener's.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
+}
+
+/// `nodeport`: the kind of node address (a Node's
+/// `status.addresses[].type`) each broker advertises, tried first; when
+/// the node has none of it, the others are tried in Strimzi's order:
+/// ExternalDNS, ExternalIP, Hostname, InternalDNS, InternalIP.
+// This text describes the field in the CRD: the schema of an optional
+// enum is the enum's own.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum NodeAddressType {
+    /// A DNS name of the node reachable from outside the cluster.
+    #[serde(rename = "ExternalDNS")]
+    ExternalDns,
+    /// An IP address of the node reachable from outside the cluster.
+    #[serde(rename = "ExternalIP")]
+    ExternalIp,
+    /// The node's host name, as the kubelet reports it.
+    Hostname,
+    /// A DNS name of the node inside the cluster's network.
+    #[serde(rename = "InternalDNS")]
+    InternalDns,
+    /// An IP address of the node inside the cluster's network.
+    #[serde(rename = "InternalIP")]
+    InternalIp,
+}
+
+impl NodeAddressType {
+    /// The order tried when no type is preferred (or the node has none of
+    /// the preferred one), as Strimzi's.
+    pub const DEFAULT_ORDER: [NodeAddressType; 5] = [
+        Self::ExternalDns,
+        Self::ExternalIp,
+        Self::Hostname,
+        Self::InternalDns,
+        Self::InternalIp,
+    ];
+
+    /// The type as a Node's `status.addresses[].type` names it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ExternalDns => "ExternalDNS",
+            Self::ExternalIp => "ExternalIP",
+            Self::Hostname => "Hostname",
+            Self::InternalDns => "InternalDNS",
+            Self::InternalIp => "InternalIP",
+        }
+    }
+}
+
+/// `nodeport` and `loadbalancer`: the `externalTrafficPolicy` of the
+/// listener's Services. `Local` takes a client only to a broker on the
+/// node its traffic arrives at (no hop, the client's address kept);
+/// `Cluster` lets it hop to another node. Unset: `Local` on the
+/// per-broker Services, Kubernetes' default (`Cluster`) on the bootstrap
+/// Service.
+// This text describes the field in the CRD, as above.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum ExternalTrafficPolicy {
+    /// Any node forwards to the broker, wherever it runs.
+    Cluster,
+    /// Only the broker's own node answers.
+    Local,
+}
+
+impl ExternalTrafficPolicy {
+    /// The value of a Service's `externalTrafficPolicy`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Cluster => "Cluster",
+            Self::Local => "Local",
+        }
+    }
 }
 
 /// How clients of a listener authenticate.

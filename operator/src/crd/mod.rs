@@ -2,6 +2,7 @@
 //! generated (`crdgen`), and the checks the schema cannot express.
 
 pub mod cluster;
+pub mod exposure;
 pub mod topic;
 pub mod user;
 pub mod validate;

@@ -5,6 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::cluster::{AuthenticationType, CertificateAuthority, KafkaClusterSpec, Listener};
+use super::exposure;
 use super::topic::KafkaTopicSpec;
 use crate::pki::renewal::Lifetimes;
 
@@ -81,8 +82,10 @@ pub fn validate_cluster(
             ));
         }
     }
+    let mut node_ports = BTreeSet::new();
     for l in &spec.listeners {
         check_authentication(l, &mut problems);
+        exposure::check_listener(l, spec.replicas, &mut node_ports, &mut problems);
     }
     for key in spec.config.keys() {
         let owned = OWNED_BROKER_KEYS.contains(&key.as_str())
@@ -303,6 +306,7 @@ mod tests {
             kind: ListenerType::Internal,
             tls: false,
             authentication: None,
+            configuration: None,
         }
     }
 
@@ -406,6 +410,29 @@ mod tests {
                 change: |s| s.listeners.push(listener("other", 9091)),
                 recorded: None,
                 problem: Some("port 9091 is taken"),
+            },
+            Case {
+                name: "a broker's address on an internal listener",
+                change: |s| {
+                    s.listeners[0].configuration = serde_json::from_value(serde_json::json!({
+                        "brokers": [{"broker": 0, "advertisedHost": "kafka-0.example.com"}]
+                    }))
+                    .ok()
+                },
+                recorded: None,
+                problem: Some("listeners.plain.configuration.brokers: only nodeport and loadbalancer listeners take it, not internal"),
+            },
+            Case {
+                name: "a broker that the cluster does not have",
+                change: |s| {
+                    s.listeners[0].kind = ListenerType::Nodeport;
+                    s.listeners[0].configuration = serde_json::from_value(serde_json::json!({
+                        "brokers": [{"broker": 3, "advertisedPort": 443}]
+                    }))
+                    .ok()
+                },
+                recorded: None,
+                problem: Some("listeners.plain.configuration.brokers[0].broker: 3 is not a broker of this cluster (0 to 2)"),
             },
             Case {
                 name: "operator's listener name",
