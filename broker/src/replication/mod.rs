@@ -5,8 +5,9 @@
 //! - [`fetcher`] is the follower's side: fetch from leaders and append;
 //! - [`isr`] sends the leader's ISR changes to the controller;
 //! - [`throttle`] decides which replication traffic is throttled
-//!   (Kafka's replication quotas).
+//!   (Kafka's replication quotas) and [`quota`] measures it.
 
 pub mod fetcher;
 pub mod isr;
+pub mod quota;
 pub mod throttle;
