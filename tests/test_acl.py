@@ -271,6 +271,24 @@ def test_client_quotas_are_kept_listed_and_checked(broker, tmp_path):
     assert "ClusterAuthorizationException" in listed.stdout + listed.stderr, listed
 
 
+def test_only_alter_configs_on_the_cluster_changes_replication_throttles(broker, tmp_path):
+    """The dynamic broker settings take ALTER_CONFIGS on the cluster to
+    change and DESCRIBE_CONFIGS on it to read, as in Kafka."""
+    default = ("--entity-type", "brokers", "--entity-default")
+    refused = configs(broker, tmp_path, "--alter", *default,
+                      "--add-config", "follower.replication.throttled.rate=1000", user="alice", check=False)
+    assert "ClusterAuthorizationException" in refused.stdout + refused.stderr, refused
+    listed = configs(broker, tmp_path, "--describe", *default, user="alice", check=False)
+    assert "ClusterAuthorizationException" in listed.stdout + listed.stderr, listed
+    configs(broker, tmp_path, "--alter", *default, "--add-config", "follower.replication.throttled.rate=1000")
+    assert "follower.replication.throttled.rate=1000" in configs(broker, tmp_path, "--describe", *default).stdout
+    refused = configs(broker, tmp_path, "--alter", *default,
+                      "--delete-config", "follower.replication.throttled.rate", user="alice", check=False)
+    assert "ClusterAuthorizationException" in refused.stdout + refused.stderr, refused
+    configs(broker, tmp_path, "--alter", *default, "--delete-config", "follower.replication.throttled.rate")
+    assert "follower.replication" not in configs(broker, tmp_path, "--describe", *default).stdout
+
+
 def slope(points, after):
     """Bytes per second over (seconds, cumulative bytes) points from `after` on."""
     tail = [(t, b) for t, b in points if t >= after]

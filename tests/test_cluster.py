@@ -5,6 +5,7 @@ with -9 while an idempotent acks=all producer writes."""
 import json
 import signal
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -16,7 +17,7 @@ import wire
 from group_member import Member
 
 from conftest import (DURABLE_PRODUCER, GREGOR_BIN, GregorCluster, java_command, kafka_tool, offsets_partition,
-                      producer_events, unique, wait_until)
+                      producer_events, report_measure, unique, wait_until)
 
 
 def describe(bootstrap, topic):
@@ -281,6 +282,132 @@ def test_reassigning_a_partition_moves_its_data(cluster, tmp_path):
                "the old replica's data to be removed")
     got = read_back(cluster.bootstrap, topic, 1)
     assert [v for _, v in got[0]] == values
+
+
+def configs(bootstrap, entity_type, *entity):
+    """kafka-configs --describe of one entity, as its lines of settings."""
+    out = kafka_tool("kafka-configs", "--bootstrap-server", bootstrap, "--describe",
+                     "--entity-type", entity_type, *entity).stdout
+    return [line.strip() for line in out.splitlines()[1:] if line.strip()]
+
+
+def test_a_throttled_reassignment_is_held_to_its_rate_and_loses_nothing(metered_cluster, tmp_path):
+    """kafka-reassign-partitions --throttle moves a partition as Kafka's
+    replication quotas do (KIP-73): it sets the brokers' rates and the
+    topic's throttled replicas, the new replica copies no faster than the
+    rate allows, an acks=all producer writing meanwhile is neither refused
+    nor slowed (in-sync replicas are never throttled), and --verify clears
+    the throttle once the move is done."""
+    from confluent_kafka import Producer
+    cluster = metered_cluster
+    topic = unique("throttled")
+    kafka_tool("kafka-topics", "--bootstrap-server", cluster.bootstrap, "--create",
+               "--topic", topic, "--replica-assignment", "1:2")
+    count, size = 12_000, 1000
+    written = [f"{i:08d}".ljust(size, "x") for i in range(count)]
+    p = Producer({"bootstrap.servers": cluster.bootstrap, "acks": "all", "linger.ms": 5,
+                  "batch.size": 65536})
+    failed = []
+    for value in written:
+        p.produce(topic, value=value, on_delivery=lambda err, _: err and failed.append(err))
+        p.poll(0)
+    assert p.flush(60) == 0 and not failed, failed
+    stored = count * size  # bytes broker 3 must copy, at least
+
+    # Broker 1's replica moves to broker 3; broker 1 leads meanwhile.
+    rate = 300_000
+    plan = tmp_path / "plan.json"
+    plan.write_text(json.dumps({"version": 1, "partitions": [
+        {"topic": topic, "partition": 0, "replicas": [3, 2]}]}))
+    reassign = ("kafka-reassign-partitions", "--bootstrap-server", cluster.bootstrap,
+                "--reassignment-json-file", plan)
+    admin = AdminClient({"bootstrap.servers": cluster.bootstrap})
+
+    def replicas():
+        return admin.list_topics(topic, timeout=10).topics[topic].partitions[0].replicas
+
+    # An acks=all producer writes throughout the move.
+    during, errors, stop = [], [], threading.Event()
+
+    def produce():
+        # Idempotent: a retry when leadership moves at the end keeps the order.
+        q = Producer({"bootstrap.servers": cluster.bootstrap, "acks": "all", "linger.ms": 0,
+                      "enable.idempotence": True})
+        i = 0
+        while not stop.is_set():
+            value = f"during-{i}"
+            q.produce(topic, value=value,
+                      on_delivery=lambda err, msg: errors.append(err) if err else during.append(msg.value()))
+            q.poll(0)
+            # About 20 writes a second: far below the throttle, which
+            # counts them too.
+            time.sleep(0.05)
+            i += 1
+        errors.extend(["unflushed"] * q.flush(60))
+
+    writer = threading.Thread(target=produce)
+    started = time.monotonic()
+    writer.start()
+    try:
+        out = kafka_tool(*reassign, "--execute", "--throttle", rate).stdout
+        assert "Successfully started partition reassignment" in out, out
+        assert f"The inter-broker throttle limit was set to {rate} B/s" in out, out
+        assert replicas() != [3, 2], "the move was over before it could be throttled"
+        wait_until(lambda: replicas() == [3, 2], 180, "the throttled move to complete")
+        elapsed = time.monotonic() - started
+    finally:
+        stop.set()
+        writer.join(90)
+    # The lower bound the throttle guarantees. A rate is measured over 11
+    # windows of 1 s, and a broker serves a throttled partition only while
+    # the bytes of the last 10 s (and at most 11 s) are within the rate:
+    # every 10 s it sends at most 11 s worth of the rate plus one fetch of
+    # replica.fetch.max.bytes (1 MiB). Slowness only adds to the time.
+    most_per_10s = 11 * rate + 1_048_576
+    floor = 10 * (stored / most_per_10s - 1)
+    assert elapsed > floor, f"{stored} bytes moved in {elapsed:.1f}s: faster than {rate} B/s allows"
+    report_measure(f"throttled move of {stored} bytes at {rate} B/s (s)", round(elapsed, 1))
+
+    # The throttle was at work on both sides, and counted what it carried.
+    leader, follower = cluster.broker(1).metrics(), cluster.broker(3).metrics()
+    assert leader['gregor_replication_throttled_bytes_total{side="leader"}'] >= stored, leader
+    assert follower['gregor_replication_throttled_bytes_total{side="follower"}'] >= stored, follower
+    assert (leader['gregor_replication_held_back_total{side="leader"}']
+            + follower['gregor_replication_held_back_total{side="follower"}']) > 0
+
+    # The producer was never refused and every write was acknowledged.
+    assert errors == [] and len(during) > 0, errors[:5]
+
+    # What the tool set stays until --verify, as kafka-configs shows it.
+    for broker in (1, 2, 3):
+        assert configs(cluster.bootstrap, "brokers", "--entity-name", broker) == [
+            f"follower.replication.throttled.rate={rate} sensitive=false "
+            f"synonyms={{DYNAMIC_BROKER_CONFIG:follower.replication.throttled.rate={rate}}}",
+            f"leader.replication.throttled.rate={rate} sensitive=false "
+            f"synonyms={{DYNAMIC_BROKER_CONFIG:leader.replication.throttled.rate={rate}}}",
+        ]
+    throttled = configs(cluster.bootstrap, "topics", "--entity-name", topic)
+    assert ("leader.replication.throttled.replicas=0:1,0:2 sensitive=false synonyms="
+            "{DYNAMIC_TOPIC_CONFIG:leader.replication.throttled.replicas=0:1,0:2}") in throttled, throttled
+    assert ("follower.replication.throttled.replicas=0:3 sensitive=false synonyms="
+            "{DYNAMIC_TOPIC_CONFIG:follower.replication.throttled.replicas=0:3}") in throttled, throttled
+
+    # --verify reports the move done and clears every throttle.
+    out = kafka_tool(*reassign, "--verify").stdout
+    assert f"Reassignment of partition {topic}-0 is completed" in out, out
+    assert "Clearing broker-level throttles on brokers 1,2,3" in out, out
+    assert f"Clearing topic-level throttles on topic {topic}" in out, out
+    for broker in (1, 2, 3):
+        assert configs(cluster.bootstrap, "brokers", "--entity-name", broker) == []
+    assert not any("throttled" in line for line in configs(cluster.bootstrap, "topics", "--entity-name", topic))
+
+    # Every record is there, from the new replicas, which agree.
+    got = [v for _, v in read_back(cluster.bootstrap, topic, 1)[0]]
+    assert got == written + [v.decode() for v in during]
+    wait_until(lambda: stored_log(cluster.broker(3), topic, 0) == stored_log(cluster.broker(2), topic, 0), 30,
+               "the new replica to hold what the other holds")
+    wait_until(lambda: not (Path(cluster.broker(1).data) / f"{topic}-0").exists(), 30,
+               "the old replica's data to be removed")
 
 
 def test_acks_all_needs_min_insync_replicas(cluster):

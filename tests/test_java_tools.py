@@ -90,6 +90,100 @@ def test_topic_configs_describe_and_alter(gregor):
     assert bad.returncode != 0 and "retention.ms" in bad.stdout + bad.stderr
 
 
+@pytest.mark.filterwarnings("ignore:alter_configs has been deprecated")
+def test_replication_throttles_are_dynamic_settings(gregor):
+    """The replication throttles are set at run time as in Kafka: the rates
+    as every broker's default (--entity-default) and per broker
+    (--entity-name), the broker's own value first; they survive a restart
+    and are deleted again, and AlterConfigs replaces a broker's whole set.
+    Other broker settings stay read-only. A topic's throttled replicas are
+    `partition:broker` pairs or `*`."""
+    from confluent_kafka.admin import AdminClient, ConfigResource
+
+    def configs(*args, check=True):
+        return kafka_tool("kafka-configs", "--bootstrap-server", gregor.bootstrap, *args, check=check)
+
+    def described(*entity):
+        out = configs("--describe", *entity).stdout
+        return [line.strip() for line in out.splitlines()[1:] if line.strip()]
+
+    default = ("--entity-type", "brokers", "--entity-default")
+    broker = ("--entity-type", "brokers", "--entity-name", "1")
+    assert described(*default) == [] and described(*broker) == []
+    out = configs("--alter", *default, "--add-config",
+                  "follower.replication.throttled.rate=1000,leader.replication.throttled.rate=2000").stdout
+    assert "Completed updating default config for brokers in the cluster." in out, out
+    out = configs("--alter", *broker, "--add-config", "follower.replication.throttled.rate=500").stdout
+    assert "Completed updating config for broker 1." in out, out
+    defaults = [
+        "follower.replication.throttled.rate=1000 sensitive=false "
+        "synonyms={DYNAMIC_DEFAULT_BROKER_CONFIG:follower.replication.throttled.rate=1000}",
+        "leader.replication.throttled.rate=2000 sensitive=false "
+        "synonyms={DYNAMIC_DEFAULT_BROKER_CONFIG:leader.replication.throttled.rate=2000}",
+    ]
+    own = ["follower.replication.throttled.rate=500 sensitive=false "
+           "synonyms={DYNAMIC_BROKER_CONFIG:follower.replication.throttled.rate=500, "
+           "DYNAMIC_DEFAULT_BROKER_CONFIG:follower.replication.throttled.rate=1000}"]
+
+    def as_set():
+        assert described(*default) == defaults
+        # Without --all, the tool shows what is set on the broker itself.
+        assert described(*broker) == own
+        everything = described(*broker, "--all")
+        assert own[0] in everything and defaults[1] in everything, everything
+        assert "num.partitions=1 sensitive=false synonyms={STATIC_BROKER_CONFIG:num.partitions=1, " \
+               "DEFAULT_CONFIG:num.partitions=1}" in everything
+
+    as_set()
+    gregor.restart()
+    as_set()
+
+    for setting, says in [
+        ("follower.replication.throttled.rate=-1", "must be at least 0"),
+        ("leader.replication.throttled.rate=fast", "expected an integer"),
+        ("num.partitions=3", "`num.partitions` cannot be changed at run time"),
+        ("no.such.setting=1", "unknown broker config `no.such.setting`"),
+    ]:
+        bad = configs("--alter", *broker, "--add-config", setting, check=False)
+        text = bad.stdout + bad.stderr
+        assert bad.returncode != 0 and "InvalidRequestException" in text and says in text, text
+    assert described(*broker) == own
+
+    # AlterConfigs (the older request) replaces the broker's whole set.
+    admin = AdminClient({"bootstrap.servers": gregor.bootstrap})
+    res = ConfigResource("broker", "1", set_config={"leader.replication.throttled.rate": "3000"})
+    admin.alter_configs([res])[res].result(30)
+    assert described(*broker) == [
+        "leader.replication.throttled.rate=3000 sensitive=false "
+        "synonyms={DYNAMIC_BROKER_CONFIG:leader.replication.throttled.rate=3000, "
+        "DYNAMIC_DEFAULT_BROKER_CONFIG:leader.replication.throttled.rate=2000}"]
+
+    configs("--alter", *broker, "--delete-config", "leader.replication.throttled.rate")
+    configs("--alter", *default, "--delete-config",
+            "follower.replication.throttled.rate,leader.replication.throttled.rate")
+    assert described(*default) == [] and described(*broker) == []
+
+    name = unique("lists")
+    topics(gregor, "--create", "--topic", name, "--partitions", "2")
+    topic = ("--entity-type", "topics", "--entity-name", name)
+    configs("--alter", *topic, "--add-config",
+            "leader.replication.throttled.replicas=[0:1,1:1],follower.replication.throttled.replicas=*")
+    assert described(*topic) == [
+        "follower.replication.throttled.replicas=* sensitive=false "
+        "synonyms={DYNAMIC_TOPIC_CONFIG:follower.replication.throttled.replicas=*}",
+        "leader.replication.throttled.replicas=0:1,1:1 sensitive=false "
+        "synonyms={DYNAMIC_TOPIC_CONFIG:leader.replication.throttled.replicas=0:1,1:1}",
+    ]
+    for value in ["[0:x]", "[0:1,*]", "[1]"]:
+        bad = configs("--alter", *topic, "--add-config", f"leader.replication.throttled.replicas={value}",
+                      check=False)
+        text = bad.stdout + bad.stderr
+        assert bad.returncode != 0 and "InvalidConfigurationException" in text and "is not a replica" in text, text
+    configs("--alter", *topic, "--delete-config",
+            "leader.replication.throttled.replicas,follower.replication.throttled.replicas")
+    assert described(*topic) == []
+
+
 @each_client_version
 def test_console_producer_and_consumer(gregor, version):
     tool = partial(kafka_tool, version=version)

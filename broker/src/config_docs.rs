@@ -3,6 +3,7 @@
 //! config-docs` prints it; a unit test checks that `docs/configuration.md`
 //! is what it prints.
 
+use crate::config::dynamic::DYNAMIC;
 use crate::config::setting::Setting;
 use crate::config::table::BROKER;
 use crate::topic::config::TOPIC;
@@ -24,9 +25,11 @@ pub fn render() -> String {
          (`GREGOR_LOG_DIRS` sets `log.dirs`). An unknown key, or a value outside\n\
          what is allowed, stops start-up with a message naming it (exit code 2).\n\
          \n\
-         Gregor reads broker settings at start only. The update-mode column says\n\
+         Gregor reads these settings at start only. The update-mode column says\n\
          how Kafka lets each one change at run time, for those coming from Kafka;\n\
-         DescribeConfigs reports every broker setting as read-only.\n\
+         DescribeConfigs reports every one as read-only, and AlterConfigs and\n\
+         IncrementalAlterConfigs refuse to change them. The few broker settings\n\
+         that do change at run time are listed under Dynamic broker settings.\n\
          \n\
          A setting marked *per listener* may also be given for one listener as\n\
          `listener.name.<listener>.<key>`, the listener's name in lower case\n\
@@ -38,6 +41,25 @@ pub fn render() -> String {
          |---|---|---|---|---|---|\n",
     );
     for s in BROKER {
+        row(&mut page, s, s.update.name());
+    }
+    page.push_str(
+        "\n## Dynamic broker settings\n\
+         \n\
+         Set at run time only, as in Kafka: with `kafka-configs --alter\n\
+         --entity-type brokers --entity-name <id> --add-config key=value` for one\n\
+         broker, or `--entity-default` for every broker that does not set its own\n\
+         (AlterConfigs or IncrementalAlterConfigs on the broker resource named by\n\
+         its id, or \"\"), and removed with `--delete-config`. They are kept in the\n\
+         metadata quorum, so every broker sees them and they survive restarts.\n\
+         DescribeConfigs of a broker lists those set for it\n\
+         (DYNAMIC_BROKER_CONFIG) or as the default (DYNAMIC_DEFAULT_BROKER_CONFIG);\n\
+         of the default resource, those set as the default.\n\
+         \n\
+         | Setting | Type | Default | Allowed | Kafka update mode | Description |\n\
+         |---|---|---|---|---|---|\n",
+    );
+    for s in DYNAMIC {
         row(&mut page, s, s.update.name());
     }
     page.push_str(
@@ -112,7 +134,7 @@ mod tests {
     #[test]
     fn every_setting_has_a_row() {
         let page = render();
-        for s in BROKER.iter().chain(TOPIC) {
+        for s in BROKER.iter().chain(DYNAMIC).chain(TOPIC) {
             assert!(page.contains(&format!("| `{}` |", s.key)), "{}", s.key);
         }
     }

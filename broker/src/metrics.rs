@@ -13,11 +13,30 @@ use prometheus_client::registry::Registry;
 use crate::metadata::image::ClusterImage;
 use crate::metadata::store::MetadataView;
 use crate::protocol::versions::SUPPORTED;
+use crate::replication::throttle::Side;
 
 /// The `api` label of request counters.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ApiLabel {
     api: String,
+}
+
+/// The `side` label of replication throttle counters.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SideLabel {
+    side: String,
+}
+
+/// What one side of replication throttling counts (see
+/// `replication::quota`).
+#[derive(Clone, Debug, Default)]
+pub struct SideCounters {
+    /// Bytes of throttled partitions replicated, counted against the
+    /// side's rate.
+    pub bytes: Counter,
+    /// Partitions left out of a fetch (or its answer) because the side was
+    /// over its rate.
+    pub held_back: Counter,
 }
 
 /// What the network side counts.
@@ -38,6 +57,10 @@ pub struct Counters {
     pub failed_authentication: Counter,
     /// Requests answered with a quota's throttle time.
     pub throttled: Counter,
+    /// Bytes replicated of throttled partitions, by side.
+    replication_throttled_bytes: Family<SideLabel, Counter>,
+    /// Partitions held back by a replication throttle, by side.
+    replication_held_back: Family<SideLabel, Counter>,
 }
 
 impl Default for Counters {
@@ -66,11 +89,28 @@ impl Default for Counters {
             connections_open: Gauge::default(),
             failed_authentication: Counter::default(),
             throttled: Counter::default(),
+            replication_throttled_bytes: Family::default(),
+            replication_held_back: Family::default(),
         }
     }
 }
 
 impl Counters {
+    /// The counters of one side of replication throttling, shared with
+    /// the code that measures it.
+    pub fn replication(&self, side: Side) -> SideCounters {
+        let label = SideLabel {
+            side: side.label().to_string(),
+        };
+        SideCounters {
+            bytes: self
+                .replication_throttled_bytes
+                .get_or_create(&label)
+                .clone(),
+            held_back: self.replication_held_back.get_or_create(&label).clone(),
+        }
+    }
+
     /// Counts one request of `api`.
     pub fn request(&self, api: ApiKey) {
         if let Some(Some(c)) = self.by_key.get(api as i16 as usize) {
@@ -293,6 +333,16 @@ pub fn render(s: &BrokerSnapshot<'_>) -> String {
             "Requests answered with a throttle time: their client went over its quota",
             c.throttled.clone(),
         );
+        r.register(
+            "replication_throttled_bytes",
+            "Bytes of partitions listed in *.replication.throttled.replicas replicated by this broker, as leader (sent) or follower (fetched), counted against its *.replication.throttled.rate",
+            c.replication_throttled_bytes.clone(),
+        );
+        r.register(
+            "replication_held_back",
+            "Partitions a replication throttle left out of a fetch (follower) or of its answer (leader) because the rate was over its quota",
+            c.replication_held_back.clone(),
+        );
     }
     if let Some(p) = s.partitions {
         for (name, help, value) in [
@@ -430,6 +480,8 @@ mod tests {
         counters.request(ApiKey::Produce);
         counters.request(ApiKey::Fetch);
         counters.received_bytes.inc_by(100);
+        counters.replication(Side::Leader).bytes.inc_by(5);
+        counters.replication(Side::Follower);
         let view = MetadataView {
             image: std::sync::Arc::new(ClusterImage::default()),
             applied_index: 7,
@@ -454,6 +506,9 @@ mod tests {
             "gregor_requests_total{api=\"Fetch\"} 1",
             "gregor_requests_total{api=\"Metadata\"} 0",
             "gregor_network_received_bytes_total 100",
+            "gregor_replication_throttled_bytes_total{side=\"leader\"} 5",
+            "gregor_replication_throttled_bytes_total{side=\"follower\"} 0",
+            "gregor_replication_held_back_total{side=\"follower\"} 0",
             "gregor_broker_fenced 1",
             "gregor_active_controller 1",
             "gregor_metadata_quorum_epoch 5",

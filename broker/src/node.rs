@@ -26,6 +26,8 @@ use crate::producer_id::ProducerIdAllocator;
 use crate::replica_manager::{ReplicaManager, ReplicaSettings};
 use crate::replication::fetcher::{self, FetchSettings, Followed};
 use crate::replication::isr::IsrProposer;
+use crate::replication::quota::ReplicationQuotas;
+use crate::replication::throttle::Side;
 use crate::security::sasl::jwks::{Jwks, JwksError};
 use crate::security::tls::{load_listeners, ListenerTls, TlsError};
 use crate::tasks::Tasks;
@@ -84,6 +86,8 @@ pub struct Node {
     pub metrics: crate::metrics::Counters,
     /// The client quotas' rates.
     pub quotas: crate::quota::manager::QuotaManager,
+    /// The replication throttles' rates, shared with the replica fetcher.
+    pub replication_quotas: Arc<ReplicationQuotas>,
     /// The broker's long-lived tasks, stopped together at shutdown.
     pub tasks: Tasks,
     /// This broker's registration epoch.
@@ -119,6 +123,14 @@ impl Node {
             crate::topic::config::TopicDefaults::new(config.values.clone()),
         ));
         let followed = watch::channel(Followed::new()).0;
+        let metrics = crate::metrics::Counters::default();
+        let replication_quotas = Arc::new(ReplicationQuotas::new(
+            config.node_id,
+            config.replication_quota_window_num as usize,
+            u64::from(config.replication_quota_window_size_seconds) * 1000,
+            metrics.replication(Side::Leader),
+            metrics.replication(Side::Follower),
+        ));
         tasks.spawn(
             "replica fetcher",
             fetcher::run(
@@ -130,6 +142,7 @@ impl Node {
                     max_wait: Duration::from_millis(config.replica_fetch_wait_max_ms),
                     partition_max_bytes: config.replica_fetch_max_bytes,
                     max_bytes: config.replica_fetch_response_max_bytes,
+                    quotas: replication_quotas.clone(),
                 },
                 quorum.subscribe(),
                 followed.subscribe(),
@@ -226,8 +239,9 @@ impl Node {
             jwks,
             producer_ids: ProducerIdAllocator::default(),
             replicas,
-            metrics: crate::metrics::Counters::default(),
+            metrics,
             quotas,
+            replication_quotas,
             tasks,
             epoch,
             stop_heartbeats,

@@ -6,6 +6,7 @@
 //! value is checked against its declaration before it is used.
 
 pub mod authorizer;
+pub mod dynamic;
 pub mod listener;
 pub mod oauthbearer;
 pub mod properties;
@@ -163,6 +164,10 @@ pub struct BrokerConfig {
     pub quota_window_num: u32,
     /// `quota.window.size.seconds`
     pub quota_window_size_seconds: u32,
+    /// `replication.quota.window.num`
+    pub replication_quota_window_num: u32,
+    /// `replication.quota.window.size.seconds`
+    pub replication_quota_window_size_seconds: u32,
     /// Every setting as given, for DescribeConfigs and the topics'
     /// defaults.
     pub values: Values,
@@ -394,6 +399,9 @@ impl BrokerConfig {
             min_insync_replicas: v.get("min.insync.replicas")?,
             quota_window_num: v.get("quota.window.num")?,
             quota_window_size_seconds: v.get("quota.window.size.seconds")?,
+            replication_quota_window_num: v.get("replication.quota.window.num")?,
+            replication_quota_window_size_seconds: v
+                .get("replication.quota.window.size.seconds")?,
             values: v,
         })
     }
@@ -580,6 +588,7 @@ mod tests {
                 Kind::OneOf(_) | Kind::ListOf(_) => {
                     cases.push(("nonsense".into(), format!("expected {}", s.kind.allowed())))
                 }
+                Kind::ReplicaList => cases.push(("0:x".into(), "partition:broker".into())),
                 Kind::Text | Kind::List => {}
             }
             for (value, reason) in cases {

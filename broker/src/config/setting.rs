@@ -40,6 +40,9 @@ pub enum Kind {
     List,
     /// A comma-separated list of one or more of these words.
     ListOf(&'static [&'static str]),
+    /// Kafka's list of throttled replicas: `*`, or `partition:broker`
+    /// pairs separated by commas (see `replication::throttle`).
+    ReplicaList,
 }
 
 impl Kind {
@@ -91,7 +94,7 @@ impl Kind {
                 Width::Short => 4,
                 Width::Long => 5,
             },
-            Kind::List | Kind::ListOf(_) => 7,
+            Kind::List | Kind::ListOf(_) | Kind::ReplicaList => 7,
         }
     }
 
@@ -105,7 +108,7 @@ impl Kind {
                 Width::Int => "int",
                 Width::Long => "long",
             },
-            Kind::List | Kind::ListOf(_) => "list",
+            Kind::List | Kind::ListOf(_) | Kind::ReplicaList => "list",
         }
     }
 
@@ -127,6 +130,7 @@ impl Kind {
             Kind::OneOf(words) => format!("one of {}", words.join(", ")),
             Kind::List => "a comma-separated list".into(),
             Kind::ListOf(words) => format!("one or more of {}, comma-separated", words.join(", ")),
+            Kind::ReplicaList => "`*`, or partition:broker pairs, comma-separated".into(),
         }
     }
 
@@ -154,6 +158,9 @@ impl Kind {
                     refused()
                 }
             }
+            Kind::ReplicaList => crate::replication::throttle::ThrottledReplicas::parse(value)
+                .map(|_| ())
+                .map_err(|e| e.to_string()),
         }
     }
 }
@@ -341,6 +348,12 @@ impl Setting {
 pub enum Source {
     /// Set on the topic.
     Topic = 1,
+    /// Set at run time for this broker (IncrementalAlterConfigs on the
+    /// broker's id).
+    DynamicBroker = 2,
+    /// Set at run time as every broker's default (IncrementalAlterConfigs
+    /// on the broker resource named "").
+    DynamicDefaultBroker = 3,
     /// Set in the broker's properties file or environment.
     StaticBroker = 4,
     /// The default.

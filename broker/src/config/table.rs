@@ -406,6 +406,19 @@ pub static BROKER: &[Setting] = &[
         "How long each sample window of a client quota's rate is.",
     )
     .default("1"),
+    // Replication throttles (their rates are dynamic: see `dynamic`).
+    Setting::new(
+        "replication.quota.window.num",
+        Kind::int(1),
+        "How many sample windows the rate of a replication throttle (`leader.replication.throttled.rate`, `follower.replication.throttled.rate`) is measured over.",
+    )
+    .default("11"),
+    Setting::new(
+        "replication.quota.window.size.seconds",
+        Kind::int(1),
+        "How long each sample window of a replication throttle's rate is.",
+    )
+    .default("1"),
     // Storage.
     Setting::new(
         "log.dirs",

@@ -1,5 +1,7 @@
-//! DescribeConfigs, AlterConfigs and IncrementalAlterConfigs for topics, and
-//! a read-only view of the broker's settings.
+//! DescribeConfigs, AlterConfigs and IncrementalAlterConfigs for topics
+//! and brokers: a topic's settings, a broker's settings as read at start,
+//! and the dynamic broker settings (`config::dynamic`) of one broker or the
+//! cluster-wide default, which these requests change in the metadata log.
 
 use std::collections::BTreeMap;
 
@@ -13,8 +15,10 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::ResponseError;
 
-use super::{authorize, text};
+use super::{authorize, propose, text};
+use crate::config::dynamic::{self, BrokerResource, DynamicConfigError};
 use crate::config::setting::{list_items, Described};
+use crate::metadata::records::MetadataRecord;
 use crate::node::Node;
 use crate::protocol::RequestContext;
 use crate::security::acl::binding::CLUSTER_NAME;
@@ -83,13 +87,7 @@ pub fn describe_configs(
                     format!("topic `{name}` does not exist"),
                 )),
             },
-            BROKER if name.is_empty() || name == node.config.node_id.to_string() => {
-                Ok(node.config.values.describe())
-            }
-            BROKER => Err((
-                ResponseError::InvalidRequest,
-                format!("no broker `{name}` here"),
-            )),
+            BROKER => describe_broker(node, &name),
             other => Err((
                 ResponseError::InvalidRequest,
                 format!("resource type {other} is not supported"),
@@ -112,6 +110,71 @@ pub fn describe_configs(
         resp.results.push(r);
     }
     resp
+}
+
+/// A broker resource's settings as Kafka describes them: for this broker,
+/// every setting read at start and the dynamic ones set for it or as the
+/// default; for the default resource (""), only the dynamic defaults set.
+fn describe_broker(node: &Node, name: &str) -> Result<Vec<Described>, (ResponseError, String)> {
+    let resource = BrokerResource::parse(name, node.config.node_id).map_err(broker_refusal)?;
+    let image = node.image();
+    let dynamic = dynamic::describe(&image.broker_configs, resource);
+    Ok(match resource {
+        BrokerResource::Default => dynamic,
+        BrokerResource::Broker(_) => {
+            let mut all = node.config.values.describe();
+            all.extend(dynamic);
+            all
+        }
+    })
+}
+
+/// A refused broker resource or setting: INVALID_REQUEST, as Kafka answers
+/// for broker resources (even for a value out of range, KAFKA-13609).
+fn broker_refusal(e: DynamicConfigError) -> (ResponseError, String) {
+    (ResponseError::InvalidRequest, e.to_string())
+}
+
+/// Validates and applies `changes` (a value set, or `None` to remove it)
+/// to a broker resource's dynamic settings, through the metadata log.
+async fn alter_broker(
+    node: &Node,
+    resource: BrokerResource,
+    changes: BTreeMap<String, Option<String>>,
+    validate_only: bool,
+) -> Result<(), (ResponseError, String)> {
+    for (key, value) in &changes {
+        if let Some(value) = value {
+            dynamic::validate(key, value).map_err(broker_refusal)?;
+        }
+    }
+    // Removing a setting that cannot be set (kafka-reassign-partitions
+    // clears replica.alter.log.dirs.io.max.bytes.per.second too) is a
+    // no-op, as removing an unset one is in Kafka.
+    let changes: BTreeMap<String, Option<String>> = changes
+        .into_iter()
+        .filter(|(key, value)| value.is_some() || dynamic::is_dynamic(key))
+        .collect();
+    if validate_only || changes.is_empty() {
+        return Ok(());
+    }
+    let shown: Vec<String> = changes
+        .iter()
+        .map(|(k, v)| match v {
+            Some(v) => format!("{k}={v}"),
+            None => format!("-{k}"),
+        })
+        .collect();
+    propose(
+        node,
+        MetadataRecord::AlterBrokerConfigs {
+            resource: resource.name(),
+            changes,
+        },
+    )
+    .await?;
+    tracing::info!(resource = %resource.name(), changes = %shown.join(","), "dynamic broker settings changed");
+    Ok(())
 }
 
 /// One described setting in the response's terms.
@@ -153,7 +216,7 @@ async fn apply(
     if resource_type != TOPIC {
         return Err((
             ResponseError::InvalidRequest,
-            "only topic settings can be changed at run time".to_string(),
+            "only topic and broker settings can be changed at run time".to_string(),
         ));
     }
     if node.topics.get(name).is_none() {
@@ -176,7 +239,8 @@ async fn apply(
     Ok(())
 }
 
-/// AlterConfigs: replaces a topic's overrides with the given set.
+/// AlterConfigs: replaces a topic's overrides, or a broker resource's
+/// dynamic settings, with the given set.
 pub async fn alter_configs(
     node: &Node,
     ctx: &RequestContext,
@@ -187,7 +251,8 @@ pub async fn alter_configs(
         let mut r = alter_configs_response::AlterConfigsResourceResponse::default();
         r.resource_type = res.resource_type;
         r.resource_name = res.resource_name.clone();
-        let configs = res
+        let name = res.resource_name.to_string();
+        let configs: BTreeMap<String, String> = res
             .configs
             .iter()
             .filter_map(|c| {
@@ -196,23 +261,20 @@ pub async fn alter_configs(
                     .map(|v| (c.name.to_string(), v.to_string()))
             })
             .collect();
-        let outcome = match authorized(
-            node,
-            ctx,
-            Operation::AlterConfigs,
-            res.resource_type,
-            res.resource_name.as_str(),
-        ) {
-            Ok(()) => {
-                apply(
-                    node,
-                    res.resource_type,
-                    res.resource_name.as_str(),
-                    configs,
-                    req.validate_only,
-                )
-                .await
+        let outcome = match authorized(node, ctx, Operation::AlterConfigs, res.resource_type, &name)
+        {
+            Ok(()) if res.resource_type == BROKER => {
+                match BrokerResource::parse(&name, node.config.node_id) {
+                    Ok(resource) => {
+                        let image = node.image();
+                        let changes =
+                            dynamic::replacement(&image.broker_configs, resource, &configs);
+                        alter_broker(node, resource, changes, req.validate_only).await
+                    }
+                    Err(e) => Err(broker_refusal(e)),
+                }
             }
+            Ok(()) => apply(node, res.resource_type, &name, configs, req.validate_only).await,
             Err(e) => Err(e),
         };
         if let Err((code, message)) = outcome {
@@ -225,9 +287,10 @@ pub async fn alter_configs(
 }
 
 /// IncrementalAlterConfigs: SET (0) and DELETE (1) a setting, APPEND (2)
-/// items to or SUBTRACT (3) items from a list setting (its value in effect,
-/// the broker default when the topic has no override; as in Kafka, an item
-/// already present is not appended twice).
+/// items to or SUBTRACT (3) items from a topic's list setting (its value in
+/// effect, the broker default when the topic has no override; as in Kafka,
+/// an item already present is not appended twice). On a broker resource,
+/// SET and DELETE change its dynamic settings.
 pub async fn incremental_alter_configs(
     node: &Node,
     ctx: &RequestContext,
@@ -239,62 +302,35 @@ pub async fn incremental_alter_configs(
         r.resource_type = res.resource_type;
         r.resource_name = res.resource_name.clone();
         let name = res.resource_name.to_string();
-        let mut configs = node
-            .topics
-            .get(&name)
-            .map(|t| t.configs.clone())
-            .unwrap_or_default();
-        let mut outcome = authorized(node, ctx, Operation::AlterConfigs, res.resource_type, &name);
-        let changes = if outcome.is_ok() {
-            &res.configs[..]
-        } else {
-            &[]
-        };
-        for c in changes {
-            let key = c.name.to_string();
-            match (c.config_operation, c.value.as_ref()) {
-                (0, Some(v)) => {
-                    configs.insert(key, v.to_string());
-                }
-                (1, _) => {
-                    configs.remove(&key);
-                }
-                (2 | 3, Some(_)) if !config::is_list(&key) => {
-                    outcome = Err((
-                        ResponseError::InvalidConfig,
-                        format!("`{key}` is not a list setting: APPEND and SUBTRACT apply to list settings only"),
-                    ));
-                }
-                (op @ (2 | 3), Some(v)) => {
-                    let mut items =
-                        list_items(&config::value_of(&key, &configs, node.topics.defaults()));
-                    let given = list_items(v);
-                    if op == 2 {
-                        for item in given {
-                            if !items.contains(&item) {
-                                items.push(item);
-                            }
-                        }
-                    } else {
-                        items.retain(|i| !given.contains(i));
+        let ops: Vec<(String, i8, Option<String>)> = res
+            .configs
+            .iter()
+            .map(|c| {
+                (
+                    c.name.to_string(),
+                    c.config_operation,
+                    c.value.as_ref().map(|v| v.to_string()),
+                )
+            })
+            .collect();
+        let outcome = match authorized(node, ctx, Operation::AlterConfigs, res.resource_type, &name)
+        {
+            Ok(()) if res.resource_type == BROKER => {
+                match BrokerResource::parse(&name, node.config.node_id)
+                    .and_then(|resource| Ok((resource, broker_changes(&ops)?)))
+                {
+                    Ok((resource, changes)) => {
+                        alter_broker(node, resource, changes, req.validate_only).await
                     }
-                    configs.insert(key, items.join(","));
-                }
-                (op, _) => {
-                    outcome = Err((
-                        ResponseError::InvalidConfig,
-                        format!("operation {op} on `{key}` is not supported"),
-                    ));
+                    Err(e) => Err(broker_refusal(e)),
                 }
             }
-        }
-        // Gregor has no dynamic broker settings, so deleting one (as
-        // kafka-reassign-partitions does to clear replication throttles) is
-        // a no-op, as it is in Kafka for a setting that is not set.
-        let removes_only = res.configs.iter().all(|c| c.config_operation == 1);
-        let outcome = match outcome {
-            Ok(()) if res.resource_type == BROKER && removes_only => Ok(()),
-            Ok(()) => apply(node, res.resource_type, &name, configs, req.validate_only).await,
+            Ok(()) => match topic_changes(node, &name, &ops) {
+                Ok(configs) => {
+                    apply(node, res.resource_type, &name, configs, req.validate_only).await
+                }
+                Err(e) => Err(e),
+            },
             Err(e) => Err(e),
         };
         if let Err((code, message)) = outcome {
@@ -304,4 +340,85 @@ pub async fn incremental_alter_configs(
         resp.responses.push(r);
     }
     resp
+}
+
+/// IncrementalAlterConfigs operations on a broker resource, as changes: a
+/// SET's value (checked later with the rest), a DELETE's removal; no
+/// dynamic broker setting is a list, so APPEND and SUBTRACT are refused.
+fn broker_changes(
+    ops: &[(String, i8, Option<String>)],
+) -> Result<BTreeMap<String, Option<String>>, DynamicConfigError> {
+    let mut changes = BTreeMap::new();
+    for (key, op, value) in ops {
+        match (op, value) {
+            (0, Some(v)) => {
+                changes.insert(key.clone(), Some(v.clone()));
+            }
+            (1, _) => {
+                changes.insert(key.clone(), None);
+            }
+            (2 | 3, _) => dynamic::validate_list_op(key)?,
+            // SET without a value, or an unknown operation.
+            _ => {
+                return Err(DynamicConfigError::Invalid {
+                    key: key.clone(),
+                    value: value.clone().unwrap_or_default(),
+                    reason: format!("operation {op} with this value is not supported"),
+                })
+            }
+        }
+    }
+    Ok(changes)
+}
+
+/// A topic's overrides after IncrementalAlterConfigs operations (checked
+/// later, with the topic).
+fn topic_changes(
+    node: &Node,
+    name: &str,
+    ops: &[(String, i8, Option<String>)],
+) -> Result<BTreeMap<String, String>, (ResponseError, String)> {
+    let mut configs = node
+        .topics
+        .get(name)
+        .map(|t| t.configs.clone())
+        .unwrap_or_default();
+    for (key, op, value) in ops {
+        match (op, value) {
+            (0, Some(v)) => {
+                configs.insert(key.clone(), v.clone());
+            }
+            (1, _) => {
+                configs.remove(key);
+            }
+            (2 | 3, Some(_)) if !config::is_list(key) => {
+                return Err((
+                    ResponseError::InvalidConfig,
+                    format!("`{key}` is not a list setting: APPEND and SUBTRACT apply to list settings only"),
+                ));
+            }
+            (op @ (2 | 3), Some(v)) => {
+                let mut items =
+                    list_items(&config::value_of(key, &configs, node.topics.defaults()));
+                let given = list_items(v);
+                if *op == 2 {
+                    for item in given {
+                        if !items.contains(&item) {
+                            items.push(item);
+                        }
+                    }
+                } else {
+                    items.retain(|i| !given.contains(i));
+                }
+                configs.insert(key.clone(), items.join(","));
+            }
+            (op, _) => {
+                return Err((
+                    ResponseError::InvalidConfig,
+                    format!("operation {op} on `{key}` is not supported"),
+                ));
+            }
+        }
+    }
+    Ok(configs)
 }

@@ -13,8 +13,9 @@ use super::errors::replica_error;
 use crate::node::Node;
 use crate::protocol::RequestContext;
 use crate::quota::manager::QuotaKind;
-use crate::replica_manager::fetch::{FetchParams, FetchPosition, FetchedData};
+use crate::replica_manager::fetch::{FetchParams, FetchPosition, FetchedData, LeaderThrottle};
 use crate::replica_manager::TopicRef;
+use crate::replication::throttle::Side;
 use crate::security::acl::{Operation, ResourceType};
 
 /// Kafka's `isolation_level` for read_committed.
@@ -55,11 +56,21 @@ fn authorized(
 /// Answers a fetch (no fetch sessions: session id 0 tells clients to send
 /// full requests).
 pub async fn fetch(node: &Node, ctx: &RequestContext, request: FetchRequest) -> FetchResponse {
+    // A broker copying partitions names itself (v15+ in replica_state).
+    let replica = [request.replica_id.0, request.replica_state.replica_id.0]
+        .into_iter()
+        .find(|id| *id >= 0);
     let mut params = FetchParams {
-        // A broker copying partitions names itself (v15+ in replica_state).
-        replica: [request.replica_id.0, request.replica_state.replica_id.0]
-            .into_iter()
-            .find(|id| *id >= 0),
+        replica,
+        // A follower's fetch is served under this leader's replication
+        // throttles, when some partition is listed for them.
+        throttle: replica.and_then(|_| {
+            let throttles = node.replication_quotas.throttles(&node.image());
+            (!throttles.none_listed(Side::Leader)).then(|| LeaderThrottle {
+                throttles,
+                quotas: node.replication_quotas.clone(),
+            })
+        }),
         max_wait: Duration::from_millis(u64::try_from(request.max_wait_ms).unwrap_or(0)),
         min_bytes: usize::try_from(request.min_bytes).unwrap_or(0),
         max_bytes: usize::try_from(request.max_bytes).unwrap_or(0),

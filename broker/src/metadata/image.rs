@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::config::dynamic::{self, BrokerConfigs};
 use crate::quota::store::ClientQuotas;
 use crate::security::acl::AclSet;
 use crate::security::sasl::scram::ScramCredential;
@@ -93,6 +94,10 @@ pub struct ClusterImage {
     /// The client quotas in force.
     #[serde(default)]
     pub quotas: ClientQuotas,
+    /// The dynamic broker settings, by broker id ("" for the cluster-wide
+    /// default).
+    #[serde(default)]
+    pub broker_configs: BrokerConfigs,
     /// The next unreserved producer id.
     pub next_producer_id: i64,
 }
@@ -326,6 +331,10 @@ impl ClusterImage {
             }
             MetadataRecord::SetClientQuotas { entity, changes } => {
                 self.quotas.apply(entity, changes);
+                Ok(Applied::Done)
+            }
+            MetadataRecord::AlterBrokerConfigs { resource, changes } => {
+                dynamic::apply(&mut self.broker_configs, resource, changes);
                 Ok(Applied::Done)
             }
         }

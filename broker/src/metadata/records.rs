@@ -159,6 +159,14 @@ pub enum MetadataRecord {
         /// The ACLs.
         acls: Vec<AclBinding>,
     },
+    /// A broker resource's dynamic settings are set or removed (Kafka's
+    /// ConfigRecord for a BROKER resource).
+    AlterBrokerConfigs {
+        /// The broker's id, or "" for the cluster-wide default.
+        resource: String,
+        /// Each key's new value, or `None` to remove it.
+        changes: BTreeMap<String, Option<String>>,
+    },
     /// An entity's client quotas are set or removed (AlterClientQuotas).
     SetClientQuotas {
         /// Who they are for.

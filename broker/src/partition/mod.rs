@@ -316,6 +316,15 @@ impl Partition {
         }
     }
 
+    /// Whether `replica` is in the ISR this replica leads with (never when
+    /// following): a replication throttle does not hold it back.
+    pub fn in_isr(&self, replica: i32) -> bool {
+        match &self.lock().role {
+            Role::Leader(l) => l.isr.contains(&replica),
+            Role::Follower { .. } => false,
+        }
+    }
+
     /// Where a write that ends at `end_offset`, made as leader in
     /// `leader_epoch`, stands now.
     pub fn replication(&self, leader_epoch: i32, end_offset: i64) -> Replication {

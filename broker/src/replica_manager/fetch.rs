@@ -4,8 +4,12 @@
 //! records it, advances the high watermark, and asks for the ISR change it
 //! calls for. A fetch without `min_bytes` to return is a delayed fetch: it
 //! sleeps until one of its own partitions changes (see
-//! `Partition::subscribe`) or `max_wait` passes, then reads again.
+//! `Partition::subscribe`) or `max_wait` passes, then reads again. A
+//! follower's read of a partition under the leader replication throttle
+//! comes back empty while the throttle holds it back (see
+//! `replication::throttle`); those bytes do not count towards `min_bytes`.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -14,12 +18,36 @@ use tokio::sync::watch;
 use super::{replica_of, ReplicaError, ReplicaManager, TopicRef};
 use crate::partition::epochs::ReplicaFetch;
 use crate::partition::{Partition, Watermarks};
+use crate::replication::quota::ReplicationQuotas;
+use crate::replication::throttle::{self, Side, Throttles};
+
+/// The leader replication throttle a follower's fetch is served under.
+#[derive(Debug, Clone)]
+pub struct LeaderThrottle {
+    /// This broker's throttles as the metadata has them now.
+    pub throttles: Arc<Throttles>,
+    /// Its rates.
+    pub quotas: Arc<ReplicationQuotas>,
+}
+
+impl LeaderThrottle {
+    /// Whether the follower's read of `p`, a partition listed for this
+    /// leader, waits: the follower is not in sync and the rate is over.
+    fn holds_back(&self, p: &Partition, follower: i32) -> bool {
+        let over = self
+            .quotas
+            .over_quota(Side::Leader, self.throttles.rate(Side::Leader));
+        throttle::holds_back(true, p.in_isr(follower), over)
+    }
+}
 
 /// What a fetch asks for as a whole.
 #[derive(Debug, Clone)]
 pub struct FetchParams {
     /// The broker fetching as a follower; `None` for a consumer.
     pub replica: Option<i32>,
+    /// For a follower, the leader throttle it is under (`None`: none).
+    pub throttle: Option<LeaderThrottle>,
     /// How long to wait for `min_bytes`.
     pub max_wait: Duration,
     /// Bytes that answer at once.
@@ -78,6 +106,10 @@ struct Pass {
     bytes: usize,
     /// Whether some partition cannot be read as asked.
     failed: bool,
+    /// Record bytes of partitions listed for the leader throttle.
+    throttled_bytes: u64,
+    /// Partitions the leader throttle held back.
+    held: u64,
 }
 
 impl ReplicaManager {
@@ -85,6 +117,19 @@ impl ReplicaManager {
     /// there, some partition cannot be read as asked, or `max_wait` has
     /// passed. No fetch sessions: every fetch names all its partitions.
     pub async fn fetch(&self, params: &FetchParams, targets: &FetchTargets) -> Vec<Vec<Fetched>> {
+        let pass = self.fetch_passes(params, targets).await;
+        if let Some(t) = &params.throttle {
+            // What is sent counts, as in Kafka, whether the follower is in
+            // sync or not: the rate bounds all replication of the listed
+            // partitions.
+            t.quotas.record(Side::Leader, pass.throttled_bytes);
+            t.quotas.held_back(Side::Leader, pass.held);
+        }
+        pass.fetched
+    }
+
+    /// Reads until the fetch can be answered; the last read.
+    async fn fetch_passes(&self, params: &FetchParams, targets: &FetchTargets) -> Pass {
         let deadline = tokio::time::Instant::now() + params.max_wait;
         let mut changes = self.watch(targets);
         loop {
@@ -96,22 +141,22 @@ impl ReplicaManager {
             let pass = self.read_once(params, targets);
             let expired = tokio::time::Instant::now() >= deadline;
             if completes(pass.bytes, params.min_bytes, pass.failed, expired) {
-                return pass.fetched;
+                return pass;
             }
             if changes.is_empty() {
                 tokio::time::sleep_until(deadline).await;
-                return self.read_once(params, targets).fetched;
+                return self.read_once(params, targets);
             }
             let any =
                 futures_util::future::select_all(changes.iter_mut().map(|c| Box::pin(c.changed())));
             tokio::select! {
                 (changed, _, _) = any => {
                     if changed.is_err() {
-                        return pass.fetched;
+                        return pass;
                     }
                 }
                 _ = tokio::time::sleep_until(deadline) => {
-                    return self.read_once(params, targets).fetched;
+                    return self.read_once(params, targets);
                 }
             }
         }
@@ -138,6 +183,8 @@ impl ReplicaManager {
         let mut remaining = params.max_bytes;
         let mut bytes = 0;
         let mut failed = false;
+        let mut throttled_bytes = 0;
+        let mut held = 0;
         let fetched = targets
             .iter()
             .map(|(topic_ref, positions)| {
@@ -162,14 +209,36 @@ impl ReplicaManager {
                         // Past the first records, a batch larger than what
                         // is left waits for the next fetch.
                         let limit = pos.max_bytes.min(remaining);
-                        let outcome = self.read(&p, params.replica, pos, limit, bytes == 0);
-                        match &outcome {
-                            Ok(FetchedData::Records(records)) => {
+                        // The leader throttle, when this partition is
+                        // listed for it.
+                        let throttle = params.throttle.as_ref().filter(|t| {
+                            params.replica.is_some()
+                                && t.throttles.listed(Side::Leader, &p.topic, p.index)
+                        });
+                        let outcome =
+                            self.read(&p, params.replica, pos, limit, bytes == 0, throttle);
+                        let outcome = match outcome {
+                            Ok((FetchedData::Records(records), true)) => {
+                                held += 1;
+                                Ok(FetchedData::Records(records))
+                            }
+                            Ok((FetchedData::Records(records), false)) => {
                                 remaining = remaining.saturating_sub(records.len());
                                 bytes += records.len();
+                                if throttle.is_some() {
+                                    throttled_bytes += records.len() as u64;
+                                }
+                                Ok(FetchedData::Records(records))
                             }
-                            Ok(FetchedData::Diverging { .. }) | Err(_) => failed = true,
-                        }
+                            Ok((diverging @ FetchedData::Diverging { .. }, _)) => {
+                                failed = true;
+                                Ok(diverging)
+                            }
+                            Err(e) => {
+                                failed = true;
+                                Err(e)
+                            }
+                        };
                         Fetched {
                             watermarks: Some(p.watermarks()),
                             outcome,
@@ -182,12 +251,16 @@ impl ReplicaManager {
             fetched,
             bytes,
             failed,
+            throttled_bytes,
+            held,
         }
     }
 
     /// Reads one partition: as its leader in the epoch the fetcher knows,
     /// and, for a follower, once its log is known not to diverge, noting
-    /// its progress and asking for the ISR change it calls for.
+    /// its progress and asking for the ISR change it calls for. A
+    /// follower's read under `throttle` may be held back: no records, and
+    /// `true`.
     fn read(
         &self,
         p: &Partition,
@@ -195,7 +268,8 @@ impl ReplicaManager {
         pos: &FetchPosition,
         limit: usize,
         min_one: bool,
-    ) -> Result<FetchedData, ReplicaError> {
+        throttle: Option<&LeaderThrottle>,
+    ) -> Result<(FetchedData, bool), ReplicaError> {
         let verdict = match follower {
             Some(f) => {
                 let (verdict, change) = p.replica_fetch(
@@ -217,11 +291,18 @@ impl ReplicaManager {
         };
         Ok(match verdict {
             ReplicaFetch::Serve => {
+                // The follower's progress was noted above either way: held
+                // back, it still counts for the high watermark and the ISR.
+                if let (Some(f), Some(t)) = (follower, throttle) {
+                    if t.holds_back(p, f) {
+                        return Ok((FetchedData::Records(Bytes::new()), true));
+                    }
+                }
                 let (records, _) = p.read(pos.fetch_offset, limit, min_one, follower.is_some())?;
-                FetchedData::Records(records)
+                (FetchedData::Records(records), false)
             }
             ReplicaFetch::Diverging { epoch, end_offset } => {
-                FetchedData::Diverging { epoch, end_offset }
+                (FetchedData::Diverging { epoch, end_offset }, false)
             }
         })
     }
@@ -265,6 +346,7 @@ mod tests {
     fn consumer(max_wait: Duration) -> FetchParams {
         FetchParams {
             replica: None,
+            throttle: None,
             max_wait,
             min_bytes: 1,
             max_bytes: 1 << 20,
@@ -341,6 +423,7 @@ mod tests {
         copied[0].1[0].last_fetched_epoch = 1;
         let as_follower = FetchParams {
             replica: Some(2),
+            throttle: None,
             max_wait: Duration::ZERO,
             min_bytes: 0,
             max_bytes: 1 << 20,
@@ -392,5 +475,73 @@ mod tests {
                 end_offset: 0
             })
         );
+    }
+
+    #[tokio::test]
+    async fn a_throttled_leader_holds_back_only_followers_out_of_sync() {
+        use std::collections::BTreeMap;
+
+        use crate::metadata::image::{ClusterImage, TopicImage};
+        use crate::metrics::SideCounters;
+        use crate::replication::throttle::{LEADER_RATE, LEADER_REPLICAS};
+
+        let dir = tempfile::tempdir().expect("dir");
+        // Broker 1 leads; 2 is in sync, 3 (a replica being added) is not.
+        let (m, _) = manager(dir.path(), &[], vec![partition(&[1, 2, 3], &[1, 2], 1)]).await;
+        append(&m, 0);
+        let mut image = ClusterImage::default();
+        image.topics.insert(
+            TOPIC.into(),
+            TopicImage {
+                id: uuid::Uuid::nil(),
+                configs: BTreeMap::from([(LEADER_REPLICAS.to_string(), "0:1".to_string())]),
+                partitions: vec![],
+            },
+        );
+        image.broker_configs.insert(
+            "1".into(),
+            BTreeMap::from([(LEADER_RATE.to_string(), "10".to_string())]),
+        );
+        let counters = SideCounters::default();
+        let quotas = Arc::new(ReplicationQuotas::new(
+            1,
+            11,
+            1000,
+            counters.clone(),
+            SideCounters::default(),
+        ));
+        let throttle = LeaderThrottle {
+            throttles: quotas.throttles(&Arc::new(image)),
+            quotas: quotas.clone(),
+        };
+        let follower = |id| FetchParams {
+            replica: Some(id),
+            throttle: Some(throttle.clone()),
+            max_wait: Duration::ZERO,
+            min_bytes: 0,
+            max_bytes: 1 << 20,
+        };
+        // Within the quota, the follower out of sync is served, and what
+        // is sent counts.
+        let sent = records(&m.fetch(&follower(3), &from_start(0)).await);
+        assert!(sent > 0);
+        assert_eq!(counters.bytes.get(), sent as u64);
+        // 10 bytes a second over the 10 s a new rate spans: 100 bytes.
+        quotas.record(Side::Leader, 100);
+        assert_eq!(records(&m.fetch(&follower(3), &from_start(0)).await), 0);
+        assert_eq!(counters.held_back.get(), 1);
+        // An in-sync follower is never held back; it still counts.
+        assert_eq!(records(&m.fetch(&follower(2), &from_start(0)).await), sent);
+        assert_eq!(counters.bytes.get(), 2 * sent as u64 + 100);
+        // A partition not listed is not throttled at all.
+        let unlisted = FetchParams {
+            throttle: Some(LeaderThrottle {
+                throttles: quotas.throttles(&Arc::new(ClusterImage::default())),
+                quotas: quotas.clone(),
+            }),
+            ..follower(3)
+        };
+        assert_eq!(records(&m.fetch(&unlisted, &from_start(0)).await), sent);
+        assert_eq!(counters.bytes.get(), 2 * sent as u64 + 100);
     }
 }

@@ -414,6 +414,7 @@ mod tests {
     fn follower(id: i32) -> FetchParams {
         FetchParams {
             replica: Some(id),
+            throttle: None,
             max_wait: Duration::ZERO,
             min_bytes: 0,
             max_bytes: 1 << 20,

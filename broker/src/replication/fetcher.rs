@@ -2,9 +2,10 @@
 //! with Kafka's own Fetch request (v12, as a replica), every partition this
 //! broker follows on that leader, appends what comes back, takes the
 //! leader's high watermark, and truncates where the leader says the logs
-//! diverge.
+//! diverge. Partitions under a follower replication throttle are left out
+//! of its fetches while the throttle says they wait (see `throttle`).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,6 +20,9 @@ use tokio_util::task::AbortOnDropHandle;
 use crate::metadata::store::MetadataView;
 use crate::partition::Partition;
 use crate::security::sasl::login::{log_in, Login};
+
+use super::quota::ReplicationQuotas;
+use super::throttle::{self, Side, Throttles};
 
 /// Fetch version used between brokers: replica id in the body, leader
 /// epochs, diverging-epoch answers, topics by name.
@@ -45,7 +49,62 @@ pub struct FetchSettings {
     pub partition_max_bytes: i32,
     /// `replica.fetch.response.max.bytes`
     pub max_bytes: i32,
+    /// This broker's replication throttles.
+    pub quotas: Arc<ReplicationQuotas>,
 }
+
+/// Whether each followed partition listed for the follower throttle was
+/// caught up with its leader's high watermark at its last fetch (Kafka's
+/// "lag <= 0"): an in-sync follower, which a throttle never holds back.
+/// Unknown (not in sync) until its first fetch. By topic, then partition.
+#[derive(Debug, Default)]
+struct CaughtUp(HashMap<String, HashMap<i32, bool>>);
+
+impl CaughtUp {
+    fn get(&self, topic: &str, partition: i32) -> bool {
+        self.0
+            .get(topic)
+            .and_then(|t| t.get(&partition))
+            .copied()
+            .unwrap_or(false)
+    }
+
+    fn set(&mut self, topic: &str, partition: i32, caught_up: bool) {
+        match self.0.get_mut(topic) {
+            Some(t) => {
+                t.insert(partition, caught_up);
+            }
+            None => {
+                self.0
+                    .insert(topic.to_string(), HashMap::from([(partition, caught_up)]));
+            }
+        }
+    }
+
+    /// Keeps only what is known of `partitions`, or nothing when no
+    /// partition is listed any more.
+    fn keep(&mut self, partitions: &[Arc<Partition>], throttles: &Throttles) {
+        if throttles.none_listed(Side::Follower) {
+            self.0.clear();
+            return;
+        }
+        if self.0.is_empty() {
+            return;
+        }
+        let followed: HashSet<(&str, i32)> = partitions
+            .iter()
+            .map(|p| (p.topic.as_str(), p.index))
+            .collect();
+        for (topic, states) in &mut self.0 {
+            states.retain(|index, _| followed.contains(&(topic.as_str(), *index)));
+        }
+        self.0.retain(|_, states| !states.is_empty());
+    }
+}
+
+/// How long a follower whose every partition waits for its throttle
+/// sleeps at most before it looks again.
+const THROTTLED_SLEEP_MAX: Duration = Duration::from_secs(1);
 
 /// Partitions followed, by leader.
 pub type Followed = BTreeMap<i32, Vec<Arc<Partition>>>;
@@ -87,6 +146,7 @@ async fn follow(
     let mut conn: Option<Connection> = None;
     // When the leader ends the SASL session: replace the connection first.
     let mut session_ends: Option<tokio::time::Instant> = None;
+    let mut caught_up = CaughtUp::default();
     loop {
         if session_ends.is_some_and(|at| tokio::time::Instant::now() >= at) {
             conn = None;
@@ -149,15 +209,34 @@ async fn follow(
         let Some(connection) = conn.as_mut() else {
             continue;
         };
-        let Some(request) = build(&settings, &partitions) else {
-            // Every partition changed role; wait for the next metadata.
-            tokio::time::sleep(Duration::from_millis(50)).await;
+        let current = image.borrow().image.clone();
+        let throttles = settings.quotas.throttles(&current);
+        caught_up.keep(&partitions, &throttles);
+        let (request, held) = build(&settings, &partitions, &throttles, &caught_up);
+        settings.quotas.held_back(Side::Follower, held as u64);
+        let Some(request) = request else {
+            let pause = if held > 0 {
+                // Every partition waits for the throttle: until its rate
+                // is back within the quota.
+                let wait = settings
+                    .quotas
+                    .wait_ms(Side::Follower, throttles.rate(Side::Follower));
+                Duration::from_millis(wait).clamp(Duration::from_millis(10), THROTTLED_SLEEP_MAX)
+            } else {
+                // Every partition changed role; wait for the next metadata.
+                Duration::from_millis(50)
+            };
+            tokio::time::sleep(pause).await;
             continue;
         };
         let timeout = settings.max_wait + Duration::from_secs(10);
         match tokio::time::timeout(timeout, connection.send(&request, VERSION)).await {
             Ok(Ok(resp)) => {
-                if !apply(&partitions, resp) {
+                let throttled = Throttled {
+                    throttles: &throttles,
+                    quotas: &settings.quotas,
+                };
+                if !apply(&partitions, resp, &throttled, &mut caught_up) {
                     // Errors (not leader, fenced epoch): the metadata is
                     // about to change; don't spin.
                     tokio::time::sleep(Duration::from_millis(100)).await;
@@ -176,10 +255,30 @@ async fn follow(
     }
 }
 
-fn build(settings: &FetchSettings, partitions: &[Arc<Partition>]) -> Option<FetchRequest> {
+/// The fetch of every followed partition that has a position, except
+/// those the follower throttle holds back; and how many it held back.
+fn build(
+    settings: &FetchSettings,
+    partitions: &[Arc<Partition>],
+    throttles: &Throttles,
+    caught_up: &CaughtUp,
+) -> (Option<FetchRequest>, usize) {
+    // One look at the rate serves the whole fetch, as in Kafka.
+    let over_quota = !throttles.none_listed(Side::Follower)
+        && settings
+            .quotas
+            .over_quota(Side::Follower, throttles.rate(Side::Follower));
+    let mut held = 0;
     let mut topics: BTreeMap<String, Vec<FetchPartition>> = BTreeMap::new();
     for p in partitions {
         let Some(pos) = p.position() else { continue };
+        if over_quota && throttles.listed(Side::Follower, &p.topic, p.index) {
+            let in_sync = caught_up.get(&p.topic, p.index);
+            if throttle::holds_back(true, in_sync, over_quota) {
+                held += 1;
+                continue;
+            }
+        }
         let mut fp = FetchPartition::default();
         fp.partition = p.index;
         fp.current_leader_epoch = pos.epoch;
@@ -190,7 +289,7 @@ fn build(settings: &FetchSettings, partitions: &[Arc<Partition>]) -> Option<Fetc
         topics.entry(p.topic.clone()).or_default().push(fp);
     }
     if topics.is_empty() {
-        return None;
+        return (None, held);
     }
     let mut req = FetchRequest::default();
     req.replica_id = BrokerId(settings.me);
@@ -207,11 +306,24 @@ fn build(settings: &FetchSettings, partitions: &[Arc<Partition>]) -> Option<Fetc
             t
         })
         .collect();
-    Some(req)
+    (Some(req), held)
 }
 
-/// Applies a fetch response; false when some partition reported an error.
-fn apply(partitions: &[Arc<Partition>], resp: FetchResponse) -> bool {
+/// The follower throttle a response is measured against.
+struct Throttled<'a> {
+    throttles: &'a Throttles,
+    quotas: &'a ReplicationQuotas,
+}
+
+/// Applies a fetch response, noting which partitions are caught up and
+/// counting the bytes of throttled ones against the follower rate; false
+/// when some partition reported an error.
+fn apply(
+    partitions: &[Arc<Partition>],
+    resp: FetchResponse,
+    throttled: &Throttled<'_>,
+    caught_up: &mut CaughtUp,
+) -> bool {
     let mut clean = true;
     for t in resp.responses {
         for d in t.partitions {
@@ -234,21 +346,36 @@ fn apply(partitions: &[Arc<Partition>], resp: FetchResponse) -> bool {
                     };
                     p.truncate_to(to)
                 }
-                None => p
-                    .append_replicated(
-                        pos.epoch,
-                        d.records.as_deref().unwrap_or_default(),
-                        d.high_watermark,
-                    )
-                    .and_then(|()| {
-                        // Records the leader deleted (retention,
-                        // DeleteRecords) go here too.
-                        if d.log_start_offset > p.watermarks().log_start_offset {
-                            p.delete_records_before(d.log_start_offset).map(|_| ())
-                        } else {
-                            Ok(())
-                        }
-                    }),
+                None => {
+                    let records = d.records.as_deref().unwrap_or_default();
+                    p.append_replicated(pos.epoch, records, d.high_watermark)
+                        .and_then(|()| {
+                            // Records the leader deleted (retention,
+                            // DeleteRecords) go here too.
+                            if d.log_start_offset > p.watermarks().log_start_offset {
+                                p.delete_records_before(d.log_start_offset).map(|_| ())
+                            } else {
+                                Ok(())
+                            }
+                        })
+                        .map(|()| {
+                            if throttled
+                                .throttles
+                                .listed(Side::Follower, &p.topic, p.index)
+                            {
+                                // In sync when nothing below the leader's
+                                // high watermark is missing here.
+                                let log_end = p.watermarks().log_end_offset;
+                                caught_up.set(&p.topic, p.index, log_end >= d.high_watermark);
+                                // Kafka counts every listed partition's
+                                // bytes, in sync or not, so the rate bounds
+                                // all of their replication traffic.
+                                throttled
+                                    .quotas
+                                    .record(Side::Follower, records.len() as u64);
+                            }
+                        })
+                }
                 Some(ResponseError::OffsetOutOfRange) => {
                     clean = false;
                     // Behind the leader's log start: start over from there.
@@ -271,4 +398,113 @@ fn apply(partitions: &[Arc<Partition>], resp: FetchResponse) -> bool {
         }
     }
     clean
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::log::LogConfig;
+    use crate::metadata::image::{ClusterImage, PartitionImage, TopicImage};
+    use crate::metrics::SideCounters;
+    use crate::replication::throttle::{FOLLOWER_RATE, FOLLOWER_REPLICAS};
+
+    /// Broker 3's replica of partition 0 of `topic`, following broker 1.
+    fn follower(dir: &std::path::Path, topic: &str) -> Arc<Partition> {
+        let p =
+            Partition::open(topic, 0, 3, &dir.join(topic), LogConfig::default()).expect("opens");
+        p.apply(&PartitionImage {
+            replicas: vec![1, 3],
+            isr: vec![1],
+            leader: 1,
+            leader_epoch: 0,
+            partition_epoch: 0,
+            adding: vec![3],
+            removing: vec![],
+        });
+        Arc::new(p)
+    }
+
+    fn topic(configs: &[(&str, &str)]) -> TopicImage {
+        TopicImage {
+            id: uuid::Uuid::nil(),
+            configs: configs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            partitions: vec![],
+        }
+    }
+
+    /// The partitions in a fetch, by topic.
+    fn asked(request: &Option<FetchRequest>) -> Vec<String> {
+        request
+            .iter()
+            .flat_map(|r| &r.topics)
+            .map(|t| t.topic.to_string())
+            .collect()
+    }
+
+    #[test]
+    fn a_follower_over_its_rate_leaves_out_listed_partitions_out_of_sync() {
+        let dir = tempfile::tempdir().expect("dir");
+        let (moving, other) = (
+            follower(dir.path(), "moving"),
+            follower(dir.path(), "other"),
+        );
+        let mut image = ClusterImage::default();
+        image
+            .topics
+            .insert("moving".into(), topic(&[(FOLLOWER_REPLICAS, "0:3")]));
+        image.topics.insert("other".into(), topic(&[]));
+        image.broker_configs.insert(
+            String::new(),
+            BTreeMap::from([(FOLLOWER_RATE.to_string(), "10".to_string())]),
+        );
+        let quotas = Arc::new(ReplicationQuotas::new(
+            3,
+            11,
+            1000,
+            SideCounters::default(),
+            SideCounters::default(),
+        ));
+        let settings = FetchSettings {
+            me: 3,
+            listener: "INTERNAL".into(),
+            tls: None,
+            login: None,
+            max_wait: Duration::from_millis(500),
+            partition_max_bytes: 1 << 20,
+            max_bytes: 10 << 20,
+            quotas: quotas.clone(),
+        };
+        let throttles = quotas.throttles(&Arc::new(image));
+        let partitions = [moving, other.clone()];
+        let mut caught_up = CaughtUp::default();
+        // Within the rate, everything is fetched.
+        let (request, held) = build(&settings, &partitions, &throttles, &caught_up);
+        assert_eq!(
+            (asked(&request), held),
+            (vec!["moving".into(), "other".into()], 0)
+        );
+        // Over it (10 bytes a second over 10 s: 100 bytes), the listed
+        // partition waits; the other is fetched.
+        quotas.record(Side::Follower, 101);
+        let (request, held) = build(&settings, &partitions, &throttles, &caught_up);
+        assert_eq!((asked(&request), held), (vec!["other".into()], 1));
+        // Caught up with its leader, it is in sync and never waits.
+        caught_up.set("moving", 0, true);
+        let (request, held) = build(&settings, &partitions, &throttles, &caught_up);
+        assert_eq!(held, 0);
+        assert_eq!(asked(&request).len(), 2);
+        // Only the listed partition waiting: no fetch at all.
+        caught_up.set("moving", 0, false);
+        let (request, held) = build(&settings, &partitions[..1], &throttles, &caught_up);
+        assert_eq!((request.is_none(), held), (true, 1));
+        // What is known of partitions no longer followed is forgotten.
+        caught_up.keep(&[other], &throttles);
+        assert!(!caught_up.get("moving", 0));
+        assert!(caught_up.0.is_empty());
+    }
 }

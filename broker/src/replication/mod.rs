@@ -3,7 +3,11 @@
 //! a leader knows of its followers lives with its replica
 //! (`partition::leader`); this module moves data and requests.
 //! - [`fetcher`] is the follower's side: fetch from leaders and append;
-//! - [`isr`] sends the leader's ISR changes to the controller.
+//! - [`isr`] sends the leader's ISR changes to the controller;
+//! - [`throttle`] decides which replication traffic is throttled
+//!   (Kafka's replication quotas) and [`quota`] measures it.
 
 pub mod fetcher;
 pub mod isr;
+pub mod quota;
+pub mod throttle;

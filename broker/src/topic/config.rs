@@ -60,12 +60,24 @@ pub static TOPIC: &[Setting] = &[
     .default("9223372036854775807")
     .default_from("log.flush.interval.ms"),
     Setting::topic(
+        "follower.replication.throttled.replicas",
+        Kind::ReplicaList,
+        "Replicas (`partition:broker`, or `*` for all) whose fetching as followers counts against their broker's `follower.replication.throttled.rate` and, while not in sync, waits when over it. `kafka-reassign-partitions --throttle` sets and clears it.",
+    )
+    .default(""),
+    Setting::topic(
         "index.interval.bytes",
         Kind::int(0),
         "Bytes between entries of the sparse offset index.",
     )
     .default("4096")
     .default_from("log.index.interval.bytes"),
+    Setting::topic(
+        "leader.replication.throttled.replicas",
+        Kind::ReplicaList,
+        "Replicas (`partition:broker`, or `*` for all) whose leader's sending counts against that broker's `leader.replication.throttled.rate`; to followers not in sync it waits when over it. `kafka-reassign-partitions --throttle` sets and clears it.",
+    )
+    .default(""),
     Setting::topic(
         "max.decompressed.message.bytes",
         Kind::int_between(1, 2_147_483_639),
@@ -143,7 +155,8 @@ pub fn validate(key: &str, value: &str) -> Result<(), TopicConfigError> {
 /// Whether `key` is a list setting, the only kind IncrementalAlterConfigs
 /// may APPEND to or SUBTRACT from.
 pub fn is_list(key: &str) -> bool {
-    declared(key).is_some_and(|s| matches!(s.kind, Kind::List | Kind::ListOf(_)))
+    declared(key)
+        .is_some_and(|s| matches!(s.kind, Kind::List | Kind::ListOf(_) | Kind::ReplicaList))
 }
 
 /// The defaults of the topic settings on this broker: each one's broker
@@ -321,6 +334,19 @@ mod tests {
                 Err("must be at most 2147483639"),
             ),
             ("no.such.thing", "1", Err("unknown topic config")),
+            ("leader.replication.throttled.replicas", "0:1,1:2", Ok(())),
+            ("leader.replication.throttled.replicas", "*", Ok(())),
+            ("leader.replication.throttled.replicas", "", Ok(())),
+            (
+                "follower.replication.throttled.replicas",
+                "0:1,x:2",
+                Err("`x:2` is not a replica"),
+            ),
+            (
+                "follower.replication.throttled.replicas",
+                "*,0:1",
+                Err("`*` is not a replica"),
+            ),
         ];
         for (k, v, want) in cases {
             match (validate(k, v), want) {
