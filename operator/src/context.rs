@@ -48,7 +48,7 @@ impl Context {
                 EventType::Normal
             },
             reason: reason.into(),
-            note: Some(note),
+            note: Some(shortened(note)),
             action: reason.into(),
             secondary: None,
         };
@@ -62,5 +62,38 @@ impl Context {
     /// Seconds since the operator started.
     pub fn now(&self) -> u64 {
         self.started.elapsed().as_secs()
+    }
+}
+
+/// The longest note the API server takes in an event.
+const NOTE_LIMIT: usize = 1024;
+
+/// `note` cut to what an event can hold (a long list of partitions would
+/// have the whole event refused), ending in "..." when cut.
+fn shortened(mut note: String) -> String {
+    if note.len() <= NOTE_LIMIT {
+        return note;
+    }
+    let mut end = NOTE_LIMIT - 3;
+    while !note.is_char_boundary(end) {
+        end -= 1;
+    }
+    note.truncate(end);
+    note.push_str("...");
+    note
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_notes_are_cut_to_what_an_event_holds() {
+        assert_eq!(shortened("short".into()), "short");
+        let exact = "x".repeat(NOTE_LIMIT);
+        assert_eq!(shortened(exact.clone()), exact);
+        let long = "é".repeat(NOTE_LIMIT);
+        let cut = shortened(long);
+        assert!(cut.len() <= NOTE_LIMIT && cut.ends_with("..."), "{}", cut.len());
     }
 }
