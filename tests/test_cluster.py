@@ -750,3 +750,48 @@ def test_a_broker_back_on_an_empty_disk_never_leads_before_it_has_caught_up(tmp_
     finally:
         cluster.stop()
 
+
+def test_a_voter_back_on_an_empty_disk_takes_no_part_until_it_has_the_metadata_log(tmp_path):
+    """Three combined voters A, B, C. Topics are created while C is down, so
+    only A and B hold them; then B is lost with its disk and comes back on
+    an empty one, C comes back, and A is down. B and C are a majority, but C's
+    log misses the topics: a B that forgot its log and voted for C would
+    elect a controller without them, and A's copy would be overwritten when
+    it returns. B must take no part in elections until it has copied the
+    metadata log from a controller; once it has, it is a voter again."""
+    cluster = GregorCluster(tmp_path / "cluster").start()
+    a, b, c = cluster.brokers
+    try:
+        c.kill()
+        topics = [unique("meta") for _ in range(3)]
+        for t in topics:
+            kafka_tool("kafka-topics", "--bootstrap-server", a.bootstrap, "--create",
+                       "--topic", t, "--replica-assignment", "1:2")
+        b.kill()
+        shutil.rmtree(b.data)
+        a.kill()
+        b.start(wait=False)
+        c.start(wait=False)
+        # Several election timeouts (1-2 s here) for B and C to get it wrong.
+        time.sleep(6)
+        assert "it lost its log" in b.log_text()
+        assert "copied the metadata log it lost" not in b.log_text(), "B took C's stale log for the cluster's"
+        a.start(wait=False)
+        for g in (a, b, c):
+            g.wait(timeout=90)
+
+        def listed():
+            return set(AdminClient({"bootstrap.servers": cluster.bootstrap}).list_topics(timeout=10).topics)
+
+        assert set(topics) <= listed(), f"committed topics lost: {sorted(set(topics) - listed())}"
+        wait_until(lambda: "copied the metadata log it lost" in b.log_text(), 30,
+                   "B to copy the log from A and vote again")
+        # B holds the log now and votes again: without A, B and C elect a
+        # controller that has every topic.
+        a.kill()
+        later = unique("meta")
+        kafka_tool("kafka-topics", "--bootstrap-server", c.bootstrap, "--create",
+                   "--topic", later, "--replica-assignment", "2:3")
+        assert set(topics) | {later} <= listed()
+    finally:
+        cluster.stop()
