@@ -3,6 +3,7 @@ librdkafka: replicated topics, consumption in a group, and a leader killed
 with -9 while an idempotent acks=all producer writes."""
 
 import json
+import shutil
 import signal
 import subprocess
 import threading
@@ -10,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicCollection, TopicPartition
 from confluent_kafka.admin import AdminClient
 
 import wire
@@ -48,16 +49,18 @@ def stored_log(broker, topic, partition):
     return b"".join(p.read_bytes() for p in sorted(d.glob("*.log")))
 
 
-def read_back(bootstrap, topic, partitions):
-    """Every record of every partition, as {partition: [(offset, value)]}."""
+def read_back(bootstrap, topic, partitions, only=None):
+    """Every record of every partition (or of those in `only`), as
+    {partition: [(offset, value)]}."""
     c = Consumer({"bootstrap.servers": bootstrap, "group.id": unique("check"),
                   "enable.auto.commit": False})
+    wanted = list(range(partitions) if only is None else only)
     ends = {}
-    for p in range(partitions):
+    for p in wanted:
         _, high = c.get_watermark_offsets(TopicPartition(topic, p), timeout=30)
         ends[p] = high
-    c.assign([TopicPartition(topic, p, 0) for p in range(partitions)])
-    got = {p: [] for p in range(partitions)}
+    c.assign([TopicPartition(topic, p, 0) for p in wanted])
+    got = {p: [] for p in wanted}
     deadline = time.monotonic() + 90
     while any(len(got[p]) < ends[p] for p in got) and time.monotonic() < deadline:
         m = c.poll(1.0)
@@ -739,3 +742,183 @@ def test_dedicated_controllers_and_broker_only_nodes(tmp_path):
                 g.proc.send_signal(signal.SIGTERM)
         for g in nodes:
             g.stop()
+
+
+def partition_states(bootstrap, topic):
+    """{partition: (leader, sorted isr)} as the brokers' metadata says (-1:
+    no leader), or None while no broker answers; quicker to poll than
+    kafka-topics."""
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    try:
+        desc = admin.describe_topics(TopicCollection([topic]), request_timeout=10)[topic].result()
+    except KafkaException:
+        return None
+    return {p.id: (p.leader.id if p.leader else -1, sorted(n.id for n in p.isr))
+            for p in desc.partitions}
+
+
+def with_broker_only_nodes(workdir, ids, props=None):
+    """A GregorCluster of three combined voters (1-3) and broker-only nodes
+    `ids` (process.roles=broker, not voters), not started."""
+    from conftest import Gregor, free_port
+    cluster = GregorCluster(workdir, props=props)
+    voters = cluster.broker(1).props["controller.quorum.voters"]
+    for n in ids:
+        g = Gregor(Path(workdir) / f"broker-{n}", node_id=n)
+        g.props["listeners"] += f",CONTROLLER://127.0.0.1:{free_port()}"
+        g.props["listener.security.protocol.map"] += ",CONTROLLER:PLAINTEXT"
+        g.props.update({"process.roles": "broker", "controller.listener.names": "CONTROLLER",
+                        "controller.quorum.voters": voters, "min.insync.replicas": "2",
+                        "replica.lag.time.max.ms": "5000", **(props or {})})
+        cluster.brokers.append(g)
+    return cluster
+
+
+def lose_disk_and_restart(broker):
+    """The node is lost with its local volume; the pod comes back at once on
+    an empty one: kill -9, the data directory (log dirs, meta.properties
+    and the metadata log) gone, start (returns once it serves, which means
+    registered)."""
+    broker.kill()
+    shutil.rmtree(broker.data)
+    broker.start()
+
+
+def test_a_broker_back_on_an_empty_disk_never_leads_before_it_has_caught_up(tmp_path):
+    """A broker-only node lost with its disk and restarted on an empty one
+    at once, within its old session: its registration (new storage id) is
+    refused until the old session ends and then takes it out of every ISR;
+    it fetches everything again and counts in an ISR only once caught up, so
+    killing the other replicas one by one right after it rejoins leaves the
+    partitions on it or offline, never on a gap. Then the worst case: it is
+    the last in-sync replica when its disk is lost; it does not lead on an
+    empty log, the replica that left the ISR last (which holds every
+    acknowledged record) does. Nothing acknowledged (acks=all,
+    min.insync.replicas=2, RF 3) is lost."""
+    cluster = with_broker_only_nodes(tmp_path / "cluster", (4, 5)).start()
+    try:
+        topic = unique("lost-disk")
+        kafka_tool("kafka-topics", "--bootstrap-server", cluster.bootstrap, "--create",
+                   "--topic", topic, "--replica-assignment", "4:5:3,5:3:4")
+        empty, b3, b5 = cluster.broker(4), cluster.broker(3), cluster.broker(5)
+        config, out = tmp_path / "producer.properties", tmp_path / "producer.out"
+        config.write_text(DURABLE_PRODUCER)
+        producer = subprocess.Popen(
+            java_command("kafka-verifiable-producer", "--bootstrap-server", cluster.bootstrap,
+                         "--topic", topic, "--max-messages", 3000, "--throughput", 1000,
+                         "--producer.config", config),
+            stdout=open(out, "w"), stderr=subprocess.DEVNULL)
+        try:
+            wait_until(lambda: len(producer_events(out, "producer_send_success")) >= 1000, 90,
+                       "the producer to get going")
+            lose_disk_and_restart(empty)
+            assert "still registered by an earlier process" in empty.log_text()
+            # Right after it rejoins, the other replicas die one by one.
+            states = {}
+
+            def settled(gone):
+                states["now"] = partition_states(cluster.bootstrap, topic)
+                return states["now"] is not None and all(
+                    leader not in gone and not set(isr) & (set(gone) - {3})
+                    for leader, isr in states["now"].values())
+
+            b5.kill()
+            wait_until(lambda: settled({5}), 30, "broker 5 to leave the ISRs")
+            acked = producer_events(out, "producer_send_success")
+            b3.kill()
+            wait_until(lambda: settled({5, 3}), 30, "broker 3's leaderships to end")
+            # Led by the emptied broker only where it is in sync: then it
+            # serves every record acknowledged so far on its own.
+            led = [p for p, (leader, _) in states["now"].items() if leader == 4]
+            assert all(states["now"][p] in ((4, [4]),) for p in led), states
+            assert all(states["now"][p] == (-1, [3]) for p in states["now"] if p not in led), states
+            stored = read_back(empty.bootstrap, topic, 2, only=led)
+            for e in acked:
+                if e["partition"] in led:
+                    assert (e["offset"], e["value"]) in stored[e["partition"]], e
+            b3.start()
+            b5.start()
+            assert producer.wait(timeout=180) == 0
+        finally:
+            if producer.poll() is None:
+                producer.send_signal(signal.SIGKILL)
+                producer.wait()
+        acked = producer_events(out, "producer_send_success")
+        assert len(acked) == 3000, f"{len(producer_events(out, 'producer_send_error'))} send errors"
+        wait_until(lambda: all(isr == [3, 4, 5] for _, isr in
+                               (partition_states(cluster.bootstrap, topic) or {0: (0, [])}).values()),
+                   60, "every replica back in sync")
+
+        # The emptied broker is the last in-sync replica when its disk goes.
+        b5.kill()
+        wait_until(lambda: settled({5}), 30, "broker 5 to leave the ISRs")
+        b3.kill()
+        wait_until(lambda: all(isr == [4] for _, isr in partition_states(cluster.bootstrap, topic).values()),
+                   30, "broker 3 to leave the ISRs")
+        lose_disk_and_restart(empty)
+        wait_until(lambda: 4 in AdminClient({"bootstrap.servers": cluster.bootstrap})
+                   .list_topics(timeout=10).brokers, 30, "broker 4 to be unfenced")
+        now = partition_states(cluster.bootstrap, topic)
+        assert all(leader != 4 for leader, _ in now.values()), (
+            f"broker 4 leads on an empty log after losing its disk as the last in-sync replica: {now}")
+        b3.start()
+        b5.start()
+        wait_until(lambda: all(isr == [3, 4, 5] for _, isr in
+                               (partition_states(cluster.bootstrap, topic) or {0: (0, [])}).values()),
+                   60, "every replica back in sync")
+        stored = read_back(cluster.bootstrap, topic, 2)
+        by_value = {value: (p, offset) for p, records in stored.items() for offset, value in records}
+        assert len(by_value) == sum(len(r) for r in stored.values()), "a record stored twice"
+        for e in acked:
+            assert by_value.get(e["value"]) == (e["partition"], e["offset"]), e
+        for p in range(2):
+            wait_until(lambda: len({stored_log(cluster.broker(n), topic, p) for n in (3, 4, 5)}) == 1,
+                       60, f"the replicas of partition {p} to match")
+    finally:
+        cluster.stop()
+
+
+def test_a_voter_back_on_an_empty_disk_takes_no_part_until_it_has_the_metadata_log(tmp_path):
+    """Three combined voters A, B, C. Topics are created while C is down, so
+    only A and B hold them; then B is lost with its disk and comes back on
+    an empty one, C comes back, and A is down. B and C are a majority, but C's
+    log misses the topics: a B that forgot its log and voted for C would
+    elect a controller without them, and A's copy would be overwritten when
+    it returns. B must take no part in elections until it has copied the
+    metadata log from a controller; once it has, it is a voter again."""
+    cluster = GregorCluster(tmp_path / "cluster").start()
+    a, b, c = cluster.brokers
+    try:
+        c.kill()
+        topics = [unique("meta") for _ in range(3)]
+        for t in topics:
+            kafka_tool("kafka-topics", "--bootstrap-server", a.bootstrap, "--create",
+                       "--topic", t, "--replica-assignment", "1:2")
+        b.kill()
+        shutil.rmtree(b.data)
+        a.kill()
+        b.start(wait=False)
+        c.start(wait=False)
+        # Several election timeouts (1-2 s here) for B and C to get it wrong.
+        time.sleep(6)
+        assert "it lost its log" in b.log_text()
+        assert "copied the metadata log it lost" not in b.log_text(), "B took C's stale log for the cluster's"
+        a.start(wait=False)
+        for g in (a, b, c):
+            g.wait(timeout=90)
+
+        def listed():
+            return set(AdminClient({"bootstrap.servers": cluster.bootstrap}).list_topics(timeout=10).topics)
+
+        assert set(topics) <= listed(), f"committed topics lost: {sorted(set(topics) - listed())}"
+        wait_until(lambda: "copied the metadata log it lost" in b.log_text(), 30,
+                   "B to copy the log from A and vote again")
+        # B holds the log now and votes again: without A, B and C elect a
+        # controller that has every topic.
+        a.kill()
+        later = unique("meta")
+        kafka_tool("kafka-topics", "--bootstrap-server", c.bootstrap, "--create",
+                   "--topic", later, "--replica-assignment", "2:3")
+        assert set(topics) | {later} <= listed()
+    finally:
+        cluster.stop()

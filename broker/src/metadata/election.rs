@@ -28,6 +28,7 @@ use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
 use super::network::{Connection, Dialer, Request, Response};
+use super::rejoin::Standing;
 use super::TypeConfig;
 
 /// A candidate's question to another voter: would you vote for me?
@@ -183,6 +184,7 @@ pub async fn drive(
     contact: Arc<LeaderContact>,
     timing: Timing,
     dialer: Dialer,
+    standing: tokio::sync::watch::Receiver<Standing>,
 ) {
     let voters = peers.len() + 1;
     let mut connections: BTreeMap<u64, Connection> = peers
@@ -228,6 +230,10 @@ pub async fn drive(
             committed,
         };
         if leading || Instant::now() < timing.due(&moments, draw) {
+            continue;
+        }
+        // A voter that lost its log (or does not know yet) stays out.
+        if *standing.borrow() != Standing::Voting {
             continue;
         }
         draw = timing.draw();

@@ -63,6 +63,16 @@ pub struct PartitionImage {
     pub adding: Vec<i32>,
     /// Replicas being removed by a reassignment.
     pub removing: Vec<i32>,
+    /// The replica that left the ISR most recently and has not rejoined
+    /// it. When it left it held every record below the high watermark, and
+    /// an `acks=all` write is acknowledged only while the ISR has at least
+    /// `min.insync.replicas` members, so it holds every record acknowledged
+    /// that way whenever the ISR is down to its last member. That is whom
+    /// the partition falls back to when its last in-sync replica comes back
+    /// without its data (KIP-966's eligible leader replicas, kept to the one
+    /// that matters).
+    #[serde(default)]
+    pub last_left_isr: Option<i32>,
 }
 
 /// A topic.
@@ -184,16 +194,24 @@ impl ClusterImage {
                 // running (each process locks its log directories), so this
                 // is a restart, and its registration replaces (fences) the
                 // old one at once instead of waiting out its session.
+                let mut lost_storage = false;
                 if let Some(old) = self.brokers.get(id) {
                     let restart = !storage.is_nil() && old.storage == *storage;
                     if !old.fenced && old.incarnation != *incarnation && !restart {
                         return Err(Refusal::DuplicateBroker(*id));
                     }
+                    // Known storage replaced by other storage: the broker's
+                    // disk was lost (or emptied) while it was down.
+                    lost_storage =
+                        !storage.is_nil() && !old.storage.is_nil() && old.storage != *storage;
                 }
                 let epoch = index as i64;
                 // A restart leaves every ISR it could and leads nothing until
                 // it is unfenced, exactly like a fenced broker.
                 self.fence(*id);
+                if lost_storage {
+                    self.forget_replicas_of(*id);
+                }
                 self.brokers.insert(
                     *id,
                     BrokerRegistration {
@@ -386,6 +404,7 @@ impl ClusterImage {
             partition_epoch: 0,
             adding: Vec::new(),
             removing: Vec::new(),
+            last_left_isr: None,
         })
     }
 
@@ -412,8 +431,41 @@ impl ClusterImage {
                 continue;
             }
             p.isr = rest;
+            p.last_left_isr = Some(id);
             if p.leader == id {
                 p.leader = first_live_in_isr(p, &live);
+                p.leader_epoch += 1;
+            }
+            p.partition_epoch += 1;
+        }
+    }
+
+    /// Broker `id` came back without its data: where it was the last
+    /// in-sync replica (which fencing keeps), the replica that left the ISR
+    /// last takes its place, leading if it is live; it holds every record
+    /// acknowledged with `acks=all`, and the returning broker holds nothing.
+    /// Without such a replica no copy of the partition survives, and the
+    /// broker stays in the ISR, to lead it again empty. It is no longer a
+    /// replica to fall back to either.
+    fn forget_replicas_of(&mut self, id: i32) {
+        let live: Vec<i32> = self.live_brokers().map(|b| b.id).collect();
+        for p in self.topics.values_mut().flat_map(|t| &mut t.partitions) {
+            if p.last_left_isr == Some(id) {
+                p.last_left_isr = None;
+            }
+            if p.isr != [id] {
+                continue;
+            }
+            let Some(heir) = p.last_left_isr.take() else {
+                continue;
+            };
+            p.isr = vec![heir];
+            if p.leader == id || p.leader == NO_LEADER {
+                p.leader = if live.contains(&heir) {
+                    heir
+                } else {
+                    NO_LEADER
+                };
                 p.leader_epoch += 1;
             }
             p.partition_epoch += 1;
@@ -467,6 +519,17 @@ impl ClusterImage {
             return Err(Refusal::IneligibleReplica(format!(
                 "{topic}-{partition}: broker {bad} cannot join the ISR (not a live replica)"
             )));
+        }
+        let left = p
+            .replicas
+            .iter()
+            .copied()
+            .find(|r| p.isr.contains(r) && !isr.contains(r));
+        if p.last_left_isr.is_some_and(|r| isr.contains(&r)) {
+            p.last_left_isr = None;
+        }
+        if left.is_some() {
+            p.last_left_isr = left;
         }
         p.isr = isr.to_vec();
         p.partition_epoch += 1;
@@ -575,6 +638,9 @@ fn finish_reassignment(p: &mut PartitionImage, live: &[i32]) {
     p.adding.clear();
     p.replicas.retain(|r| !removing.contains(r));
     p.isr.retain(|r| !removing.contains(r));
+    if p.last_left_isr.is_some_and(|r| !p.replicas.contains(&r)) {
+        p.last_left_isr = None;
+    }
     if removing.contains(&p.leader) || p.leader == NO_LEADER {
         p.leader = first_live_in_isr(p, live);
         p.leader_epoch += 1;
@@ -684,6 +750,91 @@ mod tests {
         let e = register(&mut img, 35, 3);
         img.apply(36, &MetadataRecord::UnfenceBroker { id: 3, epoch: e });
         assert_eq!((p(&img).leader, p(&img).leader_epoch), (3, 4));
+    }
+
+    /// A new process of broker `id` on `storage`, and its first heartbeat.
+    fn restart_on(img: &mut ClusterImage, index: u64, id: i32, storage: u128) {
+        let rec = MetadataRecord::RegisterBroker {
+            id,
+            incarnation: Uuid::from_u128(index as u128),
+            storage: Uuid::from_u128(storage),
+            endpoints: vec![],
+            rack: None,
+        };
+        let Applied::BrokerEpoch(epoch) = img.apply(index, &rec) else {
+            panic!("registration refused");
+        };
+        assert_eq!(
+            img.apply(index + 1, &MetadataRecord::UnfenceBroker { id, epoch }),
+            Applied::Done
+        );
+    }
+
+    #[test]
+    fn a_last_in_sync_replica_back_without_its_data_leads_nothing() {
+        // Broker 2 is fenced, then the leader (1) drops 3 from the ISR, then
+        // 1 is fenced too: the last in-sync replica, kept in the ISR.
+        let shrunk = || {
+            let mut img = cluster();
+            img.apply(30, &MetadataRecord::FenceBroker { id: 2, epoch: 2 });
+            assert_eq!(p(&img).last_left_isr, Some(2));
+            let shrink = MetadataRecord::ChangeIsr {
+                topic: "t".into(),
+                partition: 0,
+                leader: 1,
+                leader_epoch: 0,
+                partition_epoch: 1,
+                isr: vec![1],
+            };
+            assert!(matches!(img.apply(31, &shrink), Applied::Partition { .. }));
+            assert_eq!(p(&img).last_left_isr, Some(3));
+            img.apply(32, &MetadataRecord::FenceBroker { id: 1, epoch: 1 });
+            assert_eq!((p(&img).leader, p(&img).isr.clone()), (NO_LEADER, vec![1]));
+            img
+        };
+
+        // Back on its own storage, it leads again, as before.
+        let mut img = shrunk();
+        restart_on(&mut img, 40, 1, 1);
+        assert_eq!((p(&img).leader, p(&img).isr.clone()), (1, vec![1]));
+
+        // Back on an empty disk: 3, the last to leave the ISR, leads.
+        let mut img = shrunk();
+        restart_on(&mut img, 40, 1, 101);
+        assert_eq!((p(&img).leader, p(&img).isr.clone()), (3, vec![3]));
+        assert_eq!(p(&img).last_left_isr, None);
+
+        // The same with 3 down: offline until 3 returns, then 3 leads.
+        let mut img = shrunk();
+        img.apply(35, &MetadataRecord::FenceBroker { id: 3, epoch: 3 });
+        restart_on(&mut img, 40, 1, 101);
+        assert_eq!((p(&img).leader, p(&img).isr.clone()), (NO_LEADER, vec![3]));
+        restart_on(&mut img, 50, 3, 3);
+        assert_eq!((p(&img).leader, p(&img).isr.clone()), (3, vec![3]));
+
+        // 3 lost its disk as well: no copy is left, and 1 leads it again
+        // (empty) rather than keep it offline for good.
+        let mut img = shrunk();
+        img.apply(35, &MetadataRecord::FenceBroker { id: 3, epoch: 3 });
+        restart_on(&mut img, 40, 3, 103);
+        assert_eq!(p(&img).last_left_isr, None);
+        restart_on(&mut img, 50, 1, 101);
+        assert_eq!((p(&img).leader, p(&img).isr.clone()), (1, vec![1]));
+
+        // A replica that rejoins the ISR is no longer the one that left.
+        let mut img = cluster();
+        img.apply(30, &MetadataRecord::FenceBroker { id: 2, epoch: 2 });
+        restart_on(&mut img, 31, 2, 2);
+        let grow = MetadataRecord::ChangeIsr {
+            topic: "t".into(),
+            partition: 0,
+            leader: 1,
+            leader_epoch: 0,
+            partition_epoch: 1,
+            isr: vec![1, 3, 2],
+        };
+        assert!(matches!(img.apply(33, &grow), Applied::Partition { .. }));
+        assert_eq!(p(&img).last_left_isr, None);
     }
 
     #[test]

@@ -14,6 +14,8 @@
 //!   heartbeats, fencing, topic changes;
 //! - [`election`] calls an election only after a pre-vote a majority
 //!   granted, so a voter that was cut off does not unseat a working leader;
+//! - [`rejoin`] keeps a voter that lost its metadata log out of elections
+//!   until it has copied the log again;
 //! - [`quorum`] starts this node's member and routes requests to the
 //!   active controller;
 //! - [`registration`] is the broker's side: register, heartbeat, and
@@ -29,6 +31,7 @@ pub mod placement;
 pub mod quorum;
 pub mod records;
 pub mod registration;
+pub mod rejoin;
 pub mod store;
 
 openraft::declare_raft_types!(

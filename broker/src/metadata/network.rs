@@ -40,6 +40,9 @@ pub enum Request {
     InstallSnapshot(InstallSnapshotRequest<TypeConfig>),
     /// Would the voter vote for this candidate (before its election)?
     PreVote(PreVote),
+    /// The voter's vote and the end of its metadata log: asked by a voter
+    /// that has an empty log or is copying the one it lost (see `rejoin`).
+    LogState,
     /// For the active controller.
     Controller(ControllerRequest),
 }
@@ -52,6 +55,7 @@ impl Request {
             Request::Vote(_) => "Vote",
             Request::InstallSnapshot(_) => "InstallSnapshot",
             Request::PreVote(_) => "PreVote",
+            Request::LogState => "LogState",
             Request::Controller(_) => "Controller",
         }
     }
@@ -68,6 +72,8 @@ pub enum Response {
     InstallSnapshot(Result<InstallSnapshotResponse<u64>, RaftError<u64, InstallSnapshotError>>),
     /// To `PreVote`: granted or not.
     PreVote(bool),
+    /// To `LogState`.
+    LogState(super::rejoin::PeerLog),
     /// To `Controller`.
     Controller(ControllerResponse),
     /// The request was not allowed (the reason); the connection closes.

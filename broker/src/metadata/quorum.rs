@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use openraft::error::{InitializeError, RaftError};
-use openraft::raft::AppendEntriesResponse;
+use openraft::raft::{AppendEntriesResponse, VoteResponse};
 use openraft::{BasicNode, Raft, ServerState, SnapshotPolicy};
 use tokio::sync::watch;
 
@@ -16,6 +16,7 @@ use super::bootstrap;
 use super::controller::{Controller, ControllerRequest, ControllerResponse};
 use super::election::{self, LeaderContact, PreVote, Timing, VoterState};
 use super::network::{Connection, Dialer, Network, Request, Response};
+use super::rejoin::{self, Admission, Answers, PeerLog, Standing, Verdict};
 use super::store::{LogStore, MetadataView, StateMachine};
 use super::TypeConfig;
 
@@ -120,6 +121,12 @@ pub struct Quorum {
     dialer: Dialer,
     /// Connections and requests the controller listener refused.
     refused: prometheus_client::metrics::counter::Counter,
+    /// Whether this node may vote and campaign (see `rejoin`).
+    standing: Arc<watch::Sender<Standing>>,
+    /// The other voters' answers while it may not.
+    answers: Arc<std::sync::Mutex<Answers>>,
+    /// How long a vote request waits for this voter to know its standing.
+    patience: Duration,
 }
 
 impl Quorum {
@@ -167,21 +174,33 @@ impl Quorum {
             .is_initialized()
             .await
             .map_err(|e| QuorumError::Raft(e.to_string()))?;
+        let members: BTreeMap<u64, BasicNode> = voters
+            .iter()
+            .map(|(k, v)| (*k, BasicNode::new(v.clone())))
+            .collect();
         // A broker-only node waits to be added as a learner by the active
-        // controller when it registers.
-        if !initialized && settings.voter() {
-            // Every voter proposes the same initial membership; whichever
-            // votes first wins and the others' identical entry is replaced.
-            let members: BTreeMap<u64, BasicNode> = voters
-                .iter()
-                .map(|(k, v)| (*k, BasicNode::new(v.clone())))
-                .collect();
-            match raft.initialize(members).await {
-                Ok(()) => {}
-                Err(RaftError::APIError(InitializeError::NotAllowed(_))) => {}
-                Err(e) => return Err(QuorumError::Raft(e.to_string())),
-            }
+        // controller when it registers; it never votes. A voter with an
+        // empty log first asks the others whether the cluster exists (see
+        // `rejoin`); one that was copying a lost log when it stopped goes on
+        // copying it.
+        let standing = if !settings.voter() {
+            Standing::Voting
+        } else if !initialized && voters.len() > 1 {
+            // Marked first: entries a leader sends meanwhile must not make
+            // a voter of it after a crash.
+            rejoin::mark(&settings.dir).map_err(storage)?;
+            Standing::Asking
+        } else if initialized && rejoin::marked(&settings.dir) {
+            tracing::warn!("this voter is still copying the metadata log it lost; it takes no part in elections until it has");
+            Standing::CatchingUp
+        } else {
+            Standing::Voting
+        };
+        if !initialized && standing == Standing::Voting && settings.voter() {
+            initialize(&raft, members.clone()).await?;
         }
+        let standing = Arc::new(watch::channel(standing).0);
+        let answers = Arc::new(std::sync::Mutex::new(Answers::new(voters.len())));
         if voters.len() == 1 && settings.voter() {
             // Alone, there is nobody to wait for: lead at once.
             let _ = raft.trigger().elect().await;
@@ -191,7 +210,7 @@ impl Quorum {
         // hearing from the leader.
         let lease = Duration::from_millis(config.election_timeout_max);
         if settings.voter() {
-            let peers = voters
+            let peers: BTreeMap<u64, String> = voters
                 .iter()
                 .filter(|(voter, _)| **voter != id)
                 .map(|(voter, addr)| (*voter, addr.clone()))
@@ -201,6 +220,18 @@ impl Quorum {
                 timeout_min: Duration::from_millis(config.election_timeout_min),
                 timeout_max: Duration::from_millis(config.election_timeout_max),
             };
+            if *standing.borrow() != Standing::Voting {
+                tokio::spawn(rejoin_quorum(
+                    raft.clone(),
+                    standing.clone(),
+                    answers.clone(),
+                    peers.clone(),
+                    members,
+                    settings.dir.clone(),
+                    settings.dialer.clone(),
+                    timing.timeout_min,
+                ));
+            }
             tokio::spawn(election::drive(
                 raft.clone(),
                 id,
@@ -208,6 +239,7 @@ impl Quorum {
                 contact.clone(),
                 timing,
                 settings.dialer.clone(),
+                standing.subscribe(),
             ));
         }
         let controller = Arc::new(Controller::new(
@@ -230,6 +262,9 @@ impl Quorum {
             lease,
             dialer: settings.dialer,
             refused: Default::default(),
+            standing,
+            answers,
+            patience: Duration::from_millis(config.election_timeout_min),
         }))
     }
 
@@ -360,23 +395,76 @@ impl Quorum {
     pub async fn answer(&self, req: Request) -> Response {
         match req {
             Request::AppendEntries(r) => {
+                match self.admit(r.vote.leader_id().term) {
+                    Admission::Accept => {}
+                    Admission::Deposed(vote) => {
+                        return Response::AppendEntries(Ok(AppendEntriesResponse::HigherVote(vote)))
+                    }
+                    Admission::Unknown => return Response::Refused(CATCHING_UP.into()),
+                }
                 let answer = self.raft.append_entries(r).await;
                 if matches!(&answer, Ok(a) if !matches!(a, AppendEntriesResponse::HigherVote(_))) {
                     self.contact.heard();
                 }
                 Response::AppendEntries(answer)
             }
-            Request::Vote(r) => Response::Vote(self.raft.vote(r).await),
+            Request::Vote(r) => {
+                if self.may_vote().await {
+                    Response::Vote(self.raft.vote(r).await)
+                } else {
+                    tracing::info!(candidate = %r.vote, "refusing to vote: this voter is copying the metadata log it lost");
+                    let m = self.raft.metrics();
+                    let m = m.borrow();
+                    Response::Vote(Ok(VoteResponse {
+                        vote: m.vote,
+                        vote_granted: false,
+                        last_log_id: self.raft.data_metrics().borrow().last_log,
+                    }))
+                }
+            }
             Request::InstallSnapshot(r) => {
+                if self.admit(r.vote.leader_id().term) != Admission::Accept {
+                    return Response::Refused(CATCHING_UP.into());
+                }
                 let answer = self.raft.install_snapshot(r).await;
                 if answer.is_ok() {
                     self.contact.heard();
                 }
                 Response::InstallSnapshot(answer)
             }
-            Request::PreVote(ask) => Response::PreVote(self.pre_vote(&ask)),
+            Request::PreVote(ask) => {
+                let granted = self.may_vote().await && self.pre_vote(&ask);
+                Response::PreVote(granted)
+            }
+            Request::LogState => Response::LogState(log_state(&self.raft)),
             Request::Controller(r) => Response::Controller(self.controller.handle(r).await),
         }
+    }
+
+    /// Whether this node may vote now; a voter still asking whether the
+    /// cluster exists gets a moment to find out.
+    async fn may_vote(&self) -> bool {
+        let mut rx = self.standing.subscribe();
+        let _ = tokio::time::timeout(self.patience, rx.wait_for(|s| *s != Standing::Asking)).await;
+        let standing = *self.standing.borrow();
+        standing == Standing::Voting
+    }
+
+    /// Whether to take entries from a leader of `term`: always, unless this
+    /// voter has lost its log (see `rejoin`).
+    fn admit(&self, term: u64) -> Admission {
+        if *self.standing.borrow() == Standing::Voting {
+            return Admission::Accept;
+        }
+        let admission = self
+            .answers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .admit(term);
+        if admission != Admission::Accept {
+            tracing::debug!(term, ?admission, "entries refused while catching up");
+        }
+        admission
     }
 
     /// Counts a connection or request the controller listener refused.
@@ -406,6 +494,123 @@ impl Quorum {
         if let Err(e) = self.raft.shutdown().await {
             tracing::warn!(error = %e, "metadata quorum did not stop cleanly");
         }
+    }
+}
+
+/// Proposes the initial membership of a new cluster. Every voter proposes
+/// the same; whichever votes first wins and the others' identical entry is
+/// replaced.
+async fn initialize(
+    raft: &Raft<TypeConfig>,
+    members: BTreeMap<u64, BasicNode>,
+) -> Result<(), QuorumError> {
+    match raft.initialize(members).await {
+        Ok(()) => Ok(()),
+        Err(RaftError::APIError(InitializeError::NotAllowed(_))) => Ok(()),
+        Err(e) => Err(QuorumError::Raft(e.to_string())),
+    }
+}
+
+/// Why a voter that lost its log refuses a leader's entries for now.
+const CATCHING_UP: &str =
+    "this voter lost its metadata log and does not know the quorum's term yet (too few voters answer)";
+
+/// What this node says of its own log when another voter asks.
+fn log_state(raft: &Raft<TypeConfig>) -> PeerLog {
+    PeerLog {
+        vote: raft.metrics().borrow().vote,
+        last_log: raft.data_metrics().borrow().last_log,
+    }
+}
+
+/// Runs while this voter may not vote (see `rejoin`): asks every other
+/// voter about its log, over and over. With an empty log of its own it
+/// decides from the answers whether the cluster is new (it joins in
+/// forming it) or exists (it lost its log); having lost it, it becomes a
+/// voter again once its log and term cover what a majority reported.
+#[allow(clippy::too_many_arguments)]
+async fn rejoin_quorum(
+    raft: Raft<TypeConfig>,
+    standing: Arc<watch::Sender<Standing>>,
+    answers: Arc<std::sync::Mutex<Answers>>,
+    peers: BTreeMap<u64, String>,
+    members: BTreeMap<u64, BasicNode>,
+    dir: PathBuf,
+    dialer: Dialer,
+    pace: Duration,
+) {
+    let mut connections: Vec<(u64, Connection)> = peers
+        .iter()
+        .map(|(id, addr)| (*id, Connection::new(addr.clone(), dialer.clone())))
+        .collect();
+    let mut told = false;
+    loop {
+        if raft.metrics().borrow().running_state.is_err() {
+            return;
+        }
+        let heard = futures_util::future::join_all(
+            connections
+                .iter_mut()
+                .map(|(id, c)| async move { (*id, c.call(&Request::LogState, pace).await) }),
+        )
+        .await;
+        let (verdict, caught_up) = {
+            let mut answers = answers.lock().unwrap_or_else(|e| e.into_inner());
+            for (id, heard) in heard {
+                if let Ok(Response::LogState(log)) = heard {
+                    answers.record(id, log);
+                }
+            }
+            let mine = log_state(&raft);
+            let verdict = if mine.formed() {
+                // A leader sent entries: the cluster exists.
+                Some(Verdict::Exists)
+            } else {
+                answers.verdict()
+            };
+            (verdict, answers.caught_up(&mine))
+        };
+        let now = *standing.borrow();
+        match (now, verdict) {
+            (Standing::Asking, Some(Verdict::Exists)) => {
+                tracing::warn!("this voter's metadata log is empty but another voter's is not: it lost its log (a new disk?), and it takes no part in elections until it has copied the log from the active controller");
+                standing.send_replace(Standing::CatchingUp);
+                continue;
+            }
+            (Standing::Asking, Some(Verdict::NewCluster)) => {
+                // Unmarked before the log exists: stopped in between, it
+                // asks again.
+                match rejoin::unmark(&dir) {
+                    Ok(()) => {
+                        tracing::info!(
+                            "every voter's metadata log is empty: forming a new cluster"
+                        );
+                        if let Err(e) = initialize(&raft, members.clone()).await {
+                            tracing::error!(error = %e, "cannot form the cluster");
+                        }
+                        standing.send_replace(Standing::Voting);
+                        return;
+                    }
+                    Err(e) => tracing::error!(error = %e, "cannot remove the catching-up marker"),
+                }
+            }
+            (Standing::Asking, None) if !std::mem::replace(&mut told, true) => {
+                tracing::info!("this voter's metadata log is empty: waiting for every other voter to say whether the cluster exists before it votes");
+            }
+            (Standing::CatchingUp, _) if caught_up => match rejoin::unmark(&dir) {
+                Ok(()) => {
+                    tracing::info!(last_log = ?log_state(&raft).last_log, "copied the metadata log it lost; this voter takes part in elections again");
+                    standing.send_replace(Standing::Voting);
+                    return;
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot remove the catching-up marker; this voter still takes no part in elections")
+                }
+            },
+            (Standing::Voting, _) => return,
+            _ => {}
+        }
+        tokio::time::sleep(pace / 4).await;
     }
 }
 

@@ -47,13 +47,15 @@ pub struct Registration {
 /// same storage replaces the previous process's registration at once; a
 /// process of the same id on other storage is refused while the registered
 /// one's session lasts (like Kafka), so registration waits for that, up to
-/// `patience`, and then reports a duplicate broker id. Returns the epoch.
+/// `patience` from the first refusal (a controller elected only now starts
+/// the old session's clock afresh), and then reports a duplicate broker
+/// id. Returns the epoch.
 pub async fn register(
     quorum: &Quorum,
     me: &Registration,
     patience: Duration,
 ) -> Result<i64, RegistrationError> {
-    let give_up = tokio::time::Instant::now() + patience;
+    let mut give_up = None;
     let mut told = false;
     let req = ControllerRequest::Register {
         id: me.id,
@@ -76,7 +78,8 @@ pub async fn register(
                 applied: Applied::Refused(Refusal::DuplicateBroker(id)),
                 ..
             }) => {
-                if tokio::time::Instant::now() >= give_up {
+                let now = tokio::time::Instant::now();
+                if now >= *give_up.get_or_insert(now + patience) {
                     return Err(RegistrationError::Duplicate(id));
                 }
                 if !std::mem::replace(&mut told, true) {

@@ -222,6 +222,7 @@ mod tests {
             partition_epoch,
             adding: vec![],
             removing: vec![],
+            last_left_isr: None,
         }
     }
 

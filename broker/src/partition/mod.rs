@@ -782,6 +782,7 @@ mod tests {
             partition_epoch: leader_epoch,
             adding: Vec::new(),
             removing: Vec::new(),
+            last_left_isr: None,
         }
     }
 
