@@ -145,13 +145,13 @@ pub fn validate(key: &str, value: &str) -> Result<(), DynamicConfigError> {
         })
 }
 
-/// Checks an APPEND or SUBTRACT on `key`: no dynamic broker setting is a
-/// list, so a known one is refused for that, others as [`validate`] does.
-pub fn validate_list_op(key: &str) -> Result<(), DynamicConfigError> {
-    match declared(key) {
-        Some(s) if matches!(s.kind, Kind::List | Kind::ListOf(_) | Kind::ReplicaList) => Ok(()),
-        Some(_) => Err(DynamicConfigError::NotList(key.to_string())),
-        None => validate(key, ""),
+/// Why an APPEND or SUBTRACT on `key` is refused: no dynamic broker
+/// setting is a list, so a dynamic one is refused for that, any other key
+/// as [`validate`] refuses it.
+pub fn list_op_refusal(key: &str) -> DynamicConfigError {
+    match validate(key, "") {
+        Err(e @ (DynamicConfigError::ReadOnly(_) | DynamicConfigError::Unknown(_))) => e,
+        _ => DynamicConfigError::NotList(key.to_string()),
     }
 }
 
@@ -288,12 +288,16 @@ mod tests {
             }
         }
         assert_eq!(
-            validate_list_op(LEADER_RATE),
-            Err(DynamicConfigError::NotList(LEADER_RATE.into()))
+            list_op_refusal(LEADER_RATE),
+            DynamicConfigError::NotList(LEADER_RATE.into())
         );
         assert_eq!(
-            validate_list_op("nope"),
-            Err(DynamicConfigError::Unknown("nope".into()))
+            list_op_refusal("nope"),
+            DynamicConfigError::Unknown("nope".into())
+        );
+        assert_eq!(
+            list_op_refusal("num.partitions"),
+            DynamicConfigError::ReadOnly("num.partitions".into())
         );
     }
 

@@ -205,6 +205,14 @@ fn result(d: Described, synonyms: bool, documentation: bool) -> DescribeConfigsR
     c
 }
 
+/// The refusal of a change to a resource other than a topic or a broker.
+fn not_alterable() -> (ResponseError, String) {
+    (
+        ResponseError::InvalidRequest,
+        "only topic and broker settings can be changed at run time".to_string(),
+    )
+}
+
 /// Validates and applies a topic's complete new override set.
 async fn apply(
     node: &Node,
@@ -214,10 +222,7 @@ async fn apply(
     validate_only: bool,
 ) -> Result<(), (ResponseError, String)> {
     if resource_type != TOPIC {
-        return Err((
-            ResponseError::InvalidRequest,
-            "only topic and broker settings can be changed at run time".to_string(),
-        ));
+        return Err(not_alterable());
     }
     if node.topics.get(name).is_none() {
         return Err((
@@ -325,6 +330,7 @@ pub async fn incremental_alter_configs(
                     Err(e) => Err(broker_refusal(e)),
                 }
             }
+            Ok(()) if res.resource_type != TOPIC => Err(not_alterable()),
             Ok(()) => match topic_changes(node, &name, &ops) {
                 Ok(configs) => {
                     apply(node, res.resource_type, &name, configs, req.validate_only).await
@@ -357,7 +363,7 @@ fn broker_changes(
             (1, _) => {
                 changes.insert(key.clone(), None);
             }
-            (2 | 3, _) => dynamic::validate_list_op(key)?,
+            (2 | 3, _) => return Err(dynamic::list_op_refusal(key)),
             // SET without a value, or an unknown operation.
             _ => {
                 return Err(DynamicConfigError::Invalid {
