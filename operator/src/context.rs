@@ -94,6 +94,10 @@ mod tests {
         assert_eq!(shortened(exact.clone()), exact);
         let long = "é".repeat(NOTE_LIMIT);
         let cut = shortened(long);
-        assert!(cut.len() <= NOTE_LIMIT && cut.ends_with("..."), "{}", cut.len());
+        assert!(
+            cut.len() <= NOTE_LIMIT && cut.ends_with("..."),
+            "{}",
+            cut.len()
+        );
     }
 }

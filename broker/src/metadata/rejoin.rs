@@ -1,6 +1,3 @@
-//! Whether a voter may take part in elections: not while it has lost a
-//! metadata log that the others have.
-//!
 //! Whether a voter may take part in the quorum: not while it has lost a
 //! metadata log that the others have.
 //!

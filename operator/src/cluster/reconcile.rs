@@ -795,14 +795,7 @@ impl<'a> Pass<'a> {
             pod.annotations_mut()
                 .insert(MANUAL_RESTART.into(), "true".into());
         }
-        let clear = serde_json::json!({"metadata": {"annotations": {MANUAL_RESTART: null}}});
-        self.api::<KafkaCluster>()
-            .patch(
-                &self.names.cluster,
-                &PatchParams::default(),
-                &Patch::Merge(&clear),
-            )
-            .await?;
+        self.clear_annotation(MANUAL_RESTART).await?;
         self.ctx
             .event(
                 self.kc,
@@ -1407,6 +1400,19 @@ impl<'a> Pass<'a> {
             Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
             Err(e) => Err(e.into()),
         }
+    }
+
+    /// Removes annotation `key` from the cluster (a request carried out).
+    async fn clear_annotation(&self, key: &str) -> Result<(), Error> {
+        let clear = serde_json::json!({"metadata": {"annotations": {key: null}}});
+        self.api::<KafkaCluster>()
+            .patch(
+                &self.names.cluster,
+                &PatchParams::default(),
+                &Patch::Merge(&clear),
+            )
+            .await?;
+        Ok(())
     }
 
     async fn patch_status(&self, status: &KafkaClusterStatus) -> Result<(), Error> {

@@ -6,7 +6,6 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{Patch, PatchParams};
 use kube::ResourceExt;
 use rustls::ClientConfig;
 
@@ -18,7 +17,6 @@ use crate::cluster::trouble::Trouble;
 use crate::cluster::view::KafkaView;
 use crate::crd::cluster::{RebalanceSettings, RebalanceState, RebalanceStatus};
 use crate::crd::validate::REPLICATION_PORT;
-use crate::crd::KafkaCluster;
 use crate::error::Error;
 
 impl Pass<'_> {
@@ -175,17 +173,9 @@ impl Pass<'_> {
 
     /// Removes the request annotation, if the cluster carries it.
     async fn forget_request(&self) -> Result<(), Error> {
-        if !self.kc.annotations().contains_key(rebalance::ANNOTATION) {
-            return Ok(());
+        if self.kc.annotations().contains_key(rebalance::ANNOTATION) {
+            self.clear_annotation(rebalance::ANNOTATION).await?;
         }
-        let clear = serde_json::json!({"metadata": {"annotations": {rebalance::ANNOTATION: null}}});
-        self.api::<KafkaCluster>()
-            .patch(
-                &self.names.cluster,
-                &PatchParams::default(),
-                &Patch::Merge(&clear),
-            )
-            .await?;
         Ok(())
     }
 }
