@@ -422,6 +422,7 @@ mod tests {
             partition_epoch: 0,
             adding: vec![3],
             removing: vec![],
+            last_left_isr: None,
         });
         Arc::new(p)
     }

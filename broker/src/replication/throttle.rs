@@ -318,6 +318,7 @@ mod tests {
                 partition_epoch: 0,
                 adding: vec![],
                 removing: vec![],
+                last_left_isr: None,
             }],
         }
     }
