@@ -96,6 +96,18 @@ def admin_script(admin):
                     (s.name, s.value, s.source) for s in e.synonyms.values()))
                 for key, e in entries.items() if key in rates}
 
+    def after_delete(key):
+        # Kafka applies a change to its dynamic settings once the metadata
+        # record reaches the broker, after the request is answered: wait
+        # (briefly) until the deleted setting no longer shows as set on
+        # the broker, so the two brokers are compared settled.
+        deadline = time.monotonic() + 15
+        while True:
+            described = throttles()
+            if described.get(key, (None, None))[1] != 2 or time.monotonic() > deadline:
+                return described
+            time.sleep(0.2)
+
     def alter(res, op, key, value=None):
         res = ConfigResource(res.restype, res.name, incremental_configs=[
             ConfigEntry(key, value, incremental_operation=AlterConfigOpType[op])])
@@ -113,9 +125,9 @@ def admin_script(admin):
     seen["throttles set"] = throttles()
     seen["delete own follower rate"] = alter(own, "DELETE", rates[1])
     seen["delete what is not set"] = alter(own, "DELETE", "replica.alter.log.dirs.io.max.bytes.per.second")
-    seen["throttles after a delete"] = throttles()
+    seen["throttles after a delete"] = after_delete(rates[1])
     seen["delete the rest"] = alter(own, "DELETE", rates[0])
-    seen["throttles at last"] = throttles()
+    seen["throttles at last"] = after_delete(rates[0])
     for label, value in [("pairs", "0:1,1:1"), ("every replica", "*"), ("none", ""),
                          ("malformed", "0:x"), ("pairs and every replica", "0:1,*")]:
         seen[f"throttled replicas {label}"] = alter(
@@ -498,12 +510,15 @@ def observations(apache_kafka, tmp_path_factory):
 # Where Gregor answers differently on purpose: (part, case) -> (Gregor, Kafka).
 # Kafka answers a gzip batch that cannot be inflated with UNKNOWN_SERVER_ERROR
 # (-1); INVALID_RECORD (87) tells the client the batch itself is at fault.
-# Once a broker's last dynamic setting is deleted, Kafka 4.4 still describes
-# its old value as a default (its current config is not rebuilt when no
-# dynamic setting is left); Gregor describes it as gone, as it is.
 DELIBERATE = {
     ("wire", "garbage gzip payload"): (87, -1),
-    ("admin", "throttles at last"): ({}, {"leader.replication.throttled.rate": ("700", 5, False, [])}),
+}
+# Once a broker's last dynamic setting is deleted, Kafka 4.4 describes it
+# as gone in some runs and, in others, still describes its old value as a
+# default (source 5: its current config is not always rebuilt when no
+# dynamic setting is left). Gregor describes it as gone, as it is.
+EITHER = {
+    ("admin", "throttles at last"): ({}, [{}, {"leader.replication.throttled.rate": ("700", 5, False, [])}]),
 }
 
 
@@ -513,6 +528,10 @@ def test_clients_see_the_same_as_on_apache_kafka(observations, part):
     for (where, case), expected in DELIBERATE.items():
         if where == part:
             assert (ours.pop(case), theirs.pop(case)) == expected
+    for (where, case), (expected, kafka_answers) in EITHER.items():
+        if where == part:
+            assert ours.pop(case) == expected
+            assert theirs.pop(case) in kafka_answers
     assert ours == theirs
 
 
