@@ -34,6 +34,7 @@ from load_balancer import CLASS as LB_CLASS, LoadBalancers
 from node import Cluster, Network
 from podsecurity import enforcing_namespace
 from release import BROKER_IMAGE, OPERATOR_IMAGE
+from volumes import CLASS as GROWING_CLASS, GrowingVolumes
 
 GOLDEN = ROOT / "tests" / "golden" / "operator"
 NS = "kafka"
@@ -52,11 +53,14 @@ def k8s(tmp_path_factory):
     cluster = Cluster(cp, net, f"/tmp/gk-{net.tag}", nodes=3)
     cp.cluster = cluster
     cp.load_balancers = None
+    cp.volumes = None
     try:
         cp.start()
         cluster.start([BROKER_IMAGE, OPERATOR_IMAGE])
         # The cloud's load balancers, for LoadBalancer listeners.
         cp.load_balancers = LoadBalancers(cp, net, NS)
+        # And its disks, which can grow.
+        cp.volumes = GrowingVolumes(cp, cluster)
         enforcing_namespace(cp, "gregor-system")
         enforcing_namespace(cp, NS)
         cp.helm("install", "gregor", CHART, "--namespace", "gregor-system",
@@ -69,6 +73,8 @@ def k8s(tmp_path_factory):
             "get", "ns", "gregor-system", check=False).returncode == 0 else "")
         if cp.load_balancers is not None:
             cp.load_balancers.stop()
+        if cp.volumes is not None:
+            cp.volumes.stop()
         cluster.stop()
         cp.stop()
         net.close()
@@ -1115,11 +1121,14 @@ def small_cluster(name, spec):
                      "storage": {"type": "persistent-claim", "size": "1Gi"}, **spec}}
 
 
-def test_brokers_run_under_an_assigned_user_and_a_read_only_root(k8s):
+def test_brokers_run_under_an_assigned_user_on_disks_that_grow(k8s):
     """The broker runs as its image's user, with a read-only root and its
     data owned by the pod's fsGroup; a cluster whose template assigns
     other ids, as OpenShift does, works just as well (and is restarted by
-    hand through the roller)."""
+    hand through the roller). That cluster keeps its data on two disks
+    (JBOD) of a class that can grow: the broker spreads its partitions
+    over both, and a larger size for one disk grows each broker's claim
+    of it while the broker keeps serving."""
     node, container_id = k8s.cluster.node_of(NS, "demo-broker-0")
     pid = node.task_pid(container_id)
     status = Path(f"/proc/{pid}/status").read_text()
@@ -1130,9 +1139,11 @@ def test_brokers_run_under_an_assigned_user_and_a_read_only_root(k8s):
     assert Path(f"/proc/{pid}/root/var/lib/gregor/data").stat().st_gid == 65532
 
     uid = 1000650000
-    k8s.kubectl("apply", "-f", "-", input=json.dumps(small_cluster("assigned", {"template": {
-        "securityContext": {"runAsNonRoot": True, "runAsUser": uid, "fsGroup": uid,
-                            "seccompProfile": {"type": "RuntimeDefault"}}}})))
+    disks = [{"id": i, "type": "persistent-claim", "size": "1Gi", "class": GROWING_CLASS} for i in range(2)]
+    k8s.kubectl("apply", "-f", "-", input=json.dumps(small_cluster("assigned", {
+        "storage": {"type": "jbod", "volumes": disks},
+        "template": {"securityContext": {"runAsNonRoot": True, "runAsUser": uid, "fsGroup": uid,
+                                         "seccompProfile": {"type": "RuntimeDefault"}}}})))
     wait_condition(k8s, "kafkacluster", "assigned", "Ready", timeout=180)
     # A restart asked for by hand goes through the roller, and the
     # annotation asking for it goes.
@@ -1146,17 +1157,67 @@ def test_brokers_run_under_an_assigned_user_and_a_read_only_root(k8s):
         "annotations", {})
     wait_condition(k8s, "kafkacluster", "assigned", "Ready", timeout=180)
     node, container_id = k8s.cluster.node_of(NS, "assigned-broker-0")
-    assert f"\nUid:\t{uid}\t" in Path(f"/proc/{node.task_pid(container_id)}/status").read_text()
+    pid = node.task_pid(container_id)
+    assert f"\nUid:\t{uid}\t" in Path(f"/proc/{pid}/status").read_text()
     values = [f"assigned-{i}" for i in range(10)]
     bootstrap = f"assigned-plain-bootstrap.{NS}.svc:9092"
-    topics_tool(k8s, "--create", "--topic", "assigned", "--partitions", "1", "--replication-factor", "1",
+    topics_tool(k8s, "--create", "--topic", "assigned", "--partitions", "4", "--replication-factor", "1",
                 bootstrap=bootstrap)
-    subprocess.run(k8s.cluster.net.client() + java_command(
-        "kafka-console-producer", "--bootstrap-server", bootstrap, "--topic", "assigned",
-        "--producer-property", "acks=all"), input="\n".join(values) + "\n", text=True,
-        capture_output=True, timeout=120, check=True)
-    stored = read_stored(bootstrap, "assigned", len(values), prefix=k8s.cluster.net.client())
-    assert sorted(stored) == sorted(values)
+
+    def produce(values):
+        subprocess.run(k8s.cluster.net.client() + java_command(
+            "kafka-console-producer", "--bootstrap-server", bootstrap, "--topic", "assigned",
+            "--producer-property", "acks=all"), input="\n".join(values) + "\n", text=True,
+            capture_output=True, timeout=120, check=True)
+    produce(values)
+    # Each disk is a claim of the class, mounted where the broker's log
+    # directories are, and holds two of the four partitions.
+    for i in range(2):
+        claim = get(k8s, "persistentvolumeclaim", f"data-{i}-assigned-broker-0")
+        assert claim["spec"]["storageClassName"] == GROWING_CLASS and claim["status"]["phase"] == "Bound", claim
+        log = Path(f"/proc/{pid}/root/var/lib/gregor/data-{i}/log")
+        assert log.stat().st_gid == uid
+        assert len([p for p in log.iterdir() if p.name.startswith("assigned-")]) == 2, list(log.iterdir())
+    # One disk grows: its claim is asked for more, the class grows it,
+    # and the StatefulSet and the broker are left as they are.
+    before = get(k8s, "statefulset", "assigned-broker")["metadata"]["generation"]
+    running = get(k8s, "pod", "assigned-broker-0")["metadata"]["uid"]
+    disks[1]["size"] = "2Gi"
+    k8s.kubectl("patch", "kafkacluster", "assigned", "-n", NS, "--type", "merge",
+                "-p", json.dumps({"spec": {"storage": {"type": "jbod", "volumes": disks}}}))
+    wait_for("the second disk to grow", lambda: (get(k8s, "persistentvolumeclaim", "data-1-assigned-broker-0")
+                                                 ["status"]["capacity"]["storage"] == "2Gi"), cp=k8s)
+    grown = k8s.volumes.grown
+    assert grown == [("data-1-assigned-broker-0", "2Gi")], grown
+    assert not k8s.volumes.errors, k8s.volumes.errors
+    assert any("asked for 2Gi on claim data-1-assigned-broker-0" in m
+               for _, m in events(k8s, "assigned", "ExpandingStorage"))
+    ready = wait_condition(k8s, "kafkacluster", "assigned", "Ready")
+    assert get(k8s, "kafkacluster", "assigned")["status"]["observedGeneration"] == get(
+        k8s, "kafkacluster", "assigned")["metadata"]["generation"], ready
+    assert get(k8s, "statefulset", "assigned-broker")["metadata"]["generation"] == before
+    assert get(k8s, "pod", "assigned-broker-0")["metadata"]["uid"] == running
+    # A disk added to a running cluster cannot be: said, and the rest of
+    # the change applied over the disks the broker has (a new setting,
+    # which restarts it).
+    k8s.kubectl("patch", "kafkacluster", "assigned", "-n", NS, "--type", "merge",
+                "-p", json.dumps({"spec": {"config": {"log.retention.hours": 100}, "storage": {
+                    "type": "jbod", "volumes": disks + [{"id": 2, "size": "1Gi", "class": GROWING_CLASS}]}}}))
+    refused = wait_condition(k8s, "kafkacluster", "assigned", "Degraded", reason="ApplyFailed")
+    assert "storage.volumes cannot be added or removed" in refused["message"], refused
+    config = get(k8s, "configmap", "assigned-config")["data"]["assigned-broker-0.properties"]
+    assert "log.retention.hours=100" in config, config
+    assert "log.dirs=/var/lib/gregor/data-0/log,/var/lib/gregor/data-1/log" in config, config
+    wait_for("the broker to restart with the setting", lambda: (get(k8s, "pod", "assigned-broker-0") or {}).get(
+        "metadata", {}).get("uid") not in (None, running), cp=k8s)
+    wait_for("the broker to be ready again", lambda: (condition(get(k8s, "pod", "assigned-broker-0"), "Ready")
+                                                      or {}).get("status") == "True", cp=k8s)
+    claims = get(k8s, "statefulset", "assigned-broker")["spec"]["volumeClaimTemplates"]
+    assert [c["metadata"]["name"] for c in claims] == ["data-0", "data-1"], claims
+    more = values + [f"assigned-more-{i}" for i in range(10)]
+    produce(more[len(values):])
+    stored = read_stored(bootstrap, "assigned", len(more), prefix=k8s.cluster.net.client())
+    assert sorted(stored) == sorted(more)
     k8s.kubectl("delete", "kafkacluster", "assigned", "-n", NS, "--timeout", "120s")
 
 

@@ -11,11 +11,8 @@ use crate::crd::cluster::{KafkaClusterSpec, Listener, ListenerType, NodeAddressT
 use crate::crd::validate::{config_value, CONTROLLER_PORT, HTTP_PORT, REPLICATION_PORT};
 
 use super::names::Names;
-use super::{node_address, security};
+use super::{node_address, security, volumes};
 
-/// Where the broker keeps its logs inside the container: a folder of the
-/// data volume, so a fresh volume's `lost+found` is not taken for a topic.
-pub const LOG_DIR: &str = "/var/lib/gregor/data";
 /// Where the ConfigMap is mounted.
 pub const CONFIG_DIR: &str = "/etc/gregor";
 /// Environment variable holding the broker's rack, when rack awareness is on.
@@ -246,7 +243,7 @@ fn render(names: &Names, spec: &KafkaClusterSpec, controllers: i32, who: &For) -
     line("listener.security.protocol.map", &protocols.join(","));
     line("inter.broker.listener.name", "REPLICATION");
     line("http.listener", &format!(":{HTTP_PORT}"));
-    line("log.dirs", LOG_DIR);
+    line("log.dirs", &volumes::log_dirs(&spec.storage));
     line("min.insync.replicas", &min_insync(spec).to_string());
     if spec.rack.is_some() {
         line("broker.rack", &format!("${{env:{RACK_ENV}}}"));

@@ -27,3 +27,4 @@ pub mod status;
 pub mod storage;
 pub mod trouble;
 pub mod view;
+pub mod volumes;

@@ -40,10 +40,10 @@ impl Names {
         format!("{}-{id}", self.statefulset())
     }
 
-    /// The claim of broker `id`'s data volume, as the StatefulSet
-    /// controller names it after the claim template `data`.
-    pub fn data_claim(&self, id: i32) -> String {
-        format!("data-{}", self.pod(id))
+    /// The claim of broker `id` made from claim template `template`, as
+    /// the StatefulSet controller names it.
+    pub fn claim(&self, template: &str, id: i32) -> String {
+        format!("{template}-{}", self.pod(id))
     }
 
     /// The headless Service giving each pod a DNS name.

@@ -48,10 +48,12 @@ use super::names::{Names, CLUSTER_LABEL, FIELD_MANAGER};
 use super::rollout::{self, Step};
 use super::scale::{self, ScalePlan};
 use super::status::{self, Seen};
-use super::storage::{self, ClaimChange};
+use super::storage::{self, Growth};
 use super::trouble::Trouble;
 use super::view::{self, BrokerPod, KafkaView, MANUAL_RESTART};
-use super::{configmap, network_policy, node_address, pdb, provider_trust, services, statefulset};
+use super::{
+    configmap, network_policy, node_address, pdb, provider_trust, services, statefulset, volumes,
+};
 
 /// Annotation carrying a broker pod's rack, read by the broker at start.
 const RACK_ANNOTATION: &str = "gregor.dev/rack";
@@ -84,6 +86,18 @@ pub async fn reconcile(kc: Arc<KafkaCluster>, ctx: Arc<Context>) -> Result<Actio
     // depend on it; reading failures end the pass (the API is away).
     let mut trouble = Trouble::default();
     let current = pass.current_statefulset().await?;
+    // Storage the running brokers cannot take is refused, and the rest of
+    // the spec applied over the storage they have.
+    let kc = match storage::kept(current.as_ref(), &kc.spec.storage) {
+        Some((running, why)) => {
+            trouble.note("the storage change", &why);
+            let mut kept = (*kc).clone();
+            kept.spec.storage = running;
+            Arc::new(kept)
+        }
+        None => kc,
+    };
+    let pass = Pass::new(&kc, &ctx)?;
     let current_replicas = replicas_of(current.as_ref());
     // Brokers being drained before a scale-down still run and need theirs.
     let running = current_replicas.max(kc.spec.replicas);
@@ -203,9 +217,10 @@ pub async fn reconcile(kc: Arc<KafkaCluster>, ctx: Arc<Context>) -> Result<Actio
         });
 
     // What the pass saw and did, in status.
-    let growing = match storage::resized(sts.as_ref(), &kc.spec.storage.size) {
-        true => pass.growing_claims(replicas).await?,
-        false => None,
+    let resized = storage::resized(sts.as_ref(), &volumes::data_volumes(&kc.spec.storage));
+    let growing = match resized.is_empty() {
+        false => pass.growing_claims(&resized, replicas).await?,
+        true => None,
     };
     let failing = failures::summary(&failing);
     let trouble = trouble.message();
@@ -629,34 +644,39 @@ impl<'a> Pass<'a> {
         if let Some(spec) = sts.spec.as_mut() {
             spec.replicas = Some(replicas);
         }
-        let change = storage::decide(current, &sts);
-        if change != ClaimChange::Same {
+        let plan = storage::decide(current, &sts);
+        if !plan.is_empty() {
             if let (Some(spec), Some(current)) =
                 (sts.spec.as_mut(), current.and_then(|c| c.spec.as_ref()))
             {
                 spec.volume_claim_templates = current.volume_claim_templates.clone();
             }
         }
-        match change {
-            ClaimChange::Same => {}
-            ClaimChange::Expand { size } => self.expand_claims(replicas, &size, trouble).await?,
-            ClaimChange::Refused(why) => trouble.note("the storage change", &why),
-            ClaimChange::TypeChanged(why) => {
-                trouble.note("the storage change", &why);
-                return Ok(current.cloned());
-            }
+        for growth in &plan.grow {
+            self.expand_claims(replicas, growth, trouble).await?;
+        }
+        for why in &plan.refused {
+            trouble.note("the storage change", why);
         }
         Ok(Some(apply(&self.api::<StatefulSet>(), &sts).await?))
     }
 
-    /// The claims of brokers `0..replicas` whose volumes are smaller than
-    /// they ask for (being expanded), said for status; `None` when none.
-    async fn growing_claims(&self, replicas: i32) -> Result<Option<String>, Error> {
+    /// The claims of templates `templates` of brokers `0..replicas` whose
+    /// volumes are smaller than they ask for (being expanded), said for
+    /// status; `None` when none.
+    async fn growing_claims(
+        &self,
+        templates: &[String],
+        replicas: i32,
+    ) -> Result<Option<String>, Error> {
         let api = self.api::<PersistentVolumeClaim>();
         let mut growing = Vec::new();
-        for id in 0..replicas {
-            let name = self.names.data_claim(id);
-            if let Some(claim) = api.get_opt(&name).await? {
+        for template in templates {
+            for id in 0..replicas {
+                let name = self.names.claim(template, id);
+                let Some(claim) = api.get_opt(&name).await? else {
+                    continue;
+                };
                 // A claim not bound yet has no capacity: it is not growing.
                 let bound = claim
                     .status
@@ -674,17 +694,19 @@ impl<'a> Pass<'a> {
         Ok((!growing.is_empty()).then(|| format!("volumes growing: {}", growing.join(", "))))
     }
 
-    /// Grows the claims of brokers `0..replicas` to `size`; a claim its
-    /// StorageClass cannot grow is noted with the API server's reason.
+    /// Grows the claims of `growth`'s template of brokers `0..replicas`; a
+    /// claim its StorageClass cannot grow is noted with the API server's
+    /// reason.
     async fn expand_claims(
         &self,
         replicas: i32,
-        size: &str,
+        growth: &Growth,
         trouble: &mut Trouble,
     ) -> Result<(), Error> {
         let api = self.api::<PersistentVolumeClaim>();
+        let size = &growth.size;
         for id in 0..replicas {
-            let name = self.names.data_claim(id);
+            let name = self.names.claim(&growth.template, id);
             let Some(claim) = api.get_opt(&name).await? else {
                 continue;
             };

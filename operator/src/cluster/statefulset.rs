@@ -27,6 +27,7 @@ use super::broker_config::{CONFIG_DIR, RACK_ENV};
 use super::names::Names;
 use super::node_address;
 use super::security::{CERTS_DIR, CLIENTS_CA_DIR, CLUSTER_CA_DIR};
+use super::volumes::{data_volumes, delete_claims, DataVolume};
 
 /// Annotation on the pod template with the digest of the brokers'
 /// configuration files (`broker_config::config_digest`); a change makes a
@@ -36,8 +37,6 @@ pub const CONFIG_DIGEST: &str = "gregor.dev/config-digest";
 pub const BROKER_CONTAINER: &str = "broker";
 /// The broker process runs as this user and group (the image's).
 const BROKER_UID: i64 = 65532;
-/// Where the data volume is mounted: the only place the broker writes.
-const DATA_DIR: &str = "/var/lib/gregor";
 /// Time a broker gets for a controlled shutdown before it is killed.
 const GRACE_SECONDS: i64 = 60;
 /// Time a broker that failed its liveness probe gets to exit before it is
@@ -100,6 +99,7 @@ pub fn statefulset(
             "metadata.annotations['gregor.dev/rack']",
         ));
     }
+    let data = data_volumes(&spec.storage);
     let container = Container {
         name: BROKER_CONTAINER.into(),
         image: Some(image.into()),
@@ -111,22 +111,26 @@ pub fn statefulset(
         env: Some(env),
         ports: Some(ports),
         resources: spec.resources.clone(),
-        volume_mounts: Some(vec![
-            VolumeMount {
-                name: "data".into(),
-                mount_path: DATA_DIR.into(),
-                ..Default::default()
-            },
-            VolumeMount {
-                name: "config".into(),
-                mount_path: CONFIG_DIR.into(),
-                read_only: Some(true),
-                ..Default::default()
-            },
-            read_only_mount("certs", CERTS_DIR),
-            read_only_mount("cluster-ca", CLUSTER_CA_DIR),
-            read_only_mount("clients-ca", CLIENTS_CA_DIR),
-        ]),
+        volume_mounts: Some(
+            data.iter()
+                .map(|v| VolumeMount {
+                    name: v.name.clone(),
+                    mount_path: v.mount.clone(),
+                    ..Default::default()
+                })
+                .chain([VolumeMount {
+                    name: "config".into(),
+                    mount_path: CONFIG_DIR.into(),
+                    read_only: Some(true),
+                    ..Default::default()
+                }])
+                .chain([
+                    read_only_mount("certs", CERTS_DIR),
+                    read_only_mount("cluster-ca", CLUSTER_CA_DIR),
+                    read_only_mount("clients-ca", CLIENTS_CA_DIR),
+                ])
+                .collect(),
+        ),
         // Ready once registered and serving; a fenced broker stays ready
         // and is the operator's to heal. Liveness is answered from the
         // first moment of the process, so log recovery never trips it; a
@@ -160,38 +164,19 @@ pub fn statefulset(
     ];
     let mut claims = None;
     match spec.storage.kind {
-        StorageType::Ephemeral => volumes.push(Volume {
-            name: "data".into(),
+        StorageType::Ephemeral => volumes.extend(data.iter().map(|v| Volume {
+            name: v.name.clone(),
             empty_dir: Some(EmptyDirVolumeSource {
-                size_limit: Some(Quantity(spec.storage.size.clone())),
+                size_limit: Some(Quantity(v.size.clone())),
                 ..Default::default()
             }),
             ..Default::default()
-        }),
-        StorageType::PersistentClaim => {
-            claims = Some(vec![PersistentVolumeClaim {
-                metadata: ObjectMeta {
-                    name: Some("data".into()),
-                    labels: Some(names.labels()),
-                    ..Default::default()
-                },
-                spec: Some(PersistentVolumeClaimSpec {
-                    access_modes: Some(vec!["ReadWriteOnce".into()]),
-                    storage_class_name: spec.storage.class.clone(),
-                    resources: Some(VolumeResourceRequirements {
-                        requests: Some(BTreeMap::from([(
-                            "storage".to_string(),
-                            Quantity(spec.storage.size.clone()),
-                        )])),
-                        ..Default::default()
-                    }),
-                    ..Default::default()
-                }),
-                ..Default::default()
-            }]);
+        })),
+        StorageType::PersistentClaim | StorageType::Jbod => {
+            claims = Some(data.iter().map(|v| claim_template(names, v)).collect());
         }
     }
-    let retention = if spec.storage.delete_claim {
+    let retention = if delete_claims(&spec.storage) {
         "Delete"
     } else {
         "Retain"
@@ -338,6 +323,30 @@ fn secret_volume(volume: &str, secret: String) -> Volume {
     }
 }
 
+/// The claim template of data volume `v`.
+fn claim_template(names: &Names, v: &DataVolume) -> PersistentVolumeClaim {
+    PersistentVolumeClaim {
+        metadata: ObjectMeta {
+            name: Some(v.name.clone()),
+            labels: Some(names.labels()),
+            ..Default::default()
+        },
+        spec: Some(PersistentVolumeClaimSpec {
+            access_modes: Some(vec!["ReadWriteOnce".into()]),
+            storage_class_name: v.class.clone(),
+            resources: Some(VolumeResourceRequirements {
+                requests: Some(BTreeMap::from([(
+                    "storage".to_string(),
+                    Quantity(v.size.clone()),
+                )])),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
 /// Security "restricted", the image's user, and the data volume given to
 /// that user's group (checked only at the volume's root, so a large volume
 /// is not walked at every start).
@@ -415,7 +424,7 @@ mod tests {
     use super::*;
     use serde_json::{json, Value};
 
-    use crate::cluster::broker_config::LOG_DIR;
+    use crate::cluster::volumes::{self, DATA_DIR};
 
     fn spec(template: Value) -> KafkaClusterSpec {
         let mut spec = json!({
@@ -705,6 +714,66 @@ mod tests {
                 (CLIENTS_CA_DIR.to_string(), Some(true)),
             ]
         );
-        assert!(LOG_DIR.starts_with(&format!("{DATA_DIR}/")));
+        let log_dirs = volumes::log_dirs(&spec(Value::Null).storage);
+        assert!(log_dirs.starts_with(&format!("{DATA_DIR}/")), "{log_dirs}");
+    }
+
+    #[test]
+    fn each_jbod_volume_is_a_claim_and_a_mount_of_its_own() {
+        let names = Names::new("demo", "kafka");
+        let mut spec = spec(Value::Null);
+        spec.storage = serde_json::from_value(json!({
+            "type": "jbod", "class": "fast", "deleteClaim": true,
+            "volumes": [{"id": 1, "size": "20Gi", "class": "slow"}, {"id": 0, "size": "10Gi"}],
+        }))
+        .expect("valid storage");
+        let sts = statefulset(&names, &spec, "gregor:1", "d1", &OwnerReference::default())
+            .spec
+            .expect("spec");
+        let claims: Vec<_> = sts
+            .volume_claim_templates
+            .iter()
+            .flatten()
+            .map(|c| {
+                let spec = c.spec.as_ref().expect("claim spec");
+                (
+                    c.metadata.name.clone().unwrap_or_default(),
+                    spec.storage_class_name.clone().unwrap_or_default(),
+                    spec.resources
+                        .as_ref()
+                        .and_then(|r| r.requests.as_ref())
+                        .expect("requests")["storage"]
+                        .0
+                        .clone(),
+                )
+            })
+            .collect();
+        let claim = |n: &str, c: &str, s: &str| (n.to_string(), c.to_string(), s.to_string());
+        assert_eq!(
+            claims,
+            [
+                claim("data-0", "fast", "10Gi"),
+                claim("data-1", "slow", "20Gi")
+            ]
+        );
+        let pod = sts.template.spec.expect("pod spec");
+        let writable: Vec<_> = pod.containers[0]
+            .volume_mounts
+            .iter()
+            .flatten()
+            .filter(|m| m.read_only.is_none())
+            .map(|m| (m.name.as_str(), m.mount_path.as_str()))
+            .collect();
+        assert_eq!(
+            writable,
+            [
+                ("data-0", "/var/lib/gregor/data-0"),
+                ("data-1", "/var/lib/gregor/data-1")
+            ]
+        );
+        let retention = sts
+            .persistent_volume_claim_retention_policy
+            .expect("retention");
+        assert_eq!(retention.when_deleted.as_deref(), Some("Delete"));
     }
 }
