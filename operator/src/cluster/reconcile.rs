@@ -942,7 +942,11 @@ impl<'a> Pass<'a> {
                 }
             }
             Step::Blocked(why) => {
-                if self.new_generation() {
+                // Told when it begins: status says it from then on.
+                let told = self.status.conditions.iter().any(|c| {
+                    c.type_ == "Reconciling" && c.reason == "RestartBlocked" && &c.message == why
+                });
+                if !told {
                     self.ctx
                         .event(self.kc, true, "RestartBlocked", why.clone())
                         .await;
