@@ -15,7 +15,8 @@ use std::sync::{Arc, RwLock};
 use uuid::Uuid;
 
 use crate::metadata::image::ClusterImage;
-use crate::partition::{Partition, PartitionError};
+use crate::metrics::IsrCounters;
+use crate::partition::{InSync, Partition, PartitionError};
 use crate::replication::fetcher::Followed;
 use crate::topic::config::TopicDefaults;
 
@@ -124,6 +125,8 @@ pub struct TopicRegistry {
     defaults: TopicDefaults,
     topics: RwLock<BTreeMap<String, Arc<Topic>>>,
     synced: tokio::sync::watch::Sender<u64>,
+    /// ISR changes of the partitions led here, counted as they arrive.
+    isr_changes: IsrCounters,
 }
 
 fn partition_dir(log_dirs: &[PathBuf], topic: &str, index: i32) -> PathBuf {
@@ -148,6 +151,29 @@ impl TopicRegistry {
             defaults,
             topics: RwLock::new(BTreeMap::new()),
             synced: tokio::sync::watch::channel(0).0,
+            isr_changes: IsrCounters::default(),
+        }
+    }
+
+    /// Counts, in `counters`, the ISR changes of the partitions this
+    /// broker leads, whoever made them (the leader itself, or the
+    /// controller dropping a fenced broker).
+    pub fn counting_isr_changes(mut self, counters: IsrCounters) -> Self {
+        self.isr_changes = counters;
+        self
+    }
+
+    /// Counts a change of `p`'s ISR while it stayed led here; `before` is
+    /// its ISR before the change. The leader epoch may have moved with it
+    /// (the controller bumps it when it drops a fenced broker).
+    fn count_isr_change(&self, before: Option<InSync>, p: &Partition) {
+        let (Some(before), Some(after)) = (before, p.in_sync()) else {
+            return;
+        };
+        if after.isr < before.isr {
+            self.isr_changes.shrinks.inc();
+        } else if after.isr > before.isr {
+            self.isr_changes.expands.inc();
         }
     }
 
@@ -196,9 +222,11 @@ impl TopicRegistry {
                     (false, None) => None,
                 });
                 if let Some(Some(local)) = partitions.last() {
+                    let led = local.in_sync();
                     if let Some(pos) = local.apply(p) {
                         followed.entry(pos.leader).or_default().push(local.clone());
                     }
+                    self.count_isr_change(led, local);
                 }
             }
             next.insert(
