@@ -164,8 +164,9 @@ impl TopicRegistry {
     }
 
     /// Counts a change of `p`'s ISR while it stayed led here; `before` is
-    /// its ISR before the change. The leader epoch may have moved with it
-    /// (the controller bumps it when it drops a fenced broker).
+    /// its ISR before the metadata change was applied. Leader epochs are
+    /// not compared: an ISR change counts whether or not the controller
+    /// moved the epoch with it.
     fn count_isr_change(&self, before: Option<InSync>, p: &Partition) {
         let (Some(before), Some(after)) = (before, p.in_sync()) else {
             return;
