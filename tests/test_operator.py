@@ -11,13 +11,18 @@ CoreDNS) or from the host through node ports."""
 
 import base64
 import json
+import math
 import os
+import re
 import signal
 import socket
 import ssl
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.parse
+import urllib.request
 from datetime import datetime
 from pathlib import Path
 
@@ -40,6 +45,9 @@ GOLDEN = ROOT / "tests" / "golden" / "operator"
 NS = "kafka"
 BOOTSTRAP = ",".join(f"demo-broker-{i}.demo-brokers.{NS}.svc:9092" for i in range(3))
 CHART = ROOT / "charts" / "gregor-operator"
+# Prometheus and the Prometheus Operator's CRDs (.ci/install).
+PROMETHEUS = ROOT / ".cache" / "prometheus" / "prometheus"
+PROMETHEUS_CRDS = ROOT / ".cache" / "prometheus-operator-crds"
 # Enough for a broker at rest (it needs a few MiB), too little for the
 # fetch responses of test_a_broker_out_of_memory_...
 OOM_LIMIT = "12Mi"
@@ -564,6 +572,226 @@ def test_topics_follow_their_resources(k8s):
     k8s.kubectl("delete", "kafkatopic", "orders", "-n", NS, "--timeout", "60s")
     listed = topics_tool(k8s, "--list").stdout.split()
     assert "orders" not in listed, listed
+
+
+def relabel_configs(relabelings):
+    """A monitor's relabelings (the CRD's camelCase) as Prometheus'
+    relabel_configs."""
+    names = {"sourceLabels": "source_labels", "targetLabel": "target_label", "separator": "separator",
+             "regex": "regex", "modulus": "modulus", "replacement": "replacement", "action": "action"}
+    return [{names[k]: v for k, v in r.items()} for r in relabelings or []]
+
+
+def keep_labelled(meta, labels):
+    """Relabelings keeping the targets whose object (`meta`: pod or
+    service) has every label of `labels`, as the Prometheus Operator
+    writes a monitor's selector."""
+    return [{"action": "keep", "source_labels": [f"{meta}_label_{re.sub('[^a-zA-Z0-9_]', '_', k)}"],
+             "regex": re.escape(v)} for k, v in labels.items()]
+
+
+def scrape_configs(pod_monitor, service_monitor, kubeconfig, interval):
+    """The scrape jobs the Prometheus Operator makes of a PodMonitor and a
+    ServiceMonitor (Kubernetes discovery, the same selection, target
+    labels and job names), scraping every `interval` rather than the
+    monitors' production one, so the test need not wait for it."""
+    jobs = []
+    ns, name, spec = (pod_monitor["metadata"]["namespace"], pod_monitor["metadata"]["name"],
+                      pod_monitor["spec"])
+    sd = {"role": "pod", "kubeconfig_file": str(kubeconfig)}
+    if not spec["namespaceSelector"].get("any"):
+        sd["namespaces"] = {"names": spec["namespaceSelector"].get("matchNames") or [ns]}
+    for i, ep in enumerate(spec["podMetricsEndpoints"]):
+        jobs.append({
+            "job_name": f"podMonitor/{ns}/{name}/{i}", "metrics_path": ep["path"],
+            "scrape_interval": interval, "scrape_timeout": interval,
+            "honor_labels": ep.get("honorLabels", False), "kubernetes_sd_configs": [sd],
+            "relabel_configs": keep_labelled("__meta_kubernetes_pod", spec["selector"]["matchLabels"]) + [
+                {"action": "keep", "source_labels": ["__meta_kubernetes_pod_container_port_name"],
+                 "regex": ep["port"]},
+                {"source_labels": ["__meta_kubernetes_namespace"], "target_label": "namespace"},
+                {"source_labels": ["__meta_kubernetes_pod_container_name"], "target_label": "container"},
+                {"source_labels": ["__meta_kubernetes_pod_name"], "target_label": "pod"},
+                {"target_label": "job", "replacement": f"{ns}/{name}"},
+                {"target_label": "endpoint", "replacement": ep["port"]},
+            ] + relabel_configs(ep.get("relabelings")),
+        })
+    ns, name, spec = (service_monitor["metadata"]["namespace"], service_monitor["metadata"]["name"],
+                      service_monitor["spec"])
+    sd = {"role": "endpointslice", "kubeconfig_file": str(kubeconfig), "namespaces": {"names": [ns]}}
+    for i, ep in enumerate(spec["endpoints"]):
+        jobs.append({
+            "job_name": f"serviceMonitor/{ns}/{name}/{i}", "metrics_path": ep["path"],
+            "scrape_interval": interval, "scrape_timeout": interval,
+            "honor_labels": ep.get("honorLabels", False), "kubernetes_sd_configs": [sd],
+            "relabel_configs": keep_labelled("__meta_kubernetes_service", spec["selector"]["matchLabels"]) + [
+                {"action": "keep", "source_labels": ["__meta_kubernetes_endpointslice_port_name"],
+                 "regex": ep["port"]},
+                {"source_labels": ["__meta_kubernetes_namespace"], "target_label": "namespace"},
+                {"source_labels": ["__meta_kubernetes_service_name"], "target_label": "service"},
+                {"source_labels": ["__meta_kubernetes_pod_name"], "target_label": "pod"},
+                {"source_labels": ["__meta_kubernetes_pod_container_name"], "target_label": "container"},
+                {"source_labels": ["__meta_kubernetes_service_name"], "target_label": "job"},
+                {"target_label": "endpoint", "replacement": ep["port"]},
+            ] + relabel_configs(ep.get("relabelings")),
+        })
+    return jobs
+
+
+def prometheus_api(address, path, **params):
+    """A Prometheus HTTP API answer's `data`; fails on an error answer."""
+    url = f"http://{address}/api/v1/{path}" + (f"?{urllib.parse.urlencode(params)}" if params else "")
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    try:
+        with opener.open(url, timeout=10) as r:
+            answer = json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        answer = json.loads(e.read())
+    assert answer["status"] == "success", f"{path} {params}: {answer}"
+    return answer["data"]
+
+
+def rfc3339(stamp):
+    """Seconds since the epoch of an RFC 3339 time with up to nanoseconds
+    (Python reads microseconds)."""
+    m = re.fullmatch(r"(.*T\d\d:\d\d:\d\d)(\.\d+)?(Z|[+-]\d\d:\d\d)", stamp)
+    zone = "+00:00" if m.group(3) == "Z" else m.group(3)
+    return datetime.fromisoformat(m.group(1) + (m.group(2) or "")[:7] + zone).timestamp()
+
+
+def dashboard_queries(dashboard):
+    """(panel title, PromQL) of every query of the dashboard, its template
+    variables set to "All" and $__rate_interval to a window that holds a
+    few of the test's scrapes."""
+    queries = []
+    for panel in dashboard["panels"]:
+        for target in panel.get("targets", []):
+            expr = target["expr"].replace("$__rate_interval", "20s")
+            for var in dashboard["templating"]["list"]:
+                if var["type"] == "query":
+                    expr = expr.replace(f"${var['name']}", var["allValue"])
+            queries.append((panel["title"], expr))
+    return queries
+
+
+def test_monitoring_resources_feed_a_real_prometheus_its_dashboard_and_alerts(k8s, tmp_path):
+    """With the Prometheus Operator's CRDs installed, the chart's PodMonitor,
+    ServiceMonitor, PrometheusRule and dashboard ConfigMap are accepted by
+    the API server. A real Prometheus then scrapes the demo cluster's
+    brokers and the operator the way those monitors select them (Kubernetes
+    discovery against the API server) and loads the rule groups: every
+    rule evaluates cleanly, the broker alerts stay quiet on the healthy
+    cluster, and every dashboard query returns data, the consumer lag
+    panels included once a group has committed."""
+    started = time.monotonic()
+    crds = sorted(PROMETHEUS_CRDS.glob("*.yaml"))
+    assert len(crds) == 3, f"{PROMETHEUS_CRDS}: run .ci/install"
+    for crd in crds:
+        k8s.kubectl("apply", "--server-side", "-f", crd)
+    k8s.kubectl("wait", "--for=condition=Established", "--timeout=60s",
+                *[f"crd/{c.name.removeprefix('monitoring.coreos.com_').removesuffix('.yaml')}.monitoring.coreos.com"
+                  for c in crds])
+    k8s.helm("upgrade", "gregor", CHART, "--namespace", "gregor-system", "--reuse-values",
+             "--set", "monitoring.podMonitor.enabled=true", "--set", "monitoring.serviceMonitor.enabled=true",
+             "--set", "monitoring.prometheusRule.enabled=true", "--set", "monitoring.grafanaDashboard.enabled=true",
+             "--set", "monitoring.labels.release=monitoring")
+    pod_monitor = get(k8s, "podmonitor", "gregor-brokers", "gregor-system")
+    service_monitor = get(k8s, "servicemonitor", "gregor-operator", "gregor-system")
+    rule = get(k8s, "prometheusrule", "gregor", "gregor-system")
+    dashboard_map = get(k8s, "configmap", "gregor-dashboard", "gregor-system")
+    for obj in (pod_monitor, service_monitor, rule):
+        assert obj is not None and obj["metadata"]["labels"]["release"] == "monitoring", obj
+    assert dashboard_map["metadata"]["labels"]["grafana_dashboard"] == "1"
+    dashboard = json.loads(dashboard_map["data"]["gregor.json"])
+
+    # A group that commits, so the lag panels have something to show.
+    code = ("import time; from confluent_kafka import Consumer, Producer; "
+            "from confluent_kafka.admin import AdminClient, NewTopic\n"
+            f"b = '{BOOTSTRAP}'\n"
+            "a = AdminClient({'bootstrap.servers': b})\n"
+            "a.create_topics([NewTopic('monitored', 3, 3)])['monitored'].result(60)\n"
+            "p = Producer({'bootstrap.servers': b, 'acks': 'all'})\n"
+            "for i in range(30): p.produce('monitored', str(i).encode(), partition=i % 3)\n"
+            "assert p.flush(60) == 0\n"
+            "c = Consumer({'bootstrap.servers': b, 'group.id': 'dashboard', 'auto.offset.reset': 'earliest', "
+            "'enable.auto.commit': False})\n"
+            "c.subscribe(['monitored']); got = 0; deadline = time.monotonic() + 90\n"
+            "while got < 12 and time.monotonic() < deadline:\n"
+            "    m = c.poll(1.0); got += m is not None and m.error() is None\n"
+            "assert got >= 12, got\n"
+            "c.commit(asynchronous=False); c.close()\n")
+    proc = subprocess.run(k8s.cluster.net.client() + [sys.executable, "-c", code],
+                          capture_output=True, text=True, timeout=180)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+
+    # Prometheus in the pod network, finding its targets through the API
+    # server as a Prometheus in the cluster would.
+    kubeconfig = tmp_path / "prometheus.kubeconfig"
+    k8s.write_kubeconfig(kubeconfig, k8s.node_server, {
+        "client-certificate": str(k8s.pki / "admin.crt"), "client-key": str(k8s.pki / "admin.key")})
+    (tmp_path / "rules.yaml").write_text(yaml.safe_dump({"groups": rule["spec"]["groups"]}))
+    (tmp_path / "prometheus.yaml").write_text(yaml.safe_dump({
+        "global": {"scrape_interval": "2s", "evaluation_interval": "2s"},
+        "rule_files": [str(tmp_path / "rules.yaml")],
+        "scrape_configs": scrape_configs(pod_monitor, service_monitor, kubeconfig, "2s"),
+    }))
+    address = f"{k8s.cluster.net.client_ip}:9090"
+    log = open(tmp_path / "prometheus.log", "w")
+    prometheus = subprocess.Popen(k8s.cluster.net.client() + [
+        PROMETHEUS, f"--config.file={tmp_path / 'prometheus.yaml'}",
+        f"--storage.tsdb.path={tmp_path / 'tsdb'}", f"--web.listen-address={address}"],
+        stdout=log, stderr=subprocess.STDOUT)
+    try:
+        def healthy_targets():
+            try:
+                targets = prometheus_api(address, "targets")["activeTargets"]
+            except OSError:
+                return None
+            up = [(t["labels"]["job"], t["labels"]["pod"]) for t in targets if t["health"] == "up"]
+            return up if len(up) == 5 else None
+        up = wait_for("Prometheus to scrape 3 brokers and 2 operator replicas", healthy_targets, timeout=60, cp=k8s)
+        assert sorted(job for job, _ in up) == ["gregor-metrics"] * 2 + ["gregor-system/gregor-brokers"] * 3, up
+
+        # Every rule evaluated without error, on data from every target.
+        scraped = time.time()
+
+        def evaluated():
+            rules = [r for g in prometheus_api(address, "rules")["groups"] for r in g["rules"]]
+            return rules if all(rfc3339(r["lastEvaluation"]) > scraped for r in rules) else None
+        rules = wait_for("every rule to be evaluated", evaluated, timeout=60, cp=k8s)
+        assert len(rules) == sum(len(g["rules"]) for g in rule["spec"]["groups"])
+        for r in rules:
+            assert r["health"] == "ok" and not r.get("lastError"), r
+        # The healthy cluster raises nothing; an alert selecting the wrong
+        # job would (GregorOperatorNoLeader is an absent()). The disk alerts
+        # are left out: the test nodes' volumes share this machine's disk,
+        # however full it is.
+        quiet = ["GregorOfflinePartitions", "GregorUnderMinIsrPartitions", "GregorBrokerFenced",
+                 "GregorBrokerDown", "GregorNoActiveController", "GregorOperatorNoLeader"]
+        raised = [(r["name"], r["state"]) for r in rules if r["name"] in quiet and r["state"] != "inactive"]
+        assert not raised, raised
+        # Each alert's selectors find the series it watches.
+        for r in rules:
+            for job in set(re.findall(r'job="([^"]+)"', r["query"])):
+                assert prometheus_api(address, "query", query=f'up{{job="{job}"}} == 1')["result"], (r["name"], job)
+
+        # Every dashboard query returns data.
+        def answered(expr):
+            result = prometheus_api(address, "query", query=expr)["result"]
+            return [s for s in result if math.isfinite(float(s["value"][1]))]
+        for title, expr in dashboard_queries(dashboard):
+            wait_for(f"data for the panel {title!r}: {expr}", lambda: answered(expr), timeout=60, cp=k8s)
+        # Each partition holds 10 records: the lag is what the group has
+        # not committed of them.
+        lag = answered('gregor_consumer_group_total_lag{group="dashboard"}')
+        committed = answered('gregor_consumer_group_committed_offset{group="dashboard"}')
+        assert len(lag) == 1 and committed, (lag, committed)
+        assert float(lag[0]["value"][1]) == sum(10 - float(c["value"][1]) for c in committed), (lag, committed)
+    finally:
+        prometheus.terminate()
+        prometheus.wait(timeout=30)
+        log.close()
+    print(f"\nmonitoring checked in {time.monotonic() - started:.0f} s")
 
 
 def test_spec_change_rolls_brokers_one_at_a_time(k8s):

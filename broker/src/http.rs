@@ -92,7 +92,7 @@ pub async fn serve(listener: TcpListener, stage: watch::Receiver<Stage>) {
         tokio::spawn(async move {
             let service = hyper::service::service_fn(move |req| {
                 let stage = stage.borrow().clone();
-                async move { Ok::<_, Infallible>(route(&req, &stage)) }
+                async move { Ok::<_, Infallible>(route(&req, &stage).await) }
             });
             let _ = hyper::server::conn::http1::Builder::new()
                 .serve_connection(TokioIo::new(stream), service)
@@ -101,7 +101,7 @@ pub async fn serve(listener: TcpListener, stage: watch::Receiver<Stage>) {
     }
 }
 
-fn route(req: &Request<Incoming>, stage: &Stage) -> Response<Full<Bytes>> {
+async fn route(req: &Request<Incoming>, stage: &Stage) -> Response<Full<Bytes>> {
     if req.method() != Method::GET && req.method() != Method::HEAD {
         return text(StatusCode::METHOD_NOT_ALLOWED, "only GET\n".into());
     }
@@ -112,7 +112,7 @@ fn route(req: &Request<Incoming>, stage: &Stage) -> Response<Full<Bytes>> {
             Err(why) => text(StatusCode::SERVICE_UNAVAILABLE, format!("{why}\n")),
         },
         "/metrics" => {
-            let mut response = text(StatusCode::OK, scrape(stage));
+            let mut response = text(StatusCode::OK, scrape(stage).await);
             response.headers_mut().insert(
                 hyper::header::CONTENT_TYPE,
                 hyper::header::HeaderValue::from_static(
@@ -128,9 +128,12 @@ fn route(req: &Request<Incoming>, stage: &Stage) -> Response<Full<Bytes>> {
     }
 }
 
-fn scrape(stage: &Stage) -> String {
+async fn scrape(stage: &Stage) -> String {
     match stage {
         Stage::Broker(node) => {
+            // First, as it may wait on other brokers: the rest is then read
+            // as fresh as possible.
+            let groups = metrics::lag::collect(node).await;
             let view = node.quorum.view();
             let me = node.config.node_id;
             let log_bytes = node
@@ -152,6 +155,13 @@ fn scrape(stage: &Stage) -> String {
                     node.config.min_insync_replicas,
                 )),
                 log_bytes: Some(log_bytes),
+                log_dirs: node
+                    .config
+                    .log_dirs
+                    .iter()
+                    .filter_map(|d| metrics::DirSpace::read(d))
+                    .collect(),
+                groups: Some(&groups),
                 process: metrics::ProcessStats::read(),
             })
         }
@@ -164,6 +174,8 @@ fn scrape(stage: &Stage) -> String {
             counters: None,
             partitions: None,
             log_bytes: None,
+            log_dirs: Vec::new(),
+            groups: None,
             process: metrics::ProcessStats::read(),
         }),
         // Nothing to count before the node exists or after it stopped.

@@ -117,13 +117,16 @@ impl Node {
         }
         let (quorum, log_dirs) = start_quorum(&config, &tasks, &tls).await?;
 
-        let topics = Arc::new(TopicRegistry::new(
-            config.node_id,
-            &config.log_dirs,
-            crate::topic::config::TopicDefaults::new(config.values.clone()),
-        ));
-        let followed = watch::channel(Followed::new()).0;
         let metrics = crate::metrics::Counters::default();
+        let topics = Arc::new(
+            TopicRegistry::new(
+                config.node_id,
+                &config.log_dirs,
+                crate::topic::config::TopicDefaults::new(config.values.clone()),
+            )
+            .counting_isr_changes(metrics.isr()),
+        );
+        let followed = watch::channel(Followed::new()).0;
         let replication_quotas = Arc::new(ReplicationQuotas::new(
             config.node_id,
             config.replication_quota_window_num as usize,

@@ -79,6 +79,19 @@ pub struct GroupListing {
     pub group_type: GroupType,
 }
 
+/// A group as `/metrics` reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupReport {
+    /// Group id.
+    pub group_id: String,
+    /// State as clients print it.
+    pub state: &'static str,
+    /// Members now.
+    pub members: usize,
+    /// Committed offsets: topic, partition, offset.
+    pub committed: Vec<(String, i32, i64)>,
+}
+
 /// Which groups a listing includes: those in one of `states` and of one of
 /// `types` (names as clients write them, in any case; empty: all).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -219,6 +232,44 @@ impl GroupCoordinator {
             })
             .filter(|g| filter.admits(g))
             .collect())
+    }
+
+    /// Every group this broker coordinates, of both protocols, with its
+    /// members and committed offsets, ordered by id; nothing while an
+    /// offsets partition loads (its groups would be missing or partial).
+    pub fn report(&self) -> Vec<GroupReport> {
+        let Ok(listed) = self.list_groups(&ListFilter::default()) else {
+            return Vec::new();
+        };
+        let inner = self.lock();
+        listed
+            .into_iter()
+            .map(|g| {
+                let members = match g.group_type {
+                    GroupType::Classic => inner
+                        .groups
+                        .get(&g.group_id)
+                        .map_or(0, |e| e.group.members.len()),
+                    GroupType::Consumer => inner
+                        .consumer_groups
+                        .get(&g.group_id)
+                        .map_or(0, |c| c.members.len()),
+                };
+                let committed = inner
+                    .offsets
+                    .group(&g.group_id)
+                    .into_iter()
+                    .flatten()
+                    .map(|((topic, partition), c)| (topic.clone(), *partition, c.offset))
+                    .collect();
+                GroupReport {
+                    group_id: g.group_id,
+                    state: g.state,
+                    members,
+                    committed,
+                }
+            })
+            .collect()
     }
 
     /// Deletes a group without members, with its offsets.

@@ -57,6 +57,7 @@ pub async fn handle_frame(
             request,
         } => (api, version, header, *request),
     };
+    let arrived = Instant::now();
     node.metrics.request(api);
     let correlation_id = header.correlation_id;
     let ctx = RequestContext {
@@ -99,6 +100,11 @@ pub async fn handle_frame(
                 }
             }
         }
+    }
+    // Followers' fetches wait out replica.fetch.wait.max.ms by design;
+    // they would drown what consumers' fetches take.
+    if !exempt {
+        node.metrics.answered(api, arrived.elapsed());
     }
     let throttle = Duration::from_millis(u64::try_from(outcome.throttle_ms).unwrap_or(0));
     let response = match outcome.response {

@@ -195,4 +195,23 @@ fn throttle_consumer(node: &Node, ctx: &RequestContext, resp: &mut FetchResponse
         resp.responses.clear();
     }
     resp.throttle_time_ms = throttle;
+    for t in &resp.responses {
+        let sent: usize = t
+            .partitions
+            .iter()
+            .filter_map(|p| p.records.as_ref().map(|r| r.len()))
+            .sum();
+        if sent == 0 {
+            continue;
+        }
+        // Named by id from v13: the name is looked up only for topics
+        // that sent something.
+        if t.topic.is_empty() {
+            if let Some(name) = node.image().topic_name(t.topic_id) {
+                node.metrics.consumed(name, sent as u64);
+            }
+        } else {
+            node.metrics.consumed(t.topic.as_str(), sent as u64);
+        }
+    }
 }

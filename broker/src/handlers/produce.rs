@@ -103,9 +103,16 @@ pub async fn produce(
                 .collect(),
         });
     }
-    let indexes: Vec<Vec<i32>> = topics
+    // Each write's partition and size, for the answer and the per-topic
+    // traffic counters.
+    let indexes: Vec<Vec<(i32, usize)>> = topics
         .iter()
-        .map(|t| t.writes.iter().map(|w| w.partition).collect())
+        .map(|t| {
+            t.writes
+                .iter()
+                .map(|w| (w.partition, w.records.as_ref().map_or(0, |r| r.len())))
+                .collect()
+        })
         .collect();
     let produced = node
         .replicas
@@ -122,11 +129,16 @@ pub async fn produce(
         .zip(authorized)
         .filter_map(|(out, ok)| ok.then_some(out));
     for ((out, indexes), outcomes) in written.zip(indexes).zip(produced) {
-        for (index, outcome) in indexes.into_iter().zip(outcomes) {
+        for ((index, size), outcome) in indexes.into_iter().zip(outcomes) {
             let mut r = PartitionProduceResponse::default();
             r.index = index;
             match outcome {
                 Ok(a) => {
+                    node.metrics.produced(
+                        out.name.as_str(),
+                        size as u64,
+                        u64::try_from(a.end_offset - a.base_offset).unwrap_or(0),
+                    );
                     r.base_offset = a.base_offset;
                     r.log_start_offset = a.log_start_offset;
                     r.log_append_time_ms = a.log_append_time;

@@ -16,7 +16,8 @@ use std::sync::{Arc, RwLock};
 use uuid::Uuid;
 
 use crate::metadata::image::ClusterImage;
-use crate::partition::{Partition, PartitionError};
+use crate::metrics::IsrCounters;
+use crate::partition::{InSync, Partition, PartitionError};
 use crate::replication::fetcher::Followed;
 use crate::topic::config::TopicDefaults;
 use crate::topic::placement::Placement;
@@ -126,6 +127,8 @@ pub struct TopicRegistry {
     defaults: TopicDefaults,
     topics: RwLock<BTreeMap<String, Arc<Topic>>>,
     synced: tokio::sync::watch::Sender<u64>,
+    /// ISR changes of the partitions led here, counted as they arrive.
+    isr_changes: IsrCounters,
 }
 
 impl TopicRegistry {
@@ -137,6 +140,30 @@ impl TopicRegistry {
             defaults,
             topics: RwLock::new(BTreeMap::new()),
             synced: tokio::sync::watch::channel(0).0,
+            isr_changes: IsrCounters::default(),
+        }
+    }
+
+    /// Counts, in `counters`, the ISR changes of the partitions this
+    /// broker leads, whoever made them (the leader itself, or the
+    /// controller dropping a fenced broker).
+    pub fn counting_isr_changes(mut self, counters: IsrCounters) -> Self {
+        self.isr_changes = counters;
+        self
+    }
+
+    /// Counts a change of `p`'s ISR while it stayed led here; `before` is
+    /// its ISR before the metadata change was applied. Leader epochs are
+    /// not compared: an ISR change counts whether or not the controller
+    /// moved the epoch with it.
+    fn count_isr_change(&self, before: Option<InSync>, p: &Partition) {
+        let (Some(before), Some(after)) = (before, p.in_sync()) else {
+            return;
+        };
+        if after.isr < before.isr {
+            self.isr_changes.shrinks.inc();
+        } else if after.isr > before.isr {
+            self.isr_changes.expands.inc();
         }
     }
 
@@ -185,9 +212,11 @@ impl TopicRegistry {
                     (false, None) => None,
                 });
                 if let Some(Some(local)) = partitions.last() {
+                    let led = local.in_sync();
                     if let Some(pos) = local.apply(p) {
                         followed.entry(pos.leader).or_default().push(local.clone());
                     }
+                    self.count_isr_change(led, local);
                 }
             }
             next.insert(

@@ -1,6 +1,12 @@
-//! Prometheus metrics. Counters are bumped on the request path; everything
-//! else is read from the broker's state when `/metrics` is scraped, so a
-//! gauge can never go stale.
+//! Prometheus metrics. Counters and latency histograms are bumped on the
+//! request path; everything else is read from the broker's state when
+//! `/metrics` is scraped, so a gauge can never go stale. Consumer lag is
+//! gathered at scrape time too (see [`lag`]).
+
+pub mod lag;
+
+use std::path::PathBuf;
+use std::time::Duration;
 
 use kafka_protocol::messages::ApiKey;
 use prometheus_client::encoding::text::encode;
@@ -8,6 +14,7 @@ use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
 use crate::metadata::image::ClusterImage;
@@ -19,6 +26,44 @@ use crate::replication::throttle::Side;
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ApiLabel {
     api: String,
+}
+
+/// The `topic` label of per-topic traffic counters.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TopicLabel {
+    topic: String,
+}
+
+/// The `group` label of a consumer group's figures.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct GroupLabel {
+    group: String,
+}
+
+/// A consumer group and the state it is in.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct GroupStateLabels {
+    group: String,
+    state: String,
+}
+
+/// A consumer group and one partition it has committed an offset for.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct GroupPartitionLabels {
+    group: String,
+    topic: String,
+    partition: String,
+}
+
+/// The `dir` label of a log directory's space.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DirLabel {
+    dir: String,
+}
+
+/// A request latency histogram: 0.5 ms to about 16 s, doubling.
+fn latency_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(0.0005, 2.0, 16))
 }
 
 /// The `side` label of replication throttle counters.
@@ -39,12 +84,24 @@ pub struct SideCounters {
     pub held_back: Counter,
 }
 
+/// The ISR changes of the partitions a broker leads, whoever made them
+/// (counted by `topic::TopicRegistry` as the metadata brings them).
+#[derive(Clone, Debug, Default)]
+pub struct IsrCounters {
+    /// Changes that dropped replicas.
+    pub shrinks: Counter,
+    /// Changes that took replicas back.
+    pub expands: Counter,
+}
+
 /// What the network side counts.
 pub struct Counters {
     requests: Family<ApiLabel, Counter>,
-    /// One counter per API key, shared with `requests`, so counting a
-    /// request is one atomic add without a lookup.
-    by_key: Vec<Option<Counter>>,
+    /// Time from a request's arrival to its answer, by API.
+    latency: Family<ApiLabel, Histogram, fn() -> Histogram>,
+    /// One counter and histogram per API key, shared with `requests` and
+    /// `latency`, so counting a request takes no lookup.
+    by_key: Vec<Option<(Counter, Histogram)>>,
     /// Bytes of request frames read.
     pub received_bytes: Counter,
     /// Bytes of response frames written.
@@ -61,27 +118,42 @@ pub struct Counters {
     replication_throttled_bytes: Family<SideLabel, Counter>,
     /// Partitions held back by a replication throttle, by side.
     replication_held_back: Family<SideLabel, Counter>,
+    /// ISR changes made for partitions led here.
+    isr: IsrCounters,
+    /// Bytes of record batches producers wrote, by topic.
+    topic_bytes_in: Family<TopicLabel, Counter>,
+    /// Records producers wrote, by topic.
+    topic_messages_in: Family<TopicLabel, Counter>,
+    /// Bytes of record batches sent to consumers (not followers), by topic.
+    topic_bytes_out: Family<TopicLabel, Counter>,
+    /// Scrapes at which a partition leader could not be asked for the high
+    /// watermarks consumer lag needs.
+    pub lag_lookup_failures: Counter,
 }
 
 impl Default for Counters {
     fn default() -> Self {
         let requests = Family::<ApiLabel, Counter>::default();
+        let latency = Family::<ApiLabel, Histogram, fn() -> Histogram>::new_with_constructor(
+            latency_histogram,
+        );
         let mut by_key = Vec::new();
         for (api, _, _) in SUPPORTED {
             let key = *api as i16 as usize;
             if by_key.len() <= key {
                 by_key.resize(key + 1, None);
             }
-            by_key[key] = Some(
-                requests
-                    .get_or_create(&ApiLabel {
-                        api: format!("{api:?}"),
-                    })
-                    .clone(),
-            );
+            let label = ApiLabel {
+                api: format!("{api:?}"),
+            };
+            by_key[key] = Some((
+                requests.get_or_create(&label).clone(),
+                latency.get_or_create(&label).clone(),
+            ));
         }
         Counters {
             requests,
+            latency,
             by_key,
             received_bytes: Counter::default(),
             sent_bytes: Counter::default(),
@@ -91,6 +163,11 @@ impl Default for Counters {
             throttled: Counter::default(),
             replication_throttled_bytes: Family::default(),
             replication_held_back: Family::default(),
+            isr: IsrCounters::default(),
+            topic_bytes_in: Family::default(),
+            topic_messages_in: Family::default(),
+            topic_bytes_out: Family::default(),
+            lag_lookup_failures: Counter::default(),
         }
     }
 }
@@ -111,11 +188,44 @@ impl Counters {
         }
     }
 
+    /// The counters of ISR changes, shared with the code that sees them.
+    pub fn isr(&self) -> IsrCounters {
+        self.isr.clone()
+    }
+
     /// Counts one request of `api`.
     pub fn request(&self, api: ApiKey) {
-        if let Some(Some(c)) = self.by_key.get(api as i16 as usize) {
+        if let Some(Some((c, _))) = self.by_key.get(api as i16 as usize) {
             c.inc();
         }
+    }
+
+    /// Records that a request of `api` was answered `took` after it
+    /// arrived (a long poll's or acks=all produce's wait included, as in
+    /// Kafka's TotalTimeMs).
+    pub fn answered(&self, api: ApiKey, took: Duration) {
+        if let Some(Some((_, h))) = self.by_key.get(api as i16 as usize) {
+            h.observe(took.as_secs_f64());
+        }
+    }
+
+    /// Counts a batch producers wrote to `topic`: its bytes and records.
+    /// Once per partition written, never per record.
+    pub fn produced(&self, topic: &str, bytes: u64, records: u64) {
+        let label = TopicLabel {
+            topic: topic.to_string(),
+        };
+        self.topic_bytes_in.get_or_create(&label).inc_by(bytes);
+        self.topic_messages_in.get_or_create(&label).inc_by(records);
+    }
+
+    /// Counts bytes of `topic` sent to a consumer.
+    pub fn consumed(&self, topic: &str, bytes: u64) {
+        self.topic_bytes_out
+            .get_or_create(&TopicLabel {
+                topic: topic.to_string(),
+            })
+            .inc_by(bytes);
     }
 }
 
@@ -203,6 +313,31 @@ fn vm_rss_bytes(status: &str) -> Option<u64> {
     Some(kib * 1024)
 }
 
+/// The space of the file system holding one log directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DirSpace {
+    /// The directory, as `log.dirs` names it.
+    pub dir: PathBuf,
+    /// Size of its file system.
+    pub capacity_bytes: u64,
+    /// What an unprivileged process can still write there (the broker
+    /// runs as one).
+    pub free_bytes: u64,
+}
+
+impl DirSpace {
+    /// Reads it now; `None` when the file system cannot be asked.
+    pub fn read(dir: &std::path::Path) -> Option<DirSpace> {
+        let s = nix::sys::statvfs::statvfs(dir).ok()?;
+        let fragment = s.fragment_size();
+        Some(DirSpace {
+            dir: dir.to_path_buf(),
+            capacity_bytes: s.blocks().saturating_mul(fragment),
+            free_bytes: s.blocks_available().saturating_mul(fragment),
+        })
+    }
+}
+
 /// Everything a broker reports at one scrape.
 pub struct BrokerSnapshot<'a> {
     /// This node.
@@ -221,6 +356,11 @@ pub struct BrokerSnapshot<'a> {
     pub partitions: Option<PartitionCounts>,
     /// Bytes of this broker's partition logs on disk.
     pub log_bytes: Option<u64>,
+    /// The file systems of its log directories.
+    pub log_dirs: Vec<DirSpace>,
+    /// The consumer groups this broker coordinates, with their lag;
+    /// `None` on a dedicated controller.
+    pub groups: Option<&'a [lag::GroupLag]>,
     /// The process.
     pub process: ProcessStats,
 }
@@ -229,6 +369,73 @@ fn gauge(registry: &mut Registry, name: &str, help: &str, value: i64) {
     let g = Gauge::<i64>::default();
     g.set(value);
     registry.register(name, help, g);
+}
+
+/// A gauge's value from an unsigned count.
+fn signed(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+/// The consumer groups' figures: state, members, committed offsets and
+/// lag. A group's total is left out when a partition's lag is unknown, so
+/// it is never an underestimate that looks whole.
+fn render_groups(r: &mut Registry, groups: &[lag::GroupLag]) {
+    let state = Family::<GroupStateLabels, Gauge>::default();
+    let members = Family::<GroupLabel, Gauge>::default();
+    let committed = Family::<GroupPartitionLabels, Gauge>::default();
+    let partition_lag = Family::<GroupPartitionLabels, Gauge>::default();
+    let total_lag = Family::<GroupLabel, Gauge>::default();
+    for g in groups {
+        let group = GroupLabel {
+            group: g.group.clone(),
+        };
+        state
+            .get_or_create(&GroupStateLabels {
+                group: g.group.clone(),
+                state: g.state.to_string(),
+            })
+            .set(1);
+        members.get_or_create(&group).set(signed(g.members as u64));
+        for p in &g.partitions {
+            let labels = GroupPartitionLabels {
+                group: g.group.clone(),
+                topic: p.topic.clone(),
+                partition: p.partition.to_string(),
+            };
+            committed.get_or_create(&labels).set(p.committed);
+            if let Some(lag) = p.lag() {
+                partition_lag.get_or_create(&labels).set(lag);
+            }
+        }
+        if let Some(total) = g.total_lag() {
+            total_lag.get_or_create(&group).set(total);
+        }
+    }
+    r.register(
+        "consumer_group_state",
+        "1 for the state each consumer group coordinated here is in (Empty, Stable, PreparingRebalance, ...)",
+        state,
+    );
+    r.register(
+        "consumer_group_members",
+        "Members of each consumer group coordinated here",
+        members,
+    );
+    r.register(
+        "consumer_group_committed_offset",
+        "Offset each consumer group committed for a partition: the next record it will read",
+        committed,
+    );
+    r.register(
+        "consumer_group_lag",
+        "Records of a partition a consumer group has not committed yet: the partition's high watermark minus the committed offset (never below 0)",
+        partition_lag,
+    );
+    r.register(
+        "consumer_group_total_lag",
+        "A consumer group's lag summed over its partitions; absent while a partition's high watermark cannot be read",
+        total_lag,
+    );
 }
 
 /// Renders a scrape in the Prometheus text format.
@@ -343,6 +550,44 @@ pub fn render(s: &BrokerSnapshot<'_>) -> String {
             "Partitions a replication throttle left out of a fetch (follower) or of its answer (leader) because the rate was over its quota",
             c.replication_held_back.clone(),
         );
+        r.register(
+            "request_duration_seconds",
+            "Time from a request's arrival to its answer, by API (waits for acks=all and fetch long polls included)",
+            c.latency.clone(),
+        );
+        r.register(
+            "isr_shrinks",
+            "ISR changes of partitions led here that dropped replicas (asked by this leader, or made by the controller when it fenced a broker)",
+            c.isr.shrinks.clone(),
+        );
+        r.register(
+            "isr_expands",
+            "ISR changes of partitions led here that took replicas back",
+            c.isr.expands.clone(),
+        );
+        r.register(
+            "topic_bytes_in",
+            "Bytes of record batches producers wrote to partitions led here, by topic (replication not included)",
+            c.topic_bytes_in.clone(),
+        );
+        r.register(
+            "topic_messages_in",
+            "Records producers wrote to partitions led here, by topic",
+            c.topic_messages_in.clone(),
+        );
+        r.register(
+            "topic_bytes_out",
+            "Bytes of record batches sent to consumers from partitions led here, by topic (replication not included)",
+            c.topic_bytes_out.clone(),
+        );
+        r.register(
+            "consumer_lag_lookup_failures",
+            "Times a scrape could not ask a partition leader for the high watermarks consumer lag needs; that leader's partitions then have no lag series",
+            c.lag_lookup_failures.clone(),
+        );
+    }
+    if let Some(groups) = s.groups {
+        render_groups(r, groups);
     }
     if let Some(p) = s.partitions {
         for (name, help, value) in [
@@ -380,7 +625,28 @@ pub fn render(s: &BrokerSnapshot<'_>) -> String {
             r,
             "log_size_bytes",
             "Bytes of this broker's partition logs on disk",
-            i64::try_from(bytes).unwrap_or(i64::MAX),
+            signed(bytes),
+        );
+    }
+    if !s.log_dirs.is_empty() {
+        let capacity = Family::<DirLabel, Gauge>::default();
+        let free = Family::<DirLabel, Gauge>::default();
+        for d in &s.log_dirs {
+            let label = DirLabel {
+                dir: d.dir.display().to_string(),
+            };
+            capacity.get_or_create(&label).set(signed(d.capacity_bytes));
+            free.get_or_create(&label).set(signed(d.free_bytes));
+        }
+        r.register(
+            "log_dir_capacity_bytes",
+            "Size of the file system holding each log directory",
+            capacity,
+        );
+        r.register(
+            "log_dir_free_bytes",
+            "Bytes still free for the broker on the file system holding each log directory",
+            free,
         );
     }
     let mut out = String::new();
@@ -483,6 +749,10 @@ mod tests {
         counters.received_bytes.inc_by(100);
         counters.replication(Side::Leader).bytes.inc_by(5);
         counters.replication(Side::Follower);
+        counters.answered(ApiKey::Produce, Duration::from_millis(3));
+        counters.produced("t", 100, 4);
+        counters.consumed("t", 60);
+        counters.isr().shrinks.inc();
         let view = MetadataView {
             image: std::sync::Arc::new(ClusterImage::default()),
             applied_index: 7,
@@ -496,6 +766,30 @@ mod tests {
             counters: Some(&counters),
             partitions: Some(PartitionCounts::default()),
             log_bytes: Some(42),
+            log_dirs: vec![DirSpace {
+                dir: "/var/lib/gregor".into(),
+                capacity_bytes: 1000,
+                free_bytes: 250,
+            }],
+            groups: Some(&[lag::GroupLag {
+                group: "g".into(),
+                state: "Stable",
+                members: 2,
+                partitions: vec![
+                    lag::PartitionLag {
+                        topic: "t".into(),
+                        partition: 0,
+                        committed: 5,
+                        high_watermark: Some(9),
+                    },
+                    lag::PartitionLag {
+                        topic: "t".into(),
+                        partition: 1,
+                        committed: 3,
+                        high_watermark: None,
+                    },
+                ],
+            }]),
             process: ProcessStats {
                 cpu_seconds: 1.5,
                 resident_bytes: 3 << 20,
@@ -516,6 +810,21 @@ mod tests {
             "gregor_metadata_applied_index 7",
             "gregor_controller_listener_refused_total 2",
             "gregor_log_size_bytes 42",
+            "gregor_log_dir_capacity_bytes{dir=\"/var/lib/gregor\"} 1000",
+            "gregor_log_dir_free_bytes{dir=\"/var/lib/gregor\"} 250",
+            "gregor_request_duration_seconds_count{api=\"Produce\"} 1",
+            "gregor_request_duration_seconds_bucket{le=\"0.004\",api=\"Produce\"} 1",
+            "gregor_request_duration_seconds_count{api=\"Fetch\"} 0",
+            "gregor_topic_bytes_in_total{topic=\"t\"} 100",
+            "gregor_topic_messages_in_total{topic=\"t\"} 4",
+            "gregor_topic_bytes_out_total{topic=\"t\"} 60",
+            "gregor_isr_shrinks_total 1",
+            "gregor_isr_expands_total 0",
+            "gregor_consumer_group_state{group=\"g\",state=\"Stable\"} 1",
+            "gregor_consumer_group_members{group=\"g\"} 2",
+            "gregor_consumer_group_committed_offset{group=\"g\",topic=\"t\",partition=\"0\"} 5",
+            "gregor_consumer_group_committed_offset{group=\"g\",topic=\"t\",partition=\"1\"} 3",
+            "gregor_consumer_group_lag{group=\"g\",topic=\"t\",partition=\"0\"} 4",
             "process_cpu_seconds_total 1.5",
             "process_resident_memory_bytes 3145728",
             "process_open_fds 12",
@@ -526,6 +835,12 @@ mod tests {
                 "{line} missing from\n{text}"
             );
         }
+        // Partition 1's high watermark is unknown: no lag for it, and no
+        // total that would look whole.
+        assert!(
+            !text.contains("gregor_consumer_group_lag{group=\"g\",topic=\"t\",partition=\"1\"}")
+        );
+        assert!(!text.contains("gregor_consumer_group_total_lag{"), "{text}");
     }
 
     #[test]
