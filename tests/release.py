@@ -5,7 +5,8 @@ tests/test_release.py checks that the chart, the operator and the release
 workflow name the same). tests/run builds them before the tests, so a test
 node's container runtime can import them under exactly these names, e.g.
 `podman save -m -o images.tar BROKER_IMAGE OPERATOR_IMAGE` then
-`ctr -n k8s.io images import images.tar`."""
+`ctr -n k8s.io images import images.tar`. And the release before this one,
+which the operator tests upgrade from."""
 
 import json
 import subprocess
@@ -33,3 +34,16 @@ VERSION = crate_versions()["gregor-operator"]
 IMAGES = default_images()
 BROKER_IMAGE = IMAGES["gregor"]
 OPERATOR_IMAGE = IMAGES["gregor-operator"]
+
+
+def previous_release():
+    """The release the operator tests upgrade from (tests/upgrade-from),
+    built by tests/previous-release (cached): its operator image's name
+    in podman's store, and the folder holding its chart
+    (charts/gregor-operator, with its crds/) and example cluster
+    (examples/kafka-cluster.yaml)."""
+    proc = subprocess.run([ROOT / "tests" / "previous-release"], capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise AssertionError(f"tests/previous-release exited {proc.returncode}:\n{proc.stderr[-3000:]}")
+    image, tree = proc.stdout.split()
+    return image, Path(tree)

@@ -2,9 +2,11 @@
 modules: etcd, kube-apiserver, kube-controller-manager and kube-scheduler,
 and three real nodes (kubelet, containerd with runc, kube-proxy, CNI
 bridge, one zone each) with CoreDNS (see node.py). The operator is
-installed from its Helm chart with its default values, the images those
-name having been built here (image/build) and imported into the nodes, and
-it runs Gregor brokers from the StatefulSet it writes, in namespaces that
+installed as a user of the previous release has it (tests/upgrade-from:
+its chart, CRDs and operator image), and the first test upgrades it with
+`helm upgrade` to this chart with its default values, the images those
+name having been built here (image/build) and imported into the nodes; it
+runs Gregor brokers from the StatefulSet it writes, in namespaces that
 enforce the Pod Security "restricted" level. Topics are checked with Apache
 Kafka's own tools, inside the cluster's network (names resolved by
 CoreDNS) or from the host through node ports."""
@@ -23,6 +25,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
 
@@ -38,7 +41,7 @@ from kube import ControlPlane
 from load_balancer import CLASS as LB_CLASS, LoadBalancers
 from node import Cluster, Network
 from podsecurity import enforcing_namespace
-from release import BROKER_IMAGE, OPERATOR_IMAGE
+from release import BROKER_IMAGE, OPERATOR_IMAGE, VERSION, previous_release
 from volumes import CLASS as GROWING_CLASS, GrowingVolumes
 
 GOLDEN = ROOT / "tests" / "golden" / "operator"
@@ -51,6 +54,8 @@ PROMETHEUS_CRDS = ROOT / ".cache" / "prometheus-operator-crds"
 # Enough for a broker at rest (it needs a few MiB), too little for the
 # fetch responses of test_a_broker_out_of_memory_...
 OOM_LIMIT = "12Mi"
+# The chart's values the tests install (and upgrade) with.
+VALUES = ["--set", "healing.fencedRestartSeconds=20", "--set", "logLevel=info,gregor_operator=debug"]
 
 
 @pytest.fixture(scope="module")
@@ -63,17 +68,22 @@ def k8s(tmp_path_factory):
     cp.load_balancers = None
     cp.volumes = None
     try:
+        previous_image, cp.previous = previous_release()
         cp.start()
-        cluster.start([BROKER_IMAGE, OPERATOR_IMAGE])
+        cluster.start([BROKER_IMAGE, OPERATOR_IMAGE, previous_image])
         # The cloud's load balancers, for LoadBalancer listeners.
         cp.load_balancers = LoadBalancers(cp, net, NS)
         # And its disks, which can grow.
         cp.volumes = GrowingVolumes(cp, cluster)
         enforcing_namespace(cp, "gregor-system")
         enforcing_namespace(cp, NS)
-        cp.helm("install", "gregor", CHART, "--namespace", "gregor-system",
-                "--set", "healing.fencedRestartSeconds=20",
-                "--set", "logLevel=info,gregor_operator=debug")
+        # The previous release, as its user installed it (its operator
+        # image under the name it was built with here);
+        # test_helm_upgrade_from_the_previous_release_loses_nothing
+        # upgrades it.
+        repository, tag = previous_image.rsplit(":", 1)
+        cp.helm("install", "gregor", cp.previous / "charts" / "gregor-operator", "--namespace", "gregor-system",
+                "--set", f"image.repository={repository}", "--set", f"image.tag={tag}", *VALUES)
         yield cp
     finally:
         # Kept beside the API server's logs for a failed run.
@@ -117,8 +127,9 @@ def lease_holder(cp):
 
 
 def metric(cp, pod, name):
-    """The value of metric `name` (no labels) that operator pod `pod`
-    serves, read from the pod network."""
+    """The value of metric `name` (with its labels as the operator writes
+    them, e.g. `x{kind="KafkaCluster"}`) that operator pod `pod` serves,
+    read from the pod network; None when it serves no such series."""
     # A pod that just took the lease may not have its address in status yet.
     ip = wait_for(f"{pod}'s address", lambda: cp.kubectl(
         "get", "pod", "-n", "gregor-system", pod, "-o", "jsonpath={.status.podIP}").stdout, cp=cp)
@@ -128,7 +139,7 @@ def metric(cp, pod, name):
             sys.executable, "-c", f"import urllib.request; print(urllib.request.urlopen('http://{ip}:8080/metrics',"
                                   " timeout=10).read().decode())"], capture_output=True, text=True).stdout
     text = wait_for(f"{pod}'s metrics", scraped, timeout=30, cp=cp)
-    return next(float(line.split()[1]) for line in text.splitlines() if line.split(" ")[0] == name)
+    return next((float(line.split()[1]) for line in text.splitlines() if line.split(" ")[0] == name), None)
 
 
 def operator_log(cp, tail=6000):
@@ -221,6 +232,141 @@ def describe_cluster(cp):
     return controller, dict(racks)
 
 
+def durable_producer(k8s, topic):
+    """An idempotent acks=all producer (Kafka's verifiable producer) writing
+    200 records a second to `topic` from the pod network, once it has got
+    going; it and the file of its events."""
+    config = k8s.dir / f"{topic}-producer.properties"
+    config.write_text(DURABLE_PRODUCER)
+    acks = k8s.dir / f"{topic}-producer.out"
+    producer = subprocess.Popen(
+        k8s.cluster.net.client() + java_command(
+            "kafka-verifiable-producer", "--bootstrap-server", BOOTSTRAP, "--topic", topic,
+            "--max-messages", 100000, "--throughput", 200, "--producer.config", config),
+        stdout=open(acks, "w"), stderr=subprocess.DEVNULL)
+    wait_for("the producer to get going", lambda: len(producer_events(acks, "producer_send_success")) > 200,
+             cp=k8s)
+    return producer, acks
+
+
+def nothing_acknowledged_is_lost(k8s, producer, acks, topic):
+    """Lets the producer write some more, stops it, and checks that every
+    record it was told is written is stored where it was told."""
+    before_stop = len(producer_events(acks, "producer_send_success"))
+    wait_for("the producer to write some more", lambda: len(
+        producer_events(acks, "producer_send_success")) > before_stop + 200, cp=k8s)
+    producer.send_signal(signal.SIGTERM)
+    producer.wait(timeout=60)
+    acked = producer_events(acks, "producer_send_success")
+    stored = read_stored(BOOTSTRAP, topic, len(acked), prefix=k8s.cluster.net.client())
+    for e in acked:
+        assert stored.get(e["value"]) == (e["partition"], e["offset"]), e
+
+
+def brokers_down(pods):
+    """The brokers among `pods` ({broker: pod or None}) that are gone,
+    going or not ready."""
+    return [i for i, p in pods.items() if p is None or p["metadata"].get("deletionTimestamp")
+            or condition(p, "Ready") is None or condition(p, "Ready")["status"] != "True"]
+
+
+def crd_schemas(crds):
+    """{CRD name: {version: its openAPIV3Schema}} of CRD objects."""
+    return {c["metadata"]["name"]: {v["name"]: v["schema"]["openAPIV3Schema"] for v in c["spec"]["versions"]}
+            for c in crds}
+
+
+def crd_files(folder):
+    return [yaml.safe_load(path.read_text()) for path in sorted(folder.glob("*.yaml"))]
+
+
+def live_crds(k8s):
+    return [c for c in json.loads(k8s.kubectl("get", "crd", "-o", "json", "--show-managed-fields").stdout)["items"]
+            if c["spec"]["group"] == "gregor.dev"]
+
+
+def test_helm_upgrade_from_the_previous_release_loses_nothing(k8s):
+    """A user of the previous release (tests/upgrade-from: its chart, CRDs
+    and operator, as the fixture installed them) runs the example cluster,
+    an acks=all producer writing, and upgrades with `helm upgrade` to this
+    chart: the operator applies this version's CRDs (the API server then
+    takes a field only they know), the operator's pods run this version's
+    image, no broker restarts when the pods' template is the same (and
+    they roll one at a time when it is not), and nothing acknowledged is
+    lost. The tests after this one run on the upgraded operator."""
+    previous = k8s.previous
+    assert crd_schemas(live_crds(k8s)) == crd_schemas(crd_files(previous / "crds"))
+    started = time.monotonic()
+    k8s.kubectl("apply", "-n", NS, "-f", previous / "examples" / "kafka-cluster.yaml")
+    wait_condition(k8s, "kafkacluster", "demo", "Ready", timeout=240)
+    # Reported in README (not asserted): apply to Ready on this machine.
+    print(f"\nKafkaCluster demo: applied to Ready in {time.monotonic() - started:.1f} s")
+    topics_tool(k8s, "--create", "--topic", "upgrade", "--partitions", "3", "--replication-factor", "3")
+    producer, acks = durable_producer(k8s, "upgrade")
+    before = {i: get(k8s, "pod", f"demo-broker-{i}") for i in range(3)}
+    template = get(k8s, "statefulset", "demo-broker")["spec"]["template"]
+    leader = lease_holder(k8s)
+
+    # The upgrade as a user runs it (their values again, not the image
+    # this harness gave the previous release), the brokers watched
+    # throughout: never two down at once.
+    started = time.monotonic()
+    upgrading = ThreadPoolExecutor(1).submit(
+        k8s.helm, "upgrade", "gregor", CHART, "--namespace", "gregor-system", "--reset-values", *VALUES,
+        "--wait", "--timeout", "5m")
+
+    def upgraded():
+        pods = {i: get(k8s, "pod", f"demo-broker-{i}") for i in range(3)}
+        down = brokers_down(pods)
+        assert len(down) <= 1, f"brokers {down} down at once"
+        if not upgrading.done():
+            return None
+        upgrading.result()
+        holder = lease_holder(k8s)
+        operators = operator_pods(k8s)
+        if holder in (None, leader) or len(operators) != 2 or any(
+                p["spec"]["containers"][0]["image"] != OPERATOR_IMAGE or p["metadata"].get("deletionTimestamp")
+                for p in operators):
+            return None
+        # The new leader has been through the cluster at least once, and
+        # every broker runs the StatefulSet's revision.
+        if not metric(k8s, holder, 'gregor_operator_reconciles_total{kind="KafkaCluster",result="ok"}'):
+            return None
+        revision = get(k8s, "statefulset", "demo-broker")["status"]["updateRevision"]
+        if down or any(p["metadata"]["labels"]["controller-revision-hash"] != revision for p in pods.values()):
+            return None
+        return pods
+    pods = wait_for("the upgrade, and the new operator's pass over the cluster", upgraded, timeout=300, cp=k8s)
+    print(f"\nhelm upgrade: the new operator leading and through the cluster in {time.monotonic() - started:.0f} s")
+
+    # This version's CRDs, applied by the operator and stamped with its
+    # version; the API server takes a field the previous ones lacked.
+    crds = live_crds(k8s)
+    assert crd_schemas(crds) == crd_schemas(crd_files(ROOT / "crds"))
+    for crd in crds:
+        assert crd["metadata"]["annotations"]["gregor.dev/operator-version"] == VERSION
+        assert any(m["manager"] == "gregor-operator" and m["operation"] == "Apply"
+                   for m in crd["metadata"]["managedFields"]), crd["metadata"]["managedFields"]
+    jbod = {"apiVersion": "gregor.dev/v1alpha1", "kind": "KafkaCluster",
+            "metadata": {"name": "jbod", "namespace": NS},
+            "spec": {"replicas": 1, "listeners": [{"name": "plain", "port": 9092, "type": "internal"}],
+                     "storage": {"type": "jbod", "volumes": [{"id": 0, "size": "1Gi"}]}}}
+    wait_for("the API server to serve the new schema", lambda: k8s.kubectl(
+        "apply", "--dry-run=server", "-f", "-", input=json.dumps(jbod), check=False).returncode == 0, cp=k8s)
+
+    # The brokers: untouched when the new operator wants the same pods,
+    # otherwise each replaced (one at a time, as watched above).
+    if get(k8s, "statefulset", "demo-broker")["spec"]["template"] == template:
+        assert {i: (p["metadata"]["uid"], p["status"]["containerStatuses"][0]["restartCount"])
+                for i, p in pods.items()} == \
+            {i: (p["metadata"]["uid"], p["status"]["containerStatuses"][0]["restartCount"])
+             for i, p in before.items()}
+    else:
+        assert all(pods[i]["metadata"]["uid"] != before[i]["metadata"]["uid"] for i in range(3))
+    wait_condition(k8s, "kafkacluster", "demo", "Ready")
+    nothing_acknowledged_is_lost(k8s, producer, acks, "upgrade")
+
+
 def test_chart_installs_the_operator_and_its_crds(k8s):
     crds = k8s.kubectl("get", "crd", "-o", "name").stdout.split()
     assert "customresourcedefinition.apiextensions.k8s.io/kafkaclusters.gregor.dev" in crds
@@ -242,21 +388,43 @@ def test_chart_installs_the_operator_and_its_crds(k8s):
     assert metric(k8s, leader, "gregor_operator_leader") == 1
     [standby] = [p["metadata"]["name"] for p in operator_pods(k8s) if p["metadata"]["name"] != leader]
     assert metric(k8s, standby, "gregor_operator_leader") == 0
+    # A CRD that a newer operator applied (as after a rollback of the
+    # chart) is left as it is by the pod replacing the leader's.
+    newer = "kafkausers.gregor.dev"
+    k8s.kubectl("annotate", "crd", newer, "--overwrite", "gregor.dev/operator-version=999.0.0")
+    stamped = json.loads(k8s.kubectl("get", "crd", newer, "-o", "json").stdout)["metadata"]["resourceVersion"]
     k8s.kubectl("delete", "pod", "-n", "gregor-system", leader, "--wait=false")
     gone = time.monotonic()
     successor = wait_for("another replica to take the lease",
                          lambda: (lease_holder(k8s) or leader) != leader and lease_holder(k8s), cp=k8s)
     print(f"\noperator leadership moved in {time.monotonic() - gone:.0f} s")
     assert metric(k8s, successor, "gregor_operator_leader") == 1
+    [replacement] = wait_for("the leader's pod to be replaced and ready", lambda: [
+        p["metadata"]["name"] for p in operator_pods(k8s) if p["metadata"]["name"] not in (leader, standby)
+        and condition(p, "Ready") and condition(p, "Ready")["status"] == "True"], cp=k8s)
+    said = [line for line in container_log(k8s, "gregor-system", replacement).splitlines()
+            if "leaving the CRD as it is" in line]
+    assert len(said) == 1 and f"crd={newer}" in said[0] and "cluster=999.0.0" in said[0], said
+    assert json.loads(k8s.kubectl("get", "crd", newer, "-o", "json").stdout)["metadata"]["resourceVersion"] \
+        == stamped
+    k8s.kubectl("annotate", "crd", newer, "--overwrite", f"gregor.dev/operator-version={VERSION}")
     # Watching listed namespaces only: Roles there, nothing cluster-wide
-    # but reading nodes.
+    # but reading nodes and applying the operator's own CRDs (those in
+    # crds/, by name).
     rendered = k8s.helm("template", "g", ROOT / "charts" / "gregor-operator", "--kube-version", "1.34.4",
                         "--set", "watchNamespaces={a,b}").stdout
     kinds = [(d["kind"], d["metadata"].get("namespace")) for d in yaml.safe_load_all(rendered) if d]
     assert ("Role", "a") in kinds and ("Role", "b") in kinds and ("ClusterRole", None) in kinds, kinds
     cluster_roles = [d for d in yaml.safe_load_all(rendered) if d and d["kind"] == "ClusterRole"]
-    assert [r["resources"] for d in cluster_roles for r in d["rules"]] == [["nodes"]], cluster_roles
+    assert sorted(((r["resources"], r.get("resourceNames")) for d in cluster_roles for r in d["rules"]),
+                  key=str) == [
+        (["customresourcedefinitions"], [c["metadata"]["name"] for c in crd_files(ROOT / "crds")]),
+        (["nodes"], None)], cluster_roles
     assert "--namespace=a" in rendered and "--namespace=b" in rendered
+    # Without crds.apply, neither the flag nor the permission.
+    rendered = k8s.helm("template", "g", ROOT / "charts" / "gregor-operator", "--kube-version", "1.34.4",
+                        "--set", "crds.apply=false").stdout
+    assert "--apply-crds" not in rendered and "customresourcedefinitions" not in rendered
     # Least privilege: the operator's service account may manage its own
     # resources and delete pods, read and write Secrets by name (the
     # certificates and users' credentials) but not list or delete them,
@@ -270,6 +438,10 @@ def test_chart_installs_the_operator_and_its_crds(k8s):
     assert can("delete", "secrets", "-n", NS) == "no"
     assert can("delete", "statefulsets", "-n", NS) == "no"
     assert can("create", "deployments", "-n", NS) == "no"
+    assert can("patch", "customresourcedefinitions/kafkaclusters.gregor.dev") == "yes"
+    assert can("create", "customresourcedefinitions/kafkausers.gregor.dev") == "yes"
+    assert can("delete", "customresourcedefinitions/kafkaclusters.gregor.dev") == "no"
+    assert can("patch", "customresourcedefinitions/certificates.cert-manager.io") == "no"
 
 
 def test_invalid_manifests_are_rejected_or_reported(k8s):
@@ -368,7 +540,6 @@ def golden_check(k8s, kind, name):
 
 
 def test_example_cluster_becomes_exactly_its_objects(k8s):
-    started = time.monotonic()
     k8s.kubectl("apply", "-n", NS, "-f", ROOT / "examples" / "kafka-cluster.yaml")
     wait_for("the StatefulSet", lambda: get(k8s, "statefulset", "demo-broker"), cp=k8s)
     for kind, name in [
@@ -405,8 +576,6 @@ def test_example_cluster_becomes_exactly_its_objects(k8s):
         "demo-broker-0-external", "demo-broker-1-external", "demo-broker-2-external"])
 
     wait_condition(k8s, "kafkacluster", "demo", "Ready", timeout=180)
-    # Reported in README (not asserted): apply to Ready on this machine.
-    print(f"\nKafkaCluster demo: applied to Ready in {time.monotonic() - started:.1f} s")
     assert {get(k8s, "pod", f"demo-broker-{i}")["spec"]["containers"][0]["image"] for i in range(3)} \
         == {BROKER_IMAGE}
     kc = get(k8s, "kafkacluster", "demo")
@@ -801,16 +970,7 @@ def test_spec_change_rolls_brokers_one_at_a_time(k8s):
     controller, _ = describe_cluster(k8s)
     topics_tool(k8s, "--create", "--topic", "roll", "--partitions", "3", "--replication-factor", "3")
     # An idempotent acks=all producer writes throughout the roll.
-    producer_config = k8s.dir / "roll-producer.properties"
-    producer_config.write_text(DURABLE_PRODUCER)
-    acks = k8s.dir / "roll-producer.out"
-    producer = subprocess.Popen(
-        k8s.cluster.net.client() + java_command(
-            "kafka-verifiable-producer", "--bootstrap-server", BOOTSTRAP, "--topic", "roll",
-            "--max-messages", 100000, "--throughput", 200, "--producer.config", producer_config),
-        stdout=open(acks, "w"), stderr=subprocess.DEVNULL)
-    wait_for("the producer to get going", lambda: len(producer_events(acks, "producer_send_success")) > 200,
-             cp=k8s)
+    producer, acks = durable_producer(k8s, "roll")
     # A setting, and rack awareness from the node's zone label: a broker
     # started before the operator has annotated its pod with the rack
     # refuses to start and is restarted by the kubelet.
@@ -852,8 +1012,7 @@ def test_spec_change_rolls_brokers_one_at_a_time(k8s):
     down_seen = []
     while time.monotonic() < deadline:
         pods = {i: get(k8s, "pod", f"demo-broker-{i}") for i in range(3)}
-        down = [i for i, p in pods.items() if p is None or p["metadata"].get("deletionTimestamp")
-                or condition(p, "Ready") is None or condition(p, "Ready")["status"] != "True"]
+        down = brokers_down(pods)
         assert len(down) <= 1, f"brokers {down} down at once"
         if down and (not down_seen or down_seen[-1] != down[0]):
             down_seen.append(down[0])
@@ -889,15 +1048,7 @@ def test_spec_change_rolls_brokers_one_at_a_time(k8s):
     assert described.count("Isr: ") == 3, described
 
     # Nothing the producer was told is written went missing or moved.
-    before_stop = len(producer_events(acks, "producer_send_success"))
-    wait_for("the producer to write after the roll", lambda: len(
-        producer_events(acks, "producer_send_success")) > before_stop + 200, cp=k8s)
-    producer.send_signal(signal.SIGTERM)
-    producer.wait(timeout=60)
-    acked = producer_events(acks, "producer_send_success")
-    stored = read_stored(BOOTSTRAP, "roll", len(acked), prefix=k8s.cluster.net.client())
-    for e in acked:
-        assert stored.get(e["value"]) == (e["partition"], e["offset"]), e
+    nothing_acknowledged_is_lost(k8s, producer, acks, "roll")
     started = time.monotonic()
     clients_outside_use_load_balancers_and_node_names(k8s)
     # Reported in the summary of the change (not asserted).

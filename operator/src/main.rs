@@ -2,7 +2,8 @@
 //! and `KafkaUser` controllers against the cluster found by the usual
 //! kubeconfig rules (in-cluster service account, or `KUBECONFIG`), once it
 //! holds the leader lease when leader election is on, and serves its
-//! probes and metrics.
+//! probes and metrics. With `--apply-crds` it first brings the cluster's
+//! CRDs to its own version.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -64,6 +65,11 @@ struct Args {
     /// acting; a replica that loses the lease exits.
     #[arg(long)]
     leader_election: bool,
+    /// Apply this version's CRDs at start (server-side apply), unless the
+    /// cluster's come from a newer operator, and start once they are
+    /// established. Needs get, create and patch on the CRDs.
+    #[arg(long)]
+    apply_crds: bool,
 }
 
 /// Seconds the leader lease lasts without a renewal, and how long before
@@ -102,6 +108,14 @@ async fn run(args: Args) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // Before the probes are served: a replica is ready once the CRDs it
+    // needs are, so `helm upgrade --wait` returns with them upgraded.
+    if args.apply_crds {
+        if let Err(e) = gregor_operator::crd::upgrade::apply(&client).await {
+            eprintln!("gregor-operator: cannot apply the CRDs: {e}");
+            return ExitCode::FAILURE;
+        }
+    }
     let ctx = Arc::new(Context {
         client: client.clone(),
         reporter: Reporter {
