@@ -1,12 +1,12 @@
 //! Writes the CRDs generated from the Rust types: `crdgen DIR` writes
-//! `DIR/kafkaclusters.yaml`, `DIR/kafkatopics.yaml` and
-//! `DIR/kafkausers.yaml`; `crdgen --check DIR` fails if those files differ
+//! `DIR/kafkaclusters.yaml`, `DIR/kafkanodepools.yaml`,
+//! `DIR/kafkatopics.yaml` and `DIR/kafkausers.yaml`; `crdgen --check DIR` fails if those files differ
 //! from what the types generate.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use gregor_operator::crd::{KafkaCluster, KafkaTopic, KafkaUser};
+use gregor_operator::crd::{KafkaCluster, KafkaNodePool, KafkaTopic, KafkaUser};
 use kube::CustomResourceExt;
 
 fn main() -> ExitCode {
@@ -21,6 +21,7 @@ fn main() -> ExitCode {
     };
     let crds = [
         ("kafkaclusters.yaml", KafkaCluster::crd()),
+        ("kafkanodepools.yaml", KafkaNodePool::crd()),
         ("kafkatopics.yaml", KafkaTopic::crd()),
         ("kafkausers.yaml", KafkaUser::crd()),
     ];

@@ -25,5 +25,6 @@ pub mod services;
 pub mod statefulset;
 pub mod status;
 pub mod storage;
+pub mod topology;
 pub mod trouble;
 pub mod view;

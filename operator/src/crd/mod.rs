@@ -3,11 +3,13 @@
 
 pub mod cluster;
 pub mod exposure;
+pub mod node_pool;
 pub mod topic;
 pub mod user;
 pub mod validate;
 
 pub use cluster::{KafkaCluster, KafkaClusterSpec, KafkaClusterStatus};
+pub use node_pool::{KafkaNodePool, KafkaNodePoolSpec, KafkaNodePoolStatus, NodeRole};
 pub use topic::{KafkaTopic, KafkaTopicSpec, KafkaTopicStatus};
 pub use user::{KafkaUser, KafkaUserSpec, KafkaUserStatus};
 pub use validate::{validate_cluster, validate_topic, Invalid};
