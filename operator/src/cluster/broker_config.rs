@@ -506,7 +506,7 @@ num.partitions=6
                 broker_properties(
                     &names,
                     spec,
-                    &single(&spec, controllers),
+                    &single(spec, controllers),
                     id,
                     &external.endpoints,
                 )
@@ -912,6 +912,9 @@ num.partitions=6
         }
     }
 
+    /// A change made to a spec.
+    type Change = fn(&mut KafkaClusterSpec);
+
     #[test]
     fn each_pool_rolls_on_what_its_nodes_read() {
         let names_of = |t: &Topology| t.names("demo", "kafka");
@@ -928,7 +931,7 @@ num.partitions=6
         let before = spec();
         let base = digests(&before, 3);
         // (change, controllers roll, brokers roll)
-        let cases: [(&str, fn(&mut KafkaClusterSpec), bool, bool); 4] = [
+        let cases: [(&str, Change, bool, bool); 4] = [
             ("nothing", |_| {}, false, false),
             (
                 "a client listener's port",

@@ -217,7 +217,7 @@ pub fn statefulset(
         metadata: names.meta(names.pool_statefulset(&pool.name), owner),
         spec: Some(StatefulSetSpec {
             replicas: Some(pool.desired),
-            ordinals: topology.pooled.then(|| StatefulSetOrdinals {
+            ordinals: topology.pooled.then_some(StatefulSetOrdinals {
                 start: Some(pool.first_id),
             }),
             service_name: Some(names.headless()),

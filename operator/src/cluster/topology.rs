@@ -518,8 +518,11 @@ mod tests {
         }
     }
 
-    /// Each pool's (name, first id, desired, current) and the voters.
-    fn shape(t: &Topology) -> (Vec<(&str, i32, i32, i32)>, Vec<i32>) {
+    /// A pool's name, first id, desired and current size.
+    type PoolShape<'a> = (&'a str, i32, i32, i32);
+
+    /// Each pool's shape and the voters.
+    fn shape(t: &Topology) -> (Vec<PoolShape<'_>>, Vec<i32>) {
         let pools = t
             .pools
             .iter()
