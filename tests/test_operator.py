@@ -189,7 +189,7 @@ def topics_tool(cp, *args, check=True, bootstrap=BOOTSTRAP):
     return proc
 
 
-def describe_cluster(cp):
+def describe_cluster(cp, bootstrap=BOOTSTRAP):
     """(active controller, {broker id: rack}) as librdkafka's
     DescribeCluster reports them, asked from the pod network. Right after
     a broker restarts, the cluster DNS may still hand out its old pod
@@ -197,7 +197,7 @@ def describe_cluster(cp):
     gets more than that to reach the controller."""
     import sys
     code = ("import json; from confluent_kafka.admin import AdminClient; "
-            f"a = AdminClient({{'bootstrap.servers': '{BOOTSTRAP}'}}); "
+            f"a = AdminClient({{'bootstrap.servers': '{bootstrap}'}}); "
             "d = a.describe_cluster(request_timeout=90).result(); "
             "print(json.dumps([d.controller.id, [[n.id, n.rack] for n in d.nodes]]))")
     proc = subprocess.run(cp.cluster.net.client() + [sys.executable, "-c", code],
@@ -1225,6 +1225,104 @@ def test_deleting_the_cluster_removes_what_it_owns(k8s):
             cp=k8s)
     wait_for("the broker pods to stop", lambda: k8s.kubectl(
         "get", "pods", "-n", NS, "-o", "name").stdout.strip() == "", timeout=180, cp=k8s)
+
+
+def test_node_pools_scale_brokers_and_leave_the_controllers_alone(k8s):
+    """A cluster of node pools, Strimzi style: three dedicated controllers
+    (process.roles=controller, no client listener) and three brokers, each
+    pool its own StatefulSet whose pod ordinals are node ids. The broker
+    pool is scaled with `kubectl scale` (the scale subresource) to four
+    while an acks=all producer writes: the balancer moves replicas onto
+    the new broker; back to three, the broker going is drained first.
+    Nothing acknowledged is lost, and the controllers' pods are never
+    restarted."""
+    # The example, renamed, on emptyDir volumes (the nodes' local volumes
+    # are spoken for by the tests before).
+    docs = list(yaml.safe_load_all((ROOT / "examples" / "kafka-node-pools.yaml").read_text()))
+    for d in docs:
+        if d["kind"] == "KafkaCluster":
+            d["metadata"]["name"] = "pooled"
+        else:
+            d["metadata"]["labels"]["gregor.dev/cluster"] = "pooled"
+            d["spec"]["storage"] = {"type": "ephemeral",
+                                    "size": "256Mi" if d["metadata"]["name"] == "controllers" else "1Gi"}
+    k8s.kubectl("apply", "-n", NS, "-f", "-", input="\n---\n".join(json.dumps(d) for d in docs))
+    wait_condition(k8s, "kafkacluster", "pooled", "Ready", timeout=300)
+    controllers = [f"pooled-controllers-{i}" for i in range(3)]
+    brokers = [1000, 1001, 1002]
+    bootstrap = f"pooled-plain-bootstrap.{NS}.svc:9092"
+    pools = {p["name"]: p for p in get(k8s, "kafkacluster", "pooled")["status"]["nodePools"]}
+    assert (pools["controllers"]["nodeIds"], pools["brokers"]["nodeIds"]) == ([0, 1, 2], brokers), pools
+    assert get(k8s, "kafkanodepool", "brokers")["status"]["nodeIds"] == brokers
+    # Only the brokers register, serve clients and sit behind the
+    # bootstrap Service; a controller has its controller port and probes.
+    _, racks = describe_cluster(k8s, bootstrap)
+    assert sorted(racks) == brokers, racks
+    controller_pod = get(k8s, "pod", controllers[0])["spec"]
+    ports = [p["name"] for p in controller_pod["containers"][0]["ports"]]
+    assert ports == ["controller", "http"], ports
+    data = next(v for v in controller_pod["volumes"] if v["name"] == "data")
+    assert data["emptyDir"]["sizeLimit"] == "256Mi", data
+    assert controller_pod["containers"][0]["resources"]["limits"]["memory"] == "256Mi"
+    assert "process.roles=controller\n" in get(k8s, "configmap", "pooled-config")["data"][
+        "pooled-controllers-0.properties"]
+    selector = get(k8s, "service", "pooled-plain-bootstrap")["spec"]["selector"]
+    assert selector.get("gregor.dev/broker-role") == "true", selector
+    untouched = {c: (get(k8s, "pod", c)["metadata"]["uid"],
+                     get(k8s, "pod", c)["status"]["containerStatuses"][0]["restartCount"])
+                 for c in controllers}
+
+    topics_tool(k8s, "--create", "--topic", "pooled", "--partitions", "6", "--replication-factor", "3",
+                bootstrap=bootstrap)
+    producer_config = k8s.dir / "pooled-producer.properties"
+    producer_config.write_text(DURABLE_PRODUCER)
+    acks = k8s.dir / "pooled-producer.out"
+    producer = subprocess.Popen(
+        k8s.cluster.net.client() + java_command(
+            "kafka-verifiable-producer", "--bootstrap-server", bootstrap, "--topic", "pooled",
+            "--max-messages", 100000, "--throughput", 50, "--producer.config", producer_config),
+        stdout=open(acks, "w"), stderr=subprocess.DEVNULL)
+    try:
+        wait_for("the producer to get going",
+                 lambda: len(producer_events(acks, "producer_send_success")) > 50, cp=k8s)
+        k8s.kubectl("scale", "kafkanodepool", "brokers", "-n", NS, "--replicas", "4")
+
+        def balanced():
+            r = get(k8s, "kafkacluster", "pooled")["status"].get("rebalance") or {}
+            return r if r.get("state") == "Balanced" and r.get("brokers") == 4 else None
+        rebalance = wait_for("the rebalance onto broker 1003", balanced, timeout=300, cp=k8s)
+        assert rebalance["planned"] > 0 and rebalance["done"] == rebalance["planned"], rebalance
+        placement = {line.split("Partition: ")[1].split()[0]: line.split("Replicas: ")[1].split()[0]
+                     for line in topics_tool(k8s, "--describe", "--topic", "pooled",
+                                             bootstrap=bootstrap).stdout.splitlines()
+                     if "Replicas: " in line}
+        assert any("1003" in r.split(",") for r in placement.values()), placement
+        assert get(k8s, "kafkanodepool", "brokers")["status"]["replicas"] == 4
+        before = len(producer_events(acks, "producer_send_success"))
+        wait_for("the producer to write after the rebalance", lambda: len(
+            producer_events(acks, "producer_send_success")) > before + 50, cp=k8s)
+    finally:
+        producer.send_signal(signal.SIGTERM)
+        producer.wait(timeout=60)
+    acked = producer_events(acks, "producer_send_success")
+    stored = read_stored(bootstrap, "pooled", len(acked), prefix=k8s.cluster.net.client())
+    for e in acked:
+        assert stored.get(e["value"]) == (e["partition"], e["offset"]), e
+
+    # Back to three: broker 1003 is drained, then its pod goes.
+    k8s.kubectl("scale", "kafkanodepool", "brokers", "-n", NS, "--replicas", "3")
+    wait_for("the broker pool to shrink", lambda: get(k8s, "statefulset", "pooled-brokers")["spec"][
+        "replicas"] == 3 and get(k8s, "pod", "pooled-brokers-1003") is None, timeout=300, cp=k8s)
+    described = topics_tool(k8s, "--describe", "--topic", "pooled", bootstrap=bootstrap).stdout
+    assert "1003" not in described, described
+    assert any(r == "Draining" for r, _ in events(k8s, "pooled")), events(k8s, "pooled")
+    wait_condition(k8s, "kafkacluster", "pooled", "Ready", timeout=180)
+    # Neither growing nor shrinking the brokers touched a controller.
+    assert {c: (get(k8s, "pod", c)["metadata"]["uid"],
+                get(k8s, "pod", c)["status"]["containerStatuses"][0]["restartCount"])
+            for c in controllers} == untouched
+    k8s.kubectl("delete", "kafkacluster", "pooled", "-n", NS, "--timeout", "120s")
+    k8s.kubectl("delete", "kafkanodepool", "controllers", "brokers", "-n", NS)
 
 
 @pytest.fixture(scope="module")
