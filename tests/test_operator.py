@@ -34,6 +34,7 @@ from load_balancer import CLASS as LB_CLASS, LoadBalancers
 from node import Cluster, Network
 from podsecurity import enforcing_namespace
 from release import BROKER_IMAGE, OPERATOR_IMAGE
+from volumes import CLASS as GROWING_CLASS, GrowingVolumes
 
 GOLDEN = ROOT / "tests" / "golden" / "operator"
 NS = "kafka"
@@ -52,11 +53,14 @@ def k8s(tmp_path_factory):
     cluster = Cluster(cp, net, f"/tmp/gk-{net.tag}", nodes=3)
     cp.cluster = cluster
     cp.load_balancers = None
+    cp.volumes = None
     try:
         cp.start()
         cluster.start([BROKER_IMAGE, OPERATOR_IMAGE])
         # The cloud's load balancers, for LoadBalancer listeners.
         cp.load_balancers = LoadBalancers(cp, net, NS)
+        # And its disks, which can grow.
+        cp.volumes = GrowingVolumes(cp, cluster)
         enforcing_namespace(cp, "gregor-system")
         enforcing_namespace(cp, NS)
         cp.helm("install", "gregor", CHART, "--namespace", "gregor-system",
@@ -69,6 +73,8 @@ def k8s(tmp_path_factory):
             "get", "ns", "gregor-system", check=False).returncode == 0 else "")
         if cp.load_balancers is not None:
             cp.load_balancers.stop()
+        if cp.volumes is not None:
+            cp.volumes.stop()
         cluster.stop()
         cp.stop()
         net.close()
@@ -102,18 +108,24 @@ def lease_holder(cp):
     return json.loads(lease.stdout)["spec"].get("holderIdentity") if lease.returncode == 0 else None
 
 
-def metric(cp, pod, name):
-    """The value of metric `name` (no labels) that operator pod `pod`
-    serves, read from the pod network."""
+def scrape(cp, pod, namespace="gregor-system", port=8080):
+    """The metrics that pod `pod` (by default an operator's) serves,
+    read from the pod network."""
     # A pod that just took the lease may not have its address in status yet.
     ip = wait_for(f"{pod}'s address", lambda: cp.kubectl(
-        "get", "pod", "-n", "gregor-system", pod, "-o", "jsonpath={.status.podIP}").stdout, cp=cp)
+        "get", "pod", "-n", namespace, pod, "-o", "jsonpath={.status.podIP}").stdout, cp=cp)
 
     def scraped():
         return subprocess.run(cp.cluster.net.client() + [
-            sys.executable, "-c", f"import urllib.request; print(urllib.request.urlopen('http://{ip}:8080/metrics',"
+            sys.executable, "-c", f"import urllib.request; print(urllib.request.urlopen('http://{ip}:{port}/metrics',"
                                   " timeout=10).read().decode())"], capture_output=True, text=True).stdout
-    text = wait_for(f"{pod}'s metrics", scraped, timeout=30, cp=cp)
+    return wait_for(f"{pod}'s metrics", scraped, timeout=30, cp=cp)
+
+
+def metric(cp, pod, name, **where):
+    """The value of metric `name` (no labels) that pod `pod` serves (see
+    `scrape`)."""
+    text = scrape(cp, pod, **where)
     return next(float(line.split()[1]) for line in text.splitlines() if line.split(" ")[0] == name)
 
 
@@ -1115,11 +1127,14 @@ def small_cluster(name, spec):
                      "storage": {"type": "persistent-claim", "size": "1Gi"}, **spec}}
 
 
-def test_brokers_run_under_an_assigned_user_and_a_read_only_root(k8s):
+def test_brokers_run_under_an_assigned_user_on_disks_that_grow(k8s):
     """The broker runs as its image's user, with a read-only root and its
     data owned by the pod's fsGroup; a cluster whose template assigns
     other ids, as OpenShift does, works just as well (and is restarted by
-    hand through the roller)."""
+    hand through the roller). That cluster keeps its data on two disks
+    (JBOD) of a class that can grow: the broker spreads its partitions
+    over both, and a larger size for one disk grows each broker's claim
+    of it while the broker keeps serving."""
     node, container_id = k8s.cluster.node_of(NS, "demo-broker-0")
     pid = node.task_pid(container_id)
     status = Path(f"/proc/{pid}/status").read_text()
@@ -1130,9 +1145,11 @@ def test_brokers_run_under_an_assigned_user_and_a_read_only_root(k8s):
     assert Path(f"/proc/{pid}/root/var/lib/gregor/data").stat().st_gid == 65532
 
     uid = 1000650000
-    k8s.kubectl("apply", "-f", "-", input=json.dumps(small_cluster("assigned", {"template": {
-        "securityContext": {"runAsNonRoot": True, "runAsUser": uid, "fsGroup": uid,
-                            "seccompProfile": {"type": "RuntimeDefault"}}}})))
+    disks = [{"id": i, "type": "persistent-claim", "size": "1Gi", "class": GROWING_CLASS} for i in range(2)]
+    k8s.kubectl("apply", "-f", "-", input=json.dumps(small_cluster("assigned", {
+        "storage": {"type": "jbod", "volumes": disks},
+        "template": {"securityContext": {"runAsNonRoot": True, "runAsUser": uid, "fsGroup": uid,
+                                         "seccompProfile": {"type": "RuntimeDefault"}}}})))
     wait_condition(k8s, "kafkacluster", "assigned", "Ready", timeout=180)
     # A restart asked for by hand goes through the roller, and the
     # annotation asking for it goes.
@@ -1146,17 +1163,67 @@ def test_brokers_run_under_an_assigned_user_and_a_read_only_root(k8s):
         "annotations", {})
     wait_condition(k8s, "kafkacluster", "assigned", "Ready", timeout=180)
     node, container_id = k8s.cluster.node_of(NS, "assigned-broker-0")
-    assert f"\nUid:\t{uid}\t" in Path(f"/proc/{node.task_pid(container_id)}/status").read_text()
+    pid = node.task_pid(container_id)
+    assert f"\nUid:\t{uid}\t" in Path(f"/proc/{pid}/status").read_text()
     values = [f"assigned-{i}" for i in range(10)]
     bootstrap = f"assigned-plain-bootstrap.{NS}.svc:9092"
-    topics_tool(k8s, "--create", "--topic", "assigned", "--partitions", "1", "--replication-factor", "1",
+    topics_tool(k8s, "--create", "--topic", "assigned", "--partitions", "4", "--replication-factor", "1",
                 bootstrap=bootstrap)
-    subprocess.run(k8s.cluster.net.client() + java_command(
-        "kafka-console-producer", "--bootstrap-server", bootstrap, "--topic", "assigned",
-        "--producer-property", "acks=all"), input="\n".join(values) + "\n", text=True,
-        capture_output=True, timeout=120, check=True)
-    stored = read_stored(bootstrap, "assigned", len(values), prefix=k8s.cluster.net.client())
-    assert sorted(stored) == sorted(values)
+
+    def produce(values):
+        subprocess.run(k8s.cluster.net.client() + java_command(
+            "kafka-console-producer", "--bootstrap-server", bootstrap, "--topic", "assigned",
+            "--producer-property", "acks=all"), input="\n".join(values) + "\n", text=True,
+            capture_output=True, timeout=120, check=True)
+    produce(values)
+    # Each disk is a claim of the class, mounted where the broker's log
+    # directories are, and holds two of the four partitions.
+    for i in range(2):
+        claim = get(k8s, "persistentvolumeclaim", f"data-{i}-assigned-broker-0")
+        assert claim["spec"]["storageClassName"] == GROWING_CLASS and claim["status"]["phase"] == "Bound", claim
+        log = Path(f"/proc/{pid}/root/var/lib/gregor/data-{i}/log")
+        assert log.stat().st_gid == uid
+        assert len([p for p in log.iterdir() if p.name.startswith("assigned-")]) == 2, list(log.iterdir())
+    # One disk grows: its claim is asked for more, the class grows it,
+    # and the StatefulSet and the broker are left as they are.
+    before = get(k8s, "statefulset", "assigned-broker")["metadata"]["generation"]
+    running = get(k8s, "pod", "assigned-broker-0")["metadata"]["uid"]
+    disks[1]["size"] = "2Gi"
+    k8s.kubectl("patch", "kafkacluster", "assigned", "-n", NS, "--type", "merge",
+                "-p", json.dumps({"spec": {"storage": {"type": "jbod", "volumes": disks}}}))
+    wait_for("the second disk to grow", lambda: (get(k8s, "persistentvolumeclaim", "data-1-assigned-broker-0")
+                                                 ["status"]["capacity"]["storage"] == "2Gi"), cp=k8s)
+    grown = k8s.volumes.grown
+    assert grown == [("data-1-assigned-broker-0", "2Gi")], grown
+    assert not k8s.volumes.errors, k8s.volumes.errors
+    assert any("asked for 2Gi on claim data-1-assigned-broker-0" in m
+               for _, m in events(k8s, "assigned", "ExpandingStorage"))
+    ready = wait_condition(k8s, "kafkacluster", "assigned", "Ready")
+    assert get(k8s, "kafkacluster", "assigned")["status"]["observedGeneration"] == get(
+        k8s, "kafkacluster", "assigned")["metadata"]["generation"], ready
+    assert get(k8s, "statefulset", "assigned-broker")["metadata"]["generation"] == before
+    assert get(k8s, "pod", "assigned-broker-0")["metadata"]["uid"] == running
+    # A disk added to a running cluster cannot be: said, and the rest of
+    # the change applied over the disks the broker has (a new setting, in
+    # the brokers' files and a new pod template; a lone broker's topics
+    # have no replica to spare, so the restart waits for the user, as
+    # status says).
+    k8s.kubectl("patch", "kafkacluster", "assigned", "-n", NS, "--type", "merge",
+                "-p", json.dumps({"spec": {"config": {"log.retention.hours": 100}, "storage": {
+                    "type": "jbod", "volumes": disks + [{"id": 2, "size": "1Gi", "class": GROWING_CLASS}]}}}))
+    refused = wait_condition(k8s, "kafkacluster", "assigned", "Degraded", reason="ApplyFailed")
+    assert "storage.volumes cannot be added or removed" in refused["message"], refused
+    config = get(k8s, "configmap", "assigned-config")["data"]["assigned-broker-0.properties"]
+    assert "log.retention.hours=100" in config, config
+    assert "log.dirs=/var/lib/gregor/data-0/log,/var/lib/gregor/data-1/log" in config, config
+    sts = get(k8s, "statefulset", "assigned-broker")
+    assert sts["metadata"]["generation"] > before, sts["metadata"]
+    assert [c["metadata"]["name"] for c in sts["spec"]["volumeClaimTemplates"]] == ["data-0", "data-1"], sts
+    wait_for("the restart to be said to wait", lambda: events(k8s, "assigned", "RestartBlocked"), cp=k8s)
+    more = values + [f"assigned-more-{i}" for i in range(10)]
+    produce(more[len(values):])
+    stored = read_stored(bootstrap, "assigned", len(more), prefix=k8s.cluster.net.client())
+    assert sorted(stored) == sorted(more)
     k8s.kubectl("delete", "kafkacluster", "assigned", "-n", NS, "--timeout", "120s")
 
 
@@ -1228,24 +1295,29 @@ def test_deleting_the_cluster_removes_what_it_owns(k8s):
 
 
 def test_node_pools_scale_brokers_and_leave_the_controllers_alone(k8s):
-    """A cluster of node pools, Strimzi style: three dedicated controllers
-    (process.roles=controller, no client listener) and three brokers, each
-    pool its own StatefulSet whose pod ordinals are node ids. The broker
-    pool is scaled with `kubectl scale` (the scale subresource) to four
-    while an acks=all producer writes: the balancer moves replicas onto
-    the new broker; back to three, the broker going is drained first.
-    Nothing acknowledged is lost, and the controllers' pods are never
-    restarted."""
-    # The example, renamed, on emptyDir volumes (the nodes' local volumes
-    # are spoken for by the tests before).
+    """A cluster of node pools, Strimzi style (the example): three
+    dedicated controllers (process.roles=controller, no client listener,
+    small resources, one small disk) and three brokers (more resources,
+    two disks each), each pool its own StatefulSet whose pod ordinals are
+    node ids. The controllers are the quorum and hold no partition. The
+    broker pool is scaled with `kubectl scale` (the scale subresource) to
+    four while an acks=all producer writes: the balancer moves replicas
+    onto the new broker; back to three, the broker going is drained
+    first. Nothing acknowledged is lost, a broker disk grows in place, and
+    the controllers' pods are never restarted."""
+    # The example, renamed, on disks of the class that grows.
     docs = list(yaml.safe_load_all((ROOT / "examples" / "kafka-node-pools.yaml").read_text()))
     for d in docs:
         if d["kind"] == "KafkaCluster":
             d["metadata"]["name"] = "pooled"
+            continue
+        d["metadata"]["labels"]["gregor.dev/cluster"] = "pooled"
+        if d["metadata"]["name"] == "controllers":
+            d["spec"]["storage"] = {"type": "persistent-claim", "size": "256Mi", "class": GROWING_CLASS,
+                                    "deleteClaim": True}
         else:
-            d["metadata"]["labels"]["gregor.dev/cluster"] = "pooled"
-            d["spec"]["storage"] = {"type": "ephemeral",
-                                    "size": "256Mi" if d["metadata"]["name"] == "controllers" else "1Gi"}
+            d["spec"]["storage"] = {"type": "jbod", "deleteClaim": True, "volumes": [
+                {"id": i, "size": "1Gi", "class": GROWING_CLASS} for i in range(2)]}
     k8s.kubectl("apply", "-n", NS, "-f", "-", input="\n---\n".join(json.dumps(d) for d in docs))
     wait_condition(k8s, "kafkacluster", "pooled", "Ready", timeout=300)
     controllers = [f"pooled-controllers-{i}" for i in range(3)]
@@ -1255,19 +1327,34 @@ def test_node_pools_scale_brokers_and_leave_the_controllers_alone(k8s):
     assert (pools["controllers"]["nodeIds"], pools["brokers"]["nodeIds"]) == ([0, 1, 2], brokers), pools
     assert get(k8s, "kafkanodepool", "brokers")["status"]["nodeIds"] == brokers
     # Only the brokers register, serve clients and sit behind the
-    # bootstrap Service; a controller has its controller port and probes.
+    # bootstrap Service; a controller has its controller port and probes,
+    # its pool's resources and its one disk.
     _, racks = describe_cluster(k8s, bootstrap)
     assert sorted(racks) == brokers, racks
     controller_pod = get(k8s, "pod", controllers[0])["spec"]
     ports = [p["name"] for p in controller_pod["containers"][0]["ports"]]
     assert ports == ["controller", "http"], ports
-    data = next(v for v in controller_pod["volumes"] if v["name"] == "data")
-    assert data["emptyDir"]["sizeLimit"] == "256Mi", data
     assert controller_pod["containers"][0]["resources"]["limits"]["memory"] == "256Mi"
-    assert "process.roles=controller\n" in get(k8s, "configmap", "pooled-config")["data"][
-        "pooled-controllers-0.properties"]
+    assert get(k8s, "pod", "pooled-brokers-1000")["spec"]["containers"][0]["resources"]["limits"][
+        "memory"] == "1Gi"
+    files = get(k8s, "configmap", "pooled-config")["data"]
+    voters = ("controller.quorum.voters=" + ",".join(
+        f"{i}@pooled-controllers-{i}.pooled-brokers.{NS}.svc:9090" for i in range(3)) + "\n")
+    controller_file, broker_file = files["pooled-controllers-0.properties"], files["pooled-brokers-1000.properties"]
+    assert "process.roles=controller\n" in controller_file and voters in controller_file, controller_file
+    assert "log.dirs=/var/lib/gregor/data\n" in controller_file, controller_file
+    assert "process.roles=broker\n" in broker_file and voters in broker_file, broker_file
+    assert "log.dirs=/var/lib/gregor/data-0/log,/var/lib/gregor/data-1/log\n" in broker_file, broker_file
+    for claim in ["data-pooled-controllers-0", "data-0-pooled-brokers-1000", "data-1-pooled-brokers-1000"]:
+        assert get(k8s, "persistentvolumeclaim", claim)["status"]["phase"] == "Bound", claim
     selector = get(k8s, "service", "pooled-plain-bootstrap")["spec"]["selector"]
     assert selector.get("gregor.dev/broker-role") == "true", selector
+    # The quorum is the controllers: every node names one of them active,
+    # and a controller holds no partition.
+    active = {metric(k8s, pod, "gregor_active_controller", namespace=NS, port=9644)
+              for pod in controllers + ["pooled-brokers-1000"]}
+    assert len(active) == 1 and active <= {0, 1, 2}, active
+    assert "gregor_partition_replicas" not in scrape(k8s, controllers[0], namespace=NS, port=9644)
     untouched = {c: (get(k8s, "pod", c)["metadata"]["uid"],
                      get(k8s, "pod", c)["status"]["containerStatuses"][0]["restartCount"])
                  for c in controllers}
@@ -1292,11 +1379,6 @@ def test_node_pools_scale_brokers_and_leave_the_controllers_alone(k8s):
             return r if r.get("state") == "Balanced" and r.get("brokers") == 4 else None
         rebalance = wait_for("the rebalance onto broker 1003", balanced, timeout=300, cp=k8s)
         assert rebalance["planned"] > 0 and rebalance["done"] == rebalance["planned"], rebalance
-        placement = {line.split("Partition: ")[1].split()[0]: line.split("Replicas: ")[1].split()[0]
-                     for line in topics_tool(k8s, "--describe", "--topic", "pooled",
-                                             bootstrap=bootstrap).stdout.splitlines()
-                     if "Replicas: " in line}
-        assert any("1003" in r.split(",") for r in placement.values()), placement
         assert get(k8s, "kafkanodepool", "brokers")["status"]["replicas"] == 4
         before = len(producer_events(acks, "producer_send_success"))
         wait_for("the producer to write after the rebalance", lambda: len(
@@ -1304,6 +1386,10 @@ def test_node_pools_scale_brokers_and_leave_the_controllers_alone(k8s):
     finally:
         producer.send_signal(signal.SIGTERM)
         producer.wait(timeout=60)
+    placement = topics_tool(k8s, "--describe", "--topic", "pooled", bootstrap=bootstrap).stdout
+    replicas = {int(r) for line in placement.splitlines() if "Replicas: " in line
+                for r in line.split("Replicas: ")[1].split()[0].split(",")}
+    assert replicas == {1000, 1001, 1002, 1003}, placement
     acked = producer_events(acks, "producer_send_success")
     stored = read_stored(bootstrap, "pooled", len(acked), prefix=k8s.cluster.net.client())
     for e in acked:
@@ -1317,6 +1403,19 @@ def test_node_pools_scale_brokers_and_leave_the_controllers_alone(k8s):
     assert "1003" not in described, described
     assert any(r == "Draining" for r, _ in events(k8s, "pooled")), events(k8s, "pooled")
     wait_condition(k8s, "kafkacluster", "pooled", "Ready", timeout=180)
+
+    # A broker disk grows in place: each broker's claim of it, no restart.
+    running = {b: get(k8s, "pod", f"pooled-brokers-{b}")["metadata"]["uid"] for b in brokers}
+    grown = [{"id": i, "size": f"{i + 1}Gi", "class": GROWING_CLASS} for i in range(2)]
+    k8s.kubectl("patch", "kafkanodepool", "brokers", "-n", NS, "--type", "merge", "-p", json.dumps(
+        {"spec": {"storage": {"type": "jbod", "deleteClaim": True, "volumes": grown}}}))
+    wait_for("the brokers' second disks to grow", lambda: all(
+        get(k8s, "persistentvolumeclaim", f"data-1-pooled-brokers-{b}")["status"]["capacity"]["storage"] == "2Gi"
+        for b in brokers), cp=k8s)
+    assert sorted(c for c, _ in k8s.volumes.grown if "pooled" in c) == [
+        f"data-1-pooled-brokers-{b}" for b in brokers], k8s.volumes.grown
+    wait_condition(k8s, "kafkacluster", "pooled", "Ready", timeout=180)
+    assert {b: get(k8s, "pod", f"pooled-brokers-{b}")["metadata"]["uid"] for b in brokers} == running
     # Neither growing nor shrinking the brokers touched a controller.
     assert {c: (get(k8s, "pod", c)["metadata"]["uid"],
                 get(k8s, "pod", c)["status"]["containerStatuses"][0]["restartCount"])

@@ -7,6 +7,7 @@ pub mod changes;
 pub mod config;
 pub mod name;
 pub mod partition_file;
+pub mod placement;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -18,6 +19,7 @@ use crate::metadata::image::ClusterImage;
 use crate::partition::{Partition, PartitionError};
 use crate::replication::fetcher::Followed;
 use crate::topic::config::TopicDefaults;
+use crate::topic::placement::Placement;
 
 /// Errors of topic administration, mapped to Kafka error codes by handlers.
 #[derive(Debug, thiserror::Error)]
@@ -120,23 +122,10 @@ impl NewTopic {
 /// Every topic, and this broker's replicas.
 pub struct TopicRegistry {
     node_id: i32,
-    log_dirs: Vec<PathBuf>,
+    placement: Placement,
     defaults: TopicDefaults,
     topics: RwLock<BTreeMap<String, Arc<Topic>>>,
     synced: tokio::sync::watch::Sender<u64>,
-}
-
-fn partition_dir(log_dirs: &[PathBuf], topic: &str, index: i32) -> PathBuf {
-    let leaf = format!("{topic}-{index}");
-    log_dirs
-        .iter()
-        .map(|d| d.join(&leaf))
-        .find(|p| p.exists())
-        .unwrap_or_else(|| {
-            // Spread new partitions over the directories.
-            let i = (index as usize) % log_dirs.len().max(1);
-            log_dirs.get(i).unwrap_or(&log_dirs[0]).join(leaf)
-        })
 }
 
 impl TopicRegistry {
@@ -144,7 +133,7 @@ impl TopicRegistry {
     pub fn new(node_id: i32, log_dirs: &[PathBuf], defaults: TopicDefaults) -> Self {
         TopicRegistry {
             node_id,
-            log_dirs: log_dirs.to_vec(),
+            placement: Placement::new(log_dirs),
             defaults,
             topics: RwLock::new(BTreeMap::new()),
             synced: tokio::sync::watch::channel(0).0,
@@ -190,7 +179,7 @@ impl TopicRegistry {
                     (false, Some(gone)) => {
                         gone.retire();
                         tracing::info!(topic = %name, partition = index, "replica moved away; removing its data");
-                        remove_later(&partition_dir(&self.log_dirs, name, index));
+                        self.remove_later(name, index);
                         None
                     }
                     (false, None) => None,
@@ -219,13 +208,22 @@ impl TopicRegistry {
             for (i, p) in old.partitions.iter().enumerate() {
                 if let Some(p) = p {
                     p.retire();
-                    remove_later(&partition_dir(&self.log_dirs, name, i as i32));
+                    self.remove_later(name, i as i32);
                 }
             }
         }
         *self.write() = next;
         self.synced.send_replace(index);
         followed
+    }
+
+    /// Removes the data of this broker's replica of `topic`'s partition
+    /// `index`, if it has any.
+    fn remove_later(&self, topic: &str, index: i32) {
+        if let Some(dir) = self.placement.existing(topic, index) {
+            self.placement.removed(&dir);
+            remove_later(&dir);
+        }
     }
 
     fn open(
@@ -235,7 +233,7 @@ impl TopicRegistry {
         index: i32,
         config: crate::log::LogConfig,
     ) -> Option<Arc<Partition>> {
-        let dir = partition_dir(&self.log_dirs, topic, index);
+        let dir = self.placement.dir_for(topic, index);
         let opened = partition_file::claim(&dir, id)
             .map_err(|e| e.to_string())
             .and_then(|()| {

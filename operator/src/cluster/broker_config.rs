@@ -12,11 +12,8 @@ use crate::crd::validate::{config_value, CONTROLLER_PORT, HTTP_PORT, REPLICATION
 
 use super::names::Names;
 use super::topology::{Pool, Topology};
-use super::{node_address, security};
+use super::{node_address, security, volumes};
 
-/// Where the broker keeps its logs inside the container: a folder of the
-/// data volume, so a fresh volume's `lost+found` is not taken for a topic.
-pub const LOG_DIR: &str = "/var/lib/gregor/data";
 /// Where the ConfigMap is mounted.
 pub const CONFIG_DIR: &str = "/etc/gregor";
 /// Environment variable holding the broker's rack, when rack awareness is on.
@@ -137,7 +134,7 @@ pub fn config_digest(
     // pool has counts.
     let files: String = Kind::in_pool(topology, pool)
         .into_iter()
-        .filter_map(|kind| render(names, spec, topology, &For::StandIn { kind }))
+        .filter_map(|kind| render(names, spec, topology, &For::StandIn { kind, pool }))
         .collect();
     format!("{:08x}", crc32c::crc32c(files.as_bytes()))
 }
@@ -150,9 +147,9 @@ enum For<'a> {
         kind: Kind,
         external: &'a ExternalEndpoints,
     },
-    /// Any node of a kind, with placeholders for its own values: what is
-    /// the same in every file of that kind.
-    StandIn { kind: Kind },
+    /// Any node of a kind in `pool`, with placeholders for its own
+    /// values: what is the same in every file of that kind.
+    StandIn { kind: Kind, pool: &'a Pool },
 }
 
 impl For<'_> {
@@ -179,8 +176,18 @@ impl For<'_> {
 
     fn kind(&self) -> Kind {
         match self {
-            Self::Broker { kind, .. } | Self::StandIn { kind } => *kind,
+            Self::Broker { kind, .. } | Self::StandIn { kind, .. } => *kind,
         }
+    }
+
+    /// The node's `log.dirs`: a directory on each data volume of its
+    /// pool's storage.
+    fn log_dirs(&self, spec: &KafkaClusterSpec, topology: &Topology) -> String {
+        let storage = match self {
+            Self::Broker { id, .. } => topology.pool_of(*id).map(|p| &p.storage),
+            Self::StandIn { pool, .. } => Some(&pool.storage),
+        };
+        volumes::log_dirs(storage.unwrap_or(&spec.storage))
     }
 
     /// The address advertised on external listener `listener`, `None` while
@@ -302,7 +309,7 @@ fn render(
     line("listener.security.protocol.map", &protocols.join(","));
     line("inter.broker.listener.name", "REPLICATION");
     line("http.listener", &format!(":{HTTP_PORT}"));
-    line("log.dirs", LOG_DIR);
+    line("log.dirs", &who.log_dirs(spec, topology));
     line(
         "min.insync.replicas",
         &min_insync(spec, topology.broker_count()).to_string(),
@@ -360,7 +367,7 @@ fn render_controller(
     );
     line("listener.security.protocol.map", "CONTROLLER:SSL");
     line("http.listener", &format!(":{HTTP_PORT}"));
-    line("log.dirs", LOG_DIR);
+    line("log.dirs", &who.log_dirs(spec, topology));
     for (k, v) in security::properties(names, spec, &who.pod(names), false) {
         line(&k, &v);
     }
@@ -910,6 +917,55 @@ num.partitions=6
         ] {
             assert!(broker.contains(&format!("\n{line}\n")), "{line} in {broker}");
         }
+    }
+
+    #[test]
+    fn each_pool_has_a_log_directory_on_each_of_its_volumes() {
+        let s = spec();
+        let pool = |replicas: i32, role: &str, storage: serde_json::Value| {
+            let mut pool = serde_json::json!({"replicas": replicas, "roles": [role]});
+            if !storage.is_null() {
+                pool["storage"] = storage;
+            }
+            serde_json::from_value(pool).expect("pool")
+        };
+        let jbod = serde_json::json!({"type": "jbod", "volumes": [
+            {"id": 1, "size": "20Gi"}, {"id": 0, "size": "10Gi"}]});
+        let pools: Vec<(String, crate::crd::KafkaNodePoolSpec)> = vec![
+            (
+                "voters".into(),
+                pool(3, "controller", serde_json::Value::Null),
+            ),
+            ("brokers".into(), pool(3, "broker", jbod)),
+        ];
+        let topology =
+            Topology::pooled("demo", &s, &pools, &[], &BTreeMap::new()).expect("valid pools");
+        let names = topology.names("demo", "kafka");
+        let external = ExternalEndpoints::from([(
+            (1000, "external".to_string()),
+            Endpoint {
+                host: Host::Node,
+                port: 31000,
+            },
+        )]);
+        let file = |id| broker_properties(&names, &s, &topology, id, &external).expect("file");
+        let cases = [
+            (0, "log.dirs=/var/lib/gregor/data"),
+            (
+                1000,
+                "log.dirs=/var/lib/gregor/data-0/log,/var/lib/gregor/data-1/log",
+            ),
+        ];
+        for (id, line) in cases {
+            assert!(
+                file(id).contains(&format!("\n{line}\n")),
+                "{id}: {}",
+                file(id)
+            );
+        }
+        // The digest a pool's pods carry is of its own volumes.
+        let digest = |t: &Topology| config_digest(&names, &s, t, &t.pools[1]);
+        assert_ne!(digest(&topology), digest(&pooled(&s, 3)));
     }
 
     /// A change made to a spec.

@@ -28,3 +28,4 @@ pub mod storage;
 pub mod topology;
 pub mod trouble;
 pub mod view;
+pub mod volumes;

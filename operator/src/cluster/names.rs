@@ -73,10 +73,10 @@ impl Names {
         format!("{}-{id}", self.pool_statefulset(self.pool_of(id)))
     }
 
-    /// The claim of broker `id`'s data volume, as the StatefulSet
-    /// controller names it after the claim template `data`.
-    pub fn data_claim(&self, id: i32) -> String {
-        format!("data-{}", self.pod(id))
+    /// The claim of broker `id` made from claim template `template`, as
+    /// the StatefulSet controller names it.
+    pub fn claim(&self, template: &str, id: i32) -> String {
+        format!("{template}-{}", self.pod(id))
     }
 
     /// The headless Service giving each pod a DNS name.
@@ -236,7 +236,7 @@ mod tests {
             .with_pools(vec![("voters".into(), 0), ("big".into(), 1000)]);
         assert_eq!(pooled.pod(2), "orders-voters-2");
         assert_eq!(pooled.pod(1003), "orders-big-1003");
-        assert_eq!(pooled.data_claim(1003), "data-orders-big-1003");
+        assert_eq!(pooled.claim("data-1", 1003), "data-1-orders-big-1003");
         assert_eq!(
             pooled.pod_host(1003),
             "orders-big-1003.orders-brokers.prod.svc"

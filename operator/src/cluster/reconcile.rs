@@ -52,11 +52,13 @@ use super::names::{Names, CLUSTER_LABEL, FIELD_MANAGER, SOLE_POOL};
 use super::rollout::{self, Step};
 use super::scale::{self, ScalePlan};
 use super::status::{self, Seen};
-use super::storage::{self, ClaimChange};
+use super::storage::{self, Growth};
 use super::topology::{self, Pool, Size, Topology};
 use super::trouble::Trouble;
 use super::view::{self, BrokerPod, KafkaView, MANUAL_RESTART};
-use super::{configmap, network_policy, node_address, pdb, provider_trust, services, statefulset};
+use super::{
+    configmap, network_policy, node_address, pdb, provider_trust, services, statefulset, volumes,
+};
 
 /// Annotation carrying a broker pod's rack, read by the broker at start.
 const RACK_ANNOTATION: &str = "gregor.dev/rack";
@@ -84,7 +86,7 @@ pub async fn reconcile(kc: Arc<KafkaCluster>, ctx: Arc<Context>) -> Result<Actio
     pass.announce_generation().await;
     // The pools and their StatefulSets as found; without node pools, one.
     let found = pass.current_statefulsets().await?;
-    let topology = match pass.topology(&found).await? {
+    let mut topology = match pass.topology(&found).await? {
         Ok(topology) => topology,
         Err(invalid) => return pass.report_invalid(&invalid).await,
     };
@@ -94,6 +96,11 @@ pub async fn reconcile(kc: Arc<KafkaCluster>, ctx: Arc<Context>) -> Result<Actio
     // server refuses is noted and the pass goes on with what does not
     // depend on it; reading failures end the pass (the API is away).
     let mut trouble = Trouble::default();
+    // Storage a pool's running nodes cannot take is refused, and the rest
+    // of the spec applied over the storage they have.
+    for (what, why) in topology.keep_running_storage(&found) {
+        trouble.note(&what, &why);
+    }
     // Brokers being drained before a scale-down still run and need theirs.
     let running = topology.ids(Size::Running);
     let running_brokers = topology.brokers(Size::Running);
@@ -151,7 +158,6 @@ pub async fn reconcile(kc: Arc<KafkaCluster>, ctx: Arc<Context>) -> Result<Actio
             .copied()
             .unwrap_or(pool.desired);
     }
-    let ids = now.ids(Size::Current);
     // Pods are not rolled onto a configuration that was not written.
     let (pending, sets) = match pass
         .apply_config(&owner, &now, &external.endpoints, &trust)
@@ -226,12 +232,21 @@ pub async fn reconcile(kc: Arc<KafkaCluster>, ctx: Arc<Context>) -> Result<Actio
         });
 
     // What the pass saw and did, in status.
-    let growing = match now.pools.iter().any(|p| {
-        let sts = sets.get(&p.name);
-        storage::resized(sts, &p.storage.size)
-    }) {
-        true => pass.growing_claims(&ids).await?,
-        false => None,
+    // Each pool's claims of the volumes it resized.
+    let resized: Vec<String> = now
+        .pools
+        .iter()
+        .flat_map(|p| {
+            let templates = storage::resized(sets.get(&p.name), &volumes::data_volumes(&p.storage));
+            let names = &pass.names;
+            templates
+                .into_iter()
+                .flat_map(move |t| p.ids(p.current).map(move |id| names.claim(&t, id)))
+        })
+        .collect();
+    let growing = match resized.is_empty() {
+        false => pass.growing_claims(&resized).await?,
+        true => None,
     };
     let failing = failures::summary(&failing);
     let trouble = trouble.message();
@@ -771,10 +786,10 @@ impl<'a> Pass<'a> {
 
     /// Apply `pool`'s StatefulSet with the pods it runs now, its pod
     /// template carrying the digest of its nodes' configuration, and its
-    /// claim template as `current` has it (see `storage`); returns it as
-    /// the API server has it, status included (`current` when a storage
-    /// type change keeps it from being applied). Dedicated controllers do
-    /// not read the identity providers' `trust` files.
+    /// claim templates as `current` has them (see `storage`; a larger size
+    /// is asked of each claim); returns it as the API server has it,
+    /// status included. Dedicated controllers do not read the identity
+    /// providers' `trust` files.
     async fn apply_statefulset(
         &self,
         owner: &OwnerReference,
@@ -796,37 +811,31 @@ impl<'a> Pass<'a> {
         if let Some(spec) = sts.spec.as_mut() {
             spec.replicas = Some(pool.current);
         }
-        let change = storage::decide(current, &sts);
-        if change != ClaimChange::Same {
+        let plan = storage::decide(current, &sts);
+        if !plan.is_empty() {
             if let (Some(spec), Some(current)) =
                 (sts.spec.as_mut(), current.and_then(|c| c.spec.as_ref()))
             {
                 spec.volume_claim_templates = current.volume_claim_templates.clone();
             }
         }
-        match change {
-            ClaimChange::Same => {}
-            ClaimChange::Expand { size } => {
-                let ids: Vec<i32> = pool.ids(pool.current).collect();
-                self.expand_claims(&ids, &size, trouble).await?
-            }
-            ClaimChange::Refused(why) => trouble.note("the storage change", &why),
-            ClaimChange::TypeChanged(why) => {
-                trouble.note("the storage change", &why);
-                return Ok(current.cloned());
-            }
+        let what = topology.storage_change(pool);
+        for growth in &plan.grow {
+            self.expand_claims(pool, growth, trouble).await?;
+        }
+        for why in &plan.refused {
+            trouble.note(&what, why);
         }
         Ok(Some(apply(&self.api::<StatefulSet>(), &sts).await?))
     }
 
-    /// The claims of nodes `ids` whose volumes are smaller than they ask
-    /// for (being expanded), said for status; `None` when none.
-    async fn growing_claims(&self, ids: &[i32]) -> Result<Option<String>, Error> {
+    /// The claims `claims` whose volumes are smaller than they ask for
+    /// (being expanded), said for status; `None` when none.
+    async fn growing_claims(&self, claims: &[String]) -> Result<Option<String>, Error> {
         let api = self.api::<PersistentVolumeClaim>();
         let mut growing = Vec::new();
-        for &id in ids {
-            let name = self.names.data_claim(id);
-            if let Some(claim) = api.get_opt(&name).await? {
+        for name in claims {
+            if let Some(claim) = api.get_opt(name).await? {
                 // A claim not bound yet has no capacity: it is not growing.
                 let bound = claim
                     .status
@@ -844,17 +853,19 @@ impl<'a> Pass<'a> {
         Ok((!growing.is_empty()).then(|| format!("volumes growing: {}", growing.join(", "))))
     }
 
-    /// Grows the claims of nodes `ids` to `size`; a claim its
-    /// StorageClass cannot grow is noted with the API server's reason.
+    /// Grows the claims of `growth`'s template of the nodes `pool` runs;
+    /// a claim its StorageClass cannot grow is noted with the API
+    /// server's reason.
     async fn expand_claims(
         &self,
-        ids: &[i32],
-        size: &str,
+        pool: &Pool,
+        growth: &Growth,
         trouble: &mut Trouble,
     ) -> Result<(), Error> {
         let api = self.api::<PersistentVolumeClaim>();
-        for &id in ids {
-            let name = self.names.data_claim(id);
+        let size = &growth.size;
+        for id in pool.ids(pool.current) {
+            let name = self.names.claim(&growth.template, id);
             let Some(claim) = api.get_opt(&name).await? else {
                 continue;
             };
@@ -1109,7 +1120,11 @@ impl<'a> Pass<'a> {
                 }
             }
             Step::Blocked(why) => {
-                if self.new_generation() {
+                // Told when it begins: status says it from then on.
+                let told = self.status.conditions.iter().any(|c| {
+                    c.type_ == "Reconciling" && c.reason == "RestartBlocked" && &c.message == why
+                });
+                if !told {
                     self.ctx
                         .event(self.kc, true, "RestartBlocked", why.clone())
                         .await;

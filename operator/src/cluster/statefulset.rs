@@ -28,6 +28,7 @@ use super::names::Names;
 use super::node_address;
 use super::security::{CERTS_DIR, CLIENTS_CA_DIR, CLUSTER_CA_DIR};
 use super::topology::{Pool, Topology};
+use super::volumes::{data_volumes, delete_claims, DataVolume};
 
 /// Annotation on the pod template with the digest of the brokers'
 /// configuration files (`broker_config::config_digest`); a change makes a
@@ -37,8 +38,6 @@ pub const CONFIG_DIGEST: &str = "gregor.dev/config-digest";
 pub const BROKER_CONTAINER: &str = "broker";
 /// The broker process runs as this user and group (the image's).
 const BROKER_UID: i64 = 65532;
-/// Where the data volume is mounted: the only place the broker writes.
-const DATA_DIR: &str = "/var/lib/gregor";
 /// Time a broker gets for a controlled shutdown before it is killed.
 const GRACE_SECONDS: i64 = 60;
 /// Time a broker that failed its liveness probe gets to exit before it is
@@ -115,6 +114,7 @@ pub fn statefulset(
             "metadata.annotations['gregor.dev/rack']",
         ));
     }
+    let data = data_volumes(&pool.storage);
     let container = Container {
         name: BROKER_CONTAINER.into(),
         image: Some(image.into()),
@@ -126,22 +126,26 @@ pub fn statefulset(
         env: Some(env),
         ports: Some(ports),
         resources: pool.resources.clone(),
-        volume_mounts: Some(vec![
-            VolumeMount {
-                name: "data".into(),
-                mount_path: DATA_DIR.into(),
-                ..Default::default()
-            },
-            VolumeMount {
-                name: "config".into(),
-                mount_path: CONFIG_DIR.into(),
-                read_only: Some(true),
-                ..Default::default()
-            },
-            read_only_mount("certs", CERTS_DIR),
-            read_only_mount("cluster-ca", CLUSTER_CA_DIR),
-            read_only_mount("clients-ca", CLIENTS_CA_DIR),
-        ]),
+        volume_mounts: Some(
+            data.iter()
+                .map(|v| VolumeMount {
+                    name: v.name.clone(),
+                    mount_path: v.mount.clone(),
+                    ..Default::default()
+                })
+                .chain([VolumeMount {
+                    name: "config".into(),
+                    mount_path: CONFIG_DIR.into(),
+                    read_only: Some(true),
+                    ..Default::default()
+                }])
+                .chain([
+                    read_only_mount("certs", CERTS_DIR),
+                    read_only_mount("cluster-ca", CLUSTER_CA_DIR),
+                    read_only_mount("clients-ca", CLIENTS_CA_DIR),
+                ])
+                .collect(),
+        ),
         // Ready once registered and serving; a fenced broker stays ready
         // and is the operator's to heal. Liveness is answered from the
         // first moment of the process, so log recovery never trips it; a
@@ -174,40 +178,20 @@ pub fn statefulset(
         secret_volume("clients-ca", names.ca_cert("clients")),
     ];
     let mut claims = None;
-    let storage = &pool.storage;
-    match storage.kind {
-        StorageType::Ephemeral => volumes.push(Volume {
-            name: "data".into(),
+    match pool.storage.kind {
+        StorageType::Ephemeral => volumes.extend(data.iter().map(|v| Volume {
+            name: v.name.clone(),
             empty_dir: Some(EmptyDirVolumeSource {
-                size_limit: Some(Quantity(storage.size.clone())),
+                size_limit: Some(Quantity(v.size.clone())),
                 ..Default::default()
             }),
             ..Default::default()
-        }),
-        StorageType::PersistentClaim => {
-            claims = Some(vec![PersistentVolumeClaim {
-                metadata: ObjectMeta {
-                    name: Some("data".into()),
-                    labels: Some(names.labels()),
-                    ..Default::default()
-                },
-                spec: Some(PersistentVolumeClaimSpec {
-                    access_modes: Some(vec!["ReadWriteOnce".into()]),
-                    storage_class_name: storage.class.clone(),
-                    resources: Some(VolumeResourceRequirements {
-                        requests: Some(BTreeMap::from([(
-                            "storage".to_string(),
-                            Quantity(storage.size.clone()),
-                        )])),
-                        ..Default::default()
-                    }),
-                    ..Default::default()
-                }),
-                ..Default::default()
-            }]);
+        })),
+        StorageType::PersistentClaim | StorageType::Jbod => {
+            claims = Some(data.iter().map(|v| claim_template(names, v)).collect());
         }
     }
-    let retention = if storage.delete_claim {
+    let retention = if delete_claims(&pool.storage) {
         "Delete"
     } else {
         "Retain"
@@ -357,6 +341,30 @@ fn secret_volume(volume: &str, secret: String) -> Volume {
     }
 }
 
+/// The claim template of data volume `v`.
+fn claim_template(names: &Names, v: &DataVolume) -> PersistentVolumeClaim {
+    PersistentVolumeClaim {
+        metadata: ObjectMeta {
+            name: Some(v.name.clone()),
+            labels: Some(names.labels()),
+            ..Default::default()
+        },
+        spec: Some(PersistentVolumeClaimSpec {
+            access_modes: Some(vec!["ReadWriteOnce".into()]),
+            storage_class_name: v.class.clone(),
+            resources: Some(VolumeResourceRequirements {
+                requests: Some(BTreeMap::from([(
+                    "storage".to_string(),
+                    Quantity(v.size.clone()),
+                )])),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
 /// Security "restricted", the image's user, and the data volume given to
 /// that user's group (checked only at the volume's root, so a large volume
 /// is not walked at every start).
@@ -434,7 +442,7 @@ mod tests {
     use super::*;
     use serde_json::{json, Value};
 
-    use crate::cluster::broker_config::LOG_DIR;
+    use crate::cluster::volumes::{self, DATA_DIR};
 
     /// The StatefulSet of `spec` without node pools.
     fn single(
@@ -744,7 +752,67 @@ mod tests {
                 (CLIENTS_CA_DIR.to_string(), Some(true)),
             ]
         );
-        assert!(LOG_DIR.starts_with(&format!("{DATA_DIR}/")));
+        let log_dirs = volumes::log_dirs(&spec(Value::Null).storage);
+        assert!(log_dirs.starts_with(&format!("{DATA_DIR}/")), "{log_dirs}");
+    }
+
+    #[test]
+    fn each_jbod_volume_is_a_claim_and_a_mount_of_its_own() {
+        let names = Names::new("demo", "kafka");
+        let mut spec = spec(Value::Null);
+        spec.storage = serde_json::from_value(json!({
+            "type": "jbod", "class": "fast", "deleteClaim": true,
+            "volumes": [{"id": 1, "size": "20Gi", "class": "slow"}, {"id": 0, "size": "10Gi"}],
+        }))
+        .expect("valid storage");
+        let sts = single(&names, &spec, "gregor:1", "d1", &OwnerReference::default())
+            .spec
+            .expect("spec");
+        let claims: Vec<_> = sts
+            .volume_claim_templates
+            .iter()
+            .flatten()
+            .map(|c| {
+                let spec = c.spec.as_ref().expect("claim spec");
+                (
+                    c.metadata.name.clone().unwrap_or_default(),
+                    spec.storage_class_name.clone().unwrap_or_default(),
+                    spec.resources
+                        .as_ref()
+                        .and_then(|r| r.requests.as_ref())
+                        .expect("requests")["storage"]
+                        .0
+                        .clone(),
+                )
+            })
+            .collect();
+        let claim = |n: &str, c: &str, s: &str| (n.to_string(), c.to_string(), s.to_string());
+        assert_eq!(
+            claims,
+            [
+                claim("data-0", "fast", "10Gi"),
+                claim("data-1", "slow", "20Gi")
+            ]
+        );
+        let pod = sts.template.spec.expect("pod spec");
+        let writable: Vec<_> = pod.containers[0]
+            .volume_mounts
+            .iter()
+            .flatten()
+            .filter(|m| m.read_only.is_none())
+            .map(|m| (m.name.as_str(), m.mount_path.as_str()))
+            .collect();
+        assert_eq!(
+            writable,
+            [
+                ("data-0", "/var/lib/gregor/data-0"),
+                ("data-1", "/var/lib/gregor/data-1")
+            ]
+        );
+        let retention = sts
+            .persistent_volume_claim_retention_policy
+            .expect("retention");
+        assert_eq!(retention.when_deleted.as_deref(), Some("Delete"));
     }
 
     #[test]
@@ -811,7 +879,8 @@ mod tests {
         spec.replicas = None;
         let pool: crate::crd::KafkaNodePoolSpec = serde_json::from_value(json!({
             "replicas": 1, "roles": ["broker"],
-            "storage": {"type": "persistent-claim", "size": "100Gi", "class": "fast"},
+            "storage": {"type": "jbod", "class": "fast", "volumes": [
+                {"id": 0, "size": "100Gi"}, {"id": 1, "size": "50Gi"}]},
             "resources": {"limits": {"memory": "2Gi"}},
             "template": {"priorityClassName": "brokers"},
         }))
@@ -839,17 +908,52 @@ mod tests {
             );
             serde_json::to_value(sts).expect("serializable")
         };
+        // Claims and mounts of its own (JBOD), the cluster's one volume
+        // for the other pool.
+        let claims = |sts: &Value| -> Vec<(String, String, String)> {
+            sts["spec"]["volumeClaimTemplates"]
+                .as_array()
+                .expect("claims")
+                .iter()
+                .map(|c| {
+                    let text = |v: &Value| v.as_str().unwrap_or("-").to_string();
+                    (
+                        text(&c["metadata"]["name"]),
+                        text(&c["spec"]["resources"]["requests"]["storage"]),
+                        text(&c["spec"]["storageClassName"]),
+                    )
+                })
+                .collect()
+        };
+        let mounts = |sts: &Value| -> Vec<String> {
+            sts["spec"]["template"]["spec"]["containers"][0]["volumeMounts"]
+                .as_array()
+                .expect("mounts")
+                .iter()
+                .filter(|m| m["name"].as_str().is_some_and(|n| n.starts_with("data")))
+                .map(|m| m["mountPath"].as_str().unwrap_or_default().to_string())
+                .collect()
+        };
+        let owned = |n: &str, s: &str, c: &str| (n.to_string(), s.to_string(), c.to_string());
         let big = of("big");
-        let claim = &big["spec"]["volumeClaimTemplates"][0]["spec"];
-        assert_eq!(claim["resources"]["requests"]["storage"], "100Gi");
-        assert_eq!(claim["storageClassName"], "fast");
+        assert_eq!(
+            claims(&big),
+            [
+                owned("data-0", "100Gi", "fast"),
+                owned("data-1", "50Gi", "fast")
+            ]
+        );
+        assert_eq!(
+            mounts(&big),
+            ["/var/lib/gregor/data-0", "/var/lib/gregor/data-1"]
+        );
         let pod = &big["spec"]["template"]["spec"];
         assert_eq!(pod["containers"][0]["resources"]["limits"]["memory"], "2Gi");
         assert_eq!(pod["priorityClassName"], "brokers");
         // The other pool takes the cluster's.
         let voters = of("voters");
-        let claim = &voters["spec"]["volumeClaimTemplates"][0]["spec"];
-        assert_eq!(claim["resources"]["requests"]["storage"], "10Gi");
+        assert_eq!(claims(&voters), [owned("data", "10Gi", "-")]);
+        assert_eq!(mounts(&voters), ["/var/lib/gregor"]);
         assert_eq!(
             voters["spec"]["template"]["spec"]["priorityClassName"],
             "cluster"

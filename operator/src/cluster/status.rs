@@ -69,6 +69,9 @@ pub fn decide(seen: &Seen) -> Vec<Decided> {
         reconciling = Some(("RollingRestart", reasons.join("; ")));
     } else if let Step::Wait(reason) = step {
         reconciling = Some(("RollingRestart", reason.clone()));
+    } else if let Step::Blocked(why) = step {
+        // Pods run an old revision: the spec is not all applied.
+        reconciling = Some(("RestartBlocked", why.clone()));
     }
     let mut degraded = None;
     if let Some(message) = trouble {
@@ -192,6 +195,8 @@ mod tests {
                 })
                 .collect(),
         );
+        let held = "restarting broker 0 would take o-0 below min.insync.replicas whatever happens: their replication factor is not above it";
+        let blocked = Step::Blocked(held.into());
         let base = Seen {
             want: 3,
             ready: 3,
@@ -301,6 +306,15 @@ mod tests {
                     (true, "Ready", "3 brokers ready"),
                     (true, "Rebalancing", "5 brokers, up from 3 (2 of 9 partitions done): moving t-1"),
                     (false, "Healthy", "no problem seen"),
+                ],
+            ),
+            (
+                "a restart no pass can make safe waits for the user",
+                Seen { step: &blocked, ..base },
+                [
+                    (false, "RestartBlocked", held),
+                    (true, "RestartBlocked", held),
+                    (true, "RestartBlocked", held),
                 ],
             ),
             (

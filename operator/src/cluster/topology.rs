@@ -13,6 +13,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::ResourceRequirements;
 
 use crate::crd::cluster::{KafkaClusterSpec, NodePoolRecord, PodTemplate, Storage};
@@ -22,6 +23,7 @@ use crate::crd::{Invalid, KafkaCluster};
 use kube::ResourceExt;
 
 use super::names::{Names, ID_BLOCK, SOLE_POOL};
+use super::{storage, volumes};
 
 /// Annotation of a `KafkaCluster` whose nodes are `KafkaNodePool`s
 /// (Strimzi's `strimzi.io/node-pools: enabled`).
@@ -60,6 +62,9 @@ pub struct Pool {
     pub broker: bool,
     /// Its nodes are all voters (a pool with the `controller` role).
     pub controller: bool,
+    /// Its `KafkaNodePool` is gone: its brokers are drained and its
+    /// StatefulSet scaled to nothing.
+    pub removed: bool,
     /// Its nodes' storage.
     pub storage: Storage,
     /// Its nodes' container resources.
@@ -118,6 +123,7 @@ impl Topology {
                 current,
                 broker: true,
                 controller: false,
+                removed: false,
                 storage: spec.storage.clone(),
                 resources: spec.resources.clone(),
                 template: spec.template.clone(),
@@ -186,6 +192,7 @@ impl Topology {
                     current,
                     broker: s.roles.contains(&NodeRole::Broker),
                     controller: s.roles.contains(&NodeRole::Controller),
+                    removed: false,
                     storage: s.storage.clone().unwrap_or_else(|| spec.storage.clone()),
                     resources: s.resources.clone().or_else(|| spec.resources.clone()),
                     template: s.template.clone().or_else(|| spec.template.clone()),
@@ -203,6 +210,9 @@ impl Topology {
                         broker: !roles.contains(&NodeRole::Controller)
                             || roles.contains(&NodeRole::Broker),
                         controller: roles.contains(&NodeRole::Controller),
+                        removed: true,
+                        // Its StatefulSet's, once that is read (see
+                        // `keep_running_storage`).
                         storage: spec.storage.clone(),
                         resources: spec.resources.clone(),
                         template: spec.template.clone(),
@@ -284,6 +294,51 @@ impl Topology {
                     .collect(),
             ),
             false => names,
+        }
+    }
+
+    /// Keeps each pool on the storage its running StatefulSet (in
+    /// `found`, by pool name) was made with when the pool's spec asks for
+    /// another kind of storage or another set of volumes, which no
+    /// StatefulSet can take (see [`storage::kept`]): the rest of the spec
+    /// is applied over it. Returns what was refused, as (what, why) for
+    /// the status. A removed pool takes its StatefulSet's storage, sizes
+    /// included, without a word.
+    pub fn keep_running_storage(
+        &mut self,
+        found: &BTreeMap<String, StatefulSet>,
+    ) -> Vec<(String, String)> {
+        let mut refused = Vec::new();
+        for pool in &mut self.pools {
+            let current = found.get(&pool.name);
+            if pool.removed {
+                // Nothing asks for anything of its claims any more.
+                if let Some(sts) = current {
+                    pool.storage = storage::running_storage(sts, &pool.storage);
+                }
+                continue;
+            }
+            if let Some((running, why)) = storage::kept(current, &pool.storage) {
+                pool.storage = running;
+                refused.push((pool.name.clone(), why));
+            }
+        }
+        refused
+            .into_iter()
+            .map(|(name, why)| (self.storage_change_of(&name), why))
+            .collect()
+    }
+
+    /// What a refused storage change of `pool` is called in status: the
+    /// cluster's without node pools, the pool's with them.
+    pub fn storage_change(&self, pool: &Pool) -> String {
+        self.storage_change_of(&pool.name)
+    }
+
+    fn storage_change_of(&self, pool: &str) -> String {
+        match self.pooled {
+            true => format!("the storage change of pool {pool}"),
+            false => "the storage change".into(),
         }
     }
 
@@ -447,7 +502,8 @@ pub fn single_controllers(spec: &KafkaClusterSpec, recorded: Option<i32>) -> i32
 }
 
 /// A pool's own problems: its name makes pod names too long or is not a
-/// DNS label, its roles changed, it has no role.
+/// DNS label, its roles changed, it has no role, its storage is
+/// malformed.
 fn check_pool(
     cluster: &str,
     pool: &Pool,
@@ -469,6 +525,11 @@ fn check_pool(
         ));
     }
     if let Some(spec) = spec {
+        if let Some(storage) = &spec.storage {
+            let mut found = Vec::new();
+            volumes::check(storage, &mut found);
+            problems.extend(found.into_iter().map(|p| format!("{at}: {p}")));
+        }
         if spec.roles.is_empty() {
             problems.push(format!("{at}: roles: needs controller, broker or both"));
         }
@@ -684,6 +745,20 @@ mod tests {
                 "roles: the pool was made with [Broker]",
             ),
             (
+                "a pool's malformed storage",
+                vec![
+                    ("voters", pool(3, &["controller"])),
+                    (
+                        "brokers",
+                        serde_json::from_value(json!({"replicas": 3, "roles": ["broker"],
+                            "storage": {"type": "jbod", "volumes": []}}))
+                        .expect("valid pool"),
+                    ),
+                ],
+                vec![],
+                "KafkaNodePool brokers: storage.volumes: jbod storage needs at least one volume",
+            ),
+            (
                 "a name too long for its pods",
                 vec![
                     ("voters", pool(3, &["controller"])),
@@ -755,6 +830,103 @@ mod tests {
                 ("old", 2000, 0, 0)
             ]
         );
+    }
+
+    /// A StatefulSet with claim templates `claims` (name, size), or an
+    /// emptyDir when there are none.
+    fn running(claims: &[(&str, &str)]) -> StatefulSet {
+        let templates: Vec<_> = claims
+            .iter()
+            .map(|(name, size)| {
+                json!({"metadata": {"name": name},
+                "spec": {"resources": {"requests": {"storage": size}}}})
+            })
+            .collect();
+        let mut sts = json!({"spec": {"selector": {}, "template": {}}});
+        if !templates.is_empty() {
+            sts["spec"]["volumeClaimTemplates"] = json!(templates);
+        }
+        serde_json::from_value(sts).expect("valid StatefulSet")
+    }
+
+    #[test]
+    fn each_pool_keeps_the_storage_it_runs_on() {
+        use NodeRole::{Broker, Controller};
+        let jbod = json!({"type": "jbod", "volumes": [
+            {"id": 0, "size": "10Gi"}, {"id": 1, "size": "10Gi"}]});
+        let with = |replicas: i32, role: &str, storage: serde_json::Value| -> KafkaNodePoolSpec {
+            serde_json::from_value(
+                json!({"replicas": replicas, "roles": [role], "storage": storage}),
+            )
+            .expect("valid pool")
+        };
+        let pools = vec![
+            (
+                "voters".to_string(),
+                with(3, "controller", json!({"size": "1Gi"})),
+            ),
+            ("brokers".to_string(), with(3, "broker", jbod.clone())),
+            ("more".to_string(), with(2, "broker", jbod)),
+        ];
+        let recorded = [
+            record("voters", 0, &[Controller], &[0, 1, 2]),
+            record("brokers", 1000, &[Broker], &[1000, 1001, 1002]),
+            record("old", 2000, &[Broker], &[2000]),
+        ];
+        let found = BTreeMap::from([
+            ("voters".to_string(), (0, 3)),
+            ("brokers".to_string(), (1000, 3)),
+            ("old".to_string(), (2000, 1)),
+        ]);
+        let sets = BTreeMap::from([
+            // Grown: a change of size is the claims', not refused here.
+            ("voters".to_string(), running(&[("data", "512Mi")])),
+            // One volume, asked to become two.
+            ("brokers".to_string(), running(&[("data", "10Gi")])),
+            // Removed, on the volumes it was made with.
+            ("old".to_string(), running(&[("data-0", "5Gi")])),
+        ]);
+        let mut t = Topology::pooled("demo", &spec(), &pools, &recorded, &found).expect("valid");
+        let refused = t.keep_running_storage(&sets);
+        assert_eq!(refused.len(), 1, "{refused:?}");
+        assert_eq!(refused[0].0, "the storage change of pool brokers");
+        assert!(
+            refused[0].1.starts_with("storage.type cannot change"),
+            "{refused:?}"
+        );
+        let kinds: Vec<(&str, Vec<String>)> = t
+            .pools
+            .iter()
+            .map(|p| {
+                let volumes = volumes::data_volumes(&p.storage);
+                (
+                    p.name.as_str(),
+                    volumes
+                        .into_iter()
+                        .map(|v| format!("{} {}", v.name, v.size))
+                        .collect(),
+                )
+            })
+            .collect();
+        let one = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            kinds,
+            [
+                ("voters", one(&["data 1Gi"])),
+                ("brokers", one(&["data 10Gi"])),
+                ("old", one(&["data-0 5Gi"])),
+                ("more", one(&["data-0 10Gi", "data-1 10Gi"])),
+            ]
+        );
+        // Without node pools the refusal is the cluster's.
+        let mut s = spec();
+        s.replicas = Some(3);
+        s.storage = serde_json::from_value(json!({"type": "ephemeral"})).expect("storage");
+        let mut single = Topology::single(&s, 3, 3);
+        let sole = BTreeMap::from([(SOLE_POOL.to_string(), running(&[("data", "20Gi")]))]);
+        let refused = single.keep_running_storage(&sole);
+        assert_eq!(refused.len(), 1, "{refused:?}");
+        assert_eq!(refused[0].0, "the storage change");
     }
 
     #[test]

@@ -173,11 +173,13 @@ pub struct NetworkPolicySettings {
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Storage {
-    /// `persistent-claim` (a PersistentVolumeClaim per broker) or
-    /// `ephemeral` (an emptyDir: data is lost with the pod).
+    /// `persistent-claim` (a PersistentVolumeClaim per broker),
+    /// `ephemeral` (an emptyDir: data is lost with the pod) or `jbod`
+    /// (several claims per broker, listed in `volumes`).
     #[serde(rename = "type", default)]
     pub kind: StorageType,
-    /// Size of each broker's volume, as a Kubernetes quantity.
+    /// Size of each broker's volume, as a Kubernetes quantity (with
+    /// `jbod`, each volume has its own).
     #[serde(default = "default_storage_size")]
     #[schemars(regex(pattern = r"^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|Pi|k|M|G|T|P)?$"))]
     pub size: String,
@@ -187,6 +189,44 @@ pub struct Storage {
     /// Delete the claims when the cluster is deleted (default: keep them).
     #[serde(default)]
     pub delete_claim: bool,
+    /// With `type: jbod`: each broker's volumes, one claim and one
+    /// directory of `log.dirs` each. Fixed once the cluster exists; each
+    /// volume's `size` can grow.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub volumes: Vec<JbodVolume>,
+}
+
+/// One of a broker's volumes in `jbod` storage.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct JbodVolume {
+    /// The volume's number: its claim is `data-<id>-<pod>`, mounted at
+    /// `/var/lib/gregor/data-<id>`.
+    #[schemars(range(min = 0, max = 99))]
+    pub id: i32,
+    /// Only `persistent-claim` (the default); accepted for manifests
+    /// written for Strimzi.
+    #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<JbodVolumeType>,
+    /// Size of the volume, as a Kubernetes quantity.
+    #[schemars(regex(pattern = r"^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|Pi|k|M|G|T|P)?$"))]
+    pub size: String,
+    /// Storage class of the volume's claims; the cluster default when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub class: Option<String>,
+    /// Delete the claims with the cluster; when given, the same for every
+    /// volume (a StatefulSet keeps or deletes a broker's claims together).
+    /// Default: `storage.deleteClaim`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delete_claim: Option<bool>,
+}
+
+/// The kinds of a `jbod` volume.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum JbodVolumeType {
+    /// A PersistentVolumeClaim per broker.
+    PersistentClaim,
 }
 
 impl Default for Storage {
@@ -196,6 +236,7 @@ impl Default for Storage {
             size: default_storage_size(),
             class: None,
             delete_claim: false,
+            volumes: Vec::new(),
         }
     }
 }
@@ -213,6 +254,9 @@ pub enum StorageType {
     PersistentClaim,
     /// An emptyDir per pod.
     Ephemeral,
+    /// Several PersistentVolumeClaims per broker (`volumes`), the broker
+    /// spreading its partitions over them.
+    Jbod,
 }
 
 /// A client listener.

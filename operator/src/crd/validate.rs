@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use super::cluster::{AuthenticationType, CertificateAuthority, KafkaClusterSpec, Listener};
 use super::exposure;
 use super::topic::KafkaTopicSpec;
+use crate::cluster::volumes;
 use crate::pki::renewal::Lifetimes;
 
 /// Ports of the listeners the operator adds to every broker.
@@ -104,6 +105,7 @@ pub fn validate_cluster(
         }
     }
     check_scalars(&spec.config, &mut problems);
+    volumes::check(&spec.storage, &mut problems);
     for (field, ca) in [
         ("clusterCa", &spec.cluster_ca),
         ("clientsCa", &spec.clients_ca),
