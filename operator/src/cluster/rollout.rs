@@ -179,7 +179,11 @@ pub fn next_step(
         ));
     }
     let mut candidates: Vec<&BrokerPod> = pods.iter().filter(outdated).collect();
-    candidates.sort_by_key(|b| (kafka.controller == Some(b.id), voters.contains(&b.id), b.id));
+    // The active controller is a voter; a broker names itself in its
+    // place when that is a dedicated controller (not a broker), which the
+    // operator then cannot tell apart from the other voters.
+    let voter = |b: &BrokerPod| voters.contains(&b.id);
+    candidates.sort_by_key(|b| (voter(b) && kafka.controller == Some(b.id), voter(b), b.id));
     let Some(next) = candidates.first() else {
         return Step::Done;
     };
@@ -395,6 +399,12 @@ mod tests {
                 pods: vec![pod(0, true, "old"), pod(1, true, "old"), pod(2, true, "old"), pod(3, true, "new")],
                 kafka: Some(kafka(0, healthy.clone())),
                 want: restart(1, "broker 1 runs an old revision"),
+            },
+            Case {
+                name: "a broker named controller in a dedicated controller's place goes with the brokers",
+                pods: (0..4).map(|i| pod(i, true, "old")).collect(),
+                kafka: Some(kafka(3, healthy.clone())),
+                want: restart(3, "broker 3 runs an old revision"),
             },
             Case {
                 name: "the active controller last",
