@@ -126,19 +126,25 @@ def lease_holder(cp):
     return json.loads(lease.stdout)["spec"].get("holderIdentity") if lease.returncode == 0 else None
 
 
-def metric(cp, pod, name):
-    """The value of metric `name` (with its labels as the operator writes
-    them, e.g. `x{kind="KafkaCluster"}`) that operator pod `pod` serves,
-    read from the pod network; None when it serves no such series."""
+def scrape(cp, pod, namespace="gregor-system", port=8080):
+    """The metrics that pod `pod` (by default an operator's) serves,
+    read from the pod network."""
     # A pod that just took the lease may not have its address in status yet.
     ip = wait_for(f"{pod}'s address", lambda: cp.kubectl(
-        "get", "pod", "-n", "gregor-system", pod, "-o", "jsonpath={.status.podIP}").stdout, cp=cp)
+        "get", "pod", "-n", namespace, pod, "-o", "jsonpath={.status.podIP}").stdout, cp=cp)
 
     def scraped():
         return subprocess.run(cp.cluster.net.client() + [
-            sys.executable, "-c", f"import urllib.request; print(urllib.request.urlopen('http://{ip}:8080/metrics',"
+            sys.executable, "-c", f"import urllib.request; print(urllib.request.urlopen('http://{ip}:{port}/metrics',"
                                   " timeout=10).read().decode())"], capture_output=True, text=True).stdout
-    text = wait_for(f"{pod}'s metrics", scraped, timeout=30, cp=cp)
+    return wait_for(f"{pod}'s metrics", scraped, timeout=30, cp=cp)
+
+
+def metric(cp, pod, name, **where):
+    """The value of metric `name` (with its labels as the pod writes them,
+    e.g. `x{kind="KafkaCluster"}`) that pod `pod` serves (see `scrape`);
+    None when it serves no such series."""
+    text = scrape(cp, pod, **where)
     return next((float(line.split()[1]) for line in text.splitlines() if line.split(" ")[0] == name), None)
 
 
@@ -214,7 +220,7 @@ def topics_tool(cp, *args, check=True, bootstrap=BOOTSTRAP):
     return proc
 
 
-def describe_cluster(cp):
+def describe_cluster(cp, bootstrap=BOOTSTRAP):
     """(active controller, {broker id: rack}) as librdkafka's
     DescribeCluster reports them, asked from the pod network. Right after
     a broker restarts, the cluster DNS may still hand out its old pod
@@ -222,7 +228,7 @@ def describe_cluster(cp):
     gets more than that to reach the controller."""
     import sys
     code = ("import json; from confluent_kafka.admin import AdminClient; "
-            f"a = AdminClient({{'bootstrap.servers': '{BOOTSTRAP}'}}); "
+            f"a = AdminClient({{'bootstrap.servers': '{bootstrap}'}}); "
             "d = a.describe_cluster(request_timeout=90).result(); "
             "print(json.dumps([d.controller.id, [[n.id, n.rack] for n in d.nodes]]))")
     proc = subprocess.run(cp.cluster.net.client() + [sys.executable, "-c", code],
@@ -1665,6 +1671,136 @@ def test_deleting_the_cluster_removes_what_it_owns(k8s):
             cp=k8s)
     wait_for("the broker pods to stop", lambda: k8s.kubectl(
         "get", "pods", "-n", NS, "-o", "name").stdout.strip() == "", timeout=180, cp=k8s)
+
+
+def test_node_pools_scale_brokers_and_leave_the_controllers_alone(k8s):
+    """A cluster of node pools, Strimzi style (the example): three
+    dedicated controllers (process.roles=controller, no client listener,
+    small resources, one small disk) and three brokers (more resources,
+    two disks each), each pool its own StatefulSet whose pod ordinals are
+    node ids. The controllers are the quorum and hold no partition. The
+    broker pool is scaled with `kubectl scale` (the scale subresource) to
+    four while an acks=all producer writes: the balancer moves replicas
+    onto the new broker; back to three, the broker going is drained
+    first. Nothing acknowledged is lost, a broker disk grows in place, and
+    the controllers' pods are never restarted."""
+    # The example, renamed, on disks of the class that grows.
+    docs = list(yaml.safe_load_all((ROOT / "examples" / "kafka-node-pools.yaml").read_text()))
+    for d in docs:
+        if d["kind"] == "KafkaCluster":
+            d["metadata"]["name"] = "pooled"
+            continue
+        d["metadata"]["labels"]["gregor.dev/cluster"] = "pooled"
+        if d["metadata"]["name"] == "controllers":
+            d["spec"]["storage"] = {"type": "persistent-claim", "size": "256Mi", "class": GROWING_CLASS,
+                                    "deleteClaim": True}
+        else:
+            d["spec"]["storage"] = {"type": "jbod", "deleteClaim": True, "volumes": [
+                {"id": i, "size": "1Gi", "class": GROWING_CLASS} for i in range(2)]}
+    k8s.kubectl("apply", "-n", NS, "-f", "-", input="\n---\n".join(json.dumps(d) for d in docs))
+    wait_condition(k8s, "kafkacluster", "pooled", "Ready", timeout=300)
+    controllers = [f"pooled-controllers-{i}" for i in range(3)]
+    brokers = [1000, 1001, 1002]
+    bootstrap = f"pooled-plain-bootstrap.{NS}.svc:9092"
+    pools = {p["name"]: p for p in get(k8s, "kafkacluster", "pooled")["status"]["nodePools"]}
+    assert (pools["controllers"]["nodeIds"], pools["brokers"]["nodeIds"]) == ([0, 1, 2], brokers), pools
+    assert get(k8s, "kafkanodepool", "brokers")["status"]["nodeIds"] == brokers
+    # Only the brokers register, serve clients and sit behind the
+    # bootstrap Service; a controller has its controller port and probes,
+    # its pool's resources and its one disk.
+    _, racks = describe_cluster(k8s, bootstrap)
+    assert sorted(racks) == brokers, racks
+    controller_pod = get(k8s, "pod", controllers[0])["spec"]
+    ports = [p["name"] for p in controller_pod["containers"][0]["ports"]]
+    assert ports == ["controller", "http"], ports
+    assert controller_pod["containers"][0]["resources"]["limits"]["memory"] == "256Mi"
+    assert get(k8s, "pod", "pooled-brokers-1000")["spec"]["containers"][0]["resources"]["limits"][
+        "memory"] == "1Gi"
+    files = get(k8s, "configmap", "pooled-config")["data"]
+    voters = ("controller.quorum.voters=" + ",".join(
+        f"{i}@pooled-controllers-{i}.pooled-brokers.{NS}.svc:9090" for i in range(3)) + "\n")
+    controller_file, broker_file = files["pooled-controllers-0.properties"], files["pooled-brokers-1000.properties"]
+    assert "process.roles=controller\n" in controller_file and voters in controller_file, controller_file
+    assert "log.dirs=/var/lib/gregor/data\n" in controller_file, controller_file
+    assert "process.roles=broker\n" in broker_file and voters in broker_file, broker_file
+    assert "log.dirs=/var/lib/gregor/data-0/log,/var/lib/gregor/data-1/log\n" in broker_file, broker_file
+    for claim in ["data-pooled-controllers-0", "data-0-pooled-brokers-1000", "data-1-pooled-brokers-1000"]:
+        assert get(k8s, "persistentvolumeclaim", claim)["status"]["phase"] == "Bound", claim
+    selector = get(k8s, "service", "pooled-plain-bootstrap")["spec"]["selector"]
+    assert selector.get("gregor.dev/broker-role") == "true", selector
+    # The quorum is the controllers: every node names one of them active,
+    # and a controller holds no partition.
+    active = {metric(k8s, pod, "gregor_active_controller", namespace=NS, port=9644)
+              for pod in controllers + ["pooled-brokers-1000"]}
+    assert len(active) == 1 and active <= {0, 1, 2}, active
+    assert "gregor_partition_replicas" not in scrape(k8s, controllers[0], namespace=NS, port=9644)
+    untouched = {c: (get(k8s, "pod", c)["metadata"]["uid"],
+                     get(k8s, "pod", c)["status"]["containerStatuses"][0]["restartCount"])
+                 for c in controllers}
+
+    topics_tool(k8s, "--create", "--topic", "pooled", "--partitions", "6", "--replication-factor", "3",
+                bootstrap=bootstrap)
+    producer_config = k8s.dir / "pooled-producer.properties"
+    producer_config.write_text(DURABLE_PRODUCER)
+    acks = k8s.dir / "pooled-producer.out"
+    producer = subprocess.Popen(
+        k8s.cluster.net.client() + java_command(
+            "kafka-verifiable-producer", "--bootstrap-server", bootstrap, "--topic", "pooled",
+            "--max-messages", 100000, "--throughput", 50, "--producer.config", producer_config),
+        stdout=open(acks, "w"), stderr=subprocess.DEVNULL)
+    try:
+        wait_for("the producer to get going",
+                 lambda: len(producer_events(acks, "producer_send_success")) > 50, cp=k8s)
+        k8s.kubectl("scale", "kafkanodepool", "brokers", "-n", NS, "--replicas", "4")
+
+        def balanced():
+            r = get(k8s, "kafkacluster", "pooled")["status"].get("rebalance") or {}
+            return r if r.get("state") == "Balanced" and r.get("brokers") == 4 else None
+        rebalance = wait_for("the rebalance onto broker 1003", balanced, timeout=300, cp=k8s)
+        assert rebalance["planned"] > 0 and rebalance["done"] == rebalance["planned"], rebalance
+        assert get(k8s, "kafkanodepool", "brokers")["status"]["replicas"] == 4
+        before = len(producer_events(acks, "producer_send_success"))
+        wait_for("the producer to write after the rebalance", lambda: len(
+            producer_events(acks, "producer_send_success")) > before + 50, cp=k8s)
+    finally:
+        producer.send_signal(signal.SIGTERM)
+        producer.wait(timeout=60)
+    placement = topics_tool(k8s, "--describe", "--topic", "pooled", bootstrap=bootstrap).stdout
+    replicas = {int(r) for line in placement.splitlines() if "Replicas: " in line
+                for r in line.split("Replicas: ")[1].split()[0].split(",")}
+    assert replicas == {1000, 1001, 1002, 1003}, placement
+    acked = producer_events(acks, "producer_send_success")
+    stored = read_stored(bootstrap, "pooled", len(acked), prefix=k8s.cluster.net.client())
+    for e in acked:
+        assert stored.get(e["value"]) == (e["partition"], e["offset"]), e
+
+    # Back to three: broker 1003 is drained, then its pod goes.
+    k8s.kubectl("scale", "kafkanodepool", "brokers", "-n", NS, "--replicas", "3")
+    wait_for("the broker pool to shrink", lambda: get(k8s, "statefulset", "pooled-brokers")["spec"][
+        "replicas"] == 3 and get(k8s, "pod", "pooled-brokers-1003") is None, timeout=300, cp=k8s)
+    described = topics_tool(k8s, "--describe", "--topic", "pooled", bootstrap=bootstrap).stdout
+    assert "1003" not in described, described
+    assert any(r == "Draining" for r, _ in events(k8s, "pooled")), events(k8s, "pooled")
+    wait_condition(k8s, "kafkacluster", "pooled", "Ready", timeout=180)
+
+    # A broker disk grows in place: each broker's claim of it, no restart.
+    running = {b: get(k8s, "pod", f"pooled-brokers-{b}")["metadata"]["uid"] for b in brokers}
+    grown = [{"id": i, "size": f"{i + 1}Gi", "class": GROWING_CLASS} for i in range(2)]
+    k8s.kubectl("patch", "kafkanodepool", "brokers", "-n", NS, "--type", "merge", "-p", json.dumps(
+        {"spec": {"storage": {"type": "jbod", "deleteClaim": True, "volumes": grown}}}))
+    wait_for("the brokers' second disks to grow", lambda: all(
+        get(k8s, "persistentvolumeclaim", f"data-1-pooled-brokers-{b}")["status"]["capacity"]["storage"] == "2Gi"
+        for b in brokers), cp=k8s)
+    assert sorted(c for c, _ in k8s.volumes.grown if "pooled" in c) == [
+        f"data-1-pooled-brokers-{b}" for b in brokers], k8s.volumes.grown
+    wait_condition(k8s, "kafkacluster", "pooled", "Ready", timeout=180)
+    assert {b: get(k8s, "pod", f"pooled-brokers-{b}")["metadata"]["uid"] for b in brokers} == running
+    # Neither growing nor shrinking the brokers touched a controller.
+    assert {c: (get(k8s, "pod", c)["metadata"]["uid"],
+                get(k8s, "pod", c)["status"]["containerStatuses"][0]["restartCount"])
+            for c in controllers} == untouched
+    k8s.kubectl("delete", "kafkacluster", "pooled", "-n", NS, "--timeout", "120s")
+    k8s.kubectl("delete", "kafkanodepool", "controllers", "brokers", "-n", NS)
 
 
 @pytest.fixture(scope="module")

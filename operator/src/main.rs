@@ -16,7 +16,7 @@ use futures::StreamExt;
 use gregor_operator::cluster::health::Thresholds;
 use gregor_operator::cluster::names::{CLUSTER_LABEL, FIELD_MANAGER};
 use gregor_operator::context::Context;
-use gregor_operator::crd::{KafkaCluster, KafkaTopic, KafkaUser};
+use gregor_operator::crd::{KafkaCluster, KafkaNodePool, KafkaTopic, KafkaUser};
 use gregor_operator::error::Error;
 use gregor_operator::metrics::Metrics;
 use gregor_operator::{cluster, topic, user};
@@ -286,9 +286,14 @@ async fn clusters(client: Client, ns: Option<String>, ctx: Arc<Context>) {
         .owns(api::<ConfigMap>(&client, ns), owned.clone())
         .owns(api::<PodDisruptionBudget>(&client, ns), owned.clone())
         // Pods belong to the StatefulSet; map them to their cluster by label.
-        .watches(api::<Pod>(&client, ns), owned, |pod| {
+        .watches(api::<Pod>(&client, ns), owned.clone(), |pod| {
             let cluster = pod.labels().get(CLUSTER_LABEL)?.clone();
             Some(ObjectRef::<KafkaCluster>::new(&cluster).within(&pod.namespace()?))
+        })
+        // A node pool names its cluster by the same label.
+        .watches(api::<KafkaNodePool>(&client, ns), owned, |pool| {
+            let cluster = pool.labels().get(CLUSTER_LABEL)?.clone();
+            Some(ObjectRef::<KafkaCluster>::new(&cluster).within(&pool.namespace()?))
         })
         .shutdown_on_signal()
         .run(

@@ -1,6 +1,7 @@
 //! Writes the CRDs generated from the Rust types (the ones the operator
 //! applies with `--apply-crds`): `crdgen DIR` writes `DIR/<plural>.yaml`
-//! for each (`kafkaclusters.yaml`, `kafkatopics.yaml`, `kafkausers.yaml`);
+//! for each (`kafkaclusters.yaml`, `kafkanodepools.yaml`, `kafkatopics.yaml`,
+//! `kafkausers.yaml`);
 //! `crdgen --check DIR` fails if those files differ from what the types
 //! generate.
 

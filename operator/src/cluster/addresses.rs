@@ -17,7 +17,7 @@ use super::names::Names;
 /// What the cluster's Services say about its external addresses.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct External {
-    /// What brokers `0..brokers` advertise on the external listeners, as
+    /// What the brokers advertise on the external listeners, as
     /// far as known (a broker whose load balancer has no address yet, and
     /// no address in the spec, is missing).
     pub endpoints: ExternalEndpoints,
@@ -29,17 +29,17 @@ pub struct External {
 /// listener name): what `Host::Node` stands for.
 pub type NodeAddresses = BTreeMap<(i32, String), String>;
 
-/// The external addresses of brokers `0..brokers`, from the Services as
-/// the API server returned them and the spec's own addresses.
+/// The external addresses of brokers `brokers`, from the Services as the
+/// API server returned them and the spec's own addresses.
 pub fn external(
     names: &Names,
     spec: &KafkaClusterSpec,
-    brokers: i32,
+    brokers: &[i32],
     services: &BTreeMap<String, Service>,
 ) -> External {
     let mut endpoints = ExternalEndpoints::new();
     for l in &spec.listeners {
-        for id in 0..brokers {
+        for &id in brokers {
             let svc = services.get(&names.broker_service(id, &l.name));
             let given = l.broker_override(id);
             let given_host = given.and_then(|b| b.advertised_host.clone());
@@ -110,10 +110,11 @@ pub fn resolved_host(
 }
 
 /// `bootstrap.servers` per listener. External listeners list every broker
-/// whose address is known.
+/// of `brokers` whose address is known.
 pub fn bootstrap_status(
     names: &Names,
     spec: &KafkaClusterSpec,
+    brokers: &[i32],
     external: &ExternalEndpoints,
     nodes: &NodeAddresses,
 ) -> Vec<ListenerStatus> {
@@ -122,8 +123,9 @@ pub fn bootstrap_status(
         .map(|l| {
             let bootstrap = match l.kind {
                 ListenerType::Internal => format!("{}:{}", names.bootstrap_host(&l.name), l.port),
-                _ => (0..spec.replicas)
-                    .filter_map(|id| {
+                _ => brokers
+                    .iter()
+                    .filter_map(|&id| {
                         let e = external.get(&(id, l.name.clone()))?;
                         let host = resolved_host(e, id, &l.name, nodes)?;
                         Some(format!("{host}:{}", e.port))
@@ -218,7 +220,7 @@ pub(crate) mod tests {
                 svc(Some(32009), &["203.0.113.9"]),
             ),
         ]);
-        let got = external(&names, &spec(), 3, &services);
+        let got = external(&names, &spec(), &[0, 1, 2], &services);
         let e = &got.endpoints;
         let at = |id: i32, l: &str| e.get(&(id, l.to_string())).cloned();
         let fixed = |h: &str, port| {
@@ -284,7 +286,7 @@ pub(crate) mod tests {
             ((0, "np".to_string()), "10.1.0.1".to_string()),
             ((1, "np".to_string()), "10.1.0.2".to_string()),
         ]);
-        let status = bootstrap_status(&names, &spec(), e, &nodes);
+        let status = bootstrap_status(&names, &spec(), &[0, 1, 2], e, &nodes);
         let got: Vec<(&str, &str)> = status
             .iter()
             .map(|s| (s.name.as_str(), s.bootstrap.as_str()))

@@ -11,6 +11,7 @@ use crate::crd::cluster::{KafkaClusterSpec, Listener, ListenerType, NodeAddressT
 use crate::crd::validate::{config_value, CONTROLLER_PORT, HTTP_PORT, REPLICATION_PORT};
 
 use super::names::Names;
+use super::topology::{Pool, Topology};
 use super::{node_address, security, volumes};
 
 /// Where the ConfigMap is mounted.
@@ -58,50 +59,97 @@ pub type ExternalEndpoints = BTreeMap<(i32, String), Endpoint>;
 
 /// The effective `min.insync.replicas`: the spec's, else 2 for three or more
 /// brokers, else 1.
-pub fn min_insync(spec: &KafkaClusterSpec) -> i32 {
+pub fn min_insync(spec: &KafkaClusterSpec, brokers: i32) -> i32 {
     spec.min_insync_replicas
-        .unwrap_or(if spec.replicas >= 3 { 2 } else { 1 })
+        .unwrap_or(if brokers >= 3 { 2 } else { 1 })
 }
 
-/// The properties of broker `id`, or `None` while one of its external
+/// What a node does, which decides the shape of its file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// A broker that is also a voter (combined mode).
+    Combined,
+    /// A broker only.
+    Broker,
+    /// A voter only: no client or replication listener.
+    Controller,
+}
+
+impl Kind {
+    /// What node `id` of `topology` does.
+    pub fn of(topology: &Topology, id: i32) -> Self {
+        match (topology.is_broker(id), topology.is_voter(id)) {
+            (true, true) => Self::Combined,
+            (true, false) => Self::Broker,
+            (false, _) => Self::Controller,
+        }
+    }
+
+    /// The kinds of node `pool` has: without node pools, the voters and
+    /// the other brokers of the one pool.
+    fn in_pool(topology: &Topology, pool: &Pool) -> Vec<Self> {
+        match (topology.pooled, pool.broker, pool.controller) {
+            (false, _, _) => vec![Self::Combined, Self::Broker],
+            (true, true, true) => vec![Self::Combined],
+            (true, true, false) => vec![Self::Broker],
+            (true, false, _) => vec![Self::Controller],
+        }
+    }
+
+    fn voter(self) -> bool {
+        self != Self::Broker
+    }
+}
+
+/// The properties of node `id`, or `None` while one of its external
 /// addresses is unknown (a load balancer not provisioned yet).
 pub fn broker_properties(
     names: &Names,
     spec: &KafkaClusterSpec,
-    controllers: i32,
+    topology: &Topology,
     id: i32,
     external: &ExternalEndpoints,
 ) -> Option<String> {
-    render(names, spec, controllers, &For::Broker { id, external })
+    let kind = Kind::of(topology, id);
+    render(names, spec, topology, &For::Broker { id, kind, external })
 }
 
-/// Digest of the brokers' configuration as [`broker_properties`] writes it,
-/// for the pod template: a change makes a new StatefulSet revision, which
-/// the operator rolls out. It covers every line of every broker's file
-/// except what is the broker's own (its id, host name and external
-/// addresses), so that adding a broker or a load balancer address appearing
-/// changes one broker's file without rolling the others. The pod template
-/// needs no digest: a change to it is a new revision by itself.
-pub fn config_digest(names: &Names, spec: &KafkaClusterSpec, controllers: i32) -> String {
+/// Digest of the configuration of `pool`'s nodes as [`broker_properties`]
+/// writes it, for its pod template: a change makes a new StatefulSet
+/// revision, which the operator rolls out. It covers every line of every
+/// file of the pool except what is the node's own (its id, host name and
+/// external addresses), so that adding a broker or a load balancer address
+/// appearing changes one broker's file without rolling the others, and a
+/// change that only brokers see leaves a pool of controllers alone. The
+/// pod template needs no digest: a change to it is a new revision by
+/// itself.
+pub fn config_digest(
+    names: &Names,
+    spec: &KafkaClusterSpec,
+    topology: &Topology,
+    pool: &Pool,
+) -> String {
     // A voter's file and a broker-only node's differ by more than their
-    // own values (roles, advertised controller listener): both count.
-    let files: String = [true, false]
+    // own values (roles, advertised controller listener): each kind the
+    // pool has counts.
+    let files: String = Kind::in_pool(topology, pool)
         .into_iter()
-        .filter_map(|voter| render(names, spec, controllers, &For::StandIn { voter }))
+        .filter_map(|kind| render(names, spec, topology, &For::StandIn { kind, pool }))
         .collect();
     format!("{:08x}", crc32c::crc32c(files.as_bytes()))
 }
 
 /// Whom a properties file is rendered for.
 enum For<'a> {
-    /// Broker `id`, with the external addresses known so far.
+    /// Node `id`, with the external addresses known so far.
     Broker {
         id: i32,
+        kind: Kind,
         external: &'a ExternalEndpoints,
     },
-    /// Any broker, a voter or not, with placeholders for its own values:
-    /// what is the same in every broker's file.
-    StandIn { voter: bool },
+    /// Any node of a kind in `pool`, with placeholders for its own
+    /// values: what is the same in every file of that kind.
+    StandIn { kind: Kind, pool: &'a Pool },
 }
 
 impl For<'_> {
@@ -126,11 +174,20 @@ impl For<'_> {
         }
     }
 
-    fn voter(&self, controllers: i32) -> bool {
+    fn kind(&self) -> Kind {
         match self {
-            Self::Broker { id, .. } => *id < controllers,
-            Self::StandIn { voter } => *voter,
+            Self::Broker { kind, .. } | Self::StandIn { kind, .. } => *kind,
         }
+    }
+
+    /// The node's `log.dirs`: a directory on each data volume of its
+    /// pool's storage.
+    fn log_dirs(&self, spec: &KafkaClusterSpec, topology: &Topology) -> String {
+        let storage = match self {
+            Self::Broker { id, .. } => topology.pool_of(*id).map(|p| &p.storage),
+            Self::StandIn { pool, .. } => Some(&pool.storage),
+        };
+        volumes::log_dirs(storage.unwrap_or(&spec.storage))
     }
 
     /// The address advertised on external listener `listener`, `None` while
@@ -139,7 +196,9 @@ impl For<'_> {
     /// changing any of them changes what the brokers advertise.
     fn external(&self, listener: &Listener) -> Option<Endpoint> {
         match self {
-            Self::Broker { id, external } => external.get(&(*id, listener.name.clone())).cloned(),
+            Self::Broker { id, external, .. } => {
+                external.get(&(*id, listener.name.clone())).cloned()
+            }
             Self::StandIn { .. } => {
                 let config = listener.config();
                 let preferred = config
@@ -170,11 +229,20 @@ impl For<'_> {
     }
 }
 
-/// The one writer of a broker's properties file.
-fn render(names: &Names, spec: &KafkaClusterSpec, controllers: i32, who: &For) -> Option<String> {
+/// The one writer of a node's properties file.
+fn render(
+    names: &Names,
+    spec: &KafkaClusterSpec,
+    topology: &Topology,
+    who: &For,
+) -> Option<String> {
     let id = who.id();
     let host = who.host(names);
-    let voter = who.voter(controllers);
+    let kind = who.kind();
+    if kind == Kind::Controller {
+        return Some(render_controller(names, spec, topology, who));
+    }
+    let voter = kind.voter();
     let mut listeners = vec![
         format!("CONTROLLER://:{CONTROLLER_PORT}"),
         format!("REPLICATION://:{REPLICATION_PORT}"),
@@ -198,9 +266,7 @@ fn render(names: &Names, spec: &KafkaClusterSpec, controllers: i32, who: &For) -
         };
         advertised.push(format!("{name}://{address}"));
     }
-    let voters: Vec<String> = (0..controllers)
-        .map(|v| format!("{v}@{}:{CONTROLLER_PORT}", names.pod_host(v)))
-        .collect();
+    let voters = voters(names, topology);
     let roles = if voter { "broker,controller" } else { "broker" };
 
     let mut out = String::new();
@@ -236,19 +302,22 @@ fn render(names: &Names, spec: &KafkaClusterSpec, controllers: i32, who: &For) -
     };
     line("node.id", &id);
     line("process.roles", roles);
-    line("controller.quorum.voters", &voters.join(","));
+    line("controller.quorum.voters", &voters);
     line("controller.listener.names", "CONTROLLER");
     line("listeners", &listeners.join(","));
     line("advertised.listeners", &advertised.join(","));
     line("listener.security.protocol.map", &protocols.join(","));
     line("inter.broker.listener.name", "REPLICATION");
     line("http.listener", &format!(":{HTTP_PORT}"));
-    line("log.dirs", &volumes::log_dirs(&spec.storage));
-    line("min.insync.replicas", &min_insync(spec).to_string());
+    line("log.dirs", &who.log_dirs(spec, topology));
+    line(
+        "min.insync.replicas",
+        &min_insync(spec, topology.broker_count()).to_string(),
+    );
     if spec.rack.is_some() {
         line("broker.rack", &format!("${{env:{RACK_ENV}}}"));
     }
-    for (k, v) in security::properties(names, spec, &who.pod(names)) {
+    for (k, v) in security::properties(names, spec, &who.pod(names), true) {
         line(&k, &v);
     }
     for (k, v) in &spec.config {
@@ -258,6 +327,57 @@ fn render(names: &Names, spec: &KafkaClusterSpec, controllers: i32, who: &For) -
         "# Broker {id} of KafkaCluster {}/{}, written by gregor-operator.\n{out}",
         names.namespace, names.cluster
     ))
+}
+
+/// `controller.quorum.voters`: every voter at its pod's controller
+/// listener.
+fn voters(names: &Names, topology: &Topology) -> String {
+    topology
+        .voters
+        .iter()
+        .map(|v| format!("{v}@{}:{CONTROLLER_PORT}", names.pod_host(*v)))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// The file of a dedicated controller (`process.roles=controller`): the
+/// controller listener alone, which it advertises so that the quorum's
+/// members find each other, no client, replication or rack setting.
+fn render_controller(
+    names: &Names,
+    spec: &KafkaClusterSpec,
+    topology: &Topology,
+    who: &For,
+) -> String {
+    let id = who.id();
+    let host = who.host(names);
+    let mut out = String::new();
+    let mut line = |k: &str, v: &str| {
+        // Writing to a String cannot fail.
+        let _ = writeln!(out, "{k}={v}");
+    };
+    line("node.id", &id);
+    line("process.roles", "controller");
+    line("controller.quorum.voters", &voters(names, topology));
+    line("controller.listener.names", "CONTROLLER");
+    line("listeners", &format!("CONTROLLER://:{CONTROLLER_PORT}"));
+    line(
+        "advertised.listeners",
+        &format!("CONTROLLER://{host}:{CONTROLLER_PORT}"),
+    );
+    line("listener.security.protocol.map", "CONTROLLER:SSL");
+    line("http.listener", &format!(":{HTTP_PORT}"));
+    line("log.dirs", &who.log_dirs(spec, topology));
+    for (k, v) in security::properties(names, spec, &who.pod(names), false) {
+        line(&k, &v);
+    }
+    for (k, v) in &spec.config {
+        line(k, &escape(&config_value(v)));
+    }
+    format!(
+        "# Controller {id} of KafkaCluster {}/{}, written by gregor-operator.\n{out}",
+        names.namespace, names.cluster
+    )
 }
 
 /// Escapes what a properties file would otherwise read differently.
@@ -282,6 +402,17 @@ pub(crate) mod tests {
     use k8s_openapi::api::core::v1::ResourceRequirements;
     use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
     use std::collections::BTreeSet;
+
+    /// The topology of `spec` without node pools, `controllers` voters.
+    pub(crate) fn single(spec: &KafkaClusterSpec, controllers: i32) -> Topology {
+        Topology::single(spec, controllers, 0)
+    }
+
+    /// The digest of `spec`'s one pool.
+    pub(crate) fn digest(names: &Names, spec: &KafkaClusterSpec, controllers: i32) -> String {
+        let topology = single(spec, controllers);
+        config_digest(names, spec, &topology, &topology.pools[0])
+    }
 
     fn spec() -> KafkaClusterSpec {
         serde_json::from_value(serde_json::json!({
@@ -314,7 +445,8 @@ pub(crate) mod tests {
                 },
             ),
         ]);
-        let p0 = broker_properties(&names, &spec(), 3, 0, &external).expect("complete");
+        let p0 = broker_properties(&names, &spec(), &single(&spec(), 3), 0, &external)
+            .expect("complete");
         let want = "\
 # Broker 0 of KafkaCluster kafka/demo, written by gregor-operator.
 # EXTERNAL: the node's address from annotation gregor.dev/node-address-external, the first of ExternalDNS, ExternalIP, Hostname, InternalDNS, InternalIP
@@ -343,7 +475,8 @@ auto.create.topics.enable=false
 num.partitions=6
 ";
         assert_eq!(p0, want);
-        let p3 = broker_properties(&names, &spec(), 3, 3, &external).expect("complete");
+        let p3 = broker_properties(&names, &spec(), &single(&spec(), 3), 3, &external)
+            .expect("complete");
         assert!(p3.contains("\nprocess.roles=broker\n"), "{p3}");
         assert!(
             p3.contains(
@@ -373,11 +506,18 @@ num.partitions=6
                 services.insert(names.broker_service(id, &l.name), svc);
             }
         }
-        let external = crate::cluster::addresses::external(&names, spec, count, &services);
+        let ids: Vec<i32> = (0..count).collect();
+        let external = crate::cluster::addresses::external(&names, spec, &ids, &services);
         (0..count)
             .map(|id| {
-                broker_properties(&names, spec, controllers, id, &external.endpoints)
-                    .expect("complete")
+                broker_properties(
+                    &names,
+                    spec,
+                    &single(spec, controllers),
+                    id,
+                    &external.endpoints,
+                )
+                .expect("complete")
             })
             .collect()
     }
@@ -551,11 +691,11 @@ num.partitions=6
         ),
         (
             "fewer brokers, with a smaller default minimum ISR",
-            |s| s.replicas = 2,
+            |s| s.replicas = Some(2),
             true,
         ),
-        ("more brokers", |s| s.replicas = 7, false),
-        ("fewer brokers", |s| s.replicas = 3, false),
+        ("more brokers", |s| s.replicas = Some(7), false),
+        ("fewer brokers", |s| s.replicas = Some(3), false),
         (
             // Fixed once the cluster exists: validation refuses a change.
             "the quorum's size",
@@ -636,11 +776,11 @@ num.partitions=6
             let mut after = before.clone();
             mutate(&mut after);
             assert_ne!(after, before, "{name}: no change");
-            let staying = before.replicas.min(after.replicas);
+            let staying = before.replicas.min(after.replicas).unwrap_or_default();
             let files_changed =
                 files(&before, CONTROLLERS, staying) != files(&after, CONTROLLERS, staying);
-            let digest_changed = config_digest(&names, &before, CONTROLLERS)
-                != config_digest(&names, &after, CONTROLLERS);
+            let digest_changed =
+                digest(&names, &before, CONTROLLERS) != digest(&names, &after, CONTROLLERS);
             assert_eq!(files_changed, *want, "{name}: the files");
             assert_eq!(digest_changed, files_changed, "{name}: the digest");
         }
@@ -678,11 +818,11 @@ num.partitions=6
     fn the_digest_leaves_out_what_is_each_brokers_own() {
         let names = Names::new("demo", "kafka");
         let s = spec();
-        let digest = config_digest(&names, &s, 3);
+        let before = digest(&names, &s, 3);
         // A load balancer address appearing, or a node port assigned, is
         // in that broker's file only.
         let mut external = ExternalEndpoints::new();
-        let first = broker_properties(&names, &s, 3, 3, &external);
+        let first = broker_properties(&names, &s, &single(&s, 3), 3, &external);
         external.insert(
             (3, "external".into()),
             Endpoint {
@@ -690,28 +830,206 @@ num.partitions=6
                 port: 31003,
             },
         );
-        assert_ne!(first, broker_properties(&names, &s, 3, 3, &external));
-        assert_eq!(config_digest(&names, &s, 3), digest);
+        assert_ne!(
+            first,
+            broker_properties(&names, &s, &single(&s, 3), 3, &external)
+        );
+        assert_eq!(digest(&names, &s, 3), before);
         // Another cluster's digest differs: its quorum is elsewhere.
-        assert_ne!(config_digest(&Names::new("other", "kafka"), &s, 3), digest);
+        assert_ne!(digest(&Names::new("other", "kafka"), &s, 3), before);
     }
 
     #[test]
     fn waits_for_external_addresses() {
         let names = Names::new("demo", "kafka");
         assert_eq!(
-            broker_properties(&names, &spec(), 3, 1, &ExternalEndpoints::new()),
+            broker_properties(
+                &names,
+                &spec(),
+                &single(&spec(), 3),
+                1,
+                &ExternalEndpoints::new()
+            ),
             None
         );
+    }
+
+    /// 3 dedicated controllers and `brokers` brokers in two pools.
+    pub(crate) fn pooled(spec: &KafkaClusterSpec, brokers: i32) -> Topology {
+        let pools: Vec<(String, crate::crd::KafkaNodePoolSpec)> =
+            [("voters", 3, "controller"), ("brokers", brokers, "broker")]
+                .into_iter()
+                .map(|(name, replicas, role)| {
+                    let pool = serde_json::json!({"replicas": replicas, "roles": [role]});
+                    (
+                        name.to_string(),
+                        serde_json::from_value(pool).expect("pool"),
+                    )
+                })
+                .collect();
+        Topology::pooled("demo", spec, &pools, &[], &BTreeMap::new()).expect("valid pools")
+    }
+
+    #[test]
+    fn a_dedicated_controller_and_a_broker_of_its_quorum() {
+        let s = spec();
+        let topology = pooled(&s, 3);
+        let names = topology.names("demo", "kafka");
+        let external = ExternalEndpoints::from([(
+            (1000, "external".to_string()),
+            Endpoint {
+                host: Host::Node,
+                port: 31000,
+            },
+        )]);
+        let controller =
+            broker_properties(&names, &s, &topology, 1, &ExternalEndpoints::new()).expect("file");
+        let voters = "controller.quorum.voters=0@demo-voters-0.demo-brokers.kafka.svc:9090,1@demo-voters-1.demo-brokers.kafka.svc:9090,2@demo-voters-2.demo-brokers.kafka.svc:9090";
+        let want = format!(
+            "\
+# Controller 1 of KafkaCluster kafka/demo, written by gregor-operator.
+node.id=1
+process.roles=controller
+{voters}
+controller.listener.names=CONTROLLER
+listeners=CONTROLLER://:9090
+advertised.listeners=CONTROLLER://demo-voters-1.demo-brokers.kafka.svc:9090
+listener.security.protocol.map=CONTROLLER:SSL
+http.listener=:9644
+log.dirs=/var/lib/gregor/data
+listener.name.controller.ssl.keystore.type=PEM
+listener.name.controller.ssl.keystore.location=/etc/gregor-tls/certs/demo-voters-1.pem
+listener.name.controller.ssl.truststore.type=PEM
+listener.name.controller.ssl.truststore.location=/etc/gregor-tls/cluster-ca/ca.crt
+listener.name.controller.ssl.client.auth=required
+auto.create.topics.enable=false
+num.partitions=6
+"
+        );
+        assert_eq!(controller, want);
+        let broker = broker_properties(&names, &s, &topology, 1000, &external).expect("file");
+        for line in [
+            "node.id=1000",
+            "process.roles=broker",
+            voters,
+            "advertised.listeners=CONTROLLER://demo-brokers-1000.demo-brokers.kafka.svc:9090,REPLICATION://demo-brokers-1000.demo-brokers.kafka.svc:9091,PLAIN://demo-brokers-1000.demo-brokers.kafka.svc:9092,EXTERNAL://${env:NODE_ADDRESS_EXTERNAL}:31000",
+            "min.insync.replicas=2",
+        ] {
+            assert!(broker.contains(&format!("\n{line}\n")), "{line} in {broker}");
+        }
+    }
+
+    #[test]
+    fn each_pool_has_a_log_directory_on_each_of_its_volumes() {
+        let s = spec();
+        let pool = |replicas: i32, role: &str, storage: serde_json::Value| {
+            let mut pool = serde_json::json!({"replicas": replicas, "roles": [role]});
+            if !storage.is_null() {
+                pool["storage"] = storage;
+            }
+            serde_json::from_value(pool).expect("pool")
+        };
+        let jbod = serde_json::json!({"type": "jbod", "volumes": [
+            {"id": 1, "size": "20Gi"}, {"id": 0, "size": "10Gi"}]});
+        let pools: Vec<(String, crate::crd::KafkaNodePoolSpec)> = vec![
+            (
+                "voters".into(),
+                pool(3, "controller", serde_json::Value::Null),
+            ),
+            ("brokers".into(), pool(3, "broker", jbod)),
+        ];
+        let topology =
+            Topology::pooled("demo", &s, &pools, &[], &BTreeMap::new()).expect("valid pools");
+        let names = topology.names("demo", "kafka");
+        let external = ExternalEndpoints::from([(
+            (1000, "external".to_string()),
+            Endpoint {
+                host: Host::Node,
+                port: 31000,
+            },
+        )]);
+        let file = |id| broker_properties(&names, &s, &topology, id, &external).expect("file");
+        let cases = [
+            (0, "log.dirs=/var/lib/gregor/data"),
+            (
+                1000,
+                "log.dirs=/var/lib/gregor/data-0/log,/var/lib/gregor/data-1/log",
+            ),
+        ];
+        for (id, line) in cases {
+            assert!(
+                file(id).contains(&format!("\n{line}\n")),
+                "{id}: {}",
+                file(id)
+            );
+        }
+        // The digest a pool's pods carry is of its own volumes.
+        let digest = |t: &Topology| config_digest(&names, &s, t, &t.pools[1]);
+        assert_ne!(digest(&topology), digest(&pooled(&s, 3)));
+    }
+
+    /// A change made to a spec.
+    type Change = fn(&mut KafkaClusterSpec);
+
+    #[test]
+    fn each_pool_rolls_on_what_its_nodes_read() {
+        let names_of = |t: &Topology| t.names("demo", "kafka");
+        let digests = |s: &KafkaClusterSpec, brokers: i32| {
+            let t = pooled(s, brokers);
+            let names = names_of(&t);
+            let d: Vec<String> = t
+                .pools
+                .iter()
+                .map(|p| config_digest(&names, s, &t, p))
+                .collect();
+            d
+        };
+        let before = spec();
+        let base = digests(&before, 3);
+        // (change, controllers roll, brokers roll)
+        let cases: [(&str, Change, bool, bool); 4] = [
+            ("nothing", |_| {}, false, false),
+            (
+                "a client listener's port",
+                |s| s.listeners[0].port = 9093,
+                false,
+                true,
+            ),
+            (
+                "a setting",
+                |s| {
+                    s.config.insert("num.partitions".into(), 12.into());
+                },
+                true,
+                true,
+            ),
+            (
+                "minInsyncReplicas",
+                |s| s.min_insync_replicas = Some(1),
+                false,
+                true,
+            ),
+        ];
+        for (name, mutate, controllers, brokers) in cases {
+            let mut after = before.clone();
+            mutate(&mut after);
+            let got = digests(&after, 3);
+            assert_eq!(
+                (got[0] != base[0], got[1] != base[1]),
+                (controllers, brokers),
+                "{name}"
+            );
+        }
+        // More brokers: no pool rolls.
+        assert_eq!(digests(&before, 5), base);
     }
 
     #[test]
     fn min_insync_defaults() {
         let mut s = spec();
-        assert_eq!(min_insync(&s), 2);
-        s.replicas = 2;
-        assert_eq!(min_insync(&s), 1);
+        assert_eq!(min_insync(&s, 4), 2);
+        assert_eq!(min_insync(&s, 2), 1);
         s.min_insync_replicas = Some(2);
-        assert_eq!(min_insync(&s), 2);
+        assert_eq!(min_insync(&s, 2), 2);
     }
 }

@@ -387,7 +387,7 @@ pub fn plan_leaves(
     Ok(plan)
 }
 
-/// The certificate of every broker `0..running`: the brokers' common
+/// The certificate of every node of `running`: the brokers' common
 /// subject, and every name and address clients and brokers reach it by:
 /// its pod, its Services, what it advertises on each external listener
 /// (its node's address, its load balancer's, or the spec's), every
@@ -396,7 +396,7 @@ pub fn plan_leaves(
 pub fn broker_certificates(
     names: &Names,
     spec: &KafkaClusterSpec,
-    running: i32,
+    running: &[i32],
     external: &External,
     nodes: &NodeAddresses,
 ) -> Vec<Wanted> {
@@ -405,8 +405,9 @@ pub fn broker_certificates(
         .iter()
         .map(|l| (l.name.clone(), l.kind != ListenerType::Internal))
         .collect();
-    (0..running)
-        .map(|id| {
+    running
+        .iter()
+        .map(|&id| {
             let mut dns = names.broker_dns_names(id, &listeners);
             for l in &spec.listeners {
                 let config = l.config();
@@ -787,7 +788,7 @@ mod tests {
             ]),
         };
         let nodes = NodeAddresses::from([((1, "np".to_string()), "node-7".to_string())]);
-        let wanted = broker_certificates(&names, &spec, 2, &external, &nodes);
+        let wanted = broker_certificates(&names, &spec, &[0, 1], &external, &nodes);
         assert_eq!(
             wanted.iter().map(|w| w.key.as_str()).collect::<Vec<_>>(),
             ["demo-broker-0.pem", "demo-broker-1.pem"]

@@ -294,6 +294,7 @@ mod tests {
     fn pod(id: i32, facts: PodFacts) -> BrokerPod {
         BrokerPod {
             id,
+            statefulset: String::new(),
             ready: false,
             terminating: false,
             revision: Some("r".into()),

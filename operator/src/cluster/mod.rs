@@ -25,6 +25,7 @@ pub mod services;
 pub mod statefulset;
 pub mod status;
 pub mod storage;
+pub mod topology;
 pub mod trouble;
 pub mod view;
 pub mod volumes;

@@ -12,6 +12,12 @@ pub const CLUSTER_LABEL: &str = "gregor.dev/cluster";
 /// Field manager of the operator's server-side applies.
 pub const FIELD_MANAGER: &str = "gregor-operator";
 
+/// The pool of a cluster without node pools: its one StatefulSet is
+/// named after it.
+pub const SOLE_POOL: &str = "broker";
+/// How many node ids each pool has: pool blocks start at multiples of it.
+pub const ID_BLOCK: i32 = 1000;
+
 /// Names for one cluster.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Names {
@@ -19,25 +25,52 @@ pub struct Names {
     pub cluster: String,
     /// Its namespace.
     pub namespace: String,
+    /// Each pool's name and first node id: the pool whose block of
+    /// [`ID_BLOCK`] ids holds a node's id names its pod.
+    pools: Vec<(String, i32)>,
 }
 
 impl Names {
-    /// Names for cluster `cluster` in `namespace`.
+    /// Names for cluster `cluster` in `namespace`, without node pools:
+    /// every node is a pod of the StatefulSet `<cluster>-broker`.
     pub fn new(cluster: &str, namespace: &str) -> Self {
         Self {
             cluster: cluster.into(),
             namespace: namespace.into(),
+            pools: vec![(SOLE_POOL.into(), 0)],
         }
     }
 
-    /// The brokers' StatefulSet (and PodDisruptionBudget).
-    pub fn statefulset(&self) -> String {
-        format!("{}-broker", self.cluster)
+    /// The same names for a cluster whose nodes are in `pools` (name,
+    /// first node id).
+    pub fn with_pools(mut self, pools: Vec<(String, i32)>) -> Self {
+        self.pools = pools;
+        self
     }
 
-    /// Pod of broker `id`.
+    /// The StatefulSet of a cluster without node pools, whose name its
+    /// PodDisruptionBudget and NetworkPolicy carry with or without pools.
+    pub fn statefulset(&self) -> String {
+        self.pool_statefulset(SOLE_POOL)
+    }
+
+    /// The StatefulSet of node pool `pool`.
+    pub fn pool_statefulset(&self, pool: &str) -> String {
+        format!("{}-{pool}", self.cluster)
+    }
+
+    /// The pool holding node `id`.
+    fn pool_of(&self, id: i32) -> &str {
+        self.pools
+            .iter()
+            .find(|(_, first)| (*first..first.saturating_add(ID_BLOCK)).contains(&id))
+            .map_or(SOLE_POOL, |(name, _)| name.as_str())
+    }
+
+    /// Pod of node `id`: its pool's StatefulSet's pod whose ordinal is the
+    /// id.
     pub fn pod(&self, id: i32) -> String {
-        format!("{}-{id}", self.statefulset())
+        format!("{}-{id}", self.pool_statefulset(self.pool_of(id)))
     }
 
     /// The claim of broker `id` made from claim template `template`, as
@@ -147,10 +180,10 @@ impl Names {
     }
 
     /// `bootstrap.servers` for the operator's admin requests: the
-    /// replication listeners of brokers `0..count`, there whatever client
+    /// replication listeners of brokers `ids`, there whatever client
     /// listeners the spec has.
-    pub fn admin_bootstrap(&self, count: i32) -> String {
-        (0..count.max(1))
+    pub fn admin_bootstrap(&self, ids: impl IntoIterator<Item = i32>) -> String {
+        ids.into_iter()
             .map(|id| format!("{}:{REPLICATION_PORT}", self.pod_host(id)))
             .collect::<Vec<_>>()
             .join(",")
@@ -166,7 +199,7 @@ impl Names {
         ])
     }
 
-    /// Labels that select the cluster's broker pods.
+    /// Labels that select the cluster's pods, of every pool.
     pub fn selector(&self) -> BTreeMap<String, String> {
         BTreeMap::from([
             (CLUSTER_LABEL.into(), self.cluster.clone()),
@@ -194,6 +227,21 @@ mod tests {
         assert_eq!(n.config_key(1), "orders-broker-1.properties");
         assert_eq!(n.ca("clients"), "orders-clients-ca");
         assert_eq!(n.ca_cert("cluster"), "orders-cluster-ca-cert");
+        assert_eq!(
+            n.admin_bootstrap(0..2),
+            format!("{}:9091,{}:9091", n.pod_host(0), n.pod_host(1))
+        );
+        let pooled = n
+            .clone()
+            .with_pools(vec![("voters".into(), 0), ("big".into(), 1000)]);
+        assert_eq!(pooled.pod(2), "orders-voters-2");
+        assert_eq!(pooled.pod(1003), "orders-big-1003");
+        assert_eq!(pooled.claim("data-1", 1003), "data-1-orders-big-1003");
+        assert_eq!(
+            pooled.pod_host(1003),
+            "orders-big-1003.orders-brokers.prod.svc"
+        );
+        assert_eq!(pooled.pool_statefulset("big"), "orders-big");
         let dns = n.broker_dns_names(1, &[("plain".into(), false), ("ext".into(), true)]);
         assert!(dns.contains(&n.pod_host(1)), "{dns:?}");
         for want in [

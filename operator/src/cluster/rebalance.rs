@@ -82,8 +82,10 @@ pub fn begin(
 /// Why a plan cannot be made now, if it cannot: every broker of the spec
 /// must be registered, and no partition moving (a move by hand or a
 /// scale-down's drain would be planned around).
-pub fn not_yet(kafka: &KafkaView, brokers: i32) -> Option<String> {
-    let missing: Vec<i32> = (0..brokers)
+pub fn not_yet(kafka: &KafkaView, brokers: &[i32]) -> Option<String> {
+    let missing: Vec<i32> = brokers
+        .iter()
+        .copied()
         .filter(|b| !kafka.brokers.contains(b))
         .collect();
     if !missing.is_empty() {
@@ -471,14 +473,14 @@ mod tests {
     #[test]
     fn a_plan_waits_for_brokers_and_moves_under_way() {
         let k = view(&[0, 1, 2], vec![part("t", 0, &[0, 1], &[0, 1], false)]);
-        assert_eq!(not_yet(&k, 3), None);
+        assert_eq!(not_yet(&k, &[0, 1, 2]), None);
         assert_eq!(
-            not_yet(&k, 5).as_deref(),
+            not_yet(&k, &[0, 1, 2, 3, 4]).as_deref(),
             Some("waiting for brokers [3, 4] to register")
         );
         let k = view(&[0, 1, 2], vec![part("t", 0, &[2, 0, 1], &[0, 1], true)]);
         assert_eq!(
-            not_yet(&k, 3).as_deref(),
+            not_yet(&k, &[0, 1, 2]).as_deref(),
             Some("waiting for the moves under way to finish: t-0")
         );
     }

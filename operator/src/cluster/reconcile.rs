@@ -3,7 +3,7 @@
 //! modules what should be, write it with server-side apply, act on one
 //! decision, report status and events.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -23,10 +23,14 @@ use crate::admin::Admin;
 use crate::conditions::{conditions, Decided};
 use crate::context::Context;
 use crate::crd::cluster::{
-    AuthenticationType, CertificateStatus, ListenerStatus, RebalanceState, RebalanceStatus,
+    AuthenticationType, CertificateStatus, ListenerStatus, NodePoolRecord, RebalanceState,
+    RebalanceStatus,
 };
-use crate::crd::validate::{default_controllers, lifetimes, REPLICATION_PORT};
-use crate::crd::{validate_cluster, Invalid, KafkaCluster, KafkaClusterStatus};
+use crate::crd::validate::{lifetimes, REPLICATION_PORT};
+use crate::crd::{
+    validate_cluster, Invalid, KafkaCluster, KafkaClusterStatus, KafkaNodePool, KafkaNodePoolSpec,
+    KafkaNodePoolStatus,
+};
 use crate::error::Error;
 use crate::pause;
 use crate::pki::authority::Authority;
@@ -44,11 +48,12 @@ use super::certificates::{
 };
 use super::failures::{self, Failure};
 use super::health::{self, Heal};
-use super::names::{Names, CLUSTER_LABEL, FIELD_MANAGER};
+use super::names::{Names, CLUSTER_LABEL, FIELD_MANAGER, SOLE_POOL};
 use super::rollout::{self, Step};
 use super::scale::{self, ScalePlan};
 use super::status::{self, Seen};
 use super::storage::{self, Growth};
+use super::topology::{self, Pool, Size, Topology};
 use super::trouble::Trouble;
 use super::view::{self, BrokerPod, KafkaView, MANUAL_RESTART};
 use super::{
@@ -70,47 +75,51 @@ const INVALID_INTERVAL: Duration = Duration::from_secs(300);
 
 /// Reconciles one `KafkaCluster`: the steps below, in order.
 pub async fn reconcile(kc: Arc<KafkaCluster>, ctx: Arc<Context>) -> Result<Action, Error> {
-    let pass = Pass::new(&kc, &ctx)?;
+    let mut pass = Pass::new(&kc, &ctx)?;
     if pause::is_paused(kc.as_ref()) {
         return pass.report_paused().await;
     }
-    let controllers = match pass.validate() {
-        Ok(controllers) => controllers,
-        Err(invalid) => return pass.report_invalid(&invalid).await,
-    };
+    if let Err(invalid) = pass.validate() {
+        return pass.report_invalid(&invalid).await;
+    }
     let owner = kc.controller_owner_ref(&()).ok_or(Error::Missing("uid"))?;
     pass.announce_generation().await;
+    // The pools and their StatefulSets as found; without node pools, one.
+    let found = pass.current_statefulsets().await?;
+    let mut topology = match pass.topology(&found).await? {
+        Ok(topology) => topology,
+        Err(invalid) => return pass.report_invalid(&invalid).await,
+    };
+    pass.names = topology.names(&pass.names.cluster, &pass.names.namespace);
 
     // The objects the cluster becomes, sized by scaling. A step the API
     // server refuses is noted and the pass goes on with what does not
     // depend on it; reading failures end the pass (the API is away).
     let mut trouble = Trouble::default();
-    let current = pass.current_statefulset().await?;
-    // Storage the running brokers cannot take is refused, and the rest of
-    // the spec applied over the storage they have.
-    let kc = match storage::kept(current.as_ref(), &kc.spec.storage) {
-        Some((running, why)) => {
-            trouble.note("the storage change", &why);
-            let mut kept = (*kc).clone();
-            kept.spec.storage = running;
-            Arc::new(kept)
-        }
-        None => kc,
-    };
-    let pass = Pass::new(&kc, &ctx)?;
-    let current_replicas = replicas_of(current.as_ref());
+    // Storage a pool's running nodes cannot take is refused, and the rest
+    // of the spec applied over the storage they have.
+    for (what, why) in topology.keep_running_storage(&found) {
+        trouble.note(&what, &why);
+    }
     // Brokers being drained before a scale-down still run and need theirs.
-    let running = current_replicas.max(kc.spec.replicas);
-    let external = match pass.apply_services(&owner, running).await {
+    let running = topology.ids(Size::Running);
+    let running_brokers = topology.brokers(Size::Running);
+    let external = match pass.apply_services(&owner, &topology).await {
         Ok(external) => external,
         Err(e) => {
             trouble.note("the Services", &e);
-            pass.existing_external(running).await?
+            pass.existing_external(&running_brokers).await?
         }
     };
-    let pods = pass.observe_pods(&mut trouble).await?;
+    let pods = pass.observe_pods(&topology, &mut trouble).await?;
     let certificates = match pass
-        .apply_certificates(&owner, running, &external, &pods.node_addresses)
+        .apply_certificates(
+            &owner,
+            &running,
+            &running_brokers,
+            &external,
+            &pods.node_addresses,
+        )
         .await
     {
         Ok(certificates) => certificates,
@@ -127,39 +136,42 @@ pub async fn reconcile(kc: Arc<KafkaCluster>, ctx: Arc<Context>) -> Result<Actio
         Err(e) => return Err(e),
     };
     let tls = &certificates.tls;
-    let kafka = pass.ask_brokers(current.as_ref(), running, tls).await;
-    let plan = pass
-        .scale(current_replicas, kafka.as_ref(), tls, &mut trouble)
+    let has_pods = found.values().any(|sts| has_pods(Some(sts)));
+    let kafka = pass
+        .ask_brokers(has_pods, &running_brokers, topology.broker_count(), tls)
         .await;
-    let replicas = plan.statefulset_replicas;
+    let plan = pass
+        .scale(
+            &topology,
+            &running_brokers,
+            kafka.as_ref(),
+            tls,
+            &mut trouble,
+        )
+        .await;
+    // Each pool as it runs from now on: the sizes scaling allows.
+    let mut now = topology.clone();
+    for pool in &mut now.pools {
+        pool.current = plan
+            .replicas
+            .get(&pool.name)
+            .copied()
+            .unwrap_or(pool.desired);
+    }
     // Pods are not rolled onto a configuration that was not written.
-    let (pending, sts) = match pass
-        .apply_config(&owner, controllers, replicas, &external.endpoints, &trust)
+    let (pending, sets) = match pass
+        .apply_config(&owner, &now, &external.endpoints, &trust)
         .await
     {
         Ok(pending) => {
-            let applied = pass
-                .apply_statefulset(
-                    &owner,
-                    controllers,
-                    replicas,
-                    &trust,
-                    current.as_ref(),
-                    &mut trouble,
-                )
+            let sets = pass
+                .apply_statefulsets(&owner, &now, &trust, &found, &mut trouble)
                 .await;
-            let sts = match applied {
-                Ok(sts) => sts,
-                Err(e) => {
-                    trouble.note("the StatefulSet", &e);
-                    current
-                }
-            };
-            (pending, sts)
+            (pending, sets)
         }
         Err(e) => {
             trouble.note("the ConfigMap", &e);
-            (Vec::new(), current)
+            (Vec::new(), found.clone())
         }
     };
     if let Err(e) = pass.apply_pdb(&owner).await {
@@ -173,28 +185,30 @@ pub async fn reconcile(kc: Arc<KafkaCluster>, ctx: Arc<Context>) -> Result<Actio
     let failing = failures::failures(&pods.brokers);
     pass.tell_failures(&failing).await?;
     // The rollout first, healing when it is done.
-    let step = match &sts {
+    let step = match sets.len() {
         // A broker restarted now would find no file: the roll waits for
         // the addresses (the status says which).
-        Some(_) if !pending.is_empty() => Step::Wait(format!(
+        _ if !pending.is_empty() => Step::Wait(format!(
             "brokers {pending:?} wait for their external addresses"
         )),
-        Some(sts) => {
-            pass.roll(
-                sts,
-                replicas,
-                &pods.brokers,
-                kafka.as_ref(),
-                controllers,
-                &mut trouble,
-            )
-            .await
+        n if n < now.pools.len() => Step::Wait("the StatefulSet is not created yet".into()),
+        _ => {
+            pass.roll(&now, &sets, &pods.brokers, kafka.as_ref(), &mut trouble)
+                .await
         }
-        None => Step::Wait("the StatefulSet is not created yet".into()),
     };
+    let desired_brokers = topology.brokers(Size::Desired);
+    // Healing looks after brokers: a dedicated controller registers with
+    // nobody and holds no partition.
+    let broker_pods: Vec<BrokerPod> = pods
+        .brokers
+        .iter()
+        .filter(|b| now.is_broker(b.id))
+        .cloned()
+        .collect();
     let healing = match (&step, &kafka) {
         (Step::Done, Some(kafka)) => {
-            pass.heal(&pods.brokers, kafka, replicas, tls, &mut trouble)
+            pass.heal(&broker_pods, kafka, &running_brokers, tls, &mut trouble)
                 .await?
         }
         _ => None,
@@ -202,7 +216,8 @@ pub async fn reconcile(kc: Arc<KafkaCluster>, ctx: Arc<Context>) -> Result<Actio
     // Balancing, once every broker runs the spec and none is draining.
     let rebalance = match (&step, &kafka, &plan.waiting) {
         (Step::Done, Some(kafka), None) => {
-            pass.rebalance(kafka, replicas, tls, &mut trouble).await?
+            pass.rebalance(kafka, &desired_brokers, tls, &mut trouble)
+                .await?
         }
         _ => pass.status.rebalance.clone(),
     };
@@ -217,16 +232,28 @@ pub async fn reconcile(kc: Arc<KafkaCluster>, ctx: Arc<Context>) -> Result<Actio
         });
 
     // What the pass saw and did, in status.
-    let resized = storage::resized(sts.as_ref(), &volumes::data_volumes(&kc.spec.storage));
+    // Each pool's claims of the volumes it resized.
+    let resized: Vec<String> = now
+        .pools
+        .iter()
+        .flat_map(|p| {
+            let templates = storage::resized(sets.get(&p.name), &volumes::data_volumes(&p.storage));
+            let names = &pass.names;
+            templates
+                .into_iter()
+                .flat_map(move |t| p.ids(p.current).map(move |id| names.claim(&t, id)))
+        })
+        .collect();
     let growing = match resized.is_empty() {
-        false => pass.growing_claims(&resized, replicas).await?,
+        false => pass.growing_claims(&resized).await?,
         true => None,
     };
     let failing = failures::summary(&failing);
     let trouble = trouble.message();
+    let wanted = topology.ids(Size::Desired);
     let seen = Seen {
-        want: kc.spec.replicas,
-        ready: pods.ready(replicas),
+        want: wanted.len() as i32,
+        ready: pods.ready(&wanted),
         step: &step,
         scaling: plan.waiting.as_deref(),
         pending: &pending,
@@ -240,10 +267,22 @@ pub async fn reconcile(kc: Arc<KafkaCluster>, ctx: Arc<Context>) -> Result<Actio
     let listeners = bootstrap_status(
         &pass.names,
         &kc.spec,
+        &desired_brokers,
         &external.endpoints,
         &pods.node_addresses,
     );
-    pass.report_status(&seen, controllers, listeners, certificates, rebalance)
+    let ready: BTreeSet<i32> = pods
+        .brokers
+        .iter()
+        .filter(|b| b.ready)
+        .map(|b| b.id)
+        .collect();
+    let report = Report {
+        topology: &now,
+        ready_brokers: pods.ready(&desired_brokers),
+        ready: &ready,
+    };
+    pass.report_status(&seen, &report, listeners, certificates, rebalance)
         .await
 }
 
@@ -265,6 +304,7 @@ struct Pass<'a> {
 
 /// The broker pods as Kubernetes reports them.
 struct Pods {
+    /// Every node's pod (brokers and dedicated controllers).
     brokers: Vec<BrokerPod>,
     /// The address of its node each scheduled broker advertises, per
     /// NodePort listener.
@@ -272,11 +312,15 @@ struct Pods {
 }
 
 impl Pods {
-    /// The brokers among `pods`, pods of the StatefulSet `statefulset`.
-    fn new(statefulset: &str, pods: &[Pod], node_addresses: NodeAddresses) -> Self {
+    /// The nodes among `pods`, pods of the StatefulSets `statefulsets`.
+    fn new(statefulsets: &[String], pods: &[Pod], node_addresses: NodeAddresses) -> Self {
         let brokers = pods
             .iter()
-            .filter_map(|p| BrokerPod::from_pod(statefulset, p))
+            .filter_map(|p| {
+                statefulsets
+                    .iter()
+                    .find_map(|sts| BrokerPod::from_pod(sts, p))
+            })
             .collect();
         Self {
             brokers,
@@ -284,13 +328,23 @@ impl Pods {
         }
     }
 
-    /// Ready brokers among the first `replicas` (the others are leaving).
-    fn ready(&self, replicas: i32) -> i32 {
+    /// Ready nodes among `ids` (the others are leaving).
+    fn ready(&self, ids: &[i32]) -> i32 {
         self.brokers
             .iter()
-            .filter(|b| b.ready && b.id < replicas)
+            .filter(|b| b.ready && ids.contains(&b.id))
             .count() as i32
     }
+}
+
+/// What the status says of the pools.
+struct Report<'a> {
+    /// The pools as they run from this pass on.
+    topology: &'a Topology,
+    /// Ready brokers of those the spec asks for.
+    ready_brokers: i32,
+    /// Ids of the ready nodes.
+    ready: &'a BTreeSet<i32>,
 }
 
 /// Replicas of the StatefulSet as found, 0 when there is none yet.
@@ -331,16 +385,65 @@ impl<'a> Pass<'a> {
         self.status.observed_generation != self.generation
     }
 
-    /// Validate: the spec's problems, or the size of the metadata quorum
-    /// (fixed once recorded in the status).
-    fn validate(&self) -> Result<i32, Invalid> {
+    /// Validate: the spec's problems, and whether it still has (or has
+    /// not) node pools as it was made.
+    fn validate(&self) -> Result<(), Invalid> {
+        let pooled = topology::pools_enabled(self.kc.annotations());
+        validate_cluster(&self.kc.spec, pooled, self.status.controllers)?;
+        let why = match (pooled, &self.status) {
+            (false, s) if !s.node_pools.is_empty() => format!(
+                "the cluster was made with node pools: it needs its annotation {}: enabled",
+                topology::NODE_POOLS
+            ),
+            (true, s) if s.controllers.is_some() => "the cluster was made without node pools; moving a running cluster to node pools is not supported".into(),
+            _ => return Ok(()),
+        };
+        Err(Invalid {
+            problems: vec![why],
+        })
+    }
+
+    /// The cluster's pools and quorum (fixed once recorded in the
+    /// status), from the StatefulSets `found` and, with node pools, the
+    /// cluster's `KafkaNodePool`s; or the problems of those pools.
+    async fn topology(
+        &self,
+        found: &BTreeMap<String, StatefulSet>,
+    ) -> Result<Result<Topology, Invalid>, Error> {
         let spec = &self.kc.spec;
-        validate_cluster(spec, self.status.controllers)?;
-        Ok(self
-            .status
-            .controllers
-            .or(spec.controllers)
-            .unwrap_or(default_controllers(spec.replicas)))
+        let status = &self.status;
+        if !topology::pools_enabled(self.kc.annotations()) {
+            let current = replicas_of(found.get(SOLE_POOL));
+            let controllers = topology::single_controllers(spec, status.controllers);
+            return Ok(Ok(Topology::single(spec, controllers, current)));
+        }
+        let label = format!("{CLUSTER_LABEL}={}", self.names.cluster);
+        let pools: Vec<(String, KafkaNodePoolSpec)> = self
+            .api::<KafkaNodePool>()
+            .list(&ListParams::default().labels(&label))
+            .await?
+            .items
+            .into_iter()
+            .map(|p| (p.name_any(), p.spec))
+            .collect();
+        let found: BTreeMap<String, (i32, i32)> = found
+            .iter()
+            .map(|(pool, sts)| {
+                let spec = sts.spec.as_ref();
+                let start = spec
+                    .and_then(|s| s.ordinals.as_ref())
+                    .and_then(|o| o.start)
+                    .unwrap_or_default();
+                (pool.clone(), (start, replicas_of(Some(sts))))
+            })
+            .collect();
+        Ok(Topology::pooled(
+            &self.names.cluster,
+            spec,
+            &pools,
+            &status.node_pools,
+            &found,
+        ))
     }
 
     /// Report a spec that cannot be applied, and change nothing else.
@@ -440,25 +543,43 @@ impl<'a> Pass<'a> {
         }
     }
 
-    /// The brokers' StatefulSet as it is, if it exists.
-    async fn current_statefulset(&self) -> Result<Option<StatefulSet>, Error> {
-        Ok(self
-            .api::<StatefulSet>()
-            .get_opt(&self.names.statefulset())
-            .await?)
+    /// The StatefulSets of the cluster's pools as they are, by pool name:
+    /// without node pools the one StatefulSet, if it exists; with them
+    /// every StatefulSet of the cluster, named `<cluster>-<pool>`.
+    async fn current_statefulsets(&self) -> Result<BTreeMap<String, StatefulSet>, Error> {
+        let api = self.api::<StatefulSet>();
+        if !topology::pools_enabled(self.kc.annotations()) {
+            let found = api.get_opt(&self.names.statefulset()).await?;
+            return Ok(found
+                .map(|s| (SOLE_POOL.to_string(), s))
+                .into_iter()
+                .collect());
+        }
+        let label = format!("{CLUSTER_LABEL}={}", self.names.cluster);
+        let prefix = format!("{}-", self.names.cluster);
+        Ok(api
+            .list(&ListParams::default().labels(&label))
+            .await?
+            .items
+            .into_iter()
+            .filter_map(|sts| {
+                let pool = sts.name_any().strip_prefix(&prefix)?.to_string();
+                Some((pool, sts))
+            })
+            .collect())
     }
 
-    /// Apply the Services of `running` brokers and delete those no longer
-    /// asked for; returns the external addresses the applied ones give
-    /// (Services come first because of them).
+    /// Apply the Services of the running brokers of `topology` and delete
+    /// those no longer asked for; returns the external addresses the
+    /// applied ones give (Services come first because of them).
     async fn apply_services(
         &self,
         owner: &OwnerReference,
-        running: i32,
+        topology: &Topology,
     ) -> Result<External, Error> {
         let api = self.api::<Service>();
         let mut applied = BTreeMap::new();
-        for svc in services::services(&self.names, &self.kc.spec, running, owner) {
+        for svc in services::services(&self.names, &self.kc.spec, topology, owner) {
             let got = apply(&api, &svc).await?;
             applied.insert(got.name_any(), got);
         }
@@ -466,14 +587,14 @@ impl<'a> Pass<'a> {
         Ok(addresses::external(
             &self.names,
             &self.kc.spec,
-            running,
+            &topology.brokers(Size::Running),
             &applied,
         ))
     }
 
     /// The external addresses the cluster's Services give as they are
-    /// (when applying them failed).
-    async fn existing_external(&self, running: i32) -> Result<External, Error> {
+    /// (when applying them failed), for brokers `running`.
+    async fn existing_external(&self, running: &[i32]) -> Result<External, Error> {
         let label = format!("{CLUSTER_LABEL}={}", self.names.cluster);
         let found: BTreeMap<String, Service> = self
             .api::<Service>()
@@ -512,20 +633,25 @@ impl<'a> Pass<'a> {
         Ok(())
     }
 
-    /// Ask the brokers how the cluster is: `None` if none answers, or none
-    /// runs yet (`current` has no pods), which spares the connect timeouts.
+    /// Ask the brokers `running` how the cluster is: `None` if none
+    /// answers, or none runs yet (no pool `has_pods`), which spares the
+    /// connect timeouts. The cluster has `brokers` brokers by its spec.
     async fn ask_brokers(
         &self,
-        current: Option<&StatefulSet>,
-        running: i32,
+        has_pods: bool,
+        running: &[i32],
+        brokers: i32,
         tls: &Arc<ClientConfig>,
     ) -> Option<KafkaView> {
-        if !has_pods(current) {
+        if !has_pods {
             return None;
         }
         let result = async {
-            let mut admin = Admin::connect(&self.names.admin_bootstrap(running), tls).await?;
-            admin.describe_cluster(min_insync(&self.kc.spec)).await
+            let bootstrap = self.names.admin_bootstrap(running.iter().copied());
+            let mut admin = Admin::connect(&bootstrap, tls).await?;
+            admin
+                .describe_cluster(min_insync(&self.kc.spec, brokers))
+                .await
         }
         .await;
         match result {
@@ -537,16 +663,17 @@ impl<'a> Pass<'a> {
         }
     }
 
-    /// Scale: the StatefulSet's size for now; a scale-down first drains
-    /// the brokers that go.
+    /// Scale: each pool's StatefulSet's size for now; a scale-down first
+    /// drains the brokers that go, through the brokers `running`.
     async fn scale(
         &self,
-        current_replicas: i32,
+        topology: &Topology,
+        running: &[i32],
         kafka: Option<&KafkaView>,
         tls: &Arc<ClientConfig>,
         trouble: &mut Trouble,
     ) -> ScalePlan {
-        let plan = scale::plan(self.kc.spec.replicas, current_replicas, kafka);
+        let plan = scale::plan(topology, kafka);
         if plan.moves.is_empty() {
             return plan;
         }
@@ -556,8 +683,8 @@ impl<'a> Pass<'a> {
             .map(|m| (m.topic.clone(), m.partition, m.replicas.clone()))
             .collect();
         let reassigned = async {
-            let mut admin =
-                Admin::connect(&self.names.admin_bootstrap(current_replicas), tls).await?;
+            let bootstrap = self.names.admin_bootstrap(running.iter().copied());
+            let mut admin = Admin::connect(&bootstrap, tls).await?;
             admin.reassign(&moves).await
         };
         if let Err(e) = reassigned.await {
@@ -596,22 +723,21 @@ impl<'a> Pass<'a> {
         provider_trust::files(&wanted, &secrets).map_err(Error::Certificates)
     }
 
-    /// Apply the ConfigMap: every broker that runs or will run gets its
-    /// file; one whose external address is not known yet has none and its
-    /// pod waits. The providers' `trust` files go beside them. Returns
-    /// those waiting.
+    /// Apply the ConfigMap: every node of `topology` its StatefulSet runs
+    /// gets its file; a broker whose external address is not known yet has
+    /// none and its pod waits. The providers' `trust` files go beside them.
+    /// Returns those waiting.
     async fn apply_config(
         &self,
         owner: &OwnerReference,
-        controllers: i32,
-        replicas: i32,
+        topology: &Topology,
         external: &ExternalEndpoints,
         trust: &BTreeMap<String, String>,
     ) -> Result<Vec<i32>, Error> {
         let mut files = trust.clone();
         let mut pending = Vec::new();
-        for id in 0..replicas {
-            match broker_properties(&self.names, &self.kc.spec, controllers, id, external) {
+        for id in topology.ids(Size::Current) {
+            match broker_properties(&self.names, &self.kc.spec, topology, id, external) {
                 Some(text) => {
                     files.insert(self.names.config_key(id), text);
                 }
@@ -623,26 +749,67 @@ impl<'a> Pass<'a> {
         Ok(pending)
     }
 
-    /// Apply the StatefulSet with `replicas` pods, its pod template
-    /// carrying the digest of the brokers' configuration, and its claim
-    /// template as `current` has it (see `storage`); returns it as the API
-    /// server has it, status included (`current` when a storage type
-    /// change keeps it from being applied).
+    /// Apply each pool's StatefulSet (see [`Self::apply_statefulset`]);
+    /// returns them by pool as the API server has them, status included,
+    /// those that could not be applied as `found`.
+    async fn apply_statefulsets(
+        &self,
+        owner: &OwnerReference,
+        topology: &Topology,
+        trust: &BTreeMap<String, String>,
+        found: &BTreeMap<String, StatefulSet>,
+        trouble: &mut Trouble,
+    ) -> BTreeMap<String, StatefulSet> {
+        let mut out = BTreeMap::new();
+        for pool in &topology.pools {
+            let current = found.get(&pool.name);
+            let applied = self
+                .apply_statefulset(owner, topology, pool, trust, current, trouble)
+                .await;
+            let sts = match applied {
+                Ok(sts) => sts,
+                Err(e) => {
+                    let what = match topology.pooled {
+                        true => format!("the StatefulSet of pool {}", pool.name),
+                        false => "the StatefulSet".into(),
+                    };
+                    trouble.note(&what, &e);
+                    current.cloned()
+                }
+            };
+            if let Some(sts) = sts {
+                out.insert(pool.name.clone(), sts);
+            }
+        }
+        out
+    }
+
+    /// Apply `pool`'s StatefulSet with the pods it runs now, its pod
+    /// template carrying the digest of its nodes' configuration, and its
+    /// claim templates as `current` has them (see `storage`; a larger size
+    /// is asked of each claim); returns it as the API server has it,
+    /// status included. Dedicated controllers do not read the identity
+    /// providers' `trust` files.
     async fn apply_statefulset(
         &self,
         owner: &OwnerReference,
-        controllers: i32,
-        replicas: i32,
+        topology: &Topology,
+        pool: &Pool,
         trust: &BTreeMap<String, String>,
         current: Option<&StatefulSet>,
         trouble: &mut Trouble,
     ) -> Result<Option<StatefulSet>, Error> {
         let spec = &self.kc.spec;
         let image = statefulset::image(spec, &self.ctx.image_repository, &self.ctx.default_version);
-        let digest = provider_trust::digest(config_digest(&self.names, spec, controllers), trust);
-        let mut sts = statefulset::statefulset(&self.names, spec, &image, &digest, owner);
+        let files = config_digest(&self.names, spec, topology, pool);
+        let digest = match pool.broker {
+            true => provider_trust::digest(files, trust),
+            false => files,
+        };
+        let mut sts =
+            statefulset::statefulset(&self.names, spec, topology, pool, &image, &digest, owner);
         if let Some(spec) = sts.spec.as_mut() {
-            spec.replicas = Some(replicas);
+            spec.replicas = Some(pool.current);
         }
         let plan = storage::decide(current, &sts);
         if !plan.is_empty() {
@@ -652,31 +819,23 @@ impl<'a> Pass<'a> {
                 spec.volume_claim_templates = current.volume_claim_templates.clone();
             }
         }
+        let what = topology.storage_change(pool);
         for growth in &plan.grow {
-            self.expand_claims(replicas, growth, trouble).await?;
+            self.expand_claims(pool, growth, trouble).await?;
         }
         for why in &plan.refused {
-            trouble.note("the storage change", why);
+            trouble.note(&what, why);
         }
         Ok(Some(apply(&self.api::<StatefulSet>(), &sts).await?))
     }
 
-    /// The claims of templates `templates` of brokers `0..replicas` whose
-    /// volumes are smaller than they ask for (being expanded), said for
-    /// status; `None` when none.
-    async fn growing_claims(
-        &self,
-        templates: &[String],
-        replicas: i32,
-    ) -> Result<Option<String>, Error> {
+    /// The claims `claims` whose volumes are smaller than they ask for
+    /// (being expanded), said for status; `None` when none.
+    async fn growing_claims(&self, claims: &[String]) -> Result<Option<String>, Error> {
         let api = self.api::<PersistentVolumeClaim>();
         let mut growing = Vec::new();
-        for template in templates {
-            for id in 0..replicas {
-                let name = self.names.claim(template, id);
-                let Some(claim) = api.get_opt(&name).await? else {
-                    continue;
-                };
+        for name in claims {
+            if let Some(claim) = api.get_opt(name).await? {
                 // A claim not bound yet has no capacity: it is not growing.
                 let bound = claim
                     .status
@@ -694,18 +853,18 @@ impl<'a> Pass<'a> {
         Ok((!growing.is_empty()).then(|| format!("volumes growing: {}", growing.join(", "))))
     }
 
-    /// Grows the claims of `growth`'s template of brokers `0..replicas`; a
-    /// claim its StorageClass cannot grow is noted with the API server's
-    /// reason.
+    /// Grows the claims of `growth`'s template of the nodes `pool` runs;
+    /// a claim its StorageClass cannot grow is noted with the API
+    /// server's reason.
     async fn expand_claims(
         &self,
-        replicas: i32,
+        pool: &Pool,
         growth: &Growth,
         trouble: &mut Trouble,
     ) -> Result<(), Error> {
         let api = self.api::<PersistentVolumeClaim>();
         let size = &growth.size;
-        for id in 0..replicas {
+        for id in pool.ids(pool.current) {
             let name = self.names.claim(&growth.template, id);
             let Some(claim) = api.get_opt(&name).await? else {
                 continue;
@@ -771,9 +930,13 @@ impl<'a> Pass<'a> {
         }
     }
 
-    /// The broker pods, after annotating their racks when rack awareness is
-    /// on.
-    async fn observe_pods(&self, trouble: &mut Trouble) -> Result<Pods, Error> {
+    /// The pods of the nodes of `topology`, after annotating their racks
+    /// when rack awareness is on.
+    async fn observe_pods(
+        &self,
+        topology: &Topology,
+        trouble: &mut Trouble,
+    ) -> Result<Pods, Error> {
         let selector = self
             .names
             .selector()
@@ -786,7 +949,12 @@ impl<'a> Pass<'a> {
             .list(&ListParams::default().labels(&selector))
             .await?
             .items;
-        let node_addresses = match self.annotate_pods(&pods).await {
+        let statefulsets: Vec<String> = topology
+            .pools
+            .iter()
+            .map(|p| self.names.pool_statefulset(&p.name))
+            .collect();
+        let node_addresses = match self.annotate_pods(&statefulsets, &pods).await {
             Ok(addresses) => addresses,
             Err(e) => {
                 trouble.note("the brokers' node annotations", &e);
@@ -798,7 +966,7 @@ impl<'a> Pass<'a> {
                 trouble.note("the manual rolling update", &e);
             }
         }
-        Ok(Pods::new(&self.names.statefulset(), &pods, node_addresses))
+        Ok(Pods::new(&statefulsets, &pods, node_addresses))
     }
 
     /// Moves the cluster's manual rolling update annotation onto every
@@ -834,7 +1002,11 @@ impl<'a> Pass<'a> {
     /// kubelet restarts it): its rack label when rack awareness is on, and
     /// the address it advertises on each NodePort listener (see
     /// `node_address`). Returns those addresses, by broker and listener.
-    async fn annotate_pods(&self, pods: &[Pod]) -> Result<NodeAddresses, Error> {
+    async fn annotate_pods(
+        &self,
+        statefulsets: &[String],
+        pods: &[Pod],
+    ) -> Result<NodeAddresses, Error> {
         let spec = &self.kc.spec;
         let mut out = NodeAddresses::new();
         if spec.rack.is_none() && node_address::node_port_listeners(spec).next().is_none() {
@@ -842,10 +1014,12 @@ impl<'a> Pass<'a> {
         }
         let node_api: Api<Node> = Api::all(self.ctx.client.clone());
         let pod_api = self.api::<Pod>();
-        let statefulset = self.names.statefulset();
         let mut nodes: BTreeMap<String, Option<Node>> = BTreeMap::new();
         for pod in pods {
-            let Some(broker) = BrokerPod::from_pod(&statefulset, pod) else {
+            let Some(broker) = statefulsets
+                .iter()
+                .find_map(|sts| BrokerPod::from_pod(sts, pod))
+            else {
                 continue;
             };
             let Some(name) = pod.spec.as_ref().and_then(|s| s.node_name.clone()) else {
@@ -912,18 +1086,22 @@ impl<'a> Pass<'a> {
         Ok(())
     }
 
-    /// Roll: restart the brokers the rollout's next step names; returns the
-    /// step.
+    /// Roll: restart the nodes the rollout's next step names, over the
+    /// StatefulSets `sets` of the pools of `topology`; returns the step.
     async fn roll(
         &self,
-        sts: &StatefulSet,
-        replicas: i32,
+        topology: &Topology,
+        sets: &BTreeMap<String, StatefulSet>,
         brokers: &[BrokerPod],
         kafka: Option<&KafkaView>,
-        controllers: i32,
         trouble: &mut Trouble,
     ) -> Step {
-        let step = rollout::step(sts, replicas, brokers, kafka, controllers);
+        let sized: Vec<(&StatefulSet, i32)> = topology
+            .pools
+            .iter()
+            .filter_map(|p| Some((sets.get(&p.name)?, p.current)))
+            .collect();
+        let step = rollout::step(&sized, brokers, kafka, &topology.voters);
         match &step {
             Step::Restart(restarts) => {
                 for r in restarts {
@@ -963,7 +1141,7 @@ impl<'a> Pass<'a> {
         &self,
         brokers: &[BrokerPod],
         kafka: &KafkaView,
-        replicas: i32,
+        running: &[i32],
         tls: &Arc<ClientConfig>,
         trouble: &mut Trouble,
     ) -> Result<Option<String>, Error> {
@@ -1000,8 +1178,8 @@ impl<'a> Pass<'a> {
             },
             Some(Heal::ElectPreferred(partitions)) => {
                 let elected = async {
-                    let mut admin =
-                        Admin::connect(&self.names.admin_bootstrap(replicas), tls).await?;
+                    let bootstrap = self.names.admin_bootstrap(running.iter().copied());
+                    let mut admin = Admin::connect(&bootstrap, tls).await?;
                     admin.elect_preferred(&partitions).await
                 };
                 if let Err(e) = elected.await {
@@ -1033,7 +1211,7 @@ impl<'a> Pass<'a> {
     async fn report_status(
         &self,
         seen: &Seen<'_>,
-        controllers: i32,
+        report: &Report<'_>,
         listeners: Vec<ListenerStatus>,
         certificates: Certificates,
         rebalance: Option<RebalanceStatus>,
@@ -1062,16 +1240,22 @@ impl<'a> Pass<'a> {
                 .await;
         }
         decided.push(certificate_report::condition(expiring));
+        let topology = report.topology;
+        let node_pools = topology.records(&self.status.node_pools, report.ready);
+        self.report_pools(topology, &node_pools).await?;
         let next = KafkaClusterStatus {
             observed_generation: self.generation,
             conditions: conditions(decided, &self.status.conditions, self.generation),
-            ready_brokers: seen.ready,
-            controllers: Some(controllers),
+            ready_brokers: report.ready_brokers,
+            // The quorum of a cluster without node pools: its first
+            // brokers, as many as it was made with.
+            controllers: (!topology.pooled).then_some(topology.voters.len() as i32),
             listeners,
             under_replicated_partitions: seen.kafka.map(|k| k.under_replicated() as i32),
             offline_partitions: seen.kafka.map(|k| k.offline() as i32),
             certificates: certificates.status,
             rebalance,
+            node_pools,
         };
         if next != self.status {
             self.patch_status(&next).await?;
@@ -1083,6 +1267,48 @@ impl<'a> Pass<'a> {
         }))
     }
 
+    /// Writes each `KafkaNodePool`'s status from the cluster's `records`,
+    /// when it changed: its nodes, roles, size and pod selector (for the
+    /// scale subresource).
+    async fn report_pools(
+        &self,
+        topology: &Topology,
+        records: &[NodePoolRecord],
+    ) -> Result<(), Error> {
+        if !topology.pooled {
+            return Ok(());
+        }
+        let api = self.api::<KafkaNodePool>();
+        let label = format!("{CLUSTER_LABEL}={}", self.names.cluster);
+        for resource in api.list(&ListParams::default().labels(&label)).await?.items {
+            let name = resource.name_any();
+            let (Some(pool), Some(record)) = (
+                topology.pools.iter().find(|p| p.name == name),
+                records.iter().find(|r| r.name == name),
+            ) else {
+                continue;
+            };
+            let next = KafkaNodePoolStatus {
+                observed_generation: resource.metadata.generation,
+                node_ids: record.node_ids.clone(),
+                roles: record.roles.clone(),
+                replicas: pool.current,
+                label_selector: topology
+                    .pool_selector(&self.names, pool)
+                    .iter()
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect::<Vec<_>>()
+                    .join(","),
+            };
+            if resource.status.as_ref() != Some(&next) {
+                let patch = serde_json::json!({ "status": next });
+                api.patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch))
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
     /// Certificates: the cluster and clients CAs (made, or the user's;
     /// replaced step by step), the brokers' and the operator's own, each
     /// Secret written when it changes, in the order that keeps every
@@ -1091,7 +1317,8 @@ impl<'a> Pass<'a> {
     async fn apply_certificates(
         &self,
         owner: &OwnerReference,
-        running: i32,
+        nodes_running: &[i32],
+        running: &[i32],
         external: &External,
         nodes: &NodeAddresses,
     ) -> Result<Certificates, Error> {
@@ -1152,7 +1379,7 @@ impl<'a> Pass<'a> {
             }
             false => Vec::new(),
         };
-        let wanted = broker_certificates(names, spec, running, external, nodes);
+        let wanted = broker_certificates(names, spec, nodes_running, external, nodes);
         let brokers = plan_leaves(
             &cluster.signing,
             &held,
@@ -1278,7 +1505,7 @@ impl<'a> Pass<'a> {
         stored: &Stored,
         brokers: &SecretData,
         operator: &SecretData,
-        running: i32,
+        running: &[i32],
         now: i64,
     ) -> renewal::Seen {
         let mut seen = renewal::Seen::default();
@@ -1318,7 +1545,7 @@ impl<'a> Pass<'a> {
         cluster: &AuthorityPlan,
         brokers: &SecretData,
         operator: &SecretData,
-        running: i32,
+        running: &[i32],
         now: i64,
     ) -> Vec<CertificateInfo> {
         let others: Vec<CertificateInfo> = CertificateInfo::parse_all(&cluster.bundle)
@@ -1350,7 +1577,7 @@ impl<'a> Pass<'a> {
         &self,
         stored: &Stored,
         cluster_bundle: &str,
-        running: i32,
+        running: &[i32],
         now: i64,
     ) -> renewal::Seen {
         let mut seen = renewal::Seen::default();
@@ -1402,9 +1629,9 @@ impl<'a> Pass<'a> {
         tls::client_config(bundle, &identity).ok().map(Arc::new)
     }
 
-    /// Whether every broker `0..running` answers on `port` over `tls`.
-    async fn all_answer(&self, running: i32, port: i32, tls: &Arc<ClientConfig>) -> bool {
-        for id in 0..running {
+    /// Whether every broker of `running` answers on `port` over `tls`.
+    async fn all_answer(&self, running: &[i32], port: i32, tls: &Arc<ClientConfig>) -> bool {
+        for &id in running {
             let addr = format!("{}:{port}", self.names.pod_host(id));
             if let Err(e) = Admin::probe(&addr, tls).await {
                 tracing::debug!(cluster = %self.names.cluster, %addr, error = %e, "certificate probe refused");

@@ -7,6 +7,8 @@
 //! replaced by the operator under `OnDelete` updates, so a fixed spec would
 //! otherwise never reach it.
 
+use std::collections::BTreeMap;
+
 use k8s_openapi::api::apps::v1::StatefulSet;
 
 use super::view::{BrokerPod, KafkaView, PartitionView};
@@ -84,42 +86,52 @@ fn catching_up<'a>(pods: &[BrokerPod], kafka: &'a KafkaView) -> Option<(i32, &'a
     })
 }
 
-/// The next step of rolling the pods of `sts`, as the API server returned
-/// it after it was applied with `replicas` pods; a wait while the
-/// StatefulSet controller has not caught up: it is still creating pods, or
-/// has not seen a changed template (until it has, its update revision is
-/// the old one and every pod would look current).
+/// The next step of rolling the pods of every StatefulSet of `sets`, each
+/// as the API server returned it after it was applied with its replicas;
+/// a wait while a StatefulSet controller has not caught up: it is still
+/// creating pods, or has not seen a changed template (until it has, its
+/// update revision is the old one and every pod would look current). One
+/// node at a time over all the pools: the rules below do not care which
+/// pool a node is in, and a dedicated controller holds no partition.
 pub fn step(
-    sts: &StatefulSet,
-    replicas: i32,
+    sets: &[(&StatefulSet, i32)],
     pods: &[BrokerPod],
     kafka: Option<&KafkaView>,
-    controllers: i32,
+    voters: &[i32],
 ) -> Step {
-    let status = sts.status.as_ref();
-    let revision = status
-        .and_then(|s| s.update_revision.as_deref())
-        .unwrap_or_default();
-    let template_seen = status.and_then(|s| s.observed_generation) >= sts.metadata.generation;
-    if revision.is_empty() || (pods.len() as i32) < replicas {
-        Step::Wait("the StatefulSet is creating pods".into())
-    } else if !template_seen {
-        Step::Wait("the StatefulSet controller has not seen the new pod template yet".into())
-    } else {
-        next_step(pods, revision, kafka, controllers)
+    let mut revisions = BTreeMap::new();
+    for (sts, replicas) in sets {
+        let name = sts.metadata.name.clone().unwrap_or_default();
+        let status = sts.status.as_ref();
+        let revision = status
+            .and_then(|s| s.update_revision.clone())
+            .unwrap_or_default();
+        let template_seen = status.and_then(|s| s.observed_generation) >= sts.metadata.generation;
+        let created = pods.iter().filter(|p| p.statefulset == name).count() as i32;
+        if revision.is_empty() || created < *replicas {
+            return Step::Wait("the StatefulSet is creating pods".into());
+        }
+        if !template_seen {
+            return Step::Wait(
+                "the StatefulSet controller has not seen the new pod template yet".into(),
+            );
+        }
+        revisions.insert(name, revision);
     }
+    next_step(pods, &revisions, kafka, voters)
 }
 
-/// The next step of rolling `pods` to `revision`. `kafka` is `None` when
-/// the cluster cannot be asked; `controllers` is the quorum size (brokers
-/// `0..controllers` are voters).
+/// The next step of rolling `pods` to the `revisions` of their
+/// StatefulSets (by name). `kafka` is `None` when the cluster cannot be
+/// asked; `voters` are the quorum's nodes.
 pub fn next_step(
     pods: &[BrokerPod],
-    revision: &str,
+    revisions: &BTreeMap<String, String>,
     kafka: Option<&KafkaView>,
-    controllers: i32,
+    voters: &[i32],
 ) -> Step {
-    let outdated = |b: &&BrokerPod| b.restart_asked || b.revision.as_deref() != Some(revision);
+    let outdated =
+        |b: &&BrokerPod| b.restart_asked || b.revision.as_ref() != revisions.get(&b.statefulset);
     let why = |b: &BrokerPod| match b.restart_asked {
         true => "was asked to restart (gregor.dev/manual-rolling-update)",
         false => "runs an old revision",
@@ -167,7 +179,11 @@ pub fn next_step(
         ));
     }
     let mut candidates: Vec<&BrokerPod> = pods.iter().filter(outdated).collect();
-    candidates.sort_by_key(|b| (kafka.controller == Some(b.id), b.id < controllers, b.id));
+    // The active controller is a voter; a broker names itself in its
+    // place when that is a dedicated controller (not a broker), which the
+    // operator then cannot tell apart from the other voters.
+    let voter = |b: &BrokerPod| voters.contains(&b.id);
+    candidates.sort_by_key(|b| (voter(b) && kafka.controller == Some(b.id), voter(b), b.id));
     let Some(next) = candidates.first() else {
         return Step::Done;
     };
@@ -289,7 +305,7 @@ mod tests {
         let view = kafka(0, vec![part("t", &[0, 1], &[0, 1], 1)]);
         for (name, sts, replicas, want) in cases {
             assert_eq!(
-                step(&sts, replicas, &current, Some(&view), 3),
+                step(&[(&sts, replicas)], &current, Some(&view), &[0, 1, 2]),
                 want,
                 "{name}"
             );
@@ -385,6 +401,12 @@ mod tests {
                 want: restart(1, "broker 1 runs an old revision"),
             },
             Case {
+                name: "a broker named controller in a dedicated controller's place goes with the brokers",
+                pods: (0..4).map(|i| pod(i, true, "old")).collect(),
+                kafka: Some(kafka(3, healthy.clone())),
+                want: restart(3, "broker 3 runs an old revision"),
+            },
+            Case {
                 name: "the active controller last",
                 pods: vec![pod(0, true, "old"), pod(1, true, "new"), pod(2, true, "new"), pod(3, true, "new")],
                 kafka: Some(kafka(0, healthy.clone())),
@@ -476,7 +498,8 @@ mod tests {
             },
         ];
         for case in cases {
-            let got = next_step(&case.pods, "new", case.kafka.as_ref(), 3);
+            let revisions = BTreeMap::from([(String::new(), "new".to_string())]);
+            let got = next_step(&case.pods, &revisions, case.kafka.as_ref(), &[0, 1, 2]);
             assert_eq!(got, case.want, "{}", case.name);
         }
     }

@@ -1,9 +1,10 @@
-//! Scaling down without losing replicas: before the StatefulSet shrinks,
-//! every partition with a replica on a broker being removed is reassigned
-//! to the brokers that stay.
+//! Scaling down without losing replicas: before a pool's StatefulSet
+//! shrinks, every partition with a replica on a broker being removed is
+//! reassigned to the brokers that stay.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
+use super::topology::{Pool, Topology};
 use super::view::KafkaView;
 
 /// A partition to reassign.
@@ -20,27 +21,50 @@ pub struct Move {
 /// What scaling asks for now.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ScalePlan {
-    /// Replicas the StatefulSet should have now.
-    pub statefulset_replicas: i32,
+    /// Replicas each pool's StatefulSet should have now, by pool name.
+    pub replicas: BTreeMap<String, i32>,
     /// Reassignments to start.
     pub moves: Vec<Move>,
-    /// Why the StatefulSet does not have the desired size yet.
+    /// Why a StatefulSet does not have the desired size yet.
     pub waiting: Option<String>,
 }
 
-/// Plans the step from `current` StatefulSet replicas towards `desired`.
-pub fn plan(desired: i32, current: i32, kafka: Option<&KafkaView>) -> ScalePlan {
-    if desired >= current {
+/// Plans the step of every pool of `topology` from its StatefulSet's
+/// current size towards its desired one. Pools grow at once; a pool of
+/// brokers shrinks once the brokers that go hold no replica, which move
+/// to the least loaded of the brokers that run and stay (in any pool).
+pub fn plan(topology: &Topology, kafka: Option<&KafkaView>) -> ScalePlan {
+    let desired: BTreeMap<String, i32> = topology
+        .pools
+        .iter()
+        .map(|p| (p.name.clone(), p.desired))
+        .collect();
+    let shrinking: Vec<&Pool> = topology
+        .pools
+        .iter()
+        .filter(|p| p.broker && p.desired < p.current)
+        .collect();
+    let leaving: BTreeSet<i32> = shrinking
+        .iter()
+        .flat_map(|p| (p.first_id + p.desired)..(p.first_id + p.current))
+        .collect();
+    if leaving.is_empty() {
         return ScalePlan {
-            statefulset_replicas: desired,
+            replicas: desired,
             moves: Vec::new(),
             waiting: None,
         };
     }
-    let hold = |why: String, moves| ScalePlan {
-        statefulset_replicas: current,
-        moves,
-        waiting: Some(why),
+    let hold = |why: String, moves| {
+        let mut replicas = desired.clone();
+        for p in &shrinking {
+            replicas.insert(p.name.clone(), p.current);
+        }
+        ScalePlan {
+            replicas,
+            moves,
+            waiting: Some(why),
+        }
     };
     let Some(kafka) = kafka else {
         return hold(
@@ -48,7 +72,7 @@ pub fn plan(desired: i32, current: i32, kafka: Option<&KafkaView>) -> ScalePlan 
             Vec::new(),
         );
     };
-    let removed = |b: &i32| *b >= desired;
+    let removed = |b: &i32| leaving.contains(b);
     let holding: Vec<_> = kafka
         .partitions
         .iter()
@@ -56,17 +80,25 @@ pub fn plan(desired: i32, current: i32, kafka: Option<&KafkaView>) -> ScalePlan 
         .collect();
     if holding.is_empty() {
         return ScalePlan {
-            statefulset_replicas: desired,
+            replicas: desired,
             moves: Vec::new(),
             waiting: None,
         };
     }
-    // Replicas per remaining broker, to place moved replicas on the least
-    // loaded ones.
-    let mut load: BTreeMap<i32, usize> = (0..desired).map(|b| (b, 0)).collect();
+    // Replicas per broker that stays and runs, to place moved replicas on
+    // the least loaded ones.
+    let staying: Vec<i32> = topology
+        .pools
+        .iter()
+        .filter(|p| p.broker)
+        .flat_map(|p| p.ids(p.desired.min(p.current)))
+        .collect();
+    let mut load: BTreeMap<i32, usize> = staying.iter().map(|b| (*b, 0)).collect();
     for p in &kafka.partitions {
-        for r in p.replicas.iter().filter(|r| !removed(r)) {
-            *load.entry(*r).or_default() += 1;
+        for r in &p.replicas {
+            if let Some(n) = load.get_mut(r) {
+                *n += 1;
+            }
         }
     }
     let mut moves = Vec::new();
@@ -105,19 +137,17 @@ pub fn plan(desired: i32, current: i32, kafka: Option<&KafkaView>) -> ScalePlan 
     if !impossible.is_empty() {
         return hold(
             format!(
-                "{} have more replicas than the {desired} brokers that would remain",
-                impossible.join(", ")
+                "{} have more replicas than the {} brokers that would remain",
+                impossible.join(", "),
+                staying.len()
             ),
             moves,
         );
     }
     let names: Vec<String> = holding.iter().map(|p| p.label()).collect();
+    let leaving: Vec<i32> = leaving.into_iter().collect();
     hold(
-        format!(
-            "moving {} off brokers {desired}..{}",
-            names.join(", "),
-            current - 1
-        ),
+        format!("moving {} off brokers {leaving:?}", names.join(", ")),
         moves,
     )
 }
@@ -187,7 +217,7 @@ mod tests {
                 ])),
                 replicas: 4,
                 moves: vec![("a", vec![2, 0]), ("c", vec![1, 2])],
-                waiting: Some("moving a-0, c-0 off brokers 3..3"),
+                waiting: Some("moving a-0, c-0 off brokers [3]"),
             },
             Case {
                 name: "a move under way is not restarted",
@@ -196,7 +226,7 @@ mod tests {
                 kafka: Some(view(vec![part("a", &[3, 0, 2], true)])),
                 replicas: 4,
                 moves: vec![],
-                waiting: Some("moving a-0 off brokers 3..3"),
+                waiting: Some("moving a-0 off brokers [3]"),
             },
             Case {
                 name: "more replicas than brokers left",
@@ -220,8 +250,14 @@ mod tests {
             },
         ];
         for case in cases {
-            let got = plan(case.desired, case.current, case.kafka.as_ref());
-            assert_eq!(got.statefulset_replicas, case.replicas, "{}", case.name);
+            let spec = serde_json::from_value(serde_json::json!({
+                "replicas": case.desired,
+                "listeners": [{"name": "plain", "port": 9092, "type": "internal"}],
+            }))
+            .expect("valid spec");
+            let topology = Topology::single(&spec, 1, case.current);
+            let got = plan(&topology, case.kafka.as_ref());
+            assert_eq!(got.replicas["broker"], case.replicas, "{}", case.name);
             let moves: Vec<(&str, Vec<i32>)> = got
                 .moves
                 .iter()
@@ -230,5 +266,55 @@ mod tests {
             assert_eq!(moves, case.moves, "{}", case.name);
             assert_eq!(got.waiting.as_deref(), case.waiting, "{}", case.name);
         }
+    }
+
+    #[test]
+    fn a_broker_pool_shrinks_onto_the_brokers_that_stay() {
+        let spec = serde_json::from_value(serde_json::json!({
+            "listeners": [{"name": "plain", "port": 9092, "type": "internal"}],
+        }))
+        .expect("valid spec");
+        let pools: Vec<(String, crate::crd::KafkaNodePoolSpec)> =
+            [("voters", 3, "controller"), ("brokers", 3, "broker")]
+                .into_iter()
+                .map(|(name, replicas, role)| {
+                    let pool = serde_json::json!({"replicas": replicas, "roles": [role]});
+                    (
+                        name.to_string(),
+                        serde_json::from_value(pool).expect("pool"),
+                    )
+                })
+                .collect();
+        let found = BTreeMap::from([
+            ("voters".to_string(), (0, 3)),
+            ("brokers".to_string(), (1000, 5)),
+        ]);
+        let topology = Topology::pooled("demo", &spec, &pools, &[], &found).expect("valid pools");
+        let kafka = view(vec![
+            part("a", &[1003, 1000], false),
+            part("b", &[1004, 1003, 1001], false),
+        ]);
+        let got = plan(&topology, Some(&kafka));
+        // The controllers never take replicas; the pool holds its size.
+        assert_eq!(
+            got.replicas,
+            BTreeMap::from([("brokers".to_string(), 5), ("voters".to_string(), 3)])
+        );
+        let moves: Vec<(&str, Vec<i32>)> = got
+            .moves
+            .iter()
+            .map(|m| (m.topic.as_str(), m.replicas.clone()))
+            .collect();
+        assert_eq!(
+            moves,
+            vec![("a", vec![1002, 1000]), ("b", vec![1000, 1002, 1001])]
+        );
+        assert_eq!(
+            got.waiting.as_deref(),
+            Some("moving a-0, b-0 off brokers [1003, 1004]")
+        );
+        // Drained: the pool shrinks.
+        let empty = view(vec![part("a", &[1002, 1000], false)]);
+        assert_eq!(plan(&topology, Some(&empty)).replicas["brokers"], 3);
     }
 }

@@ -65,14 +65,29 @@ pub fn certificate_principal(common_name: &str) -> String {
     format!("CN={common_name},O={ORGANIZATION}")
 }
 
-/// The security lines of broker `pod`'s properties: the TLS, SASL and
-/// authorization settings, as (key, value) in a fixed order.
-pub fn properties(names: &Names, spec: &KafkaClusterSpec, pod: &str) -> Vec<(String, String)> {
+/// The security lines of node `pod`'s properties: the TLS, SASL and
+/// authorization settings, as (key, value) in a fixed order. A `broker`
+/// has the replication and client listeners; a dedicated controller only
+/// the controller listener.
+pub fn properties(
+    names: &Names,
+    spec: &KafkaClusterSpec,
+    pod: &str,
+    broker: bool,
+) -> Vec<(String, String)> {
     let mut out = Vec::new();
     let mut set = |k: String, v: String| out.push((k, v));
     let key_store = format!("{CERTS_DIR}/{pod}.pem");
     let cluster_trust = format!("{CLUSTER_CA_DIR}/{CA_CERT_KEY}");
-    for internal in ["controller", "replication"] {
+    let internal: &[&str] = match broker {
+        true => &["controller", "replication"],
+        false => &["controller"],
+    };
+    let clients: &[Listener] = match broker {
+        true => &spec.listeners,
+        false => &[],
+    };
+    for internal in internal {
         let prefix = format!("listener.name.{internal}");
         set(format!("{prefix}.ssl.keystore.type"), "PEM".into());
         set(format!("{prefix}.ssl.keystore.location"), key_store.clone());
@@ -83,7 +98,7 @@ pub fn properties(names: &Names, spec: &KafkaClusterSpec, pod: &str) -> Vec<(Str
         );
         set(format!("{prefix}.ssl.client.auth"), "required".into());
     }
-    for l in &spec.listeners {
+    for l in clients {
         let prefix = format!("listener.name.{}", l.name);
         if l.tls {
             set(format!("{prefix}.ssl.keystore.type"), "PEM".into());
@@ -204,7 +219,7 @@ mod tests {
             ),
         ];
         for (trusted, jaas) in cases {
-            let props = properties(&names, &oauth_listener(trusted), "demo-broker-0");
+            let props = properties(&names, &oauth_listener(trusted), "demo-broker-0", true);
             let get = |key: &str| {
                 props
                     .iter()

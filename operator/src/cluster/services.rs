@@ -15,6 +15,7 @@ use crate::crd::cluster::{ExternalTrafficPolicy, KafkaClusterSpec, Listener, Lis
 use crate::crd::validate::{CONTROLLER_PORT, REPLICATION_PORT};
 
 use super::names::Names;
+use super::topology::{Size, Topology};
 
 fn port(name: &str, port: i32) -> ServicePort {
     ServicePort {
@@ -34,21 +35,28 @@ fn service_type(kind: ListenerType) -> &'static str {
     }
 }
 
-/// Every Service of the cluster with `brokers` brokers, in a stable order.
+/// Every Service of the cluster of `topology`, whose running brokers each
+/// get their own on the external listeners, in a stable order.
 pub fn services(
     names: &Names,
     spec: &KafkaClusterSpec,
-    brokers: i32,
+    topology: &Topology,
     owner: &OwnerReference,
 ) -> Vec<Service> {
     let mut out = vec![headless(names, spec, owner)];
-    out.extend(spec.listeners.iter().map(|l| bootstrap(names, l, owner)));
+    let clients = topology.broker_selector(names);
+    out.extend(
+        spec.listeners
+            .iter()
+            .map(|l| bootstrap(names, l, &clients, owner)),
+    );
+    let brokers = topology.brokers(Size::Running);
     for l in spec
         .listeners
         .iter()
         .filter(|l| l.kind != ListenerType::Internal)
     {
-        out.extend((0..brokers).map(|id| per_broker(names, l, id, owner)));
+        out.extend(brokers.iter().map(|id| per_broker(names, l, *id, owner)));
     }
     out
 }
@@ -74,8 +82,14 @@ fn headless(names: &Names, spec: &KafkaClusterSpec, owner: &OwnerReference) -> S
     }
 }
 
-/// The bootstrap Service of one listener: any ready broker.
-fn bootstrap(names: &Names, listener: &Listener, owner: &OwnerReference) -> Service {
+/// The bootstrap Service of one listener: any ready broker, the pods
+/// `selector` selects.
+fn bootstrap(
+    names: &Names,
+    listener: &Listener,
+    selector: &BTreeMap<String, String>,
+    owner: &OwnerReference,
+) -> Service {
     let config = listener.config();
     let own = config.bootstrap.clone().unwrap_or_default();
     let mut annotations = config.annotations.clone();
@@ -91,7 +105,7 @@ fn bootstrap(names: &Names, listener: &Listener, owner: &OwnerReference) -> Serv
         None,
     );
     if let Some(spec) = service.spec.as_mut() {
-        spec.selector = Some(names.selector());
+        spec.selector = Some(selector.clone());
     }
     service
 }
@@ -176,13 +190,19 @@ mod tests {
             "listeners": [{"name": "plain", "port": 9092, "type": "internal"}, listener],
         }))
         .expect("valid spec");
-        services(&Names::new("c", "ns"), &spec, 2, &OwnerReference::default())
-            .into_iter()
-            .map(|s| {
-                let name = s.metadata.name.clone().unwrap_or_default();
-                (name, serde_json::to_value(s).expect("serializable"))
-            })
-            .collect()
+        let topology = Topology::single(&spec, 1, 2);
+        services(
+            &Names::new("c", "ns"),
+            &spec,
+            &topology,
+            &OwnerReference::default(),
+        )
+        .into_iter()
+        .map(|s| {
+            let name = s.metadata.name.clone().unwrap_or_default();
+            (name, serde_json::to_value(s).expect("serializable"))
+        })
+        .collect()
     }
 
     /// The fields of a Service that the listener's options decide.

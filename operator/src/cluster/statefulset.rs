@@ -5,8 +5,8 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::{
-    StatefulSet, StatefulSetPersistentVolumeClaimRetentionPolicy, StatefulSetSpec,
-    StatefulSetUpdateStrategy,
+    StatefulSet, StatefulSetOrdinals, StatefulSetPersistentVolumeClaimRetentionPolicy,
+    StatefulSetSpec, StatefulSetUpdateStrategy,
 };
 use k8s_openapi::api::core::v1::{
     Affinity, Capabilities, ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource,
@@ -27,6 +27,7 @@ use super::broker_config::{CONFIG_DIR, RACK_ENV};
 use super::names::Names;
 use super::node_address;
 use super::security::{CERTS_DIR, CLIENTS_CA_DIR, CLUSTER_CA_DIR};
+use super::topology::{Pool, Topology};
 use super::volumes::{data_volumes, delete_claims, DataVolume};
 
 /// Annotation on the pod template with the digest of the brokers'
@@ -54,29 +55,39 @@ pub fn image(spec: &KafkaClusterSpec, repository: &str, default_version: &str) -
     })
 }
 
-/// The StatefulSet for `spec`, running `image`, whose pods' configuration
-/// digests to `config_digest`.
+/// The StatefulSet of `pool` of `topology`, running `image`, whose pods'
+/// configuration digests to `config_digest`. Its pods' ordinals are their
+/// node ids: a pool's StatefulSet starts at the pool's first id.
 pub fn statefulset(
     names: &Names,
     spec: &KafkaClusterSpec,
+    topology: &Topology,
+    pool: &Pool,
     image: &str,
     config_digest: &str,
     owner: &OwnerReference,
 ) -> StatefulSet {
-    let template = spec.template.clone().unwrap_or_default();
+    let template = pool.template.clone().unwrap_or_default();
+    let selector = topology.pool_selector(names, pool);
     let mut labels = template.labels.clone();
     labels.extend(names.labels());
-    labels.extend(names.selector());
+    labels.extend(selector.clone());
+    labels.extend(topology.pool_labels(pool));
     let mut annotations = template.annotations.clone();
     annotations.insert(CONFIG_DIGEST.into(), config_digest.into());
 
-    let mut ports = vec![
-        container_port("controller", CONTROLLER_PORT),
-        container_port("replication", REPLICATION_PORT),
-        container_port("http", HTTP_PORT),
-    ];
+    // A dedicated controller serves the quorum and its probes only.
+    let mut ports = vec![container_port("controller", CONTROLLER_PORT)];
+    if pool.broker {
+        ports.push(container_port("replication", REPLICATION_PORT));
+    }
+    ports.push(container_port("http", HTTP_PORT));
+    let client_listeners = match pool.broker {
+        true => spec.listeners.as_slice(),
+        false => &[],
+    };
     ports.extend(
-        spec.listeners
+        client_listeners
             .iter()
             .map(|l| container_port(&l.name, l.port)),
     );
@@ -84,22 +95,26 @@ pub fn statefulset(
     // The node's address each NodePort listener advertises, which the
     // operator writes on the pod once it is scheduled: a broker that
     // starts before refuses the empty address, and the kubelet restarts it.
-    env.extend(node_address::node_port_listeners(spec).map(|l| {
-        field_env(
-            &node_address::env_name(&l.name),
-            &format!(
-                "metadata.annotations['{}']",
-                node_address::annotation(&l.name)
-            ),
-        )
-    }));
-    if spec.rack.is_some() {
+    env.extend(
+        node_address::node_port_listeners(spec)
+            .filter(|_| pool.broker)
+            .map(|l| {
+                field_env(
+                    &node_address::env_name(&l.name),
+                    &format!(
+                        "metadata.annotations['{}']",
+                        node_address::annotation(&l.name)
+                    ),
+                )
+            }),
+    );
+    if spec.rack.is_some() && pool.broker {
         env.push(field_env(
             RACK_ENV,
             "metadata.annotations['gregor.dev/rack']",
         ));
     }
-    let data = data_volumes(&spec.storage);
+    let data = data_volumes(&pool.storage);
     let container = Container {
         name: BROKER_CONTAINER.into(),
         image: Some(image.into()),
@@ -110,7 +125,7 @@ pub fn statefulset(
         ]),
         env: Some(env),
         ports: Some(ports),
-        resources: spec.resources.clone(),
+        resources: pool.resources.clone(),
         volume_mounts: Some(
             data.iter()
                 .map(|v| VolumeMount {
@@ -163,7 +178,7 @@ pub fn statefulset(
         secret_volume("clients-ca", names.ca_cert("clients")),
     ];
     let mut claims = None;
-    match spec.storage.kind {
+    match pool.storage.kind {
         StorageType::Ephemeral => volumes.extend(data.iter().map(|v| Volume {
             name: v.name.clone(),
             empty_dir: Some(EmptyDirVolumeSource {
@@ -176,19 +191,22 @@ pub fn statefulset(
             claims = Some(data.iter().map(|v| claim_template(names, v)).collect());
         }
     }
-    let retention = if delete_claims(&spec.storage) {
+    let retention = if delete_claims(&pool.storage) {
         "Delete"
     } else {
         "Retain"
     };
 
     StatefulSet {
-        metadata: names.meta(names.statefulset(), owner),
+        metadata: names.meta(names.pool_statefulset(&pool.name), owner),
         spec: Some(StatefulSetSpec {
-            replicas: Some(spec.replicas),
+            replicas: Some(pool.desired),
+            ordinals: topology.pooled.then_some(StatefulSetOrdinals {
+                start: Some(pool.first_id),
+            }),
             service_name: Some(names.headless()),
             selector: LabelSelector {
-                match_labels: Some(names.selector()),
+                match_labels: Some(selector),
                 ..Default::default()
             },
             // The quorum needs its members up together: ordered start would
@@ -426,6 +444,26 @@ mod tests {
 
     use crate::cluster::volumes::{self, DATA_DIR};
 
+    /// The StatefulSet of `spec` without node pools.
+    fn single(
+        names: &Names,
+        spec: &KafkaClusterSpec,
+        image: &str,
+        digest: &str,
+        owner: &OwnerReference,
+    ) -> StatefulSet {
+        let topology = Topology::single(spec, 1, 0);
+        statefulset(
+            names,
+            spec,
+            &topology,
+            &topology.pools[0],
+            image,
+            digest,
+            owner,
+        )
+    }
+
     fn spec(template: Value) -> KafkaClusterSpec {
         let mut spec = json!({
             "replicas": 3,
@@ -473,7 +511,7 @@ mod tests {
 
     #[test]
     fn what_rolls_the_brokers() {
-        use crate::cluster::broker_config::config_digest;
+        use crate::cluster::broker_config::tests::digest;
         use crate::cluster::broker_config::tests::{rack_spec, MUTATIONS};
         // Spec changes that reach the brokers through their pod, not their
         // configuration files.
@@ -488,9 +526,9 @@ mod tests {
         // The pod template, the digest of the brokers' files included: a
         // change is a new StatefulSet revision, which the operator rolls out.
         let template = |spec: &KafkaClusterSpec| {
-            let digest = config_digest(&names, spec, 1);
+            let digest = digest(&names, spec, 1);
             let image = image(spec, "repo/gregor", "1.0.0");
-            statefulset(&names, spec, &image, &digest, &OwnerReference::default())
+            single(&names, spec, &image, &digest, &OwnerReference::default())
                 .spec
                 .expect("spec")
                 .template
@@ -580,7 +618,7 @@ mod tests {
         let names = Names::new("demo", "kafka");
         let pod_spec = |template: Value| {
             let spec = spec(template);
-            let sts = statefulset(&names, &spec, "img", "d", &OwnerReference::default());
+            let sts = single(&names, &spec, "img", "d", &OwnerReference::default());
             sts.spec.and_then(|s| s.template.spec).expect("a pod spec")
         };
         let default = pod_spec(Value::Null);
@@ -680,7 +718,7 @@ mod tests {
         let names = Names::new("demo", "kafka");
         let owner = OwnerReference::default();
         for (name, template, want) in cases {
-            let sts = statefulset(&names, &spec(template), "gregor:1", "d1", &owner);
+            let sts = single(&names, &spec(template), "gregor:1", "d1", &owner);
             assert_eq!(pod_parts(&sts), want, "{name}");
         }
     }
@@ -688,7 +726,7 @@ mod tests {
     #[test]
     fn the_broker_writes_only_to_its_data_volume() {
         let names = Names::new("demo", "kafka");
-        let sts = statefulset(
+        let sts = single(
             &names,
             &spec(Value::Null),
             "gregor:1",
@@ -727,7 +765,7 @@ mod tests {
             "volumes": [{"id": 1, "size": "20Gi", "class": "slow"}, {"id": 0, "size": "10Gi"}],
         }))
         .expect("valid storage");
-        let sts = statefulset(&names, &spec, "gregor:1", "d1", &OwnerReference::default())
+        let sts = single(&names, &spec, "gregor:1", "d1", &OwnerReference::default())
             .spec
             .expect("spec");
         let claims: Vec<_> = sts
@@ -775,5 +813,150 @@ mod tests {
             .persistent_volume_claim_retention_policy
             .expect("retention");
         assert_eq!(retention.when_deleted.as_deref(), Some("Delete"));
+    }
+
+    #[test]
+    fn each_pool_has_its_statefulset() {
+        use crate::cluster::broker_config::tests::pooled;
+        let mut spec = spec(Value::Null);
+        spec.replicas = None;
+        let topology = pooled(&spec, 3);
+        let names = topology.names("demo", "kafka");
+        let owner = OwnerReference::default();
+        let sets: Vec<Value> = topology
+            .pools
+            .iter()
+            .map(|p| {
+                let sts = statefulset(&names, &spec, &topology, p, "gregor:1", "d", &owner);
+                serde_json::to_value(sts).expect("serializable")
+            })
+            .collect();
+        let container = |sts: &Value| sts["spec"]["template"]["spec"]["containers"][0].clone();
+        let ports = |sts: &Value| -> Vec<String> {
+            container(sts)["ports"]
+                .as_array()
+                .expect("ports")
+                .iter()
+                .map(|p| p["name"].as_str().unwrap_or_default().to_string())
+                .collect()
+        };
+        for (sts, name, start, ports_want, broker) in [
+            (
+                &sets[0],
+                "demo-voters",
+                0,
+                vec!["controller", "http"],
+                "false",
+            ),
+            (
+                &sets[1],
+                "demo-brokers",
+                1000,
+                vec!["controller", "replication", "http", "plain"],
+                "true",
+            ),
+        ] {
+            assert_eq!(sts["metadata"]["name"], name);
+            // Pod ordinals are node ids.
+            assert_eq!(sts["spec"]["ordinals"]["start"], start);
+            assert_eq!(sts["spec"]["replicas"], 3);
+            let pool = name.trim_start_matches("demo-");
+            assert_eq!(
+                sts["spec"]["selector"]["matchLabels"]["gregor.dev/pool"],
+                pool
+            );
+            let labels = &sts["spec"]["template"]["metadata"]["labels"];
+            assert_eq!(labels["gregor.dev/broker-role"], broker);
+            assert_eq!(labels["gregor.dev/cluster"], "demo");
+            assert_eq!(ports(sts), ports_want);
+            assert_eq!(sts["spec"]["serviceName"], "demo-brokers");
+        }
+    }
+
+    #[test]
+    fn a_pool_has_its_own_storage_resources_and_template() {
+        let mut spec = spec(json!({"priorityClassName": "cluster"}));
+        spec.replicas = None;
+        let pool: crate::crd::KafkaNodePoolSpec = serde_json::from_value(json!({
+            "replicas": 1, "roles": ["broker"],
+            "storage": {"type": "jbod", "class": "fast", "volumes": [
+                {"id": 0, "size": "100Gi"}, {"id": 1, "size": "50Gi"}]},
+            "resources": {"limits": {"memory": "2Gi"}},
+            "template": {"priorityClassName": "brokers"},
+        }))
+        .expect("pool");
+        let voters: crate::crd::KafkaNodePoolSpec =
+            serde_json::from_value(json!({"replicas": 1, "roles": ["controller"]})).expect("pool");
+        let pools = vec![("big".to_string(), pool), ("voters".to_string(), voters)];
+        let topology =
+            Topology::pooled("demo", &spec, &pools, &[], &BTreeMap::new()).expect("valid pools");
+        let names = topology.names("demo", "kafka");
+        let of = |name: &str| {
+            let p = topology
+                .pools
+                .iter()
+                .find(|p| p.name == name)
+                .expect("pool");
+            let sts = statefulset(
+                &names,
+                &spec,
+                &topology,
+                p,
+                "g:1",
+                "d",
+                &OwnerReference::default(),
+            );
+            serde_json::to_value(sts).expect("serializable")
+        };
+        // Claims and mounts of its own (JBOD), the cluster's one volume
+        // for the other pool.
+        let claims = |sts: &Value| -> Vec<(String, String, String)> {
+            sts["spec"]["volumeClaimTemplates"]
+                .as_array()
+                .expect("claims")
+                .iter()
+                .map(|c| {
+                    let text = |v: &Value| v.as_str().unwrap_or("-").to_string();
+                    (
+                        text(&c["metadata"]["name"]),
+                        text(&c["spec"]["resources"]["requests"]["storage"]),
+                        text(&c["spec"]["storageClassName"]),
+                    )
+                })
+                .collect()
+        };
+        let mounts = |sts: &Value| -> Vec<String> {
+            sts["spec"]["template"]["spec"]["containers"][0]["volumeMounts"]
+                .as_array()
+                .expect("mounts")
+                .iter()
+                .filter(|m| m["name"].as_str().is_some_and(|n| n.starts_with("data")))
+                .map(|m| m["mountPath"].as_str().unwrap_or_default().to_string())
+                .collect()
+        };
+        let owned = |n: &str, s: &str, c: &str| (n.to_string(), s.to_string(), c.to_string());
+        let big = of("big");
+        assert_eq!(
+            claims(&big),
+            [
+                owned("data-0", "100Gi", "fast"),
+                owned("data-1", "50Gi", "fast")
+            ]
+        );
+        assert_eq!(
+            mounts(&big),
+            ["/var/lib/gregor/data-0", "/var/lib/gregor/data-1"]
+        );
+        let pod = &big["spec"]["template"]["spec"];
+        assert_eq!(pod["containers"][0]["resources"]["limits"]["memory"], "2Gi");
+        assert_eq!(pod["priorityClassName"], "brokers");
+        // The other pool takes the cluster's.
+        let voters = of("voters");
+        assert_eq!(claims(&voters), [owned("data", "10Gi", "-")]);
+        assert_eq!(mounts(&voters), ["/var/lib/gregor"]);
+        assert_eq!(
+            voters["spec"]["template"]["spec"]["priorityClassName"],
+            "cluster"
+        );
     }
 }

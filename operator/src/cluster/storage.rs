@@ -71,7 +71,7 @@ fn name(claim: &PersistentVolumeClaim) -> &str {
 /// (a StatefulSet's claim templates never change once it exists, and a
 /// pod's volumes must match them). `spec` fills in what the StatefulSet
 /// does not say.
-fn running_storage(sts: &StatefulSet, spec: &Storage) -> Storage {
+pub fn running_storage(sts: &StatefulSet, spec: &Storage) -> Storage {
     let claims = templates(sts);
     let size = |c: &PersistentVolumeClaim| requested(c).unwrap_or(&spec.size).to_string();
     if claims.is_empty() {

@@ -24,8 +24,10 @@ pub fn restart_asked(annotations: &BTreeMap<String, String>) -> bool {
 /// One broker pod as Kubernetes reports it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct BrokerPod {
-    /// Broker id (the pod's ordinal).
+    /// Node id (the pod's ordinal).
     pub id: i32,
+    /// The StatefulSet (of its pool) the pod belongs to.
+    pub statefulset: String,
     /// The pod passes its readiness probe.
     pub ready: bool,
     /// The pod is being deleted.
@@ -146,6 +148,7 @@ impl BrokerPod {
             .map(|q| q.0.clone());
         Some(BrokerPod {
             id,
+            statefulset: statefulset.into(),
             ready,
             terminating: pod.metadata.deletion_timestamp.is_some(),
             revision: pod
@@ -287,6 +290,7 @@ mod tests {
                 ),
                 want: Some(BrokerPod {
                     id: 2,
+                    statefulset: "demo-broker".into(),
                     ready: false,
                     terminating: false,
                     revision: Some("demo-broker-5d9c".into()),
@@ -318,6 +322,7 @@ mod tests {
                 ),
                 want: Some(BrokerPod {
                     id: 0,
+                    statefulset: "demo-broker".into(),
                     ready: false,
                     terminating: false,
                     revision: Some("demo-broker-5d9c".into()),
@@ -353,6 +358,7 @@ mod tests {
                 ),
                 want: Some(BrokerPod {
                     id: 1,
+                    statefulset: "demo-broker".into(),
                     ready: false,
                     terminating: false,
                     revision: Some("demo-broker-5d9c".into()),
@@ -379,6 +385,7 @@ mod tests {
                 ),
                 want: Some(BrokerPod {
                     id: 1,
+                    statefulset: "demo-broker".into(),
                     ready: false,
                     terminating: false,
                     revision: Some("demo-broker-5d9c".into()),
@@ -410,6 +417,7 @@ mod tests {
                 ),
                 want: Some(BrokerPod {
                     id: 4,
+                    statefulset: "demo-broker".into(),
                     ready: true,
                     terminating: false,
                     revision: Some("demo-broker-5d9c".into()),

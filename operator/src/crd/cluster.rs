@@ -46,12 +46,16 @@ use serde::{Deserialize, Serialize};
 )]
 #[serde(rename_all = "camelCase")]
 pub struct KafkaClusterSpec {
-    /// Number of brokers.
+    /// Number of brokers. Required without node pools; with them
+    /// (annotation `gregor.dev/node-pools: enabled`) each `KafkaNodePool`
+    /// has its own and this must be unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = 1000))]
-    pub replicas: i32,
+    pub replicas: Option<i32>,
     /// How many of the brokers (the lowest-numbered ones) also form the
     /// metadata quorum. Default: 3, or 1 for a cluster of one or two brokers.
-    /// Fixed once the cluster exists.
+    /// Fixed once the cluster exists. Unset with node pools: the quorum is
+    /// the nodes of the pools with the `controller` role.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = 9))]
     pub controllers: Option<i32>,
@@ -61,10 +65,12 @@ pub struct KafkaClusterSpec {
     /// Broker image; overrides the operator's default image for `version`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image: Option<String>,
-    /// CPU and memory of each broker container.
+    /// CPU and memory of each broker container (with node pools, of the
+    /// pools that do not set their own).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resources: Option<ResourceRequirements>,
-    /// Where brokers keep their logs.
+    /// Where brokers keep their logs (with node pools, the pools' that do
+    /// not set their own).
     #[serde(default)]
     pub storage: Storage,
     /// Client listeners. Gregor adds its own replication and controller
@@ -85,7 +91,8 @@ pub struct KafkaClusterSpec {
     /// Rack awareness: spread replicas over the values of a node label.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rack: Option<Rack>,
-    /// Extra settings for the broker pods.
+    /// Extra settings for the broker pods (with node pools, of the pools
+    /// that do not set their own).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub template: Option<PodTemplate>,
     /// The authority that signs the brokers' certificates (and the
@@ -711,6 +718,32 @@ pub struct KafkaClusterStatus {
     /// The built-in balancer's last or current rebalance.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rebalance: Option<RebalanceStatus>,
+    /// With node pools: every pool the cluster has had, with its block of
+    /// node ids. A removed pool's entry stays, so that its ids (and the
+    /// volumes that may hold their data) are never given to another pool.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub node_pools: Vec<NodePoolRecord>,
+}
+
+/// One node pool of a cluster, as the operator runs it.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct NodePoolRecord {
+    /// The `KafkaNodePool`'s name.
+    pub name: String,
+    /// The first id of the pool's block: its nodes' ids are
+    /// `firstNodeId` to `firstNodeId + 999` (its StatefulSet's start
+    /// ordinal, so that each pod's ordinal is its node id).
+    pub first_node_id: i32,
+    /// Its roles.
+    #[serde(default)]
+    pub roles: Vec<crate::crd::node_pool::NodeRole>,
+    /// Ids of its nodes that run or are being drained.
+    #[serde(default)]
+    pub node_ids: Vec<i32>,
+    /// Of those, nodes whose pods are ready.
+    #[serde(default)]
+    pub ready: i32,
 }
 
 /// A rebalance: why, its plan and how far it got.

@@ -10,11 +10,12 @@ use std::net::IpAddr;
 use super::cluster::{Listener, ListenerType};
 
 /// Adds the problems of `listener`'s configuration, on a cluster of
-/// `replicas` brokers, to `problems`; `node_ports` collects the node ports
+/// `replicas` brokers (`None` with node pools, whose ids are the pools'
+/// and not checked here), to `problems`; `node_ports` collects the node ports
 /// asked for so far (a port asked twice is a problem).
 pub fn check_listener(
     listener: &Listener,
-    replicas: i32,
+    replicas: Option<i32>,
     node_ports: &mut BTreeSet<i32>,
     problems: &mut Vec<String>,
 ) {
@@ -104,11 +105,15 @@ pub fn check_listener(
     let mut seen = BTreeSet::new();
     for (i, b) in config.brokers.iter().enumerate() {
         let at = format!("{field}.brokers[{i}]");
-        if b.broker < 0 || b.broker >= replicas {
+        let outside = match replicas {
+            Some(replicas) => b.broker < 0 || b.broker >= replicas,
+            None => b.broker < 0,
+        };
+        if outside {
+            let range = replicas.map_or(String::new(), |r| format!(" (0 to {})", r - 1));
             problems.push(format!(
-                "{at}.broker: {} is not a broker of this cluster (0 to {})",
-                b.broker,
-                replicas - 1
+                "{at}.broker: {} is not a broker of this cluster{range}",
+                b.broker
             ));
         } else if !seen.insert(b.broker) {
             problems.push(format!("{at}.broker: broker {} is listed twice", b.broker));
@@ -199,7 +204,7 @@ mod tests {
     fn problems(listener: serde_json::Value, replicas: i32) -> Vec<String> {
         let listener: Listener = serde_json::from_value(listener).expect("a listener");
         let mut out = Vec::new();
-        check_listener(&listener, replicas, &mut BTreeSet::new(), &mut out);
+        check_listener(&listener, Some(replicas), &mut BTreeSet::new(), &mut out);
         out
     }
 

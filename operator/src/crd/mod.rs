@@ -7,12 +7,14 @@ use kube::CustomResourceExt;
 
 pub mod cluster;
 pub mod exposure;
+pub mod node_pool;
 pub mod topic;
 pub mod upgrade;
 pub mod user;
 pub mod validate;
 
 pub use cluster::{KafkaCluster, KafkaClusterSpec, KafkaClusterStatus};
+pub use node_pool::{KafkaNodePool, KafkaNodePoolSpec, KafkaNodePoolStatus, NodeRole};
 pub use topic::{KafkaTopic, KafkaTopicSpec, KafkaTopicStatus};
 pub use user::{KafkaUser, KafkaUserSpec, KafkaUserStatus};
 pub use validate::{validate_cluster, validate_topic, Invalid};
@@ -25,16 +27,21 @@ pub const VERSION_ANNOTATION: &str = "gregor.dev/operator-version";
 /// `crdgen` writes to `crds/` and what the operator applies with
 /// `--apply-crds`, so that the two cannot differ.
 pub fn definitions() -> Vec<CustomResourceDefinition> {
-    [KafkaCluster::crd(), KafkaTopic::crd(), KafkaUser::crd()]
-        .into_iter()
-        .map(|mut crd| {
-            crd.metadata.annotations.get_or_insert_default().insert(
-                VERSION_ANNOTATION.to_string(),
-                env!("CARGO_PKG_VERSION").to_string(),
-            );
-            crd
-        })
-        .collect()
+    [
+        KafkaCluster::crd(),
+        KafkaNodePool::crd(),
+        KafkaTopic::crd(),
+        KafkaUser::crd(),
+    ]
+    .into_iter()
+    .map(|mut crd| {
+        crd.metadata.annotations.get_or_insert_default().insert(
+            VERSION_ANNOTATION.to_string(),
+            env!("CARGO_PKG_VERSION").to_string(),
+        );
+        crd
+    })
+    .collect()
 }
 
 /// Schema of a `config` map: any keys and values; the operator checks that

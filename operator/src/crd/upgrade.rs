@@ -224,6 +224,7 @@ mod tests {
             names,
             [
                 "kafkaclusters.gregor.dev",
+                "kafkanodepools.gregor.dev",
                 "kafkatopics.gregor.dev",
                 "kafkausers.gregor.dev"
             ]
@@ -263,8 +264,9 @@ mod tests {
     #[tokio::test]
     async fn older_crds_are_applied_over_what_was_read_and_newer_ones_kept() {
         let (client, server) = pair();
-        let [clusters, topics, users] = [
+        let [clusters, pools, topics, users] = [
             "kafkaclusters.gregor.dev",
+            "kafkanodepools.gregor.dev",
             "kafkatopics.gregor.dev",
             "kafkausers.gregor.dev",
         ]
@@ -279,6 +281,15 @@ mod tests {
                 "name": clusters.0, "resourceVersion": "7",
                 "annotations": {VERSION_ANNOTATION: env!("CARGO_PKG_VERSION")}}}),
             ),
+            // This version's: applied again (idempotent).
+            Call::get(
+                &pools.1,
+                live(pools.0, Some(env!("CARGO_PKG_VERSION")), "5"),
+            ),
+            Call::apply(
+                &pools.1,
+                json!({"metadata": {"name": pools.0, "resourceVersion": "5"}}),
+            ),
             // A newer operator's: left alone.
             Call::get(&topics.1, live(topics.0, Some("999.0.0"), "8")),
             // Not there: created, with no precondition.
@@ -287,6 +298,7 @@ mod tests {
                 assert!(body["metadata"].get("resourceVersion").is_none(), "{body}");
             }),
             established(clusters.0),
+            established(pools.0),
             established(topics.0),
             established(users.0),
         ];

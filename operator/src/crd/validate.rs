@@ -52,10 +52,12 @@ pub struct Invalid {
     pub problems: Vec<String>,
 }
 
-/// Checks a `KafkaCluster` spec. `recorded_controllers` is the quorum size
-/// the cluster was created with, if it exists already.
+/// Checks a `KafkaCluster` spec. `pooled`: the cluster uses node pools.
+/// `recorded_controllers` is the quorum size the cluster was created with,
+/// if it exists already (without node pools).
 pub fn validate_cluster(
     spec: &KafkaClusterSpec,
+    pooled: bool,
     recorded_controllers: Option<i32>,
 ) -> Result<(), Invalid> {
     let mut problems = Vec::new();
@@ -123,17 +125,45 @@ pub fn validate_cluster(
             problems.push("authorization.superUsers: a name is empty".into());
         }
     }
+    match (pooled, spec.replicas) {
+        // The pools' own checks are `cluster::topology`'s: they need the
+        // pools.
+        (true, replicas) => {
+            if replicas.is_some() || spec.controllers.is_some() {
+                problems.push(
+                    "replicas, controllers: set by the KafkaNodePools of a cluster with node pools; leave them out".into(),
+                );
+            }
+        }
+        (false, None) => problems.push(
+            "replicas: required, unless the cluster uses node pools (annotation gregor.dev/node-pools: enabled)".into(),
+        ),
+        (false, Some(replicas)) => check_quorum(spec, replicas, recorded_controllers, &mut problems),
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(Invalid { problems })
+    }
+}
+
+/// `replicas` brokers of a cluster without node pools, the lowest
+/// `controllers` of them voters: enough brokers for the quorum and for
+/// `minInsyncReplicas`, and the quorum as it was created.
+fn check_quorum(
+    spec: &KafkaClusterSpec,
+    replicas: i32,
+    recorded_controllers: Option<i32>,
+    problems: &mut Vec<String>,
+) {
     if let Some(m) = spec.min_insync_replicas {
-        if m > spec.replicas {
+        if m > replicas {
             problems.push(format!(
-                "minInsyncReplicas: {m} is more than the {} brokers",
-                spec.replicas
+                "minInsyncReplicas: {m} is more than the {replicas} brokers"
             ));
         }
     }
-    let controllers = spec
-        .controllers
-        .unwrap_or(default_controllers(spec.replicas));
+    let controllers = spec.controllers.unwrap_or(default_controllers(replicas));
     if let Some(recorded) = recorded_controllers {
         if recorded != controllers {
             problems.push(format!(
@@ -142,16 +172,10 @@ pub fn validate_cluster(
         }
     }
     let quorum = recorded_controllers.unwrap_or(controllers);
-    if spec.replicas < quorum {
+    if replicas < quorum {
         problems.push(format!(
-            "replicas: {} is fewer than the {quorum} controllers; the controllers are the first brokers and must stay",
-            spec.replicas
+            "replicas: {replicas} is fewer than the {quorum} controllers; the controllers are the first brokers and must stay"
         ));
-    }
-    if problems.is_empty() {
-        Ok(())
-    } else {
-        Err(Invalid { problems })
     }
 }
 
@@ -356,7 +380,7 @@ mod tests {
             },
             Case {
                 name: "scaled below the quorum",
-                change: |s| s.replicas = 2,
+                change: |s| s.replicas = Some(2),
                 recorded: Some(3),
                 problem: Some("fewer than the 3 controllers"),
             },
@@ -564,7 +588,7 @@ mod tests {
         for case in cases {
             let mut s = spec(3);
             (case.change)(&mut s);
-            let result = validate_cluster(&s, case.recorded);
+            let result = validate_cluster(&s, false, case.recorded);
             match (case.problem, result) {
                 (None, Ok(())) => {}
                 (Some(p), Err(e)) => assert!(
@@ -620,6 +644,6 @@ mod tests {
         assert_eq!(default_controllers(2), 1);
         assert_eq!(default_controllers(3), 3);
         assert_eq!(default_controllers(7), 3);
-        assert!(validate_cluster(&spec(1), None).is_ok());
+        assert!(validate_cluster(&spec(1), false, None).is_ok());
     }
 }

@@ -15,6 +15,7 @@ use kube::{Api, Resource, ResourceExt};
 
 use crate::admin::Admin;
 use crate::cluster::names::Names;
+use crate::cluster::topology;
 use crate::conditions::{conditions, Decided};
 use crate::context::Context;
 use crate::crd::validate::config_value;
@@ -70,9 +71,7 @@ async fn cluster_bootstrap(
     if kc.meta().deletion_timestamp.is_some() {
         return Ok(None);
     }
-    Ok(Some(
-        Names::new(cluster, ns).admin_bootstrap(kc.spec.replicas),
-    ))
+    Ok(Some(topology::admin_bootstrap(&kc, ns)))
 }
 
 /// An admin connection to the topic's cluster at `bootstrap`, with the

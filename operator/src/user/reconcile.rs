@@ -21,6 +21,7 @@ use crate::admin::Admin;
 use crate::cluster::certificates::{self, secret_data, SecretData, CA_KEY_KEY};
 use crate::cluster::names::{Names, FIELD_MANAGER};
 use crate::cluster::security::{self, CA_CERT_KEY};
+use crate::cluster::topology;
 use crate::conditions::{conditions, Decided};
 use crate::context::Context;
 use crate::crd::cluster::{AuthenticationType, KafkaCluster};
@@ -84,7 +85,8 @@ async fn cluster(ctx: &Context, ns: &str, name: &str) -> Result<Option<KafkaClus
 
 async fn connect(ctx: &Context, kc: &KafkaCluster, names: &Names) -> Result<Admin, Error> {
     let tls = tls::for_cluster(&ctx.client, names).await?;
-    Ok(Admin::connect(&names.admin_bootstrap(kc.spec.replicas), &tls).await?)
+    let bootstrap = topology::admin_bootstrap(kc, &names.namespace);
+    Ok(Admin::connect(&bootstrap, &tls).await?)
 }
 
 async fn apply(ku: &KafkaUser, ctx: &Context, ns: &str) -> Result<Action, Error> {

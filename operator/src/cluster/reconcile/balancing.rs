@@ -24,24 +24,26 @@ impl Pass<'_> {
     /// a batch. Returns the rebalance status to report. Only called with
     /// every broker of the spec running the current spec and nothing
     /// draining.
+    /// `brokers` are the ids of the brokers the spec asks for.
     pub(super) async fn rebalance(
         &self,
         kafka: &KafkaView,
-        replicas: i32,
+        brokers: &[i32],
         tls: &Arc<ClientConfig>,
         trouble: &mut Trouble,
     ) -> Result<Option<RebalanceStatus>, Error> {
         let settings = self.kc.spec.rebalance.clone().unwrap_or_default();
         let asked = rebalance::asked(self.kc.annotations());
         let previous = self.status.rebalance.clone();
-        let status = match rebalance::begin(previous.as_ref(), asked, replicas, &settings) {
+        let count = brokers.len() as i32;
+        let status = match rebalance::begin(previous.as_ref(), asked, count, &settings) {
             Begin::Idle(status) => return Ok(Some(status)),
             Begin::Continue => previous.unwrap_or_default(),
             Begin::Plan(reason) => {
-                if let Some(why) = rebalance::not_yet(kafka, replicas) {
+                if let Some(why) = rebalance::not_yet(kafka, brokers) {
                     return Ok(previous.map(|s| RebalanceStatus { message: why, ..s }));
                 }
-                match self.plan_rebalance(kafka, replicas, tls, reason).await {
+                match self.plan_rebalance(kafka, brokers, tls, reason).await {
                     Ok(status) => status,
                     Err(e) => {
                         trouble.note("the rebalance plan", &e);
@@ -51,7 +53,7 @@ impl Pass<'_> {
             }
         };
         match self
-            .carry_on(status.clone(), kafka, replicas, tls, &settings)
+            .carry_on(status.clone(), kafka, brokers, tls, &settings)
             .await
         {
             Ok(next) => Ok(Some(next)),
@@ -67,12 +69,12 @@ impl Pass<'_> {
     async fn plan_rebalance(
         &self,
         kafka: &KafkaView,
-        replicas: i32,
+        brokers: &[i32],
         tls: &Arc<ClientConfig>,
         reason: String,
     ) -> Result<RebalanceStatus, AdminError> {
         let mut sizes: BTreeMap<(String, i32), u64> = BTreeMap::new();
-        for id in 0..replicas {
+        for &id in brokers {
             let address = format!("{}:{REPLICATION_PORT}", self.names.pod_host(id));
             let mut admin = Admin::connect(&address, tls).await?;
             for (partition, bytes) in admin.partition_sizes().await? {
@@ -80,13 +82,15 @@ impl Pass<'_> {
                 *size = (*size).max(bytes);
             }
         }
-        let brokers: Brokers = (0..replicas)
-            .map(|b| (b, kafka.racks.get(&b).cloned()))
+        let racks: Brokers = brokers
+            .iter()
+            .map(|&b| (b, kafka.racks.get(&b).cloned()))
             .collect();
         let before = rebalance::placements(kafka, &sizes);
-        let changes = balance::plan(&brokers, &before);
+        let changes = balance::plan(&racks, &before);
         let now = format!("{:.0}", Timestamp::now());
-        let status = rebalance::recorded(reason.clone(), replicas, &before, &changes, &now);
+        let count = brokers.len() as i32;
+        let status = rebalance::recorded(reason.clone(), count, &before, &changes, &now);
         self.ctx
             .event(
                 self.kc,
@@ -109,13 +113,14 @@ impl Pass<'_> {
         &self,
         mut status: RebalanceStatus,
         kafka: &KafkaView,
-        replicas: i32,
+        brokers: &[i32],
         tls: &Arc<ClientConfig>,
         settings: &RebalanceSettings,
     ) -> Result<RebalanceStatus, Error> {
         let batch = settings.max_concurrent_moves.max(1) as usize;
         let progress = rebalance::progress(&status.moves, kafka, batch);
-        let mut admin = Admin::connect(&self.names.admin_bootstrap(replicas), tls).await?;
+        let bootstrap = self.names.admin_bootstrap(brokers.iter().copied());
+        let mut admin = Admin::connect(&bootstrap, tls).await?;
         if !progress.finished.is_empty() {
             admin.elect_preferred(&progress.finished).await?;
         }

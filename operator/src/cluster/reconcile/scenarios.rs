@@ -11,7 +11,7 @@ use kube::runtime::events::Reporter;
 use serde_json::{json, Value};
 
 use super::{reconcile, BUSY_INTERVAL, INVALID_INTERVAL};
-use crate::cluster::broker_config::config_digest;
+use crate::cluster::broker_config::tests::digest;
 use crate::cluster::names::{Names, FIELD_MANAGER};
 use crate::context::Context;
 use crate::crd::KafkaCluster;
@@ -240,7 +240,7 @@ fn a_new_clusters_first_steps() -> Vec<Call> {
 async fn a_new_cluster_is_applied_and_reported() {
     let kc = cluster(1, three_brokers(), Value::Null);
     let names = Names::new("demo", NS);
-    let digest = config_digest(&names, &kc.spec, 3);
+    let digest = digest(&names, &kc.spec, 3);
     let mut script = a_new_clusters_first_steps();
     script.extend([
         Call::apply(
