@@ -854,19 +854,26 @@ num.partitions=6
         );
     }
 
-    /// 3 dedicated controllers and `brokers` brokers in two pools.
+    /// Two pools: "voters", 3 dedicated controllers, and "brokers",
+    /// `brokers` brokers.
+    pub(crate) fn voter_and_broker_pools(
+        brokers: i32,
+    ) -> Vec<(String, crate::crd::KafkaNodePoolSpec)> {
+        [("voters", 3, "controller"), ("brokers", brokers, "broker")]
+            .into_iter()
+            .map(|(name, replicas, role)| {
+                let pool = serde_json::json!({"replicas": replicas, "roles": [role]});
+                (
+                    name.to_string(),
+                    serde_json::from_value(pool).expect("pool"),
+                )
+            })
+            .collect()
+    }
+
+    /// The topology of [`voter_and_broker_pools`] for a new cluster.
     pub(crate) fn pooled(spec: &KafkaClusterSpec, brokers: i32) -> Topology {
-        let pools: Vec<(String, crate::crd::KafkaNodePoolSpec)> =
-            [("voters", 3, "controller"), ("brokers", brokers, "broker")]
-                .into_iter()
-                .map(|(name, replicas, role)| {
-                    let pool = serde_json::json!({"replicas": replicas, "roles": [role]});
-                    (
-                        name.to_string(),
-                        serde_json::from_value(pool).expect("pool"),
-                    )
-                })
-                .collect();
+        let pools = voter_and_broker_pools(brokers);
         Topology::pooled("demo", spec, &pools, &[], &BTreeMap::new()).expect("valid pools")
     }
 

@@ -274,17 +274,7 @@ mod tests {
             "listeners": [{"name": "plain", "port": 9092, "type": "internal"}],
         }))
         .expect("valid spec");
-        let pools: Vec<(String, crate::crd::KafkaNodePoolSpec)> =
-            [("voters", 3, "controller"), ("brokers", 3, "broker")]
-                .into_iter()
-                .map(|(name, replicas, role)| {
-                    let pool = serde_json::json!({"replicas": replicas, "roles": [role]});
-                    (
-                        name.to_string(),
-                        serde_json::from_value(pool).expect("pool"),
-                    )
-                })
-                .collect();
+        let pools = crate::cluster::broker_config::tests::voter_and_broker_pools(3);
         let found = BTreeMap::from([
             ("voters".to_string(), (0, 3)),
             ("brokers".to_string(), (1000, 5)),
