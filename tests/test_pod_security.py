@@ -135,8 +135,8 @@ def test_the_chart_renders_offline_and_installs_against_the_live_api_server(cp):
     # no Pod Security warning about the Deployment.
     text = helm_offline(cp, "template", "gregor", CHART, "--namespace", NS)
     assert sorted(d["kind"] for d in yaml.safe_load_all(text) if d) == [
-        "ClusterRole", "ClusterRole", "ClusterRoleBinding", "ClusterRoleBinding", "Deployment", "Role",
-        "RoleBinding", "ServiceAccount"], text
+        "ClusterRole", "ClusterRole", "ClusterRole", "ClusterRoleBinding", "ClusterRoleBinding",
+        "ClusterRoleBinding", "Deployment", "Role", "RoleBinding", "ServiceAccount"], text
     applied = cp.kubectl("apply", "--dry-run=server", "-f", "-", input=text)
     assert "deployment.apps/gregor created (server dry run)" in applied.stdout, applied.stdout
     assert "PodSecurity" not in applied.stderr, applied.stderr
