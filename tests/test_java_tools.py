@@ -32,6 +32,11 @@ def test_topic_lifecycle(gregor, version):
 
     dup = topics(gregor, "--create", "--topic", name, "--partitions", "1", check=False, version=version)
     assert dup.returncode != 0 and "already exists" in dup.stdout + dup.stderr
+    # The topic existing is the answer whatever else is wrong with the
+    # request, as Kafka answers it (tools create their topics idempotently).
+    for wrong in (["--config", "cleanup.policy=compact"], ["--replication-factor", "7"]):
+        dup = topics(gregor, "--create", "--topic", name, *wrong, check=False, version=version)
+        assert dup.returncode != 0 and "already exists" in dup.stdout + dup.stderr, (wrong, dup.stderr)
 
     topics(gregor, "--alter", "--topic", name, "--partitions", "5", version=version)
     assert "PartitionCount: 5" in topics(gregor, "--describe", "--topic", name, version=version).stdout

@@ -221,6 +221,10 @@ impl Controller {
                 validate_only,
             } => {
                 let image = self.image();
+                // An existing topic is reported before its placement.
+                if image.topics.contains_key(&name) {
+                    return refused(Refusal::TopicExists(name));
+                }
                 let assignment = match assignment {
                     Some(a) => a,
                     None => match place(&image, 0, partitions, replication_factor) {
@@ -230,9 +234,6 @@ impl Controller {
                 };
                 if let Err(r) = check_brokers(&image, &assignment) {
                     return refused(r);
-                }
-                if image.topics.contains_key(&name) {
-                    return refused(Refusal::TopicExists(name));
                 }
                 if validate_only {
                     return ControllerResponse::Applied {

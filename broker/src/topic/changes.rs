@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use uuid::Uuid;
 
-use super::{NewTopic, TopicError, TopicRegistry};
+use super::{name, NewTopic, TopicError, TopicRegistry};
 use crate::metadata::controller::{ControllerRequest, ControllerResponse};
 use crate::metadata::quorum::Quorum;
 use crate::metadata::records::{Applied, MetadataRecord, Refusal};
@@ -56,6 +56,14 @@ impl TopicChanges<'_> {
         assignment: Option<Vec<Vec<i32>>>,
         validate_only: bool,
     ) -> Result<Uuid, TopicError> {
+        // As Kafka's controller answers: an invalid name first, then a
+        // topic that exists, and only then what is wrong with the rest, so
+        // that tools creating their topics idempotently see
+        // TOPIC_ALREADY_EXISTS whatever counts and settings they ask for.
+        name::validate(&new.name)?;
+        if self.topics.get(&new.name).is_some() {
+            return Err(TopicError::Exists(new.name.clone()));
+        }
         new.validate()?;
         self.ask(ControllerRequest::CreateTopic {
             name: new.name.clone(),
