@@ -22,7 +22,9 @@
 //!   followers, offset lookups, the delayed produces and fetches the
 //!   partitions' events complete, and every ISR change a leader asks for.
 //! - [`log`] stores each partition as a segmented log of Kafka record batches;
-//!   [`log_dirs`] claims the directories it lives in for this process.
+//!   [`log_dirs`] claims the directories it lives in for this process;
+//!   [`log_cleaner`] runs the threads that compact logs of
+//!   `cleanup.policy=compact`.
 //! - [`group`] coordinates consumer groups and their committed offsets, for
 //!   the `__consumer_offsets` partitions this broker leads.
 //! - [`http`] serves `/livez`, `/readyz` and [`metrics`] on `http.listener`.
@@ -49,6 +51,7 @@ pub mod handlers;
 pub mod http;
 pub mod ids;
 pub mod log;
+pub mod log_cleaner;
 pub mod log_dirs;
 pub mod maintenance;
 pub mod metadata;

@@ -8,7 +8,7 @@ use gregor_broker::config::BrokerConfig;
 use gregor_broker::http::{self, Stage};
 use gregor_broker::node::{self, Node};
 use gregor_broker::tasks::Tasks;
-use gregor_broker::{bind, dev, maintenance, server};
+use gregor_broker::{bind, dev, log_cleaner, maintenance, server};
 use tokio::sync::watch;
 
 /// How long the broker's tasks get at shutdown to end (a replica fetch in
@@ -210,6 +210,7 @@ fn run_broker(path: PathBuf) -> ExitCode {
         tracing::info!(node_id = node.config.node_id, cluster_id = %node.cluster_id, "broker started");
         let tasks = &node.tasks;
         tasks.spawn("retention", maintenance::run(node.clone()));
+        tasks.spawn("log cleaner", log_cleaner::run(node.clone()));
         tasks.spawn("flusher", maintenance::run_flusher(node.clone()));
         tasks.spawn("ISR checks", maintenance::run_isr_checks(node.clone()));
         tasks.spawn("group sessions", node.groups.clone().run_session_sweeper());

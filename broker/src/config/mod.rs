@@ -144,6 +144,8 @@ pub struct BrokerConfig {
     pub http_listener: Option<Listener>,
     /// `log.retention.check.interval.ms`
     pub retention_check_interval_ms: u64,
+    /// The log cleaner's `log.cleaner.*` settings.
+    pub cleaner: CleanerSettings,
     /// `group.initial.rebalance.delay.ms`
     pub group_initial_rebalance_delay_ms: u64,
     /// `group.min.session.timeout.ms`
@@ -171,6 +173,22 @@ pub struct BrokerConfig {
     /// Every setting as given, for DescribeConfigs and the topics'
     /// defaults.
     pub values: Values,
+}
+
+/// The log cleaner's settings (`log.cleaner.*`; the per-topic ones are in
+/// `log::LogConfig`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct CleanerSettings {
+    /// `log.cleaner.enable`
+    pub enable: bool,
+    /// `log.cleaner.threads`
+    pub threads: usize,
+    /// `log.cleaner.dedupe.buffer.size`: key map memory, all threads.
+    pub dedupe_buffer_size: usize,
+    /// `log.cleaner.io.max.bytes.per.second`, all threads.
+    pub io_max_bytes_per_second: f64,
+    /// `log.cleaner.backoff.ms`
+    pub backoff_ms: u64,
 }
 
 fn invalid(p: &Property, reason: String) -> ConfigError {
@@ -389,6 +407,13 @@ impl BrokerConfig {
                 .map(listener::parse_http)
                 .transpose()?,
             retention_check_interval_ms: v.get("log.retention.check.interval.ms")?,
+            cleaner: CleanerSettings {
+                enable: v.get("log.cleaner.enable")?,
+                threads: v.get("log.cleaner.threads")?,
+                dedupe_buffer_size: v.get("log.cleaner.dedupe.buffer.size")?,
+                io_max_bytes_per_second: v.get("log.cleaner.io.max.bytes.per.second")?,
+                backoff_ms: v.get("log.cleaner.backoff.ms")?,
+            },
             group_initial_rebalance_delay_ms: v.get("group.initial.rebalance.delay.ms")?,
             group_min_session_timeout_ms: v.get("group.min.session.timeout.ms")?,
             group_max_session_timeout_ms: v.get("group.max.session.timeout.ms")?,
@@ -589,6 +614,9 @@ mod tests {
                     cases.push(("nonsense".into(), format!("expected {}", s.kind.allowed())))
                 }
                 Kind::ReplicaList => cases.push(("0:x".into(), "partition:broker".into())),
+                Kind::Double { .. } => {
+                    cases.push(("-1".into(), format!("expected {}", s.kind.allowed())))
+                }
                 Kind::Text | Kind::List => {}
             }
             for (value, reason) in cases {

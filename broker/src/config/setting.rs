@@ -43,6 +43,11 @@ pub enum Kind {
     /// Kafka's list of throttled replicas: `*`, or `partition:broker`
     /// pairs separated by commas (see `replication::throttle`).
     ReplicaList,
+    /// A DOUBLE of at least 0, and at most 1 when `fraction`.
+    Double {
+        /// Only 0 to 1 (a ratio).
+        fraction: bool,
+    },
 }
 
 impl Kind {
@@ -94,6 +99,7 @@ impl Kind {
                 Width::Short => 4,
                 Width::Long => 5,
             },
+            Kind::Double { .. } => 6,
             Kind::List | Kind::ListOf(_) | Kind::ReplicaList => 7,
         }
     }
@@ -108,6 +114,7 @@ impl Kind {
                 Width::Int => "int",
                 Width::Long => "long",
             },
+            Kind::Double { .. } => "double",
             Kind::List | Kind::ListOf(_) | Kind::ReplicaList => "list",
         }
     }
@@ -131,6 +138,8 @@ impl Kind {
             Kind::List => "a comma-separated list".into(),
             Kind::ListOf(words) => format!("one or more of {}, comma-separated", words.join(", ")),
             Kind::ReplicaList => "`*`, or partition:broker pairs, comma-separated".into(),
+            Kind::Double { fraction: true } => "a number from 0 to 1".into(),
+            Kind::Double { fraction: false } => "a number of at least 0".into(),
         }
     }
 
@@ -161,6 +170,10 @@ impl Kind {
             Kind::ReplicaList => crate::replication::throttle::ThrottledReplicas::parse(value)
                 .map(|_| ())
                 .map_err(|e| e.to_string()),
+            Kind::Double { fraction } => match value.parse::<f64>() {
+                Ok(n) if n >= 0.0 && (!fraction || n <= 1.0) => Ok(()),
+                _ => refused(),
+            },
         }
     }
 }

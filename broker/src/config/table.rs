@@ -484,10 +484,72 @@ pub static BROKER: &[Setting] = &[
     .default("300000"),
     Setting::new(
         "log.cleanup.policy",
-        Kind::ListOf(&["delete"]),
-        "Default `cleanup.policy`. Only `delete`: compaction is not built yet.",
+        Kind::ListOf(&["delete", "compact"]),
+        "Default `cleanup.policy`: `delete` old segments, `compact` them to the latest record of each key, or both.",
     )
     .default("delete")
+    .update(Update::ClusterWide),
+    Setting::new(
+        "log.cleaner.enable",
+        Kind::Bool,
+        "Run the log cleaner, which compacts topics of `cleanup.policy=compact`.",
+    )
+    .default("true"),
+    Setting::new(
+        "log.cleaner.threads",
+        Kind::int(0),
+        "Threads cleaning logs side by side, each with its share of the dedupe buffer.",
+    )
+    .default("1")
+    .update(Update::ClusterWide),
+    Setting::new(
+        "log.cleaner.dedupe.buffer.size",
+        Kind::long(0),
+        "Memory for the keys of one cleaning, shared by the cleaner threads (24 bytes a key); a log with more keys is cleaned in several passes. Taken as needed, not reserved.",
+    )
+    .default("134217728")
+    .update(Update::ClusterWide),
+    Setting::new(
+        "log.cleaner.io.max.bytes.per.second",
+        Kind::Double { fraction: false },
+        "Bytes the cleaner threads together read and write per second at most.",
+    )
+    .default("1.7976931348623157E308")
+    .update(Update::ClusterWide),
+    Setting::new(
+        "log.cleaner.backoff.ms",
+        Kind::long(0),
+        "How long a cleaner thread sleeps when no log needs cleaning.",
+    )
+    .default("15000")
+    .update(Update::ClusterWide),
+    Setting::new(
+        "log.cleaner.min.cleanable.ratio",
+        Kind::Double { fraction: true },
+        "Default `min.cleanable.dirty.ratio`.",
+    )
+    .default("0.5")
+    .update(Update::ClusterWide),
+    Setting::new(
+        "log.cleaner.delete.retention.ms",
+        Kind::long(0),
+        "Default `delete.retention.ms`.",
+    )
+    .default("86400000")
+    .update(Update::ClusterWide),
+    Setting::new(
+        "log.cleaner.min.compaction.lag.ms",
+        Kind::long(0),
+        "Default `min.compaction.lag.ms`.",
+    )
+    .default("0")
+    .update(Update::ClusterWide),
+    Setting::new(
+        "log.cleaner.max.compaction.lag.ms",
+        Kind::long(1),
+        "Default `max.compaction.lag.ms`.",
+    )
+    .default("9223372036854775807")
     .update(Update::ClusterWide),
     Setting::new(
         "log.index.interval.bytes",

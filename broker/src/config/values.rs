@@ -271,6 +271,12 @@ impl FromValue for String {
     }
 }
 
+impl FromValue for f64 {
+    fn from_value(text: &str) -> Option<Self> {
+        text.trim().parse::<f64>().ok().filter(|n| !n.is_nan())
+    }
+}
+
 macro_rules! integer_values {
     ($($t:ty),*) => {$(
         impl FromValue for $t {

@@ -123,6 +123,7 @@ pub fn log_error(e: &LogError) -> ResponseError {
     match e {
         LogError::OffsetOutOfRange { .. } => ResponseError::OffsetOutOfRange,
         LogError::RecordTooLarge { .. } => ResponseError::MessageTooLarge,
+        LogError::KeylessOnCompacted => ResponseError::InvalidRecord,
         LogError::Batch(b) => match b {
             crate::log::batch::BatchError::UnsupportedMagic { .. } => {
                 ResponseError::UnsupportedForMessageFormat

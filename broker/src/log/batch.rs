@@ -222,6 +222,27 @@ pub fn validate_records(
     Ok(())
 }
 
+/// Whether any record of these (validated) batches has a null key, which
+/// a compacted topic refuses as Kafka does.
+pub fn has_keyless_record(buf: &[u8], headers: &[BatchHeader]) -> Result<bool, BatchError> {
+    for h in headers {
+        let b = &buf[h.position..h.position + h.size];
+        let local = BatchHeader { position: 0, ..*h };
+        let codec = super::compaction::compression_of(&local)?;
+        let fail = |reason: String| BatchError::Records {
+            position: h.position,
+            reason,
+        };
+        let section = super::compaction::inflate(&b[HEADER_LEN..], codec)
+            .map_err(|e| fail(format!("{e:#}")))?;
+        let records = super::records::parse(&section).map_err(|e| fail(e.to_string()))?;
+        if records.iter().any(|r| r.key.is_none()) {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
 /// Decodes the records of the one batch in `batch` (found at `position` of
 /// its buffer), decompressing them. As in Kafka, a record of a compressed
 /// batch whose length, once decompressed, exceeds `max_record_bytes`
@@ -320,6 +341,38 @@ pub fn validate_all(buf: &[u8]) -> Result<Vec<BatchHeader>, BatchError> {
             return Err(BatchError::Invalid {
                 position: pos,
                 reason: "record count does not match lastOffsetDelta",
+            });
+        }
+        pos += h.size;
+        out.push(h);
+    }
+    Ok(out)
+}
+
+/// Parses and checks (CRC, offsets) every batch in `buf` as a log stores
+/// them: a compacted batch may hold fewer records than offsets it spans,
+/// even none (its producer's last, kept for its sequence), and batches
+/// may leave offsets out between them but never go back. What a follower
+/// copies from its leader, and what a log replays when it opens.
+pub fn validate_stored(buf: &[u8]) -> Result<Vec<BatchHeader>, BatchError> {
+    let mut out: Vec<BatchHeader> = Vec::new();
+    let mut pos = 0;
+    while pos < buf.len() {
+        let h = parse_header(buf, pos)?;
+        check_crc(buf, &h)?;
+        if h.record_count as i64 > h.offset_count() {
+            return Err(BatchError::Invalid {
+                position: pos,
+                reason: "more records than lastOffsetDelta allows",
+            });
+        }
+        if out
+            .last()
+            .is_some_and(|prev| h.base_offset <= prev.last_offset)
+        {
+            return Err(BatchError::Invalid {
+                position: pos,
+                reason: "offsets go back from the batch before",
             });
         }
         pos += h.size;

@@ -1,11 +1,18 @@
 //! A partition's log: a directory of segments holding Kafka record batches
 //! exactly as producers sent them (only the base offset and leader epoch are
 //! filled in), rolled by size and age, trimmed by retention and
-//! DeleteRecords, and recovered after a crash by cutting off a torn tail.
+//! DeleteRecords, compacted by the log cleaner (`cleaner`, deciding with
+//! `compaction` batch by batch over the keys of an `offset_map`, reading
+//! records through `records`), and recovered after a crash by cutting off
+//! a torn tail and finishing an interrupted cleaning.
 
 pub mod batch;
+pub mod cleaner;
+pub mod compaction;
 pub mod config;
 pub mod index;
+pub mod offset_map;
+pub mod records;
 pub mod segment;
 
 use std::collections::BTreeMap;
@@ -17,7 +24,7 @@ use crate::clock::now_ms;
 
 pub use batch::BatchError;
 use batch::BatchHeader;
-pub use config::LogConfig;
+pub use config::{Cleanup, LogConfig};
 use segment::Segment;
 
 /// Errors of log operations, with the context to act on them.
@@ -55,6 +62,9 @@ pub enum LogError {
     /// Stored records could not be decoded.
     #[error("cannot decode stored batch: {0}")]
     Decode(String),
+    /// A record without a key sent to a compacted topic.
+    #[error("a compacted topic cannot take a record without a key")]
+    KeylessOnCompacted,
 }
 
 impl LogError {
@@ -89,12 +99,17 @@ pub struct Log {
     unflushed_messages: u64,
     /// When the log was last forced to disk.
     last_flush_ms: i64,
+    /// The cleaner's checkpoint: records below it are clean.
+    first_dirty: i64,
+    /// The earliest delete horizon of the tombstones the cleaner kept.
+    delete_horizon: Option<i64>,
 }
 
 impl Log {
     /// Opens the log in `dir` (creating it), recovering the active segment.
     pub fn open(dir: &Path, config: LogConfig) -> Result<Log, LogError> {
         std::fs::create_dir_all(dir).map_err(|e| LogError::io(dir, e))?;
+        cleaner::recover(dir)?;
         let mut bases: Vec<i64> = std::fs::read_dir(dir)
             .map_err(|e| LogError::io(dir, e))?
             .filter_map(|e| e.ok())
@@ -138,7 +153,10 @@ impl Log {
             log_start_offset: 0,
             unflushed_messages: 0,
             last_flush_ms: now,
+            first_dirty: 0,
+            delete_horizon: None,
         };
+        (log.first_dirty, log.delete_horizon) = cleaner::read_checkpoint(dir);
         log.log_start_offset = checkpoint.max(first_base).min(log.log_end_offset());
         Ok(log)
     }
@@ -193,6 +211,9 @@ impl Log {
         let mut headers = batch::validate_all(records)?;
         for h in &headers {
             batch::validate_records(records, h, self.config.max_decompressed_message_bytes)?;
+        }
+        if self.config.cleanup.compact && batch::has_keyless_record(records, &headers)? {
+            return Err(LogError::KeylessOnCompacted);
         }
         if let Some(h) = headers
             .iter()
@@ -253,22 +274,22 @@ impl Log {
     }
 
     /// Appends batches copied from the partition leader: their offsets and
-    /// leader epochs are kept, and must continue this log. Returns their
-    /// headers.
+    /// leader epochs are kept, and must continue this log, or skip ahead
+    /// where the leader's cleaner removed records. Returns their headers.
     pub fn append_replicated(&mut self, records: &[u8]) -> Result<Vec<BatchHeader>, LogError> {
-        let headers = batch::validate_all(records)?;
+        let headers = batch::validate_stored(records)?;
         let (Some(first), Some(last)) = (headers.first(), headers.last()) else {
             return Ok(headers);
         };
         let end = self.log_end_offset();
-        if first.base_offset != end {
+        if first.base_offset < end {
             return Err(LogError::OffsetOutOfRange {
                 requested: first.base_offset,
                 log_start: self.log_start_offset,
                 log_end: end,
             });
         }
-        let messages = (last.last_offset + 1 - first.base_offset) as u64;
+        let messages = (last.last_offset + 1 - end) as u64;
         self.write_active(records, &headers, messages)?;
         Ok(headers)
     }
@@ -317,7 +338,7 @@ impl Log {
         let now = now_ms();
         let active = self.active();
         let full = active.size() > 0 && active.size() + incoming > self.config.segment_bytes;
-        let old = active.size() > 0 && now - active.created_ms >= self.config.segment_ms;
+        let old = active.size() > 0 && now - active.created_ms >= self.config.roll_ms();
         if full || old {
             self.roll(now)?;
         }
@@ -437,7 +458,10 @@ impl Log {
         for seg in self.segments.values() {
             let expired = retention_ms >= 0 && seg.max_timestamp() < now_ms - retention_ms;
             let oversized = retention_bytes >= 0 && total - seg.size() as i64 >= retention_bytes;
-            if seg.size() == 0 || seg.next_offset() > high_watermark || !(expired || oversized) {
+            // An empty sealed segment (all cleaned away) goes with the rest;
+            // the empty active one stops it.
+            let empty_active = seg.size() == 0 && seg.base_offset == self.active().base_offset;
+            if empty_active || seg.next_offset() > high_watermark || !(expired || oversized) {
                 break;
             }
             total -= seg.size() as i64;

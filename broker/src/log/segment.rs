@@ -196,6 +196,19 @@ impl Segment {
         Ok(())
     }
 
+    /// The segment's file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Renames the segment's file (the log cleaner swapping a cleaned
+    /// segment in); its index files are not moved.
+    pub fn rename(&mut self, to: &Path) -> Result<(), LogError> {
+        std::fs::rename(&self.path, to).map_err(|e| LogError::io(to, e))?;
+        self.path = to.to_path_buf();
+        Ok(())
+    }
+
     /// Bytes in the file.
     pub fn size(&self) -> u64 {
         self.size

@@ -94,6 +94,30 @@ pub struct IsrCounters {
     pub expands: Counter,
 }
 
+/// What the log cleaner counts (see `log_cleaner`).
+#[derive(Clone, Debug, Default)]
+pub struct CleanerCounters {
+    /// Cleanings finished and swapped in.
+    pub cleanings: Counter,
+    /// Bytes of segments cleaned (their size before).
+    pub bytes_cleaned: Counter,
+    /// Bytes those segments shrank by.
+    pub bytes_reclaimed: Counter,
+    /// Records removed.
+    pub records_removed: Counter,
+    /// The largest dirty ratio among compacted logs at the last check, in
+    /// percent.
+    pub max_dirty_percent: Gauge,
+    /// Memory of the key map at its largest in the last cleaning.
+    pub map_bytes: Gauge,
+    /// When a cleaner thread last looked for work (ms since the epoch;
+    /// 0: never).
+    pub last_run_ms: Gauge,
+    /// Cleanings that failed (I/O, undecodable data); the log is left as
+    /// it was.
+    pub failures: Counter,
+}
+
 /// What the network side counts.
 pub struct Counters {
     requests: Family<ApiLabel, Counter>,
@@ -129,6 +153,8 @@ pub struct Counters {
     /// Scrapes at which a partition leader could not be asked for the high
     /// watermarks consumer lag needs.
     pub lag_lookup_failures: Counter,
+    /// The log cleaner's figures.
+    pub cleaner: CleanerCounters,
 }
 
 impl Default for Counters {
@@ -168,6 +194,7 @@ impl Default for Counters {
             topic_messages_in: Family::default(),
             topic_bytes_out: Family::default(),
             lag_lookup_failures: Counter::default(),
+            cleaner: CleanerCounters::default(),
         }
     }
 }
@@ -336,6 +363,39 @@ impl DirSpace {
             free_bytes: s.blocks_available().saturating_mul(fragment),
         })
     }
+}
+
+fn render_cleaner(r: &mut Registry, c: &CleanerCounters) {
+    for (name, help, counter) in [
+        ("log_cleaner_cleanings", "Cleanings of compacted logs finished", &c.cleanings),
+        ("log_cleaner_bytes_cleaned", "Bytes of segments the log cleaner rewrote (their size before)", &c.bytes_cleaned),
+        ("log_cleaner_bytes_reclaimed", "Bytes the log cleaner freed", &c.bytes_reclaimed),
+        ("log_cleaner_records_removed", "Records the log cleaner removed: superseded, tombstones past delete.retention.ms, records without a key", &c.records_removed),
+        ("log_cleaner_failures", "Cleanings that failed and left their log as it was (see the broker log)", &c.failures),
+    ] {
+        r.register(name, help, counter.clone());
+    }
+    r.register(
+        "log_cleaner_max_dirty_percent",
+        "The largest share, in percent, of a compacted log on this broker not yet cleaned, at the cleaner's last check",
+        c.max_dirty_percent.clone(),
+    );
+    r.register(
+        "log_cleaner_map_bytes",
+        "Memory the cleaner's key map took at its largest in the last cleaning (at most log.cleaner.dedupe.buffer.size)",
+        c.map_bytes.clone(),
+    );
+    let last = c.last_run_ms.get();
+    gauge(
+        r,
+        "log_cleaner_time_since_last_run_ms",
+        "Milliseconds since a cleaner thread last looked for logs to clean (-1: not yet)",
+        if last > 0 {
+            crate::clock::now_ms().saturating_sub(last)
+        } else {
+            -1
+        },
+    );
 }
 
 /// Everything a broker reports at one scrape.
@@ -585,6 +645,7 @@ pub fn render(s: &BrokerSnapshot<'_>) -> String {
             "Times a scrape could not ask a partition leader for the high watermarks consumer lag needs; that leader's partitions then have no lag series",
             c.lag_lookup_failures.clone(),
         );
+        render_cleaner(r, &c.cleaner);
     }
     if let Some(groups) = s.groups {
         render_groups(r, groups);

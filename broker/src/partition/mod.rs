@@ -17,6 +17,7 @@ use bytes::Bytes;
 use tokio::sync::watch;
 
 use crate::clock::now_ms;
+use crate::log::cleaner::{CleanJob, CleanOutput, Cleanable};
 use crate::log::{batch, Log, LogConfig, LogError};
 use crate::metadata::image::{PartitionImage, NO_LEADER};
 use epochs::{EpochHistory, ReplicaFetch};
@@ -649,6 +650,27 @@ impl Partition {
         Ok(deleted)
     }
 
+    /// How dirty the log is, if it is compacted, and the
+    /// `min.cleanable.dirty.ratio` it is cleaned at.
+    pub fn cleanable(&self, now_ms: i64) -> Option<(Cleanable, f64)> {
+        let state = self.lock();
+        let c = state.log.cleanable(now_ms, high_watermark(&state))?;
+        Some((c, state.log.config().min_cleanable_dirty_ratio))
+    }
+
+    /// A cleaning of the log, if one is due (see `log::cleaner`).
+    pub fn plan_clean(&self, now_ms: i64) -> Option<CleanJob> {
+        let state = self.lock();
+        let last = state.producers.last_batches();
+        state.log.plan_clean(now_ms, high_watermark(&state), last)
+    }
+
+    /// Swaps a finished cleaning in; `false` when the log changed under it
+    /// and it was dropped.
+    pub fn install_clean(&self, out: CleanOutput) -> Result<bool, PartitionError> {
+        Ok(self.lock().log.install_clean(out)?)
+    }
+
     /// Replaces the log settings (after a topic config change).
     pub fn set_config(&self, config: LogConfig) {
         self.lock().log.set_config(config);
@@ -739,7 +761,9 @@ fn note_batch(producers: &mut ProducerStates, epochs: &mut EpochHistory, h: &bat
             producer_id: h.producer_id,
             producer_epoch: h.producer_epoch,
             base_sequence: h.base_sequence,
-            record_count: h.record_count,
+            // The sequences the batch took when written: a compacted batch
+            // keeps its offsets but may have lost records.
+            record_count: h.offset_count() as i32,
         },
         h.base_offset,
     );
@@ -755,7 +779,7 @@ fn rebuild_state(log: &Log) -> Result<(ProducerStates, EpochHistory), PartitionE
     let mut offset = log.log_start_offset();
     while offset < log.log_end_offset() {
         let data = log.read(offset, CHUNK, true)?;
-        let headers = batch::validate_all(&data).map_err(LogError::from)?;
+        let headers = batch::validate_stored(&data).map_err(LogError::from)?;
         let Some(last) = headers.last() else { break };
         for h in &headers {
             note_batch(&mut states, &mut epochs, h);

@@ -114,6 +114,15 @@ impl ProducerStates {
         }
     }
 
+    /// The base offset of each producer's last batch: the log cleaner
+    /// keeps those batches' headers so the sequences survive a restart.
+    pub fn last_batches(&self) -> std::collections::HashSet<i64> {
+        self.producers
+            .values()
+            .filter_map(|p| p.recent.back().map(|w| w.base_offset))
+            .collect()
+    }
+
     /// Records a batch that was appended at `base_offset`.
     pub fn record(&mut self, b: &BatchIdentity, base_offset: i64) {
         if b.producer_id < 0 {

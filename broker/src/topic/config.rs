@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use crate::config::setting::{Described, Kind, Setting, Source, Synonym};
 use crate::config::values::FromValue;
 use crate::config::Values;
-use crate::log::LogConfig;
+use crate::log::{Cleanup, LogConfig};
 
 /// Why a topic setting was refused; becomes INVALID_CONFIG for the client.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -29,16 +29,22 @@ pub enum TopicConfigError {
 
 /// The topic settings Gregor honours, each with the broker setting its
 /// default comes from. Types, defaults and bounds are Kafka's, except that
-/// `cleanup.policy` cannot be `compact` yet and `segment.bytes` may be
-/// small (tests roll segments quickly).
+/// `segment.bytes` may be small (tests roll segments quickly).
 pub static TOPIC: &[Setting] = &[
     Setting::topic(
         "cleanup.policy",
-        Kind::ListOf(&["delete"]),
-        "What happens to old segments: `delete` (compaction is not built yet).",
+        Kind::ListOf(&["delete", "compact"]),
+        "What happens to old segments: `delete` them by retention, `compact` them to the latest record of each key (the log cleaner), or both.",
     )
     .default("delete")
     .default_from("log.cleanup.policy"),
+    Setting::topic(
+        "delete.retention.ms",
+        Kind::long(0),
+        "How long a compacted topic keeps a tombstone (a key with a null value) after the cleaner first sees it.",
+    )
+    .default("86400000")
+    .default_from("log.cleaner.delete.retention.ms"),
     Setting::topic(
         "compression.type",
         Kind::OneOf(&["producer", "uncompressed", "gzip", "snappy", "lz4", "zstd"]),
@@ -93,12 +99,33 @@ pub static TOPIC: &[Setting] = &[
     .default("1048588")
     .default_from("message.max.bytes"),
     Setting::topic(
+        "max.compaction.lag.ms",
+        Kind::long(1),
+        "The longest a record may stay uncompacted: older dirty records are cleaned whatever the dirty ratio, and the active segment rolls at this age.",
+    )
+    .default("9223372036854775807")
+    .default_from("log.cleaner.max.compaction.lag.ms"),
+    Setting::topic(
         "message.timestamp.type",
         Kind::OneOf(&["CreateTime", "LogAppendTime"]),
         "Keep the producer's timestamps (`CreateTime`) or stamp the time of the append (`LogAppendTime`).",
     )
     .default("CreateTime")
     .default_from("log.message.timestamp.type"),
+    Setting::topic(
+        "min.cleanable.dirty.ratio",
+        Kind::Double { fraction: true },
+        "A compacted log is cleaned once its uncleaned part is this share of it.",
+    )
+    .default("0.5")
+    .default_from("log.cleaner.min.cleanable.ratio"),
+    Setting::topic(
+        "min.compaction.lag.ms",
+        Kind::long(0),
+        "The shortest time a record stays uncompacted.",
+    )
+    .default("0")
+    .default_from("log.cleaner.min.compaction.lag.ms"),
     Setting::topic(
         "min.insync.replicas",
         Kind::int(1),
@@ -289,6 +316,31 @@ pub fn log_config(overrides: &BTreeMap<String, String>, d: &TopicDefaults) -> Lo
         flush_messages: effective(overrides, d, "flush.messages", kafka.flush_messages),
         flush_ms: effective(overrides, d, "flush.ms", kafka.flush_ms),
         log_append_time: value_of("message.timestamp.type", overrides, d).trim() == "LogAppendTime",
+        cleanup: Cleanup::parse(&value_of("cleanup.policy", overrides, d)),
+        delete_retention_ms: effective(
+            overrides,
+            d,
+            "delete.retention.ms",
+            kafka.delete_retention_ms,
+        ),
+        min_compaction_lag_ms: effective(
+            overrides,
+            d,
+            "min.compaction.lag.ms",
+            kafka.min_compaction_lag_ms,
+        ),
+        max_compaction_lag_ms: effective(
+            overrides,
+            d,
+            "max.compaction.lag.ms",
+            kafka.max_compaction_lag_ms,
+        ),
+        min_cleanable_dirty_ratio: effective(
+            overrides,
+            d,
+            "min.cleanable.dirty.ratio",
+            kafka.min_cleanable_dirty_ratio,
+        ),
     }
 }
 
@@ -310,17 +362,18 @@ mod tests {
             ("retention.ms", "soon", Err("expected an integer")),
             ("segment.bytes", "13", Err("must be at least 14")),
             ("cleanup.policy", "delete", Ok(())),
-            (
-                "cleanup.policy",
-                "compact",
-                Err("expected one or more of delete"),
-            ),
+            ("cleanup.policy", "compact", Ok(())),
             ("cleanup.policy", "delete,delete", Ok(())),
+            ("cleanup.policy", "delete,compact", Ok(())),
             (
                 "cleanup.policy",
-                "delete,compact",
+                "compact,forever",
                 Err("expected one or more"),
             ),
+            ("min.cleanable.dirty.ratio", "0.01", Ok(())),
+            ("min.cleanable.dirty.ratio", "1.5", Err("from 0 to 1")),
+            ("min.cleanable.dirty.ratio", "half", Err("from 0 to 1")),
+            ("max.compaction.lag.ms", "0", Err("must be at least 1")),
             ("cleanup.policy", "", Err("expected one or more")),
             ("max.decompressed.message.bytes", "1", Ok(())),
             (
