@@ -234,3 +234,48 @@ def test_a_follower_catches_up_from_its_leaders_compacted_log(tmp_path):
         assert "diverged" not in follower.log_text()
     finally:
         cluster.stop()
+
+
+def offsets_topic_configs(bootstrap):
+    out = kafka_tool("kafka-configs", "--bootstrap-server", bootstrap, "--describe", "--entity-type", "topics",
+                     "--entity-name", "__consumer_offsets").stdout
+    return dict(re.findall(r"\b([a-z.]+)=(\S+?)(?: sensitive|\s*$)", out, re.M))
+
+
+def test_consumer_offsets_is_compacted_by_the_cleaner(tmp_path):
+    props = {**FAST_CLEANER, "offsets.topic.num.partitions": "1", "offsets.topic.segment.bytes": "20000"}
+    broker = Gregor(tmp_path / "gregor", props=props).start()
+    try:
+        assert offsets_topic_configs(broker.bootstrap)["cleanup.policy"] == "compact"
+        topic = unique("committed")
+        create(broker.bootstrap, topic, {})
+        group = unique("busy")
+        c = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": group, "enable.auto.commit": False})
+        for i in range(3000):
+            c.commit(offsets=[TopicPartition(topic, 0, i)], asynchronous=False)
+        c.close()
+        d = partition_dir(broker, "__consumer_offsets")
+        size = lambda: sum(f.stat().st_size for f in d.glob("*.log"))  # noqa: E731
+        wait_until(lambda: size() < 3 * 20000, 60, "the cleaner to drop superseded commits")
+        broker.restart()
+
+        def committed():
+            c = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": group})
+            try:
+                return c.committed([TopicPartition(topic, 0)], timeout=10)[0].offset
+            finally:
+                c.close()
+
+        assert committed() == 2999
+        # A topic an earlier Gregor made (kept small by rewriting it, with
+        # cleanup.policy=delete and retention.ms=-1) is compacted from the
+        # next start on.
+        kafka_tool("kafka-configs", "--bootstrap-server", broker.bootstrap, "--alter", "--entity-type", "topics",
+                   "--entity-name", "__consumer_offsets", "--add-config", "cleanup.policy=delete,retention.ms=-1")
+        assert offsets_topic_configs(broker.bootstrap)["cleanup.policy"] == "delete"
+        broker.restart()
+        configs = offsets_topic_configs(broker.bootstrap)
+        assert configs["cleanup.policy"] == "compact" and "retention.ms" not in configs, configs
+        assert committed() == 2999
+    finally:
+        broker.stop()

@@ -19,7 +19,8 @@ use crate::metadata::image::ClusterImage;
 use crate::metadata::listener::ListenerSecurity;
 use crate::metadata::network::Dialer;
 use crate::metadata::quorum::{Quorum, QuorumError, QuorumSettings};
-use crate::metadata::records::{Applied, BrokerEndpoint, Refusal};
+use crate::log::Cleanup;
+use crate::metadata::records::{Applied, BrokerEndpoint, MetadataRecord, Refusal};
 use crate::metadata::registration::{self, Registration, RegistrationError};
 use crate::partition::Partition;
 use crate::producer_id::ProducerIdAllocator;
@@ -450,12 +451,25 @@ async fn cluster_id(quorum: &Quorum) -> String {
     }
 }
 
-/// The internal topic of committed offsets, as Kafka sets it up: kept
-/// forever (superseded records are dropped by the coordinator's
-/// checkpoints), with segments and batches sized for it, replicated on
+/// The settings of the internal topic of committed offsets, as Kafka sets
+/// it up: compacted (the log cleaner keeps each group's latest records),
+/// with segments (`offsets.topic.segment.bytes`) and batches sized for it.
+fn offsets_topic_configs(config: &BrokerConfig) -> BTreeMap<String, String> {
+    [
+        ("cleanup.policy", "compact".to_string()),
+        ("segment.bytes", config.offsets_topic_segment_bytes.to_string()),
+        ("max.message.bytes", "10485760".to_string()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect()
+}
+
+/// The internal topic of committed offsets, replicated on
 /// `offsets.topic.replication.factor` brokers (one on a lone node). Created
 /// by the first broker that needs it; the others wait until their registry
-/// holds it.
+/// holds it. A topic made by an earlier Gregor, which kept it small by
+/// rewriting it instead, is switched to compaction.
 async fn offsets_topic(
     config: &BrokerConfig,
     quorum: &Quorum,
@@ -472,20 +486,31 @@ async fn offsets_topic(
     let mut told = false;
     loop {
         if let Some(t) = topics.get(OFFSETS_TOPIC) {
-            return Ok(t);
+            if Cleanup::parse(t.configs.get("cleanup.policy").map_or("", String::as_str)).compact {
+                return Ok(t);
+            }
+            let mut configs = t.configs.clone();
+            configs.remove("retention.ms");
+            configs.extend(offsets_topic_configs(config));
+            let req = ControllerRequest::Propose(MetadataRecord::SetTopicConfigs {
+                name: OFFSETS_TOPIC.to_string(),
+                configs,
+            });
+            match quorum.request(req, ADMIN_TIMEOUT).await {
+                Ok(ControllerResponse::Applied { index, .. }) => {
+                    topics.wait_synced(index, ADMIN_TIMEOUT).await;
+                    tracing::info!("{OFFSETS_TOPIC} is compacted by the log cleaner from now on");
+                    continue;
+                }
+                Ok(other) => return Err(StartError::OffsetsTopic(format!("{other:?}"))),
+                Err(e) => return Err(StartError::OffsetsTopic(e.to_string())),
+            }
         }
         let req = ControllerRequest::CreateTopic {
             name: OFFSETS_TOPIC.to_string(),
             partitions: config.offsets_topic_num_partitions,
             replication_factor: rf,
-            configs: [
-                ("retention.ms", "-1"),
-                ("segment.bytes", "104857600"),
-                ("max.message.bytes", "10485760"),
-            ]
-            .into_iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect(),
+            configs: offsets_topic_configs(config),
             assignment: None,
             validate_only: false,
         };

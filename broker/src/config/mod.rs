@@ -156,6 +156,8 @@ pub struct BrokerConfig {
     pub offsets_topic_num_partitions: i32,
     /// `offsets.topic.replication.factor`
     pub offsets_topic_replication_factor: i16,
+    /// `offsets.topic.segment.bytes`
+    pub offsets_topic_segment_bytes: i32,
     /// `group.consumer.session.timeout.ms`
     pub group_consumer_session_timeout_ms: u64,
     /// `group.consumer.heartbeat.interval.ms`
@@ -419,6 +421,7 @@ impl BrokerConfig {
             group_max_session_timeout_ms: v.get("group.max.session.timeout.ms")?,
             offsets_topic_num_partitions: v.get("offsets.topic.num.partitions")?,
             offsets_topic_replication_factor: v.get("offsets.topic.replication.factor")?,
+            offsets_topic_segment_bytes: v.get("offsets.topic.segment.bytes")?,
             group_consumer_session_timeout_ms: v.get("group.consumer.session.timeout.ms")?,
             group_consumer_heartbeat_interval_ms: v.get("group.consumer.heartbeat.interval.ms")?,
             min_insync_replicas: v.get("min.insync.replicas")?,

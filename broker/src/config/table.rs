@@ -675,6 +675,12 @@ pub static BROKER: &[Setting] = &[
     )
     .default("3"),
     Setting::new(
+        "offsets.topic.segment.bytes",
+        Kind::int(1),
+        "`segment.bytes` of `__consumer_offsets`, set when the topic is created.",
+    )
+    .default("104857600"),
+    Setting::new(
         "group.initial.rebalance.delay.ms",
         Kind::int(0),
         "How long a new classic group waits for more members before its first rebalance.",

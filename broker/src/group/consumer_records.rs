@@ -261,17 +261,9 @@ impl ConsumerGroupRecord {
 }
 
 impl StoredConsumerGroup {
-    /// Applies one record of `groups`' partition; returns how many earlier
-    /// records it makes obsolete (for deciding when to checkpoint).
-    pub fn apply(
-        groups: &mut BTreeMap<String, StoredConsumerGroup>,
-        rec: ConsumerGroupRecord,
-    ) -> usize {
+    /// Applies one record of `groups`' partition.
+    pub fn apply(groups: &mut BTreeMap<String, StoredConsumerGroup>, rec: ConsumerGroupRecord) {
         use ConsumerGroupRecord as R;
-        // Replaces an optional part, counting what it replaced.
-        fn set<T>(slot: &mut Option<T>, value: Option<T>) -> usize {
-            usize::from(std::mem::replace(slot, value).is_some())
-        }
         // The member a record is about; a tombstone creates none.
         fn member_of(
             g: &mut StoredConsumerGroup,
@@ -285,50 +277,50 @@ impl StoredConsumerGroup {
             }
         }
         match rec {
-            R::GroupEpoch { group, epoch: None } => usize::from(groups.remove(&group).is_some()),
+            R::GroupEpoch { group, epoch: None } => {
+                groups.remove(&group);
+            }
             R::GroupEpoch {
                 group,
                 epoch: Some(e),
-            } => {
-                let existed = groups.contains_key(&group);
-                groups.entry(group).or_default().epoch = e;
-                usize::from(existed)
-            }
+            } => groups.entry(group).or_default().epoch = e,
             R::AssignmentEpoch { group, epoch } => {
-                let existed = groups.contains_key(&group);
-                groups.entry(group).or_default().assignment_epoch = epoch.unwrap_or_default();
-                usize::from(existed)
+                groups.entry(group).or_default().assignment_epoch = epoch.unwrap_or_default()
             }
             R::Member {
                 group,
                 member,
                 value: None,
-            } => usize::from(
-                groups
-                    .entry(group)
-                    .or_default()
-                    .members
-                    .remove(&member)
-                    .is_some(),
-            ),
+            } => {
+                groups.entry(group).or_default().members.remove(&member);
+            }
             R::Member {
                 group,
                 member,
                 value,
-            } => member_of(groups.entry(group).or_default(), member, true)
-                .map_or(0, |m| set(&mut m.metadata, value)),
+            } => {
+                if let Some(m) = member_of(groups.entry(group).or_default(), member, true) {
+                    m.metadata = value;
+                }
+            }
             R::Target {
                 group,
                 member,
                 value,
-            } => member_of(groups.entry(group).or_default(), member, value.is_some())
-                .map_or(0, |m| set(&mut m.target, value)),
+            } => {
+                if let Some(m) = member_of(groups.entry(group).or_default(), member, value.is_some()) {
+                    m.target = value;
+                }
+            }
             R::Current {
                 group,
                 member,
                 value,
-            } => member_of(groups.entry(group).or_default(), member, value.is_some())
-                .map_or(0, |m| set(&mut m.current, value)),
+            } => {
+                if let Some(m) = member_of(groups.entry(group).or_default(), member, value.is_some()) {
+                    m.current = value;
+                }
+            }
         }
     }
 

@@ -191,9 +191,7 @@ impl GroupCoordinator {
             );
             return;
         }
-        if let Err(e) = inner.offsets.merge(p.clone(), restored.loaded) {
-            tracing::error!(partition = p.index, error = %e, "cannot checkpoint the loaded groups");
-        }
+        inner.offsets.merge(p.clone(), restored.loaded);
         for group in restored.classic {
             let id = group.id.clone();
             inner.groups.insert(id, Entry::restored(group));

@@ -2,9 +2,9 @@
 //! `__consumer_offsets` topic (see `offset_records`), and rebuilt from it
 //! when this broker comes to lead a partition of it (read apart from the
 //! store, `LoadedPartition`, then merged). A group's commits go to one
-//! partition of that topic, chosen as Kafka chooses it. Superseded records
-//! are dropped by a checkpoint: the live commits are written again and
-//! everything before them deleted.
+//! partition of that topic, chosen as Kafka chooses it. The topic is
+//! compacted: the log cleaner drops superseded records (see `node`'s
+//! `offsets_topic_configs`).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -76,57 +76,43 @@ impl StoredGroups {
         &self.consumer_groups
     }
 
-    /// Applies one record; returns how many earlier records it supersedes.
-    fn apply(&mut self, rec: OffsetRecord) -> usize {
+    /// Applies one record.
+    fn apply(&mut self, rec: OffsetRecord) {
         match rec {
             OffsetRecord::Commit {
                 group,
                 topic,
                 partition,
                 committed,
-            } => usize::from(
+            } => {
                 self.offsets
                     .entry(group)
                     .or_default()
-                    .insert((topic, partition), committed)
-                    .is_some(),
-            ),
+                    .insert((topic, partition), committed);
+            }
             OffsetRecord::Delete {
                 group,
                 topic,
                 partition,
             } => {
                 let Some(g) = self.offsets.get_mut(&group) else {
-                    return 0;
+                    return;
                 };
-                let removed = usize::from(g.remove(&(topic, partition)).is_some());
+                g.remove(&(topic, partition));
                 if g.is_empty() {
                     self.offsets.remove(&group);
                 }
-                removed
             }
             OffsetRecord::Group { group, metadata } => {
-                let previous = match metadata {
+                match metadata {
                     Some(m) => self.metadata.insert(group, m),
                     None => self.metadata.remove(&group),
                 };
-                usize::from(previous.is_some())
             }
             OffsetRecord::ConsumerGroup(rec) => {
                 StoredConsumerGroup::apply(&mut self.consumer_groups, rec)
             }
         }
-    }
-
-    /// Records a checkpoint would write again.
-    fn live_count(&self) -> usize {
-        self.offsets.values().map(|g| g.len()).sum::<usize>()
-            + self.metadata.len()
-            + self
-                .consumer_groups
-                .values()
-                .map(|g| 2 + 3 * g.members.len())
-                .sum::<usize>()
     }
 
     /// Takes in the groups of another partition.
@@ -150,8 +136,6 @@ impl StoredGroups {
 pub struct LoadedPartition {
     /// Its groups.
     pub groups: StoredGroups,
-    /// Records read, live or superseded.
-    records: usize,
 }
 
 impl LoadedPartition {
@@ -161,9 +145,12 @@ impl LoadedPartition {
             partition: p.index,
             source,
         };
+        let undecodable = |reason: String| OffsetStoreError::Decode {
+            partition: p.index,
+            reason,
+        };
         let mut loaded = LoadedPartition {
             groups: StoredGroups::default(),
-            records: 0,
         };
         let mut offset = p.watermarks().log_start_offset;
         loop {
@@ -171,17 +158,18 @@ impl LoadedPartition {
             if data.is_empty() || offset >= marks.log_end_offset {
                 return Ok(loaded);
             }
+            // Reading goes on after the last batch's last offset: in a
+            // compacted log its last records may be gone.
+            let headers = batch::validate_stored(&data).map_err(|e| undecodable(e.to_string()))?;
+            let Some(last) = headers.last() else {
+                return Ok(loaded);
+            };
+            offset = last.last_offset + 1;
             // Every batch of the read: decoding only the first and reading
             // again from there made loading quadratic in the batches.
-            let sets = RecordBatchDecoder::decode_all(&mut data).map_err(|e| {
-                OffsetStoreError::Decode {
-                    partition: p.index,
-                    reason: format!("{e:#}"),
-                }
-            })?;
+            let sets = RecordBatchDecoder::decode_all(&mut data)
+                .map_err(|e| undecodable(format!("{e:#}")))?;
             for r in sets.iter().flat_map(|set| &set.records) {
-                offset = offset.max(r.offset + 1);
-                loaded.records += 1;
                 let Some(key) = &r.key else { continue };
                 if let Some(rec) = offset_records::decode(key, r.value.as_deref()) {
                     loaded.groups.apply(rec);
@@ -199,8 +187,6 @@ pub struct OffsetStore {
     /// The partitions loaded, by index.
     loaded: BTreeMap<i32, Arc<Partition>>,
     stored: StoredGroups,
-    /// Records in the topic that a checkpoint would drop.
-    superseded: usize,
     /// The partition and the last write to it, which the caller may wait
     /// to see replicated.
     last_write: Option<(Arc<Partition>, Appended)>,
@@ -213,7 +199,6 @@ impl OffsetStore {
             count: count.max(1),
             loaded: BTreeMap::new(),
             stored: StoredGroups::default(),
-            superseded: 0,
             last_write: None,
         }
     }
@@ -239,17 +224,10 @@ impl OffsetStore {
     }
 
     /// Serves the groups of partition `p` (now led here) as `loaded` read
-    /// them from its log, then checkpoints when most of what is stored is
-    /// superseded.
-    pub fn merge(
-        &mut self,
-        p: Arc<Partition>,
-        loaded: LoadedPartition,
-    ) -> Result<(), OffsetStoreError> {
-        self.superseded += loaded.records.saturating_sub(loaded.groups.live_count());
+    /// them from its log.
+    pub fn merge(&mut self, p: Arc<Partition>, loaded: LoadedPartition) {
         self.stored.absorb(loaded.groups);
         self.loaded.insert(p.index, p);
-        self.checkpoint_if_worthwhile()
     }
 
     /// Forgets the groups of partition `index` (led elsewhere now).
@@ -277,8 +255,8 @@ impl OffsetStore {
             group: group.to_string(),
             metadata,
         };
-        self.superseded += self.stored.apply(rec);
-        self.checkpoint_if_worthwhile()
+        self.stored.apply(rec);
+        Ok(())
     }
 
     /// Records a consumer-protocol group's new state (`None`: the group is
@@ -298,9 +276,9 @@ impl OffsetStore {
         }
         self.write(group, records.iter().map(|r| r.encode()).collect())?;
         for rec in records {
-            self.superseded += self.stored.apply(OffsetRecord::ConsumerGroup(rec));
+            self.stored.apply(OffsetRecord::ConsumerGroup(rec));
         }
-        self.checkpoint_if_worthwhile()
+        Ok(())
     }
 
     /// A group's offsets, if it has any.
@@ -345,9 +323,9 @@ impl OffsetStore {
                 partition,
                 committed,
             };
-            self.superseded += self.stored.apply(rec);
+            self.stored.apply(rec);
         }
-        self.checkpoint_if_worthwhile()
+        Ok(())
     }
 
     /// Forgets one partition's offset.
@@ -366,7 +344,7 @@ impl OffsetStore {
             topic: topic.to_string(),
             partition,
         };
-        self.superseded += self.stored.apply(rec) + 1;
+        self.stored.apply(rec);
         Ok(())
     }
 
@@ -383,7 +361,6 @@ impl OffsetStore {
             .map(|(t, p)| (offset_records::key(group, t, *p), None))
             .collect();
         self.write(group, tombstones)?;
-        self.superseded += 2 * keys.len();
         self.stored.offsets.remove(group);
         Ok(())
     }
@@ -410,72 +387,6 @@ impl OffsetStore {
                 self.last_write = Some((p.clone(), appended));
             }
         }
-        Ok(())
-    }
-
-    /// Rewrites the live commits and deletes everything before them, once
-    /// superseded records outnumber live ones (and there are enough to
-    /// matter).
-    fn checkpoint_if_worthwhile(&mut self) -> Result<(), OffsetStoreError> {
-        if self.superseded < 10_000 || self.superseded < 2 * self.stored.live_count() {
-            return Ok(());
-        }
-        let now = now_ms();
-        let count = self.count;
-        for p in self.loaded.values() {
-            let fail = |source| OffsetStoreError::Partition {
-                partition: p.index,
-                source,
-            };
-            let start = p.watermarks().log_end_offset;
-            let mine = |g: &String| offset_records::partition_for(g, count) == p.index;
-            let mut live: Vec<(Bytes, Option<Bytes>)> = self
-                .stored
-                .offsets
-                .iter()
-                .filter(|(g, _)| mine(g))
-                .flat_map(|(g, offsets)| {
-                    offsets.iter().map(move |((t, part), c)| {
-                        (
-                            offset_records::key(g, t, *part),
-                            Some(offset_records::value(c, now)),
-                        )
-                    })
-                })
-                .collect();
-            // Groups' membership is live state too.
-            live.extend(
-                self.stored
-                    .metadata
-                    .iter()
-                    .filter(|(g, _)| mine(g))
-                    .map(|(g, m)| {
-                        (
-                            offset_records::group_key(g),
-                            Some(offset_records::group_value(m)),
-                        )
-                    }),
-            );
-            live.extend(
-                self.stored
-                    .consumer_groups
-                    .iter()
-                    .filter(|(g, _)| mine(g))
-                    .flat_map(|(g, stored)| StoredConsumerGroup::changes(g, None, Some(stored)))
-                    .map(|rec| rec.encode()),
-            );
-            let mut chunks = live.into_iter().peekable();
-            while chunks.peek().is_some() {
-                let chunk: Vec<_> = chunks.by_ref().take(BATCH_RECORDS).collect();
-                append(p, chunk)?;
-            }
-            p.delete_records_before(start).map_err(fail)?;
-        }
-        tracing::info!(
-            superseded = self.superseded,
-            "checkpointed __consumer_offsets"
-        );
-        self.superseded = 0;
         Ok(())
     }
 }
@@ -535,7 +446,10 @@ pub(super) mod tests {
             &MetadataRecord::CreateTopic {
                 name: OFFSETS_TOPIC.into(),
                 id: uuid::Uuid::from_u128(1),
-                configs: Default::default(),
+                configs: [("cleanup.policy", "compact"), ("segment.bytes", "20000")]
+                    .into_iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
                 assignment: vec![vec![1]; 3],
             },
         );
@@ -549,7 +463,7 @@ pub(super) mod tests {
         let mut s = OffsetStore::new(topic.partitions.len() as i32);
         for p in topic.local() {
             let loaded = LoadedPartition::read(p).expect("read");
-            s.merge(p.clone(), loaded).expect("merge");
+            s.merge(p.clone(), loaded);
         }
         s
     }
@@ -590,7 +504,9 @@ pub(super) mod tests {
     }
 
     #[test]
-    fn a_checkpoint_drops_superseded_records_and_keeps_the_live_ones() {
+    fn the_cleaner_drops_superseded_commits_and_the_groups_load_the_same() {
+        use crate::log::cleaner::Throttle;
+        use crate::log::offset_map::OffsetMap;
         let dir = tempfile::tempdir().expect("tempdir");
         let (_topics, topic) = registry(dir.path());
         let mut s = store(&topic);
@@ -601,17 +517,25 @@ pub(super) mod tests {
         let p = topic.partitions[offset_records::partition_for("busy", 3) as usize]
             .as_ref()
             .expect("local");
-        let marks = p.watermarks();
-        assert!(marks.log_start_offset > 0, "nothing was dropped: {marks:?}");
-        // A checkpoint ran near 10 000 superseded records; 2 000 came after.
-        assert!(
-            marks.high_watermark - marks.log_start_offset <= 2_100,
-            "{marks:?}"
-        );
+        let (before, _) = p.disk_usage();
+        let mut cleanings = 0;
+        while let Some(job) = p.plan_clean(now_ms()) {
+            let out = job
+                .run(&mut OffsetMap::with_memory(1 << 20), &mut Throttle::new(f64::MAX))
+                .expect("clean");
+            assert!(p.install_clean(out).expect("install"));
+            cleanings += 1;
+            assert!(cleanings < 10, "cleaning does not settle");
+        }
+        let (after, _) = p.disk_usage();
+        // Everything but the active segment is down to two records.
+        assert!(after < before / 10 && after <= 20_000 + 1000, "{before} -> {after}");
+        s.commit("busy", vec![("t".into(), 0, c(12_000))])
+            .expect("commit after cleaning");
         drop(s);
         let s = store(&topic);
         let g = s.group("busy").expect("group");
-        assert_eq!(g.get(&("t".to_string(), 0)), Some(&c(11_998)));
+        assert_eq!(g.get(&("t".to_string(), 0)), Some(&c(12_000)));
         assert_eq!(g.get(&("t".to_string(), 1)), Some(&c(11_999)));
     }
 }
