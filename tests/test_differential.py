@@ -25,6 +25,8 @@ DECOMPRESSED = "differential-decompressed"
 # A subscribed consumer pauses every partition, records arrive, it resumes.
 PAUSED = "differential-paused"
 PAUSED_RECORDS = 12
+# Compacted, in segments rolled by time.
+COMPACTED = "differential-compacted"
 # The same for both runs (see wire.RECENT_TS).
 BASE_TS = wire.RECENT_TS
 
@@ -477,6 +479,55 @@ def security_script(bootstrap):
     return seen
 
 
+def compaction_script(bootstrap):
+    """A compacted topic written in waves, each in its own segment (rolled
+    by segment.ms), some keys deleted: what a consumer reads from the start
+    once both cleaners have compacted every sealed segment (each key once),
+    and the compaction settings as described."""
+    seen = {}
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    configs = {"cleanup.policy": "compact", "segment.ms": "300", "min.cleanable.dirty.ratio": "0.01"}
+    admin.create_topics([NewTopic(COMPACTED, 1, 1, config=configs)])[COMPACTED].result(30)
+    res = ConfigResource("topic", COMPACTED)
+    described = admin.describe_configs([res])[res].result(30)
+    for key in ["cleanup.policy", "delete.retention.ms", "min.compaction.lag.ms", "max.compaction.lag.ms",
+                "min.cleanable.dirty.ratio", "segment.ms"]:
+        seen[f"config {key}"] = (described[key].value, described[key].is_default)
+    producer = Producer({"bootstrap.servers": bootstrap, "acks": "all", "enable.idempotence": True,
+                         "linger.ms": 0, "compression.type": "gzip"})
+    for wave in range(5):
+        for k in range(20):
+            deleted = wave == 4 and k < 5
+            producer.produce(COMPACTED, key=f"k{k}", value=None if deleted else f"w{wave}-{k}", partition=0)
+        producer.flush(30)
+        time.sleep(0.4)
+    producer.produce(COMPACTED, key="end", value="end", partition=0)
+    producer.flush(30)
+
+    def read():
+        c = Consumer({"bootstrap.servers": bootstrap, "group.id": "differential-compaction",
+                      "enable.auto.commit": False, "enable.partition.eof": True})
+        c.assign([TopicPartition(COMPACTED, 0, 0)])
+        out = []
+        while True:
+            m = c.poll(10)
+            if m is None or m.error():
+                break
+            out.append((m.offset(), m.key().decode(), m.value() and m.value().decode()))
+        c.close()
+        return out
+
+    deadline = time.monotonic() + 90
+    while True:
+        records = read()
+        keys = [k for _, k, _ in records]
+        if len(keys) == len(set(keys)) or time.monotonic() > deadline:
+            break
+        time.sleep(1)
+    seen["compacted"] = records
+    return seen
+
+
 def observe(bootstrap, secured_bootstrap):
     admin = AdminClient({"bootstrap.servers": bootstrap})
     seen = {"admin": admin_script(admin)}
@@ -484,6 +535,7 @@ def observe(bootstrap, secured_bootstrap):
     seen["wire"] = wire_script(bootstrap)
     seen["paused"], seen["resume delay"] = paused_script(bootstrap)
     seen["security"] = security_script(secured_bootstrap)
+    seen["compaction"] = compaction_script(bootstrap)
     return seen
 
 
@@ -522,7 +574,7 @@ EITHER = {
 }
 
 
-@pytest.mark.parametrize("part", ["admin", "data", "wire", "security"])
+@pytest.mark.parametrize("part", ["admin", "data", "wire", "security", "compaction"])
 def test_clients_see_the_same_as_on_apache_kafka(observations, part):
     ours, theirs = dict(observations[0][part]), dict(observations[1][part])
     for (where, case), expected in DELIBERATE.items():
@@ -544,3 +596,15 @@ def test_a_resumed_consumer_is_served_as_on_apache_kafka(observations):
     report_measure("librdkafka consumer, all records after resume, s",
                    f"Gregor {observations[0]['resume delay']:.2f}, Apache Kafka {observations[1]['resume delay']:.2f}")
     assert ours == theirs
+
+
+def test_both_cleaners_compacted_every_sealed_segment(observations):
+    """The compaction part compares what both brokers left; this says they
+    did compact: each key once, the deleted ones as tombstones."""
+    for seen in observations:
+        records = seen["compaction"]["compacted"]
+        keys = [k for _, k, _ in records]
+        assert len(keys) == len(set(keys)) == 21, records
+        # Keys 0 to 4 were deleted last: their tombstones stay for
+        # delete.retention.ms (a day).
+        assert [k for k, v in sorted((k, v) for _, k, v in records) if v is None] == [f"k{i}" for i in range(5)]

@@ -13,13 +13,13 @@ use crate::config::{BrokerConfig, Endpoint};
 use crate::group::offsets::OFFSETS_TOPIC;
 use crate::group::{GroupCoordinator, GroupSettings};
 use crate::ids::new_cluster_id;
+use crate::log::Cleanup;
 use crate::log_dirs::{LogDirError, LogDirs};
 use crate::metadata::controller::{ControllerRequest, ControllerResponse};
 use crate::metadata::image::ClusterImage;
 use crate::metadata::listener::ListenerSecurity;
 use crate::metadata::network::Dialer;
 use crate::metadata::quorum::{Quorum, QuorumError, QuorumSettings};
-use crate::log::Cleanup;
 use crate::metadata::records::{Applied, BrokerEndpoint, MetadataRecord, Refusal};
 use crate::metadata::registration::{self, Registration, RegistrationError};
 use crate::partition::Partition;
@@ -457,7 +457,10 @@ async fn cluster_id(quorum: &Quorum) -> String {
 fn offsets_topic_configs(config: &BrokerConfig) -> BTreeMap<String, String> {
     [
         ("cleanup.policy", "compact".to_string()),
-        ("segment.bytes", config.offsets_topic_segment_bytes.to_string()),
+        (
+            "segment.bytes",
+            config.offsets_topic_segment_bytes.to_string(),
+        ),
         ("max.message.bytes", "10485760".to_string()),
     ]
     .into_iter()

@@ -308,7 +308,9 @@ impl StoredConsumerGroup {
                 member,
                 value,
             } => {
-                if let Some(m) = member_of(groups.entry(group).or_default(), member, value.is_some()) {
+                if let Some(m) =
+                    member_of(groups.entry(group).or_default(), member, value.is_some())
+                {
                     m.target = value;
                 }
             }
@@ -317,7 +319,9 @@ impl StoredConsumerGroup {
                 member,
                 value,
             } => {
-                if let Some(m) = member_of(groups.entry(group).or_default(), member, value.is_some()) {
+                if let Some(m) =
+                    member_of(groups.entry(group).or_default(), member, value.is_some())
+                {
                     m.current = value;
                 }
             }

@@ -521,7 +521,10 @@ pub(super) mod tests {
         let mut cleanings = 0;
         while let Some(job) = p.plan_clean(now_ms()) {
             let out = job
-                .run(&mut OffsetMap::with_memory(1 << 20), &mut Throttle::new(f64::MAX))
+                .run(
+                    &mut OffsetMap::with_memory(1 << 20),
+                    &mut Throttle::new(f64::MAX),
+                )
                 .expect("clean");
             assert!(p.install_clean(out).expect("install"));
             cleanings += 1;
@@ -529,7 +532,10 @@ pub(super) mod tests {
         }
         let (after, _) = p.disk_usage();
         // Everything but the active segment is down to two records.
-        assert!(after < before / 10 && after <= 20_000 + 1000, "{before} -> {after}");
+        assert!(
+            after < before / 10 && after <= 20_000 + 1000,
+            "{before} -> {after}"
+        );
         s.commit("busy", vec![("t".into(), 0, c(12_000))])
             .expect("commit after cleaning");
         drop(s);
