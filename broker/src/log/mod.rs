@@ -444,12 +444,16 @@ impl Log {
         Ok(self.log_start_offset)
     }
 
-    /// Deletes old segments by `retention.ms` and `retention.bytes`, as
-    /// Kafka does: oldest first, only segments wholly below
+    /// Deletes old segments by `retention.ms` and `retention.bytes` when
+    /// `cleanup.policy` has `delete`, as Kafka does: oldest first, only segments wholly below
     /// `high_watermark`, and the active one too (it is rolled first), so
     /// lowering `retention.ms` empties a topic. Returns how many were
     /// removed.
     pub fn enforce_retention(&mut self, now_ms: i64, high_watermark: i64) -> Result<u64, LogError> {
+        // A compact-only log keeps its segments whatever their age or size.
+        if !self.config.cleanup.delete {
+            return Ok(0);
+        }
         let retention_ms = self.config.retention_ms;
         let retention_bytes = self.config.retention_bytes;
         let mut total = self.size_bytes() as i64;
@@ -790,5 +794,27 @@ mod tests {
         assert_eq!(log.log_end_offset(), end);
         assert_eq!(log.size_bytes(), 0);
         assert_eq!(log.enforce_retention(later, end).expect("again"), 0);
+    }
+
+    #[test]
+    fn a_compact_only_log_is_not_trimmed_by_retention() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut cfg = small();
+        cfg.cleanup = Cleanup {
+            delete: false,
+            compact: true,
+        };
+        cfg.retention_ms = 1;
+        cfg.retention_bytes = 1;
+        let mut log = Log::open(dir.path(), cfg.clone()).expect("open");
+        for i in 0..20 {
+            put(&mut log, &["x", "y"], &[i, i], Compression::None);
+        }
+        let end = log.log_end_offset();
+        assert_eq!(log.enforce_retention(now_ms(), end).expect("retention"), 0);
+        assert_eq!(log.log_start_offset(), 0);
+        cfg.cleanup.delete = true;
+        log.set_config(cfg);
+        assert!(log.enforce_retention(now_ms(), end).expect("compact,delete") > 0);
     }
 }
