@@ -71,15 +71,17 @@ class Cluster:
     `settings` are added to every node's properties. Besides PLAINTEXT
     (`bootstrap`, also between brokers) each node may have more client
     listeners, `listeners` {name: security protocol}, reached at
-    `bootstraps[name]`."""
+    `bootstraps[name]`. Kafka logs as the log4j configuration `log4j`
+    says (the tests': warnings and errors, by default)."""
 
-    def __init__(self, kind, size, workdir, settings=None, listeners=None):
+    def __init__(self, kind, size, workdir, settings=None, listeners=None, log4j=LOG4J):
         self.kind = kind
         self.size = size
         self.dir = Path(workdir)
         self.dir.mkdir(parents=True, exist_ok=True)
         self.settings = dict(settings or {})
         self.listeners = dict(listeners or {})
+        self.log4j = log4j
         self.ports = [free_port() for _ in range(size)]
         self.controller_ports = [free_port() for _ in range(size)]
         self.extra_ports = {name: [free_port() for _ in range(size)] for name in self.listeners}
@@ -114,7 +116,7 @@ class Cluster:
         if self.kind == "kafka":
             run(java("kafka.tools.StorageTool", "format", "--config", config,
                      "--cluster-id", "GregorBenchmarkRun001", "--ignore-formatted"))
-            return ["java", *KAFKA_JVM, f"-Dlog4j.configuration=file:{LOG4J}",
+            return ["java", *KAFKA_JVM, f"-Dlog4j.configuration=file:{self.log4j}",
                     "-cp", f"{KAFKA_LIBS}/*", "kafka.Kafka", str(config)]
         return [str(GREGOR_BIN), "broker", str(config)]
 
