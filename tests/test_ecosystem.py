@@ -145,9 +145,12 @@ def test_connect_task_of_a_killed_worker_resumes_on_the_other_without_losing_lin
         for kind, name in workers[0].topics.items():
             assert target.topic_config(name)["cleanup.policy"] == "compact", kind
 
+        # A batch larger than the file: FileStreamSourceTask keeps the lines
+        # it has read past a full batch in its buffer until the file grows
+        # again, which the last lines of the file never see.
         status, body = workers[0].rest("PUT", "/connectors/file-source/config", {
             "connector.class": "org.apache.kafka.connect.file.FileStreamSourceConnector",
-            "tasks.max": "1", "file": str(source), "topic": topic, "batch.size": "200"})
+            "tasks.max": "1", "file": str(source), "topic": topic, "batch.size": str(2 * total)})
         assert status in (200, 201), body
         status, body = workers[1].rest("PUT", "/connectors/file-sink/config", {
             "connector.class": "org.apache.kafka.connect.file.FileStreamSinkConnector",
@@ -248,40 +251,58 @@ def produce_lines(bootstrap, topic, lines):
     assert producer.flush(30) == 0
 
 
-def test_streams_state_store_is_restored_from_its_changelog_after_a_restart(target, tmp_path):
-    """A word count keeps its counts in a persistent state store. Stopped,
-    its local state directory deleted and started again, it restores the
-    store from the changelog topic Kafka Streams created (compacted) and
-    the counts go on from where they were."""
+# The word count's input: "apple banana" lines in bursts, "cherry" once.
+BURSTS, BURST = 5, 100
+
+
+def test_streams_state_store_is_restored_from_its_compacted_changelog_after_a_restart(target, tmp_path):
+    """A word count keeps its counts in a persistent state store, backed by
+    a changelog topic Kafka Streams creates compacted. Once the cleaner has
+    compacted the changelog, the application is stopped, its local state
+    directory deleted and started again: it restores the store from what
+    the cleaner left, and the counts go on from where they were."""
     app_id = unique("wordcount")
     words, counts = unique("words"), unique("word-counts")
+    changelog = f"{app_id}-counts-changelog"
     target.create_topic(words)
     target.create_topic(counts)
     output = Reader(target.bootstrap, counts)
-    app = StreamsApp(tmp_path, "wordcount", target.bootstrap, app_id, words, counts, target.replication)
+
+    def word_count(name):
+        app = StreamsApp(tmp_path, name, target.bootstrap, app_id, words, counts, target.replication)
+        app.state_dir = tmp_path / "state"
+        # Its internal topics roll a segment per burst and are cleaned
+        # as soon as they can be.
+        app.props.update({"state.dir": app.state_dir, "topic.segment.ms": 100,
+                          "topic.min.cleanable.dirty.ratio": 0.01})
+        return app.start()
+
+    app = word_count("wordcount")
     try:
-        produce_lines(target.bootstrap, words, ["apple banana apple", "cherry apple", "banana"])
-        app.start()
-        wait_until(lambda: output.latest() == {"apple": "3", "banana": "2", "cherry": "1"}, 180,
-                   "the first counts", failed=app.died)
+        produce_lines(target.bootstrap, words, ["cherry"])
+        for burst in range(1, BURSTS + 1):
+            produce_lines(target.bootstrap, words, ["apple banana"] * BURST)
+            expected = {"apple": str(burst * BURST), "banana": str(burst * BURST), "cherry": "1"}
+            wait_until(lambda: output.latest() == expected, 180, f"the counts after burst {burst}",
+                       failed=app.died)
+        assert target.topic_config(changelog)["cleanup.policy"] == "compact"
+        updates = 1 + 2 * BURSTS * BURST
+        wait_until(lambda: len(read_confluent(target.bootstrap, changelog, decode=False)) < updates, 300,
+                   "the cleaner to compact the changelog", failed=app.died, step=2)
+        report_measure("Streams: changelog records left of the updates",
+                       f"{len(read_confluent(target.bootstrap, changelog, decode=False))} of {updates}")
         app.stop()
         assert app.state_transitions()[-1] == "NOT_RUNNING"
-        changelog = f"{app_id}-counts-changelog"
-        assert target.topic_config(changelog)["cleanup.policy"] == "compact"
 
         # The local copy of the store is gone: only the changelog has it.
         shutil.rmtree(app.state_dir)
-        restarted = StreamsApp(tmp_path, "wordcount-restarted", target.bootstrap, app_id, words, counts,
-                               target.replication)
-        restarted.state_dir = app.state_dir
-        restarted.props["state.dir"] = app.state_dir
-        app = restarted
-        app.start()
+        app = word_count("wordcount-restarted")
         produce_lines(target.bootstrap, words, ["apple cherry", "date"])
-        wait_until(lambda: output.latest() == {"apple": "4", "banana": "2", "cherry": "2", "date": "1"}, 180,
-                   "the counts after the restart", failed=app.died)
-        # No count started again from zero.
-        assert [v for k, v in output.poll() if k == "apple"] == ["1", "2", "3", "4"]
+        n = BURSTS * BURST
+        wait_until(lambda: output.latest() == {"apple": str(n + 1), "banana": str(n), "cherry": "2", "date": "1"},
+                   180, "the counts after the restart", failed=app.died)
+        # No count started again from zero, none was counted twice.
+        assert [v for k, v in output.poll() if k == "apple"] == [str(i) for i in range(1, n + 2)]
         assert [v for k, v in output.poll() if k == "cherry"] == ["1", "2"]
     finally:
         app.stop()
@@ -377,9 +398,10 @@ ROUNDS = 1000
 PADDING = "x" * 1000
 
 
-def read_confluent(bootstrap, topic, start=0, limit=None):
+def read_confluent(bootstrap, topic, start=0, limit=None, decode=True):
     """(offset, key, value) of every record from `start` to the end (or the
-    first `limit`), with confluent-kafka."""
+    first `limit`), with confluent-kafka (key and value as text, or as
+    bytes unless `decode`)."""
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": unique("compacted"),
                          "enable.auto.commit": False})
     try:
@@ -394,7 +416,10 @@ def read_confluent(bootstrap, topic, start=0, limit=None):
                 continue
             if msg.error():
                 raise KafkaException(msg.error())
-            out.append((msg.offset(), msg.key().decode(), msg.value().decode()))
+            if decode:
+                out.append((msg.offset(), msg.key().decode(), msg.value().decode()))
+            else:
+                out.append((msg.offset(), msg.key(), msg.value()))
         return out
     finally:
         consumer.close()
