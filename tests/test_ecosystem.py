@@ -115,11 +115,12 @@ def connector_task(worker, name):
 def test_connect_task_of_a_killed_worker_resumes_on_the_other_without_losing_lines(target, tmp_path):
     """Two Connect workers share a group; a FileStreamSource reads a file
     into a topic and a FileStreamSink writes the topic to another file. The
-    worker running the source task is killed with -9 while lines are still
-    being written: the task resumes on the other worker from the source
-    offset Connect stored in its (compacted, self-created) offsets topic,
-    and the sink file ends up with every line, in order, repeated only
-    where a task went back to its last committed offset."""
+    worker running the source task is killed with -9 as it reads more lines,
+    once Connect has stored a source offset: the task resumes
+    on the other worker from the offset stored in Connect's offsets topic
+    (which Connect created compacted), and the sink file ends up with every
+    line, in order, repeated only where a task went back to its last
+    committed offset."""
     group = unique("connect")
     topic = unique("connect-lines")
     target.create_topic(topic)
@@ -163,13 +164,18 @@ def test_connect_task_of_a_killed_worker_resumes_on_the_other_without_losing_lin
         _, running_on = connector_task(workers[0], "file-source")
         [victim] = [w for w in workers if w.worker_id == running_on]
         [survivor] = [w for w in workers if w is not victim]
-        # Kill once Connect has stored a source offset, while lines flow.
+        # Once Connect has stored a source offset, the rest of the lines
+        # are written and the worker is killed as they arrive.
         wait_until(lambda: source_position(survivor) >= 1000 * LINE_BYTES, 120,
                    "a source offset to be committed", failed=survivor.died)
-        victim.kill()
-        committed_lines = source_position(survivor) // LINE_BYTES
-        lines_at_kill = len(sink_lines(sink))
         append(total)
+        wait_until(lambda: len(sink_lines(sink)) > first_part, 120, "the new lines to reach the sink file",
+                   failed=victim.died)
+        victim.kill()
+        lines_at_kill = len(sink_lines(sink))
+        # Where the task will resume (the worker may have stored a later
+        # offset than this before it died, never an earlier one).
+        committed_lines = source_position(survivor) // LINE_BYTES
 
         wait_until(lambda: connector_task(survivor, "file-source") == ("RUNNING", survivor.worker_id), 120,
                    "the source task to run on the surviving worker", failed=survivor.died)
@@ -177,12 +183,13 @@ def test_connect_task_of_a_killed_worker_resumes_on_the_other_without_losing_lin
             wait_until(lambda: set(sink_lines(sink)) >= set(range(1, total + 1)), 180,
                        "every line in the sink file", failed=survivor.died, step=1)
         except AssertionError as e:
+            # Where the lines stopped: at the source, in the topic or at the sink.
             missing = sorted(set(range(1, total + 1)) - set(sink_lines(sink)))
+            sink_status = survivor.rest("GET", "/connectors/file-sink/status")
             raise AssertionError(
-                f"{e}: {len(missing)} missing from line {missing[0]}; source offset stored: "
-                f"{source_position(survivor) / LINE_BYTES} lines; sink status: "
-                f"{survivor.rest('GET', '/connectors/file-sink/status')}; end of {topic}: "
-                f"{Consumer({'group.id': 'x', 'bootstrap.servers': target.bootstrap}).get_watermark_offsets(TopicPartition(topic, 0), timeout=10)}") from e
+                f"{e}: {len(missing)} lines missing, from {missing[0]}; source offset stored: line "
+                f"{source_position(survivor) // LINE_BYTES}; records in {topic}: "
+                f"{len(Reader(target.bootstrap, topic).to_end())}; sink: {sink_status}") from e
     finally:
         for w in workers:
             w.kill()
