@@ -258,7 +258,8 @@ impl Log {
         headers: &[BatchHeader],
         messages: u64,
     ) -> Result<(), LogError> {
-        self.maybe_roll(records.len() as u64)?;
+        let incoming_ts = headers.iter().map(|h| h.max_timestamp).max().unwrap_or(-1);
+        self.maybe_roll(records.len() as u64, incoming_ts)?;
         let interval = self.config.index_interval_bytes;
         let active = self
             .segments
@@ -334,11 +335,12 @@ impl Log {
             .map_err(|e| LogError::io(&self.dir, e))
     }
 
-    fn maybe_roll(&mut self, incoming: u64) -> Result<(), LogError> {
+    fn maybe_roll(&mut self, incoming: u64, incoming_ts: i64) -> Result<(), LogError> {
         let now = now_ms();
         let active = self.active();
         let full = active.size() > 0 && active.size() + incoming > self.config.segment_bytes;
-        let old = active.size() > 0 && now - active.created_ms >= self.config.roll_ms();
+        let old =
+            active.size() > 0 && active.time_filling(now, incoming_ts) > self.config.roll_ms();
         if full || old {
             self.roll(now)?;
         }
@@ -797,6 +799,30 @@ mod tests {
     }
 
     #[test]
+    fn segment_ms_counts_by_the_records_times_as_in_kafka() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cfg = LogConfig {
+            segment_ms: 60_000,
+            ..LogConfig::default()
+        };
+        let mut log = Log::open(dir.path(), cfg.clone()).expect("open");
+        // Ten minutes apart, written at once: a segment each.
+        for t in [0, 600_000, 1_200_000] {
+            put(&mut log, &["a"], &[t], Compression::None);
+        }
+        assert_eq!(log.segments.len(), 3);
+        // Within segment.ms of the segment's first batch: no roll, and a
+        // reopened log counts from that batch too.
+        put(&mut log, &["b"], &[1_230_000], Compression::None);
+        drop(log);
+        let mut log = Log::open(dir.path(), cfg).expect("reopen");
+        put(&mut log, &["c"], &[1_250_000], Compression::None);
+        assert_eq!(log.segments.len(), 3);
+        put(&mut log, &["d"], &[1_260_001], Compression::None);
+        assert_eq!(log.segments.len(), 4);
+    }
+
+    #[test]
     fn a_compact_only_log_is_not_trimmed_by_retention() {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut cfg = small();
@@ -815,6 +841,10 @@ mod tests {
         assert_eq!(log.log_start_offset(), 0);
         cfg.cleanup.delete = true;
         log.set_config(cfg);
-        assert!(log.enforce_retention(now_ms(), end).expect("compact,delete") > 0);
+        assert!(
+            log.enforce_retention(now_ms(), end)
+                .expect("compact,delete")
+                > 0
+        );
     }
 }

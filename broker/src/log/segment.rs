@@ -25,8 +25,12 @@ pub struct Segment {
     bytes_since_index: u64,
     /// Largest record timestamp.
     max_timestamp: i64,
-    /// When the segment was created (milliseconds), for `segment.ms`.
+    /// When the segment was created (milliseconds), for `segment.ms`
+    /// while it is empty.
     pub created_ms: i64,
+    /// The newest timestamp of its first batch: `segment.ms` counts from
+    /// it, as in Kafka.
+    first_batch_timestamp: Option<i64>,
 }
 
 /// File name of the segment starting at `base_offset`.
@@ -62,6 +66,7 @@ impl Segment {
             bytes_since_index: 0,
             max_timestamp: -1,
             created_ms: now_ms,
+            first_batch_timestamp: None,
         })
     }
 
@@ -91,6 +96,7 @@ impl Segment {
             bytes_since_index: u64::MAX,
             max_timestamp: -1,
             created_ms: now_ms,
+            first_batch_timestamp: None,
         };
         let mut pos = 0u64;
         if !verify {
@@ -127,6 +133,9 @@ impl Segment {
             seg.file.sync_all().map_err(|e| LogError::io(path, e))?;
         }
         seg.size = pos;
+        if pos > 0 {
+            seg.first_batch_timestamp = Some(seg.header_at(0)?.max_timestamp);
+        }
         Ok((seg, dropped))
     }
 
@@ -165,6 +174,9 @@ impl Segment {
 
     /// Updates offsets, indexes and timestamps for a batch at `position`.
     fn note_batch(&mut self, h: &BatchHeader, position: u64, index_interval: u32) {
+        if position == 0 {
+            self.first_batch_timestamp = Some(h.max_timestamp);
+        }
         self.max_timestamp = self.max_timestamp.max(h.max_timestamp);
         if self.bytes_since_index >= index_interval as u64 {
             self.index.push(IndexEntry {
@@ -217,6 +229,18 @@ impl Segment {
     /// Offset after the last batch.
     pub fn next_offset(&self) -> i64 {
         self.next_offset
+    }
+
+    /// How long the segment has been filling, for `segment.ms`, when a
+    /// batch whose newest record is `incoming_ts` arrives at `now_ms`:
+    /// Kafka's rule, from the first batch's time to the incoming one's
+    /// (so a restart does not reset it, and records of the past roll by
+    /// their own times), or since creation while the segment is empty.
+    pub fn time_filling(&self, now_ms: i64, incoming_ts: i64) -> i64 {
+        match self.first_batch_timestamp {
+            Some(first) => incoming_ts.saturating_sub(first),
+            None => now_ms.saturating_sub(self.created_ms),
+        }
     }
 
     /// Largest record timestamp (-1 when empty).
@@ -333,9 +357,13 @@ impl Segment {
         };
         // The largest timestamp may have been cut; recompute it.
         self.max_timestamp = -1;
+        self.first_batch_timestamp = None;
         let mut at = 0;
         while at < self.size {
             let h = self.header_at(at)?;
+            if at == 0 {
+                self.first_batch_timestamp = Some(h.max_timestamp);
+            }
             self.max_timestamp = self.max_timestamp.max(h.max_timestamp);
             self.next_offset = h.last_offset + 1;
             at += h.size as u64;
