@@ -187,13 +187,13 @@ fn clean(
     let Some(job) = p.plan_clean(now) else {
         return Ok(None);
     };
-    let out = job.run(map, &mut Throttle::new(rate))?;
-    let stats = out.stats;
-    if !p.install_clean(out)? {
+    let done = job.run(map, &mut Throttle::new(rate), &mut |g| p.install_cleaned(g))?;
+    let Some(out) = done else {
         tracing::info!(topic = %p.topic, partition = p.index, "the log changed while it was cleaned; cleaning again later");
         return Ok(None);
-    }
-    Ok(Some(stats))
+    };
+    p.finish_clean(&out)?;
+    Ok(Some(out.stats))
 }
 
 #[cfg(test)]

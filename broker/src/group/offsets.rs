@@ -524,9 +524,11 @@ pub(super) mod tests {
                 .run(
                     &mut OffsetMap::with_memory(1 << 20),
                     &mut Throttle::new(f64::MAX),
+                    &mut |g| p.install_cleaned(g),
                 )
-                .expect("clean");
-            assert!(p.install_clean(out).expect("install"));
+                .expect("clean")
+                .expect("the log stays as planned");
+            p.finish_clean(&out).expect("finish");
             cleanings += 1;
             assert!(cleanings < 10, "cleaning does not settle");
         }

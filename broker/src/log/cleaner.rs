@@ -9,8 +9,10 @@
 //!    memory allows, then writes every segment below that point again
 //!    through `compaction::filter_batch`, small neighbours merged up to
 //!    `segment.bytes`, into `<base>.cleaned` files.
-//! 3. [`Log::install_clean`] (under the lock): if the segments are still
-//!    the ones read, swaps the cleaned files in.
+//! 3. [`Log::install_group`] (under the lock, for each group as soon as
+//!    it is written, so space is freed as the cleaning goes): if its
+//!    segments are still the ones read, swaps the cleaned file in;
+//!    [`Log::finish_clean`] then records how far the log is clean.
 //!
 //! The swap survives a crash at any point: a finished `.cleaned` file is
 //! renamed `<first>.<next>.swap`, which says it replaces the segments based
@@ -200,9 +202,9 @@ pub struct CleanStats {
     pub map_bytes: u64,
 }
 
-/// A finished cleaning, to install.
+/// A finished cleaning, its groups installed one by one as they were
+/// written; what is left to record.
 pub struct CleanOutput {
-    groups: Vec<CleanedGroup>,
     /// The log is clean below this offset now.
     clean_to: i64,
     /// Earliest delete horizon of the tombstones kept.
@@ -353,27 +355,31 @@ impl CleanJob {
         Ok(reached.max(self.first_dirty))
     }
 
-    /// Runs the cleaning with `map` (cleared afterwards) and `throttle`.
+    /// Runs the cleaning with `map` (cleared afterwards) and `throttle`,
+    /// handing each cleaned group to `install` as soon as it is written, so
+    /// the space of the segments it replaces is freed as the cleaning goes
+    /// (`Log::install_group`, under the partition's lock). `None` when
+    /// `install` refused a group: the log changed, the rest is not done.
     pub fn run(
         self,
         map: &mut OffsetMap,
         throttle: &mut Throttle,
-    ) -> Result<CleanOutput, LogError> {
+        install: &mut dyn FnMut(CleanedGroup) -> Result<bool, LogError>,
+    ) -> Result<Option<CleanOutput>, LogError> {
         let mut meter = Meter {
             throttle,
             stats: CleanStats::default(),
         };
-        let result = self.clean(map, &mut meter);
+        let result = self.clean(map, &mut meter, install);
         let mut stats = meter.stats;
         stats.keys = map.len() as u64;
         map.clear();
-        let (groups, clean_to, delete_horizon) = result.inspect_err(|_| self.discard())?;
-        Ok(CleanOutput {
-            groups,
+        let done = result.inspect_err(|_| self.discard())?;
+        Ok(done.map(|(clean_to, delete_horizon)| CleanOutput {
             clean_to,
             delete_horizon,
             stats,
-        })
+        }))
     }
 
     /// Removes `.cleaned` files left by a failed run.
@@ -383,17 +389,16 @@ impl CleanJob {
         }
     }
 
-    #[allow(clippy::type_complexity)]
     fn clean(
         &self,
         map: &mut OffsetMap,
         meter: &mut Meter<'_>,
-    ) -> Result<(Vec<CleanedGroup>, i64, Option<i64>), LogError> {
+        install: &mut dyn FnMut(CleanedGroup) -> Result<bool, LogError>,
+    ) -> Result<Option<(i64, Option<i64>)>, LogError> {
         let clean_to = self.build_map(map, meter)?;
         meter.stats.map_bytes = map.memory() as u64;
         let segments: Vec<&Planned> = self.segments.iter().filter(|s| s.base < clean_to).collect();
         let mut horizon: Option<i64> = None;
-        let mut groups = Vec::new();
         let mut i = 0;
         while i < segments.len() {
             // Neighbours merged while their sizes add up to a segment.
@@ -458,14 +463,17 @@ impl CleanJob {
                 self.rules.now_ms,
             )?;
             meter.stats.bytes_after += segment.size();
-            groups.push(CleanedGroup {
+            let cleaned = CleanedGroup {
                 replaced: group.iter().map(|s| (s.base, s.size)).collect(),
                 after,
                 segment,
-            });
+            };
+            if !install(cleaned)? {
+                return Ok(None);
+            }
             i = j;
         }
-        Ok((groups, clean_to, horizon))
+        Ok(Some((clean_to, horizon)))
     }
 }
 
@@ -637,54 +645,50 @@ impl Log {
         })
     }
 
-    /// Swaps a finished cleaning in, unless the segments it read changed
+    /// Swaps a cleaned group in, unless the segments it read changed
     /// meanwhile (retention, DeleteRecords, a follower's truncation): then
-    /// its files are dropped and `false` returned.
-    pub fn install_clean(&mut self, out: CleanOutput) -> Result<bool, LogError> {
-        let unchanged = out.groups.iter().all(|g| {
-            let first = g.replaced[0].0;
-            let now: Vec<(i64, u64)> = self
-                .segments
-                .range(first..g.after)
-                .map(|(b, s)| (*b, s.size()))
-                .collect();
-            now == g.replaced && self.segments.contains_key(&g.after)
-        });
-        if !unchanged {
-            for g in out.groups {
-                let path = g.segment.path().to_path_buf();
-                drop(g.segment);
-                std::fs::remove_file(&path).map_err(io(&path))?;
-            }
+    /// its file is dropped and `false` returned.
+    pub fn install_group(&mut self, g: CleanedGroup) -> Result<bool, LogError> {
+        let first = g.replaced[0].0;
+        let now: Vec<(i64, u64)> = self
+            .segments
+            .range(first..g.after)
+            .map(|(b, s)| (*b, s.size()))
+            .collect();
+        if now != g.replaced || !self.segments.contains_key(&g.after) {
+            let path = g.segment.path().to_path_buf();
+            drop(g.segment);
+            std::fs::remove_file(&path).map_err(io(&path))?;
             return Ok(false);
         }
         let first_of_log = self.segments.keys().next().copied();
-        for g in out.groups {
-            let first = g.replaced[0].0;
-            let swap = swap_path(&self.dir, first, g.after);
-            let mut seg = g.segment;
-            seg.rename(&swap)?;
-            sync_dir(&self.dir)?;
-            // Committed: from here `recover` finishes the swap after a crash.
-            for (base, _) in &g.replaced {
-                if let Some(old) = self.segments.remove(base) {
-                    old.delete()?;
-                }
-            }
-            seg.rename(&self.dir.join(segment::file_name(first)))?;
-            sync_dir(&self.dir)?;
-            if seg.size() == 0 && Some(first) != first_of_log {
-                // Nothing left, and it does not hold the log's start.
-                seg.delete()?;
-            } else {
-                seg.write_index_files()?;
-                self.segments.insert(first, seg);
+        let mut seg = g.segment;
+        seg.rename(&swap_path(&self.dir, first, g.after))?;
+        sync_dir(&self.dir)?;
+        // Committed: from here `recover` finishes the swap after a crash.
+        for (base, _) in &g.replaced {
+            if let Some(old) = self.segments.remove(base) {
+                old.delete()?;
             }
         }
+        seg.rename(&self.dir.join(segment::file_name(first)))?;
+        sync_dir(&self.dir)?;
+        if seg.size() == 0 && Some(first) != first_of_log {
+            // Nothing left, and it does not hold the log's start.
+            seg.delete()?;
+        } else {
+            seg.write_index_files()?;
+            self.segments.insert(first, seg);
+        }
+        Ok(true)
+    }
+
+    /// Records a finished cleaning: how far the log is clean, and the
+    /// earliest delete horizon of the tombstones it kept.
+    pub fn finish_clean(&mut self, out: &CleanOutput) -> Result<(), LogError> {
         self.first_dirty = out.clean_to;
         self.delete_horizon = out.delete_horizon;
-        write_checkpoint(&self.dir, self.first_dirty, self.delete_horizon)?;
-        Ok(true)
+        write_checkpoint(&self.dir, self.first_dirty, self.delete_horizon)
     }
 }
 
@@ -741,19 +745,26 @@ mod tests {
         out
     }
 
+    /// Runs `job`, installing what it cleans.
+    fn run_and_install(log: &mut Log, job: CleanJob, map_memory: usize) {
+        let out = job
+            .run(
+                &mut OffsetMap::with_memory(map_memory),
+                &mut Throttle::new(f64::MAX),
+                &mut |g| log.install_group(g),
+            )
+            .expect("clean")
+            .expect("the log stays as planned");
+        log.finish_clean(&out).expect("finish");
+    }
+
     /// Cleans until nothing is due (several passes when the map is small).
     fn clean_fully(log: &mut Log, now: i64, map_memory: usize) -> usize {
         let mut passes = 0;
         let end = log.log_end_offset();
         while let Some(job) = log.plan_clean(now, end, HashSet::new()) {
             let before = log.first_dirty;
-            let out = job
-                .run(
-                    &mut OffsetMap::with_memory(map_memory),
-                    &mut Throttle::new(f64::MAX),
-                )
-                .expect("clean");
-            assert!(log.install_clean(out).expect("install"));
+            run_and_install(log, job, map_memory);
             passes += 1;
             if log.first_dirty == before
                 && !log.cleanable(now, end).is_some_and(|c| c.horizon_passed)
@@ -897,14 +908,21 @@ mod tests {
             let before = records_of(&log);
             let end = log.log_end_offset();
             let job = log.plan_clean(10_000, end, HashSet::new()).expect("due");
-            let out = job
+            // The first group written, and the cleaning stopped there.
+            let mut taken = None;
+            let stopped = job
                 .run(
                     &mut OffsetMap::with_memory(1 << 20),
                     &mut Throttle::new(f64::MAX),
+                    &mut |g| {
+                        taken = Some(g);
+                        Ok(false)
+                    },
                 )
                 .expect("clean");
+            assert!(stopped.is_none());
             let expect_cleaned = model(&written, log.active().base_offset, false);
-            let first = &out.groups[0];
+            let first = taken.expect("a group");
             let (base, after) = (first.replaced[0].0, first.after);
             let cleaned = first.segment.path().to_path_buf();
             drop(log);
@@ -919,7 +937,7 @@ mod tests {
                     std::fs::remove_file(dir.path().join(segment::file_name(base))).expect("rm");
                 }
             }
-            drop(out);
+            drop(first);
             let log = Log::open(dir.path(), compacted(300)).expect("recover");
             let names: Vec<String> = std::fs::read_dir(dir.path())
                 .expect("dir")
@@ -977,15 +995,8 @@ mod tests {
         }
         let end = log.log_end_offset();
         let keep = HashSet::from([first]);
-        let out = log
-            .plan_clean(10_000, end, keep)
-            .expect("due")
-            .run(
-                &mut OffsetMap::with_memory(1 << 20),
-                &mut Throttle::new(f64::MAX),
-            )
-            .expect("clean");
-        log.install_clean(out).expect("install");
+        let job = log.plan_clean(10_000, end, keep).expect("due");
+        run_and_install(&mut log, job, 1 << 20);
         let data = log.read(0, 1 << 20, true).expect("read");
         let headers = batch::validate_stored(&data).expect("valid");
         assert_eq!(

@@ -17,7 +17,7 @@ use bytes::Bytes;
 use tokio::sync::watch;
 
 use crate::clock::now_ms;
-use crate::log::cleaner::{CleanJob, CleanOutput, Cleanable};
+use crate::log::cleaner::{CleanJob, CleanOutput, Cleanable, CleanedGroup};
 use crate::log::{batch, Log, LogConfig, LogError};
 use crate::metadata::image::{PartitionImage, NO_LEADER};
 use epochs::{EpochHistory, ReplicaFetch};
@@ -665,10 +665,15 @@ impl Partition {
         state.log.plan_clean(now_ms, high_watermark(&state), last)
     }
 
-    /// Swaps a finished cleaning in; `false` when the log changed under it
-    /// and it was dropped.
-    pub fn install_clean(&self, out: CleanOutput) -> Result<bool, PartitionError> {
-        Ok(self.lock().log.install_clean(out)?)
+    /// Swaps a cleaned group in; `false` when the log changed under it and
+    /// it was dropped.
+    pub fn install_cleaned(&self, group: CleanedGroup) -> Result<bool, LogError> {
+        self.lock().log.install_group(group)
+    }
+
+    /// Records a finished cleaning.
+    pub fn finish_clean(&self, out: &CleanOutput) -> Result<(), PartitionError> {
+        Ok(self.lock().log.finish_clean(out)?)
     }
 
     /// Replaces the log settings (after a topic config change).
