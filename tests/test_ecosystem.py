@@ -12,9 +12,11 @@ Kafka broker instead (one node, so one replica), to tell a difference of
 Gregor's from a fault of the test.
 """
 
+import json
 import os
 import re
 import shutil
+import subprocess
 import time
 
 import pytest
@@ -27,7 +29,7 @@ from confluent_kafka.serialization import MessageField, SerializationContext
 from kafka import KafkaConsumer
 from kafka import TopicPartition as KTopicPartition
 
-from conftest import ApacheKafka, GregorCluster, report_measure, unique, wait_until
+from conftest import ROOT, ApacheKafka, GregorCluster, report_measure, unique, wait_until
 from ecosystem import ConnectWorker, SchemaRegistry, StreamsApp
 
 
@@ -451,10 +453,22 @@ def read_kafka_python(bootstrap, topic, start=0, limit=None):
         consumer.close()
 
 
+FRANZ_READ = ROOT / ".cache" / "franz" / "franz-read"
+
+
+def read_franz(bootstrap, topic, start=0, limit=None):
+    """franz-go's reading (tests/franz): [(offset, key, value)] from
+    `start`, `limit` records or up to the high watermark."""
+    out = subprocess.run([str(FRANZ_READ), "-brokers", bootstrap, "-topic", topic, "-from", str(start),
+                          "-limit", str(limit or 0)], capture_output=True, text=True, timeout=90)
+    assert out.returncode == 0, out.stderr
+    return [(r["offset"], r["key"], r["value"]) for r in map(json.loads, out.stdout.splitlines())]
+
+
 def test_clients_read_a_compacted_topic_with_offset_gaps(target):
     """A few keys written once, then many values for a few other keys, in
     a compacted topic with small segments: once the cleaner has run, the
-    consumers of confluent-kafka and kafka-python read from the beginning
+    consumers of confluent-kafka, kafka-python and franz-go read from the beginning
     the records of the keys written once where they were, every key's
     latest value, the values of a key in the order they were written, and
     offsets that increase with gaps; a consumer placed on an offset the
@@ -486,7 +500,7 @@ def test_clients_read_a_compacted_topic_with_offset_gaps(target):
     wait_until(settled, 300, "the cleaned log to stay as it is", step=3)
     report_measure("compacted topic: records left of the produced", f"{len(last[0])} of {produced}")
 
-    for read in (read_confluent, read_kafka_python):
+    for read in (read_confluent, read_kafka_python, read_franz):
         records = read(target.bootstrap, topic)
         assert records == last[0], read.__name__
         offsets = [o for o, _, _ in records]
