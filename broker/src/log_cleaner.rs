@@ -102,11 +102,11 @@ fn clean_next(node: &Node, shared: &Mutex<Shared>, map: &mut OffsetMap, rate: f6
     let now = now_ms();
     let counters = &node.metrics.cleaner;
     counters.last_run_ms.set(now);
-    let mut partitions: Vec<Arc<Partition>> = Vec::new();
-    let mut candidates = Vec::new();
-    {
+    let p = {
         let mut s = lock(shared);
         s.failed.retain(|_, until| *until > now);
+        let mut partitions: Vec<Arc<Partition>> = Vec::new();
+        let mut candidates = Vec::new();
         for topic in node.topics.all() {
             for p in topic.local() {
                 let Some((cleanable, min_ratio)) = p.cleanable(now) else {
@@ -133,14 +133,12 @@ fn clean_next(node: &Node, shared: &Mutex<Shared>, map: &mut OffsetMap, rate: f6
             return false;
         };
         let p = partitions.swap_remove(i);
-        partitions = vec![p];
-        s.busy
-            .insert((partitions[0].topic.clone(), partitions[0].index));
-    }
-    let p = &partitions[0];
+        s.busy.insert((p.topic.clone(), p.index));
+        p
+    };
     let key = (p.topic.clone(), p.index);
     let started = Instant::now();
-    let result = clean(p, map, rate, now);
+    let result = clean(&p, map, rate, now);
     let mut s = lock(shared);
     s.busy.remove(&key);
     match result {

@@ -98,6 +98,7 @@ pub fn replica_error(e: &ReplicaError) -> ResponseError {
         ReplicaError::UnknownTopicId(_) => ResponseError::UnknownTopicId,
         ReplicaError::NotStoredHere => ResponseError::NotLeaderOrFollower,
         ReplicaError::Partition(p) => partition_error(p),
+        ReplicaError::DeleteOnCompacted => ResponseError::PolicyViolation,
     }
 }
 

@@ -135,7 +135,7 @@ pub fn cleanable(
         .sum();
     let dirty_bytes = segments
         .iter()
-        .filter(|s| s.next_offset > first_dirty && s.base < first_uncleanable)
+        .filter(|s| s.next_offset > first_dirty && s.base < first_uncleanable.min(active_base))
         .map(|s| s.size)
         .sum();
     let overdue = first_uncleanable > first_dirty

@@ -676,6 +676,11 @@ impl Partition {
         Ok(self.lock().log.finish_clean(out)?)
     }
 
+    /// The log's `cleanup.policy`.
+    pub fn cleanup(&self) -> crate::log::Cleanup {
+        self.lock().log.config().cleanup
+    }
+
     /// Replaces the log settings (after a topic config change).
     pub fn set_config(&self, config: LogConfig) {
         self.lock().log.set_config(config);

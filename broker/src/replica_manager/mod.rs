@@ -39,6 +39,9 @@ pub enum ReplicaError {
     /// log failed.
     #[error(transparent)]
     Partition(#[from] PartitionError),
+    /// DeleteRecords on a topic whose `cleanup.policy` lacks `delete`.
+    #[error("records of a topic with cleanup.policy=compact cannot be deleted; its policy must include delete")]
+    DeleteOnCompacted,
 }
 
 /// A topic as a request names it.

@@ -87,7 +87,8 @@ impl ReplicaManager {
     }
 
     /// Deletes the records below `offset` (-1: the high watermark) of a
-    /// partition led here; returns the new log start.
+    /// partition led here, unless its topic is compact-only; returns the
+    /// new log start.
     pub fn delete_records(
         &self,
         topic: &str,
@@ -95,6 +96,10 @@ impl ReplicaManager {
         offset: i64,
     ) -> Result<i64, ReplicaError> {
         let p = self.leader(topic, partition, -1)?;
+        // Kafka's rule: a compacted log's records go by compaction only.
+        if !p.cleanup().delete {
+            return Err(ReplicaError::DeleteOnCompacted);
+        }
         Ok(p.delete_records_before(offset)?)
     }
 }
