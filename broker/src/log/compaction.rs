@@ -81,16 +81,18 @@ fn take(b: &mut bytes::Bytes) -> anyhow::Result<bytes::Bytes> {
     Ok(std::mem::take(b))
 }
 
-/// The records section of a batch, decompressed.
-pub fn inflate(section: &[u8], c: Compression) -> anyhow::Result<bytes::Bytes> {
-    let mut raw = bytes::Bytes::copy_from_slice(section);
-    match c {
-        Compression::None => Ok(raw),
-        Compression::Gzip => Gzip::decompress(&mut raw, take),
-        Compression::Snappy => Snappy::decompress(&mut raw, take),
-        Compression::Lz4 => Lz4::decompress(&mut raw, take),
-        Compression::Zstd => Zstd::decompress(&mut raw, take),
-    }
+/// The records section of a batch, decompressed (borrowed as it is when
+/// the batch is not compressed).
+pub fn inflate(section: &[u8], c: Compression) -> anyhow::Result<std::borrow::Cow<'_, [u8]>> {
+    let raw = || bytes::Bytes::copy_from_slice(section);
+    let inflated = match c {
+        Compression::None => return Ok(std::borrow::Cow::Borrowed(section)),
+        Compression::Gzip => Gzip::decompress(&mut raw(), take)?,
+        Compression::Snappy => Snappy::decompress(&mut raw(), take)?,
+        Compression::Lz4 => Lz4::decompress(&mut raw(), take)?,
+        Compression::Zstd => Zstd::decompress(&mut raw(), take)?,
+    };
+    Ok(std::borrow::Cow::Owned(inflated.to_vec()))
 }
 
 /// `records` compressed with `c`.

@@ -5,21 +5,32 @@
 //! back after each cleaning, so an idle cleaner holds nothing.
 
 use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
+use std::hash::{BuildHasher, BuildHasherDefault, Hasher, RandomState};
 
 /// Bytes one entry accounts for (digest and offset), as in Kafka.
 pub const ENTRY_BYTES: usize = 24;
 
-/// A key's digest: the first 16 bytes of its SHA-256. Two keys that share
-/// one would be taken for the same key; at 128 bits that does not happen
-/// by chance.
+/// A key's digest: 128 bits from two SipHash-1-3 hashes under keys drawn
+/// for each map. Two keys that share one would be taken for the same key;
+/// at 128 bits that does not happen by chance (Kafka's cleaner takes
+/// MD5's 128 bits the same way), and a producer that could craft such a
+/// pair can write the key it would shadow anyway.
 type Digest = [u8; 16];
 
-fn digest(key: &[u8]) -> Digest {
-    let full = ring::digest::digest(&ring::digest::SHA256, key);
-    let mut d = [0u8; 16];
-    d.copy_from_slice(&full.as_ref()[..16]);
-    d
+/// The two hash keys of one map.
+struct Digester(RandomState, RandomState);
+
+impl Digester {
+    fn new() -> Digester {
+        Digester(RandomState::new(), RandomState::new())
+    }
+
+    fn digest(&self, key: &[u8]) -> Digest {
+        let mut d = [0u8; 16];
+        d[..8].copy_from_slice(&self.0.hash_one(key).to_le_bytes());
+        d[8..].copy_from_slice(&self.1.hash_one(key).to_le_bytes());
+        d
+    }
 }
 
 /// The digest is already uniform: hash tables take eight of its bytes as
@@ -46,6 +57,7 @@ impl Hasher for DigestHasher {
 pub struct OffsetMap {
     entries: HashMap<Digest, i64, BuildHasherDefault<DigestHasher>>,
     capacity: usize,
+    digester: Digester,
 }
 
 impl OffsetMap {
@@ -54,6 +66,7 @@ impl OffsetMap {
         OffsetMap {
             entries: HashMap::default(),
             capacity: (memory / ENTRY_BYTES).max(1),
+            digester: Digester::new(),
         }
     }
 
@@ -80,17 +93,19 @@ impl OffsetMap {
     /// Records that `key`'s latest record is at `offset` (offsets arrive
     /// in increasing order, so the last one put wins).
     pub fn put(&mut self, key: &[u8], offset: i64) {
-        self.entries.insert(digest(key), offset);
+        self.entries.insert(self.digester.digest(key), offset);
     }
 
     /// The offset of `key`'s latest record, if the map has seen the key.
     pub fn get(&self, key: &[u8]) -> Option<i64> {
-        self.entries.get(&digest(key)).copied()
+        self.entries.get(&self.digester.digest(key)).copied()
     }
 
-    /// Forgets every key and gives the memory back.
+    /// Forgets every key and gives the memory back (and draws new hash
+    /// keys for the next cleaning).
     pub fn clear(&mut self) {
         self.entries = HashMap::default();
+        self.digester = Digester::new();
     }
 
     /// Bytes the entries account for now (what the memory metric reports).
