@@ -759,6 +759,22 @@ pub static BROKER: &[Setting] = &[
     .update(Update::ClusterWide)
     .ignored(),
     Setting::new(
+        "log.cleaner.io.buffer.size",
+        Kind::int(0),
+        "Accepted and ignored: the cleaner reads segments 1 MiB at a time and writes through a buffer of the same size.",
+    )
+    .default("524288")
+    .update(Update::ClusterWide)
+    .ignored(),
+    Setting::new(
+        "log.cleaner.io.buffer.load.factor",
+        Kind::Double { fraction: false },
+        "Accepted and ignored: the cleaner's key map grows as keys come, up to `log.cleaner.dedupe.buffer.size`.",
+    )
+    .default("0.9")
+    .update(Update::ClusterWide)
+    .ignored(),
+    Setting::new(
         "socket.send.buffer.bytes",
         Kind::ANY_INT,
         "Accepted and ignored: the operating system's socket buffer sizes are used.",
