@@ -2,12 +2,14 @@
 the reference version, and the core ones also of the previous release."""
 
 import json
+import os
 import re
 import uuid
 from functools import partial
 
 import pytest
 
+import wire
 from conftest import KAFKA_CLIENT_VERSIONS, kafka_tool, unique
 
 # Users upgrade clients and brokers separately, so the core tools run from
@@ -351,3 +353,14 @@ def test_kafka_log_dirs_reports_partition_sizes(gregor_factory, tmp_path):
     on_disk = {f"{name}-{i}": sum(f.stat().st_size for f in d.glob(f"{name}-{i}/*.log"))
                for i in (0, 1) for d in (first, second) if (d / f"{name}-{i}").exists()}
     assert sizes == on_disk and sum(sizes.values()) > 100 * len("record-00")
+    # DescribeLogDirs v4 (KIP-827) also gives each directory's file system
+    # size and free space, as statvfs sees them.
+    conn = wire.Connection(broker.bootstrap)
+    conn.send(wire.describe_log_dirs_v4())
+    described = wire.describe_log_dirs_v4_dirs(conn.response())
+    conn.close()
+    assert set(described) == {str(first), str(second)}
+    for d, (error, total, usable) in described.items():
+        fs = os.statvfs(d)
+        assert error == 0 and total == fs.f_blocks * fs.f_frsize
+        assert 0 < usable <= total and abs(usable - fs.f_bavail * fs.f_frsize) < total // 100

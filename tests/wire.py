@@ -112,6 +112,29 @@ class Reader:
         self.pos += n
         return s
 
+    def uvarint(self):
+        value, shift = 0, 0
+        while True:
+            b = self.data[self.pos]
+            self.pos += 1
+            value |= (b & 0x7F) << shift
+            if b < 0x80:
+                return value
+            shift += 7
+
+    def compact_string(self):
+        n = self.uvarint() - 1
+        if n < 0:
+            return None
+        s = self.data[self.pos:self.pos + n].decode()
+        self.pos += n
+        return s
+
+    def tagged_fields(self):
+        for _ in range(self.uvarint()):
+            self.uvarint()
+            self.pos += self.uvarint()
+
     def bytes(self):
         n = self.take(">i")
         if n < 0:
@@ -163,6 +186,32 @@ def api_versions_v5(cluster_id, node_id):
     body = compact_string("wire-test") + compact_string("1") + compact_string(cluster_id)
     body += struct.pack(">i", node_id) + b"\0"
     return frame(header(18, 5) + b"\0" + body)  # flexible header: no tags
+
+
+def describe_log_dirs_v4():
+    """DescribeLogDirs v4 (flexible) for every topic (a null topic list)."""
+    return frame(header(35, 4) + b"\0" + b"\0" + b"\0")  # header tags, null topics, tags
+
+
+def describe_log_dirs_v4_dirs(response):
+    """{log dir: (error_code, total_bytes, usable_bytes)} of a
+    DescribeLogDirs v4 response."""
+    r = Reader(response, 4)
+    r.tagged_fields()
+    r.take(">ih")  # throttle time, error code
+    dirs = {}
+    for _ in range(r.uvarint() - 1):
+        error = r.take(">h")
+        log_dir = r.compact_string()
+        for _ in range(r.uvarint() - 1):
+            r.compact_string()
+            for _ in range(r.uvarint() - 1):
+                r.take(">iqq?")
+                r.tagged_fields()
+            r.tagged_fields()
+        dirs[log_dir] = (error, *r.take(">qq"))
+        r.tagged_fields()
+    return dirs
 
 
 def api_versions_error(response):

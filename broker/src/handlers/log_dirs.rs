@@ -14,8 +14,9 @@ use crate::node::Node;
 use crate::protocol::RequestContext;
 
 /// Sizes of the requested partitions (all when `topics` is null), grouped
-/// by log directory; every configured directory is listed, even when empty.
-/// Disk capacity is not reported (-1).
+/// by log directory; every configured directory is listed, even when empty,
+/// with its file system's size and what is still free there (KIP-827; -1
+/// when the file system cannot be asked).
 pub fn describe_log_dirs(
     node: &Node,
     ctx: &RequestContext,
@@ -62,8 +63,10 @@ pub fn describe_log_dirs(
     for (dir, topics) in by_dir {
         let mut r = DescribeLogDirsResult::default();
         r.log_dir = text(dir.display().to_string());
-        r.total_bytes = -1;
-        r.usable_bytes = -1;
+        let space = crate::metrics::DirSpace::read(&dir);
+        let signed = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+        r.total_bytes = space.as_ref().map_or(-1, |s| signed(s.capacity_bytes));
+        r.usable_bytes = space.as_ref().map_or(-1, |s| signed(s.free_bytes));
         r.topics = topics
             .into_iter()
             .map(|(name, parts)| {
