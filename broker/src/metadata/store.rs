@@ -153,6 +153,11 @@ impl RaftLogReader<TypeConfig> for LogStore {
         &mut self,
         range: RB,
     ) -> Result<Vec<Entry<TypeConfig>>, StorageError<NodeId>> {
+        // A range that starts past its end holds nothing (BTreeMap::range
+        // would panic on it).
+        if is_empty_range(&range) {
+            return Ok(Vec::new());
+        }
         Ok(self
             .lock()
             .entries
@@ -160,6 +165,22 @@ impl RaftLogReader<TypeConfig> for LogStore {
             .map(|(_, e)| e.clone())
             .collect())
     }
+}
+
+/// Whether `range` holds no index.
+fn is_empty_range(range: &impl RangeBounds<u64>) -> bool {
+    use std::ops::Bound::{Excluded, Included, Unbounded};
+    let start = match range.start_bound() {
+        Included(&s) => u128::from(s),
+        Excluded(&s) => u128::from(s) + 1,
+        Unbounded => 0,
+    };
+    let end = match range.end_bound() {
+        Included(&e) => u128::from(e) + 1,
+        Excluded(&e) => u128::from(e),
+        Unbounded => u128::MAX,
+    };
+    start >= end
 }
 
 impl RaftLogStorage<TypeConfig> for LogStore {
@@ -553,5 +574,28 @@ mod tests {
             .await
             .expect("read")
             .is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_range_that_starts_past_its_end_reads_nothing() {
+        let dir = tempfile::tempdir().expect("dir");
+        let mut store = LogStore::open(dir.path()).expect("open");
+        {
+            let mut inner = store.lock();
+            for i in 1..=3 {
+                inner.entries.insert(i, entry(i, topic(&format!("t{i}"))));
+            }
+        }
+        use std::ops::Bound::{Excluded, Included};
+        for (range, want) in [
+            ((Included(5), Excluded(2)), 0),
+            ((Excluded(2), Excluded(2)), 0),
+            ((Included(2), Excluded(2)), 0),
+            ((Included(2), Included(2)), 1),
+            ((Excluded(1), Included(3)), 2),
+        ] {
+            let got = store.try_get_log_entries(range).await.expect("read");
+            assert_eq!(got.len(), want, "{range:?}");
+        }
     }
 }
