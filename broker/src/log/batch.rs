@@ -193,11 +193,13 @@ pub fn parse_prefix(b: &[u8], position: usize) -> Result<BatchHeader, BatchError
 /// batch that passes its CRC but holds unreadable records would otherwise
 /// be stored and break every consumer that reads it. A record larger than
 /// `max_record_bytes` once decompressed is refused (see [`decode`]).
+/// Returns whether any record has a null key, which a compacted topic
+/// refuses.
 pub fn validate_records(
     buf: &[u8],
     h: &BatchHeader,
     max_record_bytes: u32,
-) -> Result<(), BatchError> {
+) -> Result<bool, BatchError> {
     let fail = |reason: String| BatchError::Records {
         position: h.position,
         reason,
@@ -219,28 +221,7 @@ pub fn validate_records(
     if !consecutive {
         return Err(fail("offset deltas are not 0, 1, 2, ...".into()));
     }
-    Ok(())
-}
-
-/// Whether any record of these (validated) batches has a null key, which
-/// a compacted topic refuses as Kafka does.
-pub fn has_keyless_record(buf: &[u8], headers: &[BatchHeader]) -> Result<bool, BatchError> {
-    for h in headers {
-        let b = &buf[h.position..h.position + h.size];
-        let local = BatchHeader { position: 0, ..*h };
-        let codec = super::compaction::compression_of(&local)?;
-        let fail = |reason: String| BatchError::Records {
-            position: h.position,
-            reason,
-        };
-        let section = super::compaction::inflate(&b[HEADER_LEN..], codec)
-            .map_err(|e| fail(format!("{e:#}")))?;
-        let records = super::records::parse(&section).map_err(|e| fail(e.to_string()))?;
-        if records.iter().any(|r| r.key.is_none()) {
-            return Ok(true);
-        }
-    }
-    Ok(false)
+    Ok(set.records.iter().any(|r| r.key.is_none()))
 }
 
 /// Decodes the records of the one batch in `batch` (found at `position` of

@@ -30,7 +30,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use super::batch::{self, BatchHeader, HEADER_LEN};
-use super::compaction::{self, Outcome, Rules, DELETE_HORIZON};
+use super::compaction::{self, Outcome, Rules, CONTROL, DELETE_HORIZON};
 use super::offset_map::OffsetMap;
 use super::records;
 use super::segment::{self, Segment};
@@ -188,8 +188,6 @@ pub struct CleanedGroup {
 /// What a cleaning did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct CleanStats {
-    /// Bytes read (map building and copying).
-    pub bytes_read: u64,
     /// Bytes of the segments cleaned, before.
     pub bytes_before: u64,
     /// Bytes of the segments cleaned, after.
@@ -271,7 +269,6 @@ fn each_batch(
         buf.resize(want, 0);
         file.read_exact_at(&mut buf, pos).map_err(io(path))?;
         meter.throttle.spend(want);
-        meter.stats.bytes_read += want as u64;
         let mut at = 0;
         while at + HEADER_LEN <= buf.len() {
             let h = batch::parse_prefix(&buf[at..], at)?;
@@ -306,11 +303,6 @@ fn local(h: &BatchHeader) -> BatchHeader {
 }
 
 impl CleanJob {
-    /// The offset the job may clean up to.
-    pub fn first_uncleanable(&self) -> i64 {
-        self.first_uncleanable
-    }
-
     /// Fills `map` with the latest offset of each key in the dirty part,
     /// batch by batch while it has room; returns where it stopped (the
     /// first offset whose key it does not hold).
@@ -329,7 +321,7 @@ impl CleanJob {
                     full = true;
                     return Ok(false);
                 }
-                if h.attributes & 0x20 == 0 && h.record_count > 0 {
+                if h.attributes & CONTROL == 0 && h.record_count > 0 {
                     if !map.is_empty() && map.would_overflow(h.record_count as usize) {
                         full = true;
                         return Ok(false);
@@ -409,16 +401,8 @@ impl CleanJob {
                 j += 1;
             }
             let group = &segments[i..j];
-            let after = segments
-                .get(j)
-                .map(|s| s.base)
-                .or_else(|| {
-                    self.segments
-                        .iter()
-                        .find(|s| s.base > group[group.len() - 1].base)
-                        .map(|s| s.base)
-                })
-                .unwrap_or(self.after);
+            // `segments` is a prefix of the job's: what follows the group.
+            let after = self.segments.get(j).map_or(self.after, |s| s.base);
             let path = cleaned_path(&self.dir, group[0].base);
             let mut out = std::io::BufWriter::with_capacity(
                 READ_CHUNK,
@@ -572,7 +556,10 @@ impl Log {
                 max_timestamp: s.max_timestamp(),
             })
             .collect();
-        let first_dirty_ts = self.first_timestamp_from(self.first_dirty.max(self.log_start_offset));
+        // Read only when max.compaction.lag.ms is set (never overdue else).
+        let first_dirty_ts = (self.config.max_compaction_lag_ms < i64::MAX)
+            .then(|| self.first_timestamp_from(self.first_dirty.max(self.log_start_offset)))
+            .flatten();
         Some(cleanable(
             &views,
             self.log_start_offset,

@@ -23,7 +23,7 @@ use super::batch::{BatchError, BatchHeader, HEADER_LEN, LOG_APPEND_TIME, LOG_OVE
 use super::records::{self, RawRecord};
 
 /// Attribute bit of a control batch (transaction markers).
-const CONTROL: i16 = 0x20;
+pub const CONTROL: i16 = 0x20;
 /// Attribute bit of a batch whose base timestamp is its delete horizon.
 pub const DELETE_HORIZON: i16 = 0x40;
 const COMPRESSION_MASK: i16 = 0x07;
@@ -92,7 +92,7 @@ pub fn inflate(section: &[u8], c: Compression) -> anyhow::Result<std::borrow::Co
         Compression::Lz4 => Lz4::decompress(&mut raw(), take)?,
         Compression::Zstd => Zstd::decompress(&mut raw(), take)?,
     };
-    Ok(std::borrow::Cow::Owned(inflated.to_vec()))
+    Ok(std::borrow::Cow::Owned(Vec::from(inflated)))
 }
 
 /// `records` compressed with `c`.

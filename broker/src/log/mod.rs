@@ -209,10 +209,12 @@ impl Log {
         leader_epoch: i32,
     ) -> Result<AppendInfo, LogError> {
         let mut headers = batch::validate_all(records)?;
+        let mut keyless = false;
         for h in &headers {
-            batch::validate_records(records, h, self.config.max_decompressed_message_bytes)?;
+            keyless |=
+                batch::validate_records(records, h, self.config.max_decompressed_message_bytes)?;
         }
-        if self.config.cleanup.compact && batch::has_keyless_record(records, &headers)? {
+        if self.config.cleanup.compact && keyless {
             return Err(LogError::KeylessOnCompacted);
         }
         if let Some(h) = headers

@@ -133,7 +133,8 @@ impl Segment {
             seg.file.sync_all().map_err(|e| LogError::io(path, e))?;
         }
         seg.size = pos;
-        if pos > 0 {
+        // Resumed from index files, the scan did not see the first batch.
+        if pos > 0 && seg.first_batch_timestamp.is_none() {
             seg.first_batch_timestamp = Some(seg.header_at(0)?.max_timestamp);
         }
         Ok((seg, dropped))
