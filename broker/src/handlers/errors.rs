@@ -88,6 +88,10 @@ pub fn partition_error(e: &PartitionError) -> ResponseError {
         PartitionError::NotLeader { .. } => ResponseError::NotLeaderOrFollower,
         PartitionError::UnknownLeaderEpoch { .. } => ResponseError::UnknownLeaderEpoch,
         PartitionError::FencedLeaderEpoch { .. } => ResponseError::FencedLeaderEpoch,
+        PartitionError::InvalidTxnState { .. } => ResponseError::InvalidTxnState,
+        // Kafka's LogValidator: InvalidRecordException.
+        PartitionError::ControlBatch => ResponseError::InvalidRecord,
+        PartitionError::CoordinatorFenced { .. } => ResponseError::TransactionCoordinatorFenced,
     }
 }
 
@@ -106,8 +110,6 @@ pub fn replica_error(e: &ReplicaError) -> ResponseError {
 pub fn produce_error(e: &ProduceError) -> ResponseError {
     match e {
         ProduceError::InvalidAcks(_) => ResponseError::InvalidRequiredAcks,
-        // Final for the client, as in FindCoordinator (handlers/group.rs).
-        ProduceError::Transactional => ResponseError::TransactionalIdAuthorizationFailed,
         ProduceError::NoRecords => ResponseError::InvalidRecord,
         ProduceError::Replica(r) => replica_error(r),
         ProduceError::NotEnoughReplicas { .. } => ResponseError::NotEnoughReplicas,

@@ -8,6 +8,7 @@ use kafka_protocol::ResponseError;
 
 use super::errors::produce_error;
 use super::{authorize, text};
+use crate::log::batch;
 use crate::node::Node;
 use crate::protocol::RequestContext;
 use crate::quota::manager::QuotaKind;
@@ -26,9 +27,22 @@ fn refused(index: i32, error: ResponseError, message: &str) -> PartitionProduceR
     r
 }
 
-/// Appends every partition's records (see `replica_manager::produce`). A
-/// transactional producer needs WRITE on its transactional id, and every
-/// producer WRITE on each topic. The request's bytes count against the
+/// Whether some partition's records are transactional (Kafka's
+/// `RequestUtils.hasTransactionalRecords`: each entry's first batch).
+fn has_transactional_records(request: &ProduceRequest) -> bool {
+    request
+        .topic_data
+        .iter()
+        .flat_map(|t| &t.partition_data)
+        .filter_map(|p| p.records.as_ref())
+        .any(|r| batch::parse_prefix(r, 0).is_ok_and(|h| h.is_transactional()))
+}
+
+/// Appends every partition's records (see `replica_manager::produce`).
+/// Transactional records need the request's transactional id, and WRITE
+/// on it (else the whole request is refused with
+/// TRANSACTIONAL_ID_AUTHORIZATION_FAILED, as Kafka does); every producer
+/// needs WRITE on each topic. The request's bytes count against the
 /// client's `producer_byte_rate`; the answer carries the time it must wait
 /// (the caller sends no answer for acks=0 but still holds the connection).
 pub async fn produce(
@@ -44,15 +58,16 @@ pub async fn produce(
         .filter_map(|p| p.records.as_ref().map(|r| r.len()))
         .sum();
     resp.throttle_time_ms = super::quota_throttle(node, ctx, QuotaKind::Produce, bytes).0;
-    let transaction_refused = request.transactional_id.as_ref().is_some_and(|id| {
-        !authorize::allowed(
-            node,
-            ctx,
-            Operation::Write,
-            ResourceType::TransactionalId,
-            id,
-        )
-    });
+    let transaction_refused = has_transactional_records(&request)
+        && request.transactional_id.as_ref().is_none_or(|id| {
+            !authorize::allowed(
+                node,
+                ctx,
+                Operation::Write,
+                ResourceType::TransactionalId,
+                id,
+            )
+        });
     let mut topics = Vec::with_capacity(request.topic_data.len());
     let mut authorized = Vec::with_capacity(request.topic_data.len());
     for topic in request.topic_data {
@@ -62,7 +77,7 @@ pub async fn produce(
         let refusal = if transaction_refused {
             Some((
                 ResponseError::TransactionalIdAuthorizationFailed,
-                "not authorized to write with this transactional id",
+                "transactional records need a transactional id this client may write with",
             ))
         } else if !authorize::allowed(
             node,
@@ -119,7 +134,6 @@ pub async fn produce(
         .produce(Produce {
             acks: request.acks,
             timeout: Duration::from_millis(u64::try_from(request.timeout_ms).unwrap_or(0)),
-            transactional: request.transactional_id.is_some(),
             topics,
         })
         .await;

@@ -104,10 +104,26 @@ pub struct BatchHeader {
     pub record_count: i32,
 }
 
+/// Attribute bit of a transactional batch.
+pub const TRANSACTIONAL: i16 = 0x10;
+/// Attribute bit of a control batch (transaction markers).
+pub const CONTROL: i16 = 0x20;
+
 impl BatchHeader {
     /// Number of offsets the batch spans.
     pub fn offset_count(&self) -> i64 {
         self.last_offset - self.base_offset + 1
+    }
+
+    /// Whether the batch belongs to a transaction (its records, or the
+    /// marker ending it).
+    pub fn is_transactional(&self) -> bool {
+        self.attributes & TRANSACTIONAL != 0
+    }
+
+    /// Whether the batch is a control batch (a transaction marker).
+    pub fn is_control(&self) -> bool {
+        self.attributes & CONTROL != 0
     }
 }
 

@@ -19,6 +19,9 @@
 //! in `first..next`; only then are those deleted and the swap file renamed
 //! to `<first>.log`. [`recover`] runs when a log opens: it deletes
 //! `.cleaned` files (an unfinished cleaning) and completes every swap.
+//! A cleaned segment carries the aborted transaction entries of the
+//! segments it replaces (its `.txnindex` is written after the swap; a
+//! crash before leaves it missing, and the partition rebuilds it).
 //! How far the log is clean, and the earliest delete horizon of the
 //! tombstones it keeps, are checkpointed in `cleaner-offset-checkpoint`.
 
@@ -34,6 +37,7 @@ use super::compaction::{self, Outcome, Rules, CONTROL, DELETE_HORIZON};
 use super::offset_map::OffsetMap;
 use super::records;
 use super::segment::{self, Segment};
+use super::txn_index::AbortedTxn;
 use super::{Log, LogError};
 
 /// Where a log's cleaning stands: `<first dirty offset> <delete horizon>`.
@@ -156,6 +160,8 @@ struct Planned {
     base: i64,
     path: PathBuf,
     size: u64,
+    /// Its aborted transaction entries, carried into the cleaned segment.
+    aborted: Vec<AbortedTxn>,
 }
 
 /// A cleaning to do, taken from a log under its partition's lock.
@@ -183,6 +189,8 @@ pub struct CleanedGroup {
     after: i64,
     /// The cleaned file, named `<first>.cleaned`.
     segment: Segment,
+    /// The aborted transaction entries of the segments it replaces.
+    aborted: Vec<AbortedTxn>,
 }
 
 /// What a cleaning did.
@@ -451,6 +459,7 @@ impl CleanJob {
                 replaced: group.iter().map(|s| (s.base, s.size)).collect(),
                 after,
                 segment,
+                aborted: group.iter().flat_map(|s| s.aborted.clone()).collect(),
             };
             if !install(cleaned)? {
                 return Ok(None);
@@ -491,7 +500,7 @@ fn delete_range(dir: &Path, first: i64, after: i64) -> Result<(), LogError> {
             continue;
         };
         let in_range = base.parse::<i64>().is_ok_and(|b| first <= b && b < after);
-        if in_range && matches!(ext, "log" | "index" | "timeindex") {
+        if in_range && matches!(ext, "log" | "index" | "timeindex" | "txnindex") {
             std::fs::remove_file(&path).map_err(io(&path))?;
         }
     }
@@ -608,6 +617,7 @@ impl Log {
                 base: s.base_offset,
                 path: s.path().to_path_buf(),
                 size: s.size(),
+                aborted: s.aborted().to_vec(),
             })
             .collect();
         let last = segments.last()?.base;
@@ -664,6 +674,7 @@ impl Log {
             // Nothing left, and it does not hold the log's start.
             seg.delete()?;
         } else {
+            seg.set_aborted(g.aborted)?;
             seg.write_index_files()?;
             self.segments.insert(first, seg);
         }

@@ -22,8 +22,7 @@ use kafka_protocol::records::Compression;
 use super::batch::{BatchError, BatchHeader, HEADER_LEN, LOG_APPEND_TIME, LOG_OVERHEAD};
 use super::records::{self, RawRecord};
 
-/// Attribute bit of a control batch (transaction markers).
-pub const CONTROL: i16 = 0x20;
+pub use super::batch::CONTROL;
 /// Attribute bit of a batch whose base timestamp is its delete horizon.
 pub const DELETE_HORIZON: i16 = 0x40;
 const COMPRESSION_MASK: i16 = 0x07;
@@ -144,12 +143,12 @@ pub fn filter_batch(
         .filter(|r| match r.key {
             Some(key) => {
                 is_latest(key, h.base_offset + i64::from(r.offset_delta))
-                    && (r.has_value || !drop_tombstones)
+                    && (r.value.is_some() || !drop_tombstones)
             }
             None => false,
         })
         .collect();
-    let tombstones = kept.iter().any(|r| !r.has_value);
+    let tombstones = kept.iter().any(|r| r.value.is_none());
     let new_horizon = (tombstones && horizon.is_none())
         .then(|| rules.now_ms.saturating_add(rules.delete_retention_ms));
     let removed = all.len() - kept.len();

@@ -10,10 +10,12 @@ pub mod batch;
 pub mod cleaner;
 pub mod compaction;
 pub mod config;
+pub mod control;
 pub mod index;
 pub mod offset_map;
 pub mod records;
 pub mod segment;
+pub mod txn_index;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -26,6 +28,7 @@ pub use batch::BatchError;
 use batch::BatchHeader;
 pub use config::{Cleanup, LogConfig};
 use segment::Segment;
+use txn_index::AbortedTxn;
 
 /// Errors of log operations, with the context to act on them.
 #[derive(Debug, thiserror::Error)]
@@ -383,6 +386,64 @@ impl Log {
             }
         }
         Ok(Bytes::new())
+    }
+
+    /// Records a transaction aborted by a marker just written, in the
+    /// `.txnindex` of the segment holding the marker, as Kafka does.
+    pub fn append_aborted(&mut self, entry: AbortedTxn) -> Result<(), LogError> {
+        match self.segments.range_mut(..=entry.last_offset).next_back() {
+            Some((_, seg)) => seg.append_aborted(entry),
+            None => Ok(()),
+        }
+    }
+
+    /// The aborted transactions a read of `fetch_offset..upper` may hold
+    /// records of, from the index of the segment holding `fetch_offset`
+    /// and of those after it until one ends the search (see
+    /// `txn_index::collect`), as Kafka's `collectAbortedTransactions`.
+    pub fn collect_aborted(&self, fetch_offset: i64, upper: i64) -> Vec<AbortedTxn> {
+        let mut out = Vec::new();
+        let first = self
+            .segments
+            .range(..=fetch_offset)
+            .next_back()
+            .map_or(i64::MIN, |(b, _)| *b);
+        for seg in self.segments.range(first..).map(|(_, s)| s) {
+            if txn_index::collect(seg.aborted(), fetch_offset, upper, &mut out) {
+                break;
+            }
+        }
+        out
+    }
+
+    /// Whether some segment's aborted transactions are unknown since
+    /// `open` (see `restore_aborted`).
+    pub fn aborted_unknown(&self) -> bool {
+        self.segments.values().any(|s| !s.aborted_known())
+    }
+
+    /// Rebuilds the `.txnindex` files left unknown at open from the
+    /// transactions a replay of the log found aborted (every one, in
+    /// marker order): each segment whose index is unknown takes those whose
+    /// marker it holds.
+    pub fn restore_aborted(&mut self, aborted: &[AbortedTxn]) -> Result<(), LogError> {
+        let bases: Vec<i64> = self.segments.keys().copied().collect();
+        for (i, base) in bases.iter().enumerate() {
+            let end = bases.get(i + 1).copied().unwrap_or(i64::MAX);
+            let Some(seg) = self.segments.get_mut(base) else {
+                continue;
+            };
+            if seg.aborted_known() {
+                continue;
+            }
+            let mine = aborted
+                .iter()
+                .filter(|e| *base <= e.last_offset && e.last_offset < end)
+                .copied()
+                .collect();
+            seg.set_aborted(mine)?;
+        }
+        Ok(())
     }
 
     /// The first record with a timestamp at or after `ts`: its offset and

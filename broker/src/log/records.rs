@@ -16,8 +16,8 @@ pub struct RawRecord<'a> {
     pub offset_delta: i32,
     /// `None` for a null key.
     pub key: Option<&'a [u8]>,
-    /// `false` for a tombstone (null value).
-    pub has_value: bool,
+    /// `None` for a tombstone (null value).
+    pub value: Option<&'a [u8]>,
     /// Everything after the timestamp delta, unchanged when rewritten.
     tail: &'a [u8],
 }
@@ -94,7 +94,7 @@ pub fn parse(mut section: &[u8]) -> Result<Vec<RawRecord<'_>>, RecordError> {
             offset_delta: i32::try_from(offset_delta)
                 .map_err(|_| fail("offset delta too large"))?,
             key,
-            has_value: value.is_some(),
+            value,
             tail,
         });
     }
@@ -150,8 +150,8 @@ mod tests {
         let parsed = parse(section).expect("parse");
         assert_eq!(parsed.len(), 3);
         assert_eq!(parsed[0].key, Some(&b"k0"[..]));
-        assert!(parsed[0].has_value);
-        assert!(!parsed[1].has_value);
+        assert_eq!(parsed[0].value, Some(&b"v0"[..]));
+        assert_eq!(parsed[1].value, None);
         assert_eq!(parsed[2].key, None);
         assert_eq!(
             parsed.iter().map(|r| r.offset_delta).collect::<Vec<_>>(),
@@ -168,10 +168,7 @@ mod tests {
         write(&mut moved, &parsed[1], -70_000);
         let again = parse(&moved).expect("parse");
         assert_eq!(again[0].timestamp_delta, -70_000);
-        assert_eq!(
-            (again[0].key, again[0].has_value),
-            (Some(&b"k1"[..]), false)
-        );
+        assert_eq!((again[0].key, again[0].value), (Some(&b"k1"[..]), None));
     }
 
     #[test]

@@ -3,6 +3,10 @@
 //! When a segment is sealed its indexes are written beside it (`.index`,
 //! `.timeindex`, see `index`) and read back on open; the active segment's,
 //! or any that are missing or damaged, are rebuilt from the batch headers.
+//! Its aborted transaction index (`.txnindex`, see `txn_index`) is kept in
+//! memory too and appended to its file as markers arrive; the active
+//! segment's, or a missing or damaged one, is left unknown on open for the
+//! partition to rebuild while it replays the log's transactions.
 
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::FileExt;
@@ -10,6 +14,7 @@ use std::path::{Path, PathBuf};
 
 use super::batch::{self, BatchHeader, HEADER_LEN};
 use super::index::{self, IndexEntry};
+use super::txn_index::{self, AbortedTxn};
 use super::LogError;
 
 /// A segment file and what is known about its contents.
@@ -31,6 +36,12 @@ pub struct Segment {
     /// The newest timestamp of its first batch: `segment.ms` counts from
     /// it, as in Kafka.
     first_batch_timestamp: Option<i64>,
+    /// The transactions aborted by markers in this segment, in order.
+    aborted: Vec<AbortedTxn>,
+    /// Whether `aborted` is known: `false` after an open that found no
+    /// usable `.txnindex` (or recovered the active segment), until the
+    /// partition has rebuilt it.
+    aborted_known: bool,
 }
 
 /// File name of the segment starting at `base_offset`.
@@ -67,6 +78,8 @@ impl Segment {
             max_timestamp: -1,
             created_ms: now_ms,
             first_batch_timestamp: None,
+            aborted: Vec::new(),
+            aborted_known: true,
         })
     }
 
@@ -97,10 +110,18 @@ impl Segment {
             max_timestamp: -1,
             created_ms: now_ms,
             first_batch_timestamp: None,
+            aborted: Vec::new(),
+            aborted_known: false,
         };
         let mut pos = 0u64;
         if !verify {
             pos = seg.resume_from_index_files(len).unwrap_or(0);
+            // A recovered segment's markers may have been cut off, or
+            // written without their entries: its index is rebuilt.
+            if let Some(aborted) = txn_index::read(path) {
+                seg.aborted = aborted;
+                seg.aborted_known = true;
+            }
         }
         let mut header = [0u8; HEADER_LEN];
         while pos + HEADER_LEN as u64 <= len {
@@ -161,6 +182,7 @@ impl Segment {
 
     /// Writes the indexes beside the segment, once it takes no more appends.
     pub fn write_index_files(&self) -> Result<(), LogError> {
+        txn_index::write(&self.path, &self.aborted)?;
         let Some((offsets, times)) = index::encode(self.base_offset, &self.index) else {
             return Ok(());
         };
@@ -206,6 +228,33 @@ impl Segment {
         for h in headers {
             self.note_batch(h, start + h.position as u64, index_interval);
         }
+        Ok(())
+    }
+
+    /// The transactions aborted by markers in this segment.
+    pub fn aborted(&self) -> &[AbortedTxn] {
+        &self.aborted
+    }
+
+    /// Whether its aborted transactions are known (see `aborted_known`).
+    pub fn aborted_known(&self) -> bool {
+        self.aborted_known
+    }
+
+    /// Records a transaction aborted by a marker just written here, in
+    /// memory and in its `.txnindex`.
+    pub fn append_aborted(&mut self, entry: AbortedTxn) -> Result<(), LogError> {
+        txn_index::append(&self.path, &entry)?;
+        self.aborted.push(entry);
+        Ok(())
+    }
+
+    /// Takes the aborted transactions the partition rebuilt (or the
+    /// cleaner carried over) and writes its `.txnindex`.
+    pub fn set_aborted(&mut self, aborted: Vec<AbortedTxn>) -> Result<(), LogError> {
+        txn_index::write(&self.path, &aborted)?;
+        self.aborted = aborted;
+        self.aborted_known = true;
         Ok(())
     }
 
@@ -350,6 +399,12 @@ impl Segment {
             .map_err(|e| LogError::io(&self.path, e))?;
         self.remove_index_files()?;
         self.index.retain(|e| e.position < pos);
+        // Markers at or after the cut are gone, and their entries with them.
+        let mut aborted = std::mem::take(&mut self.aborted);
+        aborted.retain(|e| e.last_offset < offset);
+        if self.aborted_known {
+            self.set_aborted(aborted)?;
+        }
         self.size = pos;
         self.next_offset = if pos == 0 {
             self.base_offset
@@ -372,8 +427,10 @@ impl Segment {
         Ok(())
     }
 
-    /// Removes the `.index` and `.timeindex` files, if there are any.
+    /// Removes the `.index`, `.timeindex` and `.txnindex` files, if there
+    /// are any.
     fn remove_index_files(&self) -> Result<(), LogError> {
+        txn_index::remove(&self.path)?;
         for suffix in [index::OFFSET_SUFFIX, index::TIME_SUFFIX] {
             let path = self.path.with_extension(suffix);
             match std::fs::remove_file(&path) {

@@ -1,14 +1,24 @@
 //! One partition replica on this broker: its log, its producers' sequence
-//! state, its leader-epoch history, and its role: leader (tracking its
-//! followers and the high watermark) or follower (copying its leader).
+//! and transaction state, its leader-epoch history, and its role: leader
+//! (tracking its followers and the high watermark) or follower (copying
+//! its leader).
 //! - [`epochs`] is the log's leader-epoch history (divergence,
 //!   OffsetForLeaderEpoch);
 //! - [`leader`] is the leader's bookkeeping of its followers (pure);
-//! - [`producer_state`] de-duplicates idempotent producers' batches.
+//! - [`producer_state`] de-duplicates idempotent producers' batches and
+//!   fences transaction markers;
+//! - [`transactions`] tracks open transactions and the last stable offset.
+//!
+//! Transactions: a transactional batch opens its producer's transaction;
+//! a marker (a control batch, [`Partition::append_marker`] on the leader)
+//! ends it, and an abort is recorded in the `.txnindex` of the segment
+//! holding the marker. Followers track the same from the batches they copy,
+//! and a replica rebuilds it all from its log when it opens.
 
 pub mod epochs;
 pub mod leader;
 pub mod producer_state;
+pub mod transactions;
 
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
@@ -18,11 +28,14 @@ use tokio::sync::watch;
 
 use crate::clock::now_ms;
 use crate::log::cleaner::{CleanJob, CleanOutput, Cleanable, CleanedGroup};
+use crate::log::control::{self, Marker};
+use crate::log::txn_index::AbortedTxn;
 use crate::log::{batch, Log, LogConfig, LogError};
 use crate::metadata::image::{PartitionImage, NO_LEADER};
 use epochs::{EpochHistory, ReplicaFetch};
 use leader::{IsrChange, LeaderState};
-use producer_state::{BatchIdentity, Check, ProducerStates};
+use producer_state::{ActiveProducer, BatchIdentity, Check, MarkerRefusal, Origin, ProducerStates};
+use transactions::Transactions;
 
 /// Errors of a partition operation, each mapping to one Kafka error code.
 #[derive(Debug, thiserror::Error)]
@@ -67,6 +80,30 @@ pub enum PartitionError {
         /// The client's epoch.
         requested: i32,
         /// The current one.
+        current: i32,
+    },
+    /// A data batch outside a transaction from a producer whose
+    /// transaction is open here.
+    #[error("producer {producer_id} has a transaction open on this partition; its batch must be transactional")]
+    InvalidTxnState {
+        /// The producer.
+        producer_id: i64,
+    },
+    /// A control batch sent to be appended as data: only transaction
+    /// coordinators write markers, through `append_marker`.
+    #[error("clients are not allowed to write control records")]
+    ControlBatch,
+    /// A marker from a transaction coordinator older than the last one
+    /// that wrote for the producer.
+    #[error(
+        "coordinator epoch {epoch} for producer {producer_id} is older than the current {current}"
+    )]
+    CoordinatorFenced {
+        /// The producer.
+        producer_id: i64,
+        /// The marker's coordinator epoch.
+        epoch: i32,
+        /// The last coordinator epoch seen for the producer.
         current: i32,
     },
 }
@@ -126,6 +163,9 @@ pub enum Replication {
 pub struct Watermarks {
     /// Offsets below it are on every in-sync replica; consumers read up to it.
     pub high_watermark: i64,
+    /// Offsets below it belong to no transaction that may still change:
+    /// read_committed consumers read up to it.
+    pub last_stable_offset: i64,
     /// First offset still stored.
     pub log_start_offset: i64,
     /// Next offset to be written.
@@ -148,6 +188,7 @@ enum Role {
 struct State {
     log: Log,
     producers: ProducerStates,
+    txns: Transactions,
     epochs: EpochHistory,
     role: Role,
 }
@@ -191,8 +232,8 @@ impl Partition {
         dir: &Path,
         config: LogConfig,
     ) -> Result<Self, PartitionError> {
-        let log = Log::open(dir, config)?;
-        let (producers, epochs) = rebuild_state(&log)?;
+        let mut log = Log::open(dir, config)?;
+        let (producers, txns, epochs) = rebuild_state(&mut log)?;
         Ok(Partition {
             topic: topic.to_string(),
             index,
@@ -200,6 +241,7 @@ impl Partition {
             state: Mutex::new(State {
                 log,
                 producers,
+                txns,
                 epochs,
                 role: Role::Follower {
                     leader: NO_LEADER,
@@ -385,19 +427,37 @@ impl Partition {
     }
 
     /// Appends one produced batch as leader, de-duplicating idempotent
-    /// retries.
+    /// retries and opening the producer's transaction if the batch is
+    /// transactional.
     pub fn append(&self, records: &mut [u8]) -> Result<Appended, PartitionError> {
+        self.append_from(records, Origin::Client)
+    }
+
+    /// Appends a coordinator's own batch as leader (Kafka's
+    /// `AppendOrigin.COORDINATOR`): the group coordinator's transactional
+    /// offset commits carry the producer's id and epoch but no sequence
+    /// (base sequence -1), so only the epoch and transaction state are
+    /// checked; the transaction is tracked as any other.
+    pub fn append_as_coordinator(&self, records: &mut [u8]) -> Result<Appended, PartitionError> {
+        self.append_from(records, Origin::Coordinator)
+    }
+
+    fn append_from(&self, records: &mut [u8], origin: Origin) -> Result<Appended, PartitionError> {
         // The header alone decides de-duplication; the log validates the
         // whole batch (CRC, records) once, when it is really appended.
         let h = &batch::parse_header(records, 0).map_err(LogError::from)?;
         if h.size != records.len() {
             return Err(PartitionError::ExtraBytes(records.len() - h.size));
         }
+        if h.is_control() {
+            return Err(PartitionError::ControlBatch);
+        }
         let id = BatchIdentity {
             producer_id: h.producer_id,
             producer_epoch: h.producer_epoch,
             base_sequence: h.base_sequence,
             record_count: h.record_count,
+            transactional: h.is_transactional(),
         };
         let mut state = self.lock();
         check_leader(&state, -1)?;
@@ -405,7 +465,7 @@ impl Partition {
             Role::Leader(l) => l.epoch,
             Role::Follower { .. } => -1,
         };
-        let (base_offset, log_append_time) = match state.producers.check(&id) {
+        let (base_offset, log_append_time) = match state.producers.check(&id, origin) {
             Check::Duplicate { base_offset } => (base_offset, -1),
             Check::OutOfOrder => {
                 return Err(PartitionError::OutOfOrderSequence {
@@ -418,27 +478,130 @@ impl Partition {
                     epoch: id.producer_epoch,
                 })
             }
+            Check::InvalidTxnState => {
+                return Err(PartitionError::InvalidTxnState {
+                    producer_id: id.producer_id,
+                })
+            }
             Check::Append => {
                 let info = state.log.append(records, epoch)?;
-                state.producers.record(&id, info.base_offset);
+                let stamped = if info.log_append_time >= 0 {
+                    info.log_append_time
+                } else {
+                    h.max_timestamp
+                };
+                if let Some(first) = state.producers.record(&id, info.base_offset, stamped) {
+                    state.txns.open(id.producer_id, first);
+                }
                 (info.base_offset, info.log_append_time)
             }
         };
         let end_offset = base_offset + i64::from(h.record_count.max(1));
+        Ok(self.appended_as_leader(state, base_offset, end_offset, epoch, log_append_time))
+    }
+
+    /// Writes a transaction marker as leader: a control batch ending
+    /// `producer_id`'s transaction here, COMMIT or ABORT, from a
+    /// coordinator in `coordinator_epoch`. Refused, as in Kafka, when the
+    /// producer epoch is older than the producer's (INVALID_PRODUCER_EPOCH)
+    /// or the coordinator epoch older than the last marker's
+    /// (TRANSACTION_COORDINATOR_FENCED). An abort is recorded in the
+    /// `.txnindex` of the segment the marker lands in.
+    pub fn append_marker(
+        &self,
+        producer_id: i64,
+        producer_epoch: i16,
+        coordinator_epoch: i32,
+        commit: bool,
+    ) -> Result<Appended, PartitionError> {
+        let marker = Marker {
+            commit,
+            coordinator_epoch,
+        };
+        let mut state = self.lock();
+        check_leader(&state, -1)?;
+        let epoch = match &state.role {
+            Role::Leader(l) => l.epoch,
+            Role::Follower { .. } => -1,
+        };
+        match state
+            .producers
+            .check_marker(producer_id, producer_epoch, coordinator_epoch)
+        {
+            Ok(()) => {}
+            Err(MarkerRefusal::StaleEpoch) => {
+                return Err(PartitionError::StaleEpoch {
+                    producer_id,
+                    epoch: producer_epoch,
+                })
+            }
+            Err(MarkerRefusal::FencedCoordinator { current }) => {
+                return Err(PartitionError::CoordinatorFenced {
+                    producer_id,
+                    epoch: coordinator_epoch,
+                    current,
+                })
+            }
+        }
+        let now = now_ms();
+        let mut records = marker
+            .encode(producer_id, producer_epoch, now)
+            .map_err(LogError::from)?;
+        let info = state.log.append(&mut records, epoch)?;
+        let stamped = if info.log_append_time >= 0 {
+            info.log_append_time
+        } else {
+            now
+        };
+        let State {
+            log,
+            producers,
+            txns,
+            ..
+        } = &mut *state;
+        let ended = producers.end_txn(producer_id, producer_epoch, coordinator_epoch, stamped);
+        if let Some(first) = ended {
+            if let Some(aborted) = txns.end(producer_id, first, info.base_offset, commit) {
+                log.append_aborted(aborted)?;
+            }
+        }
+        let end_offset = info.last_offset + 1;
+        Ok(self.appended_as_leader(
+            state,
+            info.base_offset,
+            end_offset,
+            epoch,
+            info.log_append_time,
+        ))
+    }
+
+    /// After a leader's append: the high watermark may move (a leader
+    /// alone in its ISR), waiting requests are woken, and the write is
+    /// described.
+    fn appended_as_leader(
+        &self,
+        mut state: MutexGuard<'_, State>,
+        base_offset: i64,
+        end_offset: i64,
+        leader_epoch: i32,
+        log_append_time: i64,
+    ) -> Appended {
         let log_start_offset = state.log.log_start_offset();
         let log_end = state.log.log_end_offset();
         if let Role::Leader(l) = &mut state.role {
             l.advance(log_end);
         }
+        let hw = high_watermark(&state);
+        state.txns.replicated_to(hw);
         drop(state);
         self.changed();
-        Ok(Appended {
+        Appended {
             base_offset,
             end_offset,
             log_start_offset,
-            leader_epoch: epoch,
+            leader_epoch,
             log_append_time,
-        })
+        }
     }
 
     /// A follower's fetch, judged by the leader: whether its log diverges,
@@ -505,10 +668,17 @@ impl Partition {
         if !records.is_empty() {
             let headers = state.log.append_replicated(records)?;
             let State {
-                producers, epochs, ..
+                log,
+                producers,
+                txns,
+                epochs,
+                ..
             } = &mut *state;
             for h in &headers {
-                note_batch(producers, epochs, h);
+                let batch = &records[h.position..h.position + h.size];
+                if let Some(aborted) = note_batch(producers, txns, epochs, h, batch)? {
+                    log.append_aborted(aborted)?;
+                }
             }
         }
         let log_end = state.log.log_end_offset();
@@ -516,7 +686,9 @@ impl Partition {
         if let Role::Follower { high_watermark, .. } = &mut state.role {
             *high_watermark = leader_high_watermark.min(log_end).max(*high_watermark);
         }
-        let moved = high_watermark(&state) != hw_before;
+        let hw = high_watermark(&state);
+        state.txns.replicated_to(hw);
+        let moved = hw != hw_before;
         drop(state);
         if moved || !records.is_empty() {
             self.changed();
@@ -536,8 +708,9 @@ impl Partition {
             return Ok(());
         }
         state.log.truncate_to(offset)?;
-        let (producers, _) = rebuild_state(&state.log)?;
+        let (producers, txns, _) = rebuild_state(&mut state.log)?;
         state.producers = producers;
+        state.txns = txns;
         if let Role::Follower { high_watermark, .. } = &mut state.role {
             *high_watermark = (*high_watermark).min(offset);
         }
@@ -554,6 +727,7 @@ impl Partition {
         state.log.reset_to(offset)?;
         state.epochs = EpochHistory::default();
         state.producers = ProducerStates::default();
+        state.txns = Transactions::default();
         if let Role::Follower { high_watermark, .. } = &mut state.role {
             *high_watermark = offset;
         }
@@ -597,6 +771,33 @@ impl Partition {
             below(data, marks.high_watermark)
         };
         Ok((data, marks))
+    }
+
+    /// Reads for a read_committed consumer: whole batches from `offset`
+    /// that end below the last stable offset (at most `max_bytes` unless
+    /// the first batch alone is larger and `min_one` is set), and the
+    /// aborted transactions the consumer must drop records of: those
+    /// overlapping the batches read, as Kafka sends them.
+    pub fn read_committed(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        min_one: bool,
+    ) -> Result<(Bytes, Watermarks, Vec<AbortedTxn>), PartitionError> {
+        let state = self.lock();
+        let marks = watermarks(&state);
+        let data = state.log.read(offset, max_bytes, min_one)?;
+        let data = below(data, marks.last_stable_offset);
+        let aborted = match last_offset(&data) {
+            Some(last) => state.log.collect_aborted(offset, last + 1),
+            None => Vec::new(),
+        };
+        Ok((data, marks, aborted))
+    }
+
+    /// Every producer with state on this replica, for DescribeProducers.
+    pub fn active_producers(&self) -> Vec<ActiveProducer> {
+        self.lock().producers.active()
     }
 
     /// Bytes stored, and the log directory (of `log.dirs`) holding them.
@@ -718,9 +919,14 @@ fn role_key(state: &State) -> (i32, i32, i32, i64) {
 }
 
 fn watermarks(state: &State) -> Watermarks {
+    let high_watermark = high_watermark(state);
+    let log_start_offset = state.log.log_start_offset();
     Watermarks {
-        high_watermark: high_watermark(state),
-        log_start_offset: state.log.log_start_offset(),
+        high_watermark,
+        last_stable_offset: state
+            .txns
+            .last_stable_offset(high_watermark, log_start_offset),
+        log_start_offset,
         log_end_offset: state.log.log_end_offset(),
     }
 }
@@ -751,6 +957,20 @@ fn check_leader(state: &State, current_leader_epoch: i32) -> Result<(), Partitio
     }
 }
 
+/// The last offset of the whole batches in `data` (none when empty).
+fn last_offset(data: &[u8]) -> Option<i64> {
+    let mut pos = 0;
+    let mut last = None;
+    while pos < data.len() {
+        let Ok(h) = batch::parse_header(data, pos) else {
+            break;
+        };
+        last = Some(h.last_offset);
+        pos += h.size;
+    }
+    last
+}
+
 /// The whole batches of `data` that end below `limit`.
 fn below(data: Bytes, limit: i64) -> Bytes {
     let mut pos = 0;
@@ -763,40 +983,77 @@ fn below(data: Bytes, limit: i64) -> Bytes {
     data.slice(..pos)
 }
 
-/// Records a stored batch's producer sequence and leader epoch.
-fn note_batch(producers: &mut ProducerStates, epochs: &mut EpochHistory, h: &batch::BatchHeader) {
+/// Records a stored batch (`batch` its bytes): its leader epoch, its
+/// producer's sequence, and the transaction it opens or, as a marker,
+/// ends. Returns the aborted transaction a marker ended, for the
+/// `.txnindex`. No check: the batch is in the log already (replayed, or
+/// copied from the leader, which checked it).
+fn note_batch(
+    producers: &mut ProducerStates,
+    txns: &mut Transactions,
+    epochs: &mut EpochHistory,
+    h: &batch::BatchHeader,
+    batch: &[u8],
+) -> Result<Option<AbortedTxn>, PartitionError> {
     epochs.assign(h.leader_epoch, h.base_offset);
-    producers.record(
-        &BatchIdentity {
-            producer_id: h.producer_id,
-            producer_epoch: h.producer_epoch,
-            base_sequence: h.base_sequence,
-            // The sequences the batch took when written: a compacted batch
-            // keeps its offsets but may have lost records.
-            record_count: h.offset_count() as i32,
-        },
-        h.base_offset,
-    );
+    if h.is_control() {
+        let Some(marker) = control::read_marker(batch, &batch::BatchHeader { position: 0, ..*h })
+            .map_err(LogError::from)?
+        else {
+            return Ok(None);
+        };
+        let ended = producers.end_txn(
+            h.producer_id,
+            h.producer_epoch,
+            marker.coordinator_epoch,
+            h.max_timestamp,
+        );
+        return Ok(
+            ended.and_then(|first| txns.end(h.producer_id, first, h.base_offset, marker.commit))
+        );
+    }
+    let id = BatchIdentity {
+        producer_id: h.producer_id,
+        producer_epoch: h.producer_epoch,
+        base_sequence: h.base_sequence,
+        // The sequences the batch took when written: a compacted batch
+        // keeps its offsets but may have lost records.
+        record_count: h.offset_count() as i32,
+        transactional: h.is_transactional(),
+    };
+    if let Some(first) = producers.record(&id, h.base_offset, h.max_timestamp) {
+        txns.open(h.producer_id, first);
+    }
+    Ok(None)
 }
 
-/// Replays the batch headers of the log so idempotent producers that retry
-/// across a broker restart are still de-duplicated, and so the leader-epoch
-/// history is known.
-fn rebuild_state(log: &Log) -> Result<(ProducerStates, EpochHistory), PartitionError> {
+/// Replays the batches of the log so idempotent producers that retry
+/// across a broker restart are still de-duplicated, open transactions are
+/// known, and so the leader-epoch history is known; the `.txnindex` files
+/// the log could not trust at open are rebuilt from the aborts found.
+fn rebuild_state(
+    log: &mut Log,
+) -> Result<(ProducerStates, Transactions, EpochHistory), PartitionError> {
     const CHUNK: usize = 1 << 20;
     let mut states = ProducerStates::default();
+    let mut txns = Transactions::default();
     let mut epochs = EpochHistory::default();
+    let mut aborted = Vec::new();
     let mut offset = log.log_start_offset();
     while offset < log.log_end_offset() {
         let data = log.read(offset, CHUNK, true)?;
         let headers = batch::validate_stored(&data).map_err(LogError::from)?;
         let Some(last) = headers.last() else { break };
         for h in &headers {
-            note_batch(&mut states, &mut epochs, h);
+            let bytes = &data[h.position..h.position + h.size];
+            aborted.extend(note_batch(&mut states, &mut txns, &mut epochs, h, bytes)?);
         }
         offset = last.last_offset + 1;
     }
-    Ok((states, epochs))
+    if log.aborted_unknown() {
+        log.restore_aborted(&aborted)?;
+    }
+    Ok((states, txns, epochs))
 }
 
 #[cfg(test)]
@@ -932,5 +1189,256 @@ mod tests {
                 "{isr}/{replicas} min {min}"
             );
         }
+    }
+
+    /// A producer's batch of `n` records at sequence `seq`, transactional
+    /// or only idempotent.
+    fn producer_batch(pid: i64, epoch: i16, seq: i32, n: usize, transactional: bool) -> Vec<u8> {
+        use kafka_protocol::records::{
+            Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+        };
+        let records: Vec<Record> = (0..n)
+            .map(|i| Record {
+                transactional,
+                control: false,
+                delete_horizon: false,
+                partition_leader_epoch: 0,
+                producer_id: pid,
+                producer_epoch: epoch,
+                timestamp_type: TimestampType::Creation,
+                offset: i as i64,
+                sequence: seq + i as i32,
+                // Now: records of the past would roll a segment per batch.
+                timestamp: now_ms() + i as i64,
+                key: Some(Bytes::from(format!("k{i}"))),
+                value: Some(Bytes::from("v")),
+                headers: Default::default(),
+            })
+            .collect();
+        let mut buf = bytes::BytesMut::new();
+        let options = RecordEncodeOptions {
+            version: 2,
+            compression: Compression::None,
+        };
+        RecordBatchEncoder::encode(&mut buf, &records, &options).expect("encode");
+        buf.to_vec()
+    }
+
+    /// A leader alone in its ISR: its high watermark follows its log end.
+    fn sole_leader(dir: &Path, config: LogConfig) -> Partition {
+        let p = Partition::open("t", 0, 1, dir, config).expect("open");
+        p.apply(&image(1, 1, &[1]));
+        p
+    }
+
+    fn txn_append(p: &Partition, pid: i64, seq: i32, n: usize) -> i64 {
+        p.append(&mut producer_batch(pid, 0, seq, n, true))
+            .expect("append")
+            .base_offset
+    }
+
+    fn entry(pid: i64, first: i64, last: i64, lso: i64) -> AbortedTxn {
+        AbortedTxn {
+            producer_id: pid,
+            first_offset: first,
+            last_offset: last,
+            last_stable_offset: lso,
+        }
+    }
+
+    /// Producer 1 writes 0..2 and aborts at 2; producer 2 writes 3..4 and
+    /// stays open; producer 1 writes 5 and commits at 6; producer 2 aborts
+    /// at 7.
+    fn two_transactions(p: &Partition) {
+        assert_eq!(txn_append(p, 1, 0, 2), 0);
+        p.append_marker(1, 0, 0, false).expect("abort");
+        assert_eq!(txn_append(p, 2, 0, 2), 3);
+        assert_eq!(p.watermarks().last_stable_offset, 3);
+        assert_eq!(txn_append(p, 1, 2, 1), 5);
+        p.append_marker(1, 0, 0, true).expect("commit");
+        assert_eq!(p.watermarks().last_stable_offset, 3);
+        p.append_marker(2, 0, 0, false).expect("abort");
+    }
+
+    #[test]
+    fn a_read_committed_consumer_reads_to_the_lso_and_learns_the_aborts() {
+        let dir = tempfile::tempdir().expect("dir");
+        let p = sole_leader(dir.path(), LogConfig::default());
+        two_transactions(&p);
+        let marks = p.watermarks();
+        assert_eq!((marks.high_watermark, marks.last_stable_offset), (8, 8));
+        let (data, _, aborted) = p.read_committed(0, 1 << 20, true).expect("read");
+        assert_eq!(last_offset(&data), Some(7));
+        assert_eq!(aborted, [entry(1, 0, 2, 3), entry(2, 3, 7, 8)]);
+        // From past producer 1's abort, only producer 2's overlaps.
+        let (_, _, aborted) = p.read_committed(5, 1 << 20, true).expect("read");
+        assert_eq!(aborted, [entry(2, 3, 7, 8)]);
+        // Kafka's bytes in the segment's .txnindex.
+        let file = std::fs::read(dir.path().join("00000000000000000000.txnindex")).expect("index");
+        assert_eq!(file.len(), 68);
+        assert_eq!(&file[..2], &[0, 0]);
+        assert_eq!(&file[2..10], &1i64.to_be_bytes());
+    }
+
+    #[test]
+    fn the_lso_waits_for_the_marker_to_be_replicated() {
+        let dir = tempfile::tempdir().expect("dir");
+        let p = leader_of_three(dir.path());
+        txn_append(&p, 1, 0, 2);
+        p.append_marker(1, 0, 0, true).expect("commit");
+        // Nothing replicated: HW and LSO at 0.
+        assert_eq!(p.watermarks().last_stable_offset, 0);
+        for f in [2, 3] {
+            p.replica_fetch(f, 1, 2, 1, 30_000).expect("fetch");
+        }
+        // The records are replicated, the marker is not: still unstable.
+        let marks = p.watermarks();
+        assert_eq!((marks.high_watermark, marks.last_stable_offset), (2, 0));
+        let (data, _, _) = p.read_committed(0, 1 << 20, true).expect("read");
+        assert!(data.is_empty());
+        for f in [2, 3] {
+            p.replica_fetch(f, 1, 3, 1, 30_000).expect("fetch");
+        }
+        assert_eq!(p.watermarks().last_stable_offset, 3);
+    }
+
+    #[test]
+    fn markers_are_fenced_and_clients_cannot_write_them() {
+        let dir = tempfile::tempdir().expect("dir");
+        let p = sole_leader(dir.path(), LogConfig::default());
+        p.append(&mut producer_batch(1, 3, 0, 1, true))
+            .expect("append");
+        p.append_marker(1, 3, 5, true).expect("commit");
+        assert!(matches!(
+            p.append_marker(1, 2, 5, true),
+            Err(PartitionError::StaleEpoch { epoch: 2, .. })
+        ));
+        assert!(matches!(
+            p.append_marker(1, 3, 4, false),
+            Err(PartitionError::CoordinatorFenced {
+                epoch: 4,
+                current: 5,
+                ..
+            })
+        ));
+        let mut marker = Marker {
+            commit: true,
+            coordinator_epoch: 9,
+        }
+        .encode(1, 3, 0)
+        .expect("encode")
+        .to_vec();
+        assert!(matches!(
+            p.append(&mut marker),
+            Err(PartitionError::ControlBatch)
+        ));
+        // Inside a transaction, an idempotent batch is out of place.
+        p.append(&mut producer_batch(1, 3, 1, 1, true))
+            .expect("append");
+        assert!(matches!(
+            p.append(&mut producer_batch(1, 3, 2, 1, false)),
+            Err(PartitionError::InvalidTxnState { producer_id: 1 })
+        ));
+        let open = p.active_producers()[0];
+        assert_eq!(
+            (
+                open.producer_epoch,
+                open.coordinator_epoch,
+                open.current_txn_start_offset,
+                open.last_sequence
+            ),
+            (3, 5, 2, 1)
+        );
+        // A coordinator's transactional batch has no sequence.
+        p.append_as_coordinator(&mut producer_batch(7, 0, -1, 1, true))
+            .expect("coordinator append");
+        assert_eq!(p.active_producers()[1].current_txn_start_offset, 3);
+    }
+
+    #[test]
+    fn a_follower_tracks_transactions_and_the_index_as_its_leader() {
+        let dir = tempfile::tempdir().expect("dir");
+        let leader = sole_leader(&dir.path().join("l"), LogConfig::default());
+        two_transactions(&leader);
+        let follower =
+            Partition::open("t", 0, 2, &dir.path().join("f"), LogConfig::default()).expect("open");
+        follower.apply(&PartitionImage {
+            leader: 1,
+            ..image(1, 1, &[1])
+        });
+        let (data, _) = leader.read(0, 1 << 20, true, true).expect("read");
+        // Copied with the leader's high watermark at 4: producer 2's
+        // transaction from 3 holds the LSO.
+        follower.append_replicated(1, &data, 4).expect("replicate");
+        assert_eq!(follower.watermarks().last_stable_offset, 3);
+        follower.append_replicated(1, &[], 8).expect("hw");
+        assert_eq!(follower.watermarks().last_stable_offset, 8);
+        let (_, _, aborted) = follower.read_committed(0, 1 << 20, true).expect("read");
+        assert_eq!(aborted, [entry(1, 0, 2, 3), entry(2, 3, 7, 8)]);
+        // Diverged from 7: producer 2's abort goes, its transaction is
+        // open again.
+        follower.truncate_to(7).expect("truncate");
+        let marks = follower.watermarks();
+        assert_eq!((marks.high_watermark, marks.last_stable_offset), (7, 3));
+        let (_, _, aborted) = follower.read_committed(0, 1 << 20, true).expect("read");
+        assert_eq!(aborted, [entry(1, 0, 2, 3)]);
+        follower.reset_to(20).expect("reset");
+        assert_eq!(follower.watermarks().last_stable_offset, 20);
+        assert!(follower.active_producers().is_empty());
+    }
+
+    #[test]
+    fn transactions_and_the_index_are_rebuilt_when_the_replica_opens() {
+        let dir = tempfile::tempdir().expect("dir");
+        let small = LogConfig {
+            segment_bytes: 200,
+            ..LogConfig::default()
+        };
+        let segments = |dir: &Path| {
+            let mut names: Vec<String> = std::fs::read_dir(dir)
+                .expect("dir")
+                .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+                .filter(|n| n.ends_with(".txnindex"))
+                .collect();
+            names.sort();
+            names
+        };
+        let files = {
+            let p = sole_leader(dir.path(), small.clone());
+            two_transactions(&p);
+            // Producer 3 leaves a transaction open.
+            txn_append(&p, 3, 0, 1);
+            let files: Vec<(String, Vec<u8>)> = segments(dir.path())
+                .into_iter()
+                .map(|n| {
+                    let bytes = std::fs::read(dir.path().join(&n)).expect("read");
+                    (n, bytes)
+                })
+                .collect();
+            assert!(files.len() > 2, "several segments: {files:?}");
+            files
+        };
+        // Every index lost: rebuilt the same from the log.
+        for (name, _) in &files {
+            std::fs::remove_file(dir.path().join(name)).expect("rm");
+        }
+        let p = sole_leader(dir.path(), small.clone());
+        for (name, bytes) in &files {
+            assert_eq!(
+                &std::fs::read(dir.path().join(name)).expect("rebuilt"),
+                bytes,
+                "{name}"
+            );
+        }
+        // Producer 3's transaction is still open after the restart.
+        assert_eq!(p.watermarks().last_stable_offset, 8);
+        assert_eq!(p.active_producers()[2].current_txn_start_offset, 8);
+        // Reads go a segment at a time.
+        let (_, _, aborted) = p.read_committed(0, 1 << 20, false).expect("read");
+        assert_eq!(aborted, [entry(1, 0, 2, 3)]);
+        let (_, _, aborted) = p.read_committed(7, 1 << 20, false).expect("read");
+        assert_eq!(aborted, [entry(2, 3, 7, 8)]);
+        p.append_marker(3, 0, 0, true).expect("commit");
+        assert_eq!(p.watermarks().last_stable_offset, 10);
     }
 }

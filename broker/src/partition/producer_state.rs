@@ -1,6 +1,9 @@
-//! Idempotent-producer bookkeeping for one partition: the last sequence
-//! numbers each producer wrote, so a retried batch is recognised and answered
-//! with its original offset instead of being written twice.
+//! Producer bookkeeping for one partition (Kafka's `ProducerStateEntry`):
+//! the last sequence numbers each producer wrote, so a retried batch is
+//! recognised and answered with its original offset instead of being
+//! written twice; and for transactional producers, where their open
+//! transaction began and the coordinator epoch of the last marker, which
+//! fences markers from a coordinator that lost its transactions.
 
 use std::collections::{HashMap, VecDeque};
 
@@ -8,7 +11,7 @@ use std::collections::{HashMap, VecDeque};
 /// clients keep at most five in flight per connection.
 const REMEMBERED_BATCHES: usize = 5;
 
-/// The idempotence fields of a record batch header.
+/// The idempotence and transaction fields of a data batch's header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BatchIdentity {
     /// Producer id (-1: not idempotent).
@@ -19,6 +22,8 @@ pub struct BatchIdentity {
     pub base_sequence: i32,
     /// Number of records in the batch.
     pub record_count: i32,
+    /// Whether the batch belongs to a transaction.
+    pub transactional: bool,
 }
 
 impl BatchIdentity {
@@ -42,6 +47,52 @@ pub enum Check {
     OutOfOrder,
     /// An older epoch than the producer's current one: INVALID_PRODUCER_EPOCH.
     StaleEpoch,
+    /// A batch outside a transaction while the producer has one open:
+    /// INVALID_TXN_STATE.
+    InvalidTxnState,
+}
+
+/// Who appends a batch, which decides what is checked (Kafka's
+/// `AppendOrigin`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// A producer: epoch, sequence and transaction state.
+    Client,
+    /// A coordinator writing its own records (the group coordinator's
+    /// transactional offset commits, without sequences): epoch and
+    /// transaction state.
+    Coordinator,
+}
+
+/// Why a transaction marker is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MarkerRefusal {
+    /// The marker's producer epoch is older than the producer's:
+    /// INVALID_PRODUCER_EPOCH.
+    StaleEpoch,
+    /// An older coordinator epoch than the last marker's:
+    /// TRANSACTION_COORDINATOR_FENCED.
+    FencedCoordinator {
+        /// The producer's last coordinator epoch.
+        current: i32,
+    },
+}
+
+/// One producer as DescribeProducers reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ActiveProducer {
+    /// The producer.
+    pub producer_id: i64,
+    /// Its epoch.
+    pub producer_epoch: i16,
+    /// Sequence of its last record (-1: none remembered).
+    pub last_sequence: i32,
+    /// Timestamp of its last batch or marker (-1: none).
+    pub last_timestamp: i64,
+    /// Coordinator epoch of its last marker (-1: none).
+    pub coordinator_epoch: i32,
+    /// First offset of its open transaction (-1: none).
+    pub current_txn_start_offset: i64,
 }
 
 #[derive(Debug, Clone)]
@@ -55,6 +106,32 @@ struct Written {
 struct Producer {
     epoch: i16,
     recent: VecDeque<Written>,
+    /// Coordinator epoch of its last marker (-1: none yet).
+    coordinator_epoch: i32,
+    /// Timestamp of its last batch or marker.
+    last_timestamp: i64,
+    /// First offset of its open transaction.
+    txn_first_offset: Option<i64>,
+}
+
+impl Producer {
+    fn new(epoch: i16) -> Producer {
+        Producer {
+            epoch,
+            recent: VecDeque::new(),
+            coordinator_epoch: -1,
+            last_timestamp: -1,
+            txn_first_offset: None,
+        }
+    }
+
+    /// Takes `epoch`: a new one forgets the sequences of the old.
+    fn set_epoch(&mut self, epoch: i16) {
+        if epoch != self.epoch {
+            self.epoch = epoch;
+            self.recent.clear();
+        }
+    }
 }
 
 /// Sequence state of every producer that wrote to a partition.
@@ -64,11 +141,33 @@ pub struct ProducerStates {
 }
 
 impl ProducerStates {
-    /// Decides what to do with a batch, without changing any state.
-    pub fn check(&self, b: &BatchIdentity) -> Check {
+    /// Decides what to do with a batch appended by `origin`, without
+    /// changing any state: a client's retry is recognised first, then
+    /// epoch, sequence (clients only) and transaction state are checked,
+    /// in Kafka's order.
+    pub fn check(&self, b: &BatchIdentity, origin: Origin) -> Check {
         if b.producer_id < 0 {
             return Check::Append;
         }
+        let verdict = match origin {
+            Origin::Client => self.check_sequence(b),
+            Origin::Coordinator => match self.producers.get(&b.producer_id) {
+                Some(p) if b.producer_epoch < p.epoch => Check::StaleEpoch,
+                _ => Check::Append,
+            },
+        };
+        let open = self
+            .producers
+            .get(&b.producer_id)
+            .is_some_and(|p| p.txn_first_offset.is_some());
+        match verdict {
+            Check::Append if open && !b.transactional => Check::InvalidTxnState,
+            other => other,
+        }
+    }
+
+    /// The idempotence verdict on a client's batch.
+    fn check_sequence(&self, b: &BatchIdentity) -> Check {
         let Some(p) = self.producers.get(&b.producer_id) else {
             // A producer we have no state for must start at sequence 0.
             return if b.base_sequence == 0 {
@@ -123,27 +222,102 @@ impl ProducerStates {
             .collect()
     }
 
-    /// Records a batch that was appended at `base_offset`.
-    pub fn record(&mut self, b: &BatchIdentity, base_offset: i64) {
+    /// Records a batch that was appended at `base_offset` with newest
+    /// timestamp `max_timestamp`. Returns `base_offset` when the batch
+    /// opened a transaction of its producer.
+    pub fn record(
+        &mut self,
+        b: &BatchIdentity,
+        base_offset: i64,
+        max_timestamp: i64,
+    ) -> Option<i64> {
         if b.producer_id < 0 {
-            return;
+            return None;
         }
-        let p = self.producers.entry(b.producer_id).or_insert(Producer {
-            epoch: b.producer_epoch,
-            recent: VecDeque::new(),
-        });
-        if b.producer_epoch != p.epoch {
-            p.epoch = b.producer_epoch;
-            p.recent.clear();
+        let p = self
+            .producers
+            .entry(b.producer_id)
+            .or_insert_with(|| Producer::new(b.producer_epoch));
+        p.set_epoch(b.producer_epoch);
+        p.last_timestamp = max_timestamp;
+        // A coordinator's batch has no sequence to remember.
+        if b.base_sequence >= 0 {
+            if p.recent.len() == REMEMBERED_BATCHES {
+                p.recent.pop_front();
+            }
+            p.recent.push_back(Written {
+                first_seq: b.base_sequence,
+                last_seq: b.last_sequence(),
+                base_offset,
+            });
         }
-        if p.recent.len() == REMEMBERED_BATCHES {
-            p.recent.pop_front();
+        if b.transactional && p.txn_first_offset.is_none() {
+            p.txn_first_offset = Some(base_offset);
+            return Some(base_offset);
         }
-        p.recent.push_back(Written {
-            first_seq: b.base_sequence,
-            last_seq: b.last_sequence(),
-            base_offset,
-        });
+        None
+    }
+
+    /// Whether a marker of `producer_epoch` from a coordinator in
+    /// `coordinator_epoch` may end `producer_id`'s transaction (Kafka's
+    /// checks on a marker a coordinator sends).
+    pub fn check_marker(
+        &self,
+        producer_id: i64,
+        producer_epoch: i16,
+        coordinator_epoch: i32,
+    ) -> Result<(), MarkerRefusal> {
+        let Some(p) = self.producers.get(&producer_id) else {
+            return Ok(());
+        };
+        if producer_epoch < p.epoch {
+            return Err(MarkerRefusal::StaleEpoch);
+        }
+        if coordinator_epoch < p.coordinator_epoch {
+            return Err(MarkerRefusal::FencedCoordinator {
+                current: p.coordinator_epoch,
+            });
+        }
+        Ok(())
+    }
+
+    /// Records a marker of `producer_epoch` and `coordinator_epoch`,
+    /// stamped `timestamp`: the producer's transaction is over. Returns
+    /// where it began, if one was open (a marker of an empty transaction
+    /// ends nothing).
+    pub fn end_txn(
+        &mut self,
+        producer_id: i64,
+        producer_epoch: i16,
+        coordinator_epoch: i32,
+        timestamp: i64,
+    ) -> Option<i64> {
+        let p = self
+            .producers
+            .entry(producer_id)
+            .or_insert_with(|| Producer::new(producer_epoch));
+        p.set_epoch(producer_epoch);
+        p.coordinator_epoch = coordinator_epoch;
+        p.last_timestamp = timestamp;
+        p.txn_first_offset.take()
+    }
+
+    /// Every producer with state here, by id.
+    pub fn active(&self) -> Vec<ActiveProducer> {
+        let mut out: Vec<ActiveProducer> = self
+            .producers
+            .iter()
+            .map(|(id, p)| ActiveProducer {
+                producer_id: *id,
+                producer_epoch: p.epoch,
+                last_sequence: p.recent.back().map_or(-1, |w| w.last_seq),
+                last_timestamp: p.last_timestamp,
+                coordinator_epoch: p.coordinator_epoch,
+                current_txn_start_offset: p.txn_first_offset.unwrap_or(-1),
+            })
+            .collect();
+        out.sort_by_key(|p| p.producer_id);
+        out
     }
 }
 
@@ -157,14 +331,22 @@ mod tests {
             producer_epoch: epoch,
             base_sequence: seq,
             record_count: n,
+            transactional: false,
+        }
+    }
+
+    fn txn(pid: i64, epoch: i16, seq: i32, n: i32) -> BatchIdentity {
+        BatchIdentity {
+            transactional: true,
+            ..batch(pid, epoch, seq, n)
         }
     }
 
     #[test]
     fn sequence_table() {
         let mut s = ProducerStates::default();
-        s.record(&batch(7, 0, 0, 3), 100); // seqs 0..=2 at offset 100
-        s.record(&batch(7, 0, 3, 2), 103); // seqs 3..=4 at offset 103
+        s.record(&batch(7, 0, 0, 3), 100, 0); // seqs 0..=2 at offset 100
+        s.record(&batch(7, 0, 3, 2), 103, 0); // seqs 3..=4 at offset 103
         let cases = [
             (batch(-1, -1, -1, 5), Check::Append),
             (batch(7, 0, 5, 1), Check::Append),
@@ -177,21 +359,27 @@ mod tests {
             (batch(8, 0, 1, 1), Check::OutOfOrder),
         ];
         for (b, want) in cases {
-            assert_eq!(s.check(&b), want, "{b:?}");
+            assert_eq!(s.check(&b, Origin::Client), want, "{b:?}");
         }
-        s.record(&batch(7, 1, 0, 1), 105);
-        assert_eq!(s.check(&batch(7, 0, 5, 1)), Check::StaleEpoch);
+        s.record(&batch(7, 1, 0, 1), 105, 0);
+        assert_eq!(
+            s.check(&batch(7, 0, 5, 1), Origin::Client),
+            Check::StaleEpoch
+        );
     }
 
     #[test]
     fn only_the_last_five_batches_are_remembered() {
         let mut s = ProducerStates::default();
         for i in 0..6 {
-            s.record(&batch(1, 0, i, 1), i as i64);
+            s.record(&batch(1, 0, i, 1), i as i64, 0);
         }
-        assert_eq!(s.check(&batch(1, 0, 0, 1)), Check::OutOfOrder);
         assert_eq!(
-            s.check(&batch(1, 0, 1, 1)),
+            s.check(&batch(1, 0, 0, 1), Origin::Client),
+            Check::OutOfOrder
+        );
+        assert_eq!(
+            s.check(&batch(1, 0, 1, 1), Origin::Client),
             Check::Duplicate { base_offset: 1 }
         );
     }
@@ -199,7 +387,102 @@ mod tests {
     #[test]
     fn sequences_wrap_at_i32_max() {
         let mut s = ProducerStates::default();
-        s.record(&batch(1, 0, i32::MAX - 1, 2), 0);
-        assert_eq!(s.check(&batch(1, 0, 0, 1)), Check::Append);
+        s.record(&batch(1, 0, i32::MAX - 1, 2), 0, 0);
+        assert_eq!(s.check(&batch(1, 0, 0, 1), Origin::Client), Check::Append);
+    }
+
+    #[test]
+    fn transactions_open_with_a_transactional_batch_and_close_with_a_marker() {
+        let mut s = ProducerStates::default();
+        // (what happens, the first offset of an open transaction after it)
+        assert_eq!(s.record(&batch(1, 0, 0, 1), 0, 10), None);
+        assert_eq!(s.record(&txn(1, 0, 1, 2), 1, 11), Some(1));
+        // Later batches of the same transaction open nothing.
+        assert_eq!(s.record(&txn(1, 0, 3, 1), 3, 12), None);
+        // A batch outside the transaction while it is open is refused.
+        assert_eq!(
+            s.check(&batch(1, 0, 4, 1), Origin::Client),
+            Check::InvalidTxnState
+        );
+        assert_eq!(s.check(&txn(1, 0, 4, 1), Origin::Client), Check::Append);
+        let open = s.active()[0];
+        assert_eq!(
+            (
+                open.current_txn_start_offset,
+                open.last_sequence,
+                open.last_timestamp
+            ),
+            (1, 3, 12)
+        );
+        assert_eq!(s.end_txn(1, 0, 5, 20), Some(1));
+        // A marker of an empty transaction ends nothing.
+        assert_eq!(s.end_txn(1, 0, 5, 21), None);
+        let closed = s.active()[0];
+        assert_eq!(
+            (
+                closed.current_txn_start_offset,
+                closed.coordinator_epoch,
+                closed.last_timestamp
+            ),
+            (-1, 5, 21)
+        );
+        assert_eq!(s.check(&batch(1, 0, 4, 1), Origin::Client), Check::Append);
+    }
+
+    #[test]
+    fn markers_are_fenced_by_producer_and_coordinator_epochs() {
+        let mut s = ProducerStates::default();
+        s.record(&txn(1, 3, 0, 1), 0, 0);
+        s.end_txn(1, 3, 7, 0);
+        let cases = [
+            // (producer epoch, coordinator epoch, verdict)
+            (3, 7, Ok(())),
+            (4, 8, Ok(())),
+            (2, 7, Err(MarkerRefusal::StaleEpoch)),
+            (3, 6, Err(MarkerRefusal::FencedCoordinator { current: 7 })),
+        ];
+        for (epoch, coordinator, want) in cases {
+            assert_eq!(
+                s.check_marker(1, epoch, coordinator),
+                want,
+                "{epoch} {coordinator}"
+            );
+        }
+        // A producer never seen here takes any marker.
+        assert_eq!(s.check_marker(2, 0, 0), Ok(()));
+        // A marker of a newer epoch forgets the old epoch's sequences.
+        s.end_txn(1, 4, 8, 0);
+        assert_eq!(s.check(&batch(1, 4, 0, 1), Origin::Client), Check::Append);
+        assert_eq!(
+            s.check(&batch(1, 3, 1, 1), Origin::Client),
+            Check::StaleEpoch
+        );
+    }
+
+    #[test]
+    fn a_coordinators_batches_are_checked_for_epoch_and_transaction_only() {
+        let mut s = ProducerStates::default();
+        s.record(&batch(1, 2, 0, 1), 0, 0);
+        let own = |epoch, transactional| BatchIdentity {
+            producer_id: 1,
+            producer_epoch: epoch,
+            base_sequence: -1,
+            record_count: 1,
+            transactional,
+        };
+        assert_eq!(s.check(&own(2, true), Origin::Coordinator), Check::Append);
+        assert_eq!(
+            s.check(&own(1, true), Origin::Coordinator),
+            Check::StaleEpoch
+        );
+        // The same batch from a client is out of sequence.
+        assert_eq!(s.check(&own(2, true), Origin::Client), Check::OutOfOrder);
+        assert_eq!(s.record(&own(2, true), 1, 0), Some(1));
+        // No sequence was remembered: the client's next is still 1.
+        assert_eq!(s.check(&txn(1, 2, 1, 1), Origin::Client), Check::Append);
+        assert_eq!(
+            s.check(&own(2, false), Origin::Coordinator),
+            Check::InvalidTxnState
+        );
     }
 }

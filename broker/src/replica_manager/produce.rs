@@ -20,10 +20,6 @@ pub enum ProduceError {
     /// `acks` is not one Kafka defines.
     #[error("acks={0} is not 0, 1 or -1")]
     InvalidAcks(i16),
-    /// Transactional writes need a transaction coordinator, which Gregor
-    /// does not have yet.
-    #[error("transactions are not supported yet")]
-    Transactional,
     /// The partition's entry carries no record batch.
     #[error("no records")]
     NoRecords,
@@ -105,8 +101,6 @@ pub struct Produce {
     pub acks: i16,
     /// How long `acks=all` waits for the in-sync replicas.
     pub timeout: Duration,
-    /// Whether it names a transactional id.
-    pub transactional: bool,
     /// The batches, by topic.
     pub topics: Vec<TopicWrites>,
 }
@@ -120,9 +114,6 @@ impl ReplicaManager {
     pub async fn produce(&self, request: Produce) -> Produced {
         let deadline = tokio::time::Instant::now() + request.timeout;
         let acks = Acks::parse(request.acks);
-        if request.transactional {
-            tracing::warn!("transactional produce refused: transactions are not supported yet");
-        }
         let mut produced: Produced = Vec::with_capacity(request.topics.len());
         // Where each acks=all answer goes once settled.
         let mut held = Vec::new();
@@ -131,7 +122,6 @@ impl ReplicaManager {
             for write in topic.writes {
                 let appended = match acks {
                     None => Err(ProduceError::InvalidAcks(request.acks)),
-                    Some(_) if request.transactional => Err(ProduceError::Transactional),
                     Some(acks) => self.append(acks, &topic.topic, write),
                 };
                 if let (Some(Acks::All), Ok((p, a))) = (acks, &appended) {
@@ -289,7 +279,6 @@ mod tests {
         Produce {
             acks,
             timeout: Duration::from_millis(timeout_ms),
-            transactional: false,
             topics: vec![TopicWrites {
                 topic: TOPIC.into(),
                 writes: partitions
