@@ -239,19 +239,40 @@ def test_kafka_python_acks_levels(gregor, acks):
     assert [m.value() for m in got] == [f"m{i}".encode() for i in range(50)]
 
 
-def test_a_transactional_producer_is_refused_at_once_until_transactions_exist(gregor):
-    """Transactions are not built yet: a transactional producer must fail
-    with an error that says so, not retry until its own timeout."""
-    import kafka.errors
+def test_a_lone_broker_runs_transactions(gregor):
+    """A single node keeps its transaction log with one replica, so a
+    transactional producer works without extra settings: read_committed
+    consumers read the committed transactions and never the aborted one
+    between them; read_uncommitted consumers read everything. librdkafka
+    and kafka-python both."""
+    topic = unique("txn-lone")
+    create_topic(gregor.bootstrap, topic)
     producer = Producer({"bootstrap.servers": gregor.bootstrap, "transactional.id": unique("txn")})
-    with pytest.raises(KafkaException) as refused:
-        producer.init_transactions(60)
-    error = refused.value.args[0]
-    assert error.code() == KafkaError.TRANSACTIONAL_ID_AUTHORIZATION_FAILED, error
-    assert error.fatal(), error
+    producer.init_transactions(60)
+    for prefix, commit in (("c", True), ("a", False), ("d", True)):
+        producer.begin_transaction()
+        for i in range(5):
+            producer.produce(topic, f"{prefix}{i}".encode(), partition=0)
+        if commit:
+            producer.commit_transaction(60)
+        else:
+            producer.flush(30)
+            producer.abort_transaction(60)
+    committed = [f"{p}{i}".encode() for p in "cd" for i in range(5)]
+    # The aborted records sit between the two committed transactions: had
+    # any been delivered, they would come before d0.
+    got = consume_n(gregor.bootstrap, topic, 10, partitions=[0], **{"isolation.level": "read_committed"})
+    assert [m.value() for m in got] == committed
+    everything = consume_n(gregor.bootstrap, topic, 15, partitions=[0],
+                           **{"isolation.level": "read_uncommitted"})
+    assert [m.value() for m in everything] == committed[:5] + [f"a{i}".encode() for i in range(5)] + committed[5:]
 
     producer = KafkaProducer(bootstrap_servers=gregor.bootstrap, transactional_id=unique("txn"),
                              max_block_ms=60000)
-    with pytest.raises(kafka.errors.TransactionalIdAuthorizationFailedError):
-        producer.init_transactions()
+    producer.init_transactions()
+    producer.begin_transaction()
+    producer.send(topic, b"kafka-python", partition=0)
+    producer.commit_transaction()
     producer.close(timeout=5)
+    got = consume_n(gregor.bootstrap, topic, 11, partitions=[0], **{"isolation.level": "read_committed"})
+    assert got[-1].value() == b"kafka-python"

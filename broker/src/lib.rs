@@ -26,7 +26,10 @@
 //!   [`log_cleaner`] runs the threads that compact logs of
 //!   `cleanup.policy=compact`.
 //! - [`group`] coordinates consumer groups and their committed offsets, for
-//!   the `__consumer_offsets` partitions this broker leads.
+//!   the `__consumer_offsets` partitions this broker leads; [`txn`]
+//!   coordinates transactions for the `__transaction_state` partitions it
+//!   leads, writing their markers through [`inter_broker`] connections.
+//!   Both load their partitions as [`leadership`] decides.
 //! - [`http`] serves `/livez`, `/readyz` and [`metrics`] on `http.listener`.
 //! - [`tasks`] owns the broker's long-lived tasks and stops them together
 //!   at shutdown, after `server` has drained the connections.
@@ -50,6 +53,8 @@ pub mod group;
 pub mod handlers;
 pub mod http;
 pub mod ids;
+pub mod inter_broker;
+pub mod leadership;
 pub mod log;
 pub mod log_cleaner;
 pub mod log_dirs;
@@ -67,3 +72,4 @@ pub mod security;
 pub mod server;
 pub mod tasks;
 pub mod topic;
+pub mod txn;

@@ -13,6 +13,7 @@ use crate::config::{BrokerConfig, Endpoint};
 use crate::group::offsets::OFFSETS_TOPIC;
 use crate::group::{GroupCoordinator, GroupSettings};
 use crate::ids::new_cluster_id;
+use crate::inter_broker::InterBroker;
 use crate::log::Cleanup;
 use crate::log_dirs::{LogDirError, LogDirs};
 use crate::metadata::controller::{ControllerRequest, ControllerResponse};
@@ -34,6 +35,8 @@ use crate::security::tls::{load_listeners, ListenerTls, TlsError};
 use crate::tasks::Tasks;
 use crate::topic::changes::{TopicChanges, ADMIN_TIMEOUT};
 use crate::topic::TopicRegistry;
+use crate::txn::coordinator::CoordinatorSettings;
+use crate::txn::{TransactionCoordinator, TRANSACTION_TOPIC};
 
 /// Why the node could not start.
 #[derive(Debug, thiserror::Error)]
@@ -78,8 +81,12 @@ pub struct Node {
     /// The OAUTHBEARER listeners' identity provider keys, by listener
     /// name, renewed from disk.
     pub jwks: BTreeMap<String, Arc<Jwks>>,
-    /// Producer ids for idempotent producers.
-    pub producer_ids: ProducerIdAllocator,
+    /// Producer ids for idempotent and transactional producers.
+    pub producer_ids: Arc<ProducerIdAllocator>,
+    /// Transactions.
+    pub txns: Arc<TransactionCoordinator>,
+    /// How this broker reaches the others.
+    pub inter_broker: InterBroker,
     /// Produce, fetch and offset lookups on this broker's replicas, and the
     /// ISR changes it asks for as a leader.
     pub replicas: ReplicaManager,
@@ -95,6 +102,9 @@ pub struct Node {
     epoch: Arc<watch::Sender<i64>>,
     /// Set to stop heartbeating at shutdown.
     stop_heartbeats: watch::Sender<bool>,
+    /// Held while this broker asks the controller for the transaction log
+    /// topic, so concurrent FindCoordinator requests ask once.
+    creating_txn_topic: tokio::sync::Mutex<()>,
     /// The locked log directories, released when the node is dropped.
     _log_dirs: LogDirs,
 }
@@ -217,9 +227,29 @@ impl Node {
             settings,
             topics.clone(),
         ));
+        let lead_groups = groups.clone();
         tasks.spawn(
             "group coordination follower",
-            follow_offsets_leadership(topics.clone(), groups.clone(), tasks.clone()),
+            follow_leadership(
+                topics.clone(),
+                OFFSETS_TOPIC,
+                tasks.clone(),
+                Arc::new(move |led: &[Arc<Partition>]| lead_groups.lead(led)),
+            ),
+        );
+        let inter_broker = InterBroker {
+            listener: config.inter_broker_listener.clone(),
+            tls: tls.get(&config.inter_broker_listener).cloned(),
+            login: config.inter_broker_login.clone(),
+        };
+        let producer_ids = Arc::new(ProducerIdAllocator::default());
+        let txns = start_transactions(
+            &config,
+            &quorum,
+            &topics,
+            &producer_ids,
+            &inter_broker,
+            &tasks,
         );
         let replicas = ReplicaManager::new(
             topics.clone(),
@@ -241,7 +271,9 @@ impl Node {
             groups,
             tls,
             jwks,
-            producer_ids: ProducerIdAllocator::default(),
+            producer_ids,
+            txns,
+            inter_broker,
             replicas,
             metrics,
             quotas,
@@ -249,6 +281,7 @@ impl Node {
             tasks,
             epoch,
             stop_heartbeats,
+            creating_txn_topic: tokio::sync::Mutex::new(()),
             _log_dirs: log_dirs,
         }))
     }
@@ -412,27 +445,137 @@ async fn follow_metadata(
     }
 }
 
-/// Makes the group coordinator serve the groups of exactly the offsets
-/// partitions this broker leads, as leadership moves.
-async fn follow_offsets_leadership(
+/// Makes a coordinator serve exactly the partitions of its internal
+/// `topic` this broker leads, as leadership moves: `lead` is given them
+/// after every metadata change this broker applied.
+async fn follow_leadership(
     topics: Arc<TopicRegistry>,
-    groups: Arc<GroupCoordinator>,
+    topic: &'static str,
     tasks: Tasks,
+    lead: Arc<dyn Fn(&[Arc<Partition>]) + Send + Sync>,
 ) {
     let mut synced = topics.subscribe_synced();
     loop {
         synced.borrow_and_update();
         let led: Vec<Arc<Partition>> = topics
-            .get(OFFSETS_TOPIC)
+            .get(topic)
             .map(|t| t.local().filter(|p| p.is_leader()).cloned().collect())
             .unwrap_or_default();
-        let groups = groups.clone();
+        let lead = lead.clone();
         // Loading replays the partition's log: off the request threads.
-        if let Err(e) = tasks.spawn_blocking(move || groups.lead(&led)).await {
-            tracing::error!(error = %e, "moving group coordination failed");
+        if let Err(e) = tasks.spawn_blocking(move || lead(&led)).await {
+            tracing::error!(error = %e, topic, "moving coordination failed");
         }
         if synced.changed().await.is_err() {
             return;
+        }
+    }
+}
+
+/// The transaction coordinator, with its marker sender, its timers and
+/// its following of the transaction log's leadership as tasks of `tasks`.
+fn start_transactions(
+    config: &BrokerConfig,
+    quorum: &Arc<Quorum>,
+    topics: &Arc<TopicRegistry>,
+    producer_ids: &Arc<ProducerIdAllocator>,
+    inter_broker: &InterBroker,
+    tasks: &Tasks,
+) -> Arc<TransactionCoordinator> {
+    let t = &config.transactions;
+    let ms = |v: i32| Duration::from_millis(u64::try_from(v).unwrap_or(1).max(1));
+    let (markers, jobs) = tokio::sync::mpsc::unbounded_channel();
+    let txns = Arc::new(TransactionCoordinator::new(
+        CoordinatorSettings {
+            max_timeout_ms: t.max_timeout_ms,
+            abort_interval: ms(t.abort_interval_ms),
+            id_expiration_ms: i64::from(t.id_expiration_ms),
+            expiry_interval: ms(t.expiry_interval_ms),
+            min_isr: usize::try_from(transaction_log_min_isr(config)).unwrap_or(1),
+        },
+        topics.clone(),
+        quorum.clone(),
+        producer_ids.clone(),
+        markers,
+    ));
+    tasks.spawn(
+        "transaction markers",
+        crate::txn::markers::run(txns.clone(), jobs, inter_broker.clone(), quorum.subscribe()),
+    );
+    tasks.spawn("transaction timers", txns.clone().run_timers());
+    let lead_txns = txns.clone();
+    tasks.spawn(
+        "transaction coordination follower",
+        follow_leadership(
+            topics.clone(),
+            TRANSACTION_TOPIC,
+            tasks.clone(),
+            Arc::new(move |led: &[Arc<Partition>]| lead_txns.lead(led)),
+        ),
+    );
+    txns
+}
+
+/// Whether this node runs alone (no other voters): internal topics then
+/// keep one replica.
+fn lone(config: &BrokerConfig) -> bool {
+    config.voters.len() == 1 && config.voters.contains_key(&config.node_id)
+}
+
+/// `min.insync.replicas` of the transaction log: one on a lone node.
+fn transaction_log_min_isr(config: &BrokerConfig) -> i32 {
+    if lone(config) {
+        1
+    } else {
+        config.transactions.log_min_isr
+    }
+}
+
+impl Node {
+    /// Asks the controller for the transaction log topic, as Kafka does
+    /// when a producer first looks for its transaction coordinator:
+    /// `transaction.state.log.num.partitions` partitions of
+    /// `transaction.state.log.replication.factor` replicas (one on a lone
+    /// node). One attempt; a cluster with too few brokers yet is told so
+    /// in the log and asked again by the next FindCoordinator.
+    pub async fn create_transaction_topic(&self) {
+        let Ok(_asking) = self.creating_txn_topic.try_lock() else {
+            return;
+        };
+        if self.topics.get(TRANSACTION_TOPIC).is_some() {
+            return;
+        }
+        let t = &self.config.transactions;
+        let rf = if lone(&self.config) {
+            1
+        } else {
+            t.log_replication_factor
+        };
+        let req = ControllerRequest::CreateTopic {
+            name: TRANSACTION_TOPIC.to_string(),
+            partitions: t.log_partitions,
+            replication_factor: rf,
+            configs: crate::txn::log::topic_configs(
+                t.log_segment_bytes,
+                transaction_log_min_isr(&self.config),
+            ),
+            assignment: None,
+            validate_only: false,
+        };
+        match self.quorum.request(req, ADMIN_TIMEOUT).await {
+            Ok(ControllerResponse::Applied {
+                index,
+                applied: Applied::Done | Applied::Refused(Refusal::TopicExists(_)),
+            }) => {
+                tracing::info!("created {TRANSACTION_TOPIC}");
+                self.topics.wait_synced(index, ADMIN_TIMEOUT).await;
+            }
+            Ok(ControllerResponse::Applied {
+                applied: Applied::Refused(why),
+                ..
+            }) => tracing::warn!(?why, "cannot create {TRANSACTION_TOPIC} yet"),
+            Ok(other) => tracing::warn!(?other, "cannot create {TRANSACTION_TOPIC}"),
+            Err(e) => tracing::warn!(error = %e, "cannot create {TRANSACTION_TOPIC}"),
         }
     }
 }
@@ -480,8 +623,7 @@ async fn offsets_topic(
 ) -> Result<Arc<crate::topic::Topic>, StartError> {
     // A lone node (no voters configured) keeps a single copy; a cluster
     // waits until enough brokers are up.
-    let lone = config.voters.len() == 1 && config.voters.contains_key(&config.node_id);
-    let rf = if lone {
+    let rf = if lone(config) {
         1
     } else {
         config.offsets_topic_replication_factor

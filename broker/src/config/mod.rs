@@ -158,6 +158,8 @@ pub struct BrokerConfig {
     pub offsets_topic_replication_factor: i16,
     /// `offsets.topic.segment.bytes`
     pub offsets_topic_segment_bytes: i32,
+    /// The transaction coordinator's settings.
+    pub transactions: TransactionSettings,
     /// `group.consumer.session.timeout.ms`
     pub group_consumer_session_timeout_ms: u64,
     /// `group.consumer.heartbeat.interval.ms`
@@ -191,6 +193,27 @@ pub struct CleanerSettings {
     pub io_max_bytes_per_second: f64,
     /// `log.cleaner.backoff.ms`
     pub backoff_ms: u64,
+}
+
+/// The transaction coordinator's settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TransactionSettings {
+    /// `transaction.state.log.num.partitions`
+    pub log_partitions: i32,
+    /// `transaction.state.log.replication.factor`
+    pub log_replication_factor: i16,
+    /// `transaction.state.log.min.isr`
+    pub log_min_isr: i32,
+    /// `transaction.state.log.segment.bytes`
+    pub log_segment_bytes: i32,
+    /// `transaction.max.timeout.ms`
+    pub max_timeout_ms: i32,
+    /// `transaction.abort.timed.out.transaction.cleanup.interval.ms`
+    pub abort_interval_ms: i32,
+    /// `transactional.id.expiration.ms`
+    pub id_expiration_ms: i32,
+    /// `transaction.remove.expired.transaction.cleanup.interval.ms`
+    pub expiry_interval_ms: i32,
 }
 
 fn invalid(p: &Property, reason: String) -> ConfigError {
@@ -422,6 +445,18 @@ impl BrokerConfig {
             offsets_topic_num_partitions: v.get("offsets.topic.num.partitions")?,
             offsets_topic_replication_factor: v.get("offsets.topic.replication.factor")?,
             offsets_topic_segment_bytes: v.get("offsets.topic.segment.bytes")?,
+            transactions: TransactionSettings {
+                log_partitions: v.get("transaction.state.log.num.partitions")?,
+                log_replication_factor: v.get("transaction.state.log.replication.factor")?,
+                log_min_isr: v.get("transaction.state.log.min.isr")?,
+                log_segment_bytes: v.get("transaction.state.log.segment.bytes")?,
+                max_timeout_ms: v.get("transaction.max.timeout.ms")?,
+                abort_interval_ms: v
+                    .get("transaction.abort.timed.out.transaction.cleanup.interval.ms")?,
+                id_expiration_ms: v.get("transactional.id.expiration.ms")?,
+                expiry_interval_ms: v
+                    .get("transaction.remove.expired.transaction.cleanup.interval.ms")?,
+            },
             group_consumer_session_timeout_ms: v.get("group.consumer.session.timeout.ms")?,
             group_consumer_heartbeat_interval_ms: v.get("group.consumer.heartbeat.interval.ms")?,
             min_insync_replicas: v.get("min.insync.replicas")?,

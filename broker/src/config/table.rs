@@ -710,6 +710,55 @@ pub static BROKER: &[Setting] = &[
         "Heartbeat interval given to members of consumer-protocol (KIP-848) groups.",
     )
     .default("5000"),
+    // Transactions.
+    Setting::new(
+        "transaction.state.log.num.partitions",
+        Kind::int(1),
+        "Partitions of `__transaction_state`, fixed once the topic exists.",
+    )
+    .default("50"),
+    Setting::new(
+        "transaction.state.log.replication.factor",
+        Kind::short(1),
+        "Replicas of `__transaction_state`, created when a producer first looks for its transaction coordinator; a node without other voters keeps one.",
+    )
+    .default("3"),
+    Setting::new(
+        "transaction.state.log.min.isr",
+        Kind::int(1),
+        "`min.insync.replicas` of `__transaction_state`; a node without other voters uses one.",
+    )
+    .default("2"),
+    Setting::new(
+        "transaction.state.log.segment.bytes",
+        Kind::int(1),
+        "`segment.bytes` of `__transaction_state`, set when the topic is created.",
+    )
+    .default("104857600"),
+    Setting::new(
+        "transaction.max.timeout.ms",
+        Kind::int(1),
+        "The longest `transaction.timeout.ms` a producer may ask for.",
+    )
+    .default("900000"),
+    Setting::new(
+        "transaction.abort.timed.out.transaction.cleanup.interval.ms",
+        Kind::int(1),
+        "How often the coordinator aborts transactions that outlived their timeout.",
+    )
+    .default("10000"),
+    Setting::new(
+        "transactional.id.expiration.ms",
+        Kind::int(1),
+        "How long a transactional id with no transaction under way is kept after its last use.",
+    )
+    .default("604800000"),
+    Setting::new(
+        "transaction.remove.expired.transaction.cleanup.interval.ms",
+        Kind::int(1),
+        "How often the coordinator forgets expired transactional ids.",
+    )
+    .default("3600000"),
     // Kafka's tuning knobs, of no use to Gregor.
     Setting::new(
         "num.network.threads",
@@ -789,18 +838,11 @@ pub static BROKER: &[Setting] = &[
     .default("102400")
     .ignored(),
     Setting::new(
-        "transaction.state.log.replication.factor",
-        Kind::short(1),
-        "Accepted and ignored: transactions are not built yet.",
-    )
-    .default("3")
-    .ignored(),
-    Setting::new(
-        "transaction.state.log.min.isr",
+        "transaction.state.log.load.buffer.size",
         Kind::int(1),
-        "Accepted and ignored: transactions are not built yet.",
+        "Accepted and ignored: a coordinator reads its transaction log 1 MiB at a time.",
     )
-    .default("2")
+    .default("5242880")
     .ignored(),
     Setting::new(
         "share.coordinator.state.topic.replication.factor",

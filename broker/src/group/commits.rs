@@ -3,6 +3,8 @@
 
 use std::collections::{BTreeMap, HashSet};
 
+use gregor_client::batch::Transactional;
+
 use super::coordinator::{replicated, GroupCoordinator, Inner};
 use super::error::GroupError;
 use super::membership::MemberIdentity;
@@ -45,6 +47,9 @@ pub struct PartitionCommitted {
     pub partition: i32,
     /// Its offset, unless none was committed.
     pub committed: Option<Committed>,
+    /// A transaction not yet ended committed an offset of it, and the
+    /// client asked for stable offsets only (UNSTABLE_OFFSET_COMMIT).
+    pub unstable: bool,
 }
 
 /// A topic's committed offsets.
@@ -98,15 +103,71 @@ impl GroupCoordinator {
         Ok(results)
     }
 
+    /// Commits offsets in `producer`'s transaction (TxnOffsetCommit),
+    /// checked against the committing member as any commit; they count
+    /// once the transaction commits (see [`GroupCoordinator::end_transaction`]).
+    pub async fn commit_transactional_offsets(
+        &self,
+        req: CommitRequest,
+        producer: Transactional,
+    ) -> Result<PartitionResults, GroupError> {
+        let group_id = &req.group_id;
+        let (mut results, write) = {
+            let mut inner = self.lock();
+            check_committer(&inner, group_id, &req.member)?;
+            let mut results = Vec::with_capacity(req.offsets.len());
+            let mut accepted = Vec::new();
+            for o in req.offsets {
+                results.push(if !self.topics.exists(&o.topic, o.partition) {
+                    Err(GroupError::UnknownTopicOrPartition)
+                } else if o.committed.metadata.len() > MAX_OFFSET_METADATA {
+                    Err(GroupError::MetadataTooLarge)
+                } else {
+                    accepted.push((o.topic, o.partition, o.committed));
+                    Ok(())
+                });
+            }
+            if !accepted.is_empty() {
+                if let Err(e) = inner
+                    .offsets
+                    .commit_transactional(group_id, producer, accepted)
+                {
+                    tracing::error!(group = %group_id, producer_id = producer.producer_id, error = %e, "cannot store transactional offsets");
+                    fail_accepted(&mut results, GroupError::Storage);
+                }
+            }
+            (results, inner.offsets.take_last_write())
+        };
+        if let Err(e) = replicated(group_id, write).await {
+            fail_accepted(&mut results, e);
+        }
+        Ok(results)
+    }
+
+    /// `producer_id`'s transaction ended on offsets partition `index`: the
+    /// offsets it committed there count (`commit`) or are dropped. Called
+    /// once its marker is written and replicated.
+    pub fn end_transaction(&self, index: i32, producer_id: i64, commit: bool) {
+        self.lock()
+            .offsets
+            .end_transaction(index, producer_id, commit);
+    }
+
     /// A group's committed offsets: of the partitions `wanted`, by topic
-    /// (`None`: every partition it has committed).
+    /// (`None`: every partition it has committed). With `require_stable`,
+    /// a partition a transaction not yet ended committed is marked
+    /// unstable (KIP-447).
     pub fn fetch_offsets(
         &self,
         group_id: &str,
         wanted: Option<&[(String, Vec<i32>)]>,
+        require_stable: bool,
     ) -> Result<Vec<TopicCommitted>, GroupError> {
         let inner = self.lock();
         inner.check_coordinator(group_id)?;
+        let unstable = |topic: &str, partition: i32| {
+            require_stable && inner.offsets.unstable(group_id, topic, partition)
+        };
         let offsets = inner.offsets.group(group_id);
         let committed = |topic: &str, partition: i32| {
             offsets.and_then(|o| o.get(&(topic.to_string(), partition)).cloned())
@@ -121,6 +182,7 @@ impl GroupCoordinator {
                         .map(|p| PartitionCommitted {
                             partition: *p,
                             committed: committed(topic, *p),
+                            unstable: unstable(topic, *p),
                         })
                         .collect(),
                 })
@@ -131,6 +193,7 @@ impl GroupCoordinator {
                     by_topic.entry(topic).or_default().push(PartitionCommitted {
                         partition: *p,
                         committed: Some(c.clone()),
+                        unstable: unstable(topic, *p),
                     });
                 }
                 by_topic

@@ -17,12 +17,12 @@ use std::time::{Duration, Instant};
 
 use super::consumer::ConsumerGroup;
 use super::error::GroupError;
-use super::leadership::{Leadership, LoadTicket};
 use super::membership::Entry;
 use super::offset_records::partition_for;
 use super::offsets::{LoadedPartition, OffsetStore, OffsetStoreError};
 use super::state::Group;
 use crate::clock::now_ms;
+use crate::leadership::{Leadership, LoadTicket};
 use crate::partition::{Appended, Partition, Replication};
 use crate::topic::TopicRegistry;
 
@@ -363,7 +363,7 @@ mod tests {
     }
 
     fn committed(c: &GroupCoordinator, group: &str) -> Result<Option<i64>, GroupError> {
-        let found = c.fetch_offsets(group, None)?;
+        let found = c.fetch_offsets(group, None, false)?;
         Ok(found
             .first()
             .and_then(|t| t.partitions.first())

@@ -5,7 +5,7 @@
 //! `membership` and `consumer_heartbeat`, the offsets' in `commits`, the
 //! administrators' in `admin`), and the committed offsets and group
 //! membership, kept in the internal `__consumer_offsets` topic (`offsets`,
-//! loaded as `leadership` decides; records in Kafka's layout in
+//! loaded as `crate::leadership` decides; records in Kafka's layout in
 //! `offset_records` and `consumer_records`).
 //!
 //! The coordinator takes and returns plain data and refuses with
@@ -20,7 +20,6 @@ pub mod consumer_heartbeat;
 pub mod consumer_records;
 pub mod coordinator;
 pub mod error;
-pub mod leadership;
 pub mod membership;
 pub mod offset_records;
 pub mod offsets;

@@ -6,8 +6,10 @@
 //! compacted: the log cleaner drops superseded records (see `node`'s
 //! `offsets_topic_configs`).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
+
+use gregor_client::batch::Transactional;
 
 use bytes::Bytes;
 use kafka_protocol::records::{Compression, RecordBatchDecoder};
@@ -16,6 +18,7 @@ use super::consumer_records::StoredConsumerGroup;
 use super::offset_records::{self, Committed, GroupMetadata, OffsetRecord};
 use crate::clock::now_ms;
 use crate::log::batch;
+use crate::log::control::Marker;
 use crate::partition::{Appended, Partition, PartitionError};
 
 /// Name of the internal topic.
@@ -57,12 +60,16 @@ pub type GroupOffsets = BTreeMap<(String, i32), Committed>;
 
 /// What the records of the offsets topic say, record by record applied:
 /// each group's offsets, each classic group's membership and each
-/// consumer-protocol group.
+/// consumer-protocol group; and the offsets committed in transactions not
+/// yet ended (TxnOffsetCommit), which count once their commit marker is
+/// written and never after an abort.
 #[derive(Debug, Default)]
 pub struct StoredGroups {
     offsets: BTreeMap<String, GroupOffsets>,
     metadata: BTreeMap<String, GroupMetadata>,
     consumer_groups: BTreeMap<String, StoredConsumerGroup>,
+    /// Group → producer id → the offsets its transaction committed.
+    pending: BTreeMap<String, HashMap<i64, GroupOffsets>>,
 }
 
 impl StoredGroups {
@@ -115,11 +122,56 @@ impl StoredGroups {
         }
     }
 
+    /// Holds a commit of `producer_id`'s transaction until it ends.
+    fn hold(
+        &mut self,
+        producer_id: i64,
+        group: String,
+        topic: String,
+        partition: i32,
+        c: Committed,
+    ) {
+        self.pending
+            .entry(group)
+            .or_default()
+            .entry(producer_id)
+            .or_default()
+            .insert((topic, partition), c);
+    }
+
+    /// Ends `producer_id`'s transaction for the groups `mine` selects: its
+    /// offsets count on commit, are dropped on abort.
+    fn end_transaction(&mut self, producer_id: i64, commit: bool, mine: impl Fn(&String) -> bool) {
+        for (group, producers) in self.pending.iter_mut().filter(|(g, _)| mine(g)) {
+            let Some(offsets) = producers.remove(&producer_id) else {
+                continue;
+            };
+            if commit {
+                self.offsets
+                    .entry(group.clone())
+                    .or_default()
+                    .extend(offsets);
+            }
+        }
+        self.pending.retain(|_, producers| !producers.is_empty());
+    }
+
+    /// Whether a transaction not yet ended committed an offset of the
+    /// group's partition.
+    fn unstable(&self, group: &str, topic: &str, partition: i32) -> bool {
+        self.pending.get(group).is_some_and(|producers| {
+            producers
+                .values()
+                .any(|o| o.contains_key(&(topic.to_string(), partition)))
+        })
+    }
+
     /// Takes in the groups of another partition.
     fn absorb(&mut self, other: StoredGroups) {
         self.offsets.extend(other.offsets);
         self.metadata.extend(other.metadata);
         self.consumer_groups.extend(other.consumer_groups);
+        self.pending.extend(other.pending);
     }
 
     /// Forgets every group `mine` selects.
@@ -127,6 +179,7 @@ impl StoredGroups {
         self.offsets.retain(|g, _| !mine(g));
         self.metadata.retain(|g, _| !mine(g));
         self.consumer_groups.retain(|g, _| !mine(g));
+        self.pending.retain(|g, _| !mine(g));
     }
 }
 
@@ -170,9 +223,29 @@ impl LoadedPartition {
             let sets = RecordBatchDecoder::decode_all(&mut data)
                 .map_err(|e| undecodable(format!("{e:#}")))?;
             for r in sets.iter().flat_map(|set| &set.records) {
+                if r.control {
+                    // A transaction's end: its held commits count or go.
+                    if let Ok(Some(m)) = Marker::parse(r.key.as_deref(), r.value.as_deref()) {
+                        loaded
+                            .groups
+                            .end_transaction(r.producer_id, m.commit, |_| true);
+                    }
+                    continue;
+                }
                 let Some(key) = &r.key else { continue };
-                if let Some(rec) = offset_records::decode(key, r.value.as_deref()) {
-                    loaded.groups.apply(rec);
+                match offset_records::decode(key, r.value.as_deref()) {
+                    Some(OffsetRecord::Commit {
+                        group,
+                        topic,
+                        partition,
+                        committed,
+                    }) if r.transactional => {
+                        loaded
+                            .groups
+                            .hold(r.producer_id, group, topic, partition, committed)
+                    }
+                    Some(rec) => loaded.groups.apply(rec),
+                    None => {}
                 }
             }
         }
@@ -328,6 +401,57 @@ impl OffsetStore {
         Ok(())
     }
 
+    /// Records commits of one group in `producer`'s transaction, in one
+    /// batch of that transaction; they count once its commit marker is
+    /// written (see [`OffsetStore::end_transaction`]).
+    pub fn commit_transactional(
+        &mut self,
+        group: &str,
+        producer: Transactional,
+        commits: Vec<(String, i32, Committed)>,
+    ) -> Result<(), OffsetStoreError> {
+        let now = now_ms();
+        let entries: Vec<(Bytes, Option<Bytes>)> = commits
+            .iter()
+            .map(|(t, p, c)| {
+                (
+                    offset_records::key(group, t, *p),
+                    Some(offset_records::value(c, now)),
+                )
+            })
+            .collect();
+        let p = self.partition_of(group)?.clone();
+        if let Some(appended) = append(&p, entries, Some(producer))? {
+            self.last_write = Some((p, appended));
+        }
+        for (topic, partition, committed) in commits {
+            self.stored.hold(
+                producer.producer_id,
+                group.to_string(),
+                topic,
+                partition,
+                committed,
+            );
+        }
+        Ok(())
+    }
+
+    /// `producer_id`'s transaction ended on offsets partition `index` (its
+    /// marker is written and replicated): the offsets it committed for the
+    /// groups of that partition count, or are dropped.
+    pub fn end_transaction(&mut self, index: i32, producer_id: i64, commit: bool) {
+        let count = self.count;
+        self.stored.end_transaction(producer_id, commit, |g| {
+            offset_records::partition_for(g, count) == index
+        });
+    }
+
+    /// Whether a transaction not yet ended committed an offset of the
+    /// group's partition (OffsetFetch's `require_stable`).
+    pub fn unstable(&self, group: &str, topic: &str, partition: i32) -> bool {
+        self.stored.unstable(group, topic, partition)
+    }
+
     /// Forgets one partition's offset.
     pub fn delete(
         &mut self,
@@ -383,7 +507,7 @@ impl OffsetStore {
     ) -> Result<(), OffsetStoreError> {
         let p = self.partition_of(group)?.clone();
         for chunk in entries.chunks(BATCH_RECORDS) {
-            if let Some(appended) = append(&p, chunk.to_vec())? {
+            if let Some(appended) = append(&p, chunk.to_vec(), None)? {
                 self.last_write = Some((p.clone(), appended));
             }
         }
@@ -391,10 +515,12 @@ impl OffsetStore {
     }
 }
 
-/// Appends records as one batch.
+/// Appends records as one batch, as part of `transaction` when given (as
+/// a coordinator: the batch has the producer's id and epoch, no sequence).
 fn append(
     p: &Partition,
     entries: Vec<(Bytes, Option<Bytes>)>,
+    transaction: Option<Transactional>,
 ) -> Result<Option<Appended>, OffsetStoreError> {
     if entries.is_empty() {
         return Ok(None);
@@ -403,17 +529,19 @@ fn append(
     let records = entries
         .into_iter()
         .map(|(key, value)| (Some(key), value, now));
-    let mut buf =
-        batch::encode(records, Compression::None).map_err(|e| OffsetStoreError::Decode {
+    let mut buf = gregor_client::batch::encode_for(records, Compression::None, transaction)
+        .map_err(|e| OffsetStoreError::Decode {
             partition: p.index,
             reason: format!("encoding commits: {e}"),
         })?;
-    let appended = p
-        .append(&mut buf)
-        .map_err(|source| OffsetStoreError::Partition {
-            partition: p.index,
-            source,
-        })?;
+    let appended = match transaction {
+        Some(_) => p.append_as_coordinator(&mut buf),
+        None => p.append(&mut buf),
+    }
+    .map_err(|source| OffsetStoreError::Partition {
+        partition: p.index,
+        source,
+    })?;
     Ok(Some(appended))
 }
 

@@ -188,8 +188,17 @@ async fn dispatch(node: &Arc<Node>, ctx: &RequestContext, request: RequestKind) 
             Rs::IncrementalAlterConfigs(configs::incremental_alter_configs(node, ctx, r).await)
         }
         Rq::FindCoordinator(r) => {
-            Rs::FindCoordinator(group::find_coordinator::find_coordinator(node, ctx, r))
+            Rs::FindCoordinator(group::find_coordinator::find_coordinator(node, ctx, r).await)
         }
+        Rq::AddPartitionsToTxn(r) => {
+            Rs::AddPartitionsToTxn(txn::add_partitions_to_txn(node, ctx, r).await)
+        }
+        Rq::AddOffsetsToTxn(r) => Rs::AddOffsetsToTxn(txn::add_offsets_to_txn(node, ctx, r).await),
+        Rq::EndTxn(r) => Rs::EndTxn(txn::end_txn(node, ctx, r).await),
+        Rq::DescribeTransactions(r) => {
+            Rs::DescribeTransactions(txn::describe_transactions(node, ctx, r))
+        }
+        Rq::ListTransactions(r) => Rs::ListTransactions(txn::list_transactions(node, ctx, r)),
         Rq::JoinGroup(r) => Rs::JoinGroup(group::membership::join_group(node, ctx, r).await),
         Rq::SyncGroup(r) => Rs::SyncGroup(group::membership::sync_group(node, ctx, r).await),
         Rq::Heartbeat(r) => Rs::Heartbeat(group::membership::heartbeat(node, ctx, r)),
@@ -198,6 +207,9 @@ async fn dispatch(node: &Arc<Node>, ctx: &RequestContext, request: RequestKind) 
             Rs::OffsetCommit(group::committed::offset_commit(node, ctx, r).await)
         }
         Rq::OffsetFetch(r) => Rs::OffsetFetch(group::committed::offset_fetch(node, ctx, r)),
+        Rq::TxnOffsetCommit(r) => {
+            Rs::TxnOffsetCommit(group::committed::txn_offset_commit(node, ctx, r).await)
+        }
         Rq::DescribeGroups(r) => Rs::DescribeGroups(group::admin::describe_groups(node, ctx, r)),
         Rq::ListGroups(r) => Rs::ListGroups(group::admin::list_groups(node, ctx, r)),
         Rq::DeleteGroups(r) => Rs::DeleteGroups(group::admin::delete_groups(node, ctx, r)),
@@ -254,6 +266,8 @@ fn set_throttle(response: &mut ResponseKind, ms: i32) {
         };
     }
     carrying!(
+        AddOffsetsToTxn,
+        AddPartitionsToTxn,
         AlterClientQuotas,
         AlterConfigs,
         AlterPartitionReassignments,
@@ -274,8 +288,10 @@ fn set_throttle(response: &mut ResponseKind, ms: i32) {
         DescribeConfigs,
         DescribeGroups,
         DescribeLogDirs,
+        DescribeTransactions,
         DescribeUserScramCredentials,
         ElectLeaders,
+        EndTxn,
         Fetch,
         FindCoordinator,
         Heartbeat,
@@ -286,6 +302,7 @@ fn set_throttle(response: &mut ResponseKind, ms: i32) {
         ListGroups,
         ListOffsets,
         ListPartitionReassignments,
+        ListTransactions,
         Metadata,
         OffsetCommit,
         OffsetDelete,
@@ -293,6 +310,7 @@ fn set_throttle(response: &mut ResponseKind, ms: i32) {
         OffsetForLeaderEpoch,
         Produce,
         SyncGroup,
+        TxnOffsetCommit,
     );
 }
 

@@ -24,6 +24,7 @@ pub mod produce;
 pub mod producer;
 pub mod quotas;
 pub mod scram;
+pub mod txn;
 
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;

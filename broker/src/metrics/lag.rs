@@ -18,14 +18,14 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
 
-use gregor_client::Connection;
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use kafka_protocol::messages::{BrokerId, ListOffsetsRequest, TopicName};
 use kafka_protocol::protocol::StrBytes;
 
+use crate::inter_broker::DialError;
 use crate::metadata::image::ClusterImage;
 use crate::node::Node;
-use crate::security::sasl::login::{log_in, LoginError};
+use crate::security::sasl::login::LoginError;
 
 /// How long asking one leader may take before its partitions go without
 /// lag for this scrape (Prometheus' default scrape timeout is 10 s).
@@ -192,22 +192,14 @@ async fn ask(
     leader: i32,
     partitions: &[(String, i32)],
 ) -> Result<Vec<((String, i32), i64)>, LookupError> {
-    let listener = &node.config.inter_broker_listener;
-    let addr = image
-        .brokers
-        .get(&leader)
-        .filter(|b| !b.fenced)
-        .and_then(|b| b.endpoint(listener))
-        .map(|e| format!("{}:{}", e.host, e.port))
-        .ok_or(LookupError::NoEndpoint(leader))?;
-    let mut conn = match node.tls.get(listener).and_then(|t| t.client()) {
-        Some(tls) => Connection::connect_tls(&addr, tls, CLIENT_ID).await,
-        None => Connection::connect(&addr, CLIENT_ID).await,
-    }
-    .map_err(LoginError::from)?;
-    if let Some(login) = &node.config.inter_broker_login {
-        log_in(&mut conn, login).await?;
-    }
+    let (mut conn, _) = node
+        .inter_broker
+        .connect(image, leader, CLIENT_ID)
+        .await
+        .map_err(|e| match e {
+            DialError::NoEndpoint(b) => LookupError::NoEndpoint(b),
+            DialError::Connection(e) => LookupError::Connection(e),
+        })?;
     let mut by_topic: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
     for (topic, partition) in partitions {
         by_topic.entry(topic).or_default().push(*partition);

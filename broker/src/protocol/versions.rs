@@ -29,6 +29,16 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DeleteTopics, 1, 6),
     (ApiKey::DeleteRecords, 0, 2),
     (ApiKey::InitProducerId, 0, 5),
+    // Transactions before KIP-890 part 2 (no `transaction.version` 2 is
+    // advertised): EndTxn 5, AddPartitionsToTxn 5 and TxnOffsetCommit 5
+    // belong to it.
+    (ApiKey::AddPartitionsToTxn, 0, 4),
+    (ApiKey::AddOffsetsToTxn, 0, 4),
+    (ApiKey::EndTxn, 0, 4),
+    (ApiKey::TxnOffsetCommit, 0, 4),
+    (ApiKey::DescribeTransactions, 0, 0),
+    // Version 2's transactional-id pattern (KIP-1152) is not served.
+    (ApiKey::ListTransactions, 0, 1),
     (ApiKey::OffsetForLeaderEpoch, 2, 4),
     (ApiKey::DescribeLogDirs, 1, 4),
     (ApiKey::ConsumerGroupHeartbeat, 0, 1),

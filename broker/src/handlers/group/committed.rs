@@ -2,6 +2,7 @@
 
 use std::collections::BTreeSet;
 
+use gregor_client::batch::Transactional;
 use kafka_protocol::messages::offset_commit_response::{
     OffsetCommitResponsePartition, OffsetCommitResponseTopic,
 };
@@ -12,9 +13,13 @@ use kafka_protocol::messages::offset_fetch_response::{
     OffsetFetchResponseGroup, OffsetFetchResponsePartition, OffsetFetchResponsePartitions,
     OffsetFetchResponseTopic, OffsetFetchResponseTopics,
 };
+use kafka_protocol::messages::txn_offset_commit_response::{
+    TxnOffsetCommitResponsePartition, TxnOffsetCommitResponseTopic,
+};
 use kafka_protocol::messages::{
     GroupId, OffsetCommitRequest, OffsetCommitResponse, OffsetDeleteRequest, OffsetDeleteResponse,
-    OffsetFetchRequest, OffsetFetchResponse, TopicName,
+    OffsetFetchRequest, OffsetFetchResponse, TopicName, TxnOffsetCommitRequest,
+    TxnOffsetCommitResponse,
 };
 use kafka_protocol::ResponseError;
 
@@ -129,6 +134,115 @@ pub async fn offset_commit(
     resp
 }
 
+/// Answers TxnOffsetCommit: a transactional producer commits its
+/// consumer's offsets as part of its transaction (`sendOffsetsToTransaction`).
+/// It takes WRITE on the transactional id, READ on the group and on each
+/// topic, as Kafka checks them.
+pub async fn txn_offset_commit(
+    node: &Node,
+    ctx: &RequestContext,
+    request: TxnOffsetCommitRequest,
+) -> TxnOffsetCommitResponse {
+    let txn_allowed = authorize::allowed(
+        node,
+        ctx,
+        Operation::Write,
+        ResourceType::TransactionalId,
+        &request.transactional_id,
+    );
+    let group_allowed = txn_allowed
+        && authorize::allowed(
+            node,
+            ctx,
+            Operation::Read,
+            ResourceType::Group,
+            &request.group_id,
+        );
+    let topic_allowed: Vec<bool> = request
+        .topics
+        .iter()
+        .map(|t| {
+            group_allowed
+                && authorize::allowed(node, ctx, Operation::Read, ResourceType::Topic, &t.name)
+        })
+        .collect();
+    let offsets = request
+        .topics
+        .iter()
+        .zip(&topic_allowed)
+        .filter(|(_, ok)| **ok)
+        .flat_map(|(t, _)| {
+            t.partitions.iter().map(|p| PartitionOffset {
+                topic: t.name.to_string(),
+                partition: p.partition_index,
+                committed: Committed {
+                    offset: p.committed_offset,
+                    leader_epoch: p.committed_leader_epoch,
+                    metadata: p
+                        .committed_metadata
+                        .as_ref()
+                        .map(|m| m.to_string())
+                        .unwrap_or_default(),
+                },
+            })
+        })
+        .collect();
+    let commit = CommitRequest {
+        group_id: request.group_id.to_string(),
+        member: MemberIdentity {
+            member_id: request.member_id.to_string(),
+            instance_id: request.group_instance_id.as_ref().map(|s| s.to_string()),
+            generation: request.generation_id,
+        },
+        offsets,
+    };
+    let producer = Transactional {
+        producer_id: request.producer_id.0,
+        producer_epoch: request.producer_epoch,
+    };
+    let count: usize = commit.offsets.len();
+    let codes: Vec<i16> = if !group_allowed {
+        Vec::new()
+    } else {
+        match node
+            .groups
+            .commit_transactional_offsets(commit, producer)
+            .await
+        {
+            Ok(results) => results.into_iter().map(error_code).collect(),
+            Err(e) => vec![group_error(&e).code(); count],
+        }
+    };
+    let mut codes = codes.into_iter();
+    let mut resp = TxnOffsetCommitResponse::default();
+    resp.topics = request
+        .topics
+        .into_iter()
+        .zip(topic_allowed)
+        .map(|(t, ok)| {
+            let mut out = TxnOffsetCommitResponseTopic::default();
+            out.name = t.name;
+            out.partitions = t
+                .partitions
+                .iter()
+                .map(|p| {
+                    let mut rp = TxnOffsetCommitResponsePartition::default();
+                    rp.partition_index = p.partition_index;
+                    rp.error_code = match (txn_allowed, group_allowed, ok) {
+                        (false, _, _) => ResponseError::TransactionalIdAuthorizationFailed.code(),
+                        (true, false, _) => GROUP_DENIED,
+                        (true, true, false) => TOPIC_DENIED,
+                        (true, true, true) => codes.next().unwrap_or_default(),
+                    };
+                    rp
+                })
+                .collect();
+            out
+        })
+        .collect();
+    resp
+}
+
 /// The partitions asked for, by topic (`None`: all the group has).
 type Wanted = Option<Vec<(String, Vec<i32>)>>;
 
@@ -151,6 +265,9 @@ pub fn offset_fetch(
     ctx: &RequestContext,
     request: OffsetFetchRequest,
 ) -> OffsetFetchResponse {
+    // KIP-447: offsets a transaction not yet ended committed are refused
+    // (UNSTABLE_OFFSET_COMMIT, retriable) instead of answered.
+    let require_stable = request.require_stable;
     let asked: Vec<(GroupId, Wanted)> = if ctx.api_version >= MULTI_GROUP_VERSION {
         request
             .groups
@@ -191,7 +308,7 @@ pub fn offset_fetch(
             }
             let found = node
                 .groups
-                .fetch_offsets(&group_id, wanted.as_deref())
+                .fetch_offsets(&group_id, wanted.as_deref(), require_stable)
                 .map_err(|e| group_error(&e));
             let hidden = match (&wanted, &found) {
                 (Some(wanted), _) => wanted
@@ -268,6 +385,10 @@ fn rows(version: i16, fetch: GroupFetch) -> (i16, Vec<(String, Vec<Row>)>) {
                         .map(|p| match denied {
                             true => Row {
                                 error: TOPIC_DENIED,
+                                ..Row::found(p.partition, None)
+                            },
+                            false if p.unstable => Row {
+                                error: ResponseError::UnstableOffsetCommit.code(),
                                 ..Row::found(p.partition, None)
                             },
                             false => Row::found(p.partition, p.committed),
@@ -451,10 +572,12 @@ mod tests {
                 PartitionCommitted {
                     partition: 0,
                     committed: Some(committed(5)),
+                    unstable: false,
                 },
                 PartitionCommitted {
                     partition: 1,
                     committed: None,
+                    unstable: false,
                 },
             ],
         };

@@ -1,4 +1,5 @@
-//! FindCoordinator: which broker coordinates a group.
+//! FindCoordinator: which broker coordinates a group, or a transactional
+//! id.
 
 use kafka_protocol::messages::find_coordinator_response::Coordinator;
 use kafka_protocol::messages::{BrokerId, FindCoordinatorRequest, FindCoordinatorResponse};
@@ -11,45 +12,54 @@ use crate::metadata::image::NO_LEADER;
 use crate::node::Node;
 use crate::protocol::RequestContext;
 use crate::security::acl::{Operation, ResourceType};
+use crate::txn::TRANSACTION_TOPIC;
 
 /// Key type of FindCoordinator for transactions.
 const KEY_TYPE_TRANSACTION: i8 = 1;
 
-/// Why a transaction coordinator cannot be found.
-const NO_TRANSACTIONS: &str = "transactions are not supported by this broker yet";
-
 /// A group is coordinated by the leader of its `__consumer_offsets`
-/// partition, reached at its address on the request's listener; finding it
-/// takes DESCRIBE on the group.
-///
-/// Transaction coordinators do not exist yet. A retriable error here would
-/// leave a transactional producer retrying until its own timeout, so the
-/// answer is the error clients treat as final for a transactional id
-/// (TRANSACTIONAL_ID_AUTHORIZATION_FAILED, the same the produce path gives),
-/// with a message that says why.
-pub fn find_coordinator(
+/// partition, a transactional id by the leader of its
+/// `__transaction_state` partition, each reached at its address on the
+/// request's listener; finding one takes DESCRIBE on the group or the
+/// transactional id. The transaction log is created when first asked for,
+/// as Kafka does (COORDINATOR_NOT_AVAILABLE until it is there).
+pub async fn find_coordinator(
     node: &Node,
     ctx: &RequestContext,
     request: FindCoordinatorRequest,
 ) -> FindCoordinatorResponse {
-    let image = node.image();
-    if request.key_type == KEY_TYPE_TRANSACTION {
-        tracing::warn!(peer = %ctx.client_host, client_id = %ctx.client_id, "transaction coordinator refused: {NO_TRANSACTIONS}");
+    let transaction = request.key_type == KEY_TYPE_TRANSACTION;
+    let (topic, resource, refused) = if transaction {
+        (
+            TRANSACTION_TOPIC,
+            ResourceType::TransactionalId,
+            ResponseError::TransactionalIdAuthorizationFailed,
+        )
+    } else {
+        (
+            OFFSETS_TOPIC,
+            ResourceType::Group,
+            ResponseError::GroupAuthorizationFailed,
+        )
+    };
+    if transaction && node.image().topics.get(TRANSACTION_TOPIC).is_none() {
+        node.create_transaction_topic().await;
     }
+    let image = node.image();
     let locate = |key: &str| -> Result<(i32, String, i32), ResponseError> {
-        if request.key_type == KEY_TYPE_TRANSACTION {
-            return Err(ResponseError::TransactionalIdAuthorizationFailed);
+        if !authorize::allowed(node, ctx, Operation::Describe, resource, key) {
+            return Err(refused);
         }
-        if !authorize::allowed(node, ctx, Operation::Describe, ResourceType::Group, key) {
-            return Err(ResponseError::GroupAuthorizationFailed);
+        if transaction && key.is_empty() {
+            return Err(ResponseError::InvalidRequest);
         }
-        let topic = image
+        let t = image
             .topics
-            .get(OFFSETS_TOPIC)
+            .get(topic)
             .ok_or(ResponseError::CoordinatorNotAvailable)?;
-        let index = partition_for(key, topic.partitions.len() as i32);
+        let index = partition_for(key, t.partitions.len() as i32);
         let leader = image
-            .partition(OFFSETS_TOPIC, index)
+            .partition(topic, index)
             .map(|p| p.leader)
             .filter(|l| *l != NO_LEADER)
             .ok_or(ResponseError::CoordinatorNotAvailable)?;
@@ -77,7 +87,6 @@ pub fn find_coordinator(
                     }
                     Err(code) => {
                         c.error_code = code.code();
-                        c.error_message = refusal(code);
                         c.node_id = BrokerId(-1);
                         c.port = -1;
                     }
@@ -94,15 +103,10 @@ pub fn find_coordinator(
             }
             Err(code) => {
                 resp.error_code = code.code();
-                resp.error_message = refusal(code);
                 resp.node_id = BrokerId(-1);
                 resp.port = -1;
             }
         }
     }
     resp
-}
-
-fn refusal(code: ResponseError) -> Option<kafka_protocol::protocol::StrBytes> {
-    (code == ResponseError::TransactionalIdAuthorizationFailed).then(|| text(NO_TRANSACTIONS))
 }

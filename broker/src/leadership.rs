@@ -1,6 +1,8 @@
-//! Which `__consumer_offsets` partitions the coordinator serves, which it is
-//! loading and which it must give up, as their leadership moves. Pure: the
-//! coordinator reads and merges the partitions; this decides when.
+//! Which partitions of its internal topic a coordinator serves, which it is
+//! loading and which it must give up, as their leadership moves: the group
+//! coordinator's `__consumer_offsets`, the transaction coordinator's
+//! `__transaction_state`. Pure: the coordinator reads and merges the
+//! partitions; this decides when.
 //!
 //! A partition is loaded in a leader epoch. Its log is read without the
 //! coordinator's lock, so by the time the read is done the partition may
@@ -16,7 +18,7 @@ use std::collections::HashMap;
 enum State {
     /// Being read, under `ticket`, for `epoch`.
     Loading { ticket: u64, epoch: i32 },
-    /// Loaded in `epoch`; its groups are served.
+    /// Loaded in `epoch`; its state is served.
     Serving { epoch: i32 },
 }
 
@@ -34,13 +36,13 @@ pub struct LoadTicket {
 /// What to do after leadership moved.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Moves {
-    /// Served partitions to give up (their groups are dropped).
+    /// Served partitions to give up (their state is dropped).
     pub resign: Vec<i32>,
     /// Partitions to load.
     pub load: Vec<LoadTicket>,
 }
 
-/// The offsets partitions this coordinator serves or loads.
+/// The internal partitions a coordinator serves or loads.
 #[derive(Debug, Default)]
 pub struct Leadership {
     partitions: HashMap<i32, State>,
