@@ -77,6 +77,7 @@ TOOLS = {
     "kafka-leader-election": "org.apache.kafka.tools.LeaderElectionCommand",
     "kafka-reassign-partitions": "org.apache.kafka.tools.reassign.ReassignPartitionsCommand",
     "kafka-acls": "org.apache.kafka.tools.AclCommand",
+    "kafka-transactions": "org.apache.kafka.tools.TransactionsCommand",
     "kafka-broker-api-versions": "org.apache.kafka.tools.BrokerApiVersionsCommand",
 }
 
@@ -511,9 +512,18 @@ class KafkaNode:
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
     def start(self, wait=True):
+        # Kafka 4 logs through log4j2: INFO, to its log file, for a test
+        # to show what the reference did when it fails.
+        log4j2 = self.workdir / "log4j2.properties"
+        log4j2.write_text("appender.out.type=Console\nappender.out.name=out\n"
+                          "appender.out.layout.type=PatternLayout\n"
+                          "appender.out.layout.pattern=[%d] %p %m (%c)%n\n"
+                          "rootLogger.level=INFO\nrootLogger.appenderRef.out.ref=out\n")
         with open(self.log, "a") as log:
-            self.proc = subprocess.Popen(java_command("kafka-server-start", self.config, heap="512m"),
-                                         stdout=log, stderr=subprocess.STDOUT)
+            self.proc = subprocess.Popen(
+                java_command("kafka-server-start", self.config, heap="512m",
+                             jvm=[f"-Dlog4j2.configurationFile={log4j2}"]),
+                stdout=log, stderr=subprocess.STDOUT)
         if wait:
             self.wait()
         return self
