@@ -512,17 +512,15 @@ class KafkaNode:
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
     def start(self, wait=True):
-        # Kafka 4 logs through log4j2: INFO, to its log file, for a test
-        # to show what the reference did when it fails.
-        log4j2 = self.workdir / "log4j2.properties"
-        log4j2.write_text("appender.out.type=Console\nappender.out.name=out\n"
-                          "appender.out.layout.type=PatternLayout\n"
-                          "appender.out.layout.pattern=[%d] %p %m (%c)%n\n"
-                          "rootLogger.level=INFO\nrootLogger.appenderRef.out.ref=out\n")
+        # INFO to its log file, for a test to show what the reference did
+        # when it fails (the tools' configuration logs warnings only).
+        log4j = self.workdir / "log4j.properties"
+        log4j.write_text(LOG4J.read_text().replace("rootLogger=WARN", "rootLogger=INFO"))
+        command = [f"-Dlog4j.configuration=file:{log4j}" if a.startswith("-Dlog4j.configuration=") else a
+                   for a in java_command("kafka-server-start", self.config, heap="512m")]
         with open(self.log, "a") as log:
             self.proc = subprocess.Popen(
-                java_command("kafka-server-start", self.config, heap="512m",
-                             jvm=[f"-Dlog4j2.configurationFile={log4j2}"]),
+                command,
                 stdout=log, stderr=subprocess.STDOUT)
         if wait:
             self.wait()

@@ -349,8 +349,18 @@ class Client:
     test picks, over one plaintext connection: for requests whose error
     codes a test compares, which real clients would retry or hide."""
 
-    def __init__(self, bootstrap, client_id="wire-test", timeout=30):
+    def __init__(self, bootstrap, client_id="wire-test", timeout=30, sasl_plain=None):
+        """`sasl_plain`: (user, password) to log in with first, on a
+        SASL_PLAINTEXT listener."""
         self.conn, self.client_id, self.correlation = Connection(bootstrap, timeout), client_id, 0
+        if sasl_plain:
+            from kafka.protocol.sasl import (SaslAuthenticateRequest, SaslAuthenticateResponse,
+                                             SaslHandshakeRequest, SaslHandshakeResponse)
+            user, password = sasl_plain
+            assert self.call(SaslHandshakeRequest(mechanism="PLAIN"), SaslHandshakeResponse, 1).error_code == 0
+            login = f"\0{user}\0{password}".encode()
+            response = self.call(SaslAuthenticateRequest(auth_bytes=login), SaslAuthenticateResponse, 1)
+            assert response.error_code == 0, response
 
     def call(self, request, response_class, version):
         self.correlation += 1
