@@ -685,8 +685,12 @@ def test_streams_exactly_once_counts_stay_exact_when_a_broker_is_killed(target, 
         return latest()
 
     def counted(n):
-        wait_until(lambda: read() == {"apple": str(n), "banana": str(n)}, 240,
-                   f"the counts to reach {n} (now {latest()})", failed=app.died, step=0.5)
+        try:
+            wait_until(lambda: read() == {"apple": str(n), "banana": str(n)}, 240,
+                       f"the counts to reach {n}", failed=app.died, step=0.5)
+        except AssertionError as e:
+            raise AssertionError(f"{e}; the counts read: {latest()}; the application's log ends with:\n"
+                                 f"{app.log_tail()}") from None
 
     victim = None
     try:
