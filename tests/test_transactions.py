@@ -28,7 +28,6 @@ it would ever see.
 import os
 import queue
 import re
-import signal
 import subprocess
 import threading
 import time
@@ -120,7 +119,10 @@ class Target:
                 last[:] = [str(e)]
             return not last
 
-        wait_until(healed, 180, "every partition to have a leader and a full ISR (not yet: {last})")
+        try:
+            wait_until(healed, 180, "every partition to have a leader and a full ISR")
+        except AssertionError as e:
+            raise AssertionError(f"{e}; not yet: {last}") from None
 
     def transaction_coordinator(self, transactional_id):
         """The node id FindCoordinator (key type 1: a transactional id)
