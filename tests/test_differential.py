@@ -548,32 +548,38 @@ def transactions_script(bootstrap):
     seen = {}
     conn = [wire.Client(bootstrap, client_id="differential-txn")]
 
+    def codes(answer):
+        if isinstance(answer, int):
+            return {answer}
+        if isinstance(answer, (list, tuple)):
+            return set().union(*map(codes, answer))
+        return set()
+
     def ask(case, request, response_class, version, result):
         """Records `result(response)`, or how the request failed (Gregor
         without transactions closes the connection, say): this part never
-        stops the others."""
-        try:
-            seen[case] = result(conn[0].call(request, response_class, version))
-        except Exception as e:  # noqa: BLE001 - what failed is the observation
-            seen[case] = f"failed: {type(e).__name__}"
-            conn[0].close()
-            conn[0] = wire.Client(bootstrap, client_id="differential-txn")
-        return seen[case]
+        stops the others. Asked again, as a client would, while the
+        coordinator is not ready (COORDINATOR_LOAD_IN_PROGRESS,
+        COORDINATOR_NOT_AVAILABLE, NOT_COORDINATOR: its partition is still
+        being made or loaded, when nothing was done)."""
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                seen[case] = result(conn[0].call(request, response_class, version))
+            except Exception as e:  # noqa: BLE001 - what failed is the observation
+                seen[case] = f"failed: {type(e).__name__}"
+                conn[0].close()
+                conn[0] = wire.Client(bootstrap, client_id="differential-txn")
+            if not codes(seen[case]) & {14, 15, 16} or time.monotonic() > deadline:
+                return seen[case]
+            time.sleep(0.2)
 
     txn, group = "differential-txn", "differential-txn-group"
 
-    def find(key, key_type):
-        # The coordinator may need its internal topic made first.
-        deadline = time.monotonic() + 30
-        while True:
-            error = ask(f"find coordinator {key_type}", FindCoordinatorRequest(key=key, key_type=key_type),
-                        FindCoordinatorResponse, 1, lambda r: r.error_code)
-            if error != 15 or time.monotonic() > deadline:  # COORDINATOR_NOT_AVAILABLE
-                return
-            time.sleep(0.2)
-
-    find(txn, 1)
-    find(group, 0)
+    # The coordinator may need its internal topic made first.
+    for key, key_type in [(txn, 1), (group, 0)]:
+        ask(f"find coordinator {key_type}", FindCoordinatorRequest(key=key, key_type=key_type),
+            FindCoordinatorResponse, 1, lambda r: r.error_code)
 
     ids = {}
 
@@ -583,14 +589,13 @@ def transactions_script(bootstrap):
         def result(r):
             ids[case] = r.producer_id
             return r.error_code, r.producer_epoch
-        # Asked again while the coordinator loads its partition or ends the
-        # transaction before (COORDINATOR_LOAD_IN_PROGRESS,
-        # CONCURRENT_TRANSACTIONS), as a client does.
+        # Asked again while the coordinator ends the transaction before
+        # (CONCURRENT_TRANSACTIONS), as a client does.
         deadline = time.monotonic() + 30
         while True:
             answer = ask(case, InitProducerIdRequest(transactional_id=txn_id, transaction_timeout_ms=timeout_ms),
                          InitProducerIdResponse, version, result)
-            if isinstance(answer, str) or answer[0] not in (14, 51) or time.monotonic() > deadline:
+            if isinstance(answer, str) or answer[0] != 51 or time.monotonic() > deadline:
                 return answer
             time.sleep(0.2)
 
