@@ -292,8 +292,15 @@ def java_producers(tmp_path):
 def txn_producer(bootstrap, transactional_id, **extra):
     """confluent-kafka's transactional producer, its transactions initialized."""
     p = Producer({"bootstrap.servers": bootstrap, "transactional.id": transactional_id, "linger.ms": 5, **extra})
-    p.init_transactions(60)
-    return p
+    try:
+        p.init_transactions(60)
+        return p
+    except KafkaException as e:
+        error = e.args[0]
+    # Not kept alive by the traceback (it would go on connecting after the
+    # cluster has stopped).
+    p = None
+    raise KafkaException(error)
 
 
 def plain_write(bootstrap, topic, records):
