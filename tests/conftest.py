@@ -43,6 +43,14 @@ def pytest_terminal_summary(terminalreporter):
             terminalreporter.write_line(f"{what}: {value}")
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Keeps each phase's report on the test item (`item.rep_call` ...), so
+    a fixture can tell in its teardown whether the test failed."""
+    outcome = yield
+    setattr(item, f"rep_{call.when}", outcome.get_result())
+
+
 def kafka_libs(version=KAFKA_VERSION):
     return ROOT / ".cache" / f"kafka-{version}" / "libs"
 
@@ -69,6 +77,7 @@ TOOLS = {
     "kafka-leader-election": "org.apache.kafka.tools.LeaderElectionCommand",
     "kafka-reassign-partitions": "org.apache.kafka.tools.reassign.ReassignPartitionsCommand",
     "kafka-acls": "org.apache.kafka.tools.AclCommand",
+    "kafka-transactions": "org.apache.kafka.tools.TransactionsCommand",
     "kafka-broker-api-versions": "org.apache.kafka.tools.BrokerApiVersionsCommand",
 }
 
@@ -465,6 +474,152 @@ class ApacheKafka:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+
+
+class KafkaNode:
+    """One node of a KafkaCluster: an Apache Kafka KAFKA_VERSION process that
+    is broker and controller, with a plaintext listener (`bootstrap`), the
+    secured one (`secured_bootstrap`) and its controller listener, on ports
+    that stay its own across restarts. Stopped, killed and restarted like a
+    Gregor broker (`kill`, `start`, `alive`, `log_text`)."""
+
+    def __init__(self, workdir, node_id):
+        self.workdir = Path(workdir)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.node_id = node_id
+        self.port = free_port()
+        self.secured_port = free_port()
+        self.controller_port = free_port()
+        self.config = self.workdir / "server.properties"
+        self.log = self.workdir / "kafka.log"
+        self.props = {}
+        self.proc = None
+
+    @property
+    def bootstrap(self):
+        return f"127.0.0.1:{self.port}"
+
+    @property
+    def secured_bootstrap(self):
+        return f"127.0.0.1:{self.secured_port}"
+
+    def format(self, cluster_id):
+        """kafka-storage format, started (the caller waits for it)."""
+        self.config.write_text("".join(f"{k}={v}\n" for k, v in self.props.items()))
+        return subprocess.Popen(
+            java_command("kafka-storage", "format", "--config", self.config, "--cluster-id", cluster_id,
+                         "--ignore-formatted"),
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+    def start(self, wait=True):
+        # INFO to its log file, for a test to show what the reference did
+        # when it fails (the tools' configuration logs warnings only).
+        log4j = self.workdir / "log4j.properties"
+        log4j.write_text(LOG4J.read_text().replace("rootLogger=WARN", "rootLogger=INFO"))
+        command = [f"-Dlog4j.configuration=file:{log4j}" if a.startswith("-Dlog4j.configuration=") else a
+                   for a in java_command("kafka-server-start", self.config, heap="512m")]
+        with open(self.log, "a") as log:
+            self.proc = subprocess.Popen(
+                command,
+                stdout=log, stderr=subprocess.STDOUT)
+        if wait:
+            self.wait()
+        return self
+
+    def wait(self, timeout=120):
+        wait_for_port(self.port, self.proc, self.log, timeout)
+        return self
+
+    def stop(self):
+        if self.alive():
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def kill(self):
+        """kill -9: no flush, no goodbye."""
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait()
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def log_text(self):
+        return self.log.read_text(errors="replace")
+
+
+class KafkaCluster:
+    """Three (`size`) Apache Kafka KAFKA_VERSION nodes in KRaft mode, each
+    broker and controller (a static quorum of all of them): the reference
+    for tests that kill brokers, laid out like GregorCluster (`brokers`,
+    `broker(node_id)`, `bootstrap`), with every node's plaintext and
+    secured (SECURED_PROPS-like, `props` decides) listeners."""
+
+    def __init__(self, workdir, size=3, props=None):
+        workdir = Path(workdir)
+        self.brokers = [KafkaNode(workdir / f"kafka-{i + 1}", i + 1) for i in range(size)]
+        voters = ",".join(f"{n.node_id}@127.0.0.1:{n.controller_port}" for n in self.brokers)
+        for n in self.brokers:
+            n.props = {
+                "process.roles": "broker,controller",
+                "node.id": str(n.node_id),
+                "controller.quorum.voters": voters,
+                "listeners": f"PLAINTEXT://127.0.0.1:{n.port},SECURED://127.0.0.1:{n.secured_port},"
+                             f"CONTROLLER://127.0.0.1:{n.controller_port}",
+                "advertised.listeners": f"PLAINTEXT://127.0.0.1:{n.port},SECURED://127.0.0.1:{n.secured_port}",
+                "controller.listener.names": "CONTROLLER",
+                "inter.broker.listener.name": "PLAINTEXT",
+                "listener.security.protocol.map":
+                    "PLAINTEXT:PLAINTEXT,SECURED:SASL_PLAINTEXT,CONTROLLER:PLAINTEXT",
+                "log.dirs": str(n.workdir / "data"),
+                "num.partitions": "1",
+                "default.replication.factor": str(size),
+                "offsets.topic.replication.factor": str(size),
+                "transaction.state.log.replication.factor": str(size),
+                "min.insync.replicas": "2",
+                "transaction.state.log.min.isr": "2",
+                "group.initial.rebalance.delay.ms": "0",
+                "replica.lag.time.max.ms": "5000",
+                # As GregorCluster: a killed broker is fenced, and a
+                # restarted one registers again, within seconds.
+                "broker.session.timeout.ms": "3000",
+                "broker.heartbeat.interval.ms": "500",
+                **SECURED_PROPS,
+                **(props or {}),
+            }
+
+    @property
+    def bootstrap(self):
+        return ",".join(n.bootstrap for n in self.brokers)
+
+    @property
+    def secured_bootstrap(self):
+        return ",".join(n.secured_bootstrap for n in self.brokers)
+
+    def broker(self, node_id):
+        return self.brokers[node_id - 1]
+
+    def start(self):
+        formats = [n.format("GregorReferenceCluster") for n in self.brokers]
+        for n, f in zip(self.brokers, formats):
+            out, _ = f.communicate(timeout=120)
+            assert f.returncode == 0, f"kafka-storage format of node {n.node_id} failed:\n{out}"
+        # A node serves once the quorum has formed: start all, then wait.
+        for n in self.brokers:
+            n.start(wait=False)
+        for n in self.brokers:
+            n.wait(timeout=180)
+        return self
+
+    def stop(self):
+        for n in self.brokers:
+            if n.alive():
+                n.proc.terminate()
+        for n in self.brokers:
+            n.stop()
 
 
 @pytest.fixture

@@ -192,15 +192,15 @@ class ConnectWorker(JavaProcess):
         return http(method, f"{self.url}{path}", body)
 
 
-def compile_streams_app():
-    """tests/streams-app compiled against the Kafka Streams jars, cached
-    under .cache by the hash of its sources and the jars' version: the
-    directory to put on the classpath."""
-    sources = sorted(STREAMS_APP.glob("*.java"))
+def compile_java(source_dir, cache_name):
+    """The Java sources of `source_dir` compiled against the Kafka jars of
+    ECOSYSTEM_VERSION, cached under .cache/`cache_name` by the hash of the
+    sources and the jars' version: the directory to put on the classpath."""
+    sources = sorted(Path(source_dir).glob("*.java"))
     digest = hashlib.sha256(ECOSYSTEM_VERSION.encode())
     for s in sources:
         digest.update(s.read_bytes())
-    out = ROOT / ".cache" / "streams-app" / digest.hexdigest()[:16]
+    out = ROOT / ".cache" / cache_name / digest.hexdigest()[:16]
     if not (out / ".complete").exists():
         tmp = out.with_name(out.name + ".tmp")
         shutil.rmtree(tmp, ignore_errors=True)
@@ -212,6 +212,11 @@ def compile_streams_app():
         shutil.rmtree(out, ignore_errors=True)
         tmp.rename(out)
     return out
+
+
+def compile_streams_app():
+    """tests/streams-app compiled (see compile_java)."""
+    return compile_java(STREAMS_APP, "streams-app")
 
 
 class StreamsApp(JavaProcess):

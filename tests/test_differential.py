@@ -531,6 +531,154 @@ def compaction_script(bootstrap):
     return seen
 
 
+def transactions_script(bootstrap):
+    """The transaction coordinator's answers to raw requests, by error code
+    (kafka-python's messages, at the flexible versions librdkafka and the
+    Java client of Kafka 3.x send; a client hides most of these behind
+    retries): timeouts out of bounds, producer ids and epochs it does not
+    know or that are fenced, requests out of a transaction's order, and a
+    transaction that commits its partitions and a group's offsets."""
+    from kafka.protocol.consumer import OffsetFetchRequest, OffsetFetchResponse
+    from kafka.protocol.metadata import FindCoordinatorRequest, FindCoordinatorResponse
+    from kafka.protocol.producer import (AddOffsetsToTxnRequest, AddOffsetsToTxnResponse, AddPartitionsToTxnRequest,
+                                         AddPartitionsToTxnResponse, EndTxnRequest, EndTxnResponse,
+                                         InitProducerIdRequest, InitProducerIdResponse, TxnOffsetCommitRequest,
+                                         TxnOffsetCommitResponse)
+
+    seen = {}
+    conn = [wire.Client(bootstrap, client_id="differential-txn")]
+
+    def codes(answer):
+        if isinstance(answer, int):
+            return {answer}
+        if isinstance(answer, (list, tuple)):
+            return set().union(*map(codes, answer))
+        return set()
+
+    def ask(case, request, response_class, version, result):
+        """Records `result(response)`, or how the request failed (Gregor
+        without transactions closes the connection, say): this part never
+        stops the others. Asked again, as a client would, while the
+        coordinator is not ready (COORDINATOR_LOAD_IN_PROGRESS,
+        COORDINATOR_NOT_AVAILABLE, NOT_COORDINATOR: its partition is still
+        being made or loaded, when nothing was done)."""
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                seen[case] = result(conn[0].call(request, response_class, version))
+            except Exception as e:  # noqa: BLE001 - what failed is the observation
+                seen[case] = f"failed: {type(e).__name__}"
+                conn[0].close()
+                conn[0] = wire.Client(bootstrap, client_id="differential-txn")
+            if not codes(seen[case]) & {14, 15, 16} or time.monotonic() > deadline:
+                return seen[case]
+            time.sleep(0.2)
+
+    txn, group = "differential-txn", "differential-txn-group"
+
+    # The coordinator may need its internal topic made first.
+    for key, key_type in [(txn, 1), (group, 0)]:
+        ask(f"find coordinator {key_type}", FindCoordinatorRequest(key=key, key_type=key_type),
+            FindCoordinatorResponse, 1, lambda r: r.error_code)
+
+    ids = {}
+
+    def init(case, txn_id, timeout_ms, version=4):
+        """(error, epoch) of InitProducerId; the producer id (which differs
+        from broker to broker) is kept in `ids` by case."""
+        def result(r):
+            ids[case] = r.producer_id
+            return r.error_code, r.producer_epoch
+        # Asked again while the coordinator ends the transaction before
+        # (CONCURRENT_TRANSACTIONS), as a client does.
+        deadline = time.monotonic() + 30
+        while True:
+            answer = ask(case, InitProducerIdRequest(transactional_id=txn_id, transaction_timeout_ms=timeout_ms),
+                         InitProducerIdResponse, version, result)
+            if isinstance(answer, str) or answer[0] != 51 or time.monotonic() > deadline:
+                return answer
+            time.sleep(0.2)
+
+    init("init, timeout above transaction.max.timeout.ms", "differential-txn-long", 15 * 60 * 1000 + 1)
+    init("init, timeout 0", "differential-txn-zero", 0)
+    answer = init("init", txn, 60000)
+    pid, epoch = (ids["init"], answer[1]) if "init" in ids else (-1, -1)
+
+    def add_partitions(case, txn_id, producer_id, producer_epoch, partitions):
+        topics = {}
+        for topic, partition in partitions:
+            topics.setdefault(topic, []).append(partition)
+        request = AddPartitionsToTxnRequest(
+            v3_and_below_transactional_id=txn_id, v3_and_below_producer_id=producer_id,
+            v3_and_below_producer_epoch=producer_epoch,
+            v3_and_below_topics=[AddPartitionsToTxnRequest.AddPartitionsToTxnTopic(name=t, partitions=ps)
+                                 for t, ps in topics.items()])
+        return ask(case, request, AddPartitionsToTxnResponse, 3, lambda r: sorted(
+            (t.name, p.partition_index, p.partition_error_code)
+            for t in r.results_by_topic_v3_and_below for p in t.results_by_partition))
+
+    def end(case, producer_id, producer_epoch, commit, version=3):
+        return ask(case, EndTxnRequest(transactional_id=txn, producer_id=producer_id, producer_epoch=producer_epoch,
+                                       committed=commit), EndTxnResponse, version, lambda r: r.error_code)
+
+    def add_offsets(case, producer_id, producer_epoch, group_id=group):
+        return ask(case, AddOffsetsToTxnRequest(transactional_id=txn, producer_id=producer_id,
+                                                producer_epoch=producer_epoch, group_id=group_id),
+                   AddOffsetsToTxnResponse, 3, lambda r: r.error_code)
+
+    def txn_offset_commit(case, producer_id, producer_epoch, group_id=group, offset=5, generation=-1,
+                          member=""):
+        request = TxnOffsetCommitRequest(
+            transactional_id=txn, group_id=group_id, producer_id=producer_id, producer_epoch=producer_epoch,
+            generation_id=generation, member_id=member, group_instance_id=None,
+            topics=[TxnOffsetCommitRequest.TxnOffsetCommitRequestTopic(name=TOPIC, partitions=[
+                TxnOffsetCommitRequest.TxnOffsetCommitRequestTopic.TxnOffsetCommitRequestPartition(
+                    partition_index=0, committed_offset=offset, committed_leader_epoch=-1,
+                    committed_metadata="")])])
+        return ask(case, request, TxnOffsetCommitResponse, 3,
+                   lambda r: [(t.name, p.partition_index, p.error_code) for t in r.topics for p in t.partitions])
+
+    add_partitions("add partitions, unknown producer id", txn, 123456789, 0, [(TOPIC, 0)])
+    add_partitions("add partitions, transactional id never initialized", "differential-txn-none", pid, epoch,
+                   [(TOPIC, 0)])
+    end("end with no transaction", pid, epoch, True)
+    end("abort with no transaction", pid, epoch, False)
+    add_offsets("add offsets, unknown producer id", 123456789, 0)
+    add_partitions("add partitions, epoch ahead", txn, pid, epoch + 1, [(TOPIC, 0)])
+    add_partitions("add partitions, unknown topic", txn, pid, epoch, [(TOPIC, 1), ("differential-no-such", 0)])
+    add_partitions("add partitions", txn, pid, epoch, [(TOPIC, 0), (TOPIC, 1)])
+    add_partitions("add partitions again", txn, pid, epoch, [(TOPIC, 1)])
+    txn_offset_commit("offsets before add offsets", pid, epoch)
+    add_offsets("add offsets", pid, epoch)
+    txn_offset_commit("txn offset commit, unknown producer epoch", pid, epoch + 1)
+    txn_offset_commit("txn offset commit, unknown member", pid, epoch, generation=3, member="nobody")
+    txn_offset_commit("txn offset commit", pid, epoch)
+    end("commit", pid, epoch, True)
+    # The same EndTxn again (a client's retry) until the markers are
+    # written (CONCURRENT_TRANSACTIONS while they are not), then what the
+    # completed transaction answers.
+    deadline = time.monotonic() + 30
+    while end("commit again", pid, epoch, True) == 51 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    end("abort after commit", pid, epoch, False)
+    ask("committed offset", OffsetFetchRequest(group_id=group, topics=[
+        OffsetFetchRequest.OffsetFetchRequestTopic(name=TOPIC, partition_indexes=[0])]),
+        OffsetFetchResponse, 1, lambda r: [(p.partition_index, p.committed_offset, p.error_code)
+                                            for t in r.topics for p in t.partitions])
+
+    # A second producer with the same id: the first's epoch is fenced.
+    init("init again", txn, 60000)
+    seen["init again, same producer id"] = ids.get("init again") == pid
+
+    add_partitions("add partitions, old epoch", txn, pid, epoch, [(TOPIC, 0)])
+    add_offsets("add offsets, old epoch", pid, epoch)
+    end("end, old epoch (v3)", pid, epoch, True, version=3)
+    end("end, old epoch (v4)", pid, epoch, False, version=4)
+    init("init at v2, again", txn, 60000, version=2)
+    conn[0].close()
+    return seen
+
+
 def observe(bootstrap, secured_bootstrap):
     admin = AdminClient({"bootstrap.servers": bootstrap})
     seen = {"admin": admin_script(admin)}
@@ -539,6 +687,7 @@ def observe(bootstrap, secured_bootstrap):
     seen["paused"], seen["resume delay"] = paused_script(bootstrap)
     seen["security"] = security_script(secured_bootstrap)
     seen["compaction"] = compaction_script(bootstrap)
+    seen["transactions"] = transactions_script(bootstrap)
     return seen
 
 
@@ -577,7 +726,7 @@ EITHER = {
 }
 
 
-@pytest.mark.parametrize("part", ["admin", "data", "wire", "security", "compaction"])
+@pytest.mark.parametrize("part", ["admin", "data", "wire", "security", "compaction", "transactions"])
 def test_clients_see_the_same_as_on_apache_kafka(observations, part):
     ours, theirs = dict(observations[0][part]), dict(observations[1][part])
     for (where, case), expected in DELIBERATE.items():

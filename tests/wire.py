@@ -342,3 +342,31 @@ def raw_batch(payload, record_count, attributes=0):
     crc = crc32c(after_crc)
     length = 4 + 1 + 4 + len(after_crc)  # leader epoch, magic, crc, rest
     return struct.pack(">qiibI", 0, length, -1, 2, crc) + after_crc
+
+
+class Client:
+    """kafka-python's request messages (kafka.protocol) at the versions a
+    test picks, over one plaintext connection: for requests whose error
+    codes a test compares, which real clients would retry or hide."""
+
+    def __init__(self, bootstrap, client_id="wire-test", timeout=30, sasl_plain=None):
+        """`sasl_plain`: (user, password) to log in with first, on a
+        SASL_PLAINTEXT listener."""
+        self.conn, self.client_id, self.correlation = Connection(bootstrap, timeout), client_id, 0
+        if sasl_plain:
+            from kafka.protocol.sasl import (SaslAuthenticateRequest, SaslAuthenticateResponse,
+                                             SaslHandshakeRequest, SaslHandshakeResponse)
+            user, password = sasl_plain
+            assert self.call(SaslHandshakeRequest(mechanism="PLAIN"), SaslHandshakeResponse, 1).error_code == 0
+            login = f"\0{user}\0{password}".encode()
+            response = self.call(SaslAuthenticateRequest(auth_bytes=login), SaslAuthenticateResponse, 1)
+            assert response.error_code == 0, response
+
+    def call(self, request, response_class, version):
+        self.correlation += 1
+        request.with_header(self.correlation, self.client_id)
+        self.conn.send(request.encode(version=version, header=True, framed=True))
+        return response_class.decode(self.conn.response(), version=version, header=True)
+
+    def close(self):
+        self.conn.close()
