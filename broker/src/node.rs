@@ -445,6 +445,9 @@ async fn follow_metadata(
     }
 }
 
+/// What a coordinator does with the partitions of its topic led here.
+type Lead = Arc<dyn Fn(&[Arc<Partition>]) + Send + Sync>;
+
 /// Makes a coordinator serve exactly the partitions of its internal
 /// `topic` this broker leads, as leadership moves: `lead` is given them
 /// after every metadata change this broker applied.
@@ -452,7 +455,7 @@ async fn follow_leadership(
     topics: Arc<TopicRegistry>,
     topic: &'static str,
     tasks: Tasks,
-    lead: Arc<dyn Fn(&[Arc<Partition>]) + Send + Sync>,
+    lead: Lead,
 ) {
     let mut synced = topics.subscribe_synced();
     loop {

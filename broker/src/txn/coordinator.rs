@@ -533,24 +533,21 @@ impl TransactionCoordinator {
                     Err(_) => return,
                 }
             };
-            match step {
-                Some((served, next)) => {
-                    match self
-                        .transit(&job.transactional_id, &served, Some(next))
-                        .await
-                    {
-                        Ok(()) => {
-                            tracing::debug!(transactional_id = %job.transactional_id, commit = job.commit, "transaction complete");
-                            return;
-                        }
-                        Err(TxnError::NotCoordinator) => return,
-                        Err(e) => {
-                            tracing::warn!(transactional_id = %job.transactional_id, error = %e, "cannot write the transaction's completion; retrying");
-                        }
+            // None: another write of the id is under way; try again shortly.
+            if let Some((served, next)) = step {
+                match self
+                    .transit(&job.transactional_id, &served, Some(next))
+                    .await
+                {
+                    Ok(()) => {
+                        tracing::debug!(transactional_id = %job.transactional_id, commit = job.commit, "transaction complete");
+                        return;
+                    }
+                    Err(TxnError::NotCoordinator) => return,
+                    Err(e) => {
+                        tracing::warn!(transactional_id = %job.transactional_id, error = %e, "cannot write the transaction's completion; retrying");
                     }
                 }
-                // Another write of the id is under way; try again shortly.
-                None => {}
             }
             tokio::time::sleep(RETRY_BACKOFF).await;
         }

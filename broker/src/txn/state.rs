@@ -395,12 +395,13 @@ mod tests {
     fn init_producer_id_table() {
         use TxnState::*;
         let ok = |s: &str| Ok(s.to_string());
-        let cases: Vec<(
+        type Case = (
             TxnMetadata,
             Option<ProducerIdEpoch>,
             bool,
             Result<String, TxnError>,
-        )> = vec![
+        );
+        let cases: Vec<Case> = vec![
             // A new id's first epoch.
             (meta(Empty, -1, -1), None, false, ok("write 0 -1")),
             (meta(CompleteCommit, 3, 2), None, false, ok("write 4 -1")),
@@ -484,7 +485,8 @@ mod tests {
         };
         // (state, producer, pending, partitions, outcome: partitions after, start)
         type Want = Result<Option<(Vec<i32>, i64)>, TxnError>;
-        let cases: Vec<(TxnState, Option<ProducerIdEpoch>, bool, Vec<i32>, Want)> = vec![
+        type Case = (TxnState, Option<ProducerIdEpoch>, bool, Vec<i32>, Want);
+        let cases: Vec<Case> = vec![
             (Empty, pe(10, 2), false, vec![1], Ok(Some((vec![1], NOW)))),
             (
                 CompleteAbort,

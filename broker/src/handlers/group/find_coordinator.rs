@@ -42,7 +42,7 @@ pub async fn find_coordinator(
             ResponseError::GroupAuthorizationFailed,
         )
     };
-    if transaction && node.image().topics.get(TRANSACTION_TOPIC).is_none() {
+    if transaction && !node.image().topics.contains_key(TRANSACTION_TOPIC) {
         node.create_transaction_topic().await;
     }
     let image = node.image();
