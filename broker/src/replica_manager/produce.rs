@@ -403,6 +403,7 @@ mod tests {
     fn follower(id: i32) -> FetchParams {
         FetchParams {
             replica: Some(id),
+            isolation: super::super::fetch::Isolation::ReadUncommitted,
             throttle: None,
             max_wait: Duration::ZERO,
             min_bytes: 0,
