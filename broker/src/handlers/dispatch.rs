@@ -176,6 +176,12 @@ async fn dispatch(node: &Arc<Node>, ctx: &RequestContext, request: RequestKind) 
             Rs::OffsetForLeaderEpoch(offsets::offset_for_leader_epoch(node, ctx, r))
         }
         Rq::DeleteRecords(r) => Rs::DeleteRecords(offsets::delete_records(node, ctx, r)),
+        Rq::WriteTxnMarkers(r) => {
+            Rs::WriteTxnMarkers(txn_markers::write_txn_markers(node, ctx, r).await)
+        }
+        Rq::DescribeProducers(r) => {
+            Rs::DescribeProducers(describe_producers::describe_producers(node, ctx, r))
+        }
         Rq::InitProducerId(r) => Rs::InitProducerId(producer::init_producer_id(node, ctx, r).await),
         Rq::CreateTopics(r) => Rs::CreateTopics(admin::create_topics(node, ctx, r).await),
         Rq::DeleteTopics(r) => Rs::DeleteTopics(admin::delete_topics(node, ctx, r).await),
@@ -288,6 +294,7 @@ fn set_throttle(response: &mut ResponseKind, ms: i32) {
         DescribeConfigs,
         DescribeGroups,
         DescribeLogDirs,
+        DescribeProducers,
         DescribeTransactions,
         DescribeUserScramCredentials,
         ElectLeaders,

@@ -3,7 +3,9 @@
 
 use std::time::Duration;
 
-use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+use kafka_protocol::messages::fetch_response::{
+    AbortedTransaction, FetchableTopicResponse, PartitionData,
+};
 use kafka_protocol::messages::{FetchRequest, FetchResponse};
 
 use kafka_protocol::ResponseError;
@@ -13,7 +15,9 @@ use super::errors::replica_error;
 use crate::node::Node;
 use crate::protocol::RequestContext;
 use crate::quota::manager::QuotaKind;
-use crate::replica_manager::fetch::{FetchParams, FetchPosition, FetchedData, LeaderThrottle};
+use crate::replica_manager::fetch::{
+    FetchParams, FetchPosition, FetchedData, Isolation, LeaderThrottle,
+};
 use crate::replica_manager::TopicRef;
 use crate::replication::throttle::Side;
 use crate::security::acl::{Operation, ResourceType};
@@ -62,6 +66,11 @@ pub async fn fetch(node: &Node, ctx: &RequestContext, request: FetchRequest) -> 
         .find(|id| *id >= 0);
     let mut params = FetchParams {
         replica,
+        isolation: if request.isolation_level == READ_COMMITTED {
+            Isolation::ReadCommitted
+        } else {
+            Isolation::ReadUncommitted
+        },
         // A follower's fetch is served under this leader's replication
         // throttles, when some partition is listed for them.
         throttle: replica.and_then(|_| {
@@ -148,15 +157,22 @@ pub async fn fetch(node: &Node, ctx: &RequestContext, request: FetchRequest) -> 
             d.high_watermark = -1;
             d.last_stable_offset = -1;
             d.log_start_offset = -1;
-            if request.isolation_level == READ_COMMITTED {
-                // No transactions: nothing was aborted.
-                d.aborted_transactions = Some(Vec::new());
+            if params.isolation == Isolation::ReadCommitted {
+                d.aborted_transactions = Some(
+                    f.aborted
+                        .iter()
+                        .map(|a| {
+                            let mut t = AbortedTransaction::default();
+                            t.producer_id = a.producer_id.into();
+                            t.first_offset = a.first_offset;
+                            t
+                        })
+                        .collect(),
+                );
             }
             if let Some(marks) = f.watermarks {
                 d.high_watermark = marks.high_watermark;
-                // No transactions: everything below the high watermark is
-                // stable.
-                d.last_stable_offset = marks.high_watermark;
+                d.last_stable_offset = marks.last_stable_offset;
                 d.log_start_offset = marks.log_start_offset;
             }
             match f.outcome {

@@ -12,6 +12,7 @@ pub mod admin;
 pub mod api_versions;
 pub mod authorize;
 pub mod configs;
+pub mod describe_producers;
 pub mod dispatch;
 pub mod errors;
 pub mod fetch;
@@ -25,6 +26,7 @@ pub mod producer;
 pub mod quotas;
 pub mod scram;
 pub mod txn;
+pub mod txn_markers;
 
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;

@@ -22,6 +22,7 @@ use super::authorize;
 use super::errors::replica_error;
 use crate::node::Node;
 use crate::protocol::RequestContext;
+use crate::replica_manager::fetch::Isolation;
 use crate::replica_manager::offsets::OffsetQuery;
 use crate::security::acl::{Operation, ResourceType};
 
@@ -35,6 +36,12 @@ pub fn list_offsets(
     request: ListOffsetsRequest,
 ) -> ListOffsetsResponse {
     let mut resp = ListOffsetsResponse::default();
+    // Kafka's isolation_level: 1 is read_committed.
+    let isolation = if request.isolation_level == 1 {
+        Isolation::ReadCommitted
+    } else {
+        Isolation::ReadUncommitted
+    };
     for topic in request.topics {
         let mut out = ListOffsetsTopicResponse::default();
         out.name = topic.name.clone();
@@ -61,6 +68,7 @@ pub fn list_offsets(
                 part.partition_index,
                 part.current_leader_epoch,
                 OffsetQuery::from_timestamp(part.timestamp),
+                isolation,
             );
             match found {
                 Ok(Some(found)) => {

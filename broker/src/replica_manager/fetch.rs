@@ -1,6 +1,8 @@
 //! Fetch (Kafka's `ReplicaManager.fetchMessages`) for consumers and for
-//! followers. A consumer reads up to the high watermark; a follower reads
-//! up to the log end, and its fetch position is its progress: the leader
+//! followers. A consumer reads up to the high watermark (read_uncommitted)
+//! or the last stable offset (read_committed, with the aborted
+//! transactions overlapping what it read); a follower reads up to the log
+//! end, and its fetch position is its progress: the leader
 //! records it, advances the high watermark, and asks for the ISR change it
 //! calls for. A fetch without `min_bytes` to return is a delayed fetch: it
 //! sleeps until one of its own partitions changes (see
@@ -16,6 +18,7 @@ use bytes::Bytes;
 use tokio::sync::watch;
 
 use super::{replica_of, ReplicaError, ReplicaManager, TopicRef};
+use crate::log::txn_index::AbortedTxn;
 use crate::partition::epochs::ReplicaFetch;
 use crate::partition::{Partition, Watermarks};
 use crate::replication::quota::ReplicationQuotas;
@@ -41,11 +44,22 @@ impl LeaderThrottle {
     }
 }
 
+/// What a consumer may read (Kafka's `isolation_level`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Isolation {
+    /// Everything below the high watermark.
+    ReadUncommitted,
+    /// Below the last stable offset, told which transactions were aborted.
+    ReadCommitted,
+}
+
 /// What a fetch asks for as a whole.
 #[derive(Debug, Clone)]
 pub struct FetchParams {
     /// The broker fetching as a follower; `None` for a consumer.
     pub replica: Option<i32>,
+    /// A consumer's isolation level (a follower reads to the log end).
+    pub isolation: Isolation,
     /// For a follower, the leader throttle it is under (`None`: none).
     pub throttle: Option<LeaderThrottle>,
     /// How long to wait for `min_bytes`.
@@ -81,6 +95,9 @@ pub struct Fetched {
     pub watermarks: Option<Watermarks>,
     /// Its records, where the follower's log diverges, or why neither.
     pub outcome: Result<FetchedData, ReplicaError>,
+    /// For read_committed, the aborted transactions overlapping the
+    /// records.
+    pub aborted: Vec<AbortedTxn>,
 }
 
 /// What a readable partition answers.
@@ -203,6 +220,7 @@ impl ReplicaManager {
                                 return Fetched {
                                     watermarks: None,
                                     outcome: Err(e),
+                                    aborted: Vec::new(),
                                 };
                             }
                         };
@@ -215,8 +233,14 @@ impl ReplicaManager {
                             params.replica.is_some()
                                 && t.throttles.listed(Side::Leader, &p.topic, p.index)
                         });
-                        let outcome =
-                            self.read(&p, params.replica, pos, limit, bytes == 0, throttle);
+                        let read = Read {
+                            follower: params.replica,
+                            isolation: params.isolation,
+                            limit,
+                            min_one: bytes == 0,
+                        };
+                        let mut aborted = Vec::new();
+                        let outcome = self.read(&p, pos, &read, throttle, &mut aborted);
                         let outcome = match outcome {
                             Ok((FetchedData::Records(records), true)) => {
                                 held += 1;
@@ -242,6 +266,7 @@ impl ReplicaManager {
                         Fetched {
                             watermarks: Some(p.watermarks()),
                             outcome,
+                            aborted,
                         }
                     })
                     .collect()
@@ -260,16 +285,17 @@ impl ReplicaManager {
     /// and, for a follower, once its log is known not to diverge, noting
     /// its progress and asking for the ISR change it calls for. A
     /// follower's read under `throttle` may be held back: no records, and
-    /// `true`.
+    /// `true`. A read_committed consumer's aborted transactions go to
+    /// `aborted`.
     fn read(
         &self,
         p: &Partition,
-        follower: Option<i32>,
         pos: &FetchPosition,
-        limit: usize,
-        min_one: bool,
+        read: &Read,
         throttle: Option<&LeaderThrottle>,
+        aborted: &mut Vec<AbortedTxn>,
     ) -> Result<(FetchedData, bool), ReplicaError> {
+        let (follower, limit, min_one) = (read.follower, read.limit, read.min_one);
         let verdict = match follower {
             Some(f) => {
                 let (verdict, change) = p.replica_fetch(
@@ -298,7 +324,15 @@ impl ReplicaManager {
                         return Ok((FetchedData::Records(Bytes::new()), true));
                     }
                 }
-                let (records, _) = p.read(pos.fetch_offset, limit, min_one, follower.is_some())?;
+                let records = if follower.is_none() && read.isolation == Isolation::ReadCommitted {
+                    let (records, _, overlapping) =
+                        p.read_committed(pos.fetch_offset, limit, min_one)?;
+                    *aborted = overlapping;
+                    records
+                } else {
+                    p.read(pos.fetch_offset, limit, min_one, follower.is_some())?
+                        .0
+                };
                 (FetchedData::Records(records), false)
             }
             ReplicaFetch::Diverging { epoch, end_offset } => {
@@ -306,6 +340,18 @@ impl ReplicaManager {
             }
         })
     }
+}
+
+/// How one partition is read.
+struct Read {
+    /// The follower reading, if one is.
+    follower: Option<i32>,
+    /// A consumer's isolation level.
+    isolation: Isolation,
+    /// Bytes it may return at most.
+    limit: usize,
+    /// Whether a first batch larger than `limit` is returned whole.
+    min_one: bool,
 }
 
 /// Whether a fetch answers now (Kafka's `DelayedFetch.tryComplete`): it has
@@ -346,6 +392,7 @@ mod tests {
     fn consumer(max_wait: Duration) -> FetchParams {
         FetchParams {
             replica: None,
+            isolation: Isolation::ReadUncommitted,
             throttle: None,
             max_wait,
             min_bytes: 1,
@@ -423,6 +470,7 @@ mod tests {
         copied[0].1[0].last_fetched_epoch = 1;
         let as_follower = FetchParams {
             replica: Some(2),
+            isolation: Isolation::ReadUncommitted,
             throttle: None,
             max_wait: Duration::ZERO,
             min_bytes: 0,
@@ -516,6 +564,7 @@ mod tests {
         };
         let follower = |id| FetchParams {
             replica: Some(id),
+            isolation: Isolation::ReadUncommitted,
             throttle: Some(throttle.clone()),
             max_wait: Duration::ZERO,
             min_bytes: 0,
@@ -543,5 +592,72 @@ mod tests {
         };
         assert_eq!(records(&m.fetch(&unlisted, &from_start(0)).await), sent);
         assert_eq!(counters.bytes.get(), 2 * sent as u64 + 100);
+    }
+
+    #[tokio::test]
+    async fn a_read_committed_fetch_waits_for_the_lso_and_learns_the_abort() {
+        use crate::log::txn_index::AbortedTxn;
+        use kafka_protocol::records::{
+            Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+        };
+
+        let dir = tempfile::tempdir().expect("dir");
+        let (m, _) = manager(dir.path(), &[], vec![partition(&[1], &[1], 1)]).await;
+        let p = m.replica(TOPIC, 0).expect("replica");
+        let record = Record {
+            transactional: true,
+            control: false,
+            delete_horizon: false,
+            partition_leader_epoch: 0,
+            producer_id: 9,
+            producer_epoch: 0,
+            timestamp_type: TimestampType::Creation,
+            offset: 0,
+            sequence: 0,
+            timestamp: crate::clock::now_ms(),
+            key: Some(bytes::Bytes::from("k")),
+            value: Some(bytes::Bytes::from("v")),
+            headers: Default::default(),
+        };
+        let mut batch = bytes::BytesMut::new();
+        let options = RecordEncodeOptions {
+            version: 2,
+            compression: Compression::None,
+        };
+        RecordBatchEncoder::encode(&mut batch, [&record], &options).expect("encode");
+        p.append(&mut batch).expect("append");
+        let committed = FetchParams {
+            isolation: Isolation::ReadCommitted,
+            ..consumer(Duration::from_secs(60))
+        };
+        let targets = from_start(0);
+        let fetch = m.fetch(&committed, &targets);
+        tokio::pin!(fetch);
+        // The open transaction holds the LSO at 0; read_uncommitted sees it.
+        assert!(tokio::time::timeout(Duration::from_millis(200), &mut fetch)
+            .await
+            .is_err());
+        let uncommitted = m.fetch(&consumer(Duration::ZERO), &targets).await;
+        assert!(records(&uncommitted) > 0);
+        let marks = uncommitted[0][0].watermarks.expect("marks");
+        assert_eq!((marks.high_watermark, marks.last_stable_offset), (1, 0));
+        p.append_marker(9, 0, 0, false).expect("abort");
+        let fetched = tokio::time::timeout(Duration::from_secs(5), &mut fetch)
+            .await
+            .expect("the marker moves the LSO and answers the fetch");
+        assert!(records(&fetched) > 0);
+        assert_eq!(
+            fetched[0][0].aborted,
+            [AbortedTxn {
+                producer_id: 9,
+                first_offset: 0,
+                last_offset: 1,
+                last_stable_offset: 2
+            }]
+        );
+        assert_eq!(
+            fetched[0][0].watermarks.map(|w| w.last_stable_offset),
+            Some(2)
+        );
     }
 }

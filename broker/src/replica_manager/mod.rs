@@ -7,9 +7,11 @@
 //! `Partition::subscribe`) or by its deadline.
 //! - [`produce`] appends and waits for the in-sync replicas;
 //! - [`fetch`] reads, records followers' progress and long-polls;
+//! - [`markers`] writes transaction markers for transaction coordinators;
 //! - [`offsets`] answers ListOffsets, OffsetForLeaderEpoch and DeleteRecords.
 
 pub mod fetch;
+pub mod markers;
 pub mod offsets;
 pub mod produce;
 
@@ -19,6 +21,7 @@ use std::time::Duration;
 use uuid::Uuid;
 
 use crate::partition::leader::IsrChange;
+use crate::partition::producer_state::ActiveProducer;
 use crate::partition::{Partition, PartitionError};
 use crate::replication::isr::IsrProposer;
 use crate::topic::{Topic, TopicRegistry};
@@ -102,6 +105,16 @@ impl ReplicaManager {
             .get(topic)
             .ok_or(ReplicaError::UnknownTopicOrPartition)?;
         replica_of(&t, partition)
+    }
+
+    /// The producers this broker's replica of `topic`-`partition` knows,
+    /// leader or follower (DescribeProducers).
+    pub fn active_producers(
+        &self,
+        topic: &str,
+        partition: i32,
+    ) -> Result<Vec<ActiveProducer>, ReplicaError> {
+        Ok(self.replica(topic, partition)?.active_producers())
     }
 
     /// The replica, when it leads in `current_leader_epoch` (-1: whichever

@@ -1,6 +1,7 @@
 //! Where a led partition's log starts and ends: ListOffsets,
 //! OffsetForLeaderEpoch, and DeleteRecords moving the log start forward.
 
+use super::fetch::Isolation;
 use super::{ReplicaError, ReplicaManager};
 
 /// What ListOffsets asks of a partition, by its timestamp (special values
@@ -49,20 +50,30 @@ pub struct FoundOffset {
 impl ReplicaManager {
     /// Answers ListOffsets for one partition led here in
     /// `current_leader_epoch` (-1: any); `None` when no offset matches.
+    /// As in Kafka, a consumer sees offsets up to what its `isolation` may
+    /// fetch: the latest is the high watermark, or for read_committed the
+    /// last stable offset, and a record found by timestamp must be below
+    /// it.
     pub fn list_offset(
         &self,
         topic: &str,
         partition: i32,
         current_leader_epoch: i32,
         query: OffsetQuery,
+        isolation: Isolation,
     ) -> Result<Option<FoundOffset>, ReplicaError> {
         let p = self.leader(topic, partition, current_leader_epoch)?;
         let marks = p.watermarks();
+        let fetchable = match isolation {
+            Isolation::ReadUncommitted => marks.high_watermark,
+            Isolation::ReadCommitted => marks.last_stable_offset,
+        };
+        let below = |found: Option<(i64, i64)>| found.filter(|(offset, _)| *offset < fetchable);
         let found = match query {
-            OffsetQuery::Latest => Some((marks.high_watermark, -1)),
+            OffsetQuery::Latest => Some((fetchable, -1)),
             OffsetQuery::Earliest => Some((marks.log_start_offset, -1)),
-            OffsetQuery::MaxTimestamp => p.max_timestamp()?,
-            OffsetQuery::Since(ts) => p.offset_for_timestamp(ts)?,
+            OffsetQuery::MaxTimestamp => below(p.max_timestamp()?),
+            OffsetQuery::Since(ts) => below(p.offset_for_timestamp(ts)?),
             OffsetQuery::Tiered => None,
         };
         Ok(found.map(|(offset, timestamp)| FoundOffset {
@@ -141,7 +152,10 @@ mod tests {
                 .append(&mut batch)
                 .expect("append");
         }
-        let found = |q| m.list_offset(TOPIC, 0, -1, q).expect("found");
+        let found = |q| {
+            m.list_offset(TOPIC, 0, -1, q, Isolation::ReadUncommitted)
+                .expect("found")
+        };
         let at = |offset, timestamp| {
             Some(FoundOffset {
                 offset,
@@ -156,7 +170,7 @@ mod tests {
         assert_eq!(found(OffsetQuery::Since(99)), None);
         assert_eq!(found(OffsetQuery::Tiered), None);
         assert!(matches!(
-            m.list_offset(TOPIC, 0, 2, OffsetQuery::Latest),
+            m.list_offset(TOPIC, 0, 2, OffsetQuery::Latest, Isolation::ReadUncommitted),
             Err(ReplicaError::Partition(
                 PartitionError::FencedLeaderEpoch { .. }
             ))

@@ -162,7 +162,7 @@ impl ReplicaManager {
 /// Whether a write may be appended: `acks=all` needs `min.insync.replicas`
 /// in the ISR first (a replica that does not lead, `in_sync` none, is
 /// refused by the append itself).
-fn admit(acks: Acks, in_sync: Option<InSync>, min: usize) -> Result<(), ProduceError> {
+pub(super) fn admit(acks: Acks, in_sync: Option<InSync>, min: usize) -> Result<(), ProduceError> {
     match in_sync {
         Some(s) if acks == Acks::All && !s.satisfies(min) => {
             Err(ProduceError::NotEnoughReplicas { isr: s.isr, min })
@@ -173,7 +173,7 @@ fn admit(acks: Acks, in_sync: Option<InSync>, min: usize) -> Result<(), ProduceE
 
 /// The answer to an `acks=all` write whose wait is over: replicated, and
 /// still on `min.insync.replicas` when it was.
-fn settle(replication: Replication, min: usize) -> Result<(), ProduceError> {
+pub(super) fn settle(replication: Replication, min: usize) -> Result<(), ProduceError> {
     match replication {
         Replication::Done(s) if s.satisfies(min) => Ok(()),
         Replication::Done(s) => Err(ProduceError::NotEnoughReplicasAfterAppend { isr: s.isr, min }),
@@ -185,7 +185,7 @@ fn settle(replication: Replication, min: usize) -> Result<(), ProduceError> {
 /// Kafka's delayed produce: every held write of a request waits at once,
 /// each until its partition's high watermark passes it or the leadership
 /// it was written under ends, at the latest until `deadline`.
-async fn await_replication(
+pub(super) async fn await_replication(
     writes: &[(Arc<Partition>, Appended)],
     deadline: tokio::time::Instant,
 ) -> Vec<Replication> {
@@ -403,6 +403,7 @@ mod tests {
     fn follower(id: i32) -> FetchParams {
         FetchParams {
             replica: Some(id),
+            isolation: super::super::fetch::Isolation::ReadUncommitted,
             throttle: None,
             max_wait: Duration::ZERO,
             min_bytes: 0,
