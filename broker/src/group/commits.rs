@@ -114,7 +114,7 @@ impl GroupCoordinator {
         let group_id = &req.group_id;
         let (mut results, write) = {
             let mut inner = self.lock();
-            check_committer(&inner, group_id, &req.member)?;
+            check_transactional_committer(&inner, group_id, &req.member)?;
             let mut results = Vec::with_capacity(req.offsets.len());
             let mut accepted = Vec::new();
             for o in req.offsets {
@@ -285,6 +285,27 @@ fn check_committer(
             }
             Ok(())
         }
+    }
+}
+
+/// Whether `member` may commit in a transaction, as Kafka's coordinator
+/// judges a TxnOffsetCommit: a group that does not exist takes commits
+/// only from outside group membership (a negative generation), and a
+/// stale generation or member epoch is ILLEGAL_GENERATION.
+fn check_transactional_committer(
+    inner: &Inner,
+    group_id: &str,
+    member: &MemberIdentity,
+) -> Result<(), GroupError> {
+    let exists =
+        inner.groups.contains_key(group_id) || inner.consumer_groups.contains_key(group_id);
+    if !group_id.is_empty() && !exists && member.generation >= 0 {
+        inner.check_coordinator(group_id)?;
+        return Err(GroupError::IllegalGeneration);
+    }
+    match check_committer(inner, group_id, member) {
+        Err(GroupError::StaleMemberEpoch) => Err(GroupError::IllegalGeneration),
+        other => other,
     }
 }
 

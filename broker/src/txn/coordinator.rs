@@ -715,13 +715,21 @@ impl TransactionCoordinator {
             );
         }
         drop(inner);
-        tracing::info!(
-            partition = p.index,
-            epoch,
-            transactional_ids = count,
-            prepared = prepared.len(),
-            "coordinating the transactions of this {TRANSACTION_TOPIC} partition"
-        );
+        if count > 0 {
+            tracing::info!(
+                partition = p.index,
+                epoch,
+                transactional_ids = count,
+                prepared = prepared.len(),
+                "coordinating the transactions of this {TRANSACTION_TOPIC} partition"
+            );
+        } else {
+            tracing::debug!(
+                partition = p.index,
+                epoch,
+                "coordinating the transactions of this {TRANSACTION_TOPIC} partition"
+            );
+        }
         // Decided before the coordinator moved: their markers go out again.
         for (id, meta) in prepared {
             self.send_markers(&id, epoch, &meta);

@@ -4,7 +4,8 @@
 //! [`TxnError`]; its records in Kafka's layout (`records`), written to and
 //! replayed from the transaction log (`log`); and the marker sender that
 //! writes each decided transaction's commit or abort marker to its
-//! partitions' leaders (`markers`). The partitions' side (control batches,
+//! partitions' leaders (`markers`); and the check, before writing for a
+//! transaction, that a partition is in it (`verify`). The partitions' side (control batches,
 //! the last stable offset, aborted transactions) lives in `partition`; the
 //! Kafka requests are translated in `handlers::txn`.
 
@@ -14,6 +15,7 @@ pub mod log;
 pub mod markers;
 pub mod records;
 pub mod state;
+pub mod verify;
 
 pub use coordinator::TransactionCoordinator;
 pub use error::TxnError;

@@ -26,12 +26,15 @@ use kafka_protocol::ResponseError;
 use super::error_code;
 use crate::group::commits::{CommitRequest, PartitionOffset, TopicCommitted};
 use crate::group::membership::MemberIdentity;
+use crate::group::offset_records::partition_for;
+use crate::group::offsets::OFFSETS_TOPIC;
 use crate::group::Committed;
 use crate::handlers::errors::group_error;
 use crate::handlers::{authorize, text};
 use crate::node::Node;
 use crate::protocol::RequestContext;
 use crate::security::acl::{Operation, ResourceType};
+use crate::txn::state::ProducerIdEpoch;
 
 const GROUP_DENIED: i16 = ResponseError::GroupAuthorizationFailed.code();
 const TOPIC_DENIED: i16 = ResponseError::TopicAuthorizationFailed.code();
@@ -201,8 +204,10 @@ pub async fn txn_offset_commit(
         producer_epoch: request.producer_epoch,
     };
     let count: usize = commit.offsets.len();
-    let codes: Vec<i16> = if !group_allowed {
+    let codes: Vec<i16> = if !group_allowed || count == 0 {
         Vec::new()
+    } else if let Err(code) = verify_offsets_partition(node, ctx, &request, producer).await {
+        vec![code; count]
     } else {
         match node
             .groups
@@ -242,6 +247,53 @@ pub async fn txn_offset_commit(
         .collect();
     resp
 }
+
+/// Before a TxnOffsetCommit writes, the transaction's coordinator must
+/// have the group's offsets partition in the producer's transaction
+/// (AddOffsetsToTxn), as Kafka verifies it (KIP-890 part 1); the error
+/// code the commit gets otherwise. TxnOffsetCommit has no PRODUCER_FENCED:
+/// a fenced producer gets INVALID_PRODUCER_EPOCH.
+async fn verify_offsets_partition(
+    node: &Node,
+    ctx: &RequestContext,
+    request: &TxnOffsetCommitRequest,
+    producer: Transactional,
+) -> Result<(), i16> {
+    let image = node.image();
+    let count = image
+        .topics
+        .get(OFFSETS_TOPIC)
+        .map(|t| t.partitions.len() as i32)
+        .ok_or(ResponseError::CoordinatorNotAvailable.code())?;
+    let partition = (
+        OFFSETS_TOPIC.to_string(),
+        partition_for(&request.group_id, count),
+    );
+    let verified = crate::txn::verify::verify(
+        &node.txns,
+        &image,
+        node.config.node_id,
+        &node.inter_broker,
+        &request.transactional_id,
+        ProducerIdEpoch {
+            id: producer.producer_id,
+            epoch: producer.producer_epoch,
+        },
+        std::slice::from_ref(&partition),
+    )
+    .await;
+    match verified {
+        Ok(added) if added.first() == Some(&true) => Ok(()),
+        Ok(_) if ctx.api_version >= ABORTABLE_SINCE => {
+            Err(ResponseError::TransactionAbortable.code())
+        }
+        Ok(_) => Err(ResponseError::InvalidTxnState.code()),
+        Err(e) => Err(e.code(ctx.api_version, i16::MAX).code()),
+    }
+}
+
+/// The first TxnOffsetCommit version with TRANSACTION_ABORTABLE (KIP-890).
+const ABORTABLE_SINCE: i16 = 4;
 
 /// The partitions asked for, by topic (`None`: all the group has).
 type Wanted = Option<Vec<(String, Vec<i32>)>>;

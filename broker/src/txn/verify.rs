@@ -1,0 +1,182 @@
+//! Asking a transaction's coordinator whether partitions are in the
+//! producer's transaction before writing to them for it (KIP-890 part 1):
+//! the group coordinator does so before a TxnOffsetCommit. The coordinator
+//! of the id is asked directly when it is this broker, else with
+//! AddPartitionsToTxn v4 (`verify_only`) over the inter-broker listener,
+//! as Kafka's brokers ask each other.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use kafka_protocol::messages::add_partitions_to_txn_request::{
+    AddPartitionsToTxnTopic, AddPartitionsToTxnTransaction,
+};
+use kafka_protocol::messages::{AddPartitionsToTxnRequest, ProducerId, TopicName, TransactionalId};
+use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::ResponseError;
+
+use super::coordinator::TransactionCoordinator;
+use super::error::TxnError;
+use super::log::TRANSACTION_TOPIC;
+use super::state::ProducerIdEpoch;
+use crate::group::offset_records::partition_for;
+use crate::inter_broker::InterBroker;
+use crate::metadata::image::{ClusterImage, NO_LEADER};
+
+/// AddPartitionsToTxn version brokers verify with.
+const VERSION: i16 = 4;
+
+/// How another broker's coordinator is asked.
+const CLIENT_ID: &str = "gregor-txn-verify";
+
+/// How long the other coordinator may take to answer.
+const TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Whether each of `partitions` is in `producer`'s transaction of
+/// `transactional_id`, asked of its coordinator (this broker's `local`
+/// one, or the leader of its transaction log partition in `image`).
+pub async fn verify(
+    local: &TransactionCoordinator,
+    image: &ClusterImage,
+    me: i32,
+    dial: &InterBroker,
+    transactional_id: &str,
+    producer: ProducerIdEpoch,
+    partitions: &[(String, i32)],
+) -> Result<Vec<bool>, TxnError> {
+    let Some(count) = image
+        .topics
+        .get(TRANSACTION_TOPIC)
+        .map(|t| t.partitions.len() as i32)
+    else {
+        return Err(TxnError::InvalidProducerIdMapping);
+    };
+    let index = partition_for(transactional_id, count);
+    let leader = image
+        .partition(TRANSACTION_TOPIC, index)
+        .map_or(NO_LEADER, |p| p.leader);
+    if leader == NO_LEADER {
+        return Err(TxnError::NotAvailable(
+            "the transaction log partition has no leader".into(),
+        ));
+    }
+    if leader == me {
+        return local.verify_partitions(transactional_id, producer, partitions);
+    }
+    let ask = async {
+        let (mut conn, _) = dial
+            .connect(image, leader, CLIENT_ID)
+            .await
+            .map_err(|e| TxnError::NotAvailable(e.to_string()))?;
+        conn.send(&request(transactional_id, producer, partitions), VERSION)
+            .await
+            .map_err(|e| TxnError::NotAvailable(e.to_string()))
+    };
+    let response = tokio::time::timeout(TIMEOUT, ask).await.map_err(|_| {
+        TxnError::NotAvailable("the transaction coordinator did not answer".into())
+    })??;
+    if response.error_code != 0 {
+        return Err(from_code(response.error_code));
+    }
+    let mut codes: BTreeMap<(String, i32), i16> = BTreeMap::new();
+    for t in response
+        .results_by_transaction
+        .iter()
+        .flat_map(|r| &r.topic_results)
+    {
+        for p in &t.results_by_partition {
+            codes.insert(
+                (t.name.to_string(), p.partition_index),
+                p.partition_error_code,
+            );
+        }
+    }
+    partitions
+        .iter()
+        .map(|p| match codes.get(p).copied() {
+            Some(0) => Ok(true),
+            Some(c) if c == ResponseError::TransactionAbortable.code() => Ok(false),
+            Some(c) => Err(from_code(c)),
+            None => Err(TxnError::NotAvailable(
+                "the coordinator left a partition out".into(),
+            )),
+        })
+        .collect()
+}
+
+/// The verify-only request for one transaction.
+fn request(
+    transactional_id: &str,
+    producer: ProducerIdEpoch,
+    partitions: &[(String, i32)],
+) -> AddPartitionsToTxnRequest {
+    let mut by_topic: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
+    for (topic, p) in partitions {
+        by_topic.entry(topic).or_default().push(*p);
+    }
+    let mut t = AddPartitionsToTxnTransaction::default();
+    t.transactional_id = TransactionalId(StrBytes::from_string(transactional_id.to_string()));
+    t.producer_id = ProducerId(producer.id);
+    t.producer_epoch = producer.epoch;
+    t.verify_only = true;
+    t.topics = by_topic
+        .into_iter()
+        .map(|(topic, ps)| {
+            let mut at = AddPartitionsToTxnTopic::default();
+            at.name = TopicName(StrBytes::from_string(topic.to_string()));
+            at.partitions = ps;
+            at
+        })
+        .collect();
+    let mut r = AddPartitionsToTxnRequest::default();
+    r.transactions = vec![t];
+    r
+}
+
+/// The coordinator's refusal an error code stands for.
+fn from_code(code: i16) -> TxnError {
+    match ResponseError::try_from_code(code) {
+        Some(ResponseError::InvalidProducerIdMapping) => TxnError::InvalidProducerIdMapping,
+        Some(ResponseError::ProducerFenced | ResponseError::InvalidProducerEpoch) => {
+            TxnError::ProducerFenced
+        }
+        Some(ResponseError::ConcurrentTransactions) => TxnError::Concurrent,
+        Some(ResponseError::NotCoordinator) => TxnError::NotCoordinator,
+        Some(ResponseError::CoordinatorLoadInProgress) => TxnError::LoadInProgress,
+        Some(ResponseError::InvalidRequest) => {
+            TxnError::InvalidRequest("refused by the coordinator")
+        }
+        other => TxnError::NotAvailable(format!("the coordinator answered {other:?}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_verify_request_names_each_topic_once() {
+        let r = request(
+            "t",
+            ProducerIdEpoch { id: 5, epoch: 2 },
+            &[("b".into(), 1), ("a".into(), 0), ("b".into(), 0)],
+        );
+        let t = &r.transactions[0];
+        assert!(t.verify_only);
+        assert_eq!((t.producer_id.0, t.producer_epoch), (5, 2));
+        let topics: Vec<(String, Vec<i32>)> = t
+            .topics
+            .iter()
+            .map(|x| (x.name.to_string(), x.partitions.clone()))
+            .collect();
+        assert_eq!(topics, [("a".into(), vec![0]), ("b".into(), vec![1, 0])]);
+        assert_eq!(
+            from_code(ResponseError::ProducerFenced.code()),
+            TxnError::ProducerFenced
+        );
+        assert_eq!(
+            from_code(ResponseError::InvalidProducerEpoch.code()),
+            TxnError::ProducerFenced
+        );
+    }
+}
