@@ -947,6 +947,12 @@ mod tests {
                     .all(|n| !n.ends_with(".cleaned") && !n.ends_with(".swap")),
                 "step {step}: {names:?}"
             );
+            // The replaced segments' aborted transaction index went with
+            // them: the swapped-in segment's is unknown until rebuilt.
+            let index = dir.path().join(format!("{base:020}.txnindex"));
+            assert_eq!(index.exists(), step == 0, "step {step}");
+            let known = log.segments.get(&base).map(|s| s.aborted_known());
+            assert_eq!(known, Some(step == 0), "step {step}");
             let now = records_of(&log);
             if step == 0 {
                 assert_eq!(now, before, "an unfinished cleaning changes nothing");

@@ -1441,4 +1441,114 @@ mod tests {
         p.append_marker(3, 0, 0, true).expect("commit");
         assert_eq!(p.watermarks().last_stable_offset, 10);
     }
+
+    /// Every `.txnindex` entry in `dir`, file by file.
+    fn index_files(dir: &Path) -> Vec<(String, Vec<AbortedTxn>)> {
+        let mut out: Vec<(String, Vec<AbortedTxn>)> = std::fs::read_dir(dir)
+            .expect("dir")
+            .map(|e| e.expect("entry").path())
+            .filter(|p| p.extension().is_some_and(|x| x == "txnindex"))
+            .map(|p| {
+                let name = p.file_name().expect("name").to_string_lossy().into_owned();
+                let entries =
+                    crate::log::txn_index::read(&p.with_extension("log")).expect("readable");
+                (name, entries)
+            })
+            .collect();
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out
+    }
+
+    #[test]
+    fn cleaning_carries_the_aborted_transactions_of_the_segments_it_rewrites() {
+        use crate::log::cleaner::Throttle;
+        use crate::log::offset_map::OffsetMap;
+        use crate::log::Cleanup;
+
+        let dir = tempfile::tempdir().expect("dir");
+        let compacted = LogConfig {
+            segment_bytes: 200,
+            cleanup: Cleanup {
+                delete: false,
+                compact: true,
+            },
+            min_cleanable_dirty_ratio: 0.0,
+            ..LogConfig::default()
+        };
+        let p = sole_leader(dir.path(), compacted.clone());
+        two_transactions(&p);
+        for seq in 0..6 {
+            p.append(&mut producer_batch(4, 0, 2 * seq, 2, false))
+                .expect("append");
+        }
+        let all: Vec<AbortedTxn> = index_files(dir.path())
+            .into_iter()
+            .flat_map(|(_, e)| e)
+            .collect();
+        assert_eq!(all, [entry(1, 0, 2, 3), entry(2, 3, 7, 8)]);
+        let job = p.plan_clean(now_ms()).expect("due");
+        let out = job
+            .run(
+                &mut OffsetMap::with_memory(1 << 20),
+                &mut Throttle::new(f64::MAX),
+                &mut |g| p.install_cleaned(g),
+            )
+            .expect("clean")
+            .expect("installed");
+        p.finish_clean(&out).expect("finish");
+        assert!(out.stats.records_removed > 0);
+        // Rewritten, the entries are all still there, each in the segment
+        // that now holds its marker.
+        let after = index_files(dir.path());
+        let carried: Vec<AbortedTxn> = after.iter().flat_map(|(_, e)| e.clone()).collect();
+        assert_eq!(carried, all);
+        let (_, _, aborted) = p.read_committed(7, 1 << 20, false).expect("read");
+        assert_eq!(aborted, [entry(2, 3, 7, 8)]);
+        // And a reopened replica trusts them as they are.
+        drop(p);
+        let p = sole_leader(dir.path(), compacted);
+        let holding = |files: Vec<(String, Vec<AbortedTxn>)>| {
+            files
+                .into_iter()
+                .filter(|(_, e)| !e.is_empty())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(holding(index_files(dir.path())), holding(after));
+        assert_eq!(
+            p.watermarks().last_stable_offset,
+            p.watermarks().log_end_offset
+        );
+    }
+
+    #[test]
+    fn a_torn_active_segment_has_its_index_rebuilt_from_what_is_left() {
+        let dir = tempfile::tempdir().expect("dir");
+        {
+            let p = sole_leader(dir.path(), LogConfig::default());
+            two_transactions(&p);
+        }
+        let log = dir.path().join("00000000000000000000.log");
+        // The last marker (producer 2's abort at 7) torn off mid-write.
+        let len = std::fs::metadata(&log).expect("log").len();
+        let f = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&log)
+            .expect("open");
+        f.set_len(len - 10).expect("tear");
+        drop(f);
+        let p = sole_leader(dir.path(), LogConfig::default());
+        assert_eq!(p.watermarks().log_end_offset, 7);
+        assert_eq!(
+            index_files(dir.path()),
+            [(
+                "00000000000000000000.txnindex".to_string(),
+                vec![entry(1, 0, 2, 3)]
+            )]
+        );
+        // Producer 2's transaction is open again, and its abort lands.
+        assert_eq!(p.watermarks().last_stable_offset, 3);
+        p.append_marker(2, 0, 0, false).expect("abort");
+        let (_, _, aborted) = p.read_committed(0, 1 << 20, false).expect("read");
+        assert_eq!(aborted, [entry(1, 0, 2, 3), entry(2, 3, 7, 8)]);
+    }
 }
