@@ -550,7 +550,8 @@ fn write_checkpoint(dir: &Path, first_dirty: i64, horizon: Option<i64>) -> Resul
 
 impl Log {
     /// How dirty the log is now, if it is compacted; `high_watermark`
-    /// bounds what may be cleaned.
+    /// bounds what may be cleaned (a partition passes its last stable
+    /// offset, which is never above it).
     pub fn cleanable(&self, now_ms: i64, high_watermark: i64) -> Option<Cleanable> {
         if !self.config.cleanup.compact {
             return None;

@@ -855,7 +855,7 @@ impl Partition {
     /// `min.cleanable.dirty.ratio` it is cleaned at.
     pub fn cleanable(&self, now_ms: i64) -> Option<(Cleanable, f64)> {
         let state = self.lock();
-        let c = state.log.cleanable(now_ms, high_watermark(&state))?;
+        let c = state.log.cleanable(now_ms, cleanable_to(&state))?;
         Some((c, state.log.config().min_cleanable_dirty_ratio))
     }
 
@@ -863,7 +863,7 @@ impl Partition {
     pub fn plan_clean(&self, now_ms: i64) -> Option<CleanJob> {
         let state = self.lock();
         let last = state.producers.last_batches();
-        state.log.plan_clean(now_ms, high_watermark(&state), last)
+        state.log.plan_clean(now_ms, cleanable_to(&state), last)
     }
 
     /// Swaps a cleaned group in; `false` when the log changed under it and
@@ -903,6 +903,13 @@ fn high_watermark(state: &State) -> i64 {
         Role::Leader(l) => l.high_watermark,
         Role::Follower { high_watermark, .. } => *high_watermark,
     }
+}
+
+/// Where the cleaner must stop: the last stable offset, as Kafka's first
+/// uncleanable offset, so no record of a transaction that may still abort
+/// (or whose marker may still be lost) is compacted.
+fn cleanable_to(state: &State) -> i64 {
+    watermarks(state).last_stable_offset
 }
 
 /// What waiting requests watch of the role: its leader, leader epoch,
@@ -1518,6 +1525,37 @@ mod tests {
             p.watermarks().last_stable_offset,
             p.watermarks().log_end_offset
         );
+    }
+
+    #[test]
+    fn an_open_transaction_is_not_cleaned() {
+        use crate::log::Cleanup;
+
+        let dir = tempfile::tempdir().expect("dir");
+        let p = sole_leader(
+            dir.path(),
+            LogConfig {
+                segment_bytes: 200,
+                cleanup: Cleanup {
+                    delete: false,
+                    compact: true,
+                },
+                min_cleanable_dirty_ratio: 0.0,
+                ..LogConfig::default()
+            },
+        );
+        p.append(&mut producer_batch(4, 0, 0, 2, false))
+            .expect("append");
+        txn_append(&p, 1, 0, 2);
+        for seq in 1..6 {
+            p.append(&mut producer_batch(4, 0, 2 * seq, 2, false))
+                .expect("append");
+        }
+        let (c, _) = p.cleanable(now_ms()).expect("compacted");
+        assert_eq!(c.first_uncleanable, 2);
+        p.append_marker(1, 0, 0, false).expect("abort");
+        let (c, _) = p.cleanable(now_ms()).expect("compacted");
+        assert!(c.first_uncleanable > 2);
     }
 
     #[test]
