@@ -1201,6 +1201,18 @@ mod tests {
     /// A producer's batch of `n` records at sequence `seq`, transactional
     /// or only idempotent.
     fn producer_batch(pid: i64, epoch: i16, seq: i32, n: usize, transactional: bool) -> Vec<u8> {
+        keyed_batch(pid, epoch, seq, n, transactional, "k")
+    }
+
+    /// As `producer_batch`, its keys `{prefix}0`, `{prefix}1`, ...
+    fn keyed_batch(
+        pid: i64,
+        epoch: i16,
+        seq: i32,
+        n: usize,
+        transactional: bool,
+        prefix: &str,
+    ) -> Vec<u8> {
         use kafka_protocol::records::{
             Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
         };
@@ -1217,7 +1229,7 @@ mod tests {
                 sequence: seq + i as i32,
                 // Now: records of the past would roll a segment per batch.
                 timestamp: now_ms() + i as i64,
-                key: Some(Bytes::from(format!("k{i}"))),
+                key: Some(Bytes::from(format!("{prefix}{i}"))),
                 value: Some(Bytes::from("v")),
                 headers: Default::default(),
             })
@@ -1524,6 +1536,74 @@ mod tests {
         assert_eq!(
             p.watermarks().last_stable_offset,
             p.watermarks().log_end_offset
+        );
+    }
+
+    #[test]
+    fn an_aborted_record_never_shadows_its_keys_committed_one() {
+        use crate::log::cleaner::Throttle;
+        use crate::log::offset_map::OffsetMap;
+        use crate::log::Cleanup;
+
+        let dir = tempfile::tempdir().expect("dir");
+        let p = sole_leader(
+            dir.path(),
+            LogConfig {
+                segment_bytes: 200,
+                cleanup: Cleanup {
+                    delete: false,
+                    compact: true,
+                },
+                min_cleanable_dirty_ratio: 0.0,
+                ..LogConfig::default()
+            },
+        );
+        // Keys k0, k1 committed by producer 1 at 0-1 (marker 2), written
+        // again by producer 2 and aborted at 3-4 (marker 5).
+        txn_append(&p, 1, 0, 2);
+        p.append_marker(1, 0, 0, true).expect("commit");
+        txn_append(&p, 2, 0, 2);
+        p.append_marker(2, 0, 0, false).expect("abort");
+        for seq in 0..6 {
+            p.append(&mut keyed_batch(
+                4,
+                0,
+                seq,
+                1,
+                false,
+                &format!("other{seq}-"),
+            ))
+            .expect("append");
+        }
+        let job = p.plan_clean(now_ms()).expect("due");
+        let out = job
+            .run(
+                &mut OffsetMap::with_memory(1 << 20),
+                &mut Throttle::new(f64::MAX),
+                &mut |g| p.install_cleaned(g),
+            )
+            .expect("clean")
+            .expect("installed");
+        p.finish_clean(&out).expect("finish");
+        let mut kept = Vec::new();
+        let mut at = 0;
+        while at < 6 {
+            let (data, _) = p.read(at, 1 << 20, true, true).expect("read");
+            for h in batch::validate_stored(&data).expect("valid") {
+                kept.push((h.base_offset, h.producer_id, h.record_count, h.is_control()));
+                at = h.last_offset + 1;
+            }
+        }
+        // The committed records stay; the aborted ones went (producer 2's
+        // batch keeps its empty header: its last); markers stay.
+        assert_eq!(
+            kept,
+            [
+                (0, 1, 2, false),
+                (2, 1, 1, true),
+                (3, 2, 0, false),
+                (5, 2, 1, true)
+            ]
         );
     }
 
