@@ -12,8 +12,8 @@
 //!   topics and partition leadership, decided by the active controller.
 //! - [`topic`] holds every topic and opens this broker's replicas, following
 //!   the metadata.
-//! - [`partition`] is one replica: its log, idempotent-producer state,
-//!   leader-epoch history and its role (a leader tracks its followers, the
+//! - [`partition`] is one replica: its log, producer and transaction
+//!   state (the last stable offset), leader-epoch history and its role (a leader tracks its followers, the
 //!   ISR and the high watermark; a follower copies its leader).
 //! - [`replication`] works between brokers: followers fetch from their
 //!   leaders, leaders send ISR changes to the controller.

@@ -19,8 +19,10 @@
 //! in `first..next`; only then are those deleted and the swap file renamed
 //! to `<first>.log`. [`recover`] runs when a log opens: it deletes
 //! `.cleaned` files (an unfinished cleaning) and completes every swap.
-//! A cleaned segment carries the aborted transaction entries of the
-//! segments it replaces (its `.txnindex` is written after the swap; a
+//! Records of aborted transactions (known from the aborted transaction
+//! index) are removed and never enter the key map, so an aborted record
+//! cannot shadow a committed one; markers are kept. A cleaned segment
+//! carries the aborted transaction entries of the segments it replaces (its `.txnindex` is written after the swap; a
 //! crash before leaves it missing, and the partition rebuilds it).
 //! How far the log is clean, and the earliest delete horizon of the
 //! tombstones it keeps, are checkpointed in `cleaner-offset-checkpoint`.
@@ -37,7 +39,7 @@ use super::compaction::{self, Outcome, Rules, CONTROL, DELETE_HORIZON};
 use super::offset_map::OffsetMap;
 use super::records;
 use super::segment::{self, Segment};
-use super::txn_index::AbortedTxn;
+use super::txn_index::{AbortedBatches, AbortedTxn};
 use super::{Log, LogError};
 
 /// Where a log's cleaning stands: `<first dirty offset> <delete horizon>`.
@@ -176,6 +178,8 @@ pub struct CleanJob {
     first_uncleanable: i64,
     /// Base offsets of batches that are their producer's last.
     producers_last: HashSet<i64>,
+    /// The batches of aborted transactions in what is read.
+    aborted: AbortedBatches,
     rules: Rules,
     segment_bytes: u64,
     index_interval: u32,
@@ -329,7 +333,8 @@ impl CleanJob {
                     full = true;
                     return Ok(false);
                 }
-                if h.attributes & CONTROL == 0 && h.record_count > 0 {
+                // An aborted record must not stand for its key.
+                if h.attributes & CONTROL == 0 && h.record_count > 0 && !self.aborted.contains(h) {
                     if !map.is_empty() && map.would_overflow(h.record_count as usize) {
                         full = true;
                         return Ok(false);
@@ -419,7 +424,11 @@ impl CleanJob {
             for seg in group {
                 meter.stats.bytes_before += seg.size;
                 each_batch(&seg.path, seg.size, meter, |meter, bytes, h| {
-                    let latest = |key: &[u8], offset: i64| map.get(key).is_none_or(|l| offset >= l);
+                    // Every record of an aborted transaction goes.
+                    let aborted = self.aborted.contains(h);
+                    let latest = |key: &[u8], offset: i64| {
+                        !aborted && map.get(key).is_none_or(|l| offset >= l)
+                    };
                     let keep_header = self.producers_last.contains(&h.base_offset);
                     let f = compaction::filter_batch(
                         bytes,
@@ -550,7 +559,8 @@ fn write_checkpoint(dir: &Path, first_dirty: i64, horizon: Option<i64>) -> Resul
 
 impl Log {
     /// How dirty the log is now, if it is compacted; `high_watermark`
-    /// bounds what may be cleaned.
+    /// bounds what may be cleaned (a partition passes its last stable
+    /// offset, which is never above it).
     pub fn cleanable(&self, now_ms: i64, high_watermark: i64) -> Option<Cleanable> {
         if !self.config.cleanup.compact {
             return None;
@@ -633,6 +643,10 @@ impl Log {
             first_dirty: c.first_dirty,
             first_uncleanable: c.first_uncleanable,
             producers_last,
+            // What a consumer of the cleaned range is told was aborted.
+            aborted: AbortedBatches::new(
+                &self.collect_aborted(self.log_start_offset, c.first_uncleanable),
+            ),
             rules: Rules {
                 now_ms,
                 delete_retention_ms: self.config.delete_retention_ms,
@@ -947,6 +961,12 @@ mod tests {
                     .all(|n| !n.ends_with(".cleaned") && !n.ends_with(".swap")),
                 "step {step}: {names:?}"
             );
+            // The replaced segments' aborted transaction index went with
+            // them: the swapped-in segment's is unknown until rebuilt.
+            let index = dir.path().join(format!("{base:020}.txnindex"));
+            assert_eq!(index.exists(), step == 0, "step {step}");
+            let known = log.segments.get(&base).map(|s| s.aborted_known());
+            assert_eq!(known, Some(step == 0), "step {step}");
             let now = records_of(&log);
             if step == 0 {
                 assert_eq!(now, before, "an unfinished cleaning changes nothing");

@@ -4,7 +4,9 @@
 //! DeleteRecords, compacted by the log cleaner (`cleaner`, deciding with
 //! `compaction` batch by batch over the keys of an `offset_map`, reading
 //! records through `records`), and recovered after a crash by cutting off
-//! a torn tail and finishing an interrupted cleaning.
+//! a torn tail and finishing an interrupted cleaning. Each segment keeps the
+//! transactions aborted by the markers it holds (`txn_index`, Kafka's
+//! `.txnindex`); `control` reads and writes those markers.
 
 pub mod batch;
 pub mod cleaner;

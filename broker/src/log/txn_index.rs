@@ -140,6 +140,41 @@ pub fn collect(
     false
 }
 
+/// Which stored batches belong to aborted transactions, from the entries
+/// of the aborted transaction index: a transactional data batch of a
+/// producer between its aborted transaction's first offset and its ABORT
+/// marker. What the log cleaner removes, and leaves out of its key map, as
+/// Kafka's cleaner does.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AbortedBatches {
+    /// Per producer, its aborted transactions' (first offset, marker).
+    ranges: std::collections::HashMap<i64, Vec<(i64, i64)>>,
+}
+
+impl AbortedBatches {
+    /// The lookup over `entries`.
+    pub fn new(entries: &[AbortedTxn]) -> AbortedBatches {
+        let mut ranges: std::collections::HashMap<i64, Vec<(i64, i64)>> = Default::default();
+        for e in entries {
+            ranges
+                .entry(e.producer_id)
+                .or_default()
+                .push((e.first_offset, e.last_offset));
+        }
+        AbortedBatches { ranges }
+    }
+
+    /// Whether the batch of `h` holds records of an aborted transaction.
+    pub fn contains(&self, h: &super::batch::BatchHeader) -> bool {
+        h.is_transactional()
+            && !h.is_control()
+            && self.ranges.get(&h.producer_id).is_some_and(|r| {
+                r.iter()
+                    .any(|(first, marker)| *first <= h.base_offset && h.base_offset < *marker)
+            })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -205,5 +240,45 @@ mod tests {
         remove(&log).expect("remove");
         assert_eq!(read(&log), None);
         remove(&log).expect("nothing to remove");
+    }
+
+    #[test]
+    fn aborted_batches_are_the_transactional_data_of_aborted_ranges() {
+        use crate::log::batch::{BatchHeader, CONTROL, TRANSACTIONAL};
+        let header = |pid: i64, base: i64, attributes: i16| BatchHeader {
+            position: 0,
+            size: 61,
+            base_offset: base,
+            last_offset: base,
+            leader_epoch: 0,
+            attributes,
+            base_timestamp: 0,
+            max_timestamp: 0,
+            producer_id: pid,
+            producer_epoch: 0,
+            base_sequence: 0,
+            record_count: 1,
+        };
+        let aborted = AbortedBatches::new(&[txn(1, 10, 20, 21), txn(2, 15, 16, 17)]);
+        let cases = [
+            // (producer, offset, attributes, aborted)
+            (1, 10, TRANSACTIONAL, true),
+            (1, 19, TRANSACTIONAL, true),
+            (1, 9, TRANSACTIONAL, false),
+            // The marker itself, and a later transaction, are not.
+            (1, 20, TRANSACTIONAL | CONTROL, false),
+            (1, 21, TRANSACTIONAL, false),
+            // Another producer's, or a batch outside transactions.
+            (3, 12, TRANSACTIONAL, false),
+            (1, 12, 0, false),
+            (2, 15, TRANSACTIONAL, true),
+        ];
+        for (pid, offset, attributes, want) in cases {
+            assert_eq!(
+                aborted.contains(&header(pid, offset, attributes)),
+                want,
+                "{pid} {offset} {attributes:#x}"
+            );
+        }
     }
 }

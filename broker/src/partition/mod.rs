@@ -855,7 +855,7 @@ impl Partition {
     /// `min.cleanable.dirty.ratio` it is cleaned at.
     pub fn cleanable(&self, now_ms: i64) -> Option<(Cleanable, f64)> {
         let state = self.lock();
-        let c = state.log.cleanable(now_ms, high_watermark(&state))?;
+        let c = state.log.cleanable(now_ms, cleanable_to(&state))?;
         Some((c, state.log.config().min_cleanable_dirty_ratio))
     }
 
@@ -863,7 +863,7 @@ impl Partition {
     pub fn plan_clean(&self, now_ms: i64) -> Option<CleanJob> {
         let state = self.lock();
         let last = state.producers.last_batches();
-        state.log.plan_clean(now_ms, high_watermark(&state), last)
+        state.log.plan_clean(now_ms, cleanable_to(&state), last)
     }
 
     /// Swaps a cleaned group in; `false` when the log changed under it and
@@ -903,6 +903,13 @@ fn high_watermark(state: &State) -> i64 {
         Role::Leader(l) => l.high_watermark,
         Role::Follower { high_watermark, .. } => *high_watermark,
     }
+}
+
+/// Where the cleaner must stop: the last stable offset, as Kafka's first
+/// uncleanable offset, so no record of a transaction that may still abort
+/// (or whose marker may still be lost) is compacted.
+fn cleanable_to(state: &State) -> i64 {
+    watermarks(state).last_stable_offset
 }
 
 /// What waiting requests watch of the role: its leader, leader epoch,
@@ -1194,6 +1201,18 @@ mod tests {
     /// A producer's batch of `n` records at sequence `seq`, transactional
     /// or only idempotent.
     fn producer_batch(pid: i64, epoch: i16, seq: i32, n: usize, transactional: bool) -> Vec<u8> {
+        keyed_batch(pid, epoch, seq, n, transactional, "k")
+    }
+
+    /// As `producer_batch`, its keys `{prefix}0`, `{prefix}1`, ...
+    fn keyed_batch(
+        pid: i64,
+        epoch: i16,
+        seq: i32,
+        n: usize,
+        transactional: bool,
+        prefix: &str,
+    ) -> Vec<u8> {
         use kafka_protocol::records::{
             Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
         };
@@ -1210,7 +1229,7 @@ mod tests {
                 sequence: seq + i as i32,
                 // Now: records of the past would roll a segment per batch.
                 timestamp: now_ms() + i as i64,
-                key: Some(Bytes::from(format!("k{i}"))),
+                key: Some(Bytes::from(format!("{prefix}{i}"))),
                 value: Some(Bytes::from("v")),
                 headers: Default::default(),
             })
@@ -1440,5 +1459,214 @@ mod tests {
         assert_eq!(aborted, [entry(2, 3, 7, 8)]);
         p.append_marker(3, 0, 0, true).expect("commit");
         assert_eq!(p.watermarks().last_stable_offset, 10);
+    }
+
+    /// Every `.txnindex` entry in `dir`, file by file.
+    fn index_files(dir: &Path) -> Vec<(String, Vec<AbortedTxn>)> {
+        let mut out: Vec<(String, Vec<AbortedTxn>)> = std::fs::read_dir(dir)
+            .expect("dir")
+            .map(|e| e.expect("entry").path())
+            .filter(|p| p.extension().is_some_and(|x| x == "txnindex"))
+            .map(|p| {
+                let name = p.file_name().expect("name").to_string_lossy().into_owned();
+                let entries =
+                    crate::log::txn_index::read(&p.with_extension("log")).expect("readable");
+                (name, entries)
+            })
+            .collect();
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out
+    }
+
+    #[test]
+    fn cleaning_carries_the_aborted_transactions_of_the_segments_it_rewrites() {
+        use crate::log::cleaner::Throttle;
+        use crate::log::offset_map::OffsetMap;
+        use crate::log::Cleanup;
+
+        let dir = tempfile::tempdir().expect("dir");
+        let compacted = LogConfig {
+            segment_bytes: 200,
+            cleanup: Cleanup {
+                delete: false,
+                compact: true,
+            },
+            min_cleanable_dirty_ratio: 0.0,
+            ..LogConfig::default()
+        };
+        let p = sole_leader(dir.path(), compacted.clone());
+        two_transactions(&p);
+        for seq in 0..6 {
+            p.append(&mut producer_batch(4, 0, 2 * seq, 2, false))
+                .expect("append");
+        }
+        let all: Vec<AbortedTxn> = index_files(dir.path())
+            .into_iter()
+            .flat_map(|(_, e)| e)
+            .collect();
+        assert_eq!(all, [entry(1, 0, 2, 3), entry(2, 3, 7, 8)]);
+        let job = p.plan_clean(now_ms()).expect("due");
+        let out = job
+            .run(
+                &mut OffsetMap::with_memory(1 << 20),
+                &mut Throttle::new(f64::MAX),
+                &mut |g| p.install_cleaned(g),
+            )
+            .expect("clean")
+            .expect("installed");
+        p.finish_clean(&out).expect("finish");
+        assert!(out.stats.records_removed > 0);
+        // Rewritten, the entries are all still there, each in the segment
+        // that now holds its marker.
+        let after = index_files(dir.path());
+        let carried: Vec<AbortedTxn> = after.iter().flat_map(|(_, e)| e.clone()).collect();
+        assert_eq!(carried, all);
+        let (_, _, aborted) = p.read_committed(7, 1 << 20, false).expect("read");
+        assert_eq!(aborted, [entry(2, 3, 7, 8)]);
+        // And a reopened replica trusts them as they are.
+        drop(p);
+        let p = sole_leader(dir.path(), compacted);
+        let holding = |files: Vec<(String, Vec<AbortedTxn>)>| {
+            files
+                .into_iter()
+                .filter(|(_, e)| !e.is_empty())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(holding(index_files(dir.path())), holding(after));
+        assert_eq!(
+            p.watermarks().last_stable_offset,
+            p.watermarks().log_end_offset
+        );
+    }
+
+    #[test]
+    fn an_aborted_record_never_shadows_its_keys_committed_one() {
+        use crate::log::cleaner::Throttle;
+        use crate::log::offset_map::OffsetMap;
+        use crate::log::Cleanup;
+
+        let dir = tempfile::tempdir().expect("dir");
+        let p = sole_leader(
+            dir.path(),
+            LogConfig {
+                segment_bytes: 200,
+                cleanup: Cleanup {
+                    delete: false,
+                    compact: true,
+                },
+                min_cleanable_dirty_ratio: 0.0,
+                ..LogConfig::default()
+            },
+        );
+        // Keys k0, k1 committed by producer 1 at 0-1 (marker 2), written
+        // again by producer 2 and aborted at 3-4 (marker 5).
+        txn_append(&p, 1, 0, 2);
+        p.append_marker(1, 0, 0, true).expect("commit");
+        txn_append(&p, 2, 0, 2);
+        p.append_marker(2, 0, 0, false).expect("abort");
+        for seq in 0..6 {
+            p.append(&mut keyed_batch(
+                4,
+                0,
+                seq,
+                1,
+                false,
+                &format!("other{seq}-"),
+            ))
+            .expect("append");
+        }
+        let job = p.plan_clean(now_ms()).expect("due");
+        let out = job
+            .run(
+                &mut OffsetMap::with_memory(1 << 20),
+                &mut Throttle::new(f64::MAX),
+                &mut |g| p.install_cleaned(g),
+            )
+            .expect("clean")
+            .expect("installed");
+        p.finish_clean(&out).expect("finish");
+        let mut kept = Vec::new();
+        let mut at = 0;
+        while at < 6 {
+            let (data, _) = p.read(at, 1 << 20, true, true).expect("read");
+            for h in batch::validate_stored(&data).expect("valid") {
+                kept.push((h.base_offset, h.producer_id, h.record_count, h.is_control()));
+                at = h.last_offset + 1;
+            }
+        }
+        // The committed records stay; the aborted ones went (producer 2's
+        // batch keeps its empty header: its last); markers stay.
+        assert_eq!(
+            kept,
+            [
+                (0, 1, 2, false),
+                (2, 1, 1, true),
+                (3, 2, 0, false),
+                (5, 2, 1, true)
+            ]
+        );
+    }
+
+    #[test]
+    fn an_open_transaction_is_not_cleaned() {
+        use crate::log::Cleanup;
+
+        let dir = tempfile::tempdir().expect("dir");
+        let p = sole_leader(
+            dir.path(),
+            LogConfig {
+                segment_bytes: 200,
+                cleanup: Cleanup {
+                    delete: false,
+                    compact: true,
+                },
+                min_cleanable_dirty_ratio: 0.0,
+                ..LogConfig::default()
+            },
+        );
+        p.append(&mut producer_batch(4, 0, 0, 2, false))
+            .expect("append");
+        txn_append(&p, 1, 0, 2);
+        for seq in 1..6 {
+            p.append(&mut producer_batch(4, 0, 2 * seq, 2, false))
+                .expect("append");
+        }
+        let (c, _) = p.cleanable(now_ms()).expect("compacted");
+        assert_eq!(c.first_uncleanable, 2);
+        p.append_marker(1, 0, 0, false).expect("abort");
+        let (c, _) = p.cleanable(now_ms()).expect("compacted");
+        assert!(c.first_uncleanable > 2);
+    }
+
+    #[test]
+    fn a_torn_active_segment_has_its_index_rebuilt_from_what_is_left() {
+        let dir = tempfile::tempdir().expect("dir");
+        {
+            let p = sole_leader(dir.path(), LogConfig::default());
+            two_transactions(&p);
+        }
+        let log = dir.path().join("00000000000000000000.log");
+        // The last marker (producer 2's abort at 7) torn off mid-write.
+        let len = std::fs::metadata(&log).expect("log").len();
+        let f = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&log)
+            .expect("open");
+        f.set_len(len - 10).expect("tear");
+        drop(f);
+        let p = sole_leader(dir.path(), LogConfig::default());
+        assert_eq!(p.watermarks().log_end_offset, 7);
+        assert_eq!(
+            index_files(dir.path()),
+            [(
+                "00000000000000000000.txnindex".to_string(),
+                vec![entry(1, 0, 2, 3)]
+            )]
+        );
+        // Producer 2's transaction is open again, and its abort lands.
+        assert_eq!(p.watermarks().last_stable_offset, 3);
+        p.append_marker(2, 0, 0, false).expect("abort");
+        let (_, _, aborted) = p.read_committed(0, 1 << 20, false).expect("read");
+        assert_eq!(aborted, [entry(1, 0, 2, 3), entry(2, 3, 7, 8)]);
     }
 }

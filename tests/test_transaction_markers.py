@@ -1,0 +1,120 @@
+"""Transactions on the partition side, over the wire: transactional batches
+written as a producer sends them, ended by WriteTxnMarkers as a
+transaction coordinator sends it; a read_committed consumer (librdkafka)
+skips the aborted records and waits at an open transaction; Kafka's own
+kafka-dump-log reads the aborted transaction index."""
+
+import re
+import struct
+import time
+
+from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+from kafka.record.memory_records import MemoryRecordsBuilder
+
+from conftest import kafka_tool, unique
+from wire import RECENT_TS, Connection, Reader, frame, header, string
+
+WRITE_TXN_MARKERS = 27
+
+
+def txn_batch(producer_id, values, base_sequence=0, epoch=0):
+    builder = MemoryRecordsBuilder(magic=2, compression_type=0, batch_size=1 << 20, transactional=True,
+                                   producer_id=producer_id, producer_epoch=epoch,
+                                   base_sequence=base_sequence)
+    for i, v in enumerate(values):
+        builder.append(timestamp=RECENT_TS + i, key=b"k", value=v)
+    builder.close()
+    return bytes(builder.buffer())
+
+
+def produce(conn, transactional_id, topic, records):
+    """Produce v3 of one batch to partition 0; its error code."""
+    body = string(transactional_id) + struct.pack(">hi", -1, 10000)
+    body += struct.pack(">i", 1) + string(topic)
+    body += struct.pack(">ii", 1, 0) + struct.pack(">i", len(records)) + records
+    conn.send(frame(header(0, 3) + body))
+    r = Reader(conn.response(), 4)
+    r.take(">i")
+    r.string()
+    r.take(">i")
+    r.take(">i")
+    return r.take(">h")
+
+
+def uvarint(n):
+    out = b""
+    while n >= 0x80:
+        out += bytes([(n & 0x7F) | 0x80])
+        n >>= 7
+    return out + bytes([n])
+
+
+def write_txn_markers(conn, producer_id, commit, topic, coordinator_epoch=0, epoch=0):
+    """WriteTxnMarkers v1 (flexible) of one marker on partition 0; the
+    partition's error code."""
+    name = topic.encode()
+    marker = struct.pack(">qhb", producer_id, epoch, 1 if commit else 0)
+    marker += uvarint(2) + uvarint(len(name) + 1) + name + uvarint(2) + struct.pack(">i", 0) + b"\x00"
+    marker += struct.pack(">i", coordinator_epoch) + b"\x00"
+    body = uvarint(2) + marker + b"\x00"
+    # Request header v2: v1's and its tagged fields.
+    conn.send(frame(header(WRITE_TXN_MARKERS, 1) + b"\x00" + body))
+    r = Reader(conn.response(), 4)
+    r.tagged_fields()
+    assert r.uvarint() == 2
+    assert r.take(">q") == producer_id
+    assert r.uvarint() == 2
+    assert r.compact_string() == topic
+    assert r.uvarint() == 2
+    assert r.take(">i") == 0
+    return r.take(">h")
+
+
+def consume(bootstrap, topic, isolation, want, timeout=15):
+    """The values a consumer of `isolation` reads from offset 0, once it
+    has `want` of them or the time is up."""
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": unique("g"),
+                         "isolation.level": isolation, "enable.auto.commit": False})
+    consumer.assign([TopicPartition(topic, 0, 0)])
+    got = []
+    deadline = time.time() + timeout
+    while len(got) < want and time.time() < deadline:
+        m = consumer.poll(0.5)
+        if m is not None and not m.error():
+            got.append(m.value())
+    consumer.close()
+    return got
+
+
+def test_read_committed_consumers_skip_aborted_transactions_and_kafka_reads_the_index(gregor):
+    topic = unique("txn")
+    admin = AdminClient({"bootstrap.servers": gregor.bootstrap})
+    admin.create_topics([NewTopic(topic, 1, 1)])[topic].result(30)
+    conn = Connection(gregor.bootstrap)
+    # A transactional batch in a request without a transactional id is
+    # refused, as Kafka refuses it.
+    assert produce(conn, None, topic, txn_batch(1000, [b"x"])) == 53  # TRANSACTIONAL_ID_AUTHORIZATION_FAILED
+    # Producer 1000 aborts offsets 0-1 (marker at 2); 1001 commits 3-4
+    # (marker at 5).
+    assert produce(conn, "t-a", topic, txn_batch(1000, [b"a1", b"a2"])) == 0
+    assert write_txn_markers(conn, 1000, False, topic, coordinator_epoch=4) == 0
+    assert produce(conn, "t-c", topic, txn_batch(1001, [b"c1", b"c2"])) == 0
+    assert write_txn_markers(conn, 1001, True, topic) == 0
+    # A coordinator that lost the producer's transactions is fenced.
+    assert write_txn_markers(conn, 1000, True, topic, coordinator_epoch=3) == 52  # TRANSACTION_COORDINATOR_FENCED
+    assert consume(gregor.bootstrap, topic, "read_committed", 2) == [b"c1", b"c2"]
+    assert consume(gregor.bootstrap, topic, "read_uncommitted", 4) == [b"a1", b"a2", b"c1", b"c2"]
+    # An open transaction holds read_committed consumers before it.
+    assert produce(conn, "t-o", topic, txn_batch(1002, [b"o1"])) == 0
+    assert produce(conn, "t-c", topic, txn_batch(1001, [b"c3"], base_sequence=2)) == 0
+    assert consume(gregor.bootstrap, topic, "read_committed", 3, timeout=5) == [b"c1", b"c2"]
+    assert write_txn_markers(conn, 1001, True, topic) == 0
+    assert write_txn_markers(conn, 1002, True, topic) == 0
+    assert consume(gregor.bootstrap, topic, "read_committed", 4) == [b"c1", b"c2", b"o1", b"c3"]
+    conn.close()
+    # Kafka's tool reads the abort from the segment's .txnindex.
+    index = gregor.data / f"{topic}-0" / "00000000000000000000.txnindex"
+    dump = kafka_tool("kafka-dump-log", "--files", str(index)).stdout
+    entries = re.findall(r"producerId: (\d+) firstOffset: (\d+) lastOffset: (\d+) lastStableOffset: (\d+)", dump)
+    assert entries == [("1000", "0", "2", "3")], dump
