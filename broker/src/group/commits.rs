@@ -73,21 +73,8 @@ impl GroupCoordinator {
         let (mut results, write) = {
             let mut inner = self.lock();
             check_committer(&inner, group_id, &req.member)?;
-            let mut results = Vec::with_capacity(req.offsets.len());
             // Valid commits are written together, in one batch.
-            let mut accepted = Vec::new();
-            for o in req.offsets {
-                results.push(if !self.topics.exists(&o.topic, o.partition) {
-                    // Like Kafka: the partition must exist in the cluster;
-                    // this broker need not store it.
-                    Err(GroupError::UnknownTopicOrPartition)
-                } else if o.committed.metadata.len() > MAX_OFFSET_METADATA {
-                    Err(GroupError::MetadataTooLarge)
-                } else {
-                    accepted.push((o.topic, o.partition, o.committed));
-                    Ok(())
-                });
-            }
+            let (mut results, accepted) = self.screen(req.offsets);
             if !accepted.is_empty() {
                 if let Err(e) = inner.offsets.commit(group_id, accepted) {
                     tracing::error!(group = %group_id, error = %e, "cannot store committed offsets");
@@ -115,18 +102,7 @@ impl GroupCoordinator {
         let (mut results, write) = {
             let mut inner = self.lock();
             check_transactional_committer(&inner, group_id, &req.member)?;
-            let mut results = Vec::with_capacity(req.offsets.len());
-            let mut accepted = Vec::new();
-            for o in req.offsets {
-                results.push(if !self.topics.exists(&o.topic, o.partition) {
-                    Err(GroupError::UnknownTopicOrPartition)
-                } else if o.committed.metadata.len() > MAX_OFFSET_METADATA {
-                    Err(GroupError::MetadataTooLarge)
-                } else {
-                    accepted.push((o.topic, o.partition, o.committed));
-                    Ok(())
-                });
-            }
+            let (mut results, accepted) = self.screen(req.offsets);
             if !accepted.is_empty() {
                 if let Err(e) = inner
                     .offsets
@@ -151,6 +127,28 @@ impl GroupCoordinator {
         self.lock()
             .offsets
             .end_transaction(index, producer_id, commit);
+    }
+
+    /// Each offset's verdict, and the commits to write: like Kafka, the
+    /// partition must exist in the cluster (this broker need not store
+    /// it) and the metadata must fit `offset.metadata.max.bytes`.
+    fn screen(
+        &self,
+        offsets: Vec<PartitionOffset>,
+    ) -> (PartitionResults, Vec<(String, i32, Committed)>) {
+        let mut results = Vec::with_capacity(offsets.len());
+        let mut accepted = Vec::new();
+        for o in offsets {
+            results.push(if !self.topics.exists(&o.topic, o.partition) {
+                Err(GroupError::UnknownTopicOrPartition)
+            } else if o.committed.metadata.len() > MAX_OFFSET_METADATA {
+                Err(GroupError::MetadataTooLarge)
+            } else {
+                accepted.push((o.topic, o.partition, o.committed));
+                Ok(())
+            });
+        }
+        (results, accepted)
     }
 
     /// A group's committed offsets: of the partitions `wanted`, by topic

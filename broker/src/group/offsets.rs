@@ -378,16 +378,7 @@ impl OffsetStore {
         group: &str,
         commits: Vec<(String, i32, Committed)>,
     ) -> Result<(), OffsetStoreError> {
-        let now = now_ms();
-        let entries: Vec<(Bytes, Option<Bytes>)> = commits
-            .iter()
-            .map(|(t, p, c)| {
-                (
-                    offset_records::key(group, t, *p),
-                    Some(offset_records::value(c, now)),
-                )
-            })
-            .collect();
+        let entries = commit_records(group, &commits);
         self.write(group, entries)?;
         for (topic, partition, committed) in commits {
             let rec = OffsetRecord::Commit {
@@ -410,16 +401,7 @@ impl OffsetStore {
         producer: Transactional,
         commits: Vec<(String, i32, Committed)>,
     ) -> Result<(), OffsetStoreError> {
-        let now = now_ms();
-        let entries: Vec<(Bytes, Option<Bytes>)> = commits
-            .iter()
-            .map(|(t, p, c)| {
-                (
-                    offset_records::key(group, t, *p),
-                    Some(offset_records::value(c, now)),
-                )
-            })
-            .collect();
+        let entries = commit_records(group, &commits);
         let p = self.partition_of(group)?.clone();
         if let Some(appended) = append(&p, entries, Some(producer))? {
             self.last_write = Some((p, appended));
@@ -513,6 +495,23 @@ impl OffsetStore {
         }
         Ok(())
     }
+}
+
+/// The records of a group's commits, stamped now.
+fn commit_records(
+    group: &str,
+    commits: &[(String, i32, Committed)],
+) -> Vec<(Bytes, Option<Bytes>)> {
+    let now = now_ms();
+    commits
+        .iter()
+        .map(|(t, p, c)| {
+            (
+                offset_records::key(group, t, *p),
+                Some(offset_records::value(c, now)),
+            )
+        })
+        .collect()
 }
 
 /// Appends records as one batch, as part of `transaction` when given (as

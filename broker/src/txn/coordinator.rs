@@ -557,31 +557,14 @@ impl TransactionCoordinator {
     /// transactions that outlived their timeout.
     async fn abort_timed_out(self: &Arc<Self>) {
         let now = now_ms();
-        let due: Vec<(String, Served, TxnMetadata)> = {
-            let mut inner = self.lock();
-            let ids: Vec<String> = inner
-                .txns
-                .iter()
-                .filter(|(_, e)| !e.pending && e.meta.timed_out(now))
-                .map(|(id, _)| id.clone())
-                .collect();
-            let mut due = Vec::new();
-            for id in ids {
-                let Ok(served) = self.served(&inner, &id) else {
-                    continue;
-                };
-                if let Some(e) = inner.txns.get_mut(&id) {
-                    e.pending = true;
-                    due.push((id, served, e.meta.fence_and_abort(now)));
-                }
-            }
-            due
-        };
+        let due = self.take_due(|m| m.timed_out(now).then(|| Some(m.fence_and_abort(now))));
         for (id, served, next) in due {
-            match self.transit(&id, &served, Some(next.clone())).await {
+            match self.transit(&id, &served, next.clone()).await {
                 Ok(()) => {
-                    tracing::info!(transactional_id = %id, producer_id = next.producer_id, timeout_ms = next.timeout_ms, "aborting a transaction that outlived its timeout");
-                    self.send_markers(&id, served.epoch, &next);
+                    if let Some(next) = next {
+                        tracing::info!(transactional_id = %id, producer_id = next.producer_id, timeout_ms = next.timeout_ms, "aborting a transaction that outlived its timeout");
+                        self.send_markers(&id, served.epoch, &next);
+                    }
                 }
                 Err(e) => {
                     tracing::warn!(transactional_id = %id, error = %e, "cannot abort a timed-out transaction; trying again later")
@@ -594,27 +577,9 @@ impl TransactionCoordinator {
     /// (a tombstone in the log).
     async fn expire_ids(self: &Arc<Self>) {
         let now = now_ms();
-        let due: Vec<(String, Served)> = {
-            let mut inner = self.lock();
-            let ids: Vec<String> = inner
-                .txns
-                .iter()
-                .filter(|(_, e)| !e.pending && e.meta.expired(now, self.settings.id_expiration_ms))
-                .map(|(id, _)| id.clone())
-                .collect();
-            let mut due = Vec::new();
-            for id in ids {
-                let Ok(served) = self.served(&inner, &id) else {
-                    continue;
-                };
-                if let Some(e) = inner.txns.get_mut(&id) {
-                    e.pending = true;
-                    due.push((id, served));
-                }
-            }
-            due
-        };
-        for (id, served) in due {
+        let expiration = self.settings.id_expiration_ms;
+        let due = self.take_due(|m| m.expired(now, expiration).then_some(None));
+        for (id, served, _) in due {
             match self.transit(&id, &served, None).await {
                 Ok(()) => {
                     tracing::info!(transactional_id = %id, "forgot an expired transactional id")
@@ -624,6 +589,34 @@ impl TransactionCoordinator {
                 }
             }
         }
+    }
+
+    /// The served ids, not pending, for which `next` decides a state to
+    /// write (`Some(None)`: a tombstone); each is marked pending.
+    fn take_due(
+        &self,
+        next: impl Fn(&TxnMetadata) -> Option<Option<TxnMetadata>>,
+    ) -> Vec<(String, Served, Option<TxnMetadata>)> {
+        let mut inner = self.lock();
+        let ids: Vec<String> = inner
+            .txns
+            .iter()
+            .filter(|(_, e)| !e.pending)
+            .map(|(id, _)| id.clone())
+            .collect();
+        let mut due = Vec::new();
+        for id in ids {
+            let Ok(served) = self.served(&inner, &id) else {
+                continue;
+            };
+            if let Some(e) = inner.txns.get_mut(&id) {
+                if let Some(state) = next(&e.meta) {
+                    e.pending = true;
+                    due.push((id, served, state));
+                }
+            }
+        }
+        due
     }
 
     /// Runs the coordinator's timers until the broker stops.

@@ -45,6 +45,40 @@ const TOP_LEVEL_ERROR_VERSION: i16 = 2;
 /// First OffsetFetch version that asks for several groups (KIP-709).
 const MULTI_GROUP_VERSION: i16 = 8;
 
+/// Whether each topic may be committed for: READ on it, and on the group
+/// (`group_allowed`).
+fn readable<'a>(
+    node: &Node,
+    ctx: &RequestContext,
+    group_allowed: bool,
+    topics: impl Iterator<Item = &'a str>,
+) -> Vec<bool> {
+    topics
+        .map(|t| {
+            group_allowed && authorize::allowed(node, ctx, Operation::Read, ResourceType::Topic, t)
+        })
+        .collect()
+}
+
+/// One partition's commit as a request carries it.
+fn offset_of(
+    topic: &str,
+    partition: i32,
+    offset: i64,
+    leader_epoch: i32,
+    metadata: Option<&kafka_protocol::protocol::StrBytes>,
+) -> PartitionOffset {
+    PartitionOffset {
+        topic: topic.to_string(),
+        partition,
+        committed: Committed {
+            offset,
+            leader_epoch,
+            metadata: metadata.map(|m| m.to_string()).unwrap_or_default(),
+        },
+    }
+}
+
 /// Commits offsets; each partition answers once its offset is replicated.
 /// Committing takes READ on the group and on each topic.
 pub async fn offset_commit(
@@ -59,32 +93,26 @@ pub async fn offset_commit(
         ResourceType::Group,
         &request.group_id,
     );
-    let topic_allowed: Vec<bool> = request
-        .topics
-        .iter()
-        .map(|t| {
-            group_allowed
-                && authorize::allowed(node, ctx, Operation::Read, ResourceType::Topic, &t.name)
-        })
-        .collect();
+    let topic_allowed = readable(
+        node,
+        ctx,
+        group_allowed,
+        request.topics.iter().map(|t| t.name.as_str()),
+    );
     let offsets = request
         .topics
         .iter()
         .zip(&topic_allowed)
         .filter(|(_, ok)| **ok)
         .flat_map(|(t, _)| {
-            t.partitions.iter().map(|p| PartitionOffset {
-                topic: t.name.to_string(),
-                partition: p.partition_index,
-                committed: Committed {
-                    offset: p.committed_offset,
-                    leader_epoch: p.committed_leader_epoch,
-                    metadata: p
-                        .committed_metadata
-                        .as_ref()
-                        .map(|m| m.to_string())
-                        .unwrap_or_default(),
-                },
+            t.partitions.iter().map(|p| {
+                offset_of(
+                    &t.name,
+                    p.partition_index,
+                    p.committed_offset,
+                    p.committed_leader_epoch,
+                    p.committed_metadata.as_ref(),
+                )
             })
         })
         .collect();
@@ -161,32 +189,26 @@ pub async fn txn_offset_commit(
             ResourceType::Group,
             &request.group_id,
         );
-    let topic_allowed: Vec<bool> = request
-        .topics
-        .iter()
-        .map(|t| {
-            group_allowed
-                && authorize::allowed(node, ctx, Operation::Read, ResourceType::Topic, &t.name)
-        })
-        .collect();
+    let topic_allowed = readable(
+        node,
+        ctx,
+        group_allowed,
+        request.topics.iter().map(|t| t.name.as_str()),
+    );
     let offsets = request
         .topics
         .iter()
         .zip(&topic_allowed)
         .filter(|(_, ok)| **ok)
         .flat_map(|(t, _)| {
-            t.partitions.iter().map(|p| PartitionOffset {
-                topic: t.name.to_string(),
-                partition: p.partition_index,
-                committed: Committed {
-                    offset: p.committed_offset,
-                    leader_epoch: p.committed_leader_epoch,
-                    metadata: p
-                        .committed_metadata
-                        .as_ref()
-                        .map(|m| m.to_string())
-                        .unwrap_or_default(),
-                },
+            t.partitions.iter().map(|p| {
+                offset_of(
+                    &t.name,
+                    p.partition_index,
+                    p.committed_offset,
+                    p.committed_leader_epoch,
+                    p.committed_metadata.as_ref(),
+                )
             })
         })
         .collect();
