@@ -12,13 +12,13 @@ use std::sync::Arc;
 use gregor_client::batch::Transactional;
 
 use bytes::Bytes;
-use kafka_protocol::records::{Compression, RecordBatchDecoder};
+use kafka_protocol::records::Compression;
 
 use super::consumer_records::StoredConsumerGroup;
 use super::offset_records::{self, Committed, GroupMetadata, OffsetRecord};
 use crate::clock::now_ms;
-use crate::log::batch;
 use crate::log::control::Marker;
+use crate::partition::replay::{replay, ReplayError};
 use crate::partition::{Appended, Partition, PartitionError};
 
 /// Name of the internal topic.
@@ -194,61 +194,47 @@ pub struct LoadedPartition {
 impl LoadedPartition {
     /// Reads `p`'s log from its start and applies every record.
     pub fn read(p: &Partition) -> Result<LoadedPartition, OffsetStoreError> {
-        let fail = |source| OffsetStoreError::Partition {
-            partition: p.index,
-            source,
-        };
-        let undecodable = |reason: String| OffsetStoreError::Decode {
-            partition: p.index,
-            reason,
-        };
         let mut loaded = LoadedPartition {
             groups: StoredGroups::default(),
         };
-        let mut offset = p.watermarks().log_start_offset;
-        loop {
-            let (mut data, marks) = p.read(offset, 1 << 20, true, true).map_err(fail)?;
-            if data.is_empty() || offset >= marks.log_end_offset {
-                return Ok(loaded);
-            }
-            // Reading goes on after the last batch's last offset: in a
-            // compacted log its last records may be gone.
-            let headers = batch::validate_stored(&data).map_err(|e| undecodable(e.to_string()))?;
-            let Some(last) = headers.last() else {
-                return Ok(loaded);
-            };
-            offset = last.last_offset + 1;
-            // Every batch of the read: decoding only the first and reading
-            // again from there made loading quadratic in the batches.
-            let sets = RecordBatchDecoder::decode_all(&mut data)
-                .map_err(|e| undecodable(format!("{e:#}")))?;
-            for r in sets.iter().flat_map(|set| &set.records) {
-                if r.control {
-                    // A transaction's end: its held commits count or go.
-                    if let Ok(Some(m)) = Marker::parse(r.key.as_deref(), r.value.as_deref()) {
-                        loaded
-                            .groups
-                            .end_transaction(r.producer_id, m.commit, |_| true);
-                    }
-                    continue;
+        replay(p, |r| {
+            if r.control {
+                // A transaction's end: its held commits count or go.
+                if let Ok(Some(m)) = Marker::parse(r.key.as_deref(), r.value.as_deref()) {
+                    loaded
+                        .groups
+                        .end_transaction(r.producer_id, m.commit, |_| true);
                 }
-                let Some(key) = &r.key else { continue };
-                match offset_records::decode(key, r.value.as_deref()) {
-                    Some(OffsetRecord::Commit {
-                        group,
-                        topic,
-                        partition,
-                        committed,
-                    }) if r.transactional => {
-                        loaded
-                            .groups
-                            .hold(r.producer_id, group, topic, partition, committed)
-                    }
-                    Some(rec) => loaded.groups.apply(rec),
-                    None => {}
-                }
+                return Ok(());
             }
-        }
+            let Some(key) = &r.key else { return Ok(()) };
+            match offset_records::decode(key, r.value.as_deref()) {
+                Some(OffsetRecord::Commit {
+                    group,
+                    topic,
+                    partition,
+                    committed,
+                }) if r.transactional => {
+                    loaded
+                        .groups
+                        .hold(r.producer_id, group, topic, partition, committed)
+                }
+                Some(rec) => loaded.groups.apply(rec),
+                None => {}
+            }
+            Ok(())
+        })
+        .map_err(|e| match e {
+            ReplayError::Partition(source) => OffsetStoreError::Partition {
+                partition: p.index,
+                source,
+            },
+            ReplayError::Decode(reason) => OffsetStoreError::Decode {
+                partition: p.index,
+                reason,
+            },
+        })?;
+        Ok(loaded)
     }
 }
 

@@ -615,8 +615,25 @@ async fn rejoin_quorum(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+
+    /// A quorum of this node alone, its log under `dir`, for tests of the
+    /// services that ask the controller (ISR changes, producer ids).
+    pub(crate) async fn lone(dir: &std::path::Path) -> Arc<Quorum> {
+        Quorum::start(QuorumSettings {
+            node_id: 1,
+            voters: BTreeMap::from([(1, String::new())]),
+            dir: dir.join("__cluster_metadata-0"),
+            election_timeout: Duration::from_millis(100),
+            session_timeout: Duration::from_secs(10),
+            cluster_id: "test".into(),
+            preferred_leader_check: None,
+            dialer: Default::default(),
+        })
+        .await
+        .expect("quorum")
+    }
 
     #[test]
     fn requests_go_to_the_leader_wherever_it_is() {

@@ -7,7 +7,8 @@
 //! - [`leader`] is the leader's bookkeeping of its followers (pure);
 //! - [`producer_state`] de-duplicates idempotent producers' batches and
 //!   fences transaction markers;
-//! - [`transactions`] tracks open transactions and the last stable offset.
+//! - [`transactions`] tracks open transactions and the last stable offset;
+//! - [`replay`] hands a replica's records to the coordinators that load it.
 //!
 //! Transactions: a transactional batch opens its producer's transaction;
 //! a marker (a control batch, [`Partition::append_marker`] on the leader)
@@ -18,6 +19,7 @@
 pub mod epochs;
 pub mod leader;
 pub mod producer_state;
+pub mod replay;
 pub mod transactions;
 
 use std::path::Path;

@@ -186,12 +186,10 @@ fn replica_of(topic: &Topic, partition: i32) -> Result<Arc<Partition>, ReplicaEr
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
     use std::path::Path;
 
     use super::*;
     use crate::metadata::image::{ClusterImage, PartitionImage, TopicImage};
-    use crate::metadata::quorum::{Quorum, QuorumSettings};
     use crate::topic::config::TopicDefaults;
 
     /// The topic every test uses.
@@ -219,18 +217,7 @@ mod tests {
         configs: &[(&str, &str)],
         partitions: Vec<PartitionImage>,
     ) -> (ReplicaManager, Arc<TopicRegistry>) {
-        let quorum = Quorum::start(QuorumSettings {
-            node_id: 1,
-            voters: BTreeMap::from([(1, String::new())]),
-            dir: dir.join("__cluster_metadata-0"),
-            election_timeout: Duration::from_millis(100),
-            session_timeout: Duration::from_secs(10),
-            cluster_id: "test".into(),
-            preferred_leader_check: None,
-            dialer: Default::default(),
-        })
-        .await
-        .expect("quorum");
+        let quorum = crate::metadata::quorum::tests::lone(dir).await;
         let topics = Arc::new(TopicRegistry::new(
             1,
             &[dir.to_path_buf()],

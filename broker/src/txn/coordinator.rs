@@ -294,27 +294,38 @@ impl TransactionCoordinator {
         producer: ProducerIdEpoch,
         partitions: BTreeSet<(String, i32)>,
     ) -> Result<(), TxnError> {
+        let decided = self.decide(transactional_id, |m, pending| {
+            m.add_partitions(producer, &partitions, pending, now_ms())
+        })?;
+        match decided {
+            Some((served, next)) => self.transit(transactional_id, &served, Some(next)).await,
+            None => Ok(()),
+        }
+    }
+
+    /// Decides, under the lock, the next state of an existing id (Kafka
+    /// answers INVALID_PRODUCER_ID_MAPPING for an unknown one) from its
+    /// state and whether a write of it is under way; a state to write
+    /// makes the id pending. `None`: nothing to write.
+    fn decide(
+        &self,
+        transactional_id: &str,
+        next: impl FnOnce(&TxnMetadata, bool) -> Result<Option<TxnMetadata>, TxnError>,
+    ) -> Result<Option<(Served, TxnMetadata)>, TxnError> {
         if transactional_id.is_empty() {
             return Err(TxnError::InvalidRequest("empty transactional id"));
         }
-        let (served, next) = {
-            let mut inner = self.lock();
-            let served = self.served(&inner, transactional_id)?;
-            let entry = inner
-                .txns
-                .get_mut(transactional_id)
-                .ok_or(TxnError::InvalidProducerIdMapping)?;
-            let Some(next) =
-                entry
-                    .meta
-                    .add_partitions(producer, &partitions, entry.pending, now_ms())?
-            else {
-                return Ok(());
-            };
-            entry.pending = true;
-            (served, next)
+        let mut inner = self.lock();
+        let served = self.served(&inner, transactional_id)?;
+        let entry = inner
+            .txns
+            .get_mut(transactional_id)
+            .ok_or(TxnError::InvalidProducerIdMapping)?;
+        let Some(next) = next(&entry.meta, entry.pending)? else {
+            return Ok(None);
         };
-        self.transit(transactional_id, &served, Some(next)).await
+        entry.pending = true;
+        Ok(Some((served, next)))
     }
 
     /// KIP-890 part 1: whether each partition is in the producer's
@@ -348,21 +359,11 @@ impl TransactionCoordinator {
         producer: ProducerIdEpoch,
         commit: bool,
     ) -> Result<(), TxnError> {
-        if transactional_id.is_empty() {
-            return Err(TxnError::InvalidRequest("empty transactional id"));
-        }
-        let (served, next) = {
-            let mut inner = self.lock();
-            let served = self.served(&inner, transactional_id)?;
-            let entry = inner
-                .txns
-                .get_mut(transactional_id)
-                .ok_or(TxnError::InvalidProducerIdMapping)?;
-            let Some(next) = entry.meta.end(producer, commit, entry.pending, now_ms())? else {
-                return Ok(());
-            };
-            entry.pending = true;
-            (served, next)
+        let Some((served, next)) = self.decide(transactional_id, |m, pending| {
+            m.end(producer, commit, pending, now_ms())
+        })?
+        else {
+            return Ok(());
         };
         self.transit(transactional_id, &served, Some(next.clone()))
             .await?;
@@ -732,14 +733,13 @@ impl TransactionCoordinator {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
     use std::path::Path;
 
     use uuid::Uuid;
 
     use super::*;
     use crate::metadata::image::{ClusterImage, PartitionImage, TopicImage};
-    use crate::metadata::quorum::QuorumSettings;
+    use crate::metadata::quorum::tests::lone;
     use crate::topic::config::TopicDefaults;
 
     /// A coordinator on `dir` leading the one partition of a transaction
@@ -801,21 +801,6 @@ mod tests {
         (c, rx)
     }
 
-    async fn quorum(dir: &Path) -> Arc<Quorum> {
-        Quorum::start(QuorumSettings {
-            node_id: 1,
-            voters: BTreeMap::from([(1, String::new())]),
-            dir: dir.join("__cluster_metadata-0"),
-            election_timeout: Duration::from_millis(100),
-            session_timeout: Duration::from_secs(10),
-            cluster_id: "test".into(),
-            preferred_leader_check: None,
-            dialer: Default::default(),
-        })
-        .await
-        .expect("quorum")
-    }
-
     fn parts(ps: &[(&str, i32)]) -> BTreeSet<(String, i32)> {
         ps.iter().map(|(t, p)| (t.to_string(), *p)).collect()
     }
@@ -823,7 +808,7 @@ mod tests {
     #[tokio::test]
     async fn a_transaction_commits_and_survives_a_reload_of_the_log() {
         let dir = tempfile::tempdir().expect("dir");
-        let q = quorum(dir.path()).await;
+        let q = lone(dir.path()).await;
         let (c, mut jobs) = coordinator(dir.path(), q.clone()).await;
         let p = c
             .init_producer_id("app-1", 30_000, None)
@@ -881,7 +866,7 @@ mod tests {
     #[tokio::test]
     async fn a_new_producer_aborts_the_transaction_of_the_old_one() {
         let dir = tempfile::tempdir().expect("dir");
-        let (c, mut jobs) = coordinator(dir.path(), quorum(dir.path()).await).await;
+        let (c, mut jobs) = coordinator(dir.path(), lone(dir.path()).await).await;
         let old = c
             .init_producer_id("app-2", 30_000, None)
             .await
@@ -916,7 +901,7 @@ mod tests {
     #[tokio::test]
     async fn an_expired_transaction_is_aborted_and_its_producer_fenced() {
         let dir = tempfile::tempdir().expect("dir");
-        let (c, mut jobs) = coordinator(dir.path(), quorum(dir.path()).await).await;
+        let (c, mut jobs) = coordinator(dir.path(), lone(dir.path()).await).await;
         let p = c.init_producer_id("app-3", 1, None).await.expect("init");
         c.add_partitions("app-3", p, parts(&[("t", 2)]))
             .await

@@ -7,13 +7,14 @@
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
-use kafka_protocol::records::{Compression, RecordBatchDecoder};
+use kafka_protocol::records::Compression;
 
 use super::error::TxnError;
 use super::records;
 use super::state::TxnMetadata;
 use crate::clock::now_ms;
 use crate::log::batch;
+use crate::partition::replay::{replay, ReplayError};
 use crate::partition::{Partition, PartitionError, Replication};
 
 /// Name of the internal topic.
@@ -43,41 +44,29 @@ pub enum LoadError {
 /// Replays partition `p` from its log start: the last state of every
 /// transactional id it holds (deleted ones left out).
 pub fn read(p: &Partition) -> Result<HashMap<String, TxnMetadata>, LoadError> {
-    let fail = |source| LoadError::Partition {
-        partition: p.index,
-        source,
-    };
-    let undecodable = |reason: String| LoadError::Decode {
-        partition: p.index,
-        reason,
-    };
     let mut txns = HashMap::new();
-    let mut offset = p.watermarks().log_start_offset;
-    loop {
-        let (mut data, marks) = p.read(offset, 1 << 20, true, true).map_err(fail)?;
-        if data.is_empty() || offset >= marks.log_end_offset {
-            return Ok(txns);
-        }
-        let headers = batch::validate_stored(&data).map_err(|e| undecodable(e.to_string()))?;
-        let Some(last) = headers.last() else {
-            return Ok(txns);
+    replay(p, |r| {
+        let Some(key) = &r.key else { return Ok(()) };
+        let id = records::decode_key(key).map_err(|e| e.to_string())?;
+        match records::decode_value(r.value.as_deref())
+            .map_err(|e| format!("transactional id {id}: {e}"))?
+        {
+            Some(m) => txns.insert(id, m),
+            None => txns.remove(&id),
         };
-        offset = last.last_offset + 1;
-        let sets =
-            RecordBatchDecoder::decode_all(&mut data).map_err(|e| undecodable(format!("{e:#}")))?;
-        for set in &sets {
-            for r in &set.records {
-                let Some(key) = &r.key else { continue };
-                let id = records::decode_key(key).map_err(|e| undecodable(e.to_string()))?;
-                match records::decode_value(r.value.as_deref())
-                    .map_err(|e| undecodable(format!("transactional id {id}: {e}")))?
-                {
-                    Some(m) => txns.insert(id, m),
-                    None => txns.remove(&id),
-                };
-            }
-        }
-    }
+        Ok(())
+    })
+    .map_err(|e| match e {
+        ReplayError::Partition(source) => LoadError::Partition {
+            partition: p.index,
+            source,
+        },
+        ReplayError::Decode(reason) => LoadError::Decode {
+            partition: p.index,
+            reason,
+        },
+    })?;
+    Ok(txns)
 }
 
 /// Writes `state` (`None`: a tombstone) of `transactional_id` to `p` as its
