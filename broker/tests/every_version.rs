@@ -17,6 +17,7 @@ use gregor_broker::protocol::{versions, ConnectionInfo};
 use gregor_broker::topic::NewTopic;
 
 const TOPIC: &str = "sweep";
+const TXN: &str = "sweep-txn";
 
 fn s(text: &str) -> StrBytes {
     StrBytes::from_string(text.to_string())
@@ -194,6 +195,25 @@ fn sample(api: ApiKey, version: i16, topic_id: uuid::Uuid) -> RequestKind {
             r.producer_epoch = -1;
             RequestKind::InitProducerId(r)
         }
+        ApiKey::AddPartitionsToTxn => {
+            let mut t = add_partitions_to_txn_request::AddPartitionsToTxnTopic::default();
+            t.name = TopicName(s(TOPIC));
+            t.partitions = vec![0, 1];
+            let mut r = AddPartitionsToTxnRequest::default();
+            let mut txn = add_partitions_to_txn_request::AddPartitionsToTxnTransaction::default();
+            txn.transactional_id = TransactionalId(s(TXN));
+            txn.producer_id = ProducerId(1);
+            txn.verify_only = true;
+            if version >= 4 {
+                txn.topics = vec![t];
+                r.transactions = vec![txn];
+            } else {
+                r.v3_and_below_transactional_id = txn.transactional_id;
+                r.v3_and_below_producer_id = txn.producer_id;
+                r.v3_and_below_topics = vec![t];
+            }
+            RequestKind::AddPartitionsToTxn(r)
+        }
         ApiKey::ListGroups => RequestKind::ListGroups(ListGroupsRequest::default()),
         ApiKey::DescribeCluster => RequestKind::DescribeCluster(DescribeClusterRequest::default()),
         other => RequestKind::default_for(other),
@@ -341,6 +361,61 @@ impl DefaultFor for RequestKind {
             }
             ApiKey::DescribeClientQuotas => {
                 RequestKind::DescribeClientQuotas(DescribeClientQuotasRequest::default())
+            }
+            ApiKey::AddOffsetsToTxn => {
+                let mut r = AddOffsetsToTxnRequest::default();
+                r.transactional_id = TransactionalId(s(TXN));
+                r.producer_id = ProducerId(1);
+                r.group_id = GroupId(s("sweep-group"));
+                RequestKind::AddOffsetsToTxn(r)
+            }
+            ApiKey::EndTxn => {
+                let mut r = EndTxnRequest::default();
+                r.transactional_id = TransactionalId(s(TXN));
+                r.producer_id = ProducerId(1);
+                r.committed = true;
+                RequestKind::EndTxn(r)
+            }
+            ApiKey::TxnOffsetCommit => {
+                let mut p = txn_offset_commit_request::TxnOffsetCommitRequestPartition::default();
+                p.committed_offset = 1;
+                let mut t = txn_offset_commit_request::TxnOffsetCommitRequestTopic::default();
+                t.name = TopicName(s(TOPIC));
+                t.partitions = vec![p];
+                let mut r = TxnOffsetCommitRequest::default();
+                r.transactional_id = TransactionalId(s(TXN));
+                r.group_id = GroupId(s("sweep-group"));
+                r.producer_id = ProducerId(1);
+                r.generation_id = -1;
+                r.topics = vec![t];
+                RequestKind::TxnOffsetCommit(r)
+            }
+            ApiKey::WriteTxnMarkers => {
+                let mut t = write_txn_markers_request::WritableTxnMarkerTopic::default();
+                t.name = TopicName(s(TOPIC));
+                t.partition_indexes = vec![0];
+                let mut m = write_txn_markers_request::WritableTxnMarker::default();
+                m.producer_id = ProducerId(1);
+                m.topics = vec![t];
+                let mut r = WriteTxnMarkersRequest::default();
+                r.markers = vec![m];
+                RequestKind::WriteTxnMarkers(r)
+            }
+            ApiKey::DescribeTransactions => {
+                let mut r = DescribeTransactionsRequest::default();
+                r.transactional_ids = vec![TransactionalId(s(TXN))];
+                RequestKind::DescribeTransactions(r)
+            }
+            ApiKey::ListTransactions => {
+                RequestKind::ListTransactions(ListTransactionsRequest::default())
+            }
+            ApiKey::DescribeProducers => {
+                let mut t = describe_producers_request::TopicRequest::default();
+                t.name = TopicName(s(TOPIC));
+                t.partition_indexes = vec![0, 1];
+                let mut r = DescribeProducersRequest::default();
+                r.topics = vec![t];
+                RequestKind::DescribeProducers(r)
             }
             other => panic!("no sample request for {other:?}; add one to this test"),
         }
