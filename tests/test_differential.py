@@ -536,14 +536,16 @@ def transactions_script(bootstrap):
     (kafka-python's messages, at the flexible versions librdkafka and the
     Java client of Kafka 3.x send; a client hides most of these behind
     retries): timeouts out of bounds, producer ids and epochs it does not
-    know or that are fenced, requests out of a transaction's order, and a
-    transaction that commits its partitions and a group's offsets."""
+    know or that are fenced, requests out of a transaction's order, a
+    transaction that commits its partitions and a group's offsets, and a
+    partition leader refusing a batch of a transaction that ended."""
     from kafka.protocol.consumer import OffsetFetchRequest, OffsetFetchResponse
     from kafka.protocol.metadata import FindCoordinatorRequest, FindCoordinatorResponse
     from kafka.protocol.producer import (AddOffsetsToTxnRequest, AddOffsetsToTxnResponse, AddPartitionsToTxnRequest,
                                          AddPartitionsToTxnResponse, EndTxnRequest, EndTxnResponse,
-                                         InitProducerIdRequest, InitProducerIdResponse, TxnOffsetCommitRequest,
-                                         TxnOffsetCommitResponse)
+                                         InitProducerIdRequest, InitProducerIdResponse, ProduceRequest,
+                                         ProduceResponse, TxnOffsetCommitRequest, TxnOffsetCommitResponse)
+    from kafka.record.memory_records import MemoryRecordsBuilder
 
     seen = {}
     conn = [wire.Client(bootstrap, client_id="differential-txn")]
@@ -661,6 +663,28 @@ def transactions_script(bootstrap):
     while end("commit again", pid, epoch, True) == 51 and time.monotonic() < deadline:
         time.sleep(0.2)
     end("abort after commit", pid, epoch, False)
+
+    def produce(case, version):
+        """A transactional batch of the producer (its first on the
+        partition, sequence 0) to partition 0; each partition's error."""
+        builder = MemoryRecordsBuilder(magic=2, compression_type=0, batch_size=1 << 20, transactional=True,
+                                       producer_id=pid, producer_epoch=epoch, base_sequence=0)
+        builder.append(timestamp=int(time.time() * 1000), key=b"k", value=b"v")
+        builder.close()
+        request = ProduceRequest(transactional_id=txn, acks=-1, timeout_ms=10000, topic_data=[
+            ProduceRequest.TopicProduceData(name=TOPIC, partition_data=[
+                ProduceRequest.TopicProduceData.PartitionProduceData(index=0, records=bytes(builder.buffer()))])])
+        return ask(case, request, ProduceResponse, version,
+                   lambda r: [(p.index, p.error_code) for t in r.responses for p in t.partition_responses])
+
+    # A batch arriving after its transaction ended opens no transaction the
+    # coordinator does not know (KIP-890): older clients are told
+    # INVALID_TXN_STATE, newer ones TRANSACTION_ABORTABLE.
+    produce("transactional batch after the transaction ended (v3)", 3)
+    produce("transactional batch after the transaction ended (v11)", 11)
+    add_partitions("add partitions for a batch", txn, pid, epoch, [(TOPIC, 0)])
+    produce("transactional batch in its transaction", 9)
+    end("abort the batch's transaction", pid, epoch, False)
     ask("committed offset", OffsetFetchRequest(group_id=group, topics=[
         OffsetFetchRequest.OffsetFetchRequestTopic(name=TOPIC, partition_indexes=[0])]),
         OffsetFetchResponse, 1, lambda r: [(p.partition_index, p.committed_offset, p.error_code)

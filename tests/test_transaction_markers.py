@@ -1,6 +1,7 @@
 """Transactions on the partition side, over the wire: transactional batches
-written as a producer sends them, ended by WriteTxnMarkers as a
-transaction coordinator sends it; a read_committed consumer (librdkafka)
+written as a producer sends them (with the leader's verification off, as
+Kafka allows, since no coordinator knows them), ended by WriteTxnMarkers
+as a transaction coordinator sends it; a read_committed consumer (librdkafka)
 skips the aborted records and waits at an open transaction; Kafka's own
 kafka-dump-log reads the aborted transaction index."""
 
@@ -87,7 +88,10 @@ def consume(bootstrap, topic, isolation, want, timeout=15):
     return got
 
 
-def test_read_committed_consumers_skip_aborted_transactions_and_kafka_reads_the_index(gregor):
+def test_read_committed_consumers_skip_aborted_transactions_and_kafka_reads_the_index(gregor_factory):
+    # The test plays the transaction coordinator, so the leader must not
+    # ask a real one before a transaction opens (KIP-890 verification).
+    gregor = gregor_factory(props={"transaction.partition.verification.enable": "false"})
     topic = unique("txn")
     admin = AdminClient({"bootstrap.servers": gregor.bootstrap})
     admin.create_topics([NewTopic(topic, 1, 1)])[topic].result(30)

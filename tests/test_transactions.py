@@ -4,7 +4,8 @@ confluent-kafka (librdkafka) committing and aborting, read_committed and
 read_uncommitted consumers (librdkafka's and Kafka's console consumer),
 consume-transform-produce with offsets committed in the transaction,
 zombie fencing, the coordinator's own abort of a transaction that timed
-out, a transaction coordinator killed with -9 between the sends and the
+out, a late transactional batch refused by its partition's leader, a
+transaction coordinator killed with -9 between the sends and the
 commit, Kafka Streams with exactly_once_v2 while a broker is killed, the
 kafka-transactions tool (list, describe, describe-producers, find-hanging,
 abort), and transactional-id ACLs on a SASL listener.
@@ -37,7 +38,10 @@ import pytest
 from confluent_kafka import Consumer, IsolationLevel, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic, OffsetSpec
 from kafka.protocol.metadata import FindCoordinatorRequest, FindCoordinatorResponse
-from kafka.protocol.producer import InitProducerIdRequest, InitProducerIdResponse
+from kafka.protocol.producer import (AddPartitionsToTxnRequest, AddPartitionsToTxnResponse, EndTxnRequest,
+                                     EndTxnResponse, InitProducerIdRequest, InitProducerIdResponse, ProduceRequest,
+                                     ProduceResponse)
+from kafka.record.memory_records import MemoryRecordsBuilder
 
 import wire
 from conftest import GregorCluster, KafkaCluster, free_port, kafka_tool, report_measure, unique, wait_until
@@ -45,6 +49,10 @@ from ecosystem import ECOSYSTEM_LIBS, JavaProcess, StreamsApp, compile_java
 
 TXN_APP = Path(__file__).resolve().parent / "txn-app"
 CLUSTER_AUTHORIZATION_FAILED = 31
+COORDINATOR_LOAD_IN_PROGRESS = 14
+NOT_COORDINATOR = 16
+INVALID_TXN_STATE = 48
+TRANSACTION_ABORTABLE = 120
 ON_KAFKA = os.environ.get("TEST_TRANSACTIONS_ON") == "kafka"
 
 USERS = {"admin": "admin-secret", "alice": "alice-secret", "bob": "bob-secret"}
@@ -585,6 +593,84 @@ def test_a_fenced_librdkafka_producer_gets_a_fatal_error(target):
     successor.commit_transaction(60)
     assert read_until(target.bootstrap, topic, {0: "successor"}, "read_committed") == {0: ["successor"]}
     report_measure("fenced librdkafka producer: commit failed with", f"{error.name()} ({error.str()[:80]})")
+
+
+def transactional_batch(producer_id, epoch, value):
+    """One transactional record batch of `producer_id`, sequence 0."""
+    builder = MemoryRecordsBuilder(magic=2, compression_type=0, batch_size=1 << 20, transactional=True,
+                                   producer_id=producer_id, producer_epoch=epoch, base_sequence=0)
+    builder.append(timestamp=int(time.time() * 1000), key=None, value=value.encode())
+    builder.close()
+    return bytes(builder.buffer())
+
+
+def test_a_batch_arriving_after_its_transaction_ended_opens_no_transaction(target):
+    """A producer's transactional batch that reaches a partition leader
+    after its transaction ended (a retry delayed in the network, a zombie)
+    must not open a transaction its coordinator does not know of: nobody
+    would end it, and read_committed consumers would stop there. The
+    leader asks the coordinator, another broker, first (KIP-890): the
+    batch is refused, INVALID_TXN_STATE for an old client and
+    TRANSACTION_ABORTABLE for a Produce v11 one, and nothing is written.
+    Once the partition is added to the transaction, the same batch is
+    written and committed."""
+    topic = target.create_topic(unique("late"), partitions=3)
+    txn_id = unique("late")
+    found = []
+
+    def initialized():
+        """InitProducerId at the coordinator, asked again (as a client
+        does) while its transaction log partition is still being made."""
+        coordinator = target.transaction_coordinator(txn_id)
+        if coordinator is None:
+            return False
+        conn = wire.Client(target.broker(coordinator).bootstrap)
+        try:
+            init = conn.call(InitProducerIdRequest(transactional_id=txn_id, transaction_timeout_ms=60000),
+                             InitProducerIdResponse, 3)
+        finally:
+            conn.close()
+        assert init.error_code in (0, COORDINATOR_LOAD_IN_PROGRESS, NOT_COORDINATOR), init
+        found[:] = [coordinator, init.producer_id, init.producer_epoch]
+        return init.error_code == 0
+
+    wait_until(initialized, 60, "a producer id from the transaction coordinator")
+    coordinator, pid, epoch = found
+    remote = [p for p in range(3) if target.leader(topic, p) != coordinator]
+    assert remote, "every partition is led by the coordinator"
+    partition = remote[0]
+
+    to_coordinator = wire.Client(target.broker(coordinator).bootstrap)
+    to_leader = wire.Client(target.broker(target.leader(topic, partition)).bootstrap)
+    try:
+
+        def produce(version):
+            request = ProduceRequest(transactional_id=txn_id, acks=-1, timeout_ms=10000, topic_data=[
+                ProduceRequest.TopicProduceData(name=topic, partition_data=[
+                    ProduceRequest.TopicProduceData.PartitionProduceData(
+                        index=partition, records=transactional_batch(pid, epoch, "late"))])])
+            r = to_leader.call(request, ProduceResponse, version)
+            return [(p.index, p.error_code) for t in r.responses for p in t.partition_responses]
+
+        assert produce(3) == [(partition, INVALID_TXN_STATE)]
+        assert produce(11) == [(partition, TRANSACTION_ABORTABLE)]
+        assert target.high_watermark(topic, partition) == 0
+        assert target.last_stable_offset(topic, partition) == 0
+
+        added = to_coordinator.call(AddPartitionsToTxnRequest(
+            v3_and_below_transactional_id=txn_id, v3_and_below_producer_id=pid, v3_and_below_producer_epoch=epoch,
+            v3_and_below_topics=[AddPartitionsToTxnRequest.AddPartitionsToTxnTopic(
+                name=topic, partitions=[partition])]), AddPartitionsToTxnResponse, 3)
+        assert [p.partition_error_code for t in added.results_by_topic_v3_and_below
+                for p in t.results_by_partition] == [0], added
+        assert produce(11) == [(partition, 0)]
+        ended = to_coordinator.call(EndTxnRequest(transactional_id=txn_id, producer_id=pid, producer_epoch=epoch,
+                                                  committed=True), EndTxnResponse, 3)
+        assert ended.error_code == 0, ended
+    finally:
+        to_coordinator.close()
+        to_leader.close()
+    assert read_until(target.bootstrap, topic, {partition: "late"}, "read_committed") == {partition: ["late"]}
 
 
 # --- 4. The coordinator aborts a transaction that timed out ------------------

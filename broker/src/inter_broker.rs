@@ -1,13 +1,18 @@
 //! Requests from this broker to another, over `inter.broker.listener.name`
 //! as a Kafka broker makes them: TLS with the listener's client side when
-//! it is SSL, and a SASL login when it is SASL. The consumer-lag scrape and
-//! the transaction coordinator's markers dial through it; the replica
-//! fetcher keeps its own long-lived connections.
+//! it is SSL, and a SASL login when it is SASL. One-off requests (the
+//! consumer-lag scrape, a partition leader asking a transaction's
+//! coordinator) reuse a few idle connections per broker; the transaction
+//! markers' senders and the replica fetcher keep their own long-lived
+//! connections.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use gregor_client::Connection;
+use gregor_client::{ClientError, Connection};
+use kafka_protocol::protocol::Request;
+use tokio::time::Instant;
 
 use crate::metadata::image::ClusterImage;
 use crate::security::sasl::login::{log_in, Login, LoginError};
@@ -22,6 +27,30 @@ pub enum DialError {
     /// Connecting or logging in failed.
     #[error(transparent)]
     Connection(#[from] LoginError),
+    /// The request failed on the connection.
+    #[error(transparent)]
+    Request(#[from] ClientError),
+}
+
+/// How many idle connections are kept per broker and client id.
+const MAX_IDLE: usize = 4;
+
+/// How long after it is made a connection is reused (well under a
+/// broker's `connections.max.idle.ms`).
+const REUSE_FOR: Duration = Duration::from_secs(60);
+
+/// Idle connections by broker and client id.
+type IdlePool = HashMap<(i32, &'static str), Vec<Idle>>;
+
+/// A connection waiting to be reused.
+#[derive(Debug)]
+struct Idle {
+    conn: Connection,
+    /// The address it was made to (a broker that moved is dialled anew).
+    addr: String,
+    /// When it is no longer reused: [`REUSE_FOR`] after it was made, or
+    /// sooner when its SASL session ends.
+    until: Instant,
 }
 
 /// How this broker reaches the others.
@@ -33,9 +62,21 @@ pub struct InterBroker {
     pub tls: Option<Arc<ListenerTls>>,
     /// How to log in, when it is SASL.
     pub login: Option<Login>,
+    /// Idle connections by broker and client id, shared by the clones.
+    idle: Arc<Mutex<IdlePool>>,
 }
 
 impl InterBroker {
+    /// Reaching the others over `listener`.
+    pub fn new(listener: String, tls: Option<Arc<ListenerTls>>, login: Option<Login>) -> Self {
+        InterBroker {
+            listener,
+            tls,
+            login,
+            idle: Arc::default(),
+        }
+    }
+
     /// `host:port` of `broker`'s inter-broker listener, if it is unfenced.
     pub fn address(&self, image: &ClusterImage, broker: i32) -> Option<String> {
         image
@@ -67,5 +108,52 @@ impl InterBroker {
             None => None,
         };
         Ok((conn, lifetime))
+    }
+
+    /// Sends `request` at `version` to `broker` and reads its answer, on an
+    /// idle connection of `client_id` when there is one (a failure on a
+    /// reused one, which the other side may have closed, is retried once
+    /// on a new connection); the connection is kept for reuse afterwards.
+    pub async fn request<R: Request>(
+        &self,
+        image: &ClusterImage,
+        broker: i32,
+        client_id: &'static str,
+        request: &R,
+        version: i16,
+    ) -> Result<R::Response, DialError> {
+        let addr = self
+            .address(image, broker)
+            .ok_or(DialError::NoEndpoint(broker))?;
+        let key = (broker, client_id);
+        if let Some(mut idle) = self.take_idle(key, &addr) {
+            if let Ok(answer) = idle.conn.send(request, version).await {
+                self.put_idle(key, idle);
+                return Ok(answer);
+            }
+        }
+        let (mut conn, lifetime) = self.connect(image, broker, client_id).await?;
+        let answer = conn.send(request, version).await?;
+        let until = Instant::now() + lifetime.map_or(REUSE_FOR, |l| l.min(REUSE_FOR));
+        self.put_idle(key, Idle { conn, addr, until });
+        Ok(answer)
+    }
+
+    /// An idle connection to `addr` still fit for use, if one is kept.
+    fn take_idle(&self, key: (i32, &'static str), addr: &str) -> Option<Idle> {
+        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        let kept = idle.get_mut(&key)?;
+        let now = Instant::now();
+        kept.retain(|c| c.until > now && c.addr == addr);
+        kept.pop()
+    }
+
+    /// Keeps a connection for reuse, unless enough are kept already.
+    fn put_idle(&self, key: (i32, &'static str), conn: Idle) {
+        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        let kept = idle.entry(key).or_default();
+        if kept.len() < MAX_IDLE {
+            kept.push(conn);
+        }
     }
 }

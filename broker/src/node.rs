@@ -237,11 +237,11 @@ impl Node {
                 Arc::new(move |led: &[Arc<Partition>]| lead_groups.lead(led)),
             ),
         );
-        let inter_broker = InterBroker {
-            listener: config.inter_broker_listener.clone(),
-            tls: tls.get(&config.inter_broker_listener).cloned(),
-            login: config.inter_broker_login.clone(),
-        };
+        let inter_broker = InterBroker::new(
+            config.inter_broker_listener.clone(),
+            tls.get(&config.inter_broker_listener).cloned(),
+            config.inter_broker_login.clone(),
+        );
         let producer_ids = Arc::new(ProducerIdAllocator::default());
         let txns = start_transactions(
             &config,

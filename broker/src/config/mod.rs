@@ -214,6 +214,8 @@ pub struct TransactionSettings {
     pub id_expiration_ms: i32,
     /// `transaction.remove.expired.transaction.cleanup.interval.ms`
     pub expiry_interval_ms: i32,
+    /// `transaction.partition.verification.enable`
+    pub verify_partitions: bool,
 }
 
 fn invalid(p: &Property, reason: String) -> ConfigError {
@@ -456,6 +458,7 @@ impl BrokerConfig {
                 id_expiration_ms: v.get("transactional.id.expiration.ms")?,
                 expiry_interval_ms: v
                     .get("transaction.remove.expired.transaction.cleanup.interval.ms")?,
+                verify_partitions: v.get("transaction.partition.verification.enable")?,
             },
             group_consumer_session_timeout_ms: v.get("group.consumer.session.timeout.ms")?,
             group_consumer_heartbeat_interval_ms: v.get("group.consumer.heartbeat.interval.ms")?,

@@ -759,6 +759,12 @@ pub static BROKER: &[Setting] = &[
         "How often the coordinator forgets expired transactional ids.",
     )
     .default("3600000"),
+    Setting::new(
+        "transaction.partition.verification.enable",
+        Kind::Bool,
+        "Whether a partition leader asks the transaction's coordinator, before a producer's first transactional batch there, that the partition is in the transaction (KIP-890), so a late or stray batch cannot open a transaction nobody will end.",
+    )
+    .default("true"),
     // Kafka's tuning knobs, of no use to Gregor.
     Setting::new(
         "num.network.threads",

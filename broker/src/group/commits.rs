@@ -11,6 +11,7 @@ use super::membership::MemberIdentity;
 use super::offset_records::Committed;
 use super::state::GroupState;
 use super::subscription::subscribed_topics;
+use crate::partition::producer_state::VerificationGuard;
 
 /// Longest metadata string a commit may carry (Kafka's
 /// `offset.metadata.max.bytes` default).
@@ -90,13 +91,34 @@ impl GroupCoordinator {
         Ok(results)
     }
 
-    /// Commits offsets in `producer`'s transaction (TxnOffsetCommit),
-    /// checked against the committing member as any commit; they count
-    /// once the transaction commits (see [`GroupCoordinator::end_transaction`]).
+    /// Starts the verification of `producer`'s commits for `group_id`
+    /// on the group's offsets partition, before the transaction's
+    /// coordinator is asked whether that partition is in the transaction
+    /// (see [`crate::partition::Partition::start_verification`]).
+    pub fn start_verification(
+        &self,
+        group_id: &str,
+        producer: Transactional,
+    ) -> Result<Option<VerificationGuard>, GroupError> {
+        let inner = self.lock();
+        inner.check_coordinator(group_id)?;
+        let p = inner
+            .offsets
+            .partition_of(group_id)
+            .map_err(|_| GroupError::NotCoordinator)?;
+        p.start_verification(producer.producer_id, producer.producer_epoch, -1)
+            .map_err(|_| GroupError::NotCoordinator)
+    }
+
+    /// Commits offsets in `producer`'s transaction (TxnOffsetCommit)
+    /// under the `guard` of its verification, checked against the
+    /// committing member as any commit; they count once the transaction
+    /// commits (see [`GroupCoordinator::end_transaction`]).
     pub async fn commit_transactional_offsets(
         &self,
         req: CommitRequest,
         producer: Transactional,
+        guard: Option<VerificationGuard>,
     ) -> Result<PartitionResults, GroupError> {
         let group_id = &req.group_id;
         let (mut results, write) = {
@@ -106,7 +128,7 @@ impl GroupCoordinator {
             if !accepted.is_empty() {
                 if let Err(e) = inner
                     .offsets
-                    .commit_transactional(group_id, producer, accepted)
+                    .commit_transactional(group_id, producer, guard, accepted)
                 {
                     tracing::error!(group = %group_id, producer_id = producer.producer_id, error = %e, "cannot store transactional offsets");
                     fail_accepted(&mut results, GroupError::Storage);

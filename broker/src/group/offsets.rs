@@ -18,6 +18,7 @@ use super::consumer_records::StoredConsumerGroup;
 use super::offset_records::{self, Committed, GroupMetadata, OffsetRecord};
 use crate::clock::now_ms;
 use crate::log::control::Marker;
+use crate::partition::producer_state::VerificationGuard;
 use crate::partition::replay::{replay, ReplayError};
 use crate::partition::{Appended, Partition, PartitionError};
 
@@ -385,11 +386,12 @@ impl OffsetStore {
         &mut self,
         group: &str,
         producer: Transactional,
+        guard: Option<VerificationGuard>,
         commits: Vec<(String, i32, Committed)>,
     ) -> Result<(), OffsetStoreError> {
         let entries = commit_records(group, &commits);
         let p = self.partition_of(group)?.clone();
-        if let Some(appended) = append(&p, entries, Some(producer))? {
+        if let Some(appended) = append(&p, entries, Some((producer, guard)))? {
             self.last_write = Some((p, appended));
         }
         for (topic, partition, committed) in commits {
@@ -501,11 +503,12 @@ fn commit_records(
 }
 
 /// Appends records as one batch, as part of `transaction` when given (as
-/// a coordinator: the batch has the producer's id and epoch, no sequence).
+/// a coordinator: the batch has the producer's id and epoch, no sequence;
+/// with the guard of its verification).
 fn append(
     p: &Partition,
     entries: Vec<(Bytes, Option<Bytes>)>,
-    transaction: Option<Transactional>,
+    transaction: Option<(Transactional, Option<VerificationGuard>)>,
 ) -> Result<Option<Appended>, OffsetStoreError> {
     if entries.is_empty() {
         return Ok(None);
@@ -514,14 +517,15 @@ fn append(
     let records = entries
         .into_iter()
         .map(|(key, value)| (Some(key), value, now));
-    let mut buf = gregor_client::batch::encode_for(records, Compression::None, transaction)
-        .map_err(|e| OffsetStoreError::Decode {
-            partition: p.index,
-            reason: format!("encoding commits: {e}"),
-        })?;
+    let mut buf =
+        gregor_client::batch::encode_for(records, Compression::None, transaction.map(|t| t.0))
+            .map_err(|e| OffsetStoreError::Decode {
+                partition: p.index,
+                reason: format!("encoding commits: {e}"),
+            })?;
     let appended = match transaction {
-        Some(_) => p.append_as_coordinator(&mut buf),
-        None => p.append(&mut buf),
+        Some((_, guard)) => p.append_as_coordinator(&mut buf, guard),
+        None => p.append(&mut buf, None),
     }
     .map_err(|source| OffsetStoreError::Partition {
         partition: p.index,

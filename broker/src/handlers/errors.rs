@@ -9,6 +9,7 @@ use crate::partition::PartitionError;
 use crate::replica_manager::produce::ProduceError;
 use crate::replica_manager::ReplicaError;
 use crate::topic::TopicError;
+use crate::txn::error::TxnError;
 
 /// The Kafka error for a failed topic administration call.
 pub fn topic_error(e: &TopicError) -> ResponseError {
@@ -88,7 +89,9 @@ pub fn partition_error(e: &PartitionError) -> ResponseError {
         PartitionError::NotLeader { .. } => ResponseError::NotLeaderOrFollower,
         PartitionError::UnknownLeaderEpoch { .. } => ResponseError::UnknownLeaderEpoch,
         PartitionError::FencedLeaderEpoch { .. } => ResponseError::FencedLeaderEpoch,
-        PartitionError::InvalidTxnState { .. } => ResponseError::InvalidTxnState,
+        PartitionError::InvalidTxnState { .. } | PartitionError::Unverified { .. } => {
+            ResponseError::InvalidTxnState
+        }
         // Kafka's LogValidator: InvalidRecordException.
         PartitionError::ControlBatch => ResponseError::InvalidRecord,
         PartitionError::CoordinatorFenced { .. } => ResponseError::TransactionCoordinatorFenced,
@@ -118,6 +121,15 @@ pub fn produce_error(e: &ProduceError) -> ResponseError {
         }
         ProduceError::LostLeadership => ResponseError::NotLeaderOrFollower,
         ProduceError::TimedOut => ResponseError::RequestTimedOut,
+        ProduceError::NotInTransaction { abortable: true } => ResponseError::TransactionAbortable,
+        ProduceError::NotInTransaction { abortable: false } => ResponseError::InvalidTxnState,
+        // As Kafka answers: a producer expects INVALID_PRODUCER_EPOCH when
+        // fenced, and a coordinator that cannot answer yet is reported as
+        // NOT_ENOUGH_REPLICAS, which every client retries without
+        // refreshing its metadata.
+        ProduceError::Unverified(TxnError::ProducerFenced) => ResponseError::InvalidProducerEpoch,
+        ProduceError::Unverified(e) if e.is_retriable() => ResponseError::NotEnoughReplicas,
+        ProduceError::Unverified(e) => e.code(0, 0),
     }
 }
 
@@ -147,6 +159,49 @@ pub fn log_error(e: &LogError) -> ResponseError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn unverified_transactional_writes_table() {
+        // As Kafka's partition leaders answer a write its transaction's
+        // coordinator did not confirm.
+        let cases = [
+            (
+                ProduceError::NotInTransaction { abortable: true },
+                ResponseError::TransactionAbortable,
+            ),
+            (
+                ProduceError::NotInTransaction { abortable: false },
+                ResponseError::InvalidTxnState,
+            ),
+            (
+                ProduceError::Unverified(TxnError::ProducerFenced),
+                ResponseError::InvalidProducerEpoch,
+            ),
+            (
+                ProduceError::Unverified(TxnError::Concurrent),
+                ResponseError::NotEnoughReplicas,
+            ),
+            (
+                ProduceError::Unverified(TxnError::NotCoordinator),
+                ResponseError::NotEnoughReplicas,
+            ),
+            (
+                ProduceError::Unverified(TxnError::NotAvailable("down".into())),
+                ResponseError::NotEnoughReplicas,
+            ),
+            (
+                ProduceError::Unverified(TxnError::InvalidProducerIdMapping),
+                ResponseError::InvalidProducerIdMapping,
+            ),
+        ];
+        for (e, want) in cases {
+            assert_eq!(produce_error(&e), want, "{e:?}");
+        }
+        assert_eq!(
+            ProduceError::Unverified(TxnError::LoadInProgress).to_string(),
+            "unable to verify the partition has been added to the transaction: the transaction log is being loaded"
+        );
+    }
 
     #[test]
     fn group_errors_table() {

@@ -1,5 +1,6 @@
 //! Produce: the request's batches to the replica manager, its outcomes back.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
@@ -10,10 +11,13 @@ use super::errors::produce_error;
 use super::{authorize, text};
 use crate::log::batch;
 use crate::node::Node;
+use crate::partition::producer_state::VerificationGuard;
 use crate::protocol::RequestContext;
 use crate::quota::manager::QuotaKind;
-use crate::replica_manager::produce::{Produce, TopicWrites, Write};
+use crate::replica_manager::produce::{Produce, ProduceError, TopicWrites, Write};
 use crate::security::acl::{Operation, ResourceType};
+use crate::txn::error::TxnError;
+use crate::txn::state::ProducerIdEpoch;
 
 /// A partition's answer when the write is refused before it is tried.
 fn refused(index: i32, error: ResponseError, message: &str) -> PartitionProduceResponse {
@@ -30,13 +34,125 @@ fn refused(index: i32, error: ResponseError, message: &str) -> PartitionProduceR
 /// Whether some partition's records are transactional (Kafka's
 /// `RequestUtils.hasTransactionalRecords`: each entry's first batch).
 fn has_transactional_records(request: &ProduceRequest) -> bool {
-    request
-        .topic_data
-        .iter()
-        .flat_map(|t| &t.partition_data)
-        .filter_map(|p| p.records.as_ref())
-        .any(|r| batch::parse_prefix(r, 0).is_ok_and(|h| h.is_transactional()))
+    request.topic_data.iter().any(|t| {
+        t.partition_data
+            .iter()
+            .any(|p| transactional_write("", p.index, p.records.as_ref()).is_some())
+    })
 }
+
+/// A transactional batch of a request: where it goes and whose it is.
+struct TransactionalWrite {
+    topic: String,
+    partition: i32,
+    producer: ProducerIdEpoch,
+    base_sequence: i32,
+}
+
+/// The write of `records` to `topic`-`partition`, if its (first) batch
+/// is transactional.
+fn transactional_write(
+    topic: &str,
+    partition: i32,
+    records: Option<&bytes::Bytes>,
+) -> Option<TransactionalWrite> {
+    let h = batch::parse_prefix(records?, 0).ok()?;
+    h.is_transactional().then(|| TransactionalWrite {
+        topic: topic.to_string(),
+        partition,
+        producer: ProducerIdEpoch {
+            id: h.producer_id,
+            epoch: h.producer_epoch,
+        },
+        base_sequence: h.base_sequence,
+    })
+}
+
+/// The verification outcome of each transactional write, by topic and
+/// partition.
+type Verified = HashMap<(String, i32), Result<Option<VerificationGuard>, ProduceError>>;
+
+/// Before a producer's first batch of a transaction is appended to a
+/// partition, its coordinator must have that partition in the
+/// transaction (KIP-890 part 1, Kafka's `handleProduceAppend`): else a
+/// batch that arrives after its transaction ended would open one nobody
+/// ends, holding back every read_committed consumer. Each such write
+/// starts a verification on its leader replica, the coordinator is asked
+/// once for all of them, and each gets the guard its append must bring,
+/// or why it may not be written. Writes of a transaction already open on
+/// their partition need no asking.
+async fn verify_transactional_writes(
+    node: &Node,
+    ctx: &RequestContext,
+    transactional_id: &str,
+    writes: Vec<TransactionalWrite>,
+) -> Verified {
+    let mut verified = Verified::new();
+    let Some(producer) = writes.first().map(|w| w.producer) else {
+        return verified;
+    };
+    // Kafka refuses a request mixing producers' transactional batches.
+    if writes.iter().any(|w| w.producer != producer) {
+        for w in writes {
+            verified.insert(
+                (w.topic, w.partition),
+                Err(ProduceError::Unverified(TxnError::InvalidProducerIdMapping)),
+            );
+        }
+        return verified;
+    }
+    let mut asked = Vec::new();
+    for w in writes {
+        // A replica that cannot start one (unknown, not the leader) refuses
+        // the append itself with the reason.
+        if let Ok(Some(guard)) = node.replicas.start_verification(
+            &w.topic,
+            w.partition,
+            producer.id,
+            producer.epoch,
+            w.base_sequence,
+        ) {
+            verified.insert((w.topic.clone(), w.partition), Ok(Some(guard)));
+            asked.push((w.topic, w.partition));
+        }
+    }
+    if asked.is_empty() || !node.config.transactions.verify_partitions {
+        return verified;
+    }
+    let answers = crate::txn::verify::verify(
+        &node.txns,
+        &node.image(),
+        node.config.node_id,
+        &node.inter_broker,
+        transactional_id,
+        producer,
+        &asked,
+    )
+    .await;
+    for (i, place) in asked.into_iter().enumerate() {
+        let refusal = match &answers {
+            Ok(added) if added.get(i) == Some(&true) => continue,
+            Ok(_) => ProduceError::NotInTransaction {
+                abortable: ctx.api_version >= ABORTABLE_SINCE,
+            },
+            Err(e) => ProduceError::Unverified(e.clone()),
+        };
+        tracing::debug!(
+            transactional_id,
+            producer_id = producer.id,
+            topic = %place.0,
+            partition = place.1,
+            error = %refusal,
+            "transactional write not verified"
+        );
+        verified.insert(place, Err(refusal));
+    }
+    verified
+}
+
+/// The first Produce version whose clients handle TRANSACTION_ABORTABLE
+/// (KIP-890).
+const ABORTABLE_SINCE: i16 = 11;
 
 /// Appends every partition's records (see `replica_manager::produce`).
 /// Transactional records need the request's transactional id, and WRITE
@@ -114,9 +230,28 @@ pub async fn produce(
                 .map(|p| Write {
                     partition: p.index,
                     records: p.records,
+                    verified: Ok(None),
                 })
                 .collect(),
         });
+    }
+    if let Some(id) = &request.transactional_id {
+        let writes = topics
+            .iter()
+            .flat_map(|t| {
+                t.writes
+                    .iter()
+                    .filter_map(|w| transactional_write(&t.topic, w.partition, w.records.as_ref()))
+            })
+            .collect();
+        let mut verified = verify_transactional_writes(node, ctx, id, writes).await;
+        for t in &mut topics {
+            for w in &mut t.writes {
+                if let Some(v) = verified.remove(&(t.topic.clone(), w.partition)) {
+                    w.verified = v;
+                }
+            }
+        }
     }
     // Each write's partition and size, for the answer and the per-topic
     // traffic counters.

@@ -25,7 +25,6 @@ use kafka_protocol::protocol::StrBytes;
 use crate::inter_broker::DialError;
 use crate::metadata::image::ClusterImage;
 use crate::node::Node;
-use crate::security::sasl::login::LoginError;
 
 /// How long asking one leader may take before its partitions go without
 /// lag for this scrape (Prometheus' default scrape timeout is 10 s).
@@ -84,12 +83,9 @@ impl GroupLag {
 /// Why a leader could not be asked.
 #[derive(Debug, thiserror::Error)]
 enum LookupError {
-    /// The leader is fenced or has no inter-broker endpoint.
-    #[error("broker {0} has no reachable inter-broker endpoint")]
-    NoEndpoint(i32),
-    /// Connecting, logging in or the request failed.
+    /// The leader could not be reached or asked.
     #[error(transparent)]
-    Connection(#[from] LoginError),
+    Dial(#[from] DialError),
     /// It did not answer in time.
     #[error("no answer within {LOOKUP_TIMEOUT:?}")]
     TimedOut,
@@ -192,14 +188,6 @@ async fn ask(
     leader: i32,
     partitions: &[(String, i32)],
 ) -> Result<Vec<((String, i32), i64)>, LookupError> {
-    let (mut conn, _) = node
-        .inter_broker
-        .connect(image, leader, CLIENT_ID)
-        .await
-        .map_err(|e| match e {
-            DialError::NoEndpoint(b) => LookupError::NoEndpoint(b),
-            DialError::Connection(e) => LookupError::Connection(e),
-        })?;
     let mut by_topic: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
     for (topic, partition) in partitions {
         by_topic.entry(topic).or_default().push(*partition);
@@ -225,10 +213,10 @@ async fn ask(
             t
         })
         .collect();
-    let response = conn
-        .send(&request, VERSION)
-        .await
-        .map_err(LoginError::from)?;
+    let response = node
+        .inter_broker
+        .request(image, leader, CLIENT_ID, &request, VERSION)
+        .await?;
     Ok(response
         .topics
         .into_iter()

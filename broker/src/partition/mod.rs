@@ -36,7 +36,9 @@ use crate::log::{batch, Log, LogConfig, LogError};
 use crate::metadata::image::{PartitionImage, NO_LEADER};
 use epochs::{EpochHistory, ReplicaFetch};
 use leader::{IsrChange, LeaderState};
-use producer_state::{ActiveProducer, BatchIdentity, Check, MarkerRefusal, Origin, ProducerStates};
+use producer_state::{
+    ActiveProducer, BatchIdentity, Check, MarkerRefusal, Origin, ProducerStates, VerificationGuard,
+};
 use transactions::Transactions;
 
 /// Errors of a partition operation, each mapping to one Kafka error code.
@@ -88,6 +90,14 @@ pub enum PartitionError {
     /// transaction is open here.
     #[error("producer {producer_id} has a transaction open on this partition; its batch must be transactional")]
     InvalidTxnState {
+        /// The producer.
+        producer_id: i64,
+    },
+    /// A transactional batch that would open its producer's transaction
+    /// here without its coordinator having confirmed the partition is in
+    /// it (KIP-890): INVALID_TXN_STATE.
+    #[error("producer {producer_id}'s transactional batch is not part of a transaction its coordinator knows on this partition")]
+    Unverified {
         /// The producer.
         producer_id: i64,
     },
@@ -430,9 +440,14 @@ impl Partition {
 
     /// Appends one produced batch as leader, de-duplicating idempotent
     /// retries and opening the producer's transaction if the batch is
-    /// transactional.
-    pub fn append(&self, records: &mut [u8]) -> Result<Appended, PartitionError> {
-        self.append_from(records, Origin::Client)
+    /// transactional, which needs the `guard` of a verification started
+    /// here (see [`Partition::start_verification`]).
+    pub fn append(
+        &self,
+        records: &mut [u8],
+        guard: Option<VerificationGuard>,
+    ) -> Result<Appended, PartitionError> {
+        self.append_from(records, Origin::Client, guard)
     }
 
     /// Appends a coordinator's own batch as leader (Kafka's
@@ -440,11 +455,38 @@ impl Partition {
     /// offset commits carry the producer's id and epoch but no sequence
     /// (base sequence -1), so only the epoch and transaction state are
     /// checked; the transaction is tracked as any other.
-    pub fn append_as_coordinator(&self, records: &mut [u8]) -> Result<Appended, PartitionError> {
-        self.append_from(records, Origin::Coordinator)
+    pub fn append_as_coordinator(
+        &self,
+        records: &mut [u8],
+        guard: Option<VerificationGuard>,
+    ) -> Result<Appended, PartitionError> {
+        self.append_from(records, Origin::Coordinator, guard)
     }
 
-    fn append_from(&self, records: &mut [u8], origin: Origin) -> Result<Appended, PartitionError> {
+    /// Before a producer's transactional batch is appended here as leader,
+    /// its coordinator is asked whether this partition is in the
+    /// transaction (KIP-890); this starts that verification and returns
+    /// the guard the append must bring, or `None` when the producer's
+    /// transaction is already open here and needs no asking.
+    pub fn start_verification(
+        &self,
+        producer_id: i64,
+        producer_epoch: i16,
+        base_sequence: i32,
+    ) -> Result<Option<VerificationGuard>, PartitionError> {
+        let mut state = self.lock();
+        check_leader(&state, -1)?;
+        Ok(state
+            .producers
+            .start_verification(producer_id, producer_epoch, base_sequence))
+    }
+
+    fn append_from(
+        &self,
+        records: &mut [u8],
+        origin: Origin,
+        guard: Option<VerificationGuard>,
+    ) -> Result<Appended, PartitionError> {
         // The header alone decides de-duplication; the log validates the
         // whole batch (CRC, records) once, when it is really appended.
         let h = &batch::parse_header(records, 0).map_err(LogError::from)?;
@@ -467,7 +509,7 @@ impl Partition {
             Role::Leader(l) => l.epoch,
             Role::Follower { .. } => -1,
         };
-        let (base_offset, log_append_time) = match state.producers.check(&id, origin) {
+        let (base_offset, log_append_time) = match state.producers.check(&id, origin, guard) {
             Check::Duplicate { base_offset } => (base_offset, -1),
             Check::OutOfOrder => {
                 return Err(PartitionError::OutOfOrderSequence {
@@ -482,6 +524,11 @@ impl Partition {
             }
             Check::InvalidTxnState => {
                 return Err(PartitionError::InvalidTxnState {
+                    producer_id: id.producer_id,
+                })
+            }
+            Check::Unverified => {
+                return Err(PartitionError::Unverified {
                     producer_id: id.producer_id,
                 })
             }
@@ -1094,7 +1141,7 @@ mod tests {
 
     fn append(p: &Partition) -> Appended {
         let mut batch = encode(&["a", "b"], &[1, 2], Compression::None);
-        p.append(&mut batch).expect("append")
+        p.append(&mut batch, None).expect("append")
     }
 
     fn later(ms: u64) -> tokio::time::Instant {
@@ -1253,7 +1300,8 @@ mod tests {
     }
 
     fn txn_append(p: &Partition, pid: i64, seq: i32, n: usize) -> i64 {
-        p.append(&mut producer_batch(pid, 0, seq, n, true))
+        let guard = p.start_verification(pid, 0, seq).expect("verify");
+        p.append(&mut producer_batch(pid, 0, seq, n, true), guard)
             .expect("append")
             .base_offset
     }
@@ -1327,7 +1375,8 @@ mod tests {
     fn markers_are_fenced_and_clients_cannot_write_them() {
         let dir = tempfile::tempdir().expect("dir");
         let p = sole_leader(dir.path(), LogConfig::default());
-        p.append(&mut producer_batch(1, 3, 0, 1, true))
+        let guard = p.start_verification(1, 3, 0).expect("verify");
+        p.append(&mut producer_batch(1, 3, 0, 1, true), guard)
             .expect("append");
         p.append_marker(1, 3, 5, true).expect("commit");
         assert!(matches!(
@@ -1350,14 +1399,20 @@ mod tests {
         .expect("encode")
         .to_vec();
         assert!(matches!(
-            p.append(&mut marker),
+            p.append(&mut marker, None),
             Err(PartitionError::ControlBatch)
         ));
-        // Inside a transaction, an idempotent batch is out of place.
-        p.append(&mut producer_batch(1, 3, 1, 1, true))
-            .expect("append");
+        // A new transaction opens only verified.
         assert!(matches!(
-            p.append(&mut producer_batch(1, 3, 2, 1, false)),
+            p.append(&mut producer_batch(1, 3, 1, 1, true), None),
+            Err(PartitionError::Unverified { producer_id: 1 })
+        ));
+        let guard = p.start_verification(1, 3, 1).expect("verify");
+        p.append(&mut producer_batch(1, 3, 1, 1, true), guard)
+            .expect("append");
+        // Inside a transaction, an idempotent batch is out of place.
+        assert!(matches!(
+            p.append(&mut producer_batch(1, 3, 2, 1, false), None),
             Err(PartitionError::InvalidTxnState { producer_id: 1 })
         ));
         let open = p.active_producers()[0];
@@ -1371,7 +1426,8 @@ mod tests {
             (3, 5, 2, 1)
         );
         // A coordinator's transactional batch has no sequence.
-        p.append_as_coordinator(&mut producer_batch(7, 0, -1, 1, true))
+        let guard = p.start_verification(7, 0, -1).expect("verify");
+        p.append_as_coordinator(&mut producer_batch(7, 0, -1, 1, true), guard)
             .expect("coordinator append");
         assert_eq!(p.active_producers()[1].current_txn_start_offset, 3);
     }
@@ -1499,7 +1555,7 @@ mod tests {
         let p = sole_leader(dir.path(), compacted.clone());
         two_transactions(&p);
         for seq in 0..6 {
-            p.append(&mut producer_batch(4, 0, 2 * seq, 2, false))
+            p.append(&mut producer_batch(4, 0, 2 * seq, 2, false), None)
                 .expect("append");
         }
         let all: Vec<AbortedTxn> = index_files(dir.path())
@@ -1567,14 +1623,10 @@ mod tests {
         txn_append(&p, 2, 0, 2);
         p.append_marker(2, 0, 0, false).expect("abort");
         for seq in 0..6 {
-            p.append(&mut keyed_batch(
-                4,
-                0,
-                seq,
-                1,
-                false,
-                &format!("other{seq}-"),
-            ))
+            p.append(
+                &mut keyed_batch(4, 0, seq, 1, false, &format!("other{seq}-")),
+                None,
+            )
             .expect("append");
         }
         let job = p.plan_clean(now_ms()).expect("due");
@@ -1626,11 +1678,11 @@ mod tests {
                 ..LogConfig::default()
             },
         );
-        p.append(&mut producer_batch(4, 0, 0, 2, false))
+        p.append(&mut producer_batch(4, 0, 0, 2, false), None)
             .expect("append");
         txn_append(&p, 1, 0, 2);
         for seq in 1..6 {
-            p.append(&mut producer_batch(4, 0, 2 * seq, 2, false))
+            p.append(&mut producer_batch(4, 0, 2 * seq, 2, false), None)
                 .expect("append");
         }
         let (c, _) = p.cleanable(now_ms()).expect("compacted");

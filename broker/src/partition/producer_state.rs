@@ -3,9 +3,13 @@
 //! recognised and answered with its original offset instead of being
 //! written twice; and for transactional producers, where their open
 //! transaction began and the coordinator epoch of the last marker, which
-//! fences markers from a coordinator that lost its transactions.
+//! fences markers from a coordinator that lost its transactions; and the
+//! verifications under way before a producer's first transactional batch
+//! (KIP-890): a transaction opens here only with the guard its
+//! coordinator's verification was started under.
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// How many recent batches per producer are remembered for de-duplication;
 /// clients keep at most five in flight per connection.
@@ -50,6 +54,39 @@ pub enum Check {
     /// A batch outside a transaction while the producer has one open:
     /// INVALID_TXN_STATE.
     InvalidTxnState,
+    /// A transactional batch that would open a transaction without the
+    /// guard of a verification started since the producer's last marker
+    /// or batch: INVALID_TXN_STATE.
+    Unverified,
+}
+
+/// Proof that a producer's transaction coordinator was asked whether a
+/// partition is in the transaction (Kafka's `VerificationGuard`): handed
+/// out before asking, required when the producer's first transactional
+/// batch is appended. A marker or a batch of the producer in between
+/// retires it, so an answer that raced the transaction's end cannot open
+/// a transaction the coordinator does not know of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VerificationGuard(u64);
+
+impl VerificationGuard {
+    fn new() -> VerificationGuard {
+        // Unique in the process, so a guard outlives no rebuild of the
+        // partition's state by matching a newer verification.
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        VerificationGuard(NEXT.fetch_add(1, Ordering::Relaxed))
+    }
+}
+
+/// A verification started for a producer with no transaction open here.
+#[derive(Debug, Clone, Copy)]
+struct Verifying {
+    guard: VerificationGuard,
+    /// The epoch of the batches being verified.
+    epoch: i16,
+    /// The lowest sequence among them: a higher one may not be written
+    /// before it (a retried lower batch would then be out of order).
+    lowest_sequence: i32,
 }
 
 /// Who appends a batch, which decides what is checked (Kafka's
@@ -138,14 +175,22 @@ impl Producer {
 #[derive(Debug, Default)]
 pub struct ProducerStates {
     producers: HashMap<i64, Producer>,
+    /// Verifications under way, by producer.
+    verifying: HashMap<i64, Verifying>,
 }
 
 impl ProducerStates {
-    /// Decides what to do with a batch appended by `origin`, without
-    /// changing any state: a client's retry is recognised first, then
-    /// epoch, sequence (clients only) and transaction state are checked,
-    /// in Kafka's order.
-    pub fn check(&self, b: &BatchIdentity, origin: Origin) -> Check {
+    /// Decides what to do with a batch appended by `origin` under `guard`
+    /// (the verification it was appended after, if any), without changing
+    /// any state: a client's retry is recognised first, then a
+    /// transaction's opening must be verified, then epoch, sequence
+    /// (clients only) and transaction state are checked, in Kafka's order.
+    pub fn check(
+        &self,
+        b: &BatchIdentity,
+        origin: Origin,
+        guard: Option<VerificationGuard>,
+    ) -> Check {
         if b.producer_id < 0 {
             return Check::Append;
         }
@@ -156,18 +201,61 @@ impl ProducerStates {
                 _ => Check::Append,
             },
         };
-        let open = self
-            .producers
-            .get(&b.producer_id)
-            .is_some_and(|p| p.txn_first_offset.is_some());
+        if let Check::Duplicate { .. } = verdict {
+            return verdict;
+        }
+        let open = self.in_transaction(b.producer_id);
+        let verified =
+            guard.is_some() && self.verifying.get(&b.producer_id).map(|v| v.guard) == guard;
+        if b.transactional && !open && !verified {
+            return Check::Unverified;
+        }
         match verdict {
             Check::Append if open && !b.transactional => Check::InvalidTxnState,
             other => other,
         }
     }
 
+    /// Whether `producer_id` has a transaction open here.
+    fn in_transaction(&self, producer_id: i64) -> bool {
+        self.producers
+            .get(&producer_id)
+            .is_some_and(|p| p.txn_first_offset.is_some())
+    }
+
+    /// Starts (or joins) the verification of `producer_id`'s batch of
+    /// `epoch` from `base_sequence`, before its coordinator is asked;
+    /// `None` when its transaction is already open here and needs none.
+    pub fn start_verification(
+        &mut self,
+        producer_id: i64,
+        epoch: i16,
+        base_sequence: i32,
+    ) -> Option<VerificationGuard> {
+        if self.in_transaction(producer_id) {
+            return None;
+        }
+        let v = self.verifying.entry(producer_id).or_insert(Verifying {
+            guard: VerificationGuard::new(),
+            epoch,
+            lowest_sequence: base_sequence,
+        });
+        if epoch > v.epoch || (epoch == v.epoch && base_sequence < v.lowest_sequence) {
+            v.epoch = epoch;
+            v.lowest_sequence = base_sequence;
+        }
+        Some(v.guard)
+    }
+
     /// The idempotence verdict on a client's batch.
     fn check_sequence(&self, b: &BatchIdentity) -> Check {
+        if self
+            .verifying
+            .get(&b.producer_id)
+            .is_some_and(|v| b.base_sequence > v.lowest_sequence)
+        {
+            return Check::OutOfOrder;
+        }
         let Some(p) = self.producers.get(&b.producer_id) else {
             // A producer we have no state for must start at sequence 0.
             return if b.base_sequence == 0 {
@@ -234,6 +322,11 @@ impl ProducerStates {
         if b.producer_id < 0 {
             return None;
         }
+        // Its transaction is open now (or it wrote outside one): a
+        // verification under way has served its purpose.
+        if b.transactional {
+            self.verifying.remove(&b.producer_id);
+        }
         let p = self
             .producers
             .entry(b.producer_id)
@@ -292,6 +385,7 @@ impl ProducerStates {
         coordinator_epoch: i32,
         timestamp: i64,
     ) -> Option<i64> {
+        self.verifying.remove(&producer_id);
         let p = self
             .producers
             .entry(producer_id)
@@ -359,11 +453,11 @@ mod tests {
             (batch(8, 0, 1, 1), Check::OutOfOrder),
         ];
         for (b, want) in cases {
-            assert_eq!(s.check(&b, Origin::Client), want, "{b:?}");
+            assert_eq!(s.check(&b, Origin::Client, None), want, "{b:?}");
         }
         s.record(&batch(7, 1, 0, 1), 105, 0);
         assert_eq!(
-            s.check(&batch(7, 0, 5, 1), Origin::Client),
+            s.check(&batch(7, 0, 5, 1), Origin::Client, None),
             Check::StaleEpoch
         );
     }
@@ -375,11 +469,11 @@ mod tests {
             s.record(&batch(1, 0, i, 1), i as i64, 0);
         }
         assert_eq!(
-            s.check(&batch(1, 0, 0, 1), Origin::Client),
+            s.check(&batch(1, 0, 0, 1), Origin::Client, None),
             Check::OutOfOrder
         );
         assert_eq!(
-            s.check(&batch(1, 0, 1, 1), Origin::Client),
+            s.check(&batch(1, 0, 1, 1), Origin::Client, None),
             Check::Duplicate { base_offset: 1 }
         );
     }
@@ -388,7 +482,10 @@ mod tests {
     fn sequences_wrap_at_i32_max() {
         let mut s = ProducerStates::default();
         s.record(&batch(1, 0, i32::MAX - 1, 2), 0, 0);
-        assert_eq!(s.check(&batch(1, 0, 0, 1), Origin::Client), Check::Append);
+        assert_eq!(
+            s.check(&batch(1, 0, 0, 1), Origin::Client, None),
+            Check::Append
+        );
     }
 
     #[test]
@@ -401,10 +498,13 @@ mod tests {
         assert_eq!(s.record(&txn(1, 0, 3, 1), 3, 12), None);
         // A batch outside the transaction while it is open is refused.
         assert_eq!(
-            s.check(&batch(1, 0, 4, 1), Origin::Client),
+            s.check(&batch(1, 0, 4, 1), Origin::Client, None),
             Check::InvalidTxnState
         );
-        assert_eq!(s.check(&txn(1, 0, 4, 1), Origin::Client), Check::Append);
+        assert_eq!(
+            s.check(&txn(1, 0, 4, 1), Origin::Client, None),
+            Check::Append
+        );
         let open = s.active()[0];
         assert_eq!(
             (
@@ -426,7 +526,10 @@ mod tests {
             ),
             (-1, 5, 21)
         );
-        assert_eq!(s.check(&batch(1, 0, 4, 1), Origin::Client), Check::Append);
+        assert_eq!(
+            s.check(&batch(1, 0, 4, 1), Origin::Client, None),
+            Check::Append
+        );
     }
 
     #[test]
@@ -452,9 +555,12 @@ mod tests {
         assert_eq!(s.check_marker(2, 0, 0), Ok(()));
         // A marker of a newer epoch forgets the old epoch's sequences.
         s.end_txn(1, 4, 8, 0);
-        assert_eq!(s.check(&batch(1, 4, 0, 1), Origin::Client), Check::Append);
         assert_eq!(
-            s.check(&batch(1, 3, 1, 1), Origin::Client),
+            s.check(&batch(1, 4, 0, 1), Origin::Client, None),
+            Check::Append
+        );
+        assert_eq!(
+            s.check(&batch(1, 3, 1, 1), Origin::Client, None),
             Check::StaleEpoch
         );
     }
@@ -470,19 +576,91 @@ mod tests {
             record_count: 1,
             transactional,
         };
-        assert_eq!(s.check(&own(2, true), Origin::Coordinator), Check::Append);
+        let g = s.start_verification(1, 2, -1);
         assert_eq!(
-            s.check(&own(1, true), Origin::Coordinator),
+            s.check(&own(2, true), Origin::Coordinator, g),
+            Check::Append
+        );
+        assert_eq!(
+            s.check(&own(1, true), Origin::Coordinator, g),
             Check::StaleEpoch
         );
         // The same batch from a client is out of sequence.
-        assert_eq!(s.check(&own(2, true), Origin::Client), Check::OutOfOrder);
+        assert_eq!(s.check(&own(2, true), Origin::Client, g), Check::OutOfOrder);
         assert_eq!(s.record(&own(2, true), 1, 0), Some(1));
         // No sequence was remembered: the client's next is still 1.
-        assert_eq!(s.check(&txn(1, 2, 1, 1), Origin::Client), Check::Append);
         assert_eq!(
-            s.check(&own(2, false), Origin::Coordinator),
+            s.check(&txn(1, 2, 1, 1), Origin::Client, None),
+            Check::Append
+        );
+        assert_eq!(
+            s.check(&own(2, false), Origin::Coordinator, None),
             Check::InvalidTxnState
         );
+    }
+
+    #[test]
+    fn a_transaction_opens_only_under_a_verification_still_standing() {
+        let mut s = ProducerStates::default();
+        // Unverified, a transactional batch opens nothing.
+        assert_eq!(
+            s.check(&txn(1, 0, 0, 1), Origin::Client, None),
+            Check::Unverified
+        );
+        let g = s.start_verification(1, 0, 0);
+        assert!(g.is_some());
+        // Asking again while it is under way joins it.
+        assert_eq!(s.start_verification(1, 0, 0), g);
+        assert_eq!(s.check(&txn(1, 0, 0, 1), Origin::Client, g), Check::Append);
+        // A marker in between (the transaction ended while the coordinator
+        // was asked) retires the guard: the stale answer opens nothing.
+        s.end_txn(1, 0, 0, 0);
+        assert_eq!(
+            s.check(&txn(1, 0, 0, 1), Origin::Client, g),
+            Check::Unverified
+        );
+        let fresh = s.start_verification(1, 0, 0);
+        assert_ne!(fresh, g);
+        assert_eq!(s.record(&txn(1, 0, 0, 1), 5, 0), Some(5));
+        // Open, the transaction needs no verification and the guard is gone.
+        assert_eq!(s.start_verification(1, 0, 1), None);
+        assert_eq!(
+            s.check(&txn(1, 0, 1, 1), Origin::Client, None),
+            Check::Append
+        );
+        assert_eq!(
+            s.check(&txn(1, 0, 1, 1), Origin::Client, fresh),
+            Check::Append
+        );
+        // A retry of a written batch is still recognised without a guard.
+        s.end_txn(1, 0, 0, 1);
+        assert_eq!(
+            s.check(&txn(1, 0, 0, 1), Origin::Client, None),
+            Check::Duplicate { base_offset: 5 }
+        );
+    }
+
+    #[test]
+    fn while_verifying_no_later_sequence_overtakes_the_lowest() {
+        let mut s = ProducerStates::default();
+        let cases = [
+            // (epoch, base sequence verified, the lowest after it)
+            (0, 4, 4),
+            (0, 2, 2),
+            (0, 6, 2),
+            // A new epoch starts over; an older one changes nothing.
+            (1, 0, 0),
+            (0, 3, 0),
+        ];
+        for (epoch, seq, lowest) in cases {
+            s.start_verification(1, epoch, seq);
+            let over = batch(1, epoch, lowest + 1, 1);
+            assert_eq!(
+                s.check(&over, Origin::Client, None),
+                Check::OutOfOrder,
+                "{epoch} {seq}"
+            );
+            assert_eq!(s.verifying[&1].lowest_sequence, lowest, "{epoch} {seq}");
+        }
     }
 }

@@ -417,7 +417,7 @@ mod tests {
         let mut batch = encode(&["a", "b"], &[1, 2], Compression::None);
         m.replica(TOPIC, partition)
             .expect("replica")
-            .append(&mut batch)
+            .append(&mut batch, None)
             .expect("append");
     }
 
@@ -625,7 +625,8 @@ mod tests {
             compression: Compression::None,
         };
         RecordBatchEncoder::encode(&mut batch, [&record], &options).expect("encode");
-        p.append(&mut batch).expect("append");
+        let guard = p.start_verification(9, 0, 0).expect("verify");
+        p.append(&mut batch, guard).expect("append");
         let committed = FetchParams {
             isolation: Isolation::ReadCommitted,
             ..consumer(Duration::from_secs(60))

@@ -159,7 +159,8 @@ mod tests {
         let (m, _) = manager(dir.path(), &[], vec![alone.clone(), alone]).await;
         for i in [0, 1] {
             let p = m.replica(TOPIC, i).expect("replica");
-            p.append(&mut txn_batch(5, 0)).expect("append");
+            let guard = p.start_verification(5, 0, 0).expect("verify");
+            p.append(&mut txn_batch(5, 0), guard).expect("append");
         }
         let second = Duration::from_secs(5);
         let written = m
@@ -188,7 +189,8 @@ mod tests {
         let dir = tempfile::tempdir().expect("dir");
         let (m, _) = manager(dir.path(), &[], vec![partition(&[1, 2], &[1, 2], 1)]).await;
         let p = m.replica(TOPIC, 0).expect("replica");
-        p.append(&mut txn_batch(5, 0)).expect("append");
+        let guard = p.start_verification(5, 0, 0).expect("verify");
+        p.append(&mut txn_batch(5, 0), guard).expect("append");
         // The follower never fetches: the marker times out, written.
         let written = m
             .write_markers(&[marker(false, 0, &[0])], Duration::from_millis(100))

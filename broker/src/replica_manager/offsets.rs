@@ -149,7 +149,7 @@ mod tests {
             let mut batch = encode(&["a", "b"], &ts, Compression::None);
             m.replica(TOPIC, 0)
                 .expect("replica")
-                .append(&mut batch)
+                .append(&mut batch, None)
                 .expect("append");
         }
         let found = |q| {

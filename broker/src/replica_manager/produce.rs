@@ -12,7 +12,9 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 
 use super::{ReplicaError, ReplicaManager};
+use crate::partition::producer_state::VerificationGuard;
 use crate::partition::{Appended, InSync, Partition, Replication};
+use crate::txn::error::TxnError;
 
 /// Why a partition's write was refused or not confirmed.
 #[derive(Debug, thiserror::Error)]
@@ -50,6 +52,29 @@ pub enum ProduceError {
     /// The in-sync replicas did not confirm the write before the deadline.
     #[error("the in-sync replicas did not confirm the write in time")]
     TimedOut,
+    /// The transaction's coordinator does not have the partition in the
+    /// producer's transaction (KIP-890): the batch would open one nobody
+    /// ends. TRANSACTION_ABORTABLE for clients that know it (`abortable`),
+    /// else INVALID_TXN_STATE.
+    #[error("the partition was not added to the transaction")]
+    NotInTransaction {
+        /// Whether the client's Produce version knows TRANSACTION_ABORTABLE.
+        abortable: bool,
+    },
+    /// The transaction's coordinator could not confirm the partition is in
+    /// the transaction, or refused the producer.
+    #[error("{}", unverified(.0))]
+    Unverified(TxnError),
+}
+
+/// Why a write was not verified: the coordinator's refusal, or that it
+/// could not answer yet (the client retries).
+fn unverified(e: &TxnError) -> String {
+    if e.is_retriable() {
+        format!("unable to verify the partition has been added to the transaction: {e}")
+    } else {
+        e.to_string()
+    }
 }
 
 /// Kafka's `acks`: who must hold a write before it is answered.
@@ -77,16 +102,19 @@ impl Acks {
 }
 
 /// One partition's batch.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Write {
     /// Partition index.
     pub partition: i32,
     /// The record batch as the client sent it.
     pub records: Option<Bytes>,
+    /// For a transactional batch, the guard of the verification its
+    /// coordinator confirmed (`None`: none was needed), or why it was not.
+    pub verified: Result<Option<VerificationGuard>, ProduceError>,
 }
 
 /// One topic's batches.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct TopicWrites {
     /// Topic name.
     pub topic: String,
@@ -95,7 +123,7 @@ pub struct TopicWrites {
 }
 
 /// A produce request.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Produce {
     /// `acks` as sent (validated here).
     pub acks: i16,
@@ -141,6 +169,24 @@ impl ReplicaManager {
         produced
     }
 
+    /// Starts the verification of a producer's transactional batch on
+    /// this broker's leader replica of `topic`-`partition` (see
+    /// [`Partition::start_verification`]).
+    pub fn start_verification(
+        &self,
+        topic: &str,
+        partition: i32,
+        producer_id: i64,
+        producer_epoch: i16,
+        base_sequence: i32,
+    ) -> Result<Option<VerificationGuard>, ReplicaError> {
+        Ok(self.replica(topic, partition)?.start_verification(
+            producer_id,
+            producer_epoch,
+            base_sequence,
+        )?)
+    }
+
     /// Appends one batch as the partition's leader.
     fn append(
         &self,
@@ -148,13 +194,14 @@ impl ReplicaManager {
         topic: &str,
         write: Write,
     ) -> Result<(Arc<Partition>, Appended), ProduceError> {
+        let guard = write.verified?;
         let p = self.replica(topic, write.partition)?;
         let records = write.records.ok_or(ProduceError::NoRecords)?;
         admit(acks, p.in_sync(), self.min_insync_replicas(topic))?;
         // Offsets and the leader epoch are written into the batch header in
         // place; the rest of the client's bytes are stored as sent.
         let mut records = BytesMut::from(records);
-        let appended = p.append(&mut records).map_err(ReplicaError::from)?;
+        let appended = p.append(&mut records, guard).map_err(ReplicaError::from)?;
         Ok((p, appended))
     }
 }
@@ -286,6 +333,7 @@ mod tests {
                     .map(|p| Write {
                         partition: *p,
                         records: Some(batch.clone()),
+                        verified: Ok(None),
                     })
                     .collect(),
             }],

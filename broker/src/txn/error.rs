@@ -41,6 +41,18 @@ pub enum TxnError {
 }
 
 impl TxnError {
+    /// Whether asking again later may succeed: the coordinator is busy
+    /// with the transaction, moving, loading, or unreachable.
+    pub fn is_retriable(&self) -> bool {
+        matches!(
+            self,
+            TxnError::Concurrent
+                | TxnError::NotCoordinator
+                | TxnError::LoadInProgress
+                | TxnError::NotAvailable(_)
+        )
+    }
+
     /// The Kafka error code. Clients older than the fencing error (the
     /// request versions below `fenced_since`) get INVALID_PRODUCER_EPOCH.
     pub fn code(&self, api_version: i16, fenced_since: i16) -> ResponseError {

@@ -99,7 +99,7 @@ pub async fn write(
     );
     let mut buf = batch::encode([record], Compression::None)
         .map_err(|e| TxnError::NotAvailable(format!("encoding a transaction record: {e}")))?;
-    let appended = p.append(&mut buf).map_err(|e| match e {
+    let appended = p.append(&mut buf, None).map_err(|e| match e {
         PartitionError::NotLeader { .. }
         | PartitionError::FencedLeaderEpoch { .. }
         | PartitionError::UnknownLeaderEpoch { .. } => TxnError::NotCoordinator,

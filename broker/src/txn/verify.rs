@@ -3,7 +3,8 @@
 //! the group coordinator does so before a TxnOffsetCommit. The coordinator
 //! of the id is asked directly when it is this broker, else with
 //! AddPartitionsToTxn v4 (`verify_only`) over the inter-broker listener,
-//! as Kafka's brokers ask each other.
+//! as Kafka's brokers ask each other, on reused connections: partition
+//! leaders ask before the first batch of every transaction.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -63,18 +64,12 @@ pub async fn verify(
     if leader == me {
         return local.verify_partitions(transactional_id, producer, partitions);
     }
-    let ask = async {
-        let (mut conn, _) = dial
-            .connect(image, leader, CLIENT_ID)
-            .await
-            .map_err(|e| TxnError::NotAvailable(e.to_string()))?;
-        conn.send(&request(transactional_id, producer, partitions), VERSION)
-            .await
-            .map_err(|e| TxnError::NotAvailable(e.to_string()))
-    };
-    let response = tokio::time::timeout(TIMEOUT, ask).await.map_err(|_| {
-        TxnError::NotAvailable("the transaction coordinator did not answer".into())
-    })??;
+    let asked = request(transactional_id, producer, partitions);
+    let ask = dial.request(image, leader, CLIENT_ID, &asked, VERSION);
+    let response = tokio::time::timeout(TIMEOUT, ask)
+        .await
+        .map_err(|_| TxnError::NotAvailable("the transaction coordinator did not answer".into()))?
+        .map_err(|e| TxnError::NotAvailable(e.to_string()))?;
     if response.error_code != 0 {
         return Err(from_code(response.error_code));
     }

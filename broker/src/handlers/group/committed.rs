@@ -32,6 +32,7 @@ use crate::group::Committed;
 use crate::handlers::errors::group_error;
 use crate::handlers::{authorize, text};
 use crate::node::Node;
+use crate::partition::producer_state::VerificationGuard;
 use crate::protocol::RequestContext;
 use crate::security::acl::{Operation, ResourceType};
 use crate::txn::state::ProducerIdEpoch;
@@ -228,16 +229,17 @@ pub async fn txn_offset_commit(
     let count: usize = commit.offsets.len();
     let codes: Vec<i16> = if !group_allowed || count == 0 {
         Vec::new()
-    } else if let Err(code) = verify_offsets_partition(node, ctx, &request, producer).await {
-        vec![code; count]
     } else {
-        match node
-            .groups
-            .commit_transactional_offsets(commit, producer)
-            .await
-        {
-            Ok(results) => results.into_iter().map(error_code).collect(),
-            Err(e) => vec![group_error(&e).code(); count],
+        match verify_offsets_partition(node, ctx, &request, producer).await {
+            Err(code) => vec![code; count],
+            Ok(guard) => match node
+                .groups
+                .commit_transactional_offsets(commit, producer, guard)
+                .await
+            {
+                Ok(results) => results.into_iter().map(error_code).collect(),
+                Err(e) => vec![group_error(&e).code(); count],
+            },
         }
     };
     let mut codes = codes.into_iter();
@@ -272,15 +274,16 @@ pub async fn txn_offset_commit(
 
 /// Before a TxnOffsetCommit writes, the transaction's coordinator must
 /// have the group's offsets partition in the producer's transaction
-/// (AddOffsetsToTxn), as Kafka verifies it (KIP-890 part 1); the error
-/// code the commit gets otherwise. TxnOffsetCommit has no PRODUCER_FENCED:
-/// a fenced producer gets INVALID_PRODUCER_EPOCH.
+/// (AddOffsetsToTxn), as Kafka verifies it (KIP-890 part 1): the guard
+/// the commit's append brings (`None`: the transaction is already open
+/// there), or the error code the commit gets. TxnOffsetCommit has no
+/// PRODUCER_FENCED: a fenced producer gets INVALID_PRODUCER_EPOCH.
 async fn verify_offsets_partition(
     node: &Node,
     ctx: &RequestContext,
     request: &TxnOffsetCommitRequest,
     producer: Transactional,
-) -> Result<(), i16> {
+) -> Result<Option<VerificationGuard>, i16> {
     let image = node.image();
     let count = image
         .topics
@@ -291,6 +294,16 @@ async fn verify_offsets_partition(
         OFFSETS_TOPIC.to_string(),
         partition_for(&request.group_id, count),
     );
+    let guard = node
+        .groups
+        .start_verification(&request.group_id, producer)
+        .map_err(|e| group_error(&e).code())?;
+    let Some(guard) = guard else {
+        return Ok(None);
+    };
+    if !node.config.transactions.verify_partitions {
+        return Ok(Some(guard));
+    }
     let verified = crate::txn::verify::verify(
         &node.txns,
         &image,
@@ -305,7 +318,7 @@ async fn verify_offsets_partition(
     )
     .await;
     match verified {
-        Ok(added) if added.first() == Some(&true) => Ok(()),
+        Ok(added) if added.first() == Some(&true) => Ok(Some(guard)),
         Ok(_) if ctx.api_version >= ABORTABLE_SINCE => {
             Err(ResponseError::TransactionAbortable.code())
         }
