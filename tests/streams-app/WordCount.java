@@ -45,13 +45,27 @@ public final class WordCount {
             .to(args[2], Produced.with(Serdes.String(), Serdes.String()));
 
         KafkaStreams streams = new KafkaStreams(builder.build(), props);
-        streams.setStateListener((now, before) -> System.out.println("STATE " + before + " -> " + now));
+        CountDownLatch stopped = new CountDownLatch(1);
+        streams.setStateListener((now, before) -> {
+            System.out.println("STATE " + before + " -> " + now);
+            if (now == KafkaStreams.State.NOT_RUNNING) {
+                stopped.countDown();
+            }
+        });
         CountDownLatch closed = new CountDownLatch(1);
         Runtime.getRuntime().addShutdownHook(new Thread(() -> {
             // Leaving the group lets a restarted instance take its tasks
             // at once instead of after the session timeout.
             streams.close(CloseOptions.groupMembershipOperation(CloseOptions.GroupMembershipOperation.LEAVE_GROUP)
                 .withTimeout(Duration.ofSeconds(30)));
+            // close() may return once the state is NOT_RUNNING but before
+            // the listener (on Streams' own closing thread) has reported it;
+            // the JVM would exit without the report.
+            try {
+                stopped.await(5, java.util.concurrent.TimeUnit.SECONDS);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            }
             closed.countDown();
         }));
         streams.start();
