@@ -545,6 +545,7 @@ def transactions_script(bootstrap):
                                          AddPartitionsToTxnResponse, EndTxnRequest, EndTxnResponse,
                                          InitProducerIdRequest, InitProducerIdResponse, ProduceRequest,
                                          ProduceResponse, TxnOffsetCommitRequest, TxnOffsetCommitResponse)
+    from kafka.protocol.admin import ListTransactionsRequest, ListTransactionsResponse
     from kafka.record.memory_records import MemoryRecordsBuilder
 
     seen = {}
@@ -605,6 +606,17 @@ def transactions_script(bootstrap):
     init("init, timeout 0", "differential-txn-zero", 0)
     answer = init("init", txn, 60000)
     pid, epoch = (ids["init"], answer[1]) if "init" in ids else (-1, -1)
+
+    # ListTransactions v2 filters by a transactional id pattern (KIP-1152):
+    # whether it must match the whole id, and what a pattern that does not
+    # compile gets.
+    for pattern in ["differential-t.*", "differential-tx", "", "("]:
+        ask(f"list transactions, pattern {pattern!r}",
+            ListTransactionsRequest(state_filters=[], producer_id_filters=[], duration_filter=-1,
+                                    transactional_id_pattern=pattern),
+            ListTransactionsResponse, 2,
+            lambda r: (r.error_code, sorted(t.transactional_id for t in r.transaction_states
+                                            if t.transactional_id.startswith("differential"))))
 
     def add_partitions(case, txn_id, producer_id, producer_epoch, partitions):
         topics = {}

@@ -7,8 +7,8 @@ zombie fencing, the coordinator's own abort of a transaction that timed
 out, a late transactional batch refused by its partition's leader, a
 transaction coordinator killed with -9 between the sends and the
 commit, Kafka Streams with exactly_once_v2 while a broker is killed, the
-kafka-transactions tool (list, describe, describe-producers, find-hanging,
-abort), and transactional-id ACLs on a SASL listener.
+kafka-transactions tool (list, by pattern too, describe, describe-producers,
+find-hanging, abort), and transactional-id ACLs on a SASL listener.
 
 Every test runs against one three-broker Gregor cluster; with
 TEST_TRANSACTIONS_ON=kafka the same tests run against three Apache Kafka
@@ -847,6 +847,11 @@ def test_kafka_transactions_tool_describes_and_aborts_a_transaction_whose_produc
 
     [listed] = [r for r in transactions_tool(target, "list") if r["TransactionalId"] == txn_id]
     assert listed["TransactionState"] == "Ongoing", listed
+    # Listed by a pattern (KIP-1152), which must match the whole id.
+    assert [r["TransactionalId"] for r in transactions_tool(
+        target, "list", "--transactional-id-pattern", txn_id[:-2] + "..")] == [txn_id]
+    assert [r["TransactionalId"] for r in transactions_tool(
+        target, "list", "--transactional-id-pattern", txn_id[:-2])] == []
     assert int(listed["Coordinator"]) == target.transaction_coordinator(txn_id), listed
     [described] = transactions_tool(target, "describe", "--transactional-id", txn_id)
     assert (described["TransactionalId"], described["TransactionState"], described["TransactionTimeoutMs"],

@@ -337,6 +337,14 @@ pub fn list_transactions(
         .filter(|s| !known(s.as_str()))
         .cloned()
         .collect();
+    let pattern = match id_pattern(request.transactional_id_pattern.as_deref()) {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::debug!(error = %e, "ListTransactions with a pattern that does not compile");
+            resp.error_code = ResponseError::InvalidRegularExpression.code();
+            return resp;
+        }
+    };
     let states: BTreeSet<&str> = request.state_filters.iter().map(|s| s.as_str()).collect();
     let producers: BTreeSet<i64> = request.producer_id_filters.iter().map(|p| p.0).collect();
     let now = now_ms();
@@ -346,6 +354,11 @@ pub fn list_transactions(
                 .into_iter()
                 .filter(|t| states.is_empty() || states.contains(t.meta.state.name()))
                 .filter(|t| producers.is_empty() || producers.contains(&t.meta.producer_id))
+                .filter(|t| {
+                    pattern
+                        .as_ref()
+                        .is_none_or(|p| p.is_match(&t.transactional_id))
+                })
                 .filter(|t| {
                     request.duration_filter < 0 || now - t.meta.start_ms >= request.duration_filter
                 })
@@ -370,4 +383,38 @@ pub fn list_transactions(
         Err(e) => resp.error_code = e.code(ctx.api_version, 0).code(),
     }
     resp
+}
+
+/// ListTransactions v2's transactional-id filter (KIP-1152; `None` when it
+/// is absent or empty): a regular expression of RE2's syntax, as Kafka's,
+/// that must match the whole id.
+fn id_pattern(pattern: Option<&str>) -> Result<Option<regex::Regex>, regex::Error> {
+    match pattern {
+        None | Some("") => Ok(None),
+        Some(p) => regex::Regex::new(&format!("^(?:{p})$")).map(Some),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_transactional_id_pattern_matches_whole_ids() {
+        let cases = [
+            // (pattern, id, listed)
+            (None, "app-1", true),
+            (Some(""), "app-1", true),
+            (Some("app-.*"), "app-1", true),
+            (Some("app-"), "app-1", false),
+            (Some("pp-1"), "app-1", false),
+            (Some("app-1|other"), "app-1", true),
+            (Some("app-[0-9]+"), "app-12", true),
+        ];
+        for (pattern, id, listed) in cases {
+            let p = id_pattern(pattern).expect("compiles");
+            assert_eq!(p.is_none_or(|p| p.is_match(id)), listed, "{pattern:?} {id}");
+        }
+        assert!(id_pattern(Some("(")).is_err());
+    }
 }
