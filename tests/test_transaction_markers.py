@@ -13,18 +13,18 @@ from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 from kafka.record.memory_records import MemoryRecordsBuilder
 
-from conftest import kafka_tool, unique
+from conftest import kafka_tool, unique, wait_until
 from wire import RECENT_TS, Connection, Reader, frame, header, string
 
 WRITE_TXN_MARKERS = 27
 
 
-def txn_batch(producer_id, values, base_sequence=0, epoch=0):
-    builder = MemoryRecordsBuilder(magic=2, compression_type=0, batch_size=1 << 20, transactional=True,
+def txn_batch(producer_id, values, base_sequence=0, epoch=0, transactional=True, timestamp=RECENT_TS):
+    builder = MemoryRecordsBuilder(magic=2, compression_type=0, batch_size=1 << 20, transactional=transactional,
                                    producer_id=producer_id, producer_epoch=epoch,
                                    base_sequence=base_sequence)
     for i, v in enumerate(values):
-        builder.append(timestamp=RECENT_TS + i, key=b"k", value=v)
+        builder.append(timestamp=timestamp + i, key=b"k", value=v)
     builder.close()
     return bytes(builder.buffer())
 
@@ -122,3 +122,38 @@ def test_read_committed_consumers_skip_aborted_transactions_and_kafka_reads_the_
     dump = kafka_tool("kafka-dump-log", "--files", str(index)).stdout
     entries = re.findall(r"producerId: (\d+) firstOffset: (\d+) lastOffset: (\d+) lastStableOffset: (\d+)", dump)
     assert entries == [("1000", "0", "2", "3")], dump
+
+
+def producers_on(bootstrap, topic):
+    """The producer ids kafka-transactions describe-producers lists for
+    partition 0."""
+    out = kafka_tool("kafka-transactions", "--bootstrap-server", bootstrap, "describe-producers",
+                     "--topic", topic, "--partition", "0").stdout
+    return sorted(int(line.split()[0]) for line in out.splitlines()[1:] if line.strip())
+
+
+def test_idle_producers_are_forgotten_unless_their_transaction_is_open(gregor_factory):
+    """After `producer.id.expiration.ms` without a write, a partition
+    forgets a producer's sequence state (describe-producers no longer
+    lists it) and takes its next batch from whatever sequence it has, as
+    Kafka does; a producer whose transaction is open there is kept until
+    its marker, then forgotten in turn."""
+    gregor = gregor_factory(props={"transaction.partition.verification.enable": "false",
+                                   "producer.id.expiration.ms": "3000",
+                                   "producer.id.expiration.check.interval.ms": "500"})
+    topic = unique("expiry")
+    admin = AdminClient({"bootstrap.servers": gregor.bootstrap})
+    admin.create_topics([NewTopic(topic, 1, 1)])[topic].result(30)
+    conn = Connection(gregor.bootstrap)
+    # A producer's idle time counts from its batch's timestamp.
+    now = int(time.time() * 1000)
+    assert produce(conn, None, topic, txn_batch(2000, [b"i0"], transactional=False, timestamp=now)) == 0
+    assert produce(conn, "t-open", topic, txn_batch(2001, [b"t0"], timestamp=now)) == 0
+    assert producers_on(gregor.bootstrap, topic) == [2000, 2001]
+    wait_until(lambda: producers_on(gregor.bootstrap, topic) == [2001], 30, "the idle producer to be forgotten")
+    # Its next batch is taken, sequence 1 though it is unknown now.
+    assert produce(conn, None, topic, txn_batch(2000, [b"i1"], base_sequence=1, transactional=False)) == 0
+    assert write_txn_markers(conn, 2001, True, topic) == 0
+    wait_until(lambda: producers_on(gregor.bootstrap, topic) == [], 30, "both producers to be forgotten")
+    conn.close()
+    assert consume(gregor.bootstrap, topic, "read_committed", 3) == [b"i0", b"t0", b"i1"]

@@ -212,6 +212,10 @@ fn run_broker(path: PathBuf) -> ExitCode {
         tasks.spawn("retention", maintenance::run(node.clone()));
         tasks.spawn("log cleaner", log_cleaner::run(node.clone()));
         tasks.spawn("flusher", maintenance::run_flusher(node.clone()));
+        tasks.spawn(
+            "producer expiry",
+            maintenance::run_producer_expiry(node.clone()),
+        );
         tasks.spawn("ISR checks", maintenance::run_isr_checks(node.clone()));
         tasks.spawn("group sessions", node.groups.clone().run_session_sweeper());
         stage.send_replace(Stage::Broker(node.clone()));

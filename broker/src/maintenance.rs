@@ -1,5 +1,6 @@
-//! Background upkeep of the logs: retention, time-based flushing, and the
-//! leader's check for followers that fell out of sync.
+//! Background upkeep of the logs: retention, time-based flushing, the
+//! expiry of idle producers' state, and the leader's check for followers
+//! that fell out of sync.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -68,6 +69,28 @@ fn enforce_retention(node: &Node) {
                 Err(e) => {
                     tracing::warn!(topic = %p.topic, partition = p.index, error = %e, "retention failed")
                 }
+            }
+        }
+    }
+}
+
+/// Forgets idle producers' state every
+/// `producer.id.expiration.check.interval.ms`, forever.
+pub async fn run_producer_expiry(node: Arc<Node>) {
+    let period = Duration::from_millis(
+        u64::try_from(node.config.producer_id_expiration_check_interval_ms).unwrap_or(1),
+    );
+    every(period, node, expire_producers).await
+}
+
+fn expire_producers(node: &Node) {
+    let now = now_ms();
+    let expiration = i64::from(node.config.producer_id_expiration_ms);
+    for topic in node.topics.all() {
+        for p in topic.local() {
+            let expired = p.expire_producers(now, expiration);
+            if expired > 0 {
+                tracing::debug!(topic = %p.topic, partition = p.index, expired, "idle producers forgotten");
             }
         }
     }

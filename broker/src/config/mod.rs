@@ -144,6 +144,10 @@ pub struct BrokerConfig {
     pub http_listener: Option<Listener>,
     /// `log.retention.check.interval.ms`
     pub retention_check_interval_ms: u64,
+    /// `producer.id.expiration.ms`
+    pub producer_id_expiration_ms: i32,
+    /// `producer.id.expiration.check.interval.ms`
+    pub producer_id_expiration_check_interval_ms: i32,
     /// The log cleaner's `log.cleaner.*` settings.
     pub cleaner: CleanerSettings,
     /// `group.initial.rebalance.delay.ms`
@@ -434,6 +438,9 @@ impl BrokerConfig {
                 .map(listener::parse_http)
                 .transpose()?,
             retention_check_interval_ms: v.get("log.retention.check.interval.ms")?,
+            producer_id_expiration_ms: v.get("producer.id.expiration.ms")?,
+            producer_id_expiration_check_interval_ms: v
+                .get("producer.id.expiration.check.interval.ms")?,
             cleaner: CleanerSettings {
                 enable: v.get("log.cleaner.enable")?,
                 threads: v.get("log.cleaner.threads")?,

@@ -483,6 +483,18 @@ pub static BROKER: &[Setting] = &[
     )
     .default("300000"),
     Setting::new(
+        "producer.id.expiration.ms",
+        Kind::int(1),
+        "How long a partition leader keeps an idle producer's sequence state (for de-duplication) after its last write; never while it has a transaction open there.",
+    )
+    .default("86400000"),
+    Setting::new(
+        "producer.id.expiration.check.interval.ms",
+        Kind::int(1),
+        "How often partitions forget producers idle for longer than producer.id.expiration.ms.",
+    )
+    .default("600000"),
+    Setting::new(
         "log.cleanup.policy",
         Kind::ListOf(&["delete", "compact"]),
         "Default `cleanup.policy`: `delete` old segments, `compact` them to the latest record of each key, or both.",

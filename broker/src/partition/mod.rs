@@ -478,7 +478,13 @@ impl Partition {
         check_leader(&state, -1)?;
         Ok(state
             .producers
-            .start_verification(producer_id, producer_epoch, base_sequence))
+            .start_verification(producer_id, producer_epoch, base_sequence, now_ms()))
+    }
+
+    /// Forgets the producers idle for `expiration_ms` with no transaction
+    /// open here (`producer.id.expiration.ms`); how many went.
+    pub fn expire_producers(&self, now_ms: i64, expiration_ms: i64) -> usize {
+        self.lock().producers.expire(now_ms, expiration_ms)
     }
 
     fn append_from(

@@ -82,6 +82,8 @@ impl VerificationGuard {
 #[derive(Debug, Clone, Copy)]
 struct Verifying {
     guard: VerificationGuard,
+    /// When it started (entries never used expire with the producers).
+    since_ms: i64,
     /// The epoch of the batches being verified.
     epoch: i16,
     /// The lowest sequence among them: a higher one may not be written
@@ -231,12 +233,14 @@ impl ProducerStates {
         producer_id: i64,
         epoch: i16,
         base_sequence: i32,
+        now_ms: i64,
     ) -> Option<VerificationGuard> {
         if self.in_transaction(producer_id) {
             return None;
         }
         let v = self.verifying.entry(producer_id).or_insert(Verifying {
             guard: VerificationGuard::new(),
+            since_ms: now_ms,
             epoch,
             lowest_sequence: base_sequence,
         });
@@ -257,12 +261,10 @@ impl ProducerStates {
             return Check::OutOfOrder;
         }
         let Some(p) = self.producers.get(&b.producer_id) else {
-            // A producer we have no state for must start at sequence 0.
-            return if b.base_sequence == 0 {
-                Check::Append
-            } else {
-                Check::OutOfOrder
-            };
+            // A producer with no state here may go on from any sequence,
+            // as in Kafka: its state expired (`producer.id.expiration.ms`)
+            // or went with the segments that held its batches.
+            return Check::Append;
         };
         if b.producer_epoch < p.epoch {
             return Check::StaleEpoch;
@@ -396,6 +398,20 @@ impl ProducerStates {
         p.txn_first_offset.take()
     }
 
+    /// Forgets the producers idle for `expiration_ms` (their last batch or
+    /// marker stamped that long before `now_ms`) with no transaction open,
+    /// and the verifications started that long ago (Kafka's
+    /// `producer.id.expiration.ms`); how many producers went.
+    pub fn expire(&mut self, now_ms: i64, expiration_ms: i64) -> usize {
+        let before = self.producers.len();
+        self.producers.retain(|_, p| {
+            p.txn_first_offset.is_some() || now_ms.saturating_sub(p.last_timestamp) < expiration_ms
+        });
+        self.verifying
+            .retain(|_, v| now_ms.saturating_sub(v.since_ms) < expiration_ms);
+        before - self.producers.len()
+    }
+
     /// Every producer with state here, by id.
     pub fn active(&self) -> Vec<ActiveProducer> {
         let mut out: Vec<ActiveProducer> = self
@@ -450,7 +466,8 @@ mod tests {
             (batch(7, 1, 0, 1), Check::Append),
             (batch(7, 1, 4, 1), Check::OutOfOrder),
             (batch(8, 0, 0, 1), Check::Append),
-            (batch(8, 0, 1, 1), Check::OutOfOrder),
+            // A producer unknown here goes on from where it is.
+            (batch(8, 0, 1, 1), Check::Append),
         ];
         for (b, want) in cases {
             assert_eq!(s.check(&b, Origin::Client, None), want, "{b:?}");
@@ -576,7 +593,7 @@ mod tests {
             record_count: 1,
             transactional,
         };
-        let g = s.start_verification(1, 2, -1);
+        let g = s.start_verification(1, 2, -1, 0);
         assert_eq!(
             s.check(&own(2, true), Origin::Coordinator, g),
             Check::Append
@@ -607,10 +624,10 @@ mod tests {
             s.check(&txn(1, 0, 0, 1), Origin::Client, None),
             Check::Unverified
         );
-        let g = s.start_verification(1, 0, 0);
+        let g = s.start_verification(1, 0, 0, 0);
         assert!(g.is_some());
         // Asking again while it is under way joins it.
-        assert_eq!(s.start_verification(1, 0, 0), g);
+        assert_eq!(s.start_verification(1, 0, 0, 0), g);
         assert_eq!(s.check(&txn(1, 0, 0, 1), Origin::Client, g), Check::Append);
         // A marker in between (the transaction ended while the coordinator
         // was asked) retires the guard: the stale answer opens nothing.
@@ -619,11 +636,11 @@ mod tests {
             s.check(&txn(1, 0, 0, 1), Origin::Client, g),
             Check::Unverified
         );
-        let fresh = s.start_verification(1, 0, 0);
+        let fresh = s.start_verification(1, 0, 0, 0);
         assert_ne!(fresh, g);
         assert_eq!(s.record(&txn(1, 0, 0, 1), 5, 0), Some(5));
         // Open, the transaction needs no verification and the guard is gone.
-        assert_eq!(s.start_verification(1, 0, 1), None);
+        assert_eq!(s.start_verification(1, 0, 1, 0), None);
         assert_eq!(
             s.check(&txn(1, 0, 1, 1), Origin::Client, None),
             Check::Append
@@ -653,7 +670,7 @@ mod tests {
             (0, 3, 0),
         ];
         for (epoch, seq, lowest) in cases {
-            s.start_verification(1, epoch, seq);
+            s.start_verification(1, epoch, seq, 0);
             let over = batch(1, epoch, lowest + 1, 1);
             assert_eq!(
                 s.check(&over, Origin::Client, None),
@@ -662,5 +679,39 @@ mod tests {
             );
             assert_eq!(s.verifying[&1].lowest_sequence, lowest, "{epoch} {seq}");
         }
+    }
+
+    #[test]
+    fn idle_producers_expire_unless_their_transaction_is_open() {
+        let mut s = ProducerStates::default();
+        // (producer, last stamped at, transactional)
+        s.record(&batch(1, 0, 0, 1), 0, 100);
+        s.record(&batch(2, 0, 0, 1), 1, 900);
+        let g = s.start_verification(3, 0, 0, 100);
+        s.record(&txn(3, 0, 0, 1), 2, 100);
+        s.start_verification(4, 0, 0, 100);
+        s.start_verification(5, 0, 0, 900);
+        assert!(g.is_some());
+        assert_eq!(s.expire(1100, 1000), 1);
+        let left: Vec<i64> = s.active().iter().map(|p| p.producer_id).collect();
+        // 1 is idle too long; 2 is recent; 3's transaction is open.
+        assert_eq!(left, [2, 3]);
+        // The verification started at 100 and never used went too.
+        assert_eq!(
+            s.check(&txn(4, 0, 0, 1), Origin::Client, None),
+            Check::Unverified
+        );
+        assert!(!s.verifying.contains_key(&4));
+        assert!(s.verifying.contains_key(&5));
+        // Producer 1, forgotten, goes on from its next sequence.
+        assert_eq!(
+            s.check(&batch(1, 0, 1, 1), Origin::Client, None),
+            Check::Append
+        );
+        // Once its transaction ends, 3 expires as any other.
+        s.end_txn(3, 0, 0, 200);
+        assert_eq!(s.expire(1300, 1000), 1);
+        let left: Vec<i64> = s.active().iter().map(|p| p.producer_id).collect();
+        assert_eq!(left, [2]);
     }
 }
