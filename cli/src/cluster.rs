@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use gregor_client::Connection;
+use gregor_client::{ClientError, Connection};
 use kafka_protocol::messages::find_coordinator_request::FindCoordinatorRequest;
 use kafka_protocol::messages::metadata_request::{MetadataRequest, MetadataRequestTopic};
 use kafka_protocol::messages::metadata_response::MetadataResponse;
@@ -141,7 +141,13 @@ impl Cluster {
                 .brokers
                 .get(&id)
                 .ok_or_else(|| CliError::Usage(format!("broker {id} is not in the metadata")))?;
-            let conn = Connection::connect(addr.as_str(), &self.client_id).await?;
+            let conn = connect_retrying(addr, &self.client_id)
+                .await
+                .map_err(|last| CliError::BrokerUnreachable {
+                    id,
+                    addr: addr.clone(),
+                    last,
+                })?;
             self.connections.insert(id, conn);
         }
         let Some(conn) = self.connections.get_mut(&id) else {
@@ -241,5 +247,32 @@ impl Cluster {
         self.brokers
             .insert(c.node_id.0, format!("{}:{}", c.host, c.port));
         Ok(c.node_id.0)
+    }
+}
+
+/// How many times a broker is dialled before giving up, the first retry
+/// after [`FIRST_BACKOFF`], each later one after twice the wait before.
+const CONNECT_ATTEMPTS: u32 = 5;
+
+/// The wait before the first retry.
+const FIRST_BACKOFF: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// Connects to `addr`, retrying a failed attempt a few times with a
+/// growing backoff as Kafka's clients do (`reconnect.backoff.ms`): a
+/// broker restarting or a name server that missed one lookup is not the
+/// end of a command.
+async fn connect_retrying(addr: &str, client_id: &str) -> Result<Connection, ClientError> {
+    let mut backoff = FIRST_BACKOFF;
+    let mut attempt = 1;
+    loop {
+        match Connection::connect(addr, client_id).await {
+            Ok(c) => return Ok(c),
+            Err(e) if attempt >= CONNECT_ATTEMPTS => return Err(e),
+            Err(_) => {
+                tokio::time::sleep(backoff).await;
+                backoff *= 2;
+                attempt += 1;
+            }
+        }
     }
 }

@@ -16,6 +16,16 @@ pub enum CliError {
         /// The last failure.
         last: ClientError,
     },
+    /// A broker named in the metadata could not be reached.
+    #[error("cannot reach broker {id} at {addr}: {last}")]
+    BrokerUnreachable {
+        /// The broker.
+        id: i32,
+        /// Its advertised address.
+        addr: String,
+        /// The last failure.
+        last: ClientError,
+    },
     /// A broker connection failed.
     #[error(transparent)]
     Client(#[from] ClientError),
