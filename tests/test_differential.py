@@ -676,14 +676,15 @@ def transactions_script(bootstrap):
         time.sleep(0.2)
     end("abort after commit", pid, epoch, False)
 
-    def produce(case, version):
+    def produce(case, version, txn_id=txn, producer=None):
         """A transactional batch of the producer (its first on the
         partition, sequence 0) to partition 0; each partition's error."""
+        producer_id, producer_epoch = producer or (pid, epoch)
         builder = MemoryRecordsBuilder(magic=2, compression_type=0, batch_size=1 << 20, transactional=True,
-                                       producer_id=pid, producer_epoch=epoch, base_sequence=0)
+                                       producer_id=producer_id, producer_epoch=producer_epoch, base_sequence=0)
         builder.append(timestamp=int(time.time() * 1000), key=b"k", value=b"v")
         builder.close()
-        request = ProduceRequest(transactional_id=txn, acks=-1, timeout_ms=10000, topic_data=[
+        request = ProduceRequest(transactional_id=txn_id, acks=-1, timeout_ms=10000, topic_data=[
             ProduceRequest.TopicProduceData(name=TOPIC, partition_data=[
                 ProduceRequest.TopicProduceData.PartitionProduceData(index=0, records=bytes(builder.buffer()))])])
         return ask(case, request, ProduceResponse, version,
@@ -711,6 +712,46 @@ def transactions_script(bootstrap):
     end("end, old epoch (v3)", pid, epoch, True, version=3)
     end("end, old epoch (v4)", pid, epoch, False, version=4)
     init("init at v2, again", txn, 60000, version=2)
+
+    # Transaction version 2 (KIP-890 part 2), as Kafka 4's Java producer
+    # speaks it: no AddPartitionsToTxn or AddOffsetsToTxn (the leader and
+    # the group coordinator add for it), and every EndTxn (v5) bumps the
+    # epoch and answers with it. Epochs are told relative to the first.
+    txn2 = "differential-txn-v2"
+    answer = init("v2 init", txn2, 60000)
+    pid2, epoch2 = (ids["v2 init"], answer[1]) if "v2 init" in ids else (-1, -1)
+
+    def end2(case, producer_epoch, commit):
+        return ask(case, EndTxnRequest(transactional_id=txn2, producer_id=pid2, producer_epoch=producer_epoch,
+                                       committed=commit), EndTxnResponse, 5,
+                   lambda r: (r.error_code, r.producer_id == pid2, r.producer_epoch - epoch2))
+
+    def offsets2(case, producer_epoch):
+        request = TxnOffsetCommitRequest(
+            transactional_id=txn2, group_id=group, producer_id=pid2, producer_epoch=producer_epoch,
+            generation_id=-1, member_id="", group_instance_id=None,
+            topics=[TxnOffsetCommitRequest.TxnOffsetCommitRequestTopic(name=TOPIC, partitions=[
+                TxnOffsetCommitRequest.TxnOffsetCommitRequestTopic.TxnOffsetCommitRequestPartition(
+                    partition_index=0, committed_offset=7, committed_leader_epoch=-1, committed_metadata="")])])
+        return ask(case, request, TxnOffsetCommitResponse, 5,
+                   lambda r: [(t.name, p.partition_index, p.error_code) for t in r.topics for p in t.partitions])
+
+    produce("v2: a batch the leader adds (Produce v12)", 12, txn2, (pid2, epoch2))
+    end2("v2: commit (EndTxn v5)", epoch2, True)
+    deadline = time.monotonic() + 30
+    while end2("v2: commit again, the old epoch", epoch2, True)[0] == 51 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    produce("v2: a late batch of the committed transaction", 12, txn2, (pid2, epoch2))
+    offsets2("v2: offsets the group coordinator adds (TxnOffsetCommit v5)", epoch2 + 1)
+    end2("v2: abort", epoch2 + 1, False)
+    deadline = time.monotonic() + 30
+    while end2("v2: abort again, the old epoch", epoch2 + 1, False)[0] == 51 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    end2("v2: abort with nothing added", epoch2 + 2, False)
+    deadline = time.monotonic() + 30
+    while end2("v2: abort with nothing added, again", epoch2 + 2, False)[0] == 51 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    end2("v2: commit with nothing added", epoch2 + 3, True)
     conn[0].close()
     return seen
 

@@ -887,6 +887,67 @@ def test_kafka_transactions_tool_describes_and_aborts_a_transaction_whose_produc
     assert described["TransactionState"] == "CompleteCommit", described
 
 
+def feature_level(bootstrap, feature):
+    """The level `kafka-features describe` shows for `feature` at the
+    broker `bootstrap` names ("0" when it is not finalized), and the range
+    supported."""
+    out = kafka_tool("kafka-features", "--bootstrap-server", bootstrap, "describe").stdout
+    for line in out.splitlines():
+        fields = dict(re.findall(r"(\w+): (\S+)", line))
+        if fields.get("Feature") == feature:
+            level = fields.get("FinalizedVersionLevel", "-")
+            return ("0" if level == "-" else level,
+                    (fields.get("SupportedMinVersion"), fields.get("SupportedMaxVersion")))
+    raise AssertionError(f"kafka-features describe shows no {feature}:\n{out}")
+
+
+def epoch_bumps(target, java_producers, topic, transactions, written):
+    """How far a new Java producer's epoch moves over `transactions`
+    committed transactions (one record each to partition 0 of `topic`,
+    appended to `written`), as kafka-transactions describes it."""
+    txn_id = unique("tv")
+    producer = java_producers(target.bootstrap, txn_id)
+    producer.ok("init")
+    [before] = transactions_tool(target, "describe", "--transactional-id", txn_id)
+    for t in range(transactions):
+        producer.ok("begin")
+        producer.ok(f"send {topic} 0 {txn_id}-{t}")
+        producer.ok("commit")
+        written.append(f"{txn_id}-{t}")
+    [after] = transactions_tool(target, "describe", "--transactional-id", txn_id)
+    producer.ok("close")
+    return int(after["ProducerEpoch"]) - int(before["ProducerEpoch"])
+
+
+def set_transaction_version(target, level, command):
+    kafka_tool("kafka-features", "--bootstrap-server", target.bootstrap, command,
+               "--feature", f"transaction.version={level}")
+    # A new producer may ask any broker: each must show the level.
+    wait_until(lambda: all(feature_level(b.bootstrap, "transaction.version")[0] == str(level)
+                           for b in target.brokers), 60, f"every broker to show transaction.version {level}")
+
+
+def test_kafka_features_sets_the_transaction_protocol_of_java_producers(target, java_producers):
+    """A new cluster runs transaction.version 2 (KIP-890 part 2), as a new
+    Kafka 4 cluster does: kafka-features describe shows it, and the Java
+    producer, seeing it in ApiVersions, bumps its epoch with every commit
+    (EndTxn v5; the brokers add its partitions, Produce v12). Downgraded to
+    0 with kafka-features, a new Java producer speaks the older protocol
+    (AddPartitionsToTxn, one epoch for all its transactions) and its
+    transactions still commit; upgraded again, the next bumps again."""
+    topic = target.create_topic(unique("tv"))
+    written = []
+    assert feature_level(target.bootstrap, "transaction.version") == ("2", ("0", "2"))
+    assert epoch_bumps(target, java_producers, topic, 3, written) == 3
+    try:
+        set_transaction_version(target, 0, "downgrade")
+        assert epoch_bumps(target, java_producers, topic, 3, written) == 0
+    finally:
+        set_transaction_version(target, 2, "upgrade")
+    assert epoch_bumps(target, java_producers, topic, 2, written) == 2
+    assert read_until(target.bootstrap, topic, {0: written[-1]}, "read_committed") == {0: written}
+
+
 # --- 8. Transactional-id ACLs ---------------------------------------------------
 
 def as_user(user):

@@ -216,6 +216,18 @@ fn sample(api: ApiKey, version: i16, topic_id: uuid::Uuid) -> RequestKind {
         }
         ApiKey::ListGroups => RequestKind::ListGroups(ListGroupsRequest::default()),
         ApiKey::DescribeCluster => RequestKind::DescribeCluster(DescribeClusterRequest::default()),
+        ApiKey::UpdateFeatures => {
+            // The level the cluster already runs, so the sweep changes
+            // nothing (v0 has no validate_only).
+            let mut u = update_features_request::FeatureUpdateKey::default();
+            u.feature = s("transaction.version");
+            u.max_version_level = 2;
+            u.upgrade_type = 1;
+            let mut r = UpdateFeaturesRequest::default();
+            r.feature_updates = vec![u];
+            r.validate_only = version >= 1;
+            RequestKind::UpdateFeatures(r)
+        }
         other => RequestKind::default_for(other),
     }
 }

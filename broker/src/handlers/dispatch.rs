@@ -151,6 +151,7 @@ async fn dispatch(node: &Arc<Node>, ctx: &RequestContext, request: RequestKind) 
         Rq::Metadata(r) => Rs::Metadata(metadata::metadata(node, ctx, r).await),
         Rq::DescribeCluster(r) => Rs::DescribeCluster(metadata::describe_cluster(node, ctx, r)),
         Rq::ElectLeaders(r) => Rs::ElectLeaders(placement::elect_leaders(node, ctx, r).await),
+        Rq::UpdateFeatures(r) => Rs::UpdateFeatures(features::update_features(node, ctx, r).await),
         Rq::AlterPartitionReassignments(r) => Rs::AlterPartitionReassignments(
             placement::alter_partition_reassignments(node, ctx, r).await,
         ),
@@ -318,6 +319,7 @@ fn set_throttle(response: &mut ResponseKind, ms: i32) {
         Produce,
         SyncGroup,
         TxnOffsetCommit,
+        UpdateFeatures,
     );
 }
 

@@ -15,6 +15,7 @@ pub mod configs;
 pub mod describe_producers;
 pub mod dispatch;
 pub mod errors;
+pub mod features;
 pub mod fetch;
 pub mod group;
 pub mod log_dirs;

@@ -18,6 +18,7 @@ use crate::replica_manager::produce::{Produce, ProduceError, TopicWrites, Write}
 use crate::security::acl::{Operation, ResourceType};
 use crate::txn::error::TxnError;
 use crate::txn::state::ProducerIdEpoch;
+use crate::txn::verify::{verify, Ask};
 
 /// A partition's answer when the write is refused before it is tried.
 fn refused(index: i32, error: ResponseError, message: &str) -> PartitionProduceResponse {
@@ -116,19 +117,17 @@ async fn verify_transactional_writes(
             asked.push((w.topic, w.partition));
         }
     }
-    if asked.is_empty() || !node.config.transactions.verify_partitions {
+    // Producers of transaction version 2 send no AddPartitionsToTxn: the
+    // leader adds for them, whatever the verification setting says.
+    let ask = if ctx.api_version >= IMPLICIT_ADD_SINCE {
+        Ask::Add
+    } else {
+        Ask::Verify
+    };
+    if asked.is_empty() || (ask == Ask::Verify && !node.config.transactions.verify_partitions) {
         return verified;
     }
-    let answers = crate::txn::verify::verify(
-        &node.txns,
-        &node.image(),
-        node.config.node_id,
-        &node.inter_broker,
-        transactional_id,
-        producer,
-        &asked,
-    )
-    .await;
+    let answers = verify(node, transactional_id, producer, &asked, ask).await;
     for (i, place) in asked.into_iter().enumerate() {
         let refusal = match &answers {
             Ok(added) if added.get(i) == Some(&true) => continue,
@@ -153,6 +152,10 @@ async fn verify_transactional_writes(
 /// The first Produce version whose clients handle TRANSACTION_ABORTABLE
 /// (KIP-890).
 const ABORTABLE_SINCE: i16 = 11;
+
+/// The first Produce version of transaction version 2: the leader adds
+/// the partition to the producer's transaction (KIP-890 part 2).
+const IMPLICIT_ADD_SINCE: i16 = 12;
 
 /// Appends every partition's records (see `replica_manager::produce`).
 /// Transactional records need the request's transactional id, and WRITE

@@ -26,12 +26,16 @@ use crate::group::offsets::OFFSETS_TOPIC;
 use crate::node::Node;
 use crate::protocol::RequestContext;
 use crate::security::acl::{Operation, ResourceType};
-use crate::txn::state::{ProducerIdEpoch, TxnState};
+use crate::txn::state::{ProducerIdEpoch, TxnState, EPOCH_BUMP_VERSION};
 use crate::txn::TxnError;
 
 /// The first AddPartitionsToTxn version with PRODUCER_FENCED (older ones
 /// get INVALID_PRODUCER_EPOCH); the same for AddOffsetsToTxn and EndTxn.
 const FENCED_SINCE: i16 = 2;
+
+/// The first EndTxn and AddPartitionsToTxn version of transaction
+/// version 2 (KIP-890 part 2).
+const EPOCH_BUMP_SINCE: i16 = 5;
 
 /// Whether the request may write with `transactional_id`.
 fn may_write(node: &Node, ctx: &RequestContext, transactional_id: &str) -> bool {
@@ -80,7 +84,8 @@ fn topic_results(
 }
 
 /// One transaction's partitions added (or, KIP-890's `verify_only` from
-/// a partition leader, checked), the answer per partition.
+/// a partition leader, checked), the answer per partition. `version`: the
+/// transaction version of the producer the partitions are added for.
 async fn add_one(
     node: &Node,
     ctx: &RequestContext,
@@ -88,6 +93,7 @@ async fn add_one(
     who: ProducerIdEpoch,
     topics: &[AddPartitionsToTxnTopic],
     verify_only: bool,
+    version: i16,
 ) -> Vec<AddPartitionsToTxnTopicResult> {
     if !may_write(node, ctx, transactional_id) {
         let code = ResponseError::TransactionalIdAuthorizationFailed.code();
@@ -152,7 +158,7 @@ async fn add_one(
     let wanted: BTreeSet<(String, i32)> = partitions.into_iter().collect();
     match node
         .txns
-        .add_partitions(transactional_id, who, wanted)
+        .add_partitions(transactional_id, who, wanted, version)
         .await
     {
         Ok(()) => topic_results(topics, |_, _| 0),
@@ -164,8 +170,9 @@ async fn add_one(
 }
 
 /// AddPartitionsToTxn: from a producer (v0-3, one transaction) or from
-/// a partition leader verifying its producers (v4+, several, CLUSTER_ACTION
-/// needed).
+/// a broker verifying its producers' transactions (v4+, several,
+/// CLUSTER_ACTION needed) or, from v5, adding to them for producers of
+/// transaction version 2.
 pub async fn add_partitions_to_txn(
     node: &Node,
     ctx: &RequestContext,
@@ -179,7 +186,7 @@ pub async fn add_partitions_to_txn(
             request.v3_and_below_producer_epoch,
         );
         resp.results_by_topic_v3_and_below =
-            add_one(node, ctx, &id, who, &request.v3_and_below_topics, false).await;
+            add_one(node, ctx, &id, who, &request.v3_and_below_topics, false, 0).await;
         return resp;
     }
     if !authorize::on_cluster(node, ctx, Operation::ClusterAction) {
@@ -197,6 +204,11 @@ pub async fn add_partitions_to_txn(
             who,
             &t.topics,
             t.verify_only,
+            if ctx.api_version >= EPOCH_BUMP_SINCE {
+                EPOCH_BUMP_VERSION
+            } else {
+                0
+            },
         )
         .await;
         resp.results_by_transaction.push(r);
@@ -231,7 +243,7 @@ pub async fn add_offsets_to_txn(
                 let who = producer(request.producer_id, request.producer_epoch);
                 match node
                     .txns
-                    .add_partitions(id, who, BTreeSet::from([partition]))
+                    .add_partitions(id, who, BTreeSet::from([partition]), 0)
                     .await
                 {
                     Ok(()) => 0,
@@ -244,7 +256,8 @@ pub async fn add_offsets_to_txn(
     resp
 }
 
-/// EndTxn: commit or abort.
+/// EndTxn: commit or abort; from v5 (transaction version 2) the epoch is
+/// bumped and the answer carries the producer id and epoch to go on with.
 pub async fn end_txn(node: &Node, ctx: &RequestContext, request: EndTxnRequest) -> EndTxnResponse {
     let mut resp = EndTxnResponse::default();
     resp.producer_id = ProducerId(-1);
@@ -255,10 +268,15 @@ pub async fn end_txn(node: &Node, ctx: &RequestContext, request: EndTxnRequest) 
         return resp;
     }
     let who = producer(request.producer_id, request.producer_epoch);
-    match node.txns.end_txn(id, who, request.committed).await {
-        Ok(()) => {
-            resp.producer_id = request.producer_id;
-            resp.producer_epoch = request.producer_epoch;
+    let version = if ctx.api_version >= EPOCH_BUMP_SINCE {
+        EPOCH_BUMP_VERSION
+    } else {
+        0
+    };
+    match node.txns.end_txn(id, who, request.committed, version).await {
+        Ok(next) => {
+            resp.producer_id = ProducerId(next.id);
+            resp.producer_epoch = next.epoch;
         }
         Err(e) => resp.error_code = refused(&e, ctx, id).code(),
     }

@@ -14,6 +14,7 @@ use crate::security::sasl::scram::ScramCredential;
 use crate::security::sasl::Mechanism;
 use uuid::Uuid;
 
+use super::features::FeatureLevels;
 use super::records::{Applied, BrokerEndpoint, MetadataRecord, Refusal};
 
 /// "No leader" in Kafka's encoding.
@@ -108,6 +109,9 @@ pub struct ClusterImage {
     /// default).
     #[serde(default)]
     pub broker_configs: BrokerConfigs,
+    /// The level of each cluster-wide feature.
+    #[serde(default)]
+    pub features: FeatureLevels,
     /// The next unreserved producer id.
     pub next_producer_id: i64,
 }
@@ -353,6 +357,12 @@ impl ClusterImage {
             }
             MetadataRecord::AlterBrokerConfigs { resource, changes } => {
                 dynamic::apply(&mut self.broker_configs, resource, changes);
+                Ok(Applied::Done)
+            }
+            MetadataRecord::SetFeatureLevel { name, level } => {
+                self.features
+                    .set(index, name, *level)
+                    .map_err(|e| Refusal::InvalidUpdateVersion(e.to_string()))?;
                 Ok(Applied::Done)
             }
         }

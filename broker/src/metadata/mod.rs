@@ -4,6 +4,7 @@
 //! - [`image`] is the cluster they describe, built by applying them in order
 //!   (pure and deterministic, so every node agrees);
 //! - [`bootstrap`] holds what a new cluster starts with (`gregor format`);
+//! - [`features`] are the cluster-wide feature levels (`transaction.version`);
 //! - [`placement`] decides where new replicas go;
 //! - [`store`] keeps the Raft log, vote and snapshots on disk;
 //! - [`network`] is the controller listener's protocol, and how a node
@@ -24,6 +25,7 @@
 pub mod bootstrap;
 pub mod controller;
 pub mod election;
+pub mod features;
 pub mod image;
 pub mod listener;
 pub mod network;

@@ -167,6 +167,13 @@ pub enum MetadataRecord {
         /// Each key's new value, or `None` to remove it.
         changes: BTreeMap<String, Option<String>>,
     },
+    /// A cluster-wide feature runs at a new level (UpdateFeatures).
+    SetFeatureLevel {
+        /// The feature.
+        name: String,
+        /// Its level.
+        level: i16,
+    },
     /// An entity's client quotas are set or removed (AlterClientQuotas).
     SetClientQuotas {
         /// Who they are for.

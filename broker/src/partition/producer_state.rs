@@ -206,10 +206,13 @@ impl ProducerStates {
         if let Check::Duplicate { .. } = verdict {
             return verdict;
         }
-        let open = self.in_transaction(b.producer_id);
+        let open = self.in_transaction(b.producer_id, None);
         let verified =
             guard.is_some() && self.verifying.get(&b.producer_id).map(|v| v.guard) == guard;
-        if b.transactional && !open && !verified {
+        if b.transactional
+            && !self.in_transaction(b.producer_id, Some(b.producer_epoch))
+            && !verified
+        {
             return Check::Unverified;
         }
         match verdict {
@@ -218,16 +221,19 @@ impl ProducerStates {
         }
     }
 
-    /// Whether `producer_id` has a transaction open here.
-    fn in_transaction(&self, producer_id: i64) -> bool {
+    /// Whether `producer_id` has a transaction open here (of `epoch`, if
+    /// given: a producer of transaction version 2 begins each transaction
+    /// under a new epoch, so one of an older epoch is not the batch's).
+    fn in_transaction(&self, producer_id: i64, epoch: Option<i16>) -> bool {
         self.producers
             .get(&producer_id)
-            .is_some_and(|p| p.txn_first_offset.is_some())
+            .is_some_and(|p| p.txn_first_offset.is_some() && epoch.is_none_or(|e| e == p.epoch))
     }
 
     /// Starts (or joins) the verification of `producer_id`'s batch of
     /// `epoch` from `base_sequence`, before its coordinator is asked;
-    /// `None` when its transaction is already open here and needs none.
+    /// `None` when its transaction of that epoch is already open here and
+    /// needs none.
     pub fn start_verification(
         &mut self,
         producer_id: i64,
@@ -235,7 +241,7 @@ impl ProducerStates {
         base_sequence: i32,
         now_ms: i64,
     ) -> Option<VerificationGuard> {
-        if self.in_transaction(producer_id) {
+        if self.in_transaction(producer_id, Some(epoch)) {
             return None;
         }
         let v = self.verifying.entry(producer_id).or_insert(Verifying {
@@ -654,6 +660,35 @@ mod tests {
         assert_eq!(
             s.check(&txn(1, 0, 0, 1), Origin::Client, None),
             Check::Duplicate { base_offset: 5 }
+        );
+    }
+
+    #[test]
+    fn a_transaction_of_a_newer_epoch_is_verified_while_the_old_one_is_open() {
+        // Transaction version 2: the producer's next transaction comes under
+        // the next epoch, possibly before the old one's marker is here.
+        let mut s = ProducerStates::default();
+        let g = s.start_verification(1, 4, 0, 0);
+        assert_eq!(s.record(&txn(1, 4, 0, 1), 10, 0), Some(10));
+        assert_eq!(s.start_verification(1, 4, 1, 0), None, "open at its epoch");
+        let next = s.start_verification(1, 5, 0, 0);
+        assert!(next.is_some() && next != g, "a newer epoch is asked about");
+        assert_eq!(
+            s.check(&txn(1, 5, 0, 1), Origin::Client, None),
+            Check::Unverified
+        );
+        // A non-transactional batch is refused while any transaction is open.
+        assert_eq!(
+            s.check(&batch(1, 5, 0, 1), Origin::Client, None),
+            Check::InvalidTxnState
+        );
+        // The marker comes under the bumped epoch; the next transaction
+        // starts its sequences over.
+        s.end_txn(1, 5, 0, 11);
+        let fresh = s.start_verification(1, 5, 0, 0);
+        assert_eq!(
+            s.check(&txn(1, 5, 0, 1), Origin::Client, fresh),
+            Check::Append
         );
     }
 

@@ -11,7 +11,7 @@ use kafka_protocol::messages::{ApiKey, ApiVersionsResponse};
 /// range does not start at 0, and modern clients never send those versions
 /// (they are refused when they arrive).
 pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
-    (ApiKey::Produce, 0, 11),
+    (ApiKey::Produce, 0, 12),
     (ApiKey::Fetch, 4, 16),
     (ApiKey::ListOffsets, 1, 9),
     (ApiKey::Metadata, 0, 12),
@@ -29,13 +29,12 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DeleteTopics, 1, 6),
     (ApiKey::DeleteRecords, 0, 2),
     (ApiKey::InitProducerId, 0, 5),
-    // Transactions before KIP-890 part 2 (no `transaction.version` 2 is
-    // advertised): EndTxn 5, AddPartitionsToTxn 5 and TxnOffsetCommit 5
-    // belong to it.
-    (ApiKey::AddPartitionsToTxn, 0, 4),
+    // Produce 12, EndTxn 5, AddPartitionsToTxn 5 and TxnOffsetCommit 5
+    // are transaction version 2 (KIP-890 part 2).
+    (ApiKey::AddPartitionsToTxn, 0, 5),
     (ApiKey::AddOffsetsToTxn, 0, 4),
-    (ApiKey::EndTxn, 0, 4),
-    (ApiKey::TxnOffsetCommit, 0, 4),
+    (ApiKey::EndTxn, 0, 5),
+    (ApiKey::TxnOffsetCommit, 0, 5),
     (ApiKey::DescribeTransactions, 0, 0),
     (ApiKey::ListTransactions, 0, 2),
     (ApiKey::OffsetForLeaderEpoch, 2, 4),
@@ -65,6 +64,7 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     // crate decodes 1 only.
     (ApiKey::WriteTxnMarkers, 1, 1),
     (ApiKey::DescribeProducers, 0, 0),
+    (ApiKey::UpdateFeatures, 0, 2),
 ];
 
 /// Every API and the range served.
@@ -116,7 +116,7 @@ mod tests {
 
     #[test]
     fn produce_advertises_zero_but_refuses_old_versions() {
-        assert_eq!(range(ApiKey::Produce), Some((0, 11)));
+        assert_eq!(range(ApiKey::Produce), Some((0, 12)));
         assert!(!is_supported(ApiKey::Produce, 2));
         assert!(is_supported(ApiKey::Produce, 3));
         assert!(!is_supported(ApiKey::Fetch, 99));

@@ -20,7 +20,7 @@ use tokio::sync::mpsc;
 use super::error::TxnError;
 use super::log::{self, TRANSACTION_TOPIC};
 use super::markers::MarkerJob;
-use super::state::{InitPlan, ProducerIdEpoch, TxnMetadata, TxnState};
+use super::state::{EndPlan, InitPlan, ProducerIdEpoch, TxnMetadata, TxnState};
 use crate::clock::now_ms;
 use crate::group::offset_records::partition_for;
 use crate::leadership::{Leadership, LoadTicket};
@@ -286,16 +286,19 @@ impl TransactionCoordinator {
         })
     }
 
-    /// AddPartitionsToTxn (and AddOffsetsToTxn): the partitions join the
-    /// producer's transaction.
+    /// AddPartitionsToTxn (and AddOffsetsToTxn; from transaction version
+    /// 2 a partition leader's or group coordinator's add for the producer):
+    /// the partitions join the producer's transaction. `version`: the
+    /// transaction version the producer speaks.
     pub async fn add_partitions(
         self: &Arc<Self>,
         transactional_id: &str,
         producer: ProducerIdEpoch,
         partitions: BTreeSet<(String, i32)>,
+        version: i16,
     ) -> Result<(), TxnError> {
         let decided = self.decide(transactional_id, |m, pending| {
-            m.add_partitions(producer, &partitions, pending, now_ms())
+            m.add_partitions(producer, &partitions, pending, now_ms(), version)
         })?;
         match decided {
             Some((served, next)) => self.transit(transactional_id, &served, Some(next)).await,
@@ -351,24 +354,48 @@ impl TransactionCoordinator {
             .collect()
     }
 
-    /// EndTxn: commits or aborts the producer's transaction. Answered once
-    /// the decision is in the transaction log; the markers follow.
+    /// EndTxn: commits or aborts the producer's transaction, in `version`
+    /// of the transaction protocol. Answered, with the producer id and
+    /// epoch the producer goes on with (bumped from version 2), once the
+    /// decision is in the transaction log; the markers follow.
     pub async fn end_txn(
         self: &Arc<Self>,
         transactional_id: &str,
         producer: ProducerIdEpoch,
         commit: bool,
-    ) -> Result<(), TxnError> {
-        let Some((served, next)) = self.decide(transactional_id, |m, pending| {
-            m.end(producer, commit, pending, now_ms())
-        })?
-        else {
-            return Ok(());
-        };
-        self.transit(transactional_id, &served, Some(next.clone()))
-            .await?;
-        self.send_markers(transactional_id, served.epoch, &next);
-        Ok(())
+        version: i16,
+    ) -> Result<ProducerIdEpoch, TxnError> {
+        // A producer id allocated (outside the lock) for an exhausted
+        // epoch, used by the next round.
+        let mut fresh = None;
+        loop {
+            let mut done = None;
+            let mut need_id = false;
+            let decided = self.decide(transactional_id, |m, pending| {
+                match m.end(producer, commit, pending, now_ms(), version, fresh)? {
+                    EndPlan::Write(next) => Ok(Some(next)),
+                    EndPlan::Done(current) => {
+                        done = Some(current);
+                        Ok(None)
+                    }
+                    EndPlan::NewProducerId => {
+                        need_id = true;
+                        Ok(None)
+                    }
+                }
+            })?;
+            let Some((served, next)) = decided else {
+                if need_id {
+                    fresh = Some(self.new_producer_id().await?);
+                    continue;
+                }
+                return done.ok_or(TxnError::NotCoordinator);
+            };
+            self.transit(transactional_id, &served, Some(next.clone()))
+                .await?;
+            self.send_markers(transactional_id, served.epoch, &next);
+            return Ok(next.answer());
+        }
     }
 
     /// DescribeTransactions of one id.
@@ -815,14 +842,18 @@ mod tests {
             .await
             .expect("init");
         assert_eq!(p.epoch, 0);
-        c.add_partitions("app-1", p, parts(&[("t", 0), ("t", 1)]))
+        c.add_partitions("app-1", p, parts(&[("t", 0), ("t", 1)]), 0)
             .await
             .expect("add");
         // Adding what is already there writes nothing and succeeds.
-        c.add_partitions("app-1", p, parts(&[("t", 1)]))
+        c.add_partitions("app-1", p, parts(&[("t", 1)]), 0)
             .await
             .expect("add again");
-        c.end_txn("app-1", p, true).await.expect("commit");
+        assert_eq!(
+            c.end_txn("app-1", p, true, 0).await,
+            Ok(p),
+            "no bump before version 2"
+        );
         assert_eq!(
             c.describe("app-1").expect("described").state,
             TxnState::PrepareCommit
@@ -831,14 +862,21 @@ mod tests {
         assert_eq!(job.partitions, parts(&[("t", 0), ("t", 1)]));
         assert!(job.commit && c.job_stands(&job));
         // A retried EndTxn while the markers go out: retry later.
-        assert_eq!(c.end_txn("app-1", p, true).await, Err(TxnError::Concurrent));
+        assert_eq!(
+            c.end_txn("app-1", p, true, 0).await,
+            Err(TxnError::Concurrent)
+        );
         c.complete(&job).await;
         let done = c.describe("app-1").expect("described");
         assert_eq!(done.state, TxnState::CompleteCommit);
         assert!(done.partitions.is_empty());
         assert!(!c.job_stands(&job));
         // The retry of a completed commit succeeds without a write.
-        c.end_txn("app-1", p, true).await.expect("retried commit");
+        assert_eq!(
+            c.end_txn("app-1", p, true, 0).await,
+            Ok(p),
+            "a retried commit is answered without a write"
+        );
         drop(c);
 
         let (c, _jobs) = coordinator(dir.path(), q).await;
@@ -857,7 +895,7 @@ mod tests {
             .expect("init");
         assert_eq!((again.id, again.epoch), (p.id, 1));
         assert_eq!(
-            c.add_partitions("app-1", p, parts(&[("t", 0)])).await,
+            c.add_partitions("app-1", p, parts(&[("t", 0)]), 0).await,
             Err(TxnError::ProducerFenced),
             "the old epoch is fenced"
         );
@@ -871,7 +909,7 @@ mod tests {
             .init_producer_id("app-2", 30_000, None)
             .await
             .expect("init");
-        c.add_partitions("app-2", old, parts(&[("t", 0)]))
+        c.add_partitions("app-2", old, parts(&[("t", 0)]), 0)
             .await
             .expect("add");
         assert_eq!(
@@ -893,7 +931,7 @@ mod tests {
             .expect("init");
         assert_eq!(new.epoch, old.epoch + 2);
         assert_eq!(
-            c.end_txn("app-2", old, true).await,
+            c.end_txn("app-2", old, true, 0).await,
             Err(TxnError::ProducerFenced)
         );
     }
@@ -903,7 +941,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("dir");
         let (c, mut jobs) = coordinator(dir.path(), lone(dir.path()).await).await;
         let p = c.init_producer_id("app-3", 1, None).await.expect("init");
-        c.add_partitions("app-3", p, parts(&[("t", 2)]))
+        c.add_partitions("app-3", p, parts(&[("t", 2)]), 0)
             .await
             .expect("add");
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -916,12 +954,61 @@ mod tests {
             TxnState::CompleteAbort
         );
         assert_eq!(
-            c.end_txn("app-3", p, true).await,
+            c.end_txn("app-3", p, true, 0).await,
             Err(TxnError::ProducerFenced)
         );
         assert_eq!(
             c.init_producer_id("app-3", 120_000, None).await,
             Err(TxnError::InvalidTimeout(120_000))
+        );
+    }
+
+    #[tokio::test]
+    async fn from_transaction_version_2_every_end_bumps_the_epoch() {
+        let dir = tempfile::tempdir().expect("dir");
+        let q = lone(dir.path()).await;
+        let (c, mut jobs) = coordinator(dir.path(), q.clone()).await;
+        let first = c
+            .init_producer_id("app-4", 30_000, None)
+            .await
+            .expect("init");
+        // A partition leader adds for the producer (Produce v12).
+        c.add_partitions("app-4", first, parts(&[("t", 0)]), 2)
+            .await
+            .expect("add");
+        let second = c.end_txn("app-4", first, true, 2).await.expect("commit");
+        assert_eq!((second.id, second.epoch), (first.id, first.epoch + 1));
+        let job = jobs.recv().await.expect("a marker job");
+        assert_eq!(
+            job.producer_epoch, second.epoch,
+            "markers carry the new epoch"
+        );
+        c.complete(&job).await;
+        // The retry of that EndTxn names the old epoch and gets the new one.
+        assert_eq!(c.end_txn("app-4", first, true, 2).await, Ok(second));
+        // A batch of the ended transaction cannot open another.
+        assert_eq!(
+            c.add_partitions("app-4", first, parts(&[("t", 1)]), 2)
+                .await,
+            Err(TxnError::ProducerFenced)
+        );
+        // An abort with nothing added still bumps, and completes at once.
+        let third = c.end_txn("app-4", second, false, 2).await.expect("abort");
+        assert_eq!(third.epoch, second.epoch + 1);
+        let empty = jobs.recv().await.expect("an empty job");
+        assert!(empty.partitions.is_empty());
+        c.complete(&empty).await;
+        drop(c);
+
+        let (c, _jobs) = coordinator(dir.path(), q).await;
+        let reloaded = c.describe("app-4").expect("reloaded");
+        assert_eq!(
+            (
+                reloaded.producer_epoch,
+                reloaded.state,
+                reloaded.client_version
+            ),
+            (third.epoch, TxnState::CompleteAbort, 2)
         );
     }
 }

@@ -1,21 +1,24 @@
 //! Records of the internal `__transaction_state` topic, in Kafka's layout:
 //! the key is (version 0, transactional id); the value is a
-//! TransactionLogValue v0 (producer id and epoch, timeout, state, the
-//! partitions in the transaction, last update and start times). A key with
-//! no value deletes the transactional id. Pure encode and decode, so
+//! TransactionLogValue (producer id and epoch, timeout, state, the
+//! partitions in the transaction, last update and start times; version 1,
+//! written for producers of transaction version 2, adds the previous and
+//! next producer ids and the client's transaction version as tagged
+//! fields). A key with no value deletes the transactional id. Pure encode and decode, so
 //! `kafka-dump-log --transaction-log-decoder` reads Gregor's segments.
 
 use std::collections::BTreeSet;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
-use super::state::{TxnMetadata, TxnState};
+use super::state::{TxnMetadata, TxnState, EPOCH_BUMP_VERSION};
 
 /// Key version written and read.
 const KEY_VERSION: i16 = 0;
-/// Value version written: the last one without tagged fields, which
-/// Kafka writes until `transaction.version` 2.
-const VALUE_VERSION: i16 = 0;
+/// Tags of version 1's tagged fields.
+const TAG_PREVIOUS_PRODUCER_ID: u32 = 0;
+const TAG_NEXT_PRODUCER_ID: u32 = 1;
+const TAG_CLIENT_VERSION: u32 = 2;
 
 /// Why a stored record cannot be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -47,17 +50,19 @@ pub fn key(transactional_id: &str) -> Bytes {
     buf.freeze()
 }
 
-/// The record value of a transaction's state.
+/// The record value of a transaction's state: version 0 for producers
+/// before transaction version 2 (as Kafka writes them), else version 1.
 pub fn value(m: &TxnMetadata) -> Bytes {
+    let flexible = m.client_version >= EPOCH_BUMP_VERSION;
     let mut buf = BytesMut::with_capacity(64);
-    buf.put_i16(VALUE_VERSION);
+    buf.put_i16(i16::from(flexible));
     buf.put_i64(m.producer_id);
     buf.put_i16(m.producer_epoch);
     buf.put_i32(m.timeout_ms);
     buf.put_i8(m.state as i8);
     if m.state == TxnState::Empty {
         // Kafka writes no partition list for an empty transaction.
-        buf.put_i32(-1);
+        put_len(&mut buf, None, flexible);
     } else {
         let mut topics: Vec<(&str, Vec<i32>)> = Vec::new();
         for (topic, partition) in &m.partitions {
@@ -66,17 +71,49 @@ pub fn value(m: &TxnMetadata) -> Bytes {
                 _ => topics.push((topic, vec![*partition])),
             }
         }
-        buf.put_i32(topics.len() as i32);
+        put_len(&mut buf, Some(topics.len()), flexible);
         for (topic, partitions) in topics {
-            put_string(&mut buf, topic);
-            buf.put_i32(partitions.len() as i32);
+            if flexible {
+                put_varint(&mut buf, topic.len() as u32 + 1);
+                buf.put_slice(topic.as_bytes());
+            } else {
+                put_string(&mut buf, topic);
+            }
+            put_len(&mut buf, Some(partitions.len()), flexible);
             for p in partitions {
                 buf.put_i32(p);
+            }
+            if flexible {
+                put_varint(&mut buf, 0);
             }
         }
     }
     buf.put_i64(m.last_update_ms);
     buf.put_i64(m.start_ms);
+    if flexible {
+        let mut tags: Vec<(u32, Vec<u8>)> = Vec::new();
+        if m.previous_producer_id != -1 {
+            tags.push((
+                TAG_PREVIOUS_PRODUCER_ID,
+                m.previous_producer_id.to_be_bytes().to_vec(),
+            ));
+        }
+        if m.next_producer_id != -1 {
+            tags.push((
+                TAG_NEXT_PRODUCER_ID,
+                m.next_producer_id.to_be_bytes().to_vec(),
+            ));
+        }
+        if m.client_version != 0 {
+            tags.push((TAG_CLIENT_VERSION, m.client_version.to_be_bytes().to_vec()));
+        }
+        put_varint(&mut buf, tags.len() as u32);
+        for (tag, bytes) in tags {
+            put_varint(&mut buf, tag);
+            put_varint(&mut buf, bytes.len() as u32);
+            buf.put_slice(&bytes);
+        }
+    }
     buf.freeze()
 }
 
@@ -93,7 +130,7 @@ pub fn decode_key(mut key: &[u8]) -> Result<String, RecordError> {
 }
 
 /// The state a record value holds (`None`: a tombstone). Versions 0 and 1
-/// are read; version 1's tagged fields carry nothing Gregor keeps.
+/// are read; unknown tagged fields are skipped.
 pub fn decode_value(value: Option<&[u8]>) -> Result<Option<TxnMetadata>, RecordError> {
     let Some(mut v) = value else {
         return Ok(None);
@@ -129,6 +166,17 @@ pub fn decode_value(value: Option<&[u8]>) -> Result<Option<TxnMetadata>, RecordE
     }
     let last_update_ms = get_i64(&mut v)?;
     let start_ms = get_i64(&mut v)?;
+    let (mut previous_producer_id, mut next_producer_id, mut client_version) = (-1, -1, 0);
+    if flexible {
+        for (tag, mut field) in get_tags(&mut v)? {
+            match tag {
+                TAG_PREVIOUS_PRODUCER_ID => previous_producer_id = get_i64(&mut field)?,
+                TAG_NEXT_PRODUCER_ID => next_producer_id = get_i64(&mut field)?,
+                TAG_CLIENT_VERSION => client_version = get_i16(&mut field)?,
+                _ => {}
+            }
+        }
+    }
     Ok(Some(TxnMetadata {
         producer_id,
         producer_epoch,
@@ -144,7 +192,28 @@ pub fn decode_value(value: Option<&[u8]>) -> Result<Option<TxnMetadata>, RecordE
         },
         start_ms,
         last_update_ms,
+        previous_producer_id,
+        next_producer_id,
+        client_version,
     }))
+}
+
+fn put_varint(buf: &mut BytesMut, mut v: u32) {
+    while v >= 0x80 {
+        buf.put_u8((v as u8 & 0x7f) | 0x80);
+        v >>= 7;
+    }
+    buf.put_u8(v as u8);
+}
+
+/// An array length (`None`: null), compact in flexible versions.
+fn put_len(buf: &mut BytesMut, n: Option<usize>, flexible: bool) {
+    match (n, flexible) {
+        (None, true) => put_varint(buf, 0),
+        (None, false) => buf.put_i32(-1),
+        (Some(n), true) => put_varint(buf, n as u32 + 1),
+        (Some(n), false) => buf.put_i32(n as i32),
+    }
 }
 
 fn put_string(buf: &mut BytesMut, s: &str) {
@@ -224,13 +293,21 @@ fn get_len(b: &mut &[u8], flexible: bool) -> Result<Option<usize>, RecordError> 
 }
 
 fn skip_tags(b: &mut &[u8]) -> Result<(), RecordError> {
+    get_tags(b).map(drop)
+}
+
+/// A tagged-field section: each tag with its bytes.
+fn get_tags<'a>(b: &mut &'a [u8]) -> Result<Vec<(u32, &'a [u8])>, RecordError> {
+    let mut tags = Vec::new();
     for _ in 0..get_varint(b)? {
-        get_varint(b)?;
+        let tag = get_varint(b)?;
         let size = get_varint(b)? as usize;
         need(b, size)?;
-        b.advance(size);
+        let (field, rest) = b.split_at(size);
+        tags.push((tag, field));
+        *b = rest;
     }
-    Ok(())
+    Ok(tags)
 }
 
 #[cfg(test)]
@@ -250,6 +327,9 @@ mod tests {
                 .collect(),
             start_ms: 1_700_000_000_000,
             last_update_ms: 1_700_000_000_500,
+            previous_producer_id: -1,
+            next_producer_id: -1,
+            client_version: 0,
         }
     }
 
@@ -260,6 +340,16 @@ mod tests {
             metadata(TxnState::Ongoing, &[("a", 0), ("a", 3), ("b", 1)]),
             metadata(TxnState::PrepareCommit, &[("__consumer_offsets", 12)]),
             metadata(TxnState::CompleteAbort, &[]),
+            TxnMetadata {
+                client_version: 2,
+                next_producer_id: 5000,
+                ..metadata(TxnState::PrepareCommit, &[("a", 1), ("b", 0)])
+            },
+            TxnMetadata {
+                client_version: 2,
+                previous_producer_id: 4000,
+                ..metadata(TxnState::Empty, &[])
+            },
         ];
         for m in cases {
             let back = decode_value(Some(&value(&m))).expect("decodes");
@@ -310,6 +400,16 @@ mod tests {
         assert_eq!(m.state, TxnState::PrepareAbort);
         assert_eq!(m.partitions, BTreeSet::from([("t".to_string(), 5)]));
         assert_eq!((m.last_update_ms, m.start_ms), (11, 10));
+        assert_eq!(m.previous_producer_id, 8);
+        // Written back with a client version: the same bytes and its tag.
+        let written = value(&TxnMetadata {
+            client_version: 2,
+            ..m
+        });
+        let mut with_version = v.clone();
+        with_version[v.len() - 11] = 2;
+        with_version.extend_from_slice(&[2, 2, 0, 2]);
+        assert_eq!(written.as_ref(), with_version.as_slice());
     }
 
     #[test]

@@ -3,9 +3,12 @@
 //! and answers with the next state to write to the transaction log, or the
 //! error the client gets. The coordinator writes, then applies.
 //!
-//! Gregor serves Kafka's transaction protocol before KIP-890 part 2
-//! (`transaction.version` below 2): a producer's epoch is bumped by
-//! InitProducerId and by the coordinator fencing it, not by every commit.
+//! Both of Kafka's transaction protocols are served, chosen per request
+//! as Kafka does: before KIP-890 part 2 (`transaction.version` below 2) a
+//! producer's epoch is bumped by InitProducerId and by the coordinator
+//! fencing it; from it, every EndTxn bumps the epoch too (so a late batch
+//! of an ended transaction is fenced), and an exhausted epoch moves the
+//! id to a new producer id when the transaction completes.
 
 use std::collections::BTreeSet;
 
@@ -96,10 +99,38 @@ pub struct TxnMetadata {
     pub start_ms: i64,
     /// When the state last changed.
     pub last_update_ms: i64,
+    /// The producer id before the last move to a new one (-1: none), so
+    /// a retried EndTxn across the move is recognised.
+    pub previous_producer_id: i64,
+    /// The producer id the id moves to when the transaction being ended
+    /// completes (its epoch was exhausted), else -1.
+    pub next_producer_id: i64,
+    /// The transaction version the producer spoke when its transaction
+    /// began (2: the epoch is bumped by every EndTxn).
+    pub client_version: i16,
 }
 
 /// Epochs at or above this are exhausted: the id gets a new producer id.
 const EPOCH_EXHAUSTED: i16 = i16::MAX - 1;
+
+/// The first transaction version whose EndTxn bumps the epoch (KIP-890
+/// part 2): EndTxn, TxnOffsetCommit and AddPartitionsToTxn from version
+/// 5 and Produce from 12 speak it.
+pub const EPOCH_BUMP_VERSION: i16 = 2;
+
+/// What EndTxn does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EndPlan {
+    /// The outcome is already written (a retry): answer with the id's
+    /// current producer.
+    Done(ProducerIdEpoch),
+    /// Write this PrepareCommit or PrepareAbort state; the producer
+    /// writes as [`TxnMetadata::answer`] says from now on.
+    Write(TxnMetadata),
+    /// The epoch is exhausted: allocate a producer id and plan again
+    /// with it.
+    NewProducerId,
+}
 
 /// A producer's id and epoch, as a request names them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -137,6 +168,9 @@ impl TxnMetadata {
             partitions: BTreeSet::new(),
             start_ms: -1,
             last_update_ms: now,
+            previous_producer_id: -1,
+            next_producer_id: -1,
+            client_version: 0,
         }
     }
 
@@ -215,6 +249,9 @@ impl TxnMetadata {
             partitions: BTreeSet::new(),
             start_ms: -1,
             last_update_ms: now,
+            previous_producer_id: self.producer_id,
+            next_producer_id: -1,
+            client_version: self.client_version,
         }
     }
 
@@ -246,14 +283,17 @@ impl TxnMetadata {
     }
 
     /// AddPartitionsToTxn (and AddOffsetsToTxn, with the group's offsets
-    /// partition): the state to write, or `None` when the partitions are
-    /// already in the transaction.
+    /// partition; from transaction version 2, a partition leader or group
+    /// coordinator adding for the producer): the state to write, or
+    /// `None` when the partitions are already in the transaction.
+    /// `version`: the transaction version of the request.
     pub fn add_partitions(
         &self,
         producer: ProducerIdEpoch,
         partitions: &BTreeSet<(String, i32)>,
         pending: bool,
         now: i64,
+        version: i16,
     ) -> Result<Option<TxnMetadata>, TxnError> {
         self.check_producer(producer, pending)?;
         if self.state.preparing() {
@@ -272,6 +312,7 @@ impl TxnMetadata {
             partitions: self.partitions.union(partitions).cloned().collect(),
             start_ms,
             last_update_ms: now,
+            client_version: version,
             ..self.clone()
         }))
     }
@@ -290,39 +331,127 @@ impl TxnMetadata {
         Ok(self.partitions.contains(partition))
     }
 
-    /// EndTxn from the producer: the PrepareCommit or PrepareAbort state to
-    /// write, or `None` when the same outcome is already complete (a
-    /// retry).
+    /// EndTxn from the producer (Kafka's `endTransaction`), in
+    /// `version` of the transaction protocol; `fresh`: a producer id
+    /// allocated for an exhausted epoch. From version 2 the prepared state
+    /// carries the bumped epoch, and a retry names the epoch before it;
+    /// an abort with no transaction under way still bumps the epoch (the
+    /// producer cannot know whether a leader added a partition for it).
     pub fn end(
         &self,
         producer: ProducerIdEpoch,
         commit: bool,
         pending: bool,
         now: i64,
-    ) -> Result<Option<TxnMetadata>, TxnError> {
-        self.check_producer(producer, pending)?;
-        let done = |completed: bool| {
-            if completed {
-                Ok(None)
-            } else {
-                Err(TxnError::InvalidState(self.state.name()))
-            }
+        version: i16,
+        fresh: Option<i64>,
+    ) -> Result<EndPlan, TxnError> {
+        use TxnState::*;
+        let bumping = self.client_version >= EPOCH_BUMP_VERSION;
+        let retry_on_bump = bumping && producer.epoch.checked_add(1) == Some(self.producer_epoch);
+        let retry_on_rotation = bumping
+            && self.previous_producer_id == producer.id
+            && producer.epoch == EPOCH_EXHAUSTED
+            && self.producer_epoch == 0;
+        let retry = retry_on_bump || retry_on_rotation;
+        let same_epoch = producer.epoch == self.producer_epoch;
+        let valid_epoch = match self.state {
+            _ if !bumping => same_epoch,
+            PrepareCommit | PrepareAbort => retry_on_bump,
+            CompleteCommit | CompleteAbort => retry || same_epoch,
+            _ => same_epoch,
         };
+        if producer.id != self.producer_id && !retry_on_rotation {
+            return Err(TxnError::InvalidProducerIdMapping);
+        }
+        if !valid_epoch {
+            return Err(TxnError::ProducerFenced);
+        }
+        if pending {
+            return Err(TxnError::Concurrent);
+        }
+        let invalid = Err(TxnError::InvalidState(self.state.name()));
+        let done = Ok(EndPlan::Done(ProducerIdEpoch {
+            id: self.producer_id,
+            epoch: self.producer_epoch,
+        }));
+        let empty_abort = !commit && version >= EPOCH_BUMP_VERSION;
         match self.state {
-            TxnState::Ongoing => Ok(Some(TxnMetadata {
-                state: if commit {
-                    TxnState::PrepareCommit
+            Ongoing => self.prepare(commit, now, version, fresh),
+            CompleteCommit if commit => {
+                if retry || !bumping {
+                    done
                 } else {
-                    TxnState::PrepareAbort
-                },
-                last_update_ms: now,
-                ..self.clone()
-            })),
-            TxnState::CompleteCommit => done(commit),
-            TxnState::CompleteAbort => done(!commit),
-            TxnState::PrepareCommit if commit => Err(TxnError::Concurrent),
-            TxnState::PrepareAbort if !commit => Err(TxnError::Concurrent),
-            _ => Err(TxnError::InvalidState(self.state.name())),
+                    invalid
+                }
+            }
+            CompleteAbort if !commit && (retry || !bumping) => done,
+            Empty | CompleteCommit | CompleteAbort if empty_abort && !retry => {
+                self.prepare(false, now, version, fresh)
+            }
+            PrepareCommit if commit => Err(TxnError::Concurrent),
+            PrepareAbort if !commit => Err(TxnError::Concurrent),
+            _ => invalid,
+        }
+    }
+
+    /// The PrepareCommit or PrepareAbort state of EndTxn; from version 2
+    /// under a bumped epoch, moving to a new producer id once complete
+    /// when the epoch is used up.
+    fn prepare(
+        &self,
+        commit: bool,
+        now: i64,
+        version: i16,
+        fresh: Option<i64>,
+    ) -> Result<EndPlan, TxnError> {
+        let bump = version >= EPOCH_BUMP_VERSION;
+        let next_producer_id = match fresh {
+            _ if !bump || self.producer_epoch < EPOCH_EXHAUSTED => -1,
+            Some(id) => id,
+            None => return Ok(EndPlan::NewProducerId),
+        };
+        Ok(EndPlan::Write(TxnMetadata {
+            state: if commit {
+                TxnState::PrepareCommit
+            } else {
+                TxnState::PrepareAbort
+            },
+            producer_epoch: if bump {
+                self.producer_epoch + 1
+            } else {
+                self.producer_epoch
+            },
+            last_producer_epoch: if bump {
+                self.producer_epoch
+            } else {
+                self.last_producer_epoch
+            },
+            next_producer_id,
+            client_version: version,
+            start_ms: if self.state == TxnState::Ongoing {
+                self.start_ms
+            } else {
+                now
+            },
+            last_update_ms: now,
+            ..self.clone()
+        }))
+    }
+
+    /// The producer a prepared state hands to its producer: the one its
+    /// completion holds.
+    pub fn answer(&self) -> ProducerIdEpoch {
+        if self.next_producer_id >= 0 {
+            ProducerIdEpoch {
+                id: self.next_producer_id,
+                epoch: 0,
+            }
+        } else {
+            ProducerIdEpoch {
+                id: self.producer_id,
+                epoch: self.producer_epoch,
+            }
         }
     }
 
@@ -334,9 +463,19 @@ impl TxnMetadata {
             TxnState::PrepareAbort => TxnState::CompleteAbort,
             _ => return None,
         };
+        let next = self.answer();
+        let rotated = next.id != self.producer_id;
         Some(TxnMetadata {
             state,
+            producer_id: next.id,
+            producer_epoch: next.epoch,
             last_producer_epoch: self.producer_epoch,
+            previous_producer_id: if rotated {
+                self.producer_id
+            } else {
+                self.previous_producer_id
+            },
+            next_producer_id: -1,
             partitions: BTreeSet::new(),
             last_update_ms: now,
             ..self.clone()
@@ -375,6 +514,9 @@ mod tests {
             },
             start_ms: 500,
             last_update_ms: 600,
+            previous_producer_id: -1,
+            next_producer_id: -1,
+            client_version: 0,
         }
     }
 
@@ -544,7 +686,7 @@ mod tests {
         for (state, producer, pending, add, want) in cases {
             let m = meta(state, 2, -1);
             let got = m
-                .add_partitions(producer.expect("producer"), &parts(&add), pending, NOW)
+                .add_partitions(producer.expect("producer"), &parts(&add), pending, NOW, 0)
                 .map(|o| {
                     o.map(|n| {
                         assert_eq!(n.state, Ongoing);
@@ -588,13 +730,134 @@ mod tests {
             (Empty, true, Err(TxnError::InvalidState("Empty"))),
         ];
         for (state, commit, want) in cases {
-            let got = meta(state, 2, -1)
-                .end(me, commit, false, NOW)
-                .map(|o| o.map(|m| m.state));
+            let got =
+                meta(state, 2, -1)
+                    .end(me, commit, false, NOW, 0, None)
+                    .map(|plan| match plan {
+                        EndPlan::Write(m) => {
+                            assert_eq!(m.producer_epoch, 2, "no bump before version 2");
+                            Some(m.state)
+                        }
+                        _ => None,
+                    });
             assert_eq!(got, want, "{state:?} commit {commit}");
         }
-        let fenced = meta(Ongoing, 3, -1).end(me, true, false, NOW);
+        let fenced = meta(Ongoing, 3, -1).end(me, true, false, NOW, 0, None);
         assert_eq!(fenced, Err(TxnError::ProducerFenced));
+    }
+
+    #[test]
+    fn end_txn_from_version_2_bumps_the_epoch_table() {
+        use TxnState::*;
+        let v2 = |state, epoch| TxnMetadata {
+            client_version: EPOCH_BUMP_VERSION,
+            ..meta(state, epoch, -1)
+        };
+        let who = |epoch| ProducerIdEpoch { id: 10, epoch };
+        let write = |state, epoch| Ok(format!("write {state:?} 10 {epoch}"));
+        let done = |epoch| Ok(format!("done 10 {epoch}"));
+        // (state and epoch stored, the producer's epoch, commit, outcome)
+        type Case = (TxnState, i16, i16, bool, Result<String, TxnError>);
+        let cases: Vec<Case> = vec![
+            (Ongoing, 2, 2, true, write(PrepareCommit, 3)),
+            (Ongoing, 2, 2, false, write(PrepareAbort, 3)),
+            (Ongoing, 2, 1, true, Err(TxnError::ProducerFenced)),
+            // A retry while the markers go out, and after.
+            (PrepareCommit, 3, 2, true, Err(TxnError::Concurrent)),
+            (PrepareCommit, 3, 3, true, Err(TxnError::ProducerFenced)),
+            (CompleteCommit, 3, 2, true, done(3)),
+            (CompleteAbort, 3, 2, false, done(3)),
+            (
+                CompleteCommit,
+                3,
+                2,
+                false,
+                Err(TxnError::InvalidState("CompleteCommit")),
+            ),
+            // The next transaction's commit with nothing added.
+            (
+                CompleteCommit,
+                3,
+                3,
+                true,
+                Err(TxnError::InvalidState("CompleteCommit")),
+            ),
+            // An abort with nothing added still bumps the epoch.
+            (CompleteCommit, 3, 3, false, write(PrepareAbort, 4)),
+            (CompleteAbort, 3, 3, false, write(PrepareAbort, 4)),
+            (Empty, 3, 3, false, write(PrepareAbort, 4)),
+            (Empty, 3, 3, true, Err(TxnError::InvalidState("Empty"))),
+        ];
+        for (state, stored, epoch, commit, want) in cases {
+            let m = v2(state, stored);
+            let got = m
+                .end(who(epoch), commit, false, NOW, EPOCH_BUMP_VERSION, None)
+                .map(|plan| match plan {
+                    EndPlan::Write(n) => {
+                        let a = n.answer();
+                        format!("write {:?} {} {}", n.state, a.id, a.epoch)
+                    }
+                    EndPlan::Done(a) => format!("done {} {}", a.id, a.epoch),
+                    EndPlan::NewProducerId => "new id".into(),
+                });
+            assert_eq!(
+                got, want,
+                "{state:?} stored {stored} producer {epoch} commit {commit}"
+            );
+        }
+        // An empty abort has no partitions to mark.
+        let Ok(EndPlan::Write(empty)) =
+            v2(Empty, 3).end(who(3), false, false, NOW, EPOCH_BUMP_VERSION, None)
+        else {
+            panic!("expected a write");
+        };
+        assert!(empty.partitions.is_empty());
+    }
+
+    #[test]
+    fn an_exhausted_epoch_moves_to_a_new_producer_id_when_the_transaction_completes() {
+        let last = i16::MAX - 1;
+        let m = TxnMetadata {
+            client_version: EPOCH_BUMP_VERSION,
+            ..meta(TxnState::Ongoing, last, -1)
+        };
+        let me = ProducerIdEpoch {
+            id: 10,
+            epoch: last,
+        };
+        assert_eq!(
+            m.end(me, true, false, NOW, EPOCH_BUMP_VERSION, None),
+            Ok(EndPlan::NewProducerId)
+        );
+        let Ok(EndPlan::Write(prepared)) =
+            m.end(me, true, false, NOW, EPOCH_BUMP_VERSION, Some(77))
+        else {
+            panic!("expected a write");
+        };
+        // The markers go out under the old id's last epoch.
+        assert_eq!(
+            (prepared.producer_id, prepared.producer_epoch),
+            (10, i16::MAX)
+        );
+        assert_eq!(prepared.answer(), ProducerIdEpoch { id: 77, epoch: 0 });
+        let done = prepared.complete(NOW).expect("complete");
+        assert_eq!(
+            (
+                done.producer_id,
+                done.producer_epoch,
+                done.previous_producer_id
+            ),
+            (77, 0, 10)
+        );
+        // A retry of that EndTxn names the old id.
+        assert_eq!(
+            done.end(me, true, false, NOW, EPOCH_BUMP_VERSION, None),
+            Ok(EndPlan::Done(ProducerIdEpoch { id: 77, epoch: 0 }))
+        );
+        assert_eq!(
+            done.end(me, false, false, NOW, EPOCH_BUMP_VERSION, None),
+            Err(TxnError::InvalidState("CompleteCommit"))
+        );
     }
 
     #[test]

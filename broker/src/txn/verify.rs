@@ -1,12 +1,14 @@
-//! Asking a transaction's coordinator whether partitions are in the
-//! producer's transaction before writing to them for it (KIP-890 part 1):
-//! the group coordinator does so before a TxnOffsetCommit. The coordinator
-//! of the id is asked directly when it is this broker, else with
-//! AddPartitionsToTxn v4 (`verify_only`) over the inter-broker listener,
-//! as Kafka's brokers ask each other, on reused connections: partition
-//! leaders ask before the first batch of every transaction.
+//! Asking a transaction's coordinator, before writing to partitions for
+//! a producer's transaction, whether they are in it (KIP-890 part 1) or,
+//! for producers of transaction version 2 (which send no
+//! AddPartitionsToTxn), to add them (part 2): partition leaders ask before
+//! the first batch of every transaction, the group coordinator before a
+//! TxnOffsetCommit. The coordinator of the id is asked directly when it is
+//! this broker, else with AddPartitionsToTxn over the inter-broker
+//! listener (v4 `verify_only`, or v5), as Kafka's brokers ask each other,
+//! on reused connections.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use kafka_protocol::messages::add_partitions_to_txn_request::{
@@ -16,16 +18,34 @@ use kafka_protocol::messages::{AddPartitionsToTxnRequest, ProducerId, TopicName,
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 
-use super::coordinator::TransactionCoordinator;
 use super::error::TxnError;
 use super::log::TRANSACTION_TOPIC;
-use super::state::ProducerIdEpoch;
+use super::state::{ProducerIdEpoch, EPOCH_BUMP_VERSION};
 use crate::group::offset_records::partition_for;
-use crate::inter_broker::InterBroker;
-use crate::metadata::image::{ClusterImage, NO_LEADER};
+use crate::metadata::image::NO_LEADER;
+use crate::node::Node;
 
-/// AddPartitionsToTxn version brokers verify with.
-const VERSION: i16 = 4;
+/// What the coordinator is asked about the partitions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ask {
+    /// Whether they are in the transaction (AddPartitionsToTxn v4,
+    /// `verify_only`): producers before transaction version 2 add them
+    /// themselves.
+    Verify,
+    /// Add them to the transaction (AddPartitionsToTxn v5): producers of
+    /// transaction version 2 leave that to the brokers they write to.
+    Add,
+}
+
+impl Ask {
+    /// The AddPartitionsToTxn version that asks it.
+    fn version(self) -> i16 {
+        match self {
+            Ask::Verify => 4,
+            Ask::Add => 5,
+        }
+    }
+}
 
 /// How another broker's coordinator is asked.
 const CLIENT_ID: &str = "gregor-txn-verify";
@@ -34,17 +54,18 @@ const CLIENT_ID: &str = "gregor-txn-verify";
 const TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Whether each of `partitions` is in `producer`'s transaction of
-/// `transactional_id`, asked of its coordinator (this broker's `local`
-/// one, or the leader of its transaction log partition in `image`).
+/// `transactional_id` (with [`Ask::Add`]: was added to it), asked of its
+/// coordinator: this broker's own, or the leader of the id's transaction
+/// log partition.
 pub async fn verify(
-    local: &TransactionCoordinator,
-    image: &ClusterImage,
-    me: i32,
-    dial: &InterBroker,
+    node: &Node,
     transactional_id: &str,
     producer: ProducerIdEpoch,
     partitions: &[(String, i32)],
+    ask: Ask,
 ) -> Result<Vec<bool>, TxnError> {
+    let image = node.image();
+    let local = &node.txns;
     let Some(count) = image
         .topics
         .get(TRANSACTION_TOPIC)
@@ -61,12 +82,23 @@ pub async fn verify(
             "the transaction log partition has no leader".into(),
         ));
     }
-    if leader == me {
-        return local.verify_partitions(transactional_id, producer, partitions);
+    if leader == node.config.node_id {
+        return match ask {
+            Ask::Verify => local.verify_partitions(transactional_id, producer, partitions),
+            Ask::Add => {
+                let wanted: BTreeSet<(String, i32)> = partitions.iter().cloned().collect();
+                local
+                    .add_partitions(transactional_id, producer, wanted, EPOCH_BUMP_VERSION)
+                    .await
+                    .map(|()| vec![true; partitions.len()])
+            }
+        };
     }
-    let asked = request(transactional_id, producer, partitions);
-    let ask = dial.request(image, leader, CLIENT_ID, &asked, VERSION);
-    let response = tokio::time::timeout(TIMEOUT, ask)
+    let asked = request(transactional_id, producer, partitions, ask);
+    let answer = node
+        .inter_broker
+        .request(&image, leader, CLIENT_ID, &asked, ask.version());
+    let response = tokio::time::timeout(TIMEOUT, answer)
         .await
         .map_err(|_| TxnError::NotAvailable("the transaction coordinator did not answer".into()))?
         .map_err(|e| TxnError::NotAvailable(e.to_string()))?;
@@ -99,11 +131,12 @@ pub async fn verify(
         .collect()
 }
 
-/// The verify-only request for one transaction.
+/// The request for one transaction.
 fn request(
     transactional_id: &str,
     producer: ProducerIdEpoch,
     partitions: &[(String, i32)],
+    ask: Ask,
 ) -> AddPartitionsToTxnRequest {
     let mut by_topic: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
     for (topic, p) in partitions {
@@ -113,7 +146,7 @@ fn request(
     t.transactional_id = TransactionalId(StrBytes::from_string(transactional_id.to_string()));
     t.producer_id = ProducerId(producer.id);
     t.producer_epoch = producer.epoch;
-    t.verify_only = true;
+    t.verify_only = ask == Ask::Verify;
     t.topics = by_topic
         .into_iter()
         .map(|(topic, ps)| {
@@ -155,6 +188,7 @@ mod tests {
             "t",
             ProducerIdEpoch { id: 5, epoch: 2 },
             &[("b".into(), 1), ("a".into(), 0), ("b".into(), 0)],
+            Ask::Verify,
         );
         let t = &r.transactions[0];
         assert!(t.verify_only);
@@ -165,6 +199,8 @@ mod tests {
             .map(|x| (x.name.to_string(), x.partitions.clone()))
             .collect();
         assert_eq!(topics, [("a".into(), vec![0]), ("b".into(), vec![1, 0])]);
+        let add = request("t", ProducerIdEpoch { id: 5, epoch: 2 }, &[], Ask::Add);
+        assert!(!add.transactions[0].verify_only);
         assert_eq!(
             from_code(ResponseError::ProducerFenced.code()),
             TxnError::ProducerFenced

@@ -36,6 +36,7 @@ use crate::partition::producer_state::VerificationGuard;
 use crate::protocol::RequestContext;
 use crate::security::acl::{Operation, ResourceType};
 use crate::txn::state::ProducerIdEpoch;
+use crate::txn::verify::{verify, Ask};
 
 const GROUP_DENIED: i16 = ResponseError::GroupAuthorizationFailed.code();
 const TOPIC_DENIED: i16 = ResponseError::TopicAuthorizationFailed.code();
@@ -274,7 +275,8 @@ pub async fn txn_offset_commit(
 
 /// Before a TxnOffsetCommit writes, the transaction's coordinator must
 /// have the group's offsets partition in the producer's transaction
-/// (AddOffsetsToTxn), as Kafka verifies it (KIP-890 part 1): the guard
+/// (AddOffsetsToTxn), as Kafka verifies it (KIP-890 part 1), or add it
+/// (from version 5, part 2): the guard
 /// the commit's append brings (`None`: the transaction is already open
 /// there), or the error code the commit gets. TxnOffsetCommit has no
 /// PRODUCER_FENCED: a fenced producer gets INVALID_PRODUCER_EPOCH.
@@ -301,22 +303,22 @@ async fn verify_offsets_partition(
     let Some(guard) = guard else {
         return Ok(None);
     };
-    if !node.config.transactions.verify_partitions {
+    // Producers of transaction version 2 send no AddOffsetsToTxn: the
+    // group coordinator adds the offsets partition for them.
+    let ask = if ctx.api_version >= IMPLICIT_ADD_SINCE {
+        Ask::Add
+    } else {
+        Ask::Verify
+    };
+    if ask == Ask::Verify && !node.config.transactions.verify_partitions {
         return Ok(Some(guard));
     }
-    let verified = crate::txn::verify::verify(
-        &node.txns,
-        &image,
-        node.config.node_id,
-        &node.inter_broker,
-        &request.transactional_id,
-        ProducerIdEpoch {
-            id: producer.producer_id,
-            epoch: producer.producer_epoch,
-        },
-        std::slice::from_ref(&partition),
-    )
-    .await;
+    let producer = ProducerIdEpoch {
+        id: producer.producer_id,
+        epoch: producer.producer_epoch,
+    };
+    let partitions = std::slice::from_ref(&partition);
+    let verified = verify(node, &request.transactional_id, producer, partitions, ask).await;
     match verified {
         Ok(added) if added.first() == Some(&true) => Ok(Some(guard)),
         Ok(_) if ctx.api_version >= ABORTABLE_SINCE => {
@@ -329,6 +331,9 @@ async fn verify_offsets_partition(
 
 /// The first TxnOffsetCommit version with TRANSACTION_ABORTABLE (KIP-890).
 const ABORTABLE_SINCE: i16 = 4;
+
+/// The first TxnOffsetCommit version of transaction version 2.
+const IMPLICIT_ADD_SINCE: i16 = 5;
 
 /// The partitions asked for, by topic (`None`: all the group has).
 type Wanted = Option<Vec<(String, Vec<i32>)>>;
