@@ -150,6 +150,54 @@ def test_a_compacted_topic_keeps_each_keys_latest_record_and_drops_old_tombstone
         broker.stop()
 
 
+def test_transaction_markers_go_once_their_records_are_compacted_away(tmp_path):
+    """A compacted topic written in transactions (librdkafka's
+    transactional producer, committing and aborting in turn), then every
+    key written again plainly: the cleaner removes the transactions'
+    records, then their markers once delete.retention.ms has passed (an
+    abort marker must outlive its records, or a read_committed consumer
+    told of the aborted transaction would skip its producer's later
+    batches), and the aborted transactions' index entries with them. As in
+    Kafka, the producer's last batch keeps its (emptied) header, so its
+    sequence survives, and so its transaction's marker stays: kafka-dump-log
+    finds that one control batch only, and a read_committed consumer reads
+    each key's latest value."""
+    broker = Gregor(tmp_path / "gregor", props=FAST_CLEANER).start()
+    try:
+        topic = unique("txn-compacted")
+        create(broker.bootstrap, topic, {**COMPACTED, "delete.retention.ms": "2000"})
+        txn = Producer({"bootstrap.servers": broker.bootstrap, "transactional.id": unique("txn-compacted"),
+                        "linger.ms": 2})
+        txn.init_transactions(30)
+        # Seven, the last committed; each flushed, so aborted ones are
+        # written too.
+        for t in range(7):
+            txn.begin_transaction()
+            for k in range(10):
+                txn.produce(topic, key=b"key-%d" % k, value=b"txn-%d-%d" % (t, k))
+            txn.flush(30)
+            if t % 2:
+                txn.abort_transaction(30)
+            else:
+                txn.commit_transaction(30)
+        acked = produce(broker.bootstrap, topic, updates(10, 30))
+        want = latest(acked)
+        data = partition_dir(broker, topic)
+
+        def controls():
+            files = ",".join(map(str, sorted(data.glob("*.log"))))
+            return re.findall(r"baseOffset: (\d+) .*isControl: true", kafka_tool("kafka-dump-log", "--files", files).stdout)
+
+        # Left: the last transaction's marker, after its ten records and the
+        # six transactions before it, eleven offsets each (a marker per
+        # transaction was written: each ended).
+        wait_until(lambda: controls() == [str(7 * 11 - 1)], 90, "the cleaner to remove the transactions' markers")
+        assert sum(f.stat().st_size for f in data.glob("*.txnindex")) == 0, "aborted entries left"
+        assert {k: v for _, k, v in read_all(broker.bootstrap, topic)} == want
+    finally:
+        broker.stop()
+
+
 def test_records_without_a_key_are_refused_on_a_compacted_topic(gregor):
     topic = unique("keyless")
     create(gregor.bootstrap, topic, {"cleanup.policy": "compact"})

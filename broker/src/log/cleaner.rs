@@ -21,9 +21,15 @@
 //! `.cleaned` files (an unfinished cleaning) and completes every swap.
 //! Records of aborted transactions (known from the aborted transaction
 //! index) are removed and never enter the key map, so an aborted record
-//! cannot shadow a committed one; markers are kept. A cleaned segment
-//! carries the aborted transaction entries of the segments it replaces (its `.txnindex` is written after the swap; a
-//! crash before leaves it missing, and the partition rebuilds it).
+//! cannot shadow a committed one. A marker goes once no batch of its
+//! transaction is left and its delete horizon has passed
+//! (`compaction::filter_marker`), which needs the log read from its start
+//! in order, as every cleaning does. A cleaned segment carries the aborted
+//! transaction entries of the segments it replaces, less those whose
+//! marker went (a consumer told of an aborted transaction skips its
+//! producer's batches until the abort marker); its `.txnindex` is written
+//! after the swap; a crash before leaves it missing, and the partition
+//! rebuilds it.
 //! How far the log is clean, and the earliest delete horizon of the
 //! tombstones it keeps, are checkpointed in `cleaner-offset-checkpoint`.
 
@@ -36,6 +42,7 @@ use std::time::{Duration, Instant};
 
 use super::batch::{self, BatchHeader, HEADER_LEN};
 use super::compaction::{self, Outcome, Rules, CONTROL, DELETE_HORIZON};
+use super::control;
 use super::offset_map::OffsetMap;
 use super::records;
 use super::segment::{self, Segment};
@@ -404,6 +411,7 @@ impl CleanJob {
         meter.stats.map_bytes = map.memory() as u64;
         let segments: Vec<&Planned> = self.segments.iter().filter(|s| s.base < clean_to).collect();
         let mut horizon: Option<i64> = None;
+        let mut transactions = compaction::MarkerTracker::default();
         let mut i = 0;
         while i < segments.len() {
             // Neighbours merged while their sizes add up to a segment.
@@ -421,22 +429,40 @@ impl CleanJob {
                 READ_CHUNK,
                 File::create(&path).map_err(io(&path))?,
             );
+            // Offsets of the markers this group drops.
+            let mut dropped: HashSet<i64> = HashSet::new();
             for seg in group {
                 meter.stats.bytes_before += seg.size;
                 each_batch(&seg.path, seg.size, meter, |meter, bytes, h| {
-                    // Every record of an aborted transaction goes.
-                    let aborted = self.aborted.contains(h);
-                    let latest = |key: &[u8], offset: i64| {
-                        !aborted && map.get(key).is_none_or(|l| offset >= l)
+                    let f = if h.attributes & CONTROL != 0 {
+                        let marker = control::read_marker(bytes, &local(h))?.is_some();
+                        let removable = marker && transactions.marker(h.producer_id);
+                        let f = compaction::filter_marker(bytes, &local(h), removable, self.rules)?;
+                        if f.outcome == Outcome::Drop {
+                            dropped.insert(h.last_offset);
+                        }
+                        f
+                    } else {
+                        // Every record of an aborted transaction goes.
+                        let aborted = self.aborted.contains(h);
+                        let latest = |key: &[u8], offset: i64| {
+                            !aborted && map.get(key).is_none_or(|l| offset >= l)
+                        };
+                        let keep_header = self.producers_last.contains(&h.base_offset);
+                        let f = compaction::filter_batch(
+                            bytes,
+                            &local(h),
+                            latest,
+                            keep_header,
+                            self.rules,
+                        )?;
+                        // A batch dropped now no longer holds its marker:
+                        // a later group is installed only after this one.
+                        if f.outcome != Outcome::Drop {
+                            transactions.data(h);
+                        }
+                        f
                     };
-                    let keep_header = self.producers_last.contains(&h.base_offset);
-                    let f = compaction::filter_batch(
-                        bytes,
-                        &local(h),
-                        latest,
-                        keep_header,
-                        self.rules,
-                    )?;
                     meter.stats.records_removed += f.removed as u64;
                     if let Some(at) = f.delete_horizon {
                         horizon = Some(horizon.map_or(at, |h| h.min(at)));
@@ -468,7 +494,12 @@ impl CleanJob {
                 replaced: group.iter().map(|s| (s.base, s.size)).collect(),
                 after,
                 segment,
-                aborted: group.iter().flat_map(|s| s.aborted.clone()).collect(),
+                aborted: group
+                    .iter()
+                    .flat_map(|s| s.aborted.iter())
+                    .filter(|a| !dropped.contains(&a.last_offset))
+                    .cloned()
+                    .collect(),
             };
             if !install(cleaned)? {
                 return Ok(None);
@@ -1021,12 +1052,136 @@ mod tests {
             (headers[0].base_offset, headers[0].record_count),
             (first, 0)
         );
+        // Once a newer batch is the producer's last, the empty header goes.
+        for i in 0..3 {
+            log.append(&mut one("b", &format!("{i}")), 0)
+                .expect("append");
+        }
+        let end = log.log_end_offset();
+        let job = log.plan_clean(10_000, end, HashSet::new()).expect("due");
+        run_and_install(&mut log, job, 1 << 20);
+        let data = log.read(0, 1 << 20, true).expect("read");
+        let headers = batch::validate_stored(&data).expect("valid");
+        assert!(headers[0].base_offset > first && headers[0].record_count > 0);
         let mut keyless =
             batch::encode([(None, Some(Bytes::from("x")), 1)], Compression::Gzip).expect("encode");
         assert!(matches!(
             log.append(&mut keyless, 0),
             Err(LogError::KeylessOnCompacted)
         ));
+    }
+
+    #[test]
+    fn a_marker_goes_after_its_transactions_records_and_then_its_horizon() {
+        use crate::log::control::Marker;
+        use gregor_client::batch::{encode_for, Transactional};
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut log = Log::open(dir.path(), compacted(100)).expect("open");
+        let record = |k: &str, v: &str| {
+            [(
+                Some(Bytes::from(k.to_string())),
+                Some(Bytes::from(v.to_string())),
+                1,
+            )]
+        };
+        let of = |producer_id| {
+            Some(Transactional {
+                producer_id,
+                producer_epoch: 0,
+            })
+        };
+        let append = |log: &mut Log, mut b: bytes::BytesMut| {
+            log.append(&mut b, 0).expect("append").base_offset
+        };
+        let marker = |producer_id, commit| {
+            Marker {
+                commit,
+                coordinator_epoch: 0,
+            }
+            .encode(producer_id, 0, 1)
+            .expect("marker")
+        };
+        let plain =
+            |k: &str, v: &str| encode_for(record(k, v), Compression::None, None).expect("encode");
+        // Producer 7 commits a=1; producer 8 aborts b=1; then a=2.
+        append(
+            &mut log,
+            encode_for(record("a", "1"), Compression::None, of(7)).expect("encode"),
+        );
+        let commit = append(&mut log, marker(7, true));
+        let aborted = append(
+            &mut log,
+            encode_for(record("b", "1"), Compression::None, of(8)).expect("encode"),
+        );
+        let abort = append(&mut log, marker(8, false));
+        log.append_aborted(AbortedTxn {
+            producer_id: 8,
+            first_offset: aborted,
+            last_offset: abort,
+            last_stable_offset: abort + 1,
+        })
+        .expect("index");
+        append(&mut log, plain("a", "2"));
+        append(&mut log, plain("c", "1"));
+        // (offset, has a delete horizon) of each marker.
+        let markers = |log: &Log| -> Vec<(i64, bool)> {
+            let mut found = Vec::new();
+            let mut at = log.log_start_offset();
+            while at < log.log_end_offset() {
+                let data = log.read(at, 1 << 20, true).expect("read");
+                let headers = batch::validate_stored(&data).expect("valid");
+                let Some(last) = headers.last() else { break };
+                found.extend(
+                    headers
+                        .iter()
+                        .filter(|h| h.attributes & CONTROL != 0)
+                        .map(|h| (h.base_offset, h.attributes & DELETE_HORIZON != 0)),
+                );
+                at = last.last_offset + 1;
+            }
+            found
+        };
+        let clean = |log: &mut Log, now: i64| {
+            let end = log.log_end_offset();
+            let job = log.plan_clean(now, end, HashSet::new()).expect("due");
+            run_and_install(log, job, 1 << 20);
+        };
+
+        // A transaction with a record left keeps its marker as it is.
+        let open = append(
+            &mut log,
+            encode_for(record("x", "1"), Compression::None, of(9)).expect("encode"),
+        );
+        let kept = append(&mut log, marker(9, true));
+        append(&mut log, plain("c", "2"));
+        assert!(open < kept);
+
+        // The transactions' records go (a=1 is shadowed, b=1 aborted), so
+        // their markers get a delete horizon; x=1 stays, and its marker.
+        clean(&mut log, 10_000);
+        assert_eq!(
+            markers(&log),
+            [(commit, true), (abort, true), (kept, false)]
+        );
+        assert_eq!(log.collect_aborted(0, log.log_end_offset()).len(), 1);
+        // Before it passes, nothing changes; once it passed
+        // (delete.retention.ms later) a cleaning is due and drops them,
+        // and the aborted transaction's index entry with them.
+        append(&mut log, plain("d", "1"));
+        clean(&mut log, 10_999);
+        assert_eq!(markers(&log).len(), 3);
+        clean(&mut log, 10_000 + 1000);
+        assert_eq!(markers(&log), [(kept, false)]);
+        assert!(log.collect_aborted(0, log.log_end_offset()).is_empty());
+        // The data records (not the kept marker's control record).
+        let values: Vec<(String, Option<String>)> = records_of(&log)
+            .into_iter()
+            .filter(|r| !r.1.starts_with('\0'))
+            .map(|r| (r.1, r.2))
+            .collect();
+        let want = [("a", "2"), ("x", "1"), ("c", "2"), ("d", "1")]
+            .map(|(k, v)| (k.to_string(), Some(v.to_string())));
+        assert_eq!(values, want);
     }
 
     fn seg(base: i64, next_offset: i64, size: u64, max_timestamp: i64) -> SegmentView {

@@ -6,14 +6,19 @@
 //! sequence, leader epoch and compression, so offsets and idempotence are
 //! untouched. A batch that lost every record disappears, unless it is its
 //! producer's last, whose header stays (empty) so the producer's sequence
-//! survives a restart.
+//! survives a restart, until a newer batch of the producer takes over.
 //!
 //! Tombstones get a delete horizon (KIP-534) the first time they are
 //! cleaned: the batch's base timestamp becomes `now + delete.retention.ms`,
 //! flagged in its attributes, with the records' timestamp deltas moved so
 //! their timestamps read the same; a cleaning after the horizon drops them.
-//! Control batches (transaction markers) are kept as they are. Pure: bytes
-//! in, bytes out.
+//! A transaction marker stays while any batch of its transaction is left
+//! before it (a read_committed consumer needs an abort marker to know
+//! where the aborted records end); after that it gets a delete horizon
+//! the same way and goes in a cleaning after it, as in Kafka
+//! ([`MarkerTracker`], [`filter_marker`]). Pure: bytes in, bytes out.
+
+use std::collections::HashSet;
 
 use bytes::BytesMut;
 use kafka_protocol::compression::{Compressor, Decompressor, Gzip, Lz4, Snappy, Zstd};
@@ -129,6 +134,14 @@ pub fn filter_batch(
     if h.attributes & CONTROL != 0 {
         return Ok(keep);
     }
+    // A header kept empty for its producer goes once a newer batch of the
+    // producer took over, as Kafka drops empty batches.
+    if h.record_count == 0 && !producer_last {
+        return Ok(Filtered {
+            outcome: Outcome::Drop,
+            ..keep
+        });
+    }
     let fail = |reason: String| BatchError::Records {
         position: h.position,
         reason,
@@ -203,6 +216,84 @@ pub fn filter_batch(
         outcome: Outcome::Rewrite(write_batch(h, fields, &body)),
         removed,
         delete_horizon,
+    })
+}
+
+/// Follows the transactions of a log as a cleaning reads it from its
+/// start, batch by batch in offset order, to tell whether a marker's
+/// transaction has any batch left before it.
+#[derive(Debug, Default)]
+pub struct MarkerTracker {
+    /// Producers with a batch read since their last marker.
+    with_batches: HashSet<i64>,
+}
+
+impl MarkerTracker {
+    /// A data batch was read (whatever cleaning then does to it: a batch
+    /// read now may still be gone by the next cleaning).
+    pub fn data(&mut self, h: &BatchHeader) {
+        if h.is_transactional() {
+            self.with_batches.insert(h.producer_id);
+        }
+    }
+
+    /// A marker of `producer_id` was read: whether its transaction left no
+    /// batch before it.
+    pub fn marker(&mut self, producer_id: i64) -> bool {
+        !self.with_batches.remove(&producer_id)
+    }
+}
+
+/// Cleans a transaction marker (`batch` holds exactly it, `h` its
+/// header); `removable`: its transaction left no batch (see
+/// [`MarkerTracker`]). A removable marker gets a delete horizon the first
+/// time, and is dropped by a cleaning after it.
+pub fn filter_marker(
+    batch: &[u8],
+    h: &BatchHeader,
+    removable: bool,
+    rules: Rules,
+) -> Result<Filtered, BatchError> {
+    let keep = Filtered {
+        outcome: Outcome::Keep,
+        removed: 0,
+        delete_horizon: None,
+    };
+    if !removable {
+        return Ok(keep);
+    }
+    if h.attributes & DELETE_HORIZON != 0 {
+        let passed = rules.now_ms >= h.base_timestamp;
+        return Ok(Filtered {
+            outcome: if passed { Outcome::Drop } else { Outcome::Keep },
+            delete_horizon: (!passed).then_some(h.base_timestamp),
+            ..keep
+        });
+    }
+    let fail = |reason: String| BatchError::Records {
+        position: h.position,
+        reason,
+    };
+    let codec = compression_of(h)?;
+    let section = inflate(&batch[HEADER_LEN..], codec).map_err(|e| fail(format!("{e:#}")))?;
+    let all = records::parse(&section).map_err(|e| fail(e.to_string()))?;
+    let horizon = rules.now_ms.saturating_add(rules.delete_retention_ms);
+    let mut body = Vec::with_capacity(section.len());
+    for r in &all {
+        let ts = h.base_timestamp.saturating_add(r.timestamp_delta);
+        records::write(&mut body, r, ts.saturating_sub(horizon));
+    }
+    let body = deflate(&body, codec).map_err(|e| fail(format!("{e:#}")))?;
+    let fields = Header {
+        attributes: h.attributes | DELETE_HORIZON,
+        base_timestamp: horizon,
+        max_timestamp: h.max_timestamp,
+        record_count: all.len() as i32,
+    };
+    Ok(Filtered {
+        outcome: Outcome::Rewrite(write_batch(h, fields, &body)),
+        removed: 0,
+        delete_horizon: Some(horizon),
     })
 }
 
@@ -444,5 +535,65 @@ mod tests {
         let h = BatchHeader { attributes, ..h };
         let f = filter_batch(&buf, &h, |_, _| false, false, RULES).expect("filter");
         assert_eq!(f.outcome, Outcome::Keep);
+    }
+
+    #[test]
+    fn a_marker_goes_only_after_its_transaction_and_then_its_horizon() {
+        use crate::log::control::{read_marker, Marker};
+        let marker = Marker {
+            commit: false,
+            coordinator_epoch: 3,
+        };
+        let mut buf = marker.encode(7, 1, 1000).expect("encode");
+        let h = batch::validate_all(&buf).expect("valid")[0];
+        batch::assign(&mut buf, &h, 40, 3);
+        let h = batch::validate_all(&buf).expect("valid")[0];
+
+        // A transactional batch of producer 7 before its marker keeps it;
+        // the next marker, with nothing read in between, may go. Another
+        // producer's plain batch counts for nothing.
+        let mut t = MarkerTracker::default();
+        let data = BatchHeader {
+            attributes: h.attributes & !CONTROL,
+            ..h
+        };
+        t.data(&data);
+        assert!(!t.marker(7));
+        assert!(t.marker(7));
+        t.data(&BatchHeader {
+            producer_id: 8,
+            attributes: 0,
+            ..h
+        });
+        assert!(t.marker(8));
+
+        let kept = filter_marker(&buf, &h, false, RULES).expect("filter");
+        assert_eq!((kept.outcome, kept.delete_horizon), (Outcome::Keep, None));
+        // Removable: a horizon first, the marker still reads the same.
+        let f = filter_marker(&buf, &h, true, RULES).expect("filter");
+        let horizon = RULES.now_ms + RULES.delete_retention_ms;
+        assert_eq!(f.delete_horizon, Some(horizon));
+        let Outcome::Rewrite(with_horizon) = f.outcome else {
+            panic!("a horizon is written")
+        };
+        let h2 = batch::validate_all(&with_horizon).expect("valid")[0];
+        assert_ne!(h2.attributes & DELETE_HORIZON, 0);
+        assert_eq!((h2.base_offset, h2.max_timestamp), (40, h.max_timestamp));
+        assert_eq!(read_marker(&with_horizon, &h2).expect("read"), Some(marker));
+        let before = Rules {
+            now_ms: horizon - 1,
+            ..RULES
+        };
+        let f = filter_marker(&with_horizon, &h2, true, before).expect("filter");
+        assert_eq!(
+            (f.outcome, f.delete_horizon),
+            (Outcome::Keep, Some(horizon))
+        );
+        let after = Rules {
+            now_ms: horizon,
+            ..RULES
+        };
+        let f = filter_marker(&with_horizon, &h2, true, after).expect("filter");
+        assert_eq!((f.outcome, f.delete_horizon), (Outcome::Drop, None));
     }
 }
