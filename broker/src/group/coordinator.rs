@@ -191,7 +191,11 @@ impl GroupCoordinator {
             );
             return;
         }
-        inner.offsets.merge(p.clone(), restored.loaded);
+        if let Err(e) = inner.offsets.merge(p.clone(), restored.loaded) {
+            // The groups are served; only markers written during the load
+            // are not settled (their offsets stay pending, as before).
+            tracing::error!(partition = p.index, error = %e, "cannot read the markers written while loading");
+        }
         for group in restored.classic {
             let id = group.id.clone();
             inner.groups.insert(id, Entry::restored(group));

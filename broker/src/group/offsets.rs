@@ -19,7 +19,7 @@ use super::offset_records::{self, Committed, GroupMetadata, OffsetRecord};
 use crate::clock::now_ms;
 use crate::log::control::Marker;
 use crate::partition::producer_state::VerificationGuard;
-use crate::partition::replay::{replay, ReplayError};
+use crate::partition::replay::{replay, replay_from, ReplayError};
 use crate::partition::{Appended, Partition, PartitionError};
 
 /// Name of the internal topic.
@@ -190,21 +190,20 @@ impl StoredGroups {
 pub struct LoadedPartition {
     /// Its groups.
     pub groups: StoredGroups,
+    /// The offset the read reached: markers written after it are applied
+    /// when the load is merged ([`OffsetStore::merge`]).
+    pub read_to: i64,
 }
 
 impl LoadedPartition {
     /// Reads `p`'s log from its start and applies every record.
     pub fn read(p: &Partition) -> Result<LoadedPartition, OffsetStoreError> {
-        let mut loaded = LoadedPartition {
-            groups: StoredGroups::default(),
-        };
-        replay(p, |r| {
+        let mut groups = StoredGroups::default();
+        let read_to = replay(p, |r| {
             if r.control {
                 // A transaction's end: its held commits count or go.
                 if let Ok(Some(m)) = Marker::parse(r.key.as_deref(), r.value.as_deref()) {
-                    loaded
-                        .groups
-                        .end_transaction(r.producer_id, m.commit, |_| true);
+                    groups.end_transaction(r.producer_id, m.commit, |_| true);
                 }
                 return Ok(());
             }
@@ -216,26 +215,23 @@ impl LoadedPartition {
                     partition,
                     committed,
                 }) if r.transactional => {
-                    loaded
-                        .groups
-                        .hold(r.producer_id, group, topic, partition, committed)
+                    groups.hold(r.producer_id, group, topic, partition, committed)
                 }
-                Some(rec) => loaded.groups.apply(rec),
+                Some(rec) => groups.apply(rec),
                 None => {}
             }
             Ok(())
         })
-        .map_err(|e| match e {
-            ReplayError::Partition(source) => OffsetStoreError::Partition {
-                partition: p.index,
-                source,
-            },
-            ReplayError::Decode(reason) => OffsetStoreError::Decode {
-                partition: p.index,
-                reason,
-            },
-        })?;
-        Ok(loaded)
+        .map_err(|e| load_error(p.index, e))?;
+        Ok(LoadedPartition { groups, read_to })
+    }
+}
+
+/// A failed replay of offsets partition `partition`.
+fn load_error(partition: i32, e: ReplayError) -> OffsetStoreError {
+    match e {
+        ReplayError::Partition(source) => OffsetStoreError::Partition { partition, source },
+        ReplayError::Decode(reason) => OffsetStoreError::Decode { partition, reason },
     }
 }
 
@@ -285,9 +281,33 @@ impl OffsetStore {
 
     /// Serves the groups of partition `p` (now led here) as `loaded` read
     /// them from its log.
-    pub fn merge(&mut self, p: Arc<Partition>, loaded: LoadedPartition) {
+    /// Takes in a partition read by [`LoadedPartition::read`]. Transaction
+    /// markers written to it since the read reached its end (a
+    /// WriteTxnMarkers finds the partition still loading, so its
+    /// completion had no commits to settle) are applied now, or the
+    /// transactions' held offsets would stay pending.
+    pub fn merge(
+        &mut self,
+        p: Arc<Partition>,
+        loaded: LoadedPartition,
+    ) -> Result<(), OffsetStoreError> {
         self.stored.absorb(loaded.groups);
-        self.loaded.insert(p.index, p);
+        self.loaded.insert(p.index, p.clone());
+        let index = p.index;
+        let mut ended = Vec::new();
+        replay_from(&p, loaded.read_to, |r| {
+            if r.control {
+                if let Ok(Some(m)) = Marker::parse(r.key.as_deref(), r.value.as_deref()) {
+                    ended.push((r.producer_id, m.commit));
+                }
+            }
+            Ok(())
+        })
+        .map_err(|e| load_error(index, e))?;
+        for (producer_id, commit) in ended {
+            self.end_transaction(index, producer_id, commit);
+        }
+        Ok(())
     }
 
     /// Forgets the groups of partition `index` (led elsewhere now).
@@ -580,7 +600,7 @@ pub(super) mod tests {
         let mut s = OffsetStore::new(topic.partitions.len() as i32);
         for p in topic.local() {
             let loaded = LoadedPartition::read(p).expect("read");
-            s.merge(p.clone(), loaded);
+            s.merge(p.clone(), loaded).expect("merge");
         }
         s
     }
@@ -591,6 +611,33 @@ pub(super) mod tests {
             leader_epoch: -1,
             metadata: format!("m{offset}"),
         }
+    }
+
+    #[test]
+    fn a_marker_written_while_a_partition_loads_settles_its_transaction() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (_topics, topic) = registry(dir.path());
+        let producer = Transactional {
+            producer_id: 42,
+            producer_epoch: 0,
+        };
+        let p = {
+            let mut s = store(&topic);
+            let p = s.partition_of("g").expect("partition").clone();
+            let guard = p.start_verification(42, 0, -1).expect("verification");
+            s.commit_transactional("g", producer, guard, vec![("t".into(), 0, c(5))])
+                .expect("commit");
+            p
+        };
+        // A coordinator loading the partition read it before the commit
+        // marker landed, which it then could not apply.
+        let loaded = LoadedPartition::read(&p).expect("read");
+        p.append_marker(42, 0, 0, true).expect("marker");
+        let mut s = OffsetStore::new(3);
+        s.merge(p.clone(), loaded).expect("merge");
+        let committed = s.group("g").and_then(|g| g.get(&("t".to_string(), 0)));
+        assert_eq!(committed, Some(&c(5)));
+        assert!(!s.unstable("g", "t", 0));
     }
 
     #[test]

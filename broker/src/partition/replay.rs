@@ -22,23 +22,32 @@ pub enum ReplayError {
 }
 
 /// Hands every record of `p`, from its log start to its log end, to
-/// `apply`, control records included.
+/// `apply`, control records included; returns the offset it read up to.
 pub fn replay(
     p: &Partition,
+    apply: impl FnMut(&Record) -> Result<(), String>,
+) -> Result<i64, ReplayError> {
+    replay_from(p, p.watermarks().log_start_offset, apply)
+}
+
+/// As [`replay`], from `offset` on (records before it in its first batch
+/// included).
+pub fn replay_from(
+    p: &Partition,
+    mut offset: i64,
     mut apply: impl FnMut(&Record) -> Result<(), String>,
-) -> Result<(), ReplayError> {
-    let mut offset = p.watermarks().log_start_offset;
+) -> Result<i64, ReplayError> {
     loop {
         let (mut data, marks) = p.read(offset, CHUNK, true, true)?;
         if data.is_empty() || offset >= marks.log_end_offset {
-            return Ok(());
+            return Ok(offset);
         }
         // Reading goes on after the last batch's last offset: in a
         // compacted log its last records may be gone.
         let headers =
             batch::validate_stored(&data).map_err(|e| ReplayError::Decode(e.to_string()))?;
         let Some(last) = headers.last() else {
-            return Ok(());
+            return Ok(offset);
         };
         offset = last.last_offset + 1;
         // Every batch of the read: decoding only the first and reading
