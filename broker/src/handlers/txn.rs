@@ -37,6 +37,16 @@ const FENCED_SINCE: i16 = 2;
 /// version 2 (KIP-890 part 2).
 const EPOCH_BUMP_SINCE: i16 = 5;
 
+/// The transaction version an EndTxn or AddPartitionsToTxn of
+/// `api_version` speaks.
+fn transaction_version(api_version: i16) -> i16 {
+    if api_version >= EPOCH_BUMP_SINCE {
+        EPOCH_BUMP_VERSION
+    } else {
+        0
+    }
+}
+
 /// Whether the request may write with `transactional_id`.
 fn may_write(node: &Node, ctx: &RequestContext, transactional_id: &str) -> bool {
     authorize::allowed(
@@ -204,11 +214,7 @@ pub async fn add_partitions_to_txn(
             who,
             &t.topics,
             t.verify_only,
-            if ctx.api_version >= EPOCH_BUMP_SINCE {
-                EPOCH_BUMP_VERSION
-            } else {
-                0
-            },
+            transaction_version(ctx.api_version),
         )
         .await;
         resp.results_by_transaction.push(r);
@@ -268,11 +274,7 @@ pub async fn end_txn(node: &Node, ctx: &RequestContext, request: EndTxnRequest) 
         return resp;
     }
     let who = producer(request.producer_id, request.producer_epoch);
-    let version = if ctx.api_version >= EPOCH_BUMP_SINCE {
-        EPOCH_BUMP_VERSION
-    } else {
-        0
-    };
+    let version = transaction_version(ctx.api_version);
     match node.txns.end_txn(id, who, request.committed, version).await {
         Ok(next) => {
             resp.producer_id = ProducerId(next.id);
