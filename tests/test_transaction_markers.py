@@ -137,14 +137,24 @@ def test_idle_producers_are_forgotten_unless_their_transaction_is_open(gregor_fa
     forgets a producer's sequence state (describe-producers no longer
     lists it) and takes its next batch from whatever sequence it has, as
     Kafka does; a producer whose transaction is open there is kept until
-    its marker, then forgotten in turn."""
-    gregor = gregor_factory(props={"transaction.partition.verification.enable": "false",
-                                   "producer.id.expiration.ms": "3000",
-                                   "producer.id.expiration.check.interval.ms": "500"})
+    its marker, then forgotten in turn. Both settings the test needs are
+    changed at run time with kafka-configs (cluster-wide, as in Kafka):
+    the expiration, and verification off, so this test's raw transactional
+    batch needs no coordinator (with it on, such a batch is refused)."""
+    gregor = gregor_factory(props={"producer.id.expiration.check.interval.ms": "500"})
     topic = unique("expiry")
     admin = AdminClient({"bootstrap.servers": gregor.bootstrap})
     admin.create_topics([NewTopic(topic, 1, 1)])[topic].result(30)
     conn = Connection(gregor.bootstrap)
+    assert produce(conn, "t-refused", topic, txn_batch(1999, [b"x"])) != 0
+    kafka_tool("kafka-configs", "--bootstrap-server", gregor.bootstrap, "--alter", "--entity-type", "brokers",
+               "--entity-default", "--add-config",
+               "transaction.partition.verification.enable=false,producer.id.expiration.ms=3000")
+    described = kafka_tool("kafka-configs", "--bootstrap-server", gregor.bootstrap, "--describe",
+                           "--entity-type", "brokers", "--entity-name", "1", "--all").stdout
+    assert re.search(r"producer\.id\.expiration\.ms=3000 sensitive=false "
+                     r"synonyms=\{DYNAMIC_DEFAULT_BROKER_CONFIG:producer\.id\.expiration\.ms=3000, "
+                     r"DEFAULT_CONFIG:producer\.id\.expiration\.ms=86400000\}", described), described
     # A producer's idle time counts from its batch's timestamp.
     now = int(time.time() * 1000)
     assert produce(conn, None, topic, txn_batch(2000, [b"i0"], transactional=False, timestamp=now)) == 0

@@ -3,7 +3,7 @@
 //! config-docs` prints it; a unit test checks that `docs/configuration.md`
 //! is what it prints.
 
-use crate::config::dynamic::DYNAMIC;
+use crate::config::dynamic::{DYNAMIC, RUNTIME_OVERRIDES};
 use crate::config::setting::Setting;
 use crate::config::table::BROKER;
 use crate::topic::config::TOPIC;
@@ -25,11 +25,11 @@ pub fn render() -> String {
          (`GREGOR_LOG_DIRS` sets `log.dirs`). An unknown key, or a value outside\n\
          what is allowed, stops start-up with a message naming it (exit code 2).\n\
          \n\
-         Gregor reads these settings at start only. The update-mode column says\n\
-         how Kafka lets each one change at run time, for those coming from Kafka;\n\
-         DescribeConfigs reports every one as read-only, and AlterConfigs and\n\
-         IncrementalAlterConfigs refuse to change them. The few broker settings\n\
-         that do change at run time are listed under Dynamic broker settings.\n\
+         Gregor reads these settings at start only, but for the few listed under\n\
+         Dynamic broker settings. The update-mode column says how Kafka lets\n\
+         each one change at run time, for those coming from Kafka; DescribeConfigs\n\
+         reports the others as read-only, and AlterConfigs and\n\
+         IncrementalAlterConfigs refuse to change them.\n\
          \n\
          A setting marked *per listener* may also be given for one listener as\n\
          `listener.name.<listener>.<key>`, the listener's name in lower case\n\
@@ -62,6 +62,16 @@ pub fn render() -> String {
     for s in DYNAMIC {
         row(&mut page, s, s.update.name());
     }
+    page.push_str(
+        "\nThese broker settings of the properties file may be changed the same\n\
+         way; the value set at run time wins over the file's, and DescribeConfigs\n\
+         reports them as not read-only, with the file's value among the synonyms:\n",
+    );
+    for key in RUNTIME_OVERRIDES {
+        page.push_str(&format!("`{key}`, "));
+    }
+    page.truncate(page.len() - 2);
+    page.push_str(".\n");
     page.push_str(
         "\n## Topic settings\n\
          \n\

@@ -85,7 +85,7 @@ pub async fn run_producer_expiry(node: Arc<Node>) {
 
 fn expire_producers(node: &Node) {
     let now = now_ms();
-    let expiration = i64::from(node.config.producer_id_expiration_ms);
+    let expiration = node.producer_id_expiration_ms();
     for topic in node.topics.all() {
         for p in topic.local() {
             let expired = p.expire_producers(now, expiration);

@@ -9,6 +9,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 use uuid::Uuid;
 
+use crate::config::dynamic;
 use crate::config::{BrokerConfig, Endpoint};
 use crate::group::offsets::OFFSETS_TOPIC;
 use crate::group::{GroupCoordinator, GroupSettings};
@@ -294,6 +295,33 @@ impl Node {
     /// The cluster metadata as this broker has applied it.
     pub fn image(&self) -> Arc<ClusterImage> {
         self.quorum.view().image
+    }
+
+    /// `transaction.partition.verification.enable` in force: as set at run
+    /// time, else as the properties file says.
+    pub fn verify_partitions(&self) -> bool {
+        self.setting(
+            "transaction.partition.verification.enable",
+            self.config.transactions.verify_partitions,
+        )
+    }
+
+    /// `producer.id.expiration.ms` in force: as set at run time, else as
+    /// the properties file says.
+    pub fn producer_id_expiration_ms(&self) -> i64 {
+        self.setting(
+            "producer.id.expiration.ms",
+            i64::from(self.config.producer_id_expiration_ms),
+        )
+    }
+
+    /// A setting of [`dynamic::RUNTIME_OVERRIDES`]: its run-time value
+    /// (checked when it was set), else `file`.
+    fn setting<T: std::str::FromStr>(&self, key: &str, file: T) -> T {
+        let image = self.image();
+        dynamic::value(&image.broker_configs, self.config.node_id, key)
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(file)
     }
 
     /// A user's SCRAM credential for `mechanism`, as the metadata has it.

@@ -373,11 +373,12 @@ async fn a_group_keeps_its_member_and_offsets_when_its_coordinator_crashes() {
     let mut cluster = Cluster::start(3_000).await;
     create_topic(&mut cluster.connect(1).await).await;
     let first = coordinator(&cluster, 1, None).await;
-    // The coordinator checks a commit's topic against its own metadata,
-    // which may not have the new topic yet (a client would retry).
+    // The coordinator checks a commit's topic against its own topics,
+    // which may not have the new topic yet (a client would retry); they
+    // follow its metadata image a little later.
     wait_for("the coordinator to know the topic", || {
-        let image = cluster.node(first).image();
-        async move { image.topics.contains_key(TOPIC).then_some(()) }
+        let known = cluster.node(first).topics.exists(TOPIC, 0);
+        async move { known.then_some(()) }
     })
     .await;
     let mut c = cluster.connect(first).await;

@@ -3,8 +3,10 @@
 //! for one broker (`--entity-name 1`) or as every broker's default
 //! (`--entity-default`, the resource named ""). They live in the metadata
 //! log, so every broker sees them and they survive restarts; a broker's
-//! own value wins over the default. Every other broker setting is read at
-//! start only and refused here.
+//! own value wins over the default. A few settings of the properties file
+//! may be changed the same way ([`RUNTIME_OVERRIDES`]): a value set here
+//! wins over the file's. Every other broker setting is read at start only
+//! and refused here.
 
 use std::collections::BTreeMap;
 
@@ -35,6 +37,24 @@ pub static DYNAMIC: &[Setting] = &[
     .default(UNTHROTTLED)
     .update(Update::PerBroker),
 ];
+
+/// Broker settings read from the properties file that may also be set at
+/// run time (cluster-wide in Kafka), the value set winning over the
+/// file's.
+pub static RUNTIME_OVERRIDES: &[&str] = &[
+    "transaction.partition.verification.enable",
+    "producer.id.expiration.ms",
+];
+
+/// Every setting that changes at run time: the dynamic-only ones, then
+/// the properties file's that may be overridden.
+fn all_dynamic() -> impl Iterator<Item = &'static Setting> {
+    DYNAMIC.iter().chain(
+        super::table::BROKER
+            .iter()
+            .filter(|s| RUNTIME_OVERRIDES.contains(&s.key)),
+    )
+}
 
 /// Why a dynamic broker setting was refused. Each is INVALID_REQUEST for
 /// the client, as Kafka answers for broker resources.
@@ -74,11 +94,10 @@ pub enum DynamicConfigError {
 }
 
 fn dynamic_keys() -> String {
-    DYNAMIC
-        .iter()
+    all_dynamic()
         .map(|s| format!("`{}`", s.key))
         .collect::<Vec<_>>()
-        .join(" and ")
+        .join(", ")
 }
 
 /// A broker resource of DescribeConfigs and the AlterConfigs requests.
@@ -118,7 +137,7 @@ impl BrokerResource {
 }
 
 fn declared(key: &str) -> Option<&'static Setting> {
-    DYNAMIC.iter().find(|s| s.key == key)
+    all_dynamic().find(|s| s.key == key)
 }
 
 /// Whether `key` is a dynamic broker setting.
@@ -211,8 +230,7 @@ pub fn describe(configs: &BrokerConfigs, resource: BrokerResource) -> Vec<Descri
         BrokerResource::Default => None,
     };
     let default = configs.get("");
-    DYNAMIC
-        .iter()
+    all_dynamic()
         .filter_map(|s| {
             let synonyms: Vec<Synonym> = [
                 (own, Source::DynamicBroker),

@@ -485,9 +485,10 @@ pub static BROKER: &[Setting] = &[
     Setting::new(
         "producer.id.expiration.ms",
         Kind::int(1),
-        "How long a partition leader keeps an idle producer's sequence state (for de-duplication) after its last write; never while it has a transaction open there.",
+        "How long a partition leader keeps an idle producer's sequence state (for de-duplication) after its last write; never while it has a transaction open there. Also changeable at run time (see Dynamic broker settings).",
     )
-    .default("86400000"),
+    .default("86400000")
+    .update(Update::ClusterWide),
     Setting::new(
         "producer.id.expiration.check.interval.ms",
         Kind::int(1),
@@ -774,9 +775,10 @@ pub static BROKER: &[Setting] = &[
     Setting::new(
         "transaction.partition.verification.enable",
         Kind::Bool,
-        "Whether a partition leader asks the transaction's coordinator, before a producer's first transactional batch there, that the partition is in the transaction (KIP-890), so a late or stray batch cannot open a transaction nobody will end.",
+        "Whether a partition leader asks the transaction's coordinator, before a producer's first transactional batch there, that the partition is in the transaction (KIP-890), so a late or stray batch cannot open a transaction nobody will end. Producers of transaction version 2 are asked for whatever it says (their partitions are added that way). Also changeable at run time (see Dynamic broker settings).",
     )
-    .default("true"),
+    .default("true")
+    .update(Update::ClusterWide),
     // Kafka's tuning knobs, of no use to Gregor.
     Setting::new(
         "num.network.threads",

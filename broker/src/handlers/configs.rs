@@ -123,7 +123,20 @@ fn describe_broker(node: &Node, name: &str) -> Result<Vec<Described>, (ResponseE
         BrokerResource::Default => dynamic,
         BrokerResource::Broker(_) => {
             let mut all = node.config.values.describe();
-            all.extend(dynamic);
+            for d in dynamic {
+                // A properties-file setting overridden at run time: the
+                // value in force first, the file's among its synonyms.
+                match all.iter_mut().find(|s| s.name == d.name) {
+                    Some(s) => {
+                        let file = std::mem::replace(s, d);
+                        s.synonyms.extend(file.synonyms);
+                    }
+                    None => all.push(d),
+                }
+            }
+            for s in &mut all {
+                s.read_only &= !dynamic::is_dynamic(&s.name);
+            }
             all
         }
     })

@@ -124,7 +124,7 @@ async fn verify_transactional_writes(
     } else {
         Ask::Verify
     };
-    if asked.is_empty() || (ask == Ask::Verify && !node.config.transactions.verify_partitions) {
+    if asked.is_empty() || (ask == Ask::Verify && !node.verify_partitions()) {
         return verified;
     }
     let answers = verify(node, transactional_id, producer, &asked, ask).await;

@@ -310,7 +310,7 @@ async fn verify_offsets_partition(
     } else {
         Ask::Verify
     };
-    if ask == Ask::Verify && !node.config.transactions.verify_partitions {
+    if ask == Ask::Verify && !node.verify_partitions() {
         return Ok(Some(guard));
     }
     let producer = ProducerIdEpoch {
