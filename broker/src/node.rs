@@ -88,6 +88,8 @@ pub struct Node {
     pub txns: Arc<TransactionCoordinator>,
     /// How this broker reaches the others.
     pub inter_broker: InterBroker,
+    /// Asks to other brokers' transaction coordinators, gathered per broker.
+    pub txn_asks: crate::txn::asks::Asks,
     /// Produce, fetch and offset lookups on this broker's replicas, and the
     /// ISR changes it asks for as a leader.
     pub replicas: ReplicaManager,
@@ -274,6 +276,7 @@ impl Node {
             jwks,
             producer_ids,
             txns,
+            txn_asks: crate::txn::asks::Asks::new(inter_broker.clone()),
             inter_broker,
             replicas,
             metrics,

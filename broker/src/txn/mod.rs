@@ -5,10 +5,12 @@
 //! replayed from the transaction log (`log`); and the marker sender that
 //! writes each decided transaction's commit or abort marker to its
 //! partitions' leaders (`markers`); and the check, before writing for a
-//! transaction, that a partition is in it (`verify`). The partitions' side (control batches,
+//! transaction, that a partition is in it (`verify`), its asks to other
+//! brokers gathered per broker (`asks`). The partitions' side (control batches,
 //! the last stable offset, aborted transactions) lives in `partition`; the
 //! Kafka requests are translated in `handlers::txn`.
 
+pub mod asks;
 pub mod coordinator;
 pub mod error;
 pub mod log;

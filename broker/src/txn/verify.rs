@@ -6,15 +6,14 @@
 //! TxnOffsetCommit. The coordinator of the id is asked directly when it is
 //! this broker, else with AddPartitionsToTxn over the inter-broker
 //! listener (v4 `verify_only`, or v5), as Kafka's brokers ask each other,
-//! on reused connections.
+//! gathered with other producers' asks to the same broker (`asks`).
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::time::Duration;
 
 use kafka_protocol::messages::add_partitions_to_txn_request::{
     AddPartitionsToTxnTopic, AddPartitionsToTxnTransaction,
 };
-use kafka_protocol::messages::{AddPartitionsToTxnRequest, ProducerId, TopicName, TransactionalId};
+use kafka_protocol::messages::{ProducerId, TopicName, TransactionalId};
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 
@@ -46,12 +45,6 @@ impl Ask {
         }
     }
 }
-
-/// How another broker's coordinator is asked.
-const CLIENT_ID: &str = "gregor-txn-verify";
-
-/// How long the other coordinator may take to answer.
-const TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Whether each of `partitions` is in `producer`'s transaction of
 /// `transactional_id` (with [`Ask::Add`]: was added to it), asked of its
@@ -94,23 +87,13 @@ pub async fn verify(
             }
         };
     }
-    let asked = request(transactional_id, producer, partitions, ask);
-    let answer = node
-        .inter_broker
-        .request(&image, leader, CLIENT_ID, &asked, ask.version());
-    let response = tokio::time::timeout(TIMEOUT, answer)
-        .await
-        .map_err(|_| TxnError::NotAvailable("the transaction coordinator did not answer".into()))?
-        .map_err(|e| TxnError::NotAvailable(e.to_string()))?;
-    if response.error_code != 0 {
-        return Err(from_code(response.error_code));
-    }
+    let asked = transaction(transactional_id, producer, partitions, ask);
+    let results = node
+        .txn_asks
+        .ask(image.clone(), leader, ask.version(), asked)
+        .await?;
     let mut codes: BTreeMap<(String, i32), i16> = BTreeMap::new();
-    for t in response
-        .results_by_transaction
-        .iter()
-        .flat_map(|r| &r.topic_results)
-    {
+    for t in &results {
         for p in &t.results_by_partition {
             codes.insert(
                 (t.name.to_string(), p.partition_index),
@@ -131,13 +114,13 @@ pub async fn verify(
         .collect()
 }
 
-/// The request for one transaction.
-fn request(
+/// One transaction's part of the request.
+fn transaction(
     transactional_id: &str,
     producer: ProducerIdEpoch,
     partitions: &[(String, i32)],
     ask: Ask,
-) -> AddPartitionsToTxnRequest {
+) -> AddPartitionsToTxnTransaction {
     let mut by_topic: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
     for (topic, p) in partitions {
         by_topic.entry(topic).or_default().push(*p);
@@ -156,13 +139,11 @@ fn request(
             at
         })
         .collect();
-    let mut r = AddPartitionsToTxnRequest::default();
-    r.transactions = vec![t];
-    r
+    t
 }
 
 /// The coordinator's refusal an error code stands for.
-fn from_code(code: i16) -> TxnError {
+pub(super) fn from_code(code: i16) -> TxnError {
     match ResponseError::try_from_code(code) {
         Some(ResponseError::InvalidProducerIdMapping) => TxnError::InvalidProducerIdMapping,
         Some(ResponseError::ProducerFenced | ResponseError::InvalidProducerEpoch) => {
@@ -184,13 +165,12 @@ mod tests {
 
     #[test]
     fn a_verify_request_names_each_topic_once() {
-        let r = request(
+        let t = transaction(
             "t",
             ProducerIdEpoch { id: 5, epoch: 2 },
             &[("b".into(), 1), ("a".into(), 0), ("b".into(), 0)],
             Ask::Verify,
         );
-        let t = &r.transactions[0];
         assert!(t.verify_only);
         assert_eq!((t.producer_id.0, t.producer_epoch), (5, 2));
         let topics: Vec<(String, Vec<i32>)> = t
@@ -199,8 +179,8 @@ mod tests {
             .map(|x| (x.name.to_string(), x.partitions.clone()))
             .collect();
         assert_eq!(topics, [("a".into(), vec![0]), ("b".into(), vec![1, 0])]);
-        let add = request("t", ProducerIdEpoch { id: 5, epoch: 2 }, &[], Ask::Add);
-        assert!(!add.transactions[0].verify_only);
+        let add = transaction("t", ProducerIdEpoch { id: 5, epoch: 2 }, &[], Ask::Add);
+        assert!(!add.verify_only);
         assert_eq!(
             from_code(ResponseError::ProducerFenced.code()),
             TxnError::ProducerFenced
