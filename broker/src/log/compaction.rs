@@ -99,6 +99,20 @@ pub fn inflate(section: &[u8], c: Compression) -> anyhow::Result<std::borrow::Co
     Ok(std::borrow::Cow::Owned(Vec::from(inflated)))
 }
 
+/// The codec of a stored batch (`batch` holds exactly it) and its records
+/// section, decompressed.
+fn records_section<'a>(
+    batch: &'a [u8],
+    h: &BatchHeader,
+) -> Result<(Compression, std::borrow::Cow<'a, [u8]>), BatchError> {
+    let codec = compression_of(h)?;
+    let section = inflate(&batch[HEADER_LEN..], codec).map_err(|e| BatchError::Records {
+        position: h.position,
+        reason: format!("{e:#}"),
+    })?;
+    Ok((codec, section))
+}
+
 /// `records` compressed with `c`.
 fn deflate(records: &[u8], c: Compression) -> anyhow::Result<Vec<u8>> {
     let write = |b: &mut BytesMut| {
@@ -146,8 +160,7 @@ pub fn filter_batch(
         position: h.position,
         reason,
     };
-    let codec = compression_of(h)?;
-    let section = inflate(&batch[HEADER_LEN..], codec).map_err(|e| fail(format!("{e:#}")))?;
+    let (codec, section) = records_section(batch, h)?;
     let all = records::parse(&section).map_err(|e| fail(e.to_string()))?;
     let horizon = (h.attributes & DELETE_HORIZON != 0).then_some(h.base_timestamp);
     let drop_tombstones = horizon.is_some_and(|at| rules.now_ms >= at);
@@ -274,8 +287,7 @@ pub fn filter_marker(
         position: h.position,
         reason,
     };
-    let codec = compression_of(h)?;
-    let section = inflate(&batch[HEADER_LEN..], codec).map_err(|e| fail(format!("{e:#}")))?;
+    let (codec, section) = records_section(batch, h)?;
     let all = records::parse(&section).map_err(|e| fail(e.to_string()))?;
     let horizon = rules.now_ms.saturating_add(rules.delete_retention_ms);
     let mut body = Vec::with_capacity(section.len());

@@ -137,18 +137,7 @@ impl FeatureLevels {
 
     /// Whether `name` may be set to `level` as `how` says.
     pub fn check(&self, name: &str, level: i16, how: UpgradeType) -> Result<(), UpdateError> {
-        let f = SUPPORTED
-            .iter()
-            .find(|f| f.name == name)
-            .ok_or_else(|| UpdateError::Unknown(name.to_string()))?;
-        if !(f.min..=f.max).contains(&level) {
-            return Err(UpdateError::OutOfRange {
-                name: name.to_string(),
-                level,
-                min: f.min,
-                max: f.max,
-            });
-        }
+        supported(name, level)?;
         let current = self.level(name);
         match how {
             UpgradeType::Upgrade if level < current => Err(UpdateError::NotAnUpgrade {
@@ -170,21 +159,28 @@ impl FeatureLevels {
     /// Sets `name` to `level` at metadata log `index`; a feature Gregor
     /// does not support or a level out of its range is refused.
     pub fn set(&mut self, index: u64, name: &str, level: i16) -> Result<(), UpdateError> {
-        let f = SUPPORTED
-            .iter()
-            .find(|f| f.name == name)
-            .ok_or_else(|| UpdateError::Unknown(name.to_string()))?;
-        if !(f.min..=f.max).contains(&level) {
-            return Err(UpdateError::OutOfRange {
-                name: name.to_string(),
-                level,
-                min: f.min,
-                max: f.max,
-            });
-        }
+        supported(name, level)?;
         self.levels.insert(name.to_string(), level);
         self.epoch = i64::try_from(index).unwrap_or(i64::MAX);
         Ok(())
+    }
+}
+
+/// Whether `name` is supported at `level`.
+fn supported(name: &str, level: i16) -> Result<(), UpdateError> {
+    let f = SUPPORTED
+        .iter()
+        .find(|f| f.name == name)
+        .ok_or_else(|| UpdateError::Unknown(name.to_string()))?;
+    if (f.min..=f.max).contains(&level) {
+        Ok(())
+    } else {
+        Err(UpdateError::OutOfRange {
+            name: name.to_string(),
+            level,
+            min: f.min,
+            max: f.max,
+        })
     }
 }
 
