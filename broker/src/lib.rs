@@ -37,7 +37,8 @@
 //!   (ACLs, `security::acl`); [`quota`] keeps the client quotas.
 //! - [`producer_id`] hands out producer ids; [`maintenance`] runs retention,
 //!   time-based flushing and ISR checks; [`clock`] is wall-clock time in
-//!   milliseconds; [`ids`] prints ids as Kafka does; [`dev`] writes the
+//!   milliseconds; [`durable`] replaces files whole, so a crash leaves the
+//!   old or the new; [`ids`] prints ids as Kafka does; [`dev`] writes the
 //!   configuration of `gregor dev`'s three brokers.
 //!
 //! The replica layers depend one way: `replica_manager` → `replication` →
@@ -49,6 +50,7 @@ pub mod clock;
 pub mod config;
 pub mod config_docs;
 pub mod dev;
+pub mod durable;
 pub mod group;
 pub mod handlers;
 pub mod http;

@@ -96,15 +96,16 @@ fn expire_producers(node: &Node) {
     }
 }
 
-/// Flushes every partition and the committed offsets (at shutdown).
+/// Flushes every partition and the committed offsets, and snapshots each
+/// partition's producers so the next start replays nothing (at shutdown).
 pub fn flush_all(node: &Node) {
     if let Err(e) = node.groups.flush() {
         tracing::warn!(error = %e, "flushing committed offsets failed");
     }
     for topic in node.topics.all() {
         for p in topic.local() {
-            if let Err(e) = p.flush() {
-                tracing::warn!(topic = %p.topic, partition = p.index, error = %e, "flush failed");
+            if let Err(e) = p.close() {
+                tracing::warn!(topic = %p.topic, partition = p.index, error = %e, "flush or producer snapshot failed");
             }
         }
     }

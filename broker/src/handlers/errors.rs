@@ -83,6 +83,8 @@ pub fn group_error(e: &GroupError) -> ResponseError {
 pub fn partition_error(e: &PartitionError) -> ResponseError {
     match e {
         PartitionError::Log(l) => log_error(l),
+        // Files of the replica's state on disk: its log directory fails.
+        PartitionError::Snapshot(_) => ResponseError::KafkaStorageError,
         PartitionError::ExtraBytes(_) => ResponseError::InvalidRecord,
         PartitionError::OutOfOrderSequence { .. } => ResponseError::OutOfOrderSequenceNumber,
         PartitionError::StaleEpoch { .. } => ResponseError::InvalidProducerEpoch,

@@ -179,6 +179,12 @@ impl Log {
         self.active().next_offset()
     }
 
+    /// The base offset of the segment being written: it changes when the
+    /// log rolls a new segment.
+    pub fn active_base_offset(&self) -> i64 {
+        self.active().base_offset
+    }
+
     /// First offset still readable.
     pub fn log_start_offset(&self) -> i64 {
         self.log_start_offset
@@ -422,6 +428,38 @@ impl Log {
     /// `open` (see `restore_aborted`).
     pub fn aborted_unknown(&self) -> bool {
         self.segments.values().any(|s| !s.aborted_known())
+    }
+
+    /// The base offset of the first segment whose aborted transactions are
+    /// unknown since `open`, if any: a replay that rebuilds them must
+    /// start at or below it.
+    pub fn first_aborted_unknown(&self) -> Option<i64> {
+        self.segments
+            .values()
+            .find(|s| !s.aborted_known())
+            .map(|s| s.base_offset)
+    }
+
+    /// Writes the active segment's `.txnindex` whole and syncs it (at
+    /// clean shutdown, with the log flushed): the next `open` recovers the
+    /// active segment and distrusts its index, but a caller that knows the
+    /// segment still ends where it was left may adopt it
+    /// (`adopt_active_aborted`).
+    pub fn save_active_aborted(&self) -> Result<(), LogError> {
+        self.active().save_aborted()
+    }
+
+    /// Takes the active segment's `.txnindex` as it is on disk, which
+    /// recovery at `open` does not. Only for a caller that knows the
+    /// segment ends where `save_active_aborted` left it: the partition
+    /// does when it finds the producer snapshot it wrote then at the log
+    /// end. `false` (the index stays unknown) when the file is absent,
+    /// damaged, or names a marker the log does not hold.
+    pub fn adopt_active_aborted(&mut self) -> bool {
+        self.segments
+            .values_mut()
+            .next_back()
+            .is_some_and(Segment::adopt_aborted)
     }
 
     /// Rebuilds the `.txnindex` files left unknown at open from the

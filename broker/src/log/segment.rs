@@ -249,6 +249,37 @@ impl Segment {
         Ok(())
     }
 
+    /// Writes its `.txnindex` whole from memory and syncs it; when its
+    /// aborted transactions are not known, removes it instead, so that it
+    /// is never adopted.
+    pub fn save_aborted(&self) -> Result<(), LogError> {
+        if !self.aborted_known {
+            return txn_index::remove(&self.path);
+        }
+        let path = self.path.with_extension(txn_index::SUFFIX);
+        crate::durable::write_atomically(&path, &txn_index::encode(&self.aborted))
+            .map_err(|e| LogError::io(&path, e))
+    }
+
+    /// Takes its `.txnindex` as it is on disk although recovery did not
+    /// (see `Log::adopt_active_aborted`); `false` when it is absent,
+    /// damaged, or names a marker outside the segment.
+    pub fn adopt_aborted(&mut self) -> bool {
+        if self.aborted_known {
+            return true;
+        }
+        let Some(aborted) = txn_index::read(&self.path) else {
+            return false;
+        };
+        let range = self.base_offset..self.next_offset;
+        if !aborted.iter().all(|e| range.contains(&e.last_offset)) {
+            return false;
+        }
+        self.aborted = aborted;
+        self.aborted_known = true;
+        true
+    }
+
     /// Takes the aborted transactions the partition rebuilt (or the
     /// cleaner carried over) and writes its `.txnindex`.
     pub fn set_aborted(&mut self, aborted: Vec<AbortedTxn>) -> Result<(), LogError> {

@@ -25,6 +25,7 @@ use tokio::sync::watch;
 use super::image::ClusterImage;
 use super::records::Applied;
 use super::TypeConfig;
+use crate::durable::write_atomically;
 
 type NodeId = u64;
 type Node = openraft::BasicNode;
@@ -60,19 +61,6 @@ struct LogInner {
 
 fn io_err(e: impl std::fmt::Display) -> std::io::Error {
     std::io::Error::other(e.to_string())
-}
-
-/// Writes `bytes` to `path` through a synced temporary file and a rename.
-fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let tmp = path.with_extension("tmp");
-    let mut f = File::create(&tmp)?;
-    f.write_all(bytes)?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, path)?;
-    if let Some(dir) = path.parent() {
-        File::open(dir)?.sync_all()?;
-    }
-    Ok(())
 }
 
 impl LogStore {

@@ -1,7 +1,9 @@
 //! The leader-epoch history of one partition's log: at which offset each
 //! leader epoch's records start. A leader answers OffsetForLeaderEpoch and
-//! detects a follower's diverging log from it; it is rebuilt from the batch
-//! headers when the log is opened (every batch carries its leader epoch).
+//! detects a follower's diverging log from it. It is kept in the
+//! partition's `leader-epoch-checkpoint` and, when the log is opened,
+//! completed from the headers of the batches replayed (every batch carries
+//! its leader epoch).
 
 /// Kafka's "no epoch".
 pub const UNDEFINED_EPOCH: i32 = -1;
@@ -30,6 +32,19 @@ pub struct EpochHistory {
 }
 
 impl EpochHistory {
+    /// The history of `entries` (epoch, start offset), which must increase
+    /// in both, as a checkpoint read back holds them.
+    pub fn from_entries(entries: Vec<(i32, i64)>) -> EpochHistory {
+        EpochHistory { entries }
+    }
+
+    /// Every epoch and the offset its records start at, oldest first.
+    /// Every change of the history adds or removes entries, so their count
+    /// tells whether it changed.
+    pub fn entries(&self) -> &[(i32, i64)] {
+        &self.entries
+    }
+
     /// Notes that records of `epoch` start at `offset` (ignored unless the
     /// epoch is newer than the latest known).
     pub fn assign(&mut self, epoch: i32, offset: i64) {

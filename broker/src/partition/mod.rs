@@ -8,18 +8,29 @@
 //! - [`producer_state`] de-duplicates idempotent producers' batches and
 //!   fences transaction markers;
 //! - [`transactions`] tracks open transactions and the last stable offset;
+//! - [`snapshot`] reads and writes the producer snapshots and the
+//!   leader-epoch checkpoint, in Kafka's formats;
 //! - [`replay`] hands a replica's records to the coordinators that load it.
 //!
 //! Transactions: a transactional batch opens its producer's transaction;
 //! a marker (a control batch, [`Partition::append_marker`] on the leader)
 //! ends it, and an abort is recorded in the `.txnindex` of the segment
-//! holding the marker. Followers track the same from the batches they copy,
-//! and a replica rebuilds it all from its log when it opens.
+//! holding the marker. Followers track the same from the batches they copy.
+//!
+//! Opening: a replica rebuilds its producers, open transactions and epoch
+//! history from its newest producer snapshot and its leader-epoch
+//! checkpoint, replaying only the batches after the snapshot; without a
+//! usable snapshot, or with `.txnindex` files to rebuild, it replays its
+//! whole log. As Kafka does, a snapshot is written whenever an append
+//! rolls a new segment (of the state before that append, at the log end
+//! before it) and at clean shutdown ([`Partition::close`]); the checkpoint
+//! whenever the history changes, and before every snapshot.
 
 pub mod epochs;
 pub mod leader;
 pub mod producer_state;
 pub mod replay;
+pub mod snapshot;
 pub mod transactions;
 
 use std::path::Path;
@@ -39,6 +50,7 @@ use leader::{IsrChange, LeaderState};
 use producer_state::{
     ActiveProducer, BatchIdentity, Check, MarkerRefusal, Origin, ProducerStates, VerificationGuard,
 };
+use snapshot::SnapshotError;
 use transactions::Transactions;
 
 /// Errors of a partition operation, each mapping to one Kafka error code.
@@ -47,6 +59,10 @@ pub enum PartitionError {
     /// From the log (I/O, corrupt batch, too large, out of range).
     #[error(transparent)]
     Log(#[from] LogError),
+    /// Producer snapshots or the leader-epoch checkpoint could not be
+    /// written or removed.
+    #[error(transparent)]
+    Snapshot(#[from] SnapshotError),
     /// Produce v3+ carries exactly one batch per partition.
     #[error("a produce request must carry exactly one record batch per partition; {0} bytes follow the first")]
     ExtraBytes(usize),
@@ -227,6 +243,8 @@ pub struct Partition {
     /// This broker.
     me: i32,
     state: Mutex<State>,
+    /// How many batches opening replayed (see [`Partition::replayed_at_open`]).
+    replayed_at_open: usize,
     /// Bumped whenever something a waiting request may wait for changes:
     /// the log end, the high watermark, the role, the leader epoch, the ISR,
     /// or the replica leaving this broker. Held produces and long-polling
@@ -236,7 +254,9 @@ pub struct Partition {
 
 impl Partition {
     /// Opens (recovering if needed) the partition's log in `dir` and rebuilds
-    /// producer state from it.
+    /// producer state and the epoch history from its newest producer
+    /// snapshot and leader-epoch checkpoint and the batches after it, or
+    /// from the whole log (see the module's documentation).
     pub fn open(
         topic: &str,
         index: i32,
@@ -245,24 +265,76 @@ impl Partition {
         config: LogConfig,
     ) -> Result<Self, PartitionError> {
         let mut log = Log::open(dir, config)?;
-        let (producers, txns, epochs) = rebuild_state(&mut log)?;
+        let saved = match snapshot::read_checkpoint(dir) {
+            Ok(saved) => saved.map(EpochHistory::from_entries),
+            Err(e) => {
+                tracing::warn!(topic, partition = index, error = %e, "ignoring the leader-epoch checkpoint; replaying the whole log");
+                None
+            }
+        };
+        let rebuilt = rebuild_state(&mut log, saved.clone())?;
+        match rebuilt.snapshot {
+            Some(offset) => {
+                tracing::info!(
+                    topic,
+                    partition = index,
+                    snapshot = offset,
+                    replayed = rebuilt.replayed,
+                    "opened from a producer snapshot"
+                )
+            }
+            None => {
+                tracing::info!(
+                    topic,
+                    partition = index,
+                    replayed = rebuilt.replayed,
+                    "opened by replaying the whole log"
+                )
+            }
+        }
+        let state = State {
+            log,
+            producers: rebuilt.producers,
+            txns: rebuilt.txns,
+            epochs: rebuilt.epochs,
+            role: Role::Follower {
+                leader: NO_LEADER,
+                epoch: -1,
+                high_watermark: 0,
+            },
+        };
+        // A new partition has no history to keep yet.
+        if saved.unwrap_or_default() != state.epochs {
+            save_epochs(&state);
+        }
         Ok(Partition {
             topic: topic.to_string(),
             index,
             me,
-            state: Mutex::new(State {
-                log,
-                producers,
-                txns,
-                epochs,
-                role: Role::Follower {
-                    leader: NO_LEADER,
-                    epoch: -1,
-                    high_watermark: 0,
-                },
-            }),
+            state: Mutex::new(state),
+            replayed_at_open: rebuilt.replayed,
             changes: watch::channel(0).0,
         })
+    }
+
+    /// How many batches opening the replica replayed: those after the
+    /// producer snapshot it started from, or the whole log's. A restart
+    /// that replays little is what the snapshots are for.
+    pub fn replayed_at_open(&self) -> usize {
+        self.replayed_at_open
+    }
+
+    /// At clean shutdown: forces the log to disk and writes a producer
+    /// snapshot at its end, so the next open replays nothing. The replica
+    /// stays usable.
+    pub fn close(&self) -> Result<(), PartitionError> {
+        let mut state = self.lock();
+        state.log.flush()?;
+        // Recovery distrusts the active segment's `.txnindex`; written
+        // whole before the snapshot, it is adopted with it.
+        state.log.save_active_aborted()?;
+        let end = state.log.log_end_offset();
+        Ok(write_snapshot(&state, end)?)
     }
 
     /// Takes the role the metadata gives this replica. Returns where to
@@ -286,7 +358,9 @@ impl Partition {
                 }
             }
             _ if image.leader == self.me => {
+                let epochs_before = state.epochs.entries().len();
                 state.epochs.assign(image.leader_epoch, log_end);
+                save_epochs_if_changed(&state, epochs_before);
                 tracing::info!(topic = %self.topic, partition = self.index, epoch = image.leader_epoch, log_end, "leading");
                 state.role =
                     Role::Leader(LeaderState::new(self.me, image, log_end, current_hw, now));
@@ -539,7 +613,9 @@ impl Partition {
                 })
             }
             Check::Append => {
+                let active_before = state.log.active_base_offset();
                 let info = state.log.append(records, epoch)?;
+                snapshot_if_rolled(&state, active_before);
                 let stamped = if info.log_append_time >= 0 {
                     info.log_append_time
                 } else {
@@ -602,7 +678,9 @@ impl Partition {
         let mut records = marker
             .encode(producer_id, producer_epoch, now)
             .map_err(LogError::from)?;
+        let active_before = state.log.active_base_offset();
         let info = state.log.append(&mut records, epoch)?;
+        snapshot_if_rolled(&state, active_before);
         let stamped = if info.log_append_time >= 0 {
             info.log_append_time
         } else {
@@ -721,7 +799,10 @@ impl Partition {
             }
         }
         if !records.is_empty() {
+            let active_before = state.log.active_base_offset();
             let headers = state.log.append_replicated(records)?;
+            snapshot_if_rolled(&state, active_before);
+            let epochs_before = state.epochs.entries().len();
             let State {
                 log,
                 producers,
@@ -735,6 +816,7 @@ impl Partition {
                     log.append_aborted(aborted)?;
                 }
             }
+            save_epochs_if_changed(&state, epochs_before);
         }
         let log_end = state.log.log_end_offset();
         let hw_before = high_watermark(&state);
@@ -757,15 +839,24 @@ impl Partition {
         let mut state = self.lock();
         // Epochs assigned without records (a leadership that wrote nothing)
         // go too, or the follower would report them again.
+        let epochs_before = state.epochs.entries().len();
         state.epochs.truncate_from(offset);
+        save_epochs_if_changed(&state, epochs_before);
         let before = state.log.log_end_offset();
         if offset >= before {
             return Ok(());
         }
+        // The snapshots of the records truncated go first: one left behind
+        // would be taken at the next open for the state of other records
+        // written at the same offsets since.
+        snapshot::remove_above(state.log.dir(), offset)?;
         state.log.truncate_to(offset)?;
-        let (producers, txns, _) = rebuild_state(&mut state.log)?;
-        state.producers = producers;
-        state.txns = txns;
+        // The history in memory is already right; the replay only redoes
+        // the epochs after the snapshot.
+        let known = state.epochs.clone();
+        let rebuilt = rebuild_state(&mut state.log, Some(known))?;
+        state.producers = rebuilt.producers;
+        state.txns = rebuilt.txns;
         if let Role::Follower { high_watermark, .. } = &mut state.role {
             *high_watermark = (*high_watermark).min(offset);
         }
@@ -779,8 +870,11 @@ impl Partition {
     /// its leader's log start.
     pub fn reset_to(&self, offset: i64) -> Result<(), PartitionError> {
         let mut state = self.lock();
+        // As in `truncate_to`: no snapshot may outlive its records (-1: all).
+        snapshot::remove_above(state.log.dir(), -1)?;
         state.log.reset_to(offset)?;
         state.epochs = EpochHistory::default();
+        save_epochs(&state);
         state.producers = ProducerStates::default();
         state.txns = Transactions::default();
         if let Role::Follower { high_watermark, .. } = &mut state.role {
@@ -891,7 +985,9 @@ impl Partition {
             offset
         };
         let start = state.log.delete_records_before(target)?;
+        let epochs_before = state.epochs.entries().len();
         state.epochs.truncate_before(start);
+        save_epochs_if_changed(&state, epochs_before);
         Ok(start)
     }
 
@@ -902,7 +998,9 @@ impl Partition {
         let hw = high_watermark(&state);
         let deleted = state.log.enforce_retention(now_ms, hw)?;
         let start = state.log.log_start_offset();
+        let epochs_before = state.epochs.entries().len();
         state.epochs.truncate_before(start);
+        save_epochs_if_changed(&state, epochs_before);
         Ok(deleted)
     }
 
@@ -1089,20 +1187,130 @@ fn note_batch(
     Ok(None)
 }
 
-/// Replays the batches of the log so idempotent producers that retry
-/// across a broker restart are still de-duplicated, open transactions are
-/// known, and so the leader-epoch history is known; the `.txnindex` files
-/// the log could not trust at open are rebuilt from the aborts found.
+/// Writes the leader-epoch checkpoint if the history changed since it
+/// held `before` entries (every change adds or removes some).
+fn save_epochs_if_changed(state: &State, before: usize) {
+    if state.epochs.entries().len() != before {
+        save_epochs(state);
+    }
+}
+
+/// Writes the leader-epoch checkpoint, unsynced: an open trusts it only
+/// below the snapshot it starts from, and before every producer snapshot
+/// it is written again and synced (no snapshot is written if that fails),
+/// so whatever checkpoint is on disk knows the epochs below every snapshot
+/// there; one lost or damaged costs a replay of the whole log. This keeps
+/// the fsyncs off leadership changes, hundreds of them at a broker's start.
+/// A failure is only logged, for the same reasons.
+fn save_epochs(state: &State) {
+    let dir = state.log.dir();
+    if let Err(e) = snapshot::write_checkpoint(dir, state.epochs.entries(), false) {
+        tracing::warn!(dir = %dir.display(), error = %e, "cannot write the leader-epoch checkpoint");
+    }
+}
+
+/// After an append begun with the active segment based at
+/// `active_before`: if it rolled a new segment, snapshots the producers as
+/// they were before it (its batches are not recorded yet), at the new
+/// segment's base, the log end before the append. A failure is only
+/// logged: the append is done, and the next open replays more.
+fn snapshot_if_rolled(state: &State, active_before: i64) {
+    let base = state.log.active_base_offset();
+    if base == active_before {
+        return;
+    }
+    if let Err(e) = write_snapshot(state, base) {
+        tracing::warn!(dir = %state.log.dir().display(), offset = base, error = %e, "cannot write a producer snapshot");
+    }
+}
+
+/// Writes the producer snapshot of `offset`, which the state must cover
+/// exactly (every batch below it, none above), and the leader-epoch
+/// checkpoint before it, so the checkpoint on disk knows every epoch below
+/// any snapshot there.
+fn write_snapshot(state: &State, offset: i64) -> Result<(), SnapshotError> {
+    let dir = state.log.dir();
+    snapshot::write_checkpoint(dir, state.epochs.entries(), true)?;
+    let entries = state.producers.snapshot_entries();
+    snapshot::write(dir, offset, &entries, state.log.active_base_offset())
+}
+
+/// The newest producer snapshot a replay of `log` may start from, and its
+/// entries. The replay rebuilds the `.txnindex` of every segment whose
+/// index is unknown since the log opened (always the active one, which
+/// recovery checks), so it must start at or below the first of them; but
+/// the snapshot a clean shutdown took at the log end (see
+/// [`Partition::close`]) came with the active segment's index written
+/// whole, which is then adopted.
+fn usable_snapshot(log: &mut Log) -> Option<(i64, Vec<snapshot::ProducerEntry>)> {
+    let (start, end) = (log.log_start_offset(), log.log_end_offset());
+    let dir = log.dir().to_path_buf();
+    let (offset, entries) = snapshot::newest_valid(&dir, start, end)?;
+    let Some(unknown) = log.first_aborted_unknown() else {
+        return Some((offset, entries));
+    };
+    if offset <= unknown
+        || (offset == end && log.adopt_active_aborted() && log.first_aborted_unknown().is_none())
+    {
+        return Some((offset, entries));
+    }
+    snapshot::newest_valid(&dir, start, unknown)
+}
+
+/// A replica's state rebuilt from its log (see [`rebuild_state`]).
+struct Rebuilt {
+    producers: ProducerStates,
+    txns: Transactions,
+    epochs: EpochHistory,
+    /// The offset of the snapshot the replay began at (`None`: the log
+    /// start).
+    snapshot: Option<i64>,
+    /// How many batches were replayed.
+    replayed: usize,
+}
+
+/// Rebuilds the producers' state (so idempotent producers that retry
+/// across a broker restart are still de-duplicated), the open
+/// transactions and the leader-epoch history: from the newest usable
+/// producer snapshot (see [`usable_snapshot`]), `known_epochs` (the
+/// checkpoint's, or the history in memory, which must know every epoch
+/// below the snapshot) and the batches after the snapshot; else, without
+/// either, from every batch of the log. The `.txnindex` files the log
+/// could not trust at open are rebuilt from the aborts the replay finds.
 fn rebuild_state(
     log: &mut Log,
-) -> Result<(ProducerStates, Transactions, EpochHistory), PartitionError> {
+    known_epochs: Option<EpochHistory>,
+) -> Result<Rebuilt, PartitionError> {
     const CHUNK: usize = 1 << 20;
-    let mut states = ProducerStates::default();
+    let (start, end) = (log.log_start_offset(), log.log_end_offset());
+    let dir = log.dir().to_path_buf();
+    // Left by a truncation or a torn tail cut at recovery: they describe
+    // records no longer in the log.
+    snapshot::remove_above(&dir, end)?;
+    let from_snapshot = known_epochs
+        .and_then(|epochs| usable_snapshot(log).map(|(offset, entries)| (offset, entries, epochs)));
     let mut txns = Transactions::default();
-    let mut epochs = EpochHistory::default();
+    let (mut states, mut epochs, snapshot_at) = match from_snapshot {
+        Some((offset, entries, mut epochs)) => {
+            for e in entries.iter().filter(|e| e.current_txn_first_offset >= 0) {
+                txns.open(e.producer_id, e.current_txn_first_offset);
+            }
+            // The replay finds the epochs from the snapshot on again; the
+            // checkpoint may hold some of records a truncation took away.
+            epochs.truncate_from(offset);
+            epochs.truncate_before(start);
+            (
+                ProducerStates::from_snapshot(&entries),
+                epochs,
+                Some(offset),
+            )
+        }
+        None => (ProducerStates::default(), EpochHistory::default(), None),
+    };
     let mut aborted = Vec::new();
-    let mut offset = log.log_start_offset();
-    while offset < log.log_end_offset() {
+    let mut replayed = 0;
+    let mut offset = snapshot_at.unwrap_or(start);
+    while offset < end {
         let data = log.read(offset, CHUNK, true)?;
         let headers = batch::validate_stored(&data).map_err(LogError::from)?;
         let Some(last) = headers.last() else { break };
@@ -1110,12 +1318,19 @@ fn rebuild_state(
             let bytes = &data[h.position..h.position + h.size];
             aborted.extend(note_batch(&mut states, &mut txns, &mut epochs, h, bytes)?);
         }
+        replayed += headers.len();
         offset = last.last_offset + 1;
     }
     if log.aborted_unknown() {
         log.restore_aborted(&aborted)?;
     }
-    Ok((states, txns, epochs))
+    Ok(Rebuilt {
+        producers: states,
+        txns,
+        epochs,
+        snapshot: snapshot_at,
+        replayed,
+    })
 }
 
 #[cfg(test)]
@@ -1728,5 +1943,322 @@ mod tests {
         p.append_marker(2, 0, 0, false).expect("abort");
         let (_, _, aborted) = p.read_committed(0, 1 << 20, false).expect("read");
         assert_eq!(aborted, [entry(1, 0, 2, 3), entry(2, 3, 7, 8)]);
+    }
+
+    /// Segments of about two batches: every few appends roll one.
+    fn small_segments() -> LogConfig {
+        LogConfig {
+            segment_bytes: 200,
+            ..LogConfig::default()
+        }
+    }
+
+    /// Idempotent batches of producer 4 at 0, 2 and 4; producer 1 commits
+    /// 6-7 at 8; leader epoch 2 from 9; producer 2's transaction opens at
+    /// 9 and stays open; producer 5 aborts 11 at 12; producer 6 writes
+    /// 13, 14, 15 outside transactions.
+    fn snapshot_workload(p: &Partition) {
+        for seq in 0..3 {
+            p.append(&mut producer_batch(4, 0, 2 * seq, 2, false), None)
+                .expect("append");
+        }
+        assert_eq!(txn_append(p, 1, 0, 2), 6);
+        p.append_marker(1, 0, 0, true).expect("commit");
+        p.apply(&image(1, 2, &[1]));
+        assert_eq!(txn_append(p, 2, 0, 2), 9);
+        assert_eq!(txn_append(p, 5, 0, 1), 11);
+        p.append_marker(5, 0, 3, false).expect("abort");
+        for seq in 0..3 {
+            p.append(&mut producer_batch(6, 0, seq, 1, false), None)
+                .expect("append");
+        }
+        assert_eq!(p.watermarks().log_end_offset, 16);
+    }
+
+    /// What a restart must keep: the producers (DescribeProducers), the
+    /// watermarks, and OffsetForLeaderEpoch's answers.
+    fn kept_state(p: &Partition) -> (Vec<ActiveProducer>, Watermarks, Vec<(i32, i64)>) {
+        let epochs = (0..4).map(|e| p.end_offset_for(e)).collect();
+        (p.active_producers(), p.watermarks(), epochs)
+    }
+
+    /// The base offsets of the batches of `p` from `from` on.
+    fn batch_bases(p: &Partition, from: i64) -> Vec<i64> {
+        let mut bases = Vec::new();
+        let mut at = from;
+        while at < p.watermarks().log_end_offset {
+            let (data, _) = p.read(at, 1 << 20, true, true).expect("read");
+            for h in batch::validate_stored(&data).expect("valid") {
+                bases.push(h.base_offset);
+                at = h.last_offset + 1;
+            }
+        }
+        bases
+    }
+
+    /// Copies every file of `from` into a new directory `to`.
+    fn copy_dir(from: &Path, to: &Path) {
+        std::fs::create_dir_all(to).expect("mkdir");
+        for e in std::fs::read_dir(from).expect("dir") {
+            let e = e.expect("entry");
+            std::fs::copy(e.path(), to.join(e.file_name())).expect("copy");
+        }
+    }
+
+    #[test]
+    fn a_reopened_replica_replays_only_the_batches_after_its_snapshot() {
+        let dir = tempfile::tempdir().expect("dir");
+        let before = {
+            let p = sole_leader(dir.path(), small_segments());
+            snapshot_workload(&p);
+            kept_state(&p)
+            // Dropped without `close`: as after a crash, only the
+            // snapshots of segment rolls are there.
+        };
+        let snapshots = snapshot::list(dir.path()).expect("list");
+        assert_eq!(snapshots.len(), 2, "{snapshots:?}");
+        let newest = snapshots[1];
+        assert!(
+            newest > 4,
+            "producer 4's last batch is only in the snapshot"
+        );
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join(snapshot::CHECKPOINT)).expect("checkpoint"),
+            "0\n2\n1 0\n2 9\n"
+        );
+        let p = sole_leader(dir.path(), small_segments());
+        let all = batch_bases(&p, 0);
+        let after = batch_bases(&p, newest);
+        assert!(after.len() < all.len());
+        assert_eq!(p.replayed_at_open(), after.len());
+        p.apply(&image(1, 2, &[1]));
+        assert_eq!(kept_state(&p), before);
+        // Producer 2's transaction is still open at 9 ...
+        let open = p.active_producers()[1];
+        assert_eq!((open.producer_id, open.current_txn_start_offset), (2, 9));
+        assert_eq!(p.watermarks().last_stable_offset, 9);
+        // ... a retry of producer 4's last batch gets its first offset ...
+        let retry = p
+            .append(&mut producer_batch(4, 0, 4, 2, false), None)
+            .expect("retry");
+        assert_eq!(retry.base_offset, 4);
+        assert_eq!(p.watermarks().log_end_offset, 16);
+        // ... and producer 4 goes on where it was.
+        assert!(matches!(
+            p.append(&mut producer_batch(4, 0, 7, 1, false), None),
+            Err(PartitionError::OutOfOrderSequence { producer_id: 4 })
+        ));
+        p.append(&mut producer_batch(4, 0, 6, 1, false), None)
+            .expect("next");
+        p.append_marker(2, 0, 0, true).expect("commit");
+        let marks = p.watermarks();
+        assert_eq!(marks.last_stable_offset, marks.log_end_offset);
+        // A clean shutdown snapshots the log end: nothing to replay.
+        p.close().expect("close");
+        let end = marks.log_end_offset;
+        assert_eq!(snapshot::list(dir.path()).expect("list").last(), Some(&end));
+        let after_close = kept_state(&p);
+        drop(p);
+        let p = sole_leader(dir.path(), small_segments());
+        assert_eq!(p.replayed_at_open(), 0);
+        assert_eq!(kept_state(&p), after_close);
+    }
+
+    #[test]
+    fn a_damaged_snapshot_falls_back_to_an_older_one_or_the_whole_log() {
+        let dir = tempfile::tempdir().expect("dir");
+        let built = dir.path().join("built");
+        let before = {
+            let p = sole_leader(&built, small_segments());
+            snapshot_workload(&p);
+            kept_state(&p)
+        };
+        let snapshots = snapshot::list(&built).expect("list");
+        let damage = |dir: &Path, offset: i64| {
+            let path = dir.join(snapshot::file_name(offset));
+            let mut bytes = std::fs::read(&path).expect("read");
+            let last = bytes.len() - 1;
+            bytes[last] ^= 0x40;
+            std::fs::write(&path, bytes).expect("write");
+        };
+        // (snapshots damaged, the one the replay starts from)
+        let cases = [
+            (vec![snapshots[1]], Some(snapshots[0])),
+            (snapshots.clone(), None),
+        ];
+        for (i, (damaged, from)) in cases.into_iter().enumerate() {
+            let copy = dir.path().join(format!("case{i}"));
+            copy_dir(&built, &copy);
+            for offset in &damaged {
+                damage(&copy, *offset);
+            }
+            let p = sole_leader(&copy, small_segments());
+            assert_eq!(
+                p.replayed_at_open(),
+                batch_bases(&p, from.unwrap_or(0)).len(),
+                "{damaged:?}"
+            );
+            assert_eq!(kept_state(&p), before, "{damaged:?}");
+            // The damaged ones are gone.
+            let left = snapshot::list(&copy).expect("list");
+            assert!(damaged.iter().all(|d| !left.contains(d)), "{left:?}");
+        }
+        // A checkpoint that cannot be read: the whole log, the same state.
+        let copy = dir.path().join("checkpoint");
+        copy_dir(&built, &copy);
+        std::fs::write(copy.join(snapshot::CHECKPOINT), "0\n5\n").expect("write");
+        let p = sole_leader(&copy, small_segments());
+        assert_eq!(p.replayed_at_open(), batch_bases(&p, 0).len());
+        assert_eq!(kept_state(&p), before);
+    }
+
+    /// A replica on broker 2 following broker 1 in leader epoch 2.
+    fn follower_of_one(dir: &Path) -> Partition {
+        let p = Partition::open("t", 0, 2, dir, small_segments()).expect("open");
+        p.apply(&PartitionImage {
+            leader: 1,
+            ..image(1, 2, &[1, 2])
+        });
+        p
+    }
+
+    /// Copies `leader`'s batches that end below `upto` to `follower`.
+    fn copy_log(leader: &Partition, follower: &Partition, upto: i64) {
+        loop {
+            let at = follower.watermarks().log_end_offset;
+            let (data, marks) = leader.read(at, 1 << 20, true, true).expect("read");
+            let data = below(data, upto);
+            if data.is_empty() {
+                return;
+            }
+            follower
+                .append_replicated(2, &data, marks.high_watermark)
+                .expect("replicate");
+        }
+    }
+
+    #[test]
+    fn truncating_below_the_newest_snapshot_removes_it_and_rebuilds_the_state() {
+        let dir = tempfile::tempdir().expect("dir");
+        let leader = sole_leader(&dir.path().join("l"), small_segments());
+        snapshot_workload(&leader);
+        let f_dir = dir.path().join("f");
+        let follower = follower_of_one(&f_dir);
+        // One batch at a time, as the leader's log rolled.
+        for end in batch_bases(&leader, 0).into_iter().skip(1).chain([16]) {
+            copy_log(&leader, &follower, end);
+        }
+        assert_eq!(kept_state(&follower).2, kept_state(&leader).2);
+        // The follower snapshotted its own rolls.
+        let snapshots = snapshot::list(&f_dir).expect("list");
+        assert_eq!(snapshots.len(), 2, "{snapshots:?}");
+        let newest = snapshots[1];
+        let to = *batch_bases(&follower, 0)
+            .iter()
+            .rfind(|b| **b < newest)
+            .expect("a batch below the newest snapshot");
+        follower.truncate_to(to).expect("truncate");
+        assert!(
+            snapshot::list(&f_dir)
+                .expect("list")
+                .iter()
+                .all(|s| *s <= to),
+            "truncated at {to}"
+        );
+        // The same as a replica that only ever copied the batches below.
+        let reference = follower_of_one(&dir.path().join("r"));
+        copy_log(&leader, &reference, to);
+        assert_eq!(kept_state(&follower), kept_state(&reference));
+        drop(follower);
+        let follower = follower_of_one(&f_dir);
+        assert!(follower.replayed_at_open() < batch_bases(&follower, 0).len());
+        // Reopened, the high watermark starts over; the rest is the same.
+        let (producers, _, epochs) = kept_state(&reference);
+        let (reopened, _, reopened_epochs) = kept_state(&follower);
+        assert_eq!((reopened, reopened_epochs), (producers, epochs));
+        // And the rest of the leader's log follows as before.
+        copy_log(&leader, &follower, 16);
+        assert_eq!(
+            kept_state(&follower).0,
+            kept_state(&leader).0,
+            "producers after catching up"
+        );
+        follower.reset_to(16).expect("reset");
+        assert_eq!(snapshot::list(&f_dir).expect("list"), Vec::<i64>::new());
+        assert_eq!(
+            std::fs::read_to_string(f_dir.join(snapshot::CHECKPOINT)).expect("checkpoint"),
+            "0\n0\n"
+        );
+    }
+
+    /// The size of the newest segment file in `dir`.
+    fn active_segment(dir: &Path) -> (std::path::PathBuf, u64) {
+        let path = std::fs::read_dir(dir)
+            .expect("dir")
+            .map(|e| e.expect("entry").path())
+            .filter(|p| p.extension().is_some_and(|x| x == "log"))
+            .max()
+            .expect("a segment");
+        let len = std::fs::metadata(&path).expect("size").len();
+        (path, len)
+    }
+
+    /// Every entry of the `.txnindex` files in `dir`, in offset order.
+    fn all_aborted(dir: &Path) -> Vec<AbortedTxn> {
+        index_files(dir).into_iter().flat_map(|(_, e)| e).collect()
+    }
+
+    #[test]
+    fn a_shutdown_snapshot_is_used_only_with_the_index_it_left() {
+        let dir = tempfile::tempdir().expect("dir");
+        let shut_down = {
+            let p = sole_leader(dir.path(), small_segments());
+            snapshot_workload(&p);
+            p.close().expect("close");
+            kept_state(&p)
+        };
+        let roll = snapshot::list(dir.path()).expect("list")[0];
+        let (active, len) = active_segment(dir.path());
+        let aborted_before = {
+            // Large segments from here: no roll, no snapshot but the
+            // shutdown's and the one it keeps.
+            let p = sole_leader(dir.path(), LogConfig::default());
+            assert_eq!(p.replayed_at_open(), 0);
+            assert_eq!(kept_state(&p), shut_down);
+            let aborted = all_aborted(dir.path());
+            assert_eq!(aborted, [entry(5, 11, 12, 9)]);
+            // Producer 7 aborts at 17, and the broker dies; the disk keeps
+            // the abort's `.txnindex` entry but loses the records.
+            assert_eq!(txn_append(&p, 7, 0, 1), 16);
+            p.append_marker(7, 0, 0, false).expect("abort");
+            aborted
+        };
+        let f = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&active)
+            .expect("open");
+        f.set_len(len).expect("lose the tail");
+        drop(f);
+        // The log ends at the shutdown's snapshot again, but the index
+        // names a marker it does not hold: the replay starts below the
+        // active segment and rebuilds its index.
+        let p = sole_leader(dir.path(), LogConfig::default());
+        assert_eq!(p.replayed_at_open(), batch_bases(&p, roll).len());
+        assert!(p.replayed_at_open() > 0);
+        assert_eq!(kept_state(&p), shut_down);
+        assert_eq!(all_aborted(dir.path()), aborted_before);
+        // Records after the shutdown's snapshot, kept this time: it is
+        // passed over for the one at the active segment's base.
+        assert_eq!(txn_append(&p, 7, 0, 1), 16);
+        p.append_marker(7, 0, 0, false).expect("abort");
+        let after = kept_state(&p);
+        drop(p);
+        let p = sole_leader(dir.path(), LogConfig::default());
+        assert_eq!(p.replayed_at_open(), batch_bases(&p, roll).len());
+        assert_eq!(kept_state(&p), after);
+        assert_eq!(
+            all_aborted(dir.path()),
+            [entry(5, 11, 12, 9), entry(7, 16, 17, 9)]
+        );
     }
 }

@@ -11,6 +11,8 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use super::snapshot::ProducerEntry;
+
 /// How many recent batches per producer are remembered for de-duplication;
 /// clients keep at most five in flight per connection.
 const REMEMBERED_BATCHES: usize = 5;
@@ -418,6 +420,67 @@ impl ProducerStates {
         before - self.producers.len()
     }
 
+    /// Every producer's state as a snapshot holds it, by id: of the
+    /// batches remembered, only the last (Kafka's snapshot layout).
+    pub fn snapshot_entries(&self) -> Vec<ProducerEntry> {
+        let mut out: Vec<ProducerEntry> = self
+            .producers
+            .iter()
+            .map(|(id, p)| {
+                let (last_sequence, last_offset, offset_delta) = match p.recent.back() {
+                    Some(w) => {
+                        let delta = sequence_span(w.first_seq, w.last_seq);
+                        (w.last_seq, w.base_offset + i64::from(delta), delta)
+                    }
+                    None => (-1, -1, 0),
+                };
+                ProducerEntry {
+                    producer_id: *id,
+                    epoch: p.epoch,
+                    last_sequence,
+                    last_offset,
+                    offset_delta,
+                    timestamp: p.last_timestamp,
+                    coordinator_epoch: p.coordinator_epoch,
+                    current_txn_first_offset: p.txn_first_offset.unwrap_or(-1),
+                }
+            })
+            .collect();
+        out.sort_by_key(|e| e.producer_id);
+        out
+    }
+
+    /// The state a snapshot's `entries` describe: each producer remembers
+    /// its last batch only, so a retry of that one is still recognised
+    /// (Kafka's de-duplication after loading a snapshot), and its open
+    /// transaction. No verification is under way.
+    pub fn from_snapshot(entries: &[ProducerEntry]) -> ProducerStates {
+        let producers = entries
+            .iter()
+            .map(|e| {
+                let mut p = Producer::new(e.epoch);
+                p.coordinator_epoch = e.coordinator_epoch;
+                p.last_timestamp = e.timestamp;
+                p.txn_first_offset =
+                    (e.current_txn_first_offset >= 0).then_some(e.current_txn_first_offset);
+                // A producer whose only batches were a coordinator's has
+                // no sequence to remember.
+                if e.last_offset >= 0 && e.last_sequence >= 0 && e.offset_delta >= 0 {
+                    p.recent.push_back(Written {
+                        first_seq: first_sequence(e.last_sequence, e.offset_delta),
+                        last_seq: e.last_sequence,
+                        base_offset: e.last_offset.saturating_sub(i64::from(e.offset_delta)),
+                    });
+                }
+                (e.producer_id, p)
+            })
+            .collect();
+        ProducerStates {
+            producers,
+            verifying: HashMap::new(),
+        }
+    }
+
     /// Every producer with state here, by id.
     pub fn active(&self) -> Vec<ActiveProducer> {
         let mut out: Vec<ActiveProducer> = self
@@ -434,6 +497,26 @@ impl ProducerStates {
             .collect();
         out.sort_by_key(|p| p.producer_id);
         out
+    }
+}
+
+/// How many sequences after `first` the sequence `last` is, across the
+/// wrap at i32::MAX: a batch's last offset minus its first.
+fn sequence_span(first: i32, last: i32) -> i32 {
+    if last >= first {
+        last - first
+    } else {
+        (i32::MAX - first) + last + 1
+    }
+}
+
+/// The first sequence of a batch whose last is `last` and which spans
+/// `span` more (Kafka's `decrementSequence`); `span` is not negative.
+fn first_sequence(last: i32, span: i32) -> i32 {
+    if last >= span {
+        last - span
+    } else {
+        i32::MAX - (span - last) + 1
     }
 }
 
@@ -714,6 +797,63 @@ mod tests {
             );
             assert_eq!(s.verifying[&1].lowest_sequence, lowest, "{epoch} {seq}");
         }
+    }
+
+    #[test]
+    fn a_snapshot_keeps_each_producers_last_batch_and_open_transaction() {
+        let mut s = ProducerStates::default();
+        s.record(&batch(1, 0, 0, 3), 0, 10);
+        s.record(&batch(1, 0, 3, 2), 3, 11);
+        // Sequences wrapping inside the last batch.
+        s.record(&batch(2, 4, i32::MAX - 1, 3), 5, 12);
+        s.record(&txn(3, 1, 0, 1), 8, 13);
+        // A coordinator's own batch: no sequence.
+        let own = BatchIdentity {
+            producer_id: 4,
+            producer_epoch: 2,
+            base_sequence: -1,
+            record_count: 1,
+            transactional: true,
+        };
+        s.record(&own, 9, 14);
+        s.end_txn(5, 0, 6, 15);
+        let entries = s.snapshot_entries();
+        let last = |pid: i64| {
+            let e = entries
+                .iter()
+                .find(|e| e.producer_id == pid)
+                .expect("entry");
+            (e.last_sequence, e.last_offset, e.offset_delta)
+        };
+        assert_eq!(last(1), (4, 4, 1));
+        assert_eq!(last(2), (0, 7, 2));
+        assert_eq!(last(4), (-1, -1, 0));
+        let loaded = ProducerStates::from_snapshot(&entries);
+        assert_eq!(loaded.active(), s.active());
+        assert_eq!(loaded.snapshot_entries(), entries);
+        assert_eq!(loaded.last_batches(), s.last_batches());
+        let cases = [
+            // Only the last batch is remembered.
+            (batch(1, 0, 3, 2), Check::Duplicate { base_offset: 3 }),
+            (batch(1, 0, 0, 3), Check::OutOfOrder),
+            (batch(1, 0, 5, 1), Check::Append),
+            (
+                batch(2, 4, i32::MAX - 1, 3),
+                Check::Duplicate { base_offset: 5 },
+            ),
+            (batch(2, 4, 1, 1), Check::Append),
+            // Producer 3's transaction is still open.
+            (batch(3, 1, 1, 1), Check::InvalidTxnState),
+            (txn(3, 1, 1, 1), Check::Append),
+            (batch(4, 1, 0, 1), Check::StaleEpoch),
+        ];
+        for (b, want) in cases {
+            assert_eq!(loaded.check(&b, Origin::Client, None), want, "{b:?}");
+        }
+        assert_eq!(
+            loaded.check_marker(5, 0, 5),
+            Err(MarkerRefusal::FencedCoordinator { current: 6 })
+        );
     }
 
     #[test]
