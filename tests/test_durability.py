@@ -6,10 +6,10 @@ import subprocess
 import sys
 import time
 
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
 
-from conftest import unique
+from conftest import unique, wait_until
 
 # Produces forever with acks=all and appends every acknowledged
 # (partition, offset, value) to a file as soon as the ack arrives.
@@ -40,12 +40,31 @@ def create(bootstrap, topic, partitions, config=None):
     admin.create_topics([NewTopic(topic, partitions, 1, config=config or {})])[topic].result(30)
 
 
+def watermarks(consumer, topic, partition):
+    """The partition's watermarks once its leader serves them: a broker
+    that just started serves clients before it leads its partitions again
+    (NOT_LEADER_OR_FOLLOWER, which clients retry)."""
+    got = []
+
+    def ask():
+        try:
+            got.append(consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=10))
+            return True
+        except KafkaException as e:
+            if e.args[0].code() != KafkaError.NOT_LEADER_FOR_PARTITION:
+                raise
+            return False
+
+    wait_until(ask, 30, f"{topic}-{partition} to be led")
+    return got[-1]
+
+
 def read_all(bootstrap, topic, partitions):
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": unique("verify"),
                          "enable.auto.commit": False})
     ends = {}
     for p in range(partitions):
-        ends[p] = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
+        ends[p] = watermarks(consumer, topic, p)[1]
     consumer.assign([TopicPartition(topic, p, 0) for p in range(partitions)])
     got = {}
     deadline = time.monotonic() + 60
@@ -150,7 +169,7 @@ def test_clean_restart_keeps_topics_configs_data_and_deleted_records(gregor_fact
     assert len(segment_files(broker, topic, 0)) > 3
     broker.restart()
     consumer = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": unique("r")})
-    assert consumer.get_watermark_offsets(TopicPartition(topic, 0), timeout=10) == (30, 100)
+    assert watermarks(consumer, topic, 0) == (30, 100)
     consumer.close()
     res = ConfigResource("topic", topic)
     configs = admin.describe_configs([res])[res].result(30)

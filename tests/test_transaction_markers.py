@@ -3,7 +3,8 @@ written as a producer sends them (with the leader's verification off, as
 Kafka allows, since no coordinator knows them), ended by WriteTxnMarkers
 as a transaction coordinator sends it; a read_committed consumer (librdkafka)
 skips the aborted records and waits at an open transaction; Kafka's own
-kafka-dump-log reads the aborted transaction index."""
+kafka-dump-log reads the aborted transaction index and the producer
+snapshots a partition reopens from after a restart."""
 
 import re
 import struct
@@ -31,6 +32,12 @@ def txn_batch(producer_id, values, base_sequence=0, epoch=0, transactional=True,
 
 def produce(conn, transactional_id, topic, records):
     """Produce v3 of one batch to partition 0; its error code."""
+    return produce_at(conn, transactional_id, topic, records)[0]
+
+
+def produce_at(conn, transactional_id, topic, records):
+    """Produce v3 of one batch to partition 0; its error code and base
+    offset."""
     body = string(transactional_id) + struct.pack(">hi", -1, 10000)
     body += struct.pack(">i", 1) + string(topic)
     body += struct.pack(">ii", 1, 0) + struct.pack(">i", len(records)) + records
@@ -40,7 +47,7 @@ def produce(conn, transactional_id, topic, records):
     r.string()
     r.take(">i")
     r.take(">i")
-    return r.take(">h")
+    return r.take(">h"), r.take(">q")
 
 
 def uvarint(n):
@@ -167,3 +174,66 @@ def test_idle_producers_are_forgotten_unless_their_transaction_is_open(gregor_fa
     wait_until(lambda: producers_on(gregor.bootstrap, topic) == [], 30, "both producers to be forgotten")
     conn.close()
     assert consume(gregor.bootstrap, topic, "read_committed", 3) == [b"i0", b"t0", b"i1"]
+
+
+def test_a_restarted_partition_keeps_its_producers_from_kafka_readable_snapshots(gregor_factory):
+    """A partition snapshots its producers when a segment rolls and when
+    the broker stops, in Kafka's `.snapshot` format (kafka-dump-log reads
+    them), with its `leader-epoch-checkpoint`; after a clean restart it
+    replays nothing, and an idempotent retry and an open transaction are
+    known as before."""
+    gregor = gregor_factory(props={"transaction.partition.verification.enable": "false",
+                                   "log.segment.bytes": "1024"})
+    topic = unique("snap")
+    admin = AdminClient({"bootstrap.servers": gregor.bootstrap})
+    admin.create_topics([NewTopic(topic, 1, 1)])[topic].result(30)
+    conn = Connection(gregor.bootstrap)
+    # Producer 3000 writes 30 idempotent batches of two records (0-59),
+    # over several segments.
+    for i in range(30):
+        last = txn_batch(3000, [b"i%d" % (2 * i), b"i%d" % (2 * i + 1)], base_sequence=2 * i, transactional=False)
+        assert produce_at(conn, None, topic, last) == (0, 2 * i)
+    # 3002 aborts 60 (marker at 61); 3001 opens a transaction at 62.
+    assert produce_at(conn, "t-abort", topic, txn_batch(3002, [b"a"])) == (0, 60)
+    assert write_txn_markers(conn, 3002, False, topic, coordinator_epoch=2) == 0
+    assert produce_at(conn, "t-open", topic, txn_batch(3001, [b"o"])) == (0, 62)
+    conn.close()
+    gregor.stop()
+
+    part = gregor.data / f"{topic}-0"
+    snapshots = sorted(part.glob("*.snapshot"))
+    assert len(snapshots) == 2, snapshots
+    assert snapshots[-1].name == "00000000000000000063.snapshot"
+    dump = kafka_tool("kafka-dump-log", "--files", str(snapshots[-1])).stdout
+    entries = {int(m[0]): m for m in re.findall(
+        r"producerId: (\d+) producerEpoch: (\d+) coordinatorEpoch: (-?\d+) "
+        r"currentTxnFirstOffset: (\S+) lastTimestamp: -?\d+ ?"
+        r"(?:firstSequence: (\d+) lastSequence: (\d+) lastOffset: (\d+))?", dump)}
+    assert sorted(entries) == [3000, 3001, 3002], dump
+    assert entries[3000][3:7] == ("OptionalLong.empty", "58", "59", "59"), dump
+    assert entries[3001][3] == "OptionalLong[62]", dump
+    assert entries[3002][2:4] == ("2", "OptionalLong.empty"), dump
+    lines = (part / "leader-epoch-checkpoint").read_text().splitlines()
+    assert lines[0] == "0" and int(lines[1]) == len(lines) - 2 >= 1, lines
+    assert lines[2].split()[1] == "0", lines
+
+    gregor.start()
+    opened = re.findall(rf"opened from a producer snapshot.*topic=\"?{topic}\"? partition=0 snapshot=(\d+) replayed=(\d+)",
+                        gregor.log_text())
+    assert opened == [("63", "0")], gregor.log_text()
+    conn = Connection(gregor.bootstrap)
+    # Producer 3000's last batch again, once the broker leads the
+    # partition (NOT_LEADER_OR_FOLLOWER until then): a retry, answered
+    # with its offset.
+    answers = []
+    wait_until(lambda: answers.append(produce_at(conn, None, topic, last)) or answers[-1][0] != 6,
+               30, "the partition to be led again")
+    assert answers[-1] == (0, 58)
+    assert produce_at(conn, None, topic, txn_batch(3000, [b"i60"], base_sequence=61, transactional=False))[0] == 45  # OUT_OF_ORDER_SEQUENCE_NUMBER
+    assert producers_on(gregor.bootstrap, topic) == [3000, 3001, 3002]
+    # 3001's transaction is still open: read_committed consumers wait at 62.
+    assert len(consume(gregor.bootstrap, topic, "read_committed", 61, timeout=5)) == 60
+    assert write_txn_markers(conn, 3001, True, topic) == 0
+    conn.close()
+    got = consume(gregor.bootstrap, topic, "read_committed", 61)
+    assert got == [b"i%d" % i for i in range(60)] + [b"o"]
