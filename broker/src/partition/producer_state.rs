@@ -395,7 +395,24 @@ impl ProducerStates {
         coordinator_epoch: i32,
         timestamp: i64,
     ) -> Option<i64> {
-        self.verifying.remove(&producer_id);
+        // The marker retires the verifications it may have overtaken (a
+        // stale answer must not open a transaction the coordinator ended),
+        // but not one of a newer transaction: under transaction version 2
+        // the marker comes with the bumped epoch the producer's next
+        // transaction already writes with, and that transaction may have
+        // started its verification before this marker landed; a stale
+        // batch of the ended one is fenced by its older epoch instead.
+        let bumped = self
+            .producers
+            .get(&producer_id)
+            .is_some_and(|p| producer_epoch > p.epoch);
+        if self
+            .verifying
+            .get(&producer_id)
+            .is_some_and(|v| v.epoch < producer_epoch || (v.epoch == producer_epoch && !bumped))
+        {
+            self.verifying.remove(&producer_id);
+        }
         let p = self
             .producers
             .entry(producer_id)
@@ -743,6 +760,36 @@ mod tests {
         assert_eq!(
             s.check(&txn(1, 0, 0, 1), Origin::Client, None),
             Check::Duplicate { base_offset: 5 }
+        );
+    }
+
+    #[test]
+    fn a_bumped_marker_keeps_the_verification_of_the_next_transaction() {
+        // Transaction version 2: the next transaction (epoch 5) starts its
+        // verification before the marker of the one at epoch 4 lands, with
+        // epoch 5; the coordinator then adds the partition.
+        let mut s = ProducerStates::default();
+        s.start_verification(1, 4, 0, 0);
+        assert_eq!(s.record(&txn(1, 4, 0, 1), 10, 0), Some(10));
+        let next = s.start_verification(1, 5, 0, 0);
+        assert_eq!(s.end_txn(1, 5, 0, 11), Some(10));
+        assert_eq!(
+            s.check(&txn(1, 5, 0, 1), Origin::Client, next),
+            Check::Append
+        );
+        // Before version 2 the marker has the transaction's own epoch: a
+        // verification under way is retired (its answer may be stale).
+        let mut s = ProducerStates::default();
+        s.start_verification(2, 4, 0, 0);
+        s.record(&txn(2, 4, 0, 1), 20, 0);
+        let stale = s.start_verification(2, 4, 1, 0);
+        assert_eq!(stale, None, "open: none needed");
+        s.end_txn(2, 4, 0, 21);
+        let g = s.start_verification(2, 4, 1, 0);
+        s.end_txn(2, 4, 0, 22);
+        assert_eq!(
+            s.check(&txn(2, 4, 1, 1), Origin::Client, g),
+            Check::Unverified
         );
     }
 
