@@ -57,8 +57,9 @@ async fn update(
             "changing feature levels takes ALTER on the cluster".to_string(),
         ));
     }
-    let levels = node.image().features.clone();
-    let mut records = Vec::new();
+    let image = node.image();
+    let levels = &image.features;
+    let mut changes = Vec::new();
     for u in &request.feature_updates {
         let how = if ctx.api_version == 0 {
             Some(if u.allow_downgrade {
@@ -81,17 +82,14 @@ async fn update(
         levels
             .check(&name, level, how)
             .map_err(|e| (ResponseError::InvalidUpdateVersion, e.to_string()))?;
-        records.push(MetadataRecord::SetFeatureLevel { name, level });
+        changes.push((name, level));
     }
     if request.validate_only {
         return Ok(());
     }
-    for record in records {
-        let shown = match &record {
-            MetadataRecord::SetFeatureLevel { name, level } => format!("{name}={level}"),
-            _ => String::new(),
-        };
-        propose(node, record).await?;
+    for (name, level) in changes {
+        let shown = format!("{name}={level}");
+        propose(node, MetadataRecord::SetFeatureLevel { name, level }).await?;
         tracing::info!(principal = %ctx.principal, peer = %ctx.client_host, feature = %shown, "feature level changed");
     }
     Ok(())

@@ -358,9 +358,7 @@ impl Partition {
                 }
             }
             _ if image.leader == self.me => {
-                let epochs_before = state.epochs.entries().len();
-                state.epochs.assign(image.leader_epoch, log_end);
-                save_epochs_if_changed(&state, epochs_before);
+                change_epochs(&mut state, |e| e.assign(image.leader_epoch, log_end));
                 tracing::info!(topic = %self.topic, partition = self.index, epoch = image.leader_epoch, log_end, "leading");
                 state.role =
                     Role::Leader(LeaderState::new(self.me, image, log_end, current_hw, now));
@@ -839,9 +837,7 @@ impl Partition {
         let mut state = self.lock();
         // Epochs assigned without records (a leadership that wrote nothing)
         // go too, or the follower would report them again.
-        let epochs_before = state.epochs.entries().len();
-        state.epochs.truncate_from(offset);
-        save_epochs_if_changed(&state, epochs_before);
+        change_epochs(&mut state, |e| e.truncate_from(offset));
         let before = state.log.log_end_offset();
         if offset >= before {
             return Ok(());
@@ -985,9 +981,7 @@ impl Partition {
             offset
         };
         let start = state.log.delete_records_before(target)?;
-        let epochs_before = state.epochs.entries().len();
-        state.epochs.truncate_before(start);
-        save_epochs_if_changed(&state, epochs_before);
+        change_epochs(&mut state, |e| e.truncate_before(start));
         Ok(start)
     }
 
@@ -998,9 +992,7 @@ impl Partition {
         let hw = high_watermark(&state);
         let deleted = state.log.enforce_retention(now_ms, hw)?;
         let start = state.log.log_start_offset();
-        let epochs_before = state.epochs.entries().len();
-        state.epochs.truncate_before(start);
-        save_epochs_if_changed(&state, epochs_before);
+        change_epochs(&mut state, |e| e.truncate_before(start));
         Ok(deleted)
     }
 
@@ -1193,6 +1185,13 @@ fn save_epochs_if_changed(state: &State, before: usize) {
     if state.epochs.entries().len() != before {
         save_epochs(state);
     }
+}
+
+/// Changes the epoch history with `change`, and the checkpoint with it.
+fn change_epochs(state: &mut State, change: impl FnOnce(&mut EpochHistory)) {
+    let before = state.epochs.entries().len();
+    change(&mut state.epochs);
+    save_epochs_if_changed(state, before);
 }
 
 /// Writes the leader-epoch checkpoint, unsynced: an open trusts it only

@@ -16,6 +16,8 @@
 
 use std::path::{Path, PathBuf};
 
+use bytes::Buf;
+
 use crate::durable::{replace, write_atomically};
 
 /// The producer snapshot version written and read (Kafka's only one).
@@ -130,32 +132,6 @@ pub fn encode(entries: &[ProducerEntry]) -> Vec<u8> {
     out
 }
 
-/// Reads big-endian integers off the front of a slice whose length was
-/// checked beforehand.
-struct Reader<'a>(&'a [u8]);
-
-impl Reader<'_> {
-    fn take<const N: usize>(&mut self) -> [u8; N] {
-        let (head, rest) = self.0.split_at(N);
-        self.0 = rest;
-        let mut out = [0; N];
-        out.copy_from_slice(head);
-        out
-    }
-    fn i16(&mut self) -> i16 {
-        i16::from_be_bytes(self.take())
-    }
-    fn i32(&mut self) -> i32 {
-        i32::from_be_bytes(self.take())
-    }
-    fn u32(&mut self) -> u32 {
-        u32::from_be_bytes(self.take())
-    }
-    fn i64(&mut self) -> i64 {
-        i64::from_be_bytes(self.take())
-    }
-}
-
 /// The entries of a snapshot's bytes, checked as Kafka checks them:
 /// version, layout, then CRC.
 pub fn decode(bytes: &[u8]) -> Result<Vec<ProducerEntry>, SnapshotError> {
@@ -166,13 +142,14 @@ pub fn decode(bytes: &[u8]) -> Result<Vec<ProducerEntry>, SnapshotError> {
     if bytes.len() < HEADER_LEN + 4 {
         return Err(truncated(HEADER_LEN + 4));
     }
-    let mut r = Reader(bytes);
-    let version = r.i16();
+    // Lengths are checked before each read.
+    let mut r = bytes;
+    let version = r.get_i16();
     if version != VERSION {
         return Err(SnapshotError::Version(version));
     }
-    let stored = r.u32();
-    let count = r.i32();
+    let stored = r.get_u32();
+    let count = r.get_i32();
     let n = usize::try_from(count).map_err(|_| SnapshotError::Count(count))?;
     // Checked before anything is allocated for the entries.
     let needed = HEADER_LEN + 4 + n * ENTRY_LEN;
@@ -188,14 +165,14 @@ pub fn decode(bytes: &[u8]) -> Result<Vec<ProducerEntry>, SnapshotError> {
     }
     Ok((0..n)
         .map(|_| ProducerEntry {
-            producer_id: r.i64(),
-            epoch: r.i16(),
-            last_sequence: r.i32(),
-            last_offset: r.i64(),
-            offset_delta: r.i32(),
-            timestamp: r.i64(),
-            coordinator_epoch: r.i32(),
-            current_txn_first_offset: r.i64(),
+            producer_id: r.get_i64(),
+            epoch: r.get_i16(),
+            last_sequence: r.get_i32(),
+            last_offset: r.get_i64(),
+            offset_delta: r.get_i32(),
+            timestamp: r.get_i64(),
+            coordinator_epoch: r.get_i32(),
+            current_txn_first_offset: r.get_i64(),
         })
         .collect())
 }
