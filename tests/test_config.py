@@ -101,7 +101,11 @@ def test_broker_settings_are_described_with_their_sources(gregor_factory):
     assert configs["num.partitions"].source == ConfigSource.STATIC_BROKER_CONFIG.value
     assert configs["auto.create.topics.enable"].is_default
     assert configs["broker.rack"].value is None
-    assert all(c.is_read_only for c in configs.values())
+    # Kafka marks the settings that change at run time as not read-only.
+    changeable = {name for name, c in configs.items() if not c.is_read_only}
+    assert changeable == {"transaction.partition.verification.enable", "producer.id.expiration.ms",
+                          "leader.replication.throttled.rate", "follower.replication.throttled.rate"} & set(configs)
+    assert "transaction.partition.verification.enable" in changeable
 
 
 def test_decompressed_records_are_bounded_by_the_broker_default(gregor_factory):
