@@ -1,7 +1,10 @@
 """Gregor and Apache Kafka (the tests' reference version, KAFKA_VERSION in
 tests/conftest.py) side by side: the same workloads, the same clients, on
-the same machine, one broker after the other. Writes a table of results and
-Gregor/Kafka ratios to bench/results/.
+the same machine, one broker kind after the other, alternating which goes
+first from one repeat to the next. Every repeat runs every workload on
+fresh brokers of both kinds. Writes the median of the repeats, their range,
+Gregor/Kafka ratios of the medians to bench/results/latest.md, and every
+repeat's numbers to latest.json (--quick: quick.*).
 
 Workloads (each on a fresh topic):
 - produce, 1 broker: 1 KiB records, acks=1, 6 partitions
@@ -32,14 +35,14 @@ from pathlib import Path
 
 from confluent_kafka import Producer
 
-from cluster import Cluster, java, run
-from report import header, write
+from cluster import GREGOR_BIN, Cluster, java, run
+from report import compare, header, spread, write
 
-# Records per workload: full run and --quick (the CI smoke test).
+# Repeats and records per workload: full run and --quick (the CI smoke test).
 SIZES = {
-    "full": {"produce": 1_000_000, "small": 3_000_000, "kcat": 300_000, "replicated": 300_000,
+    "full": {"repeat": 3, "produce": 1_000_000, "small": 3_000_000, "kcat": 300_000, "replicated": 300_000,
              "rate": 5_000, "latency_seconds": 30, "e2e": 5_000},
-    "quick": {"produce": 20_000, "small": 50_000, "kcat": 10_000, "replicated": 10_000,
+    "quick": {"repeat": 1, "produce": 20_000, "small": 50_000, "kcat": 10_000, "replicated": 10_000,
               "rate": 1_000, "latency_seconds": 3, "e2e": 200},
 }
 
@@ -203,42 +206,73 @@ SHOWN = ["MB/s", "records/s", "p50 ms", "p99 ms", "p99.9 ms", "e2e p50 ms", "e2e
 UNITS = {"MiB": "peak RSS MiB", "seconds": "seconds"}
 
 
-def table(gregor, kafka):
-    rows = ["| Workload | Metric | Gregor | Kafka | Gregor / Kafka | Better |", "|---|---|---|---|---|---|"]
-    for workload, metrics in gregor.items():
+def compared(results):
+    """One row per workload and metric: (workload, metric, Gregor's and
+    Kafka's median (min-max) of the repeats, Gregor / Kafka, better)."""
+    workloads = {kind: [r["workloads"] for r in runs] for kind, runs in results.items()}
+    rows = []
+    for workload, metrics in workloads["gregor"][0].items():
         for metric in SHOWN:
-            if metric not in metrics or metric not in kafka.get(workload, {}):
+            if metric not in metrics or metric not in workloads["kafka"][0].get(workload, {}):
                 continue
-            g, k = metrics[metric], kafka[workload][metric]
-            ratio = g / k if k else float("inf")
-            better = (g >= k) if metric in HIGHER_IS_BETTER else (g <= k)
-            rows.append(f"| {workload} | {UNITS.get(metric, metric)} | {g:,.2f} | {k:,.2f} | "
-                        f"{ratio:.2f} | {'Gregor' if better else 'Kafka'} |")
-    return "\n".join(rows)
+            values = {kind: [w[workload][metric] for w in ws] for kind, ws in workloads.items()}
+            ratio, better = compare(values["gregor"], values["kafka"], metric in HIGHER_IS_BETTER)
+            rows.append((workload, UNITS.get(metric, metric), spread(values["gregor"]), spread(values["kafka"]),
+                         ratio, better))
+    return rows
+
+
+def table(rows):
+    header = ["| Workload | Metric | Gregor | Kafka | Gregor / Kafka | Better |", "|---|---|---|---|---|---|"]
+    return "\n".join(header + [f"| {' | '.join(row)} |" for row in rows])
+
+
+def settings_text(n, repeat):
+    return (f"Gregor binary: `{GREGOR_BIN}`. Records: {n['produce']:,} of 1 KiB and {n['small']:,} of 100 B "
+            f"(Java producer), {n['kcat']:,} of 1 KiB (kcat), {n['replicated']:,} replicated; latency at "
+            f"{n['rate']:,} records/s for {n['latency_seconds']} s, {n['e2e']:,} end-to-end.\n\n"
+            f"Values: median of {repeat} repeat(s) on fresh brokers (min-max), the kinds alternating which "
+            f"goes first; \"ranges overlap\": the runs of one kind do not all beat the other's. The "
+            f"workloads are defined in bench/bench.py's docstring.\n\n")
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="tiny workloads: checks that everything runs")
+    parser.add_argument("--repeat", "--runs", type=int, dest="repeat",
+                        help="repeats, each one run of each kind (default 3, --quick 1)")
     args = parser.parse_args()
     n = SIZES["quick" if args.quick else "full"]
+    repeat = args.repeat or n["repeat"]
     workdir = Path(tempfile.mkdtemp(prefix="gregor-bench-"))
+    results = {"gregor": [], "kafka": []}
     try:
         lines_file = workdir / "records.txt"
         with open(lines_file, "w") as f:
             line = "x" * 1024 + "\n"
             for _ in range(n["kcat"]):
                 f.write(line)
-        results = {}
-        for kind in ("gregor", "kafka"):
-            print(f"benchmarking {kind}...", file=sys.stderr, flush=True)
-            results[kind] = bench_one(kind, n, workdir, lines_file)
+        for i in range(repeat):
+            for kind in (["gregor", "kafka"] if i % 2 == 0 else ["kafka", "gregor"]):
+                print(f"{kind}: repeat {i + 1} of {repeat}...", file=sys.stderr, flush=True)
+                rundir = workdir / f"repeat-{i + 1}"
+                loadavg = Path("/proc/loadavg").read_text().split()[:3]
+                try:
+                    workloads = bench_one(kind, n, rundir, lines_file)
+                finally:
+                    shutil.rmtree(rundir, ignore_errors=True)  # gigabytes of logs
+                results[kind].append({"workloads": workloads, "load average at start": loadavg})
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-    report = (header(f"bench/run{' --quick' if args.quick else ''}",
+    rows = compared(results)
+    loads = "; ".join(f"{kind}: {', '.join(r['load average at start'][0] for r in runs)}"
+                      for kind, runs in results.items())
+    report = (header("bench/run" + "".join(f" {a}" for a in sys.argv[1:]),
                      "quick: sizes too small to mean anything" if args.quick else "")
-              + f"{table(results['gregor'], results['kafka'])}\n")
-    write("quick" if args.quick else "latest", report, results)
+              + settings_text(n, repeat) + f"{table(rows)}\n\n"
+              + f"Load average (1 min) when each run started: {loads}.\n")
+    write("quick" if args.quick else "latest", report,
+          {"settings": {"sizes": n, "repeat": repeat, "gregor binary": str(GREGOR_BIN)}, "results": results})
     print(report)
 
 
