@@ -3,8 +3,9 @@ tests/conftest.py) side by side: the same workloads, the same clients, on
 the same machine, one broker kind after the other, alternating which goes
 first from one repeat to the next. Every repeat runs every workload on
 fresh brokers of both kinds. Writes the median of the repeats, their range,
-Gregor/Kafka ratios of the medians to bench/results/latest.md, and every
-repeat's numbers to latest.json (--quick: quick.*).
+Gregor/Kafka ratios of the medians and a count of the rows each kind is
+better on to bench/results/latest.md, and every repeat's numbers to
+latest.json (--quick: quick.*).
 
 Workloads (each on a fresh topic):
 - produce, 1 broker: 1 KiB records, acks=1, 6 partitions
@@ -31,6 +32,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 
 from confluent_kafka import Producer
@@ -227,6 +229,22 @@ def table(rows):
     return "\n".join(header + [f"| {' | '.join(row)} |" for row in rows])
 
 
+def summary(rows, repeat):
+    """How many rows each kind is better on by the medians, and on how many
+    the repeats' ranges overlap."""
+    count = Counter(row[-1] for row in rows)
+    text = f"Of {len(rows)} rows, by the medians: Gregor is better on {count['Gregor']}, Kafka on {count['Kafka']}"
+    if repeat > 1:
+        overlap = {kind: count[f"{kind} (ranges overlap)"] for kind in ("Gregor", "Kafka")}
+        text += (f", their ranges apart; on {sum(overlap.values())} the ranges overlap (the median better for "
+                 f"Gregor on {overlap['Gregor']}, for Kafka on {overlap['Kafka']})")
+    else:
+        text += " (one run each: no ranges)"
+    if count["same"]:
+        text += f"; the medians are the same on {count['same']}"
+    return text + "."
+
+
 def settings_text(n, repeat):
     return (f"Gregor binary: `{GREGOR_BIN}`. Records: {n['produce']:,} of 1 KiB and {n['small']:,} of 100 B "
             f"(Java producer), {n['kcat']:,} of 1 KiB (kcat), {n['replicated']:,} replicated; latency at "
@@ -269,7 +287,7 @@ def main():
                       for kind, runs in results.items())
     report = (header("bench/run" + "".join(f" {a}" for a in sys.argv[1:]),
                      "quick: sizes too small to mean anything" if args.quick else "")
-              + settings_text(n, repeat) + f"{table(rows)}\n\n"
+              + settings_text(n, repeat) + f"{table(rows)}\n\n{summary(rows, repeat)}\n\n"
               + f"Load average (1 min) when each run started: {loads}.\n")
     write("quick" if args.quick else "latest", report,
           {"settings": {"sizes": n, "repeat": repeat, "gregor binary": str(GREGOR_BIN)}, "results": results})
