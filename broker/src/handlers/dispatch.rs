@@ -11,10 +11,11 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use kafka_protocol::messages::{RequestKind, ResponseKind};
 
 use crate::node::Node;
+use crate::protocol::frame::{Frame, Placeholders};
 use crate::protocol::{
     api_versions_fallback, decode_frame, encode_response, ConnectionInfo, Decoded, ProtocolError,
     RequestContext,
@@ -24,7 +25,7 @@ use crate::protocol::{
 pub struct Answer {
     /// The encoded response; `None` when none is sent (Produce with
     /// acks=0).
-    pub response: Option<BytesMut>,
+    pub response: Option<Frame>,
     /// How long the connection takes no further request: the client went
     /// over its quota (KIP-219 mutes the connection for the throttle time
     /// the response carries).
@@ -35,6 +36,8 @@ pub struct Answer {
 struct Outcome {
     response: Option<ResponseKind>,
     throttle_ms: i32,
+    /// The record sets a fetch response holds placeholders for.
+    records: Placeholders,
 }
 
 /// Handles one request frame (without its size prefix).
@@ -46,7 +49,7 @@ pub async fn handle_frame(
     let (api, version, header, request) = match decode_frame(frame)? {
         Decoded::ApiVersionsFallback { correlation_id } => {
             return Ok(Answer {
-                response: Some(api_versions_fallback(correlation_id)),
+                response: Some(api_versions_fallback(correlation_id).into()),
                 throttle: Duration::ZERO,
             });
         }
@@ -108,7 +111,23 @@ pub async fn handle_frame(
     }
     let throttle = Duration::from_millis(u64::try_from(outcome.throttle_ms).unwrap_or(0));
     let response = match outcome.response {
-        Some(r) => Some(encode_response(api, version, correlation_id, &r)?),
+        Some(r) => {
+            let encoded = encode_response(api, version, correlation_id, &r)?;
+            Some(if outcome.records.is_empty() {
+                encoded.into()
+            } else {
+                // Flexible versions (response header v1) prefix a records
+                // field with a varint.
+                let flexible = api.response_header_version(version) >= 1;
+                Frame::splice(encoded, outcome.records, flexible).map_err(|e| {
+                    ProtocolError::Encode {
+                        api,
+                        version,
+                        reason: e.to_string(),
+                    }
+                })?
+            })
+        }
         None => None,
     };
     Ok(Answer { response, throttle })
@@ -118,6 +137,7 @@ async fn dispatch(node: &Arc<Node>, ctx: &RequestContext, request: RequestKind) 
     use super::*;
     use RequestKind as Rq;
     use ResponseKind as Rs;
+    let mut records = Placeholders::default();
     let response = match request {
         Rq::ApiVersions(r) => Rs::ApiVersions(api_versions::api_versions(node, ctx, r)),
         Rq::CreateAcls(r) => Rs::CreateAcls(acls::create_acls(node, ctx, r).await),
@@ -167,11 +187,16 @@ async fn dispatch(node: &Arc<Node>, ctx: &RequestContext, request: RequestKind) 
                 return Outcome {
                     response: None,
                     throttle_ms: response.throttle_time_ms,
+                    records,
                 };
             }
             Rs::Produce(response)
         }
-        Rq::Fetch(r) => Rs::Fetch(fetch::fetch(node, ctx, r).await),
+        Rq::Fetch(r) => {
+            let (response, held) = fetch::fetch(node, ctx, r).await;
+            records = held;
+            Rs::Fetch(response)
+        }
         Rq::ListOffsets(r) => Rs::ListOffsets(offsets::list_offsets(node, ctx, r)),
         Rq::OffsetForLeaderEpoch(r) => {
             Rs::OffsetForLeaderEpoch(offsets::offset_for_leader_epoch(node, ctx, r))
@@ -234,6 +259,7 @@ async fn dispatch(node: &Arc<Node>, ctx: &RequestContext, request: RequestKind) 
             return Outcome {
                 response: None,
                 throttle_ms: 0,
+                records,
             };
         }
     };
@@ -250,6 +276,7 @@ async fn dispatch(node: &Arc<Node>, ctx: &RequestContext, request: RequestKind) 
     Outcome {
         response: Some(response),
         throttle_ms,
+        records,
     }
 }
 

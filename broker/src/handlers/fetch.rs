@@ -13,6 +13,7 @@ use kafka_protocol::ResponseError;
 use super::authorize;
 use super::errors::replica_error;
 use crate::node::Node;
+use crate::protocol::frame::Placeholders;
 use crate::protocol::RequestContext;
 use crate::quota::manager::QuotaKind;
 use crate::replica_manager::fetch::{
@@ -58,8 +59,14 @@ fn authorized(
 }
 
 /// Answers a fetch (no fetch sessions: session id 0 tells clients to send
-/// full requests).
-pub async fn fetch(node: &Node, ctx: &RequestContext, request: FetchRequest) -> FetchResponse {
+/// full requests). The records stay in their files: the response holds
+/// placeholders for them, which the frame splices out (see
+/// `protocol::frame`).
+pub async fn fetch(
+    node: &Node,
+    ctx: &RequestContext,
+    request: FetchRequest,
+) -> (FetchResponse, Placeholders) {
     // A broker copying partitions names itself (v15+ in replica_state).
     let replica = [request.replica_id.0, request.replica_state.replica_id.0]
         .into_iter()
@@ -133,6 +140,9 @@ pub async fn fetch(node: &Node, ctx: &RequestContext, request: FetchRequest) -> 
     };
     let mut fetched = fetched.into_iter();
     let mut resp = FetchResponse::default();
+    let mut held = Placeholders::default();
+    // Record bytes per topic, in the response's order.
+    let mut sizes = Vec::with_capacity(request.topics.len());
     for (topic, ok) in request.topics.iter().zip(authorized) {
         let mut out = FetchableTopicResponse::default();
         out.topic = topic.topic.clone();
@@ -149,8 +159,10 @@ pub async fn fetch(node: &Node, ctx: &RequestContext, request: FetchRequest) -> 
                 out.partitions.push(d);
             }
             resp.responses.push(out);
+            sizes.push(0);
             continue;
         };
+        let mut size = 0;
         for (asked, f) in topic.partitions.iter().zip(partitions) {
             let mut d = PartitionData::default();
             d.partition_index = asked.partition;
@@ -176,7 +188,10 @@ pub async fn fetch(node: &Node, ctx: &RequestContext, request: FetchRequest) -> 
                 d.log_start_offset = marks.log_start_offset;
             }
             match f.outcome {
-                Ok(FetchedData::Records(records)) => d.records = Some(records),
+                Ok(FetchedData::Records(records)) => {
+                    size += records.len();
+                    d.records = Some(held.hold(records));
+                }
                 Ok(FetchedData::Diverging { epoch, end_offset }) => {
                     d.diverging_epoch.epoch = epoch;
                     d.diverging_epoch.end_offset = end_offset;
@@ -186,37 +201,35 @@ pub async fn fetch(node: &Node, ctx: &RequestContext, request: FetchRequest) -> 
             out.partitions.push(d);
         }
         resp.responses.push(out);
+        sizes.push(size);
     }
-    if params.replica.is_none() {
-        throttle_consumer(node, ctx, &mut resp);
+    if params.replica.is_none() && throttle_consumer(node, ctx, &mut resp, &sizes) {
+        held = Placeholders::default();
     }
-    resp
+    (resp, held)
 }
 
-/// Counts a consumer's fetched bytes against its `consumer_byte_rate`. A
-/// fetch that takes it over its quota is answered empty with the time to
-/// wait, and its bytes are not counted, as in Kafka.
-fn throttle_consumer(node: &Node, ctx: &RequestContext, resp: &mut FetchResponse) {
-    let bytes: usize = resp
-        .responses
-        .iter()
-        .flat_map(|t| &t.partitions)
-        .filter_map(|p| p.records.as_ref().map(|r| r.len()))
-        .sum();
+/// Counts a consumer's fetched bytes (`sizes`: per topic of the response)
+/// against its `consumer_byte_rate`. A fetch that takes it over its quota
+/// is answered empty with the time to wait, and its bytes are not
+/// counted, as in Kafka: then `true`.
+fn throttle_consumer(
+    node: &Node,
+    ctx: &RequestContext,
+    resp: &mut FetchResponse,
+    sizes: &[usize],
+) -> bool {
+    let bytes: usize = sizes.iter().sum();
     let (throttle, key) = super::quota_throttle(node, ctx, QuotaKind::Fetch, bytes);
+    resp.throttle_time_ms = throttle;
     if throttle > 0 {
         if let Some(key) = key {
             node.quotas.unrecord(&key, bytes as u64);
         }
         resp.responses.clear();
+        return true;
     }
-    resp.throttle_time_ms = throttle;
-    for t in &resp.responses {
-        let sent: usize = t
-            .partitions
-            .iter()
-            .filter_map(|p| p.records.as_ref().map(|r| r.len()))
-            .sum();
+    for (t, &sent) in resp.responses.iter().zip(sizes) {
         if sent == 0 {
             continue;
         }
@@ -230,4 +243,5 @@ fn throttle_consumer(node: &Node, ctx: &RequestContext, resp: &mut FetchResponse
             node.metrics.consumed(t.topic.as_str(), sent as u64);
         }
     }
+    false
 }

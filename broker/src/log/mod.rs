@@ -13,6 +13,7 @@ pub mod cleaner;
 pub mod compaction;
 pub mod config;
 pub mod control;
+pub mod file_slice;
 pub mod index;
 pub mod offset_map;
 pub mod records;
@@ -29,6 +30,7 @@ use crate::clock::now_ms;
 pub use batch::BatchError;
 use batch::BatchHeader;
 pub use config::{Cleanup, LogConfig};
+use file_slice::FileSlice;
 use segment::Segment;
 use txn_index::AbortedTxn;
 
@@ -373,6 +375,21 @@ impl Log {
     /// `max_bytes` unless the first batch alone is larger and `min_one` is
     /// set (KIP-74).
     pub fn read(&self, offset: i64, max_bytes: usize, min_one: bool) -> Result<Bytes, LogError> {
+        self.slice(offset, max_bytes, min_one, i64::MAX)?
+            .read()
+            .map_err(|e| LogError::io(&self.dir, e))
+    }
+
+    /// As [`Log::read`], without reading: where those batches lie, ending
+    /// before the first batch that reaches `below` (a high watermark, a
+    /// last stable offset).
+    pub fn slice(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        min_one: bool,
+        below: i64,
+    ) -> Result<FileSlice, LogError> {
         let end = self.log_end_offset();
         if offset < self.log_start_offset || offset > end {
             return Err(LogError::OffsetOutOfRange {
@@ -388,12 +405,12 @@ impl Log {
             .into_iter()
             .chain(self.segments.range(offset + 1..))
         {
-            let data = seg.read(offset, max_bytes, min_one)?;
-            if !data.is_empty() || seg.next_offset() > offset {
-                return Ok(Bytes::from(data));
+            let slice = seg.slice(offset, max_bytes, min_one, below)?;
+            if !slice.is_empty() || seg.next_offset() > offset {
+                return Ok(slice);
             }
         }
-        Ok(Bytes::new())
+        Ok(FileSlice::default())
     }
 
     /// Records a transaction aborted by a marker just written, in the

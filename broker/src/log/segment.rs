@@ -11,8 +11,10 @@
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use super::batch::{self, BatchHeader, HEADER_LEN};
+use super::file_slice::FileSlice;
 use super::index::{self, IndexEntry};
 use super::txn_index::{self, AbortedTxn};
 use super::LogError;
@@ -22,7 +24,8 @@ pub struct Segment {
     /// First offset the segment can hold (its file name).
     pub base_offset: i64,
     path: PathBuf,
-    file: File,
+    /// Shared with the fetches whose slices are still being sent.
+    file: Arc<File>,
     size: u64,
     /// Offset after the last batch.
     next_offset: i64,
@@ -70,7 +73,7 @@ impl Segment {
         Ok(Segment {
             base_offset,
             path,
-            file,
+            file: Arc::new(file),
             size: 0,
             next_offset: base_offset,
             index: Vec::new(),
@@ -102,7 +105,7 @@ impl Segment {
         let mut seg = Segment {
             base_offset,
             path: path.to_path_buf(),
-            file,
+            file: Arc::new(file),
             size: 0,
             next_offset: base_offset,
             index: Vec::new(),
@@ -356,21 +359,37 @@ impl Segment {
     }
 
     /// Whole batches from the one containing `offset`, up to `max_bytes`
-    /// (or the first batch alone when `min_one`).
-    pub fn read(&self, offset: i64, max_bytes: usize, min_one: bool) -> Result<Vec<u8>, LogError> {
+    /// (or the first batch alone when `min_one`), stopping before the
+    /// first batch that reaches `below`.
+    pub fn slice(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        min_one: bool,
+        below: i64,
+    ) -> Result<FileSlice, LogError> {
         let Some(start) = self.position_of(offset)? else {
-            return Ok(Vec::new());
+            return Ok(FileSlice::default());
         };
         let mut end = start;
+        let mut last_offset = -1;
         while end < self.size {
             let h = self.header_at(end)?;
             let next = end + h.size as u64;
-            if (next - start) as usize > max_bytes && !(min_one && end == start) {
+            if h.last_offset >= below
+                || ((next - start) as usize > max_bytes && !(min_one && end == start))
+            {
                 break;
             }
+            last_offset = h.last_offset;
             end = next;
         }
-        self.read_range(start, end)
+        Ok(FileSlice::new(
+            self.file.clone(),
+            start,
+            (end - start) as usize,
+            last_offset,
+        ))
     }
 
     fn read_range(&self, start: u64, end: u64) -> Result<Vec<u8>, LogError> {
@@ -519,7 +538,11 @@ mod tests {
             ),
             (120, seg.size(), 1019)
         );
-        let read = reopened.read(110, 1, true).expect("read");
+        let read = reopened
+            .slice(110, 1, true, i64::MAX)
+            .expect("slice")
+            .read()
+            .expect("read");
         assert_eq!(
             batch::validate_all(&read).expect("a batch")[0].base_offset,
             110

@@ -36,12 +36,12 @@ pub mod transactions;
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
 
-use bytes::Bytes;
 use tokio::sync::watch;
 
 use crate::clock::now_ms;
 use crate::log::cleaner::{CleanJob, CleanOutput, Cleanable, CleanedGroup};
 use crate::log::control::{self, Marker};
+use crate::log::file_slice::FileSlice;
 use crate::log::txn_index::AbortedTxn;
 use crate::log::{batch, Log, LogConfig, LogError};
 use crate::metadata::image::{PartitionImage, NO_LEADER};
@@ -896,8 +896,9 @@ impl Partition {
             .end_offset_for(epoch, state.log.log_end_offset())
     }
 
-    /// Reads whole batches from `offset`, at most `max_bytes` unless the
-    /// first batch alone is larger and `min_one` is set. Consumers
+    /// Whole batches from `offset`, at most `max_bytes` unless the first
+    /// batch alone is larger and `min_one` is set: where they lie, to be
+    /// sent or read after the partition's lock is released. Consumers
     /// (`replica` false) read up to the high watermark, followers to the
     /// log end.
     pub fn read(
@@ -906,15 +907,15 @@ impl Partition {
         max_bytes: usize,
         min_one: bool,
         replica: bool,
-    ) -> Result<(Bytes, Watermarks), PartitionError> {
+    ) -> Result<(FileSlice, Watermarks), PartitionError> {
         let state = self.lock();
         let marks = watermarks(&state);
-        let data = state.log.read(offset, max_bytes, min_one)?;
-        let data = if replica {
-            data
+        let below = if replica {
+            i64::MAX
         } else {
-            below(data, marks.high_watermark)
+            marks.high_watermark
         };
+        let data = state.log.slice(offset, max_bytes, min_one, below)?;
         Ok((data, marks))
     }
 
@@ -928,12 +929,13 @@ impl Partition {
         offset: i64,
         max_bytes: usize,
         min_one: bool,
-    ) -> Result<(Bytes, Watermarks, Vec<AbortedTxn>), PartitionError> {
+    ) -> Result<(FileSlice, Watermarks, Vec<AbortedTxn>), PartitionError> {
         let state = self.lock();
         let marks = watermarks(&state);
-        let data = state.log.read(offset, max_bytes, min_one)?;
-        let data = below(data, marks.last_stable_offset);
-        let aborted = match last_offset(&data) {
+        let data = state
+            .log
+            .slice(offset, max_bytes, min_one, marks.last_stable_offset)?;
+        let aborted = match data.last_offset() {
             Some(last) => state.log.collect_aborted(offset, last + 1),
             None => Vec::new(),
         };
@@ -1107,32 +1109,6 @@ fn check_leader(state: &State, current_leader_epoch: i32) -> Result<(), Partitio
             }
         }
     }
-}
-
-/// The last offset of the whole batches in `data` (none when empty).
-fn last_offset(data: &[u8]) -> Option<i64> {
-    let mut pos = 0;
-    let mut last = None;
-    while pos < data.len() {
-        let Ok(h) = batch::parse_header(data, pos) else {
-            break;
-        };
-        last = Some(h.last_offset);
-        pos += h.size;
-    }
-    last
-}
-
-/// The whole batches of `data` that end below `limit`.
-fn below(data: Bytes, limit: i64) -> Bytes {
-    let mut pos = 0;
-    while pos < data.len() {
-        match batch::parse_header(&data, pos) {
-            Ok(h) if h.last_offset < limit => pos += h.size,
-            _ => break,
-        }
-    }
-    data.slice(..pos)
 }
 
 /// Records a stored batch (`batch` its bytes): its leader epoch, its
@@ -1335,6 +1311,8 @@ fn rebuild_state(
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
+
+    use bytes::Bytes;
 
     use super::*;
     use crate::log::batch::tests::encode;
@@ -1557,7 +1535,7 @@ mod tests {
         let marks = p.watermarks();
         assert_eq!((marks.high_watermark, marks.last_stable_offset), (8, 8));
         let (data, _, aborted) = p.read_committed(0, 1 << 20, true).expect("read");
-        assert_eq!(last_offset(&data), Some(7));
+        assert_eq!(data.last_offset(), Some(7));
         assert_eq!(aborted, [entry(1, 0, 2, 3), entry(2, 3, 7, 8)]);
         // From past producer 1's abort, only producer 2's overlaps.
         let (_, _, aborted) = p.read_committed(5, 1 << 20, true).expect("read");
@@ -1664,6 +1642,7 @@ mod tests {
             ..image(1, 1, &[1])
         });
         let (data, _) = leader.read(0, 1 << 20, true, true).expect("read");
+        let data = data.read().expect("bytes");
         // Copied with the leader's high watermark at 4: producer 2's
         // transaction from 3 holds the LSO.
         follower.append_replicated(1, &data, 4).expect("replicate");
@@ -1863,6 +1842,7 @@ mod tests {
         let mut at = 0;
         while at < 6 {
             let (data, _) = p.read(at, 1 << 20, true, true).expect("read");
+            let data = data.read().expect("bytes");
             for h in batch::validate_stored(&data).expect("valid") {
                 kept.push((h.base_offset, h.producer_id, h.record_count, h.is_control()));
                 at = h.last_offset + 1;
@@ -1987,6 +1967,7 @@ mod tests {
         let mut at = from;
         while at < p.watermarks().log_end_offset {
             let (data, _) = p.read(at, 1 << 20, true, true).expect("read");
+            let data = data.read().expect("bytes");
             for h in batch::validate_stored(&data).expect("valid") {
                 bases.push(h.base_offset);
                 at = h.last_offset + 1;
@@ -2125,8 +2106,9 @@ mod tests {
     fn copy_log(leader: &Partition, follower: &Partition, upto: i64) {
         loop {
             let at = follower.watermarks().log_end_offset;
-            let (data, marks) = leader.read(at, 1 << 20, true, true).expect("read");
-            let data = below(data, upto);
+            let marks = leader.watermarks();
+            let slice = leader.lock().log.slice(at, 1 << 20, true, upto);
+            let data = slice.expect("slice").read().expect("read");
             if data.is_empty() {
                 return;
             }

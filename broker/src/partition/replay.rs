@@ -5,7 +5,7 @@
 use kafka_protocol::records::{Record, RecordBatchDecoder};
 
 use super::{Partition, PartitionError};
-use crate::log::batch;
+use crate::log::{batch, LogError};
 
 /// How much of the log one read takes.
 const CHUNK: usize = 1 << 20;
@@ -38,10 +38,16 @@ pub fn replay_from(
     mut apply: impl FnMut(&Record) -> Result<(), String>,
 ) -> Result<i64, ReplayError> {
     loop {
-        let (mut data, marks) = p.read(offset, CHUNK, true, true)?;
-        if data.is_empty() || offset >= marks.log_end_offset {
+        let (slice, marks) = p.read(offset, CHUNK, true, true)?;
+        if slice.is_empty() || offset >= marks.log_end_offset {
             return Ok(offset);
         }
+        let mut data = slice.read().map_err(|source| {
+            PartitionError::Log(LogError::Io {
+                path: p.lock().log.dir().to_path_buf(),
+                source,
+            })
+        })?;
         // Reading goes on after the last batch's last offset: in a
         // compacted log its last records may be gone.
         let headers =

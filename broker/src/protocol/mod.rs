@@ -3,6 +3,7 @@
 //! Gregor, and a response encoded into its frame. Pure; `handlers`
 //! dispatches what is decoded here.
 
+pub mod frame;
 pub mod versions;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};

@@ -14,10 +14,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
 use tokio::sync::watch;
 
 use super::{replica_of, ReplicaError, ReplicaManager, TopicRef};
+use crate::log::file_slice::FileSlice;
 use crate::log::txn_index::AbortedTxn;
 use crate::partition::epochs::ReplicaFetch;
 use crate::partition::{Partition, Watermarks};
@@ -103,8 +103,9 @@ pub struct Fetched {
 /// What a readable partition answers.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FetchedData {
-    /// Whole batches from the fetch offset (maybe none).
-    Records(Bytes),
+    /// Whole batches from the fetch offset (maybe none), still in their
+    /// segment file.
+    Records(FileSlice),
     /// The follower must truncate to `end_offset` (the end of `epoch` on
     /// the leader) before fetching again.
     Diverging {
@@ -321,7 +322,7 @@ impl ReplicaManager {
                 // back, it still counts for the high watermark and the ISR.
                 if let (Some(f), Some(t)) = (follower, throttle) {
                     if t.holds_back(p, f) {
-                        return Ok((FetchedData::Records(Bytes::new()), true));
+                        return Ok((FetchedData::Records(FileSlice::default()), true));
                     }
                 }
                 let records = if follower.is_none() && read.isolation == Isolation::ReadCommitted {

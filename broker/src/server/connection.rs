@@ -10,11 +10,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufWriter};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, BufWriter};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::authenticate::{Authenticator, Verdict};
+use super::transport::{write_frame, Sink, Transport};
 use crate::handlers::dispatch;
 use crate::node::Node;
 use crate::protocol::{ConnectionInfo, ProtocolError};
@@ -47,11 +48,13 @@ enum CloseReason {
 
 /// Serves `stream` until the client closes it, sends something that
 /// cannot be answered, or `draining` is cancelled.
-pub async fn serve<S>(node: Arc<Node>, stream: S, info: ConnectionInfo, draining: CancellationToken)
-where
-    S: AsyncRead + AsyncWrite + Send + 'static,
-{
-    let (read, write) = tokio::io::split(stream);
+pub async fn serve(
+    node: Arc<Node>,
+    stream: impl Transport,
+    info: ConnectionInfo,
+    draining: CancellationToken,
+) {
+    let (read, write) = stream.split();
     let (tx, rx) = mpsc::channel::<Bytes>(READ_AHEAD);
     let authenticator = node.config.sasl.get(&info.listener).map(|settings| {
         Authenticator::new(settings.clone(), node.jwks.get(&info.listener).cloned())
@@ -137,7 +140,7 @@ async fn read_frames(
 
 async fn handle_in_order(
     node: Arc<Node>,
-    write: impl AsyncWrite + Unpin,
+    write: impl Sink,
     mut rx: mpsc::Receiver<Bytes>,
     mut info: ConnectionInfo,
     mut authenticator: Option<Authenticator>,
@@ -209,7 +212,7 @@ async fn handle_in_order(
         let answer = handled??;
         if let Some(response) = answer.response {
             node.metrics.sent_bytes.inc_by(response.len() as u64);
-            out.write_all(&response).await?;
+            write_frame(&mut out, &response).await?;
         }
         if rx.is_empty() || !answer.throttle.is_zero() {
             out.flush().await?;

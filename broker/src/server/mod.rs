@@ -5,6 +5,7 @@
 
 pub mod authenticate;
 pub mod connection;
+pub mod transport;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
