@@ -19,6 +19,9 @@ Workloads (each on a fresh topic):
   latency from kafka-producer-perf-test and from librdkafka through
   confluent-kafka; end-to-end latency from kafka-e2e-latency, one record
   at a time)
+The null broker (bench/null-broker: answers from memory, stores nothing)
+runs the single-broker produce and kcat workloads after both kinds in
+every repeat, as the anchor of what the clients can do at all.
 Broker CPU seconds come from /proc (user + system of every broker
 process, all replicas included) per GB of records the clients wrote or
 read; peak RSS from VmHWM (the largest broker); start-up from process start
@@ -38,6 +41,7 @@ from pathlib import Path
 from confluent_kafka import Producer
 
 from cluster import GREGOR_BIN, Cluster, java, run
+from null_broker import NullBroker
 from report import compare, header, spread, write
 
 # Repeats and records per workload: full run and --quick (the CI smoke test).
@@ -153,16 +157,20 @@ def measured(cluster, moved_bytes, work):
 
 
 def bench_one(kind, n, workdir, lines_file):
-    """Every workload against `kind`; {workload: {metric: value}}."""
+    """Every workload against `kind`; {workload: {metric: value}}. The null
+    broker runs the single-broker produce and kcat rows only (it serves no
+    groups and has no replicas)."""
     out = {}
-    single = Cluster(kind, 1, workdir / f"{kind}-1")
+    null = kind == "null"
+    single = NullBroker(workdir / "null") if null else Cluster(kind, 1, workdir / f"{kind}-1")
     try:
         out["start-up, 1 broker"] = {"seconds": single.start()}
         single.create_topic("produce", 6, 1)
         out["produce 1 KiB, acks=1, 1 broker"] = measured(
             single, n["produce"] * 1024, lambda: producer_perf(single, "produce", n["produce"], 1024, 1))
-        out["consume 1 KiB, 1 broker"] = measured(
-            single, n["produce"] * 1024, lambda: consumer_perf(single, "produce", n["produce"]))
+        if not null:
+            out["consume 1 KiB, 1 broker"] = measured(
+                single, n["produce"] * 1024, lambda: consumer_perf(single, "produce", n["produce"]))
         single.create_topic("small", 6, 1)
         out["produce 100 B, acks=1, 1 broker"] = measured(
             single, n["small"] * 100, lambda: producer_perf(single, "small", n["small"], 100, 1))
@@ -174,6 +182,8 @@ def bench_one(kind, n, workdir, lines_file):
         out["peak RSS, 1 broker"] = {"MiB": single.peak_rss()}
     finally:
         single.stop()
+    if null:
+        return out
     three = Cluster(kind, 3, workdir / f"{kind}-3")
     try:
         out["start-up, 3 brokers"] = {"seconds": three.start()}
@@ -208,31 +218,41 @@ SHOWN = ["MB/s", "records/s", "p50 ms", "p99 ms", "p99.9 ms", "e2e p50 ms", "e2e
 UNITS = {"MiB": "peak RSS MiB", "seconds": "seconds"}
 
 
+# The rows the null broker's throughput anchors: Gregor's as a fraction of it.
+ANCHORED = {"MB/s"}
+
+
 def compared(results):
     """One row per workload and metric: (workload, metric, Gregor's and
-    Kafka's median (min-max) of the repeats, Gregor / Kafka, better)."""
+    Kafka's median (min-max) of the repeats, Gregor / Kafka, better, and
+    for throughput Gregor / the null broker)."""
     workloads = {kind: [r["workloads"] for r in runs] for kind, runs in results.items()}
     rows = []
     for workload, metrics in workloads["gregor"][0].items():
         for metric in SHOWN:
             if metric not in metrics or metric not in workloads["kafka"][0].get(workload, {}):
                 continue
-            values = {kind: [w[workload][metric] for w in ws] for kind, ws in workloads.items()}
+            values = {kind: [w[workload][metric] for w in ws if metric in w.get(workload, {})]
+                      for kind, ws in workloads.items()}
             ratio, better = compare(values["gregor"], values["kafka"], metric in HIGHER_IS_BETTER)
+            anchored = "-"
+            if metric in ANCHORED and values.get("null"):
+                anchored = compare(values["gregor"], values["null"], True)[0]
             rows.append((workload, UNITS.get(metric, metric), spread(values["gregor"]), spread(values["kafka"]),
-                         ratio, better))
+                         ratio, better, anchored))
     return rows
 
 
 def table(rows):
-    header = ["| Workload | Metric | Gregor | Kafka | Gregor / Kafka | Better |", "|---|---|---|---|---|---|"]
+    header = ["| Workload | Metric | Gregor | Kafka | Gregor / Kafka | Better | Gregor / null broker |",
+              "|---|---|---|---|---|---|---|"]
     return "\n".join(header + [f"| {' | '.join(row)} |" for row in rows])
 
 
 def summary(rows, repeat):
     """How many rows each kind is better on by the medians, and on how many
     the repeats' ranges overlap."""
-    count = Counter(row[-1] for row in rows)
+    count = Counter(row[5] for row in rows)
     text = f"Of {len(rows)} rows, by the medians: Gregor is better on {count['Gregor']}, Kafka on {count['Kafka']}"
     if repeat > 1:
         overlap = {kind: count[f"{kind} (ranges overlap)"] for kind in ("Gregor", "Kafka")}
@@ -251,7 +271,9 @@ def settings_text(n, repeat):
             f"{n['rate']:,} records/s for {n['latency_seconds']} s, {n['e2e']:,} end-to-end.\n\n"
             f"Values: median of {repeat} repeat(s) on fresh brokers (min-max), the kinds alternating which "
             f"goes first; \"ranges overlap\": the runs of one kind do not all beat the other's. The "
-            f"workloads are defined in bench/bench.py's docstring.\n\n")
+            f"workloads are defined in bench/bench.py's docstring. \"Gregor / null broker\": Gregor's median "
+            f"throughput as a fraction of the null broker's (bench/null-broker, which stores nothing: what the "
+            f"client and this machine can do at all), run after both kinds in every repeat.\n\n")
 
 
 def main():
@@ -263,7 +285,7 @@ def main():
     n = SIZES["quick" if args.quick else "full"]
     repeat = args.repeat or n["repeat"]
     workdir = Path(tempfile.mkdtemp(prefix="gregor-bench-"))
-    results = {"gregor": [], "kafka": []}
+    results = {"gregor": [], "kafka": [], "null": []}
     try:
         lines_file = workdir / "records.txt"
         with open(lines_file, "w") as f:
@@ -271,7 +293,7 @@ def main():
             for _ in range(n["kcat"]):
                 f.write(line)
         for i in range(repeat):
-            for kind in (["gregor", "kafka"] if i % 2 == 0 else ["kafka", "gregor"]):
+            for kind in (["gregor", "kafka"] if i % 2 == 0 else ["kafka", "gregor"]) + ["null"]:
                 print(f"{kind}: repeat {i + 1} of {repeat}...", file=sys.stderr, flush=True)
                 rundir = workdir / f"repeat-{i + 1}"
                 loadavg = Path("/proc/loadavg").read_text().split()[:3]
