@@ -204,7 +204,8 @@ pub fn parse_prefix(b: &[u8], position: usize) -> Result<BatchHeader, BatchError
     })
 }
 
-/// Decodes every record of one batch (decompressing it) and checks that
+/// Decodes every record of one batch (`batch`: its bytes alone, `h` its
+/// header; the records are slices of them) and checks that
 /// they agree with its header, as Kafka does before accepting a batch: a
 /// batch that passes its CRC but holds unreadable records would otherwise
 /// be stored and break every consumer that reads it. A record larger than
@@ -212,7 +213,7 @@ pub fn parse_prefix(b: &[u8], position: usize) -> Result<BatchHeader, BatchError
 /// Returns whether any record has a null key, which a compacted topic
 /// refuses.
 pub fn validate_records(
-    buf: &[u8],
+    batch: Bytes,
     h: &BatchHeader,
     max_record_bytes: u32,
 ) -> Result<bool, BatchError> {
@@ -220,8 +221,7 @@ pub fn validate_records(
         position: h.position,
         reason,
     };
-    let bytes = Bytes::copy_from_slice(&buf[h.position..h.position + h.size]);
-    let set = decode(bytes, h.position, max_record_bytes)?;
+    let set = decode(batch, h.position, max_record_bytes)?;
     if set.records.len() != h.record_count as usize {
         return Err(fail(format!(
             "{} records where the header counts {}",
@@ -438,6 +438,11 @@ pub fn encode(
 pub(crate) mod tests {
     use super::*;
 
+    /// The bytes of the batch `h` heads in `buf`.
+    fn one_batch(buf: &[u8], h: &BatchHeader) -> Bytes {
+        Bytes::copy_from_slice(&buf[h.position..h.position + h.size])
+    }
+
     /// A client-like batch of keyed values (keys `k0`, `k1`, ...).
     pub fn encode(values: &[&str], timestamps: &[i64], compression: Compression) -> BytesMut {
         let records = values
@@ -466,7 +471,7 @@ pub(crate) mod tests {
             assert_eq!(again.attributes & LOG_APPEND_TIME, LOG_APPEND_TIME);
             // Compression and the records are untouched.
             assert_eq!(again.attributes & 0x07, h.attributes & 0x07);
-            validate_records(&buf, &again, u32::MAX).expect("records intact");
+            validate_records(one_batch(&buf, &again), &again, u32::MAX).expect("records intact");
         }
     }
 
@@ -512,16 +517,16 @@ pub(crate) mod tests {
             Err(BatchError::UnsupportedMagic { .. })
         ));
         for h in validate_all(&good).expect("valid") {
-            validate_records(&good, &h, u32::MAX).expect("records decode");
+            validate_records(one_batch(&good, &h), &h, u32::MAX).expect("records decode");
         }
         let gzip = encode(&["a", "b", "c"], &[1, 2, 3], Compression::Gzip);
         let h = validate_all(&gzip).expect("valid")[0];
-        validate_records(&gzip, &h, u32::MAX).expect("gzip records decode");
+        validate_records(one_batch(&gzip, &h), &h, u32::MAX).expect("gzip records decode");
         let mut miscounted = good.clone();
         miscounted[60] = 3; // record count 3, lastOffsetDelta still 1
         let h = parse_header(&miscounted, 0).expect("header parses");
         assert!(matches!(
-            validate_records(&miscounted, &h, u32::MAX),
+            validate_records(one_batch(&miscounted, &h), &h, u32::MAX),
             Err(BatchError::Records { .. })
         ));
         let mut two = good.clone();
@@ -560,8 +565,8 @@ pub(crate) mod tests {
             let h = validate_all(&buf).expect("valid")[0];
             // The big record: 1000 value bytes, a key, a few header bytes.
             let big = [1000, 1020];
-            validate_records(&buf, &h, 1020).expect("within the limit");
-            let outcome = validate_records(&buf, &h, 1000);
+            validate_records(one_batch(&buf, &h), &h, 1020).expect("within the limit");
+            let outcome = validate_records(one_batch(&buf, &h), &h, 1000);
             if compression == Compression::None {
                 // Kafka bounds only what it decompresses.
                 outcome.expect("uncompressed batches are not checked");

@@ -23,7 +23,7 @@ pub mod txn_index;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 
 use crate::clock::now_ms;
 
@@ -218,15 +218,23 @@ impl Log {
     /// Nothing is written if any batch is invalid.
     pub fn append(
         &mut self,
-        records: &mut [u8],
+        records: &mut BytesMut,
         leader_epoch: i32,
     ) -> Result<AppendInfo, LogError> {
         let mut headers = batch::validate_all(records)?;
-        let mut keyless = false;
-        for h in &headers {
-            keyless |=
-                batch::validate_records(records, h, self.config.max_decompressed_message_bytes)?;
-        }
+        // The records are decoded from slices of the batch, not a copy:
+        // frozen for the check, then taken back (the slices are gone by
+        // then, so no copy either way).
+        let frozen = records.split().freeze();
+        let keyless = headers.iter().try_fold(false, |keyless, h| {
+            let batch = frozen.slice(h.position..h.position + h.size);
+            batch::validate_records(batch, h, self.config.max_decompressed_message_bytes)
+                .map(|k| keyless | k)
+        });
+        *records = frozen
+            .try_into_mut()
+            .unwrap_or_else(|shared| BytesMut::from(&shared[..]));
+        let keyless = keyless?;
         if self.config.cleanup.compact && keyless {
             return Err(LogError::KeylessOnCompacted);
         }

@@ -36,6 +36,7 @@ pub mod transactions;
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
 
+use bytes::BytesMut;
 use tokio::sync::watch;
 
 use crate::clock::now_ms;
@@ -516,7 +517,7 @@ impl Partition {
     /// here (see [`Partition::start_verification`]).
     pub fn append(
         &self,
-        records: &mut [u8],
+        records: &mut BytesMut,
         guard: Option<VerificationGuard>,
     ) -> Result<Appended, PartitionError> {
         self.append_from(records, Origin::Client, guard)
@@ -529,7 +530,7 @@ impl Partition {
     /// checked; the transaction is tracked as any other.
     pub fn append_as_coordinator(
         &self,
-        records: &mut [u8],
+        records: &mut BytesMut,
         guard: Option<VerificationGuard>,
     ) -> Result<Appended, PartitionError> {
         self.append_from(records, Origin::Coordinator, guard)
@@ -561,7 +562,7 @@ impl Partition {
 
     fn append_from(
         &self,
-        records: &mut [u8],
+        records: &mut BytesMut,
         origin: Origin,
         guard: Option<VerificationGuard>,
     ) -> Result<Appended, PartitionError> {
@@ -1447,7 +1448,7 @@ mod tests {
 
     /// A producer's batch of `n` records at sequence `seq`, transactional
     /// or only idempotent.
-    fn producer_batch(pid: i64, epoch: i16, seq: i32, n: usize, transactional: bool) -> Vec<u8> {
+    fn producer_batch(pid: i64, epoch: i16, seq: i32, n: usize, transactional: bool) -> BytesMut {
         keyed_batch(pid, epoch, seq, n, transactional, "k")
     }
 
@@ -1459,7 +1460,7 @@ mod tests {
         n: usize,
         transactional: bool,
         prefix: &str,
-    ) -> Vec<u8> {
+    ) -> BytesMut {
         use kafka_protocol::records::{
             Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
         };
@@ -1487,7 +1488,7 @@ mod tests {
             compression: Compression::None,
         };
         RecordBatchEncoder::encode(&mut buf, &records, &options).expect("encode");
-        buf.to_vec()
+        buf
     }
 
     /// A leader alone in its ISR: its high watermark follows its log end.
@@ -1594,8 +1595,7 @@ mod tests {
             coordinator_epoch: 9,
         }
         .encode(1, 3, 0)
-        .expect("encode")
-        .to_vec();
+        .expect("encode");
         assert!(matches!(
             p.append(&mut marker, None),
             Err(PartitionError::ControlBatch)
