@@ -11,6 +11,11 @@ use gregor_broker::tasks::Tasks;
 use gregor_broker::{bind, dev, log_cleaner, maintenance, server};
 use tokio::sync::watch;
 
+/// mimalloc rather than the C library's allocator: the image ships the
+/// static musl build, whose allocator takes a lock on every call.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// How long the broker's tasks get at shutdown to end (a replica fetch in
 /// flight, a retention pass, loading a group partition).
 const TASKS_PATIENCE: std::time::Duration = std::time::Duration::from_secs(10);
