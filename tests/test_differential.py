@@ -311,7 +311,49 @@ def wire_script(bootstrap):
         seen[label] = wire.produce_v3_error(conn.response())[0]
     conn.close()
     seen.update(group_wire_script(bootstrap))
+    seen.update(fetch_session_script(bootstrap))
     return seen
+
+
+def fetch_session_script(bootstrap):
+    """Incremental fetch sessions (KIP-227) with raw Fetch v7 requests: one
+    made, fetches naming nothing new answered with nothing, new records
+    answered, a forgotten partition left out, and the errors of a wrong
+    epoch and of an unknown or closed session."""
+    seen = {}
+    conn = wire.Connection(bootstrap)
+    writer = wire.Connection(bootstrap)
+
+    def fetch(offsets, session, epoch, forgotten=()):
+        conn.send(wire.fetch_v7(TOPIC, offsets, session, epoch, forgotten))
+        error, session_id, partitions = wire.fetch_v7_result(conn.response())
+        # The ids differ between brokers; whether one was given does not.
+        return error, session_id != 0, {p: (e, hw, len(r) > 0) for p, (e, hw, r) in partitions.items()}, session_id
+
+    def produce(partition):
+        writer.send(wire.produce_v3(TOPIC, partition, wire.batch([b"session"])))
+        assert wire.produce_v3_error(writer.response())[0] == 0
+
+    reader = Consumer({"bootstrap.servers": bootstrap, "group.id": "differential-sessions"})
+    offsets = {p: reader.get_watermark_offsets(TopicPartition(TOPIC, p), timeout=10)[1] for p in (0, 1)}
+    reader.close()
+    # Partition 0 starts at 5 (DeleteRecords in the data part).
+    seen["sessionless, below the log start"] = fetch({0: 0}, 0, -1)[:3]
+    *seen["session made"], session = fetch(offsets, 0, 0)
+    seen["nothing new"] = fetch({}, session, 1)[:3]
+    produce(1)
+    seen["new records"] = fetch({}, session, 2)[:3]
+    seen["same epoch again"] = fetch({}, session, 2)[:3]
+    seen["moved on, partition 0 forgotten"] = fetch({1: offsets[1] + 1}, session, 3, forgotten=[0])[:3]
+    produce(0)
+    produce(1)
+    seen["forgotten partition not read"] = fetch({}, session, 4)[:3]
+    seen["unknown session"] = fetch({}, session + 1, 1)[:3]
+    seen["closed by a sessionless fetch"] = fetch(offsets, session, -1)[:2]
+    seen["closed session"] = fetch({}, session, 5)[:3]
+    conn.close()
+    writer.close()
+    return {f"fetch session: {case}": answer for case, answer in seen.items()}
 
 
 def group_wire_script(bootstrap):

@@ -57,6 +57,38 @@ def fetch_v4(topic, offsets, max_wait_ms, min_bytes, max_bytes=1 << 20, partitio
     return frame(header(1, 4) + body)
 
 
+def fetch_v7(topic, offsets, session_id, epoch, forgotten=(), max_wait_ms=0):
+    """Fetch v7 (KIP-227 sessions) of one topic from `offsets`
+    ({partition: offset}), forgetting the partitions `forgotten`."""
+    body = struct.pack(">iiiibii", -1, max_wait_ms, 0, 1 << 20, 0, session_id, epoch)
+    body += struct.pack(">i", 1 if offsets else 0)
+    if offsets:
+        body += string(topic) + struct.pack(">i", len(offsets))
+        for p, o in offsets.items():
+            body += struct.pack(">iqqi", p, o, -1, 1 << 20)
+    body += struct.pack(">i", 1 if forgotten else 0)
+    if forgotten:
+        body += string(topic) + struct.pack(">i", len(forgotten))
+        body += b"".join(struct.pack(">i", p) for p in forgotten)
+    return frame(header(1, 7) + body)
+
+
+def fetch_v7_result(response):
+    """(error_code, session_id, {partition: (error_code, high_watermark,
+    records)}) of a Fetch v7 response."""
+    r = Reader(response, 8)  # after the correlation id and throttle time
+    error, session_id = r.take(">hi")
+    out = {}
+    for _ in range(r.take(">i")):
+        r.string()
+        for _ in range(r.take(">i")):
+            partition, p_error, high_watermark, _lso, _log_start = r.take(">ihqqq")
+            aborted = r.take(">i")
+            r.pos += max(aborted, 0) * 16
+            out[partition] = (p_error, high_watermark, r.bytes() or b"")
+    return error, session_id, out
+
+
 class Connection:
     def __init__(self, bootstrap, timeout=10):
         host, port = bootstrap.rsplit(":", 1)

@@ -155,6 +155,7 @@ async fn scrape(stage: &Stage) -> String {
                     node.config.min_insync_replicas,
                 )),
                 log_bytes: Some(log_bytes),
+                fetch_sessions: Some(node.fetch_sessions.size()),
                 log_dirs: node
                     .config
                     .log_dirs
@@ -174,6 +175,7 @@ async fn scrape(stage: &Stage) -> String {
             counters: None,
             partitions: None,
             log_bytes: None,
+            fetch_sessions: None,
             log_dirs: Vec::new(),
             groups: None,
             process: metrics::ProcessStats::read(),

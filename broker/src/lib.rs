@@ -20,7 +20,9 @@
 //! - [`replica_manager`] serves this broker's replicas (Kafka's
 //!   ReplicaManager): produce with `acks`, fetch for consumers and
 //!   followers, offset lookups, the delayed produces and fetches the
-//!   partitions' events complete, and every ISR change a leader asks for.
+//!   partitions' events complete, and every ISR change a leader asks for;
+//!   [`fetch_session`] keeps the incremental fetch sessions (KIP-227) of
+//!   consumers and followers.
 //! - [`log`] stores each partition as a segmented log of Kafka record batches;
 //!   [`log_dirs`] claims the directories it lives in for this process;
 //!   [`log_cleaner`] runs the threads that compact logs of
@@ -51,6 +53,7 @@ pub mod config;
 pub mod config_docs;
 pub mod dev;
 pub mod durable;
+pub mod fetch_session;
 pub mod group;
 pub mod handlers;
 pub mod http;

@@ -99,6 +99,8 @@ pub struct Node {
     pub quotas: crate::quota::manager::QuotaManager,
     /// The replication throttles' rates, shared with the replica fetcher.
     pub replication_quotas: Arc<ReplicationQuotas>,
+    /// Consumers' and followers' incremental fetch sessions.
+    pub fetch_sessions: crate::fetch_session::FetchSessions,
     /// The broker's long-lived tasks, stopped together at shutdown.
     pub tasks: Tasks,
     /// This broker's registration epoch.
@@ -266,6 +268,10 @@ impl Node {
             config.quota_window_num as usize,
             u64::from(config.quota_window_size_seconds) * 1000,
         );
+        let fetch_sessions = crate::fetch_session::FetchSessions::new(
+            usize::try_from(config.fetch_session_slots).unwrap_or(0),
+            i64::from(config.fetch_session_eviction_ms),
+        );
         Ok(Arc::new(Node {
             config,
             cluster_id,
@@ -282,6 +288,7 @@ impl Node {
             metrics,
             quotas,
             replication_quotas,
+            fetch_sessions,
             tasks,
             epoch,
             stop_heartbeats,

@@ -107,6 +107,10 @@ pub struct BrokerConfig {
     pub replica_fetch_wait_max_ms: u64,
     /// `replica.fetch.max.bytes`
     pub replica_fetch_max_bytes: i32,
+    /// `max.incremental.fetch.session.cache.slots`
+    pub fetch_session_slots: i32,
+    /// `min.incremental.fetch.session.eviction.ms`
+    pub fetch_session_eviction_ms: i32,
     /// `replica.fetch.response.max.bytes`
     pub replica_fetch_response_max_bytes: i32,
     /// `metadata.log.dir` (default: the first of `log.dirs`).
@@ -419,6 +423,8 @@ impl BrokerConfig {
             replica_lag_time_max_ms: v.get("replica.lag.time.max.ms")?,
             replica_fetch_wait_max_ms: v.get("replica.fetch.wait.max.ms")?,
             replica_fetch_max_bytes: v.get("replica.fetch.max.bytes")?,
+            fetch_session_slots: v.get("max.incremental.fetch.session.cache.slots")?,
+            fetch_session_eviction_ms: v.get("min.incremental.fetch.session.eviction.ms")?,
             replica_fetch_response_max_bytes: v.get("replica.fetch.response.max.bytes")?,
             metadata_log_dir,
             log_dirs: dirs,

@@ -651,6 +651,18 @@ pub static BROKER: &[Setting] = &[
     )
     .default("500"),
     Setting::new(
+        "max.incremental.fetch.session.cache.slots",
+        Kind::int(0),
+        "Incremental fetch sessions (KIP-227) this broker keeps, of consumers and followers; a fetcher refused one is served full fetches.",
+    )
+    .default("1000"),
+    Setting::new(
+        "min.incremental.fetch.session.eviction.ms",
+        Kind::int(0),
+        "How long a new fetch session is safe from being evicted for another; a session unused this long may be evicted by any new one.",
+    )
+    .default("120000"),
+    Setting::new(
         "replica.fetch.max.bytes",
         Kind::int(1),
         "Bytes a follower asks for per partition in one fetch (Gregor needs at least 1).",

@@ -416,6 +416,9 @@ pub struct BrokerSnapshot<'a> {
     pub partitions: Option<PartitionCounts>,
     /// Bytes of this broker's partition logs on disk.
     pub log_bytes: Option<u64>,
+    /// Incremental fetch sessions cached and the partitions they hold;
+    /// `None` on a dedicated controller.
+    pub fetch_sessions: Option<(usize, usize)>,
     /// The file systems of its log directories.
     pub log_dirs: Vec<DirSpace>,
     /// The consumer groups this broker coordinates, with their lag;
@@ -689,6 +692,20 @@ pub fn render(s: &BrokerSnapshot<'_>) -> String {
             signed(bytes),
         );
     }
+    if let Some((sessions, partitions)) = s.fetch_sessions {
+        gauge(
+            r,
+            "fetch_sessions",
+            "Incremental fetch sessions (KIP-227) this broker keeps",
+            signed(sessions as u64),
+        );
+        gauge(
+            r,
+            "fetch_session_partitions",
+            "Partitions held by this broker's incremental fetch sessions",
+            signed(partitions as u64),
+        );
+    }
     if !s.log_dirs.is_empty() {
         let capacity = Family::<DirLabel, Gauge>::default();
         let free = Family::<DirLabel, Gauge>::default();
@@ -827,6 +844,7 @@ mod tests {
             counters: Some(&counters),
             partitions: Some(PartitionCounts::default()),
             log_bytes: Some(42),
+            fetch_sessions: Some((2, 7)),
             log_dirs: vec![DirSpace {
                 dir: "/var/lib/gregor".into(),
                 capacity_bytes: 1000,
@@ -871,6 +889,8 @@ mod tests {
             "gregor_metadata_applied_index 7",
             "gregor_controller_listener_refused_total 2",
             "gregor_log_size_bytes 42",
+            "gregor_fetch_sessions 2",
+            "gregor_fetch_session_partitions 7",
             "gregor_log_dir_capacity_bytes{dir=\"/var/lib/gregor\"} 1000",
             "gregor_log_dir_free_bytes{dir=\"/var/lib/gregor\"} 250",
             "gregor_request_duration_seconds_count{api=\"Produce\"} 1",

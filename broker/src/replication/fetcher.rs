@@ -1,6 +1,7 @@
 //! The follower's side of replication: one task per leader broker fetches,
-//! with Kafka's own Fetch request (v12, as a replica), every partition this
-//! broker follows on that leader, appends what comes back, takes the
+//! with Kafka's own Fetch request (v12, as a replica, in an incremental
+//! fetch session: see `session`), every partition this broker follows on
+//! that leader, appends what comes back, takes the
 //! leader's high watermark, and truncates where the leader says the logs
 //! diverge. Partitions under a follower replication throttle are left out
 //! of its fetches while the throttle says they wait (see `throttle`).
@@ -10,9 +11,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use gregor_client::Connection;
-use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
-use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, TopicName};
-use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::messages::fetch_request::FetchPartition;
+use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse};
 use kafka_protocol::ResponseError;
 use tokio::sync::watch;
 use tokio_util::task::AbortOnDropHandle;
@@ -22,6 +22,7 @@ use crate::partition::Partition;
 use crate::security::sasl::login::{log_in, Login};
 
 use super::quota::ReplicationQuotas;
+use super::session::FollowerSession;
 use super::throttle::{self, Side, Throttles};
 
 /// Fetch version used between brokers: replica id in the body, leader
@@ -147,6 +148,7 @@ async fn follow(
     // When the leader ends the SASL session: replace the connection first.
     let mut session_ends: Option<tokio::time::Instant> = None;
     let mut caught_up = CaughtUp::default();
+    let mut session = FollowerSession::default();
     loop {
         if session_ends.is_some_and(|at| tokio::time::Instant::now() >= at) {
             conn = None;
@@ -212,7 +214,7 @@ async fn follow(
         let current = image.borrow().image.clone();
         let throttles = settings.quotas.throttles(&current);
         caught_up.keep(&partitions, &throttles);
-        let (request, held) = build(&settings, &partitions, &throttles, &caught_up);
+        let (request, held) = build(&settings, &partitions, &throttles, &caught_up, &mut session);
         settings.quotas.held_back(Side::Follower, held as u64);
         let Some(request) = request else {
             let pause = if held > 0 {
@@ -232,6 +234,7 @@ async fn follow(
         let timeout = settings.max_wait + Duration::from_secs(10);
         match tokio::time::timeout(timeout, connection.send(&request, VERSION)).await {
             Ok(Ok(resp)) => {
+                session.answered(resp.error_code, resp.session_id);
                 let throttled = Throttled {
                     throttles: &throttles,
                     quotas: &settings.quotas,
@@ -245,23 +248,27 @@ async fn follow(
             Ok(Err(e)) => {
                 tracing::debug!(leader, error = %e, "fetch from leader failed");
                 conn = None;
+                session.restart();
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
             Err(_) => {
                 tracing::debug!(leader, "fetch from leader timed out");
                 conn = None;
+                session.restart();
             }
         }
     }
 }
 
 /// The fetch of every followed partition that has a position, except
-/// those the follower throttle holds back; and how many it held back.
+/// those the follower throttle holds back, in `session`; and how many it
+/// held back.
 fn build(
     settings: &FetchSettings,
     partitions: &[Arc<Partition>],
     throttles: &Throttles,
     caught_up: &CaughtUp,
+    session: &mut FollowerSession,
 ) -> (Option<FetchRequest>, usize) {
     // One look at the rate serves the whole fetch, as in Kafka.
     let over_quota = !throttles.none_listed(Side::Follower)
@@ -296,16 +303,7 @@ fn build(
     req.max_wait_ms = settings.max_wait.as_millis() as i32;
     req.min_bytes = 1;
     req.max_bytes = settings.max_bytes;
-    req.session_epoch = -1;
-    req.topics = topics
-        .into_iter()
-        .map(|(name, partitions)| {
-            let mut t = FetchTopic::default();
-            t.topic = TopicName(StrBytes::from_string(name));
-            t.partitions = partitions;
-            t
-        })
-        .collect();
+    session.prepare(&mut req, topics);
     (Some(req), held)
 }
 
@@ -484,7 +482,13 @@ mod tests {
         let partitions = [moving, other.clone()];
         let mut caught_up = CaughtUp::default();
         // Within the rate, everything is fetched.
-        let (request, held) = build(&settings, &partitions, &throttles, &caught_up);
+        let (request, held) = build(
+            &settings,
+            &partitions,
+            &throttles,
+            &caught_up,
+            &mut FollowerSession::default(),
+        );
         assert_eq!(
             (asked(&request), held),
             (vec!["moving".into(), "other".into()], 0)
@@ -492,16 +496,34 @@ mod tests {
         // Over it (10 bytes a second over 10 s: 100 bytes), the listed
         // partition waits; the other is fetched.
         quotas.record(Side::Follower, 101);
-        let (request, held) = build(&settings, &partitions, &throttles, &caught_up);
+        let (request, held) = build(
+            &settings,
+            &partitions,
+            &throttles,
+            &caught_up,
+            &mut FollowerSession::default(),
+        );
         assert_eq!((asked(&request), held), (vec!["other".into()], 1));
         // Caught up with its leader, it is in sync and never waits.
         caught_up.set("moving", 0, true);
-        let (request, held) = build(&settings, &partitions, &throttles, &caught_up);
+        let (request, held) = build(
+            &settings,
+            &partitions,
+            &throttles,
+            &caught_up,
+            &mut FollowerSession::default(),
+        );
         assert_eq!(held, 0);
         assert_eq!(asked(&request).len(), 2);
         // Only the listed partition waiting: no fetch at all.
         caught_up.set("moving", 0, false);
-        let (request, held) = build(&settings, &partitions[..1], &throttles, &caught_up);
+        let (request, held) = build(
+            &settings,
+            &partitions[..1],
+            &throttles,
+            &caught_up,
+            &mut FollowerSession::default(),
+        );
         assert_eq!((request.is_none(), held), (true, 1));
         // What is known of partitions no longer followed is forgotten.
         caught_up.keep(&[other], &throttles);
