@@ -224,6 +224,10 @@ pub struct TransactionSettings {
     pub expiry_interval_ms: i32,
     /// `transaction.partition.verification.enable`
     pub verify_partitions: bool,
+    /// `add.partitions.to.txn.retry.backoff.ms`
+    pub add_retry_backoff_ms: i32,
+    /// `add.partitions.to.txn.retry.backoff.max.ms`
+    pub add_retry_max_ms: i32,
 }
 
 fn invalid(p: &Property, reason: String) -> ConfigError {
@@ -472,6 +476,8 @@ impl BrokerConfig {
                 expiry_interval_ms: v
                     .get("transaction.remove.expired.transaction.cleanup.interval.ms")?,
                 verify_partitions: v.get("transaction.partition.verification.enable")?,
+                add_retry_backoff_ms: v.get("add.partitions.to.txn.retry.backoff.ms")?,
+                add_retry_max_ms: v.get("add.partitions.to.txn.retry.backoff.max.ms")?,
             },
             group_consumer_session_timeout_ms: v.get("group.consumer.session.timeout.ms")?,
             group_consumer_heartbeat_interval_ms: v.get("group.consumer.heartbeat.interval.ms")?,

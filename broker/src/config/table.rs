@@ -791,6 +791,18 @@ pub static BROKER: &[Setting] = &[
     )
     .default("true")
     .update(Update::ClusterWide),
+    Setting::new(
+        "add.partitions.to.txn.retry.backoff.ms",
+        Kind::int(1),
+        "How long a partition leader waits before asking the transaction's coordinator again to add a partition to the transaction of a producer of transaction version 2 (Produce v12 and later) when the coordinator answered CONCURRENT_TRANSACTIONS (the producer's previous transaction still completing, say).",
+    )
+    .default("20"),
+    Setting::new(
+        "add.partitions.to.txn.retry.backoff.max.ms",
+        Kind::int(0),
+        "How long after its first ask a partition leader stops asking again (every add.partitions.to.txn.retry.backoff.ms) and answers the Produce CONCURRENT_TRANSACTIONS, which the producer retries; 0: it never asks again. At most 30000 takes effect (Kafka's default request.timeout.ms). Verifications for older producers and the group coordinator's adds for TxnOffsetCommit are not asked again, as in Kafka.",
+    )
+    .default("100"),
     // Kafka's tuning knobs, of no use to Gregor.
     Setting::new(
         "num.network.threads",

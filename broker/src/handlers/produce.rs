@@ -16,6 +16,7 @@ use crate::protocol::RequestContext;
 use crate::quota::manager::QuotaKind;
 use crate::replica_manager::produce::{Produce, ProduceError, TopicWrites, Write};
 use crate::security::acl::{Operation, ResourceType};
+use crate::txn::add_retry::{ask_until_taken, AddRetry, Answer};
 use crate::txn::error::TxnError;
 use crate::txn::state::ProducerIdEpoch;
 use crate::txn::verify::{verify, Ask};
@@ -127,14 +128,17 @@ async fn verify_transactional_writes(
     if asked.is_empty() || (ask == Ask::Verify && !node.verify_partitions()) {
         return verified;
     }
-    let answers = verify(node, transactional_id, producer, &asked, ask).await;
+    // An add refused while the producer's previous transaction completes
+    // is asked again, as Kafka's leaders do.
+    let settings = &node.config.transactions;
+    let retry = AddRetry::new(settings.add_retry_backoff_ms, settings.add_retry_max_ms);
+    let answers = ask_until_taken(retry, ask, || {
+        verify(node, transactional_id, producer, &asked, ask)
+    })
+    .await;
     for (i, place) in asked.into_iter().enumerate() {
-        let refusal = match &answers {
-            Ok(added) if added.get(i) == Some(&true) => continue,
-            Ok(_) => ProduceError::NotInTransaction {
-                abortable: ctx.api_version >= ABORTABLE_SINCE,
-            },
-            Err(e) => ProduceError::Unverified(e.clone()),
+        let Some(refusal) = refusal(&answers, i, ctx.api_version) else {
+            continue;
         };
         tracing::debug!(
             transactional_id,
@@ -147,6 +151,19 @@ async fn verify_transactional_writes(
         verified.insert(place, Err(refusal));
     }
     verified
+}
+
+/// Why the `i`th partition asked about may not be written, from the
+/// coordinator's `answer` for a Produce of `api_version`; `None`:
+/// it is in the transaction.
+fn refusal(answer: &Answer, i: usize, api_version: i16) -> Option<ProduceError> {
+    match answer {
+        Ok(added) if added.get(i) == Some(&true) => None,
+        Ok(_) => Some(ProduceError::NotInTransaction {
+            abortable: api_version >= ABORTABLE_SINCE,
+        }),
+        Err(e) => Some(ProduceError::Unverified(e.clone())),
+    }
 }
 
 /// The first Produce version whose clients handle TRANSACTION_ABORTABLE

@@ -768,6 +768,8 @@ mod tests {
     use crate::metadata::image::{ClusterImage, PartitionImage, TopicImage};
     use crate::metadata::quorum::tests::lone;
     use crate::topic::config::TopicDefaults;
+    use crate::txn::add_retry::{ask_until_taken, AddRetry};
+    use crate::txn::verify::Ask;
 
     /// A coordinator on `dir` leading the one partition of a transaction
     /// log on broker 1, with a one-node quorum for producer ids, and the
@@ -1009,6 +1011,86 @@ mod tests {
                 reloaded.client_version
             ),
             (third.epoch, TxnState::CompleteAbort, 2)
+        );
+    }
+
+    #[tokio::test]
+    async fn a_leader_adds_for_the_next_transaction_once_the_previous_one_completes() {
+        use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+        let dir = tempfile::tempdir().expect("dir");
+        let (c, mut jobs) = coordinator(dir.path(), lone(dir.path()).await).await;
+        let first = c
+            .init_producer_id("app-5", 30_000, None)
+            .await
+            .expect("init");
+        c.add_partitions("app-5", first, parts(&[("t", 0)]), 2)
+            .await
+            .expect("add");
+        let second = c.end_txn("app-5", first, true, 2).await.expect("commit");
+        let job = jobs.recv().await.expect("a marker job");
+        // The producer's next batch reaches a leader while the commit's
+        // markers are being written: the coordinator answers
+        // CONCURRENT_TRANSACTIONS and the leader asks again until the
+        // commit is complete.
+        let asked = Arc::new(AtomicUsize::new(0));
+        let adding = {
+            let (c, asked) = (c.clone(), asked.clone());
+            tokio::spawn(async move {
+                ask_until_taken(AddRetry::new(1, 30_000), Ask::Add, || {
+                    asked.fetch_add(1, SeqCst);
+                    let c = c.clone();
+                    async move {
+                        c.add_partitions("app-5", second, parts(&[("t", 1)]), 2)
+                            .await
+                            .map(|()| vec![true])
+                    }
+                })
+                .await
+            })
+        };
+        let asked_again = async {
+            while asked.load(SeqCst) < 2 {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(10), asked_again)
+            .await
+            .expect("asked again while the markers go out");
+        assert!(!adding.is_finished(), "refused while the markers go out");
+        c.complete(&job).await;
+        assert_eq!(adding.await.expect("joined"), Ok(vec![true]));
+        let now = c.describe("app-5").expect("described");
+        assert_eq!(
+            (now.state, now.producer_epoch, now.partitions),
+            (TxnState::Ongoing, second.epoch, parts(&[("t", 1)]))
+        );
+
+        // Markers that do not complete in time: the leader takes the
+        // refusal once its time is up. A verification is taken at once.
+        let third = c.end_txn("app-5", second, true, 2).await.expect("commit");
+        let _held = jobs.recv().await.expect("a marker job");
+        let asked = AtomicUsize::new(0);
+        let given_up = ask_until_taken(AddRetry::new(1, 20), Ask::Add, || {
+            asked.fetch_add(1, SeqCst);
+            let c = c.clone();
+            async move {
+                c.add_partitions("app-5", third, parts(&[("t", 0)]), 2)
+                    .await
+                    .map(|()| vec![true])
+            }
+        })
+        .await;
+        assert_eq!(given_up, Err(TxnError::Concurrent));
+        assert!(asked.load(SeqCst) > 1, "asked again before giving up");
+        let asked = AtomicUsize::new(0);
+        let verified = ask_until_taken(AddRetry::new(1, 30_000), Ask::Verify, || {
+            asked.fetch_add(1, SeqCst);
+            std::future::ready(c.verify_partitions("app-5", third, &[("t".into(), 0)]))
+        })
+        .await;
+        assert_eq!(
+            (verified, asked.load(SeqCst)),
+            (Err(TxnError::Concurrent), 1)
         );
     }
 }

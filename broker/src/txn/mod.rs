@@ -6,10 +6,13 @@
 //! writes each decided transaction's commit or abort marker to its
 //! partitions' leaders (`markers`); and the check, before writing for a
 //! transaction, that a partition is in it (`verify`), its asks to other
-//! brokers gathered per broker (`asks`). The partitions' side (control batches,
-//! the last stable offset, aborted transactions) lives in `partition`; the
-//! Kafka requests are translated in `handlers::txn`.
+//! brokers gathered per broker (`asks`), and a leader's adds asked again
+//! while the producer's previous transaction completes (`add_retry`). The
+//! partitions' side (control batches, the last stable offset, aborted
+//! transactions) lives in `partition`; the Kafka requests are translated
+//! in `handlers::txn`.
 
+pub mod add_retry;
 pub mod asks;
 pub mod coordinator;
 pub mod error;
