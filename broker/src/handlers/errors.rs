@@ -132,6 +132,9 @@ pub fn produce_error(e: &ProduceError) -> ResponseError {
         ProduceError::Unverified(TxnError::ProducerFenced) => ResponseError::InvalidProducerEpoch,
         ProduceError::Unverified(e) if e.is_retriable() => ResponseError::NotEnoughReplicas,
         ProduceError::Unverified(e) => e.code(0, 0),
+        // From Produce v12 Kafka hands CONCURRENT_TRANSACTIONS back as it
+        // is once its leader stops asking to add (KAFKA-18662).
+        ProduceError::ConcurrentTransactions => ResponseError::ConcurrentTransactions,
     }
 }
 
@@ -182,6 +185,10 @@ mod tests {
             (
                 ProduceError::Unverified(TxnError::Concurrent),
                 ResponseError::NotEnoughReplicas,
+            ),
+            (
+                ProduceError::ConcurrentTransactions,
+                ResponseError::ConcurrentTransactions,
             ),
             (
                 ProduceError::Unverified(TxnError::NotCoordinator),

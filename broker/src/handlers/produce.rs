@@ -137,7 +137,7 @@ async fn verify_transactional_writes(
     })
     .await;
     for (i, place) in asked.into_iter().enumerate() {
-        let Some(refusal) = refusal(&answers, i, ctx.api_version) else {
+        let Some(refusal) = refusal(&answers, i, ask, ctx.api_version) else {
             continue;
         };
         tracing::debug!(
@@ -154,14 +154,17 @@ async fn verify_transactional_writes(
 }
 
 /// Why the `i`th partition asked about may not be written, from the
-/// coordinator's `answer` for a Produce of `api_version`; `None`:
+/// coordinator's `answer` to `ask` for a Produce of `api_version`; `None`:
 /// it is in the transaction.
-fn refusal(answer: &Answer, i: usize, api_version: i16) -> Option<ProduceError> {
+fn refusal(answer: &Answer, i: usize, ask: Ask, api_version: i16) -> Option<ProduceError> {
     match answer {
         Ok(added) if added.get(i) == Some(&true) => None,
         Ok(_) => Some(ProduceError::NotInTransaction {
             abortable: api_version >= ABORTABLE_SINCE,
         }),
+        // What Kafka answers once its leader stops asking to add; older
+        // producers, only verified, get NOT_ENOUGH_REPLICAS.
+        Err(TxnError::Concurrent) if ask == Ask::Add => Some(ProduceError::ConcurrentTransactions),
         Err(e) => Some(ProduceError::Unverified(e.clone())),
     }
 }
@@ -330,4 +333,40 @@ pub async fn produce(
         }
     }
     resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn what_a_transactional_write_gets_from_its_coordinators_answer() {
+        use ResponseError as E;
+        let busy: Answer = Err(TxnError::Concurrent);
+        let loading: Answer = Err(TxnError::LoadInProgress);
+        let fenced: Answer = Err(TxnError::ProducerFenced);
+        let answered: Answer = Ok(vec![true, false]);
+        // (answer, partition, ask, Produce version, the partition's error)
+        let cases = [
+            (&answered, 0, Ask::Add, 12, None),
+            (&answered, 1, Ask::Add, 12, Some(E::TransactionAbortable)),
+            (&answered, 1, Ask::Verify, 11, Some(E::TransactionAbortable)),
+            (&answered, 1, Ask::Verify, 10, Some(E::InvalidTxnState)),
+            // Still concurrent when the leader stopped asking to add: as
+            // Kafka answers from Produce v12; a verification (older
+            // producers) is reported as NOT_ENOUGH_REPLICAS.
+            (&busy, 0, Ask::Add, 12, Some(E::ConcurrentTransactions)),
+            (&busy, 0, Ask::Verify, 11, Some(E::NotEnoughReplicas)),
+            (&loading, 0, Ask::Add, 12, Some(E::NotEnoughReplicas)),
+            (&fenced, 0, Ask::Add, 12, Some(E::InvalidProducerEpoch)),
+        ];
+        for (answer, i, ask, version, want) in cases {
+            let got = refusal(answer, i, ask, version);
+            assert_eq!(
+                got.as_ref().map(produce_error),
+                want,
+                "{answer:?}[{i}] {ask:?} v{version}: {got:?}"
+            );
+        }
+    }
 }

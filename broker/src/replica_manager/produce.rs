@@ -65,6 +65,12 @@ pub enum ProduceError {
     /// the transaction, or refused the producer.
     #[error("{}", unverified(.0))]
     Unverified(TxnError),
+    /// The coordinator was still busy with the producer's transaction (its
+    /// previous one completing, say) when the leader stopped asking it to
+    /// add the partition (transaction version 2): CONCURRENT_TRANSACTIONS,
+    /// which the producer retries.
+    #[error("another operation on the producer's transaction was still under way; the partition was not added")]
+    ConcurrentTransactions,
 }
 
 /// Why a write was not verified: the coordinator's refusal, or that it
