@@ -5,7 +5,8 @@ read_uncommitted consumers (librdkafka's and Kafka's console consumer),
 consume-transform-produce with offsets committed in the transaction,
 zombie fencing, the coordinator's own abort of a transaction that timed
 out, a late transactional batch refused by its partition's leader, a
-transaction coordinator killed with -9 between the sends and the
+leader asking the coordinator again to add a partition while the
+producer's previous transaction completes, a transaction coordinator killed with -9 between the sends and the
 commit, Kafka Streams with exactly_once_v2 while a broker is killed, the
 kafka-transactions tool (list, by pattern too, describe, describe-producers,
 find-hanging, abort), and transactional-id ACLs on a SASL listener.
@@ -52,6 +53,7 @@ CLUSTER_AUTHORIZATION_FAILED = 31
 COORDINATOR_LOAD_IN_PROGRESS = 14
 NOT_COORDINATOR = 16
 INVALID_TXN_STATE = 48
+CONCURRENT_TRANSACTIONS = 51
 TRANSACTION_ABORTABLE = 120
 ON_KAFKA = os.environ.get("TEST_TRANSACTIONS_ON") == "kafka"
 
@@ -604,23 +606,13 @@ def transactional_batch(producer_id, epoch, value):
     return bytes(builder.buffer())
 
 
-def test_a_batch_arriving_after_its_transaction_ended_opens_no_transaction(target):
-    """A producer's transactional batch that reaches a partition leader
-    after its transaction ended (a retry delayed in the network, a zombie)
-    must not open a transaction its coordinator does not know of: nobody
-    would end it, and read_committed consumers would stop there. The
-    leader asks the coordinator, another broker, first (KIP-890): the
-    batch is refused, INVALID_TXN_STATE for an old client and
-    TRANSACTION_ABORTABLE for a Produce v11 one, and nothing is written.
-    Once the partition is added to the transaction, the same batch is
-    written and committed."""
-    topic = target.create_topic(unique("late"), partitions=3)
-    txn_id = unique("late")
+def init_producer_id(target, txn_id):
+    """(coordinator node id, producer id, epoch) of InitProducerId for
+    `txn_id` at its coordinator, asked again (as a client does) while its
+    transaction log partition is still being made."""
     found = []
 
     def initialized():
-        """InitProducerId at the coordinator, asked again (as a client
-        does) while its transaction log partition is still being made."""
         coordinator = target.transaction_coordinator(txn_id)
         if coordinator is None:
             return False
@@ -635,7 +627,22 @@ def test_a_batch_arriving_after_its_transaction_ended_opens_no_transaction(targe
         return init.error_code == 0
 
     wait_until(initialized, 60, "a producer id from the transaction coordinator")
-    coordinator, pid, epoch = found
+    return tuple(found)
+
+
+def test_a_batch_arriving_after_its_transaction_ended_opens_no_transaction(target):
+    """A producer's transactional batch that reaches a partition leader
+    after its transaction ended (a retry delayed in the network, a zombie)
+    must not open a transaction its coordinator does not know of: nobody
+    would end it, and read_committed consumers would stop there. The
+    leader asks the coordinator, another broker, first (KIP-890): the
+    batch is refused, INVALID_TXN_STATE for an old client and
+    TRANSACTION_ABORTABLE for a Produce v11 one, and nothing is written.
+    Once the partition is added to the transaction, the same batch is
+    written and committed."""
+    topic = target.create_topic(unique("late"), partitions=3)
+    txn_id = unique("late")
+    coordinator, pid, epoch = init_producer_id(target, txn_id)
     remote = [p for p in range(3) if target.leader(topic, p) != coordinator]
     assert remote, "every partition is led by the coordinator"
     partition = remote[0]
@@ -671,6 +678,78 @@ def test_a_batch_arriving_after_its_transaction_ended_opens_no_transaction(targe
         to_coordinator.close()
         to_leader.close()
     assert read_until(target.bootstrap, topic, {partition: "late"}, "read_committed") == {partition: ["late"]}
+
+
+def test_a_leader_asks_again_to_add_while_the_previous_transaction_completes(target):
+    """Transaction version 2 (KIP-890 part 2): the first batch of a
+    producer's transaction reaches a partition leader (Produce v12), which
+    asks the coordinator, another broker, to add the partition
+    (AddPartitionsToTxn v5). While the producer's previous transaction is
+    still completing, its markers not all written, the coordinator answers
+    CONCURRENT_TRANSACTIONS; the leader asks again until
+    add.partitions.to.txn.retry.backoff.max.ms (100 ms) and then hands the
+    producer CONCURRENT_TRANSACTIONS, which it retries. Here the previous
+    transaction cannot complete: its partition has min.insync.replicas=2
+    and one of its two replicas is stopped, so its leader refuses the
+    marker. Once that replica is back, the transaction completes, the same
+    batch is added and written, and read_committed reads both
+    transactions."""
+    txn_id = unique("busy")
+    coordinator, pid, epoch = init_producer_id(target, txn_id)
+    # `leader` leads both partitions, `down` is the second replica of the
+    # previous transaction's; neither coordinates the transactional id.
+    leader, down = [b.node_id for b in target.brokers if b.node_id != coordinator]
+    topic = unique("busy")
+    target.admin().create_topics([NewTopic(topic, num_partitions=2,
+                                           replica_assignment=[[leader, down], [leader, coordinator]],
+                                           config={"min.insync.replicas": "2"})])[topic].result(timeout=60)
+
+    def served():
+        """Whether each partition's leader answers for it."""
+        try:
+            return all(target.high_watermark(topic, p) == 0 for p in range(2))
+        except KafkaException:
+            return False
+
+    wait_until(served, 60, f"the leaders of {topic} to serve it")
+
+    def produce(partition, producer_epoch, value):
+        request = ProduceRequest(transactional_id=txn_id, acks=-1, timeout_ms=10000, topic_data=[
+            ProduceRequest.TopicProduceData(name=topic, partition_data=[
+                ProduceRequest.TopicProduceData.PartitionProduceData(
+                    index=partition, records=transactional_batch(pid, producer_epoch, value))])])
+        r = to_leader.call(request, ProduceResponse, 12)
+        return [(p.index, p.error_code) for t in r.responses for p in t.partition_responses]
+
+    def commit(producer_epoch):
+        """EndTxn v5: (error, the epoch the producer goes on with)."""
+        r = to_coordinator.call(EndTxnRequest(transactional_id=txn_id, producer_id=pid,
+                                              producer_epoch=producer_epoch, committed=True), EndTxnResponse, 5)
+        return r.error_code, r.producer_epoch
+
+    to_coordinator = wire.Client(target.broker(coordinator).bootstrap)
+    to_leader = wire.Client(target.broker(leader).bootstrap)
+    try:
+        assert produce(0, epoch, "first") == [(0, 0)]
+        target.broker(down).stop()
+        error, next_epoch = commit(epoch)
+        assert (error, next_epoch) == (0, epoch + 1)
+
+        assert produce(1, next_epoch, "second") == [(1, CONCURRENT_TRANSACTIONS)]
+
+        target.broker(down).start()
+        # A retried EndTxn names the epoch before the bump; it is refused
+        # while the markers go out.
+        wait_until(lambda: commit(epoch)[0] != CONCURRENT_TRANSACTIONS, 120,
+                   "the previous transaction's marker to be written")
+        assert commit(epoch) == (0, next_epoch)
+        assert produce(1, next_epoch, "second") == [(1, 0)]
+        assert commit(next_epoch) == (0, next_epoch + 1)
+    finally:
+        to_coordinator.close()
+        to_leader.close()
+    assert read_until(target.bootstrap, topic, {0: "first", 1: "second"}, "read_committed") == {
+        0: ["first"], 1: ["second"]}
 
 
 # --- 4. The coordinator aborts a transaction that timed out ------------------
