@@ -794,6 +794,14 @@ def transactions_script(bootstrap):
     while end2("v2: abort with nothing added, again", epoch2 + 2, False)[0] == 51 and time.monotonic() < deadline:
         time.sleep(0.2)
     end2("v2: commit with nothing added", epoch2 + 3, True)
+    # The first batch of a transaction right after the commit before it,
+    # whose markers may still be going out: the leader asks the
+    # coordinator again until it can add the partition (Kafka's
+    # add.partitions.to.txn.retry.backoff.ms), so the batch is written.
+    produce("v2: a batch of the next transaction", 12, txn2, (pid2, epoch2 + 3))
+    end2("v2: commit that batch", epoch2 + 3, True)
+    produce("v2: a batch right after that commit", 12, txn2, (pid2, epoch2 + 4))
+    end2("v2: abort that batch", epoch2 + 4, False)
     conn[0].close()
     return seen
 
