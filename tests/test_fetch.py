@@ -192,3 +192,49 @@ def test_a_stopping_broker_answers_its_parked_requests(gregor):
     assert (error, records) == (6, b"")
     assert conn.closed_by_peer()
     assert gregor.proc.wait(timeout=30) == 0
+
+
+def test_consumers_and_followers_fetch_in_incremental_sessions(metered_cluster):
+    """KIP-227: every broker's followers fetch from it in sessions, and the
+    Java consumer (which asks for one) reads every record of a topic of
+    twelve partitions through its session; acks=all writes keep being
+    acknowledged, so the followers' incremental fetches keep the ISR."""
+    from confluent_kafka import Producer
+
+    from conftest import kafka_tool, wait_until
+
+    cluster = metered_cluster
+    topic = unique("sessions")
+    kafka_tool("kafka-topics", "--bootstrap-server", cluster.bootstrap, "--create", "--topic", topic,
+               "--partitions", "12", "--replication-factor", "3", "--config", "min.insync.replicas=3")
+
+    def produce(values):
+        p = Producer({"bootstrap.servers": cluster.bootstrap, "acks": "all", "linger.ms": 5})
+        failed = []
+        for v in values:
+            p.produce(topic, key=v, value=v, on_delivery=lambda err, _: err and failed.append(err))
+        assert p.flush(60) == 0 and not failed, failed
+
+    first = [f"first-{i}" for i in range(3000)]
+    produce(first)
+
+    def sessions():
+        return [(b.metrics()["gregor_fetch_sessions"], b.metrics()["gregor_fetch_session_partitions"])
+                for b in cluster.brokers]
+
+    # Each broker leads four partitions, each followed by the other two.
+    wait_until(lambda: all(s >= 2 and p >= 8 for s, p in sessions()), 30, "the followers' fetch sessions")
+    # The consumer waits for one record more than there are, so its
+    # sessions (one with each broker) are seen while it runs.
+    read = {}
+    consumer = threading.Thread(target=lambda: read.update(out=kafka_tool(
+        "kafka-console-consumer", "--bootstrap-server", cluster.bootstrap, "--topic", topic, "--from-beginning",
+        "--max-messages", str(len(first) + 1), "--timeout-ms", "10000", check=False).stdout))
+    consumer.start()
+    try:
+        wait_until(lambda: sum(s for s, _ in sessions()) >= 9, 60, "the consumer's fetch sessions")
+    finally:
+        consumer.join()
+    assert sorted(read["out"].split()) == sorted(first)
+    # Every replica still in sync: acks=all with min.insync.replicas=3.
+    produce([f"second-{i}" for i in range(1000)])
