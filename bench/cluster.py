@@ -44,11 +44,16 @@ def cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / TICK
 
 
-def peak_rss_mib(pid):
+def status_mib(pid, field):
+    """A /proc/<pid>/status memory field (VmHWM, VmRSS) in MiB."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
+        if line.startswith(f"{field}:"):
             return int(line.split()[1]) / 1024
     return 0.0
+
+
+def peak_rss_mib(pid):
+    return status_mib(pid, "VmHWM")
 
 
 def shared_properties(size, settings):
@@ -168,6 +173,11 @@ class Cluster:
 
     def peak_rss(self):
         return max(peak_rss_mib(p.pid) for p in self.procs)
+
+    def rss(self, field="VmRSS"):
+        """The sum over the running nodes of their resident memory now
+        (VmRSS) or at its peak (VmHWM), in MiB."""
+        return sum(status_mib(p.pid, field) for p in self.procs if p.poll() is None)
 
     def create_topic(self, name, partitions, replicas, configs=()):
         args = ["--bootstrap-server", self.bootstrap, "--create", "--topic", name,
