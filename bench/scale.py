@@ -319,7 +319,8 @@ def connections_run(kind, points, n, workdir):
                 try:
                     time.sleep(1)
                     opened = cluster.rss()
-                    point["RSS KiB/connection"] = (opened - before) * 1024 / count if count else None
+                    if count:
+                        point["RSS KiB/connection"] = (opened - before) * 1024 / count
                     point["produce p50 ms"], point["produce p99 ms"] = produce_latency(cluster, n["seconds"])
                     point["broker RSS MiB"] = cluster.rss()
                 finally:
@@ -351,7 +352,7 @@ def table(results, points, metrics):
     for point in points:
         for metric, higher in metrics.items():
             g, k = (values(results[kind], point, metric) for kind in ("gregor", "kafka"))
-            if not any(v is not None for v in g + k):
+            if not g and not k:  # not measured at this point (or failed: see below the table)
                 continue
             ratio, better = compare(g, k, higher) if g and k else ("-", "-")
             out.append(f"| {point:,} | {metric} | {spread(g) if g else 'failed'} | "
