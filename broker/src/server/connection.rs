@@ -28,6 +28,12 @@ const READ_AHEAD: usize = 8;
 /// the next one, so a burst of quick answers goes out in one write.
 const FLUSH_AFTER: std::time::Duration = std::time::Duration::from_millis(1);
 
+/// Bytes of answers gathered before a write. Enough for a burst of small
+/// answers (produce acks, heartbeats); a larger answer goes out directly.
+/// Every connection holds this much once it has answered (tokio's
+/// default is 8 KiB).
+const WRITE_BUFFER: usize = 2048;
+
 /// Why a connection was closed by the broker.
 #[derive(Debug, thiserror::Error)]
 enum CloseReason {
@@ -146,7 +152,7 @@ async fn handle_in_order(
     mut authenticator: Option<Authenticator>,
     authenticated: Arc<AtomicBool>,
 ) -> Result<(), CloseReason> {
-    let mut out = BufWriter::new(write);
+    let mut out = BufWriter::with_capacity(WRITE_BUFFER, write);
     while let Some(frame) = rx.recv().await {
         let frame = match authenticator.as_mut() {
             None => frame,
