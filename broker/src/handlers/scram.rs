@@ -269,10 +269,13 @@ mod tests {
     #[test]
     fn a_users_changes_are_checked_together() {
         let mut image = ClusterImage::default();
-        image.scram.entry("bob".into()).or_default().insert(
-            Mechanism::ScramSha256,
-            ScramCredential::from_password(Mechanism::ScramSha256, "pw", b"s".to_vec(), 4096),
-        );
+        std::sync::Arc::make_mut(&mut image.scram)
+            .entry("bob".into())
+            .or_default()
+            .insert(
+                Mechanism::ScramSha256,
+                ScramCredential::from_password(Mechanism::ScramSha256, "pw", b"s".to_vec(), 4096),
+            );
         let cases: Vec<(&str, Vec<Change>, Option<ResponseError>)> = vec![
             ("alice", vec![upsert(2, 8192)], None),
             ("alice", vec![upsert(1, 4096), upsert(2, 4096)], None),

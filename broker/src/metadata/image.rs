@@ -2,8 +2,17 @@
 //! every partition its replicas, ISR, leader and epochs. `apply` is a pure,
 //! deterministic function, so every node that applies the same records holds
 //! the same image; leader elections on fencing happen here for that reason.
+//!
+//! Versions of the image share structure: topics are a persistent map and a
+//! topic's partitions a persistent vector, and the collections that change
+//! rarely (ACLs, credentials, quotas, dynamic configs) are shared behind an
+//! `Arc`. Cloning an image costs a few reference counts, and a record that
+//! changes a partition copies that partition and the path to it, not the
+//! cluster. Readers hold an `Arc<ClusterImage>` while the state machine
+//! applies the next batch to its own clone.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -76,6 +85,14 @@ pub struct PartitionImage {
     pub last_left_isr: Option<i32>,
 }
 
+/// Topics by name, sharing structure between versions (serialized as a map,
+/// like the `BTreeMap` it replaced).
+pub type Topics = rpds::RedBlackTreeMapSync<String, TopicImage>;
+
+/// A topic's partitions by index, sharing structure between versions
+/// (serialized as a list, like the `Vec` it replaced).
+pub type Partitions = rpds::VectorSync<PartitionImage>;
+
 /// A topic.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TopicImage {
@@ -84,7 +101,7 @@ pub struct TopicImage {
     /// Setting overrides.
     pub configs: BTreeMap<String, String>,
     /// Partitions by index.
-    pub partitions: Vec<PartitionImage>,
+    pub partitions: Partitions,
 }
 
 /// The whole cluster.
@@ -95,20 +112,20 @@ pub struct ClusterImage {
     /// Registered brokers.
     pub brokers: BTreeMap<i32, BrokerRegistration>,
     /// Topics by name.
-    pub topics: BTreeMap<String, TopicImage>,
+    pub topics: Topics,
     /// SCRAM credentials by user and mechanism.
     #[serde(default)]
-    pub scram: BTreeMap<String, BTreeMap<Mechanism, ScramCredential>>,
+    pub scram: Arc<BTreeMap<String, BTreeMap<Mechanism, ScramCredential>>>,
     /// The ACLs in force.
     #[serde(default)]
-    pub acls: AclSet,
+    pub acls: Arc<AclSet>,
     /// The client quotas in force.
     #[serde(default)]
-    pub quotas: ClientQuotas,
+    pub quotas: Arc<ClientQuotas>,
     /// The dynamic broker settings, by broker id ("" for the cluster-wide
     /// default).
     #[serde(default)]
-    pub broker_configs: BrokerConfigs,
+    pub broker_configs: Arc<BrokerConfigs>,
     /// The level of each cluster-wide feature.
     #[serde(default)]
     pub features: FeatureLevels,
@@ -258,8 +275,8 @@ impl ClusterImage {
                 let partitions = assignment
                     .iter()
                     .map(|replicas| self.new_partition(replicas))
-                    .collect::<Result<Vec<_>, _>>()?;
-                self.topics.insert(
+                    .collect::<Result<Partitions, _>>()?;
+                self.topics.insert_mut(
                     name.clone(),
                     TopicImage {
                         id: *id,
@@ -275,13 +292,15 @@ impl ClusterImage {
                     .map(|replicas| self.new_partition(replicas))
                     .collect::<Result<Vec<_>, _>>()?;
                 let topic = self.topic_mut(name)?;
-                topic.partitions.extend(new);
+                for p in new {
+                    topic.partitions.push_back_mut(p);
+                }
                 Ok(Applied::Done)
             }
             MetadataRecord::DeleteTopic { name } => {
-                self.topics
-                    .remove(name)
-                    .ok_or_else(|| unknown_topic(name))?;
+                if !self.topics.remove_mut(name) {
+                    return Err(unknown_topic(name));
+                }
                 Ok(Applied::Done)
             }
             MetadataRecord::SetTopicConfigs { name, configs } => {
@@ -321,42 +340,51 @@ impl ClusterImage {
                 mechanism,
                 credential,
             } => {
-                self.scram
+                Arc::make_mut(&mut self.scram)
                     .entry(user.clone())
                     .or_default()
                     .insert(*mechanism, credential.clone());
                 Ok(Applied::Done)
             }
             MetadataRecord::DeleteScramCredential { user, mechanism } => {
-                let credentials = self.scram.get_mut(user);
-                if credentials.and_then(|c| c.remove(mechanism)).is_none() {
+                if !self
+                    .scram
+                    .get(user)
+                    .is_some_and(|c| c.contains_key(mechanism))
+                {
                     return Err(Refusal::ResourceNotFound(format!(
                         "user {user:?} has no {mechanism} credential"
                     )));
                 }
-                if self.scram.get(user).is_some_and(|c| c.is_empty()) {
-                    self.scram.remove(user);
+                let scram = Arc::make_mut(&mut self.scram);
+                if let Some(credentials) = scram.get_mut(user) {
+                    credentials.remove(mechanism);
+                    if credentials.is_empty() {
+                        scram.remove(user);
+                    }
                 }
                 Ok(Applied::Done)
             }
             MetadataRecord::CreateAcls { acls } => {
+                let set = Arc::make_mut(&mut self.acls);
                 for acl in acls {
-                    self.acls.insert(acl.clone());
+                    set.insert(acl.clone());
                 }
                 Ok(Applied::Done)
             }
             MetadataRecord::DeleteAcls { acls } => {
+                let set = Arc::make_mut(&mut self.acls);
                 for acl in acls {
-                    self.acls.remove(acl);
+                    set.remove(acl);
                 }
                 Ok(Applied::Done)
             }
             MetadataRecord::SetClientQuotas { entity, changes } => {
-                self.quotas.apply(entity, changes);
+                Arc::make_mut(&mut self.quotas).apply(entity, changes);
                 Ok(Applied::Done)
             }
             MetadataRecord::AlterBrokerConfigs { resource, changes } => {
-                dynamic::apply(&mut self.broker_configs, resource, changes);
+                dynamic::apply(Arc::make_mut(&mut self.broker_configs), resource, changes);
                 Ok(Applied::Done)
             }
             MetadataRecord::SetFeatureLevel { name, level } => {
@@ -381,16 +409,56 @@ impl ClusterImage {
         }
     }
 
+    /// The topic, copied first if another version shares it. (A missing
+    /// one is looked for without copying anything.)
     fn topic_mut(&mut self, name: &str) -> Result<&mut TopicImage, Refusal> {
+        if !self.topics.contains_key(name) {
+            return Err(unknown_topic(name));
+        }
         self.topics.get_mut(name).ok_or_else(|| unknown_topic(name))
     }
 
+    /// The partition, copied first (with the path to it) if another
+    /// version shares it.
     fn partition_mut(&mut self, topic: &str, p: i32) -> Result<&mut PartitionImage, Refusal> {
-        let t = self.topic_mut(topic)?;
-        usize::try_from(p)
-            .ok()
-            .and_then(|i| t.partitions.get_mut(i))
-            .ok_or_else(|| Refusal::UnknownTopicOrPartition(format!("{topic}-{p} does not exist")))
+        let missing = || Refusal::UnknownTopicOrPartition(format!("{topic}-{p} does not exist"));
+        let i = usize::try_from(p).map_err(|_| missing())?;
+        if self.partition(topic, p).is_none() {
+            return Err(missing());
+        }
+        self.topic_mut(topic)?
+            .partitions
+            .get_mut(i)
+            .ok_or_else(missing)
+    }
+
+    /// Changes every partition `affected` selects with `change`, copying
+    /// those partitions only: the others stay shared with older versions.
+    fn change_partitions(
+        &mut self,
+        affected: impl Fn(&PartitionImage) -> bool,
+        mut change: impl FnMut(&mut PartitionImage),
+    ) {
+        let targets: Vec<(String, usize)> = self
+            .topics
+            .iter()
+            .flat_map(|(name, t)| {
+                t.partitions
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, p)| affected(p))
+                    .map(move |(i, _)| (name.clone(), i))
+            })
+            .collect();
+        for (name, i) in targets {
+            if let Some(p) = self
+                .topics
+                .get_mut(&name)
+                .and_then(|t| t.partitions.get_mut(i))
+            {
+                change(p);
+            }
+        }
     }
 
     fn new_partition(&self, replicas: &[i32]) -> Result<PartitionImage, Refusal> {
@@ -425,20 +493,17 @@ impl ClusterImage {
             .map(|b| b.id)
             .filter(|b| *b != id)
             .collect();
-        for p in self.topics.values_mut().flat_map(|t| &mut t.partitions) {
-            if !p.isr.contains(&id) {
-                continue;
-            }
+        // The last in-sync copy stays in the ISR (so it can lead again
+        // when it returns) but the partition goes offline if it led it.
+        let affected =
+            |p: &PartitionImage| p.isr.contains(&id) && (p.isr != [id] || p.leader == id);
+        self.change_partitions(affected, |p| {
             let rest: Vec<i32> = p.isr.iter().copied().filter(|r| *r != id).collect();
             if rest.is_empty() {
-                // The last in-sync copy: keep it in the ISR (so it can lead
-                // again when it returns) but the partition is offline.
-                if p.leader == id {
-                    p.leader = NO_LEADER;
-                    p.leader_epoch += 1;
-                    p.partition_epoch += 1;
-                }
-                continue;
+                p.leader = NO_LEADER;
+                p.leader_epoch += 1;
+                p.partition_epoch += 1;
+                return;
             }
             p.isr = rest;
             p.last_left_isr = Some(id);
@@ -447,7 +512,7 @@ impl ClusterImage {
                 p.leader_epoch += 1;
             }
             p.partition_epoch += 1;
-        }
+        });
     }
 
     /// Broker `id` came back without its data: where it was the last
@@ -459,15 +524,18 @@ impl ClusterImage {
     /// replica to fall back to either.
     fn forget_replicas_of(&mut self, id: i32) {
         let live: Vec<i32> = self.live_brokers().map(|b| b.id).collect();
-        for p in self.topics.values_mut().flat_map(|t| &mut t.partitions) {
+        let affected = |p: &PartitionImage| {
+            p.last_left_isr == Some(id) || (p.isr == [id] && p.last_left_isr.is_some())
+        };
+        self.change_partitions(affected, |p| {
             if p.last_left_isr == Some(id) {
                 p.last_left_isr = None;
             }
             if p.isr != [id] {
-                continue;
+                return;
             }
             let Some(heir) = p.last_left_isr.take() else {
-                continue;
+                return;
             };
             p.isr = vec![heir];
             if p.leader == id || p.leader == NO_LEADER {
@@ -479,18 +547,17 @@ impl ClusterImage {
                 p.leader_epoch += 1;
             }
             p.partition_epoch += 1;
-        }
+        });
     }
 
     /// Gives leaderless partitions whose ISR holds `id` a leader again.
     fn unfence(&mut self, id: i32) {
-        for p in self.topics.values_mut().flat_map(|t| &mut t.partitions) {
-            if p.leader == NO_LEADER && p.isr.contains(&id) {
-                p.leader = id;
-                p.leader_epoch += 1;
-                p.partition_epoch += 1;
-            }
-        }
+        let affected = |p: &PartitionImage| p.leader == NO_LEADER && p.isr.contains(&id);
+        self.change_partitions(affected, |p| {
+            p.leader = id;
+            p.leader_epoch += 1;
+            p.partition_epoch += 1;
+        });
     }
 
     fn change_isr(
@@ -1081,6 +1148,141 @@ mod tests {
         assert_eq!(replicas, vec![1, 2, 3]);
         assert!(p(&img).adding.is_empty() && p(&img).removing.is_empty());
         assert_eq!(p(&img).leader, 1);
+    }
+
+    /// Whether two versions share one partition (rather than hold copies).
+    fn shared(a: &ClusterImage, b: &ClusterImage, topic: &str, partition: i32) -> bool {
+        match (a.partition(topic, partition), b.partition(topic, partition)) {
+            (Some(a), Some(b)) => std::ptr::eq(a, b),
+            _ => false,
+        }
+    }
+
+    #[test]
+    fn a_record_copies_only_the_partitions_it_changes() {
+        // Brokers 1-4; `t` on 1,2,3; `u`'s partition 1 on 2,3,4.
+        let mut base = cluster();
+        let e = register(&mut base, 21, 4);
+        base.apply(22, &MetadataRecord::UnfenceBroker { id: 4, epoch: e });
+        base.apply(
+            23,
+            &MetadataRecord::CreateTopic {
+                name: "u".into(),
+                id: Uuid::from_u128(8),
+                configs: BTreeMap::new(),
+                assignment: vec![vec![1, 2, 3], vec![2, 3, 4], vec![1, 2, 3]],
+            },
+        );
+        let all = [("t", 0), ("u", 0), ("u", 1), ("u", 2)];
+        let cases: Vec<(MetadataRecord, &[(&str, i32)])> = vec![
+            (
+                MetadataRecord::ChangeIsr {
+                    topic: "u".into(),
+                    partition: 1,
+                    leader: 2,
+                    leader_epoch: 0,
+                    partition_epoch: 0,
+                    isr: vec![2, 3],
+                },
+                &[("u", 1)],
+            ),
+            (MetadataRecord::FenceBroker { id: 4, epoch: e }, &[("u", 1)]),
+            (
+                MetadataRecord::FenceBroker { id: 1, epoch: 1 },
+                &[("t", 0), ("u", 0), ("u", 2)],
+            ),
+            (
+                MetadataRecord::SetTopicConfigs {
+                    name: "u".into(),
+                    configs: BTreeMap::from([("retention.ms".into(), "1".into())]),
+                },
+                &[],
+            ),
+            (
+                MetadataRecord::CreatePartitions {
+                    name: "t".into(),
+                    assignment: vec![vec![3, 4, 1]],
+                },
+                &[],
+            ),
+            (
+                MetadataRecord::DeleteTopic { name: "t".into() },
+                &[("t", 0)],
+            ),
+            (
+                MetadataRecord::CreateAcls {
+                    acls: Default::default(),
+                },
+                &[],
+            ),
+        ];
+        for (record, changed) in cases {
+            let mut next = base.clone();
+            let applied = next.apply(30, &record);
+            assert!(
+                !matches!(applied, Applied::Refused(_)),
+                "{record:?}: {applied:?}"
+            );
+            for (topic, partition) in all {
+                assert_eq!(
+                    shared(&base, &next, topic, partition),
+                    !changed.contains(&(topic, partition)),
+                    "{record:?}: {topic}-{partition}"
+                );
+            }
+            // The older version is as it was.
+            assert_eq!(base.partition("u", 1).map(|p| p.isr.len()), Some(3));
+            assert!(Arc::ptr_eq(&base.scram, &next.scram));
+        }
+    }
+
+    /// An image as versions before the persistent collections wrote it
+    /// into `snapshot.json` (topics a JSON object, partitions a list, the
+    /// shared collections inline).
+    const EARLIER_IMAGE: &str = r#"{
+        "cluster_id": "c",
+        "brokers": {"1": {"id": 1, "epoch": 3, "incarnation": "00000000-0000-0000-0000-000000000001",
+            "storage": "00000000-0000-0000-0000-000000000002",
+            "endpoints": [{"listener": "PLAINTEXT", "host": "a", "port": 9092}],
+            "rack": null, "fenced": false}},
+        "topics": {
+            "a": {"id": "00000000-0000-0000-0000-00000000000a", "configs": {"cleanup.policy": "compact"},
+                "partitions": [
+                    {"replicas": [1], "isr": [1], "leader": 1, "leader_epoch": 2, "partition_epoch": 5,
+                     "adding": [], "removing": [], "last_left_isr": null},
+                    {"replicas": [1], "isr": [1], "leader": -1, "leader_epoch": 0, "partition_epoch": 0,
+                     "adding": [], "removing": []}]},
+            "b": {"id": "00000000-0000-0000-0000-00000000000b", "configs": {}, "partitions": []}},
+        "scram": {},
+        "acls": [],
+        "broker_configs": {"": {"log.retention.ms": "1000"}},
+        "next_producer_id": 7000
+    }"#;
+
+    #[test]
+    fn an_image_written_by_earlier_versions_loads() {
+        let img: ClusterImage = serde_json::from_str(EARLIER_IMAGE).expect("loads");
+        assert_eq!(img.topics.size(), 2);
+        let a = &img.topics["a"];
+        assert_eq!(a.configs["cleanup.policy"], "compact");
+        assert_eq!(a.partitions.len(), 2);
+        assert_eq!(
+            (a.partitions[0].leader_epoch, a.partitions[1].leader),
+            (2, NO_LEADER)
+        );
+        assert_eq!(img.broker_configs[""]["log.retention.ms"], "1000");
+        assert_eq!(img.next_producer_id, 7000);
+        // Written again, it has the same shape, and loads as the same image.
+        let written = serde_json::to_value(&img).expect("serializes");
+        let earlier: serde_json::Value = serde_json::from_str(EARLIER_IMAGE).expect("json");
+        assert_eq!(
+            written["topics"]["a"]["partitions"][0],
+            earlier["topics"]["a"]["partitions"][0]
+        );
+        assert_eq!(written["brokers"], earlier["brokers"]);
+        assert_eq!(written["broker_configs"], earlier["broker_configs"]);
+        let again: ClusterImage = serde_json::from_value(written).expect("loads again");
+        assert_eq!(again, img);
     }
 
     #[test]

@@ -282,7 +282,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 struct SnapshotData {
     last_applied: Option<LogId<NodeId>>,
     membership: StoredMembership<NodeId, Node>,
-    image: ClusterImage,
+    image: Arc<ClusterImage>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -295,7 +295,10 @@ struct SmInner {
     dir: PathBuf,
     last_applied: Option<LogId<NodeId>>,
     membership: StoredMembership<NodeId, Node>,
-    image: ClusterImage,
+    /// The image as applied so far. It is published as it is (readers
+    /// hold the `Arc`), and the next batch applies to a copy that shares
+    /// all it does not change (see [`ClusterImage`]).
+    image: Arc<ClusterImage>,
     snapshot: Option<StoredSnapshot>,
     snapshots_built: u64,
 }
@@ -316,7 +319,7 @@ impl StateMachine {
             dir: dir.to_path_buf(),
             last_applied: None,
             membership: StoredMembership::default(),
-            image: ClusterImage::default(),
+            image: Arc::default(),
             snapshot: None,
             snapshots_built: 0,
         };
@@ -333,7 +336,7 @@ impl StateMachine {
             Err(e) => return Err(e),
         }
         let view = MetadataView {
-            image: Arc::new(inner.image.clone()),
+            image: inner.image.clone(),
             applied_index: inner.last_applied.map(|l| l.index).unwrap_or(0),
         };
         Ok(StateMachine {
@@ -353,7 +356,7 @@ impl StateMachine {
 
     fn publish(&self, inner: &SmInner) {
         self.publish.send_replace(MetadataView {
-            image: Arc::new(inner.image.clone()),
+            image: inner.image.clone(),
             applied_index: inner.last_applied.map(|l| l.index).unwrap_or(0),
         });
     }
@@ -416,7 +419,8 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             let result = match entry.payload {
                 EntryPayload::Blank => Applied::Done,
                 EntryPayload::Normal(record) => {
-                    let applied = inner.image.apply(entry.log_id.index, &record);
+                    let image = Arc::make_mut(&mut inner.image);
+                    let applied = image.apply(entry.log_id.index, &record);
                     if let Applied::Refused(r) = &applied {
                         tracing::debug!(?record, reason = %r, "metadata record refused");
                     }
@@ -523,8 +527,93 @@ mod tests {
         // Both survive a restart from their snapshot files.
         for dir in [a.path(), b.path()] {
             let reopened = StateMachine::open(dir).expect("reopen");
-            assert_eq!(reopened.subscribe().borrow().image.topics.len(), 2);
+            assert_eq!(reopened.subscribe().borrow().image.topics.size(), 2);
         }
+    }
+
+    /// 1,000 topics of 100 partitions (three replicas each on brokers
+    /// 1-3), created through the state machine in batches of 100 records;
+    /// the next log index.
+    async fn large_cluster(sm: &mut StateMachine) -> u64 {
+        let mut index = 1;
+        for id in 1..=3 {
+            let register = MetadataRecord::RegisterBroker {
+                id,
+                incarnation: uuid::Uuid::from_u128(id as u128),
+                storage: uuid::Uuid::from_u128(id as u128),
+                endpoints: vec![],
+                rack: None,
+            };
+            let unfence = MetadataRecord::UnfenceBroker {
+                id,
+                epoch: index as i64,
+            };
+            sm.apply(vec![entry(index, register), entry(index + 1, unfence)])
+                .await
+                .expect("apply");
+            index += 2;
+        }
+        for batch in 0..10 {
+            let entries: Vec<_> = (0..100)
+                .map(|i| {
+                    let t = batch * 100 + i;
+                    let record = MetadataRecord::CreateTopic {
+                        name: format!("topic-{t:04}"),
+                        id: uuid::Uuid::from_u128(t as u128 + 1),
+                        configs: Default::default(),
+                        assignment: vec![vec![1, 2, 3]; 100],
+                    };
+                    entry(index + i as u64, record)
+                })
+                .collect();
+            index += entries.len() as u64;
+            let applied = sm.apply(entries).await.expect("apply");
+            assert!(applied.iter().all(|a| *a == Applied::Done));
+        }
+        index
+    }
+
+    #[tokio::test]
+    async fn a_hundred_thousand_partitions_share_structure_and_survive_a_restart() {
+        let dir = tempfile::tempdir().expect("dir");
+        let mut sm = StateMachine::open(dir.path()).expect("open");
+        let index = large_cluster(&mut sm).await;
+        let views = sm.subscribe();
+        let before = views.borrow().image.clone();
+        let shrink = MetadataRecord::ChangeIsr {
+            topic: "topic-0500".into(),
+            partition: 50,
+            leader: 1,
+            leader_epoch: 0,
+            partition_epoch: 0,
+            isr: vec![1, 2],
+        };
+        let applied = sm.apply(vec![entry(index, shrink)]).await.expect("apply");
+        assert!(matches!(applied[..], [Applied::Partition { .. }]));
+        let after = views.borrow().image.clone();
+        // The new version holds a copy of the one partition it changed and
+        // shares every other with the version readers still hold.
+        let shared = |t: &str, p: usize| {
+            std::ptr::eq(
+                &before.topics[t].partitions[p],
+                &after.topics[t].partitions[p],
+            )
+        };
+        assert!(!shared("topic-0500", 50));
+        assert!(shared("topic-0500", 49) && shared("topic-0500", 51));
+        assert!(shared("topic-0000", 0) && shared("topic-0999", 99));
+        assert_eq!(
+            before.topics["topic-0500"].partitions[50].isr,
+            vec![1, 2, 3]
+        );
+        assert_eq!(after.topics["topic-0500"].partitions[50].isr, vec![1, 2]);
+
+        sm.build_snapshot().await.expect("snapshot");
+        let reopened = StateMachine::open(dir.path()).expect("reopen");
+        let view = reopened.subscribe().borrow().clone();
+        assert_eq!(view.applied_index, index);
+        assert_eq!(view.image.topics.size(), 1_000);
+        assert_eq!(*view.image, *after);
     }
 
     #[tokio::test]

@@ -758,14 +758,14 @@ mod tests {
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
-            partitions,
+            partitions: partitions.into_iter().collect(),
         }
     }
 
     #[test]
     fn counts_partitions_from_one_brokers_point_of_view() {
         let mut image = ClusterImage::default();
-        image.topics.insert(
+        image.topics.insert_mut(
             "a".into(),
             topic(
                 &[],
@@ -777,7 +777,7 @@ mod tests {
                 ],
             ),
         );
-        image.topics.insert(
+        image.topics.insert_mut(
             "b".into(),
             topic(
                 &[("min.insync.replicas", "3")],

@@ -539,15 +539,15 @@ mod tests {
         let (m, _) = manager(dir.path(), &[], vec![partition(&[1, 2, 3], &[1, 2], 1)]).await;
         append(&m, 0);
         let mut image = ClusterImage::default();
-        image.topics.insert(
+        image.topics.insert_mut(
             TOPIC.into(),
             TopicImage {
                 id: uuid::Uuid::nil(),
                 configs: BTreeMap::from([(LEADER_REPLICAS.to_string(), "0:1".to_string())]),
-                partitions: vec![],
+                partitions: Default::default(),
             },
         );
-        image.broker_configs.insert(
+        Arc::make_mut(&mut image.broker_configs).insert(
             "1".into(),
             BTreeMap::from([(LEADER_RATE.to_string(), "10".to_string())]),
         );

@@ -241,7 +241,7 @@ mod tests {
         index: u64,
     ) {
         let mut image = ClusterImage::default();
-        image.topics.insert(
+        image.topics.insert_mut(
             TOPIC.into(),
             TopicImage {
                 id: Uuid::from_u128(7),
@@ -249,7 +249,7 @@ mod tests {
                     .iter()
                     .map(|(k, v)| (k.to_string(), v.to_string()))
                     .collect(),
-                partitions,
+                partitions: partitions.into_iter().collect(),
             },
         );
         topics.sync(&image, index);

@@ -432,7 +432,7 @@ mod tests {
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
-            partitions: vec![],
+            partitions: Default::default(),
         }
     }
 
@@ -455,9 +455,9 @@ mod tests {
         let mut image = ClusterImage::default();
         image
             .topics
-            .insert("moving".into(), topic(&[(FOLLOWER_REPLICAS, "0:3")]));
-        image.topics.insert("other".into(), topic(&[]));
-        image.broker_configs.insert(
+            .insert_mut("moving".into(), topic(&[(FOLLOWER_REPLICAS, "0:3")]));
+        image.topics.insert_mut("other".into(), topic(&[]));
+        std::sync::Arc::make_mut(&mut image.broker_configs).insert(
             String::new(),
             BTreeMap::from([(FOLLOWER_RATE.to_string(), "10".to_string())]),
         );

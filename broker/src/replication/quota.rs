@@ -166,7 +166,7 @@ mod tests {
         let mut image = ClusterImage::default();
         let first = Arc::new(image.clone());
         assert_eq!(q.throttles(&first).rate(Side::Leader), None);
-        image.broker_configs.insert(
+        Arc::make_mut(&mut image.broker_configs).insert(
             String::new(),
             [(LEADER_RATE.to_string(), "5".to_string())].into(),
         );

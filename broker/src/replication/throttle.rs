@@ -310,7 +310,7 @@ mod tests {
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
-            partitions: vec![PartitionImage {
+            partitions: [PartitionImage {
                 replicas: vec![1, 2],
                 isr: vec![1, 2],
                 leader: 1,
@@ -319,7 +319,9 @@ mod tests {
                 adding: vec![],
                 removing: vec![],
                 last_left_isr: None,
-            }],
+            }]
+            .into_iter()
+            .collect(),
         }
     }
 
@@ -327,27 +329,26 @@ mod tests {
         let mut image = ClusterImage::default();
         // What kafka-reassign-partitions --throttle sets to move partition 0
         // from brokers 1,2 to 2,3.
-        image.topics.insert(
+        image.topics.insert_mut(
             "moving".into(),
             topic(&[(LEADER_REPLICAS, "0:1,0:2"), (FOLLOWER_REPLICAS, "0:3")]),
         );
         image
             .topics
-            .insert("everything".into(), topic(&[(LEADER_REPLICAS, "*")]));
-        image.topics.insert("plain".into(), topic(&[]));
+            .insert_mut("everything".into(), topic(&[(LEADER_REPLICAS, "*")]));
+        image.topics.insert_mut("plain".into(), topic(&[]));
         let set = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
             pairs
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect()
         };
-        image.broker_configs.insert(
+        let configs = std::sync::Arc::make_mut(&mut image.broker_configs);
+        configs.insert(
             String::new(),
             set(&[(LEADER_RATE, "1000"), (FOLLOWER_RATE, "2000")]),
         );
-        image
-            .broker_configs
-            .insert("3".into(), set(&[(FOLLOWER_RATE, "500")]));
+        configs.insert("3".into(), set(&[(FOLLOWER_RATE, "500")]));
         image
     }
 

@@ -787,12 +787,12 @@ mod tests {
             TopicDefaults::for_tests(),
         ));
         let mut image = ClusterImage::default();
-        image.topics.insert(
+        image.topics.insert_mut(
             TRANSACTION_TOPIC.into(),
             TopicImage {
                 id: Uuid::from_u128(9),
                 configs: log::topic_configs(1 << 20, 1),
-                partitions: vec![PartitionImage {
+                partitions: [PartitionImage {
                     replicas: vec![1],
                     isr: vec![1],
                     leader: 1,
@@ -801,7 +801,9 @@ mod tests {
                     adding: Vec::new(),
                     removing: Vec::new(),
                     last_left_isr: None,
-                }],
+                }]
+                .into_iter()
+                .collect(),
             },
         );
         topics.sync(&image, 1);
