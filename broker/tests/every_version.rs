@@ -214,6 +214,15 @@ fn sample(api: ApiKey, version: i16, topic_id: uuid::Uuid) -> RequestKind {
             }
             RequestKind::AddPartitionsToTxn(r)
         }
+        ApiKey::DescribeTopicPartitions => {
+            // One partition of the two per answer: the answer has a cursor.
+            let mut t = describe_topic_partitions_request::TopicRequest::default();
+            t.name = name;
+            let mut r = DescribeTopicPartitionsRequest::default();
+            r.topics = vec![t];
+            r.response_partition_limit = 1;
+            RequestKind::DescribeTopicPartitions(r)
+        }
         ApiKey::ListGroups => RequestKind::ListGroups(ListGroupsRequest::default()),
         ApiKey::DescribeCluster => RequestKind::DescribeCluster(DescribeClusterRequest::default()),
         ApiKey::UpdateFeatures => {

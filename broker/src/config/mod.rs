@@ -125,6 +125,9 @@ pub struct BrokerConfig {
     pub auto_create_topics: bool,
     /// `delete.topic.enable`
     pub delete_topic_enable: bool,
+    /// `max.request.partition.size.limit`: the most partitions in one
+    /// DescribeTopicPartitions answer.
+    pub max_request_partition_size_limit: i32,
     /// `socket.request.max.bytes`: the largest request frame accepted.
     pub socket_request_max_bytes: usize,
     /// The TLS settings of each SSL and SASL_SSL listener, by listener name.
@@ -436,6 +439,7 @@ impl BrokerConfig {
             default_replication_factor: v.get("default.replication.factor")?,
             auto_create_topics: v.get("auto.create.topics.enable")?,
             delete_topic_enable: v.get("delete.topic.enable")?,
+            max_request_partition_size_limit: v.get("max.request.partition.size.limit")?,
             socket_request_max_bytes: v.get("socket.request.max.bytes")?,
             tls,
             sasl,

@@ -637,6 +637,12 @@ pub static BROKER: &[Setting] = &[
         "Whether DeleteTopics may delete topics.",
     )
     .default("true"),
+    Setting::new(
+        "max.request.partition.size.limit",
+        Kind::int(1),
+        "The most partitions one DescribeTopicPartitions answer holds (`kafka-topics --describe` pages through more); a request asking for fewer gets fewer.",
+    )
+    .default("2000"),
     // Replication and leadership.
     Setting::new(
         "replica.lag.time.max.ms",

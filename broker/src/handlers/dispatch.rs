@@ -170,6 +170,9 @@ async fn dispatch(node: &Arc<Node>, ctx: &RequestContext, request: RequestKind) 
         ),
         Rq::Metadata(r) => Rs::Metadata(metadata::metadata(node, ctx, r).await),
         Rq::DescribeCluster(r) => Rs::DescribeCluster(metadata::describe_cluster(node, ctx, r)),
+        Rq::DescribeTopicPartitions(r) => Rs::DescribeTopicPartitions(
+            describe_topic_partitions::describe_topic_partitions(node, ctx, r),
+        ),
         Rq::ElectLeaders(r) => Rs::ElectLeaders(placement::elect_leaders(node, ctx, r).await),
         Rq::UpdateFeatures(r) => Rs::UpdateFeatures(features::update_features(node, ctx, r).await),
         Rq::AlterPartitionReassignments(r) => Rs::AlterPartitionReassignments(
@@ -323,6 +326,7 @@ fn set_throttle(response: &mut ResponseKind, ms: i32) {
         DescribeGroups,
         DescribeLogDirs,
         DescribeProducers,
+        DescribeTopicPartitions,
         DescribeTransactions,
         DescribeUserScramCredentials,
         ElectLeaders,

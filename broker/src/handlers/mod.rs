@@ -13,6 +13,7 @@ pub mod api_versions;
 pub mod authorize;
 pub mod configs;
 pub mod describe_producers;
+pub mod describe_topic_partitions;
 pub mod dispatch;
 pub mod errors;
 pub mod features;
