@@ -298,6 +298,7 @@ def wire_script(bootstrap):
         seen[case] = wire.api_versions_error(conn.response())
     conn.send(wire.frame(wire.header(18, 99) + b"\0"))  # flexible header: no tags
     seen["api versions v99"] = wire.api_versions_error(conn.response())
+    seen.update(describe_topic_partitions_script(conn, node))
     good = wire.batch([b"a", b"b"])
     flipped = bytearray(good)
     flipped[-1] ^= 0xFF
@@ -354,6 +355,36 @@ def fetch_session_script(bootstrap):
     conn.close()
     writer.close()
     return {f"fetch session: {case}": answer for case, answer in seen.items()}
+
+
+def describe_topic_partitions_script(conn, node):
+    """DescribeTopicPartitions (KIP-966) by hand: pages and cursors, names
+    that are unknown or invalid, cursors that are not (the broker's node id
+    and the topics' ids, which differ between the brokers, as placeholders)."""
+    seen = {}
+
+    def ids(nodes):
+        return None if nodes is None else ["self" if n == node else n for n in nodes]
+
+    for case, topics, limit, cursor in [
+        ("one topic, two partitions", [TOPIC], 2, None),
+        ("one topic, from the cursor", [TOPIC], 2, (TOPIC, 2)),
+        ("a limit of 0", [TOPIC], 0, None),
+        ("unknown and invalid names", ["nope", TOPIC, "bad name!", TOPIC], 10, None),
+        ("a cursor outside the topics", [TOPIC], 10, ("other", 0)),
+        ("a cursor at a negative partition", [TOPIC], 10, (TOPIC, -1)),
+        ("a cursor past the topic's end", [TOPIC, LOG_TIME], 10, (TOPIC, 7)),
+        ("every topic from a cursor", [], 4, (TOPIC, 1)),
+    ]:
+        conn.send(wire.describe_topic_partitions_v0(topics, limit, cursor))
+        answered, next_cursor = wire.describe_topic_partitions_v0_result(conn.response())
+        seen[f"describe topic partitions: {case}"] = (
+            [(error, name, topic_id != "0" * 32, internal, operations,
+              [(e, i, ids([leader])[0], epoch, ids(replicas), ids(isr), elr, last_elr, ids(offline))
+               for e, i, leader, epoch, replicas, isr, elr, last_elr, offline in partitions])
+             for error, name, topic_id, internal, operations, partitions in answered],
+            next_cursor)
+    return seen
 
 
 def group_wire_script(bootstrap):

@@ -50,6 +50,41 @@ def test_topic_lifecycle(gregor, version):
     assert name not in topics(gregor, "--list", version=version).stdout.split()
 
 
+# One partition line of kafka-topics --describe.
+PARTITION_LINE = re.compile(r"Topic: (\S+)\s+Partition: (\d+)\s+Leader: (\S+)\s+Replicas: (\S*)\s+Isr: (\S*)"
+                            r"\s+Elr: (\S*)\s+LastKnownElr: (\S*)")
+
+
+def test_describe_pages_through_thousands_of_partitions(gregor_factory):
+    """kafka-topics --describe of 5,000 partitions over three topics.
+    Kafka 4's tool asks DescribeTopicPartitions, whose answers hold at most
+    the broker's max.request.partition.size.limit partitions (1,500 here;
+    the tool asks for 2,000) or the tool's own limit, and follows each
+    answer's cursor: every partition is listed once, led by the broker, in
+    sync, with empty ELR lists (N/A would mean the tool fell back to
+    Metadata). A topic filter lists that topic only."""
+    broker = gregor_factory(props={"max.request.partition.size.limit": "1500"})
+    sizes = {unique("wide-a"): 2500, unique("wide-b"): 1600, unique("wide-c"): 900}
+    for name, count in sizes.items():
+        topics(broker, "--create", "--topic", name, "--partitions", str(count), timeout=300)
+
+    def described(*args):
+        out = topics(broker, "--describe", *args, timeout=300).stdout
+        lines = PARTITION_LINE.findall(out)
+        assert all(line[2:] == ("1", "1", "1", "", "") for line in lines), \
+            [line for line in lines if line[2:] != ("1", "1", "1", "", "")][:5]
+        listed = sorted((t, int(p)) for t, p, *_ in lines)
+        assert len(listed) == len(set(listed)), "a partition listed twice"
+        return listed
+
+    every = sorted((t, p) for t, n in sizes.items() for p in range(n))
+    assert described("--exclude-internal") == every
+    # Pages of 333: cursors inside every topic.
+    assert described("--exclude-internal", "--partition-size-limit-per-response", "333") == every
+    [middle] = [t for t, n in sizes.items() if n == 1600]
+    assert described("--topic", middle) == [(middle, p) for p in range(1600)]
+
+
 def test_invalid_topics_are_refused(gregor):
     for args, expect in [
         (["--topic", "bad/name", "--partitions", "1"], "InvalidTopicException"),

@@ -246,6 +246,57 @@ def describe_log_dirs_v4_dirs(response):
     return dirs
 
 
+def describe_topic_partitions_v0(topics, limit, cursor=None):
+    """DescribeTopicPartitions v0 (KIP-966, flexible) of `topics` (empty:
+    every topic), at most `limit` partitions, from `cursor` ((topic,
+    partition) or None)."""
+    body = bytes([len(topics) + 1]) + b"".join(compact_string(t) + b"\0" for t in topics)
+    body += struct.pack(">i", limit)
+    if cursor is None:
+        body += struct.pack(">b", -1)
+    else:
+        body += struct.pack(">b", 1) + compact_string(cursor[0]) + struct.pack(">i", cursor[1]) + b"\0"
+    return frame(header(75, 0) + b"\0" + body + b"\0")  # flexible header: no tags
+
+
+def describe_topic_partitions_v0_result(response):
+    """(topics, next cursor) of a DescribeTopicPartitions v0 response: each
+    topic (error, name, topic id, internal, authorized operations,
+    partitions), each partition (error, index, leader, leader epoch,
+    replicas, isr, eligible leader replicas, last known elr, offline)."""
+    r = Reader(response, 4)
+    r.tagged_fields()
+    r.take(">i")  # throttle time
+
+    def ints(nullable=False):
+        n = r.uvarint() - 1
+        if n < 0:
+            assert nullable
+            return None
+        return [r.take(">i") for _ in range(n)]
+
+    topics = []
+    for _ in range(r.uvarint() - 1):
+        error = r.take(">h")
+        name = r.compact_string()
+        topic_id = r.data[r.pos:r.pos + 16].hex()
+        r.pos += 16
+        internal = r.take(">?")
+        partitions = []
+        for _ in range(r.uvarint() - 1):
+            error_p, index, leader, epoch = r.take(">hiii")
+            partitions.append((error_p, index, leader, epoch, ints(), ints(), ints(True), ints(True), ints()))
+            r.tagged_fields()
+        operations = r.take(">i")
+        r.tagged_fields()
+        topics.append((error, name, topic_id, internal, operations, partitions))
+    cursor = None
+    if r.take(">b") >= 0:
+        cursor = (r.compact_string(), r.take(">i"))
+        r.tagged_fields()
+    return topics, cursor
+
+
 def api_versions_error(response):
     """Error code of an ApiVersions v0 response."""
     return struct.unpack_from(">h", response, 4)[0]
