@@ -177,18 +177,8 @@ impl FetchSessions {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fetch_session::session::tests::at;
     use crate::fetch_session::session::SessionTopic;
-    use crate::replica_manager::fetch::FetchPosition;
-
-    fn at(partition: i32, fetch_offset: i64) -> FetchPosition {
-        FetchPosition {
-            partition,
-            fetch_offset,
-            current_leader_epoch: -1,
-            last_fetched_epoch: -1,
-            max_bytes: 1 << 20,
-        }
-    }
 
     fn meta(session_id: i32, epoch: i32) -> FetchMetadata {
         FetchMetadata {

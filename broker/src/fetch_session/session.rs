@@ -166,10 +166,11 @@ impl FetchSession {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn at(partition: i32, fetch_offset: i64) -> FetchPosition {
+    /// Partition `partition` read from `fetch_offset`, 1 MiB at most.
+    pub(crate) fn at(partition: i32, fetch_offset: i64) -> FetchPosition {
         FetchPosition {
             partition,
             fetch_offset,
