@@ -2,25 +2,24 @@
 //! response encoded into its frame.
 
 use bytes::{BufMut, Bytes, BytesMut};
-use kafka_protocol::messages::api_versions_response::ApiVersion;
 use kafka_protocol::messages::{
     ApiKey, ApiVersionsResponse, RequestHeader, ResponseHeader, ResponseKind,
 };
 use kafka_protocol::protocol::{Decodable, Encodable};
 use kafka_protocol::ResponseError;
 
-/// `(api, min, max)` for every API answered: Gregor's ranges for the same
-/// APIs, so a client sends the null broker the requests it sends Gregor.
-/// Produce advertises 0 although only 3 and later are decoded, as Gregor
-/// does: librdkafka turns compression off for a broker whose range does
-/// not start at 0.
-pub const SERVED: &[(ApiKey, i16, i16)] = &[
-    (ApiKey::Produce, 0, 12),
-    (ApiKey::Fetch, 4, 16),
-    (ApiKey::ListOffsets, 1, 9),
-    (ApiKey::Metadata, 0, 12),
-    (ApiKey::ApiVersions, 0, 5),
-    (ApiKey::InitProducerId, 0, 5),
+use gregor_broker::protocol::versions;
+
+/// The APIs answered, at Gregor's ranges for them
+/// (`gregor_broker::protocol::versions`), so a client sends the null
+/// broker the requests it sends Gregor.
+pub const SERVED: &[ApiKey] = &[
+    ApiKey::Produce,
+    ApiKey::Fetch,
+    ApiKey::ListOffsets,
+    ApiKey::Metadata,
+    ApiKey::ApiVersions,
+    ApiKey::InitProducerId,
 ];
 
 /// A request that is not answered; the connection is closed.
@@ -108,14 +107,12 @@ pub fn read_header(mut frame: Bytes) -> Result<Request, ProtocolError> {
     let version = i16::from_be_bytes([frame[2], frame[3]]);
     let correlation_id = i32::from_be_bytes([frame[4], frame[5], frame[6], frame[7]]);
     let api = ApiKey::try_from(key).map_err(|_| ProtocolError::UnknownApi(key))?;
-    match served(api) {
-        Some((_, max)) if api == ApiKey::ApiVersions && version > max => {
-            return Ok(Request::ApiVersionsTooNew { correlation_id })
-        }
-        // Produce 0-2 is advertised only (see SERVED).
-        Some((min, max))
-            if (min..=max).contains(&version) && (api != ApiKey::Produce || version >= 3) => {}
-        _ => return Err(ProtocolError::NotServed { api, version }),
+    let newest = versions::range(api).map(|(_, max)| max);
+    if api == ApiKey::ApiVersions && newest.is_some_and(|max| version > max) {
+        return Ok(Request::ApiVersionsTooNew { correlation_id });
+    }
+    if !SERVED.contains(&api) || !versions::is_supported(api, version) {
+        return Err(ProtocolError::NotServed { api, version });
     }
     RequestHeader::decode(&mut frame, api.request_header_version(version)).map_err(|e| {
         ProtocolError::Malformed {
@@ -145,27 +142,11 @@ pub fn decode<T: Decodable>(
     })
 }
 
-/// The range served of `api`, if any.
-fn served(api: ApiKey) -> Option<(i16, i16)> {
-    SERVED
-        .iter()
-        .find(|(key, _, _)| *key == api)
-        .map(|(_, min, max)| (*min, *max))
-}
-
 /// The ApiVersions answer: the APIs served and their ranges.
 pub fn api_versions() -> ApiVersionsResponse {
-    let mut r = ApiVersionsResponse::default();
-    r.api_keys = SERVED
-        .iter()
-        .map(|(key, min, max)| {
-            let mut v = ApiVersion::default();
-            v.api_key = *key as i16;
-            v.min_version = *min;
-            v.max_version = *max;
-            v
-        })
-        .collect();
+    let mut r = versions::advertised();
+    r.api_keys
+        .retain(|v| SERVED.iter().any(|api| *api as i16 == v.api_key));
     r
 }
 
@@ -228,10 +209,11 @@ mod tests {
 
     #[test]
     fn every_range_served_is_one_the_codec_knows() {
-        for (key, min, max) in SERVED {
+        for key in SERVED {
+            let (min, max) = versions::range(*key).expect("an API Gregor serves");
             let codec = key.valid_versions();
-            let decoded_min = if *key == ApiKey::Produce { 3 } else { *min };
-            assert!(codec.min <= decoded_min && *max <= codec.max, "{key:?}");
+            let decoded_min = if *key == ApiKey::Produce { 3 } else { min };
+            assert!(codec.min <= decoded_min && max <= codec.max, "{key:?}");
         }
     }
 }
