@@ -10,10 +10,12 @@ use libfuzzer_sys::fuzz_target;
 const MAX_RECORD: u32 = 1024;
 
 fuzz_target!(|data: &[u8]| {
-    let (headers, _) = gregor_broker::log::batch::scan_valid(data);
+    let data = bytes::Bytes::copy_from_slice(data);
+    let (headers, _) = gregor_broker::log::batch::scan_valid(&data);
     for h in &headers {
-        let _ = gregor_broker::log::batch::validate_records(data, h, MAX_RECORD);
+        let batch = data.slice(h.position..h.position + h.size);
+        let _ = gregor_broker::log::batch::validate_records(batch, h, MAX_RECORD);
     }
-    let _ = gregor_broker::log::batch::validate_all(data);
-    let _ = gregor_broker::log::record_timestamps(bytes::Bytes::copy_from_slice(data), MAX_RECORD);
+    let _ = gregor_broker::log::batch::validate_all(&data);
+    let _ = gregor_broker::log::record_timestamps(data, MAX_RECORD);
 });
