@@ -537,15 +537,15 @@ fn append(
     let records = entries
         .into_iter()
         .map(|(key, value)| (Some(key), value, now));
-    let mut buf =
+    let buf =
         gregor_client::batch::encode_for(records, Compression::None, transaction.map(|t| t.0))
             .map_err(|e| OffsetStoreError::Decode {
                 partition: p.index,
                 reason: format!("encoding commits: {e}"),
             })?;
     let appended = match transaction {
-        Some((_, guard)) => p.append_as_coordinator(&mut buf, guard),
-        None => p.append(&mut buf, None),
+        Some((_, guard)) => p.append_as_coordinator(buf.freeze(), guard),
+        None => p.append(buf.freeze(), None),
     }
     .map_err(|source| OffsetStoreError::Partition {
         partition: p.index,

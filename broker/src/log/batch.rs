@@ -395,11 +395,32 @@ pub fn scan_valid(buf: &[u8]) -> (Vec<BatchHeader>, usize) {
     (out, pos)
 }
 
-/// Rewrites a batch's base offset and leader epoch in place.
+/// Bytes at the start of a batch that hold its base offset, length and
+/// leader epoch: outside its CRC, so the log sets them without touching
+/// the rest.
+pub const ASSIGNED_PREFIX: usize = 16;
+
+/// A batch's first [`ASSIGNED_PREFIX`] bytes as stored: the given base
+/// offset and leader epoch around the batch's own length.
+pub fn assigned_prefix(
+    buf: &[u8],
+    h: &BatchHeader,
+    base_offset: i64,
+    leader_epoch: i32,
+) -> [u8; ASSIGNED_PREFIX] {
+    let mut prefix = [0; ASSIGNED_PREFIX];
+    prefix[0..8].copy_from_slice(&base_offset.to_be_bytes());
+    prefix[8..12].copy_from_slice(&buf[h.position + 8..h.position + 12]);
+    prefix[12..16].copy_from_slice(&leader_epoch.to_be_bytes());
+    prefix
+}
+
+/// Sets a batch's base offset and leader epoch in place (tests build
+/// stored batches this way).
+#[cfg(test)]
 pub fn assign(buf: &mut [u8], h: &BatchHeader, base_offset: i64, leader_epoch: i32) {
-    let b = &mut buf[h.position..];
-    b[0..8].copy_from_slice(&base_offset.to_be_bytes());
-    b[12..16].copy_from_slice(&leader_epoch.to_be_bytes());
+    let prefix = assigned_prefix(buf, h, base_offset, leader_epoch);
+    buf[h.position..h.position + ASSIGNED_PREFIX].copy_from_slice(&prefix);
 }
 
 /// The timestamp-type bit of a batch's attributes: set, every record's

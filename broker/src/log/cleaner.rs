@@ -863,14 +863,14 @@ mod tests {
                     (key, value, base_ts + i)
                 })
                 .collect();
-            let mut buf = batch::encode(
+            let buf = batch::encode(
                 recs.iter().map(|(k, v, t)| {
                     (Some(Bytes::from(k.clone())), v.clone().map(Bytes::from), *t)
                 }),
                 codecs[rng.gen_range(0..codecs.len())],
             )
             .expect("encode");
-            let info = log.append(&mut buf, 1).expect("append");
+            let info = log.append(buf.freeze(), 1).expect("append");
             for (i, (k, v, t)) in recs.into_iter().enumerate() {
                 written.push((info.base_offset + i as i64, k, v, t));
             }
@@ -1035,11 +1035,11 @@ mod tests {
             .expect("encode")
         };
         let first = log
-            .append(&mut one("a", "1"), 0)
+            .append(one("a", "1").freeze(), 0)
             .expect("append")
             .base_offset;
         for i in 0..10 {
-            log.append(&mut one("a", &format!("{i}")), 0)
+            log.append(one("a", &format!("{i}")).freeze(), 0)
                 .expect("append");
         }
         let end = log.log_end_offset();
@@ -1054,7 +1054,7 @@ mod tests {
         );
         // Once a newer batch is the producer's last, the empty header goes.
         for i in 0..3 {
-            log.append(&mut one("b", &format!("{i}")), 0)
+            log.append(one("b", &format!("{i}")).freeze(), 0)
                 .expect("append");
         }
         let end = log.log_end_offset();
@@ -1063,10 +1063,10 @@ mod tests {
         let data = log.read(0, 1 << 20, true).expect("read");
         let headers = batch::validate_stored(&data).expect("valid");
         assert!(headers[0].base_offset > first && headers[0].record_count > 0);
-        let mut keyless =
+        let keyless =
             batch::encode([(None, Some(Bytes::from("x")), 1)], Compression::Gzip).expect("encode");
         assert!(matches!(
-            log.append(&mut keyless, 0),
+            log.append(keyless.freeze(), 0),
             Err(LogError::KeylessOnCompacted)
         ));
     }
@@ -1090,8 +1090,8 @@ mod tests {
                 producer_epoch: 0,
             })
         };
-        let append = |log: &mut Log, mut b: bytes::BytesMut| {
-            log.append(&mut b, 0).expect("append").base_offset
+        let append = |log: &mut Log, b: bytes::BytesMut| {
+            log.append(b.freeze(), 0).expect("append").base_offset
         };
         let marker = |producer_id, commit| {
             Marker {

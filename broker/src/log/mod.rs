@@ -213,28 +213,18 @@ impl Log {
     }
 
     /// Validates `records` (whole v2 batches as a producer sent them, their
-    /// records included), assigns offsets and the leader epoch in place, and
-    /// writes them.
+    /// records included), assigns offsets and the leader epoch, and writes
+    /// them. The client's bytes are written as they came, each batch's
+    /// first bytes (outside its CRC) replaced by its offset and epoch; only
+    /// `log.message.timestamp.type=LogAppendTime` rewrites a copy.
     /// Nothing is written if any batch is invalid.
-    pub fn append(
-        &mut self,
-        records: &mut BytesMut,
-        leader_epoch: i32,
-    ) -> Result<AppendInfo, LogError> {
-        let mut headers = batch::validate_all(records)?;
-        // The records are decoded from slices of the batch, not a copy:
-        // frozen for the check, then taken back (the slices are gone by
-        // then, so no copy either way).
-        let frozen = records.split().freeze();
+    pub fn append(&mut self, records: Bytes, leader_epoch: i32) -> Result<AppendInfo, LogError> {
+        let mut headers = batch::validate_all(&records)?;
         let keyless = headers.iter().try_fold(false, |keyless, h| {
-            let batch = frozen.slice(h.position..h.position + h.size);
+            let batch = records.slice(h.position..h.position + h.size);
             batch::validate_records(batch, h, self.config.max_decompressed_message_bytes)
                 .map(|k| keyless | k)
-        });
-        *records = frozen
-            .try_into_mut()
-            .unwrap_or_else(|shared| BytesMut::from(&shared[..]));
-        let keyless = keyless?;
+        })?;
         if self.config.cleanup.compact && keyless {
             return Err(LogError::KeylessOnCompacted);
         }
@@ -253,19 +243,34 @@ impl Log {
         } else {
             -1
         };
-        let mut next = base_offset;
-        for h in headers.iter_mut() {
-            if log_append_time >= 0 {
-                batch::stamp_log_append_time(records, h, log_append_time);
+        let records = if log_append_time >= 0 {
+            let mut stamped = BytesMut::from(&records[..]);
+            for h in headers.iter_mut() {
+                batch::stamp_log_append_time(&mut stamped, h, log_append_time);
             }
-            batch::assign(records, h, next, leader_epoch);
+            stamped.freeze()
+        } else {
+            records
+        };
+        let mut next = base_offset;
+        let mut prefixes = Vec::with_capacity(headers.len());
+        for h in headers.iter_mut() {
+            prefixes.push(batch::assigned_prefix(&records, h, next, leader_epoch));
             let count = h.offset_count();
             h.base_offset = next;
             h.last_offset = next + count - 1;
             h.leader_epoch = leader_epoch;
             next += count;
         }
-        self.write_active(records, &headers, (next - base_offset) as u64)?;
+        let pieces: Vec<&[u8]> = headers
+            .iter()
+            .zip(&prefixes)
+            .flat_map(|(h, prefix)| {
+                let rest = h.position + batch::ASSIGNED_PREFIX..h.position + h.size;
+                [&prefix[..], &records[rest]]
+            })
+            .collect();
+        self.write_active(&pieces, &headers, (next - base_offset) as u64)?;
         Ok(AppendInfo {
             base_offset,
             last_offset: next - 1,
@@ -273,23 +278,25 @@ impl Log {
         })
     }
 
-    /// Writes batches with assigned offsets to the active segment (rolling
-    /// first if due) and flushes when `flush.messages` is reached.
+    /// Writes batches with assigned offsets, given as consecutive pieces,
+    /// to the active segment (rolling first if due) and flushes when
+    /// `flush.messages` is reached.
     fn write_active(
         &mut self,
-        records: &[u8],
+        pieces: &[&[u8]],
         headers: &[BatchHeader],
         messages: u64,
     ) -> Result<(), LogError> {
         let incoming_ts = headers.iter().map(|h| h.max_timestamp).max().unwrap_or(-1);
-        self.maybe_roll(records.len() as u64, incoming_ts)?;
+        let size: usize = pieces.iter().map(|p| p.len()).sum();
+        self.maybe_roll(size as u64, incoming_ts)?;
         let interval = self.config.index_interval_bytes;
         let active = self
             .segments
             .values_mut()
             .next_back()
             .expect("a log always has a segment");
-        active.append(records, headers, interval)?;
+        active.append(pieces, headers, interval)?;
         self.unflushed_messages += messages;
         if self.unflushed_messages >= self.config.flush_messages {
             self.flush()?;
@@ -314,7 +321,7 @@ impl Log {
             });
         }
         let messages = (last.last_offset + 1 - end) as u64;
-        self.write_active(records, &headers, messages)?;
+        self.write_active(&[records], &headers, messages)?;
         Ok(headers)
     }
 
@@ -723,8 +730,8 @@ mod tests {
     }
 
     fn put(log: &mut Log, values: &[&str], ts: &[i64], c: Compression) -> AppendInfo {
-        let mut b = encode(values, ts, c);
-        log.append(&mut b, 0).expect("append")
+        let b = encode(values, ts, c);
+        log.append(b.freeze(), 0).expect("append")
     }
 
     #[test]
@@ -754,8 +761,8 @@ mod tests {
         let mut leader = Log::open(&dir.path().join("l"), small()).expect("open");
         let mut follower = Log::open(&dir.path().join("f"), small()).expect("open");
         for i in 0..10 {
-            let mut b = encode(&["x", "y"], &[i, i], Compression::None);
-            leader.append(&mut b, (i / 4) as i32).expect("append");
+            let b = encode(&["x", "y"], &[i, i], Compression::None);
+            leader.append(b.freeze(), (i / 4) as i32).expect("append");
         }
         copy(&leader, &mut follower, 0);
         assert_eq!(follower.log_end_offset(), 20);
@@ -852,15 +859,15 @@ mod tests {
         let last = b.len() - 1;
         b[last] ^= 1;
         assert!(matches!(
-            log.append(&mut b, 0),
+            log.append(b.freeze(), 0),
             Err(LogError::Batch(BatchError::Crc { .. }))
         ));
         let mut cfg = small();
         cfg.max_message_bytes = 10;
         log.set_config(cfg);
-        let mut b = encode(&["a"], &[1], Compression::None);
+        let b = encode(&["a"], &[1], Compression::None);
         assert!(matches!(
-            log.append(&mut b, 0),
+            log.append(b.freeze(), 0),
             Err(LogError::RecordTooLarge { .. })
         ));
         assert_eq!(log.log_end_offset(), 0);

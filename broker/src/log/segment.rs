@@ -9,6 +9,7 @@
 //! partition to rebuild while it replays the log's transactions.
 
 use std::fs::{File, OpenOptions};
+use std::io::IoSlice;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -217,16 +218,16 @@ impl Segment {
         self.size = position + h.size as u64;
     }
 
-    /// Appends already validated batches whose offsets are assigned.
+    /// Appends already validated batches whose offsets are assigned, given
+    /// as consecutive pieces (written with one vectored write).
     pub fn append(
         &mut self,
-        data: &[u8],
+        pieces: &[&[u8]],
         headers: &[BatchHeader],
         index_interval: u32,
     ) -> Result<(), LogError> {
         let start = self.size;
-        self.file
-            .write_all_at(data, start)
+        write_all_vectored_at(&self.file, pieces, start)
             .map_err(|e| LogError::io(&self.path, e))?;
         for h in headers {
             self.note_batch(h, start + h.position as u64, index_interval);
@@ -500,6 +501,27 @@ impl Segment {
     }
 }
 
+/// Writes `pieces` one after another at `offset` of `file`, with as few
+/// `pwritev(2)` calls as the kernel allows.
+fn write_all_vectored_at(file: &File, pieces: &[&[u8]], offset: u64) -> std::io::Result<()> {
+    /// The most pieces one call takes (`IOV_MAX` on Linux).
+    const IOV_MAX: usize = 1024;
+    let mut slices: Vec<IoSlice<'_>> = pieces.iter().map(|p| IoSlice::new(p)).collect();
+    let mut slices = &mut slices[..];
+    IoSlice::advance_slices(&mut slices, 0);
+    let mut offset = offset;
+    while !slices.is_empty() {
+        let at = i64::try_from(offset).map_err(std::io::Error::other)?;
+        let n = nix::sys::uio::pwritev(file, &slices[..slices.len().min(IOV_MAX)], at)?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::WriteZero.into());
+        }
+        offset += n as u64;
+        IoSlice::advance_slices(&mut slices, n);
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -514,7 +536,7 @@ mod tests {
             let h = batch::validate_all(&buf).expect("valid")[0];
             batch::assign(&mut buf, &h, 100 + i, 0);
             let h = batch::validate_all(&buf).expect("valid");
-            seg.append(&buf, &h, 0).expect("append");
+            seg.append(&[&buf], &h, 0).expect("append");
         }
         seg.write_index_files().expect("write index");
         seg

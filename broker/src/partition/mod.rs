@@ -36,6 +36,8 @@ pub mod transactions;
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
 
+use bytes::Bytes;
+#[cfg(test)]
 use bytes::BytesMut;
 use tokio::sync::watch;
 
@@ -517,7 +519,7 @@ impl Partition {
     /// here (see [`Partition::start_verification`]).
     pub fn append(
         &self,
-        records: &mut BytesMut,
+        records: Bytes,
         guard: Option<VerificationGuard>,
     ) -> Result<Appended, PartitionError> {
         self.append_from(records, Origin::Client, guard)
@@ -530,7 +532,7 @@ impl Partition {
     /// checked; the transaction is tracked as any other.
     pub fn append_as_coordinator(
         &self,
-        records: &mut BytesMut,
+        records: Bytes,
         guard: Option<VerificationGuard>,
     ) -> Result<Appended, PartitionError> {
         self.append_from(records, Origin::Coordinator, guard)
@@ -562,13 +564,13 @@ impl Partition {
 
     fn append_from(
         &self,
-        records: &mut BytesMut,
+        records: Bytes,
         origin: Origin,
         guard: Option<VerificationGuard>,
     ) -> Result<Appended, PartitionError> {
         // The header alone decides de-duplication; the log validates the
         // whole batch (CRC, records) once, when it is really appended.
-        let h = &batch::parse_header(records, 0).map_err(LogError::from)?;
+        let h = &batch::parse_header(&records, 0).map_err(LogError::from)?;
         if h.size != records.len() {
             return Err(PartitionError::ExtraBytes(records.len() - h.size));
         }
@@ -674,11 +676,11 @@ impl Partition {
             }
         }
         let now = now_ms();
-        let mut records = marker
+        let records = marker
             .encode(producer_id, producer_epoch, now)
             .map_err(LogError::from)?;
         let active_before = state.log.active_base_offset();
-        let info = state.log.append(&mut records, epoch)?;
+        let info = state.log.append(records.freeze(), epoch)?;
         snapshot_if_rolled(&state, active_before);
         let stamped = if info.log_append_time >= 0 {
             info.log_append_time
@@ -1339,8 +1341,8 @@ mod tests {
     }
 
     fn append(p: &Partition) -> Appended {
-        let mut batch = encode(&["a", "b"], &[1, 2], Compression::None);
-        p.append(&mut batch, None).expect("append")
+        let batch = encode(&["a", "b"], &[1, 2], Compression::None);
+        p.append(batch.freeze(), None).expect("append")
     }
 
     fn later(ms: u64) -> tokio::time::Instant {
@@ -1500,7 +1502,7 @@ mod tests {
 
     fn txn_append(p: &Partition, pid: i64, seq: i32, n: usize) -> i64 {
         let guard = p.start_verification(pid, 0, seq).expect("verify");
-        p.append(&mut producer_batch(pid, 0, seq, n, true), guard)
+        p.append(producer_batch(pid, 0, seq, n, true).freeze(), guard)
             .expect("append")
             .base_offset
     }
@@ -1575,7 +1577,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("dir");
         let p = sole_leader(dir.path(), LogConfig::default());
         let guard = p.start_verification(1, 3, 0).expect("verify");
-        p.append(&mut producer_batch(1, 3, 0, 1, true), guard)
+        p.append(producer_batch(1, 3, 0, 1, true).freeze(), guard)
             .expect("append");
         p.append_marker(1, 3, 5, true).expect("commit");
         assert!(matches!(
@@ -1590,27 +1592,27 @@ mod tests {
                 ..
             })
         ));
-        let mut marker = Marker {
+        let marker = Marker {
             commit: true,
             coordinator_epoch: 9,
         }
         .encode(1, 3, 0)
         .expect("encode");
         assert!(matches!(
-            p.append(&mut marker, None),
+            p.append(marker.freeze(), None),
             Err(PartitionError::ControlBatch)
         ));
         // A new transaction opens only verified.
         assert!(matches!(
-            p.append(&mut producer_batch(1, 3, 1, 1, true), None),
+            p.append(producer_batch(1, 3, 1, 1, true).freeze(), None),
             Err(PartitionError::Unverified { producer_id: 1 })
         ));
         let guard = p.start_verification(1, 3, 1).expect("verify");
-        p.append(&mut producer_batch(1, 3, 1, 1, true), guard)
+        p.append(producer_batch(1, 3, 1, 1, true).freeze(), guard)
             .expect("append");
         // Inside a transaction, an idempotent batch is out of place.
         assert!(matches!(
-            p.append(&mut producer_batch(1, 3, 2, 1, false), None),
+            p.append(producer_batch(1, 3, 2, 1, false).freeze(), None),
             Err(PartitionError::InvalidTxnState { producer_id: 1 })
         ));
         let open = p.active_producers()[0];
@@ -1625,7 +1627,7 @@ mod tests {
         );
         // A coordinator's transactional batch has no sequence.
         let guard = p.start_verification(7, 0, -1).expect("verify");
-        p.append_as_coordinator(&mut producer_batch(7, 0, -1, 1, true), guard)
+        p.append_as_coordinator(producer_batch(7, 0, -1, 1, true).freeze(), guard)
             .expect("coordinator append");
         assert_eq!(p.active_producers()[1].current_txn_start_offset, 3);
     }
@@ -1754,7 +1756,7 @@ mod tests {
         let p = sole_leader(dir.path(), compacted.clone());
         two_transactions(&p);
         for seq in 0..6 {
-            p.append(&mut producer_batch(4, 0, 2 * seq, 2, false), None)
+            p.append(producer_batch(4, 0, 2 * seq, 2, false).freeze(), None)
                 .expect("append");
         }
         let all: Vec<AbortedTxn> = index_files(dir.path())
@@ -1823,7 +1825,7 @@ mod tests {
         p.append_marker(2, 0, 0, false).expect("abort");
         for seq in 0..6 {
             p.append(
-                &mut keyed_batch(4, 0, seq, 1, false, &format!("other{seq}-")),
+                keyed_batch(4, 0, seq, 1, false, &format!("other{seq}-")).freeze(),
                 None,
             )
             .expect("append");
@@ -1878,11 +1880,11 @@ mod tests {
                 ..LogConfig::default()
             },
         );
-        p.append(&mut producer_batch(4, 0, 0, 2, false), None)
+        p.append(producer_batch(4, 0, 0, 2, false).freeze(), None)
             .expect("append");
         txn_append(&p, 1, 0, 2);
         for seq in 1..6 {
-            p.append(&mut producer_batch(4, 0, 2 * seq, 2, false), None)
+            p.append(producer_batch(4, 0, 2 * seq, 2, false).freeze(), None)
                 .expect("append");
         }
         let (c, _) = p.cleanable(now_ms()).expect("compacted");
@@ -1938,7 +1940,7 @@ mod tests {
     /// 13, 14, 15 outside transactions.
     fn snapshot_workload(p: &Partition) {
         for seq in 0..3 {
-            p.append(&mut producer_batch(4, 0, 2 * seq, 2, false), None)
+            p.append(producer_batch(4, 0, 2 * seq, 2, false).freeze(), None)
                 .expect("append");
         }
         assert_eq!(txn_append(p, 1, 0, 2), 6);
@@ -1948,7 +1950,7 @@ mod tests {
         assert_eq!(txn_append(p, 5, 0, 1), 11);
         p.append_marker(5, 0, 3, false).expect("abort");
         for seq in 0..3 {
-            p.append(&mut producer_batch(6, 0, seq, 1, false), None)
+            p.append(producer_batch(6, 0, seq, 1, false).freeze(), None)
                 .expect("append");
         }
         assert_eq!(p.watermarks().log_end_offset, 16);
@@ -2019,16 +2021,16 @@ mod tests {
         assert_eq!(p.watermarks().last_stable_offset, 9);
         // ... a retry of producer 4's last batch gets its first offset ...
         let retry = p
-            .append(&mut producer_batch(4, 0, 4, 2, false), None)
+            .append(producer_batch(4, 0, 4, 2, false).freeze(), None)
             .expect("retry");
         assert_eq!(retry.base_offset, 4);
         assert_eq!(p.watermarks().log_end_offset, 16);
         // ... and producer 4 goes on where it was.
         assert!(matches!(
-            p.append(&mut producer_batch(4, 0, 7, 1, false), None),
+            p.append(producer_batch(4, 0, 7, 1, false).freeze(), None),
             Err(PartitionError::OutOfOrderSequence { producer_id: 4 })
         ));
-        p.append(&mut producer_batch(4, 0, 6, 1, false), None)
+        p.append(producer_batch(4, 0, 6, 1, false).freeze(), None)
             .expect("next");
         p.append_marker(2, 0, 0, true).expect("commit");
         let marks = p.watermarks();

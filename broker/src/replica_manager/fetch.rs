@@ -415,10 +415,10 @@ mod tests {
     }
 
     fn append(m: &ReplicaManager, partition: i32) {
-        let mut batch = encode(&["a", "b"], &[1, 2], Compression::None);
+        let batch = encode(&["a", "b"], &[1, 2], Compression::None);
         m.replica(TOPIC, partition)
             .expect("replica")
-            .append(&mut batch, None)
+            .append(batch.freeze(), None)
             .expect("append");
     }
 
@@ -627,7 +627,7 @@ mod tests {
         };
         RecordBatchEncoder::encode(&mut batch, [&record], &options).expect("encode");
         let guard = p.start_verification(9, 0, 0).expect("verify");
-        p.append(&mut batch, guard).expect("append");
+        p.append(batch.freeze(), guard).expect("append");
         let committed = FetchParams {
             isolation: Isolation::ReadCommitted,
             ..consumer(Duration::from_secs(60))

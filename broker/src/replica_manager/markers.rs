@@ -160,7 +160,7 @@ mod tests {
         for i in [0, 1] {
             let p = m.replica(TOPIC, i).expect("replica");
             let guard = p.start_verification(5, 0, 0).expect("verify");
-            p.append(&mut txn_batch(5, 0), guard).expect("append");
+            p.append(txn_batch(5, 0).freeze(), guard).expect("append");
         }
         let second = Duration::from_secs(5);
         let written = m
@@ -190,7 +190,7 @@ mod tests {
         let (m, _) = manager(dir.path(), &[], vec![partition(&[1, 2], &[1, 2], 1)]).await;
         let p = m.replica(TOPIC, 0).expect("replica");
         let guard = p.start_verification(5, 0, 0).expect("verify");
-        p.append(&mut txn_batch(5, 0), guard).expect("append");
+        p.append(txn_batch(5, 0).freeze(), guard).expect("append");
         // The follower never fetches: the marker times out, written.
         let written = m
             .write_markers(&[marker(false, 0, &[0])], Duration::from_millis(100))

@@ -146,10 +146,10 @@ mod tests {
         let dir = tempfile::tempdir().expect("dir");
         let (m, _) = manager(dir.path(), &[], vec![partition(&[1], &[1], 3)]).await;
         for ts in [[10, 20], [30, 25]] {
-            let mut batch = encode(&["a", "b"], &ts, Compression::None);
+            let batch = encode(&["a", "b"], &ts, Compression::None);
             m.replica(TOPIC, 0)
                 .expect("replica")
-                .append(&mut batch, None)
+                .append(batch.freeze(), None)
                 .expect("append");
         }
         let found = |q| {

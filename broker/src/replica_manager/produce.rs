@@ -9,7 +9,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 
 use super::{ReplicaError, ReplicaManager};
 use crate::partition::producer_state::VerificationGuard;
@@ -204,10 +204,7 @@ impl ReplicaManager {
         let p = self.replica(topic, write.partition)?;
         let records = write.records.ok_or(ProduceError::NoRecords)?;
         admit(acks, p.in_sync(), self.min_insync_replicas(topic))?;
-        // Offsets and the leader epoch are written into the batch header in
-        // place; the rest of the client's bytes are stored as sent.
-        let mut records = BytesMut::from(records);
-        let appended = p.append(&mut records, guard).map_err(ReplicaError::from)?;
+        let appended = p.append(records, guard).map_err(ReplicaError::from)?;
         Ok((p, appended))
     }
 }

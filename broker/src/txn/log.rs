@@ -97,9 +97,9 @@ pub async fn write(
         state.map(records::value),
         now_ms(),
     );
-    let mut buf = batch::encode([record], Compression::None)
+    let buf = batch::encode([record], Compression::None)
         .map_err(|e| TxnError::NotAvailable(format!("encoding a transaction record: {e}")))?;
-    let appended = p.append(&mut buf, None).map_err(|e| match e {
+    let appended = p.append(buf.freeze(), None).map_err(|e| match e {
         PartitionError::NotLeader { .. }
         | PartitionError::FencedLeaderEpoch { .. }
         | PartitionError::UnknownLeaderEpoch { .. } => TxnError::NotCoordinator,
