@@ -57,7 +57,8 @@ brokers it starts) is raised to its hard limit first.
   report.
 
 Consumer groups (a fresh cluster per point): G groups of one member each
-on one topic of GROUP_PARTITIONS partitions. The members are raw-protocol
+on one topic of GROUP_PARTITIONS partitions, which every node lists in its
+Metadata before the members start. The members are raw-protocol
 clients in this process (asyncio, one connection each), not librdkafka
 consumers: each librdkafka consumer runs its own threads (a main one and
 one per broker), and a thousand of them on two cores would measure the
@@ -604,12 +605,24 @@ async def groups_point(cluster, count, n):
                 m.coordinator.writer.close()
 
 
+def known_everywhere(cluster, topic, partitions):
+    """Waits until every node itself answers Metadata listing every
+    partition of `topic` with a leader (a coordinator refuses commits to
+    partitions it does not know of)."""
+    for node in range(1, cluster.size + 1):
+        # A fresh client knows that node alone until its first answer.
+        if wait_for(lambda: AdminClient({"bootstrap.servers": cluster.address(node), "log_level": 0}),
+                    lambda md: all_led(md, [topic], partitions)) is None:
+            raise RuntimeError(f"node {node} did not list {topic} within {WAIT} s")
+
+
 def groups_run(kind, count, n, workdir):
     cluster = Cluster(kind, 3, workdir)
     try:
         metrics = {"start-up s": cluster.start()}
         client = admin(cluster)
         client.create_topics([NewTopic(GROUP_TOPIC, GROUP_PARTITIONS, REPLICAS)])[GROUP_TOPIC].result()
+        known_everywhere(cluster, GROUP_TOPIC, GROUP_PARTITIONS)
         metrics.update(asyncio.run(groups_point(cluster, count, n)))
         return metrics
     finally:
