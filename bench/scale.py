@@ -59,7 +59,8 @@ brokers it starts) is raised to its hard limit first.
 Consumer groups (a fresh cluster per point): G groups of one member each
 on one topic of GROUP_PARTITIONS partitions, which every node lists in its
 Metadata before the members start. The members are raw-protocol
-clients in this process (asyncio, one connection each), not librdkafka
+clients in this process (asyncio, each on its own connection to its
+group's coordinator), not librdkafka
 consumers: each librdkafka consumer runs its own threads (a main one and
 one per broker), and a thousand of them on two cores would measure the
 client more than the brokers. A member speaks the classic protocol as a
