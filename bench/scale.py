@@ -713,7 +713,7 @@ def points(curve, n):
     return n[curve]
 
 
-def lines(curve, n):
+def plot_lines(curve, n):
     """The plot's lines of each kind: {name: [(x, point)]}; the sizes curve
     has one per codec over the record size."""
     if curve == "sizes":
@@ -780,7 +780,7 @@ def failures(results):
 
 def plot(results, curve, curve_lines, metrics, name, xlabel):
     """One PNG of `metrics` against the points, both kinds on each chart
-    (`curve_lines`: see lines()); skipped (with a note) when matplotlib is
+    (`curve_lines`: see plot_lines()); skipped (with a note) when matplotlib is
     missing."""
     try:
         import matplotlib
@@ -824,7 +824,7 @@ SECTIONS = {
 def section(results, curve, n, name):
     heading, metrics, plotted, xlabel = SECTIONS[curve]
     return (f"### {heading}\n\n{table(results[curve], points(curve, n), metrics)}\n\n"
-            f"{plot(results, curve, lines(curve, n), plotted, f'{name}-{curve}', xlabel)}\n\n")
+            f"{plot(results, curve, plot_lines(curve, n), plotted, f'{name}-{curve}', xlabel)}\n\n")
 
 
 def main():
