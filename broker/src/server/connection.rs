@@ -59,8 +59,13 @@ pub async fn serve(
     draining: CancellationToken,
 ) {
     let (read, write) = stream.split();
+    // Boxed: most connections are on listeners without SASL, and the
+    // connection's task is smaller for it.
     let authenticator = node.config.sasl.get(&info.listener).map(|settings| {
-        Authenticator::new(settings.clone(), node.jwks.get(&info.listener).cloned())
+        Box::new(Authenticator::new(
+            settings.clone(),
+            node.jwks.get(&info.listener).cloned(),
+        ))
     });
     node.metrics.connections_accepted.inc();
     node.metrics.connections_open.inc();
@@ -93,7 +98,7 @@ struct Connection<R, W> {
     node: Arc<Node>,
     info: ConnectionInfo,
     /// On SASL listeners: where the client is in authenticating.
-    authenticator: Option<Authenticator>,
+    authenticator: Option<Box<Authenticator>>,
     frames: FrameReader<R>,
     out: Output<W>,
     /// Frames read while an earlier one was being handled.
@@ -174,8 +179,15 @@ impl<R: AsyncRead + Unpin, W: Sink> Connection<R, W> {
         frame: Bytes,
         draining: &CancellationToken,
     ) -> Result<(), CloseReason> {
-        let Some(frame) = self.authenticate(frame).await? else {
-            return Ok(());
+        let frame = if self.authenticator.is_some() {
+            // Boxed, so that connections without SASL do not carry its
+            // state in their task.
+            match Box::pin(self.authenticate(frame)).await? {
+                Some(frame) => frame,
+                None => return Ok(()),
+            }
+        } else {
+            frame
         };
         // A task of its own, so a panicking handler ends only this connection.
         let mut handled = tokio::spawn(dispatch::handle_frame(
