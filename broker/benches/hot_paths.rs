@@ -48,13 +48,13 @@ fn log_config() -> LogConfig {
 fn append(c: &mut Criterion) {
     let dir = tempfile::tempdir().expect("temp dir");
     let mut log = Log::open(dir.path(), log_config()).expect("log");
-    let batch = produced_batch();
+    let batch = produced_batch().freeze();
     let mut group = c.benchmark_group("log");
     group.throughput(Throughput::Bytes(batch.len() as u64));
     group.bench_function("append 16 x 1 KiB batch", |b| {
         b.iter_batched(
             || batch.clone(),
-            |mut records| log.append(&mut records, 1).expect("append"),
+            |records| log.append(records, 1).expect("append"),
             BatchSize::SmallInput,
         )
     });
@@ -64,10 +64,10 @@ fn append(c: &mut Criterion) {
 fn read(c: &mut Criterion) {
     let dir = tempfile::tempdir().expect("temp dir");
     let mut log = Log::open(dir.path(), log_config()).expect("log");
-    let batch = produced_batch();
+    let batch = produced_batch().freeze();
     let batches = 4096;
     for _ in 0..batches {
-        log.append(&mut batch.clone(), 1).expect("append");
+        log.append(batch.clone(), 1).expect("append");
     }
     let end = log.log_end_offset();
     let mut group = c.benchmark_group("log");

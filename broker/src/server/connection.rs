@@ -368,15 +368,15 @@ mod tests {
         }
         use tokio::io::AsyncWriteExt;
         // Three bytes: half a size prefix. The read gives up; the bytes stay.
-        client.write_all(&wire[..3]).await.unwrap();
+        client.write_all(&wire[..3]).await.expect("write");
         let early =
             tokio::time::timeout(std::time::Duration::from_millis(20), frames.next(1024)).await;
         assert!(early.is_err());
         assert!(!frames.between_frames());
-        client.write_all(&wire[3..]).await.unwrap();
+        client.write_all(&wire[3..]).await.expect("write");
         drop(client);
         let mut got = Vec::new();
-        while let Some(frame) = frames.next(1024).await.unwrap() {
+        while let Some(frame) = frames.next(1024).await.expect("frame") {
             got.push(frame);
         }
         assert_eq!(got, vec![&b"first"[..], b"", b"third frame"]);
@@ -388,8 +388,11 @@ mod tests {
         let (mut client, server) = tokio::io::duplex(64);
         let mut frames = FrameReader::new(server);
         use tokio::io::AsyncWriteExt;
-        client.write_all(&100i32.to_be_bytes()).await.unwrap();
-        let err = frames.next(99).await.unwrap_err();
+        client
+            .write_all(&100i32.to_be_bytes())
+            .await
+            .expect("write");
+        let err = frames.next(99).await.expect_err("refused");
         assert!(
             matches!(err, CloseReason::FrameSize { size: 100, max: 99 }),
             "{err}"
@@ -397,10 +400,10 @@ mod tests {
 
         let (mut client, server) = tokio::io::duplex(64);
         let mut frames = FrameReader::new(server);
-        client.write_all(&10i32.to_be_bytes()).await.unwrap();
-        client.write_all(b"short").await.unwrap();
+        client.write_all(&10i32.to_be_bytes()).await.expect("write");
+        client.write_all(b"short").await.expect("write");
         drop(client);
-        let err = frames.next(99).await.unwrap_err();
+        let err = frames.next(99).await.expect_err("refused");
         assert!(
             matches!(&err, CloseReason::Io(e) if e.kind() == std::io::ErrorKind::UnexpectedEof),
             "{err}"
