@@ -132,6 +132,7 @@ from confluent_kafka.admin import AdminClient, NewTopic, OffsetSpec
 
 from cluster import GREGOR_BIN, Cluster, shared_properties
 from report import RESULTS, compare, header, spread, write
+import wire  # tests/wire.py: cluster puts tests/ on the path
 
 RECORD = 1024
 PER_TOPIC = 100
@@ -299,26 +300,14 @@ def partitions_run(kind, total, n, workdir):
         cluster.kill()
 
 
-def wire_string(text):
-    """A Kafka STRING, or NULLABLE_STRING when `text` may be None."""
-    if text is None:
-        return struct.pack(">h", -1)
-    data = text.encode()
-    return struct.pack(">h", len(data)) + data
-
-
-def wire_bytes(data):
-    return struct.pack(">i", len(data)) + data
-
-
 def wire_array(items):
+    """A Kafka ARRAY of already encoded items."""
     return struct.pack(">i", len(items)) + b"".join(items)
 
 
-def frame(key, version, correlation, body=b""):
+def request(key, version, correlation, body=b""):
     """A request (header v1, client id "scale") after its size."""
-    message = struct.pack(">hhi", key, version, correlation) + wire_string("scale") + body
-    return struct.pack(">i", len(message)) + message
+    return wire.frame(wire.header(key, version, correlation, "scale") + body)
 
 
 def open_idle(cluster, count, timeout=WAIT):
@@ -328,7 +317,7 @@ def open_idle(cluster, count, timeout=WAIT):
     sel = selectors.DefaultSelector()
     for i in range(count):
         s = socket.create_connection(("127.0.0.1", cluster.ports[i % cluster.size]), timeout=30)
-        s.sendall(frame(18, 0, i))  # ApiVersions v0
+        s.sendall(request(18, 0, i))  # ApiVersions v0
         s.setblocking(False)
         socks.append(s)
         pending[s] = b""
@@ -416,28 +405,6 @@ def connections_run(kind, n, workdir):
         cluster.kill()
 
 
-class Reader:
-    """The fields of an answer, read in order."""
-
-    def __init__(self, data):
-        self.data, self.at = data, 0
-
-    def take(self, fmt):
-        (value,) = struct.unpack_from(fmt, self.data, self.at)
-        self.at += struct.calcsize(fmt)
-        return value
-
-    def bytes(self, size=">i"):
-        length = self.take(size)
-        value = self.data[self.at:self.at + max(length, 0)]
-        self.at += max(length, 0)
-        return None if length < 0 else value
-
-    def string(self):
-        value = self.bytes(">h")
-        return None if value is None else value.decode()
-
-
 class Connection:
     """An asyncio connection to a broker, one request at a time."""
 
@@ -447,9 +414,9 @@ class Connection:
 
     async def ask(self, key, version, body):
         self.correlation += 1
-        self.writer.write(frame(key, version, self.correlation, body))
+        self.writer.write(request(key, version, self.correlation, body))
         size = struct.unpack(">i", await self.reader.readexactly(4))[0]
-        answer = Reader(await self.reader.readexactly(size))
+        answer = wire.Reader(await self.reader.readexactly(size))
         answer.take(">i")  # correlation id
         return answer
 
@@ -476,13 +443,13 @@ def check(error, what):
 
 def subscription():
     """ConsumerProtocolSubscription v0 to GROUP_TOPIC."""
-    return struct.pack(">h", 0) + wire_array([wire_string(GROUP_TOPIC)]) + struct.pack(">i", -1)
+    return struct.pack(">h", 0) + wire_array([wire.string(GROUP_TOPIC)]) + struct.pack(">i", -1)
 
 
 def assignment():
     """ConsumerProtocolAssignment v0 of every partition of GROUP_TOPIC."""
     partitions = wire_array([struct.pack(">i", p) for p in range(GROUP_PARTITIONS)])
-    return struct.pack(">h", 0) + wire_array([wire_string(GROUP_TOPIC) + partitions]) + struct.pack(">i", -1)
+    return struct.pack(">h", 0) + wire_array([wire.string(GROUP_TOPIC) + partitions]) + struct.pack(">i", -1)
 
 
 class Member:
@@ -499,7 +466,7 @@ class Member:
         asker = await connect(self.cluster.ports[self.first])
         try:
             while True:
-                answer = await asker.ask(10, 2, wire_string(self.group) + b"\0")  # FindCoordinator v2
+                answer = await asker.ask(10, 2, wire.string(self.group) + b"\0")  # FindCoordinator v2
                 answer.take(">i")  # throttle
                 error, _message, _node, _host, port = (answer.take(">h"), answer.string(), answer.take(">i"),
                                                        answer.string(), answer.take(">i"))
@@ -516,9 +483,9 @@ class Member:
         SyncGroup assigning itself every partition."""
         while True:
             answer = await self.coordinator.ask(11, 5, (  # JoinGroup v5
-                wire_string(self.group) + struct.pack(">ii", SESSION_MS, SESSION_MS) + wire_string(self.member_id)
-                + wire_string(None) + wire_string("consumer")
-                + wire_array([wire_string("range") + wire_bytes(subscription())])))
+                wire.string(self.group) + struct.pack(">ii", SESSION_MS, SESSION_MS) + wire.string(self.member_id)
+                + wire.string(None) + wire.string("consumer")
+                + wire_array([wire.string("range") + wire.byte_string(subscription())])))
             answer.take(">i")  # throttle
             error, self.generation, _protocol, _leader = (answer.take(">h"), answer.take(">i"), answer.string(),
                                                           answer.string())
@@ -527,8 +494,8 @@ class Member:
                 break
         check(error, f"JoinGroup {self.group}")
         answer = await self.coordinator.ask(14, 3, (  # SyncGroup v3
-            wire_string(self.group) + struct.pack(">i", self.generation) + wire_string(self.member_id)
-            + wire_string(None) + wire_array([wire_string(self.member_id) + wire_bytes(assignment())])))
+            wire.string(self.group) + struct.pack(">i", self.generation) + wire.string(self.member_id)
+            + wire.string(None) + wire_array([wire.string(self.member_id) + wire.byte_string(assignment())])))
         answer.take(">i")  # throttle
         check(answer.take(">h"), f"SyncGroup {self.group}")
         if answer.bytes() != assignment():
@@ -547,9 +514,9 @@ class Member:
 
     async def commit(self, offset):
         """Milliseconds of one OffsetCommit v7 of `offset` for every partition."""
-        partitions = [struct.pack(">iqi", p, offset, -1) + wire_string(None) for p in range(GROUP_PARTITIONS)]
-        body = (wire_string(self.group) + struct.pack(">i", self.generation) + wire_string(self.member_id)
-                + wire_string(None) + wire_array([wire_string(GROUP_TOPIC) + wire_array(partitions)]))
+        partitions = [struct.pack(">iqi", p, offset, -1) + wire.string(None) for p in range(GROUP_PARTITIONS)]
+        body = (wire.string(self.group) + struct.pack(">i", self.generation) + wire.string(self.member_id)
+                + wire.string(None) + wire_array([wire.string(GROUP_TOPIC) + wire_array(partitions)]))
         started = time.monotonic()
         answer = await self.coordinator.ask(8, 7, body)
         ms = (time.monotonic() - started) * 1000
