@@ -508,6 +508,7 @@ fn write_all_vectored_at(file: &File, pieces: &[&[u8]], offset: u64) -> std::io:
     const IOV_MAX: usize = 1024;
     let mut slices: Vec<IoSlice<'_>> = pieces.iter().map(|p| IoSlice::new(p)).collect();
     let mut slices = &mut slices[..];
+    // Leading empty pieces go, so an all-empty write is no write at all.
     IoSlice::advance_slices(&mut slices, 0);
     let mut offset = offset;
     while !slices.is_empty() {
