@@ -39,6 +39,21 @@ def error_name(future):
         return e.args[0].name()
 
 
+def wait_listed(admin, *topics):
+    """Waits until the broker lists each topic with a leader for every
+    partition: Kafka answers CreateTopics once its controller has the
+    topic, and a request right after may reach a broker that does not
+    yet."""
+    deadline = time.monotonic() + 30
+    while True:
+        listed = admin.list_topics(timeout=10).topics
+        if all(t in listed and listed[t].error is None and listed[t].partitions
+               and all(p.leader >= 0 for p in listed[t].partitions.values()) for t in topics):
+            return
+        assert time.monotonic() < deadline, f"{topics} not listed with leaders: {listed}"
+        time.sleep(0.1)
+
+
 def admin_script(admin):
     seen = {}
     topics = [NewTopic(TOPIC, 3, 1), NewTopic(SMALL, 1, 1, config={"max.message.bytes": "1000"}),
@@ -47,6 +62,7 @@ def admin_script(admin):
               NewTopic(DECOMPRESSED, 1, 1, config={"max.decompressed.message.bytes": "1000"})]
     for name, f in admin.create_topics(topics).items():
         seen[f"create {name}"] = error_name(f)
+    wait_listed(admin, *(t.topic for t in topics))
     for label, topic in [
         ("duplicate", NewTopic(TOPIC, 1, 1)),
         ("bad name", NewTopic("bad name!", 1, 1)),
@@ -483,6 +499,7 @@ def security_script(bootstrap):
     opened, closed, group = SECURED + "open", SECURED + "closed", SECURED + "group"
     for name, f in admin.create_topics([NewTopic(opened, 1, 1), NewTopic(closed, 1, 1)]).items():
         seen[f"admin creates {name}"] = error_name(f)
+    wait_listed(admin, opened, closed)
     bindings = [
         acl(ResourceType.TOPIC, SECURED, ResourcePatternType.PREFIXED, "User:admin", AclOperation.ALL),
         acl(ResourceType.GROUP, SECURED, ResourcePatternType.PREFIXED, "User:admin", AclOperation.ALL),
@@ -561,6 +578,7 @@ def compaction_script(bootstrap):
     admin = AdminClient({"bootstrap.servers": bootstrap})
     configs = {"cleanup.policy": "compact", "segment.ms": "300", "min.cleanable.dirty.ratio": "0.01"}
     admin.create_topics([NewTopic(COMPACTED, 1, 1, config=configs)])[COMPACTED].result(30)
+    wait_listed(admin, COMPACTED)
     res = ConfigResource("topic", COMPACTED)
     described = admin.describe_configs([res])[res].result(30)
     for key in ["cleanup.policy", "delete.retention.ms", "min.compaction.lag.ms", "max.compaction.lag.ms",

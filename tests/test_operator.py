@@ -821,6 +821,10 @@ def prometheus_api(address, path, **params):
         with opener.open(url, timeout=10) as r:
             answer = json.loads(r.read())
     except urllib.error.HTTPError as e:
+        # Until it is ready Prometheus answers 503 in plain text: raised
+        # as it is (an OSError) for the caller to wait on.
+        if e.headers.get_content_type() != "application/json":
+            raise
         answer = json.loads(e.read())
     assert answer["status"] == "success", f"{path} {params}: {answer}"
     return answer["data"]
