@@ -19,6 +19,11 @@ use tokio::net::TcpListener;
 
 use crate::broker::{Broker, Node};
 
+/// The allocator Gregor's binary uses (see broker/src/main.rs), so the two
+/// differ in what they do, not in how they allocate.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "null-broker",
