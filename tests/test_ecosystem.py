@@ -22,7 +22,7 @@ import time
 import pytest
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
-from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
+from confluent_kafka.schema_registry import Schema, SchemaRegistryClient, topic_subject_name_strategy
 from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerializer
 from confluent_kafka.schema_registry.error import SchemaRegistryError
 from confluent_kafka.serialization import MessageField, SerializationContext
@@ -330,6 +330,18 @@ USER_BAD = """{"type": "record", "name": "User", "namespace": "dev.gregor.test",
  "fields": [{"name": "name", "type": "long"}]}"""
 
 
+def registry_client(url):
+    """A registry client whose requests time out (and are retried) rather
+    than wait for ever on an answer that never comes."""
+    return SchemaRegistryClient({"url": url, "timeout": 10})
+
+
+# Subjects named by topic, as the test registers them. confluent-kafka's
+# default first asks the registry for an association of the topic (an API
+# Apicurio does not have), which a 404 answers.
+BY_TOPIC = {"auto.register.schemas": False, "subject.name.strategy": topic_subject_name_strategy}
+
+
 def test_schema_registry_keeps_schemas_in_the_cluster_across_a_restart(target, tmp_path):
     """Apicurio Registry with its Kafka storage, through its
     Confluent-compatible API: a schema is registered and evolved (an
@@ -344,7 +356,7 @@ def test_schema_registry_keeps_schemas_in_the_cluster_across_a_restart(target, t
     registry = SchemaRegistry(tmp_path, "registry", target.bootstrap, journal)
     try:
         registry.start().wait_ready()
-        client = SchemaRegistryClient({"url": registry.ccompat_url})
+        client = registry_client(registry.ccompat_url)
         id1 = client.register_schema(subject, Schema(USER_V1, "AVRO"))
         client.set_compatibility(subject, "BACKWARD")
         assert client.test_compatibility(subject, Schema(USER_V2, "AVRO"))
@@ -358,8 +370,8 @@ def test_schema_registry_keeps_schemas_in_the_cluster_across_a_restart(target, t
 
         producer = Producer({"bootstrap.servers": target.bootstrap, "acks": "all"})
         ctx = SerializationContext(topic, MessageField.VALUE)
-        old = AvroSerializer(client, USER_V1, conf={"auto.register.schemas": False, "use.latest.version": False})
-        new = AvroSerializer(client, USER_V2, conf={"auto.register.schemas": False})
+        old = AvroSerializer(client, USER_V1, conf={**BY_TOPIC, "use.latest.version": False})
+        new = AvroSerializer(client, USER_V2, conf=BY_TOPIC)
         producer.produce(topic, value=old({"name": "ada"}, ctx))
         producer.produce(topic, value=new({"name": "grace", "age": 85}, ctx))
         assert producer.flush(30) == 0
@@ -371,7 +383,7 @@ def test_schema_registry_keeps_schemas_in_the_cluster_across_a_restart(target, t
         registry = SchemaRegistry(tmp_path, "registry-restarted", target.bootstrap, journal)
         registry.start().wait_ready()
 
-        client = SchemaRegistryClient({"url": registry.ccompat_url})
+        client = registry_client(registry.ccompat_url)
         assert client.get_subjects() == [subject]
         assert client.get_versions(subject) == [1, 2]
         assert client.get_version(subject, 1).schema_id == id1
