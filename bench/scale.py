@@ -5,12 +5,13 @@ with each compression codec: curves over those points rather than one
 point. Each kind runs as three nodes (brokers and voters of the metadata
 quorum, cluster.py's shared settings, each product's defaults otherwise),
 topics with replication factor 3; the kinds alternate which goes first from
-one repeat to the next. Writes the median of the repeats per point, their
-range and Gregor/Kafka ratios to bench/results/scale.md, every run's raw
-numbers to scale.json and plots to scale-partitions.png,
-scale-connections.png, scale-groups.png and scale-sizes.png (--quick:
-scale-quick.*). These are measures, never
-assertions.
+one repeat to the next. Each curve has a report of its own, so that
+curves measured apart (each takes a while) all stay:
+bench/results/scale-<curve>.md holds the median of the repeats per point,
+their range and Gregor/Kafka ratios, scale-<curve>.json every run's raw
+numbers and scale-<curve>.png the plots (--quick: scale-quick-<curve>.*),
+for the curves partitions, connections, groups and sizes. These are
+measures, never assertions.
 
 Partitions (a fresh cluster per point): P partitions in total, as topics of
 min(P, 100) partitions each.
@@ -789,9 +790,10 @@ SECTIONS = {
 
 
 def section(results, curve, n, name):
+    """The curve's table and plot; `name` is its report's (and plot's)."""
     heading, metrics, plotted, xlabel = SECTIONS[curve]
     return (f"### {heading}\n\n{table(results[curve], points(curve, n), metrics)}\n\n"
-            f"{plot(results, curve, plot_lines(curve, n), plotted, f'{name}-{curve}', xlabel)}\n\n")
+            f"{plot(results, curve, plot_lines(curve, n), plotted, name, xlabel)}\n\n")
 
 
 def main():
@@ -819,7 +821,7 @@ def main():
             print(f"brokers' directories kept in {workdir}", file=sys.stderr)
         else:
             shutil.rmtree(workdir, ignore_errors=True)
-    name = "scale-quick" if args.quick else "scale"
+    prefix = "scale-quick" if args.quick else "scale"
     command = "bench/run scale" + "".join(f" {a}" for a in sys.argv[1:] if a != "--keep")
     note = "quick: tiny points, one run, checks that everything runs" if args.quick else ""
     conf = lambda d: ", ".join(f"`{k}={v}`" for k, v in d.items())  # noqa: E731
@@ -845,18 +847,22 @@ def main():
              f"shutdown s: SIGTERM of node 1 to Metadata with no partition led by it; join s: from the first "
              f"JoinGroup to the last group's SyncGroup answer; CPU s/GB: the brokers' CPU until every record is "
              f"replicated, per GB of uncompressed values).\n\n"]
-    parts += [section(results, curve, n, name) for curve in curves]
-    errors = failures(results)
-    if errors:
-        parts.append("Failed points:\n\n" + "\n".join(errors) + "\n")
-    markdown = "".join(parts)
-    write(name, markdown, {"settings": {"producer": PRODUCER, "sizes": n, "repeat": repeat, "rate": RATE,
-                                        "record bytes": RECORD, "nofile": hard, "session ms": SESSION_MS,
-                                        "max message bytes": MAX_MESSAGE},
-                           "results": {c: {k: [{str(p): v for p, v in r.items()} for r in runs]
-                                           for k, runs in per.items()} for c, per in results.items()}})
-    print(markdown)
-    if args.quick and errors:
+    settings = {"producer": PRODUCER, "sizes": n, "repeat": repeat, "rate": RATE, "record bytes": RECORD,
+                "nofile": hard, "session ms": SESSION_MS, "max message bytes": MAX_MESSAGE}
+    failed = False
+    for curve in curves:
+        name = f"{prefix}-{curve}"
+        report = parts + [section(results, curve, n, name)]
+        errors = failures({curve: results[curve]})
+        if errors:
+            failed = True
+            report.append("Failed points:\n\n" + "\n".join(errors) + "\n")
+        markdown = "".join(report)
+        write(name, markdown, {"settings": settings, "curve": curve,
+                               "results": {k: [{str(p): v for p, v in r.items()} for r in runs]
+                                           for k, runs in results[curve].items()}})
+        print(markdown)
+    if args.quick and failed:
         sys.exit(1)
 
 
