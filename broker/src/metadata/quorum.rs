@@ -149,6 +149,12 @@ impl Quorum {
             // Elections are called by `election::drive`, after a pre-vote.
             enable_elect: false,
             snapshot_policy: SnapshotPolicy::LogsSinceLast(1000),
+            // A follower too far behind gets the snapshot, whose last chunk
+            // is answered once installed: with 10,000 partitions that takes
+            // longer than openraft's 200 ms default, and a timed-out
+            // install starts over, so the follower would never catch up.
+            // Kafka gives a snapshot fetch seconds as well.
+            install_snapshot_timeout: 10_000,
             max_in_snapshot_log_to_keep: 100,
             ..Default::default()
         }

@@ -110,6 +110,36 @@ const THROTTLED_SLEEP_MAX: Duration = Duration::from_secs(1);
 /// Partitions followed, by leader.
 pub type Followed = BTreeMap<i32, Vec<Arc<Partition>>>;
 
+/// The partitions followed from one leader, and where each is in that
+/// list by topic and index: a fetch answer names thousands of them when
+/// the cluster has that many.
+#[derive(Default)]
+struct FromLeader {
+    partitions: Vec<Arc<Partition>>,
+    by_name: HashMap<String, HashMap<i32, usize>>,
+}
+
+impl FromLeader {
+    fn new(partitions: Vec<Arc<Partition>>) -> Self {
+        let mut by_name: HashMap<String, HashMap<i32, usize>> = HashMap::new();
+        for (i, p) in partitions.iter().enumerate() {
+            by_name
+                .entry(p.topic.clone())
+                .or_default()
+                .insert(p.index, i);
+        }
+        FromLeader {
+            partitions,
+            by_name,
+        }
+    }
+
+    fn get(&self, topic: &str, index: i32) -> Option<&Arc<Partition>> {
+        let i = *self.by_name.get(topic)?.get(&index)?;
+        self.partitions.get(i)
+    }
+}
+
 /// Runs one fetch task per leader with followed partitions, starting and
 /// ending them as `followed` changes; they end with it.
 pub async fn run(
@@ -142,19 +172,31 @@ async fn follow(
     leader: i32,
     settings: FetchSettings,
     image: watch::Receiver<MetadataView>,
-    followed: watch::Receiver<Followed>,
+    mut followed: watch::Receiver<Followed>,
 ) {
     let mut conn: Option<Connection> = None;
     // When the leader ends the SASL session: replace the connection first.
     let mut session_ends: Option<tokio::time::Instant> = None;
     let mut caught_up = CaughtUp::default();
     let mut session = FollowerSession::default();
+    // Taken again only when the metadata changed who follows what.
+    followed.mark_changed();
+    let mut from_leader = FromLeader::default();
     loop {
         if session_ends.is_some_and(|at| tokio::time::Instant::now() >= at) {
             conn = None;
             session_ends = None;
         }
-        let partitions = followed.borrow().get(&leader).cloned().unwrap_or_default();
+        if followed.has_changed().unwrap_or(true) {
+            from_leader = FromLeader::new(
+                followed
+                    .borrow_and_update()
+                    .get(&leader)
+                    .cloned()
+                    .unwrap_or_default(),
+            );
+        }
+        let partitions = &from_leader.partitions;
         if partitions.is_empty() {
             return;
         }
@@ -213,8 +255,8 @@ async fn follow(
         };
         let current = image.borrow().image.clone();
         let throttles = settings.quotas.throttles(&current);
-        caught_up.keep(&partitions, &throttles);
-        let (request, held) = build(&settings, &partitions, &throttles, &caught_up, &mut session);
+        caught_up.keep(partitions, &throttles);
+        let (request, held) = build(&settings, partitions, &throttles, &caught_up, &mut session);
         settings.quotas.held_back(Side::Follower, held as u64);
         let Some(request) = request else {
             let pause = if held > 0 {
@@ -239,7 +281,7 @@ async fn follow(
                     throttles: &throttles,
                     quotas: &settings.quotas,
                 };
-                if !apply(&partitions, resp, &throttled, &mut caught_up) {
+                if !apply(&from_leader, resp, &throttled, &mut caught_up) {
                     // Errors (not leader, fenced epoch): the metadata is
                     // about to change; don't spin.
                     tokio::time::sleep(Duration::from_millis(100)).await;
@@ -317,7 +359,7 @@ struct Throttled<'a> {
 /// counting the bytes of throttled ones against the follower rate; false
 /// when some partition reported an error.
 fn apply(
-    partitions: &[Arc<Partition>],
+    partitions: &FromLeader,
     resp: FetchResponse,
     throttled: &Throttled<'_>,
     caught_up: &mut CaughtUp,
@@ -325,10 +367,7 @@ fn apply(
     let mut clean = true;
     for t in resp.responses {
         for d in t.partitions {
-            let Some(p) = partitions
-                .iter()
-                .find(|p| p.topic == t.topic.as_str() && p.index == d.partition_index)
-            else {
+            let Some(p) = partitions.get(t.topic.as_str(), d.partition_index) else {
                 continue;
             };
             let Some(pos) = p.position() else { continue };

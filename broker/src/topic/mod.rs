@@ -11,11 +11,11 @@ pub mod placement;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 use uuid::Uuid;
 
-use crate::metadata::image::ClusterImage;
+use crate::metadata::image::{ClusterImage, TopicImage, Topics};
 use crate::metrics::IsrCounters;
 use crate::partition::{InSync, Partition, PartitionError};
 use crate::replication::fetcher::Followed;
@@ -74,6 +74,23 @@ pub struct Topic {
     pub configs: BTreeMap<String, String>,
     /// Partitions in index order; `None` where this broker has no replica.
     pub partitions: Vec<Option<Arc<Partition>>>,
+    /// What the last sync that changed the topic left: its followed
+    /// replicas with their leaders, and whether every replica the image
+    /// places here is open. An unchanged topic is taken as it is.
+    synced: Synced,
+}
+
+/// See [`Topic::synced`].
+#[derive(Default)]
+struct Synced {
+    followed: Vec<(i32, Arc<Partition>)>,
+    complete: bool,
+}
+
+/// Whether a topic's image is the one synced with last time: the same
+/// entry of a map sharing structure with the last one, or equal.
+fn unchanged(previous: Option<&TopicImage>, now: &TopicImage) -> bool {
+    previous.is_some_and(|p| std::ptr::eq(p, now) || p == now)
 }
 
 impl Topic {
@@ -126,6 +143,10 @@ pub struct TopicRegistry {
     placement: Placement,
     defaults: TopicDefaults,
     topics: RwLock<BTreeMap<String, Arc<Topic>>>,
+    /// The topics of the image last synced with: a topic unchanged since
+    /// keeps its replicas as they are, so a metadata change costs in
+    /// proportion to what it changed, not to the cluster's size.
+    last_synced: Mutex<Topics>,
     synced: tokio::sync::watch::Sender<u64>,
     /// ISR changes of the partitions led here, counted as they arrive.
     isr_changes: IsrCounters,
@@ -139,6 +160,7 @@ impl TopicRegistry {
             placement: Placement::new(log_dirs),
             defaults,
             topics: RwLock::new(BTreeMap::new()),
+            last_synced: Mutex::new(Topics::new_sync()),
             synced: tokio::sync::watch::channel(0).0,
             isr_changes: IsrCounters::default(),
         }
@@ -184,10 +206,27 @@ impl TopicRegistry {
     /// are returned by leader, for the fetcher.
     pub fn sync(&self, image: &ClusterImage, index: u64) -> Followed {
         let current = self.read().clone();
+        let previous = std::mem::replace(
+            &mut *self.last_synced.lock().unwrap_or_else(|e| e.into_inner()),
+            image.topics.clone(),
+        );
         let mut followed = Followed::new();
         let mut next = BTreeMap::new();
         for (name, t) in &image.topics {
             let old = current.get(name).filter(|o| o.id == t.id);
+            if let Some(old) = old.filter(|o| o.synced.complete && unchanged(previous.get(name), t))
+            {
+                // Every replica already has the role this image gives it.
+                for (leader, p) in &old.synced.followed {
+                    followed.entry(*leader).or_default().push(p.clone());
+                }
+                next.insert(name.clone(), old.clone());
+                continue;
+            }
+            let mut synced = Synced {
+                followed: Vec::new(),
+                complete: true,
+            };
             let log_config = config::log_config(&t.configs, &self.defaults);
             let reconfigured = old.is_some_and(|o| o.configs != t.configs);
             let mut partitions = Vec::with_capacity(t.partitions.len());
@@ -211,12 +250,17 @@ impl TopicRegistry {
                     }
                     (false, None) => None,
                 });
-                if let Some(Some(local)) = partitions.last() {
-                    let led = local.in_sync();
-                    if let Some(pos) = local.apply(p) {
-                        followed.entry(pos.leader).or_default().push(local.clone());
+                match partitions.last() {
+                    Some(Some(local)) => {
+                        let led = local.in_sync();
+                        if let Some(pos) = local.apply(p) {
+                            followed.entry(pos.leader).or_default().push(local.clone());
+                            synced.followed.push((pos.leader, local.clone()));
+                        }
+                        self.count_isr_change(led, local);
                     }
-                    self.count_isr_change(led, local);
+                    _ if local => synced.complete = false,
+                    _ => {}
                 }
             }
             next.insert(
@@ -226,6 +270,7 @@ impl TopicRegistry {
                     id: t.id,
                     configs: t.configs.clone(),
                     partitions,
+                    synced,
                 }),
             );
         }
@@ -341,5 +386,85 @@ fn remove_later(dir: &Path) {
         Err(e) => {
             tracing::warn!(dir = %dir.display(), error = %e, "could not move deleted partition data")
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metadata::image::PartitionImage;
+
+    /// A partition on brokers 1 and 2, led by `leader` in `epoch`.
+    fn partition(leader: i32, epoch: i32) -> PartitionImage {
+        PartitionImage {
+            replicas: vec![1, 2],
+            isr: vec![1, 2],
+            leader,
+            leader_epoch: epoch,
+            partition_epoch: epoch,
+            adding: Vec::new(),
+            removing: Vec::new(),
+            last_left_isr: None,
+        }
+    }
+
+    fn topic(id: u128, partitions: Vec<PartitionImage>) -> TopicImage {
+        TopicImage {
+            id: Uuid::from_u128(id),
+            configs: BTreeMap::new(),
+            partitions: partitions.into_iter().collect(),
+        }
+    }
+
+    /// Who broker 1 follows, as (leader, topic, partition).
+    fn following(followed: &Followed) -> Vec<(i32, String, i32)> {
+        followed
+            .iter()
+            .flat_map(|(leader, ps)| ps.iter().map(|p| (*leader, p.topic.clone(), p.index)))
+            .collect()
+    }
+
+    #[test]
+    fn a_metadata_change_touches_only_the_topics_it_changed() {
+        let dir = tempfile::tempdir().expect("dir");
+        let topics = TopicRegistry::new(1, &[dir.path().to_path_buf()], TopicDefaults::for_tests());
+        let mut image = ClusterImage::default();
+        image
+            .topics
+            .insert_mut("a".into(), topic(1, vec![partition(2, 0), partition(1, 0)]));
+        image
+            .topics
+            .insert_mut("b".into(), topic(2, vec![partition(2, 0)]));
+        let followed = topics.sync(&image, 1);
+        assert_eq!(
+            following(&followed),
+            vec![(2, "a".into(), 0), (2, "b".into(), 0)]
+        );
+        let a = topics.get("a").expect("a");
+        let b = topics.get("b").expect("b");
+
+        // b's leader moves here; a is as it was.
+        image
+            .topics
+            .insert_mut("b".into(), topic(2, vec![partition(1, 1)]));
+        let followed = topics.sync(&image, 2);
+        assert_eq!(following(&followed), vec![(2, "a".into(), 0)]);
+        assert!(
+            Arc::ptr_eq(&a, &topics.get("a").expect("a")),
+            "a kept as it was"
+        );
+        assert!(!Arc::ptr_eq(&b, &topics.get("b").expect("b")));
+        assert!(topics.partition("b", 0).expect("b-0").is_leader());
+
+        // An equal image that shares nothing with the last one changes
+        // nothing either.
+        let mut copy = ClusterImage::default();
+        copy.topics
+            .insert_mut("a".into(), topic(1, vec![partition(2, 0), partition(1, 0)]));
+        copy.topics
+            .insert_mut("b".into(), topic(2, vec![partition(1, 1)]));
+        let followed = topics.sync(&copy, 3);
+        assert_eq!(following(&followed), vec![(2, "a".into(), 0)]);
+        assert!(Arc::ptr_eq(&a, &topics.get("a").expect("a")));
     }
 }
