@@ -12,7 +12,7 @@ from confluent_kafka.admin import (AclBinding, AclBindingFilter, AclOperation, A
                                   ResourcePatternType, ResourceType)
 
 import wire
-from conftest import SECURED_PROPS, SECURED_USERS, free_port, report_measure
+from conftest import SECURED_PROPS, SECURED_USERS, free_port, report_measure, wait_until
 from test_bad_input import CLOSING_CASES
 
 TOPIC = "differential"
@@ -44,14 +44,11 @@ def wait_listed(admin, *topics):
     partition: Kafka answers CreateTopics once its controller has the
     topic, and a request right after may reach a broker that does not
     yet."""
-    deadline = time.monotonic() + 30
-    while True:
+    def led():
         listed = admin.list_topics(timeout=10).topics
-        if all(t in listed and listed[t].error is None and listed[t].partitions
-               and all(p.leader >= 0 for p in listed[t].partitions.values()) for t in topics):
-            return
-        assert time.monotonic() < deadline, f"{topics} not listed with leaders: {listed}"
-        time.sleep(0.1)
+        return all(t in listed and listed[t].error is None and listed[t].partitions
+                   and all(p.leader >= 0 for p in listed[t].partitions.values()) for t in topics)
+    wait_until(led, 30, f"{topics} listed with leaders", step=0.1)
 
 
 def admin_script(admin):

@@ -87,6 +87,13 @@ struct Synced {
     complete: bool,
 }
 
+/// Adds the replicas of `topic` this broker follows to `followed`.
+fn follow(followed: &mut Followed, topic: &Topic) {
+    for (leader, p) in &topic.synced.followed {
+        followed.entry(*leader).or_default().push(p.clone());
+    }
+}
+
 /// Whether a topic's image is the one synced with last time: the same
 /// entry of a map sharing structure with the last one, or equal.
 fn unchanged(previous: Option<&TopicImage>, now: &TopicImage) -> bool {
@@ -217,9 +224,7 @@ impl TopicRegistry {
             if let Some(old) = old.filter(|o| o.synced.complete && unchanged(previous.get(name), t))
             {
                 // Every replica already has the role this image gives it.
-                for (leader, p) in &old.synced.followed {
-                    followed.entry(*leader).or_default().push(p.clone());
-                }
+                follow(&mut followed, old);
                 next.insert(name.clone(), old.clone());
                 continue;
             }
@@ -254,7 +259,6 @@ impl TopicRegistry {
                     Some(Some(local)) => {
                         let led = local.in_sync();
                         if let Some(pos) = local.apply(p) {
-                            followed.entry(pos.leader).or_default().push(local.clone());
                             synced.followed.push((pos.leader, local.clone()));
                         }
                         self.count_isr_change(led, local);
@@ -263,16 +267,15 @@ impl TopicRegistry {
                     _ => {}
                 }
             }
-            next.insert(
-                name.clone(),
-                Arc::new(Topic {
-                    name: name.clone(),
-                    id: t.id,
-                    configs: t.configs.clone(),
-                    partitions,
-                    synced,
-                }),
-            );
+            let topic = Arc::new(Topic {
+                name: name.clone(),
+                id: t.id,
+                configs: t.configs.clone(),
+                partitions,
+                synced,
+            });
+            follow(&mut followed, &topic);
+            next.insert(name.clone(), topic);
         }
         for (name, old) in &current {
             if next.get(name).is_some_and(|n| n.id == old.id) {
