@@ -154,19 +154,22 @@ def test_idle_producers_are_forgotten_unless_their_transaction_is_open(gregor_fa
     admin.create_topics([NewTopic(topic, 1, 1)])[topic].result(30)
     conn = Connection(gregor.bootstrap)
     assert produce(conn, "t-refused", topic, txn_batch(1999, [b"x"])) != 0
-    kafka_tool("kafka-configs", "--bootstrap-server", gregor.bootstrap, "--alter", "--entity-type", "brokers",
-               "--entity-default", "--add-config",
-               "transaction.partition.verification.enable=false,producer.id.expiration.ms=3000")
+    set_default = ("kafka-configs", "--bootstrap-server", gregor.bootstrap, "--alter", "--entity-type", "brokers",
+                   "--entity-default", "--add-config")
+    kafka_tool(*set_default, "transaction.partition.verification.enable=false")
+    # Both producers are listed while the expiration is still a day; it is
+    # shortened only then, so a slow describe cannot race it. A producer's
+    # idle time counts from its batch's timestamp.
+    now = int(time.time() * 1000)
+    assert produce(conn, None, topic, txn_batch(2000, [b"i0"], transactional=False, timestamp=now)) == 0
+    assert produce(conn, "t-open", topic, txn_batch(2001, [b"t0"], timestamp=now)) == 0
+    assert producers_on(gregor.bootstrap, topic) == [2000, 2001]
+    kafka_tool(*set_default, "producer.id.expiration.ms=3000")
     described = kafka_tool("kafka-configs", "--bootstrap-server", gregor.bootstrap, "--describe",
                            "--entity-type", "brokers", "--entity-name", "1", "--all").stdout
     assert re.search(r"producer\.id\.expiration\.ms=3000 sensitive=false "
                      r"synonyms=\{DYNAMIC_DEFAULT_BROKER_CONFIG:producer\.id\.expiration\.ms=3000, "
                      r"DEFAULT_CONFIG:producer\.id\.expiration\.ms=86400000\}", described), described
-    # A producer's idle time counts from its batch's timestamp.
-    now = int(time.time() * 1000)
-    assert produce(conn, None, topic, txn_batch(2000, [b"i0"], transactional=False, timestamp=now)) == 0
-    assert produce(conn, "t-open", topic, txn_batch(2001, [b"t0"], timestamp=now)) == 0
-    assert producers_on(gregor.bootstrap, topic) == [2000, 2001]
     wait_until(lambda: producers_on(gregor.bootstrap, topic) == [2001], 30, "the idle producer to be forgotten")
     # Its next batch is taken, sequence 1 though it is unknown now.
     assert produce(conn, None, topic, txn_batch(2000, [b"i1"], base_sequence=1, transactional=False)) == 0
