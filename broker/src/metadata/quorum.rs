@@ -105,6 +105,27 @@ fn destination(
     }
 }
 
+/// Which connection a request forwarded to the active controller takes.
+/// Heartbeats and registrations have their own, so a broker is never
+/// fenced because its heartbeat waited behind its other requests: a
+/// restarted broker's leaders may have thousands of ISR changes queued.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Lane {
+    Liveness,
+    Changes,
+}
+
+impl Lane {
+    fn of(req: &ControllerRequest) -> Lane {
+        match req {
+            ControllerRequest::Heartbeat { .. } | ControllerRequest::Register { .. } => {
+                Lane::Liveness
+            }
+            _ => Lane::Changes,
+        }
+    }
+}
+
 /// This node's quorum member.
 pub struct Quorum {
     node_id: i32,
@@ -112,7 +133,9 @@ pub struct Quorum {
     controller: Arc<Controller>,
     voters: BTreeMap<u64, String>,
     view: watch::Receiver<MetadataView>,
-    clients: tokio::sync::Mutex<HashMap<String, Connection>>,
+    /// Connections to the other controllers, one per address and lane:
+    /// a request holds its connection until answered.
+    clients: tokio::sync::Mutex<HashMap<(String, Lane), Arc<tokio::sync::Mutex<Connection>>>>,
     /// When a leader was last heard from, for pre-votes.
     contact: Arc<LeaderContact>,
     /// No pre-vote is granted within this much of the last leader contact.
@@ -376,10 +399,19 @@ impl Quorum {
         req: &ControllerRequest,
         deadline: tokio::time::Instant,
     ) -> Option<ControllerResponse> {
-        let mut clients = self.clients.lock().await;
-        let conn = clients
-            .entry(addr.to_string())
-            .or_insert_with(|| Connection::new(addr.to_string(), self.dialer.clone()));
+        let conn = self
+            .clients
+            .lock()
+            .await
+            .entry((addr.to_string(), Lane::of(req)))
+            .or_insert_with(|| {
+                Arc::new(tokio::sync::Mutex::new(Connection::new(
+                    addr.to_string(),
+                    self.dialer.clone(),
+                )))
+            })
+            .clone();
+        let mut conn = conn.lock().await;
         let left = deadline.saturating_duration_since(tokio::time::Instant::now());
         match conn
             .call(
@@ -639,6 +671,27 @@ pub(crate) mod tests {
         })
         .await
         .expect("quorum")
+    }
+
+    #[test]
+    fn heartbeats_never_share_a_connection_with_changes() {
+        let heartbeat = ControllerRequest::Heartbeat {
+            id: 1,
+            epoch: 1,
+            shutting_down: false,
+        };
+        let record =
+            ControllerRequest::Propose(crate::metadata::records::MetadataRecord::FenceBroker {
+                id: 2,
+                epoch: 1,
+            });
+        let cases = [
+            ("heartbeat", heartbeat, Lane::Liveness),
+            ("a proposed record", record, Lane::Changes),
+        ];
+        for (what, req, lane) in cases {
+            assert_eq!(Lane::of(&req), lane, "{what}");
+        }
     }
 
     #[test]
