@@ -126,6 +126,9 @@ impl Lane {
     }
 }
 
+/// A connection one request at a time holds until it is answered.
+type SharedConnection = Arc<tokio::sync::Mutex<Connection>>;
+
 /// This node's quorum member.
 pub struct Quorum {
     node_id: i32,
@@ -135,7 +138,7 @@ pub struct Quorum {
     view: watch::Receiver<MetadataView>,
     /// Connections to the other controllers, one per address and lane:
     /// a request holds its connection until answered.
-    clients: tokio::sync::Mutex<HashMap<(String, Lane), Arc<tokio::sync::Mutex<Connection>>>>,
+    clients: tokio::sync::Mutex<HashMap<(String, Lane), SharedConnection>>,
     /// When a leader was last heard from, for pre-votes.
     contact: Arc<LeaderContact>,
     /// No pre-vote is granted within this much of the last leader contact.
