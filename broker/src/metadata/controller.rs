@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use futures_util::future::join_all;
 use openraft::error::{ClientWriteError, RaftError};
 use openraft::Raft;
 use serde::{Deserialize, Serialize};
@@ -82,6 +83,11 @@ pub enum ControllerRequest {
     },
     /// A record the sender built in full.
     Propose(MetadataRecord),
+    /// Records the sender built in full, each committed on its own (a
+    /// leader's ISR changes, sent together as Kafka's AlterPartition
+    /// carries many partitions). Only controllers whose heartbeat answers
+    /// say `takes_batches` know it.
+    ProposeAll(Vec<MetadataRecord>),
 }
 
 /// The active controller's answer.
@@ -100,7 +106,13 @@ pub enum ControllerResponse {
         fenced: bool,
         /// False when the broker must register again.
         registered: bool,
+        /// This controller takes `ProposeAll`; an earlier release leaves
+        /// the field out, and then it reads as false.
+        #[serde(default)]
+        takes_batches: bool,
     },
+    /// The outcome of each record of a `ProposeAll`, in order.
+    AppliedAll(Vec<ControllerResponse>),
     /// This node is not the active controller.
     NotController {
         /// The active controller, if known.
@@ -287,6 +299,10 @@ impl Controller {
                     .await
             }
             ControllerRequest::Propose(record) => self.propose(record).await,
+            ControllerRequest::ProposeAll(records) => {
+                let each = join_all(records.into_iter().map(|r| self.propose(r))).await;
+                batch_outcome(each)
+            }
         }
     }
 
@@ -296,6 +312,7 @@ impl Controller {
             return ControllerResponse::Heartbeat {
                 fenced: true,
                 registered: false,
+                takes_batches: true,
             };
         };
         self.heard().insert(id, Instant::now());
@@ -309,6 +326,7 @@ impl Controller {
             return ControllerResponse::Heartbeat {
                 fenced,
                 registered: true,
+                takes_batches: true,
             };
         };
         match self.propose(change).await {
@@ -318,6 +336,7 @@ impl Controller {
             } => ControllerResponse::Heartbeat {
                 fenced: shutting_down,
                 registered: true,
+                takes_batches: true,
             },
             ControllerResponse::Applied {
                 applied: Applied::Refused(_),
@@ -325,6 +344,7 @@ impl Controller {
             } => ControllerResponse::Heartbeat {
                 fenced: true,
                 registered: false,
+                takes_batches: true,
             },
             other => other,
         }
@@ -464,6 +484,21 @@ impl Controller {
     }
 }
 
+/// The answer to a `ProposeAll` from each record's outcome. When none
+/// was committed, the first outcome stands for all of them (this node is
+/// not the active controller, or it could not commit), so the sender
+/// tries again where it should; committing a record twice is harmless,
+/// as every record is checked against the epochs it was built from.
+fn batch_outcome(mut each: Vec<ControllerResponse>) -> ControllerResponse {
+    let committed = each
+        .iter()
+        .any(|r| matches!(r, ControllerResponse::Applied { .. }));
+    match committed || each.is_empty() {
+        true => ControllerResponse::AppliedAll(each),
+        false => each.swap_remove(0),
+    }
+}
+
 fn refused(r: Refusal) -> ControllerResponse {
     ControllerResponse::Applied {
         index: 0,
@@ -504,5 +539,73 @@ fn check_brokers(image: &ClusterImage, assignment: &[Vec<i32>]) -> Result<(), Re
             "replica assignment names broker {b}, which is not registered"
         ))),
         None => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn applied(index: u64) -> ControllerResponse {
+        ControllerResponse::Applied {
+            index,
+            applied: Applied::Done,
+        }
+    }
+
+    fn not_controller() -> ControllerResponse {
+        ControllerResponse::NotController {
+            leader: Some(2),
+            address: None,
+        }
+    }
+
+    fn unavailable() -> ControllerResponse {
+        ControllerResponse::Unavailable("lost leadership".into())
+    }
+
+    #[test]
+    fn a_batch_is_answered_per_record_once_any_was_committed() {
+        let cases = [
+            ("all committed", vec![applied(1), applied(2)], "AppliedAll"),
+            (
+                "some committed",
+                vec![applied(1), unavailable()],
+                "AppliedAll",
+            ),
+            (
+                "not the controller",
+                vec![not_controller(), not_controller()],
+                "NotController",
+            ),
+            (
+                "nothing committed",
+                vec![unavailable(), unavailable()],
+                "Unavailable",
+            ),
+            ("empty", vec![], "AppliedAll"),
+        ];
+        for (what, each, want) in cases {
+            let n = each.len();
+            let got = batch_outcome(each);
+            let kind = format!("{got:?}");
+            assert!(kind.starts_with(want), "{what}: {kind}");
+            if let ControllerResponse::AppliedAll(each) = got {
+                assert_eq!(each.len(), n, "{what}: one outcome per record");
+            }
+        }
+    }
+
+    #[test]
+    fn an_earlier_releases_heartbeat_answer_reads_as_taking_no_batches() {
+        let earlier = r#"{"Heartbeat":{"fenced":false,"registered":true}}"#;
+        let answer: ControllerResponse = serde_json::from_str(earlier).expect("parses");
+        assert!(matches!(
+            answer,
+            ControllerResponse::Heartbeat {
+                takes_batches: false,
+                ..
+            }
+        ));
     }
 }

@@ -4,6 +4,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -139,6 +140,9 @@ pub struct Quorum {
     /// Connections to the other controllers, one per address and lane:
     /// a request holds its connection until answered.
     clients: tokio::sync::Mutex<HashMap<(String, Lane), SharedConnection>>,
+    /// Whether the active controller's last heartbeat answer said it
+    /// takes batches of records (`ControllerRequest::ProposeAll`).
+    takes_batches: AtomicBool,
     /// When a leader was last heard from, for pre-votes.
     contact: Arc<LeaderContact>,
     /// No pre-vote is granted within this much of the last leader contact.
@@ -290,6 +294,7 @@ impl Quorum {
             voters,
             view,
             clients: tokio::sync::Mutex::new(HashMap::new()),
+            takes_batches: AtomicBool::new(false),
             contact,
             lease,
             dialer: settings.dialer,
@@ -303,6 +308,13 @@ impl Quorum {
     /// This node's id.
     pub fn node_id(&self) -> i32 {
         self.node_id
+    }
+
+    /// Whether the active controller takes batches of records, as its
+    /// last heartbeat answer said (false until one is answered, and
+    /// while an earlier release is the active controller).
+    pub fn controller_takes_batches(&self) -> bool {
+        self.takes_batches.load(Ordering::Relaxed)
     }
 
     /// The metadata applied on this node.
@@ -386,7 +398,12 @@ impl Quorum {
                 Some(ControllerResponse::Unavailable(why)) => {
                     tracing::debug!(%why, "active controller could not commit; retrying");
                 }
-                Some(r) => return Ok(r),
+                Some(r) => {
+                    if let ControllerResponse::Heartbeat { takes_batches, .. } = &r {
+                        self.takes_batches.store(*takes_batches, Ordering::Relaxed);
+                    }
+                    return Ok(r);
+                }
                 None => {}
             }
             if tokio::time::Instant::now() >= deadline {
