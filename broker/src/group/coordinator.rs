@@ -19,7 +19,7 @@ use super::consumer::ConsumerGroup;
 use super::error::GroupError;
 use super::membership::Entry;
 use super::offset_records::partition_for;
-use super::offsets::{LoadedPartition, OffsetStore, OffsetStoreError};
+use super::offsets::{LoadedPartition, OffsetStore, OffsetStoreError, OFFSETS_TOPIC};
 use super::state::Group;
 use crate::clock::now_ms;
 use crate::leadership::{Leadership, LoadTicket};
@@ -53,6 +53,11 @@ pub(super) struct Inner {
     pub(super) offsets: OffsetStore,
     /// The offsets partitions served or being loaded.
     leadership: Leadership,
+    /// This broker's replicas. An offsets partition led here that `lead`
+    /// has not taken up yet (it runs after each metadata change) is about
+    /// to load: its groups get COORDINATOR_LOAD_IN_PROGRESS, as in Kafka,
+    /// not NOT_COORDINATOR, which sends clients back to this broker.
+    replicas: Arc<TopicRegistry>,
 }
 
 /// Coordinates every consumer group on this broker.
@@ -86,6 +91,7 @@ impl GroupCoordinator {
                 consumer_groups: HashMap::new(),
                 offsets: OffsetStore::new(partitions),
                 leadership: Leadership::default(),
+                replicas: topics.clone(),
             })),
             partitions,
             settings,
@@ -276,16 +282,23 @@ impl Inner {
     /// does not lead the group's partition, COORDINATOR_LOAD_IN_PROGRESS
     /// while it loads it.
     pub(super) fn check_coordinator(&self, group: &str) -> Result<(), GroupError> {
+        let index = self.offsets.partition_for(group);
         if self.offsets.serves(group) {
             Ok(())
-        } else if self
-            .leadership
-            .is_loading(self.offsets.partition_for(group))
-        {
+        } else if self.leadership.is_loading(index) || self.leads(index) {
             Err(GroupError::LoadInProgress)
         } else {
             Err(GroupError::NotCoordinator)
         }
+    }
+
+    /// Whether this broker's replica of offsets partition `index` leads.
+    fn leads(&self, index: i32) -> bool {
+        self.replicas
+            .get(OFFSETS_TOPIC)
+            .and_then(|t| t.partitions.get(usize::try_from(index).ok()?).cloned())
+            .flatten()
+            .is_some_and(|p| p.is_leader())
     }
 
     /// Whether some offsets partition is being loaded (a listing of every
@@ -354,6 +367,7 @@ mod tests {
     use super::*;
     use crate::group::offset_records::Committed;
     use crate::group::offsets::tests::registry;
+    use crate::topic::config::TopicDefaults;
 
     fn coordinator(topics: TopicRegistry) -> GroupCoordinator {
         let settings = GroupSettings {
@@ -391,8 +405,10 @@ mod tests {
             .offsets
             .commit("g", vec![("t".into(), 0, commit)])
             .expect("commit");
+        // Given up while the replicas still lead here: the groups are
+        // about to load again.
         c.lead(&[]);
-        assert_eq!(committed(&c, "g"), Err(GroupError::NotCoordinator));
+        assert_eq!(committed(&c, "g"), Err(GroupError::LoadInProgress));
 
         // Led again: while the log is read, the group is loading.
         let loads = c.follow(&led);
@@ -410,10 +426,24 @@ mod tests {
         for (load, (p, read)) in loads.iter().zip(restored) {
             c.finish_load(p, load, read);
         }
-        assert_eq!(committed(&c, "g"), Err(GroupError::NotCoordinator));
+        assert_eq!(committed(&c, "g"), Err(GroupError::LoadInProgress));
         assert_eq!(c.lock().offsets.loaded().count(), 0);
 
         c.lead(&led);
         assert_eq!(committed(&c, "g"), Ok(Some(7)));
+    }
+
+    #[test]
+    fn a_group_is_loading_from_the_moment_its_partition_is_led_here() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (topics, _) = registry(dir.path());
+        // Led here, not yet taken up by `lead`.
+        let c = coordinator(topics);
+        assert_eq!(committed(&c, "g"), Err(GroupError::LoadInProgress));
+        // No replica here.
+        let elsewhere =
+            TopicRegistry::new(1, &[dir.path().join("other")], TopicDefaults::for_tests());
+        let c = coordinator(elsewhere);
+        assert_eq!(committed(&c, "g"), Err(GroupError::NotCoordinator));
     }
 }
