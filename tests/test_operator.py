@@ -276,6 +276,25 @@ def brokers_down(pods):
             or condition(p, "Ready") is None or condition(p, "Ready")["status"] != "True"]
 
 
+def why_down(cp, pods, down):
+    """For a failure message: how each broker of `down` is down (its
+    container's state, last state and restarts; the end of its log), and
+    the operator's events."""
+    lines = []
+    for i in down:
+        pod = pods.get(i)
+        if pod is None:
+            lines.append(f"broker {i}: no pod")
+            continue
+        status = (pod.get("status", {}).get("containerStatuses") or [{}])[0]
+        lines.append(f"broker {i}: deleting={pod['metadata'].get('deletionTimestamp')} "
+                     f"ready={condition(pod, 'Ready')} restarts={status.get('restartCount')} "
+                     f"state={status.get('state')} last={status.get('lastState')}")
+        lines.append(container_log(cp, NS, f"demo-broker-{i}")[-2000:])
+    lines.append(f"events: {events(cp, 'demo')[-6:]}")
+    return "\n".join(lines)
+
+
 def crd_schemas(crds):
     """{CRD name: {version: its openAPIV3Schema}} of CRD objects."""
     return {c["metadata"]["name"]: {v["name"]: v["schema"]["openAPIV3Schema"] for v in c["spec"]["versions"]}
@@ -324,7 +343,7 @@ def test_helm_upgrade_from_the_previous_release_loses_nothing(k8s):
     def upgraded():
         pods = {i: get(k8s, "pod", f"demo-broker-{i}") for i in range(3)}
         down = brokers_down(pods)
-        assert len(down) <= 1, f"brokers {down} down at once"
+        assert len(down) <= 1, f"brokers {down} down at once\n{why_down(k8s, pods, down)}"
         if not upgrading.done():
             return None
         upgrading.result()
@@ -1023,7 +1042,7 @@ def test_spec_change_rolls_brokers_one_at_a_time(k8s):
     while time.monotonic() < deadline:
         pods = {i: get(k8s, "pod", f"demo-broker-{i}") for i in range(3)}
         down = brokers_down(pods)
-        assert len(down) <= 1, f"brokers {down} down at once"
+        assert len(down) <= 1, f"brokers {down} down at once\n{why_down(k8s, pods, down)}"
         if down and (not down_seen or down_seen[-1] != down[0]):
             down_seen.append(down[0])
         if all(p and p["metadata"]["uid"] != before[i] for i, p in pods.items()) and not down:
