@@ -85,10 +85,14 @@ TOOLS = {
 
 def java_command(tool, *args, heap="256m", version=KAFKA_VERSION, jvm=()):
     """The command line the `tool` script of Apache Kafka `version` would
-    run, with the JVM options `jvm` (e.g. system properties) added."""
+    run, with the JVM options `jvm` (e.g. system properties) added. The
+    tools start from the version's class-data sharing archive where
+    .ci/install built one (tests/kafka-jars/class-archive)."""
+    archive = kafka_libs(version).parent / "tools.jsa"
     return [
         "java",
         *jvm,
+        *([f"-XX:SharedArchiveFile={archive}"] if archive.exists() else []),
         f"-Xmx{heap}",
         "-XX:+UseSerialGC",
         "-XX:TieredStopAtLevel=1",

@@ -1,9 +1,15 @@
 //! A `kube::Client` whose API server is a script, to test reconcile passes
 //! without a cluster: each request is checked against the next call the
 //! script expects (method, path and query, what the body holds) and
-//! answered as the script says. After kube-rs's controller-rs fixtures, on
-//! tower-test's mock service.
+//! answered as the script says. After kube-rs's controller-rs fixtures.
+//! The client's service hands each request to the script over a channel;
+//! tower-test's mock would do the same, but it needs tokio's test-util
+//! feature, and that feature would then differ between `cargo test` and
+//! `cargo build`, which would compile the dependency tree twice.
 
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use http::header::CONTENT_TYPE;
@@ -11,6 +17,7 @@ use http::{Method, Request, Response, StatusCode};
 use kube::client::Body;
 use kube::Client;
 use serde_json::{json, Value};
+use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use crate::cluster::names::FIELD_MANAGER;
@@ -20,12 +27,47 @@ const PATIENCE: Duration = Duration::from_secs(5);
 
 /// A client, and the API server it talks to, to be given a script.
 pub fn pair() -> (Client, ApiServer) {
-    let (service, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
-    (Client::new(service, "default"), ApiServer(handle))
+    let (requests, incoming) = mpsc::unbounded_channel();
+    (
+        Client::new(Service(requests), "default"),
+        ApiServer(incoming),
+    )
+}
+
+/// A request on its way to the script, with where its answer goes.
+type Exchange = (Request<Body>, oneshot::Sender<Response<Body>>);
+
+/// The client's end of [`pair`]: a tower service whose every request goes
+/// to the script.
+#[derive(Clone)]
+struct Service(mpsc::UnboundedSender<Exchange>);
+
+/// The script ended, or panicked, before answering.
+#[derive(Debug, thiserror::Error)]
+#[error("the scripted API server is gone")]
+struct Gone;
+
+impl tower_service::Service<Request<Body>> for Service {
+    type Response = Response<Body>;
+    type Error = Gone;
+    type Future = Pin<Box<dyn Future<Output = Result<Response<Body>, Gone>> + Send>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Gone>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Request<Body>) -> Self::Future {
+        let (respond, answer) = oneshot::channel();
+        let sent = self.0.send((request, respond));
+        Box::pin(async move {
+            sent.map_err(|_| Gone)?;
+            answer.await.map_err(|_| Gone)
+        })
+    }
 }
 
 /// The server end of [`pair`].
-pub struct ApiServer(tower_test::mock::Handle<Request<Body>, Response<Body>>);
+pub struct ApiServer(mpsc::UnboundedReceiver<Exchange>);
 
 /// A check of a request's body beyond the fields it must hold.
 type Check = Box<dyn Fn(&Value) + Send>;
@@ -150,12 +192,12 @@ impl Call {
 impl ApiServer {
     /// Answers the calls of `script` in order. The task panics on a request
     /// the script does not expect, or when one does not come; a request
-    /// after the last call fails, the mock service being closed then.
+    /// after the last call fails, the channel being closed then.
     pub fn run(mut self, script: Vec<Call>) -> JoinHandle<()> {
         tokio::spawn(async move {
             for (i, call) in script.into_iter().enumerate() {
                 let step = format!("call {i}: {} {}", call.method, call.uri);
-                let next = tokio::time::timeout(PATIENCE, self.0.next_request()).await;
+                let next = tokio::time::timeout(PATIENCE, self.0.recv()).await;
                 let Ok(Some((request, respond))) = next else {
                     panic!("{step}: no request came");
                 };
@@ -192,7 +234,8 @@ impl ApiServer {
                     .status(status)
                     .body(Body::from(answer.to_string().into_bytes()))
                     .expect("a response");
-                respond.send_response(response);
+                // The client may have given up waiting; the script goes on.
+                let _ = respond.send(response);
             }
         })
     }

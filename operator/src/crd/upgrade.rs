@@ -26,10 +26,11 @@ use semver::Version;
 use super::{definitions, VERSION_ANNOTATION};
 use crate::cluster::names::FIELD_MANAGER;
 
-/// How long the API server may take to establish (serve) the CRDs.
-const ESTABLISH_TIMEOUT: Duration = Duration::from_secs(20);
-/// How often their conditions are read meanwhile.
+/// How long the API server may take to establish (serve) the CRDs: their
+/// conditions are read this often, up to this many times after the first
+/// (20 s).
 const ESTABLISH_POLL: Duration = Duration::from_millis(250);
+const ESTABLISH_POLLS: u32 = 80;
 /// Writes of one CRD that may find it changed since it was read, in a row.
 const ATTEMPTS: usize = 5;
 
@@ -52,10 +53,12 @@ pub enum CrdError {
         name: String,
     },
     /// The API server did not establish the CRD in time.
-    #[error("CRD {name} not established within {} s: {conditions}", ESTABLISH_TIMEOUT.as_secs())]
+    #[error("CRD {name} not established within {} s: {conditions}", .waited.as_secs_f64())]
     NotEstablished {
         /// The CRD's name.
         name: String,
+        /// How long the operator waited.
+        waited: Duration,
         /// Its conditions, as last read.
         conditions: String,
     },
@@ -94,7 +97,7 @@ pub async fn apply(client: &Client) -> Result<(), CrdError> {
         apply_one(&api, &ours, crd.clone()).await?;
     }
     for crd in &crds {
-        wait_established(&api, &crd.name_any()).await?;
+        wait_established(&api, &crd.name_any(), ESTABLISH_POLL).await?;
     }
     Ok(())
 }
@@ -143,9 +146,15 @@ async fn apply_one(
     Err(CrdError::Contended { name })
 }
 
-/// Waits until the API server reports CRD `name` established.
-async fn wait_established(api: &Api<CustomResourceDefinition>, name: &str) -> Result<(), CrdError> {
-    let deadline = tokio::time::Instant::now() + ESTABLISH_TIMEOUT;
+/// Waits until the API server reports CRD `name` established, reading it
+/// every `poll`, [`ESTABLISH_POLLS`] times after the first. (Counted rather
+/// than timed, so a test can wait a short `poll` the same number of times.)
+async fn wait_established(
+    api: &Api<CustomResourceDefinition>,
+    name: &str,
+    poll: Duration,
+) -> Result<(), CrdError> {
+    let mut polls = 0;
     loop {
         let crd = api.get(name).await.map_err(|source| CrdError::Kube {
             name: name.to_string(),
@@ -158,13 +167,15 @@ async fn wait_established(api: &Api<CustomResourceDefinition>, name: &str) -> Re
         {
             return Ok(());
         }
-        if tokio::time::Instant::now() >= deadline {
+        if polls == ESTABLISH_POLLS {
             return Err(CrdError::NotEstablished {
                 name: name.to_string(),
+                waited: poll * polls,
                 conditions: describe(&conditions),
             });
         }
-        tokio::time::sleep(ESTABLISH_POLL).await;
+        tokio::time::sleep(poll).await;
+        polls += 1;
     }
 }
 
@@ -339,16 +350,15 @@ mod tests {
         crd["status"]["conditions"] = json!([{"type": "NamesAccepted", "status": "False",
             "message": "\"kc\" is already in use"}]);
         let path = format!("{CRDS}/{name}");
-        let polls = ESTABLISH_TIMEOUT.as_millis() / ESTABLISH_POLL.as_millis() + 1;
-        let script = (0..polls).map(|_| Call::get(&path, crd.clone())).collect();
+        let reads = ESTABLISH_POLLS + 1;
+        let script = (0..reads).map(|_| Call::get(&path, crd.clone())).collect();
         let served = server.run(script);
-        tokio::time::pause();
-        let err = wait_established(&Api::all(client), name)
+        let err = wait_established(&Api::all(client), name, Duration::from_millis(1))
             .await
             .expect_err("not established");
         assert_eq!(
             err.to_string(),
-            "CRD kafkaclusters.gregor.dev not established within 20 s: \
+            "CRD kafkaclusters.gregor.dev not established within 0.08 s: \
              NamesAccepted=False (\"kc\" is already in use)"
         );
         served.await.expect("the script ran");
