@@ -849,6 +849,31 @@ def transactions_script(bootstrap):
     end2("v2: commit that batch", epoch2 + 3, True)
     produce("v2: a batch right after that commit", 12, txn2, (pid2, epoch2 + 4))
     end2("v2: abort that batch", epoch2 + 4, False)
+    deadline = time.monotonic() + 30
+    while end2("v2: abort that batch, again", epoch2 + 4, False)[0] == 51 and time.monotonic() < deadline:
+        time.sleep(0.2)
+
+    def markers(case, producer_epoch, version=2, transaction_version=2):
+        """The partition leader's answer to a coordinator's WriteTxnMarkers
+        (an abort on partition 0) for the producer of `txn2`, whose
+        transaction is over. The coordinator epoch is above any real one:
+        the producer's later transactions would be fenced, and it has none."""
+        raw = wire.Connection(bootstrap)
+        try:
+            raw.send(wire.write_txn_markers(pid2, producer_epoch, False, TOPIC, coordinator_epoch=1 << 20,
+                                            version=version, transaction_version=transaction_version))
+            seen[case] = wire.write_txn_markers_error(raw.response(), pid2, TOPIC)
+        except Exception as e:  # noqa: BLE001 - what failed is the observation
+            seen[case] = f"failed: {type(e).__name__}"
+        finally:
+            raw.close()
+
+    # WriteTxnMarkers v2 (KIP-1228): the last abort's markers carried the
+    # bumped epoch (epoch2 + 5). Again at that epoch with no transaction
+    # open is a retry; an older epoch is refused, whatever the version.
+    markers("markers v2, transaction version 2: a retry at the producer's epoch", epoch2 + 5)
+    markers("markers v2, transaction version 2: an older epoch", epoch2 + 4)
+    markers("markers v1: an older epoch", epoch2 + 4, version=1, transaction_version=0)
     conn[0].close()
     return seen
 

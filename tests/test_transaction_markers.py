@@ -15,9 +15,8 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from kafka.record.memory_records import MemoryRecordsBuilder
 
 from conftest import kafka_tool, unique, wait_until
+import wire
 from wire import RECENT_TS, Connection, Reader, frame, header, string
-
-WRITE_TXN_MARKERS = 27
 
 
 def txn_batch(producer_id, values, base_sequence=0, epoch=0, transactional=True, timestamp=RECENT_TS):
@@ -50,33 +49,13 @@ def produce_at(conn, transactional_id, topic, records):
     return r.take(">h"), r.take(">q")
 
 
-def uvarint(n):
-    out = b""
-    while n >= 0x80:
-        out += bytes([(n & 0x7F) | 0x80])
-        n >>= 7
-    return out + bytes([n])
-
-
-def write_txn_markers(conn, producer_id, commit, topic, coordinator_epoch=0, epoch=0):
-    """WriteTxnMarkers v1 (flexible) of one marker on partition 0; the
-    partition's error code."""
-    name = topic.encode()
-    marker = struct.pack(">qhb", producer_id, epoch, 1 if commit else 0)
-    marker += uvarint(2) + uvarint(len(name) + 1) + name + uvarint(2) + struct.pack(">i", 0) + b"\x00"
-    marker += struct.pack(">i", coordinator_epoch) + b"\x00"
-    body = uvarint(2) + marker + b"\x00"
-    # Request header v2: v1's and its tagged fields.
-    conn.send(frame(header(WRITE_TXN_MARKERS, 1) + b"\x00" + body))
-    r = Reader(conn.response(), 4)
-    r.tagged_fields()
-    assert r.uvarint() == 2
-    assert r.take(">q") == producer_id
-    assert r.uvarint() == 2
-    assert r.compact_string() == topic
-    assert r.uvarint() == 2
-    assert r.take(">i") == 0
-    return r.take(">h")
+def write_txn_markers(conn, producer_id, commit, topic, coordinator_epoch=0, epoch=0, version=1,
+                      transaction_version=0):
+    """WriteTxnMarkers of one marker on partition 0; the partition's error
+    code."""
+    conn.send(wire.write_txn_markers(producer_id, epoch, commit, topic, coordinator_epoch=coordinator_epoch,
+                                     version=version, transaction_version=transaction_version))
+    return wire.write_txn_markers_error(conn.response(), producer_id, topic)
 
 
 def consume(bootstrap, topic, isolation, want, timeout=15):
@@ -93,6 +72,34 @@ def consume(bootstrap, topic, isolation, want, timeout=15):
             got.append(m.value())
     consumer.close()
     return got
+
+
+def test_markers_of_transaction_version_2_carry_a_bumped_epoch(gregor_factory):
+    """WriteTxnMarkers v2 (KIP-1228): a marker of transaction version 2
+    carries the epoch its coordinator bumped at the end, so one at the
+    producer's epoch is late (refused) while a transaction is open, and a
+    retry of one written already when none is."""
+    gregor = gregor_factory(props={"transaction.partition.verification.enable": "false"})
+    topic = unique("txn-v2")
+    admin = AdminClient({"bootstrap.servers": gregor.bootstrap})
+    admin.create_topics([NewTopic(topic, 1, 1)])[topic].result(30)
+    conn = Connection(gregor.bootstrap)
+
+    def marker(epoch, version=2, transaction_version=2):
+        return write_txn_markers(conn, 4000, True, topic, epoch=epoch, version=version,
+                                 transaction_version=transaction_version)
+    assert produce(conn, "t-v2", topic, txn_batch(4000, [b"a"], epoch=3)) == 0
+    assert marker(3) == 47  # INVALID_PRODUCER_EPOCH: a late marker of an earlier transaction
+    assert marker(2) == 47
+    assert consume(gregor.bootstrap, topic, "read_committed", 1, timeout=3) == []
+    assert marker(4) == 0
+    assert marker(4) == 0, "a retry of the marker written"
+    assert marker(3) == 47
+    # Before version 2 a marker at the producer's epoch ends its transaction.
+    assert produce(conn, "t-v2", topic, txn_batch(4000, [b"b"], epoch=4, base_sequence=0)) == 0
+    assert marker(4, version=1, transaction_version=0) == 0
+    assert consume(gregor.bootstrap, topic, "read_committed", 2) == [b"a", b"b"]
+    conn.close()
 
 
 def test_read_committed_consumers_skip_aborted_transactions_and_kafka_reads_the_index(gregor_factory):

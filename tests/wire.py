@@ -212,6 +212,32 @@ def compact_string(s):
     return bytes([len(b) + 1]) + b
 
 
+def write_txn_markers(producer_id, epoch, commit, topic, partition=0, coordinator_epoch=0, version=1,
+                      transaction_version=0):
+    """WriteTxnMarkers (flexible, v1 or v2) of one marker on one partition;
+    v2 carries the marker's transaction version (KIP-1228)."""
+    marker = struct.pack(">qhb", producer_id, epoch, 1 if commit else 0)
+    marker += b"\x02" + compact_string(topic) + b"\x02" + struct.pack(">i", partition) + b"\x00"
+    marker += struct.pack(">i", coordinator_epoch)
+    if version >= 2:
+        marker += struct.pack(">b", transaction_version)
+    body = b"\x02" + marker + b"\x00" + b"\x00"
+    return frame(header(27, version) + b"\x00" + body)  # flexible header: no tags
+
+
+def write_txn_markers_error(response, producer_id, topic, partition=0):
+    """The one partition's error code of a WriteTxnMarkers answer."""
+    r = Reader(response, 4)
+    r.tagged_fields()
+    assert r.uvarint() == 2
+    assert r.take(">q") == producer_id
+    assert r.uvarint() == 2
+    assert r.compact_string() == topic
+    assert r.uvarint() == 2
+    assert r.take(">i") == partition
+    return r.take(">h")
+
+
 def api_versions_v5(cluster_id, node_id):
     """ApiVersions v5 (Kafka 4.4, KIP-1242): the client names the cluster and
     the node it means to reach (null and -1: unknown)."""

@@ -57,6 +57,7 @@ fn markers_of(request: &WriteTxnMarkersRequest) -> Vec<TxnMarker> {
             producer_epoch: m.producer_epoch,
             coordinator_epoch: m.coordinator_epoch,
             commit: m.transaction_result,
+            transaction_version: m.transaction_version,
             topics: m
                 .topics
                 .iter()

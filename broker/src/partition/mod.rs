@@ -634,17 +634,19 @@ impl Partition {
 
     /// Writes a transaction marker as leader: a control batch ending
     /// `producer_id`'s transaction here, COMMIT or ABORT, from a
-    /// coordinator in `coordinator_epoch`. Refused, as in Kafka, when the
-    /// producer epoch is older than the producer's (INVALID_PRODUCER_EPOCH)
-    /// or the coordinator epoch older than the last marker's
-    /// (TRANSACTION_COORDINATOR_FENCED). An abort is recorded in the
-    /// `.txnindex` of the segment the marker lands in.
+    /// coordinator in `coordinator_epoch`, of `transaction_version`.
+    /// Refused, as in Kafka, when the producer epoch is older than the
+    /// producer's, or from version 2 not newer while a transaction is open
+    /// (INVALID_PRODUCER_EPOCH), or the coordinator epoch is older than
+    /// the last marker's (TRANSACTION_COORDINATOR_FENCED). An abort is
+    /// recorded in the `.txnindex` of the segment the marker lands in.
     pub fn append_marker(
         &self,
         producer_id: i64,
         producer_epoch: i16,
         coordinator_epoch: i32,
         commit: bool,
+        transaction_version: i8,
     ) -> Result<Appended, PartitionError> {
         let marker = Marker {
             commit,
@@ -656,10 +658,12 @@ impl Partition {
             Role::Leader(l) => l.epoch,
             Role::Follower { .. } => -1,
         };
-        match state
-            .producers
-            .check_marker(producer_id, producer_epoch, coordinator_epoch)
-        {
+        match state.producers.check_marker(
+            producer_id,
+            producer_epoch,
+            coordinator_epoch,
+            transaction_version,
+        ) {
             Ok(()) => {}
             Err(MarkerRefusal::StaleEpoch) => {
                 return Err(PartitionError::StaleEpoch {
@@ -1521,13 +1525,13 @@ mod tests {
     /// at 7.
     fn two_transactions(p: &Partition) {
         assert_eq!(txn_append(p, 1, 0, 2), 0);
-        p.append_marker(1, 0, 0, false).expect("abort");
+        p.append_marker(1, 0, 0, false, 1).expect("abort");
         assert_eq!(txn_append(p, 2, 0, 2), 3);
         assert_eq!(p.watermarks().last_stable_offset, 3);
         assert_eq!(txn_append(p, 1, 2, 1), 5);
-        p.append_marker(1, 0, 0, true).expect("commit");
+        p.append_marker(1, 0, 0, true, 1).expect("commit");
         assert_eq!(p.watermarks().last_stable_offset, 3);
-        p.append_marker(2, 0, 0, false).expect("abort");
+        p.append_marker(2, 0, 0, false, 1).expect("abort");
     }
 
     #[test]
@@ -1555,7 +1559,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("dir");
         let p = leader_of_three(dir.path());
         txn_append(&p, 1, 0, 2);
-        p.append_marker(1, 0, 0, true).expect("commit");
+        p.append_marker(1, 0, 0, true, 1).expect("commit");
         // Nothing replicated: HW and LSO at 0.
         assert_eq!(p.watermarks().last_stable_offset, 0);
         for f in [2, 3] {
@@ -1579,13 +1583,13 @@ mod tests {
         let guard = p.start_verification(1, 3, 0).expect("verify");
         p.append(producer_batch(1, 3, 0, 1, true).freeze(), guard)
             .expect("append");
-        p.append_marker(1, 3, 5, true).expect("commit");
+        p.append_marker(1, 3, 5, true, 1).expect("commit");
         assert!(matches!(
-            p.append_marker(1, 2, 5, true),
+            p.append_marker(1, 2, 5, true, 1),
             Err(PartitionError::StaleEpoch { epoch: 2, .. })
         ));
         assert!(matches!(
-            p.append_marker(1, 3, 4, false),
+            p.append_marker(1, 3, 4, false, 1),
             Err(PartitionError::CoordinatorFenced {
                 epoch: 4,
                 current: 5,
@@ -1716,7 +1720,7 @@ mod tests {
         assert_eq!(aborted, [entry(1, 0, 2, 3)]);
         let (_, _, aborted) = p.read_committed(7, 1 << 20, false).expect("read");
         assert_eq!(aborted, [entry(2, 3, 7, 8)]);
-        p.append_marker(3, 0, 0, true).expect("commit");
+        p.append_marker(3, 0, 0, true, 1).expect("commit");
         assert_eq!(p.watermarks().last_stable_offset, 10);
     }
 
@@ -1820,9 +1824,9 @@ mod tests {
         // Keys k0, k1 committed by producer 1 at 0-1 (marker 2), written
         // again by producer 2 and aborted at 3-4 (marker 5).
         txn_append(&p, 1, 0, 2);
-        p.append_marker(1, 0, 0, true).expect("commit");
+        p.append_marker(1, 0, 0, true, 1).expect("commit");
         txn_append(&p, 2, 0, 2);
-        p.append_marker(2, 0, 0, false).expect("abort");
+        p.append_marker(2, 0, 0, false, 1).expect("abort");
         for seq in 0..6 {
             p.append(
                 keyed_batch(4, 0, seq, 1, false, &format!("other{seq}-")).freeze(),
@@ -1889,7 +1893,7 @@ mod tests {
         }
         let (c, _) = p.cleanable(now_ms()).expect("compacted");
         assert_eq!(c.first_uncleanable, 2);
-        p.append_marker(1, 0, 0, false).expect("abort");
+        p.append_marker(1, 0, 0, false, 1).expect("abort");
         let (c, _) = p.cleanable(now_ms()).expect("compacted");
         assert!(c.first_uncleanable > 2);
     }
@@ -1921,7 +1925,7 @@ mod tests {
         );
         // Producer 2's transaction is open again, and its abort lands.
         assert_eq!(p.watermarks().last_stable_offset, 3);
-        p.append_marker(2, 0, 0, false).expect("abort");
+        p.append_marker(2, 0, 0, false, 1).expect("abort");
         let (_, _, aborted) = p.read_committed(0, 1 << 20, false).expect("read");
         assert_eq!(aborted, [entry(1, 0, 2, 3), entry(2, 3, 7, 8)]);
     }
@@ -1944,11 +1948,11 @@ mod tests {
                 .expect("append");
         }
         assert_eq!(txn_append(p, 1, 0, 2), 6);
-        p.append_marker(1, 0, 0, true).expect("commit");
+        p.append_marker(1, 0, 0, true, 1).expect("commit");
         p.apply(&image(1, 2, &[1]));
         assert_eq!(txn_append(p, 2, 0, 2), 9);
         assert_eq!(txn_append(p, 5, 0, 1), 11);
-        p.append_marker(5, 0, 3, false).expect("abort");
+        p.append_marker(5, 0, 3, false, 1).expect("abort");
         for seq in 0..3 {
             p.append(producer_batch(6, 0, seq, 1, false).freeze(), None)
                 .expect("append");
@@ -2032,7 +2036,7 @@ mod tests {
         ));
         p.append(producer_batch(4, 0, 6, 1, false).freeze(), None)
             .expect("next");
-        p.append_marker(2, 0, 0, true).expect("commit");
+        p.append_marker(2, 0, 0, true, 1).expect("commit");
         let marks = p.watermarks();
         assert_eq!(marks.last_stable_offset, marks.log_end_offset);
         // A clean shutdown snapshots the log end: nothing to replay.
@@ -2213,7 +2217,7 @@ mod tests {
             // Producer 7 aborts at 17, and the broker dies; the disk keeps
             // the abort's `.txnindex` entry but loses the records.
             assert_eq!(txn_append(&p, 7, 0, 1), 16);
-            p.append_marker(7, 0, 0, false).expect("abort");
+            p.append_marker(7, 0, 0, false, 1).expect("abort");
             aborted
         };
         let f = std::fs::OpenOptions::new()
@@ -2233,7 +2237,7 @@ mod tests {
         // Records after the shutdown's snapshot, kept this time: it is
         // passed over for the one at the active segment's base.
         assert_eq!(txn_append(&p, 7, 0, 1), 16);
-        p.append_marker(7, 0, 0, false).expect("abort");
+        p.append_marker(7, 0, 0, false, 1).expect("abort");
         let after = kept_state(&p);
         drop(p);
         let p = sole_leader(dir.path(), LogConfig::default());

@@ -361,19 +361,31 @@ impl ProducerStates {
         None
     }
 
-    /// Whether a marker of `producer_epoch` from a coordinator in
-    /// `coordinator_epoch` may end `producer_id`'s transaction (Kafka's
-    /// checks on a marker a coordinator sends).
+    /// Whether a marker of `producer_epoch` and `transaction_version` from
+    /// a coordinator in `coordinator_epoch` may end `producer_id`'s
+    /// transaction (Kafka's checks on a marker a coordinator sends).
     pub fn check_marker(
         &self,
         producer_id: i64,
         producer_epoch: i16,
         coordinator_epoch: i32,
+        transaction_version: i8,
     ) -> Result<(), MarkerRefusal> {
         let Some(p) = self.producers.get(&producer_id) else {
             return Ok(());
         };
-        if producer_epoch < p.epoch {
+        // From transaction version 2 (KIP-890) the coordinator bumps the
+        // epoch before it writes the markers, so a marker's epoch is above
+        // that of its transaction's batches (KIP-1228). One at the
+        // producer's epoch is the retry of a marker written already when
+        // no transaction is open, and a late marker of an earlier
+        // transaction when one is.
+        let stale = if transaction_version >= 2 {
+            producer_epoch < p.epoch || (producer_epoch == p.epoch && p.txn_first_offset.is_some())
+        } else {
+            producer_epoch < p.epoch
+        };
+        if stale {
             return Err(MarkerRefusal::StaleEpoch);
         }
         if coordinator_epoch < p.coordinator_epoch {
@@ -656,6 +668,33 @@ mod tests {
     }
 
     #[test]
+    fn a_marker_of_transaction_version_2_must_come_with_a_bumped_epoch() {
+        let mut s = ProducerStates::default();
+        // Producer 1 at epoch 3 with a transaction open.
+        s.record(&txn(1, 3, 0, 1), 0, 0);
+        let cases = [
+            // (producer epoch, transaction version, verdict)
+            (3, 2, Err(MarkerRefusal::StaleEpoch)),
+            (2, 2, Err(MarkerRefusal::StaleEpoch)),
+            (4, 2, Ok(())),
+            (3, 1, Ok(())),
+            (3, 0, Ok(())),
+        ];
+        for (epoch, version, want) in cases {
+            assert_eq!(
+                s.check_marker(1, epoch, 0, version),
+                want,
+                "{epoch} v{version}"
+            );
+        }
+        // Once a marker of epoch 4 ended it, the same marker again (its
+        // answer lost) is taken; one of an older epoch is not.
+        s.end_txn(1, 4, 0, 0);
+        assert_eq!(s.check_marker(1, 4, 0, 2), Ok(()));
+        assert_eq!(s.check_marker(1, 3, 0, 2), Err(MarkerRefusal::StaleEpoch));
+    }
+
+    #[test]
     fn markers_are_fenced_by_producer_and_coordinator_epochs() {
         let mut s = ProducerStates::default();
         s.record(&txn(1, 3, 0, 1), 0, 0);
@@ -669,13 +708,13 @@ mod tests {
         ];
         for (epoch, coordinator, want) in cases {
             assert_eq!(
-                s.check_marker(1, epoch, coordinator),
+                s.check_marker(1, epoch, coordinator, 1),
                 want,
                 "{epoch} {coordinator}"
             );
         }
         // A producer never seen here takes any marker.
-        assert_eq!(s.check_marker(2, 0, 0), Ok(()));
+        assert_eq!(s.check_marker(2, 0, 0, 1), Ok(()));
         // A marker of a newer epoch forgets the old epoch's sequences.
         s.end_txn(1, 4, 8, 0);
         assert_eq!(
@@ -898,7 +937,7 @@ mod tests {
             assert_eq!(loaded.check(&b, Origin::Client, None), want, "{b:?}");
         }
         assert_eq!(
-            loaded.check_marker(5, 0, 5),
+            loaded.check_marker(5, 0, 5, 1),
             Err(MarkerRefusal::FencedCoordinator { current: 6 })
         );
     }

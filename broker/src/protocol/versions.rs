@@ -60,9 +60,9 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DeleteAcls, 1, 3),
     (ApiKey::DescribeClientQuotas, 0, 1),
     (ApiKey::AlterClientQuotas, 0, 1),
-    // Kafka 4 serves WriteTxnMarkers from 1 (KIP-896 dropped 0); the
-    // crate decodes 1 only.
-    (ApiKey::WriteTxnMarkers, 1, 1),
+    // Kafka 4 serves WriteTxnMarkers from 1 (KIP-896 dropped 0); v2 adds
+    // the markers' transaction version (KIP-1228).
+    (ApiKey::WriteTxnMarkers, 1, 2),
     (ApiKey::DescribeProducers, 0, 0),
     (ApiKey::UpdateFeatures, 0, 2),
     (ApiKey::DescribeTopicPartitions, 0, 0),

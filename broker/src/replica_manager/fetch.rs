@@ -643,7 +643,7 @@ mod tests {
         assert!(records(&uncommitted) > 0);
         let marks = uncommitted[0][0].watermarks.expect("marks");
         assert_eq!((marks.high_watermark, marks.last_stable_offset), (1, 0));
-        p.append_marker(9, 0, 0, false).expect("abort");
+        p.append_marker(9, 0, 0, false, 1).expect("abort");
         let fetched = tokio::time::timeout(Duration::from_secs(5), &mut fetch)
             .await
             .expect("the marker moves the LSO and answers the fetch");

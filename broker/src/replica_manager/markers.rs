@@ -27,6 +27,9 @@ pub struct TxnMarker {
     pub coordinator_epoch: i32,
     /// COMMIT (`true`) or ABORT.
     pub commit: bool,
+    /// The transaction version the coordinator ran it under (0 when the
+    /// request is older than WriteTxnMarkers v2).
+    pub transaction_version: i8,
     /// The partitions, by topic.
     pub topics: Vec<(String, Vec<i32>)>,
 }
@@ -86,6 +89,7 @@ impl ReplicaManager {
                 marker.producer_epoch,
                 marker.coordinator_epoch,
                 marker.commit,
+                marker.transaction_version,
             )
             .map_err(ReplicaError::from)?;
         Ok((p, appended))
@@ -136,6 +140,7 @@ mod tests {
             producer_epoch: 0,
             coordinator_epoch,
             commit,
+            transaction_version: 1,
             topics: vec![(TOPIC.to_string(), partitions.to_vec())],
         }
     }

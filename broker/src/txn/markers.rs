@@ -28,7 +28,11 @@ use crate::inter_broker::InterBroker;
 use crate::metadata::image::NO_LEADER;
 use crate::metadata::store::MetadataView;
 
-/// WriteTxnMarkers version sent (the one Kafka 4 brokers serve).
+/// WriteTxnMarkers version sent: 1, which every Kafka 4 broker and every
+/// Gregor release serves. Version 2 would tell leaders the transaction
+/// version (KIP-1228), but releases before it refuse it, and requests
+/// between brokers do not negotiate versions yet: a coordinator sending it
+/// would stall transactions through a rolling upgrade.
 const VERSION: i16 = 1;
 
 /// How the coordinator names itself to the leaders.
