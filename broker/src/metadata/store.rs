@@ -25,7 +25,7 @@ use tokio::sync::watch;
 use super::image::ClusterImage;
 use super::records::Applied;
 use super::TypeConfig;
-use crate::durable::write_atomically;
+use crate::durable::{write_atomically, write_atomically_with};
 
 type NodeId = u64;
 type Node = openraft::BasicNode;
@@ -285,21 +285,77 @@ struct SnapshotData {
     image: Arc<ClusterImage>,
 }
 
-#[derive(Serialize, Deserialize)]
+/// `snapshot.json` as read: the meta and the serialized [`SnapshotData`]
+/// (a JSON array of its bytes, the layout earlier releases write and read).
+#[derive(Deserialize)]
 struct StoredSnapshot {
     meta: SnapshotMeta<NodeId, Node>,
     data: Vec<u8>,
 }
 
+/// `snapshot.json` as written: the same layout, from borrowed parts and
+/// straight to the file (the text is about four times the size of the
+/// data; at 100,000 partitions, tens of megabytes never held in memory).
+#[derive(Serialize)]
+struct SnapshotFile<'a> {
+    meta: &'a SnapshotMeta<NodeId, Node>,
+    data: &'a [u8],
+}
+
+/// The snapshot on disk. Only its meta stays in memory: the data is read
+/// back when a follower needs it, which is rare.
+struct SavedSnapshot {
+    path: PathBuf,
+    meta: Option<SnapshotMeta<NodeId, Node>>,
+}
+
+impl SavedSnapshot {
+    /// Writes `meta` and `data` unless the file holds a newer snapshot
+    /// already (a build that took its image before an install finished).
+    fn save(&mut self, meta: &SnapshotMeta<NodeId, Node>, data: &[u8]) -> std::io::Result<()> {
+        if self
+            .meta
+            .as_ref()
+            .is_some_and(|saved| saved.last_log_id > meta.last_log_id)
+        {
+            return Ok(());
+        }
+        write_atomically_with(&self.path, |w| {
+            serde_json::to_writer(w, &SnapshotFile { meta, data }).map_err(std::io::Error::from)
+        })?;
+        self.meta = Some(meta.clone());
+        Ok(())
+    }
+
+    /// The saved snapshot, read back from its file.
+    fn load(&self) -> std::io::Result<Option<Snapshot<TypeConfig>>> {
+        let Some(meta) = &self.meta else {
+            return Ok(None);
+        };
+        let stored: StoredSnapshot =
+            serde_json::from_reader(BufReader::new(File::open(&self.path)?)).map_err(io_err)?;
+        if stored.meta.snapshot_id != meta.snapshot_id {
+            return Err(io_err(format!(
+                "{} holds snapshot {}, not {}",
+                self.path.display(),
+                stored.meta.snapshot_id,
+                meta.snapshot_id
+            )));
+        }
+        Ok(Some(Snapshot {
+            meta: stored.meta,
+            snapshot: Box::new(Cursor::new(stored.data)),
+        }))
+    }
+}
+
 struct SmInner {
-    dir: PathBuf,
     last_applied: Option<LogId<NodeId>>,
     membership: StoredMembership<NodeId, Node>,
     /// The image as applied so far. It is published as it is (readers
     /// hold the `Arc`), and the next batch applies to a copy that shares
     /// all it does not change (see [`ClusterImage`]).
     image: Arc<ClusterImage>,
-    snapshot: Option<StoredSnapshot>,
     snapshots_built: u64,
 }
 
@@ -308,6 +364,9 @@ struct SmInner {
 #[derive(Clone)]
 pub struct StateMachine {
     inner: Arc<Mutex<SmInner>>,
+    /// Apart from `inner`: writing a snapshot (serializing the image and
+    /// syncing the file) does not hold up applying entries.
+    saved: Arc<Mutex<SavedSnapshot>>,
     publish: Arc<watch::Sender<MetadataView>>,
 }
 
@@ -316,21 +375,23 @@ impl StateMachine {
     pub fn open(dir: &Path) -> std::io::Result<Self> {
         std::fs::create_dir_all(dir)?;
         let mut inner = SmInner {
-            dir: dir.to_path_buf(),
             last_applied: None,
             membership: StoredMembership::default(),
             image: Arc::default(),
-            snapshot: None,
             snapshots_built: 0,
         };
-        match std::fs::read(dir.join("snapshot.json")) {
+        let mut saved = SavedSnapshot {
+            path: dir.join("snapshot.json"),
+            meta: None,
+        };
+        match std::fs::read(&saved.path) {
             Ok(b) => {
                 let stored: StoredSnapshot = serde_json::from_slice(&b).map_err(io_err)?;
                 let data: SnapshotData = serde_json::from_slice(&stored.data).map_err(io_err)?;
                 inner.last_applied = data.last_applied;
                 inner.membership = data.membership;
                 inner.image = data.image;
-                inner.snapshot = Some(stored);
+                saved.meta = Some(stored.meta);
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(e),
@@ -341,6 +402,7 @@ impl StateMachine {
         };
         Ok(StateMachine {
             inner: Arc::new(Mutex::new(inner)),
+            saved: Arc::new(Mutex::new(saved)),
             publish: Arc::new(watch::channel(view).0),
         })
     }
@@ -354,6 +416,10 @@ impl StateMachine {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    fn saved(&self) -> MutexGuard<'_, SavedSnapshot> {
+        self.saved.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     fn publish(&self, inner: &SmInner) {
         self.publish.send_replace(MetadataView {
             image: inner.image.clone(),
@@ -364,32 +430,32 @@ impl StateMachine {
 
 impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
     async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, StorageError<NodeId>> {
-        let mut inner = self.lock();
-        let data = serde_json::to_vec(&SnapshotData {
-            last_applied: inner.last_applied,
-            membership: inner.membership.clone(),
-            image: inner.image.clone(),
-        })
-        .map_err(|e| StorageIOError::write_snapshot(None, &e))?;
-        inner.snapshots_built += 1;
-        let snapshot_id = match inner.last_applied {
-            Some(l) => format!("{}-{}-{}", l.leader_id, l.index, inner.snapshots_built),
-            None => format!("none-{}", inner.snapshots_built),
+        // The image is shared, not copied: entries go on being applied
+        // (to a new version) while this one is serialized and written.
+        let (meta, data) = {
+            let mut inner = self.lock();
+            inner.snapshots_built += 1;
+            let snapshot_id = match inner.last_applied {
+                Some(l) => format!("{}-{}-{}", l.leader_id, l.index, inner.snapshots_built),
+                None => format!("none-{}", inner.snapshots_built),
+            };
+            let meta = SnapshotMeta {
+                last_log_id: inner.last_applied,
+                last_membership: inner.membership.clone(),
+                snapshot_id,
+            };
+            let data = SnapshotData {
+                last_applied: inner.last_applied,
+                membership: inner.membership.clone(),
+                image: inner.image.clone(),
+            };
+            (meta, data)
         };
-        let meta = SnapshotMeta {
-            last_log_id: inner.last_applied,
-            last_membership: inner.membership.clone(),
-            snapshot_id,
-        };
-        let stored = StoredSnapshot {
-            meta: meta.clone(),
-            data: data.clone(),
-        };
-        let bytes =
-            serde_json::to_vec(&stored).map_err(|e| StorageIOError::write_snapshot(None, &e))?;
-        write_atomically(&inner.dir.join("snapshot.json"), &bytes)
-            .map_err(|e| StorageIOError::write_snapshot(None, &e))?;
-        inner.snapshot = Some(stored);
+        let data =
+            serde_json::to_vec(&data).map_err(|e| StorageIOError::write_snapshot(None, &e))?;
+        self.saved()
+            .save(&meta, &data)
+            .map_err(|e| StorageIOError::write_snapshot(Some(meta.signature()), &e))?;
         Ok(Snapshot {
             meta,
             snapshot: Box::new(Cursor::new(data)),
@@ -455,19 +521,13 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         let bytes = snapshot.into_inner();
         let data: SnapshotData = serde_json::from_slice(&bytes)
             .map_err(|e| StorageIOError::read_snapshot(Some(meta.signature()), &e))?;
-        let mut inner = self.lock();
-        let stored = StoredSnapshot {
-            meta: meta.clone(),
-            data: bytes,
-        };
-        let file =
-            serde_json::to_vec(&stored).map_err(|e| StorageIOError::write_snapshot(None, &e))?;
-        write_atomically(&inner.dir.join("snapshot.json"), &file)
+        self.saved()
+            .save(meta, &bytes)
             .map_err(|e| StorageIOError::write_snapshot(Some(meta.signature()), &e))?;
+        let mut inner = self.lock();
         inner.last_applied = meta.last_log_id;
         inner.membership = meta.last_membership.clone();
         inner.image = data.image;
-        inner.snapshot = Some(stored);
         self.publish(&inner);
         Ok(())
     }
@@ -475,11 +535,9 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     async fn get_current_snapshot(
         &mut self,
     ) -> Result<Option<Snapshot<TypeConfig>>, StorageError<NodeId>> {
-        let inner = self.lock();
-        Ok(inner.snapshot.as_ref().map(|s| Snapshot {
-            meta: s.meta.clone(),
-            snapshot: Box::new(Cursor::new(s.data.clone())),
-        }))
+        self.saved()
+            .load()
+            .map_err(|e| StorageIOError::read_snapshot(None, &e).into())
     }
 }
 
@@ -524,11 +582,48 @@ mod tests {
         let view = other.subscribe().borrow().clone();
         assert_eq!(view.applied_index, 2);
         assert!(view.image.topics.contains_key("t") && view.image.topics.contains_key("u"));
-        // Both survive a restart from their snapshot files.
+        // Both survive a restart from their snapshot files, and offer the
+        // snapshot to followers from them.
+        let built = snap_bytes(&sm).await;
         for dir in [a.path(), b.path()] {
-            let reopened = StateMachine::open(dir).expect("reopen");
+            let mut reopened = StateMachine::open(dir).expect("reopen");
             assert_eq!(reopened.subscribe().borrow().image.topics.size(), 2);
+            assert_eq!(snap_bytes(&reopened).await, built);
+            let current = reopened
+                .get_current_snapshot()
+                .await
+                .expect("read")
+                .expect("a snapshot");
+            assert_eq!(current.meta, snap.meta);
         }
+    }
+
+    /// The data of the current snapshot, read from its file.
+    async fn snap_bytes(sm: &StateMachine) -> Vec<u8> {
+        let current = sm.clone().get_current_snapshot().await.expect("read");
+        current.expect("a snapshot").snapshot.into_inner()
+    }
+
+    #[tokio::test]
+    async fn an_older_snapshot_never_replaces_a_newer_one() {
+        let dir = tempfile::tempdir().expect("dir");
+        let mut sm = StateMachine::open(dir.path()).expect("open");
+        sm.apply(vec![entry(1, topic("t"))]).await.expect("apply");
+        let older = sm.build_snapshot().await.expect("snapshot");
+        sm.apply(vec![entry(2, topic("u"))]).await.expect("apply");
+        let newer = sm.build_snapshot().await.expect("snapshot");
+        // A build that took its image before a newer snapshot was saved
+        // finishes last.
+        sm.saved()
+            .save(&older.meta, older.snapshot.get_ref())
+            .expect("save");
+        let reopened = StateMachine::open(dir.path()).expect("reopen");
+        assert_eq!(reopened.subscribe().borrow().applied_index, 2);
+        assert_eq!(
+            snap_bytes(&reopened).await,
+            newer.snapshot.into_inner(),
+            "the file holds the newer snapshot"
+        );
     }
 
     /// 1,000 topics of 100 partitions (three replicas each on brokers

@@ -267,6 +267,20 @@ impl Partition {
         dir: &Path,
         config: LogConfig,
     ) -> Result<Self, PartitionError> {
+        match crate::durable::remove_leftovers(dir) {
+            Ok(0) => {}
+            Ok(removed) => {
+                tracing::info!(
+                    topic,
+                    partition = index,
+                    removed,
+                    "removed temporary files a crash left"
+                )
+            }
+            Err(e) => {
+                tracing::warn!(topic, partition = index, error = %e, "cannot remove temporary files a crash left")
+            }
+        }
         let mut log = Log::open(dir, config)?;
         let saved = match snapshot::read_checkpoint(dir) {
             Ok(saved) => saved.map(EpochHistory::from_entries),
@@ -285,6 +299,10 @@ impl Partition {
                     replayed = rebuilt.replayed,
                     "opened from a producer snapshot"
                 )
+            }
+            // An empty log (a new replica) has nothing to say.
+            None if rebuilt.replayed == 0 => {
+                tracing::debug!(topic, partition = index, "opened an empty log")
             }
             None => {
                 tracing::info!(
