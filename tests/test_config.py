@@ -104,7 +104,8 @@ def test_broker_settings_are_described_with_their_sources(gregor_factory):
     # Kafka marks the settings that change at run time as not read-only.
     changeable = {name for name, c in configs.items() if not c.is_read_only}
     assert changeable == {"transaction.partition.verification.enable", "producer.id.expiration.ms",
-                          "leader.replication.throttled.rate", "follower.replication.throttled.rate"} & set(configs)
+                          "num.recovery.threads.per.data.dir", "leader.replication.throttled.rate",
+                          "follower.replication.throttled.rate"} & set(configs)
     assert "transaction.partition.verification.enable" in changeable
 
 

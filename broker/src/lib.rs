@@ -38,7 +38,8 @@
 //! - [`security`] also decides what an authenticated principal may do
 //!   (ACLs, `security::acl`); [`quota`] keeps the client quotas.
 //! - [`producer_id`] hands out producer ids; [`maintenance`] runs retention,
-//!   time-based flushing and ISR checks; [`clock`] is wall-clock time in
+//!   time-based flushing and ISR checks; [`parallel`] spreads the opening
+//!   and closing of many logs over a few threads; [`clock`] is wall-clock time in
 //!   milliseconds; [`durable`] replaces files whole, so a crash leaves the
 //!   old or the new; [`ids`] prints ids as Kafka does; [`dev`] writes the
 //!   configuration of `gregor dev`'s three brokers.
@@ -67,6 +68,7 @@ pub mod maintenance;
 pub mod metadata;
 pub mod metrics;
 pub mod node;
+pub mod parallel;
 pub mod partition;
 pub mod producer_id;
 pub mod protocol;

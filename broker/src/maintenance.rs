@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use crate::clock::now_ms;
 use crate::node::Node;
+use crate::partition::Partition;
 
 /// How often partitions are checked against their `flush.ms`.
 const FLUSH_CHECK: Duration = Duration::from_secs(1);
@@ -98,14 +99,88 @@ fn expire_producers(node: &Node) {
 
 /// Flushes every partition and the committed offsets, and snapshots each
 /// partition's producers so the next start replays nothing (at shutdown).
+/// The partitions close side by side (see [`crate::parallel`]).
 pub fn flush_all(node: &Node) {
     if let Err(e) = node.groups.flush() {
         tracing::warn!(error = %e, "flushing committed offsets failed");
     }
-    for topic in node.topics.all() {
-        for p in topic.local() {
-            if let Err(e) = p.close() {
-                tracing::warn!(topic = %p.topic, partition = p.index, error = %e, "flush or producer snapshot failed");
+    let replicas: Vec<Arc<Partition>> = node
+        .topics
+        .all()
+        .iter()
+        .flat_map(|topic| topic.local().cloned())
+        .collect();
+    let threads = node.recovery_threads_per_data_dir() * node.config.log_dirs.len();
+    close_all(&replicas, threads);
+}
+
+/// Closes `replicas` on up to `threads` threads (at least one).
+fn close_all(replicas: &[Arc<Partition>], threads: usize) {
+    crate::parallel::map(replicas, threads, |p| {
+        if let Err(e) = p.close() {
+            tracing::warn!(topic = %p.topic, partition = p.index, error = %e, "flush or producer snapshot failed");
+        }
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use kafka_protocol::records::Compression;
+
+    use super::*;
+    use crate::log::batch::tests::encode;
+    use crate::log::LogConfig;
+    use crate::metadata::image::PartitionImage;
+
+    /// A replica of partition `index` leading alone, with one batch.
+    fn written(dir: &std::path::Path, index: i32) -> Arc<Partition> {
+        let p = Partition::open(
+            "t",
+            index,
+            1,
+            &dir.join(format!("t-{index}")),
+            LogConfig::default(),
+        )
+        .expect("open");
+        p.apply(&PartitionImage {
+            replicas: vec![1],
+            isr: vec![1],
+            leader: 1,
+            leader_epoch: 1,
+            partition_epoch: 1,
+            adding: Vec::new(),
+            removing: Vec::new(),
+            last_left_isr: None,
+        });
+        let batch = encode(&["v"], &[now_ms()], Compression::None);
+        p.append(batch.freeze(), None).expect("append");
+        Arc::new(p)
+    }
+
+    #[test]
+    fn every_replica_is_closed_whatever_the_threads() {
+        for threads in [0, 1, 3, 20] {
+            let dir = tempfile::tempdir().expect("dir");
+            let replicas: Vec<_> = (0..7).map(|i| written(dir.path(), i)).collect();
+            // One more, not closed: as after a crash, it replays its batch.
+            let crashed = written(dir.path(), 7);
+            close_all(&replicas, threads);
+            drop((replicas, crashed));
+            for index in 0..8 {
+                let p = Partition::open(
+                    "t",
+                    index,
+                    1,
+                    &dir.path().join(format!("t-{index}")),
+                    LogConfig::default(),
+                )
+                .expect("reopen");
+                let replayed = if index == 7 { 1 } else { 0 };
+                assert_eq!(
+                    p.replayed_at_open(),
+                    replayed,
+                    "threads {threads}, partition {index}"
+                );
             }
         }
     }

@@ -140,7 +140,8 @@ impl Node {
                 &config.log_dirs,
                 crate::topic::config::TopicDefaults::new(config.values.clone()),
             )
-            .counting_isr_changes(metrics.isr()),
+            .counting_isr_changes(metrics.isr())
+            .opening_on(config.recovery_threads_per_data_dir * config.log_dirs.len()),
         );
         let followed = watch::channel(Followed::new()).0;
         let replication_quotas = Arc::new(ReplicationQuotas::new(
@@ -322,6 +323,15 @@ impl Node {
         self.setting(
             "producer.id.expiration.ms",
             i64::from(self.config.producer_id_expiration_ms),
+        )
+    }
+
+    /// `num.recovery.threads.per.data.dir` in force: as set at run time,
+    /// else as the properties file says.
+    pub fn recovery_threads_per_data_dir(&self) -> usize {
+        self.setting(
+            "num.recovery.threads.per.data.dir",
+            self.config.recovery_threads_per_data_dir,
         )
     }
 

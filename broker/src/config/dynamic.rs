@@ -44,6 +44,7 @@ pub static DYNAMIC: &[Setting] = &[
 pub static RUNTIME_OVERRIDES: &[&str] = &[
     "transaction.partition.verification.enable",
     "producer.id.expiration.ms",
+    "num.recovery.threads.per.data.dir",
 ];
 
 /// Every setting that changes at run time: the dynamic-only ones, then

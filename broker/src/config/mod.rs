@@ -111,6 +111,9 @@ pub struct BrokerConfig {
     pub fetch_session_slots: i32,
     /// `min.incremental.fetch.session.eviction.ms`
     pub fetch_session_eviction_ms: i32,
+    /// `num.recovery.threads.per.data.dir`: threads per log directory
+    /// opening the logs at start and closing them at shutdown.
+    pub recovery_threads_per_data_dir: usize,
     /// `replica.fetch.response.max.bytes`
     pub replica_fetch_response_max_bytes: i32,
     /// `metadata.log.dir` (default: the first of `log.dirs`).
@@ -432,6 +435,7 @@ impl BrokerConfig {
             replica_fetch_max_bytes: v.get("replica.fetch.max.bytes")?,
             fetch_session_slots: v.get("max.incremental.fetch.session.cache.slots")?,
             fetch_session_eviction_ms: v.get("min.incremental.fetch.session.eviction.ms")?,
+            recovery_threads_per_data_dir: v.get("num.recovery.threads.per.data.dir")?,
             replica_fetch_response_max_bytes: v.get("replica.fetch.response.max.bytes")?,
             metadata_log_dir,
             log_dirs: dirs,

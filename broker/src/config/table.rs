@@ -844,11 +844,10 @@ pub static BROKER: &[Setting] = &[
     Setting::new(
         "num.recovery.threads.per.data.dir",
         Kind::int(1),
-        "Accepted and ignored.",
+        "Threads per log directory that open the logs at start and flush and snapshot them at shutdown. A value set at run time counts at the next shutdown.",
     )
     .default("2")
-    .update(Update::ClusterWide)
-    .ignored(),
+    .update(Update::ClusterWide),
     Setting::new(
         "background.threads",
         Kind::int(1),

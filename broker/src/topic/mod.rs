@@ -9,7 +9,7 @@ pub mod name;
 pub mod partition_file;
 pub mod placement;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 
@@ -100,6 +100,12 @@ fn unchanged(previous: Option<&TopicImage>, now: &TopicImage) -> bool {
     previous.is_some_and(|p| std::ptr::eq(p, now) || p == now)
 }
 
+/// Whether `held` needs nothing from a sync with `now`: its image is the
+/// last one synced with, and every replica of it here already took that.
+fn untouched(held: &Topic, previous: Option<&TopicImage>, now: &TopicImage) -> bool {
+    held.synced.complete && unchanged(previous, now)
+}
+
 impl Topic {
     /// This broker's replicas of the topic's partitions.
     pub fn local(&self) -> impl Iterator<Item = &Arc<Partition>> {
@@ -157,6 +163,8 @@ pub struct TopicRegistry {
     synced: tokio::sync::watch::Sender<u64>,
     /// ISR changes of the partitions led here, counted as they arrive.
     isr_changes: IsrCounters,
+    /// Threads opening new replicas side by side (at start, every one).
+    open_threads: usize,
 }
 
 impl TopicRegistry {
@@ -170,7 +178,19 @@ impl TopicRegistry {
             last_synced: Mutex::new(Topics::new_sync()),
             synced: tokio::sync::watch::channel(0).0,
             isr_changes: IsrCounters::default(),
+            open_threads: 1,
         }
+    }
+
+    /// The broker whose replicas these are.
+    pub fn node_id(&self) -> i32 {
+        self.node_id
+    }
+
+    /// Opens new replicas on up to `threads` threads.
+    pub fn opening_on(mut self, threads: usize) -> Self {
+        self.open_threads = threads;
+        self
     }
 
     /// Counts, in `counters`, the ISR changes of the partitions this
@@ -217,12 +237,12 @@ impl TopicRegistry {
             &mut *self.last_synced.lock().unwrap_or_else(|e| e.into_inner()),
             image.topics.clone(),
         );
+        let mut opened = self.open_new(image, &current, &previous);
         let mut followed = Followed::new();
         let mut next = BTreeMap::new();
         for (name, t) in &image.topics {
             let old = current.get(name).filter(|o| o.id == t.id);
-            if let Some(old) = old.filter(|o| o.synced.complete && unchanged(previous.get(name), t))
-            {
+            if let Some(old) = old.filter(|o| untouched(o, previous.get(name), t)) {
                 // Every replica already has the role this image gives it.
                 follow(&mut followed, old);
                 next.insert(name.clone(), old.clone());
@@ -246,7 +266,7 @@ impl TopicRegistry {
                         }
                         Some(e)
                     }
-                    (true, None) => self.open(name, t.id, index, log_config.clone()),
+                    (true, None) => opened.remove(&(name.as_str(), index)).flatten(),
                     (false, Some(gone)) => {
                         gone.retire();
                         tracing::info!(topic = %name, partition = index, "replica moved away; removing its data");
@@ -292,6 +312,39 @@ impl TopicRegistry {
         *self.write() = next;
         self.synced.send_replace(index);
         followed
+    }
+
+    /// Opens, side by side, this broker's replicas in `image` that `current`
+    /// does not hold yet; each is `None` when it cannot be opened.
+    fn open_new<'a>(
+        &self,
+        image: &'a ClusterImage,
+        current: &BTreeMap<String, Arc<Topic>>,
+        previous: &Topics,
+    ) -> HashMap<(&'a str, i32), Option<Arc<Partition>>> {
+        let mut wanted = Vec::new();
+        for (name, t) in &image.topics {
+            let old = current.get(name).filter(|o| o.id == t.id);
+            if old.is_some_and(|o| untouched(o, previous.get(name), t)) {
+                continue;
+            }
+            let log_config = config::log_config(&t.configs, &self.defaults);
+            for (i, p) in t.partitions.iter().enumerate() {
+                let held = old.is_some_and(|o| o.partitions.get(i).is_some_and(Option::is_some));
+                if p.replicas.contains(&self.node_id) && !held {
+                    wanted.push((name.as_str(), t.id, i as i32, log_config.clone()));
+                }
+            }
+        }
+        let opened =
+            crate::parallel::map(&wanted, self.open_threads, |(name, id, index, config)| {
+                self.open(name, *id, *index, config.clone())
+            });
+        wanted
+            .into_iter()
+            .map(|(name, _, index, _)| (name, index))
+            .zip(opened)
+            .collect()
     }
 
     /// Removes the data of this broker's replica of `topic`'s partition
@@ -469,5 +522,34 @@ mod tests {
         let followed = topics.sync(&copy, 3);
         assert_eq!(following(&followed), vec![(2, "a".into(), 0)]);
         assert!(Arc::ptr_eq(&a, &topics.get("a").expect("a")));
+    }
+
+    #[test]
+    fn new_replicas_open_side_by_side_each_in_its_place() {
+        let dir = tempfile::tempdir().expect("dir");
+        let topics = TopicRegistry::new(1, &[dir.path().to_path_buf()], TopicDefaults::for_tests())
+            .opening_on(3);
+        let mut image = ClusterImage::default();
+        // Broker 1 leads the even partitions of a and b and follows the odd.
+        let ten = || (0..10).map(|i| partition(1 + i % 2, 0)).collect::<Vec<_>>();
+        image.topics.insert_mut("a".into(), topic(1, ten()));
+        image.topics.insert_mut("b".into(), topic(2, ten()));
+        let followed = topics.sync(&image, 1);
+        assert_eq!(following(&followed).len(), 10, "the odd ones followed");
+        for name in ["a", "b"] {
+            for index in 0..10 {
+                let p = topics.partition(name, index).expect("opened");
+                assert_eq!((p.topic.as_str(), p.index), (name, index));
+                assert_eq!(p.is_leader(), index % 2 == 0, "{name}-{index}");
+            }
+        }
+        // A partition added later opens too; those held stay as they were.
+        let a0 = topics.partition("a", 0).expect("a-0");
+        let mut eleven = ten();
+        eleven.push(partition(1, 0));
+        image.topics.insert_mut("a".into(), topic(1, eleven));
+        topics.sync(&image, 2);
+        assert!(topics.partition("a", 10).expect("a-10").is_leader());
+        assert!(Arc::ptr_eq(&a0, &topics.partition("a", 0).expect("a-0")));
     }
 }
