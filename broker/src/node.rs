@@ -232,6 +232,7 @@ impl Node {
             offsets_topic.partitions.len() as i32,
             settings,
             topics.clone(),
+            quorum.subscribe(),
         ));
         let lead_groups = groups.clone();
         tasks.spawn(

@@ -15,6 +15,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use tokio::sync::watch;
+
 use super::consumer::ConsumerGroup;
 use super::error::GroupError;
 use super::membership::Entry;
@@ -23,6 +25,7 @@ use super::offsets::{LoadedPartition, OffsetStore, OffsetStoreError, OFFSETS_TOP
 use super::state::Group;
 use crate::clock::now_ms;
 use crate::leadership::{Leadership, LoadTicket};
+use crate::metadata::store::MetadataView;
 use crate::partition::{Appended, Partition, Replication};
 use crate::topic::TopicRegistry;
 
@@ -53,11 +56,14 @@ pub(super) struct Inner {
     pub(super) offsets: OffsetStore,
     /// The offsets partitions served or being loaded.
     leadership: Leadership,
-    /// This broker's replicas. An offsets partition led here that `lead`
-    /// has not taken up yet (it runs after each metadata change) is about
-    /// to load: its groups get COORDINATOR_LOAD_IN_PROGRESS, as in Kafka,
-    /// not NOT_COORDINATOR, which sends clients back to this broker.
-    replicas: Arc<TopicRegistry>,
+    /// The metadata this broker applied. An offsets partition it names
+    /// this broker leader of, which `lead` has not taken up yet (that
+    /// waits for the replicas to follow the metadata, which opens logs),
+    /// is about to load: its groups get COORDINATOR_LOAD_IN_PROGRESS, as
+    /// in Kafka, not NOT_COORDINATOR, which FindCoordinator would answer
+    /// by sending clients back to this broker.
+    metadata: watch::Receiver<MetadataView>,
+    node_id: i32,
 }
 
 /// Coordinates every consumer group on this broker.
@@ -79,11 +85,13 @@ struct Restored {
 
 impl GroupCoordinator {
     /// A coordinator over an offsets topic of `partitions` partitions; it
-    /// serves the groups of the partitions it is given to lead (`lead`).
+    /// serves the groups of the partitions it is given to lead (`lead`),
+    /// and knows from `metadata` which ones it is about to be given.
     pub fn new(
         partitions: i32,
         settings: GroupSettings,
         topics: Arc<TopicRegistry>,
+        metadata: watch::Receiver<MetadataView>,
     ) -> GroupCoordinator {
         GroupCoordinator {
             inner: Arc::new(Mutex::new(Inner {
@@ -91,7 +99,8 @@ impl GroupCoordinator {
                 consumer_groups: HashMap::new(),
                 offsets: OffsetStore::new(partitions),
                 leadership: Leadership::default(),
-                replicas: topics.clone(),
+                metadata,
+                node_id: topics.node_id(),
             })),
             partitions,
             settings,
@@ -285,20 +294,20 @@ impl Inner {
         let index = self.offsets.partition_for(group);
         if self.offsets.serves(group) {
             Ok(())
-        } else if self.leadership.is_loading(index) || self.leads(index) {
+        } else if self.leadership.is_loading(index) || self.elected(index) {
             Err(GroupError::LoadInProgress)
         } else {
             Err(GroupError::NotCoordinator)
         }
     }
 
-    /// Whether this broker's replica of offsets partition `index` leads.
-    fn leads(&self, index: i32) -> bool {
-        self.replicas
-            .get(OFFSETS_TOPIC)
-            .and_then(|t| t.partitions.get(usize::try_from(index).ok()?).cloned())
-            .flatten()
-            .is_some_and(|p| p.is_leader())
+    /// Whether the applied metadata names this broker leader of offsets
+    /// partition `index`.
+    fn elected(&self, index: i32) -> bool {
+        self.metadata
+            .borrow()
+            .image
+            .is_leader(self.node_id, OFFSETS_TOPIC, index)
     }
 
     /// Whether some offsets partition is being loaded (a listing of every
@@ -366,10 +375,12 @@ pub(super) async fn replicated(
 mod tests {
     use super::*;
     use crate::group::offset_records::Committed;
-    use crate::group::offsets::tests::registry;
+    use crate::group::offsets::tests::{offsets_led_by_one, registry};
+    use crate::metadata::image::ClusterImage;
     use crate::topic::config::TopicDefaults;
 
-    fn coordinator(topics: TopicRegistry) -> GroupCoordinator {
+    /// A coordinator of broker 1 that has applied `image`.
+    fn coordinator(topics: TopicRegistry, image: ClusterImage) -> GroupCoordinator {
         let settings = GroupSettings {
             initial_rebalance_delay: Duration::ZERO,
             min_session_timeout: Duration::from_secs(1),
@@ -377,7 +388,11 @@ mod tests {
             consumer_session_timeout: Duration::from_secs(45),
             consumer_heartbeat_interval: Duration::from_secs(5),
         };
-        GroupCoordinator::new(3, settings, Arc::new(topics))
+        let metadata = MetadataView {
+            image: Arc::new(image),
+            applied_index: 3,
+        };
+        GroupCoordinator::new(3, settings, Arc::new(topics), watch::channel(metadata).1)
     }
 
     fn committed(c: &GroupCoordinator, group: &str) -> Result<Option<i64>, GroupError> {
@@ -394,7 +409,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let (topics, topic) = registry(dir.path());
         let led: Vec<Arc<Partition>> = topic.local().cloned().collect();
-        let c = coordinator(topics);
+        let c = coordinator(topics, offsets_led_by_one());
         c.lead(&led);
         let commit = Committed {
             offset: 7,
@@ -436,14 +451,18 @@ mod tests {
     #[test]
     fn a_group_is_loading_from_the_moment_its_partition_is_led_here() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let (topics, _) = registry(dir.path());
-        // Led here, not yet taken up by `lead`.
-        let c = coordinator(topics);
+        let unsynced =
+            || TopicRegistry::new(1, &[dir.path().join("b1")], TopicDefaults::for_tests());
+        // Named leader by the metadata while the replicas have not
+        // followed it yet (at a start they are still opening their logs).
+        let c = coordinator(unsynced(), offsets_led_by_one());
         assert_eq!(committed(&c, "g"), Err(GroupError::LoadInProgress));
-        // No replica here.
-        let elsewhere =
-            TopicRegistry::new(1, &[dir.path().join("other")], TopicDefaults::for_tests());
-        let c = coordinator(elsewhere);
+        // Leading, not yet taken up by `lead`.
+        let (topics, _) = registry(dir.path());
+        let c = coordinator(topics, offsets_led_by_one());
+        assert_eq!(committed(&c, "g"), Err(GroupError::LoadInProgress));
+        // Not named leader.
+        let c = coordinator(unsynced(), ClusterImage::default());
         assert_eq!(committed(&c, "g"), Err(GroupError::NotCoordinator));
     }
 }

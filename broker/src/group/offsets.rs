@@ -566,6 +566,13 @@ pub(super) mod tests {
     /// broker 1, as the metadata log would create it.
     pub(in crate::group) fn registry(dir: &std::path::Path) -> (TopicRegistry, Arc<Topic>) {
         let topics = TopicRegistry::new(1, &[dir.to_path_buf()], TopicDefaults::for_tests());
+        topics.sync(&offsets_led_by_one(), 3);
+        let topic = topics.get(OFFSETS_TOPIC).expect("offsets topic");
+        (topics, topic)
+    }
+
+    /// Metadata with an offsets topic of 3 partitions, all led by broker 1.
+    pub(in crate::group) fn offsets_led_by_one() -> ClusterImage {
         let mut image = ClusterImage::default();
         image.apply(
             1,
@@ -590,9 +597,7 @@ pub(super) mod tests {
                 assignment: vec![vec![1]; 3],
             },
         );
-        topics.sync(&image, 3);
-        let topic = topics.get(OFFSETS_TOPIC).expect("offsets topic");
-        (topics, topic)
+        image
     }
 
     /// A store that leads every partition of `topic`.
@@ -632,7 +637,7 @@ pub(super) mod tests {
         // A coordinator loading the partition read it before the commit
         // marker landed, which it then could not apply.
         let loaded = LoadedPartition::read(&p).expect("read");
-        p.append_marker(42, 0, 0, true).expect("marker");
+        p.append_marker(42, 0, 0, true, 1).expect("marker");
         let mut s = OffsetStore::new(3);
         s.merge(p.clone(), loaded).expect("merge");
         let committed = s.group("g").and_then(|g| g.get(&("t".to_string(), 0)));

@@ -151,6 +151,13 @@ impl ClusterImage {
             .get(usize::try_from(partition).ok()?)
     }
 
+    /// Whether this image names `node` leader of `topic`'s partition
+    /// `partition`.
+    pub fn is_leader(&self, node: i32, topic: &str, partition: i32) -> bool {
+        self.partition(topic, partition)
+            .is_some_and(|p| p.leader == node)
+    }
+
     /// A topic's name by id.
     pub fn topic_name(&self, id: Uuid) -> Option<&str> {
         self.topics

@@ -139,9 +139,13 @@ impl TransactionCoordinator {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Partitions of the transaction log (none until it exists).
+    /// Partitions of the transaction log (none until it exists), as the
+    /// applied metadata has it (the replicas may not have caught up yet).
     pub fn log_partitions(&self) -> Option<i32> {
-        self.topics
+        self.quorum
+            .view()
+            .image
+            .topics
             .get(TRANSACTION_TOPIC)
             .map(|t| t.partitions.len() as i32)
     }
@@ -161,7 +165,14 @@ impl TransactionCoordinator {
                 epoch: *epoch,
             });
         }
-        if inner.leadership.is_loading(index) {
+        // Named leader by the metadata, not yet taken up (the replicas
+        // follow the metadata first): about to load, as in Kafka.
+        let elected =
+            self.quorum
+                .view()
+                .image
+                .is_leader(self.quorum.node_id(), TRANSACTION_TOPIC, index);
+        if elected || inner.leadership.is_loading(index) {
             Err(TxnError::LoadInProgress)
         } else {
             Err(TxnError::NotCoordinator)
@@ -765,8 +776,9 @@ mod tests {
     use uuid::Uuid;
 
     use super::*;
-    use crate::metadata::image::{ClusterImage, PartitionImage, TopicImage};
+    use crate::metadata::controller::{ControllerRequest, ControllerResponse};
     use crate::metadata::quorum::tests::lone;
+    use crate::metadata::records::{Applied, MetadataRecord};
     use crate::topic::config::TopicDefaults;
     use crate::txn::add_retry::{ask_until_taken, AddRetry};
     use crate::txn::verify::Ask;
@@ -786,27 +798,41 @@ mod tests {
             &[dir.to_path_buf()],
             TopicDefaults::for_tests(),
         ));
-        let mut image = ClusterImage::default();
-        image.topics.insert_mut(
-            TRANSACTION_TOPIC.into(),
-            TopicImage {
+        if !quorum.view().image.topics.contains_key(TRANSACTION_TOPIC) {
+            let propose = |record| {
+                let q = quorum.clone();
+                async move {
+                    match q
+                        .request(ControllerRequest::Propose(record), Duration::from_secs(10))
+                        .await
+                    {
+                        Ok(ControllerResponse::Applied { applied, .. }) => applied,
+                        other => panic!("not applied: {other:?}"),
+                    }
+                }
+            };
+            let registered = propose(MetadataRecord::RegisterBroker {
+                id: 1,
+                storage: Uuid::nil(),
+                incarnation: Uuid::from_u128(1),
+                endpoints: vec![],
+                rack: None,
+            })
+            .await;
+            let Applied::BrokerEpoch(epoch) = registered else {
+                panic!("not registered: {registered:?}");
+            };
+            propose(MetadataRecord::UnfenceBroker { id: 1, epoch }).await;
+            propose(MetadataRecord::CreateTopic {
+                name: TRANSACTION_TOPIC.into(),
                 id: Uuid::from_u128(9),
                 configs: log::topic_configs(1 << 20, 1),
-                partitions: [PartitionImage {
-                    replicas: vec![1],
-                    isr: vec![1],
-                    leader: 1,
-                    leader_epoch: 3,
-                    partition_epoch: 3,
-                    adding: Vec::new(),
-                    removing: Vec::new(),
-                    last_left_isr: None,
-                }]
-                .into_iter()
-                .collect(),
-            },
-        );
-        topics.sync(&image, 1);
+                assignment: vec![vec![1]],
+            })
+            .await;
+        }
+        let view = quorum.view();
+        topics.sync(&view.image, view.applied_index);
         let (tx, rx) = mpsc::unbounded_channel();
         let c = Arc::new(TransactionCoordinator::new(
             CoordinatorSettings {
@@ -834,6 +860,20 @@ mod tests {
 
     fn parts(ps: &[(&str, i32)]) -> BTreeSet<(String, i32)> {
         ps.iter().map(|(t, p)| (t.to_string(), *p)).collect()
+    }
+
+    #[tokio::test]
+    async fn an_id_is_loading_while_the_metadata_names_this_broker_its_coordinator() {
+        let dir = tempfile::tempdir().expect("dir");
+        let (c, _jobs) = coordinator(dir.path(), lone(dir.path()).await).await;
+        // Given up while the metadata still names this broker leader of
+        // the log's partition (the replicas have not followed it yet):
+        // the client is to retry here, not look for another coordinator.
+        c.lead(&[]);
+        assert_eq!(
+            c.init_producer_id("app-1", 30_000, None).await.err(),
+            Some(TxnError::LoadInProgress)
+        );
     }
 
     #[tokio::test]
