@@ -39,6 +39,9 @@ use crate::topic::TopicRegistry;
 use crate::txn::coordinator::CoordinatorSettings;
 use crate::txn::{TransactionCoordinator, TRANSACTION_TOPIC};
 
+/// How often a start still opening its replicas says so.
+const OPENING_REPORT: Duration = Duration::from_secs(30);
+
 /// Why the node could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -212,6 +215,20 @@ impl Node {
                 stop_heartbeats.subscribe(),
             ),
         );
+        // As Kafka does, clients are served only once the replicas reflect
+        // the metadata up to this registration (their logs are open): one
+        // reaching this node earlier hears NOT_LEADER_OR_FOLLOWER or
+        // NOT_COORDINATOR for partitions the metadata already gives it,
+        // which some clients (librdkafka's offset queries) do not retry.
+        // Heartbeats go on meanwhile, so a long opening does not end the
+        // registration's session.
+        let registered_at = u64::try_from(*epoch.borrow()).unwrap_or(0);
+        while !topics.wait_synced(registered_at, OPENING_REPORT).await {
+            tracing::info!(
+                index = registered_at,
+                "still opening this node's replicas; clients are served once they are open"
+            );
+        }
 
         let cluster_id = cluster_id(&quorum).await;
         log_dirs.record_cluster_id(&cluster_id)?;
