@@ -28,6 +28,11 @@ use crate::protocol::{ConnectionInfo, ProtocolError};
 /// requests in flight; the bound caps the memory one connection can hold.
 const READ_AHEAD: usize = 8;
 
+/// Bytes read ahead past which no further frame is begun: small requests
+/// are read ahead as they come, big ones (a producer's megabyte requests)
+/// one at a time, so a connection holds about two of them, not nine.
+const READ_AHEAD_BYTES: usize = 256 << 10;
+
 /// How long answers to pipelined requests may wait in the write buffer for
 /// the next one, so a burst of quick answers goes out in one write.
 const FLUSH_AFTER: std::time::Duration = std::time::Duration::from_millis(1);
@@ -200,7 +205,9 @@ impl<R: AsyncRead + Unpin, W: Sink> Connection<R, W> {
         // a heartbeat's answer must not wait behind a stalled commit.
         let flush_at = tokio::time::Instant::now() + FLUSH_AFTER;
         let answer = loop {
-            let reading = self.open && self.read_ahead.len() < READ_AHEAD;
+            let reading = self.open
+                && self.read_ahead.len() < READ_AHEAD
+                && self.read_ahead.iter().map(Bytes::len).sum::<usize>() < READ_AHEAD_BYTES;
             tokio::select! {
                 biased;
                 done = &mut handled => break done??,
