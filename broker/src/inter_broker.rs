@@ -4,14 +4,18 @@
 //! consumer-lag scrape, a partition leader asking a transaction's
 //! coordinator) reuse a few idle connections per broker; the transaction
 //! markers' senders and the replica fetcher keep their own long-lived
-//! connections.
+//! connections. A sender whose request has changed between releases asks
+//! the other broker which versions it serves ([`negotiate`]), as Kafka's
+//! clients do on every connection, so brokers of two releases side by side
+//! (a rolling upgrade) still understand each other.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use gregor_client::{ClientError, Connection};
-use kafka_protocol::protocol::Request;
+use kafka_protocol::messages::{ApiKey, ApiVersionsRequest};
+use kafka_protocol::protocol::{Request, StrBytes};
 use tokio::time::Instant;
 
 use crate::metadata::image::ClusterImage;
@@ -154,6 +158,69 @@ impl InterBroker {
         let kept = idle.entry(key).or_default();
         if kept.len() < MAX_IDLE {
             kept.push(conn);
+        }
+    }
+}
+
+/// ApiVersions version asked: 3, the first naming the client's software,
+/// which every Kafka 4 broker and Gregor release serves.
+const API_VERSIONS_VERSION: i16 = 3;
+
+/// The highest version of `key` that this broker sends and the broker at
+/// the other end of `conn` serves, learned with ApiVersions; `None` when
+/// they have none in common.
+pub async fn negotiate(conn: &mut Connection, key: ApiKey) -> Result<Option<i16>, ClientError> {
+    let mut request = ApiVersionsRequest::default();
+    request.client_software_name = StrBytes::from_static_str("gregor");
+    request.client_software_version = StrBytes::from_static_str(env!("CARGO_PKG_VERSION"));
+    let answer = conn.send(&request, API_VERSIONS_VERSION).await?;
+    if answer.error_code != 0 {
+        return Err(ClientError::BadResponse(format!(
+            "ApiVersions refused with error code {}",
+            answer.error_code
+        )));
+    }
+    let theirs = answer
+        .api_keys
+        .iter()
+        .find(|k| k.api_key == key as i16)
+        .map(|k| (k.min_version, k.max_version));
+    Ok(common_version(
+        crate::protocol::versions::range(key),
+        theirs,
+    ))
+}
+
+/// The highest version in both ranges (inclusive), if they overlap.
+fn common_version(ours: Option<(i16, i16)>, theirs: Option<(i16, i16)>) -> Option<i16> {
+    let ((our_min, our_max), (their_min, their_max)) = (ours?, theirs?);
+    let highest = our_max.min(their_max);
+    (highest >= our_min.max(their_min)).then_some(highest)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_highest_version_both_sides_serve_is_chosen() {
+        for (ours, theirs, chosen) in [
+            // An earlier release serving WriteTxnMarkers 1 only.
+            (Some((1, 2)), Some((1, 1)), Some(1)),
+            (Some((1, 2)), Some((1, 2)), Some(2)),
+            // A later release, serving more.
+            (Some((1, 2)), Some((0, 5)), Some(2)),
+            // Ranges apart, or the API not served at all.
+            (Some((1, 2)), Some((3, 4)), None),
+            (Some((3, 4)), Some((1, 2)), None),
+            (Some((1, 2)), None, None),
+            (None, Some((1, 2)), None),
+        ] {
+            assert_eq!(
+                common_version(ours, theirs),
+                chosen,
+                "{ours:?} and {theirs:?}"
+            );
         }
     }
 }

@@ -511,6 +511,8 @@ impl TransactionCoordinator {
             producer_id: m.producer_id,
             producer_epoch: m.producer_epoch,
             commit: m.state == TxnState::PrepareCommit,
+            // Transaction versions are 0 to 2.
+            transaction_version: i8::try_from(m.client_version).unwrap_or(i8::MAX),
             partitions: m.partitions.clone(),
         };
         if self.markers.send(job).is_err() {

@@ -18,22 +18,15 @@ use kafka_protocol::messages::write_txn_markers_request::{
     WritableTxnMarker, WritableTxnMarkerTopic,
 };
 use kafka_protocol::messages::write_txn_markers_response::WritableTxnMarkerResult;
-use kafka_protocol::messages::{ProducerId, TopicName, WriteTxnMarkersRequest};
+use kafka_protocol::messages::{ApiKey, ProducerId, TopicName, WriteTxnMarkersRequest};
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::coordinator::TransactionCoordinator;
-use crate::inter_broker::InterBroker;
+use crate::inter_broker::{negotiate, InterBroker};
 use crate::metadata::image::NO_LEADER;
 use crate::metadata::store::MetadataView;
-
-/// WriteTxnMarkers version sent: 1, which every Kafka 4 broker and every
-/// Gregor release serves. Version 2 would tell leaders the transaction
-/// version (KIP-1228), but releases before it refuse it, and requests
-/// between brokers do not negotiate versions yet: a coordinator sending it
-/// would stall transactions through a rolling upgrade.
-const VERSION: i16 = 1;
 
 /// How the coordinator names itself to the leaders.
 const CLIENT_ID: &str = "gregor-txn-markers";
@@ -61,6 +54,9 @@ pub struct MarkerJob {
     pub producer_epoch: i16,
     /// Commit (true) or abort.
     pub commit: bool,
+    /// The transaction version the producer spoke (2: the leaders hold
+    /// the marker's epoch to KIP-1228's stricter rule).
+    pub transaction_version: i8,
     /// The partitions in the transaction.
     pub partitions: BTreeSet<(String, i32)>,
 }
@@ -210,14 +206,17 @@ impl Brokers {
 const IDLE: Duration = Duration::from_secs(60);
 
 /// Sends the markers queued for `broker`, those waiting together in one
-/// request, over one connection kept while there is work.
+/// request, over one connection kept while there is work. Each connection
+/// first asks which WriteTxnMarkers versions the broker serves: version 2
+/// tells it the transaction version (KIP-1228), which a broker of an
+/// earlier release (a rolling upgrade) does not take.
 async fn send_to(
     broker: i32,
     mut queue: mpsc::UnboundedReceiver<Queued>,
     dial: InterBroker,
     image: watch::Receiver<MetadataView>,
 ) {
-    let mut conn: Option<Connection> = None;
+    let mut conn: Option<(Connection, i16)> = None;
     loop {
         let first = match tokio::time::timeout(IDLE, queue.recv()).await {
             Ok(Some(q)) => q,
@@ -232,19 +231,23 @@ async fn send_to(
             }
         }
         if conn.is_none() {
-            let current = image.borrow().image.clone();
-            match dial.connect(&current, broker, CLIENT_ID).await {
-                Ok((c, _)) => conn = Some(c),
-                Err(e) => {
-                    fail(batch, &e.to_string());
+            match tokio::time::timeout(REQUEST_TIMEOUT, connect(&dial, &image, broker)).await {
+                Ok(Ok(c)) => conn = Some(c),
+                Ok(Err(e)) => {
+                    fail(batch, &e);
+                    continue;
+                }
+                Err(_) => {
+                    fail(batch, "no answer in time");
                     continue;
                 }
             }
         }
-        let Some(c) = conn.as_mut() else { continue };
-        let mut request = WriteTxnMarkersRequest::default();
-        request.markers = batch.iter().map(|q| q.marker.clone()).collect();
-        match tokio::time::timeout(REQUEST_TIMEOUT, c.send(&request, VERSION)).await {
+        let Some((c, version)) = conn.as_mut() else {
+            continue;
+        };
+        let request = request(&batch, *version);
+        match tokio::time::timeout(REQUEST_TIMEOUT, c.send(&request, *version)).await {
             Ok(Ok(response)) => {
                 let mut results = response.markers.into_iter();
                 for q in batch {
@@ -268,6 +271,43 @@ async fn send_to(
     }
 }
 
+/// A connection to `broker`, with the WriteTxnMarkers version to send on it.
+async fn connect(
+    dial: &InterBroker,
+    image: &watch::Receiver<MetadataView>,
+    broker: i32,
+) -> Result<(Connection, i16), String> {
+    let current = image.borrow().image.clone();
+    let (mut conn, _) = dial
+        .connect(&current, broker, CLIENT_ID)
+        .await
+        .map_err(|e| e.to_string())?;
+    match negotiate(&mut conn, ApiKey::WriteTxnMarkers).await {
+        Ok(Some(version)) => Ok((conn, version)),
+        Ok(None) => Err(format!(
+            "broker {broker} serves no WriteTxnMarkers version this broker sends"
+        )),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// The request carrying `batch`'s markers at `version`: before version 2
+/// a marker cannot say its transaction version.
+fn request(batch: &[Queued], version: i16) -> WriteTxnMarkersRequest {
+    let mut request = WriteTxnMarkersRequest::default();
+    request.markers = batch
+        .iter()
+        .map(|q| {
+            let mut m = q.marker.clone();
+            if version < 2 {
+                m.transaction_version = 0;
+            }
+            m
+        })
+        .collect();
+    request
+}
+
 fn fail(batch: Vec<Queued>, why: &str) {
     for q in batch {
         let _ = q.reply.send(Err(why.to_string()));
@@ -285,6 +325,7 @@ fn marker(job: &MarkerJob, partitions: &[(String, i32)]) -> WritableTxnMarker {
     m.producer_epoch = job.producer_epoch;
     m.transaction_result = job.commit;
     m.coordinator_epoch = job.coordinator_epoch;
+    m.transaction_version = job.transaction_version;
     m.topics = by_topic
         .into_iter()
         .map(|(topic, indexes)| {
@@ -393,6 +434,7 @@ mod tests {
             producer_id: 9,
             producer_epoch: 2,
             commit: true,
+            transaction_version: 2,
             partitions: BTreeSet::new(),
         };
         let m = marker(&job, &[("b".into(), 1), ("a".into(), 3), ("b".into(), 0)]);
@@ -407,5 +449,31 @@ mod tests {
             .map(|t| (t.name.to_string(), t.partition_indexes.clone()))
             .collect();
         assert_eq!(topics, [("a".into(), vec![3]), ("b".into(), vec![1, 0])]);
+    }
+
+    #[test]
+    fn the_transaction_version_goes_only_where_the_request_can_carry_it() {
+        use bytes::BytesMut;
+        use kafka_protocol::protocol::Encodable;
+
+        let job = MarkerJob {
+            transactional_id: "x".into(),
+            coordinator_epoch: 0,
+            producer_id: 9,
+            producer_epoch: 3,
+            commit: false,
+            transaction_version: 2,
+            partitions: BTreeSet::new(),
+        };
+        let batch = vec![Queued {
+            marker: marker(&job, &[("a".into(), 0)]),
+            reply: oneshot::channel().0,
+        }];
+        for (version, carried) in [(1, 0), (2, 2)] {
+            let r = request(&batch, version);
+            assert_eq!(r.markers[0].transaction_version, carried, "v{version}");
+            r.encode(&mut BytesMut::new(), version)
+                .unwrap_or_else(|e| panic!("v{version} encodes: {e}"));
+        }
     }
 }
