@@ -12,7 +12,8 @@ use std::time::Duration;
 
 use gregor_client::Connection;
 use kafka_protocol::messages::fetch_request::FetchPartition;
-use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse};
+use kafka_protocol::messages::fetch_response::PartitionData;
+use kafka_protocol::messages::{BrokerId, FetchRequest};
 use kafka_protocol::ResponseError;
 use tokio::sync::watch;
 use tokio_util::task::AbortOnDropHandle;
@@ -21,13 +22,10 @@ use crate::metadata::store::MetadataView;
 use crate::partition::Partition;
 use crate::security::sasl::login::{log_in, Login};
 
+use super::answer::{self, VERSION};
 use super::quota::ReplicationQuotas;
 use super::session::FollowerSession;
 use super::throttle::{self, Side, Throttles};
-
-/// Fetch version used between brokers: replica id in the body, leader
-/// epochs, diverging-epoch answers, topics by name.
-const VERSION: i16 = 12;
 
 /// How followers name themselves to their leaders.
 const CLIENT_ID: &str = "gregor-replica";
@@ -274,14 +272,25 @@ async fn follow(
             continue;
         };
         let timeout = settings.max_wait + Duration::from_secs(10);
-        match tokio::time::timeout(timeout, connection.send(&request, VERSION)).await {
-            Ok(Ok(resp)) => {
-                session.answered(resp.error_code, resp.session_id);
-                let throttled = Throttled {
-                    throttles: &throttles,
-                    quotas: &settings.quotas,
-                };
-                if !apply(&from_leader, resp, &throttled, &mut caught_up) {
+        let throttled = Throttled {
+            throttles: &throttles,
+            quotas: &settings.quotas,
+        };
+        let mut clean = true;
+        // Each partition is appended as soon as it is read: the answer
+        // is never held whole.
+        let fetched = tokio::time::timeout(timeout, async {
+            let mut body = connection.send_streamed(&request, VERSION).await?;
+            answer::read(&mut body, |topic, data| {
+                clean &= apply(&from_leader, topic, data, &throttled, &mut caught_up);
+            })
+            .await
+        })
+        .await;
+        match fetched {
+            Ok(Ok(head)) => {
+                session.answered(head.error_code, head.session_id);
+                if !clean {
                     // Errors (not leader, fenced epoch): the metadata is
                     // about to change; don't spin.
                     tokio::time::sleep(Duration::from_millis(100)).await;
@@ -355,84 +364,83 @@ struct Throttled<'a> {
     quotas: &'a ReplicationQuotas,
 }
 
-/// Applies a fetch response, noting which partitions are caught up and
-/// counting the bytes of throttled ones against the follower rate; false
-/// when some partition reported an error.
+/// Applies one partition of a fetch answer, noting whether it is caught
+/// up and counting the bytes of a throttled one against the follower rate;
+/// false when the leader reported an error for it.
 fn apply(
     partitions: &FromLeader,
-    resp: FetchResponse,
+    topic: &str,
+    d: PartitionData,
     throttled: &Throttled<'_>,
     caught_up: &mut CaughtUp,
 ) -> bool {
+    let Some(p) = partitions.get(topic, d.partition_index) else {
+        return true;
+    };
+    let Some(pos) = p.position() else {
+        return true;
+    };
     let mut clean = true;
-    for t in resp.responses {
-        for d in t.partitions {
-            let Some(p) = partitions.get(t.topic.as_str(), d.partition_index) else {
-                continue;
+    let outcome = match ResponseError::try_from_code(d.error_code) {
+        None if d.diverging_epoch.epoch >= 0 || d.diverging_epoch.end_offset >= 0 => {
+            // Keep what both logs agree on: up to where the
+            // leader's epoch ends, or ours does.
+            let to = if d.diverging_epoch.epoch < 0 {
+                d.diverging_epoch.end_offset.max(0)
+            } else {
+                let (_, ours) = p.end_offset_for(d.diverging_epoch.epoch);
+                d.diverging_epoch.end_offset.min(ours.max(0))
             };
-            let Some(pos) = p.position() else { continue };
-            let outcome = match ResponseError::try_from_code(d.error_code) {
-                None if d.diverging_epoch.epoch >= 0 || d.diverging_epoch.end_offset >= 0 => {
-                    // Keep what both logs agree on: up to where the
-                    // leader's epoch ends, or ours does.
-                    let to = if d.diverging_epoch.epoch < 0 {
-                        d.diverging_epoch.end_offset.max(0)
+            p.truncate_to(to)
+        }
+        None => {
+            let records = d.records.as_deref().unwrap_or_default();
+            p.append_replicated(pos.epoch, records, d.high_watermark)
+                .and_then(|()| {
+                    // Records the leader deleted (retention,
+                    // DeleteRecords) go here too.
+                    if d.log_start_offset > p.watermarks().log_start_offset {
+                        p.delete_records_before(d.log_start_offset).map(|_| ())
                     } else {
-                        let (_, ours) = p.end_offset_for(d.diverging_epoch.epoch);
-                        d.diverging_epoch.end_offset.min(ours.max(0))
-                    };
-                    p.truncate_to(to)
-                }
-                None => {
-                    let records = d.records.as_deref().unwrap_or_default();
-                    p.append_replicated(pos.epoch, records, d.high_watermark)
-                        .and_then(|()| {
-                            // Records the leader deleted (retention,
-                            // DeleteRecords) go here too.
-                            if d.log_start_offset > p.watermarks().log_start_offset {
-                                p.delete_records_before(d.log_start_offset).map(|_| ())
-                            } else {
-                                Ok(())
-                            }
-                        })
-                        .map(|()| {
-                            if throttled
-                                .throttles
-                                .listed(Side::Follower, &p.topic, p.index)
-                            {
-                                // In sync when nothing below the leader's
-                                // high watermark is missing here.
-                                let log_end = p.watermarks().log_end_offset;
-                                caught_up.set(&p.topic, p.index, log_end >= d.high_watermark);
-                                // Kafka counts every listed partition's
-                                // bytes, in sync or not, so the rate bounds
-                                // all of their replication traffic.
-                                throttled
-                                    .quotas
-                                    .record(Side::Follower, records.len() as u64);
-                            }
-                        })
-                }
-                Some(ResponseError::OffsetOutOfRange) => {
-                    clean = false;
-                    // Behind the leader's log start: start over from there.
-                    if pos.fetch_offset < d.log_start_offset {
-                        p.reset_to(d.log_start_offset)
-                    } else {
-                        p.truncate_to(d.high_watermark.max(0))
+                        Ok(())
                     }
-                }
-                Some(e) => {
-                    clean = false;
-                    tracing::debug!(topic = %p.topic, partition = p.index, error = ?e, "leader refused fetch");
-                    Ok(())
-                }
-            };
-            if let Err(e) = outcome {
-                clean = false;
-                tracing::warn!(topic = %p.topic, partition = p.index, error = %e, "cannot apply fetched data");
+                })
+                .map(|()| {
+                    if throttled
+                        .throttles
+                        .listed(Side::Follower, &p.topic, p.index)
+                    {
+                        // In sync when nothing below the leader's
+                        // high watermark is missing here.
+                        let log_end = p.watermarks().log_end_offset;
+                        caught_up.set(&p.topic, p.index, log_end >= d.high_watermark);
+                        // Kafka counts every listed partition's
+                        // bytes, in sync or not, so the rate bounds
+                        // all of their replication traffic.
+                        throttled
+                            .quotas
+                            .record(Side::Follower, records.len() as u64);
+                    }
+                })
+        }
+        Some(ResponseError::OffsetOutOfRange) => {
+            clean = false;
+            // Behind the leader's log start: start over from there.
+            if pos.fetch_offset < d.log_start_offset {
+                p.reset_to(d.log_start_offset)
+            } else {
+                p.truncate_to(d.high_watermark.max(0))
             }
         }
+        Some(e) => {
+            clean = false;
+            tracing::debug!(topic = %p.topic, partition = p.index, error = ?e, "leader refused fetch");
+            Ok(())
+        }
+    };
+    if let Err(e) = outcome {
+        clean = false;
+        tracing::warn!(topic = %p.topic, partition = p.index, error = %e, "cannot apply fetched data");
     }
     clean
 }
