@@ -26,11 +26,13 @@ use crate::node::Node;
 use crate::protocol::RequestContext;
 use crate::quota::mutation::{MutationQuota, Throttled};
 use crate::security::acl::{Operation, ResourceType};
-use crate::topic::{config, NewTopic};
+use crate::topic::{config, NewTopic, TopicError};
 
 /// Creates topics (or, with `validate_only`, only checks them). Each takes
 /// CREATE on the cluster or on the topic; the configs come back only with
-/// DESCRIBE_CONFIGS on it.
+/// DESCRIBE_CONFIGS on it. The topics that pass the checks here go to the
+/// controller together, so a request of many waits about as long as one
+/// of them.
 pub async fn create_topics(
     node: &Node,
     ctx: &RequestContext,
@@ -39,6 +41,9 @@ pub async fn create_topics(
     let mut resp = CreateTopicsResponse::default();
     let cluster_create = authorize::on_cluster_quietly(node, ctx, Operation::Create);
     let mut mutations = super::mutation_quota(node, ctx, request.validate_only);
+    // Topics to create: where each is answered, what it is, its placement
+    // if the request gives one, and the partitions counted by the quota.
+    let mut pending = Vec::new();
     let mut seen = HashSet::new();
     let duplicates: HashSet<String> = request
         .topics
@@ -102,6 +107,11 @@ pub async fn create_topics(
                 .map(|a| a.broker_ids.iter().map(|b| b.0).collect())
                 .collect()
         });
+        if let Err(e) = node.topic_changes().check(&new) {
+            refuse(&mut r, &name, &e);
+            resp.topics.push(r);
+            continue;
+        }
         let count = usize::try_from(partitions).unwrap_or(0);
         if let Err(throttled) = mutations.admit(count) {
             refused_by_quota(ctx, &name, throttled);
@@ -110,24 +120,28 @@ pub async fn create_topics(
             resp.topics.push(r);
             continue;
         }
-        let result = node
-            .topic_changes()
-            .create(&new, assignment, request.validate_only)
-            .await;
-        if result.is_err() {
-            mutations.refund(count);
-        }
+        r.num_partitions = partitions;
+        r.replication_factor = replication_factor;
+        pending.push((resp.topics.len(), new, assignment, count));
+        resp.topics.push(r);
+    }
+    let changes = node.topic_changes();
+    let created = futures_util::future::join_all(pending.iter().map(|(_, new, assignment, _)| {
+        changes.create(new, assignment.clone(), request.validate_only)
+    }))
+    .await;
+    for ((at, new, _, count), result) in pending.into_iter().zip(created) {
+        let name = new.name.as_str();
+        let r = &mut resp.topics[at];
         match result {
             Ok(id) => {
                 r.topic_id = id;
-                r.num_partitions = partitions;
-                r.replication_factor = replication_factor;
                 let show_configs = authorize::visible(
                     node,
                     ctx,
                     Operation::DescribeConfigs,
                     ResourceType::Topic,
-                    &name,
+                    name,
                 );
                 if ctx.api_version >= 5 && !show_configs {
                     r.topic_config_error_code = ResponseError::TopicAuthorizationFailed.code();
@@ -149,15 +163,22 @@ pub async fn create_topics(
                 }
             }
             Err(e) => {
-                tracing::info!(topic = %name, error = %e, "create topic refused");
-                r.error_code = topic_error(&e).code();
-                r.error_message = Some(text(e.to_string()));
+                mutations.refund(count);
+                r.num_partitions = -1;
+                r.replication_factor = -1;
+                refuse(r, name, &e);
             }
         }
-        resp.topics.push(r);
     }
     resp.throttle_time_ms = mutations.throttle_ms();
     resp
+}
+
+/// Answers a topic whose creation was refused.
+fn refuse(r: &mut CreatableTopicResult, name: &str, e: &TopicError) {
+    tracing::info!(topic = %name, error = %e, "create topic refused");
+    r.error_code = topic_error(e).code();
+    r.error_message = Some(text(e.to_string()));
 }
 
 /// Logs a topic the controller mutation quota refused.

@@ -47,6 +47,19 @@ impl TopicChanges<'_> {
         }
     }
 
+    /// What this broker can tell of a topic to create without the
+    /// controller, in the order Kafka's controller answers: an invalid
+    /// name first, then a topic that exists, and only then what is wrong
+    /// with the rest, so that tools creating their topics idempotently see
+    /// TOPIC_ALREADY_EXISTS whatever counts and settings they ask for.
+    pub fn check(&self, new: &NewTopic) -> Result<(), TopicError> {
+        name::validate(&new.name)?;
+        if self.topics.get(&new.name).is_some() {
+            return Err(TopicError::Exists(new.name.clone()));
+        }
+        new.validate()
+    }
+
     /// Creates a topic (or only checks it), placing replicas unless
     /// `assignment` lists them. Returns the new topic's id (nil when only
     /// checking).
@@ -56,15 +69,7 @@ impl TopicChanges<'_> {
         assignment: Option<Vec<Vec<i32>>>,
         validate_only: bool,
     ) -> Result<Uuid, TopicError> {
-        // As Kafka's controller answers: an invalid name first, then a
-        // topic that exists, and only then what is wrong with the rest, so
-        // that tools creating their topics idempotently see
-        // TOPIC_ALREADY_EXISTS whatever counts and settings they ask for.
-        name::validate(&new.name)?;
-        if self.topics.get(&new.name).is_some() {
-            return Err(TopicError::Exists(new.name.clone()));
-        }
-        new.validate()?;
+        self.check(new)?;
         self.ask(ControllerRequest::CreateTopic {
             name: new.name.clone(),
             partitions: new.partitions,
