@@ -74,6 +74,12 @@ def admin_script(admin):
          NewTopic("decompressed-big", 1, 1, config={"max.decompressed.message.bytes": "2147483640"})),
     ]:
         seen[f"create {label}"] = error_name(admin.create_topics([topic])[topic.topic])
+    # One request of topics with different fates: each answered on its own.
+    together = [NewTopic("together-ok", 2, 1), NewTopic("together-three", 1, 3),
+                NewTopic("together-bad", 1, 1, config={"retention.ms": "soon"}), NewTopic(TOPIC, 1, 1),
+                NewTopic("together-ok-too", 1, 1)]
+    for name, f in admin.create_topics(together).items():
+        seen[f"create together {name}"] = error_name(f)
     seen["shrink partitions"] = error_name(admin.create_partitions([NewPartitions(TOPIC, 2)])[TOPIC])
     seen["grow unknown"] = error_name(admin.create_partitions([NewPartitions("nope", 2)])["nope"])
     res = ConfigResource("topic", TOPIC)
