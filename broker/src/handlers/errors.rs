@@ -108,6 +108,7 @@ pub fn replica_error(e: &ReplicaError) -> ResponseError {
         ReplicaError::NotStoredHere => ResponseError::NotLeaderOrFollower,
         ReplicaError::Partition(p) => partition_error(p),
         ReplicaError::DeleteOnCompacted => ResponseError::PolicyViolation,
+        ReplicaError::OffsetNotAvailable { .. } => ResponseError::OffsetNotAvailable,
     }
 }
 

@@ -994,6 +994,15 @@ impl Partition {
         Ok(self.lock().log.offset_for_timestamp(ts)?)
     }
 
+    /// Where this replica's log ended when its current leadership began,
+    /// if it leads.
+    pub fn leader_epoch_start(&self) -> Option<i64> {
+        match &self.lock().role {
+            Role::Leader(l) => Some(l.epoch_start),
+            Role::Follower { .. } => None,
+        }
+    }
+
     /// Offset and timestamp of the record with the largest timestamp.
     pub fn max_timestamp(&self) -> Result<Option<(i64, i64)>, PartitionError> {
         Ok(self.lock().log.max_timestamp()?)

@@ -45,6 +45,16 @@ pub enum ReplicaError {
     /// DeleteRecords on a topic whose `cleanup.policy` lacks `delete`.
     #[error("records of a topic with cleanup.policy=compact cannot be deleted; its policy must include delete")]
     DeleteOnCompacted,
+    /// A leader elected lately whose high watermark has not yet reached
+    /// where its leadership began: the offsets it could answer might go
+    /// backwards.
+    #[error("the high watermark {high_watermark} is below the leader epoch's start offset {epoch_start}; ask again")]
+    OffsetNotAvailable {
+        /// The leader's high watermark.
+        high_watermark: i64,
+        /// Its log end when its leadership began.
+        epoch_start: i64,
+    },
 }
 
 /// A topic as a request names it.

@@ -53,7 +53,11 @@ impl ReplicaManager {
     /// As in Kafka, a consumer sees offsets up to what its `isolation` may
     /// fetch: the latest is the high watermark, or for read_committed the
     /// last stable offset, and a record found by timestamp must be below
-    /// it.
+    /// it. A leader elected lately whose high watermark is still below
+    /// where its leadership began (its followers have not fetched from it
+    /// yet) answers the latest offset, and a timestamp it finds nothing
+    /// below the watermark for, with OFFSET_NOT_AVAILABLE, as Kafka does:
+    /// its watermark then may be older than one consumers already saw.
     pub fn list_offset(
         &self,
         topic: &str,
@@ -68,14 +72,27 @@ impl ReplicaManager {
             Isolation::ReadUncommitted => marks.high_watermark,
             Isolation::ReadCommitted => marks.last_stable_offset,
         };
-        let below = |found: Option<(i64, i64)>| found.filter(|(offset, _)| *offset < fetchable);
+        let below = |found: &(i64, i64)| found.0 < fetchable;
         let found = match query {
             OffsetQuery::Latest => Some((fetchable, -1)),
             OffsetQuery::Earliest => Some((marks.log_start_offset, -1)),
-            OffsetQuery::MaxTimestamp => below(p.max_timestamp()?),
-            OffsetQuery::Since(ts) => below(p.offset_for_timestamp(ts)?),
+            OffsetQuery::MaxTimestamp => p.max_timestamp()?.filter(below),
+            OffsetQuery::Since(ts) => p.offset_for_timestamp(ts)?.filter(below),
             OffsetQuery::Tiered => None,
         };
+        let from_watermark = match query {
+            OffsetQuery::Latest => true,
+            OffsetQuery::MaxTimestamp | OffsetQuery::Since(_) => found.is_none(),
+            OffsetQuery::Earliest | OffsetQuery::Tiered => false,
+        };
+        if let Some(epoch_start) = p.leader_epoch_start() {
+            if from_watermark && epoch_start > marks.high_watermark {
+                return Err(ReplicaError::OffsetNotAvailable {
+                    high_watermark: marks.high_watermark,
+                    epoch_start,
+                });
+            }
+        }
         Ok(found.map(|(offset, timestamp)| FoundOffset {
             offset,
             timestamp,
@@ -181,5 +198,63 @@ mod tests {
         );
         assert_eq!(m.delete_records(TOPIC, 0, -1).expect("deleted"), 4);
         assert_eq!(found(OffsetQuery::Earliest), at(4, -1));
+    }
+
+    #[tokio::test]
+    async fn a_new_leader_below_its_epoch_start_has_no_latest_offset_yet() {
+        let dir = tempfile::tempdir().expect("dir");
+        // Broker 1 follows broker 2 and has 4 records, the leader's high
+        // watermark not yet heard (0).
+        let mut follower = partition(&[2, 1], &[2, 1], 3);
+        follower.leader = 2;
+        let (m, _) = manager(dir.path(), &[], vec![follower]).await;
+        let p = m.replica(TOPIC, 0).expect("replica");
+        let batch = encode(&["a", "b", "c", "d"], &[10, 20, 30, 40], Compression::None);
+        p.append_replicated(3, &batch, 0).expect("replicated");
+        // Then broker 1 leads, with broker 2 in sync: its leadership
+        // begins at 4, its high watermark is still 0.
+        p.apply(&partition(&[1, 2], &[1, 2], 4));
+        let asked = |q| m.list_offset(TOPIC, 0, -1, q, Isolation::ReadUncommitted);
+        for q in [
+            OffsetQuery::Latest,
+            OffsetQuery::MaxTimestamp,
+            OffsetQuery::Since(0),
+        ] {
+            assert!(
+                matches!(
+                    asked(q),
+                    Err(ReplicaError::OffsetNotAvailable {
+                        high_watermark: 0,
+                        epoch_start: 4
+                    })
+                ),
+                "{q:?}: {:?}",
+                asked(q)
+            );
+        }
+        assert_eq!(
+            asked(OffsetQuery::Earliest)
+                .expect("earliest")
+                .map(|f| f.offset),
+            Some(0)
+        );
+        // Once broker 2 has fetched from the new leader, its watermark
+        // reaches the epoch's start and the offsets are answered.
+        let (verdict, _) = p
+            .replica_fetch(2, 4, 4, p.epoch_at(3), 30_000)
+            .expect("fetch");
+        assert!(matches!(verdict, crate::partition::epochs::ReplicaFetch::Serve));
+        assert_eq!(
+            asked(OffsetQuery::Latest)
+                .expect("latest")
+                .map(|f| f.offset),
+            Some(4)
+        );
+        assert_eq!(
+            asked(OffsetQuery::Since(25))
+                .expect("found")
+                .map(|f| f.offset),
+            Some(2)
+        );
     }
 }
