@@ -243,7 +243,10 @@ mod tests {
         let (verdict, _) = p
             .replica_fetch(2, 4, 4, p.epoch_at(3), 30_000)
             .expect("fetch");
-        assert!(matches!(verdict, crate::partition::epochs::ReplicaFetch::Serve));
+        assert!(matches!(
+            verdict,
+            crate::partition::epochs::ReplicaFetch::Serve
+        ));
         assert_eq!(
             asked(OffsetQuery::Latest)
                 .expect("latest")
