@@ -239,15 +239,7 @@ impl Controller {
                 }
                 let assignment = match assignment {
                     Some(a) => a,
-                    None => match place(
-                        &image,
-                        placement::new_topic_start(
-                            &mut rand::thread_rng(),
-                            image.live_brokers().count(),
-                        ),
-                        partitions,
-                        replication_factor,
-                    ) {
+                    None => match place(&image, 0, partitions, replication_factor) {
                         Ok(a) => a,
                         Err(r) => return refused(r),
                     },

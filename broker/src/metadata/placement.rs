@@ -13,15 +13,6 @@ pub struct Candidate {
     pub rack: Option<String>,
 }
 
-/// Where a new topic's spread starts (the `first` of [`assign`]): chosen
-/// at random, as Kafka's placer does, so that topics of few partitions do
-/// not all have their leaders and followers on the same brokers. Any of
-/// the `brokers` leads its partition 0, after any of the follower shifts.
-pub fn new_topic_start(rng: &mut impl rand::Rng, brokers: usize) -> i32 {
-    let rounds = brokers * brokers.saturating_sub(1).max(1);
-    i32::try_from(rng.gen_range(0..rounds.max(1))).unwrap_or(0)
-}
-
 /// Replica lists for `partitions` new partitions starting at index `first`
 /// (so added partitions continue the spread), `replication_factor` each.
 /// `None` when there are fewer brokers than replicas asked for.
@@ -110,41 +101,6 @@ mod tests {
                 rack: r.map(str::to_string),
             })
             .collect()
-    }
-
-    #[test]
-    fn topics_of_one_partition_spread_their_leaders_and_followers() {
-        use rand::SeedableRng;
-        for (racks, rf) in [
-            (&[None, None, None][..], 3),
-            (&[None, None, None, None, None][..], 2),
-            (&[Some("a"), Some("b"), Some("a"), Some("b")][..], 2),
-            (&[None][..], 1),
-        ] {
-            let b = brokers(racks);
-            let mut rng = rand::rngs::StdRng::seed_from_u64(7);
-            let mut leaders: BTreeMap<i32, usize> = BTreeMap::new();
-            let mut sets = BTreeSet::new();
-            let topics = 200;
-            for _ in 0..topics {
-                let start = new_topic_start(&mut rng, b.len());
-                let a = assign(&b, start, 1, rf).expect("enough brokers");
-                *leaders.entry(a[0][0]).or_default() += 1;
-                sets.insert(a[0].clone());
-            }
-            assert_eq!(
-                leaders.len(),
-                b.len(),
-                "every broker leads some: {leaders:?}"
-            );
-            // Fair within a wide margin: each leads at least half its share.
-            assert!(
-                leaders.values().all(|n| *n >= topics / b.len() / 2),
-                "{leaders:?}"
-            );
-            // Followers vary too, not only leaders (more than one set per leader).
-            assert!(b.len() < 3 || sets.len() > b.len(), "{sets:?}");
-        }
     }
 
     #[test]
