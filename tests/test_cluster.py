@@ -627,6 +627,26 @@ def test_a_frozen_leader_answers_its_held_produce_requests_when_it_wakes(cluster
     assert answers == [wire.NOT_LEADER_OR_FOLLOWER] * 3, answers
 
 
+
+def test_a_broker_that_does_not_lead_names_the_leader(cluster):
+    """KIP-951: a Produce refused with NOT_LEADER_OR_FOLLOWER names the
+    partition's leader and epoch and carries its address on the request's
+    listener, so a client (Kafka's own from 3.7, librdkafka from 2.4) sends
+    the retry there without a Metadata round trip first."""
+    topic = unique("hint")
+    kafka_tool("kafka-topics", "--bootstrap-server", cluster.bootstrap, "--create",
+               "--topic", topic, "--replica-assignment", "1:2:3")
+    wait_until(lambda: describe(cluster.bootstrap, topic)[0][0] == 1, 30, "broker 1 to lead")
+    conn = wire.Connection(cluster.broker(2).bootstrap, timeout=30)
+    conn.send(wire.produce_v10(topic, 0, wire.batch([b"elsewhere"])))
+    error, leader, endpoints = wire.produce_v10_result(conn.response())
+    conn.close()
+    advertised = AdminClient({"bootstrap.servers": cluster.bootstrap}).list_topics(timeout=10).brokers[1]
+    assert error == wire.NOT_LEADER_OR_FOLLOWER
+    # A new topic's first leaders lead in epoch 0.
+    assert leader == (1, 0), leader
+    assert endpoints == {1: (advertised.host, advertised.port)}, endpoints
+
 def test_a_voter_that_wakes_up_leaves_the_active_controller_in_place(metered_cluster):
     """A controller voter frozen (SIGSTOP) for several election timeouts
     wakes with its election timer long expired. As in Kafka (KIP-996), it

@@ -203,6 +203,15 @@ def produce_v3_error(response):
     return error, base_offset
 
 
+def uvarint(n):
+    """An unsigned varint of flexible versions."""
+    out = b""
+    while n >= 0x80:
+        out += bytes([n & 0x7F | 0x80])
+        n >>= 7
+    return out + bytes([n])
+
+
 def compact_string(s):
     """A COMPACT_NULLABLE_STRING of flexible versions (under 127 bytes)."""
     if s is None:
@@ -211,6 +220,56 @@ def compact_string(s):
     assert len(b) < 127
     return bytes([len(b) + 1]) + b
 
+
+
+def produce_v10(topic, partition, records, acks=-1, timeout_ms=10000):
+    """Produce v10 (flexible, KIP-951's version) of one batch."""
+    data = struct.pack(">i", partition) + uvarint(len(records) + 1) + records + b"\0"
+    body = compact_string(None) + struct.pack(">hi", acks, timeout_ms)
+    body += b"\x02" + compact_string(topic) + b"\x02" + data + b"\0" + b"\0"
+    return frame(header(0, 10) + b"\0" + body)  # flexible header: no tags
+
+
+def produce_v10_result(response):
+    """The single partition's (error_code, current leader (id, epoch) or
+    None) of a Produce v10 answer, and its node endpoints as {node id:
+    (host, port)}."""
+    r = Reader(response, 4)
+    r.tagged_fields()
+    assert r.uvarint() == 2
+    r.compact_string()
+    assert r.uvarint() == 2
+    _, error = r.take(">ih")
+    r.take(">qqq")  # base offset, log append time, log start offset
+    for _ in range(r.uvarint() - 1):  # record errors
+        r.take(">i")
+        r.compact_string()
+        r.tagged_fields()
+    r.compact_string()  # error message
+    leader = None
+    for _ in range(r.uvarint()):
+        tag, size = r.uvarint(), r.uvarint()
+        if tag == 0:
+            leader = r.take(">ii")
+            r.tagged_fields()
+        else:
+            r.pos += size
+    r.tagged_fields()  # the topic's
+    r.take(">i")  # throttle time
+    endpoints = {}
+    for _ in range(r.uvarint()):
+        tag, size = r.uvarint(), r.uvarint()
+        if tag != 0:
+            r.pos += size
+            continue
+        for _ in range(r.uvarint() - 1):
+            node = r.take(">i")
+            host = r.compact_string()
+            port = r.take(">i")
+            r.compact_string()  # rack
+            r.tagged_fields()
+            endpoints[node] = (host, port)
+    return error, leader, endpoints
 
 def write_txn_markers(producer_id, epoch, commit, topic, partition=0, coordinator_epoch=0, version=1,
                       transaction_version=0):

@@ -5,14 +5,15 @@
 use std::time::Duration;
 
 use kafka_protocol::messages::fetch_response::{
-    AbortedTransaction, FetchableTopicResponse, PartitionData,
+    AbortedTransaction, FetchableTopicResponse, NodeEndpoint, PartitionData,
 };
-use kafka_protocol::messages::{FetchRequest, FetchResponse, TopicName};
+use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 
 use super::authorize;
 use super::errors::replica_error;
+use super::leader_hint::{self, LeaderHints};
 use crate::clock::now_ms;
 use crate::fetch_session::session::{
     FetchSession, Forgotten, Named, PartitionAnswer, SessionTopic,
@@ -265,7 +266,54 @@ pub async fn fetch(
             resp.responses.push(out);
         }
     }
+    if ctx.api_version >= leader_hint::FETCH_LEADER_SINCE && resp.responses.iter().any(refused) {
+        let hints = LeaderHints::new(node.image(), &ctx.listener);
+        name_leaders(&mut resp, hints, ctx.api_version);
+    }
     (resp, held)
+}
+
+/// Whether some partition of `t` was refused for leadership.
+fn refused(t: &FetchableTopicResponse) -> bool {
+    t.partitions
+        .iter()
+        .any(|p| leader_hint::wanted(p.error_code))
+}
+
+/// Fills the current leader of each partition refused for leadership
+/// (KIP-951), and from v16 the leaders' addresses.
+fn name_leaders(resp: &mut FetchResponse, mut hints: LeaderHints, version: i16) {
+    for t in &mut resp.responses {
+        if !refused(t) {
+            continue;
+        }
+        let name = if t.topic.is_empty() {
+            hints.topic_name(t.topic_id)
+        } else {
+            Some(t.topic.to_string())
+        };
+        let Some(name) = name else { continue };
+        for p in &mut t.partitions {
+            if leader_hint::wanted(p.error_code) {
+                let (leader, epoch) = hints.leader(&name, p.partition_index);
+                p.current_leader.leader_id = BrokerId(leader);
+                p.current_leader.leader_epoch = epoch;
+            }
+        }
+    }
+    if version >= leader_hint::FETCH_ENDPOINTS_SINCE {
+        resp.node_endpoints = hints
+            .endpoints()
+            .map(|e| {
+                let mut n = NodeEndpoint::default();
+                n.node_id = BrokerId(e.node_id);
+                n.host = super::text(e.host);
+                n.port = e.port;
+                n.rack = e.rack.map(super::text);
+                n
+            })
+            .collect();
+    }
 }
 
 /// Reads every partition of `topics` (those not authorized answer
@@ -392,5 +440,75 @@ fn consumed(node: &Node, t: &FetchableTopicResponse, sent: usize) {
         }
     } else {
         node.metrics.consumed(t.topic.as_str(), sent as u64);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::super::leader_hint::tests::{broker, image};
+    use super::*;
+
+    fn answer(topic: &str, errors: &[ResponseError]) -> FetchableTopicResponse {
+        let mut t = FetchableTopicResponse::default();
+        t.topic = TopicName(StrBytes::from_string(topic.to_string()));
+        t.partitions = errors
+            .iter()
+            .enumerate()
+            .map(|(i, e)| {
+                let mut p = unanswered(i as i32);
+                p.error_code = e.code();
+                p
+            })
+            .collect();
+        t
+    }
+
+    #[test]
+    fn partitions_refused_for_leadership_name_the_leader_and_v16_its_address() {
+        use ResponseError as E;
+        let image = Arc::new(image(
+            vec![broker(1, "CLIENTS", false), broker(2, "CLIENTS", false)],
+            &[(1, 3), (2, 4), (2, 5)],
+        ));
+        // (version, whether the addresses are listed)
+        for (version, listed) in [(12, false), (15, false), (16, true), (17, true)] {
+            let mut resp = FetchResponse::default();
+            resp.responses = vec![answer(
+                "t",
+                &[
+                    E::NotLeaderOrFollower,
+                    E::OffsetOutOfRange,
+                    E::FencedLeaderEpoch,
+                ],
+            )];
+            name_leaders(
+                &mut resp,
+                LeaderHints::new(image.clone(), "CLIENTS"),
+                version,
+            );
+            let leaders: Vec<(i32, i32)> = resp.responses[0]
+                .partitions
+                .iter()
+                .map(|p| (p.current_leader.leader_id.0, p.current_leader.leader_epoch))
+                .collect();
+            // The partition refused for another reason keeps the default.
+            assert_eq!(leaders, vec![(1, 3), (-1, -1), (2, 5)], "v{version}");
+            let nodes: Vec<(i32, String, i32)> = resp
+                .node_endpoints
+                .iter()
+                .map(|n| (n.node_id.0, n.host.to_string(), n.port))
+                .collect();
+            let want = if listed {
+                vec![
+                    (1, "host-1".to_string(), 9001),
+                    (2, "host-2".to_string(), 9002),
+                ]
+            } else {
+                vec![]
+            };
+            assert_eq!(nodes, want, "v{version}");
+        }
     }
 }

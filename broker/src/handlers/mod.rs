@@ -19,6 +19,7 @@ pub mod errors;
 pub mod features;
 pub mod fetch;
 pub mod group;
+pub mod leader_hint;
 pub mod log_dirs;
 pub mod metadata;
 pub mod offsets;

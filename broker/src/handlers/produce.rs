@@ -3,11 +3,14 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
-use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
+use kafka_protocol::messages::produce_response::{
+    NodeEndpoint, PartitionProduceResponse, TopicProduceResponse,
+};
+use kafka_protocol::messages::{BrokerId, ProduceRequest, ProduceResponse};
 use kafka_protocol::ResponseError;
 
 use super::errors::produce_error;
+use super::leader_hint::{self, LeaderHints};
 use super::{authorize, text};
 use crate::log::batch;
 use crate::node::Node;
@@ -299,6 +302,8 @@ pub async fn produce(
             topics,
         })
         .await;
+    let mut hints = (ctx.api_version >= leader_hint::PRODUCE_SINCE)
+        .then(|| LeaderHints::new(node.image(), &ctx.listener));
     let written = resp
         .responses
         .iter_mut()
@@ -327,10 +332,30 @@ pub async fn produce(
                         tracing::debug!(topic = %out.name.as_str(), partition = index, error = %e, "produce refused");
                     }
                     r = refused(index, code, &e.to_string());
+                    if let Some(hints) =
+                        hints.as_mut().filter(|_| leader_hint::wanted(r.error_code))
+                    {
+                        let (leader, epoch) = hints.leader(out.name.as_str(), index);
+                        r.current_leader.leader_id = BrokerId(leader);
+                        r.current_leader.leader_epoch = epoch;
+                    }
                 }
             }
             out.partition_responses.push(r);
         }
+    }
+    if let Some(hints) = hints {
+        resp.node_endpoints = hints
+            .endpoints()
+            .map(|e| {
+                let mut n = NodeEndpoint::default();
+                n.node_id = BrokerId(e.node_id);
+                n.host = text(e.host);
+                n.port = e.port;
+                n.rack = e.rack.map(text);
+                n
+            })
+            .collect();
     }
     resp
 }
