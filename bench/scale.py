@@ -18,7 +18,13 @@ min(P, 100) partitions each.
 
 - create s: from the admin client's CreateTopics (every topic, in batches
   of CREATE_BATCH topics) to the first Metadata listing every partition
-  with a leader.
+  with a leader. Nearly all of it is the file system creating each
+  replica's directory and files, and ext4 without a journal (this
+  machine's) is slow at that for minutes after many files were deleted:
+  it skips every free inode deleted in the last 60-360 s. The partitions
+  curve therefore deletes its points' directories only at the end of the
+  whole run (about 1 GB per point), so no point is measured right after
+  the previous one's were deleted.
 - Metadata p50/p99 ms: METADATA_REQUESTS Metadata requests for all topics
   (confluent-kafka's list_topics, one after the other).
 - produce MB/s: one librdkafka producer (confluent-kafka, acks=1,
@@ -695,7 +701,8 @@ def plot_lines(curve, n):
 
 def attempt(what, measure, rundir, keep):
     """measure(rundir), or the error it raised; the directory is removed
-    after unless `keep`."""
+    after unless `keep` (then it goes with the whole work directory at the
+    end)."""
     print(f"{what}...", file=sys.stderr, flush=True)
     try:
         result = measure(rundir)
@@ -713,6 +720,9 @@ def curve_run(curve, kind, repeat, n, workdir, keep):
     run, per_point = RUNS[curve]
     what = f"{kind}: repeat {repeat}, {curve}"
     if per_point:
+        # The points of the partitions curve leave tens of thousands of
+        # files each: they are deleted only at the end (see the docstring).
+        keep = keep or curve == "partitions"
         return {p: attempt(f"{what} {p}", lambda d, p=p: run(kind, p, n, d),
                            workdir / f"{kind}-{repeat}-{curve}-{p}", keep) for p in n[curve]}
     result = attempt(what, lambda d: run(kind, n, d), workdir / f"{kind}-{repeat}-{curve}", keep)
