@@ -704,14 +704,22 @@ def test_a_leader_asks_again_to_add_while_the_previous_transaction_completes(tar
                                            replica_assignment=[[leader, down], [leader, coordinator]],
                                            config={"min.insync.replicas": "2"})])[topic].result(timeout=60)
 
-    def served():
-        """Whether each partition's leader answers for it."""
-        try:
-            return all(target.high_watermark(topic, p) == 0 for p in range(2))
-        except KafkaException:
-            return False
+    answers = []
 
-    wait_until(served, 60, f"the leaders of {topic} to serve it")
+    def served():
+        """Whether each partition's leader answers for it (the last answer
+        kept for the failure message)."""
+        try:
+            answers[:] = [[target.high_watermark(topic, p) for p in range(2)]]
+        except KafkaException as e:
+            answers[:] = [e]
+            return False
+        return answers == [[0, 0]]
+
+    try:
+        wait_until(served, 60, f"the leaders of {topic} to serve it")
+    except AssertionError as e:
+        raise AssertionError(f"{e}; the last answer: {answers}") from None
 
     def produce(partition, producer_epoch, value):
         request = ProduceRequest(transactional_id=txn_id, acks=-1, timeout_ms=10000, topic_data=[
