@@ -302,8 +302,8 @@ pub async fn produce(
             topics,
         })
         .await;
-    let mut hints = (ctx.api_version >= leader_hint::PRODUCE_SINCE)
-        .then(|| LeaderHints::new(node.image(), &ctx.listener));
+    // Made at the first refusal for leadership: most answers have none.
+    let mut hints: Option<LeaderHints> = None;
     let written = resp
         .responses
         .iter_mut()
@@ -332,9 +332,11 @@ pub async fn produce(
                         tracing::debug!(topic = %out.name.as_str(), partition = index, error = %e, "produce refused");
                     }
                     r = refused(index, code, &e.to_string());
-                    if let Some(hints) =
-                        hints.as_mut().filter(|_| leader_hint::wanted(r.error_code))
+                    if ctx.api_version >= leader_hint::PRODUCE_SINCE
+                        && leader_hint::wanted(r.error_code)
                     {
+                        let hints = hints
+                            .get_or_insert_with(|| LeaderHints::new(node.image(), &ctx.listener));
                         let (leader, epoch) = hints.leader(out.name.as_str(), index);
                         r.current_leader.leader_id = BrokerId(leader);
                         r.current_leader.leader_epoch = epoch;
